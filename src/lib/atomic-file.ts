@@ -1,0 +1,42 @@
+import { randomBytes } from "node:crypto";
+import { open, rename, mkdir, unlink } from "node:fs/promises";
+import { dirname, basename, join } from "node:path";
+
+/**
+ * Durably replaces `path` with `data`: temp file in the same directory → write →
+ * fsync → rename → fsync(directory). After this resolves the new content
+ * survives power loss; before it, readers see the old content or none, never a
+ * torn file.
+ */
+export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const fh = await open(tmp, "wx", mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fsyncDir(dir);
+}
+
+/** fsync a directory so a rename or create inside it is durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,27 @@
+import { AutonomyError, ExitCodes } from "../lib/index.js";
+
+export type OciErrorCode =
+  | "OCI_REFERENCE_INVALID"
+  | "OCI_NOT_FOUND"
+  | "OCI_DIGEST_MISMATCH"
+  | "OCI_SIZE_MISMATCH"
+  | "OCI_MEDIA_TYPE_UNKNOWN"
+  | "OCI_MANIFEST_INVALID"
+  | "OCI_LAYOUT_INVALID"
+  | "OCI_REGISTRY_UNREACHABLE"
+  | "OCI_REGISTRY_ERROR"
+  | "OCI_AUTH_FAILED"
+  | "OCI_BLOB_TOO_LARGE";
+
+/** Codes that mean "the content is not what it claims to be": exit 4. */
+const VERIFICATION_CODES: ReadonlySet<OciErrorCode> = new Set(["OCI_DIGEST_MISMATCH", "OCI_SIZE_MISMATCH"]);
+
+export class OciError extends AutonomyError<OciErrorCode> {
+  constructor(code: OciErrorCode, message: string, hint: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(code, message, {
+      hint,
+      exitCode: VERIFICATION_CODES.has(code) ? ExitCodes.verification : ExitCodes.failure,
+      ...opts,
+    });
+  }
+}
