@@ -1,0 +1,101 @@
+import { describe, expect, it, beforeEach } from "vitest";
+import { mkdtemp, readFile, writeFile, truncate } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LayoutRepository } from "./layout-store.js";
+import { pushArtifact } from "./artifact.js";
+import { listReferrers } from "./referrers.js";
+import { attachFile } from "./attach.js";
+import { copyArtifact } from "./copy.js";
+import { pullArtifact } from "./pull.js";
+import { MediaTypes } from "./types.js";
+import { OciError } from "./errors.js";
+import { sha256Digest } from "../lib/index.js";
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof OciError) return e.code;
+    throw e;
+  }
+  return "NO_ERROR";
+}
+
+describe("LayoutRepository", () => {
+  let dir: string;
+  let repo: LayoutRepository;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "layout-"));
+    repo = new LayoutRepository(join(dir, "store"));
+  });
+
+  it("stores blobs content-addressed and reads them back verified", async () => {
+    const digest = await repo.putBlob(enc("hello"));
+    expect(digest).toBe(sha256Digest("hello"));
+    expect(await repo.hasBlob(digest)).toBe(true);
+    expect(new TextDecoder().decode(await repo.getBlob(digest))).toBe("hello");
+    expect(JSON.parse(await readFile(join(dir, "store", "oci-layout"), "utf8"))).toEqual({ imageLayoutVersion: "1.0.0" });
+  });
+
+  describe("when a blob on disk was tampered with", () => {
+    it("refuses it with OCI_DIGEST_MISMATCH", async () => {
+      const digest = await repo.putBlob(enc("original"));
+      await writeFile(join(dir, "store", "blobs", "sha256", digest.slice(7)), "evil!!!!");
+      expect(await codeOf(repo.getBlob(digest))).toBe("OCI_DIGEST_MISMATCH");
+    });
+    it("refuses a truncated blob with OCI_SIZE_MISMATCH when the size is known", async () => {
+      const digest = await repo.putBlob(enc("0123456789"));
+      await truncate(join(dir, "store", "blobs", "sha256", digest.slice(7)), 4);
+      expect(await codeOf(repo.getBlob(digest, { expectedSize: 10 }))).toBe("OCI_SIZE_MISMATCH");
+    });
+  });
+
+  it("tags manifests in index.json and moves a tag on re-push", async () => {
+    const a = await pushArtifact(repo, [{ name: "a.txt", data: enc("a") }], { artifactType: "x/y", tag: "v1" });
+    expect((await repo.resolve("v1")).digest).toBe(a.digest);
+    const b = await pushArtifact(repo, [{ name: "b.txt", data: enc("b") }], { artifactType: "x/y", tag: "v1" });
+    expect((await repo.resolve("v1")).digest).toBe(b.digest);
+    expect(await repo.listTags()).toEqual(["v1"]);
+    expect((await repo.getManifest(a.digest)).digest).toBe(a.digest);
+  });
+
+  it("answers the referrers query natively, filtered by artifactType", async () => {
+    const subject = await pushArtifact(repo, [{ name: "agent", data: enc("agent") }], { artifactType: "x/agent", tag: "v1" });
+    await attachFile(repo, subject.descriptor, { name: "autonomy.lock.json", data: enc("{}") }, { artifactType: MediaTypes.lock, subjectTag: "v1" });
+    await attachFile(repo, subject.descriptor, { name: "bundle.tar.gz", data: enc("tgz") }, { artifactType: MediaTypes.policyBundle, subjectTag: "v1" });
+    const all = await listReferrers(repo, subject.digest);
+    expect(all.map((r) => r.artifactType).sort()).toEqual([MediaTypes.lock, MediaTypes.policyBundle].sort());
+    expect(all.every((r) => r.source === "referrers-api")).toBe(true);
+    expect((await listReferrers(repo, subject.digest, MediaTypes.lock)).length).toBe(1);
+    // The layout has a referrers query, so no sidecar tags are needed.
+    expect(await repo.listTags()).toEqual(["v1"]);
+  });
+
+  it("reports a missing tag as OCI_NOT_FOUND and a missing layout likewise", async () => {
+    await pushArtifact(repo, [{ name: "a", data: enc("a") }], { artifactType: "x/y", tag: "v1" });
+    expect(await codeOf(repo.resolve("nope"))).toBe("OCI_NOT_FOUND");
+    expect(await codeOf(new LayoutRepository(join(dir, "absent")).resolve("v1"))).toBe("OCI_NOT_FOUND");
+  });
+
+  it("rejects a manifest with an unknown media type", async () => {
+    const bytes = enc(JSON.stringify({ schemaVersion: 2, mediaType: "application/x-evil", config: {}, layers: [] }));
+    expect(await codeOf(repo.putManifest(bytes, "application/x-evil"))).toBe("OCI_MEDIA_TYPE_UNKNOWN");
+  });
+
+  it("copies an artifact with its referrers between layouts, digests preserved, and pulls it", async () => {
+    const subject = await pushArtifact(repo, [{ name: "agent.py", data: enc("print(1)") }], { artifactType: "x/agent", tag: "v1" });
+    await attachFile(repo, subject.descriptor, { name: "l.json", data: enc("{}") }, { artifactType: MediaTypes.lock });
+    const dst = new LayoutRepository(join(dir, "copy"));
+    const r = await copyArtifact(repo, "v1", dst, "v1", { referrers: true });
+    expect(r.digest).toBe(subject.digest);
+    expect(r.referrers).toBe(1);
+    expect((await dst.resolve("v1")).digest).toBe(subject.digest);
+    expect((await listReferrers(dst, subject.digest, MediaTypes.lock)).length).toBe(1);
+    const pulled = await pullArtifact(dst, "v1", join(dir, "out"));
+    expect(pulled.files.map((f) => f.path)).toEqual([join(dir, "out", "agent.py")]);
+    expect(await readFile(join(dir, "out", "agent.py"), "utf8")).toBe("print(1)");
+  });
+});

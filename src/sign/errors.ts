@@ -1,0 +1,98 @@
+import { AutonomyError, ExitCodes } from "../lib/index.js";
+
+/** Every code a {@link SignError} can carry: problems with keys or with building/reading a payload. */
+export const SIGN_ERROR_CODES = [
+  "KEY_UNREADABLE",
+  "KEY_PASSWORD_REQUIRED",
+  "KEY_PASSWORD_WRONG",
+  "KEY_NOT_P256",
+  "KEY_EXISTS",
+  "PAYLOAD_INVALID",
+] as const;
+
+/** A stable code from {@link SIGN_ERROR_CODES}. */
+export type SignErrorCode = (typeof SIGN_ERROR_CODES)[number];
+
+/**
+ * Every code a {@link VerificationError} can carry. The list grows here, in
+ * this file, as pipelines add checks (the release/OCI verification codes
+ * below), so the whole catalogue stays in one place with a default hint each.
+ */
+export const VERIFICATION_ERROR_CODES = [
+  "SIGNATURE_MISSING",
+  "SIGNATURE_INVALID",
+  "SIGNATURE_DIGEST_MISMATCH",
+  "SIGNATURE_STALE",
+  "SIGNATURE_TIME_INVALID",
+  // Release verification (src/supplychain): attachments and the digests they pin.
+  "ARTIFACT_DIGEST_MISMATCH",
+  "POLICY_DIGEST_MISMATCH",
+  "BLOB_DIGEST_MISMATCH",
+  "ATTACHMENT_INVALID",
+  "ATTACHMENT_AMBIGUOUS",
+  "LOCK_MISSING",
+  "POLICY_MISSING",
+] as const;
+
+/** A stable code from {@link VERIFICATION_ERROR_CODES}. */
+export type VerificationErrorCode = (typeof VERIFICATION_ERROR_CODES)[number];
+
+const SIGN_HINTS: Readonly<Record<SignErrorCode, string>> = {
+  KEY_UNREADABLE: "Check the key path and permissions; keys must be PEM (PKCS#8 private, SPKI public), e.g. from `autonomy keys generate`.",
+  KEY_PASSWORD_REQUIRED: "The private key is encrypted: set AUTONOMY_KEY_PASSWORD to its password.",
+  KEY_PASSWORD_WRONG: "Check AUTONOMY_KEY_PASSWORD: it does not decrypt this key.",
+  KEY_NOT_P256: "Only ECDSA P-256 keys are supported; generate one with `autonomy keys generate`.",
+  KEY_EXISTS: "Choose another output prefix, or pass --force to overwrite the existing key pair.",
+  PAYLOAD_INVALID: "The signed payload is not a cosign simple-signing payload; re-sign the artifact with `autonomy sign`.",
+};
+
+const VERIFICATION_HINTS: Readonly<Record<VerificationErrorCode, string>> = {
+  SIGNATURE_MISSING: "Sign the artifact (`autonomy sign`) and push the signature with it, then verify again.",
+  SIGNATURE_INVALID: "Do not use this artifact: check that you verify with the signer's public key, or re-sign it.",
+  SIGNATURE_DIGEST_MISMATCH: "Do not use this artifact: the signature is for a different image. Re-sign the image you mean to ship.",
+  SIGNATURE_STALE: "Re-sign the artifact, or raise --max-age if an older signature is acceptable.",
+  SIGNATURE_TIME_INVALID: "Check the signer's and this machine's clocks, then re-sign the artifact.",
+  ARTIFACT_DIGEST_MISMATCH: "Do not activate it: the artifact is not the one the lock pins. Re-create the lock for the intended image.",
+  POLICY_DIGEST_MISMATCH: "Do not activate it: the policy bundle is not the one the lock names. Attach the right bundle or re-create the lock.",
+  BLOB_DIGEST_MISMATCH: "Do not activate it: content was tampered with or truncated. Re-copy it from a trusted source.",
+  ATTACHMENT_INVALID: "Re-attach the file to this artifact and sign the attachment.",
+  ATTACHMENT_AMBIGUOUS: "A release must carry exactly one signed lock and one signed bundle; remove the extra or publish a new tag.",
+  LOCK_MISSING: "Attach an activation lock to the artifact (`autonomy oci attach`) and sign it.",
+  POLICY_MISSING: "Attach a policy bundle to the artifact (`autonomy oci attach`) and sign it.",
+};
+
+interface ErrorOpts {
+  cause?: unknown;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * A key could not be generated, written or loaded, or a payload could not be
+ * built or read. Never carries key material or passwords.
+ */
+export class SignError extends AutonomyError<SignErrorCode> {
+  constructor(code: SignErrorCode, message: string, opts: ErrorOpts = {}) {
+    super(code, message, { hint: SIGN_HINTS[code], exitCode: ExitCodes.failure, ...opts });
+  }
+}
+
+/**
+ * The evidence does not hold: a signature is missing, invalid, for another
+ * digest, too old or dated in the future, or an attachment does not match
+ * what it should pin. Always exit 4. The hint defaults to the code's catalogue
+ * entry; a caller that knows more may pass its own.
+ *
+ * ### Examples
+ * ```ts
+ * throw new VerificationError("SIGNATURE_STALE", "signed 400 days ago")
+ * throw new VerificationError("LOCK_MISSING", "no lock on sha256:…", "attach one with `autonomy oci attach`", { details })
+ * ```
+ */
+export class VerificationError extends AutonomyError<VerificationErrorCode> {
+  constructor(code: VerificationErrorCode, message: string, opts?: ErrorOpts);
+  constructor(code: VerificationErrorCode, message: string, hint: string, opts?: ErrorOpts);
+  constructor(code: VerificationErrorCode, message: string, hintOrOpts?: string | ErrorOpts, maybeOpts?: ErrorOpts) {
+    const [hint, opts] = typeof hintOrOpts === "string" ? [hintOrOpts, maybeOpts] : [VERIFICATION_HINTS[code], hintOrOpts];
+    super(code, message, { hint, exitCode: ExitCodes.verification, ...opts });
+  }
+}

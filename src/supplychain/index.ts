@@ -1,0 +1,8 @@
+export { signRelease } from "./sign-release.js";
+export type { SignReleaseOptions, SignedItem } from "./sign-release.js";
+export { verifyRelease } from "./verify-release.js";
+export type { VerifyReleaseOptions, VerifyReleaseReport, VerifyStep, VerifiedAttachment } from "./verify-release.js";
+export { verifySubjectSignature } from "./verify-signature.js";
+export type { TrustOptions, VerifiedSignature } from "./verify-signature.js";
+export { signSubject, collectSignatures, COSIGN_SIGNATURE_ANNOTATION, SIGNED_AT_ANNOTATION } from "./signatures.js";
+export type { SignatureCandidate, SignOptions } from "./signatures.js";
