@@ -1,17 +1,20 @@
 import { AutonomyError, ExitCodes } from "../lib/index.js";
 
-export type OciErrorCode =
-  | "OCI_REFERENCE_INVALID"
-  | "OCI_NOT_FOUND"
-  | "OCI_DIGEST_MISMATCH"
-  | "OCI_SIZE_MISMATCH"
-  | "OCI_MEDIA_TYPE_UNKNOWN"
-  | "OCI_MANIFEST_INVALID"
-  | "OCI_LAYOUT_INVALID"
-  | "OCI_REGISTRY_UNREACHABLE"
-  | "OCI_REGISTRY_ERROR"
-  | "OCI_AUTH_FAILED"
-  | "OCI_BLOB_TOO_LARGE";
+/** Every code an {@link OciError} can carry; docs/errors.md lists each (a test keeps them in step). */
+export const OCI_ERROR_CODES = [
+  "OCI_REFERENCE_INVALID",
+  "OCI_NOT_FOUND",
+  "OCI_DIGEST_MISMATCH",
+  "OCI_SIZE_MISMATCH",
+  "OCI_MEDIA_TYPE_UNKNOWN",
+  "OCI_MANIFEST_INVALID",
+  "OCI_LAYOUT_INVALID",
+  "OCI_REGISTRY_UNREACHABLE",
+  "OCI_REGISTRY_ERROR",
+  "OCI_AUTH_FAILED",
+  "OCI_BLOB_TOO_LARGE",
+] as const;
+export type OciErrorCode = (typeof OCI_ERROR_CODES)[number];
 
 /** Codes that mean "the content is not what it claims to be": exit 4. */
 const VERIFICATION_CODES: ReadonlySet<OciErrorCode> = new Set(["OCI_DIGEST_MISMATCH", "OCI_SIZE_MISMATCH"]);

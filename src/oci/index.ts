@@ -1,6 +1,6 @@
 export { MediaTypes, MANIFEST_MEDIA_TYPES, EMPTY_JSON, EMPTY_JSON_DIGEST } from "./types.js";
 export type { Descriptor, ImageManifest, ImageIndex, FetchedManifest, OciRepository, ProgressFn, RepositoryCapabilities } from "./types.js";
-export { OciError } from "./errors.js";
+export { OciError, OCI_ERROR_CODES } from "./errors.js";
 export type { OciErrorCode } from "./errors.js";
 export { parseReference, formatReference, referenceTarget, repositoryName, withDigest, isDigest } from "./reference.js";
 export type { Reference, LayoutReference, RegistryReference } from "./reference.js";

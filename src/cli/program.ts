@@ -1,0 +1,38 @@
+import { Command } from "commander";
+import { VERSION } from "./version.js";
+import { registerLock } from "./commands/lock.js";
+import { registerOci } from "./commands/oci.js";
+import { registerKeys } from "./commands/keys.js";
+import { registerSupplyChain } from "./commands/supplychain.js";
+import { registerQuickstart } from "./commands/quickstart.js";
+
+/** The `autonomy` command tree; shared by the binary and the CLI reference generator. */
+export function buildAutonomyProgram(): Command {
+  const program = new Command("autonomy")
+    .description("AutonomyOps: signed, policy-verified agent releases for edge fleets.\nExit codes: 0 ok, 1 failure, 2 usage, 4 verification failed, 5 WAL fail-hard.")
+    .version(VERSION);
+  registerQuickstart(program);
+  registerKeys(program);
+  registerLock(program);
+  registerSupplyChain(program);
+  registerOci(program);
+  return program;
+}
+
+/** Every command path with its full help text, depth first, for docs/cli.md. */
+export function helpPages(cmd: Command, prefix: string[] = []): { path: string; help: string }[] {
+  const path = [...prefix, cmd.name()];
+  // A fixed width, so the reference does not depend on the terminal it was generated in.
+  cmd.configureHelp({ ...cmd.configureHelp(), helpWidth: 100 });
+  const pages = [{ path: path.join(" "), help: cmd.helpInformation() }];
+  for (const sub of cmd.commands) pages.push(...helpPages(sub, path));
+  return pages;
+}
+
+/** Renders docs/cli.md from the live command tree. */
+export function renderCliReference(program: Command): string {
+  const pages = helpPages(program);
+  const toc = pages.map((p) => `- [\`${p.path}\`](#${p.path.replace(/ /g, "-")})`).join("\n");
+  const body = pages.map((p) => `## ${p.path}\n\n\`\`\`text\n${p.help.trimEnd()}\n\`\`\``).join("\n\n");
+  return `# CLI reference\n\nGenerated from the command tree by \`npm run docs:cli\`; \`test/docs-cli.test.ts\` fails when it is stale.\n\n${toc}\n\n${body}\n`;
+}
