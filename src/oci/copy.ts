@@ -22,53 +22,74 @@ export interface CopyResult {
 /** Hard stop for runaway graphs (an index that points back at itself, hostile fan-out). */
 const MAX_GRAPH_NODES = 10_000;
 
+/** State of one copy: what was visited, what was moved, progress so far. */
+interface CopyRun {
+  src: OciRepository;
+  dst: OciRepository;
+  result: CopyResult;
+  visited: Set<string>;
+  /** Bytes of blobs discovered so far, and of those handled; the total grows as the graph is walked. */
+  progress: { total: number; done: number };
+  onProgress: ProgressFn | undefined;
+}
+
 /**
  * Copies a manifest graph byte for byte, so every digest is preserved, then
  * (optionally) its referrers, re-published the canonical way on the destination.
  */
 export async function copyArtifact(src: OciRepository, srcTarget: string, dst: OciRepository, dstTag: string | undefined, opts: CopyOptions = {}): Promise<CopyResult> {
-  const result: CopyResult = { digest: "", manifests: 0, blobs: 0, bytes: 0, referrers: 0 };
-  const visited = new Set<string>();
   const root = await src.getManifest(srcTarget);
-  result.digest = root.digest;
-  await copyGraph(src, dst, root.digest, result, visited, opts.onProgress);
+  const run: CopyRun = {
+    src, dst,
+    result: { digest: root.digest, manifests: 0, blobs: 0, bytes: 0, referrers: 0 },
+    visited: new Set(),
+    progress: { total: 0, done: 0 },
+    onProgress: opts.onProgress,
+  };
+  await copyGraph(run, root.digest, false);
   await dst.putManifest(root.bytes, root.mediaType, dstTag !== undefined && !isDigest(dstTag) ? dstTag : undefined);
-  if (opts.referrers) await copyReferrers(src, dst, root.digest, dstTag, result, visited, opts.onProgress);
-  return result;
+  if (opts.referrers) await copyReferrers(run, root.digest, dstTag);
+  return run.result;
 }
 
 /** Copies the blobs and child manifests under `digest`; stores the manifest itself only when `storeSelf` (roots and referrers are stored by the caller). */
-async function copyGraph(src: OciRepository, dst: OciRepository, digest: string, r: CopyResult, visited: Set<string>, onProgress?: ProgressFn, storeSelf = false): Promise<void> {
-  if (visited.has(digest)) return;
-  visited.add(digest);
-  if (visited.size > MAX_GRAPH_NODES) {
-    throw new OciError("OCI_MANIFEST_INVALID", `artifact graph in ${src.location} exceeds ${MAX_GRAPH_NODES} manifests`, "the artifact is malformed or hostile; do not copy it");
+async function copyGraph(run: CopyRun, digest: string, storeSelf: boolean): Promise<void> {
+  if (run.visited.has(digest)) return;
+  run.visited.add(digest);
+  if (run.visited.size > MAX_GRAPH_NODES) {
+    throw new OciError("OCI_MANIFEST_INVALID", `artifact graph in ${run.src.location} exceeds ${MAX_GRAPH_NODES} manifests`, "the artifact is malformed or hostile; do not copy it");
   }
-  const m = await src.getManifest(digest);
+  const m = await run.src.getManifest(digest);
   const parsed = parseManifest(m.bytes, m.mediaType);
-  for (const child of childDescriptors(parsed)) {
-    if (parsed.kind === "index") {
-      await copyGraph(src, dst, child.digest, r, visited, onProgress, true);
-      continue;
-    }
-    if (await dst.hasBlob(child.digest)) continue;
-    const data = await src.getBlob(child.digest, { expectedSize: child.size });
-    await dst.putBlob(data);
-    r.blobs += 1;
-    r.bytes += data.byteLength;
-    onProgress?.(r.bytes, r.bytes);
+  const children = childDescriptors(parsed);
+  if (parsed.kind === "index") {
+    for (const child of children) await copyGraph(run, child.digest, true);
+  } else {
+    run.progress.total += children.reduce((n, d) => n + d.size, 0);
+    for (const child of children) await copyBlob(run, child.digest, child.size);
   }
-  if (storeSelf) await dst.putManifest(m.bytes, m.mediaType);
-  r.manifests += 1;
+  if (storeSelf) await run.dst.putManifest(m.bytes, m.mediaType);
+  run.result.manifests += 1;
 }
 
-async function copyReferrers(src: OciRepository, dst: OciRepository, subject: string, subjectTag: string | undefined, r: CopyResult, visited: Set<string>, onProgress?: ProgressFn): Promise<void> {
-  for (const ref of await listReferrers(src, subject)) {
-    if (visited.has(ref.digest)) continue;
-    await copyGraph(src, dst, ref.digest, r, visited, onProgress);
-    const m = await src.getManifest(ref.digest);
-    await publishReferrer(dst, m.bytes, m.mediaType, subject, subjectTag);
-    r.referrers += 1;
-    await copyReferrers(src, dst, ref.digest, undefined, r, visited, onProgress);
+async function copyBlob(run: CopyRun, digest: string, size: number): Promise<void> {
+  if (!(await run.dst.hasBlob(digest))) {
+    const data = await run.src.getBlob(digest, { expectedSize: size });
+    await run.dst.putBlob(data);
+    run.result.blobs += 1;
+    run.result.bytes += data.byteLength;
+  }
+  run.progress.done += size;
+  run.onProgress?.(run.progress.done, run.progress.total);
+}
+
+async function copyReferrers(run: CopyRun, subject: string, subjectTag: string | undefined): Promise<void> {
+  for (const ref of await listReferrers(run.src, subject)) {
+    if (run.visited.has(ref.digest)) continue;
+    await copyGraph(run, ref.digest, false);
+    const m = await run.src.getManifest(ref.digest);
+    await publishReferrer(run.dst, m.bytes, m.mediaType, subject, subjectTag);
+    run.result.referrers += 1;
+    await copyReferrers(run, ref.digest, undefined);
   }
 }
