@@ -221,6 +221,16 @@ describe("autonomy CLI: bad input", () => {
     });
   });
 
+  it("autonomy verify on an artifact that was never signed → SIGNATURE_MISSING (exit 4)", async () => {
+    const layout = join(dir, "unsigned");
+    await writeFile(join(dir, "unsigned.txt"), "unsigned agent\n");
+    const pushed = await run(["oci", "push", `oci:${layout}:v1`, "unsigned.txt"], { cwd: dir });
+    expect(pushed.code, show(["oci", "push"], pushed)).toBe(0);
+    await writeFile(join(dir, "trusted.pub"), generateKeyPair().publicPem);
+    const { doc } = await expectFailure(["verify", `oci:${layout}:v1`, "--key", "trusted.pub"], 4, "SIGNATURE_MISSING");
+    expect(doc.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+  });
+
   describe("keys", () => {
     it("verify with a key file that does not exist → KEY_UNREADABLE (exit 1) naming the file", async () => {
       const { human } = await expectFailure(["verify", `oci:${join(dir, "nowhere")}:v1`, "--key", "missing.pub"], 1, "KEY_UNREADABLE");
@@ -253,12 +263,13 @@ describe("autonomy CLI: bad input", () => {
 
   describe("help exits 0", () => {
     it.each([
-      ["autonomy", ["--help"]],
-      ["autonomy", ["oci", "--help"]],
-      ["autonomy", ["lock", "verify", "--help"]],
-      ["edged", ["--help"]],
-      ["edgectl", ["--help"]],
-    ] as const)("%s %s", async (binary, args) => {
+      ["autonomy", "--help"],
+      ["autonomy", "oci --help"],
+      ["autonomy", "lock verify --help"],
+      ["edged", "--help"],
+      ["edgectl", "--help"],
+    ] as const)("%s %s", async (binary, argLine) => {
+      const args = argLine.split(" ");
       const r = await run(args, { cwd: dir, binary });
       expect(r.code, show(args, r)).toBe(0);
       expect(r.stdout).toMatch(/^Usage: /m);

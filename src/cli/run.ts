@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { ExitCodes } from "../lib/index.js";
+import { ExitCodes, UsageError } from "../lib/index.js";
 import type { ExitCode } from "../lib/index.js";
 import { reportError } from "./output.js";
 
@@ -28,18 +28,34 @@ export async function runProgram(program: Command, argv: readonly string[]): Pro
   program.exitOverride();
   applyRecursively(program, (c) => {
     c.exitOverride();
-    c.showHelpAfterError("(run with --help for usage)");
+    // Commander's own error line is replaced by ours (error + hint, JSON with --json).
+    c.configureOutput({ outputError: () => undefined });
   });
+  const json = argv.includes("--json");
   try {
     await program.parseAsync([...argv]);
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return ExitCodes.ok;
-      return ExitCodes.usage;
+      const message = e.message.replace(/^error: /, "");
+      return reportError(new UsageError(message, `run \`${commandPath(program, argv)} --help\` for usage`), json);
     }
-    return reportError(e, false);
+    return reportError(e, json);
   }
   return actionExit ?? ExitCodes.ok;
+}
+
+/** The deepest known command named in argv, e.g. "autonomy oci pull", for the usage hint. */
+function commandPath(program: Command, argv: readonly string[]): string {
+  const path = [program.name()];
+  let cmd = program;
+  for (const arg of argv.slice(2)) {
+    const sub = cmd.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (!sub) break;
+    path.push(sub.name());
+    cmd = sub;
+  }
+  return path.join(" ");
 }
 
 function applyRecursively(cmd: Command, f: (c: Command) => void): void {

@@ -338,6 +338,24 @@ describe("verifyRelease on an OCI image layout", () => {
     expect(e.message).toContain("lock");
   });
 
+  it("every blob file of a good release, one byte flipped, is refused with exit 4 (exhaustive over the files)", async () => {
+    const names = (await readdir(join(dir, "blobs", "sha256"))).sort();
+    // The shared empty config, layer, lock, bundle, 2 attachment manifests, 3 signature manifests, 3 payloads, the image manifest.
+    expect(names).toHaveLength(13);
+    for (const name of names) {
+      const copyDir = join(tmp, `flip-${name}`);
+      await cp(dir, copyDir, { recursive: true });
+      const file = join(copyDir, "blobs", "sha256", name);
+      const data = await readFile(file);
+      data[data.length - 1] = data[data.length - 1]! ^ 0x01;
+      await writeFile(file, data);
+      const e = await thrown(verifyRelease(new LayoutRepository(copyDir), "v1", trust()));
+      expect(e, name).toBeInstanceOf(AutonomyError);
+      expect((e as AutonomyError).exitCode, `${(e as AutonomyError).code} for ${name}`).toBe(4);
+      expect(["BLOB_DIGEST_MISMATCH", "OCI_DIGEST_MISMATCH"], name).toContain((e as AutonomyError).code);
+    }
+  });
+
   it("property: flipping one byte of any blob file in a good release makes verifyRelease throw an AutonomyError (exit 4)", async () => {
     const blobsDir = join(dir, "blobs", "sha256");
     const names = (await readdir(blobsDir)).sort();
@@ -366,8 +384,10 @@ describe("verifyRelease on an OCI image layout", () => {
             error = e;
           }
           if (error === undefined) throw new Error(`verification passed with blob ${names[i]} byte ${offset} ^ ${xor}`);
-          if (!(error instanceof AutonomyError)) throw error;
-          expect(error.exitCode).toBe(4);
+          if (!(error instanceof AutonomyError)) {
+            throw new Error(`blob ${names[i]} byte ${offset} ^ ${xor}: verifyRelease threw a non-AutonomyError: ${error instanceof Error ? `${error.name}: ${error.message}` : typeof error}`, { cause: error });
+          }
+          expect(error.exitCode, `${error.code} for blob ${names[i]} byte ${offset} ^ ${xor}`).toBe(4);
         } finally {
           await rm(copyDir, { recursive: true, force: true });
         }

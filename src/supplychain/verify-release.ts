@@ -107,10 +107,16 @@ async function wrapTamper<T>(p: Promise<T>, d: Descriptor): Promise<T> {
   } catch (e) {
     if (e instanceof OciError && (e.code === "OCI_DIGEST_MISMATCH" || e.code === "OCI_SIZE_MISMATCH")) {
       throw new VerificationError("BLOB_DIGEST_MISMATCH", `blob ${d.digest} (${d.mediaType}) does not match its digest or size: ${e.message}`,
-        "the content was tampered with or truncated; do not activate it, re-copy from a trusted source", { details: { expected: d.digest, ...e.details } });
+        "the content was tampered with or truncated; do not activate it, re-copy from a trusted source", { details: tamperDetails(d, e) });
     }
     throw e;
   }
+}
+
+/** Digest mismatches carry the two digests; size mismatches the two sizes, under their own names. */
+function tamperDetails(d: Descriptor, e: OciError): Record<string, unknown> {
+  if (e.code === "OCI_SIZE_MISMATCH") return { digest: d.digest, expected: d.digest, expectedSize: e.details.expected, actualSize: e.details.actual };
+  return { digest: d.digest, expected: d.digest, actual: e.details.actual };
 }
 
 interface Attachment {
