@@ -9,14 +9,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeRun, runJson } from "./helpers/cli.js";
 import type { CliJson, JsonRunResult } from "./helpers/cli.js";
-import { startRegistry } from "./helpers/registry.js";
+import { freePort, startRegistry } from "./helpers/registry.js";
 import type { StartedRegistry } from "./helpers/registry.js";
 
 const LOCK_TYPE = "application/vnd.autonomyops.lock.v1+json";
@@ -102,17 +100,6 @@ async function manifestDigestAt(repo: string, tag: string): Promise<string | nul
   return res.headers.get("docker-content-digest");
 }
 
-/** A loopback port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 beforeAll(async () => {
   registry = await startRegistry();
@@ -268,7 +255,7 @@ describe("an unreachable registry", () => {
   });
 
   it("exits 1 with OCI_REGISTRY_UNREACHABLE (connection refused) for a closed loopback port", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const r = await runJson(["oci", "pull", `127.0.0.1:${port}/x:y`, "--plain-http", "-o", join(dir, "unreachable-2")]);
     expectRefusal(r, 1, "OCI_REGISTRY_UNREACHABLE");
     expect(r.json.message).toContain("connection refused");

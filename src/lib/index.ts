@@ -2,3 +2,5 @@ export { AutonomyError, UsageError, ExitCodes, hasCode, errnoCode } from "./erro
 export type { ExitCode, AutonomyErrorOptions } from "./errors.js";
 export { writeFileAtomic, fsyncDir } from "./atomic-file.js";
 export { sha256Digest, isSha256Digest, safeEqual } from "./digest.js";
+export { fieldProblems, formatFieldPath } from "./field-problems.js";
+export type { FieldProblem } from "./field-problems.js";

@@ -6,15 +6,8 @@ import { LockError } from "./errors.js";
 import { canonicalJson, computeFingerprint, fingerprintPayload } from "./fingerprint.js";
 import { createLock, parseLock } from "./lock.js";
 import type { ActivationLock } from "./schema.js";
+import { caught } from "../../test/helpers/caught.js";
 
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected a throw");
-}
 
 /** Re-serialises a JSON value with every object's keys in a new order chosen by `order`. */
 function reorder(v: unknown, order: (keys: string[]) => string[]): unknown {

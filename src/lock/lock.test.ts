@@ -10,19 +10,12 @@ import { arbLockOptions } from "../../test/fixtures/lock/arbitraries.js";
 import { LockError } from "./errors.js";
 import { createLock, hashInputFile, parseLock, serializeLock, verifyLock } from "./lock.js";
 import type { ActivationLock } from "./schema.js";
+import { caught } from "../../test/helpers/caught.js";
 
 const A = `sha256:${"a".repeat(64)}`;
 const B = `sha256:${"b".repeat(64)}`;
 const baseOpts = { agentImageRef: "reg.example/agent:1", agentDigest: A, policyBundleRef: "reg.example/policy:1", policyBundleDigest: B };
 
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected a throw");
-}
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   return p.then(

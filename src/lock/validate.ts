@@ -1,37 +1,8 @@
 import type { z } from "zod";
+import { fieldProblems } from "../lib/index.js";
 import { LockError } from "./errors.js";
 import { activationLockSchema } from "./schema.js";
 import type { ActivationLock, LockContent } from "./schema.js";
-
-const IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Field names come from the (untrusted) input; keep messages bounded. */
-const MAX_KEY_CHARS = 64;
-
-/** `agent_artifact.digest`, `inputs["odd key"]`, or `(root)`. */
-function formatPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) return "(root)";
-  return path
-    .map((k, i) => {
-      if (typeof k === "number") return `[${k}]`;
-      const s = String(k).slice(0, MAX_KEY_CHARS);
-      return IDENT_RE.test(s) ? `${i === 0 ? "" : "."}${s}` : `[${JSON.stringify(s)}]`;
-    })
-    .join("");
-}
-
-interface FieldProblem {
-  readonly field: string;
-  readonly problem: string;
-}
-
-/** Flattens zod issues into one entry per field; an unknown-keys issue becomes one entry per key. */
-function toProblems(issues: readonly z.core.$ZodIssue[]): FieldProblem[] {
-  return issues.flatMap((issue) =>
-    issue.code === "unrecognized_keys"
-      ? issue.keys.map((k) => ({ field: formatPath([...issue.path, k]), problem: "unknown field" }))
-      : [{ field: formatPath(issue.path), problem: issue.message }],
-  );
-}
 
 /** True when the only thing wrong is a present-but-malformed fingerprint: that has its own code. */
 function onlyFingerprintFormat(value: object, issues: readonly z.core.$ZodIssue[]): boolean {
@@ -49,7 +20,7 @@ function schemaError(value: object, issues: readonly z.core.$ZodIssue[]): LockEr
       { details: { fields: ["behavioral_fingerprint"] } },
     );
   }
-  const problems = toProblems(issues);
+  const problems = fieldProblems(issues);
   const list = problems.map((p) => `${p.field}: ${p.problem}`).join("; ");
   return new LockError("LOCK_SCHEMA_INVALID", `The lock has ${problems.length} invalid field(s): ${list}.`, {
     details: { fields: problems.map((p) => p.field) },

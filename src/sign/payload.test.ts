@@ -115,7 +115,7 @@ describe("#parseSimpleSigningPayload", () => {
         p.z = 1;
       });
       expect(caught(() => parseSimpleSigningPayload(bytes)).details.fields).toEqual(
-        expect.arrayContaining(["critical.type", "critical.image.docker-manifest-digest", "z"]),
+        expect.arrayContaining(["critical.type", 'critical.image["docker-manifest-digest"]', "z"]),
       );
     });
   });

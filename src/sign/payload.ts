@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isSha256Digest } from "../lib/index.js";
+import { fieldProblems, isSha256Digest } from "../lib/index.js";
 import { SignError } from "./errors.js";
 
 /** The `critical.type` cosign writes and checks; anything else is not an image signature. */
@@ -91,13 +91,6 @@ const payloadSchema = z.strictObject({
     .optional(),
 });
 
-/** Dotted field paths; keys come from untrusted input, so each is cut to a bounded length. */
-function issueFields(issues: readonly z.core.$ZodIssue[]): string[] {
-  const join = (path: readonly PropertyKey[]) => path.map((k) => String(k).slice(0, 64)).join(".") || "(root)";
-  return issues.flatMap((i) =>
-    i.code === "unrecognized_keys" ? i.keys.map((k) => join([...i.path, k])) : [join(i.path)],
-  );
-}
 
 function decodeJson(bytes: Uint8Array): unknown {
   try {
@@ -122,7 +115,7 @@ export function parseSimpleSigningPayload(bytes: Uint8Array): SimpleSigningPaylo
   if (!(bytes instanceof Uint8Array)) throw invalid("The payload must be bytes.");
   const r = payloadSchema.safeParse(decodeJson(bytes));
   if (!r.success) {
-    const fields = issueFields(r.error.issues);
+    const fields = fieldProblems(r.error.issues).map((p) => p.field);
     throw invalid(`The payload is not a cosign simple-signing payload (bad fields: ${fields.join(", ")}).`, fields);
   }
   // fromEntries defines own properties, so a "__proto__" annotation stays data, never a prototype.

@@ -6,6 +6,7 @@ import { UsageError } from "../lib/index.js";
 import { VerificationError } from "./errors.js";
 import { generateKeyPair } from "./keys.js";
 import { checkFreshness, parseDuration, signPayload, verifyPayloadSignature } from "./signature.js";
+import { caught } from "../../test/helpers/caught.js";
 
 let priv: KeyObject;
 let pub: KeyObject;
@@ -19,14 +20,6 @@ beforeAll(() => {
 
 const payload = Buffer.from('{"critical":{}}');
 
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected a throw");
-}
 
 describe("#signPayload / #verifyPayloadSignature", () => {
   it("produces a base64 DER ECDSA signature that verifies", () => {

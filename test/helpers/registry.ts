@@ -87,7 +87,8 @@ function registryConfig(dataDir: string, port: number, token: TokenServer | unde
   return `${lines.join("\n")}\n`;
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port that was free a moment ago (bound, then released). */
+export async function freePort(): Promise<number> {
   const srv = createNetServer();
   await new Promise<void>((resolve, reject) => {
     srv.once("error", reject);
