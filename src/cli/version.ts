@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { RUNTIME_VERSION } from "../lib/index.js";
 
-/** The package version, read once from package.json next to dist/ or src/. */
-export const VERSION: string = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+/** The CLI reports the package version, which is also the runtime version bundles are checked against. */
+export const VERSION: string = RUNTIME_VERSION;

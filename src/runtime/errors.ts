@@ -1,0 +1,43 @@
+import { AutonomyError, ExitCodes } from "../lib/index.js";
+
+/** Every code a {@link RuntimeError} can carry; docs/errors.md lists each. */
+export const RUNTIME_ERROR_CODES = [
+  "TOOL_UNKNOWN",
+  "TOOL_PARAMS_INVALID",
+  "TOOL_TARGET_NOT_ALLOWED",
+  "TOOL_FAILED",
+  "UPSTREAM_UNAVAILABLE",
+  "RUNTIME_CONFIG_INVALID",
+  "ACTIVATION_SEQUENCE_MISSING",
+  "ACTIVATION_ROLLBACK_REFUSED",
+  "ACTIVATION_EQUIVOCATION",
+  "ACTIVATION_STATE_INVALID",
+] as const;
+export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
+
+/** Refusals that protect the node from old or conflicting releases are verification failures: exit 4. */
+const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set(["ACTIVATION_SEQUENCE_MISSING", "ACTIVATION_ROLLBACK_REFUSED", "ACTIVATION_EQUIVOCATION"]);
+
+const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
+  TOOL_UNKNOWN: "list the tools with `autonomy runtime tools` or the MCP tools/list call",
+  TOOL_PARAMS_INVALID: "check the tool's parameters against its input schema",
+  TOOL_TARGET_NOT_ALLOWED: "the target is not on the runtime's allow-list (--allowed-domains); ask the operator to add it",
+  TOOL_FAILED: "the tool ran and failed; see the message",
+  UPSTREAM_UNAVAILABLE: "check the upstream MCP server configured in the runtime config is running and reachable",
+  RUNTIME_CONFIG_INVALID: "fix the runtime configuration file at the reported field",
+  ACTIVATION_SEQUENCE_MISSING: "sign releases with a sequence: `autonomy sign REF --key K.key --sequence N`",
+  ACTIVATION_ROLLBACK_REFUSED: "this release is older than one already activated; to roll back on purpose, sign it with `--rollback`",
+  ACTIVATION_EQUIVOCATION: "two different releases carry the same sequence; publish the new one with a higher sequence",
+  ACTIVATION_STATE_INVALID: "the activation state under the state root is unreadable; inspect it with `autonomy runtime status`",
+};
+
+export class RuntimeError extends AutonomyError<RuntimeErrorCode> {
+  constructor(code: RuntimeErrorCode, message: string, opts: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(code, message, {
+      hint: opts.hint ?? HINTS[code],
+      exitCode: VERIFICATION.has(code) ? ExitCodes.verification : ExitCodes.failure,
+      ...(opts.cause !== undefined ? { cause: opts.cause } : {}),
+      ...(opts.details !== undefined ? { details: opts.details } : {}),
+    });
+  }
+}

@@ -1,0 +1,51 @@
+import type { Decision, LoadedPolicy } from "../policy/index.js";
+
+/** A tool call as an agent makes it (the original's `{"kind","params"}`). */
+export interface ToolCall {
+  kind: string;
+  params: Record<string, unknown>;
+}
+
+/** What a tool returns when it ran. */
+export interface ToolOutput {
+  output: unknown;
+}
+
+/** A built-in or proxied tool. `run` throws ToolError for bad params or refused targets (HTTP 400). */
+export interface Tool {
+  readonly name: string;
+  readonly description: string;
+  /** JSON Schema of params, offered to MCP clients. */
+  readonly inputSchema: Record<string, unknown>;
+  run(params: Record<string, unknown>, signal?: AbortSignal): Promise<ToolOutput>;
+}
+
+/** Where the interceptor finds the policy in force; undefined means none loaded (deny all). */
+export type PolicySource = () => LoadedPolicy | undefined;
+
+/** One decision, as handed to telemetry (the WAL implements this sink in a later issue). */
+export interface DecisionEvent {
+  type: "ai.policy.decision";
+  timestamp: string;
+  tool: string;
+  decision: Decision;
+  policy_ref: string;
+  /** Policies that determined the decision. */
+  policies: string[];
+  /** Why a deny happened when no policy matched or an error occurred. */
+  reason: string;
+  errors: string[];
+  latency_us: number;
+  /** "http" | "mcp" | "direct" */
+  transport: string;
+}
+
+export interface DecisionSink {
+  record(event: DecisionEvent): void;
+}
+
+/** The interceptor's answer for one call. */
+export type InterceptResult =
+  | { decision: "deny"; policy_ref: string; reason: string; policies: string[] }
+  | { decision: "allow"; policy_ref: string; policies: string[]; ok: true; output: unknown }
+  | { decision: "allow"; policy_ref: string; policies: string[]; ok: false; error: { code: string; message: string } };
