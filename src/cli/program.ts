@@ -5,6 +5,9 @@ import { registerOci } from "./commands/oci.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerSupplyChain } from "./commands/supplychain.js";
 import { registerQuickstart } from "./commands/quickstart.js";
+import { registerPolicy } from "./commands/policy.js";
+import { registerPolicyTest } from "./commands/policy-test.js";
+import { registerPolicyState, registerRuntimeState } from "./commands/runtime.js";
 
 /** The `autonomy` command tree; shared by the binary and the CLI reference generator. */
 export function buildAutonomyProgram(): Command {
@@ -16,6 +19,10 @@ export function buildAutonomyProgram(): Command {
   registerLock(program);
   registerSupplyChain(program);
   registerOci(program);
+  const policy = registerPolicy(program);
+  registerPolicyTest(policy);
+  registerPolicyState(policy);
+  registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));
   return program;
 }
 

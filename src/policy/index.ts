@@ -1,3 +1,15 @@
 export type { EngineKind, EntityRef, DecisionRequest, Decision, EngineDecision, PolicyEngine, PolicyFile, EngineCompiler, BundleManifest, PolicyBundle, LoadedPolicy } from "./types.js";
 export { PolicyError, POLICY_ERROR_CODES } from "./errors.js";
 export type { PolicyErrorCode } from "./errors.js";
+export { loadPolicy, openSlot, compileBundle, policyRefOf, readNodeState } from "./manager.js";
+export type { LoadOptions, LoadResult } from "./manager.js";
+export { commitNodeState, policyPaths, bundlePath, EMPTY_STATE } from "./state.js";
+export type { NodeState, PolicySlot, ActivationRecord } from "./state.js";
+export { LivePolicy } from "./live-policy.js";
+export type { LivePolicyEvent, LivePolicyOptions } from "./live-policy.js";
+export { compileCedar, createCedarCompiler, cedarVersion, CEDAR_CONTEXT_LIMITS } from "./cedar-engine.js";
+export type { CedarEngineOptions } from "./cedar-engine.js";
+export { readBundle, openBundle, bundleHash, serializeManifest, isRuntimeCompatible, verifyCompatibility, bundleManifestSchema, DEFAULT_BUNDLE_LIMITS, MANIFEST_NAME, POLICY_FILE_RE, BUNDLE_NAME_RE } from "./bundle-read.js";
+export type { BundleLimits, BundleFileContent, ReadBundleOptions } from "./bundle-read.js";
+export { buildBundle } from "./bundle-build.js";
+export type { BuildBundleOptions, BuiltBundle } from "./bundle-build.js";

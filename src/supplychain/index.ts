@@ -1,4 +1,4 @@
-export { signRelease } from "./sign-release.js";
+export { signRelease, RELEASE_SEQUENCE_KEY, ROLLBACK_KEY } from "./sign-release.js";
 export type { SignReleaseOptions, SignedItem } from "./sign-release.js";
 export { verifyRelease } from "./verify-release.js";
 export type { VerifyReleaseOptions, VerifyReleaseReport, VerifyStep, VerifiedAttachment } from "./verify-release.js";

@@ -8,6 +8,21 @@ export interface SignReleaseOptions {
   now: Date;
   /** Also sign the lock and policy bundle attached to the artifact (default true). */
   attachments: boolean;
+  /** Release sequence, signed into the artifact's signature; nodes refuse to go backwards. */
+  sequence?: number;
+  /** Marks an intentional rollback to an older sequence (the operator's explicit, signed consent). */
+  rollback?: boolean;
+}
+
+/** Signed annotation names carried in the artifact signature's payload. */
+export const RELEASE_SEQUENCE_KEY = "autonomy.release-sequence";
+export const ROLLBACK_KEY = "autonomy.rollback";
+
+function releaseAnnotations(opts: SignReleaseOptions): Record<string, string> {
+  const a: Record<string, string> = {};
+  if (opts.sequence !== undefined) a[RELEASE_SEQUENCE_KEY] = String(opts.sequence);
+  if (opts.rollback) a[ROLLBACK_KEY] = "true";
+  return a;
 }
 
 export interface SignedItem {
@@ -27,7 +42,7 @@ export async function signRelease(repo: OciRepository, ref: Reference, target: s
   const base = { key: opts.key, dockerReference, signedAt: opts.now };
   const subjectTag = ref.digest === undefined ? ref.tag : undefined;
   const out: SignedItem[] = [];
-  const s = await signSubject(repo, subject, { ...base, ...(subjectTag !== undefined ? { subjectTag } : {}) });
+  const s = await signSubject(repo, subject, { ...base, annotations: releaseAnnotations(opts), ...(subjectTag !== undefined ? { subjectTag } : {}) });
   out.push({ what: "artifact", subject: subject.digest, signature: s.digest, signedAt: s.signedAt });
   if (!opts.attachments) return out;
   for (const [type, what] of [[MediaTypes.lock, "lock"], [MediaTypes.policyBundle, "policy bundle"]] as const) {

@@ -23,6 +23,8 @@ export interface SignOptions {
   signedAt: Date;
   /** Tag the subject was addressed by (for sidecar tags); absent for digests. */
   subjectTag?: string;
+  /** Extra signed annotations (the payload's `optional`), e.g. the release sequence. */
+  annotations?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -32,7 +34,7 @@ export interface SignOptions {
  * referrer and under cosign's `sha256-<hex>.sig` tag.
  */
 export async function signSubject(repo: OciRepository, subject: Descriptor, opts: SignOptions): Promise<{ digest: string; signedAt: string }> {
-  const payload = buildSimpleSigningPayload({ dockerReference: opts.dockerReference, manifestDigest: subject.digest, signedAt: opts.signedAt });
+  const payload = buildSimpleSigningPayload({ dockerReference: opts.dockerReference, manifestDigest: subject.digest, signedAt: opts.signedAt, ...(opts.annotations ? { extra: opts.annotations } : {}) });
   const signature = signPayload(opts.key, payload);
   const signedAt = parseSimpleSigningPayload(payload).signedAt ?? "";
   const payloadDigest = await repo.putBlob(payload);

@@ -15,12 +15,16 @@ export interface VerifiedSignature {
   signedAt: string;
   signatureManifest: string;
   source: ReferrerSource;
+  /** The signed payload's `optional` annotations (release sequence, rollback flag, …). */
+  optional: Readonly<Record<string, unknown>>;
 }
 
 /**
  * Checks that `subjectDigest` carries at least one signature that verifies
- * under the trusted key, signs exactly this digest, and is fresh. When none
- * does, throws the most telling reason: stale beats wrong digest beats invalid.
+ * under the trusted key, signs exactly this digest, and is fresh. Of several
+ * valid signatures the most recently signed speaks (its annotations, such as
+ * the release sequence, are what the caller sees). When none is valid, throws
+ * the most telling reason: stale beats wrong digest beats invalid.
  */
 export async function verifySubjectSignature(repo: OciRepository, subjectDigest: string, what: string, trust: TrustOptions): Promise<VerifiedSignature> {
   const candidates = await collectSignatures(repo, subjectDigest);
@@ -29,6 +33,7 @@ export async function verifySubjectSignature(repo: OciRepository, subjectDigest:
       "sign it with `autonomy sign REF --key KEY.key`, or check that the signature was copied along (`autonomy oci copy` copies referrers)", { details: { artifact: what, digest: subjectDigest } });
   }
   const failures: VerificationError[] = [];
+  const valid: (VerifiedSignature & { at: Date })[] = [];
   for (const c of candidates) {
     if (!verifyPayloadSignature(trust.key, c.payload, c.signature)) {
       failures.push(new VerificationError("SIGNATURE_INVALID", `the ${what} ${subjectDigest} has no signature valid for the trusted key (tampered payload or a different signer)`,
@@ -58,9 +63,12 @@ export async function verifySubjectSignature(repo: OciRepository, subjectDigest:
       }
       throw e;
     }
-    return { subject: subjectDigest, signedAt: payload.signedAt ?? at.toISOString(), signatureManifest: c.manifestDigest, source: c.source };
+    valid.push({ subject: subjectDigest, signedAt: payload.signedAt ?? at.toISOString(), signatureManifest: c.manifestDigest, source: c.source, optional: payload.optional, at });
   }
-  throw mostTelling(failures);
+  if (valid.length === 0) throw mostTelling(failures);
+  const newest = valid.reduce((a, b) => (b.at > a.at ? b : a));
+  const { at: _at, ...result } = newest;
+  return result;
 }
 
 const RANK: Record<string, number> = { SIGNATURE_STALE: 3, SIGNATURE_TIME_INVALID: 2, SIGNATURE_DIGEST_MISMATCH: 1 };

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { loadPrivateKey, loadPublicKey, parseDuration } from "../../sign/index.js";
 import { signRelease, verifyRelease } from "../../supplychain/index.js";
@@ -14,6 +15,15 @@ interface VerifyFlags extends RegistryFlags {
   maxAge: string;
 }
 
+/** A release sequence: a positive integer that fits a JSON number exactly. */
+function parseSequence(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError("must be a positive integer (1, 2, 3, …)");
+  }
+  return n;
+}
+
 /** Renders the verification steps the way an operator reads them in a terminal. */
 function verifyText(r: VerifyReleaseReport & { ref: string }): string {
   return [`Verified ${r.ref}`, `digest: ${r.artifact.digest}`, ...r.steps.map((s) => `  ✓ ${s.step}: ${s.detail}`)].join("\n");
@@ -23,11 +33,17 @@ export function registerSupplyChain(program: Command): void {
   registryFlags(program.command("sign <ref>")
     .description("sign an artifact (and its attached lock and policy bundle) with a cosign-compatible ECDSA signature")
     .requiredOption("--key <file>", "private key (PKCS#8 PEM); AUTONOMY_KEY_PASSWORD decrypts it")
-    .option("--no-attachments", "sign only the artifact, not its attached lock and policy bundle"))
-    .action(action(async (refIn: string, flags: RegistryFlags & { key: string; attachments: boolean }) => {
+    .option("--no-attachments", "sign only the artifact, not its attached lock and policy bundle")
+    .option("--sequence <n>", "release sequence signed into the artifact's signature; nodes never activate a lower one", parseSequence)
+    .option("--rollback", "sign an intentional rollback: lets nodes activate this release although they ran a higher sequence"))
+    .action(action(async (refIn: string, flags: RegistryFlags & { key: string; attachments: boolean; sequence?: number; rollback?: boolean }) => {
       const key = await loadPrivateKey(flags.key, process.env.AUTONOMY_KEY_PASSWORD);
       const { repo, ref, target } = openRef(refIn, flags);
-      const signed = await signRelease(repo, ref, target, { key, now: new Date(), attachments: flags.attachments });
+      const signed = await signRelease(repo, ref, target, {
+        key, now: new Date(), attachments: flags.attachments,
+        ...(flags.sequence !== undefined ? { sequence: flags.sequence } : {}),
+        ...(flags.rollback ? { rollback: true } : {}),
+      });
       emit({ ok: true, ref: refIn, signed }, flags, (r) => r.signed.map((s) => `signed ${s.what} ${s.subject}\n  signature ${s.signature} at ${s.signedAt}`).join("\n"));
     }));
 

@@ -1,0 +1,242 @@
+/**
+ * Policy-decision benchmark: what enforcing policy on every tool call costs.
+ *   - decision latency (Interceptor.decide, and the engine alone) for generated
+ *     Cedar bundles of 10, 100 and 1,000 policies
+ *   - the interceptor's overhead on a tool.echo call over HTTP and over MCP,
+ *     each beside the same transport with the interceptor bypassed (the peer)
+ *     and beside calling the tool directly (the limit)
+ * Requests are sequential over one keep-alive connection on loopback.
+ * Budget (reported, not asserted): p99 decision < 250 µs at 100 policies.
+ * Run: npm run bench:policy
+ */
+import { Agent, request } from "node:http";
+import { cpus, loadavg } from "node:os";
+import Fastify from "fastify";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { createCedarCompiler } from "../src/policy/cedar-engine.js";
+import type { PolicyFile } from "../src/policy/index.js";
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { createToolServer } from "../src/runtime/http-server.js";
+import { createMcpServer } from "../src/runtime/mcp-server.js";
+import type { ToolCallInterceptor } from "../src/runtime/mcp-server.js";
+import { builtinTools } from "../src/runtime/tools/index.js";
+import type { InterceptResult, ToolCall } from "../src/runtime/types.js";
+import { EXAMPLE_POLICIES, interceptorFor, listen, policyOf } from "../test/helpers/tool-server.js";
+
+const DECISIONS = 20_000;
+const DECISION_WARMUP = 2_000;
+const REQUESTS = 5_000;
+const REQUEST_WARMUP = 500;
+const BUDGET_US = 250;
+
+interface Stats {
+  p50: number;
+  p99: number;
+}
+const rows: string[][] = [];
+const us = (s: Stats): [string, string] => [s.p50.toFixed(1), s.p99.toFixed(1)];
+
+function pct(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+/** Per-call latency in µs of `n` calls after `warmup` unmeasured ones. */
+async function measure(n: number, warmup: number, f: (i: number) => unknown): Promise<Stats> {
+  for (let i = 0; i < warmup; i++) await f(i);
+  const t = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = process.hrtime.bigint();
+    await f(i);
+    t[i] = Number(process.hrtime.bigint() - s) / 1e3;
+  }
+  t.sort();
+  return { p50: pct(t, 50), p99: pct(t, 99) };
+}
+
+/** Same as {@link measure} for synchronous calls (no await between samples). */
+function measureSync(n: number, warmup: number, f: (i: number) => unknown): Stats {
+  for (let i = 0; i < warmup; i++) f(i);
+  const t = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = process.hrtime.bigint();
+    f(i);
+    t[i] = Number(process.hrtime.bigint() - s) / 1e3;
+  }
+  t.sort();
+  return { p50: pct(t, 50), p99: pct(t, 99) };
+}
+
+/**
+ * A bundle of `n` policies shaped like a real fleet's: the example policies,
+ * then mostly permits and forbids on distinct tools, a fifth of them with
+ * conditions on the call's params, some scoped to one agent.
+ */
+function generatedBundle(n: number, unscopedShare = 0): PolicyFile[] {
+  const files: PolicyFile[] = [...EXAMPLE_POLICIES];
+  const tools = Math.max(5, Math.ceil(n / 3)); // about three policies per tool: a permit, its conditions, a forbid
+  const unscopedEvery = unscopedShare > 0 ? Math.round(1 / unscopedShare) : 0;
+  for (let i = files.length; i < n; i++) {
+    const id = `svc.t${i % tools}`;
+    const action = `Action::"tool:${id}"`;
+    let text: string;
+    if (unscopedEvery > 0 && i % unscopedEvery === 0) {
+      // Not scoped by action: applies to every call (e.g. "never touch /etc, whatever the tool").
+      text = `@id("p${i}")\nforbid (principal, action, resource) when { context.params has path && context.params.path like "/etc/*" };`;
+    } else {
+      switch (i % 10) {
+        case 0:
+        case 1:
+          text = `@id("p${i}")\nforbid (principal, action == ${action}, resource) when { context.params has size && context.params.size > ${1000 + i} };`;
+          break;
+        case 2:
+          text = `@id("p${i}")\npermit (principal == Agent::"agent-${i % 13}", action == ${action}, resource) when { context.params has region && context.params.region == "eu-${i % 5}" };`;
+          break;
+        case 3:
+        case 4:
+          text = `@id("p${i}")\nforbid (principal, action == ${action}, resource);`;
+          break;
+        default:
+          text = `@id("p${i}")\npermit (principal, action == ${action}, resource);`;
+      }
+    }
+    files.push({ name: `p${i}.cedar`, text });
+  }
+  return files;
+}
+
+/** The calls decided in rotation: allowed, forbidden, unmatched (default deny), and conditioned ones. */
+const CALLS: ToolCall[] = [
+  { kind: "tool.echo", params: { text: "hello" } },
+  { kind: "tool.shell", params: { command: "rm -rf /" } },
+  { kind: "svc.t5", params: { size: 10 } },
+  { kind: "svc.t3", params: { size: 5000, region: "eu-1" } },
+  { kind: "tool.http_get", params: { endpoint: "https://api.example.com/" } },
+];
+
+function decisions(): void {
+  const shapes: [number, number][] = [
+    [10, 0],
+    [100, 0],
+    [1000, 0],
+    [1000, 0.1],
+  ];
+  for (const [n, unscoped] of shapes) {
+    const files = generatedBundle(n, unscoped);
+    const label = unscoped > 0 ? `${n} policies, ${unscoped * 100}% not action-scoped` : `${n} policies`;
+    // Cold: the engine's decision cache off, so every decision goes to Cedar (the worst case, and the budgeted one).
+    const cold = policyOf(files, `generated-${n}`, createCedarCompiler({ decisionCacheSize: 0 }));
+    const warm = policyOf(files, `generated-${n}`);
+    const coldGate = interceptorFor(() => cold);
+    const warmGate = interceptorFor(() => warm);
+    const requests = CALLS.map((c) => ({
+      principal: { type: "Agent", id: "test-agent" },
+      action: `tool:${c.kind}`,
+      resource: { type: "Tool", id: c.kind },
+      context: { params: c.params, node: { id: "test-node" } },
+    }));
+    const engine = measureSync(DECISIONS, DECISION_WARMUP, (i) => cold.engine.evaluate(requests[i % requests.length] as (typeof requests)[number]));
+    const decide = measureSync(DECISIONS, DECISION_WARMUP, (i) => coldGate.decide(CALLS[i % CALLS.length] as ToolCall));
+    const cached = measureSync(DECISIONS, DECISION_WARMUP, (i) => warmGate.decide(CALLS[i % CALLS.length] as ToolCall));
+    const verdict = n === 100 && unscoped === 0 ? (decide.p99 < BUDGET_US ? `budget p99 < ${BUDGET_US} µs: met` : `budget p99 < ${BUDGET_US} µs: MISSED`) : "";
+    rows.push([`decision, ${label}: engine.evaluate, cache off`, ...us(engine), ""]);
+    rows.push([`decision, ${label}: Interceptor.decide, cache off`, ...us(decide), verdict]);
+    rows.push([`decision, ${label}: Interceptor.decide, default cache (repeated calls)`, ...us(cached), ""]);
+    cold.engine.dispose();
+    warm.engine.dispose();
+  }
+}
+
+/** An interceptor that allows everything without asking a policy: the "no enforcement" peer for MCP. */
+const bypass: ToolCallInterceptor = {
+  async call(call, tool): Promise<InterceptResult> {
+    if (!tool) throw new Error(`no tool ${call.kind}`);
+    return { decision: "allow", policy_ref: "bypass", policies: [], ok: true, output: (await tool.run(call.params)).output };
+  },
+};
+
+async function transports(): Promise<void> {
+  const tools = builtinTools();
+  const echo = tools.get("tool.echo");
+  if (!echo) throw new Error("tool.echo missing");
+  const policy = policyOf(generatedBundle(100), "generated-100");
+  const enforced = createToolServer({ interceptor: interceptorFor(() => policy), tools, policy: () => policy });
+  const open = createToolServer({ interceptor: bypass, tools });
+  // The peer for HTTP: a plain fastify route, same body limit, calling the tool with no interceptor.
+  const raw = Fastify({ bodyLimit: 1024 * 1024 });
+  raw.post<{ Body: ToolCall }>("/v1/tool", async (req) => ({ decision: "allow", output: (await echo.run(req.body.params)).output }));
+  const [enforcedBase, openBase, rawBase] = [await listen(enforced), await listen(open), await listen(raw)];
+  const body = JSON.stringify({ kind: "tool.echo", params: { text: "hello" } });
+  // node:http with one keep-alive socket: a lean client, so the rows show the server, not fetch's overhead.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const httpCall = (base: string) => {
+    const { hostname, port } = new URL(base);
+    return () =>
+      new Promise<void>((resolve, reject) => {
+        const req = request({ host: hostname, port, path: "/v1/tool", method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
+          res.on("data", () => undefined).on("end", resolve).on("error", reject);
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+  };
+  const mcpClient = async (base: string): Promise<Client> => {
+    const client = new Client({ name: "bench", version: "1.0.0" });
+    // The SDK client hands one long-lived AbortSignal to every fetch; undici only drops its per-request
+    // listener at GC, so thousands of sequential calls pile listeners up (a client-side artifact that adds
+    // noise). The bench client leaves the signal out; the server side is unchanged.
+    const noSignalFetch: typeof fetch = (input, init) => fetch(input, { ...init, signal: null });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { fetch: noSignalFetch }));
+    return client;
+  };
+  const [enforcedMcp, openMcp] = [await mcpClient(enforcedBase), await mcpClient(openBase)];
+  const mcpCall = (client: Client) => async (): Promise<void> => {
+    const r = await client.callTool({ name: "tool.echo", arguments: { text: "hello" } });
+    if (r.isError === true) throw new Error("MCP call refused");
+  };
+  try {
+    const direct = await measure(REQUESTS * 4, REQUEST_WARMUP, () => echo.run({ text: "hello" }));
+    const httpRaw = await measure(REQUESTS, REQUEST_WARMUP, httpCall(rawBase));
+    const httpPolicy = await measure(REQUESTS, REQUEST_WARMUP, httpCall(enforcedBase));
+    const httpOpen = await measure(REQUESTS, REQUEST_WARMUP, httpCall(openBase));
+    const mcpOpen = await measure(REQUESTS, REQUEST_WARMUP, mcpCall(openMcp));
+    const mcpPolicy = await measure(REQUESTS, REQUEST_WARMUP, mcpCall(enforcedMcp));
+    // What stateless /mcp pays per request before any message is handled: a fresh server and transport.
+    const setup = await measure(REQUESTS, REQUEST_WARMUP, async () => {
+      const server = createMcpServer({ interceptor: bypass, tools });
+      await server.connect(new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true }));
+      await server.close();
+    });
+    const delta = (a: Stats, b: Stats): string => {
+      const d = a.p50 - b.p50;
+      return `${d >= 0 ? "+" : "−"}${Math.abs(d).toFixed(1)} µs p50 vs peer`;
+    };
+    rows.push(["tool.echo called directly (tool.run)", ...us(direct), "limit"]);
+    rows.push(["HTTP POST, raw fastify route calling the tool (no schema, no interceptor)", ...us(httpRaw), "peer"]);
+    rows.push(["HTTP POST /v1/tool, same server, interceptor bypassed", ...us(httpOpen), delta(httpOpen, httpRaw)]);
+    rows.push(["HTTP POST /v1/tool with policy (100 policies)", ...us(httpPolicy), delta(httpPolicy, httpRaw)]);
+    rows.push(["MCP tools/call at /mcp, interceptor bypassed", ...us(mcpOpen), "peer"]);
+    rows.push(["MCP tools/call at /mcp with policy (100 policies)", ...us(mcpPolicy), delta(mcpPolicy, mcpOpen)]);
+    rows.push(["of which: stateless per-request MCP server + transport setup", ...us(setup), ""]);
+  } finally {
+    await enforcedMcp.close();
+    await openMcp.close();
+    agent.destroy();
+    await Promise.all([enforced.close(), open.close(), raw.close()]);
+    policy.engine.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  decisions();
+  await transports();
+  const cpu = cpus()[0]?.model ?? "unknown CPU";
+  const load = loadavg().map((l) => l.toFixed(1)).join(" ");
+  console.log(`machine: ${cpus().length} × ${cpu}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; load average at the end ${load} (other work on the machine inflates p99s)`);
+  console.log(`decisions: ${DECISIONS} per row after ${DECISION_WARMUP} warm-up; requests: ${REQUESTS} sequential per row after ${REQUEST_WARMUP} warm-up, keep-alive, loopback\n`);
+  console.log("| measurement | p50 µs | p99 µs | note |\n|---|---|---|---|");
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+}
+
+await main();

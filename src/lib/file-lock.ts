@@ -1,0 +1,60 @@
+import { open, readFile, unlink } from "node:fs/promises";
+import { errnoCode } from "./errors.js";
+
+export interface FileLockOptions {
+  /** Give up after this long (ms). */
+  timeoutMs?: number;
+  /** Thrown when the lock cannot be had in time. */
+  onTimeout: (holderPid: number | undefined) => Error;
+}
+
+/**
+ * Runs `fn` holding an exclusive lock file (`O_CREAT|O_EXCL`, holding our pid).
+ * A lock left by a process that no longer exists (SIGKILL, power loss) is
+ * broken, so a crash never wedges the node. PID reuse could make a stale lock
+ * look live; then the caller times out with a clear message instead of
+ * corrupting state.
+ */
+export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: FileLockOptions): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  for (;;) {
+    try {
+      const fh = await open(path, "wx", 0o600);
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (e) {
+      if (errnoCode(e) !== "EEXIST") throw e;
+      const holder = await lockHolder(path);
+      if (holder !== undefined && !isAlive(holder)) {
+        await unlink(path).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadline) throw opts.onTimeout(holder);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await unlink(path).catch(() => undefined);
+  }
+}
+
+async function lockHolder(path: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(path, "utf8")).trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errnoCode(e) === "EPERM";
+  }
+}

@@ -1,0 +1,60 @@
+import { readFile } from "node:fs/promises";
+import { parse as parseToml } from "smol-toml";
+import { z } from "zod";
+import { errnoCode, fieldProblems } from "../lib/index.js";
+import { RuntimeError } from "./errors.js";
+import { DEFAULT_ALLOWED_DOMAINS } from "./tools/index.js";
+import { parseUpstreamConfigs } from "./upstream.js";
+import type { UpstreamConfig } from "./upstream.js";
+
+/** Runtime configuration (`--config runtime.toml` or `.json`); flags override file values. */
+export interface RuntimeConfig {
+  /** The agent's identity: the policy principal `Agent::"<agent_id>"`. Never taken from a request. */
+  agentId: string;
+  /** Facts about this node, offered to policy as `context.node`. */
+  node: Record<string, string>;
+  /** Hosts `tool.http_get` may reach (exact, or `*.suffix`). */
+  allowedDomains: string[];
+  upstreams: UpstreamConfig[];
+}
+
+const fileSchema = z.strictObject({
+  agent_id: z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/).optional(),
+  node: z.record(z.string(), z.string()).optional(),
+  allowed_domains: z.array(z.string().min(1)).optional(),
+  upstreams: z.array(z.unknown()).optional(),
+});
+
+export const DEFAULT_RUNTIME_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
+  agentId: "agent",
+  node: {},
+  allowedDomains: [...DEFAULT_ALLOWED_DOMAINS],
+  upstreams: [],
+});
+
+/** Reads and validates a runtime config file; every bad field is named. */
+export async function readRuntimeConfig(path: string): Promise<RuntimeConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    throw new RuntimeError("RUNTIME_CONFIG_INVALID", `cannot read runtime config ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+  }
+  let doc: unknown;
+  try {
+    doc = path.endsWith(".json") ? JSON.parse(text) : parseToml(text);
+  } catch (e) {
+    throw new RuntimeError("RUNTIME_CONFIG_INVALID", `${path} is not valid ${path.endsWith(".json") ? "JSON" : "TOML"}: ${(e as Error).message.split("\n")[0] ?? ""}`, { cause: e });
+  }
+  const r = fileSchema.safeParse(doc);
+  if (!r.success) {
+    const fields = fieldProblems(r.error.issues);
+    throw new RuntimeError("RUNTIME_CONFIG_INVALID", `${path}: ${fields.map((f) => `${f.field}: ${f.problem}`).join("; ")}`, { details: { fields } });
+  }
+  return {
+    agentId: r.data.agent_id ?? DEFAULT_RUNTIME_CONFIG.agentId,
+    node: r.data.node ?? {},
+    allowedDomains: r.data.allowed_domains ?? [...DEFAULT_RUNTIME_CONFIG.allowedDomains],
+    upstreams: parseUpstreamConfigs(r.data.upstreams ?? []),
+  };
+}

@@ -1,0 +1,351 @@
+import Fastify from "fastify";
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
+import type { IncomingHttpHeaders } from "node:http";
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { RUNTIME_VERSION } from "../lib/index.js";
+import { createMcpServer } from "./mcp-server.js";
+import type { CallTransport, ToolCallInterceptor } from "./mcp-server.js";
+import { asToolRegistry } from "./tools/registry.js";
+import type { ToolRegistry, ToolSource } from "./tools/registry.js";
+import type { InterceptResult, PolicySource } from "./types.js";
+
+/** Options of {@link createToolServer}. */
+export interface ToolServerOptions {
+  /** Decides every call and runs the tool only when allowed (the runtime's `Interceptor`). */
+  interceptor: ToolCallInterceptor;
+  tools: ToolSource;
+  /**
+   * The policy in force, for `/readyz`, `/v1/status` and the `policy_ref` of
+   * requests refused before any decision (malformed bodies). Pass the same
+   * source the interceptor reads. Without it the server reports "none".
+   */
+  policy?: PolicySource;
+  /** Serve MCP Streamable HTTP at `/mcp` (stateless). Default true. */
+  mcp?: boolean;
+  /** Fastify logger options, or a pino-compatible logger instance. Default: off. */
+  logger?: FastifyServerOptions["logger"] | FastifyBaseLogger;
+  /** Browser origins allowed to call; any request carrying another `Origin` is refused (DNS-rebinding guard). Default none. */
+  allowedOrigins?: readonly string[];
+}
+
+/** Request-level error codes (the request never reached a decision). Tool errors carry RuntimeError codes. */
+export type RequestErrorCode = "REQUEST_INVALID" | "REQUEST_TOO_LARGE" | "MEDIA_TYPE_UNSUPPORTED" | "METHOD_NOT_ALLOWED" | "INTERNAL";
+
+/** Counts of decisions made through this server. */
+export interface DecisionCounts {
+  allow: number;
+  deny: number;
+  /** Allowed, but the tool failed (bad params, refused target, unknown tool, upstream down). */
+  failed: number;
+}
+
+const MiB = 1024 * 1024;
+const NO_POLICY = "none";
+
+const errorSchema = {
+  type: "object",
+  required: ["code", "message"],
+  properties: { code: { type: "string" }, message: { type: "string" } },
+  additionalProperties: false,
+} as const;
+const refusalSchema = {
+  type: "object",
+  required: ["decision", "policy_ref", "error"],
+  properties: { decision: { type: "string", enum: ["allow", "deny"] }, policy_ref: { type: "string" }, error: errorSchema },
+  additionalProperties: false,
+} as const;
+const countsSchema = {
+  type: "object",
+  required: ["allow", "deny", "failed"],
+  properties: { allow: { type: "integer" }, deny: { type: "integer" }, failed: { type: "integer" } },
+  additionalProperties: false,
+} as const;
+
+const toolRouteSchema = {
+  body: {
+    type: "object",
+    required: ["kind"],
+    properties: {
+      kind: { type: "string", minLength: 1, maxLength: 256 },
+      params: { type: "object", default: {} },
+    },
+    additionalProperties: false,
+  },
+  response: {
+    200: {
+      type: "object",
+      required: ["decision", "policy_ref", "output"],
+      properties: { decision: { type: "string", enum: ["allow"] }, policy_ref: { type: "string" }, output: {} },
+      additionalProperties: false,
+    },
+    403: {
+      type: "object",
+      required: ["decision", "policy_ref", "reason", "policies"],
+      properties: {
+        decision: { type: "string", enum: ["deny"] },
+        policy_ref: { type: "string" },
+        reason: { type: "string" },
+        policies: { type: "array", items: { type: "string" } },
+      },
+      additionalProperties: false,
+    },
+    "4xx": refusalSchema,
+    "5xx": refusalSchema,
+  },
+} as const;
+
+interface ToolBody {
+  kind: string;
+  params: Record<string, unknown>;
+}
+
+/**
+ * The runtime's tool server: `POST /v1/tool` (the original's contract: 200
+ * allowed and ran, 403 denied and never ran, 400 allowed but failed or
+ * malformed, 405 any other method; every body carries `decision` and
+ * `policy_ref`), `/healthz`, `/readyz`, `/v1/status`, and MCP Streamable HTTP
+ * at `/mcp`. Every call, over either transport, goes through the interceptor.
+ *
+ * `/mcp` is stateless: each POST gets a fresh MCP server and transport (no
+ * session id, JSON responses, no SSE); GET and DELETE answer 405. A tool call
+ * needs nothing from an earlier request, so there is no session state to bound
+ * or to lose on restart, and any replica can answer.
+ *
+ * ### Examples
+ * ```ts
+ * const app = createToolServer({ interceptor, tools: builtinTools(), policy: live.current });
+ * await app.listen({ host: "127.0.0.1", port: 7777 });
+ * ```
+ */
+export function createToolServer(opts: ToolServerOptions): FastifyInstance {
+  const tools = asToolRegistry(opts.tools);
+  const policy: PolicySource = opts.policy ?? (() => undefined);
+  const policyRef = (): string => policy()?.ref ?? NO_POLICY;
+  const origins: ReadonlySet<string> = new Set(opts.allowedOrigins ?? []);
+  const originRefused = (req: FastifyRequest): boolean => {
+    const origin = req.headers.origin;
+    return origin !== undefined && !origins.has(origin);
+  };
+  const counter = new DecisionCounter();
+  const gate: ToolCallInterceptor = {
+    async call(call, tool, transport) {
+      const r = await opts.interceptor.call(call, tool, transport);
+      counter.count(transport, r);
+      return r;
+    },
+  };
+
+  const logger = opts.logger ?? false;
+  const isInstance = typeof logger === "object" && typeof (logger as Partial<FastifyBaseLogger>).child === "function";
+  const app = Fastify({
+    bodyLimit: MiB,
+    ...(isInstance ? { loggerInstance: logger as FastifyBaseLogger } : { logger: logger as FastifyServerOptions["logger"] }),
+    // The body is attacker-controlled: no type coercion, no silent removal of unknown fields.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
+  });
+
+  app.get("/healthz", { schema: { response: { 200: { type: "object", properties: { status: { type: "string" } } } } } }, () => ({ status: "ok" }));
+
+  app.get(
+    "/readyz",
+    {
+      schema: {
+        response: {
+          200: { type: "object", properties: { ready: { type: "boolean" }, policy_ref: { type: "string" } } },
+          503: { type: "object", properties: { ready: { type: "boolean" }, reason: { type: "string" } } },
+        },
+      },
+    },
+    (_req, reply) => {
+      const p = policy();
+      if (p) return reply.code(200).send({ ready: true, policy_ref: p.ref });
+      return reply.code(503).send({ ready: false, reason: "no policy loaded: every tool call is denied until one is" });
+    },
+  );
+
+  app.get(
+    "/v1/status",
+    {
+      schema: {
+        response: {
+          200: {
+            type: "object",
+            properties: {
+              version: { type: "string" },
+              policy_ref: { type: "string" },
+              policy_loaded: { type: "boolean" },
+              policy_count: { type: "integer" },
+              tools: { type: "array", items: { type: "object", properties: { name: { type: "string" }, description: { type: "string" } } } },
+              transports: { type: "array", items: { type: "string" } },
+              decisions: {
+                type: "object",
+                properties: { ...countsSchema.properties, by_transport: { type: "object", additionalProperties: countsSchema } },
+              },
+            },
+          },
+        },
+      },
+    },
+    () => {
+      const p = policy();
+      return {
+        version: RUNTIME_VERSION,
+        policy_ref: p?.ref ?? NO_POLICY,
+        policy_loaded: p !== undefined,
+        policy_count: p?.engine.policyCount ?? 0,
+        tools: tools.list().map((t) => ({ name: t.name, description: t.description })),
+        transports: opts.mcp === false ? ["http"] : ["http", "mcp"],
+        decisions: counter.snapshot(),
+      };
+    },
+  );
+
+  void app.register((scope, _o, done) => {
+    toolRoutes(scope, { gate, tools, policyRef, originRefused });
+    done();
+  });
+  if (opts.mcp !== false) {
+    void app.register((scope, _o, done) => {
+      mcpRoutes(scope, { gate, tools, originRefused });
+      done();
+    });
+  }
+  return app;
+}
+
+interface RouteDeps {
+  gate: ToolCallInterceptor;
+  tools: ToolRegistry;
+  originRefused: (req: FastifyRequest) => boolean;
+}
+
+/** `/v1/tool`: its own error handler so even a refused request answers with `decision` and `policy_ref`. */
+function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => string }): void {
+  const { gate, tools, policyRef, originRefused } = deps;
+  const refuse = (reply: FastifyReply, status: number, code: RequestErrorCode, message: string): FastifyReply =>
+    reply.code(status).send({ decision: "deny", policy_ref: policyRef(), error: { code, message } });
+
+  app.setErrorHandler((err: unknown, req, reply) => {
+    const { status, code, message } = requestError(err);
+    if (status >= 500) req.log.error({ err }, "tool request failed");
+    return refuse(reply, status, code, message);
+  });
+
+  app.addHook("onRequest", (req, reply, done) => {
+    if (originRefused(req)) {
+      // A refusal like any other deny (403 shape); the policy was never asked.
+      void reply.code(403).send({ decision: "deny", policy_ref: policyRef(), reason: `requests from origin ${JSON.stringify(req.headers.origin)} are refused`, policies: [] });
+      return;
+    }
+    done();
+  });
+
+  app.post<{ Body: ToolBody }>("/v1/tool", { schema: toolRouteSchema }, async (req, reply) => {
+    const { kind, params } = req.body;
+    const r = await gate.call({ kind, params }, tools.get(kind), "http");
+    if (r.decision === "deny") return reply.code(403).send({ decision: "deny", policy_ref: r.policy_ref, reason: r.reason, policies: r.policies });
+    if (!r.ok) return reply.code(400).send({ decision: "allow", policy_ref: r.policy_ref, error: r.error });
+    return reply.code(200).send({ decision: "allow", policy_ref: r.policy_ref, output: r.output ?? null });
+  });
+
+  // Every other method: 405 before the body is even read.
+  app.route({
+    method: ["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"],
+    url: "/v1/tool",
+    schema: { response: { "4xx": refusalSchema } },
+    // Answering from a hook ends the request there (done is deliberately not called).
+    onRequest: (req, reply) => {
+      void refuse(reply.header("allow", "POST"), 405, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on /v1/tool; use POST`);
+    },
+    handler: (_req, reply) => reply,
+  });
+}
+
+/** `/mcp`: MCP Streamable HTTP, stateless, JSON responses; errors answer as JSON-RPC. */
+function mcpRoutes(app: FastifyInstance, deps: RouteDeps): void {
+  const { gate, tools, originRefused } = deps;
+  const rpcError = (reply: FastifyReply, status: number, code: number, message: string): FastifyReply =>
+    reply.code(status).type("application/json").send({ jsonrpc: "2.0", error: { code, message }, id: null });
+
+  app.setErrorHandler((err: unknown, req, reply) => {
+    const { status, code, message } = requestError(err);
+    if (status >= 500) req.log.error({ err }, "mcp request failed");
+    const rpcCode = code === "REQUEST_INVALID" ? -32700 : status >= 500 ? -32603 : -32600;
+    return rpcError(reply, status, rpcCode, message);
+  });
+
+  app.addHook("onRequest", (req, reply, done) => {
+    if (originRefused(req)) {
+      void rpcError(reply, 403, -32000, `requests from origin ${JSON.stringify(req.headers.origin)} are refused`);
+      return;
+    }
+    done();
+  });
+
+  app.post("/mcp", async (req, reply) => {
+    const server = createMcpServer({ interceptor: gate, tools });
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    await server.connect(transport);
+    try {
+      const res = await transport.handleRequest(new Request(`http://localhost${req.url}`, { method: "POST", headers: webHeaders(req.headers) }), { parsedBody: req.body });
+      reply.code(res.status);
+      res.headers.forEach((value, name) => void reply.header(name, value));
+      const text = await res.text();
+      return reply.send(text === "" ? undefined : text);
+    } finally {
+      await server.close();
+    }
+  });
+
+  app.route({
+    method: ["GET", "DELETE"],
+    url: "/mcp",
+    onRequest: (_req, reply) => {
+      void rpcError(reply.header("allow", "POST"), 405, -32000, "Method not allowed: this MCP endpoint is stateless (no sessions, no server-sent event stream); use POST");
+    },
+    handler: (_req, reply) => reply,
+  });
+}
+
+function webHeaders(h: IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const [name, value] of Object.entries(h)) {
+    if (value === undefined || name.startsWith(":")) continue;
+    out.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  return out;
+}
+
+/** Maps fastify's request errors to our codes; anything else is internal and its message is not forwarded. */
+function requestError(err: unknown): { status: number; code: RequestErrorCode; message: string } {
+  const e = (typeof err === "object" && err !== null ? err : {}) as { statusCode?: number; code?: string; message?: string; validation?: unknown };
+  const status = typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
+  if (status === 500) return { status, code: "INTERNAL", message: "internal error; the call was not run (see the runtime log)" };
+  if (status === 413) return { status, code: "REQUEST_TOO_LARGE", message: `request body exceeds ${MiB} bytes` };
+  if (status === 415) return { status, code: "MEDIA_TYPE_UNSUPPORTED", message: "send the body as application/json" };
+  return { status: 400, code: "REQUEST_INVALID", message: `malformed request: ${e.message ?? "invalid body"}` };
+}
+
+class DecisionCounter {
+  readonly #by = new Map<CallTransport, DecisionCounts>();
+
+  count(transport: CallTransport, r: InterceptResult): void {
+    let c = this.#by.get(transport);
+    if (!c) this.#by.set(transport, (c = { allow: 0, deny: 0, failed: 0 }));
+    if (r.decision === "deny") c.deny++;
+    else if (r.ok) c.allow++;
+    else c.failed++;
+  }
+
+  snapshot(): DecisionCounts & { by_transport: Record<string, DecisionCounts> } {
+    const total: DecisionCounts = { allow: 0, deny: 0, failed: 0 };
+    const by: Record<string, DecisionCounts> = {};
+    for (const [t, c] of this.#by) {
+      by[t] = { ...c };
+      total.allow += c.allow;
+      total.deny += c.deny;
+      total.failed += c.failed;
+    }
+    return { ...total, by_transport: by };
+  }
+}

@@ -1,0 +1,181 @@
+import { performance } from "node:perf_hooks";
+import type { Decision, DecisionRequest, EngineDecision, EntityRef } from "../policy/index.js";
+import { RuntimeError } from "./errors.js";
+import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall } from "./types.js";
+
+/** How a call reached the runtime (recorded with each decision). */
+type Transport = "http" | "mcp" | "direct";
+
+/** `policy_ref` reported when no policy is loaded. */
+const NO_POLICY_REF = "none";
+const NO_POLICY_REASON = "no policy loaded: deny all";
+
+/** Options of {@link Interceptor}. */
+export interface InterceptorOptions {
+  /** Asked on every call for the policy in force; `undefined` (nothing loaded) denies everything. */
+  policy: PolicySource;
+  /** The agent the calls are made for: the Cedar principal (`Agent::"<id>"`). */
+  principal: EntityRef;
+  /** Facts about this node, offered to policies as `context.node`. */
+  node: Record<string, unknown>;
+  /** Receives one {@link DecisionEvent} per call; a sink that throws changes nothing. */
+  sink?: DecisionSink;
+  /** Clock for event timestamps (default `new Date()`). */
+  now?: () => Date;
+}
+
+/** The decision for one call, before (and independent of) running the tool. */
+export interface InterceptDecision {
+  decision: Decision;
+  policy_ref: string;
+  /** Policies that determined the decision (matching forbids on deny, permits on allow, erroring policies on an error deny). */
+  policies: string[];
+  /** Why: `permitted by …`, `forbidden by …`, `no permit matched`, `evaluation error: …`, or the no-policy reason. */
+  reason: string;
+  errors: string[];
+  /** Time spent deciding (policy lookup + engine), in microseconds. */
+  latency_us: number;
+}
+
+/**
+ * The policy gate in front of every tool: each call is turned into a decision
+ * request (`principal`, action `tool:<kind>`, resource `Tool::"<kind>"`,
+ * context `{ params, node }`), decided by the loaded policy engine, recorded,
+ * and only then, if allowed, run.
+ *
+ * Fail closed, deny wins, no override. With no policy loaded every call is
+ * denied; an engine deny (a matching forbid, no matching permit, or any
+ * evaluation error) is final and the tool is never invoked. There is no
+ * override path at all: nothing in the call (params, the transport's headers,
+ * the tool or runtime configuration) is consulted except as policy context,
+ * and no option of this class can turn a deny into an allow. A sink or clock
+ * that throws cannot change a decision or break the call.
+ *
+ * The decision and the start of the tool happen in one synchronous step, so
+ * the params the tool receives are the params the policy saw.
+ *
+ * ### Examples
+ * ```ts
+ * import { Interceptor, MemorySink } from "./index.js";
+ * const sink = new MemorySink();
+ * const gate = new Interceptor({ policy: live.current, principal: { type: "Agent", id: "agent-1" }, node: { id: "node-7" }, sink });
+ * const r = await gate.call({ kind: "tool.echo", params: { text: "hi" } }, echoTool(), "direct");
+ * // r.decision === "allow" && r.ok → r.output is { text: "hi" }
+ * ```
+ */
+export class Interceptor {
+  readonly #policy: PolicySource;
+  readonly #principal: EntityRef;
+  readonly #node: Record<string, unknown>;
+  readonly #sink: DecisionSink | undefined;
+  readonly #now: () => Date;
+  #sinkFailures = 0;
+
+  constructor(opts: InterceptorOptions) {
+    this.#policy = opts.policy;
+    this.#principal = Object.freeze({ type: opts.principal.type, id: opts.principal.id });
+    this.#node = opts.node;
+    this.#sink = opts.sink;
+    this.#now = opts.now ?? (() => new Date());
+  }
+
+  /** How many times the sink threw (the events it lost); for status output. */
+  get sinkFailures(): number {
+    return this.#sinkFailures;
+  }
+
+  /**
+   * Decides a call without running anything and without recording an event
+   * (for `autonomy policy test` and benchmarks). Never throws: any failure is
+   * a deny.
+   */
+  decide(call: ToolCall): InterceptDecision {
+    const start = performance.now();
+    const d = this.#decide(call);
+    return { ...d, latency_us: Math.round((performance.now() - start) * 10_000) / 10 };
+  }
+
+  /**
+   * Decides the call, records one decision event, and runs the tool only when
+   * allowed. Denied: `{decision: "deny"}` and the tool never runs. Allowed but
+   * no such tool: `ok: false` with `TOOL_UNKNOWN`. Allowed and the tool
+   * throws: `ok: false` with the error's RuntimeError code, else `TOOL_FAILED`.
+   */
+  async call(call: ToolCall, tool: Tool | undefined, transport: Transport): Promise<InterceptResult> {
+    const d = this.decide(call);
+    this.#record(call, d, transport);
+    if (d.decision !== "allow") return { decision: "deny", policy_ref: d.policy_ref, reason: d.reason, policies: d.policies };
+    const allowed = { decision: "allow" as const, policy_ref: d.policy_ref, policies: d.policies };
+    if (!tool) return { ...allowed, ok: false, error: { code: "TOOL_UNKNOWN", message: `no tool named ${JSON.stringify(call.kind)} on this runtime` } };
+    try {
+      const { output } = await tool.run(call.params);
+      return { ...allowed, ok: true, output };
+    } catch (e) {
+      const code = e instanceof RuntimeError ? e.code : "TOOL_FAILED";
+      return { ...allowed, ok: false, error: { code, message: e instanceof Error ? e.message : String(e) } };
+    }
+  }
+
+  #decide(call: ToolCall): Omit<InterceptDecision, "latency_us"> {
+    let ref = NO_POLICY_REF;
+    try {
+      const loaded = this.#policy();
+      if (!loaded) return { decision: "deny", policy_ref: NO_POLICY_REF, policies: [], reason: NO_POLICY_REASON, errors: [] };
+      ref = loaded.ref;
+      const invalid = invalidCall(call);
+      if (invalid !== undefined) return { decision: "deny", policy_ref: ref, policies: [], reason: `invalid tool call: ${invalid}`, errors: [invalid] };
+      const request: DecisionRequest = {
+        principal: this.#principal,
+        action: `tool:${call.kind}`,
+        resource: { type: "Tool", id: call.kind },
+        context: { params: call.params, node: this.#node },
+      };
+      const e: EngineDecision = loaded.engine.evaluate(request);
+      // Only an explicit, error-free allow allows; anything else (including a malformed answer) denies.
+      const allow = e.decision === "allow" && Array.isArray(e.errors) && e.errors.length === 0;
+      const policies = Array.isArray(e.policies) ? [...e.policies] : [];
+      const errors = Array.isArray(e.errors) ? [...e.errors] : ["the policy engine gave a malformed answer"];
+      if (allow) return { decision: "allow", policy_ref: ref, policies, reason: policies.length > 0 ? `permitted by ${policies.join(", ")}` : "permitted", errors: [] };
+      return { decision: "deny", policy_ref: ref, policies, reason: denyReason(policies, errors), errors };
+    } catch (e) {
+      const msg = `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}`;
+      return { decision: "deny", policy_ref: ref, policies: [], reason: msg, errors: [msg] };
+    }
+  }
+
+  #record(call: ToolCall, d: InterceptDecision, transport: Transport): void {
+    if (!this.#sink) return;
+    try {
+      const event: DecisionEvent = {
+        type: "ai.policy.decision",
+        timestamp: this.#now().toISOString(),
+        tool: typeof call.kind === "string" ? call.kind : String(call.kind),
+        decision: d.decision,
+        policy_ref: d.policy_ref,
+        policies: d.policies,
+        reason: d.reason,
+        errors: d.errors,
+        latency_us: d.latency_us,
+        transport,
+      };
+      this.#sink.record(event);
+    } catch {
+      this.#sinkFailures++;
+    }
+  }
+}
+
+function denyReason(policies: readonly string[], errors: readonly string[]): string {
+  if (errors.length > 0) return `evaluation error: ${errors.join("; ")}`;
+  if (policies.length > 0) return `forbidden by ${policies.join(", ")}`;
+  return "no permit matched";
+}
+
+/** A call the policy cannot be asked about (not a string kind, params not an object) is denied before evaluation. */
+function invalidCall(call: ToolCall): string | undefined {
+  if (!call || typeof call !== "object") return "the call is not an object";
+  if (typeof call.kind !== "string" || call.kind.length === 0) return "kind must be a non-empty string";
+  const p: unknown = call.params;
+  if (p === null || typeof p !== "object" || Array.isArray(p)) return "params must be an object";
+  return undefined;
+}

@@ -1,0 +1,186 @@
+import { z } from "zod";
+import { RUNTIME_VERSION } from "../../lib/index.js";
+import { RuntimeError } from "../errors.js";
+import type { Tool } from "../types.js";
+import { defineTool } from "./define-tool.js";
+
+/** Options of {@link httpGetTool}. */
+export interface HttpGetOptions {
+  /** Host names the tool may reach: an exact host (`api.example.com`, `127.0.0.1`, `[::1]`) or `*.suffix` (subdomains only). */
+  allowedDomains: readonly string[];
+  /** Whole-call deadline, redirects and body included. Default 10 s. */
+  timeoutMs?: number;
+  /** Body bytes kept; the rest is dropped and `truncated` set. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Redirects followed (each target re-checked against the allow-list). Default 5. */
+  maxRedirects?: number;
+  /** The fetch to use (tests, proxies). Default: the global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** What `tool.http_get` returns. */
+export interface HttpGetOutput {
+  /** The URL finally fetched, after redirects. */
+  url: string;
+  status: number;
+  content_type: string | null;
+  /** The body as UTF-8 text, at most `maxBodyBytes` bytes of it. */
+  body: string;
+  truncated: boolean;
+}
+
+const MiB = 1024 * 1024;
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+const HttpGetParams = z.strictObject({
+  endpoint: z.string().max(8192).describe("http(s) URL to GET; its host must be on the runtime's allow-list"),
+});
+
+/** A compiled allow-list: exact hosts and wildcard suffixes, normalised the way WHATWG URL normalises hosts. */
+export class HostAllowList {
+  readonly #exact: ReadonlySet<string>;
+  readonly #suffixes: readonly string[];
+
+  constructor(entries: readonly string[]) {
+    const exact = new Set<string>();
+    const suffixes: string[] = [];
+    for (const raw of entries) {
+      const entry = raw.trim();
+      if (entry === "") continue;
+      if (entry.startsWith("*.")) suffixes.push(`.${normaliseHost(entry.slice(2), raw)}`);
+      else exact.add(normaliseHost(entry, raw));
+    }
+    this.#exact = exact;
+    this.#suffixes = Object.freeze(suffixes);
+  }
+
+  /** True when `hostname` (as `URL.hostname` spells it) is allowed. */
+  allows(hostname: string): boolean {
+    const host = stripDot(hostname.toLowerCase());
+    if (this.#exact.has(host)) return true;
+    return this.#suffixes.some((s) => host.length > s.length && host.endsWith(s));
+  }
+}
+
+function stripDot(host: string): string {
+  return host.endsWith(".") ? host.slice(0, -1) : host;
+}
+
+function normaliseHost(host: string, raw: string): string {
+  const bad = (): never => {
+    throw new RuntimeError("RUNTIME_CONFIG_INVALID", `allowed domain ${JSON.stringify(raw)} is not a host name, IP address or *.suffix`, {
+      hint: "list plain host names such as api.example.com or *.example.com (no scheme, port, path or other wildcards)",
+    });
+  };
+  if (host === "" || /[*/?#@\s]/.test(host)) bad();
+  const v6 = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  let parsed: URL;
+  try {
+    parsed = new URL(`http://${v6}/`);
+  } catch {
+    return bad();
+  }
+  if (parsed.port !== "") bad();
+  return stripDot(parsed.hostname);
+}
+
+/**
+ * `tool.http_get` {endpoint} → {url, status, content_type, body, truncated}:
+ * GETs an http(s) URL whose host is on the allow-list, following redirects by
+ * hand so every hop is re-checked, within a deadline and a body-size bound.
+ * A refused target is RuntimeError(TOOL_TARGET_NOT_ALLOWED); a network error
+ * or timeout is TOOL_FAILED. Host names are checked, not the addresses they
+ * resolve to (see the report on DNS rebinding).
+ *
+ * ### Examples
+ * ```ts
+ * const tool = httpGetTool({ allowedDomains: ["api.example.com", "*.example.org"] });
+ * await tool.run({ endpoint: "https://api.example.com/v1/ping" });
+ * ```
+ */
+export function httpGetTool(opts: HttpGetOptions): Tool {
+  const allow = new HostAllowList(opts.allowedDomains);
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const maxBody = opts.maxBodyBytes ?? MiB;
+  const maxRedirects = opts.maxRedirects ?? 5;
+  const doFetch = opts.fetch ?? fetch;
+
+  const checkTarget = (endpoint: string, base?: URL): URL => {
+    let url: URL;
+    try {
+      url = base ? new URL(endpoint, base) : new URL(endpoint);
+    } catch {
+      throw new RuntimeError("TOOL_PARAMS_INVALID", `tool.http_get: invalid params: endpoint: not a URL`, {
+        details: { tool: "tool.http_get", problems: [{ field: "endpoint", problem: "not a URL" }] },
+      });
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new RuntimeError("TOOL_TARGET_NOT_ALLOWED", `tool.http_get: scheme ${url.protocol} is not allowed (only http and https)`);
+    }
+    if (url.username !== "" || url.password !== "") {
+      throw new RuntimeError("TOOL_TARGET_NOT_ALLOWED", "tool.http_get: URLs carrying credentials are not allowed");
+    }
+    if (!allow.allows(url.hostname)) {
+      throw new RuntimeError("TOOL_TARGET_NOT_ALLOWED", `tool.http_get: host ${url.hostname} is not on the allow-list`, { details: { host: url.hostname } });
+    }
+    return url;
+  };
+
+  return defineTool({
+    name: "tool.http_get",
+    description: "HTTP GET of an allow-listed http(s) URL; returns status and body text (bounded).",
+    params: HttpGetParams,
+    async run({ endpoint }, signal): Promise<HttpGetOutput> {
+      let url = checkTarget(endpoint);
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const combined = signal ? AbortSignal.any([deadline, signal]) : deadline;
+      try {
+        for (let hop = 0; ; hop++) {
+          const res = await doFetch(url, {
+            method: "GET",
+            redirect: "manual",
+            signal: combined,
+            headers: { "user-agent": `autonomyops-runtime/${RUNTIME_VERSION}`, accept: "*/*" },
+          });
+          const location = res.headers.get("location");
+          if (REDIRECTS.has(res.status) && location !== null) {
+            await res.body?.cancel();
+            if (hop >= maxRedirects) throw new RuntimeError("TOOL_FAILED", `tool.http_get: more than ${maxRedirects} redirects`);
+            url = checkTarget(location, url);
+            continue;
+          }
+          const { body, truncated } = await readBounded(res, maxBody);
+          return { url: url.href, status: res.status, content_type: res.headers.get("content-type"), body, truncated };
+        }
+      } catch (e) {
+        if (e instanceof RuntimeError) throw e;
+        if (deadline.aborted) throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${url.href} timed out after ${timeoutMs} ms`, { cause: e });
+        if (signal?.aborted) throw new RuntimeError("TOOL_FAILED", "tool.http_get: cancelled", { cause: e });
+        const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
+        throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${url.href}: ${e instanceof Error ? e.message : String(e)}${cause}`, { cause: e });
+      }
+    },
+  });
+}
+
+async function readBounded(res: Response, max: number): Promise<{ body: string; truncated: boolean }> {
+  if (!res.body) return { body: "", truncated: false };
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let truncated = false;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (size + value.byteLength > max) {
+      chunks.push(value.subarray(0, max - size));
+      size = max;
+      truncated = true;
+      await reader.cancel();
+      break;
+    }
+    chunks.push(value);
+    size += value.byteLength;
+  }
+  return { body: new TextDecoder("utf-8").decode(Buffer.concat(chunks, size)), truncated };
+}

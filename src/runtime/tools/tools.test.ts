@@ -1,0 +1,177 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RuntimeError } from "../errors.js";
+import { builtinTools, echoTool, HostAllowList, httpGetTool, shellTool, toolRegistry } from "./index.js";
+import type { HttpGetOutput, ShellOutput } from "./index.js";
+
+async function rejection(p: Promise<unknown>): Promise<RuntimeError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(RuntimeError);
+    return e as RuntimeError;
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("tool.echo", () => {
+  it("returns its text", async () => {
+    expect(await echoTool().run({ text: "hi" })).toEqual({ output: { text: "hi" } });
+  });
+
+  it("rejects bad params with TOOL_PARAMS_INVALID naming each field", async () => {
+    const e = await rejection(echoTool().run({ text: 3, extra: true }));
+    expect(e.code).toBe("TOOL_PARAMS_INVALID");
+    expect(e.message).toContain("text:");
+    expect(e.message).toContain("extra: unknown field");
+  });
+
+  it("publishes its params as JSON Schema", () => {
+    expect(echoTool().inputSchema).toMatchObject({ type: "object", required: ["text"], properties: { text: { type: "string" } }, additionalProperties: false });
+  });
+});
+
+describe("HostAllowList", () => {
+  const list = new HostAllowList(["API.example.com", "*.example.org", "127.0.0.1", "::1"]);
+  it.each([
+    ["api.example.com", true],
+    ["api.example.com.", true],
+    ["example.com", false],
+    ["a.example.org", true],
+    ["a.b.example.org", true],
+    ["example.org", false],
+    ["evilexample.org", false],
+    ["127.0.0.1", true],
+    ["[::1]", true],
+    ["127.0.0.2", false],
+  ])("%s → %s", (host, allowed) => {
+    expect(list.allows(host)).toBe(allowed);
+  });
+
+  it("rejects entries that are not hosts", () => {
+    for (const bad of ["http://x.com", "x.com/path", "a.*.com", "x.com:80", "*"]) {
+      expect(() => new HostAllowList([bad]), bad).toThrow(RuntimeError);
+    }
+  });
+});
+
+describe("tool.http_get against a local server", () => {
+  let server: Server;
+  let base: string;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      if (url.pathname === "/hello") return void res.writeHead(200, { "content-type": "text/plain" }).end("hello");
+      if (url.pathname === "/big") return void res.writeHead(200).end(Buffer.alloc(2 * 1024 * 1024, 0x61));
+      if (url.pathname === "/redirect-ok") return void res.writeHead(302, { location: "/hello" }).end();
+      if (url.pathname === "/redirect-away") return void res.writeHead(302, { location: "http://localhost:1/secret" }).end();
+      if (url.pathname === "/loop") return void res.writeHead(301, { location: "/loop" }).end();
+      if (url.pathname === "/slow") return void setTimeout(() => res.end("late"), 2000);
+      res.writeHead(404).end("nope");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const tool = (over: { timeoutMs?: number; maxBodyBytes?: number } = {}) => httpGetTool({ allowedDomains: ["127.0.0.1"], ...over });
+
+  it("fetches an allow-listed URL", async () => {
+    const { output } = await tool().run({ endpoint: `${base}/hello` });
+    expect(output).toMatchObject({ status: 200, body: "hello", truncated: false, content_type: "text/plain" });
+  });
+
+  it("returns non-2xx statuses as output", async () => {
+    expect((await tool().run({ endpoint: `${base}/missing` })).output).toMatchObject({ status: 404, body: "nope" });
+  });
+
+  it("refuses a host not on the allow-list before connecting", async () => {
+    const e = await rejection(tool().run({ endpoint: `http://localhost:${new URL(base).port}/hello` }));
+    expect(e.code).toBe("TOOL_TARGET_NOT_ALLOWED");
+  });
+
+  it("refuses other schemes and URLs with credentials", async () => {
+    expect((await rejection(tool().run({ endpoint: "file:///etc/passwd" }))).code).toBe("TOOL_TARGET_NOT_ALLOWED");
+    expect((await rejection(tool().run({ endpoint: `http://u:p@127.0.0.1:1/` }))).code).toBe("TOOL_TARGET_NOT_ALLOWED");
+  });
+
+  it("rejects a non-URL endpoint as bad params", async () => {
+    expect((await rejection(tool().run({ endpoint: "not a url" }))).code).toBe("TOOL_PARAMS_INVALID");
+  });
+
+  it("follows redirects inside the allow-list and re-checks every hop", async () => {
+    expect((await tool().run({ endpoint: `${base}/redirect-ok` })).output).toMatchObject({ status: 200, body: "hello", url: `${base}/hello` });
+    expect((await rejection(tool().run({ endpoint: `${base}/redirect-away` }))).code).toBe("TOOL_TARGET_NOT_ALLOWED");
+    expect((await rejection(tool().run({ endpoint: `${base}/loop` }))).message).toContain("redirects");
+  });
+
+  it("truncates bodies at the bound", async () => {
+    const out = (await tool({ maxBodyBytes: 1000 }).run({ endpoint: `${base}/big` })).output as HttpGetOutput;
+    expect(out.truncated).toBe(true);
+    expect(out.body).toHaveLength(1000);
+    const full = (await tool().run({ endpoint: `${base}/big` })).output as HttpGetOutput;
+    expect(full.body).toHaveLength(1024 * 1024);
+    expect(full.truncated).toBe(true);
+  });
+
+  it("times out with TOOL_FAILED", async () => {
+    const e = await rejection(tool({ timeoutMs: 200 }).run({ endpoint: `${base}/slow` }));
+    expect(e.code).toBe("TOOL_FAILED");
+    expect(e.message).toContain("timed out");
+  });
+});
+
+describe("tool.shell", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "aops-shell-"));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("runs the command and reports exit code and output", async () => {
+    const out = (await shellTool({ cwd: dir }).run({ command: "touch made; echo out; echo err >&2; exit 3" })).output as ShellOutput;
+    expect(out).toMatchObject({ exit_code: 3, stdout: "out\n", stderr: "err\n", truncated: false, signal: null });
+    expect(existsSync(join(dir, "made"))).toBe(true);
+  });
+
+  it("does not hand the runtime's environment to the command", async () => {
+    process.env.AOPS_TEST_SECRET = "s3cret";
+    const out = (await shellTool().run({ command: "echo \"[$AOPS_TEST_SECRET]\"" })).output as ShellOutput;
+    delete process.env.AOPS_TEST_SECRET;
+    expect(out.stdout).toBe("[]\n");
+  });
+
+  it("bounds output", async () => {
+    const out = (await shellTool({ maxOutputBytes: 10 }).run({ command: "head -c 100000 /dev/zero | tr '\\0' a" })).output as ShellOutput;
+    expect(out.stdout).toBe("a".repeat(10));
+    expect(out.truncated).toBe(true);
+  });
+
+  it("kills the whole process group on timeout", async () => {
+    const started = Date.now();
+    const e = await rejection(shellTool({ timeoutMs: 300 }).run({ command: "sleep 30 & sleep 30; echo never" }));
+    expect(e.code).toBe("TOOL_FAILED");
+    expect(e.message).toContain("timed out");
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it("rejects an empty command", async () => {
+    expect((await rejection(shellTool().run({ command: "" }))).code).toBe("TOOL_PARAMS_INVALID");
+  });
+});
+
+describe("builtinTools / toolRegistry", () => {
+  it("offers the three built-ins by name", () => {
+    expect([...builtinTools().keys()]).toEqual(["tool.echo", "tool.http_get", "tool.shell"]);
+  });
+
+  it("refuses two tools with one name", () => {
+    expect(() => toolRegistry(builtinTools(), [echoTool()])).toThrow(/two tools are named tool.echo/);
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * Shared pieces of the runtime tool-server tests: a real Cedar policy built
+ * from policy text, an interceptor over it, and a server listening on loopback.
+ */
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
+import { compileCedar } from "../../src/policy/cedar-engine.js";
+import type { EngineCompiler, LoadedPolicy, PolicyFile } from "../../src/policy/index.js";
+import { Interceptor } from "../../src/runtime/interceptor.js";
+import type { DecisionSink, PolicySource } from "../../src/runtime/types.js";
+
+/** The example policies shipped with the product: tool.echo permitted, tool.shell forbidden. */
+export const EXAMPLE_POLICIES: PolicyFile[] = ["echo_allow.cedar", "shell_deny.cedar"].map((name) => ({
+  name,
+  text: readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), "utf8"),
+}));
+
+/** A loaded policy (as the manager would hold it) compiled from Cedar text by the real Cedar engine. */
+export function policyOf(files: readonly PolicyFile[], name = "test-policy", compile: EngineCompiler = compileCedar): LoadedPolicy {
+  const engine = compile(files);
+  const digest = `sha256:${"0".repeat(64)}`;
+  return {
+    bundle: {
+      manifest: { name, policy_bundle_version: "1.0.0", required_runtime_version: "", bundle_hash: digest, created_at: "2025-01-01T00:00:00Z", engine: "cedar", files: {} },
+      files: [...files],
+      digest,
+      size: 0,
+    },
+    engine,
+    ref: `${name}@1.0.0 (${digest})`,
+  };
+}
+
+/** A policy source the test can change (undefined: nothing loaded). */
+export function mutablePolicy(initial?: LoadedPolicy): PolicySource & { set(p: LoadedPolicy | undefined): void } {
+  let current = initial;
+  return Object.assign(() => current, { set: (p: LoadedPolicy | undefined) => void (current = p) });
+}
+
+/** The runtime's interceptor over `policy`, as the agent `Agent::"test-agent"` on node `test-node`. */
+export function interceptorFor(policy: PolicySource, sink?: DecisionSink): Interceptor {
+  return new Interceptor({ policy, principal: { type: "Agent", id: "test-agent" }, node: { id: "test-node" }, ...(sink ? { sink } : {}) });
+}
+
+/** Listens on 127.0.0.1:0 and returns the base URL. */
+export async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
