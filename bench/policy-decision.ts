@@ -54,6 +54,32 @@ async function measure(n: number, warmup: number, f: (i: number) => unknown): Pr
   return { p50: pct(t, 50), p99: pct(t, 99) };
 }
 
+/**
+ * Measures several variants in alternating rounds (A B C, B C A, …) so drift on a
+ * shared machine (other load, GC, JIT) lands on all of them alike.
+ */
+async function measureInterleaved(variants: readonly (() => Promise<unknown>)[], n: number, warmup: number, rounds = 10): Promise<Stats[]> {
+  for (const f of variants) for (let i = 0; i < warmup; i++) await f();
+  const samples = variants.map(() => new Float64Array(n));
+  const per = Math.floor(n / rounds);
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < variants.length; k++) {
+      const v = (k + r) % variants.length;
+      const f = variants[v] as () => Promise<unknown>;
+      const t = samples[v] as Float64Array;
+      for (let i = r * per; i < (r + 1) * per; i++) {
+        const s = process.hrtime.bigint();
+        await f();
+        t[i] = Number(process.hrtime.bigint() - s) / 1e3;
+      }
+    }
+  }
+  return samples.map((t) => {
+    const used = t.subarray(0, per * rounds).sort();
+    return { p50: pct(used, 50), p99: pct(used, 99) };
+  });
+}
+
 /** Same as {@link measure} for synchronous calls (no await between samples). */
 function measureSync(n: number, warmup: number, f: (i: number) => unknown): Stats {
   for (let i = 0; i < warmup; i++) f(i);
@@ -197,11 +223,8 @@ async function transports(): Promise<void> {
   };
   try {
     const direct = await measure(REQUESTS * 4, REQUEST_WARMUP, () => echo.run({ text: "hello" }));
-    const httpRaw = await measure(REQUESTS, REQUEST_WARMUP, httpCall(rawBase));
-    const httpPolicy = await measure(REQUESTS, REQUEST_WARMUP, httpCall(enforcedBase));
-    const httpOpen = await measure(REQUESTS, REQUEST_WARMUP, httpCall(openBase));
-    const mcpOpen = await measure(REQUESTS, REQUEST_WARMUP, mcpCall(openMcp));
-    const mcpPolicy = await measure(REQUESTS, REQUEST_WARMUP, mcpCall(enforcedMcp));
+    const [httpRaw, httpOpen, httpPolicy] = (await measureInterleaved([httpCall(rawBase), httpCall(openBase), httpCall(enforcedBase)], REQUESTS, REQUEST_WARMUP)) as [Stats, Stats, Stats];
+    const [mcpOpen, mcpPolicy] = (await measureInterleaved([mcpCall(openMcp), mcpCall(enforcedMcp)], REQUESTS, REQUEST_WARMUP)) as [Stats, Stats];
     // What stateless /mcp pays per request before any message is handled: a fresh server and transport.
     const setup = await measure(REQUESTS, REQUEST_WARMUP, async () => {
       const server = createMcpServer({ interceptor: bypass, tools });
@@ -234,7 +257,7 @@ async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   const load = loadavg().map((l) => l.toFixed(1)).join(" ");
   console.log(`machine: ${cpus().length} × ${cpu}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; load average at the end ${load} (other work on the machine inflates p99s)`);
-  console.log(`decisions: ${DECISIONS} per row after ${DECISION_WARMUP} warm-up; requests: ${REQUESTS} sequential per row after ${REQUEST_WARMUP} warm-up, keep-alive, loopback\n`);
+  console.log(`decisions: ${DECISIONS} per row after ${DECISION_WARMUP} warm-up; requests: ${REQUESTS} sequential per row after ${REQUEST_WARMUP} warm-up, keep-alive, loopback, compared rows interleaved in 10 rounds\n`);
   console.log("| measurement | p50 µs | p99 µs | note |\n|---|---|---|---|");
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);
 }

@@ -2,14 +2,19 @@ import { mkdir, rm, writeFile, readFile, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
-import { gzipSync } from "node:zlib";
-import { create as createTar } from "tar";
 import { createLock, serializeLock } from "../lock/index.js";
 import { MediaTypes, attachFile, buildImage, copyArtifact, formatReference, openRepository, parseReference, listReferrers } from "../oci/index.js";
 import type { OciRepository, Reference, RepositoryOptions } from "../oci/index.js";
+import { buildBundle } from "../policy/index.js";
 import { generateKeyPair, writeKeyPair } from "../sign/index.js";
 import { signRelease, verifyRelease } from "../supplychain/index.js";
-import { AutonomyError, sha256Digest, writeFileAtomic } from "../lib/index.js";
+import { activateRelease } from "../runtime/index.js";
+import { writeFileAtomic } from "../lib/index.js";
+import { enforcementSteps } from "./enforcement.js";
+import { expectRefusal, recorder } from "./steps.js";
+import type { QuickstartStep, Record_ } from "./steps.js";
+
+export type { QuickstartStep } from "./steps.js";
 
 export interface QuickstartOptions {
   /** Work folder; cleared and recreated. */
@@ -22,143 +27,136 @@ export interface QuickstartOptions {
   log?: (line: string) => void;
 }
 
-export interface QuickstartStep {
-  step: string;
-  ok: boolean;
-  detail: string;
-}
-
 export interface QuickstartResult {
   ok: boolean;
   ref: string;
   digest: string;
   fingerprint: string;
+  stateRoot: string;
   steps: QuickstartStep[];
 }
 
-const DAY_MS = 24 * 3600 * 1000;
+const YEAR_MS = 365 * 24 * 3600 * 1000;
+/** The release the tutorial ships; the rollback drill offers an older one. */
+const SEQUENCE = 2;
+
+interface Ctx {
+  opts: QuickstartOptions;
+  dir: string;
+  record: Record_;
+  refOf: (tag: string, repo?: string) => Reference;
+  open: (r: Reference) => OciRepository;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
 
 /**
- * Tutorial 01 as far as the supply chain goes: keys → agent image → policy
- * bundle → lock → attach → sign → verify, then three tamper drills that must
- * each fail verification with exit code 4. Every step uses the same library
- * functions the CLI commands use.
+ * Tutorial 01 end to end: keys → agent image → policy bundle → lock → attach →
+ * sign → verify → five drills that must each be refused (exit 4) → activate on
+ * a node → an allowed tool call runs and a forbidden one is refused, over HTTP
+ * and over MCP. Every step uses the same library calls as the CLI commands.
  */
 export async function runTutorial01(opts: QuickstartOptions): Promise<QuickstartResult> {
   const dir = resolve(opts.dir);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const steps: QuickstartStep[] = [];
-  const record = (step: string, detail: string, ok = true): void => {
-    steps.push({ step, ok, detail });
-    opts.log?.(`${ok ? "✓" : "✗"} ${step}: ${detail}`);
-  };
-  const refOf = (tag: string, repo = "agent"): Reference =>
-    parseReference(opts.registry ? `${opts.registry}/quickstart/${repo}:${tag}` : `oci:${join(dir, "oci", repo)}:${tag}`);
-  const open = (ref: Reference): OciRepository => openRepository(ref, opts.registryOptions ?? {});
-
+  const record = recorder(steps, opts.log);
   const keyPrefix = join(dir, "keys", "release");
   await writeKeyPair(keyPrefix, {});
-  const privateKey = createPrivateKey(await readFile(`${keyPrefix}.key`));
-  const publicKey = createPublicKey(await readFile(`${keyPrefix}.pub`));
+  const ctx: Ctx = {
+    opts, dir, record,
+    refOf: (tag, repo = "agent") => parseReference(opts.registry ? `${opts.registry}/quickstart/${repo}:${tag}` : `oci:${join(dir, "oci", repo)}:${tag}`),
+    open: (r) => openRepository(r, opts.registryOptions ?? {}),
+    privateKey: createPrivateKey(await readFile(`${keyPrefix}.key`)),
+    publicKey: createPublicKey(await readFile(`${keyPrefix}.pub`)),
+  };
   record("keys", `ECDSA P-256 pair at ${keyPrefix}.key / .pub (demo key, unencrypted)`);
+  const release = await publishRelease(ctx);
+  await tamperDrills(ctx, release.bundle, release.lockBytes);
+  const stateRoot = await enforcementSteps({ dir, ref: ctx.refOf("v1"), key: ctx.publicKey, repositoryOptions: opts.registryOptions ?? {} }, record);
+  await rollbackDrill(ctx, stateRoot);
+  return { ok: steps.every((s) => s.ok), ref: formatReference(ctx.refOf("v1")), digest: release.digest, fingerprint: release.fingerprint, stateRoot, steps };
+}
 
-  const ref = refOf("v1");
-  const repo = open(ref);
+/** The publisher's side: image, bundle, lock, attachments, signatures, verification. */
+async function publishRelease(ctx: Ctx): Promise<{ digest: string; fingerprint: string; bundle: Buffer; lockBytes: Uint8Array }> {
+  const { record, opts, dir } = ctx;
+  const ref = ctx.refOf("v1");
+  const repo = ctx.open(ref);
   const agentFiles = (await readdir(join(opts.examplesDir, "agent"))).sort().map((f) => join(opts.examplesDir, "agent", f));
   const image = await buildImage(repo, agentFiles, { tag: "v1", entrypoint: ["python3", "/agent/agent.py"] });
   record("agent image", `${formatReference(ref)} -> ${image.digest}`);
 
+  const built = await buildBundle(join(opts.examplesDir, "policies"), { name: "quickstart-policy", version: "1.0.0", runtimeVersion: ">=0.1.0 <1.0.0" });
   const bundlePath = join(dir, "policy-bundle.tar.gz");
-  const bundle = await packPolicies(join(opts.examplesDir, "policies"));
-  await writeFileAtomic(bundlePath, bundle);
-  record("policy bundle", `${bundlePath} sha256 ${sha256Digest(bundle)}`);
+  await writeFileAtomic(bundlePath, built.bytes);
+  record("policy bundle", `${bundlePath}: ${Object.keys(built.manifest.files).join(", ")} -> ${built.digest}`);
 
-  const lock = await createLock({
-    agentImageRef: formatReference(ref), agentDigest: image.digest,
-    policyBundleRef: "quickstart-policy:v1", policyBundleDigest: sha256Digest(bundle),
-  });
-  const lockPath = join(dir, "autonomy.lock.json");
-  await writeFileAtomic(lockPath, serializeLock(lock));
-  record("lock", `${lockPath} behavioral_fingerprint ${lock.behavioral_fingerprint}`);
+  const lock = await createLock({ agentImageRef: formatReference(ref), agentDigest: image.digest, policyBundleRef: "quickstart-policy:1.0.0", policyBundleDigest: built.digest });
+  const lockBytes = new TextEncoder().encode(serializeLock(lock));
+  await writeFileAtomic(join(dir, "autonomy.lock.json"), lockBytes);
+  record("lock", `behavioral_fingerprint ${lock.behavioral_fingerprint}`);
 
-  await attachFile(repo, image.descriptor, { name: "autonomy.lock.json", data: new TextEncoder().encode(serializeLock(lock)) }, { artifactType: MediaTypes.lock, subjectTag: "v1" });
-  await attachFile(repo, image.descriptor, { name: "policy-bundle.tar.gz", data: bundle }, { artifactType: MediaTypes.policyBundle, subjectTag: "v1" });
+  await attachFile(repo, image.descriptor, { name: "autonomy.lock.json", data: lockBytes }, { artifactType: MediaTypes.lock, subjectTag: "v1" });
+  await attachFile(repo, image.descriptor, { name: "policy-bundle.tar.gz", data: built.bytes }, { artifactType: MediaTypes.policyBundle, subjectTag: "v1" });
   const refs = await listReferrers(repo, image.digest);
   record("attach", `lock and policy bundle attached as referrers (${refs.length} found via ${refs[0]?.source ?? "-"})`);
 
-  const signed = await signRelease(repo, ref, "v1", { key: privateKey, now: new Date(), attachments: true });
-  record("sign", `${signed.length} signatures (artifact, lock, policy bundle), cosign simple-signing`);
+  const signed = await signRelease(repo, ref, "v1", { key: ctx.privateKey, now: new Date(), attachments: true, sequence: SEQUENCE });
+  record("sign", `${signed.length} signatures (artifact with release sequence ${SEQUENCE}, lock, policy bundle)`);
 
-  const trust = { key: publicKey, maxAgeMs: 365 * DAY_MS, now: new Date(), requireLock: true, requirePolicy: true, tag: "v1" };
-  const report = await verifyRelease(repo, "v1", trust);
+  const report = await verifyRelease(repo, "v1", { key: ctx.publicKey, maxAgeMs: YEAR_MS, now: new Date(), requireLock: true, requirePolicy: true, tag: "v1" });
   record("verify", `all ${report.steps.length} checks passed: ${report.steps.map((s) => s.step).join(", ")}`);
-
-  await tamperDrills(opts, refOf, open, trust, bundle, new TextEncoder().encode(serializeLock(lock)), privateKey, record);
-  return { ok: steps.every((s) => s.ok), ref: formatReference(ref), digest: image.digest, fingerprint: lock.behavioral_fingerprint, steps };
+  return { digest: image.digest, fingerprint: lock.behavioral_fingerprint, bundle: built.bytes, lockBytes };
 }
 
-type Record_ = (step: string, detail: string, ok?: boolean) => void;
-
 /** Each drill copies the good release, breaks one thing, and expects verification to refuse it. */
-async function tamperDrills(opts: QuickstartOptions, refOf: (tag: string, repo?: string) => Reference, open: (r: Reference) => OciRepository,
-  trust: Parameters<typeof verifyRelease>[2], bundle: Uint8Array, lockBytes: Uint8Array, trustedKey: KeyObject, record: Record_): Promise<void> {
-  const good = open(refOf("v1"));
+async function tamperDrills(ctx: Ctx, bundle: Buffer, lockBytes: Uint8Array): Promise<void> {
+  const { record } = ctx;
+  const good = ctx.open(ctx.refOf("v1"));
+  const trust = { key: ctx.publicKey, maxAgeMs: YEAR_MS, now: new Date(), requireLock: true, requirePolicy: true, tag: "v1" };
 
-  // Drill 1: a replayed bundle. The release ships with a different, validly
-  // signed bundle (say, last month's) than the one the lock names.
-  const d1Ref = refOf("v1", "drill-bundle");
-  const d1 = open(d1Ref);
+  // Drill 1: a replayed bundle: validly signed (say, last month's), but not the one the lock names.
+  const d1Ref = ctx.refOf("v1", "drill-bundle");
+  const d1 = ctx.open(d1Ref);
   const c1 = await copyArtifact(good, "v1", d1, "v1", { referrers: false });
   const subject = await d1.resolve(c1.digest);
-  const old = gzipSync(Buffer.concat([bundle, Buffer.from("permit(principal, action, resource);")]));
+  const old = Buffer.concat([bundle, Buffer.from("not the bundle the lock names")]);
   await attachFile(d1, subject, { name: "autonomy.lock.json", data: lockBytes }, { artifactType: MediaTypes.lock, subjectTag: "v1" });
   await attachFile(d1, subject, { name: "policy-bundle.tar.gz", data: old }, { artifactType: MediaTypes.policyBundle, subjectTag: "v1" });
-  await signRelease(d1, d1Ref, "v1", { key: trustedKey, now: new Date(), attachments: true });
+  await signRelease(d1, d1Ref, "v1", { key: ctx.privateKey, now: new Date(), attachments: true, sequence: SEQUENCE });
   await expectRefusal("tamper drill: replayed policy bundle", verifyRelease(d1, "v1", trust), record);
 
-  const attacker = generateKeyPair({});
-  // Drill 2: the artifact re-tagged to different content under the same lock.
-  const d2Ref = refOf("v1", "drill-image");
-  const d2 = open(d2Ref);
+  // Drill 2: the tag moved to other content, which nobody trusted signed.
+  const d2 = ctx.open(ctx.refOf("v1", "drill-image"));
   await copyArtifact(good, "v1", d2, "v1", { referrers: true });
-  await buildImage(d2, [join(opts.examplesDir, "policies", "echo_allow.cedar")], { tag: "v1" });
+  await buildImage(d2, [join(ctx.opts.examplesDir, "policies", "echo_allow.cedar")], { tag: "v1" });
   await expectRefusal("tamper drill: replaced agent image", verifyRelease(d2, "v1", trust), record);
 
   // Drill 3: a signature from a key the node does not trust.
-  const d3 = open(refOf("v1", "drill-key"));
+  const attacker = generateKeyPair({});
+  const d3Ref = ctx.refOf("v1", "drill-key");
+  const d3 = ctx.open(d3Ref);
   await copyArtifact(good, "v1", d3, "v1", { referrers: false });
-  await signRelease(d3, refOf("v1", "drill-key"), "v1", { key: createPrivateKey(attacker.privatePem), now: new Date(), attachments: false });
+  await signRelease(d3, d3Ref, "v1", { key: createPrivateKey(attacker.privatePem), now: new Date(), attachments: false, sequence: 99 });
   await expectRefusal("tamper drill: untrusted signer", verifyRelease(d3, "v1", { ...trust, requireLock: false, requirePolicy: false }), record);
 
-  // Drill 4 (image layout only: a registry's storage is not ours to corrupt): a layer blob altered at rest.
-  const d4Ref = refOf("v1", "drill-blob");
+  // Drill 4 (image layout only: a registry's storage is not ours to corrupt): a layer altered at rest.
+  const d4Ref = ctx.refOf("v1", "drill-blob");
   if (d4Ref.kind !== "layout") return;
-  const d4 = open(d4Ref);
+  const d4 = ctx.open(d4Ref);
   const c4 = await copyArtifact(good, "v1", d4, "v1", { referrers: true });
   const m4 = JSON.parse(new TextDecoder().decode((await d4.getManifest(c4.digest)).bytes)) as { layers: { digest: string }[] };
-  const layer = m4.layers[0]?.digest ?? "";
-  await writeFile(join(d4Ref.dir, "blobs", "sha256", layer.slice(7)), "rm -rf / # altered at rest\n");
+  await writeFile(join(d4Ref.dir, "blobs", "sha256", (m4.layers[0]?.digest ?? "").slice(7)), "rm -rf / # altered at rest\n");
   await expectRefusal("tamper drill: layer altered at rest", verifyRelease(d4, "v1", trust), record);
 }
 
-async function expectRefusal(step: string, p: Promise<unknown>, record: Record_): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AutonomyError && e.exitCode === 4) {
-      record(step, `refused as it should: ${e.code} (exit 4)`);
-      return;
-    }
-    throw e;
-  }
-  record(step, "verification PASSED but must have failed", false);
-}
-
-/** Packs the example policies as a deterministic .tar.gz (the full bundle format arrives with `autonomy policy build`). */
-async function packPolicies(dir: string): Promise<Buffer> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith(".cedar")).sort();
-  const chunks: Buffer[] = [];
-  for await (const c of createTar({ cwd: dir, portable: true, mtime: new Date(0) }, files) as AsyncIterable<Buffer>) chunks.push(c);
-  return gzipSync(Buffer.concat(chunks), { level: 9 });
+/** Drill 5: an older, genuinely signed release offered to the node after a newer one. */
+async function rollbackDrill(ctx: Ctx, stateRoot: string): Promise<void> {
+  const ref = ctx.refOf("v0", "drill-rollback");
+  const repo = ctx.open(ref);
+  await copyArtifact(ctx.open(ctx.refOf("v1")), "v1", repo, "v0", { referrers: true });
+  await signRelease(repo, ref, "v0", { key: ctx.privateKey, now: new Date(Date.now() + 1000), attachments: false, sequence: SEQUENCE - 1 });
+  await expectRefusal("rollback drill: older release replayed", activateRelease({ ref, key: ctx.publicKey, stateRoot, maxAgeMs: YEAR_MS, repositoryOptions: ctx.opts.registryOptions ?? {} }), ctx.record);
 }

@@ -1,0 +1,66 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { KeyObject } from "node:crypto";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { Reference, RepositoryOptions } from "../oci/index.js";
+import { activateRelease, startRuntime } from "../runtime/index.js";
+import type { Record_ } from "./steps.js";
+
+export interface EnforcementOptions {
+  dir: string;
+  ref: Reference;
+  key: KeyObject;
+  repositoryOptions: RepositoryOptions;
+}
+
+/**
+ * The node side of tutorial 01: activate the signed release into a state
+ * root, start the runtime on a free loopback port, then call tools as an agent
+ * would, over HTTP and over MCP. `tool.echo` must run; `tool.shell` must be
+ * refused and must never run (it would create a marker file).
+ */
+export async function enforcementSteps(opts: EnforcementOptions, record: Record_): Promise<string> {
+  const stateRoot = join(opts.dir, "node");
+  const act = await activateRelease({ ref: opts.ref, key: opts.key, stateRoot, maxAgeMs: 365 * 24 * 3600 * 1000, repositoryOptions: opts.repositoryOptions });
+  record("activate", `sequence ${act.activation.sequence} active in ${stateRoot}; policy ${act.policyRef}`);
+  const rt = await startRuntime({ stateRoot, config: { agentId: "quickstart-agent", node: { node_id: "quickstart-node" }, allowedDomains: [], upstreams: [] }, listen: { host: "127.0.0.1", port: 0 } });
+  try {
+    const url = rt.url ?? "";
+    record("runtime", `serving POST ${url}/v1/tool and MCP at ${url}/mcp under ${rt.policy.current()?.ref ?? "NO POLICY"}`);
+    const marker = join(opts.dir, "shell-ran");
+    await httpCalls(url, marker, record);
+    await mcpCalls(url, marker, record);
+    return stateRoot;
+  } finally {
+    await rt.close();
+  }
+}
+
+async function postTool(url: string, kind: string, params: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind, params }) });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function httpCalls(url: string, marker: string, record: Record_): Promise<void> {
+  const echo = await postTool(url, "tool.echo", { text: "hello from the edge" });
+  record("HTTP tool.echo", `${echo.status} ${String(echo.body.decision)}: ${JSON.stringify(echo.body.output)}`, echo.status === 200 && echo.body.decision === "allow");
+  const shell = await postTool(url, "tool.shell", { command: `touch ${marker}` });
+  const refused = shell.status === 403 && shell.body.decision === "deny" && !existsSync(marker);
+  record("HTTP tool.shell", `${shell.status} ${String(shell.body.decision)}: ${String(shell.body.reason)}; the command never ran`, refused);
+}
+
+async function mcpCalls(url: string, marker: string, record: Record_): Promise<void> {
+  const client = new Client({ name: "autonomy-quickstart", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp`)));
+  try {
+    const tools = await client.listTools();
+    const echo = await client.callTool({ name: "tool.echo", arguments: { text: "hello over MCP" } });
+    record("MCP tool.echo", `allowed (${tools.tools.length} tools offered)`, echo.isError !== true);
+    const shell = await client.callTool({ name: "tool.shell", arguments: { command: `touch ${marker}` } });
+    const text = JSON.stringify(shell.content).slice(0, 160);
+    record("MCP tool.shell", `refused with a structured result: ${text}`, shell.isError === true && !existsSync(marker));
+  } finally {
+    await client.close();
+  }
+}
