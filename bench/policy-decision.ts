@@ -224,6 +224,13 @@ async function transports(): Promise<void> {
   try {
     const direct = await measure(REQUESTS * 4, REQUEST_WARMUP, () => echo.run({ text: "hello" }));
     const [httpRaw, httpOpen, httpPolicy] = (await measureInterleaved([httpCall(rawBase), httpCall(openBase), httpCall(enforcedBase)], REQUESTS, REQUEST_WARMUP)) as [Stats, Stats, Stats];
+    // The same comparison without a socket (fastify inject): the server-side cost alone.
+    const payload = { kind: "tool.echo", params: { text: "hello" } };
+    const inject = (app: typeof open) => async (): Promise<void> => {
+      const res = await app.inject({ method: "POST", url: "/v1/tool", payload });
+      if (res.statusCode !== 200) throw new Error(`inject ${res.statusCode}`);
+    };
+    const [injectOpen, injectPolicy] = (await measureInterleaved([inject(open), inject(enforced)], REQUESTS, REQUEST_WARMUP)) as [Stats, Stats];
     const [mcpOpen, mcpPolicy] = (await measureInterleaved([mcpCall(openMcp), mcpCall(enforcedMcp)], REQUESTS, REQUEST_WARMUP)) as [Stats, Stats];
     // What stateless /mcp pays per request before any message is handled: a fresh server and transport.
     const setup = await measure(REQUESTS, REQUEST_WARMUP, async () => {
@@ -239,6 +246,8 @@ async function transports(): Promise<void> {
     rows.push(["HTTP POST, raw fastify route calling the tool (no schema, no interceptor)", ...us(httpRaw), "peer"]);
     rows.push(["HTTP POST /v1/tool, same server, interceptor bypassed", ...us(httpOpen), delta(httpOpen, httpRaw)]);
     rows.push(["HTTP POST /v1/tool with policy (100 policies)", ...us(httpPolicy), delta(httpPolicy, httpRaw)]);
+    rows.push(["/v1/tool via fastify inject (no socket), interceptor bypassed", ...us(injectOpen), "peer"]);
+    rows.push(["/v1/tool via fastify inject (no socket), with policy (100 policies)", ...us(injectPolicy), delta(injectPolicy, injectOpen)]);
     rows.push(["MCP tools/call at /mcp, interceptor bypassed", ...us(mcpOpen), "peer"]);
     rows.push(["MCP tools/call at /mcp with policy (100 policies)", ...us(mcpPolicy), delta(mcpPolicy, mcpOpen)]);
     rows.push(["of which: stateless per-request MCP server + transport setup", ...us(setup), ""]);

@@ -11,7 +11,6 @@ export const RUNTIME_ERROR_CODES = [
   "ACTIVATION_SEQUENCE_MISSING",
   "ACTIVATION_ROLLBACK_REFUSED",
   "ACTIVATION_EQUIVOCATION",
-  "ACTIVATION_STATE_INVALID",
 ] as const;
 export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 
@@ -28,7 +27,6 @@ const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   ACTIVATION_SEQUENCE_MISSING: "sign releases with a sequence: `autonomy sign REF --key K.key --sequence N`",
   ACTIVATION_ROLLBACK_REFUSED: "this release is older than one already activated; to roll back on purpose, sign it with `--rollback`",
   ACTIVATION_EQUIVOCATION: "two different releases carry the same sequence; publish the new one with a higher sequence",
-  ACTIVATION_STATE_INVALID: "the activation state under the state root is unreadable; inspect it with `autonomy runtime status`",
 };
 
 export class RuntimeError extends AutonomyError<RuntimeErrorCode> {

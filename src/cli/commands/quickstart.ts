@@ -11,7 +11,7 @@ const EXAMPLES = fileURLToPath(new URL("../../../examples", import.meta.url));
 
 export function registerQuickstart(program: Command): void {
   program.command("quickstart")
-    .description("play tutorial 01 (supply chain) end to end on embedded defaults: keys, image, bundle, lock, attach, sign, verify, tamper drills")
+    .description("play tutorial 01 end to end on embedded defaults: keys, image, policy bundle, lock, attach, sign, verify, tamper drills, activate, enforce over HTTP and MCP")
     .option("--dir <dir>", "work folder (cleared first)", ".autonomy-quickstart")
     .option("--registry <host:port>", "use this OCI registry instead of a local image layout")
     .option("--plain-http", "talk HTTP to --registry (loopback test registries)")
@@ -25,7 +25,7 @@ export function registerQuickstart(program: Command): void {
       });
       if (!result.ok) process.exitCode = 1;
       emit(result, flags, (r) => r.ok
-        ? `\nQuickstart complete: ${r.ref} (${r.digest}) verified; every tamper drill was refused.`
+        ? `\nQuickstart complete: ${r.ref} (${r.digest}) verified, activated and enforced; every drill was refused.`
         : "\nQuickstart FAILED: a step above did not behave as it must.");
     }));
 }
