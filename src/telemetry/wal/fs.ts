@@ -1,0 +1,109 @@
+import { open, readFile, rename, unlink, stat, mkdir } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { errnoCode, fsyncDir } from "../../lib/index.js";
+
+/**
+ * The file operations the WAL performs, and nothing else. Production uses the
+ * real file system; tests put a power-loss layer underneath that keeps what
+ * was fsynced and drops what was not, at any instant they choose.
+ */
+export interface WalFile {
+  /** Reads up to `length` bytes at `position`; returns the bytes read. */
+  read(position: number, length: number): Promise<Uint8Array>;
+  /** Writes all of `data` at `position`. */
+  write(data: Uint8Array, position: number): Promise<void>;
+  sync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface WalFs {
+  /** Opens for read+write, creating the file if missing. */
+  openFile(path: string): Promise<WalFile>;
+  /** Whole-file read; undefined when the file does not exist. */
+  readFile(path: string): Promise<Uint8Array | undefined>;
+  /** Creates/overwrites a file with `data` and fsyncs it (no rename). */
+  writeFileSynced(path: string, data: Uint8Array): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  exists(path: string): Promise<boolean>;
+  fsyncDir(dir: string): Promise<void>;
+  mkdirp(dir: string): Promise<void>;
+}
+
+class NodeWalFile implements WalFile {
+  constructor(readonly fh: FileHandle) {}
+  async read(position: number, length: number): Promise<Uint8Array> {
+    const buf = Buffer.alloc(length);
+    let off = 0;
+    while (off < length) {
+      const { bytesRead } = await this.fh.read(buf, off, length - off, position + off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return buf.subarray(0, off);
+  }
+  async write(data: Uint8Array, position: number): Promise<void> {
+    let off = 0;
+    while (off < data.byteLength) {
+      const { bytesWritten } = await this.fh.write(data, off, data.byteLength - off, position + off);
+      off += bytesWritten;
+    }
+  }
+  sync(): Promise<void> {
+    return this.fh.sync();
+  }
+  truncate(length: number): Promise<void> {
+    return this.fh.truncate(length);
+  }
+  async size(): Promise<number> {
+    return (await this.fh.stat()).size;
+  }
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}
+
+/** The real file system. */
+export const nodeWalFs: WalFs = {
+  async openFile(path) {
+    return new NodeWalFile(await open(path, "a+").then(async (h) => {
+      // "a+" forces appends to EOF; reopen "r+" for positional writes, creating first.
+      await h.close();
+      return open(path, "r+");
+    }));
+  },
+  async readFile(path) {
+    try {
+      return await readFile(path);
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return undefined;
+      throw e;
+    }
+  },
+  async writeFileSynced(path, data) {
+    const fh = await open(path, "w", 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+  rename: (from, to) => rename(from, to),
+  unlink: (path) => unlink(path),
+  async exists(path) {
+    try {
+      await stat(path);
+      return true;
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return false;
+      throw e;
+    }
+  },
+  fsyncDir: (dir) => fsyncDir(dir),
+  mkdirp: async (dir) => {
+    await mkdir(dir, { recursive: true });
+  },
+};

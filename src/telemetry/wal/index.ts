@@ -1,0 +1,14 @@
+export { Wal } from "./wal.js";
+export type { OpenWalOptions } from "./wal.js";
+export type { WalEntry } from "./codec.js";
+export { encodeFrame, decodePayload, encodeSafeSeq, decodeSafeSeq, FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from "./codec.js";
+export { WalFailHard, WalError, WAL_FAIL_HARD_CAUSES, WAL_ERROR_CODES } from "./errors.js";
+export type { WalFailHardCause, WalErrorCode } from "./errors.js";
+export { nodeWalFs } from "./fs.js";
+export type { WalFs, WalFile } from "./fs.js";
+export type { WalLogger } from "./logger.js";
+export { recover, writeSafeSeq, LEGACY_UPGRADE_ENV, OPERATOR_RESET_ENV } from "./open.js";
+export type { Recovered, RecoverOptions } from "./open.js";
+export { scanFrames, structuralBytes } from "./scan.js";
+export type { SafePoint, ScanResult } from "./scan.js";
+export { walPaths, defaultOtherState } from "./paths.js";

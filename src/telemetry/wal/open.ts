@@ -1,0 +1,99 @@
+import { decodeSafeSeq, encodeSafeSeq } from "./codec.js";
+import { WalFailHard } from "./errors.js";
+import type { WalFs } from "./fs.js";
+import type { WalLogger } from "./logger.js";
+import { defaultOtherState, walPaths } from "./paths.js";
+import { scanFrames, structuralBytes } from "./scan.js";
+import type { SafePoint, ScanResult } from "./scan.js";
+
+export const LEGACY_UPGRADE_ENV = "AUTONOMYOPS_WAL_LEGACY_UPGRADE";
+export const OPERATOR_RESET_ENV = "AUTONOMYOPS_WAL_OPERATOR_RESET";
+
+export interface RecoverOptions {
+  dir: string;
+  fs: WalFs;
+  log: WalLogger;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Extra steady-state evidence (WS-4); added to the defaults of paths.ts. */
+  otherState?: readonly string[];
+}
+
+export interface Recovered {
+  scan: ScanResult;
+  /** How the safe point was established: read, first run, legacy upgrade or operator reset. */
+  mode: "safe_seq" | "first_run" | "legacy_upgrade" | "operator_reset";
+}
+
+/**
+ * Recovery (seed 001 §3.3–§3.5): read the safe point, decide first run vs
+ * steady state, scan, truncate to the safe point, make the result durable.
+ * Every fail-hard is logged once as WAL_RECOVERY_FAIL_HARD with cause and dir.
+ */
+export async function recover(opts: RecoverOptions): Promise<Recovered> {
+  try {
+    return await recoverUnlogged(opts);
+  } catch (e) {
+    if (e instanceof WalFailHard) opts.log.error({ cause: e.code, dir: opts.dir, ...e.details }, "WAL_RECOVERY_FAIL_HARD");
+    throw e;
+  }
+}
+
+async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
+  const { fs, dir } = opts;
+  const p = walPaths(dir);
+  await fs.mkdirp(dir);
+  const data = (await fs.readFile(p.wal)) ?? new Uint8Array(0);
+  const established = await establishSafePoint(opts, data);
+  const scan = scanFrames(data, established.safe, dir);
+  if (scan.truncateTo !== data.byteLength) {
+    const f = await fs.openFile(p.wal);
+    try {
+      await f.truncate(scan.truncateTo);
+      await f.sync();
+    } finally {
+      await f.close();
+    }
+  }
+  if (established.mode !== "safe_seq") await writeSafeSeq(fs, dir, scan.maxSeq);
+  if (established.mode === "safe_seq" && (await fs.exists(p.safeSeqTmp))) {
+    // WS-3: a stale temp from a crash mid-update; the canonical file exists, so the temp is garbage.
+    await fs.unlink(p.safeSeqTmp).catch(() => undefined);
+  }
+  return { scan, mode: established.mode };
+}
+
+async function establishSafePoint(opts: RecoverOptions, data: Uint8Array): Promise<{ safe: SafePoint; mode: Recovered["mode"] }> {
+  const { fs, dir, log, env } = opts;
+  const p = walPaths(dir);
+  const raw = await fs.readFile(p.safeSeq);
+  if (raw !== undefined) {
+    const seq = decodeSafeSeq(raw);
+    if (seq === undefined) throw new WalFailHard("SAFESEQ_CORRUPT", dir, `telemetry.safe_seq is ${raw.byteLength} bytes, not 8`, { length: raw.byteLength });
+    return { safe: { kind: "safe", seq }, mode: "safe_seq" };
+  }
+  const walBytes = structuralBytes(data);
+  const steady = walBytes > 0 || (await anyExists(fs, [...defaultOtherState(dir), ...(opts.otherState ?? [])]));
+  if (!steady) return { safe: { kind: "safe", seq: 0 }, mode: "first_run" };
+  if (env[LEGACY_UPGRADE_ENV] === "1") {
+    log.warn({ dir, hint: `unset ${LEGACY_UPGRADE_ENV} once the WAL has been upgraded` }, "WAL_LEGACY_UPGRADE: safe_seq missing in steady state; treating every complete frame as committed");
+    return { safe: { kind: "legacy" }, mode: "legacy_upgrade" };
+  }
+  if (env[OPERATOR_RESET_ENV] === "1" && walBytes === 0) {
+    log.warn({ dir, activation_invariants: "the node's activation and policy state are untouched; only telemetry restarts at seq 1" }, "WAL_RESET_BY_OPERATOR");
+    return { safe: { kind: "safe", seq: 0 }, mode: "operator_reset" };
+  }
+  throw new WalFailHard("SAFESEQ_MISSING", dir, "telemetry.safe_seq is missing but the node has state (steady state)", { wal_bytes: walBytes });
+}
+
+async function anyExists(fs: WalFs, paths: readonly string[]): Promise<boolean> {
+  for (const path of paths) if (await fs.exists(path)) return true;
+  return false;
+}
+
+/** §3.5: temp → write → fsync → rename → fsync(dir). Temp and target in the same directory. */
+export async function writeSafeSeq(fs: WalFs, dir: string, seq: number): Promise<void> {
+  const p = walPaths(dir);
+  await fs.writeFileSynced(p.safeSeqTmp, encodeSafeSeq(seq));
+  await fs.rename(p.safeSeqTmp, p.safeSeq);
+  await fs.fsyncDir(dir);
+}
