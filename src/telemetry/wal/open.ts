@@ -54,7 +54,9 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
       await f.close();
     }
   }
-  if (established.mode !== "safe_seq") await writeSafeSeq(fs, dir, scan.maxSeq);
+  // A legacy upgrade records its safe point at once, so the next open needs no override.
+  // First run and operator reset write nothing: the first append creates safe_seq (as the seed).
+  if (established.mode === "legacy_upgrade") await writeSafeSeq(fs, dir, scan.maxSeq);
   if (established.mode === "safe_seq" && (await fs.exists(p.safeSeqTmp))) {
     // WS-3: a stale temp from a crash mid-update; the canonical file exists, so the temp is garbage.
     await fs.unlink(p.safeSeqTmp).catch(() => undefined);
