@@ -14,7 +14,7 @@ import { cpus, loadavg } from "node:os";
 import Fastify from "fastify";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { createCedarCompiler } from "../src/policy/cedar-engine.js";
+import { createCedarCompiler } from "../src/policy/index.js";
 import type { PolicyFile } from "../src/policy/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { createToolServer } from "../src/runtime/http-server.js";

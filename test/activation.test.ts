@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { activateRelease } from "../src/runtime/index.js";
 import { LayoutRepository, listReferrers } from "../src/oci/index.js";
 import { loadPolicy, readNodeState, LivePolicy, policyPaths, bundlePath } from "../src/policy/index.js";
-import { buildBundle } from "../src/policy/bundle-build.js";
+import { buildBundle } from "../src/policy/index.js";
 import { AutonomyError } from "../src/lib/index.js";
 import { makeRelease, testKeys, policyDir } from "./helpers/release.js";
 import type { TestKeys } from "./helpers/release.js";

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256Digest } from "../src/lib/index.js";
-import { bundleHash, readBundle, serializeManifest } from "../src/policy/bundle-read.js";
+import { bundleHash, readBundle, serializeManifest } from "../src/policy/index.js";
 import type { BundleManifest } from "../src/policy/index.js";
 import { describeRun, runCli, runJson, runProcess } from "./helpers/cli.js";
 import type { CliJson } from "./helpers/cli.js";

@@ -8,6 +8,7 @@ import { registerQuickstart } from "./commands/quickstart.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerPolicyTest } from "./commands/policy-test.js";
 import { registerPolicyState, registerRuntimeState } from "./commands/runtime.js";
+import { registerWal } from "./commands/wal.js";
 
 /** The `autonomy` command tree; shared by the binary and the CLI reference generator. */
 export function buildAutonomyProgram(): Command {
@@ -22,6 +23,7 @@ export function buildAutonomyProgram(): Command {
   const policy = registerPolicy(program);
   registerPolicyTest(policy);
   registerPolicyState(policy);
+  registerWal(program);
   registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));
   return program;
 }

@@ -16,13 +16,23 @@ export interface FileLockOptions {
  * corrupting state.
  */
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: FileLockOptions): Promise<T> {
+  const release = await acquireFileLock(path, opts);
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}
+
+/** Takes the lock and returns its release function (for locks held across calls, like an open WAL). */
+export async function acquireFileLock(path: string, opts: FileLockOptions): Promise<() => Promise<void>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   for (;;) {
     try {
       const fh = await open(path, "wx", 0o600);
       await fh.writeFile(String(process.pid));
       await fh.close();
-      break;
+      return () => unlink(path).catch(() => undefined);
     } catch (e) {
       if (errnoCode(e) !== "EEXIST") throw e;
       const holder = await lockHolder(path);
@@ -33,11 +43,6 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: 
       if (Date.now() > deadline) throw opts.onTimeout(holder);
       await new Promise((r) => setTimeout(r, 25));
     }
-  }
-  try {
-    return await fn();
-  } finally {
-    await unlink(path).catch(() => undefined);
   }
 }
 

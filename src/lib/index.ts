@@ -5,6 +5,6 @@ export { sha256Digest, isSha256Digest, safeEqual } from "./digest.js";
 export { fieldProblems, formatFieldPath } from "./field-problems.js";
 export type { FieldProblem } from "./field-problems.js";
 export { RUNTIME_VERSION } from "./version.js";
-export { withFileLock } from "./file-lock.js";
+export { withFileLock, acquireFileLock } from "./file-lock.js";
 export type { FileLockOptions } from "./file-lock.js";
 export { crashPoint } from "./crash-point.js";

@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256Digest } from "../lib/index.js";
-import { buildBundle } from "./bundle-build.js";
-import type { BuildBundleOptions } from "./bundle-build.js";
-import { DEFAULT_BUNDLE_LIMITS, readBundle, serializeManifest } from "./bundle-read.js";
+import { buildBundle } from "./bundle/index.js";
+import type { BuildBundleOptions } from "./bundle/index.js";
+import { DEFAULT_BUNDLE_LIMITS, readBundle, serializeManifest } from "./bundle/index.js";
 import { PolicyError } from "./errors.js";
 import type { PolicyErrorCode } from "./errors.js";
 

@@ -7,9 +7,9 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { sha256Digest } from "../lib/index.js";
 import { BLOCK, gzip, paxEntry, tarEntry, tarOf, ustarHeader } from "../../test/helpers/raw-tar.js";
-import { buildBundle } from "./bundle-build.js";
-import { bundleHash, readBundle, serializeManifest } from "./bundle-read.js";
-import type { BundleLimits } from "./bundle-read.js";
+import { buildBundle } from "./bundle/index.js";
+import { bundleHash, readBundle, serializeManifest } from "./bundle/index.js";
+import type { BundleLimits } from "./bundle/index.js";
 import { PolicyError } from "./errors.js";
 import type { BundleManifest, PolicyBundle } from "./types.js";
 

@@ -19,7 +19,7 @@
  */
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { CEDAR_CONTEXT_LIMITS, compileCedar, createCedarCompiler } from "./cedar-engine.js";
+import { CEDAR_CONTEXT_LIMITS, compileCedar, createCedarCompiler } from "./cedar/index.js";
 import type { DecisionRequest, EngineDecision, PolicyEngine, PolicyFile } from "./types.js";
 
 // ---------------------------------------------------------------------------

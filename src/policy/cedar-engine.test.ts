@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import { afterEach, describe, expect, it } from "vitest";
 import { caught } from "../../test/helpers/caught.js";
-import { CEDAR_CONTEXT_LIMITS, cedarVersion, compileCedar, createCedarCompiler } from "./cedar-engine.js";
+import { CEDAR_CONTEXT_LIMITS, cedarVersion, compileCedar, createCedarCompiler } from "./cedar/index.js";
 import { PolicyError } from "./errors.js";
 import type { DecisionRequest, PolicyEngine, PolicyFile } from "./types.js";
 

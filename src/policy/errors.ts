@@ -59,3 +59,8 @@ export class PolicyError extends AutonomyError<PolicyErrorCode> {
     });
   }
 }
+
+/** The message of a thrown value, whatever was thrown (an Error or not). @internal */
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

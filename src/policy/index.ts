@@ -7,9 +7,9 @@ export { commitNodeState, policyPaths, bundlePath, EMPTY_STATE } from "./state.j
 export type { NodeState, PolicySlot, ActivationRecord } from "./state.js";
 export { LivePolicy } from "./live-policy.js";
 export type { LivePolicyEvent, LivePolicyOptions } from "./live-policy.js";
-export { compileCedar, createCedarCompiler, cedarVersion, CEDAR_CONTEXT_LIMITS } from "./cedar-engine.js";
-export type { CedarEngineOptions } from "./cedar-engine.js";
-export { readBundle, openBundle, bundleHash, serializeManifest, isRuntimeCompatible, verifyCompatibility, bundleManifestSchema, DEFAULT_BUNDLE_LIMITS, MANIFEST_NAME, POLICY_FILE_RE, BUNDLE_NAME_RE } from "./bundle-read.js";
-export type { BundleLimits, BundleFileContent, ReadBundleOptions } from "./bundle-read.js";
-export { buildBundle } from "./bundle-build.js";
-export type { BuildBundleOptions, BuiltBundle } from "./bundle-build.js";
+export { compileCedar, createCedarCompiler, cedarVersion, CEDAR_CONTEXT_LIMITS } from "./cedar/index.js";
+export type { CedarEngineOptions } from "./cedar/index.js";
+export { readBundle, openBundle, bundleHash, serializeManifest, isRuntimeCompatible, verifyCompatibility, bundleManifestSchema, DEFAULT_BUNDLE_LIMITS, MANIFEST_NAME, POLICY_FILE_RE, BUNDLE_NAME_RE } from "./bundle/index.js";
+export type { BundleLimits, BundleFileContent, ReadBundleOptions } from "./bundle/index.js";
+export { buildBundle } from "./bundle/index.js";
+export type { BuildBundleOptions, BuiltBundle } from "./bundle/index.js";

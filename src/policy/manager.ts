@@ -1,7 +1,7 @@
 import { mkdir, readFile, readdir, unlink } from "node:fs/promises";
 import { errnoCode, safeEqual, sha256Digest, writeFileAtomic, crashPoint } from "../lib/index.js";
-import { compileCedar } from "./cedar-engine.js";
-import { readBundle } from "./bundle-read.js";
+import { compileCedar } from "./cedar/index.js";
+import { readBundle } from "./bundle/index.js";
 import { PolicyError } from "./errors.js";
 import { bundlePath, commitNodeState, policyPaths, readNodeState } from "./state.js";
 import type { NodeState, PolicySlot } from "./state.js";

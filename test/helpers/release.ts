@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createLock, serializeLock } from "../../src/lock/index.js";
 import { MediaTypes, attachFile, openRepository, parseReference, pushArtifact } from "../../src/oci/index.js";
 import type { OciRepository, Reference } from "../../src/oci/index.js";
-import { buildBundle } from "../../src/policy/bundle-build.js";
+import { buildBundle } from "../../src/policy/index.js";
 import { generateKeyPair } from "../../src/sign/index.js";
 import { signRelease } from "../../src/supplychain/index.js";
 

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
-import { compileCedar } from "../../src/policy/cedar-engine.js";
+import { compileCedar } from "../../src/policy/index.js";
 import type { EngineCompiler, LoadedPolicy, PolicyFile } from "../../src/policy/index.js";
 import { Interceptor } from "../../src/runtime/interceptor.js";
 import type { DecisionSink, PolicySource } from "../../src/runtime/types.js";

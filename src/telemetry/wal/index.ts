@@ -12,3 +12,5 @@ export type { Recovered, RecoverOptions } from "./open.js";
 export { scanFrames, structuralBytes } from "./scan.js";
 export type { SafePoint, ScanResult } from "./scan.js";
 export { walPaths, defaultOtherState } from "./paths.js";
+export { inspectWal, VERIFY_INVARIANTS } from "./verify.js";
+export type { WalInspection, Violation, VerifyInvariant } from "./verify.js";

@@ -1,8 +1,9 @@
 import { join } from "node:path";
 
 /** The WAL's files in its directory (seed 001; names as the original). */
-export function walPaths(dir: string): { wal: string; safeSeq: string; safeSeqTmp: string; pos: string } {
+export function walPaths(dir: string): { wal: string; safeSeq: string; safeSeqTmp: string; pos: string; lock: string } {
   return {
+    lock: join(dir, "telemetry.lock"),
     wal: join(dir, "telemetry.wal"),
     safeSeq: join(dir, "telemetry.safe_seq"),
     safeSeqTmp: join(dir, "telemetry.safe_seq.tmp"),

@@ -1,4 +1,4 @@
-import { errnoCode } from "../../lib/index.js";
+import { acquireFileLock, errnoCode } from "../../lib/index.js";
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decodePayload, encodeFrame } from "./codec.js";
 import type { WalEntry } from "./codec.js";
 import { WalError, WalFailHard } from "./errors.js";
@@ -18,6 +18,11 @@ export interface OpenWalOptions {
   otherState?: readonly string[];
   /** Most entries committed by one fsync (group commit). */
   maxBatch?: number;
+  /**
+   * Hold `telemetry.lock` while open so no second process recovers (truncates)
+   * or appends under us. Default: on for the real file system, off otherwise.
+   */
+  lock?: boolean;
   /**
    * Test hooks (WS-1): called after the WAL fsync of a batch and after its
    * safe point is durable, in that order, so tests assert the ordering itself.
@@ -54,6 +59,7 @@ export class Wal {
   #flushing: Promise<void> | undefined;
   #poisoned: unknown;
   #closed = false;
+  #release: (() => Promise<void>) | undefined;
 
   private constructor(dir: string, fs: WalFs, file: WalFile, recovered: Recovered, opts: OpenWalOptions) {
     this.dir = dir;
@@ -69,9 +75,24 @@ export class Wal {
   /** Opens (and recovers) the WAL in `dir`; throws WalFailHard (exit 5) when recovery must not proceed. */
   static async open(dir: string, opts: OpenWalOptions = {}): Promise<Wal> {
     const fs = opts.fs ?? nodeWalFs;
-    const recovered = await recover({ dir, fs, log: opts.log ?? defaultWalLogger(), env: opts.env ?? process.env, ...(opts.otherState ? { otherState: opts.otherState } : {}) });
-    const file = await fs.openFile(walPaths(dir).wal);
-    return new Wal(dir, fs, file, recovered, opts);
+    let release: (() => Promise<void>) | undefined;
+    if (opts.lock ?? fs === nodeWalFs) {
+      await fs.mkdirp(dir);
+      release = await acquireFileLock(walPaths(dir).lock, {
+        timeoutMs: 5_000,
+        onTimeout: (pid) => new WalError("WAL_LOCKED", `the WAL in ${dir} is open in process ${pid ?? "unknown"}`, "one process owns a WAL at a time; stop the other writer, or read with `autonomy wal read` (read-only)"),
+      });
+    }
+    try {
+      const recovered = await recover({ dir, fs, log: opts.log ?? defaultWalLogger(), env: opts.env ?? process.env, ...(opts.otherState ? { otherState: opts.otherState } : {}) });
+      const file = await fs.openFile(walPaths(dir).wal);
+      const wal = new Wal(dir, fs, file, recovered, opts);
+      wal.#release = release;
+      return wal;
+    } catch (e) {
+      await release?.();
+      throw e;
+    }
   }
 
   /** The highest durable seq (what the safe point says). */
@@ -171,6 +192,7 @@ export class Wal {
     await this.#flushing;
     this.#closed = true;
     await this.#file.close();
+    await this.#release?.();
   }
 }
 

@@ -1,0 +1,157 @@
+import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
+import { createInterface } from "node:readline";
+import { arch } from "node:os";
+import { Wal, WalError, inspectWal, walPaths, decodePayload, FRAME_HEADER_BYTES, nodeWalFs } from "../../telemetry/index.js";
+import type { WalInspection } from "../../telemetry/index.js";
+import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
+import { action } from "../run.js";
+import { emit } from "../output.js";
+
+function parseSeq(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("must be a non-negative integer");
+  return n;
+}
+
+/** `wal append`: one JSON object per stdin line; `ack <seq>` printed only once that entry is durable. */
+async function walAppend(dir: string): Promise<void> {
+  const wal = await Wal.open(dir);
+  const acks: Promise<void>[] = [];
+  let lineNo = 0;
+  try {
+    for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+      lineNo += 1;
+      if (line.trim() === "") continue;
+      let event: unknown;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        throw new WalError("WAL_ENTRY_INVALID", `stdin line ${lineNo} is not JSON`, "send one JSON object per line");
+      }
+      if (typeof event !== "object" || event === null || Array.isArray(event)) {
+        throw new WalError("WAL_ENTRY_INVALID", `stdin line ${lineNo} is not a JSON object`, "send one JSON object per line");
+      }
+      // Appends are pipelined (group commit); acks still print in seq order because commits resolve in order.
+      acks.push(wal.append(event as Record<string, unknown>).then((seq) => void process.stdout.write(`ack ${seq}\n`)));
+    }
+  } finally {
+    await Promise.allSettled(acks);
+    await wal.close();
+  }
+  await Promise.all(acks);
+}
+
+/** Committed entries read without opening (no recovery, no truncation): safe alongside a live writer's last commit. */
+async function readCommitted(dir: string, from: number, each: (line: string) => void): Promise<number> {
+  const p = walPaths(dir);
+  const wal = (await nodeWalFs.readFile(p.wal)) ?? new Uint8Array(0);
+  const insp = inspectWal(wal, await nodeWalFs.readFile(p.safeSeq));
+  if (insp.fail_hard) return -1;
+  const limit = insp.safe_seq ?? insp.max_seq;
+  const view = Buffer.from(wal);
+  let n = 0;
+  for (const f of insp.frames) {
+    if (f.seq === null || f.seq > limit || f.seq < from) continue;
+    const entry = decodePayload(view.subarray(f.offset + FRAME_HEADER_BYTES, f.offset + FRAME_HEADER_BYTES + f.length));
+    if (entry) {
+      each(JSON.stringify(entry));
+      n += 1;
+    }
+  }
+  return n;
+}
+
+function inspectText(dir: string, i: WalInspection, pos: number | null): string {
+  const lines = [
+    `WAL ${dir}`,
+    `  frames: ${i.frames.length} (${i.wal_bytes} bytes${i.torn_tail_bytes > 0 ? `, torn tail ${i.torn_tail_bytes} bytes` : ""})`,
+    `  safe_seq: ${i.safe_seq_status === "ok" ? String(i.safe_seq) : i.safe_seq_status}; max seq on disk: ${i.max_seq}`,
+    `  telemetry.pos (exporter): ${pos ?? "none"}`,
+    ...Object.entries(i.invariants).map(([k, v]) => `  ${v.pass ? "✓" : "✗"} ${k}: ${v.msg}`),
+  ];
+  if (i.fail_hard) lines.push(`  recovery would FAIL HARD: ${i.fail_hard}`);
+  return lines.join("\n");
+}
+
+async function inspectDir(dir: string): Promise<{ inspection: WalInspection; pos: number | null }> {
+  const p = walPaths(dir);
+  const inspection = inspectWal((await nodeWalFs.readFile(p.wal)) ?? new Uint8Array(0), await nodeWalFs.readFile(p.safeSeq));
+  const posBytes = await nodeWalFs.readFile(p.pos);
+  const pos = posBytes && posBytes.byteLength === 8 ? Number(Buffer.from(posBytes).readBigUInt64LE(0)) : null;
+  return { inspection, pos };
+}
+
+export function registerWal(program: Command): void {
+  const wal = program.command("wal").description("the telemetry write-ahead log: append, read, inspect, verify (seed 001)");
+
+  wal.command("append")
+    .description("append one JSON object per stdin line; prints `ack <seq>` only once that entry is durable")
+    .requiredOption("--dir <dir>", "WAL directory")
+    .action(action(async (flags: { dir: string }) => walAppend(flags.dir)));
+
+  wal.command("read")
+    .description("print committed entries as JSON lines (read-only: no recovery, nothing truncated)")
+    .requiredOption("--dir <dir>", "WAL directory")
+    .option("--from <seq>", "first seq to print", parseSeq, 1)
+    .action(action(async (flags: { dir: string; from: number }) => {
+      const n = await readCommitted(flags.dir, flags.from, (l) => void process.stdout.write(`${l}\n`));
+      if (n < 0) {
+        const { inspection } = await inspectDir(flags.dir);
+        process.stderr.write(`error: the WAL fails its invariants (${inspection.fail_hard ?? ""}); run \`autonomy wal inspect --dir ${flags.dir}\`\n`);
+        process.exitCode = ExitCodes.walFailHard;
+      }
+    }));
+
+  wal.command("inspect")
+    .description("show frames, the safe point, the exporter position and every invariant (read-only)")
+    .requiredOption("--dir <dir>", "WAL directory")
+    .option("--frames", "list every frame")
+    .option("--json", "machine-readable output")
+    .action(action(async (flags: { dir: string; frames?: boolean; json?: boolean }) => {
+      const { inspection, pos } = await inspectDir(flags.dir);
+      const shown = flags.frames ? inspection : { ...inspection, frames: inspection.frames.length };
+      emit({ ok: inspection.fail_hard === null, dir: flags.dir, pos, ...shown }, flags, () =>
+        `${inspectText(flags.dir, inspection, pos)}${flags.frames ? `\n${inspection.frames.map((f) => `  #${f.seq ?? "?"} @${f.offset} ${f.length}B${f.valid_json ? "" : " INVALID"}`).join("\n")}` : ""}`);
+      if (inspection.fail_hard) process.exitCode = ExitCodes.walFailHard;
+    }));
+
+  wal.command("verify")
+    .description("write seed 002's wal_verify.json report for a WAL directory; exit 5 on a fail-hard cause")
+    .requiredOption("--dir <dir>", "WAL directory")
+    .requiredOption("--out <file>", "where to write wal_verify.json")
+    .option("--arch <arch>", "architecture recorded in the report", arch())
+    .option("--fs <fs>", "file system type recorded in the report", "unknown")
+    .option("--run <n>", "run number recorded in the report", parseSeq, 1)
+    .option("--json", "print the report on stdout too")
+    .action(action(async (flags: { dir: string; out: string; arch: string; fs: string; run: number; json?: boolean }) => {
+      const { inspection } = await inspectDir(flags.dir);
+      const report = walVerifyReport(inspection, flags);
+      await writeFileAtomic(flags.out, `${JSON.stringify(report, null, 2)}\n`);
+      emit(report, flags, (r) => `${r.pass ? "PASS" : "FAIL"} ${flags.dir} -> ${flags.out}${inspection.fail_hard ? `\ncause: ${inspection.fail_hard}` : ""}\n${r.violations.map((v) => `  ${v.code}: ${v.msg}`).join("\n")}`);
+      if (inspection.fail_hard) process.exitCode = ExitCodes.walFailHard;
+      else if (!report.pass) process.exitCode = ExitCodes.failure;
+    }));
+}
+
+/** seed 002's wal_verify.json for one directory (no harness iterations: those come from `autonomy lab portability`). */
+export function walVerifyReport(i: WalInspection, o: { arch: string; fs: string; run: number }): { pass: boolean; violations: WalInspection["violations"] } & Record<string, unknown> {
+  const pass = i.violations.length === 0;
+  return {
+    timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+    seed: null,
+    arch: o.arch,
+    fs_type: o.fs,
+    total_iterations: 0,
+    passed: 0,
+    failed: 0,
+    pass,
+    rename_atomic: "NOT_RUN",
+    run_n: o.run,
+    invariants: i.invariants,
+    violations: i.violations,
+    iterations: [],
+    wal: { frames: i.frames.length, safe_seq: i.safe_seq, max_seq: i.max_seq, bytes: i.wal_bytes, torn_tail_bytes: i.torn_tail_bytes },
+  };
+}
+

@@ -1,0 +1,11 @@
+export { readBundle, openBundle } from "./read.js";
+export type { ReadBundleOptions } from "./read.js";
+export { buildBundle } from "./build.js";
+export type { BuildBundleOptions, BuiltBundle } from "./build.js";
+export { bundleHash } from "./bundle-hash.js";
+export type { BundleFileContent } from "./bundle-hash.js";
+export { serializeManifest, bundleManifestSchema } from "./manifest.js";
+export { isRuntimeCompatible, verifyCompatibility } from "./compatibility.js";
+export { DEFAULT_BUNDLE_LIMITS } from "./limits.js";
+export type { BundleLimits } from "./limits.js";
+export { MANIFEST_NAME, POLICY_FILE_RE, BUNDLE_NAME_RE } from "./names.js";
