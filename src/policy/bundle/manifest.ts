@@ -88,8 +88,9 @@ export function serializeManifest(m: BundleManifest): string {
 }
 
 /**
- * Parses and validates manifest.json (`data`: the entry's bytes, undefined when
- * the archive has none), collecting every bad field, and requires its canonical form.
+ * Step 4 of reading a bundle. Parses and validates manifest.json (`data`: the
+ * entry's bytes, undefined when the archive has none), collecting every bad
+ * field, and requires its canonical form.
  */
 export function parseManifest(data: Uint8Array | undefined): BundleManifest {
   if (data === undefined) throw new PolicyError("BUNDLE_MANIFEST_INVALID", "the archive has no manifest.json");
