@@ -1,4 +1,4 @@
-import { AutonomyError, ExitCodes } from "../lib/index.js";
+import { AutonomyError, ExitCodes, messageOf } from "../lib/index.js";
 import type { ExitCode } from "../lib/index.js";
 
 /** Version of every `--json` document; bump when a field changes meaning. */
@@ -29,7 +29,7 @@ export function reportError(e: unknown, json: boolean): ExitCode {
     process.stderr.write(`error: ${e.message}\nhint: ${e.hint}\n`);
     return e.exitCode;
   }
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = messageOf(e);
   if (json) process.stdout.write(`${JSON.stringify({ version: JSON_OUTPUT_VERSION, ok: false, code: "INTERNAL", message: msg }, null, 2)}\n`);
   process.stderr.write(`error: unexpected failure: ${msg}\nhint: this is a bug; rerun with AUTONOMY_DEBUG=1 for details and report it\n`);
   if (process.env.AUTONOMY_DEBUG === "1" && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);

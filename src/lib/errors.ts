@@ -60,3 +60,8 @@ export function errnoCode(e: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The message of anything thrown, for error text (never the stack). */
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -29,3 +29,8 @@ export function fieldProblems(issues: readonly z.core.$ZodIssue[]): FieldProblem
       : [{ field: formatFieldPath(issue.path), problem: issue.message }],
   );
 }
+
+/** `field: problem; field: problem` for one-line error messages. */
+export function formatProblems(problems: readonly FieldProblem[]): string {
+  return problems.map((p) => `${p.field}: ${p.problem}`).join("; ");
+}

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { fieldProblems } from "../lib/index.js";
+import { fieldProblems, formatProblems } from "../lib/index.js";
 import { LockError } from "./errors.js";
 import { activationLockSchema } from "./schema.js";
 import type { ActivationLock, LockContent } from "./schema.js";
@@ -21,7 +21,7 @@ function schemaError(value: object, issues: readonly z.core.$ZodIssue[]): LockEr
     );
   }
   const problems = fieldProblems(issues);
-  const list = problems.map((p) => `${p.field}: ${p.problem}`).join("; ");
+  const list = formatProblems(problems);
   return new LockError("LOCK_SCHEMA_INVALID", `The lock has ${problems.length} invalid field(s): ${list}.`, {
     details: { fields: problems.map((p) => p.field) },
   });

@@ -60,7 +60,5 @@ export class PolicyError extends AutonomyError<PolicyErrorCode> {
   }
 }
 
-/** The message of a thrown value, whatever was thrown (an Error or not). @internal */
-export function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
+/** Re-exported for the policy modules that already import it from here. @internal */
+export { messageOf } from "../lib/index.js";

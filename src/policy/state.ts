@@ -1,7 +1,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { errnoCode, fieldProblems, withFileLock, writeFileAtomic, crashPoint } from "../lib/index.js";
+import { errnoCode, fieldProblems, withFileLock, writeFileAtomic, crashPoint, formatProblems } from "../lib/index.js";
 import { PolicyError } from "./errors.js";
 
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
@@ -77,7 +77,7 @@ export async function readNodeState(stateRoot: string): Promise<NodeState> {
   const r = stateSchema.safeParse(doc);
   if (!r.success) {
     const fields = fieldProblems(r.error.issues);
-    throw new PolicyError("POLICY_STATE_INVALID", `${path} is malformed: ${fields.map((f) => `${f.field}: ${f.problem}`).join("; ")}`, { details: { fields } });
+    throw new PolicyError("POLICY_STATE_INVALID", `${path} is malformed: ${formatProblems(fields)}`, { details: { fields } });
   }
   return r.data;
 }

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseToml } from "smol-toml";
 import { z } from "zod";
-import { errnoCode, fieldProblems } from "../lib/index.js";
+import { errnoCode, fieldProblems, formatProblems } from "../lib/index.js";
 import { RuntimeError } from "./errors.js";
 import { DEFAULT_ALLOWED_DOMAINS } from "./tools/index.js";
 import { parseUpstreamConfigs } from "./upstream.js";
@@ -49,7 +49,7 @@ export async function readRuntimeConfig(path: string): Promise<RuntimeConfig> {
   const r = fileSchema.safeParse(doc);
   if (!r.success) {
     const fields = fieldProblems(r.error.issues);
-    throw new RuntimeError("RUNTIME_CONFIG_INVALID", `${path}: ${fields.map((f) => `${f.field}: ${f.problem}`).join("; ")}`, { details: { fields } });
+    throw new RuntimeError("RUNTIME_CONFIG_INVALID", `${path}: ${formatProblems(fields)}`, { details: { fields } });
   }
   return {
     agentId: r.data.agent_id ?? DEFAULT_RUNTIME_CONFIG.agentId,

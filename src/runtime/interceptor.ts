@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { Decision, DecisionRequest, EngineDecision, EntityRef } from "../policy/index.js";
 import { RuntimeError } from "./errors.js";
 import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall } from "./types.js";
+import { messageOf } from "../lib/index.js";
 
 /** How a call reached the runtime (recorded with each decision). */
 type Transport = "http" | "mcp" | "direct";
@@ -112,7 +113,7 @@ export class Interceptor {
       return { ...allowed, ok: true, output };
     } catch (e) {
       const code = e instanceof RuntimeError ? e.code : "TOOL_FAILED";
-      return { ...allowed, ok: false, error: { code, message: e instanceof Error ? e.message : String(e) } };
+      return { ...allowed, ok: false, error: { code, message: messageOf(e) } };
     }
   }
 
@@ -138,7 +139,7 @@ export class Interceptor {
       if (allow) return { decision: "allow", policy_ref: ref, policies, reason: policies.length > 0 ? `permitted by ${policies.join(", ")}` : "permitted", errors: [] };
       return { decision: "deny", policy_ref: ref, policies, reason: denyReason(policies, errors), errors };
     } catch (e) {
-      const msg = `policy evaluation failed: ${e instanceof Error ? e.message : String(e)}`;
+      const msg = `policy evaluation failed: ${messageOf(e)}`;
       return { decision: "deny", policy_ref: ref, policies: [], reason: msg, errors: [msg] };
     }
   }

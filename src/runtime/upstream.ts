@@ -6,7 +6,7 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { CallToolResult, Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { fieldProblems, RUNTIME_VERSION } from "../lib/index.js";
+import { fieldProblems, RUNTIME_VERSION, messageOf } from "../lib/index.js";
 import { RuntimeError } from "./errors.js";
 import { markMcpContent } from "./mcp-server.js";
 import type { Tool, ToolOutput } from "./types.js";
@@ -164,7 +164,7 @@ class UpstreamConnection {
       return client;
     } catch (e) {
       await client.close().catch(() => undefined);
-      const why = `${e instanceof Error ? e.message : String(e)}${this.#stderrSuffix()}`;
+      const why = `${messageOf(e)}${this.#stderrSuffix()}`;
       this.#lastError = why;
       throw this.#unavailable(why, e);
     }
@@ -220,7 +220,7 @@ class UpstreamConnection {
         ...(signal ? { signal } : {}),
       })) as CallToolResult;
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
+      const message = messageOf(e);
       const code = e instanceof McpError ? e.code : undefined;
       if (code === (ErrorCode.InvalidParams as number)) throw new RuntimeError("TOOL_PARAMS_INVALID", `${name}: ${message}`, { cause: e });
       if (code !== undefined && code !== (ErrorCode.ConnectionClosed as number) && code !== (ErrorCode.RequestTimeout as number)) {

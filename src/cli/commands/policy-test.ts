@@ -3,7 +3,7 @@ import { Option } from "commander";
 import { z } from "zod";
 import { compileBundle, PolicyError } from "../../policy/index.js";
 import { Interceptor } from "../../runtime/index.js";
-import { AutonomyError, fieldProblems } from "../../lib/index.js";
+import { AutonomyError, fieldProblems, formatProblems } from "../../lib/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
 import { readInputFile } from "../common.js";
@@ -37,7 +37,7 @@ async function policyTest(bundlePath: string, requestPath: string, expect?: "all
     }
     const r = requestSchema.safeParse(doc);
     if (!r.success) {
-      throw new PolicyError("POLICY_REQUEST_INVALID", `${requestPath}: ${fieldProblems(r.error.issues).map((f) => `${f.field}: ${f.problem}`).join("; ")}`);
+      throw new PolicyError("POLICY_REQUEST_INVALID", `${requestPath}: ${formatProblems(fieldProblems(r.error.issues))}`);
     }
     const req = r.data;
     let out: Omit<TestResult, "ok">;

@@ -10,6 +10,7 @@ import { action } from "../run.js";
 import { emit } from "../output.js";
 import { readInputFile, repositoryOptions } from "../common.js";
 import type { RegistryFlags } from "../common.js";
+import { messageOf } from "../../lib/index.js";
 
 interface StateFlags {
   stateRoot: string;
@@ -102,7 +103,7 @@ async function runtimeStart(flags: StartFlags): Promise<void> {
 function policyEventText(e: LivePolicyEvent): string {
   if (e.type === "loaded") return `policy loaded (${e.slot}): ${e.ref}`;
   if (e.type === "none") return `no policy in force: ${e.reason}; every tool call is denied`;
-  return `policy ${e.slot} ${e.digest} refused: ${e.error instanceof Error ? e.error.message : String(e.error)}`;
+  return `policy ${e.slot} ${e.digest} refused: ${messageOf(e.error)}`;
 }
 
 export function registerRuntimeState(runtime: Command): void {

@@ -4,7 +4,7 @@
  */
 import semver from "semver";
 import { z } from "zod";
-import { fieldProblems, isSha256Digest } from "../../lib/index.js";
+import { fieldProblems, isSha256Digest, formatProblems } from "../../lib/index.js";
 import { PolicyError, messageOf } from "../errors.js";
 import type { BundleManifest } from "../types.js";
 import { decodeUtf8 } from "./decode-utf8.js";
@@ -110,7 +110,7 @@ export function parseManifest(data: Uint8Array | undefined): BundleManifest {
   const r = bundleManifestSchema.safeParse(value);
   if (!r.success) {
     const problems = fieldProblems(r.error.issues);
-    const list = problems.map((p) => `${p.field}: ${p.problem}`).join("; ");
+    const list = formatProblems(problems);
     throw new PolicyError("BUNDLE_MANIFEST_INVALID", `manifest.json has ${problems.length} invalid field(s): ${printable(list, 2000)}`, {
       details: { fields: problems.map((p) => p.field) },
     });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { fieldProblems } from "../../lib/index.js";
+import { fieldProblems, formatProblems } from "../../lib/index.js";
 import { RuntimeError } from "../errors.js";
 import type { Tool, ToolOutput } from "../types.js";
 
@@ -44,6 +44,6 @@ export function parseParams<S extends z.ZodType>(tool: string, schema: S, params
   const parsed = schema.safeParse(params);
   if (parsed.success) return parsed.data;
   const problems = fieldProblems(parsed.error.issues);
-  const list = problems.map((p) => `${p.field}: ${p.problem}`).join("; ");
+  const list = formatProblems(problems);
   throw new RuntimeError("TOOL_PARAMS_INVALID", `${tool}: invalid params: ${list}`, { details: { tool, problems } });
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { RUNTIME_VERSION } from "../../lib/index.js";
+import { RUNTIME_VERSION, messageOf } from "../../lib/index.js";
 import { RuntimeError } from "../errors.js";
 import type { Tool } from "../types.js";
 import { defineTool } from "./define-tool.js";
@@ -157,7 +157,7 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
         if (deadline.aborted) throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${url.href} timed out after ${timeoutMs} ms`, { cause: e });
         if (signal?.aborted) throw new RuntimeError("TOOL_FAILED", "tool.http_get: cancelled", { cause: e });
         const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
-        throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${url.href}: ${e instanceof Error ? e.message : String(e)}${cause}`, { cause: e });
+        throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${url.href}: ${messageOf(e)}${cause}`, { cause: e });
       }
     },
   });
