@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { errnoCode, fieldProblems, withFileLock, writeFileAtomic, crashPoint, formatProblems } from "../lib/index.js";
 import { PolicyError } from "./errors.js";
+import { initStateRoot, stateRootPaths } from "../edge/index.js";
 
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
 
@@ -50,7 +51,7 @@ export const EMPTY_STATE: NodeState = Object.freeze({ version: 1, generation: 0,
  * content-addressed files written (durably) before the commit that names them.
  */
 export function policyPaths(stateRoot: string): { dir: string; state: string; lock: string; bundles: string } {
-  const dir = join(stateRoot, "policy");
+  const dir = stateRootPaths(stateRoot).policy;
   return { dir, state: join(dir, "state.json"), lock: join(dir, "state.lock"), bundles: join(dir, "bundles") };
 }
 
@@ -92,6 +93,7 @@ export async function commitNodeState(stateRoot: string, change: (s: NodeState) 
   const p = policyPaths(stateRoot);
   await mkdir(p.dir, { recursive: true });
   return withFileLock(p.lock, async () => {
+    await initStateRoot(stateRoot);
     const next = await change(await readNodeState(stateRoot));
     const committed: NodeState = { ...next, generation: next.generation + 1 };
     stateSchema.parse(committed);

@@ -4,7 +4,8 @@ import type { KeyObject } from "node:crypto";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Reference, RepositoryOptions } from "../oci/index.js";
-import { activateRelease, startRuntime } from "../runtime/index.js";
+import { activateRelease, startRuntime, telemetryWalDir } from "../runtime/index.js";
+import { readCommitted } from "../telemetry/index.js";
 import type { Record_ } from "./steps.js";
 
 export interface EnforcementOptions {
@@ -31,10 +32,13 @@ export async function enforcementSteps(opts: EnforcementOptions, record: Record_
     const marker = join(opts.dir, "shell-ran");
     await httpCalls(url, marker, record);
     await mcpCalls(url, marker, record);
-    return stateRoot;
   } finally {
     await rt.close();
   }
+  const { entries, inspection } = await readCommitted(telemetryWalDir(stateRoot));
+  const decisions = entries.filter((e) => e.event.type === "ai.policy.decision");
+  record("telemetry", `${decisions.length} decision events durable in the WAL (safe_seq ${inspection.safe_seq ?? 0}): ${decisions.map((e) => `${String(e.event.tool)}=${String(e.event.decision)}`).join(", ")}`, decisions.length >= 4 && inspection.fail_hard === null);
+  return stateRoot;
 }
 
 async function postTool(url: string, kind: string, params: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {

@@ -7,6 +7,7 @@ import type { ActivationRecord, EngineCompiler, NodeState } from "../policy/inde
 import { RELEASE_SEQUENCE_KEY, ROLLBACK_KEY, verifyRelease } from "../supplychain/index.js";
 import type { VerifyReleaseReport } from "../supplychain/index.js";
 import { crashPoint } from "../lib/index.js";
+import { initStateRoot, stateRootPaths } from "../edge/index.js";
 import { RuntimeError } from "./errors.js";
 
 export interface ActivateOptions {
@@ -31,7 +32,7 @@ export interface ActivationResult {
 
 /** Where verified releases are kept on the node (an OCI layout), so it can re-activate offline. */
 export function releaseStorePath(stateRoot: string): string {
-  return join(stateRoot, "activation", "store");
+  return join(stateRootPaths(stateRoot).activation, "store");
 }
 
 /**
@@ -45,6 +46,7 @@ export function releaseStorePath(stateRoot: string): string {
  */
 export async function activateRelease(opts: ActivateOptions): Promise<ActivationResult> {
   const now = opts.now ?? (() => new Date());
+  await initStateRoot(opts.stateRoot);
   const repo = openRepository(opts.ref, opts.repositoryOptions ?? {});
   const target = referenceTarget(opts.ref);
   const report = await verifyRelease(repo, target, {

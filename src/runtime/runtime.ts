@@ -1,16 +1,21 @@
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { LivePolicy } from "../policy/index.js";
 import type { LivePolicyEvent } from "../policy/index.js";
 import type { RuntimeConfig } from "./config.js";
-import { JsonlSink } from "./decision-sinks.js";
+import { Wal } from "../telemetry/index.js";
+import { stateRootPaths, walSteadyStateEvidence } from "../edge/index.js";
+import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
 import { Interceptor } from "./interceptor.js";
 import { serveMcpStdio } from "./mcp-server.js";
 import { builtinTools, toolRegistry } from "./tools/index.js";
 import { connectUpstreams } from "./upstream.js";
 import type { DecisionSink } from "./types.js";
+
+/** Where a node keeps its telemetry WAL. */
+export function telemetryWalDir(stateRoot: string): string {
+  return stateRootPaths(stateRoot).telemetryWal;
+}
 
 export interface StartRuntimeOptions {
   stateRoot: string;
@@ -36,38 +41,47 @@ export interface RunningRuntime {
 /**
  * The composition root of a node's runtime: the live policy from the state
  * root, the interceptor, built-in and upstream tools, and the transports
- * (HTTP + MCP Streamable HTTP, optionally MCP stdio). Decisions are appended
- * to `{state_root}/telemetry/decisions.jsonl` until the WAL takes over.
+ * (HTTP + MCP Streamable HTTP, optionally MCP stdio). Decision events go to
+ * the telemetry WAL in `{state_root}/telemetry/wal`; a WAL that fails recovery
+ * stops the runtime from starting (exit 5), as seed 001 requires.
  */
 export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRuntime> {
   const policy = new LivePolicy(opts.stateRoot, { ...(opts.onPolicyEvent ? { onEvent: opts.onPolicyEvent } : {}), ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
   await policy.start();
-  let sink = opts.sink;
-  let ownSink: JsonlSink | undefined;
-  if (!sink) {
-    await mkdir(join(opts.stateRoot, "telemetry"), { recursive: true });
-    sink = ownSink = new JsonlSink(join(opts.stateRoot, "telemetry", "decisions.jsonl"));
+  // Everything opened is closed in reverse order, on close() or when start-up fails half way.
+  const closers: (() => Promise<void> | void)[] = [() => policy.stop()];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+  };
+  try {
+    let sink = opts.sink;
+    if (!sink) {
+      const wal = await Wal.open(telemetryWalDir(opts.stateRoot), { otherState: walSteadyStateEvidence(opts.stateRoot) });
+      const walSink = new WalDecisionSink(wal);
+      closers.push(async () => {
+        await walSink.flush();
+        await wal.close();
+      });
+      sink = walSink;
+    }
+    const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink });
+    const upstreams = await connectUpstreams(opts.config.upstreams);
+    closers.push(() => upstreams.close());
+    const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains }), upstreams.tools);
+    const running: RunningRuntime = { interceptor, policy, close: closeAll };
+    if (opts.listen) {
+      const server = createToolServer({ interceptor, tools, policy: policy.current });
+      closers.push(() => server.close());
+      running.url = await server.listen({ host: opts.listen.host, port: opts.listen.port });
+      running.server = server;
+    }
+    if (opts.stdio) {
+      const served = await serveMcpStdio({ interceptor, tools });
+      closers.push(served.close);
+    }
+    return running;
+  } catch (e) {
+    await closeAll();
+    throw e;
   }
-  const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink });
-  const upstreams = await connectUpstreams(opts.config.upstreams);
-  const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains }), upstreams.tools);
-  const closers: (() => Promise<void>)[] = [];
-  const running: RunningRuntime = { interceptor, policy, close: async () => {
-    for (const c of closers.reverse()) await c().catch(() => undefined);
-    await upstreams.close();
-    policy.stop();
-    ownSink?.close();
-  } };
-  if (opts.listen) {
-    const server = createToolServer({ interceptor, tools, policy: policy.current });
-    const address = await server.listen({ host: opts.listen.host, port: opts.listen.port });
-    closers.push(() => server.close());
-    running.server = server;
-    running.url = address;
-  }
-  if (opts.stdio) {
-    const served = await serveMcpStdio({ interceptor, tools });
-    closers.push(served.close);
-  }
-  return running;
 }

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createInterface } from "node:readline";
 import { arch } from "node:os";
-import { Wal, WalError, inspectWal, walPaths, decodePayload, FRAME_HEADER_BYTES, nodeWalFs } from "../../telemetry/index.js";
+import { Wal, WalError, inspectWal, walPaths, nodeWalFs, readCommitted } from "../../telemetry/index.js";
 import type { WalInspection } from "../../telemetry/index.js";
 import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
 import { action } from "../run.js";
@@ -42,26 +42,6 @@ async function walAppend(dir: string): Promise<void> {
   await Promise.all(acks);
 }
 
-/** Committed entries read without opening (no recovery, no truncation): safe alongside a live writer's last commit. */
-async function readCommitted(dir: string, from: number, each: (line: string) => void): Promise<number> {
-  const p = walPaths(dir);
-  const wal = (await nodeWalFs.readFile(p.wal)) ?? new Uint8Array(0);
-  const insp = inspectWal(wal, await nodeWalFs.readFile(p.safeSeq));
-  if (insp.fail_hard) return -1;
-  const limit = insp.safe_seq ?? insp.max_seq;
-  const view = Buffer.from(wal);
-  let n = 0;
-  for (const f of insp.frames) {
-    if (f.seq === null || f.seq > limit || f.seq < from) continue;
-    const entry = decodePayload(view.subarray(f.offset + FRAME_HEADER_BYTES, f.offset + FRAME_HEADER_BYTES + f.length));
-    if (entry) {
-      each(JSON.stringify(entry));
-      n += 1;
-    }
-  }
-  return n;
-}
-
 function inspectText(dir: string, i: WalInspection, pos: number | null): string {
   const lines = [
     `WAL ${dir}`,
@@ -95,10 +75,10 @@ export function registerWal(program: Command): void {
     .requiredOption("--dir <dir>", "WAL directory")
     .option("--from <seq>", "first seq to print", parseSeq, 1)
     .action(action(async (flags: { dir: string; from: number }) => {
-      const n = await readCommitted(flags.dir, flags.from, (l) => void process.stdout.write(`${l}\n`));
-      if (n < 0) {
-        const { inspection } = await inspectDir(flags.dir);
-        process.stderr.write(`error: the WAL fails its invariants (${inspection.fail_hard ?? ""}); run \`autonomy wal inspect --dir ${flags.dir}\`\n`);
+      const { entries, inspection } = await readCommitted(flags.dir, flags.from);
+      for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
+      if (inspection.fail_hard) {
+        process.stderr.write(`error: the WAL fails its invariants (${inspection.fail_hard}); run \`autonomy wal inspect --dir ${flags.dir}\`\n`);
         process.exitCode = ExitCodes.walFailHard;
       }
     }));

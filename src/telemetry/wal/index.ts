@@ -14,3 +14,4 @@ export type { SafePoint, ScanResult } from "./scan.js";
 export { walPaths, defaultOtherState } from "./paths.js";
 export { inspectWal, VERIFY_INVARIANTS } from "./verify.js";
 export type { WalInspection, Violation, VerifyInvariant } from "./verify.js";
+export { readCommitted } from "./read-committed.js";

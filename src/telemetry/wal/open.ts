@@ -54,9 +54,13 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
       await f.close();
     }
   }
-  // A legacy upgrade records its safe point at once, so the next open needs no override.
-  // First run and operator reset write nothing: the first append creates safe_seq (as the seed).
-  if (established.mode === "legacy_upgrade") await writeSafeSeq(fs, dir, scan.maxSeq);
+  // Every mode but "safe_seq" records its safe point at once. For a legacy upgrade that is
+  // the migration itself. For a first run (or an operator reset) it is a genesis safe point
+  // 0: from now on a missing safe_seq is detected even before the first append, which
+  // matters because a node writes other state (policy, activation) before the runtime
+  // appends anything. (The seed leaves this to the first append; a stale .tmp from a
+  // crashed genesis is simply replaced, never read.)
+  if (established.mode !== "safe_seq") await writeSafeSeq(fs, dir, scan.maxSeq);
   if (established.mode === "safe_seq" && (await fs.exists(p.safeSeqTmp))) {
     // WS-3: a stale temp from a crash mid-update; the canonical file exists, so the temp is garbage.
     await fs.unlink(p.safeSeqTmp).catch(() => undefined);

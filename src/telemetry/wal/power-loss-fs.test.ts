@@ -190,6 +190,26 @@ describe("PowerLossFs: what survives a power cut", () => {
   });
 });
 
+describe("PowerLossFs: process death is not power loss", () => {
+  it("restart() keeps the kernel's volatile state; a later crash() still loses what was never durable", async () => {
+    const fs = await durableFile("abc");
+    const f = await fs.openFile("/d/f");
+    await f.write(b("def"), 3);
+    await fs.writeFileSynced("/d/tmp", b("t"));
+    await fs.rename("/d/tmp", "/d/g");
+    fs.cutPowerAt(1);
+    await expect(f.sync()).rejects.toBeInstanceOf(PowerCut);
+    const next = fs.restart();
+    await expect(f.read(0, 1)).rejects.toBeInstanceOf(PowerCut); // the dead process's handle
+    expect(() => fs.crash()).toThrow(/restart/);
+    expect(await text(next, "/d/f")).toBe("abcdef");
+    expect(await text(next, "/d/g")).toBe("t");
+    const after = next.crash();
+    expect(await text(after, "/d/f")).toBe("abc");
+    expect(await after.exists("/d/g")).toBe(false);
+  });
+});
+
 describe("PowerLossFs: fault injection", () => {
   it("counts mutating operations only", async () => {
     const fs = await withDir();

@@ -20,7 +20,8 @@ import type { WalFile, WalFs } from "./fs.js";
  *   - fault injection: `failAfter(n, errno)` fails the n-th mutating operation
  *     from now (EIO, ENOSPC); `cutPowerAt(k)` makes the k-th mutating operation
  *     from now throw `PowerCut`, and every operation after it too, so a harness
- *     can crash at operation k and then call `crash()`.
+ *     can crash at operation k and then call `crash()` (power loss) or
+ *     `restart()` (only the process died: the kernel's volatile state lives on).
  *
  * Every operation resolves through microtasks only, so a workload on this file
  * system is deterministic: the same seed, the same interleaving.
@@ -157,6 +158,7 @@ export class PowerLossFs implements WalFs {
   #cutAt: number | undefined;
   #fail: { at: number; errno: InjectedErrno; persistent: boolean; fired: boolean } | undefined;
   #off = false;
+  #retired = false;
   readonly #rng: Rng | undefined;
   /** Set on instances made by `crash()`. */
   crashReport: CrashReport | undefined;
@@ -228,6 +230,7 @@ export class PowerLossFs implements WalFs {
    * This instance is powered off: every later operation on it throws PowerCut.
    */
   crash(opts: CrashOptions = {}): PowerLossFs {
+    if (this.#retired) throw new Error("PowerLossFs: this instance was handed to restart(); crash the new one");
     const rng = opts.rng;
     const metadata = opts.metadata ?? "strict";
     if (metadata !== "strict" && !rng) throw new Error(`crash({ metadata: "${metadata}" }) needs an rng`);
@@ -276,6 +279,24 @@ export class PowerLossFs implements WalFs {
     };
     visit(ROOT, "/");
     next.crashReport = report;
+    return next;
+  }
+
+  /**
+   * The process died (SIGKILL at the cut, or anywhere), the machine did not:
+   * a new instance for the next process sees everything the kernel holds,
+   * volatile content and un-fsynced directory entries included, and a later
+   * `crash()` of it still loses whatever was never made durable. This instance
+   * (the dead process's handles) is powered off.
+   */
+  restart(): PowerLossFs {
+    if (this.#retired) throw new Error("PowerLossFs: restart() twice on the same instance");
+    this.#off = true;
+    this.#retired = true;
+    const next = new PowerLossFs(this.#rng ? { rng: this.#rng } : {});
+    next.#nodes = this.#nodes;
+    next.#nextId = this.#nextId;
+    next.#pending = this.#pending;
     return next;
   }
 

@@ -315,11 +315,22 @@ describe("telemetry WAL (seed 001)", () => {
       expect(existsSync(p.safeSeqTmp)).toBe(false);
       expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(1);
     });
-    it("WS-3: leaves the temp alone when the canonical safe_seq is missing (and the old value is what counts)", async () => {
+    it("WS-3: never takes a stale temp for the safe point when the canonical file is missing (first run writes genesis 0)", async () => {
       await writeFile(p.safeSeqTmp, encodeSafeSeq(9));
       const wal = await open();
+      expect(wal.lastSeq).toBe(0);
       await wal.close();
-      expect(existsSync(p.safeSeqTmp)).toBe(true);
+      expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(0);
+      expect(existsSync(p.safeSeqTmp)).toBe(false);
+    });
+    it("first run writes a genesis safe point 0, so a safe_seq lost before the first append is still detected", async () => {
+      const wal = await open();
+      await wal.close();
+      expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(0);
+      await writeFile(join(dir, "runtime.db"), "x");
+      const { unlink } = await import("node:fs/promises");
+      await unlink(p.safeSeq);
+      expect(await causeOf(open())).toBe("SAFESEQ_MISSING");
     });
     it("a crash after the temp write but before the rename keeps the old safe point (atomic rename)", async () => {
       await writeWal([frame(1), frame(2)], 1);

@@ -95,6 +95,16 @@ export class Wal {
     }
   }
 
+  /**
+   * Creates the WAL with its genesis safe point if it does not exist yet
+   * (recovering it if it does). Called before a node writes any other state.
+   */
+  static async initialize(dir: string, opts: OpenWalOptions = {}): Promise<Recovered> {
+    const wal = await Wal.open(dir, opts);
+    await wal.close();
+    return wal.recovered;
+  }
+
   /** The highest durable seq (what the safe point says). */
   get lastSeq(): number {
     return this.#seq;
