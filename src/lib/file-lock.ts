@@ -1,4 +1,4 @@
-import { open, readFile, unlink } from "node:fs/promises";
+import { link, open, readFile, stat, unlink } from "node:fs/promises";
 import { errnoCode } from "./errors.js";
 
 export interface FileLockOptions {
@@ -29,20 +29,49 @@ export async function acquireFileLock(path: string, opts: FileLockOptions): Prom
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   for (;;) {
     try {
-      const fh = await open(path, "wx", 0o600);
-      await fh.writeFile(String(process.pid));
-      await fh.close();
+      await createWithPid(path);
       return () => unlink(path).catch(() => undefined);
     } catch (e) {
       if (errnoCode(e) !== "EEXIST") throw e;
       const holder = await lockHolder(path);
-      if (holder !== undefined && !isAlive(holder)) {
+      if ((holder !== undefined && !isAlive(holder)) || (holder === undefined && (await olderThan(path, EMPTY_LOCK_GRACE_MS)))) {
         await unlink(path).catch(() => undefined);
         continue;
       }
       if (Date.now() > deadline) throw opts.onTimeout(holder);
       await new Promise((r) => setTimeout(r, 25));
     }
+  }
+}
+
+/**
+ * A lock file without a pid can only be left by a power cut (its content was
+ * never fsynced); a live creator publishes it with the pid already inside.
+ * After this grace it is broken like any stale lock.
+ */
+const EMPTY_LOCK_GRACE_MS = 2_000;
+
+/** Publishes the lock with its content in one step: write a private temp, then hard-link it into place (fails with EEXIST when held). */
+async function createWithPid(path: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const fh = await open(tmp, "wx", 0o600);
+  try {
+    await fh.writeFile(String(process.pid));
+  } finally {
+    await fh.close();
+  }
+  try {
+    await link(tmp, path);
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+async function olderThan(path: string, ms: number): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(path)).mtimeMs > ms;
+  } catch {
+    return true;
   }
 }
 

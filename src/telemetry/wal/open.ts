@@ -1,3 +1,4 @@
+import { dirname, resolve } from "node:path";
 import { decodeSafeSeq, encodeSafeSeq } from "./codec.js";
 import { WalFailHard } from "./errors.js";
 import type { WalFs } from "./fs.js";
@@ -41,19 +42,22 @@ export async function recover(opts: RecoverOptions): Promise<Recovered> {
 async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   const { fs, dir } = opts;
   const p = walPaths(dir);
-  await fs.mkdirp(dir);
+  await mkdirDurable(fs, dir);
   const data = (await fs.readFile(p.wal)) ?? new Uint8Array(0);
   const established = await establishSafePoint(opts, data);
   const scan = scanFrames(data, established.safe, dir);
-  if (scan.truncateTo !== data.byteLength) {
-    const f = await fs.openFile(p.wal);
-    try {
-      await f.truncate(scan.truncateTo);
-      await f.sync();
-    } finally {
-      await f.close();
-    }
+  // Make what recovery decided durable before anyone reads it: the WAL file (created if
+  // missing, truncated to the safe point) and the directory (its entry, and a safe_seq
+  // rename a killed writer may have left un-fsynced). Otherwise a reader could be shown
+  // an entry that a power cut after recovery takes back.
+  const f = await fs.openFile(p.wal);
+  try {
+    if (scan.truncateTo !== data.byteLength) await f.truncate(scan.truncateTo);
+    await f.sync();
+  } finally {
+    await f.close();
   }
+  await fs.fsyncDir(dir);
   // Every mode but "safe_seq" records its safe point at once. For a legacy upgrade that is
   // the migration itself. For a first run (or an operator reset) it is a genesis safe point
   // 0: from now on a missing safe_seq is detected even before the first append, which
@@ -89,6 +93,18 @@ async function establishSafePoint(opts: RecoverOptions, data: Uint8Array): Promi
     return { safe: { kind: "safe", seq: 0 }, mode: "operator_reset" };
   }
   throw new WalFailHard("SAFESEQ_MISSING", dir, "telemetry.safe_seq is missing but the node has state (steady state)", { wal_bytes: walBytes });
+}
+
+/** mkdir -p whose every new directory entry is fsynced into its parent (a new WAL directory must survive power loss too). */
+async function mkdirDurable(fs: WalFs, dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !(await fs.exists(d)); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  if (missing.length === 0) return;
+  await fs.mkdirp(dir);
+  for (const d of missing) await fs.fsyncDir(dirname(d));
 }
 
 async function anyExists(fs: WalFs, paths: readonly string[]): Promise<boolean> {

@@ -119,9 +119,19 @@ export class Wal {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ event, resolve, reject });
-      this.#flushing ??= this.#drain().finally(() => {
-        this.#flushing = undefined;
-      });
+      this.#kick();
+    });
+  }
+
+  /**
+   * Starts the commit loop unless it runs. When the loop ends it looks at the
+   * queue once more: an append that arrived after the loop's last check but
+   * before it finished would otherwise wait for a wakeup that never comes.
+   */
+  #kick(): void {
+    this.#flushing ??= this.#drain().finally(() => {
+      this.#flushing = undefined;
+      if (this.#queue.length > 0) this.#kick();
     });
   }
 
@@ -199,7 +209,7 @@ export class Wal {
   /** Waits for queued appends, then closes the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.#flushing;
+    while (this.#flushing) await this.#flushing;
     this.#closed = true;
     await this.#file.close();
     await this.#release?.();
