@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
-import type { Decision, DecisionRequest, EngineDecision, EntityRef } from "../policy/index.js";
+import type { DecisionRequest, EngineDecision, EntityRef } from "../policy/index.js";
 import { RuntimeError } from "./errors.js";
-import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall } from "./types.js";
+import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall, InterceptDecision } from "./types.js";
 import { messageOf } from "../lib/index.js";
 
 /** How a call reached the runtime (recorded with each decision). */
@@ -25,18 +25,6 @@ export interface InterceptorOptions {
   now?: () => Date;
 }
 
-/** The decision for one call, before (and independent of) running the tool. */
-export interface InterceptDecision {
-  decision: Decision;
-  policy_ref: string;
-  /** Policies that determined the decision (matching forbids on deny, permits on allow, erroring policies on an error deny). */
-  policies: string[];
-  /** Why: `permitted by …`, `forbidden by …`, `no permit matched`, `evaluation error: …`, or the no-policy reason. */
-  reason: string;
-  errors: string[];
-  /** Time spent deciding (policy lookup + engine), in microseconds. */
-  latency_us: number;
-}
 
 /**
  * The policy gate in front of every tool: each call is turned into a decision

@@ -23,19 +23,24 @@ export interface Tool {
 /** Where the interceptor finds the policy in force; undefined means none loaded (deny all). */
 export type PolicySource = () => LoadedPolicy | undefined;
 
-/** One decision, as handed to telemetry (the WAL implements this sink in a later issue). */
-export interface DecisionEvent {
+/** The decision for one call, before (and independent of) running the tool. */
+export interface InterceptDecision {
+  decision: Decision;
+  policy_ref: string;
+  /** Policies that determined the decision (matching forbids on deny, permits on allow, erroring policies on an error deny). */
+  policies: string[];
+  /** Why: `permitted by …`, `forbidden by …`, `no permit matched`, `evaluation error: …`, or the no-policy reason. */
+  reason: string;
+  errors: string[];
+  /** Time spent deciding (policy lookup + engine), in microseconds. */
+  latency_us: number;
+}
+
+/** One decision, as handed to telemetry (the WAL's sink records it). */
+export interface DecisionEvent extends InterceptDecision {
   type: "ai.policy.decision";
   timestamp: string;
   tool: string;
-  decision: Decision;
-  policy_ref: string;
-  /** Policies that determined the decision. */
-  policies: string[];
-  /** Why a deny happened when no policy matched or an error occurred. */
-  reason: string;
-  errors: string[];
-  latency_us: number;
   /** "http" | "mcp" | "direct" */
   transport: string;
 }
