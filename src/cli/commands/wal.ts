@@ -1,10 +1,11 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createInterface } from "node:readline";
-import { arch } from "node:os";
 import { Wal, WalError, inspectWal, walPaths, nodeWalFs, readCommitted } from "../../telemetry/index.js";
+import { walVerifyReport } from "../../telemetry/index.js";
 import type { WalInspection } from "../../telemetry/index.js";
 import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
+import { goArch } from "../../evidence/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
 
@@ -100,7 +101,7 @@ export function registerWal(program: Command): void {
     .description("write seed 002's wal_verify.json report for a WAL directory; exit 5 on a fail-hard cause")
     .requiredOption("--dir <dir>", "WAL directory")
     .requiredOption("--out <file>", "where to write wal_verify.json")
-    .option("--arch <arch>", "architecture recorded in the report", arch())
+    .option("--arch <arch>", "architecture recorded in the report (seed 002 names: amd64, arm64, riscv64)", goArch())
     .option("--fs <fs>", "file system type recorded in the report", "unknown")
     .option("--run <n>", "run number recorded in the report", parseSeq, 1)
     .option("--json", "print the report on stdout too")
@@ -113,25 +114,3 @@ export function registerWal(program: Command): void {
       else if (!report.pass) process.exitCode = ExitCodes.failure;
     }));
 }
-
-/** seed 002's wal_verify.json for one directory (no harness iterations: those come from `autonomy lab portability`). */
-export function walVerifyReport(i: WalInspection, o: { arch: string; fs: string; run: number }): { pass: boolean; violations: WalInspection["violations"] } & Record<string, unknown> {
-  const pass = i.violations.length === 0;
-  return {
-    timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
-    seed: null,
-    arch: o.arch,
-    fs_type: o.fs,
-    total_iterations: 0,
-    passed: 0,
-    failed: 0,
-    pass,
-    rename_atomic: "NOT_RUN",
-    run_n: o.run,
-    invariants: i.invariants,
-    violations: i.violations,
-    iterations: [],
-    wal: { frames: i.frames.length, safe_seq: i.safe_seq, max_seq: i.max_seq, bytes: i.wal_bytes, torn_tail_bytes: i.torn_tail_bytes },
-  };
-}
-

@@ -15,3 +15,7 @@ export { walPaths, defaultOtherState } from "./paths.js";
 export { inspectWal, VERIFY_INVARIANTS } from "./verify.js";
 export type { WalInspection, Violation, VerifyInvariant } from "./verify.js";
 export { readCommitted } from "./read-committed.js";
+export { walVerifyReport } from "./verify-report.js";
+export type { RenameAtomic, ReportViolation, ReportIteration, WalVerifyReport, WalVerifyReportOptions } from "./verify-report.js";
+export { PowerLossFs, seededRng } from "./power-loss-fs.js";
+export type { Rng } from "./power-loss-fs.js";
