@@ -10,6 +10,7 @@ import { registerPolicyTest } from "./commands/policy-test.js";
 import { registerPolicyState, registerRuntimeState } from "./commands/runtime.js";
 import { registerWal } from "./commands/wal.js";
 import { registerLab } from "./commands/lab.js";
+import { registerTelemetry } from "./commands/telemetry.js";
 
 /** The `autonomy` command tree; shared by the binary and the CLI reference generator. */
 export function buildAutonomyProgram(): Command {
@@ -25,6 +26,7 @@ export function buildAutonomyProgram(): Command {
   registerPolicyTest(policy);
   registerPolicyState(policy);
   registerWal(program);
+  registerTelemetry(program);
   registerLab(program);
   registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));
   return program;

@@ -1,1 +1,2 @@
 export * from "./wal/index.js";
+export * from "./exporter/index.js";

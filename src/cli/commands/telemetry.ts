@@ -1,0 +1,159 @@
+import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
+import { hostname } from "node:os";
+import { pino } from "pino";
+import {
+  ControlPlaneEventsSink, ExportError, Exporter, FanoutSink, OtlpHttpLogsSink, WalFileReader, eventNameOf, priorityOf,
+} from "../../telemetry/index.js";
+import type { DrainResult, ExporterLogger, ExporterStatus, Sink } from "../../telemetry/index.js";
+import { UsageError } from "../../lib/index.js";
+import { action } from "../run.js";
+import { emit } from "../output.js";
+
+function parseCount(min: number): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer ≥ ${min}`);
+    return n;
+  };
+}
+
+function parseUrl(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidArgumentError("must be an absolute http(s) URL");
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new InvalidArgumentError("must be an http:// or https:// URL");
+  return v;
+}
+
+/**
+ * OTLP headers from OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_LOGS_HEADERS
+ * (`k1=v1,k2=v2`, values URL-encoded), as the OpenTelemetry SDKs read them.
+ * Credentials never come from flags: they would show in `ps`.
+ */
+export function otlpHeadersFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"]) {
+    for (const pair of (env[name] ?? "").split(",")) {
+      const i = pair.indexOf("=");
+      if (i <= 0) continue;
+      const key = pair.slice(0, i).trim();
+      const value = pair.slice(i + 1).trim();
+      if (key) out[key] = decodeURIComponent(value);
+    }
+  }
+  return out;
+}
+
+interface DrainFlags {
+  dir: string;
+  otlpUrl?: string;
+  controlPlaneUrl?: string;
+  nodeId: string;
+  once?: boolean;
+  json?: boolean;
+  batchSize: number;
+  maxInflightBytes: number;
+  timeoutMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  pollMs: number;
+}
+
+function progressLine(s: ExporterStatus, drained: number): string {
+  return `drained ${drained}, backlog ${s.backlog} (pos ${s.pos} of ${s.committed}${s.dead_lettered > 0 ? `, dead-lettered ${s.dead_lettered}` : ""}${s.last_error && s.state === "backoff" ? `; retrying: ${s.last_error.message}` : ""})`;
+}
+
+async function drain(flags: DrainFlags): Promise<void> {
+  const sinks: Sink[] = [];
+  if (flags.otlpUrl) sinks.push(new OtlpHttpLogsSink({ url: flags.otlpUrl, headers: otlpHeadersFromEnv(process.env), timeoutMs: flags.timeoutMs, serviceName: flags.nodeId }));
+  if (flags.controlPlaneUrl) sinks.push(new ControlPlaneEventsSink({ url: flags.controlPlaneUrl, timeoutMs: flags.timeoutMs }));
+  if (sinks.length === 0) throw new UsageError("no destination", "give --otlp-url (an OTLP/HTTP collector) and/or --control-plane-url");
+  const sink = sinks.length === 1 ? (sinks[0] as Sink) : new FanoutSink(sinks);
+  const log: ExporterLogger = pino({ name: "autonomy.telemetry.exporter", base: undefined, level: flags.json ? "warn" : "info" }, pino.destination({ fd: 2, sync: true }));
+  const exporter = new Exporter({
+    wal: flags.dir, sink, nodeId: flags.nodeId, batchSize: flags.batchSize, maxInFlightBytes: flags.maxInflightBytes,
+    retry: { baseMs: flags.retryBaseMs, maxMs: flags.retryMaxMs }, pollMs: flags.pollMs, log,
+  });
+  let drained = 0;
+  try {
+    if (flags.once) {
+      let last: DrainResult | undefined;
+      for (;;) {
+        // Slices of 20 batches so a long backlog shows progress.
+        last = await exporter.drainOnce({ maxBatches: 20 });
+        drained += last.confirmed;
+        if (last.caughtUp || last.error) break;
+        if (!flags.json) process.stdout.write(`${progressLine(exporter.status(), drained)}\n`);
+      }
+      const status = exporter.status();
+      if (last.error) {
+        throw new ExportError("EXPORT_INCOMPLETE", `drained ${drained}, backlog ${status.backlog}: ${last.error.message}`,
+          "nothing is lost: the backlog stays in the WAL and telemetry.pos only covers confirmed entries; fix the receiver and run again (or run without --once to retry with backoff)",
+          { details: { drained, status } });
+      }
+      emit({ ok: true, drained, status }, flags, () => progressLine(status, drained));
+      return;
+    }
+    const ac = new AbortController();
+    const stop = (): void => ac.abort();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    let lastPrinted = -1;
+    try {
+      await exporter.run(ac.signal, {
+        onDrain: (r) => {
+          drained += r.confirmed;
+          if (r.confirmed === 0 && lastPrinted === drained) return;
+          lastPrinted = drained;
+          const s = exporter.status();
+          process.stdout.write(flags.json ? `${JSON.stringify({ version: 1, ok: true, drained, status: s })}\n` : `${progressLine(s, drained)}\n`);
+        },
+      });
+    } finally {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+    }
+  } finally {
+    await exporter.close();
+  }
+}
+
+/** `telemetry export`: committed entries as JSON lines with their drain priority, read-only. */
+async function exportJsonl(dir: string, from: number): Promise<void> {
+  const reader = new WalFileReader(dir);
+  const committed = await reader.committed();
+  for await (const page of reader.scan(from, committed)) {
+    const lines = page.map((e) => `${JSON.stringify({ seq: e.seq, priority: priorityOf(e.event), event_name: eventNameOf(e.event), event: e.event })}\n`).join("");
+    if (!process.stdout.write(lines)) await new Promise<void>((resolve) => process.stdout.once("drain", () => resolve()));
+  }
+}
+
+export function registerTelemetry(program: Command): void {
+  const telemetry = program.command("telemetry").description("drain the telemetry WAL to OpenTelemetry (OTLP/HTTP) and the control plane; export it as JSON lines");
+
+  telemetry.command("drain")
+    .description("deliver committed WAL entries (highest priority first, at least once) and advance telemetry.pos over what the receivers confirmed")
+    .requiredOption("--dir <dir>", "WAL directory")
+    .option("--otlp-url <url>", "OTLP/HTTP collector base URL (records go to <url>/v1/logs); headers from OTEL_EXPORTER_OTLP_HEADERS", parseUrl)
+    .option("--control-plane-url <url>", "control plane base URL (events go to <url>/v1/events)", parseUrl)
+    .option("--node-id <id>", "this node's id (OTLP service.name, control-plane node_id)", hostname())
+    .option("--once", "drain until caught up, then exit 0; exit 1 (nothing lost) if a receiver fails")
+    .option("--batch-size <n>", "records per request", parseCount(1), 512)
+    .option("--max-inflight-bytes <n>", "WAL payload bytes per request", parseCount(1), 1024 * 1024)
+    .option("--timeout-ms <n>", "per-request timeout", parseCount(1), 10_000)
+    .option("--retry-base-ms <n>", "first retry delay", parseCount(1), 250)
+    .option("--retry-max-ms <n>", "longest retry delay", parseCount(1), 30_000)
+    .option("--poll-ms <n>", "how often to look for new entries once caught up", parseCount(1), 500)
+    .option("--json", "machine-readable output (one JSON document; JSON lines without --once)")
+    .action(action(async (flags: DrainFlags) => drain(flags)));
+
+  telemetry.command("export")
+    .description("print committed entries as JSON lines {seq, priority, event_name, event} (read-only: safe next to a live writer)")
+    .requiredOption("--dir <dir>", "WAL directory")
+    .option("--from <seq>", "first seq to print", parseCount(0), 1)
+    .action(action(async (flags: { dir: string; from: number }) => exportJsonl(flags.dir, flags.from)));
+}
