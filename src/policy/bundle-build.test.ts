@@ -9,8 +9,9 @@ import type { BuildBundleOptions } from "./bundle/index.js";
 import { DEFAULT_BUNDLE_LIMITS, readBundle, serializeManifest } from "./bundle/index.js";
 import { PolicyError } from "./errors.js";
 import type { PolicyErrorCode } from "./errors.js";
+import { EXAMPLE_POLICY_DIR } from "../../test/helpers/policies.js";
 
-const EXAMPLES = new URL("../../examples/policies", import.meta.url).pathname;
+const EXAMPLES = EXAMPLE_POLICY_DIR;
 const OPTS: BuildBundleOptions = { name: "demo", version: "1.0.0", createdAt: new Date(0) };
 
 let root: string;

@@ -12,8 +12,9 @@ import { bundleHash, readBundle, serializeManifest } from "./bundle/index.js";
 import type { BundleLimits } from "./bundle/index.js";
 import { PolicyError } from "./errors.js";
 import type { BundleManifest, PolicyBundle } from "./types.js";
+import { EXAMPLE_POLICY_DIR } from "../../test/helpers/policies.js";
 
-const EXAMPLES = new URL("../../examples/policies", import.meta.url).pathname;
+const EXAMPLES = EXAMPLE_POLICY_DIR;
 /** Small limits so generated archives reach them too. */
 const LIMITS: Partial<BundleLimits> = { maxEntries: 8, maxEntryBytes: 4096, maxDecompressedBytes: 256 * 1024, maxExtendedHeaderBytes: 1024 };
 

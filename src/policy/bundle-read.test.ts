@@ -13,8 +13,9 @@ import type { BundleLimits, ReadBundleOptions } from "./bundle/index.js";
 import { PolicyError } from "./errors.js";
 import type { PolicyErrorCode } from "./errors.js";
 import type { BundleManifest } from "./types.js";
+import { EXAMPLE_POLICY_DIR } from "../../test/helpers/policies.js";
 
-const EXAMPLES = new URL("../../examples/policies", import.meta.url).pathname;
+const EXAMPLES = EXAMPLE_POLICY_DIR;
 
 interface F {
   name: string;

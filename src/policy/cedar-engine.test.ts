@@ -1,15 +1,12 @@
-import { readFileSync } from "node:fs";
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import { afterEach, describe, expect, it } from "vitest";
 import { caught } from "../../test/helpers/caught.js";
 import { CEDAR_CONTEXT_LIMITS, cedarVersion, compileCedar, createCedarCompiler } from "./cedar/index.js";
 import { PolicyError } from "./errors.js";
 import type { DecisionRequest, PolicyEngine, PolicyFile } from "./types.js";
+import { EXAMPLE_POLICY_FILES } from "../../test/helpers/policies.js";
 
-const EXAMPLES: PolicyFile[] = ["echo_allow.cedar", "shell_deny.cedar"].map((name) => ({
-  name,
-  text: readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), "utf8"),
-}));
+const EXAMPLES: PolicyFile[] = EXAMPLE_POLICY_FILES;
 
 const engines: PolicyEngine[] = [];
 afterEach(() => {

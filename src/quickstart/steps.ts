@@ -1,3 +1,5 @@
+import { AutonomyError } from "../lib/index.js";
+
 /** A quickstart step as printed and returned in --json. */
 export interface QuickstartStep {
   step: string;
@@ -16,7 +18,6 @@ export function recorder(steps: QuickstartStep[], log?: (line: string) => void):
 
 /** Runs `p`, which must be refused with exit code 4; anything else is a failed step. */
 export async function expectRefusal(step: string, p: Promise<unknown>, record: Record_): Promise<void> {
-  const { AutonomyError } = await import("../lib/index.js");
   try {
     await p;
   } catch (e) {

@@ -9,11 +9,9 @@ import { JsonlSink, MemorySink } from "./decision-sinks.js";
 import { RuntimeError } from "./errors.js";
 import { Interceptor } from "./interceptor.js";
 import type { DecisionEvent, PolicySource, Tool, ToolOutput } from "./types.js";
+import { EXAMPLE_POLICY_FILES } from "../../test/helpers/policies.js";
 
-const EXAMPLES: PolicyFile[] = ["echo_allow.cedar", "shell_deny.cedar"].map((name) => ({
-  name,
-  text: readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), "utf8"),
-}));
+const EXAMPLES: PolicyFile[] = EXAMPLE_POLICY_FILES;
 
 const engines: PolicyEngine[] = [];
 afterEach(() => {

@@ -9,8 +9,9 @@ import type { OciRepository, Reference } from "../../src/oci/index.js";
 import { buildBundle } from "../../src/policy/index.js";
 import { generateKeyPair } from "../../src/sign/index.js";
 import { signRelease } from "../../src/supplychain/index.js";
+import { EXAMPLE_POLICY_DIR } from "./policies.js";
 
-export const EXAMPLE_POLICIES = new URL("../../examples/policies", import.meta.url).pathname;
+export const EXAMPLE_POLICIES = EXAMPLE_POLICY_DIR;
 
 export interface TestKeys {
   privateKey: KeyObject;

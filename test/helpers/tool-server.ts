@@ -2,19 +2,16 @@
  * Shared pieces of the runtime tool-server tests: a real Cedar policy built
  * from policy text, an interceptor over it, and a server listening on loopback.
  */
-import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { compileCedar } from "../../src/policy/index.js";
 import type { EngineCompiler, LoadedPolicy, PolicyFile } from "../../src/policy/index.js";
 import { Interceptor } from "../../src/runtime/interceptor.js";
 import type { DecisionSink, PolicySource } from "../../src/runtime/types.js";
+import { EXAMPLE_POLICY_FILES } from "./policies.js";
 
 /** The example policies shipped with the product: tool.echo permitted, tool.shell forbidden. */
-export const EXAMPLE_POLICIES: PolicyFile[] = ["echo_allow.cedar", "shell_deny.cedar"].map((name) => ({
-  name,
-  text: readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), "utf8"),
-}));
+export const EXAMPLE_POLICIES: PolicyFile[] = EXAMPLE_POLICY_FILES;
 
 /** A loaded policy (as the manager would hold it) compiled from Cedar text by the real Cedar engine. */
 export function policyOf(files: readonly PolicyFile[], name = "test-policy", compile: EngineCompiler = compileCedar): LoadedPolicy {
