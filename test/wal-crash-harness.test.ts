@@ -33,8 +33,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Wal, WalError, WalFailHard, decodeSafeSeq, encodeFrame, nodeWalFs } from "../src/telemetry/index.js";
-import type { WalLogger } from "../src/telemetry/index.js";
-import { PowerLossFs, isPowerCut, seededRng } from "../src/telemetry/wal/power-loss-fs.js";
+import type { WalFs, WalLogger } from "../src/telemetry/index.js";
+import { PowerCut, PowerLossFs, isPowerCut, seededRng } from "../src/telemetry/wal/power-loss-fs.js";
 import type { CrashOptions, MetadataMode, Rng } from "../src/telemetry/wal/power-loss-fs.js";
 
 const ITERATIONS = Number(process.env.WAL_HARNESS_ITERATIONS ?? 1000);
@@ -110,26 +110,54 @@ function parseFrames(bytes: Uint8Array): { frames: Frame[]; invalidJson: number[
   return { frames, invalidJson, structuralEnd: pos };
 }
 
+const SEGMENT_NAME = /^telemetry\.wal\.(\d{20})-(\d{20})$/;
+
+/** The directory's files, read raw: base, sealed segments (by our own parse of their names), the active file, the safe point. */
+async function readDisk(fs: WalFs, dir: string): Promise<{ base: number; sealed: { first: number; last: number; bytes: Uint8Array }[]; active: Uint8Array; safe: Uint8Array | undefined }> {
+  const baseRaw = await fs.readFile(`${dir}/telemetry.wal.base`);
+  const sealed: { first: number; last: number; bytes: Uint8Array }[] = [];
+  for (const name of await fs.list(dir)) {
+    const m = SEGMENT_NAME.exec(name);
+    if (m) sealed.push({ first: Number(m[1]), last: Number(m[2]), bytes: (await fs.readFile(`${dir}/${name}`)) ?? new Uint8Array(0) });
+  }
+  sealed.sort((a, b) => a.first - b.first);
+  return { base: baseRaw === undefined ? 0 : Number(Buffer.from(baseRaw).readBigUInt64LE(0)), sealed, active: (await fs.readFile(`${dir}/telemetry.wal`)) ?? new Uint8Array(0), safe: await fs.readFile(`${dir}/telemetry.safe_seq`) };
+}
+
 /**
- * Seed 001 R1–R5 on a recovered directory's raw bytes: after recovery the WAL
- * is exactly frames 1..safe_seq. A missing safe_seq is only valid before the
- * first commit (first run: the first append creates it), with an empty WAL.
+ * Seed 001 R1–R5 on a recovered directory's raw bytes: after recovery the
+ * logical WAL (sealed segments, then the active file) is exactly frames
+ * base+1..safe_seq, every sealed segment holds exactly the seqs its name says,
+ * and nothing follows the safe frame. A missing safe_seq is only valid before
+ * the first commit (first run: the first append creates it), with an empty WAL.
  */
-function checkDisk(wal: Uint8Array | undefined, safe: Uint8Array | undefined): { report: InvariantReport; safeSeq: number | undefined; frames: Frame[] } {
-  const bytes = wal ?? new Uint8Array(0);
-  const { frames, invalidJson } = parseFrames(bytes);
+function checkDisk(disk: Awaited<ReturnType<typeof readDisk>>): { report: InvariantReport; safeSeq: number | undefined; frames: Frame[] } {
+  const { base, safe } = disk;
+  const frames: Frame[] = [];
+  const invalidJson: number[] = [];
+  const badSegments: string[] = [];
+  for (const seg of disk.sealed) {
+    const p = parseFrames(seg.bytes);
+    invalidJson.push(...p.invalidJson);
+    if (p.structuralEnd !== seg.bytes.byteLength || p.frames[0]?.seq !== seg.first || p.frames[p.frames.length - 1]?.seq !== seg.last) badSegments.push(`${seg.first}-${seg.last}`);
+    frames.push(...p.frames);
+  }
+  const act = parseFrames(disk.active);
+  invalidJson.push(...act.invalidJson);
+  frames.push(...act.frames);
   const safeSeq = safe === undefined ? undefined : decodeSafeSeq(safe);
-  const maxSeq = frames.length === 0 ? 0 : (frames[frames.length - 1]?.seq ?? 0);
+  const maxSeq = frames.length === 0 ? base : (frames[frames.length - 1]?.seq ?? 0);
   const r = (pass: boolean, msg: string): { pass: boolean; msg: string } => ({ pass, msg: pass ? "ok" : msg });
-  const gap = frames.findIndex((f, i) => f.seq !== i + 1);
-  const s = safe === undefined ? 0 : (safeSeq ?? -1);
-  const safeEnd = s === 0 ? 0 : frames.find((f) => f.seq === s)?.end;
+  const gap = frames.findIndex((f, i) => f.seq !== base + i + 1);
+  const s = safe === undefined ? base : (safeSeq ?? -1);
+  const activeFirst = (disk.sealed[disk.sealed.length - 1]?.last ?? base) + 1;
+  const safeEnd = s === activeFirst - 1 ? 0 : act.frames.find((f) => f.seq === s)?.end;
   const report: InvariantReport = {
-    R1_FIRST_SEQ_IS_ONE: r(frames.length === 0 || frames[0]?.seq === 1, `first frame has seq ${frames[0]?.seq}`),
-    R2_SEQ_CONTIGUOUS: r(gap === -1, `frame ${gap} has seq ${frames[gap]?.seq}`),
-    R3_SAFESEQ_LE_MAXSEQ: r(s >= 0 && s <= maxSeq, safe !== undefined && safeSeq === undefined ? `safe_seq is ${safe.byteLength} bytes, not 8` : `safe_seq=${safeSeq} maxSeq=${maxSeq}`),
-    R4_SAFESEQ_FRAME_EXISTS: r(safeEnd !== undefined, `no frame with seq ${safeSeq}`),
-    R5_NO_PHANTOMS: r(maxSeq === s && bytes.byteLength === safeEnd, `safe_seq=${safeSeq ?? "missing"} but ${frames.length} frames (max ${maxSeq}) and ${bytes.byteLength} bytes (safe frame ends at ${safeEnd})`),
+    R1_FIRST_SEQ_IS_ONE: r(frames.length === 0 || frames[0]?.seq === base + 1, `first frame has seq ${frames[0]?.seq}, base ${base}`),
+    R2_SEQ_CONTIGUOUS: r(gap === -1 && badSegments.length === 0, `frame ${gap} has seq ${frames[gap]?.seq}; segments not matching their names: ${badSegments.join(",")}`),
+    R3_SAFESEQ_LE_MAXSEQ: r(s >= base && s <= maxSeq, safe !== undefined && safeSeq === undefined ? `safe_seq is ${safe.byteLength} bytes, not 8` : `safe_seq=${safeSeq} maxSeq=${maxSeq} base=${base}`),
+    R4_SAFESEQ_FRAME_EXISTS: r(safeEnd !== undefined, `no frame with seq ${safeSeq} in the active segment (it starts at ${activeFirst})`),
+    R5_NO_PHANTOMS: r(maxSeq === s && disk.active.byteLength === safeEnd, `safe_seq=${safeSeq ?? "missing"} but ${frames.length} frames (max ${maxSeq}) and ${disk.active.byteLength} active bytes (safe frame ends at ${safeEnd})`),
     NO_JSON_CORRUPTION: r(invalidJson.length === 0, `unparseable frame at byte ${invalidJson[0]}`),
   };
   return { report, safeSeq, frames };
@@ -209,7 +237,7 @@ describe("seed 002 crash harness: phantom frames in the S3 window (real file sys
             if (JSON.stringify(entry.event) !== JSON.stringify(events[idx])) violations.push(`entry ${entry.seq} content differs`);
           });
           if (reopened.recovered.scan.phantoms !== phantoms) violations.push(`recovery discarded ${reopened.recovered.scan.phantoms} phantoms, want ${phantoms}`);
-          const disk = checkDisk(await nodeWalFs.readFile(join(dir, "telemetry.wal")), await nodeWalFs.readFile(join(dir, "telemetry.safe_seq")));
+          const disk = checkDisk(await readDisk(nodeWalFs, dir));
           if (disk.safeSeq !== n) violations.push(`on-disk safe_seq=${disk.safeSeq}, want ${n}`);
           for (const k of INVARIANTS) {
             if (!disk.report[k].pass) {
@@ -263,8 +291,6 @@ async function writeWalVerify(out: string, root: string, results: Seed002Iterati
 // ------------------------------------------------------------------ 2./3. power loss and process death (PowerLossFs)
 
 const DIR = "/var/lib/autonomy/telemetry";
-const WAL_PATH = `${DIR}/telemetry.wal`;
-const SAFE_PATH = `${DIR}/telemetry.safe_seq`;
 
 type Stage = "power" | "process" | "error" | "clean";
 
@@ -284,6 +310,9 @@ interface Stats {
   crashes: Record<string, number>;
   torn: Record<string, number>;
   stalls: number;
+  /** Sealed segments seen after recoveries, and the highest reclaimed base. */
+  sealed: number;
+  reclaimed: number;
 }
 
 interface Violation {
@@ -311,6 +340,9 @@ class Iteration {
   session = 0;
   lastCrash: unknown;
   readonly steps: string[] = [];
+  /** Bounded disk: seal at this size (Infinity: the seed's single file), reclaim up to `confirmed` (the exporter's position). */
+  readonly segmentBytes: number;
+  confirmed = 0;
 
   constructor(
     readonly i: number,
@@ -320,6 +352,14 @@ class Iteration {
     readonly violations: Violation[],
   ) {
     this.fs = new PowerLossFs({ rng });
+    this.segmentBytes = rng() < 0.5 ? Number.POSITIVE_INFINITY : 100 + int(rng, 500);
+  }
+
+  /** A consumer confirms some committed prefix (never beyond what recovery showed). */
+  advanceConfirmed(): void {
+    const committed = [...this.expected].filter(([, e]) => e.committed).map(([seq]) => seq);
+    const top = Math.max(this.confirmed, ...committed);
+    this.confirmed += int(this.rng, top - this.confirmed + 1);
   }
 
   violation(kind: string, detail: string): void {
@@ -352,7 +392,9 @@ class Iteration {
         this.trace(`open: power cut armed at recovery op +${k}`);
       }
       try {
-        const wal = await Wal.open(DIR, { fs: this.fs, log: this.log, ...(maxBatch ? { maxBatch } : {}) });
+        const wal = await Wal.open(DIR, { fs: this.fs, log: this.log, segmentBytes: this.segmentBytes, confirmed: () => Promise.resolve(this.confirmed), ...(maxBatch ? { maxBatch } : {}) });
+        // Reclamation after recovery swallows its own failure (it only frees space): a cut there still killed the machine.
+        if (this.fs.poweredOff) throw new PowerCut("reclaim-on-open", 0);
         this.fs.disarm();
         return wal;
       } catch (e) {
@@ -376,21 +418,26 @@ class Iteration {
   async verify(wal: Wal): Promise<boolean> {
     const before = this.violations.length;
     const last = wal.lastSeq;
-    this.trace(`recovered: mode ${wal.recovered.mode}, lastSeq ${last}, phantoms ${wal.recovered.scan.phantoms}`);
+    const base = wal.base;
+    this.trace(`recovered: mode ${wal.recovered.mode}, lastSeq ${last}, phantoms ${wal.recovered.scan.phantoms}, base ${base}, sealed ${wal.sealedSegments.length}`);
+    if (base > this.confirmed) this.violation("RECLAIMED_UNCONFIRMED", `base ${base} is beyond the confirmed position ${this.confirmed}`);
+    this.stats.reclaimed = Math.max(this.stats.reclaimed, base);
+    this.stats.sealed += wal.sealedSegments.length;
     for (const [seq, e] of this.expected) {
       if (e.committed && seq > last) this.violation("LOST", `seq ${seq} (${e.how}) is gone: recovered last seq is ${last}`);
+      if (seq <= base) this.expected.delete(seq); // confirmed and reclaimed: gone by design
     }
     const entries = await wal.readFrom(0);
-    if (entries.length !== last) this.violation("COUNT", `readFrom(0) returned ${entries.length} entries, lastSeq is ${last}`);
+    if (entries.length !== last - base) this.violation("COUNT", `readFrom(0) returned ${entries.length} entries, lastSeq is ${last}, base ${base}`);
     entries.forEach((entry, idx) => {
-      if (entry.seq !== idx + 1) this.violation("NOT_CONTIGUOUS", `entry ${idx} has seq ${entry.seq}`);
+      if (entry.seq !== base + idx + 1) this.violation("NOT_CONTIGUOUS", `entry ${idx} has seq ${entry.seq} (base ${base})`);
       const want = this.expected.get(entry.seq);
       if (!want) this.violation("PHANTOM", `seq ${entry.seq} was never appended: ${JSON.stringify(entry.event).slice(0, 120)}`);
       else if (JSON.stringify(entry.event) !== want.json) this.violation("CONTENT", `seq ${entry.seq} (${want.how}) differs: got ${JSON.stringify(entry.event).slice(0, 80)}, want ${want.json.slice(0, 80)}`);
     });
     const beyond = await wal.readFrom(last + 1);
     if (beyond.length > 0) this.violation("PHANTOM", `readFrom(${last + 1}) returned ${beyond.length} entries beyond the safe point`);
-    const disk = checkDisk(await this.fs.readFile(WAL_PATH), await this.fs.readFile(SAFE_PATH));
+    const disk = checkDisk(await readDisk(this.fs, DIR));
     const firstRun = wal.recovered.mode === "first_run" || wal.recovered.mode === "operator_reset";
     if (disk.safeSeq !== last && !(disk.safeSeq === undefined && last === 0 && firstRun)) this.violation("SAFE_SEQ", `on-disk safe_seq=${disk.safeSeq}, recovered last seq ${last} (${wal.recovered.mode})`);
     for (const f of failedInvariants(disk.report)) this.violation("DISK", f);
@@ -413,6 +460,7 @@ class Iteration {
     this.session++;
     this.stats.sessions++;
     const maxBatch = [undefined, undefined, 1, 2, 3][int(this.rng, 5)];
+    this.advanceConfirmed();
     const wal = await this.open(maxBatch);
     if (!wal || !(await this.verify(wal))) return false;
     const base = wal.lastSeq;
@@ -451,7 +499,8 @@ class Iteration {
 
     const stage = this.cfg.stages[int(this.rng, this.cfg.stages.length)] ?? "power";
     const n = 1 + int(this.rng, 10);
-    const opsBudget = 7 * n + 2;
+    // Seals (rename, fsync, create, fsync) and reclamations (base write, unlinks, fsync) add operations.
+    const opsBudget = Number.isFinite(this.segmentBytes) ? 14 * n + 8 : 7 * n + 2;
     let errno: "EIO" | "ENOSPC" | undefined;
     if (stage === "power" || stage === "process") {
       const k = 1 + int(this.rng, opsBudget);
@@ -491,7 +540,9 @@ class Iteration {
       // An injected failure: the first rejection names it, the instance is poisoned, nothing acknowledged is lost.
       const code = rejected instanceof WalError ? rejected.code : rejected instanceof Error ? rejected.message : typeof rejected;
       const want = errno === "ENOSPC" ? "WAL_DISK_FULL" : "WAL_IO";
-      if (code !== want) this.violation("ERROR_CODE", `an injected ${errno} surfaced as ${code}, want ${want}`);
+      // A failed seal (between commits) poisons the instance without failing an append: the next one says so.
+      const sealFailed = code === "WAL_POISONED" && Number.isFinite(this.segmentBytes);
+      if (code !== want && !sealFailed) this.violation("ERROR_CODE", `an injected ${errno} surfaced as ${code}, want ${want}`);
       await wal.append({ after: "failure" }).then(
         () => this.violation("NOT_POISONED", "an append after a failed write was accepted"),
         (e: unknown) => {
@@ -549,7 +600,7 @@ class Iteration {
 }
 
 async function runHarness(name: string, harness: number, cfg: HarnessConfig): Promise<{ stats: Stats; violations: Violation[] }> {
-  const stats: Stats = { iterations: 0, sessions: 0, appendsAttempted: 0, acknowledged: 0, committedUnacked: 0, crashes: {}, torn: {}, stalls: 0 };
+  const stats: Stats = { iterations: 0, sessions: 0, appendsAttempted: 0, acknowledged: 0, committedUnacked: 0, crashes: {}, torn: {}, stalls: 0, sealed: 0, reclaimed: 0 };
   const violations: Violation[] = [];
   const started = Date.now();
   for (const i of iterations()) {
@@ -566,7 +617,7 @@ async function runHarness(name: string, harness: number, cfg: HarnessConfig): Pr
   const phantoms = violations.filter((v) => v.kind === "PHANTOM").length;
   console.log(
     `[wal-crash-harness] ${name} seed=${SEED} iterations=${stats.iterations} sessions=${stats.sessions} appends=${stats.appendsAttempted} acknowledged=${stats.acknowledged} ` +
-      `committed_unacked=${stats.committedUnacked} lost=${lost} phantoms=${phantoms} violations=${violations.length} stalls=${stats.stalls} ` +
+      `committed_unacked=${stats.committedUnacked} lost=${lost} phantoms=${phantoms} violations=${violations.length} stalls=${stats.stalls} sealed=${stats.sealed} max_base=${stats.reclaimed} ` +
       `crashes=${JSON.stringify(stats.crashes)} torn=${JSON.stringify(stats.torn)} ms=${Date.now() - started}`,
   );
   for (const v of violations.slice(0, 3)) console.log(`[wal-crash-harness] ${name} violation ${JSON.stringify(v)}`);

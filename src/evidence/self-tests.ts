@@ -169,6 +169,8 @@ function recordingFs(dir: string, ops: string[]): WalFs {
       await base.unlink(p);
     },
     exists: (p) => base.exists(p),
+    list: (d) => base.list(d),
+    fileSize: (p) => base.fileSize(p),
     fsyncDir: async (d) => {
       ops.push(`fsync-dir ${rel(d)}`);
       await base.fsyncDir(d);

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fsyncDir } from "../lib/index.js";
-import { Wal, inspectWal, nodeWalFs, readCommitted, walPaths } from "../telemetry/index.js";
+import { Wal, inspectWalDir, nodeWalFs, readCommitted } from "../telemetry/index.js";
 import type { WalInspection } from "../telemetry/index.js";
 import type { RenameAtomic } from "../telemetry/index.js";
 import { elapsed } from "./log.js";
@@ -42,8 +42,7 @@ export async function runFixtureVerify(dir: string, log: CellLog, tamper?: (dir:
     log.line("  fixture tampered with before verification (test hook)");
     await tamper(dir);
   }
-  const p = walPaths(dir);
-  const inspection = inspectWal((await nodeWalFs.readFile(p.wal)) ?? new Uint8Array(0), await nodeWalFs.readFile(p.safeSeq));
+  const inspection = await inspectWalDir(dir);
   const { entries } = await readCommitted(dir);
   for (const [k, v] of Object.entries(inspection.invariants)) log.line(`  ${v.pass ? "ok  " : "FAIL"} ${k}: ${v.msg}`);
   log.line(`  frames=${inspection.frames.length} safe_seq=${String(inspection.safe_seq)} bytes=${inspection.wal_bytes} fail_hard=${String(inspection.fail_hard)}`);

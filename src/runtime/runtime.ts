@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { LivePolicy } from "../policy/index.js";
 import type { LivePolicyEvent } from "../policy/index.js";
 import type { RuntimeConfig } from "./config.js";
-import { Wal } from "../telemetry/index.js";
+import { Wal, confirmedPos } from "../telemetry/index.js";
 import { stateRootPaths, walSteadyStateEvidence } from "../edge/index.js";
 import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
@@ -56,7 +56,9 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
   try {
     let sink = opts.sink;
     if (!sink) {
-      const wal = await Wal.open(telemetryWalDir(opts.stateRoot), { otherState: walSteadyStateEvidence(opts.stateRoot) });
+      const walDir = telemetryWalDir(opts.stateRoot);
+      // Sealed segments are reclaimed once the exporter (`autonomy telemetry drain`) has confirmed them.
+      const wal = await Wal.open(walDir, { otherState: walSteadyStateEvidence(opts.stateRoot), confirmed: () => confirmedPos(walDir) });
       const walSink = new WalDecisionSink(wal);
       closers.push(async () => {
         await walSink.flush();

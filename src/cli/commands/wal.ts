@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createInterface } from "node:readline";
-import { Wal, WalError, inspectWal, walPaths, nodeWalFs, readCommitted } from "../../telemetry/index.js";
+import { DEFAULT_SEGMENT_BYTES, Wal, WalError, confirmedPos, inspectWalDir, walPaths, nodeWalFs, readCommitted } from "../../telemetry/index.js";
 import { walVerifyReport } from "../../telemetry/index.js";
 import type { WalInspection } from "../../telemetry/index.js";
 import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
@@ -16,8 +16,8 @@ function parseSeq(v: string): number {
 }
 
 /** `wal append`: one JSON object per stdin line; `ack <seq>` printed only once that entry is durable. */
-async function walAppend(dir: string): Promise<void> {
-  const wal = await Wal.open(dir);
+async function walAppend(dir: string, segmentBytes: number): Promise<void> {
+  const wal = await Wal.open(dir, { segmentBytes });
   const acks: Promise<void>[] = [];
   let lineNo = 0;
   try {
@@ -48,6 +48,7 @@ function inspectText(dir: string, i: WalInspection, pos: number | null): string 
     `WAL ${dir}`,
     `  frames: ${i.frames.length} (${i.wal_bytes} bytes${i.torn_tail_bytes > 0 ? `, torn tail ${i.torn_tail_bytes} bytes` : ""})`,
     `  safe_seq: ${i.safe_seq_status === "ok" ? String(i.safe_seq) : i.safe_seq_status}; max seq on disk: ${i.max_seq}`,
+    `  segments: ${i.segments.length} sealed + active${i.base > 0 ? `; seqs 1..${i.base} reclaimed (base ${i.base})` : ""}`,
     `  telemetry.pos (exporter): ${pos ?? "none"}`,
     ...Object.entries(i.invariants).map(([k, v]) => `  ${v.pass ? "✓" : "✗"} ${k}: ${v.msg}`),
   ];
@@ -57,7 +58,7 @@ function inspectText(dir: string, i: WalInspection, pos: number | null): string 
 
 async function inspectDir(dir: string): Promise<{ inspection: WalInspection; pos: number | null }> {
   const p = walPaths(dir);
-  const inspection = inspectWal((await nodeWalFs.readFile(p.wal)) ?? new Uint8Array(0), await nodeWalFs.readFile(p.safeSeq));
+  const inspection = await inspectWalDir(dir);
   const posBytes = await nodeWalFs.readFile(p.pos);
   const pos = posBytes && posBytes.byteLength === 8 ? Number(Buffer.from(posBytes).readBigUInt64LE(0)) : null;
   return { inspection, pos };
@@ -69,7 +70,8 @@ export function registerWal(program: Command): void {
   wal.command("append")
     .description("append one JSON object per stdin line; prints `ack <seq>` only once that entry is durable")
     .requiredOption("--dir <dir>", "WAL directory")
-    .action(action(async (flags: { dir: string }) => walAppend(flags.dir)));
+    .option("--segment-bytes <n>", "seal the active segment at this size, so confirmed frames can be reclaimed", parseSeq, DEFAULT_SEGMENT_BYTES)
+    .action(action(async (flags: { dir: string; segmentBytes: number }) => walAppend(flags.dir, flags.segmentBytes)));
 
   wal.command("read")
     .description("print committed entries as JSON lines (read-only: no recovery, nothing truncated)")
@@ -78,6 +80,9 @@ export function registerWal(program: Command): void {
     .action(action(async (flags: { dir: string; from: number }) => {
       const { entries, inspection } = await readCommitted(flags.dir, flags.from);
       for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
+      if (flags.from <= inspection.base && !inspection.fail_hard) {
+        process.stderr.write(`note: seqs 1..${inspection.base} were reclaimed after the exporter confirmed them; entries start at ${inspection.base + 1}\n`);
+      }
       if (inspection.fail_hard) {
         process.stderr.write(`error: the WAL fails its invariants (${inspection.fail_hard}); run \`autonomy wal inspect --dir ${flags.dir}\`\n`);
         process.exitCode = ExitCodes.walFailHard;
@@ -93,8 +98,26 @@ export function registerWal(program: Command): void {
       const { inspection, pos } = await inspectDir(flags.dir);
       const shown = flags.frames ? inspection : { ...inspection, frames: inspection.frames.length };
       emit({ ok: inspection.fail_hard === null, dir: flags.dir, pos, ...shown }, flags, () =>
-        `${inspectText(flags.dir, inspection, pos)}${flags.frames ? `\n${inspection.frames.map((f) => `  #${f.seq ?? "?"} @${f.offset} ${f.length}B${f.valid_json ? "" : " INVALID"}`).join("\n")}` : ""}`);
+        `${inspectText(flags.dir, inspection, pos)}${flags.frames ? `\n${inspection.frames.map((f) => `  #${f.seq ?? "?"} ${f.segment ?? "telemetry.wal"}@${f.offset} ${f.length}B${f.valid_json ? "" : " INVALID"}`).join("\n")}` : ""}`);
       if (inspection.fail_hard) process.exitCode = ExitCodes.walFailHard;
+    }));
+
+  wal.command("reclaim")
+    .description("delete sealed segments the exporter has confirmed (telemetry.pos); opens the WAL, so not while a runtime holds it")
+    .requiredOption("--dir <dir>", "WAL directory")
+    .option("--upto <seq>", "reclaim no further than this seq (never beyond telemetry.pos)", parseSeq)
+    .option("--json", "machine-readable output")
+    .action(action(async (flags: { dir: string; upto?: number; json?: boolean }) => {
+      const pos = await confirmedPos(flags.dir);
+      const limit = Math.min(pos, flags.upto ?? Number.POSITIVE_INFINITY);
+      const w = await Wal.open(flags.dir);
+      try {
+        const r = await w.reclaim(limit);
+        emit({ dir: flags.dir, pos, limit, ...r, retained_segments: w.sealedSegments.length }, flags, () =>
+          r.segments > 0 ? `reclaimed ${r.segments} segment(s), ${r.bytes} bytes; entries now start at seq ${r.base + 1}` : `nothing to reclaim: no sealed segment lies wholly at or below seq ${limit} (telemetry.pos ${pos})`);
+      } finally {
+        await w.close();
+      }
     }));
 
   wal.command("verify")

@@ -11,7 +11,7 @@ export type { AnyValue, KeyValue, OtlpLogRecord, ExportLogsServiceRequest } from
 export { WalFileReader, walSource } from "./reader.js";
 export type { WalSource, ScannedEntry, ScanOptions, WalFileReaderOptions } from "./reader.js";
 export { SeqBitset } from "./bitset.js";
-export { readPos, writePos, POS_TMP } from "./pos.js";
+export { readPos, writePos, confirmedPos, POS_TMP } from "./pos.js";
 export type { PosRead } from "./pos.js";
 export { appendRejected, rejectedPath, REJECTED_FILE } from "./deadletter.js";
 export type { RejectedLine } from "./deadletter.js";

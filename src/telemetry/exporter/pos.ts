@@ -38,3 +38,12 @@ export async function writePos(dir: string, pos: number): Promise<void> {
   await rename(tmp, walPaths(dir).pos);
   await fsyncDir(dir);
 }
+
+/**
+ * The position reclamation may follow (Wal's `confirmed` option): telemetry.pos,
+ * or 0 when it is missing or corrupt — when in doubt, keep everything.
+ */
+export async function confirmedPos(dir: string): Promise<number> {
+  const r = await readPos(dir);
+  return r.kind === "ok" ? r.pos : 0;
+}

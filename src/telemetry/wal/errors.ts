@@ -12,6 +12,9 @@ export const WAL_FAIL_HARD_CAUSES = [
   "WAL_CORRUPT_INVALID_JSON",
   "SAFESEQ_CORRUPT",
   "SAFESEQ_MISSING",
+  // Bounded-disk extension (docs/wal.md "Bounded disk: segments"):
+  "SEGMENT_INVALID",
+  "WAL_BASE_CORRUPT",
 ] as const;
 export type WalFailHardCause = (typeof WAL_FAIL_HARD_CAUSES)[number];
 
@@ -26,6 +29,8 @@ const HINTS: Readonly<Record<WalFailHardCause, string>> = {
   SAFESEQ_NOT_FOUND: "the frame the safe point names is missing: storage lost committed data. Preserve the directory for analysis",
   WAL_CORRUPT_INVALID_JSON: "a committed frame is structurally complete but its JSON is corrupt: storage corruption. Preserve the directory for analysis",
   SAFESEQ_CORRUPT: "telemetry.safe_seq is not 8 bytes: it is corrupt. Preserve the directory; never hand-edit the safe point",
+  SEGMENT_INVALID: "a sealed segment does not hold exactly the frames its name says, or lies beyond the safe point: storage lost or changed committed data. Preserve the directory for analysis",
+  WAL_BASE_CORRUPT: "telemetry.wal.base is not 8 bytes: it is corrupt. Preserve the directory; never hand-edit it",
   SAFESEQ_MISSING: "the node has state but telemetry.safe_seq is missing. If this node ran a WAL version without safe points, set AUTONOMYOPS_WAL_LEGACY_UPGRADE=1 once; if the WAL is empty and you mean to start over, set AUTONOMYOPS_WAL_OPERATOR_RESET=1",
 };
 

@@ -1,4 +1,4 @@
-import { open, readFile, rename, unlink, stat, mkdir } from "node:fs/promises";
+import { open, readFile, readdir, rename, unlink, stat, mkdir } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { errnoCode, fsyncDir } from "../../lib/index.js";
 
@@ -28,6 +28,10 @@ export interface WalFs {
   rename(from: string, to: string): Promise<void>;
   unlink(path: string): Promise<void>;
   exists(path: string): Promise<boolean>;
+  /** Size in bytes; undefined when the file does not exist. */
+  fileSize(path: string): Promise<number | undefined>;
+  /** Names in a directory (unsorted); empty when the directory does not exist. */
+  list(dir: string): Promise<string[]>;
   fsyncDir(dir: string): Promise<void>;
   mkdirp(dir: string): Promise<void>;
 }
@@ -99,6 +103,22 @@ export const nodeWalFs: WalFs = {
       return true;
     } catch (e) {
       if (errnoCode(e) === "ENOENT") return false;
+      throw e;
+    }
+  },
+  async fileSize(path) {
+    try {
+      return (await stat(path)).size;
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return undefined;
+      throw e;
+    }
+  },
+  async list(dir) {
+    try {
+      return await readdir(dir);
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return [];
       throw e;
     }
   },

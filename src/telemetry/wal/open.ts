@@ -1,4 +1,4 @@
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { decodeSafeSeq, encodeSafeSeq } from "./codec.js";
 import { WalFailHard } from "./errors.js";
 import type { WalFs } from "./fs.js";
@@ -6,6 +6,8 @@ import type { WalLogger } from "./logger.js";
 import { defaultOtherState, walPaths } from "./paths.js";
 import { scanFrames, structuralBytes } from "./scan.js";
 import type { SafePoint, ScanResult } from "./scan.js";
+import { BASE_TMP_FILE, hasSegmentState, readSegmentLayout } from "./segments.js";
+import type { Segment, SegmentLayout } from "./segments.js";
 
 export const LEGACY_UPGRADE_ENV = "AUTONOMYOPS_WAL_LEGACY_UPGRADE";
 export const OPERATOR_RESET_ENV = "AUTONOMYOPS_WAL_OPERATOR_RESET";
@@ -20,7 +22,10 @@ export interface RecoverOptions {
 }
 
 export interface Recovered {
+  /** The active segment (telemetry.wal). */
   scan: ScanResult;
+  /** Reclaimed prefix and the sealed segments before the active one (none in the seed's layout). */
+  segments: { base: number; retained: Segment[] };
   /** How the safe point was established: read, first run, legacy upgrade or operator reset. */
   mode: "safe_seq" | "first_run" | "legacy_upgrade" | "operator_reset";
 }
@@ -43,9 +48,12 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   const { fs, dir } = opts;
   const p = walPaths(dir);
   await mkdirDurable(fs, dir);
+  const layout = await readSegmentLayout(fs, dir);
+  await finishReclamation(fs, dir, layout);
   const data = (await fs.readFile(p.wal)) ?? new Uint8Array(0);
   const established = await establishSafePoint(opts, data);
-  const scan = scanFrames(data, established.safe, dir);
+  await checkSealed(fs, dir, layout, established.safe);
+  const scan = scanFrames(data, established.safe, dir, layout.activeFirst);
   // Make what recovery decided durable before anyone reads it: the WAL file (created if
   // missing, truncated to the safe point) and the directory (its entry, and a safe_seq
   // rename a killed writer may have left un-fsynced). Otherwise a reader could be shown
@@ -69,7 +77,39 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
     // WS-3: a stale temp from a crash mid-update; the canonical file exists, so the temp is garbage.
     await fs.unlink(p.safeSeqTmp).catch(() => undefined);
   }
-  return { scan, mode: established.mode };
+  // Same for a reclamation killed before its base rename: the old base (or none) stands.
+  if (await fs.exists(join(dir, BASE_TMP_FILE))) await fs.unlink(join(dir, BASE_TMP_FILE)).catch(() => undefined);
+  return { scan, mode: established.mode, segments: { base: layout.base, retained: layout.retained } };
+}
+
+/** A crash between writing base and unlinking the segments it covers leaves them behind; delete them now. */
+async function finishReclamation(fs: WalFs, dir: string, layout: SegmentLayout): Promise<void> {
+  if (layout.stale.length === 0) return;
+  for (const s of layout.stale) await fs.unlink(s.path);
+  await fs.fsyncDir(dir);
+}
+
+/**
+ * Sealed segments lie wholly inside the committed range (a segment is sealed
+ * only after the safe point covers its last frame), so each must hold exactly
+ * the frames its name says, all valid: any defect is lost or changed committed
+ * data. Read one segment at a time.
+ */
+async function checkSealed(fs: WalFs, dir: string, layout: SegmentLayout, safe: SafePoint): Promise<void> {
+  const sealedEnd = layout.activeFirst - 1;
+  if (safe.kind === "safe" && safe.seq < sealedEnd && layout.retained.length > 0) {
+    throw new WalFailHard("SEGMENT_INVALID", dir, `sealed segments reach seq ${sealedEnd}, beyond safe_seq=${safe.seq}`, { safe_seq: safe.seq, sealed_end: sealedEnd });
+  }
+  if (safe.kind === "safe" && safe.seq < layout.base) {
+    throw new WalFailHard("SEGMENT_INVALID", dir, `safe_seq=${safe.seq} is below the reclaimed base ${layout.base}`, { safe_seq: safe.seq, base: layout.base });
+  }
+  for (const s of layout.retained) {
+    const bytes = (await fs.readFile(s.path)) ?? new Uint8Array(0);
+    const r = scanFrames(bytes, { kind: "legacy" }, dir, s.first);
+    if (r.validBytes !== bytes.byteLength || r.maxSeq !== s.last) {
+      throw new WalFailHard("SEGMENT_INVALID", dir, `${s.name} holds seqs ${s.first}..${r.maxSeq} in ${r.validBytes} of ${bytes.byteLength} bytes`, { segment: s.name, max_seq: r.maxSeq, valid_bytes: r.validBytes, bytes: bytes.byteLength });
+    }
+  }
 }
 
 async function establishSafePoint(opts: RecoverOptions, data: Uint8Array): Promise<{ safe: SafePoint; mode: Recovered["mode"] }> {
@@ -82,7 +122,7 @@ async function establishSafePoint(opts: RecoverOptions, data: Uint8Array): Promi
     return { safe: { kind: "safe", seq }, mode: "safe_seq" };
   }
   const walBytes = structuralBytes(data);
-  const steady = walBytes > 0 || (await anyExists(fs, [...defaultOtherState(dir), ...(opts.otherState ?? [])]));
+  const steady = walBytes > 0 || (await hasSegmentState(fs, dir)) || (await anyExists(fs, [...defaultOtherState(dir), ...(opts.otherState ?? [])]));
   if (!steady) return { safe: { kind: "safe", seq: 0 }, mode: "first_run" };
   if (env[LEGACY_UPGRADE_ENV] === "1") {
     log.warn({ dir, hint: `unset ${LEGACY_UPGRADE_ENV} once the WAL has been upgraded` }, "WAL_LEGACY_UPGRADE: safe_seq missing in steady state; treating every complete frame as committed");

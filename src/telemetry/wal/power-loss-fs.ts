@@ -28,7 +28,7 @@ import type { WalFile, WalFs } from "./fs.js";
  *
  * Mutating operations (counted by `opCount`): openFile when it creates, write,
  * sync, truncate, writeFileSynced (three: create-or-truncate, write, sync),
- * rename, unlink, fsyncDir, mkdirp (one per directory created). Reads, exists,
+ * rename, unlink, fsyncDir, mkdirp (one per directory created). Reads, exists, fileSize, list,
  * size and close are not counted, but throw once power is cut.
  */
 
@@ -374,6 +374,23 @@ export class PowerLossFs implements WalFs {
     await Promise.resolve();
     this.#alive("stat");
     return this.#lookup(path) !== undefined;
+  }
+
+  async fileSize(path: string): Promise<number | undefined> {
+    await Promise.resolve();
+    this.#alive("stat");
+    const node = this.#lookup(path);
+    if (node?.kind === "dir") throw fsError("EISDIR", "stat", path);
+    return node?.data.length;
+  }
+
+  async list(dir: string): Promise<string[]> {
+    await Promise.resolve();
+    this.#alive("readdir");
+    const node = this.#lookup(dir);
+    if (!node) return [];
+    if (node.kind !== "dir") throw fsError("ENOTDIR", "scandir", dir);
+    return [...node.entries.keys()];
   }
 
   async fsyncDir(dir: string): Promise<void> {

@@ -11,7 +11,9 @@ export interface ScanResult {
   truncateTo: number;
   /** Bytes of structurally complete, in-sequence frames, phantoms included. */
   validBytes: number;
-  /** Byte offset of each kept frame; index = seq - 1. */
+  /** Seq of the file's first frame (1, or the active segment's first once segments exist). */
+  firstSeq: number;
+  /** Byte offset of each kept frame; index = seq - firstSeq. */
   offsets: number[];
   /** Complete frames beyond the safe point that recovery discards (R5). */
   phantoms: number;
@@ -40,13 +42,18 @@ export function structuralBytes(data: Uint8Array): number {
  * hard: bad JSON (WAL_CORRUPT_INVALID_JSON, reported as itself, WS-2), first
  * seq not 1 (R1), a gap (R2). Past the safe point, anything odd is a phantom
  * and ends the scan. Then R3 (safe ≤ max) and R4 (the safe frame exists).
+ *
+ * `firstSeq` is the seq the file must start with: 1 in the seed's layout, the
+ * active segment's first seq once sealed segments precede it. A safe point of
+ * `firstSeq - 1` names the end of the previous segment (nothing committed here).
  */
-export function scanFrames(data: Uint8Array, safe: SafePoint, dir: string): ScanResult {
+export function scanFrames(data: Uint8Array, safe: SafePoint, dir: string, firstSeq = 1): ScanResult {
   const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const offsets: number[] = [];
+  const before = firstSeq - 1;
   let pos = 0;
-  let prevSeq = 0;
-  let bytesAtSafe = safe.kind === "safe" && safe.seq === 0 ? 0 : undefined;
+  let prevSeq = before;
+  let bytesAtSafe = safe.kind === "safe" && safe.seq === before ? 0 : undefined;
   const inCommitted = (): boolean => safe.kind === "legacy" || prevSeq < safe.seq;
   while (pos + FRAME_HEADER_BYTES <= view.length) {
     const len = view.readUInt32BE(pos);
@@ -59,7 +66,9 @@ export function scanFrames(data: Uint8Array, safe: SafePoint, dir: string): Scan
     const expected = prevSeq + 1;
     if (entry.seq !== expected) {
       if (!inCommitted()) break;
-      if (offsets.length === 0) throw new WalFailHard("FIRST_SEQ_NOT_ONE", dir, `the first frame has seq ${entry.seq}`, { seq: entry.seq });
+      if (offsets.length === 0) {
+        throw new WalFailHard("FIRST_SEQ_NOT_ONE", dir, `the first frame has seq ${entry.seq}${firstSeq === 1 ? "" : `, expected ${firstSeq}`}`, { seq: entry.seq, expected: firstSeq });
+      }
       throw new WalFailHard("SEQ_GAP", dir, `seq ${entry.seq} follows ${prevSeq} at byte ${pos}`, { after: prevSeq, seq: entry.seq, offset: pos });
     }
     offsets.push(pos);
@@ -68,11 +77,12 @@ export function scanFrames(data: Uint8Array, safe: SafePoint, dir: string): Scan
     if (safe.kind === "safe" && entry.seq === safe.seq) bytesAtSafe = pos;
   }
   const validBytes = pos;
-  if (safe.kind === "legacy") return { maxSeq: prevSeq, truncateTo: validBytes, validBytes, offsets, phantoms: 0 };
+  if (safe.kind === "legacy") return { maxSeq: prevSeq, truncateTo: validBytes, validBytes, firstSeq, offsets, phantoms: 0 };
   // R3 before R4; an empty WAL with a safe point is reported as a missing frame (OBS-2).
-  if (safe.seq > 0 && prevSeq > 0 && safe.seq > prevSeq) {
+  if (safe.seq > before && prevSeq > before && safe.seq > prevSeq) {
     throw new WalFailHard("SAFESEQ_GT_MAXSEQ", dir, `safe_seq=${safe.seq} > maxSeq=${prevSeq}`, { safe_seq: safe.seq, max_seq: prevSeq });
   }
   if (bytesAtSafe === undefined) throw new WalFailHard("SAFESEQ_NOT_FOUND", dir, `no frame with seq ${safe.seq} (safe_seq) exists`, { safe_seq: safe.seq });
-  return { maxSeq: safe.seq, truncateTo: bytesAtSafe, validBytes, offsets: offsets.slice(0, safe.seq), phantoms: offsets.length - safe.seq };
+  const kept = safe.seq - before;
+  return { maxSeq: safe.seq, truncateTo: bytesAtSafe, validBytes, firstSeq, offsets: offsets.slice(0, kept), phantoms: offsets.length - kept };
 }

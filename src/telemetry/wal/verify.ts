@@ -11,12 +11,28 @@ export interface Violation {
   msg: string;
 }
 
+export interface InspectedFrame {
+  seq: number | null;
+  /** Byte offset inside its file. */
+  offset: number;
+  length: number;
+  valid_json: boolean;
+  /** The sealed segment holding the frame; absent for the active telemetry.wal. */
+  segment?: string;
+}
+
 export interface WalInspection {
-  frames: { seq: number | null; offset: number; length: number; valid_json: boolean }[];
+  frames: InspectedFrame[];
   safe_seq: number | null;
   safe_seq_status: "ok" | "missing" | "corrupt";
+  /** Every seq ≤ base was reclaimed (0 without segments: the seed's layout). */
+  base: number;
+  /** Sealed segment names, oldest first. */
+  segments: string[];
   max_seq: number;
+  /** Bytes of all retained files. */
   wal_bytes: number;
+  /** Bytes after the last complete frame of the active file. */
   torn_tail_bytes: number;
   invariants: Record<VerifyInvariant, { pass: boolean; msg: string }>;
   violations: Violation[];
@@ -24,46 +40,89 @@ export interface WalInspection {
   fail_hard: WalFailHardCause | null;
 }
 
-/**
- * Read-only check of a WAL image against every invariant at once (unlike
- * recovery, which stops at the first): what an operator or the portability
- * evidence wants to see. Never modifies anything.
- */
-export function inspectWal(wal: Uint8Array, safeSeqBytes: Uint8Array | undefined): WalInspection {
-  const view = Buffer.from(wal.buffer, wal.byteOffset, wal.byteLength);
-  const frames: WalInspection["frames"] = [];
+/** One file of a WAL image: a sealed segment (with its name's range) or the active telemetry.wal. */
+export interface ImageFile {
+  data: Uint8Array;
+  segment?: { name: string; first: number; last: number };
+}
+
+/** Frames of one file by their length headers, and where the complete ones end. */
+function walkFrames(file: ImageFile): { frames: InspectedFrame[]; end: number } {
+  const view = Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength);
+  const frames: InspectedFrame[] = [];
   let pos = 0;
   while (pos + FRAME_HEADER_BYTES <= view.length) {
     const len = view.readUInt32BE(pos);
     if (len > MAX_FRAME_BYTES || pos + FRAME_HEADER_BYTES + len > view.length) break;
     const entry = decodePayload(view.subarray(pos + FRAME_HEADER_BYTES, pos + FRAME_HEADER_BYTES + len));
-    frames.push({ seq: entry?.seq ?? null, offset: pos, length: len, valid_json: entry !== undefined });
+    frames.push({ seq: entry?.seq ?? null, offset: pos, length: len, valid_json: entry !== undefined, ...(file.segment ? { segment: file.segment.name } : {}) });
     pos += FRAME_HEADER_BYTES + len;
   }
-  const safe = safeSeqBytes === undefined ? null : (decodeSafeSeq(safeSeqBytes) ?? null);
-  const status: WalInspection["safe_seq_status"] = safeSeqBytes === undefined ? "missing" : safe === null ? "corrupt" : "ok";
-  const limit = safe ?? Number.POSITIVE_INFINITY;
-  const committed = frames.filter((_, i) => i < limit);
-  const violations: Violation[] = [];
+  return { frames, end: pos };
+}
+
+/**
+ * Read-only check of a WAL image against every invariant at once (unlike
+ * recovery, which stops at the first): what an operator or the portability
+ * evidence wants to see. Never modifies anything. `wal` is the seed's single
+ * file; `inspectWalImage` takes sealed segments and a base too.
+ */
+export function inspectWal(wal: Uint8Array, safeSeqBytes: Uint8Array | undefined): WalInspection {
+  return inspectWalImage({ files: [{ data: wal }], safeSeqBytes, base: 0 });
+}
+
+export interface WalImage {
+  /** Sealed segments oldest first, then the active file. */
+  files: ImageFile[];
+  safeSeqBytes: Uint8Array | undefined;
+  base: number;
+  /** Problems found before the frames (segment chain, base file), as recovery would raise them. */
+  layoutViolations?: Violation[];
+}
+
+export function inspectWalImage(img: WalImage): WalInspection {
+  const frames: InspectedFrame[] = [];
+  const violations: Violation[] = [...(img.layoutViolations ?? [])];
   const fail = (v: Violation): void => void violations.push(v);
+  const segmentViolations: Violation[] = [];
+  let torn = 0;
+  for (const file of img.files) {
+    const walked = walkFrames(file);
+    frames.push(...walked.frames);
+    const seg = file.segment;
+    if (!seg) torn = file.data.byteLength - walked.end;
+    else if (walked.frames.every((f) => f.valid_json) && (walked.end !== file.data.byteLength || walked.frames[0]?.seq !== seg.first || walked.frames[walked.frames.length - 1]?.seq !== seg.last)) {
+      // (A frame that is not valid JSON is reported as itself below, as recovery does.)
+      segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "R2_SEQ_CONTIGUOUS", msg: `${seg.name} does not hold exactly seqs ${seg.first}..${seg.last} (${walked.frames.length} frames in ${walked.end} of ${file.data.byteLength} bytes)` });
+    }
+  }
+  const safe = img.safeSeqBytes === undefined ? null : (decodeSafeSeq(img.safeSeqBytes) ?? null);
+  const status: WalInspection["safe_seq_status"] = img.safeSeqBytes === undefined ? "missing" : safe === null ? "corrupt" : "ok";
+  const first = img.base + 1;
+  const limit = safe === null ? Number.POSITIVE_INFINITY : safe - img.base;
+  const committed = frames.filter((_, i) => i < limit);
 
   const badJson = committed.findIndex((f) => !f.valid_json);
-  if (badJson >= 0) fail({ code: "WAL_CORRUPT_INVALID_JSON", invariant: "NO_JSON_CORRUPTION", msg: `committed frame ${badJson + 1} at byte ${committed[badJson]?.offset ?? 0} is not a valid entry` });
+  violations.push(...segmentViolations.filter(() => badJson < 0));
+  if (badJson >= 0) fail({ code: "WAL_CORRUPT_INVALID_JSON", invariant: "NO_JSON_CORRUPTION", msg: `committed frame ${badJson + first} at byte ${committed[badJson]?.offset ?? 0}${committed[badJson]?.segment ? ` of ${committed[badJson]?.segment}` : ""} is not a valid entry` });
   const seqs = committed.map((f) => f.seq);
-  if (seqs.length > 0 && seqs[0] !== 1) fail({ code: "FIRST_SEQ_NOT_ONE", invariant: "R1_FIRST_SEQ_IS_ONE", msg: `first frame has seq ${String(seqs[0])}` });
+  if (seqs.length > 0 && seqs[0] !== first) fail({ code: "FIRST_SEQ_NOT_ONE", invariant: "R1_FIRST_SEQ_IS_ONE", msg: `first ${img.base > 0 ? "retained " : ""}frame has seq ${String(seqs[0])}${img.base > 0 ? `, expected ${first} (base ${img.base})` : ""}` });
   const gap = seqs.findIndex((s, i) => i > 0 && s !== null && seqs[i - 1] !== null && s !== (seqs[i - 1] ?? 0) + 1);
   if (gap > 0) fail({ code: "SEQ_GAP", invariant: "R2_SEQ_CONTIGUOUS", msg: `seq ${String(seqs[gap])} follows ${String(seqs[gap - 1])}` });
-  const maxSeq = Math.max(0, ...frames.map((f) => f.seq ?? 0));
-  if (safe !== null && safe > 0 && maxSeq > 0 && safe > maxSeq) fail({ code: "SAFESEQ_GT_MAXSEQ", invariant: "R3_SAFESEQ_LE_MAXSEQ", msg: `safe_seq=${safe} > maxSeq=${maxSeq}` });
-  if (safe !== null && safe > 0 && !frames.some((f) => f.seq === safe)) fail({ code: "SAFESEQ_NOT_FOUND", invariant: "R4_SAFESEQ_FRAME_EXISTS", msg: `no frame with seq ${safe}` });
-  const phantoms = safe === null ? 0 : frames.length - Math.min(frames.length, safe);
+  const maxSeq = Math.max(img.base, ...frames.map((f) => f.seq ?? 0));
+  if (safe !== null && safe > img.base && maxSeq > img.base && safe > maxSeq) fail({ code: "SAFESEQ_GT_MAXSEQ", invariant: "R3_SAFESEQ_LE_MAXSEQ", msg: `safe_seq=${safe} > maxSeq=${maxSeq}` });
+  if (safe !== null && safe > img.base && !frames.some((f) => f.seq === safe)) fail({ code: "SAFESEQ_NOT_FOUND", invariant: "R4_SAFESEQ_FRAME_EXISTS", msg: `no frame with seq ${safe}` });
+  if (safe !== null && safe < img.base) fail({ code: "SEGMENT_INVALID", invariant: "R4_SAFESEQ_FRAME_EXISTS", msg: `safe_seq=${safe} is below the reclaimed base ${img.base}` });
+  const phantoms = safe === null ? 0 : frames.length - Math.min(frames.length, Math.max(0, limit));
   if (phantoms > 0) fail({ code: "PHANTOM_BEYOND_SAFESEQ", invariant: "R5_NO_PHANTOMS", msg: `${phantoms} frame(s) beyond safe_seq=${safe ?? 0}; recovery discards them` });
-  if (status === "corrupt") fail({ code: "SAFESEQ_CORRUPT", invariant: "R3_SAFESEQ_LE_MAXSEQ", msg: `telemetry.safe_seq is ${safeSeqBytes?.byteLength ?? 0} bytes, not 8` });
+  if (status === "corrupt") fail({ code: "SAFESEQ_CORRUPT", invariant: "R3_SAFESEQ_LE_MAXSEQ", msg: `telemetry.safe_seq is ${img.safeSeqBytes?.byteLength ?? 0} bytes, not 8` });
 
   const invariants = Object.fromEntries(VERIFY_INVARIANTS.map((inv) => {
     const v = violations.find((x) => x.invariant === inv);
     return [inv, { pass: v === undefined, msg: v?.msg ?? "ok" }];
   })) as WalInspection["invariants"];
   const hard = violations.find((v) => v.code !== "PHANTOM_BEYOND_SAFESEQ");
-  return { frames, safe_seq: safe, safe_seq_status: status, max_seq: maxSeq, wal_bytes: view.length, torn_tail_bytes: view.length - pos, invariants, violations, fail_hard: hard ? (hard.code as WalFailHardCause) : null };
+  const segments = img.files.flatMap((f) => (f.segment ? [f.segment.name] : []));
+  const bytes = img.files.reduce((n, f) => n + f.data.byteLength, 0);
+  return { frames, safe_seq: safe, safe_seq_status: status, base: img.base, segments, max_seq: maxSeq, wal_bytes: bytes, torn_tail_bytes: torn, invariants, violations, fail_hard: hard ? (hard.code as WalFailHardCause) : null };
 }

@@ -9,6 +9,12 @@ import type { WalLogger } from "./logger.js";
 import { recover, writeSafeSeq } from "./open.js";
 import type { Recovered } from "./open.js";
 import { walPaths } from "./paths.js";
+import { scanFrames } from "./scan.js";
+import { segmentName, writeBase } from "./segments.js";
+import type { Segment } from "./segments.js";
+
+/** Default size at which the active segment is sealed (docs/wal.md "Bounded disk"). */
+export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 export interface OpenWalOptions {
   fs?: WalFs;
@@ -18,6 +24,18 @@ export interface OpenWalOptions {
   otherState?: readonly string[];
   /** Most entries committed by one fsync (group commit). */
   maxBatch?: number;
+  /**
+   * Seal the active segment once it holds at least this many bytes, so
+   * confirmed frames can be reclaimed (`reclaim`). Default 16 MiB; Infinity
+   * keeps the seed's single file.
+   */
+  segmentBytes?: number;
+  /**
+   * The consumer's confirmed position (e.g. the exporter's telemetry.pos). When
+   * given, the WAL reclaims sealed segments at or below it after opening and
+   * after every seal. It never takes part in recovery (S11).
+   */
+  confirmed?: () => Promise<number>;
   /**
    * Hold `telemetry.lock` while open so no second process recovers (truncates)
    * or appends under us. Default: on for the real file system, off otherwise.
@@ -50,11 +68,18 @@ export class Wal {
   readonly dir: string;
   readonly recovered: Recovered;
   readonly #fs: WalFs;
-  readonly #file: WalFile;
   readonly #opts: OpenWalOptions;
+  #file: WalFile;
   #seq: number;
   #size: number;
+  /** Seq of the active segment's first frame; #offsets[i] is the byte offset of seq #activeFirst + i. */
+  #activeFirst: number;
   #offsets: number[];
+  #base: number;
+  #sealed: Segment[];
+  /** The last sealed segment read back (readFrom), so paging through one costs one read of it. */
+  #sealedCache: { name: string; data: Buffer; offsets: number[] } | undefined;
+  #maintenance: Promise<unknown> = Promise.resolve();
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
   #poisoned: unknown;
@@ -69,12 +94,16 @@ export class Wal {
     this.#opts = opts;
     this.#seq = recovered.scan.maxSeq;
     this.#size = recovered.scan.truncateTo;
+    this.#activeFirst = recovered.scan.firstSeq;
     this.#offsets = recovered.scan.offsets;
+    this.#base = recovered.segments.base;
+    this.#sealed = [...recovered.segments.retained];
   }
 
   /** Opens (and recovers) the WAL in `dir`; throws WalFailHard (exit 5) when recovery must not proceed. */
   static async open(dir: string, opts: OpenWalOptions = {}): Promise<Wal> {
     const fs = opts.fs ?? nodeWalFs;
+    if (opts.segmentBytes !== undefined && !(opts.segmentBytes >= 1)) throw new RangeError(`segmentBytes must be ≥ 1 (got ${opts.segmentBytes})`);
     let release: (() => Promise<void>) | undefined;
     if (opts.lock ?? fs === nodeWalFs) {
       await fs.mkdirp(dir);
@@ -88,6 +117,7 @@ export class Wal {
       const file = await fs.openFile(walPaths(dir).wal);
       const wal = new Wal(dir, fs, file, recovered, opts);
       wal.#release = release;
+      if (opts.confirmed) await wal.#reclaimConfirmed();
       return wal;
     } catch (e) {
       await release?.();
@@ -108,6 +138,16 @@ export class Wal {
   /** The highest durable seq (what the safe point says). */
   get lastSeq(): number {
     return this.#seq;
+  }
+
+  /** Every seq ≤ base was reclaimed; readable entries start at base + 1. */
+  get base(): number {
+    return this.#base;
+  }
+
+  /** Sealed segments still on disk, oldest first. */
+  get sealedSegments(): readonly Segment[] {
+    return this.#sealed;
   }
 
   /** Appends one event; resolves with its seq once it is durable. */
@@ -144,21 +184,98 @@ export class Wal {
         continue;
       }
       await this.#commit(batch);
+      // Never seal an empty segment (its name would name no seqs).
+      if (this.#poisoned === undefined && this.#seq >= this.#activeFirst && this.#size >= (this.#opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES)) await this.#seal();
     }
+  }
+
+  /**
+   * Seals the active segment between commits: its frames are all covered by the
+   * safe point. rename → fsync(dir) → create the new active → fsync(dir): the
+   * rename is durable before a new telemetry.wal can exist, so no crash can
+   * leave an empty active file in place of the old one. A failure poisons the
+   * instance; recovery sorts out either half.
+   */
+  async #seal(): Promise<void> {
+    const seg: Segment = { first: this.#activeFirst, last: this.#seq, name: segmentName(this.#activeFirst, this.#seq), path: "" };
+    seg.path = `${this.dir}/${seg.name}`;
+    const p = walPaths(this.dir);
+    try {
+      await this.#fs.rename(p.wal, seg.path);
+      await this.#fs.fsyncDir(this.dir);
+      const next = await this.#fs.openFile(p.wal);
+      await this.#fs.fsyncDir(this.dir);
+      await this.#file.close().catch(() => undefined);
+      this.#file = next;
+    } catch (e) {
+      this.#poisoned = e;
+      return;
+    }
+    this.#sealed.push(seg);
+    this.#activeFirst = this.#seq + 1;
+    this.#offsets = [];
+    this.#size = 0;
+    if (this.#opts.confirmed) await this.#reclaimConfirmed();
+  }
+
+  async #reclaimConfirmed(): Promise<void> {
+    try {
+      const pos = await this.#opts.confirmed?.();
+      if (pos !== undefined) await this.reclaim(pos);
+    } catch (e) {
+      // Reclamation only frees space; a failure must not fail appends. Recovery finishes a half-done one.
+      (this.#opts.log ?? defaultWalLogger()).warn({ dir: this.dir, err: errnoCode(e) ?? String(e) }, "WAL_RECLAIM_FAILED");
+    }
+  }
+
+  /**
+   * Deletes every sealed segment whose frames are all ≤ `confirmed` (capped at
+   * the committed seq): write base = the last reclaimed seq (durably), then
+   * unlink, then fsync(dir). Returns what was freed.
+   */
+  reclaim(confirmed: number): Promise<{ segments: number; bytes: number; base: number }> {
+    const run = this.#maintenance.then(() => this.#reclaim(Math.min(confirmed, this.#seq)));
+    this.#maintenance = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reclaim(upTo: number): Promise<{ segments: number; bytes: number; base: number }> {
+    const gone = this.#sealed.filter((s) => s.last <= upTo);
+    const last = gone[gone.length - 1];
+    if (this.#closed || last === undefined) return { segments: 0, bytes: 0, base: this.#base };
+    await writeBase(this.#fs, this.dir, last.last);
+    this.#base = last.last;
+    this.#sealed = this.#sealed.filter((s) => s.last > last.last);
+    if (this.#sealedCache && gone.some((s) => s.name === this.#sealedCache?.name)) this.#sealedCache = undefined;
+    let bytes = 0;
+    for (const s of gone) {
+      bytes += (await this.#fs.fileSize(s.path)) ?? 0;
+      await this.#fs.unlink(s.path);
+    }
+    await this.#fs.fsyncDir(this.dir);
+    return { segments: gone.length, bytes, base: this.#base };
   }
 
   async #commit(batch: Pending[]): Promise<void> {
     const first = this.#seq + 1;
     const frames: Uint8Array[] = [];
     const accepted: Pending[] = [];
-    for (const p of batch) {
+    // A batch stops where the active segment would pass its size, so segments stay near it; the rest waits for the next commit.
+    const room = (this.#opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES) - this.#size;
+    let bytes = 0;
+    for (const [i, p] of batch.entries()) {
       const frame = encodeFrame({ seq: first + accepted.length, event: p.event });
       if (frame.byteLength - FRAME_HEADER_BYTES > MAX_FRAME_BYTES) {
         p.reject(new WalError("WAL_ENTRY_INVALID", `entry is ${frame.byteLength} bytes; the limit is ${MAX_FRAME_BYTES}`, "split the event"));
         continue;
       }
+      if (accepted.length > 0 && bytes + frame.byteLength > room) {
+        this.#queue.unshift(...batch.slice(i));
+        break;
+      }
       frames.push(frame);
       accepted.push(p);
+      bytes += frame.byteLength;
     }
     if (accepted.length === 0) return;
     const data = Buffer.concat(frames);
@@ -193,9 +310,30 @@ export class Wal {
   /** Committed entries with seq ≥ `from` (at most `limit`), read back from disk. */
   async readFrom(from = 1, limit = Number.POSITIVE_INFINITY): Promise<WalEntry[]> {
     const out: WalEntry[] = [];
-    for (let seq = Math.max(1, from); seq <= this.#seq && out.length < limit; seq++) {
-      const off = this.#offsets[seq - 1] ?? 0;
-      const end = this.#offsets[seq] ?? this.#size;
+    let seq = Math.max(this.#base + 1, from);
+    while (seq < this.#activeFirst && out.length < limit) {
+      const seg = this.#sealed.find((s) => s.first <= seq && seq <= s.last);
+      if (!seg) break;
+      const read = await this.#readSealed(seg);
+      if (!read) {
+        // Reclaimed while we waited for the read: those seqs are gone by design; go on after base.
+        if (seg.last <= this.#base) {
+          seq = Math.max(seq, this.#base + 1);
+          continue;
+        }
+        throw new WalFailHard("SEGMENT_INVALID", this.dir, `${seg.name} disappeared while the WAL was open`, { segment: seg.name });
+      }
+      const { data, offsets } = read;
+      for (; seq <= seg.last && out.length < limit; seq++) {
+        const off = offsets[seq - seg.first] ?? 0;
+        const entry = decodePayload(data.subarray(off + FRAME_HEADER_BYTES, (offsets[seq - seg.first + 1] ?? data.length)));
+        if (!entry || entry.seq !== seq) throw new WalFailHard("SEGMENT_INVALID", this.dir, `${seg.name}: frame ${seq} no longer decodes (changed on disk after recovery)`, { seq, segment: seg.name });
+        out.push(entry);
+      }
+    }
+    for (; seq <= this.#seq && out.length < limit; seq++) {
+      const off = this.#offsets[seq - this.#activeFirst] ?? 0;
+      const end = this.#offsets[seq - this.#activeFirst + 1] ?? this.#size;
       const bytes = await this.#file.read(off + FRAME_HEADER_BYTES, end - off - FRAME_HEADER_BYTES);
       const entry = decodePayload(bytes);
       if (!entry || entry.seq !== seq) {
@@ -206,10 +344,21 @@ export class Wal {
     return out;
   }
 
+  async #readSealed(seg: Segment): Promise<{ data: Buffer; offsets: number[] } | undefined> {
+    if (this.#sealedCache?.name === seg.name) return this.#sealedCache;
+    const raw = await this.#fs.readFile(seg.path);
+    if (raw === undefined) return undefined;
+    const data = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const { offsets } = scanFrames(data, { kind: "legacy" }, this.dir, seg.first);
+    this.#sealedCache = { name: seg.name, data, offsets };
+    return this.#sealedCache;
+  }
+
   /** Waits for queued appends, then closes the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
     while (this.#flushing) await this.#flushing;
+    await this.#maintenance;
     this.#closed = true;
     await this.#file.close();
     await this.#release?.();

@@ -1,0 +1,98 @@
+/**
+ * Bounded disk (docs/wal.md "Bounded disk: segments"): the logical WAL is the
+ * sealed segments in seq order, then the active `telemetry.wal`. A sealed
+ * segment is named by the seqs it holds, `telemetry.wal.<first>-<last>` (20
+ * digits each), so every decision about it — chain, reclamation — is made from
+ * names alone. `telemetry.wal.base` (8-byte LE, like the safe point) is the seq
+ * just before the oldest retained frame; missing means 0, the seed's layout.
+ */
+import { join } from "node:path";
+import { decodeSafeSeq, encodeSafeSeq } from "./codec.js";
+import { WalFailHard } from "./errors.js";
+import type { WalFs } from "./fs.js";
+
+export const BASE_FILE = "telemetry.wal.base";
+export const BASE_TMP_FILE = "telemetry.wal.base.tmp";
+const SEGMENT_RE = /^telemetry\.wal\.(\d{20})-(\d{20})$/;
+
+export interface Segment {
+  first: number;
+  last: number;
+  name: string;
+  path: string;
+}
+
+export interface SegmentLayout {
+  /** Every seq ≤ base was reclaimed. */
+  base: number;
+  /** Sealed segments with frames above base, oldest first, chained (first = previous last + 1). */
+  retained: Segment[];
+  /** Sealed segments wholly ≤ base: a reclamation a crash interrupted. */
+  stale: Segment[];
+  /** Seq the active segment's first frame must carry. */
+  activeFirst: number;
+}
+
+export function segmentName(first: number, last: number): string {
+  return `telemetry.wal.${String(first).padStart(20, "0")}-${String(last).padStart(20, "0")}`;
+}
+
+export function parseSegmentName(name: string): { first: number; last: number } | undefined {
+  const m = SEGMENT_RE.exec(name);
+  if (!m) return undefined;
+  const first = Number(m[1]);
+  const last = Number(m[2]);
+  return Number.isSafeInteger(first) && Number.isSafeInteger(last) ? { first, last } : undefined;
+}
+
+/** telemetry.wal.base; 0 when missing. A wrong length fails hard: never guess which frames were reclaimed. */
+export async function readBase(fs: WalFs, dir: string): Promise<{ base: number; present: boolean }> {
+  const raw = await fs.readFile(join(dir, BASE_FILE));
+  if (raw === undefined) return { base: 0, present: false };
+  const base = decodeSafeSeq(raw);
+  if (base === undefined) throw new WalFailHard("WAL_BASE_CORRUPT", dir, `telemetry.wal.base is ${raw.byteLength} bytes, not 8`, { length: raw.byteLength });
+  return { base, present: true };
+}
+
+/** temp → fsync → rename → fsync(dir), like the safe point. */
+export async function writeBase(fs: WalFs, dir: string, seq: number): Promise<void> {
+  await fs.writeFileSynced(join(dir, BASE_TMP_FILE), encodeSafeSeq(seq));
+  await fs.rename(join(dir, BASE_TMP_FILE), join(dir, BASE_FILE));
+  await fs.fsyncDir(dir);
+}
+
+/** Sealed segments in the directory, oldest first. */
+export async function listSegments(fs: WalFs, dir: string): Promise<Segment[]> {
+  const out: Segment[] = [];
+  for (const name of await fs.list(dir)) {
+    const r = parseSegmentName(name);
+    if (r) out.push({ ...r, name, path: join(dir, name) });
+  }
+  return out.sort((a, b) => a.first - b.first);
+}
+
+/**
+ * Reads base and the sealed segments and checks the chain by name: R1 (the
+ * first retained frame is base + 1) and R2 across segments. Pure reading.
+ */
+export async function readSegmentLayout(fs: WalFs, dir: string): Promise<SegmentLayout> {
+  const { base } = await readBase(fs, dir);
+  const all = await listSegments(fs, dir);
+  const stale = all.filter((s) => s.last <= base);
+  const retained = all.filter((s) => s.last > base);
+  let expected = base + 1;
+  for (const s of retained) {
+    if (s.last < s.first) throw new WalFailHard("SEGMENT_INVALID", dir, `${s.name} names an empty range`, { segment: s.name });
+    if (s.first !== expected) {
+      if (s === retained[0]) throw new WalFailHard("FIRST_SEQ_NOT_ONE", dir, `the first retained frame is seq ${s.first} (${s.name}); base ${base} says ${expected}`, { seq: s.first, base });
+      throw new WalFailHard("SEQ_GAP", dir, `${s.name} starts at ${s.first} but the previous segment ends at ${expected - 1}`, { after: expected - 1, seq: s.first, segment: s.name });
+    }
+    expected = s.last + 1;
+  }
+  return { base, retained, stale, activeFirst: expected };
+}
+
+/** Whether any segment file or base exists (steady-state evidence, §3.4). */
+export async function hasSegmentState(fs: WalFs, dir: string): Promise<boolean> {
+  return (await fs.list(dir)).some((n) => n === BASE_FILE || parseSegmentName(n) !== undefined);
+}
