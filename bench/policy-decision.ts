@@ -23,6 +23,11 @@ import type { ToolCallInterceptor } from "../src/runtime/mcp-server.js";
 import { builtinTools } from "../src/runtime/tools/index.js";
 import type { InterceptResult, ToolCall } from "../src/runtime/types.js";
 import { EXAMPLE_POLICIES, interceptorFor, listen, policyOf } from "../test/helpers/tool-server.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Wal } from "../src/telemetry/index.js";
+import { WalDecisionSink } from "../src/runtime/wal-sink.js";
 
 const DECISIONS = 20_000;
 const DECISION_WARMUP = 2_000;
@@ -260,9 +265,56 @@ async function transports(): Promise<void> {
   }
 }
 
+/**
+ * What the decision log costs per call (Interceptor.call on tool.echo, no HTTP):
+ * no sink; the WAL in async mode; the WAL in durable mode (the event is on disk
+ * before the tool runs), one caller and 16 concurrent callers (group commit
+ * shares the fsyncs). The limit for durable with one caller is the seed's fsync
+ * sequence per append (bench/wal.ts measures it: ~0.85 ms on this disk).
+ */
+async function decisionLog(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "bench-decision-log-"));
+  const policy = policyOf(generatedBundle(100), "generated-100");
+  const echo = builtinTools().get("tool.echo");
+  const call = { kind: "tool.echo", params: { text: "hello" } };
+  const n = 2_000;
+  try {
+    const wal = await Wal.open(dir, { log: { warn: () => undefined, error: () => undefined } });
+    const none = interceptorFor(() => policy);
+    const asyncSink = new WalDecisionSink(wal, "async");
+    const asyncGate = interceptorFor(() => policy, asyncSink);
+    const durableGate = interceptorFor(() => policy, new WalDecisionSink(wal, "durable"));
+    const noSink = await measure(n, 200, () => none.call(call, echo, "direct"));
+    const asyncLog = await measure(n, 200, () => asyncGate.call(call, echo, "direct"));
+    await asyncSink.flush();
+    const durable1 = await measure(n, 50, () => durableGate.call(call, echo, "direct"));
+    // 16 callers, each waiting for its answer before the next call: per-call latency and total throughput.
+    const t0 = process.hrtime.bigint();
+    const per: number[] = [];
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      for (let i = 0; i < n / 4; i++) {
+        const s = process.hrtime.bigint();
+        await durableGate.call(call, echo, "direct");
+        per.push(Number(process.hrtime.bigint() - s) / 1e3);
+      }
+    }));
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const sorted = Float64Array.from(per).sort();
+    rows.push(["Interceptor.call, no decision log", ...us(noSink), "peer"]);
+    rows.push(["Interceptor.call, decision_log = async (WAL append not awaited)", ...us(asyncLog), ""]);
+    rows.push(["Interceptor.call, decision_log = durable, 1 caller", ...us(durable1), "limit: seed fsync sequence ≈ 850 µs"]);
+    rows.push([`Interceptor.call, decision_log = durable, 16 callers (${Math.round(per.length / secs)} calls/s)`, ...us({ p50: pct(sorted, 50), p99: pct(sorted, 99) }), "group commit"]);
+    await wal.close();
+  } finally {
+    policy.engine.dispose();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   decisions();
   await transports();
+  await decisionLog();
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   const load = loadavg().map((l) => l.toFixed(1)).join(" ");
   console.log(`machine: ${cpus().length} × ${cpu}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; load average at the end ${load} (other work on the machine inflates p99s)`);

@@ -9,6 +9,11 @@
  * bytes left either), and appends continue at lastSeq+1. Five kills share one
  * directory, so recovery also runs over logs that earlier kills left.
  *
+ * Every other chain runs with 2 KiB segments, and between kills the parent
+ * moves telemetry.pos forward as an exporter would: the writer reclaims behind
+ * it, so kills also land inside seals and reclamations. There, seqs ≤ base are
+ * gone by design (never beyond the position written), the rest as above.
+ *
  * Seed printed; replay the kill schedule with WAL_SIGKILL_SEED=<seed>.
  * Iterations: WAL_SIGKILL_ITERATIONS (default 100; `npm run test:crash` runs 1000).
  * The tsx start of a child (~0.4 s) is hidden by starting the next children
@@ -24,7 +29,7 @@ import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Wal, decodeSafeSeq, nodeWalFs } from "../src/telemetry/index.js";
+import { Wal, decodeSafeSeq, nodeWalFs, writePos } from "../src/telemetry/index.js";
 import type { WalLogger } from "../src/telemetry/index.js";
 import { seededRng } from "../src/telemetry/wal/power-loss-fs.js";
 import type { Rng } from "../src/telemetry/wal/power-loss-fs.js";
@@ -112,6 +117,7 @@ interface Stats {
   killedBeforeOpen: number;
   maxLog: number;
   childLoadMs: number[];
+  maxBase: number;
 }
 
 describe("SIGKILL the WAL writer at a random moment (real processes, real file system)", () => {
@@ -131,20 +137,28 @@ describe("SIGKILL the WAL writer at a random moment (real processes, real file s
     async () => {
       const started = Date.now();
       const violations: string[] = [];
-      const stats: Stats = { iterations: 0, acknowledged: 0, committedUnacked: 0, parentAppends: 0, killedBeforeOpen: 0, maxLog: 0, childLoadMs: [] };
+      const stats: Stats = { iterations: 0, acknowledged: 0, committedUnacked: 0, parentAppends: 0, killedBeforeOpen: 0, maxLog: 0, childLoadMs: [], maxBase: 0 };
       const dirOf = (i: number): string => join(root, `chain-${Math.floor(i / CHAIN)}`);
+      const segmented = (i: number): boolean => Math.floor(i / CHAIN) % 2 === 1;
       const pool = new Map<number, Writer>();
       const writerFor = (i: number): Writer => {
         let w = pool.get(i);
-        if (!w) pool.set(i, (w = new Writer(dirOf(i), ["--wait"])));
+        if (!w) pool.set(i, (w = new Writer(dirOf(i), ["--wait", ...(segmented(i) ? ["--segment-bytes", "2048"] : [])])));
         return w;
       };
-      /** Everything a reader has been shown in the current chain: seq → sha256 of the event JSON. */
+      /** Everything a reader has been shown in the current chain (above the reclaimed base): seq → sha256 of the event JSON. */
       let known = new Map<number, string>();
+      /** The chain's last committed seq, and the exporter position written to telemetry.pos. */
+      let knownLast = 0;
+      let confirmed = 0;
       try {
         for (let i = 0; i < ITERATIONS; i++) {
           const rng: Rng = seededRng((SEED + Math.imul(i + 1, 0x9e3779b1)) >>> 0);
-          if (i % CHAIN === 0) known = new Map();
+          if (i % CHAIN === 0) {
+            known = new Map();
+            knownLast = 0;
+            confirmed = 0;
+          }
           const dir = dirOf(i);
           const w = writerFor(i);
           for (let k = 1; k <= PREWARM && i + k < ITERATIONS; k++) writerFor(i + k);
@@ -175,7 +189,7 @@ describe("SIGKILL the WAL writer at a random moment (real processes, real file s
           if (!openLine) stats.killedBeforeOpen++;
           else {
             const recoveredLast = Number(openLine.split(" ")[1]);
-            if (recoveredLast !== known.size) fail(`the writer recovered lastSeq ${recoveredLast}, but ${known.size} entries were committed before it started`);
+            if (recoveredLast !== knownLast) fail(`the writer recovered lastSeq ${recoveredLast}, but ${knownLast} entries were committed before it started`);
           }
           const acks = w.acks();
           stats.acknowledged += acks.size;
@@ -191,24 +205,30 @@ describe("SIGKILL the WAL writer at a random moment (real processes, real file s
             await rename(dir, `${dir}.failed-${i}`);
             keepRoot = true;
             known = new Map();
+            knownLast = 0;
+            confirmed = 0;
             continue;
           }
           const last = wal.lastSeq;
+          const base = wal.base;
+          if (base > confirmed) fail(`base ${base} is beyond the confirmed position ${confirmed}: unexported entries were reclaimed`);
+          stats.maxBase = Math.max(stats.maxBase, base);
           const entries = await wal.readFrom(0);
-          if (entries.length !== last) fail(`readFrom(0) returned ${entries.length} entries, lastSeq is ${last}`);
+          if (entries.length !== last - base) fail(`readFrom(0) returned ${entries.length} entries, lastSeq is ${last}, base ${base}`);
           const shaOf = new Map<number, string>();
           entries.forEach((e, idx) => {
-            if (e.seq !== idx + 1) fail(`entry ${idx} has seq ${e.seq}`);
+            if (e.seq !== base + idx + 1) fail(`entry ${idx} has seq ${e.seq} (base ${base})`);
             shaOf.set(e.seq, sha256(JSON.stringify(e.event)));
           });
           let lost = 0;
           for (const [seq, sha] of [...known, ...acks]) {
+            if (seq <= base) continue; // confirmed, then reclaimed
             const got = shaOf.get(seq);
             if (got === undefined) lost++;
             else if (got !== sha) fail(`seq ${seq}: content differs from what was acknowledged`);
           }
           if (lost > 0) fail(`${lost} acknowledged/committed entries lost (lastSeq ${last}, max ack ${Math.max(0, ...acks.keys())})`);
-          const maxAck = Math.max(known.size, ...acks.keys());
+          const maxAck = Math.max(knownLast, ...acks.keys());
           for (const e of entries) {
             if (e.seq <= maxAck || known.has(e.seq)) continue;
             // Committed but never acknowledged (killed between the safe point and the print): it must be one of the writer's own events.
@@ -220,8 +240,9 @@ describe("SIGKILL the WAL writer at a random moment (real processes, real file s
           const safeBytes = await nodeWalFs.readFile(join(dir, "telemetry.safe_seq"));
           const safe = safeBytes === undefined ? undefined : decodeSafeSeq(safeBytes);
           if (safe !== last && !(safe === undefined && last === 0)) fail(`on-disk safe_seq=${safe}, lastSeq ${last}`);
-          const frameBytes = entries.reduce((n, e) => n + 4 + Buffer.byteLength(JSON.stringify({ seq: e.seq, event: e.event })), 0);
-          if (walBytes.byteLength !== frameBytes) fail(`telemetry.wal is ${walBytes.byteLength} bytes; frames 1..${last} are ${frameBytes} (phantom or torn bytes left)`);
+          const activeFirst = (wal.sealedSegments[wal.sealedSegments.length - 1]?.last ?? base) + 1;
+          const frameBytes = entries.filter((e) => e.seq >= activeFirst).reduce((n, e) => n + 4 + Buffer.byteLength(JSON.stringify({ seq: e.seq, event: e.event })), 0);
+          if (walBytes.byteLength !== frameBytes) fail(`telemetry.wal is ${walBytes.byteLength} bytes; frames ${activeFirst}..${last} are ${frameBytes} (phantom or torn bytes left)`);
           for (const e of log.errors) fail(`recovery logged ${e}`);
 
           // Appends continue at lastSeq+1; what a reader saw is now committed.
@@ -233,7 +254,13 @@ describe("SIGKILL the WAL writer at a random moment (real processes, real file s
             known.set(seq, sha256(JSON.stringify(event)));
             stats.parentAppends++;
           }
+          knownLast = wal.lastSeq;
           await wal.close();
+          // An exporter confirms part of what is committed; the next writer reclaims behind it.
+          if (segmented(i)) {
+            confirmed += int(rng, knownLast - confirmed + 1);
+            await writePos(dir, confirmed);
+          }
           stats.iterations++;
           stats.maxLog = Math.max(stats.maxLog, known.size);
           if (violations.length > 20) break;
@@ -246,7 +273,7 @@ describe("SIGKILL the WAL writer at a random moment (real processes, real file s
       console.log(
         `[wal-sigkill] seed=${SEED} iterations=${stats.iterations} acknowledged=${stats.acknowledged} lost=${violations.some((v) => v.includes("lost")) ? "SEE VIOLATIONS" : 0} ` +
           `phantoms=${violations.some((v) => v.includes("beyond") || v.includes("phantom")) ? "SEE VIOLATIONS" : 0} committed_unacked=${stats.committedUnacked} ` +
-          `killed_during_recovery=${stats.killedBeforeOpen} parent_appends=${stats.parentAppends} longest_log=${stats.maxLog} ` +
+          `killed_during_recovery=${stats.killedBeforeOpen} parent_appends=${stats.parentAppends} longest_log=${stats.maxLog} max_base=${stats.maxBase} ` +
           `child_load_ms_median=${load[Math.floor(load.length / 2)] ?? 0} violations=${violations.length} ms=${Date.now() - started}`,
       );
       expect(violations.slice(0, 10)).toEqual([]);

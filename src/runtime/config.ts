@@ -6,6 +6,7 @@ import { RuntimeError } from "./errors.js";
 import { DEFAULT_ALLOWED_DOMAINS } from "./tools/index.js";
 import { parseUpstreamConfigs } from "./upstream.js";
 import type { UpstreamConfig } from "./upstream.js";
+import type { DecisionLogMode } from "./wal-sink.js";
 
 /** Runtime configuration (`--config runtime.toml` or `.json`); flags override file values. */
 export interface RuntimeConfig {
@@ -16,6 +17,8 @@ export interface RuntimeConfig {
   /** Hosts `tool.http_get` may reach (exact, or `*.suffix`). */
   allowedDomains: string[];
   upstreams: UpstreamConfig[];
+  /** "durable" (default): a decision event is on disk before the tool runs; "async": it follows (see wal-sink.ts). */
+  decisionLog: DecisionLogMode;
 }
 
 const fileSchema = z.strictObject({
@@ -23,6 +26,7 @@ const fileSchema = z.strictObject({
   node: z.record(z.string(), z.string()).optional(),
   allowed_domains: z.array(z.string().min(1)).optional(),
   upstreams: z.array(z.unknown()).optional(),
+  decision_log: z.enum(["durable", "async"]).optional(),
 });
 
 export const DEFAULT_RUNTIME_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
@@ -30,6 +34,7 @@ export const DEFAULT_RUNTIME_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
   node: {},
   allowedDomains: [...DEFAULT_ALLOWED_DOMAINS],
   upstreams: [],
+  decisionLog: "durable",
 });
 
 /** Reads and validates a runtime config file; every bad field is named. */
@@ -56,5 +61,6 @@ export async function readRuntimeConfig(path: string): Promise<RuntimeConfig> {
     node: r.data.node ?? {},
     allowedDomains: r.data.allowed_domains ?? [...DEFAULT_RUNTIME_CONFIG.allowedDomains],
     upstreams: parseUpstreamConfigs(r.data.upstreams ?? []),
+    decisionLog: r.data.decision_log ?? DEFAULT_RUNTIME_CONFIG.decisionLog,
   };
 }

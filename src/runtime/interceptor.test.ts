@@ -152,7 +152,31 @@ describe("Interceptor", () => {
       const r = await gate(examples).call({ kind: "tool.echo", params }, echo, "http");
       expect(r).toEqual({ decision: "allow", policy_ref: "demo@1.0.0 (sha256:00)", policies: ["echo_allow"], ok: true, output: { text: "hi" } });
       expect(echo.spy).toHaveBeenCalledTimes(1);
-      expect(echo.spy.mock.calls[0]?.[0]).toBe(params);
+      expect(echo.spy.mock.calls[0]?.[0]).toEqual(params);
+    });
+
+    it("hands the tool a copy taken before the decision: a caller changing its params while a durable record is awaited changes nothing", async () => {
+      let release = (): void => undefined;
+      const durable = { record: vi.fn(() => new Promise<void>((r) => (release = r))) };
+      const echo = spyTool("tool.echo");
+      const params = { text: "seen by the policy" };
+      const pending = gate(examples, { sink: durable }).call({ kind: "tool.echo", params }, echo, "http");
+      await new Promise((r) => setImmediate(r));
+      expect(echo.spy).not.toHaveBeenCalled(); // the tool waits for the durable record
+      params.text = "swapped after the decision";
+      release();
+      expect(await pending).toMatchObject({ decision: "allow", ok: true, output: { text: "seen by the policy" } });
+      expect(echo.spy.mock.calls[0]?.[0]).toEqual({ text: "seen by the policy" });
+    });
+
+    it("denies an allowed call whose durable record fails (no record, no action), and never runs the tool", async () => {
+      const failing = { record: vi.fn(() => Promise.reject(new Error("WAL_DISK_FULL"))) };
+      const g = gate(examples, { sink: failing });
+      const echo = spyTool("tool.echo");
+      const r = await g.call({ kind: "tool.echo", params: { text: "x" } }, echo, "http");
+      expect(r).toMatchObject({ decision: "deny", reason: expect.stringContaining("could not be recorded durably") as string });
+      expect(echo.spy).not.toHaveBeenCalled();
+      expect(g.sinkFailures).toBe(1);
     });
 
     it("reports TOOL_UNKNOWN when no such tool exists", async () => {

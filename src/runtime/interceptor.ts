@@ -38,10 +38,13 @@ export interface InterceptorOptions {
  * override path at all: nothing in the call (params, the transport's headers,
  * the tool or runtime configuration) is consulted except as policy context,
  * and no option of this class can turn a deny into an allow. A sink or clock
- * that throws cannot change a decision or break the call.
+ * that throws changes nothing but a failure count. With a
+ * durable sink (one whose `record` returns a promise, like the telemetry WAL)
+ * the decision event is durable before the tool runs and before the answer
+ * goes out; when it cannot be recorded an allow becomes a deny.
  *
- * The decision and the start of the tool happen in one synchronous step, so
- * the params the tool receives are the params the policy saw.
+ * The params are copied before the decision, so the params the tool receives
+ * are the params the policy saw, even while a durable record is awaited.
  *
  * ### Examples
  * ```ts
@@ -91,13 +94,15 @@ export class Interceptor {
    * throws: `ok: false` with the error's RuntimeError code, else `TOOL_FAILED`.
    */
   async call(call: ToolCall, tool: Tool | undefined, transport: Transport): Promise<InterceptResult> {
-    const d = this.decide(call);
-    this.#record(call, d, transport);
+    const snapshot = snapshotCall(call);
+    const decided = this.decide(snapshot);
+    const recorded = await this.#record(snapshot, decided, transport);
+    const d = recorded ? decided : unrecorded(decided);
     if (d.decision !== "allow") return { decision: "deny", policy_ref: d.policy_ref, reason: d.reason, policies: d.policies };
     const allowed = { decision: "allow" as const, policy_ref: d.policy_ref, policies: d.policies };
     if (!tool) return { ...allowed, ok: false, error: { code: "TOOL_UNKNOWN", message: `no tool named ${JSON.stringify(call.kind)} on this runtime` } };
     try {
-      const { output } = await tool.run(call.params);
+      const { output } = await tool.run(snapshot.params);
       return { ...allowed, ok: true, output };
     } catch (e) {
       const code = e instanceof RuntimeError ? e.code : "TOOL_FAILED";
@@ -132,8 +137,10 @@ export class Interceptor {
     }
   }
 
-  #record(call: ToolCall, d: InterceptDecision, transport: Transport): void {
-    if (!this.#sink) return;
+  /** False only when a durable sink failed to record the event. */
+  async #record(call: ToolCall, d: InterceptDecision, transport: Transport): Promise<boolean> {
+    if (!this.#sink) return true;
+    let pending: Promise<void> | undefined;
     try {
       const event: DecisionEvent = {
         type: "ai.policy.decision",
@@ -147,10 +154,38 @@ export class Interceptor {
         latency_us: d.latency_us,
         transport,
       };
-      this.#sink.record(event);
+      pending = this.#sink.record(event) ?? undefined;
+    } catch {
+      // A best-effort sink (or the clock) failing changes nothing but the count.
+      this.#sinkFailures++;
+      return true;
+    }
+    if (!pending) return true;
+    try {
+      await pending;
+      return true;
     } catch {
       this.#sinkFailures++;
+      return false;
     }
+  }
+}
+
+/** An allow whose event could not be recorded durably: refuse to act without the audit record. */
+function unrecorded(d: InterceptDecision): InterceptDecision {
+  if (d.decision !== "allow") return d;
+  const reason = "the decision could not be recorded durably (telemetry WAL unavailable or full): no record, no action";
+  return { ...d, decision: "deny", reason, errors: [reason] };
+}
+
+/** A deep copy of JSON-like params, so nothing the caller still holds can change them between decision and tool. */
+function snapshotCall(call: ToolCall): ToolCall {
+  if (!call || typeof call !== "object" || call.params === null || typeof call.params !== "object") return call;
+  try {
+    return { ...call, params: structuredClone(call.params) };
+  } catch {
+    // Not cloneable (functions, symbols …): not a tool call a policy can judge; the decision denies it.
+    return { ...call, params: null as unknown as ToolCall["params"] };
   }
 }
 

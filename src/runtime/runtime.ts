@@ -59,9 +59,11 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       const walDir = telemetryWalDir(opts.stateRoot);
       // Sealed segments are reclaimed once the exporter (`autonomy telemetry drain`) has confirmed them.
       const wal = await Wal.open(walDir, { otherState: walSteadyStateEvidence(opts.stateRoot), confirmed: () => confirmedPos(walDir) });
-      const walSink = new WalDecisionSink(wal);
+      const walSink = new WalDecisionSink(wal, opts.config.decisionLog);
+      await wal.append(lifecycleEvent("runtime_started", opts, policy, { wal_recovery: { mode: wal.recovered.mode, last_seq: wal.recovered.scan.maxSeq, phantoms_discarded: wal.recovered.scan.phantoms } }));
       closers.push(async () => {
         await walSink.flush();
+        await wal.append(lifecycleEvent("runtime_stopped", opts, policy, { decision_log_failures: walSink.failures })).catch(() => undefined);
         await wal.close();
       });
       sink = walSink;
@@ -86,4 +88,9 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     await closeAll();
     throw e;
   }
+}
+
+/** A lifecycle event for the WAL (`ai.agent.lifecycle`, drained after errors and decisions). */
+function lifecycleEvent(phase: string, opts: StartRuntimeOptions, policy: LivePolicy, extra: Record<string, unknown>): Record<string, unknown> {
+  return { type: "ai.agent.lifecycle", phase, timestamp: new Date().toISOString(), agent_id: opts.config.agentId, pid: process.pid, policy_ref: policy.current()?.ref ?? "none", ...extra };
 }

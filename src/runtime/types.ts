@@ -46,7 +46,12 @@ export interface DecisionEvent extends InterceptDecision {
 }
 
 export interface DecisionSink {
-  record(event: DecisionEvent): void;
+  /**
+   * Records one decision event. A sink that returns a promise is *durable*:
+   * the interceptor waits for it before the tool runs or the answer goes out,
+   * and if it rejects, an allow becomes a deny (no record, no action).
+   */
+  record(event: DecisionEvent): void | Promise<void>;
 }
 
 /** The interceptor's answer for one call. */

@@ -2,29 +2,43 @@ import type { Wal } from "../telemetry/index.js";
 import type { DecisionEvent, DecisionSink } from "./types.js";
 
 /**
- * Decision events into the telemetry WAL. The interceptor's sink is
- * synchronous (a decision must not wait on a disk), so the append is started
- * here and becomes durable with the next group commit, ~1 ms later; a crash in
- * that window can lose the events of calls still in flight, never an
- * acknowledged one. Failures are counted, never thrown into the call path.
+ * How decision events reach the WAL:
+ *   - "durable" (default): `record` returns the append, so the interceptor
+ *     waits until the event is durable (one group commit, ~1 ms) before the
+ *     tool runs or the answer goes out, and an allow whose event cannot be
+ *     written becomes a deny. Every answered call has its event on disk.
+ *   - "async": the append starts and the call goes on; a crash can lose the
+ *     events of calls still in flight (never an acknowledged one), and a WAL
+ *     failure is only counted.
  */
+export type DecisionLogMode = "durable" | "async";
+
+/** Decision events into the telemetry WAL. Failures are counted and remembered for status output. */
 export class WalDecisionSink implements DecisionSink {
   readonly #wal: Wal;
+  readonly #mode: DecisionLogMode;
   readonly #pending = new Set<Promise<unknown>>();
   failures = 0;
   lastError: unknown;
 
-  constructor(wal: Wal) {
+  constructor(wal: Wal, mode: DecisionLogMode = "durable") {
     this.#wal = wal;
+    this.#mode = mode;
   }
 
-  record(event: DecisionEvent): void {
-    const p = this.#wal.append({ ...event }).catch((e: unknown) => {
-      this.failures += 1;
-      this.lastError = e;
-    });
-    this.#pending.add(p);
-    void p.finally(() => this.#pending.delete(p));
+  record(event: DecisionEvent): Promise<void> | undefined {
+    const append = this.#wal.append({ ...event }).then(
+      () => undefined,
+      (e: unknown) => {
+        this.failures += 1;
+        this.lastError = e;
+        throw e;
+      },
+    );
+    const settled = append.catch(() => undefined);
+    this.#pending.add(settled);
+    void settled.finally(() => this.#pending.delete(settled));
+    return this.#mode === "durable" ? append : undefined;
   }
 
   /** Waits until every recorded event is durable (or failed). */

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import type { Command } from "commander";
 import { loadPublicKey, parseDuration } from "../../sign/index.js";
 import { activateRelease, startRuntime, readRuntimeConfig, DEFAULT_RUNTIME_CONFIG } from "../../runtime/index.js";
@@ -69,6 +69,7 @@ interface StartFlags extends StateFlags {
   config?: string;
   allowedDomains?: string;
   agentId?: string;
+  decisionLog?: "durable" | "async";
   stdio?: boolean;
   http: boolean;
 }
@@ -78,6 +79,7 @@ async function runtimeConfig(flags: StartFlags): Promise<RuntimeConfig> {
   return {
     ...base,
     ...(flags.agentId !== undefined ? { agentId: flags.agentId } : {}),
+    ...(flags.decisionLog !== undefined ? { decisionLog: flags.decisionLog } : {}),
     ...(flags.allowedDomains !== undefined ? { allowedDomains: flags.allowedDomains.split(",").map((d) => d.trim()).filter(Boolean) } : {}),
   };
 }
@@ -116,6 +118,7 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--config <file>", "runtime config (.toml or .json): agent_id, node facts, allowed_domains, upstream MCP servers")
     .option("--allowed-domains <list>", "comma-separated hosts tool.http_get may reach (overrides the config)")
     .option("--agent-id <id>", "the agent identity, the policy principal (overrides the config)")
+    .addOption(new Option("--decision-log <mode>", "durable: a decision event is on disk before the tool runs (an allow that cannot be recorded is denied); async: it follows (overrides the config)").choices(["durable", "async"]))
     .option("--json", "machine-readable status line")
     .action(action(runtimeStart));
 
