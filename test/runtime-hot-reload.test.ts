@@ -34,7 +34,7 @@ describe("runtime over HTTP across policy loads", () => {
 
   it("refuses everything with no policy, enforces a loaded bundle without restart, and ignores a broken one", async () => {
     const stateRoot = join(await mkdtemp(join(tmpdir(), "hot-")), "node");
-    rt = await startRuntime({ stateRoot, config: { agentId: "a", node: {}, allowedDomains: [], upstreams: [], decisionLog: "durable" }, listen: { host: "127.0.0.1", port: 0 }, sink: new MemorySink(), pollMs: 20 });
+    rt = await startRuntime({ stateRoot, config: { agentId: "a", node: {}, allowedDomains: [], upstreams: [], decisionLog: "durable", telemetry: {} }, listen: { host: "127.0.0.1", port: 0 }, sink: new MemorySink(), pollMs: 20 });
     const url = rt.url ?? "";
     expect(await call(url, "tool.echo", { text: "x" })).toMatchObject({ status: 403, body: { decision: "deny", policy_ref: "none" } });
 

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { openRepository, parseReference, referenceTarget } from "../oci/index.js";
 import type { OciRepository, Reference, RepositoryOptions } from "../oci/index.js";
@@ -47,4 +48,16 @@ export async function readInputFile(path: string, what: string): Promise<Buffer>
   } catch (e) {
     throw new UsageError(`cannot read ${what} "${path}": ${errnoCode(e) ?? String(e)}`, `check the path to the ${what}`);
   }
+}
+
+/** An absolute http:// or https:// URL option (collector, control plane). */
+export function parseHttpUrl(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidArgumentError("must be an absolute http(s) URL");
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new InvalidArgumentError("must be an http:// or https:// URL");
+  return v;
 }

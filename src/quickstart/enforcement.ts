@@ -25,7 +25,7 @@ export async function enforcementSteps(opts: EnforcementOptions, record: Record_
   const stateRoot = join(opts.dir, "node");
   const act = await activateRelease({ ref: opts.ref, key: opts.key, stateRoot, maxAgeMs: 365 * 24 * 3600 * 1000, repositoryOptions: opts.repositoryOptions });
   record("activate", `sequence ${act.activation.sequence} active in ${stateRoot}; policy ${act.policyRef}`);
-  const rt = await startRuntime({ stateRoot, config: { agentId: "quickstart-agent", node: { node_id: "quickstart-node" }, allowedDomains: [], upstreams: [], decisionLog: "durable" }, listen: { host: "127.0.0.1", port: 0 } });
+  const rt = await startRuntime({ stateRoot, config: { agentId: "quickstart-agent", node: { node_id: "quickstart-node" }, allowedDomains: [], upstreams: [], decisionLog: "durable", telemetry: {} }, listen: { host: "127.0.0.1", port: 0 } });
   try {
     const url = rt.url ?? "";
     record("runtime", `serving POST ${url}/v1/tool and MCP at ${url}/mcp under ${rt.policy.current()?.ref ?? "NO POLICY"}`);

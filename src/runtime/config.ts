@@ -19,7 +19,20 @@ export interface RuntimeConfig {
   upstreams: UpstreamConfig[];
   /** "durable" (default): a decision event is on disk before the tool runs; "async": it follows (see wal-sink.ts). */
   decisionLog: DecisionLogMode;
+  /** Where the runtime's own exporter drains the WAL; none configured: the WAL only fills (drain it with `autonomy telemetry drain`). */
+  telemetry: TelemetryConfig;
 }
+
+export interface TelemetryConfig {
+  otlpUrl?: string;
+  controlPlaneUrl?: string;
+  /** OTLP service.name / control-plane node_id; default node.node_id, else the host name. */
+  nodeId?: string;
+  /** Seal WAL segments at this size (bytes), so exported frames can be reclaimed; default 16 MiB. */
+  segmentBytes?: number;
+}
+
+const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), "must be an http:// or https:// URL");
 
 const fileSchema = z.strictObject({
   agent_id: z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/).optional(),
@@ -27,6 +40,12 @@ const fileSchema = z.strictObject({
   allowed_domains: z.array(z.string().min(1)).optional(),
   upstreams: z.array(z.unknown()).optional(),
   decision_log: z.enum(["durable", "async"]).optional(),
+  telemetry: z.strictObject({
+    otlp_url: httpUrl.optional(),
+    control_plane_url: httpUrl.optional(),
+    node_id: z.string().min(1).max(256).optional(),
+    segment_bytes: z.number().int().min(4096).optional(),
+  }).optional(),
 });
 
 export const DEFAULT_RUNTIME_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
@@ -35,6 +54,7 @@ export const DEFAULT_RUNTIME_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
   allowedDomains: [...DEFAULT_ALLOWED_DOMAINS],
   upstreams: [],
   decisionLog: "durable",
+  telemetry: {},
 });
 
 /** Reads and validates a runtime config file; every bad field is named. */
@@ -62,5 +82,15 @@ export async function readRuntimeConfig(path: string): Promise<RuntimeConfig> {
     allowedDomains: r.data.allowed_domains ?? [...DEFAULT_RUNTIME_CONFIG.allowedDomains],
     upstreams: parseUpstreamConfigs(r.data.upstreams ?? []),
     decisionLog: r.data.decision_log ?? DEFAULT_RUNTIME_CONFIG.decisionLog,
+    telemetry: telemetryConfig(r.data.telemetry ?? {}),
+  };
+}
+
+function telemetryConfig(t: { otlp_url?: string | undefined; control_plane_url?: string | undefined; node_id?: string | undefined; segment_bytes?: number | undefined }): TelemetryConfig {
+  return {
+    ...(t.otlp_url !== undefined ? { otlpUrl: t.otlp_url } : {}),
+    ...(t.control_plane_url !== undefined ? { controlPlaneUrl: t.control_plane_url } : {}),
+    ...(t.node_id !== undefined ? { nodeId: t.node_id } : {}),
+    ...(t.segment_bytes !== undefined ? { segmentBytes: t.segment_bytes } : {}),
   };
 }

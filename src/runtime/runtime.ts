@@ -2,7 +2,10 @@ import type { FastifyInstance } from "fastify";
 import { LivePolicy } from "../policy/index.js";
 import type { LivePolicyEvent } from "../policy/index.js";
 import type { RuntimeConfig } from "./config.js";
-import { Wal, confirmedPos } from "../telemetry/index.js";
+import { hostname } from "node:os";
+import { pino } from "pino";
+import { Exporter, Wal, confirmedPos, sinkFor } from "../telemetry/index.js";
+import type { ExporterLogger } from "../telemetry/index.js";
 import { stateRootPaths, walSteadyStateEvidence } from "../edge/index.js";
 import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
@@ -27,6 +30,8 @@ export interface StartRuntimeOptions {
   sink?: DecisionSink;
   onPolicyEvent?: (e: LivePolicyEvent) => void;
   pollMs?: number;
+  /** How often the runtime's exporter looks for new entries once caught up (default 500 ms). */
+  exporterPollMs?: number;
 }
 
 export interface RunningRuntime {
@@ -35,6 +40,8 @@ export interface RunningRuntime {
   server?: FastifyInstance;
   /** `http://host:port` when HTTP is served. */
   url?: string;
+  /** The runtime's own exporter, when `telemetry.otlp_url` / `control_plane_url` is configured. */
+  exporter?: Exporter;
   close(): Promise<void>;
 }
 
@@ -55,10 +62,12 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
   };
   try {
     let sink = opts.sink;
+    let exporter: Exporter | undefined;
     if (!sink) {
       const walDir = telemetryWalDir(opts.stateRoot);
-      // Sealed segments are reclaimed once the exporter (`autonomy telemetry drain`) has confirmed them.
-      const wal = await Wal.open(walDir, { otherState: walSteadyStateEvidence(opts.stateRoot), confirmed: () => confirmedPos(walDir) });
+      const t = opts.config.telemetry;
+      // Sealed segments are reclaimed once the exporter (ours, or `autonomy telemetry drain`) has confirmed them.
+      const wal = await Wal.open(walDir, { otherState: walSteadyStateEvidence(opts.stateRoot), confirmed: () => confirmedPos(walDir), ...(t.segmentBytes ? { segmentBytes: t.segmentBytes } : {}) });
       const walSink = new WalDecisionSink(wal, opts.config.decisionLog);
       await wal.append(lifecycleEvent("runtime_started", opts, policy, { wal_recovery: { mode: wal.recovered.mode, last_seq: wal.recovered.scan.maxSeq, phantoms_discarded: wal.recovered.scan.phantoms } }));
       closers.push(async () => {
@@ -67,12 +76,15 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
         await wal.close();
       });
       sink = walSink;
+      const exporting = startExporter(opts, wal);
+      if (exporting) closers.push(exporting.stop);
+      exporter = exporting?.exporter;
     }
     const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink });
     const upstreams = await connectUpstreams(opts.config.upstreams);
     closers.push(() => upstreams.close());
     const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains }), upstreams.tools);
-    const running: RunningRuntime = { interceptor, policy, close: closeAll };
+    const running: RunningRuntime = { interceptor, policy, close: closeAll, ...(exporter ? { exporter } : {}) };
     if (opts.listen) {
       const server = createToolServer({ interceptor, tools, policy: policy.current });
       closers.push(() => server.close());
@@ -93,4 +105,31 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
 /** A lifecycle event for the WAL (`ai.agent.lifecycle`, drained after errors and decisions). */
 function lifecycleEvent(phase: string, opts: StartRuntimeOptions, policy: LivePolicy, extra: Record<string, unknown>): Record<string, unknown> {
   return { type: "ai.agent.lifecycle", phase, timestamp: new Date().toISOString(), agent_id: opts.config.agentId, pid: process.pid, policy_ref: policy.current()?.ref ?? "none", ...extra };
+}
+
+/**
+ * The runtime's own exporter (when a destination is configured): drains the
+ * WAL highest priority first, retrying with backoff for as long as the
+ * receiver is away, and reclaims sealed segments as soon as they are
+ * confirmed. Stopped (and its lock released) before the WAL closes.
+ */
+function startExporter(opts: StartRuntimeOptions, wal: Wal): { exporter: Exporter; stop: () => Promise<void> } | undefined {
+  const t = opts.config.telemetry;
+  const nodeId = t.nodeId ?? opts.config.node.node_id ?? hostname();
+  const sink = sinkFor({ nodeId, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
+  if (!sink) return undefined;
+  const log: ExporterLogger = pino({ name: "autonomy.telemetry.exporter", base: undefined, level: "warn" }, pino.destination({ fd: 2, sync: true }));
+  const exporter = new Exporter({ wal: wal.dir, sink, nodeId, log, ...(opts.exporterPollMs ? { pollMs: opts.exporterPollMs } : {}) });
+  const ac = new AbortController();
+  const running = exporter.run(ac.signal, { onDrain: (r) => void wal.reclaim(r.pos).catch(() => undefined) }).catch((e: unknown) => {
+    log.error({ err: e instanceof Error ? e.message : String(e) }, "EXPORTER_STOPPED");
+  });
+  return {
+    exporter,
+    stop: async () => {
+      ac.abort();
+      await running;
+      await exporter.close();
+    },
+  };
 }

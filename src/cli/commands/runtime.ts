@@ -8,7 +8,7 @@ import type { LivePolicyEvent, NodeState } from "../../policy/index.js";
 import { parseReference } from "../../oci/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
-import { readInputFile, repositoryOptions } from "../common.js";
+import { parseHttpUrl, readInputFile, repositoryOptions } from "../common.js";
 import type { RegistryFlags } from "../common.js";
 import { messageOf } from "../../lib/index.js";
 
@@ -70,16 +70,18 @@ interface StartFlags extends StateFlags {
   allowedDomains?: string;
   agentId?: string;
   decisionLog?: "durable" | "async";
+  otlpUrl?: string;
   stdio?: boolean;
   http: boolean;
 }
 
 async function runtimeConfig(flags: StartFlags): Promise<RuntimeConfig> {
-  const base = flags.config !== undefined ? await readRuntimeConfig(flags.config) : { ...DEFAULT_RUNTIME_CONFIG, node: {}, upstreams: [] };
+  const base = flags.config !== undefined ? await readRuntimeConfig(flags.config) : { ...DEFAULT_RUNTIME_CONFIG, node: {}, upstreams: [], telemetry: {} };
   return {
     ...base,
     ...(flags.agentId !== undefined ? { agentId: flags.agentId } : {}),
     ...(flags.decisionLog !== undefined ? { decisionLog: flags.decisionLog } : {}),
+    ...(flags.otlpUrl !== undefined ? { telemetry: { ...base.telemetry, otlpUrl: flags.otlpUrl } } : {}),
     ...(flags.allowedDomains !== undefined ? { allowedDomains: flags.allowedDomains.split(",").map((d) => d.trim()).filter(Boolean) } : {}),
   };
 }
@@ -118,6 +120,7 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--config <file>", "runtime config (.toml or .json): agent_id, node facts, allowed_domains, upstream MCP servers")
     .option("--allowed-domains <list>", "comma-separated hosts tool.http_get may reach (overrides the config)")
     .option("--agent-id <id>", "the agent identity, the policy principal (overrides the config)")
+    .option("--otlp-url <url>", "drain the telemetry WAL to this OTLP/HTTP collector while running (overrides the config; headers from OTEL_EXPORTER_OTLP_HEADERS)", parseHttpUrl)
     .addOption(new Option("--decision-log <mode>", "durable: a decision event is on disk before the tool runs (an allow that cannot be recorded is denied); async: it follows (overrides the config)").choices(["durable", "async"]))
     .option("--json", "machine-readable status line")
     .action(action(runtimeStart));

@@ -2,13 +2,12 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { hostname } from "node:os";
 import { pino } from "pino";
-import {
-  ControlPlaneEventsSink, ExportError, Exporter, FanoutSink, OtlpHttpLogsSink, WalFileReader, eventNameOf, priorityOf,
-} from "../../telemetry/index.js";
-import type { DrainResult, ExporterLogger, ExporterStatus, Sink } from "../../telemetry/index.js";
+import { ExportError, Exporter, WalFileReader, eventNameOf, priorityOf, sinkFor } from "../../telemetry/index.js";
+import type { DrainResult, ExporterLogger, ExporterStatus } from "../../telemetry/index.js";
 import { UsageError } from "../../lib/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
+import { parseHttpUrl } from "../common.js";
 
 function parseCount(min: number): (v: string) => number {
   return (v: string) => {
@@ -16,36 +15,6 @@ function parseCount(min: number): (v: string) => number {
     if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer ≥ ${min}`);
     return n;
   };
-}
-
-function parseUrl(v: string): string {
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw new InvalidArgumentError("must be an absolute http(s) URL");
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:") throw new InvalidArgumentError("must be an http:// or https:// URL");
-  return v;
-}
-
-/**
- * OTLP headers from OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_LOGS_HEADERS
- * (`k1=v1,k2=v2`, values URL-encoded), as the OpenTelemetry SDKs read them.
- * Credentials never come from flags: they would show in `ps`.
- */
-export function otlpHeadersFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"]) {
-    for (const pair of (env[name] ?? "").split(",")) {
-      const i = pair.indexOf("=");
-      if (i <= 0) continue;
-      const key = pair.slice(0, i).trim();
-      const value = pair.slice(i + 1).trim();
-      if (key) out[key] = decodeURIComponent(value);
-    }
-  }
-  return out;
 }
 
 interface DrainFlags {
@@ -68,11 +37,8 @@ function progressLine(s: ExporterStatus, drained: number): string {
 }
 
 async function drain(flags: DrainFlags): Promise<void> {
-  const sinks: Sink[] = [];
-  if (flags.otlpUrl) sinks.push(new OtlpHttpLogsSink({ url: flags.otlpUrl, headers: otlpHeadersFromEnv(process.env), timeoutMs: flags.timeoutMs, serviceName: flags.nodeId }));
-  if (flags.controlPlaneUrl) sinks.push(new ControlPlaneEventsSink({ url: flags.controlPlaneUrl, timeoutMs: flags.timeoutMs }));
-  if (sinks.length === 0) throw new UsageError("no destination", "give --otlp-url (an OTLP/HTTP collector) and/or --control-plane-url");
-  const sink = sinks.length === 1 ? (sinks[0] as Sink) : new FanoutSink(sinks);
+  const sink = sinkFor({ nodeId: flags.nodeId, timeoutMs: flags.timeoutMs, ...(flags.otlpUrl ? { otlpUrl: flags.otlpUrl } : {}), ...(flags.controlPlaneUrl ? { controlPlaneUrl: flags.controlPlaneUrl } : {}) });
+  if (!sink) throw new UsageError("no destination", "give --otlp-url (an OTLP/HTTP collector) and/or --control-plane-url");
   const log: ExporterLogger = pino({ name: "autonomy.telemetry.exporter", base: undefined, level: flags.json ? "warn" : "info" }, pino.destination({ fd: 2, sync: true }));
   const exporter = new Exporter({
     wal: flags.dir, sink, nodeId: flags.nodeId, batchSize: flags.batchSize, maxInFlightBytes: flags.maxInflightBytes,
@@ -138,8 +104,8 @@ export function registerTelemetry(program: Command): void {
   telemetry.command("drain")
     .description("deliver committed WAL entries (highest priority first, at least once) and advance telemetry.pos over what the receivers confirmed")
     .requiredOption("--dir <dir>", "WAL directory")
-    .option("--otlp-url <url>", "OTLP/HTTP collector base URL (records go to <url>/v1/logs); headers from OTEL_EXPORTER_OTLP_HEADERS", parseUrl)
-    .option("--control-plane-url <url>", "control plane base URL (events go to <url>/v1/events)", parseUrl)
+    .option("--otlp-url <url>", "OTLP/HTTP collector base URL (records go to <url>/v1/logs); headers from OTEL_EXPORTER_OTLP_HEADERS", parseHttpUrl)
+    .option("--control-plane-url <url>", "control plane base URL (events go to <url>/v1/events)", parseHttpUrl)
     .option("--node-id <id>", "this node's id (OTLP service.name, control-plane node_id)", hostname())
     .option("--once", "drain until caught up, then exit 0; exit 1 (nothing lost) if a receiver fails")
     .option("--batch-size <n>", "records per request", parseCount(1), 512)

@@ -19,3 +19,5 @@ export { backoffDelay, sleep, DEFAULT_RETRY } from "./backoff.js";
 export type { RetryPolicy } from "./backoff.js";
 export { ExportError, EXPORT_ERROR_CODES } from "./errors.js";
 export type { ExportErrorCode } from "./errors.js";
+export { otlpHeadersFromEnv, sinkFor } from "./destinations.js";
+export type { Destinations } from "./destinations.js";

@@ -1,0 +1,73 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { readRuntimeConfig } from "./config.js";
+import { RuntimeError } from "./errors.js";
+
+let dir = "";
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "rt-config-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function read(name: string, text: string): Promise<Awaited<ReturnType<typeof readRuntimeConfig>>> {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return readRuntimeConfig(path);
+}
+
+async function problem(name: string, text: string): Promise<string> {
+  try {
+    await read(name, text);
+  } catch (e) {
+    expect(e).toBeInstanceOf(RuntimeError);
+    expect((e as RuntimeError).code).toBe("RUNTIME_CONFIG_INVALID");
+    return (e as Error).message;
+  }
+  throw new Error("the config was accepted");
+}
+
+describe("readRuntimeConfig", () => {
+  it("reads every field from TOML", async () => {
+    const c = await read("runtime.toml", `
+agent_id = "picker-arm-7"
+allowed_domains = ["api.example.com"]
+decision_log = "async"
+[node]
+node_id = "edge-0042"
+[telemetry]
+otlp_url = "https://otel.example.com:4318"
+control_plane_url = "http://cp.local:8080"
+node_id = "edge-0042-telemetry"
+segment_bytes = 1048576
+`);
+    expect(c).toMatchObject({
+      agentId: "picker-arm-7", allowedDomains: ["api.example.com"], decisionLog: "async", node: { node_id: "edge-0042" },
+      telemetry: { otlpUrl: "https://otel.example.com:4318", controlPlaneUrl: "http://cp.local:8080", nodeId: "edge-0042-telemetry", segmentBytes: 1048576 },
+    });
+  });
+
+  it("defaults: durable decision log, no exporter", async () => {
+    const c = await read("runtime.json", "{}");
+    expect(c.decisionLog).toBe("durable");
+    expect(c.telemetry).toEqual({});
+  });
+
+  it.each([
+    ["an unknown field", `colour = "red"`, /colour/],
+    ["an unknown decision_log", `decision_log = "sometimes"`, /decision_log/],
+    ["a non-http collector URL", `[telemetry]\notlp_url = "ftp://otel.example.com"`, /otlp_url/],
+    ["a segment size below 4 KiB", `[telemetry]\nsegment_bytes = 100`, /segment_bytes/],
+    ["an unknown telemetry field", `[telemetry]\npassword = "x"`, /password/],
+  ])("names the field for %s", async (_what, text, field) => {
+    expect(await problem("runtime.toml", text)).toMatch(field);
+  });
+
+  it("says which file is unreadable or not TOML", async () => {
+    expect(await problem("bad.toml", "agent_id = ")).toMatch(/bad\.toml is not valid TOML/);
+    await expect(readRuntimeConfig(join(dir, "missing.toml"))).rejects.toThrow(/cannot read runtime config .*missing\.toml: ENOENT/);
+  });
+});

@@ -1,0 +1,43 @@
+import { ControlPlaneEventsSink, FanoutSink, OtlpHttpLogsSink } from "./sinks.js";
+import type { Sink } from "./sinks.js";
+
+/**
+ * OTLP headers from OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_LOGS_HEADERS
+ * (`k1=v1,k2=v2`, values URL-encoded), as the OpenTelemetry SDKs read them.
+ * Credentials never come from flags or config files: they would show in `ps`
+ * or be copied with the config.
+ */
+export function otlpHeadersFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_LOGS_HEADERS"]) {
+    for (const pair of (env[name] ?? "").split(",")) {
+      const i = pair.indexOf("=");
+      if (i <= 0) continue;
+      const key = pair.slice(0, i).trim();
+      const value = pair.slice(i + 1).trim();
+      if (key) out[key] = decodeURIComponent(value);
+    }
+  }
+  return out;
+}
+
+export interface Destinations {
+  /** OTLP/HTTP collector base URL (records go to <url>/v1/logs). */
+  otlpUrl?: string;
+  /** Control plane base URL (events go to <url>/v1/events). */
+  controlPlaneUrl?: string;
+  /** OTLP service.name. */
+  nodeId: string;
+  timeoutMs?: number;
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** The sink for the configured destinations (both: fan-out, each must confirm); undefined when none is configured. */
+export function sinkFor(d: Destinations): Sink | undefined {
+  const sinks: Sink[] = [];
+  const timeout = d.timeoutMs !== undefined ? { timeoutMs: d.timeoutMs } : {};
+  if (d.otlpUrl) sinks.push(new OtlpHttpLogsSink({ url: d.otlpUrl, headers: otlpHeadersFromEnv(d.env ?? process.env), serviceName: d.nodeId, ...timeout }));
+  if (d.controlPlaneUrl) sinks.push(new ControlPlaneEventsSink({ url: d.controlPlaneUrl, ...timeout }));
+  if (sinks.length === 0) return undefined;
+  return sinks.length === 1 ? sinks[0] : new FanoutSink(sinks);
+}
