@@ -169,6 +169,28 @@ describe("reclamation", () => {
     await wal.close();
   });
 
+  it("readFrom beside appends that seal segments returns the contiguous committed range, never a false corruption", async () => {
+    const wal = await Wal.open(dir, { log: quiet, segmentBytes: 150 });
+    let done = false;
+    const writer = (async () => {
+      for (let k = 0; k < 300; k++) await Promise.all([wal.append({ k, pad: "w".repeat(20) }), wal.append({ k, second: true })]);
+      done = true;
+    })();
+    let reads = 0;
+    while (!done) {
+      const before = wal.lastSeq;
+      const seqs = (await wal.readFrom(1)).map((e) => e.seq);
+      expect(seqs.length).toBeGreaterThanOrEqual(before);
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+      reads++;
+      await new Promise((r) => setImmediate(r)); // an empty read settles in microtasks: let the writer's I/O in
+    }
+    await writer;
+    expect(reads).toBeGreaterThan(3);
+    expect(wal.sealedSegments.length).toBeGreaterThan(20);
+    await wal.close();
+  });
+
   it("refuses a segment size below one byte (it would seal empty segments)", async () => {
     await expect(Wal.open(dir, { log: quiet, segmentBytes: 0 })).rejects.toThrow(RangeError);
   });

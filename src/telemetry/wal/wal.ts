@@ -9,8 +9,9 @@ import type { WalLogger } from "./logger.js";
 import { recover, writeSafeSeq } from "./open.js";
 import type { Recovered } from "./open.js";
 import { walPaths } from "./paths.js";
-import { scanFrames } from "./scan.js";
-import { segmentName, writeBase } from "./segments.js";
+import { SealedSegments } from "./sealed.js";
+import type { Reclaimed } from "./sealed.js";
+import { segmentName } from "./segments.js";
 import type { Segment } from "./segments.js";
 
 /** Default size at which the active segment is sealed (docs/wal.md "Bounded disk"). */
@@ -75,10 +76,7 @@ export class Wal {
   /** Seq of the active segment's first frame; #offsets[i] is the byte offset of seq #activeFirst + i. */
   #activeFirst: number;
   #offsets: number[];
-  #base: number;
-  #sealed: Segment[];
-  /** The last sealed segment read back (readFrom), so paging through one costs one read of it. */
-  #sealedCache: { name: string; data: Buffer; offsets: number[] } | undefined;
+  readonly #sealed: SealedSegments;
   #maintenance: Promise<unknown> = Promise.resolve();
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
@@ -96,8 +94,7 @@ export class Wal {
     this.#size = recovered.scan.truncateTo;
     this.#activeFirst = recovered.scan.firstSeq;
     this.#offsets = recovered.scan.offsets;
-    this.#base = recovered.segments.base;
-    this.#sealed = [...recovered.segments.retained];
+    this.#sealed = new SealedSegments(fs, dir, recovered.segments.base, recovered.segments.retained);
   }
 
   /** Opens (and recovers) the WAL in `dir`; throws WalFailHard (exit 5) when recovery must not proceed. */
@@ -142,12 +139,12 @@ export class Wal {
 
   /** Every seq ≤ base was reclaimed; readable entries start at base + 1. */
   get base(): number {
-    return this.#base;
+    return this.#sealed.base;
   }
 
   /** Sealed segments still on disk, oldest first. */
   get sealedSegments(): readonly Segment[] {
-    return this.#sealed;
+    return this.#sealed.list;
   }
 
   /** Appends one event; resolves with its seq once it is durable. */
@@ -200,21 +197,24 @@ export class Wal {
     const seg: Segment = { first: this.#activeFirst, last: this.#seq, name: segmentName(this.#activeFirst, this.#seq), path: "" };
     seg.path = `${this.dir}/${seg.name}`;
     const p = walPaths(this.dir);
+    let next: WalFile;
     try {
       await this.#fs.rename(p.wal, seg.path);
       await this.#fs.fsyncDir(this.dir);
-      const next = await this.#fs.openFile(p.wal);
+      next = await this.#fs.openFile(p.wal);
       await this.#fs.fsyncDir(this.dir);
-      await this.#file.close().catch(() => undefined);
-      this.#file = next;
     } catch (e) {
       this.#poisoned = e;
       return;
     }
-    this.#sealed.push(seg);
+    // Switch in one synchronous step, so a concurrent readFrom sees either the old or the new layout.
+    const old = this.#file;
+    this.#file = next;
+    this.#sealed.add(seg);
     this.#activeFirst = this.#seq + 1;
     this.#offsets = [];
     this.#size = 0;
+    await old.close().catch(() => undefined);
     if (this.#opts.confirmed) await this.#reclaimConfirmed();
   }
 
@@ -230,30 +230,13 @@ export class Wal {
 
   /**
    * Deletes every sealed segment whose frames are all ≤ `confirmed` (capped at
-   * the committed seq): write base = the last reclaimed seq (durably), then
-   * unlink, then fsync(dir). Returns what was freed.
+   * the committed seq; never the active segment). Serialised with other
+   * reclamations; a no-op once closed.
    */
-  reclaim(confirmed: number): Promise<{ segments: number; bytes: number; base: number }> {
-    const run = this.#maintenance.then(() => this.#reclaim(Math.min(confirmed, this.#seq)));
+  reclaim(confirmed: number): Promise<Reclaimed> {
+    const run = this.#maintenance.then(() => (this.#closed ? { segments: 0, bytes: 0, base: this.#sealed.base } : this.#sealed.reclaim(Math.min(confirmed, this.#seq))));
     this.#maintenance = run.catch(() => undefined);
     return run;
-  }
-
-  async #reclaim(upTo: number): Promise<{ segments: number; bytes: number; base: number }> {
-    const gone = this.#sealed.filter((s) => s.last <= upTo);
-    const last = gone[gone.length - 1];
-    if (this.#closed || last === undefined) return { segments: 0, bytes: 0, base: this.#base };
-    await writeBase(this.#fs, this.dir, last.last);
-    this.#base = last.last;
-    this.#sealed = this.#sealed.filter((s) => s.last > last.last);
-    if (this.#sealedCache && gone.some((s) => s.name === this.#sealedCache?.name)) this.#sealedCache = undefined;
-    let bytes = 0;
-    for (const s of gone) {
-      bytes += (await this.#fs.fileSize(s.path)) ?? 0;
-      await this.#fs.unlink(s.path);
-    }
-    await this.#fs.fsyncDir(this.dir);
-    return { segments: gone.length, bytes, base: this.#base };
   }
 
   async #commit(batch: Pending[]): Promise<void> {
@@ -307,51 +290,47 @@ export class Wal {
     accepted.forEach((p, i) => p.resolve(first + i));
   }
 
-  /** Committed entries with seq ≥ `from` (at most `limit`), read back from disk. */
+  /**
+   * Committed entries with seq ≥ `from` (at most `limit`), read back from disk:
+   * sealed segments, then the active one. Safe beside appends: a seal during
+   * the read sends the rest through the sealed segment it became.
+   */
   async readFrom(from = 1, limit = Number.POSITIVE_INFINITY): Promise<WalEntry[]> {
     const out: WalEntry[] = [];
-    let seq = Math.max(this.#base + 1, from);
-    while (seq < this.#activeFirst && out.length < limit) {
-      const seg = this.#sealed.find((s) => s.first <= seq && seq <= s.last);
-      if (!seg) break;
-      const read = await this.#readSealed(seg);
-      if (!read) {
-        // Reclaimed while we waited for the read: those seqs are gone by design; go on after base.
-        if (seg.last <= this.#base) {
-          seq = Math.max(seq, this.#base + 1);
-          continue;
-        }
-        throw new WalFailHard("SEGMENT_INVALID", this.dir, `${seg.name} disappeared while the WAL was open`, { segment: seg.name });
+    let seq = Math.max(1, from, this.#sealed.base + 1);
+    while (seq <= this.#seq && out.length < limit) {
+      if (seq < this.#activeFirst) {
+        const next = await this.#sealed.read(seq, this.#activeFirst, limit, out);
+        if (next === seq && out.length < limit) throw new WalFailHard("SEGMENT_INVALID", this.dir, `no sealed segment holds seq ${seq}`, { seq });
+        seq = next;
+        continue;
       }
-      const { data, offsets } = read;
-      for (; seq <= seg.last && out.length < limit; seq++) {
-        const off = offsets[seq - seg.first] ?? 0;
-        const entry = decodePayload(data.subarray(off + FRAME_HEADER_BYTES, (offsets[seq - seg.first + 1] ?? data.length)));
-        if (!entry || entry.seq !== seq) throw new WalFailHard("SEGMENT_INVALID", this.dir, `${seg.name}: frame ${seq} no longer decodes (changed on disk after recovery)`, { seq, segment: seg.name });
-        out.push(entry);
-      }
-    }
-    for (; seq <= this.#seq && out.length < limit; seq++) {
-      const off = this.#offsets[seq - this.#activeFirst] ?? 0;
-      const end = this.#offsets[seq - this.#activeFirst + 1] ?? this.#size;
-      const bytes = await this.#file.read(off + FRAME_HEADER_BYTES, end - off - FRAME_HEADER_BYTES);
-      const entry = decodePayload(bytes);
-      if (!entry || entry.seq !== seq) {
-        throw new WalFailHard("WAL_CORRUPT_INVALID_JSON", this.dir, `committed frame ${seq} no longer decodes (changed on disk after recovery)`, { seq });
-      }
+      const entry = await this.#readActive(seq);
+      if (entry === undefined) continue; // sealed while we read: go round through the sealed segment
       out.push(entry);
+      seq += 1;
     }
     return out;
   }
 
-  async #readSealed(seg: Segment): Promise<{ data: Buffer; offsets: number[] } | undefined> {
-    if (this.#sealedCache?.name === seg.name) return this.#sealedCache;
-    const raw = await this.#fs.readFile(seg.path);
-    if (raw === undefined) return undefined;
-    const data = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    const { offsets } = scanFrames(data, { kind: "legacy" }, this.dir, seg.first);
-    this.#sealedCache = { name: seg.name, data, offsets };
-    return this.#sealedCache;
+  /** One committed entry of the active segment; undefined when a seal moved it meanwhile. */
+  async #readActive(seq: number): Promise<WalEntry | undefined> {
+    const first = this.#activeFirst;
+    const off = this.#offsets[seq - first] ?? 0;
+    const end = this.#offsets[seq - first + 1] ?? this.#size;
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#file.read(off + FRAME_HEADER_BYTES, end - off - FRAME_HEADER_BYTES);
+    } catch (e) {
+      if (this.#activeFirst !== first) return undefined; // the handle was closed by the seal
+      throw e;
+    }
+    if (this.#activeFirst !== first) return undefined;
+    const entry = decodePayload(bytes);
+    if (!entry || entry.seq !== seq) {
+      throw new WalFailHard("WAL_CORRUPT_INVALID_JSON", this.dir, `committed frame ${seq} no longer decodes (changed on disk after recovery)`, { seq });
+    }
+    return entry;
   }
 
   /** Waits for queued appends, then closes the file. */
