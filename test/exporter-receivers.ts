@@ -19,6 +19,7 @@
  * codes, delays beyond the client's timeout, hanging requests, poison records).
  */
 import { createServer } from "node:http";
+import { gunzipSync } from "node:zlib";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fromAnyValue } from "../src/telemetry/index.js";
@@ -59,11 +60,23 @@ export interface ReceiverBase {
   close(): Promise<void>;
 }
 
+/** Wire bytes of every request body (compressed or not), for the compression tests. */
+export const wireBytes: number[] = [];
+
+/** The request body as text; a `Content-Encoding: gzip` body is inflated (any other encoding is refused by the caller's parse). */
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => {
+      const raw = Buffer.concat(chunks);
+      wireBytes.push(raw.length);
+      try {
+        resolve((req.headers["content-encoding"] === "gzip" ? gunzipSync(raw) : raw).toString("utf8"));
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
     req.on("error", reject);
   });
 }

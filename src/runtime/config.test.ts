@@ -40,13 +40,14 @@ decision_log = "async"
 node_id = "edge-0042"
 [telemetry]
 otlp_url = "https://otel.example.com:4318"
+otlp_compression = "gzip"
 control_plane_url = "http://cp.local:8080"
 node_id = "edge-0042-telemetry"
 segment_bytes = 1048576
 `);
     expect(c).toMatchObject({
       agentId: "picker-arm-7", allowedDomains: ["api.example.com"], decisionLog: "async", node: { node_id: "edge-0042" },
-      telemetry: { otlpUrl: "https://otel.example.com:4318", controlPlaneUrl: "http://cp.local:8080", nodeId: "edge-0042-telemetry", segmentBytes: 1048576 },
+      telemetry: { otlpUrl: "https://otel.example.com:4318", otlpCompression: "gzip", controlPlaneUrl: "http://cp.local:8080", nodeId: "edge-0042-telemetry", segmentBytes: 1048576 },
     });
   });
 

@@ -25,6 +25,8 @@ export interface RuntimeConfig {
 
 export interface TelemetryConfig {
   otlpUrl?: string;
+  /** gzip each OTLP request; default from OTEL_EXPORTER_OTLP_COMPRESSION, else none. */
+  otlpCompression?: "gzip" | "none";
   controlPlaneUrl?: string;
   /** OTLP service.name / control-plane node_id; default node.node_id, else the host name. */
   nodeId?: string;
@@ -42,6 +44,7 @@ const fileSchema = z.strictObject({
   decision_log: z.enum(["durable", "async"]).optional(),
   telemetry: z.strictObject({
     otlp_url: httpUrl.optional(),
+    otlp_compression: z.enum(["gzip", "none"]).optional(),
     control_plane_url: httpUrl.optional(),
     node_id: z.string().min(1).max(256).optional(),
     segment_bytes: z.number().int().min(4096).optional(),
@@ -86,9 +89,10 @@ export async function readRuntimeConfig(path: string): Promise<RuntimeConfig> {
   };
 }
 
-function telemetryConfig(t: { otlp_url?: string | undefined; control_plane_url?: string | undefined; node_id?: string | undefined; segment_bytes?: number | undefined }): TelemetryConfig {
+function telemetryConfig(t: { otlp_url?: string | undefined; otlp_compression?: "gzip" | "none" | undefined; control_plane_url?: string | undefined; node_id?: string | undefined; segment_bytes?: number | undefined }): TelemetryConfig {
   return {
     ...(t.otlp_url !== undefined ? { otlpUrl: t.otlp_url } : {}),
+    ...(t.otlp_compression !== undefined ? { otlpCompression: t.otlp_compression } : {}),
     ...(t.control_plane_url !== undefined ? { controlPlaneUrl: t.control_plane_url } : {}),
     ...(t.node_id !== undefined ? { nodeId: t.node_id } : {}),
     ...(t.segment_bytes !== undefined ? { segmentBytes: t.segment_bytes } : {}),

@@ -116,7 +116,7 @@ function lifecycleEvent(phase: string, opts: StartRuntimeOptions, policy: LivePo
 function startExporter(opts: StartRuntimeOptions, wal: Wal): { exporter: Exporter; stop: () => Promise<void> } | undefined {
   const t = opts.config.telemetry;
   const nodeId = t.nodeId ?? opts.config.node.node_id ?? hostname();
-  const sink = sinkFor({ nodeId, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
+  const sink = sinkFor({ nodeId, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
   if (!sink) return undefined;
   const log: ExporterLogger = pino({ name: "autonomy.telemetry.exporter", base: undefined, level: "warn" }, pino.destination({ fd: 2, sync: true }));
   const exporter = new Exporter({ wal: wal.dir, sink, nodeId, log, ...(opts.exporterPollMs ? { pollMs: opts.exporterPollMs } : {}) });

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { hostname } from "node:os";
 import { pino } from "pino";
 import { ExportError, Exporter, WalFileReader, eventNameOf, priorityOf, sinkFor } from "../../telemetry/index.js";
@@ -20,6 +20,7 @@ function parseCount(min: number): (v: string) => number {
 interface DrainFlags {
   dir: string;
   otlpUrl?: string;
+  otlpCompression?: "gzip" | "none";
   controlPlaneUrl?: string;
   nodeId: string;
   once?: boolean;
@@ -37,7 +38,7 @@ function progressLine(s: ExporterStatus, drained: number): string {
 }
 
 async function drain(flags: DrainFlags): Promise<void> {
-  const sink = sinkFor({ nodeId: flags.nodeId, timeoutMs: flags.timeoutMs, ...(flags.otlpUrl ? { otlpUrl: flags.otlpUrl } : {}), ...(flags.controlPlaneUrl ? { controlPlaneUrl: flags.controlPlaneUrl } : {}) });
+  const sink = sinkFor({ nodeId: flags.nodeId, timeoutMs: flags.timeoutMs, ...(flags.otlpCompression ? { compression: flags.otlpCompression } : {}), ...(flags.otlpUrl ? { otlpUrl: flags.otlpUrl } : {}), ...(flags.controlPlaneUrl ? { controlPlaneUrl: flags.controlPlaneUrl } : {}) });
   if (!sink) throw new UsageError("no destination", "give --otlp-url (an OTLP/HTTP collector) and/or --control-plane-url");
   const log: ExporterLogger = pino({ name: "autonomy.telemetry.exporter", base: undefined, level: flags.json ? "warn" : "info" }, pino.destination({ fd: 2, sync: true }));
   const exporter = new Exporter({
@@ -105,6 +106,7 @@ export function registerTelemetry(program: Command): void {
     .description("deliver committed WAL entries (highest priority first, at least once) and advance telemetry.pos over what the receivers confirmed")
     .requiredOption("--dir <dir>", "WAL directory")
     .option("--otlp-url <url>", "OTLP/HTTP collector base URL (records go to <url>/v1/logs); headers from OTEL_EXPORTER_OTLP_HEADERS", parseHttpUrl)
+    .addOption(new Option("--otlp-compression <c>", "gzip each OTLP request (default: OTEL_EXPORTER_OTLP_COMPRESSION, else none)").choices(["gzip", "none"]))
     .option("--control-plane-url <url>", "control plane base URL (events go to <url>/v1/events)", parseHttpUrl)
     .option("--node-id <id>", "this node's id (OTLP service.name, control-plane node_id)", hostname())
     .option("--once", "drain until caught up, then exit 0; exit 1 (nothing lost) if a receiver fails")

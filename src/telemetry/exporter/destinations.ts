@@ -1,5 +1,5 @@
 import { ControlPlaneEventsSink, FanoutSink, OtlpHttpLogsSink } from "./sinks.js";
-import type { Sink } from "./sinks.js";
+import type { Compression, Sink } from "./sinks.js";
 
 /**
  * OTLP headers from OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_LOGS_HEADERS
@@ -21,6 +21,19 @@ export function otlpHeadersFromEnv(env: Readonly<Record<string, string | undefin
   return out;
 }
 
+/**
+ * OTLP request compression from OTEL_EXPORTER_OTLP_LOGS_COMPRESSION /
+ * OTEL_EXPORTER_OTLP_COMPRESSION ("gzip" or "none"), as the SDKs read it; the
+ * logs-specific variable wins. Anything else is ignored (none).
+ */
+export function otlpCompressionFromEnv(env: Readonly<Record<string, string | undefined>>): Compression | undefined {
+  for (const name of ["OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"]) {
+    const v = env[name]?.trim().toLowerCase();
+    if (v === "gzip" || v === "none") return v;
+  }
+  return undefined;
+}
+
 export interface Destinations {
   /** OTLP/HTTP collector base URL (records go to <url>/v1/logs). */
   otlpUrl?: string;
@@ -29,6 +42,8 @@ export interface Destinations {
   /** OTLP service.name. */
   nodeId: string;
   timeoutMs?: number;
+  /** OTLP request compression; default from the OTEL variables, else none. */
+  compression?: Compression;
   env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -36,7 +51,9 @@ export interface Destinations {
 export function sinkFor(d: Destinations): Sink | undefined {
   const sinks: Sink[] = [];
   const timeout = d.timeoutMs !== undefined ? { timeoutMs: d.timeoutMs } : {};
-  if (d.otlpUrl) sinks.push(new OtlpHttpLogsSink({ url: d.otlpUrl, headers: otlpHeadersFromEnv(d.env ?? process.env), serviceName: d.nodeId, ...timeout }));
+  const env = d.env ?? process.env;
+  const compression = d.compression ?? otlpCompressionFromEnv(env) ?? "none";
+  if (d.otlpUrl) sinks.push(new OtlpHttpLogsSink({ url: d.otlpUrl, headers: otlpHeadersFromEnv(env), serviceName: d.nodeId, compression, ...timeout }));
   if (d.controlPlaneUrl) sinks.push(new ControlPlaneEventsSink({ url: d.controlPlaneUrl, ...timeout }));
   if (sinks.length === 0) return undefined;
   return sinks.length === 1 ? sinks[0] : new FanoutSink(sinks);

@@ -1,7 +1,7 @@
 export { Exporter, EXPORTER_LOCK_FILE } from "./exporter.js";
 export type { ExporterOptions, ExporterStatus, ExporterLogger, DrainResult } from "./exporter.js";
 export { OtlpHttpLogsSink, ControlPlaneEventsSink, FanoutSink, SinkRejected, SinkUnavailable, classifyStatus, toControlPlaneEvent } from "./sinks.js";
-export type { Sink, SinkResult, SendOptions, UnavailableReason, OtlpHttpLogsSinkOptions, ControlPlaneEventsSinkOptions, ControlPlaneEvent } from "./sinks.js";
+export type { Compression, Sink, SinkResult, SendOptions, UnavailableReason, OtlpHttpLogsSinkOptions, ControlPlaneEventsSinkOptions, ControlPlaneEvent } from "./sinks.js";
 export { priorityOf, eventNameOf, severityOf, PRIORITY, MAX_PRIORITY } from "./priority.js";
 export type { Severity } from "./priority.js";
 export { toExportRecord, eventIdOf, eventTimeNanos, nanosToRfc3339 } from "./record.js";
@@ -19,5 +19,5 @@ export { backoffDelay, sleep, DEFAULT_RETRY } from "./backoff.js";
 export type { RetryPolicy } from "./backoff.js";
 export { ExportError, EXPORT_ERROR_CODES } from "./errors.js";
 export type { ExportErrorCode } from "./errors.js";
-export { otlpHeadersFromEnv, sinkFor } from "./destinations.js";
+export { otlpHeadersFromEnv, otlpCompressionFromEnv, sinkFor } from "./destinations.js";
 export type { Destinations } from "./destinations.js";
