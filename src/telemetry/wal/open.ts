@@ -72,6 +72,7 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   // matters because a node writes other state (policy, activation) before the runtime
   // appends anything. (The seed leaves this to the first append; a stale .tmp from a
   // crashed genesis is simply replaced, never read.)
+  if (established.mode === "first_run" || established.mode === "operator_reset") await discardStalePosition(opts);
   if (established.mode !== "safe_seq") await writeSafeSeq(fs, dir, scan.maxSeq);
   if (established.mode === "safe_seq" && (await fs.exists(p.safeSeqTmp))) {
     // WS-3: a stale temp from a crash mid-update; the canonical file exists, so the temp is garbage.
@@ -80,6 +81,20 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   // Same for a reclamation killed before its base rename: the old base (or none) stands.
   if (await fs.exists(join(dir, BASE_TMP_FILE))) await fs.unlink(join(dir, BASE_TMP_FILE)).catch(() => undefined);
   return { scan, mode: established.mode, segments: { base: layout.base, retained: layout.retained } };
+}
+
+/**
+ * A consumer position left from before a first run or an operator reset names
+ * seqs of a WAL that no longer exists; reclamation following it would delete
+ * new, unexported entries. It goes before the genesis safe point is written
+ * (whose directory fsync makes the unlink durable). Recovery still never
+ * *reads* it (S11): its mere presence is all that matters here.
+ */
+async function discardStalePosition(opts: RecoverOptions): Promise<void> {
+  const { pos } = walPaths(opts.dir);
+  if (!(await opts.fs.exists(pos))) return;
+  await opts.fs.unlink(pos);
+  opts.log.warn({ dir: opts.dir }, "WAL_POS_DISCARDED: telemetry.pos belonged to the WAL before this first run or reset; the exporter starts from seq 1");
 }
 
 /** A crash between writing base and unlinking the segments it covers leaves them behind; delete them now. */

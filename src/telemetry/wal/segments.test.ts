@@ -129,6 +129,16 @@ describe("reclamation", () => {
     await wal.close();
   });
 
+  it("a confirmed position past the committed WAL is stale (another WAL's): nothing is reclaimed", async () => {
+    const warnings: string[] = [];
+    const wal = await Wal.open(dir, { segmentBytes: 200, confirmed: () => Promise.resolve(1_000), log: { warn: (_o, m) => void warnings.push(m), error: () => undefined } });
+    for (let k = 1; k <= 20; k++) await wal.append({ k, pad: "x".repeat(40) });
+    expect(wal.base).toBe(0);
+    expect(wal.sealedSegments.length).toBeGreaterThan(2);
+    expect(warnings.some((m) => m.startsWith("WAL_RECLAIM_SKIPPED"))).toBe(true);
+    await wal.close();
+  });
+
   it("recovery finishes a reclamation a crash interrupted (base written, segment not yet unlinked)", async () => {
     const wal = await fill(20);
     const first = wal.sealedSegments[0];

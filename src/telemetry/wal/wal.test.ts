@@ -224,6 +224,13 @@ describe("telemetry WAL (seed 001)", () => {
       expect(wal.recovered.mode).toBe("first_run");
       await wal.close();
     });
+    it("a first run discards a telemetry.pos left from an earlier WAL (reclamation must not follow it), with a warning", async () => {
+      await writeFile(p.pos, encodeSafeSeq(7));
+      const wal = await open();
+      expect(existsSync(p.pos)).toBe(false);
+      expect(log.records.map((r) => r.msg)).toEqual([expect.stringMatching(/^WAL_POS_DISCARDED/)]);
+      await wal.close();
+    });
     it("a lone torn first frame is a first-run crash artifact, not state", async () => {
       await writeFile(p.wal, frame(1).subarray(0, 6));
       const wal = await open();

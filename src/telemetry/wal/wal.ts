@@ -221,7 +221,13 @@ export class Wal {
   async #reclaimConfirmed(): Promise<void> {
     try {
       const pos = await this.#opts.confirmed?.();
-      if (pos !== undefined) await this.reclaim(pos);
+      if (pos === undefined) return;
+      if (pos > this.#seq) {
+        // A consumer cannot have confirmed what was never committed: the position is stale (another WAL's). Keep everything.
+        (this.#opts.log ?? defaultWalLogger()).warn({ dir: this.dir, pos, committed: this.#seq }, "WAL_RECLAIM_SKIPPED: the confirmed position is past the committed WAL");
+        return;
+      }
+      await this.reclaim(pos);
     } catch (e) {
       // Reclamation only frees space; a failure must not fail appends. Recovery finishes a half-done one.
       (this.#opts.log ?? defaultWalLogger()).warn({ dir: this.dir, err: errnoCode(e) ?? String(e) }, "WAL_RECLAIM_FAILED");
