@@ -10,7 +10,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBundle, loadPolicy } from "../src/policy/index.js";
-import { startRuntime, telemetryWalDir } from "../src/runtime/index.js";
+import { DEFAULT_RUNTIME_CONFIG, startRuntime, telemetryWalDir } from "../src/runtime/index.js";
 import type { RunningRuntime, RuntimeConfig } from "../src/runtime/index.js";
 import { readCommitted, readPos } from "../src/telemetry/index.js";
 import { startOtlpJsonLogsReceiver } from "./exporter-receivers.js";
@@ -30,7 +30,7 @@ async function until(f: () => boolean | Promise<boolean>, what: string, ms = 15_
   }
 }
 
-const config = (telemetry: RuntimeConfig["telemetry"]): RuntimeConfig => ({ agentId: "a", node: { node_id: "edge-7" }, allowedDomains: [], upstreams: [], decisionLog: "durable", telemetry });
+const config = (telemetry: RuntimeConfig["telemetry"]): RuntimeConfig => ({ ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: { node_id: "edge-7" }, allowedDomains: [], upstreams: [], telemetry });
 
 describe("runtime with telemetry.otlp_url", () => {
   let rt: RunningRuntime | undefined;

@@ -8,7 +8,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBundle, loadPolicy, readNodeState } from "../src/policy/index.js";
-import { MemorySink, startRuntime } from "../src/runtime/index.js";
+import { DEFAULT_RUNTIME_CONFIG, MemorySink, startRuntime } from "../src/runtime/index.js";
 import type { RunningRuntime } from "../src/runtime/index.js";
 import { policyDir } from "./helpers/release.js";
 
@@ -34,7 +34,7 @@ describe("runtime over HTTP across policy loads", () => {
 
   it("refuses everything with no policy, enforces a loaded bundle without restart, and ignores a broken one", async () => {
     const stateRoot = join(await mkdtemp(join(tmpdir(), "hot-")), "node");
-    rt = await startRuntime({ stateRoot, config: { agentId: "a", node: {}, allowedDomains: [], upstreams: [], decisionLog: "durable", telemetry: {} }, listen: { host: "127.0.0.1", port: 0 }, sink: new MemorySink(), pollMs: 20 });
+    rt = await startRuntime({ stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: {}, allowedDomains: [], upstreams: [], telemetry: {} }, listen: { host: "127.0.0.1", port: 0 }, sink: new MemorySink(), pollMs: 20 });
     const url = rt.url ?? "";
     expect(await call(url, "tool.echo", { text: "x" })).toMatchObject({ status: 403, body: { decision: "deny", policy_ref: "none" } });
 

@@ -4,7 +4,7 @@ import type { KeyObject } from "node:crypto";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Reference, RepositoryOptions } from "../oci/index.js";
-import { activateRelease, startRuntime, telemetryWalDir } from "../runtime/index.js";
+import { DEFAULT_RUNTIME_CONFIG, activateRelease, startRuntime, telemetryWalDir } from "../runtime/index.js";
 import { readCommitted } from "../telemetry/index.js";
 import type { Record_ } from "./steps.js";
 
@@ -25,7 +25,7 @@ export async function enforcementSteps(opts: EnforcementOptions, record: Record_
   const stateRoot = join(opts.dir, "node");
   const act = await activateRelease({ ref: opts.ref, key: opts.key, stateRoot, maxAgeMs: 365 * 24 * 3600 * 1000, repositoryOptions: opts.repositoryOptions });
   record("activate", `sequence ${act.activation.sequence} active in ${stateRoot}; policy ${act.policyRef}`);
-  const rt = await startRuntime({ stateRoot, config: { agentId: "quickstart-agent", node: { node_id: "quickstart-node" }, allowedDomains: [], upstreams: [], decisionLog: "durable", telemetry: {} }, listen: { host: "127.0.0.1", port: 0 } });
+  const rt = await startRuntime({ stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: "quickstart-agent", node: { node_id: "quickstart-node" }, allowedDomains: [], upstreams: [], telemetry: {} }, listen: { host: "127.0.0.1", port: 0 } });
   try {
     const url = rt.url ?? "";
     record("runtime", `serving POST ${url}/v1/tool and MCP at ${url}/mcp under ${rt.policy.current()?.ref ?? "NO POLICY"}`);

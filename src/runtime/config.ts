@@ -16,6 +16,8 @@ export interface RuntimeConfig {
   node: Record<string, string>;
   /** Hosts `tool.http_get` may reach (exact, or `*.suffix`). */
   allowedDomains: string[];
+  /** Let allow-listed host names resolve to private/loopback/link-local addresses (default false: refused). */
+  allowPrivateNetworks: boolean;
   upstreams: UpstreamConfig[];
   /** "durable" (default): a decision event is on disk before the tool runs; "async": it follows (see wal-sink.ts). */
   decisionLog: DecisionLogMode;
@@ -40,6 +42,7 @@ const fileSchema = z.strictObject({
   agent_id: z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/).optional(),
   node: z.record(z.string(), z.string()).optional(),
   allowed_domains: z.array(z.string().min(1)).optional(),
+  allow_private_networks: z.boolean().optional(),
   upstreams: z.array(z.unknown()).optional(),
   decision_log: z.enum(["durable", "async"]).optional(),
   telemetry: z.strictObject({
@@ -55,6 +58,7 @@ export const DEFAULT_RUNTIME_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
   agentId: "agent",
   node: {},
   allowedDomains: [...DEFAULT_ALLOWED_DOMAINS],
+  allowPrivateNetworks: false,
   upstreams: [],
   decisionLog: "durable",
   telemetry: {},
@@ -83,6 +87,7 @@ export async function readRuntimeConfig(path: string): Promise<RuntimeConfig> {
     agentId: r.data.agent_id ?? DEFAULT_RUNTIME_CONFIG.agentId,
     node: r.data.node ?? {},
     allowedDomains: r.data.allowed_domains ?? [...DEFAULT_RUNTIME_CONFIG.allowedDomains],
+    allowPrivateNetworks: r.data.allow_private_networks ?? false,
     upstreams: parseUpstreamConfigs(r.data.upstreams ?? []),
     decisionLog: r.data.decision_log ?? DEFAULT_RUNTIME_CONFIG.decisionLog,
     telemetry: telemetryConfig(r.data.telemetry ?? {}),

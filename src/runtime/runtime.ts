@@ -83,7 +83,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink });
     const upstreams = await connectUpstreams(opts.config.upstreams);
     closers.push(() => upstreams.close());
-    const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains }), upstreams.tools);
+    const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains, httpGet: { allowPrivateNetworks: opts.config.allowPrivateNetworks } }), upstreams.tools);
     const running: RunningRuntime = { interceptor, policy, close: closeAll, ...(exporter ? { exporter } : {}) };
     if (opts.listen) {
       const server = createToolServer({ interceptor, tools, policy: policy.current });

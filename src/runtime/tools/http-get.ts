@@ -1,4 +1,10 @@
+import { request as httpRequest } from "node:http";
+import type { IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { LookupFunction } from "node:net";
 import { z } from "zod";
+import { guardedLookup, systemResolver } from "./address-guard.js";
+import type { Resolver } from "./address-guard.js";
 import { RUNTIME_VERSION, messageOf } from "../../lib/index.js";
 import { RuntimeError } from "../errors.js";
 import type { Tool } from "../types.js";
@@ -14,8 +20,15 @@ export interface HttpGetOptions {
   maxBodyBytes?: number;
   /** Redirects followed (each target re-checked against the allow-list). Default 5. */
   maxRedirects?: number;
-  /** The fetch to use (tests, proxies). Default: the global fetch. */
-  fetch?: typeof fetch;
+  /**
+   * Let allow-listed host *names* resolve to non-public addresses (private,
+   * loopback, link-local …). Default false: such a target is refused, and the
+   * connection goes to exactly the address that was checked, so DNS rebinding
+   * cannot reach the node's network. An allow-listed IP literal is always reachable.
+   */
+  allowPrivateNetworks?: boolean;
+  /** DNS (tests inject one). Default: the system resolver. */
+  resolve?: Resolver;
 }
 
 /** What `tool.http_get` returns. */
@@ -89,8 +102,9 @@ function normaliseHost(host: string, raw: string): string {
  * GETs an http(s) URL whose host is on the allow-list, following redirects by
  * hand so every hop is re-checked, within a deadline and a body-size bound.
  * A refused target is RuntimeError(TOOL_TARGET_NOT_ALLOWED); a network error
- * or timeout is TOOL_FAILED. Host names are checked, not the addresses they
- * resolve to (see the report on DNS rebinding).
+ * or timeout is TOOL_FAILED. A host name must also resolve to public addresses
+ * (unless `allowPrivateNetworks`), and the socket connects to the address that
+ * was checked (no second DNS lookup to rebind).
  *
  * ### Examples
  * ```ts
@@ -103,7 +117,7 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const maxBody = opts.maxBodyBytes ?? MiB;
   const maxRedirects = opts.maxRedirects ?? 5;
-  const doFetch = opts.fetch ?? fetch;
+  const lookup = guardedLookup(opts.resolve ?? systemResolver, opts.allowPrivateNetworks ?? false);
 
   const checkTarget = (endpoint: string, base?: URL): URL => {
     let url: URL;
@@ -136,24 +150,21 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
       const combined = signal ? AbortSignal.any([deadline, signal]) : deadline;
       try {
         for (let hop = 0; ; hop++) {
-          const res = await doFetch(url, {
-            method: "GET",
-            redirect: "manual",
-            signal: combined,
-            headers: { "user-agent": `autonomyops-runtime/${RUNTIME_VERSION}`, accept: "*/*" },
-          });
-          const location = res.headers.get("location");
-          if (REDIRECTS.has(res.status) && location !== null) {
-            await res.body?.cancel();
+          const res = await get(url, lookup, combined);
+          const location = res.headers.location;
+          const status = res.statusCode ?? 0;
+          if (REDIRECTS.has(status) && location !== undefined) {
+            res.destroy();
             if (hop >= maxRedirects) throw new RuntimeError("TOOL_FAILED", `tool.http_get: more than ${maxRedirects} redirects`);
             url = checkTarget(location, url);
             continue;
           }
           const { body, truncated } = await readBounded(res, maxBody);
-          return { url: url.href, status: res.status, content_type: res.headers.get("content-type"), body, truncated };
+          return { url: url.href, status, content_type: res.headers["content-type"] ?? null, body, truncated };
         }
       } catch (e) {
         if (e instanceof RuntimeError) throw e;
+        if (e instanceof Error && e.cause instanceof RuntimeError) throw e.cause;
         if (deadline.aborted) throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${url.href} timed out after ${timeoutMs} ms`, { cause: e });
         if (signal?.aborted) throw new RuntimeError("TOOL_FAILED", "tool.http_get: cancelled", { cause: e });
         const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
@@ -163,24 +174,31 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
   });
 }
 
-async function readBounded(res: Response, max: number): Promise<{ body: string; truncated: boolean }> {
-  if (!res.body) return { body: "", truncated: false };
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  const chunks: Uint8Array[] = [];
+/** One GET over node:http(s), connecting through `lookup` (the address guard); resolves with the response head. */
+function get(url: URL, lookup: LookupFunction, signal: AbortSignal): Promise<IncomingMessage> {
+  const request = url.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "GET", lookup, signal, headers: { "user-agent": `autonomyops-runtime/${RUNTIME_VERSION}`, accept: "*/*" } }, resolve);
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** The body as UTF-8 text, at most `max` bytes of it; the rest is not read. */
+async function readBounded(res: IncomingMessage, max: number): Promise<{ body: string; truncated: boolean }> {
+  const chunks: Buffer[] = [];
   let size = 0;
   let truncated = false;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (size + value.byteLength > max) {
-      chunks.push(value.subarray(0, max - size));
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    if (size + chunk.byteLength > max) {
+      chunks.push(chunk.subarray(0, max - size));
       size = max;
       truncated = true;
-      await reader.cancel();
+      res.destroy();
       break;
     }
-    chunks.push(value);
-    size += value.byteLength;
+    chunks.push(chunk);
+    size += chunk.byteLength;
   }
   return { body: new TextDecoder("utf-8").decode(Buffer.concat(chunks, size)), truncated };
 }

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RuntimeError } from "../errors.js";
 import { builtinTools, echoTool, HostAllowList, httpGetTool, shellTool, toolRegistry } from "./index.js";
+import { isNonPublic } from "./address-guard.js";
 import type { HttpGetOutput, ShellOutput } from "./index.js";
 
 async function rejection(p: Promise<unknown>): Promise<RuntimeError> {
@@ -109,6 +110,44 @@ describe("tool.http_get against a local server", () => {
     expect((await tool().run({ endpoint: `${base}/redirect-ok` })).output).toMatchObject({ status: 200, body: "hello", url: `${base}/hello` });
     expect((await rejection(tool().run({ endpoint: `${base}/redirect-away` }))).code).toBe("TOOL_TARGET_NOT_ALLOWED");
     expect((await rejection(tool().run({ endpoint: `${base}/loop` }))).message).toContain("redirects");
+  });
+
+  describe("address guard (DNS rebinding, internal targets)", () => {
+    /** A fake DNS: every name resolves to `address`; counts lookups. */
+    const dns = (address: string) => {
+      const calls: string[] = [];
+      return { calls, resolve: (host: string) => (calls.push(host), Promise.resolve([{ address, family: 4 as const }])) };
+    };
+    const port = (): string => new URL(base).port;
+
+    it("refuses an allow-listed name that resolves to a non-public address, before any request is sent", async () => {
+      const fake = dns("127.0.0.1");
+      const t = httpGetTool({ allowedDomains: ["api.example.com"], resolve: fake.resolve });
+      const e = await rejection(t.run({ endpoint: `http://api.example.com:${port()}/hello` }));
+      expect(e.code).toBe("TOOL_TARGET_NOT_ALLOWED");
+      expect(e.message).toContain("non-public address (127.0.0.1)");
+    });
+
+    it("with allowPrivateNetworks connects to exactly the address it checked (one lookup per hop, no second resolution to rebind)", async () => {
+      const fake = dns("127.0.0.1");
+      const t = httpGetTool({ allowedDomains: ["svc.internal"], allowPrivateNetworks: true, resolve: fake.resolve });
+      const { output } = await t.run({ endpoint: `http://svc.internal:${port()}/redirect-ok` });
+      expect(output).toMatchObject({ status: 200, body: "hello" });
+      expect(fake.calls).toEqual(["svc.internal", "svc.internal"]); // the first hop and the redirect: one lookup each
+    });
+
+    it("re-checks the address after a redirect to an allow-listed name", async () => {
+      const t = httpGetTool({ allowedDomains: ["127.0.0.1", "localhost"], resolve: dns("127.0.0.1").resolve });
+      expect((await rejection(t.run({ endpoint: `${base}/redirect-away` }))).message).toContain("non-public address");
+    });
+
+    it.each([
+      ["127.0.0.1", true], ["10.1.2.3", true], ["172.16.5.4", true], ["192.168.1.1", true], ["169.254.169.254", true], ["100.64.0.1", true], ["0.0.0.0", true],
+      ["::1", true], ["fe80::1", true], ["fd00::1", true], ["::ffff:127.0.0.1", true], ["::ffff:10.0.0.1", true], ["not-an-ip", true],
+      ["93.184.216.34", false], ["8.8.8.8", false], ["2606:4700:4700::1111", false], ["::ffff:8.8.8.8", false],
+    ])("isNonPublic(%s) = %s", (address, expected) => {
+      expect(isNonPublic(address)).toBe(expected);
+    });
   });
 
   it("truncates bodies at the bound", async () => {
