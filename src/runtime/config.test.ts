@@ -36,6 +36,7 @@ describe("readRuntimeConfig", () => {
 agent_id = "picker-arm-7"
 allowed_domains = ["api.example.com"]
 decision_log = "async"
+allow_private_networks = true
 [node]
 node_id = "edge-0042"
 [telemetry]
@@ -46,7 +47,7 @@ node_id = "edge-0042-telemetry"
 segment_bytes = 1048576
 `);
     expect(c).toMatchObject({
-      agentId: "picker-arm-7", allowedDomains: ["api.example.com"], decisionLog: "async", node: { node_id: "edge-0042" },
+      agentId: "picker-arm-7", allowedDomains: ["api.example.com"], allowPrivateNetworks: true, decisionLog: "async", node: { node_id: "edge-0042" },
       telemetry: { otlpUrl: "https://otel.example.com:4318", otlpCompression: "gzip", controlPlaneUrl: "http://cp.local:8080", nodeId: "edge-0042-telemetry", segmentBytes: 1048576 },
     });
   });
@@ -54,6 +55,7 @@ segment_bytes = 1048576
   it("defaults: durable decision log, no exporter", async () => {
     const c = await read("runtime.json", "{}");
     expect(c.decisionLog).toBe("durable");
+    expect(c.allowPrivateNetworks).toBe(false);
     expect(c.telemetry).toEqual({});
   });
 
