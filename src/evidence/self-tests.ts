@@ -12,6 +12,7 @@ import {
   encodeFrame,
   encodeSafeSeq,
   inspectWal,
+  inspectWalDir,
   nodeWalFs,
   readCommitted,
   walPaths,
@@ -539,6 +540,51 @@ export const SELF_TESTS: readonly SelfTest[] = [
       const streamed = await hashInputFile(path);
       check(streamed === `blake3:${last.hex}`, `hashInputFile streamed ${streamed}`);
       return `${BLAKE3_VECTORS.length} vectors; streamed from disk too`;
+    },
+  },
+  {
+    name: "SEGMENTS_SEAL_RECLAIM",
+    clause: "docs/wal.md bounded disk: sealing, reclamation behind the confirmed position, recovery across segments",
+    async run(ctx) {
+      let confirmed = 0;
+      const w = await open(ctx, ctx.dir, NO_ENV, { segmentBytes: 256, confirmed: () => Promise.resolve(confirmed) });
+      for (let k = 1; k <= 40; k++) await w.append({ k, pad: "s".repeat(40) });
+      const sealed = w.sealedSegments.length;
+      confirmed = 20;
+      const r = await w.reclaim(confirmed);
+      await w.close();
+      check(sealed >= 5, `only ${sealed} sealed segments for 40 entries of ~70 bytes at 256-byte segments`);
+      check(r.base > 0 && r.base <= 20, `base ${r.base} after reclaiming up to 20`);
+      const again = await open(ctx);
+      const seqs = (await again.readFrom(1)).map((e) => e.seq);
+      await again.close();
+      check(seqs[0] === r.base + 1 && seqs[seqs.length - 1] === 40 && seqs.length === 40 - r.base, `reopened: seqs ${seqs[0] ?? "none"}..${seqs[seqs.length - 1] ?? "none"} (${seqs.length})`);
+      const inspection = await inspectWalDir(ctx.dir);
+      check(inspection.fail_hard === null, `inspectWalDir says ${String(inspection.fail_hard)}`);
+      return `${sealed} segments sealed, ${r.segments} reclaimed (base ${r.base}), reopened at ${r.base + 1}..40, inspectWalDir clean`;
+    },
+  },
+  {
+    name: "SEGMENT_INVALID_FAILS_HARD",
+    clause: "docs/wal.md bounded disk: a sealed segment that lost bytes is lost committed data",
+    async run(ctx) {
+      const w = await open(ctx, ctx.dir, NO_ENV, { segmentBytes: 256 });
+      for (let k = 1; k <= 12; k++) await w.append({ k, pad: "s".repeat(40) });
+      const first = w.sealedSegments[0];
+      await w.close();
+      check(first !== undefined, "nothing was sealed");
+      const bytes = (await nodeWalFs.readFile(first.path)) ?? new Uint8Array(0);
+      await writeFile(first.path, bytes.subarray(0, bytes.byteLength - 3));
+      let cause: unknown;
+      try {
+        await (await open(ctx)).close();
+      } catch (e) {
+        cause = e instanceof WalFailHard ? e.code : e;
+      }
+      check(cause === "SEGMENT_INVALID", `reopening gave ${String(cause)}`);
+      const inspection = await inspectWalDir(ctx.dir);
+      check(inspection.fail_hard === "SEGMENT_INVALID", `inspectWalDir says ${String(inspection.fail_hard)}`);
+      return "a truncated sealed segment fails hard with SEGMENT_INVALID; inspectWalDir agrees";
     },
   },
   {
