@@ -77,6 +77,12 @@ describe("runtime with telemetry.otlp_url", () => {
       const p = await readPos(telemetryWalDir(stateRoot));
       return p.kind === "ok" && p.pos >= 11;
     }, "telemetry.pos covers the delivered records");
+    // What an operator on call sees: the WAL and the exporter in /v1/status.
+    const status = (await (await fetch(`${url}/v1/status`)).json()) as { telemetry: { wal: { last_seq: number; decision_log: string }; exporter: { pos: number; sink: string } } };
+    expect(status.telemetry.wal).toMatchObject({ decision_log: "durable" });
+    expect(status.telemetry.wal.last_seq).toBeGreaterThanOrEqual(11);
+    expect(status.telemetry.exporter).toMatchObject({ sink: "otlp" });
+    expect(status.telemetry.exporter.pos).toBeGreaterThanOrEqual(11);
   }, 30_000);
 
   it("reclaims sealed segments as soon as the exporter has confirmed them", async () => {

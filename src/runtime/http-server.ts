@@ -26,6 +26,8 @@ export interface ToolServerOptions {
   logger?: FastifyServerOptions["logger"] | FastifyBaseLogger;
   /** Browser origins allowed to call; any request carrying another `Origin` is refused (DNS-rebinding guard). Default none. */
   allowedOrigins?: readonly string[];
+  /** The node's telemetry state for `/v1/status` (WAL and exporter), when the runtime has one. */
+  telemetry?: () => Record<string, unknown>;
 }
 
 /** Request-level error codes (the request never reached a decision). Tool errors carry RuntimeError codes. */
@@ -181,6 +183,7 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
                 type: "object",
                 properties: { ...countsSchema.properties, by_transport: { type: "object", additionalProperties: countsSchema } },
               },
+              telemetry: { type: "object", additionalProperties: true },
             },
           },
         },
@@ -196,6 +199,7 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
         tools: tools.list().map((t) => ({ name: t.name, description: t.description })),
         transports: opts.mcp === false ? ["http"] : ["http", "mcp"],
         decisions: counter.snapshot(),
+        ...(opts.telemetry ? { telemetry: opts.telemetry() } : {}),
       };
     },
   );

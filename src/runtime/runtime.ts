@@ -63,6 +63,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
   try {
     let sink = opts.sink;
     let exporter: Exporter | undefined;
+    let telemetry: (() => Record<string, unknown>) | undefined;
     if (!sink) {
       const walDir = telemetryWalDir(opts.stateRoot);
       const t = opts.config.telemetry;
@@ -79,6 +80,10 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       const exporting = startExporter(opts, wal);
       if (exporting) closers.push(exporting.stop);
       exporter = exporting?.exporter;
+      telemetry = () => ({
+        wal: { dir: wal.dir, last_seq: wal.lastSeq, base: wal.base, sealed_segments: wal.sealedSegments.length, decision_log: opts.config.decisionLog, decision_log_failures: walSink.failures },
+        exporter: exporting ? exporting.exporter.status() : null,
+      });
     }
     const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink });
     const upstreams = await connectUpstreams(opts.config.upstreams);
@@ -86,7 +91,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains, httpGet: { allowPrivateNetworks: opts.config.allowPrivateNetworks } }), upstreams.tools);
     const running: RunningRuntime = { interceptor, policy, close: closeAll, ...(exporter ? { exporter } : {}) };
     if (opts.listen) {
-      const server = createToolServer({ interceptor, tools, policy: policy.current });
+      const server = createToolServer({ interceptor, tools, policy: policy.current, ...(telemetry ? { telemetry } : {}) });
       closers.push(() => server.close());
       running.url = await server.listen({ host: opts.listen.host, port: opts.listen.port });
       running.server = server;
