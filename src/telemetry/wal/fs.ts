@@ -72,7 +72,8 @@ class NodeWalFile implements WalFile {
 /** The real file system. */
 export const nodeWalFs: WalFs = {
   async openFile(path) {
-    return new NodeWalFile(await open(path, "a+").then(async (h) => {
+    // Owner-only (0600): telemetry is the node's audit trail; other local users have no business reading it.
+    return new NodeWalFile(await open(path, "a+", 0o600).then(async (h) => {
       // "a+" forces appends to EOF; reopen "r+" for positional writes, creating first.
       await h.close();
       return open(path, "r+");
@@ -124,6 +125,6 @@ export const nodeWalFs: WalFs = {
   },
   fsyncDir: (dir) => fsyncDir(dir),
   mkdirp: async (dir) => {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
   },
 };

@@ -40,6 +40,20 @@ async function failHardCode(): Promise<string> {
   }
 }
 
+describe("permissions", () => {
+  it("a new WAL directory is 0700 and its files 0600, sealed segments and base included (least privilege)", async () => {
+    const sub = join(dir, "node", "telemetry");
+    const wal = await Wal.open(sub, { log: quiet, segmentBytes: 200, confirmed: () => Promise.resolve(10) });
+    for (let k = 1; k <= 20; k++) await wal.append({ k, pad: "x".repeat(40) });
+    await wal.close();
+    const mode = async (p: string): Promise<number> => (await stat(p)).mode & 0o777;
+    expect(await mode(sub)).toBe(0o700);
+    const files = (await readdir(sub)).filter((n) => n.startsWith("telemetry."));
+    expect(files).toEqual(expect.arrayContaining(["telemetry.wal", "telemetry.safe_seq", "telemetry.wal.base"]));
+    for (const f of files) expect([f, await mode(join(sub, f))]).toEqual([f, 0o600]);
+  });
+});
+
 describe("sealing", () => {
   it("seals the active segment once it reaches segmentBytes, naming it by its first and last seq; the chain is contiguous", async () => {
     const wal = await fill(20);
