@@ -87,6 +87,10 @@ describe("autonomy wal", () => {
     const v = await runCli(["wal", "verify", "--dir", dir, "--out", join(root, "damaged.json")]);
     expect(v.code, describeRun(v)).toBe(5);
     expect(v.stdout).toContain("SEGMENT_INVALID");
+    const read = await runCli(["wal", "read", "--dir", dir]);
+    expect(read.code, describeRun(read)).toBe(5);
+    expect(read.stderr).toMatch(/SEGMENT_INVALID/);
+    expect(read.stderr).not.toMatch(/\n\s+at /);
     const reopen = await runCli(["wal", "append", "--dir", dir], { input: lines(1) });
     expect(reopen.code).toBe(5);
     expect(reopen.stderr).toMatch(/SEGMENT_INVALID/);

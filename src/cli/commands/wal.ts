@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createInterface } from "node:readline";
-import { DEFAULT_SEGMENT_BYTES, Wal, WalError, confirmedPos, inspectWalDir, walPaths, nodeWalFs, readCommitted } from "../../telemetry/index.js";
+import { DEFAULT_SEGMENT_BYTES, Wal, WalError, WalFileReader, confirmedPos, inspectWalDir, walPaths, nodeWalFs, readBase } from "../../telemetry/index.js";
 import { walVerifyReport } from "../../telemetry/index.js";
 import type { WalInspection } from "../../telemetry/index.js";
 import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
@@ -74,18 +74,17 @@ export function registerWal(program: Command): void {
     .action(action(async (flags: { dir: string; segmentBytes: number }) => walAppend(flags.dir, flags.segmentBytes)));
 
   wal.command("read")
-    .description("print committed entries as JSON lines (read-only: no recovery, nothing truncated)")
+    .description("print committed entries as JSON lines, streamed (read-only: no recovery, nothing truncated; exit 5 if committed data is damaged)")
     .requiredOption("--dir <dir>", "WAL directory")
     .option("--from <seq>", "first seq to print", parseSeq, 1)
     .action(action(async (flags: { dir: string; from: number }) => {
-      const { entries, inspection } = await readCommitted(flags.dir, flags.from);
-      for (const e of entries) process.stdout.write(`${JSON.stringify(e)}\n`);
-      if (flags.from <= inspection.base && !inspection.fail_hard) {
-        process.stderr.write(`note: seqs 1..${inspection.base} were reclaimed after the exporter confirmed them; entries start at ${inspection.base + 1}\n`);
-      }
-      if (inspection.fail_hard) {
-        process.stderr.write(`error: the WAL fails its invariants (${inspection.fail_hard}); run \`autonomy wal inspect --dir ${flags.dir}\`\n`);
-        process.exitCode = ExitCodes.walFailHard;
+      const reader = new WalFileReader(flags.dir);
+      const committed = await reader.committed();
+      const { base } = await readBase(nodeWalFs, flags.dir);
+      if (flags.from <= base) process.stderr.write(`note: seqs 1..${base} were reclaimed after the exporter confirmed them; entries start at ${base + 1}\n`);
+      for await (const page of reader.scan(flags.from, committed)) {
+        const lines = page.map((e) => `${JSON.stringify({ seq: e.seq, event: e.event })}\n`).join("");
+        if (!process.stdout.write(lines)) await new Promise<void>((resolve) => process.stdout.once("drain", () => resolve()));
       }
     }));
 
