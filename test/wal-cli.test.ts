@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 const lines = (n: number, from = 1): string => Array.from({ length: n }, (_, i) => JSON.stringify({ k: from + i, pad: "p".repeat(50) })).join("\n") + "\n";
-const sealed = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((n) => /^telemetry\.wal\.\d{20}-\d{20}$/.test(n));
+const sealed = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((n) => /^telemetry\.wal\.\d{20}-\d{20}(\.[0-9a-f]{64})?$/.test(n));
 
 describe("autonomy wal", () => {
   it("append prints one ack per durable entry; read prints them back as JSON lines", async () => {

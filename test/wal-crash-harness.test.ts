@@ -28,6 +28,7 @@
  * The on-disk state is checked twice: through the WAL API and by an
  * independent frame parser below (R1–R5 of seed 001 §3.3), not the WAL's own scan.
  */
+import { createHash } from "node:crypto";
 import { mkdtemp, open, rm, writeFile, rename, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -110,15 +111,15 @@ function parseFrames(bytes: Uint8Array): { frames: Frame[]; invalidJson: number[
   return { frames, invalidJson, structuralEnd: pos };
 }
 
-const SEGMENT_NAME = /^telemetry\.wal\.(\d{20})-(\d{20})$/;
+const SEGMENT_NAME = /^telemetry\.wal\.(\d{20})-(\d{20})(?:\.([0-9a-f]{64}))?$/;
 
 /** The directory's files, read raw: base, sealed segments (by our own parse of their names), the active file, the safe point. */
-async function readDisk(fs: WalFs, dir: string): Promise<{ base: number; sealed: { first: number; last: number; bytes: Uint8Array }[]; active: Uint8Array; safe: Uint8Array | undefined }> {
+async function readDisk(fs: WalFs, dir: string): Promise<{ base: number; sealed: { first: number; last: number; sha256: string | undefined; bytes: Uint8Array }[]; active: Uint8Array; safe: Uint8Array | undefined }> {
   const baseRaw = await fs.readFile(`${dir}/telemetry.wal.base`);
-  const sealed: { first: number; last: number; bytes: Uint8Array }[] = [];
+  const sealed: { first: number; last: number; sha256: string | undefined; bytes: Uint8Array }[] = [];
   for (const name of await fs.list(dir)) {
     const m = SEGMENT_NAME.exec(name);
-    if (m) sealed.push({ first: Number(m[1]), last: Number(m[2]), bytes: (await fs.readFile(`${dir}/${name}`)) ?? new Uint8Array(0) });
+    if (m) sealed.push({ first: Number(m[1]), last: Number(m[2]), sha256: m[3], bytes: (await fs.readFile(`${dir}/${name}`)) ?? new Uint8Array(0) });
   }
   sealed.sort((a, b) => a.first - b.first);
   return { base: baseRaw === undefined ? 0 : Number(Buffer.from(baseRaw).readBigUInt64LE(0)), sealed, active: (await fs.readFile(`${dir}/telemetry.wal`)) ?? new Uint8Array(0), safe: await fs.readFile(`${dir}/telemetry.safe_seq`) };
@@ -140,6 +141,7 @@ function checkDisk(disk: Awaited<ReturnType<typeof readDisk>>): { report: Invari
     const p = parseFrames(seg.bytes);
     invalidJson.push(...p.invalidJson);
     if (p.structuralEnd !== seg.bytes.byteLength || p.frames[0]?.seq !== seg.first || p.frames[p.frames.length - 1]?.seq !== seg.last) badSegments.push(`${seg.first}-${seg.last}`);
+    if (seg.sha256 === undefined || createHash("sha256").update(seg.bytes).digest("hex") !== seg.sha256) badSegments.push(`${seg.first}-${seg.last} (digest)`);
     frames.push(...p.frames);
   }
   const act = parseFrames(disk.active);

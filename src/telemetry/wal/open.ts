@@ -6,7 +6,7 @@ import type { WalLogger } from "./logger.js";
 import { defaultOtherState, walPaths } from "./paths.js";
 import { scanFrames, structuralBytes } from "./scan.js";
 import type { SafePoint, ScanResult } from "./scan.js";
-import { BASE_TMP_FILE, hasSegmentState, readSegmentLayout } from "./segments.js";
+import { BASE_TMP_FILE, hasSegmentState, readSegmentLayout, segmentDigestMatches } from "./segments.js";
 import type { Segment, SegmentLayout } from "./segments.js";
 
 export const LEGACY_UPGRADE_ENV = "AUTONOMYOPS_WAL_LEGACY_UPGRADE";
@@ -120,9 +120,13 @@ async function checkSealed(fs: WalFs, dir: string, layout: SegmentLayout, safe: 
   }
   for (const s of layout.retained) {
     const bytes = (await fs.readFile(s.path)) ?? new Uint8Array(0);
+    // The seed's own causes first (corrupt JSON as itself, WS-2), then the shape, then the digest: it catches what still parses.
     const r = scanFrames(bytes, { kind: "legacy" }, dir, s.first);
     if (r.validBytes !== bytes.byteLength || r.maxSeq !== s.last) {
       throw new WalFailHard("SEGMENT_INVALID", dir, `${s.name} holds seqs ${s.first}..${r.maxSeq} in ${r.validBytes} of ${bytes.byteLength} bytes`, { segment: s.name, max_seq: r.maxSeq, valid_bytes: r.validBytes, bytes: bytes.byteLength });
+    }
+    if (!segmentDigestMatches(s, bytes)) {
+      throw new WalFailHard("SEGMENT_INVALID", dir, `${s.name}: its bytes no longer match the SHA-256 recorded when it was sealed`, { segment: s.name });
     }
   }
 }

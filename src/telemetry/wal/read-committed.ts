@@ -5,6 +5,7 @@ import { nodeWalFs } from "./fs.js";
 import type { WalFs } from "./fs.js";
 import { walPaths } from "./paths.js";
 import { readSegmentLayout } from "./segments.js";
+import type { Segment } from "./segments.js";
 import { inspectWalImage } from "./verify.js";
 import type { ImageFile, Violation, WalImage, WalInspection } from "./verify.js";
 
@@ -31,7 +32,7 @@ async function readOnce(dir: string, fs: WalFs): Promise<WalImage> {
   const p = walPaths(dir);
   const safeSeqBytes = await fs.readFile(p.safeSeq);
   let layoutViolations: Violation[] = [];
-  let layout = { base: 0, retained: [] as { name: string; first: number; last: number; path: string }[] };
+  let layout: { base: number; retained: Segment[] } = { base: 0, retained: [] };
   try {
     layout = await readSegmentLayout(fs, dir);
   } catch (e) {
@@ -40,7 +41,7 @@ async function readOnce(dir: string, fs: WalFs): Promise<WalImage> {
   }
   const files: ImageFile[] = [];
   for (const s of layout.retained) {
-    files.push({ data: (await fs.readFile(s.path)) ?? new Uint8Array(0), segment: { name: s.name, first: s.first, last: s.last } });
+    files.push({ data: (await fs.readFile(s.path)) ?? new Uint8Array(0), segment: { name: s.name, first: s.first, last: s.last, sha256: s.sha256 } });
   }
   files.push({ data: (await fs.readFile(p.wal)) ?? new Uint8Array(0) });
   return { files, safeSeqBytes, base: layout.base, layoutViolations };

@@ -8,7 +8,7 @@ import { mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile, rename, st
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Wal, WalFailHard, encodeSafeSeq, inspectWalDir, readCommitted, segmentName } from "./index.js";
+import { Wal, WalFailHard, encodeSafeSeq, inspectWalDir, parseSegmentName, readCommitted, segmentName } from "./index.js";
 import { nodeWalFs } from "./index.js";
 import type { WalFs, WalLogger } from "./index.js";
 
@@ -28,7 +28,7 @@ async function fill(n: number, segmentBytes = 200): Promise<Wal> {
   return wal;
 }
 
-const sealedNames = async (): Promise<string[]> => (await readdir(dir)).filter((n) => /^telemetry\.wal\.\d{20}-\d{20}$/.test(n)).sort();
+const sealedNames = async (): Promise<string[]> => (await readdir(dir)).filter((n) => /^telemetry\.wal\.\d{20}-\d{20}(\.[0-9a-f]{64})?$/.test(n)).sort();
 
 async function failHardCode(): Promise<string> {
   try {
@@ -62,7 +62,7 @@ describe("sealing", () => {
     expect(names.length).toBeGreaterThanOrEqual(4);
     let expected = 1;
     for (const n of names) {
-      const [first, last] = n.slice("telemetry.wal.".length).split("-").map(Number);
+      const { first, last } = parseSegmentName(n) ?? { first: NaN, last: NaN };
       expect(first).toBe(expected);
       expected = (last ?? 0) + 1;
     }
@@ -173,7 +173,7 @@ describe("reclamation", () => {
     const fs: WalFs = {
       ...nodeWalFs,
       readFile: async (path) => {
-        if (hold && /\.wal\.\d{20}-\d{20}$/.test(path)) {
+        if (hold && /\.wal\.\d{20}-\d{20}(\.[0-9a-f]{64})?$/.test(path)) {
           const h = hold;
           hold = undefined;
           await h;
@@ -239,6 +239,17 @@ describe("damaged segmented directories fail hard with a cause (and inspectWalDi
     expect((await inspectWalDir(dir)).fail_hard).toBe("SEGMENT_INVALID");
   });
 
+  it("a sealed segment whose bytes changed but still parse (a flipped digit) → SEGMENT_INVALID by its SHA-256", async () => {
+    await (await fill(20)).close();
+    const [first] = await sealedNames();
+    expect(parseSegmentName(first ?? "")?.sha256).toMatch(/^[0-9a-f]{64}$/);
+    const path = join(dir, first ?? "");
+    const text = Buffer.from(await readFile(path)).toString("latin1");
+    await writeFile(path, Buffer.from(text.replace('"k":1,', '"k":7,'), "latin1")); // still valid JSON, same seq
+    expect(await failHardCode()).toBe("SEGMENT_INVALID");
+    expect((await inspectWalDir(dir)).fail_hard).toBe("SEGMENT_INVALID");
+  });
+
   it("a missing middle segment → SEQ_GAP", async () => {
     await (await fill(20)).close();
     const names = await sealedNames();
@@ -270,7 +281,7 @@ describe("damaged segmented directories fail hard with a cause (and inspectWalDi
     await (await fill(20)).close();
     const names = await sealedNames();
     const last = names[names.length - 1] ?? "";
-    const [f, l] = last.slice("telemetry.wal.".length).split("-").map(Number);
+    const { first: f, last: l } = parseSegmentName(last) ?? { first: NaN, last: NaN };
     await rename(join(dir, last), join(dir, segmentName(f ?? 0, (l ?? 0) + 1)));
     expect(await failHardCode()).toBe("SEGMENT_INVALID");
   });

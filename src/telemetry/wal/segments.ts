@@ -1,11 +1,13 @@
 /**
  * Bounded disk (docs/wal.md "Bounded disk: segments"): the logical WAL is the
  * sealed segments in seq order, then the active `telemetry.wal`. A sealed
- * segment is named by the seqs it holds, `telemetry.wal.<first>-<last>` (20
- * digits each), so every decision about it — chain, reclamation — is made from
- * names alone. `telemetry.wal.base` (8-byte LE, like the safe point) is the seq
+ * segment is named by the seqs it holds and the SHA-256 of its bytes,
+ * `telemetry.wal.<first>-<last>.<sha256>` (20 digits each), so every decision
+ * about it — chain, reclamation — is made from names alone, and recovery can
+ * tell a sealed segment that changed on disk (the seed's frames carry no checksum). `telemetry.wal.base` (8-byte LE, like the safe point) is the seq
  * just before the oldest retained frame; missing means 0, the seed's layout.
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { decodeSafeSeq, encodeSafeSeq } from "./codec.js";
 import { WalFailHard } from "./errors.js";
@@ -13,11 +15,13 @@ import type { WalFs } from "./fs.js";
 
 export const BASE_FILE = "telemetry.wal.base";
 export const BASE_TMP_FILE = "telemetry.wal.base.tmp";
-const SEGMENT_RE = /^telemetry\.wal\.(\d{20})-(\d{20})$/;
+const SEGMENT_RE = /^telemetry\.wal\.(\d{20})-(\d{20})(?:\.([0-9a-f]{64}))?$/;
 
 export interface Segment {
   first: number;
   last: number;
+  /** SHA-256 (hex) of the segment's bytes, carried in its name since sealing; checked by recovery. */
+  sha256?: string;
   name: string;
   path: string;
 }
@@ -33,16 +37,23 @@ export interface SegmentLayout {
   activeFirst: number;
 }
 
-export function segmentName(first: number, last: number): string {
-  return `telemetry.wal.${String(first).padStart(20, "0")}-${String(last).padStart(20, "0")}`;
+/** `telemetry.wal.<first>-<last>[.<sha256>]`: the seqs it holds and, from sealing on, the digest of its bytes. */
+export function segmentName(first: number, last: number, sha256?: string): string {
+  return `telemetry.wal.${String(first).padStart(20, "0")}-${String(last).padStart(20, "0")}${sha256 ? `.${sha256}` : ""}`;
 }
 
-export function parseSegmentName(name: string): { first: number; last: number } | undefined {
+export function parseSegmentName(name: string): { first: number; last: number; sha256?: string } | undefined {
   const m = SEGMENT_RE.exec(name);
   if (!m) return undefined;
   const first = Number(m[1]);
   const last = Number(m[2]);
-  return Number.isSafeInteger(first) && Number.isSafeInteger(last) ? { first, last } : undefined;
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last)) return undefined;
+  return m[3] ? { first, last, sha256: m[3] } : { first, last };
+}
+
+/** True when `bytes` match the digest the segment's name carries (or it carries none). */
+export function segmentDigestMatches(seg: { sha256?: string | undefined }, bytes: Uint8Array): boolean {
+  return seg.sha256 === undefined || createHash("sha256").update(bytes).digest("hex") === seg.sha256;
 }
 
 /** telemetry.wal.base; 0 when missing. A wrong length fails hard: never guess which frames were reclaimed. */

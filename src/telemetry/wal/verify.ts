@@ -1,5 +1,6 @@
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decodePayload, decodeSafeSeq } from "./codec.js";
 import type { WalFailHardCause } from "./errors.js";
+import { segmentDigestMatches } from "./segments.js";
 
 /** The invariants of seed 002's wal_verify.json, in its order and spelling. */
 export const VERIFY_INVARIANTS = ["R1_FIRST_SEQ_IS_ONE", "R2_SEQ_CONTIGUOUS", "R3_SAFESEQ_LE_MAXSEQ", "R4_SAFESEQ_FRAME_EXISTS", "R5_NO_PHANTOMS", "NO_JSON_CORRUPTION"] as const;
@@ -43,7 +44,7 @@ export interface WalInspection {
 /** One file of a WAL image: a sealed segment (with its name's range) or the active telemetry.wal. */
 export interface ImageFile {
   data: Uint8Array;
-  segment?: { name: string; first: number; last: number };
+  segment?: { name: string; first: number; last: number; sha256?: string | undefined };
 }
 
 /** Frames of one file by their length headers, and where the complete ones end. */
@@ -91,7 +92,9 @@ export function inspectWalImage(img: WalImage): WalInspection {
     frames.push(...walked.frames);
     const seg = file.segment;
     if (!seg) torn = file.data.byteLength - walked.end;
-    else if (walked.frames.every((f) => f.valid_json) && (walked.end !== file.data.byteLength || walked.frames[0]?.seq !== seg.first || walked.frames[walked.frames.length - 1]?.seq !== seg.last)) {
+    else if (walked.frames.every((f) => f.valid_json) && walked.end === file.data.byteLength && !segmentDigestMatches(seg, file.data)) {
+      segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "NO_JSON_CORRUPTION", msg: `${seg.name}: its bytes no longer match the SHA-256 recorded when it was sealed` });
+    } else if (walked.frames.every((f) => f.valid_json) && (walked.end !== file.data.byteLength || walked.frames[0]?.seq !== seg.first || walked.frames[walked.frames.length - 1]?.seq !== seg.last)) {
       // (A frame that is not valid JSON is reported as itself below, as recovery does.)
       segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "R2_SEQ_CONTIGUOUS", msg: `${seg.name} does not hold exactly seqs ${seg.first}..${seg.last} (${walked.frames.length} frames in ${walked.end} of ${file.data.byteLength} bytes)` });
     }

@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { acquireFileLock, errnoCode } from "../../lib/index.js";
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decodePayload, encodeFrame } from "./codec.js";
 import type { WalEntry } from "./codec.js";
@@ -77,6 +79,8 @@ export class Wal {
   #activeFirst: number;
   #offsets: number[];
   readonly #sealed: SealedSegments;
+  /** SHA-256 over the active segment's committed bytes, so a seal can name the digest without reading the file back. */
+  #digest: Hash = createHash("sha256");
   #maintenance: Promise<unknown> = Promise.resolve();
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
@@ -113,6 +117,7 @@ export class Wal {
       const recovered = await recover({ dir, fs, log: opts.log ?? defaultWalLogger(), env: opts.env ?? process.env, ...(opts.otherState ? { otherState: opts.otherState } : {}) });
       const file = await fs.openFile(walPaths(dir).wal);
       const wal = new Wal(dir, fs, file, recovered, opts);
+      wal.#digest.update(await file.read(0, recovered.scan.truncateTo));
       wal.#release = release;
       if (opts.confirmed) await wal.#reclaimConfirmed();
       return wal;
@@ -194,7 +199,8 @@ export class Wal {
    * instance; recovery sorts out either half.
    */
   async #seal(): Promise<void> {
-    const seg: Segment = { first: this.#activeFirst, last: this.#seq, name: segmentName(this.#activeFirst, this.#seq), path: "" };
+    const sha256 = this.#digest.copy().digest("hex");
+    const seg: Segment = { first: this.#activeFirst, last: this.#seq, sha256, name: segmentName(this.#activeFirst, this.#seq, sha256), path: "" };
     seg.path = `${this.dir}/${seg.name}`;
     const p = walPaths(this.dir);
     let next: WalFile;
@@ -214,6 +220,7 @@ export class Wal {
     this.#activeFirst = this.#seq + 1;
     this.#offsets = [];
     this.#size = 0;
+    this.#digest = createHash("sha256");
     await old.close().catch(() => undefined);
     if (this.#opts.confirmed) await this.#reclaimConfirmed();
   }
@@ -286,6 +293,7 @@ export class Wal {
       for (const p of accepted) p.reject(err);
       return;
     }
+    this.#digest.update(data);
     let off = this.#size;
     for (const f of frames) {
       this.#offsets.push(off);
