@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Hash } from "node:crypto";
+import { join } from "node:path";
 import { acquireFileLock, errnoCode } from "../../lib/index.js";
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decodePayload, encodeFrame } from "./codec.js";
 import type { WalEntry } from "./codec.js";
@@ -200,8 +201,8 @@ export class Wal {
    */
   async #seal(): Promise<void> {
     const sha256 = this.#digest.copy().digest("hex");
-    const seg: Segment = { first: this.#activeFirst, last: this.#seq, sha256, name: segmentName(this.#activeFirst, this.#seq, sha256), path: "" };
-    seg.path = `${this.dir}/${seg.name}`;
+    const name = segmentName(this.#activeFirst, this.#seq, sha256);
+    const seg: Segment = { first: this.#activeFirst, last: this.#seq, sha256, name, path: join(this.dir, name) };
     const p = walPaths(this.dir);
     let next: WalFile;
     try {
