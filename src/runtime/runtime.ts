@@ -4,7 +4,7 @@ import type { LivePolicyEvent } from "../policy/index.js";
 import type { RuntimeConfig } from "./config.js";
 import { hostname } from "node:os";
 import { pino } from "pino";
-import { Exporter, Wal, confirmedPos, sinkFor } from "../telemetry/index.js";
+import { Exporter, LiveWal, confirmedPos, sinkFor } from "../telemetry/index.js";
 import type { ExporterLogger } from "../telemetry/index.js";
 import { stateRootPaths, walSteadyStateEvidence } from "../edge/index.js";
 import { WalDecisionSink } from "./wal-sink.js";
@@ -68,9 +68,11 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       const walDir = telemetryWalDir(opts.stateRoot);
       const t = opts.config.telemetry;
       // Sealed segments are reclaimed once the exporter (ours, or `autonomy telemetry drain`) has confirmed them.
-      const wal = await Wal.open(walDir, { otherState: walSteadyStateEvidence(opts.stateRoot), confirmed: () => confirmedPos(walDir), ...(t.segmentBytes ? { segmentBytes: t.segmentBytes } : {}) });
+      // LiveWal: after a failed write (disk full) the WAL reopens itself with backoff; an unattended node resumes alone.
+      const wal = await LiveWal.open(walDir, { otherState: walSteadyStateEvidence(opts.stateRoot), confirmed: () => confirmedPos(walDir), ...(t.segmentBytes ? { segmentBytes: t.segmentBytes } : {}) });
+      const recovered = wal.current.recovered;
       const walSink = new WalDecisionSink(wal, opts.config.decisionLog);
-      await wal.append(lifecycleEvent("runtime_started", opts, policy, { wal_recovery: { mode: wal.recovered.mode, last_seq: wal.recovered.scan.maxSeq, phantoms_discarded: wal.recovered.scan.phantoms } }));
+      await wal.append(lifecycleEvent("runtime_started", opts, policy, { wal_recovery: { mode: recovered.mode, last_seq: recovered.scan.maxSeq, phantoms_discarded: recovered.scan.phantoms } }));
       closers.push(async () => {
         await walSink.flush();
         await wal.append(lifecycleEvent("runtime_stopped", opts, policy, { decision_log_failures: walSink.failures })).catch(() => undefined);
@@ -81,7 +83,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       if (exporting) closers.push(exporting.stop);
       exporter = exporting?.exporter;
       telemetry = () => ({
-        wal: { dir: wal.dir, last_seq: wal.lastSeq, base: wal.base, sealed_segments: wal.sealedSegments.length, decision_log: opts.config.decisionLog, decision_log_failures: walSink.failures },
+        wal: { dir: wal.dir, state: wal.state, reopens: wal.reopens, last_seq: wal.lastSeq, base: wal.base, sealed_segments: wal.sealedSegments.length, decision_log: opts.config.decisionLog, decision_log_failures: walSink.failures },
         exporter: exporting ? exporting.exporter.status() : null,
       });
     }
@@ -118,7 +120,7 @@ function lifecycleEvent(phase: string, opts: StartRuntimeOptions, policy: LivePo
  * receiver is away, and reclaims sealed segments as soon as they are
  * confirmed. Stopped (and its lock released) before the WAL closes.
  */
-function startExporter(opts: StartRuntimeOptions, wal: Wal): { exporter: Exporter; stop: () => Promise<void> } | undefined {
+function startExporter(opts: StartRuntimeOptions, wal: LiveWal): { exporter: Exporter; stop: () => Promise<void> } | undefined {
   const t = opts.config.telemetry;
   const nodeId = t.nodeId ?? opts.config.node.node_id ?? hostname();
   const sink = sinkFor({ nodeId, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });

@@ -1,4 +1,3 @@
-import type { Wal } from "../telemetry/index.js";
 import type { DecisionEvent, DecisionSink } from "./types.js";
 
 /**
@@ -13,15 +12,20 @@ import type { DecisionEvent, DecisionSink } from "./types.js";
  */
 export type DecisionLogMode = "durable" | "async";
 
+/** What the sink needs of a WAL (a Wal, or the runtime's self-reopening LiveWal). */
+export interface WalAppender {
+  append(event: Record<string, unknown>): Promise<number>;
+}
+
 /** Decision events into the telemetry WAL. Failures are counted and remembered for status output. */
 export class WalDecisionSink implements DecisionSink {
-  readonly #wal: Wal;
+  readonly #wal: WalAppender;
   readonly #mode: DecisionLogMode;
   readonly #pending = new Set<Promise<unknown>>();
   failures = 0;
   lastError: unknown;
 
-  constructor(wal: Wal, mode: DecisionLogMode = "durable") {
+  constructor(wal: WalAppender, mode: DecisionLogMode = "durable") {
     this.#wal = wal;
     this.#mode = mode;
   }

@@ -22,3 +22,6 @@ export type { Rng } from "./power-loss-fs.js";
 export { segmentName, parseSegmentName, readSegmentLayout, listSegments, readBase, BASE_FILE } from "./segments.js";
 export type { Segment, SegmentLayout } from "./segments.js";
 export { DEFAULT_SEGMENT_BYTES } from "./wal.js";
+export { LiveWal } from "./live.js";
+export type { LiveWalOptions } from "./live.js";
+export type { Reclaimed } from "./sealed.js";
