@@ -193,6 +193,17 @@ describe("when talking to an anonymous docker-registry 2.8", () => {
       await expect(repo.getBlob(digest, { expectedSize: data.length + 1 })).rejects.toMatchObject({ code: "OCI_SIZE_MISMATCH" });
     });
 
+    it("verifyBlob streams and checks digest and size without returning the bytes", async () => {
+      const repo = openRepo(registry.host);
+      const data = randomBytes(300 * KiB);
+      const digest = await repo.putBlob(data);
+      const seen: [number, number][] = [];
+      await repo.verifyBlob(digest, { expectedSize: data.length, onProgress: (d, t) => seen.push([d, t]) });
+      expect(seen.at(-1)).toEqual([data.length, data.length]);
+      await expect(repo.verifyBlob(digest, { expectedSize: data.length - 1 })).rejects.toMatchObject({ code: "OCI_SIZE_MISMATCH" });
+      await expect(repo.verifyBlob(digest, { expectedSize: data.length + 1 })).rejects.toMatchObject({ code: "OCI_SIZE_MISMATCH" });
+    });
+
     it("throws OCI_BLOB_TOO_LARGE for a blob over the size limit", async () => {
       const repo = openRepo(registry.host, { maxBlobBytes: 8 * KiB });
       const digest = await repo.putBlob(randomBytes(16 * KiB));

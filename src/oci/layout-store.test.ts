@@ -53,6 +53,32 @@ describe("LayoutRepository", () => {
     });
   });
 
+  describe("verifyBlob (streamed: the bytes are hashed, not kept)", () => {
+    it("accepts an intact blob and refuses a tampered, truncated, longer or missing one with getBlob's codes", async () => {
+      const digest = await repo.putBlob(enc("0123456789"));
+      const path = join(dir, "store", "blobs", "sha256", digest.slice(7));
+      await repo.verifyBlob(digest, { expectedSize: 10 });
+      await writeFile(path, "0123456780");
+      expect(await codeOf(repo.verifyBlob(digest, { expectedSize: 10 }))).toBe("OCI_DIGEST_MISMATCH");
+      await writeFile(path, "0123");
+      expect(await codeOf(repo.verifyBlob(digest, { expectedSize: 10 }))).toBe("OCI_SIZE_MISMATCH");
+      await writeFile(path, "0123456789+");
+      expect(await codeOf(repo.verifyBlob(digest, { expectedSize: 10 }))).toBe("OCI_SIZE_MISMATCH");
+      expect(await codeOf(repo.verifyBlob(sha256Digest("absent")))).toBe("OCI_NOT_FOUND");
+      expect(await codeOf(repo.verifyBlob("sha256:../../etc"))).toBe("OCI_REFERENCE_INVALID");
+    });
+
+    it("verifies a 96 MiB blob without holding it (array-buffer memory stays far below its size)", async () => {
+      const big = Buffer.alloc(96 * 1024 * 1024, 7);
+      const digest = await repo.putBlob(big);
+      const before = process.memoryUsage().arrayBuffers;
+      let peak = before;
+      await repo.verifyBlob(digest, { expectedSize: 96 * 1024 * 1024, onProgress: () => void (peak = Math.max(peak, process.memoryUsage().arrayBuffers)) });
+      // Reading it whole would add ≥ 96 MiB; streamed chunks only linger until the next GC.
+      expect(peak - before).toBeLessThan(48 * 1024 * 1024);
+    });
+  });
+
   it("tags manifests in index.json and moves a tag on re-push", async () => {
     const a = await pushArtifact(repo, [{ name: "a.txt", data: enc("a") }], { artifactType: "x/y", tag: "v1" });
     expect((await repo.resolve("v1")).digest).toBe(a.digest);

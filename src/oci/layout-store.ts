@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { readFile, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { OciError } from "./errors.js";
@@ -64,6 +66,29 @@ export class LayoutRepository implements OciRepository {
     if (actual !== digest) throw digestMismatch(this.location, digest, actual);
     opts.onProgress?.(data.byteLength, data.byteLength);
     return data;
+  }
+
+  async verifyBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): Promise<void> {
+    const path = this.#blobPath(digest);
+    const hash = createHash("sha256");
+    let size = 0;
+    try {
+      for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+        if (opts.expectedSize !== undefined && size > opts.expectedSize) break;
+        opts.onProgress?.(size, opts.expectedSize ?? size);
+      }
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") throw notFound(this.location, `blob ${digest}`);
+      throw layoutIo(this.location, e);
+    }
+    if (opts.expectedSize !== undefined && size !== opts.expectedSize) {
+      throw new OciError("OCI_SIZE_MISMATCH", `blob ${digest} in ${this.location} is ${size > opts.expectedSize ? `more than ${opts.expectedSize}` : String(size)} bytes, expected ${opts.expectedSize}`,
+        "the blob is truncated or replaced; re-copy the artifact from a trusted source", { details: { expected: opts.expectedSize, actual: size } });
+    }
+    const actual = `sha256:${hash.digest("hex")}`;
+    if (actual !== digest) throw digestMismatch(this.location, digest, actual);
   }
 
   async putBlob(data: Uint8Array, opts: { onProgress?: ProgressFn } = {}): Promise<string> {

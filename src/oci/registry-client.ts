@@ -114,20 +114,32 @@ export class RegistryRepository implements OciRepository {
   }
 
   async getBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): Promise<Uint8Array> {
+    return this.#readBlob(digest, opts, true);
+  }
+
+  async verifyBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): Promise<void> {
+    await this.#readBlob(digest, opts, false);
+  }
+
+  /** GETs a blob, hashing and counting as it streams; keeps the bytes only when asked. */
+  async #readBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn }, keep: boolean): Promise<Uint8Array> {
     checkDigest(digest);
     const limit = opts.expectedSize ?? this.#settings.maxBlobBytes;
     if (limit > this.#settings.maxBlobBytes) throw this.#tooLarge(digest, limit);
     const res = await this.#http.expect({ method: "GET", url: `${this.#http.repoPath}/blobs/${digest}`, thing: `blob ${digest}` }, [200]);
     const total = opts.expectedSize ?? Number(res.header("content-length") ?? 0);
     const hash = createHash("sha256");
+    let seen = 0;
     const bytes = await res.bytes(limit, {
-      tooLarge: (seen) => (opts.expectedSize === undefined ? this.#tooLarge(digest, seen) : sizeMismatch(digest, opts.expectedSize, seen)),
+      keep,
+      tooLarge: (n) => (opts.expectedSize === undefined ? this.#tooLarge(digest, n) : sizeMismatch(digest, opts.expectedSize, n)),
       onChunk: (chunk, done) => {
         hash.update(chunk);
+        seen = done;
         opts.onProgress?.(done, total);
       },
     });
-    if (opts.expectedSize !== undefined && bytes.length !== opts.expectedSize) throw sizeMismatch(digest, opts.expectedSize, bytes.length);
+    if (opts.expectedSize !== undefined && seen !== opts.expectedSize) throw sizeMismatch(digest, opts.expectedSize, seen);
     const actual = `sha256:${hash.digest("hex")}`;
     if (!safeEqual(actual, digest)) throw digestMismatch(`blob from ${this.location}`, digest, actual);
     return bytes;

@@ -92,6 +92,11 @@ export interface OciRepository {
   hasBlob(digest: string): Promise<boolean>;
   /** Returns the blob, verified against `digest`; throws OCI_DIGEST_MISMATCH otherwise. */
   getBlob(digest: string, opts?: { expectedSize?: number; onProgress?: ProgressFn }): Promise<Uint8Array>;
+  /**
+   * Reads the blob and checks it against `digest` (and `expectedSize`) without
+   * keeping it: memory is one chunk, whatever the blob's size. Same errors as getBlob.
+   */
+  verifyBlob(digest: string, opts?: { expectedSize?: number; onProgress?: ProgressFn }): Promise<void>;
   /** Stores a blob (no-op when present); returns its digest. */
   putBlob(data: Uint8Array, opts?: { onProgress?: ProgressFn }): Promise<string>;
 

@@ -94,7 +94,8 @@ async function verifyTree(repo: OciRepository, bytes: Uint8Array, mediaType: str
       const child = await repo.getManifest(d.digest);
       n += await verifyTree(repo, child.bytes, child.mediaType);
     } else {
-      await wrapTamper(repo.getBlob(d.digest, { expectedSize: d.size }), d);
+      // Streamed and hashed, not held: a multi-GB model layer costs one chunk of memory.
+      await wrapTamper(repo.verifyBlob(d.digest, { expectedSize: d.size }), d);
       n += 1;
     }
   }
