@@ -74,10 +74,14 @@ async function copyGraph(run: CopyRun, digest: string, storeSelf: boolean): Prom
 
 async function copyBlob(run: CopyRun, digest: string, size: number): Promise<void> {
   if (!(await run.dst.hasBlob(digest))) {
-    const data = await run.src.getBlob(digest, { expectedSize: size });
-    await run.dst.putBlob(data);
+    if (run.dst.putBlobFrom) {
+      // Streamed (an image layout destination): memory is one chunk, whatever the layer's size.
+      await run.dst.putBlobFrom(digest, size, run.src.blobChunks(digest, { expectedSize: size }));
+    } else {
+      await run.dst.putBlob(await run.src.getBlob(digest, { expectedSize: size }));
+    }
     run.result.blobs += 1;
-    run.result.bytes += data.byteLength;
+    run.result.bytes += size;
   }
   run.progress.done += size;
   run.onProgress?.(run.progress.done, run.progress.total);

@@ -1,5 +1,5 @@
 import { describe, expect, it, beforeEach } from "vitest";
-import { mkdtemp, readFile, writeFile, truncate } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, writeFile, truncate } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LayoutRepository } from "./layout-store.js";
@@ -76,6 +76,33 @@ describe("LayoutRepository", () => {
       await repo.verifyBlob(digest, { expectedSize: 96 * 1024 * 1024, onProgress: () => void (peak = Math.max(peak, process.memoryUsage().arrayBuffers)) });
       // Reading it whole would add ≥ 96 MiB; streamed chunks only linger until the next GC.
       expect(peak - before).toBeLessThan(48 * 1024 * 1024);
+    });
+  });
+
+  describe("streaming copy and pull (one chunk of memory per blob; nothing unverified committed)", () => {
+    it("copies a 96 MiB layer layout to layout without holding it, byte for byte", async () => {
+      const big = Buffer.alloc(96 * 1024 * 1024, 3);
+      await pushArtifact(repo, [{ name: "model.bin", data: big }], { artifactType: "x/model", tag: "v1" });
+      const dst = new LayoutRepository(join(dir, "dst"));
+      const before = process.memoryUsage().arrayBuffers;
+      let peak = before;
+      const r = await copyArtifact(repo, "v1", dst, "v1", { onProgress: () => void (peak = Math.max(peak, process.memoryUsage().arrayBuffers)) });
+      expect(r.bytes).toBeGreaterThanOrEqual(big.length);
+      expect(peak - before).toBeLessThan(48 * 1024 * 1024); // buffering it would add ≥ 96 MiB
+      await dst.verifyBlob(sha256Digest(big), { expectedSize: big.length });
+    });
+
+    it("a tampered source blob fails the copy and the pull with OCI_DIGEST_MISMATCH and leaves no file behind", async () => {
+      const pushed = await pushArtifact(repo, [{ name: "a.txt", data: enc("genuine content") }], { artifactType: "x/y", tag: "v1" });
+      const layer = sha256Digest("genuine content");
+      await writeFile(join(dir, "store", "blobs", "sha256", layer.slice(7)), "forged! content");
+      const dst = new LayoutRepository(join(dir, "dst"));
+      expect(await codeOf(copyArtifact(repo, "v1", dst, "v1"))).toBe("OCI_DIGEST_MISMATCH");
+      expect(await dst.hasBlob(layer)).toBe(false);
+      const out = join(dir, "out");
+      expect(await codeOf(pullArtifact(repo, pushed.digest, out))).toBe("OCI_DIGEST_MISMATCH");
+      expect(await readdir(out).catch(() => [])).toEqual([]);
+      expect(await readdir(join(dir, "dst", "blobs", "sha256")).then((names) => names.filter((n) => n.endsWith(".tmp"))).catch(() => [])).toEqual([]);
     });
   });
 

@@ -6,7 +6,8 @@ import { OciError } from "./errors.js";
 import { effectiveArtifactType, parseManifest } from "./manifest.js";
 import { MediaTypes } from "./types.js";
 import type { Descriptor, FetchedManifest, ImageIndex, OciRepository, ProgressFn, RepositoryCapabilities } from "./types.js";
-import { errnoCode, isSha256Digest, sha256Digest, writeFileAtomic } from "../lib/index.js";
+import { errnoCode, isSha256Digest, sha256Digest, writeFileAtomic, writeStreamAtomic } from "../lib/index.js";
+import { verifiedChunks } from "./blob-stream.js";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 const LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: "1.0.0" });
@@ -89,6 +90,28 @@ export class LayoutRepository implements OciRepository {
     }
     const actual = `sha256:${hash.digest("hex")}`;
     if (actual !== digest) throw digestMismatch(this.location, digest, actual);
+  }
+
+  blobChunks(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): AsyncIterable<Uint8Array> {
+    const path = this.#blobPath(digest);
+    const location = this.location;
+    const raw = async function* (): AsyncGenerator<Uint8Array> {
+      try {
+        yield* createReadStream(path) as AsyncIterable<Buffer>;
+      } catch (e) {
+        if (errnoCode(e) === "ENOENT") throw notFound(location, `blob ${digest}`);
+        throw layoutIo(location, e);
+      }
+    };
+    return verifiedChunks(raw(), digest, location, opts);
+  }
+
+  async putBlobFrom(digest: string, size: number, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const path = this.#blobPath(digest);
+    await this.#ensureLayout();
+    if (await this.hasBlob(digest)) return;
+    // Verified here too: whatever the caller's stream claims, only content matching the digest is committed.
+    await writeStreamAtomic(path, verifiedChunks(chunks, digest, this.location, { expectedSize: size }));
   }
 
   async putBlob(data: Uint8Array, opts: { onProgress?: ProgressFn } = {}): Promise<string> {

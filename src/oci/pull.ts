@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { OciError } from "./errors.js";
 import { parseManifest } from "./manifest.js";
 import type { OciRepository, ProgressFn } from "./types.js";
-import { writeFileAtomic } from "../lib/index.js";
+import { writeStreamAtomic } from "../lib/index.js";
 
 export interface PulledFile {
   path: string;
@@ -46,10 +46,9 @@ export async function pullArtifact(repo: OciRepository, target: string, outDir: 
     let name = layerFileName(layer.annotations?.["org.opencontainers.image.title"], layer.digest);
     if (names.has(name)) name = layer.digest.slice("sha256:".length);
     names.add(name);
-    const data = await repo.getBlob(layer.digest, { expectedSize: layer.size, onProgress: (d) => onProgress?.(done + d, total) });
-    done += data.byteLength;
     const path = join(outDir, name);
-    await writeFileAtomic(path, data);
+    // Streamed to a temp file and renamed only once size and digest matched: one chunk of memory per layer.
+    done += await writeStreamAtomic(path, repo.blobChunks(layer.digest, { expectedSize: layer.size, onProgress: (d) => onProgress?.(done + d, total) }));
     files.push({ path, digest: layer.digest, size: layer.size, mediaType: layer.mediaType });
   }
   const result: PullResult = { digest: m.digest, mediaType: m.mediaType, files };

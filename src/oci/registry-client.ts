@@ -5,6 +5,7 @@
  * registry-auth.ts and registry-upload.ts.
  */
 import { createHash } from "node:crypto";
+import { verifiedChunks } from "./blob-stream.js";
 import { safeEqual, sha256Digest } from "../lib/index.js";
 import { OciError } from "./errors.js";
 import { assertDescriptor, MAX_MANIFEST_BYTES } from "./manifest.js";
@@ -119,6 +120,15 @@ export class RegistryRepository implements OciRepository {
 
   async verifyBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): Promise<void> {
     await this.#readBlob(digest, opts, false);
+  }
+
+  async *blobChunks(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): AsyncGenerator<Uint8Array> {
+    checkDigest(digest);
+    const limit = opts.expectedSize ?? this.#settings.maxBlobBytes;
+    if (limit > this.#settings.maxBlobBytes) throw this.#tooLarge(digest, limit);
+    const res = await this.#http.expect({ method: "GET", url: `${this.#http.repoPath}/blobs/${digest}`, thing: `blob ${digest}` }, [200]);
+    const tooLarge = (n: number): OciError => (opts.expectedSize === undefined ? this.#tooLarge(digest, n) : sizeMismatch(digest, opts.expectedSize, n));
+    yield* verifiedChunks(res.chunks(limit, tooLarge), digest, this.location, opts);
   }
 
   /** GETs a blob, hashing and counting as it streams; keeps the bytes only when asked. */

@@ -142,6 +142,27 @@ export class RegistryResponse {
     }
   }
 
+  /** The body as chunks, at most `limit` bytes (more: `tooLarge`); the idle timer restarts on every chunk. */
+  async *chunks(limit: number, tooLarge: (seen: number) => OciError): AsyncGenerator<Uint8Array> {
+    const declared = Number(this.#res.headers.get("content-length") ?? Number.NaN);
+    try {
+      if (Number.isFinite(declared) && declared > limit) throw tooLarge(declared);
+      if (this.#res.body === null) return;
+      let total = 0;
+      for await (const chunk of this.#res.body as AsyncIterable<Uint8Array>) {
+        this.#timer.reset();
+        total += chunk.byteLength;
+        if (total > limit) throw tooLarge(total);
+        yield chunk;
+      }
+    } catch (e) {
+      await this.#res.body?.cancel().catch(() => undefined);
+      throw e instanceof OciError ? e : networkError(e, this.#ctx);
+    } finally {
+      this.#timer.clear();
+    }
+  }
+
   /** Releases the connection without reading the body. */
   async discard(): Promise<void> {
     this.#timer.clear();

@@ -97,6 +97,14 @@ export interface OciRepository {
    * keeping it: memory is one chunk, whatever the blob's size. Same errors as getBlob.
    */
   verifyBlob(digest: string, opts?: { expectedSize?: number; onProgress?: ProgressFn }): Promise<void>;
+  /**
+   * The blob as a stream of chunks, verified as it flows (verifiedChunks): it
+   * throws instead of ending when size or digest do not match, so commit
+   * nothing until the iteration has completed.
+   */
+  blobChunks(digest: string, opts?: { expectedSize?: number; onProgress?: ProgressFn }): AsyncIterable<Uint8Array>;
+  /** Stores a blob from a stream (verified against `digest` before it is committed), when the store can write one without buffering it. */
+  putBlobFrom?(digest: string, size: number, chunks: AsyncIterable<Uint8Array>): Promise<void>;
   /** Stores a blob (no-op when present); returns its digest. */
   putBlob(data: Uint8Array, opts?: { onProgress?: ProgressFn }): Promise<string>;
 
