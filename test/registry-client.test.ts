@@ -5,7 +5,8 @@
  * referrers API 2.8 does not have), its name says so.
  */
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, readdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -202,6 +203,36 @@ describe("when talking to an anonymous docker-registry 2.8", () => {
       expect(seen.at(-1)).toEqual([data.length, data.length]);
       await expect(repo.verifyBlob(digest, { expectedSize: data.length - 1 })).rejects.toMatchObject({ code: "OCI_SIZE_MISMATCH" });
       await expect(repo.verifyBlob(digest, { expectedSize: data.length + 1 })).rejects.toMatchObject({ code: "OCI_SIZE_MISMATCH" });
+    });
+
+    it("putBlobFrom spools a stream to a private temp file, verifies it, uploads it in chunks, and cleans up", async () => {
+      const repo = openRepo(registry.host, { chunkSize: 256 * KiB, spoolAboveBytes: 512 * KiB });
+      const data = randomBytes(1024 * KiB + 123);
+      const digest = sha256Digest(data);
+      async function* pieces(): AsyncGenerator<Uint8Array> {
+        for (let at = 0; at < data.length; at += 100 * KiB) {
+          await Promise.resolve(); // a stream: chunks arrive asynchronously
+          yield data.subarray(at, at + 100 * KiB);
+        }
+      }
+      const spools = async (): Promise<string[]> => (await readdir(tmpdir())).filter((n) => n.startsWith("autonomy-upload-"));
+      const before = await spools();
+      await repo.putBlobFrom(digest, data.length, pieces());
+      await repo.verifyBlob(digest, { expectedSize: data.length });
+      expect(await spools()).toEqual(before);
+    });
+
+    it("putBlobFrom refuses a stream that does not match its digest and uploads nothing (held and spooled)", async () => {
+      const repo = openRepo(registry.host);
+      const spooling = openRepo(registry.host, { spoolAboveBytes: 4 });
+      const claimed = sha256Digest("the real thing");
+      async function* forged(): AsyncGenerator<Uint8Array> {
+        await Promise.resolve();
+        yield new TextEncoder().encode("a forgery here");
+      }
+      await expect(repo.putBlobFrom(claimed, 14, forged())).rejects.toMatchObject({ code: "OCI_DIGEST_MISMATCH" });
+      await expect(spooling.putBlobFrom(claimed, 14, forged())).rejects.toMatchObject({ code: "OCI_DIGEST_MISMATCH" });
+      expect(await repo.hasBlob(claimed)).toBe(false);
     });
 
     it("throws OCI_BLOB_TOO_LARGE for a blob over the size limit", async () => {

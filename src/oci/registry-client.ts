@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { verifiedChunks } from "./blob-stream.js";
-import { safeEqual, sha256Digest } from "../lib/index.js";
+import { safeEqual, sha256Digest, writeStreamAtomic } from "../lib/index.js";
 import { OciError } from "./errors.js";
 import { assertDescriptor, MAX_MANIFEST_BYTES } from "./manifest.js";
 import type { RegistryReference } from "./reference.js";
@@ -15,7 +15,12 @@ import { RegistryAuth } from "./registry-auth.js";
 import { digestMismatch } from "./registry-errors.js";
 import type { RegistryRequest, RegistryResponse } from "./registry-http.js";
 import { RegistryTransport } from "./registry-http.js";
-import { uploadBlob } from "./registry-upload.js";
+import { bytesSource, uploadBlob } from "./registry-upload.js";
+import type { BlobSource } from "./registry-upload.js";
+import { mkdtemp, open, rm } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { EMPTY_JSON_DIGEST, MANIFEST_MEDIA_TYPES, MediaTypes } from "./types.js";
 import type { Descriptor, FetchedManifest, OciRepository, ProgressFn, RepositoryCapabilities } from "./types.js";
 
@@ -33,9 +38,14 @@ export interface RegistryOptions {
   userAgent?: string;
   /** Largest blob getBlob accepts. Default 2 GiB. */
   maxBlobBytes?: number;
+  /** putBlobFrom holds streamed blobs up to this size in memory and spools larger ones to a temp file. Default 256 MiB. */
+  spoolAboveBytes?: number;
   /** Tags asked for per page of the tag list. Default 1000. */
   tagPageSize?: number;
 }
+
+/** putBlobFrom holds blobs up to this size in memory and spools larger ones to disk. */
+export const SPOOL_ABOVE_BYTES = 256 * 1024 * 1024;
 
 /** Largest blob getBlob accepts unless RegistryOptions.maxBlobBytes says otherwise. */
 export const DEFAULT_MAX_BLOB_BYTES = 2 * 1024 * 1024 * 1024;
@@ -52,6 +62,7 @@ const GENERIC_TYPES: ReadonlySet<string> = new Set(["", "application/json", "tex
 interface Settings {
   chunkSize: number;
   maxBlobBytes: number;
+  spoolAboveBytes: number;
   tagPageSize: number;
 }
 
@@ -92,6 +103,7 @@ export class RegistryRepository implements OciRepository {
     this.#settings = Object.freeze({
       chunkSize: positive(opts.chunkSize, DEFAULT_CHUNK),
       maxBlobBytes: positive(opts.maxBlobBytes, DEFAULT_MAX_BLOB_BYTES),
+      spoolAboveBytes: positive(opts.spoolAboveBytes, SPOOL_ABOVE_BYTES),
       tagPageSize: positive(opts.tagPageSize, 1000),
     });
   }
@@ -161,14 +173,51 @@ export class RegistryRepository implements OciRepository {
       opts.onProgress?.(data.length, data.length);
       return digest;
     }
-    await uploadBlob(this.#http, data, digest, {
+    await this.#upload(bytesSource(data), digest, opts.onProgress);
+    return digest;
+  }
+
+  /**
+   * Stores a streamed blob, verified against `digest` before any byte is sent.
+   * Up to `spoolAboveBytes` (256 MiB) it is held in memory; a larger one is spooled to a
+   * private temp file (so a resumed or restarted upload session can re-read any
+   * offset) and uploaded chunk by chunk from there: memory stays bounded
+   * whatever the layer's size.
+   */
+  async putBlobFrom(digest: string, size: number, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    checkDigest(digest);
+    if (await this.hasBlob(digest)) return;
+    const verified = verifiedChunks(chunks, digest, "the copy source", { expectedSize: size });
+    if (size <= this.#settings.spoolAboveBytes) {
+      // Small enough to hold: skip the spool's extra write and read.
+      const parts: Uint8Array[] = [];
+      for await (const c of verified) parts.push(c);
+      await this.#upload(bytesSource(Buffer.concat(parts, size)), digest);
+      return;
+    }
+    const dir = await mkdtemp(join(tmpdir(), "autonomy-upload-"));
+    try {
+      const path = join(dir, "blob");
+      await writeStreamAtomic(path, verified, 0o600);
+      const fh = await open(path, "r");
+      try {
+        await this.#upload({ size, read: (offset, length) => readFully(fh, offset, length) }, digest);
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  #upload(source: BlobSource, digest: string, onProgress?: ProgressFn): Promise<void> {
+    return uploadBlob(this.#http, source, digest, {
       chunkSize: this.#settings.chunkSize,
       retries: UPLOAD_RETRIES,
       backoffMs: UPLOAD_BACKOFF_MS,
       hasBlob: (d) => this.hasBlob(d),
-      ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
+      ...(onProgress === undefined ? {} : { onProgress }),
     });
-    return digest;
   }
 
   async getManifest(tagOrDigest: string): Promise<FetchedManifest> {
@@ -419,4 +468,16 @@ function nextLink(header: string | null, base: URL, current: URL): URL | undefin
     return next;
   }
   return undefined;
+}
+
+/** `length` bytes at `offset` (the spool file is ours and complete: a short read is an I/O error). */
+async function readFully(fh: FileHandle, offset: number, length: number): Promise<Uint8Array> {
+  const buf = Buffer.alloc(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+    if (bytesRead === 0) throw new OciError("OCI_LAYOUT_INVALID", `upload spool file ended at ${offset + got} of ${offset + length} bytes`, "check the temp directory's disk, then retry");
+    got += bytesRead;
+  }
+  return buf;
 }

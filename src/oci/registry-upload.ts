@@ -23,6 +23,17 @@ export interface UploadOptions {
   onProgress?: ProgressFn;
 }
 
+/** What an upload reads from: random access, so a resumed session can continue from any offset. */
+export interface BlobSource {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** A source over bytes already in memory. */
+export function bytesSource(data: Uint8Array): BlobSource {
+  return { size: data.length, read: (offset, length) => Promise.resolve(data.subarray(offset, offset + length)) };
+}
+
 interface Session {
   location: URL;
   /** Bytes the registry has confirmed. */
@@ -31,15 +42,15 @@ interface Session {
 
 const OCTET = "application/octet-stream";
 
-/** Uploads `data` (whose digest is `digest`) into the transport's repository. */
-export async function uploadBlob(http: RegistryTransport, data: Uint8Array, digest: string, opts: UploadOptions): Promise<void> {
+/** Uploads `data` (whose digest is `digest`) into the transport's repository; memory is one chunk of it. */
+export async function uploadBlob(http: RegistryTransport, data: BlobSource, digest: string, opts: UploadOptions): Promise<void> {
   let session: Session | undefined;
   let failures = 0;
   for (;;) {
     try {
       session ??= await openSession(http);
       await sendFrom(http, session, data, digest, opts);
-      opts.onProgress?.(data.length, data.length);
+      opts.onProgress?.(data.size, data.size);
       return;
     } catch (e) {
       if (!isRetryable(e) || failures >= opts.retries) throw e;
@@ -51,14 +62,14 @@ export async function uploadBlob(http: RegistryTransport, data: Uint8Array, dige
   }
 }
 
-async function sendFrom(http: RegistryTransport, s: Session, data: Uint8Array, digest: string, opts: UploadOptions): Promise<void> {
-  if (s.offset === 0 && data.length <= opts.chunkSize) {
-    await closeSession(http, s, digest, data);
+async function sendFrom(http: RegistryTransport, s: Session, data: BlobSource, digest: string, opts: UploadOptions): Promise<void> {
+  if (s.offset === 0 && data.size <= opts.chunkSize) {
+    await closeSession(http, s, digest, await data.read(0, data.size));
     return;
   }
-  while (s.offset < data.length) {
-    await patchChunk(http, s, data.subarray(s.offset, Math.min(s.offset + opts.chunkSize, data.length)), data.length);
-    opts.onProgress?.(s.offset, data.length);
+  while (s.offset < data.size) {
+    await patchChunk(http, s, await data.read(s.offset, Math.min(opts.chunkSize, data.size - s.offset)), data.size);
+    opts.onProgress?.(s.offset, data.size);
   }
   await closeSession(http, s, digest);
 }
