@@ -9,26 +9,8 @@ import { dirname, basename, join } from "node:path";
  * torn file.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  const fh = await open(tmp, "wx", mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  await fsyncDir(dir);
+  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+  await writeStreamAtomic(path, [bytes], mode);
 }
 
 /** fsync a directory so a rename or create inside it is durable. */
@@ -47,7 +29,7 @@ export async function fsyncDir(dir: string): Promise<void> {
  * verifies its content as it goes (and throws at the end on a mismatch) never
  * leaves unverified bytes under `path`. Memory: one chunk.
  */
-export async function writeStreamAtomic(path: string, chunks: AsyncIterable<Uint8Array>, mode = 0o644): Promise<number> {
+export async function writeStreamAtomic(path: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, mode = 0o644): Promise<number> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
