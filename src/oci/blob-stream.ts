@@ -32,3 +32,8 @@ function sizeMismatch(digest: string, where: string, expected: number, actual: n
   return new OciError("OCI_SIZE_MISMATCH", `blob ${digest} from ${where}: expected ${expected} bytes, got ${actual > expected ? `more than ${expected}` : actual}`,
     "the content was altered in storage or in transit; do not use it, and re-copy it from a trusted source", { details: { expected, actual } });
 }
+
+/** Runs a verified stream to its end, keeping nothing: what verifyBlob is. */
+export async function drainVerified(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const chunk of chunks) void chunk;
+}

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readFile, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -7,7 +6,7 @@ import { effectiveArtifactType, parseManifest } from "./manifest.js";
 import { MediaTypes } from "./types.js";
 import type { Descriptor, FetchedManifest, ImageIndex, OciRepository, ProgressFn, RepositoryCapabilities } from "./types.js";
 import { errnoCode, isSha256Digest, sha256Digest, writeFileAtomic, writeStreamAtomic } from "../lib/index.js";
-import { verifiedChunks } from "./blob-stream.js";
+import { drainVerified, verifiedChunks } from "./blob-stream.js";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 const LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: "1.0.0" });
@@ -70,26 +69,7 @@ export class LayoutRepository implements OciRepository {
   }
 
   async verifyBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): Promise<void> {
-    const path = this.#blobPath(digest);
-    const hash = createHash("sha256");
-    let size = 0;
-    try {
-      for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-        hash.update(chunk);
-        size += chunk.byteLength;
-        if (opts.expectedSize !== undefined && size > opts.expectedSize) break;
-        opts.onProgress?.(size, opts.expectedSize ?? size);
-      }
-    } catch (e) {
-      if (errnoCode(e) === "ENOENT") throw notFound(this.location, `blob ${digest}`);
-      throw layoutIo(this.location, e);
-    }
-    if (opts.expectedSize !== undefined && size !== opts.expectedSize) {
-      throw new OciError("OCI_SIZE_MISMATCH", `blob ${digest} in ${this.location} is ${size > opts.expectedSize ? `more than ${opts.expectedSize}` : String(size)} bytes, expected ${opts.expectedSize}`,
-        "the blob is truncated or replaced; re-copy the artifact from a trusted source", { details: { expected: opts.expectedSize, actual: size } });
-    }
-    const actual = `sha256:${hash.digest("hex")}`;
-    if (actual !== digest) throw digestMismatch(this.location, digest, actual);
+    await drainVerified(this.blobChunks(digest, opts));
   }
 
   blobChunks(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): AsyncIterable<Uint8Array> {

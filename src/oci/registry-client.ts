@@ -5,7 +5,7 @@
  * registry-auth.ts and registry-upload.ts.
  */
 import { createHash } from "node:crypto";
-import { verifiedChunks } from "./blob-stream.js";
+import { drainVerified, verifiedChunks } from "./blob-stream.js";
 import { safeEqual, sha256Digest, writeStreamAtomic } from "../lib/index.js";
 import { OciError } from "./errors.js";
 import { assertDescriptor, MAX_MANIFEST_BYTES } from "./manifest.js";
@@ -127,44 +127,39 @@ export class RegistryRepository implements OciRepository {
   }
 
   async getBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): Promise<Uint8Array> {
-    return this.#readBlob(digest, opts, true);
+    const { res, limit, tooLarge } = await this.#openBlob(digest, opts);
+    const total = opts.expectedSize ?? Number(res.header("content-length") ?? 0);
+    const hash = createHash("sha256");
+    const bytes = await res.bytes(limit, {
+      tooLarge,
+      onChunk: (chunk, done) => {
+        hash.update(chunk);
+        opts.onProgress?.(done, total);
+      },
+    });
+    if (opts.expectedSize !== undefined && bytes.length !== opts.expectedSize) throw sizeMismatch(digest, opts.expectedSize, bytes.length);
+    const actual = `sha256:${hash.digest("hex")}`;
+    if (!safeEqual(actual, digest)) throw digestMismatch(`blob from ${this.location}`, digest, actual);
+    return bytes;
   }
 
   async verifyBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): Promise<void> {
-    await this.#readBlob(digest, opts, false);
+    await drainVerified(this.blobChunks(digest, opts));
   }
 
   async *blobChunks(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): AsyncGenerator<Uint8Array> {
+    const { res, limit, tooLarge } = await this.#openBlob(digest, opts);
+    yield* verifiedChunks(res.chunks(limit, tooLarge), digest, this.location, opts);
+  }
+
+  /** The GET of a blob, with the size limit that applies and the error for going past it. */
+  async #openBlob(digest: string, opts: { expectedSize?: number }): Promise<{ res: RegistryResponse; limit: number; tooLarge: (n: number) => OciError }> {
     checkDigest(digest);
     const limit = opts.expectedSize ?? this.#settings.maxBlobBytes;
     if (limit > this.#settings.maxBlobBytes) throw this.#tooLarge(digest, limit);
     const res = await this.#http.expect({ method: "GET", url: `${this.#http.repoPath}/blobs/${digest}`, thing: `blob ${digest}` }, [200]);
     const tooLarge = (n: number): OciError => (opts.expectedSize === undefined ? this.#tooLarge(digest, n) : sizeMismatch(digest, opts.expectedSize, n));
-    yield* verifiedChunks(res.chunks(limit, tooLarge), digest, this.location, opts);
-  }
-
-  /** GETs a blob, hashing and counting as it streams; keeps the bytes only when asked. */
-  async #readBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn }, keep: boolean): Promise<Uint8Array> {
-    checkDigest(digest);
-    const limit = opts.expectedSize ?? this.#settings.maxBlobBytes;
-    if (limit > this.#settings.maxBlobBytes) throw this.#tooLarge(digest, limit);
-    const res = await this.#http.expect({ method: "GET", url: `${this.#http.repoPath}/blobs/${digest}`, thing: `blob ${digest}` }, [200]);
-    const total = opts.expectedSize ?? Number(res.header("content-length") ?? 0);
-    const hash = createHash("sha256");
-    let seen = 0;
-    const bytes = await res.bytes(limit, {
-      keep,
-      tooLarge: (n) => (opts.expectedSize === undefined ? this.#tooLarge(digest, n) : sizeMismatch(digest, opts.expectedSize, n)),
-      onChunk: (chunk, done) => {
-        hash.update(chunk);
-        seen = done;
-        opts.onProgress?.(done, total);
-      },
-    });
-    if (opts.expectedSize !== undefined && seen !== opts.expectedSize) throw sizeMismatch(digest, opts.expectedSize, seen);
-    const actual = `sha256:${hash.digest("hex")}`;
-    if (!safeEqual(actual, digest)) throw digestMismatch(`blob from ${this.location}`, digest, actual);
-    return bytes;
+    return { res, limit, tooLarge };
   }
 
   async putBlob(data: Uint8Array, opts: { onProgress?: ProgressFn } = {}): Promise<string> {

@@ -45,11 +45,11 @@ const MAX_ERROR_BODY = 16 * 1024;
 /** Slowest upload rate we wait for before calling a request with a body stuck (bytes/s). */
 const MIN_UPLOAD_RATE = 64 * 1024;
 
-/** Reads a fetch Response body, refusing more than `limit` bytes; `onChunk` sees each piece; `keep: false` returns nothing. */
+/** Reads a fetch Response body, refusing more than `limit` bytes; `onChunk` sees each piece. */
 export async function readCapped(
   res: Response,
   limit: number,
-  opts: { tooLarge?: (seen: number) => OciError; onChunk?: (chunk: Uint8Array, total: number) => void; onRead?: () => void; keep?: boolean } = {},
+  opts: { tooLarge?: (seen: number) => OciError; onChunk?: (chunk: Uint8Array, total: number) => void; onRead?: () => void } = {},
 ): Promise<Uint8Array> {
   const tooLarge = opts.tooLarge ?? ((n: number) => new OciError("OCI_REGISTRY_ERROR", `response of ${n} bytes exceeds the ${limit}-byte limit`, "check the server address"));
   const declared = Number(res.headers.get("content-length") ?? Number.NaN);
@@ -70,8 +70,7 @@ export async function readCapped(
       await reader.cancel().catch(() => undefined);
       throw tooLarge(total);
     }
-    // keep: false streams through onChunk only (digest checks of large blobs hold one chunk at a time).
-    if (opts.keep !== false) chunks.push(value);
+    chunks.push(value);
     opts.onChunk?.(value, total);
   }
   return concat(chunks, total);
@@ -132,7 +131,7 @@ export class RegistryResponse {
   }
 
   /** The body, at most `limit` bytes; network failures while reading become OCI_REGISTRY_UNREACHABLE. */
-  async bytes(limit: number, opts: { tooLarge?: (seen: number) => OciError; onChunk?: (chunk: Uint8Array, total: number) => void; keep?: boolean } = {}): Promise<Uint8Array> {
+  async bytes(limit: number, opts: { tooLarge?: (seen: number) => OciError; onChunk?: (chunk: Uint8Array, total: number) => void } = {}): Promise<Uint8Array> {
     try {
       return await readCapped(this.#res, limit, { ...opts, onRead: () => this.#timer.reset() });
     } catch (e) {
