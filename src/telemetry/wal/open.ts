@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { decodeSafeSeq, encodeSafeSeq } from "./codec.js";
 import { WalFailHard } from "./errors.js";
@@ -26,6 +28,8 @@ export interface Recovered {
   scan: ScanResult;
   /** Reclaimed prefix and the sealed segments before the active one (none in the seed's layout). */
   segments: { base: number; retained: Segment[] };
+  /** SHA-256 state over the active segment's kept bytes, hashed from what recovery read (the Wal continues it; a seal names its digest). */
+  activeDigest: Hash;
   /** How the safe point was established: read, first run, legacy upgrade or operator reset. */
   mode: "safe_seq" | "first_run" | "legacy_upgrade" | "operator_reset";
 }
@@ -80,7 +84,8 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   }
   // Same for a reclamation killed before its base rename: the old base (or none) stands.
   if (await fs.exists(join(dir, BASE_TMP_FILE))) await fs.unlink(join(dir, BASE_TMP_FILE)).catch(() => undefined);
-  return { scan, mode: established.mode, segments: { base: layout.base, retained: layout.retained } };
+  const activeDigest = createHash("sha256").update(data.subarray(0, scan.truncateTo));
+  return { scan, mode: established.mode, segments: { base: layout.base, retained: layout.retained }, activeDigest };
 }
 
 /**

@@ -81,7 +81,7 @@ export class Wal {
   #offsets: number[];
   readonly #sealed: SealedSegments;
   /** SHA-256 over the active segment's committed bytes, so a seal can name the digest without reading the file back. */
-  #digest: Hash = createHash("sha256");
+  #digest: Hash;
   #maintenance: Promise<unknown> = Promise.resolve();
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
@@ -100,6 +100,7 @@ export class Wal {
     this.#activeFirst = recovered.scan.firstSeq;
     this.#offsets = recovered.scan.offsets;
     this.#sealed = new SealedSegments(fs, dir, recovered.segments.base, recovered.segments.retained);
+    this.#digest = recovered.activeDigest.copy();
   }
 
   /** Opens (and recovers) the WAL in `dir`; throws WalFailHard (exit 5) when recovery must not proceed. */
@@ -118,7 +119,6 @@ export class Wal {
       const recovered = await recover({ dir, fs, log: opts.log ?? defaultWalLogger(), env: opts.env ?? process.env, ...(opts.otherState ? { otherState: opts.otherState } : {}) });
       const file = await fs.openFile(walPaths(dir).wal);
       const wal = new Wal(dir, fs, file, recovered, opts);
-      wal.#digest.update(await file.read(0, recovered.scan.truncateTo));
       wal.#release = release;
       if (opts.confirmed) await wal.#reclaimConfirmed();
       return wal;
