@@ -93,10 +93,7 @@ async function loadThenKill(rt: RuntimeChild, clients: number, killAfter: number
     for (let i = a; !killed; i++) {
       const call = CALLS[i % CALLS.length] ?? CALLS[0];
       try {
-        const res = await fetch(`${rt.url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(call) });
-        const body = (await res.json()) as { decision?: string };
-        const key = `${call?.kind ?? "?"}=${body.decision ?? "?"}`;
-        load.answered.set(key, (load.answered.get(key) ?? 0) + 1);
+        await callAndCount(rt.url, call, load);
         if (++answeredTotal >= killAfter && !killed) {
           killed = true;
           rt.child.kill("SIGKILL");
@@ -113,13 +110,16 @@ async function loadThenKill(rt: RuntimeChild, clients: number, killAfter: number
 }
 
 async function callsAfterRestart(url: string, load: Load): Promise<number> {
-  for (const call of CALLS) {
-    const res = await fetch(`${url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(call) });
-    const body = (await res.json()) as { decision?: string };
-    const key = `${call.kind}=${body.decision ?? "?"}`;
-    load.answered.set(key, (load.answered.get(key) ?? 0) + 1);
-  }
+  for (const call of CALLS) await callAndCount(url, call, load);
   return CALLS.length;
+}
+
+/** One tool call over HTTP; its answer is counted under `tool=decision`. Throws when no answer came. */
+async function callAndCount(url: string, call: (typeof CALLS)[number] | undefined, load: Load): Promise<void> {
+  const res = await fetch(`${url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(call) });
+  const body = (await res.json()) as { decision?: string };
+  const key = `${call?.kind ?? "?"}=${body.decision ?? "?"}`;
+  load.answered.set(key, (load.answered.get(key) ?? 0) + 1);
 }
 
 /** Every answered call has its decision in the WAL; at most the unanswered in-flight calls add more. */
