@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { SkipReporter } from "./test/helpers/skip-reporter.js";
 
 export default defineConfig({
   test: {
@@ -6,5 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // The summary lists what AUTONOMY_TEST_SKIP skipped; any other skip fails the run.
+    reporters: ["default", new SkipReporter()],
   },
 });

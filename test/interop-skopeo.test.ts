@@ -11,11 +11,15 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeRun, runCli, runJson, runProcess } from "./helpers/cli.js";
 import type { RunResult } from "./helpers/cli.js";
+import { needs } from "./helpers/needs.js";
 import { startRegistry } from "./helpers/registry.js";
 import type { StartedRegistry } from "./helpers/registry.js";
+
+// Every suite talks to the registry (started once for the file) and to skopeo.
+const interop = needs("docker-registry", "skopeo");
 
 const COSIGN_SIG_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json";
 const COSIGN_SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -80,6 +84,7 @@ let image: PushJson;
 let keyPrefix: string;
 
 beforeAll(async () => {
+  interop.check();
   registry = await startRegistry();
   dir = await mkdtemp(join(tmpdir(), "autonomy-interop-skopeo-"));
   agentFiles = [join(dir, "agent.py"), join(dir, "tools.json")];
@@ -96,7 +101,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe("skopeo reads what `autonomy oci push --image` writes", () => {
+interop.describe("skopeo reads what `autonomy oci push --image` writes", () => {
   it("inspects the layout image with our manifest digest, layers and rootfs diff_ids", async () => {
     expect(image.layers).toHaveLength(1);
 
@@ -125,7 +130,7 @@ describe("skopeo reads what `autonomy oci push --image` writes", () => {
   });
 });
 
-describe("skopeo → registry → autonomy", () => {
+interop.describe("skopeo → registry → autonomy", () => {
   it("pulls what `skopeo copy --preserve-digests` pushed, with the same manifest and layer digests", async () => {
     await ok("skopeo", ["copy", "--preserve-digests", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${registry.host}/agent:v1`]);
     const out = join(dir, "pulled-agent");
@@ -140,7 +145,7 @@ describe("skopeo → registry → autonomy", () => {
   });
 });
 
-describe("autonomy → registry → skopeo", () => {
+interop.describe("autonomy → registry → skopeo", () => {
   it("copies a signed layout image into the registry so skopeo sees the digest, the .sig tag and `autonomy verify` passes there", async () => {
     // A separate layout holding the same image, signed, so `oci copy` carries the signature along.
     const src = join(dir, "signed-src");
@@ -188,7 +193,7 @@ describe("autonomy → registry → skopeo", () => {
   });
 });
 
-describe("an OCI artifact (not an image)", () => {
+interop.describe("an OCI artifact (not an image)", () => {
   it("is readable raw by skopeo, copyable by skopeo, and pulled back byte for byte", async () => {
     const file = join(dir, "notes.txt");
     await writeFile(file, "release notes for the edge fleet\n");
@@ -218,7 +223,7 @@ describe("an OCI artifact (not an image)", () => {
   });
 });
 
-describe("b3sum recomputes the lock fingerprint", () => {
+needs("docker-registry", "skopeo", "b3sum").describe("b3sum recomputes the lock fingerprint", () => {
   it("hashes `lock fingerprint --payload` to what `lock fingerprint` prints", async () => {
     const bundle = join(dir, "bundle.tar.gz");
     await writeFile(bundle, "not really a tarball, only its digest matters here\n");
@@ -237,7 +242,7 @@ describe("b3sum recomputes the lock fingerprint", () => {
   });
 });
 
-describe("openssl verifies a signature `autonomy sign` stored in the registry", () => {
+needs("docker-registry", "skopeo", "openssl").describe("openssl verifies a signature `autonomy sign` stored in the registry", () => {
   it("accepts the payload blob with the DER signature from the cosign annotation, and rejects a flipped byte", async () => {
     await ok("skopeo", ["copy", "--preserve-digests", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${registry.host}/signed:v1`]);
     await autonomy(["sign", `${registry.host}/signed:v1`, "--key", `${keyPrefix}.key`, "--plain-http"]);

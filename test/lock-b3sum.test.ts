@@ -2,9 +2,10 @@
 // fingerprintPayload for random locks, so a bug in hash-wasm or in our use of it cannot hide.
 import { spawnSync } from "node:child_process";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { computeFingerprint, createLock, fingerprintPayload } from "../src/lock/index.js";
 import { arbLockOptions } from "./fixtures/lock/arbitraries.js";
+import { needs } from "./helpers/needs.js";
 
 function b3sum(payload: string): string {
   const r = spawnSync("b3sum", ["--no-names"], { input: Buffer.from(payload, "utf8") });
@@ -13,7 +14,7 @@ function b3sum(payload: string): string {
   return `blake3:${r.stdout.toString().trim()}`;
 }
 
-describe("fingerprint vs b3sum", () => {
+needs("b3sum").describe("fingerprint vs b3sum", () => {
   it("agrees on random locks, including non-ASCII references", async () => {
     await fc.assert(
       fc.asyncProperty(arbLockOptions, async (opts) => {

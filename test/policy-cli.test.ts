@@ -1,7 +1,6 @@
 // `autonomy policy build` and `autonomy policy inspect` through the real binary
 // (`node bin/autonomy.js …`; run `npm run build` first), and the archive read
 // back by GNU tar, a tool we did not write.
-import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,10 +10,10 @@ import { bundleHash, readBundle, serializeManifest } from "../src/policy/index.j
 import type { BundleManifest } from "../src/policy/index.js";
 import { describeRun, runCli, runJson, runProcess } from "./helpers/cli.js";
 import type { CliJson } from "./helpers/cli.js";
+import { needs } from "./helpers/needs.js";
 import { tarEntry, tgz } from "./helpers/raw-tar.js";
 
 const EXAMPLES = "examples/policies";
-const HAS_GNU_TAR = /GNU tar/.test(spawnSync("tar", ["--version"]).stdout?.toString() ?? "");
 
 type BuildJson = CliJson & { path: string; digest: string; size: number; manifest: BundleManifest };
 type InspectJson = BuildJson & { files: { name: string; digest: string; bytes: number }[]; runtime: { version: string; compatible: boolean } };
@@ -78,7 +77,7 @@ describe("autonomy policy build", () => {
     expect(ra.json.manifest.created_at).toBe("2023-11-14T22:13:20Z");
   });
 
-  it.skipIf(!HAS_GNU_TAR)("writes an archive GNU tar lists as manifest.json first, regular files only, -rw-r--r-- 0/0, mtime 0", async () => {
+  needs("gnu-tar").it("writes an archive GNU tar lists as manifest.json first, regular files only, -rw-r--r-- 0/0, mtime 0", async () => {
     const path = out();
     const r = await runCli(["policy", "build", EXAMPLES, "-o", path, "--name", "demo", "--version", "1.0.0"]);
     expect(r.code, describeRun(r)).toBe(0);

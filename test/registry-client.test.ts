@@ -14,6 +14,7 @@ import { sha256Digest } from "../src/lib/index.js";
 import { OciError } from "../src/oci/errors.js";
 import { openRegistryRepository, type RegistryOptions, type RegistryRepository } from "../src/oci/registry-client.js";
 import { EMPTY_JSON, EMPTY_JSON_DIGEST, MediaTypes } from "../src/oci/types.js";
+import { needs } from "./helpers/needs.js";
 import { startRegistry, TEST_PASSWORD, TEST_USER, type StartedRegistry } from "./helpers/registry.js";
 
 const KiB = 1024;
@@ -82,7 +83,7 @@ function jsonResponse(body: unknown, headers: Record<string, string> = {}): Resp
   return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": MediaTypes.imageIndex, ...headers } });
 }
 
-describe("when talking to an anonymous docker-registry 2.8", () => {
+needs("docker-registry").describe("when talking to an anonymous docker-registry 2.8", () => {
   let registry: StartedRegistry;
 
   beforeAll(async () => {
@@ -432,7 +433,8 @@ describe("when talking to an anonymous docker-registry 2.8", () => {
   });
 });
 
-describe("when the registry requires bearer tokens", () => {
+// The token server makes its issuer certificate with openssl.
+needs("docker-registry", "openssl").describe("when the registry requires bearer tokens", () => {
   let registry: StartedRegistry;
 
   beforeAll(async () => {

@@ -14,6 +14,7 @@ import { createToolServer } from "../src/runtime/http-server.js";
 import { builtinTools, toolRegistry } from "../src/runtime/tools/index.js";
 import { connectUpstreams, parseUpstreamConfigs } from "../src/runtime/upstream.js";
 import type { Upstreams } from "../src/runtime/upstream.js";
+import { needs } from "./helpers/needs.js";
 import { EXAMPLE_POLICIES, interceptorFor, listen, mutablePolicy, policyOf } from "./helpers/tool-server.js";
 
 const FIXTURE = new URL("./fixtures/mcp-upstream.js", import.meta.url).pathname;
@@ -79,7 +80,7 @@ describe("connectUpstreams over stdio", () => {
     expect(out?.output).toEqual({ content: [{ type: "text", text: "5" }], structuredContent: { sum: 5 } });
   });
 
-  it("shuts the child down on close()", async () => {
+  needs("procps").it("shuts the child down on close()", async () => {
     const ups = await connectUpstreams([UPSTREAM]);
     expect(fixtureChildren()).toHaveLength(1);
     await ups.close();
@@ -209,7 +210,7 @@ describe("upstream configuration", () => {
     }
   });
 
-  it("fails with UPSTREAM_UNAVAILABLE when an upstream cannot start, and leaves no child behind", async () => {
+  needs("procps").it("fails with UPSTREAM_UNAVAILABLE when an upstream cannot start, and leaves no child behind", async () => {
     const err = await connectUpstreams([UPSTREAM, { name: "broken", command: [process.execPath, "-e", "process.stderr.write('no such server\\n'); process.exit(7)"] }], { connectTimeoutMs: 5000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RuntimeError);
     expect((err as RuntimeError).code).toBe("UPSTREAM_UNAVAILABLE");

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import {
   buildSimpleSigningPayload,
   loadPrivateKey,
@@ -14,6 +14,9 @@ import {
   verifyPayloadSignature,
   writeKeyPair,
 } from "../src/sign/index.js";
+import { needs } from "./helpers/needs.js";
+
+const withOpenssl = needs("openssl");
 
 const PASSWORD = "s3cret-for-openssl-test";
 
@@ -34,7 +37,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe("openssl verifies our signatures", () => {
+withOpenssl.describe("openssl verifies our signatures", () => {
   let payload: Uint8Array;
   beforeAll(async () => {
     payload = buildSimpleSigningPayload({
@@ -63,7 +66,7 @@ describe("openssl verifies our signatures", () => {
   });
 });
 
-describe("openssl reads our keys", () => {
+withOpenssl.describe("openssl reads our keys", () => {
   it("decrypts the private key with the password and derives our public key", async () => {
     const priv = openssl(["pkey", "-in", `${prefix}.key`, "-passin", `pass:${PASSWORD}`, "-noout", "-text"]);
     expect(priv.status, priv.stderr).toBe(0);
@@ -78,7 +81,7 @@ describe("openssl reads our keys", () => {
   });
 });
 
-describe("we read openssl's keys and signatures", () => {
+withOpenssl.describe("we read openssl's keys and signatures", () => {
   it("loads an openssl-encrypted PKCS#8 P-256 key and verifies an openssl signature", async () => {
     const keyPath = join(dir, "ossl.key");
     const gen = openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes-256-cbc", "-pass", `pass:${PASSWORD}`, "-out", keyPath]);

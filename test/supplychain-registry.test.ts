@@ -11,9 +11,10 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeRun, runJson } from "./helpers/cli.js";
 import type { CliJson, JsonRunResult } from "./helpers/cli.js";
+import { needs } from "./helpers/needs.js";
 import { freePort, startRegistry } from "./helpers/registry.js";
 import type { StartedRegistry } from "./helpers/registry.js";
 
@@ -35,6 +36,9 @@ interface VerifyJson {
   lock?: { manifest: string; signature: { source: string } };
   policy?: { manifest: string; signature: { source: string } };
 }
+
+// One registry for the whole file, started in the file-level beforeAll.
+const withRegistry = needs("docker-registry");
 
 let registry: StartedRegistry;
 let dir: string;
@@ -102,6 +106,7 @@ async function manifestDigestAt(repo: string, tag: string): Promise<string | nul
 
 
 beforeAll(async () => {
+  withRegistry.check();
   registry = await startRegistry();
   dir = await mkdtemp(join(tmpdir(), "autonomy-supplychain-registry-"));
   const release = join(dir, "keys", "release");
@@ -117,7 +122,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe("a full release over a registry without the referrers API", () => {
+withRegistry.describe("a full release over a registry without the referrers API", () => {
   it("pushes, locks, attaches, signs and verifies with every step ok, via the fallback tags", async () => {
     const { repo, ref, image } = await pushUniqueImage();
     const bundle = await writeBundle("bundle-full.tar.gz");
@@ -168,7 +173,7 @@ describe("a full release over a registry without the referrers API", () => {
   });
 });
 
-describe("verification refuses (exit 4, stable code, no stack trace)", () => {
+withRegistry.describe("verification refuses (exit 4, stable code, no stack trace)", () => {
   it("SIGNATURE_INVALID with the wrong public key", async () => {
     const { ref } = await pushUniqueImage();
     await autonomy(["sign", ref, "--key", key.priv, "--plain-http"]);
@@ -232,7 +237,7 @@ describe("verification refuses (exit 4, stable code, no stack trace)", () => {
   });
 });
 
-describe("quickstart against the registry", () => {
+withRegistry.describe("quickstart against the registry", () => {
   it("plays tutorial 01 end to end and reports ok", async () => {
     const r = await runJson<{ ok: boolean; ref: string; digest: string; steps: { step: string; ok: boolean }[] }>(
       ["quickstart", "--registry", registry.host, "--plain-http", "--dir", join(dir, "quickstart")],
@@ -246,7 +251,7 @@ describe("quickstart against the registry", () => {
   });
 });
 
-describe("an unreachable registry", () => {
+withRegistry.describe("an unreachable registry", () => {
   it("exits 1 with OCI_REGISTRY_UNREACHABLE and a hint for 127.0.0.1:1", async () => {
     // Port 1 is on the WHATWG fetch "bad ports" list: undici refuses it before connecting ("bad port").
     const r = await runJson(["oci", "pull", "127.0.0.1:1/x:y", "--plain-http", "-o", join(dir, "unreachable-1")]);

@@ -6,26 +6,27 @@
  * And a whole runtime on a full disk: with decision_log durable an allow it
  * cannot record is denied (no record, no action), and once space is back the
  * WAL reopens by itself and calls are allowed again, without a restart.
- * Needs root (mount); skipped with the reason otherwise.
+ * Needs root (mount): fails naming it otherwise, unless AUTONOMY_TEST_SKIP=root.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtemp, open as openFile, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { Wal, WalError, readCommitted } from "../src/telemetry/index.js";
 import { buildBundle, loadPolicy } from "../src/policy/index.js";
 import { DEFAULT_RUNTIME_CONFIG, startRuntime } from "../src/runtime/index.js";
+import { needs } from "./helpers/needs.js";
 import { EXAMPLE_POLICY_DIR } from "./helpers/policies.js";
 import type { WalLogger } from "../src/telemetry/index.js";
 
-const isRoot = process.getuid?.() === 0;
+const privileged = needs("root", "util-linux");
 const quiet: WalLogger = { warn: () => undefined, error: () => undefined };
 let root = "";
 let mounted = false;
 
 beforeAll(async () => {
-  if (!isRoot) return;
+  privileged.check();
   root = await mkdtemp(join(tmpdir(), "wal-enospc-"));
   const r = spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", root], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`mount tmpfs failed: ${r.stderr}`);
@@ -37,7 +38,7 @@ afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-describe.skipIf(!isRoot)("WAL on a full disk (256 KiB tmpfs; needs root)", () => {
+privileged.describe("WAL on a full disk (256 KiB tmpfs; needs root)", () => {
   it("ENOSPC rejects the append with WAL_DISK_FULL, loses nothing acknowledged, and reclamation frees space", async () => {
     const dir = join(root, "telemetry");
     const wal = await Wal.open(dir, { log: quiet, segmentBytes: 32 * 1024 });

@@ -11,8 +11,8 @@ import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { findCommand } from "./peers.js";
 
-const REGISTRY_BIN = "/usr/bin/docker-registry";
 const READY_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 3_000;
 
@@ -45,7 +45,8 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<St
     const port = await freePort();
     const configPath = join(root, "config.yml");
     await writeFile(configPath, registryConfig(dataDir, port, tokenServer));
-    child = spawn(REGISTRY_BIN, ["serve", configPath], { stdio: ["ignore", "ignore", "pipe"] });
+    // Looked up like every peer (test/helpers/peers.ts); suites check it first with needs("docker-registry").
+    child = spawn(findCommand("docker-registry") ?? "docker-registry", ["serve", configPath], { stdio: ["ignore", "ignore", "pipe"] });
     const host = `127.0.0.1:${port}`;
     await waitReady(host, child);
     const running = child;

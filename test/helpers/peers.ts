@@ -1,0 +1,169 @@
+/**
+ * The programs and machine properties the tests need beyond Node.js ("peers"),
+ * how to detect each, which Debian package provides it, and the one skip
+ * convention: `AUTONOMY_TEST_SKIP=<capability>[,<capability>…]`.
+ *
+ * Used by `scripts/ensure-peers.ts` (the first step of `npm test`, which
+ * installs what is missing) and by `needs()` in ./needs.ts (every conditional
+ * test). No vitest import here: the script runs outside the test runner.
+ */
+import { spawnSync } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
+
+/** The environment variable that may name capabilities whose tests are skipped (and listed). */
+export const SKIP_VAR = "AUTONOMY_TEST_SKIP";
+
+export interface Peer {
+  /** What needs it, for messages. */
+  usedBy: string;
+  /** undefined when present; otherwise what exactly is missing. */
+  probe(): string | undefined;
+  /** Debian packages that provide it; empty for a property of the machine apt cannot install. */
+  debian: readonly string[];
+  /** What to do when it is missing and apt cannot help. */
+  remedy?: string;
+}
+
+/** Where a program lives: PATH, then the sbin directories a non-login root shell may lack. */
+export function findCommand(name: string, path = process.env.PATH ?? ""): string | undefined {
+  const dirs = [...path.split(delimiter), "/usr/local/sbin", "/usr/sbin", "/sbin"].filter((d) => d !== "");
+  for (const d of dirs) {
+    try {
+      accessSync(join(d, name), constants.X_OK);
+      return join(d, name);
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+function commands(names: readonly string[], debian: readonly string[], usedBy: string): Peer {
+  const probe = (): string | undefined => {
+    const missing = names.filter((n) => findCommand(n) === undefined);
+    return missing.length === 0 ? undefined : `${missing.join(", ")} not found on the PATH`;
+  };
+  return { usedBy, probe, debian };
+}
+
+function gnuTar(): string | undefined {
+  const tar = findCommand("tar");
+  if (!tar) return "tar not found on the PATH";
+  const r = spawnSync(tar, ["--version"], { encoding: "utf8" });
+  return /GNU tar/.test(r.stdout ?? "") ? undefined : `${tar} is not GNU tar (\`tar --version\`: ${(r.stdout ?? "").split("\n")[0] ?? ""})`;
+}
+
+function isRoot(): string | undefined {
+  const uid = process.getuid?.();
+  return uid === 0 ? undefined : `not root (uid ${String(uid)})`;
+}
+
+function loopDevices(): string | undefined {
+  const losetup = findCommand("losetup");
+  if (!losetup) return "losetup not found on the PATH";
+  const r = spawnSync(losetup, ["-f"], { encoding: "utf8", timeout: 15_000 });
+  if (r.status === 0) return undefined;
+  return `\`losetup -f\` found no free loop device: ${(r.error?.message ?? r.stderr ?? `exit ${String(r.status)}`).trim()}`;
+}
+
+/** Every capability a test may need, by the name AUTONOMY_TEST_SKIP uses. */
+const PEER_TABLE = {
+  skopeo: commands(["skopeo"], ["skopeo"], "test/interop-skopeo (reads and copies what we write)"),
+  "docker-registry": commands(["docker-registry"], ["docker-registry"], "the registry tests (test/registry-client, supplychain-registry, interop-skopeo)"),
+  b3sum: commands(["b3sum"], ["b3sum"], "test/lock-b3sum and interop-skopeo (reference BLAKE3)"),
+  openssl: commands(["openssl"], ["openssl"], "test/sign-openssl, interop-skopeo and the registry token server"),
+  git: commands(["git"], ["git"], "cloning and working on the repository"),
+  strace: commands(["strace"], ["strace"], "the system-call test of `autonomy wal append` (seed 001 fsync order)"),
+  python3: commands(["python3"], ["python3"], "scripts/wal_verify.py, the independent WAL verifier of the portability lab"),
+  "gnu-tar": { usedBy: "the policy bundle tests that read our archives with GNU tar", probe: gnuTar, debian: ["tar"] },
+  "util-linux": commands(["mount", "umount", "losetup"], ["util-linux", "mount"], "test/wal-disk-full (tmpfs) and the portability loop cells"),
+  "mkfs.ext4": commands(["mkfs.ext4"], ["e2fsprogs"], "the ext4 portability cell"),
+  "mkfs.xfs": commands(["mkfs.xfs"], ["xfsprogs"], "the xfs portability cell"),
+  procps: commands(["ps"], ["procps"], "test/runtime-upstream (no upstream child left behind)"),
+  root: { usedBy: "test/wal-disk-full (mounts a tmpfs) and the portability loop cells (mkfs, losetup, mount)", probe: isRoot, debian: [], remedy: "run `npm test` as root" },
+  "loop-devices": {
+    usedBy: "the ext4 and xfs portability cells",
+    probe: loopDevices,
+    debian: [],
+    remedy: "run on a machine with loop devices (a VM, or a container started with --privileged)",
+  },
+} as const satisfies Record<string, Peer>;
+
+export type Capability = keyof typeof PEER_TABLE;
+export const PEERS: Readonly<Record<Capability, Peer>> = PEER_TABLE;
+export const CAPABILITIES = Object.keys(PEERS) as Capability[];
+
+function isCapability(s: string): s is Capability {
+  return Object.hasOwn(PEERS, s);
+}
+
+/** The capabilities AUTONOMY_TEST_SKIP names; an unknown name throws (a typo must not skip nothing silently). */
+export function parseSkip(value: string | undefined = process.env[SKIP_VAR]): Capability[] {
+  const names = (value ?? "").split(/[\s,]+/).filter((s) => s !== "");
+  const unknown = names.filter((n) => !isCapability(n));
+  if (unknown.length > 0) {
+    throw new Error(`${SKIP_VAR} names ${unknown.map((u) => `"${u}"`).join(", ")}, which is not a capability; known: ${CAPABILITIES.join(", ")}`);
+  }
+  return [...new Set(names)] as Capability[];
+}
+
+const probed = new Map<Capability, string | undefined>();
+
+/** What is missing of `cap` (cached per process: the machine does not change under a test run). */
+export function missing(cap: Capability): string | undefined {
+  if (!probed.has(cap)) probed.set(cap, PEERS[cap].probe());
+  return probed.get(cap);
+}
+
+/** Forgets cached probes (after an install). */
+export function forgetProbes(): void {
+  probed.clear();
+}
+
+/** The Debian packages that provide `caps`, sorted and unique. */
+export function debianPackages(caps: readonly Capability[]): string[] {
+  return [...new Set(caps.flatMap((c) => PEERS[c].debian))].sort();
+}
+
+/** The exact command that installs `packages` on Debian, for root or (with sudo) for anyone else. */
+export function installCommand(packages: readonly string[], asRoot: boolean): string {
+  // `sudo env VAR=…` because sudo's env_reset may drop a plain `sudo VAR=…`.
+  const [update, install] = asRoot ? ["apt-get", "DEBIAN_FRONTEND=noninteractive apt-get"] : ["sudo apt-get", "sudo env DEBIAN_FRONTEND=noninteractive apt-get"];
+  return `${update} update && ${install} install -y --no-install-recommends ${packages.join(" ")}`;
+}
+
+/** One capability's problem, what needs it, and how to fix or skip it. */
+export function describeMissing(cap: Capability, problem: string, asRoot = process.getuid?.() === 0): string {
+  const p = PEERS[cap];
+  const fix = p.debian.length > 0 ? `install it: ${installCommand(p.debian, asRoot)}` : (p.remedy ?? "");
+  return `${whatIsMissing(cap, problem)}; ${fix}; or skip what needs it with ${SKIP_VAR}=${cap} (the run lists what it skipped)`;
+}
+
+/** `cap: problem (needed by …)`, without the fix. */
+export function whatIsMissing(cap: Capability, problem: string): string {
+  return `${cap}: ${problem} (needed by ${PEERS[cap].usedBy})`;
+}
+
+/** Thrown by a test whose capability is missing and not named in AUTONOMY_TEST_SKIP. */
+export class PeerMissingError extends Error {
+  readonly code = "PEER_MISSING";
+  constructor(readonly missing: readonly Capability[], message: string) {
+    super(message);
+    this.name = "PeerMissingError";
+  }
+}
+
+/** Throws PEER_MISSING naming every missing capability of `caps` and how to install or skip each. */
+export function assertPresent(caps: readonly Capability[]): void {
+  const absent = caps.flatMap((c) => {
+    const problem = missing(c);
+    return problem === undefined ? [] : [{ c, problem }];
+  });
+  if (absent.length === 0) return;
+  const lines = absent.map(({ c, problem }) => `  - ${describeMissing(c, problem)}`);
+  throw new PeerMissingError(
+    absent.map((a) => a.c),
+    `PEER_MISSING: this test needs ${absent.map((a) => a.c).join(", ")}:\n${lines.join("\n")}\n(\`npm test\` as root on Debian installs missing packages itself.)`,
+  );
+}
