@@ -1,6 +1,9 @@
 // `autonomy lab portability` (seed 002's core invariant matrix) through the real binary
 // (`node bin/autonomy.js`; run `npm run build` first), plus its report builder and a
-// deliberately broken cell through the internal functions.
+// deliberately broken cell through the internal functions. The cells on loop devices need
+// root and loop devices: without them these tests fail naming what is missing, unless
+// AUTONOMY_TEST_SKIP names it (test/helpers/needs.ts). A cell that could not run is never
+// a pass.
 import { existsSync } from "node:fs";
 import { mkdtemp, open, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,17 +22,21 @@ import {
   iterationRng,
   parseMountinfoLine,
   planCells,
+  runPortability,
   runCellSteps,
   walVerifyReport,
 } from "../src/evidence/index.js";
 import type { CellReport, CellStepsInput, PortabilitySummary, SelfTest } from "../src/evidence/index.js";
 import { encodeFrame, inspectWal, walPaths } from "../src/telemetry/index.js";
 import { describeRun, runCli, runJson } from "./helpers/cli.js";
+import { needs } from "./helpers/needs.js";
 
 const DIST_LAB = fileURLToPath(new URL("../dist/cli/commands/lab.js", import.meta.url));
 const SEED_002_KEYS = ["timestamp", "seed", "arch", "fs_type", "total_iterations", "passed", "failed", "pass", "rename_atomic", "run_n", "invariants", "violations", "iterations"];
 const INVARIANTS = ["R1_FIRST_SEQ_IS_ONE", "R2_SEQ_CONTIGUOUS", "R3_SAFESEQ_LE_MAXSEQ", "R4_SAFESEQ_FRAME_EXISTS", "R5_NO_PHANTOMS", "NO_JSON_CORRUPTION"];
 const EVIDENCE_FILES = ["autonomy.log", "cmd.txt", "dmesg.txt", "wal_verify.json"];
+/** What the ext4 and xfs cells on loop devices need. */
+const loopCells = needs("root", "loop-devices", "util-linux", "mkfs.ext4", "mkfs.xfs");
 
 let root = "";
 beforeAll(async () => {
@@ -45,7 +52,7 @@ async function readReport(dir: string): Promise<CellReport> {
 }
 
 describe("autonomy lab portability (real binary)", () => {
-  it("writes the evidence tree, passes, records the seed, and numbers a second run run-2 with the same iterations", async () => {
+  loopCells.it("writes the evidence tree for every cell, passes, records the seed, and numbers a second run run-2 with the same iterations", async () => {
     const out = join(root, "evidence");
     const args = ["lab", "portability", "--iterations", "5", "--out", out];
     const r = await runCli(args, { timeoutMs: 60_000 });
@@ -54,10 +61,11 @@ describe("autonomy lab portability (real binary)", () => {
     expect(r.stdout).toMatch(new RegExp(`^${goArch()}/\\S+\\s+PASS\\s+run-1,`, "m"));
     expect(r.stderr).toContain("step 4/4: rename_atomic=PASS");
 
-    // Every cell that ran left run-1 with the four files; a skipped one says why in the table.
+    // Every cell ran (none skipped: this is root with loop devices) and left run-1 with the four files.
+    expect(r.stdout).not.toMatch(/SKIPPED|could not run/);
     const arch = goArch();
     const cells = await readdir(join(out, arch));
-    expect(cells.length).toBeGreaterThan(0);
+    expect(cells.sort()).toEqual(expect.arrayContaining(["ext4", "xfs"]));
     let seed: number | undefined;
     const firstIterations: Record<string, unknown[]> = {};
     for (const fs of cells) {
@@ -92,24 +100,42 @@ describe("autonomy lab portability (real binary)", () => {
       expect(existsSync(join(run, ".work"))).toBe(false); // scratch removed
       firstIterations[fs] = report.iterations.map(({ iteration, entries, phantoms, torn_tail }) => ({ iteration, entries, phantoms, torn_tail }));
     }
-    for (const line of r.stdout.split("\n").filter((l) => /SKIPPED/.test(l))) expect(line).toMatch(/SKIPPED\(.+\)/);
 
     // Second run, replaying the seed: run-2 everywhere, the same iterations.
     const again = await runJson<PortabilitySummary>([...args, "--seed", String(seed)], { timeoutMs: 60_000 });
     expect(again.code, describeRun(again)).toBe(0);
     expect(again.json).toMatchObject({ ok: true, exit_code: 0, seed, iterations: 5, arch });
-    const ran = again.json.cells.filter((c) => c.status !== "SKIPPED");
-    expect(ran.map((c) => c.fs).sort()).toEqual([...cells].sort());
+    expect(again.json.cells.map((c) => c.fs).sort()).toEqual([...cells].sort());
     for (const c of again.json.cells) {
-      if (c.status === "SKIPPED") {
-        expect(c.reason).toBeTruthy();
-        continue;
-      }
       expect(c).toMatchObject({ status: "PASS", run_n: 2, run_dir: join(out, arch, c.fs, "run-2") });
       const report = await readReport(join(out, arch, c.fs, "run-2"));
       expect(report.run_n).toBe(2);
       expect(report.iterations.map(({ iteration, entries, phantoms, torn_tail }) => ({ iteration, entries, phantoms, torn_tail }))).toEqual(firstIterations[c.fs]);
     }
+  }, 60_000);
+
+  loopCells.it("--fs-cells all runs the volume cell and both loop cells (ext4, xfs), every one passing", async () => {
+    const out = join(root, "all-cells");
+    const r = await runJson<PortabilitySummary>(["lab", "portability", "--iterations", "2", "--fs-cells", "all", "--out", out], { timeoutMs: 60_000 });
+    expect(r.code, describeRun(r)).toBe(0);
+    const arch = goArch();
+    expect(r.json.cells.map((c) => `${c.cell}:${c.device}:${c.status}`).slice(1)).toEqual([`${arch}/ext4:loop:PASS`, `${arch}/xfs:loop:PASS`]);
+    expect(r.json.cells[0]).toMatchObject({ device: "volume", status: "PASS" });
+    for (const c of r.json.cells.filter((x) => x.device === "loop")) {
+      expect(c.fs_type).toBe(c.fs); // the cell really ran on the file system it names
+      expect(c.teardown).toBeUndefined(); // unmounted and detached cleanly
+    }
+  }, 60_000);
+
+  loopCells.it("a loop cell that cannot be set up as root FAILS with its reason (exit 1), never SKIPPED", async () => {
+    // mkfs.xfs refuses a file system under 300 MB: a real setup failure, not a simulated one.
+    const s = await runPortability({ out: join(root, "unbuildable"), iterations: 1, seed: 1, fsCells: "all", command: "test", loopImageBytes: 16 * 1024 * 1024 });
+    const xfs = s.cells.find((c) => c.fs === "xfs" && c.device === "loop");
+    expect(xfs).toMatchObject({ status: "FAIL", fail_hard_causes: [] });
+    expect(xfs?.reason).toMatch(/^mkfs\.xfs failed: /);
+    expect(xfs?.run_n).toBeUndefined(); // it never ran: no evidence directory claimed
+    expect(s.cells.some((c) => c.status === "SKIPPED")).toBe(false);
+    expect(s).toMatchObject({ ok: false, exit_code: 1 });
   }, 60_000);
 
   it("rejects bad flags with a usage error (exit 2)", async () => {

@@ -13,26 +13,32 @@ export type LoopFs = keyof typeof LOOP_FS;
 /** Sparse image size: mkfs.xfs refuses file systems under 300 MB; only written blocks use disk. */
 export const LOOP_IMAGE_BYTES = 512 * 1024 * 1024;
 
-export type Probe = { ok: true; tools: { mkfs: string; losetup: string; mount: string; umount: string } } | { ok: false; reason: string };
+/**
+ * A failed probe is `notRun` when this process may not build a loop cell at all
+ * (not Linux, not root): the cell is honestly SKIPPED. Anything else (a missing
+ * program, no loop device) on a machine that should run the cell is a FAIL.
+ */
+export type Probe = { ok: true; tools: { mkfs: string; losetup: string; mount: string; umount: string } } | { ok: false; reason: string; notRun: boolean };
 
 /**
  * Whether a loop-device cell can be built here, and if not, exactly why: not
  * Linux, not root, the mkfs missing, losetup/mount missing, or loop devices
  * unavailable (probed with `losetup -f`, which finds a free device without
- * attaching anything). Nothing is installed: only detected.
+ * attaching anything). Nothing is installed: only detected (`npm test` installs
+ * the programs before it runs the lab test: scripts/ensure-peers.ts).
  */
 export async function probeLoop(fs: LoopFs): Promise<Probe> {
-  if (process.platform !== "linux") return { ok: false, reason: `loop devices need Linux (platform: ${process.platform})` };
+  if (process.platform !== "linux") return { ok: false, notRun: true, reason: `loop devices need Linux (platform: ${process.platform})` };
   const uid = process.getuid?.();
-  if (uid !== 0) return { ok: false, reason: `not root (uid ${String(uid)}): mkfs, losetup and mount need root; rerun as root` };
+  if (uid !== 0) return { ok: false, notRun: true, reason: `not root (uid ${String(uid)}): mkfs, losetup and mount need root; rerun as root` };
   const mkfs = await which(LOOP_FS[fs].mkfs);
-  if (!mkfs) return { ok: false, reason: `${LOOP_FS[fs].mkfs} missing (install ${LOOP_FS[fs].pkg})` };
+  if (!mkfs) return { ok: false, notRun: false, reason: `${LOOP_FS[fs].mkfs} missing (install ${LOOP_FS[fs].pkg})` };
   const losetup = await which("losetup");
   const mount = await which("mount");
   const umount = await which("umount");
-  if (!losetup || !mount || !umount) return { ok: false, reason: `${!losetup ? "losetup" : !mount ? "mount" : "umount"} missing (install util-linux / mount)` };
+  if (!losetup || !mount || !umount) return { ok: false, notRun: false, reason: `${!losetup ? "losetup" : !mount ? "mount" : "umount"} missing (install util-linux / mount)` };
   const free = await runCommand(losetup, ["-f"], 15_000);
-  if (free.code !== 0) return { ok: false, reason: `loop devices unavailable in this sandbox: \`losetup -f\` failed: ${oneLine(free)}` };
+  if (free.code !== 0) return { ok: false, notRun: false, reason: `loop devices unavailable in this sandbox: \`losetup -f\` failed: ${oneLine(free)}` };
   return { ok: true, tools: { mkfs, losetup, mount, umount } };
 }
 
@@ -49,7 +55,7 @@ export interface LoopMount {
   teardown(): Promise<string[]>;
 }
 
-/** Thrown when a loop cell cannot be set up; the cell is then SKIPPED with this reason. */
+/** Thrown when a loop cell cannot be set up; the cell then FAILS with this reason. */
 export class LoopSetupError extends Error {}
 
 /**

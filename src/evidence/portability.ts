@@ -143,16 +143,17 @@ async function runOne(o: PortabilityOptions, out: string, arch: string, plan: Ce
   const name = `${arch}/${plan.fs}`;
   const label = plan.device === "loop" ? `${name} (loop)` : name;
   const log = new CellLog(label, progress);
-  const skipped = (reason: string): CellOutcome => {
-    progress(`[lab ${label}] SKIPPED: ${reason}`);
-    return { cell: name, arch, fs: plan.fs, device: plan.device, status: "SKIPPED", reason, fail_hard_causes: [], ms: elapsed(t0) };
+  // Not root / not Linux: honestly not run. Root without what a cell needs: the cell fails, with the reason.
+  const notRun = (status: "SKIPPED" | "FAIL", reason: string): CellOutcome => {
+    progress(`[lab ${label}] ${status === "SKIPPED" ? "SKIPPED" : "FAIL (could not run)"}: ${reason}`);
+    return { cell: name, arch, fs: plan.fs, device: plan.device, status, reason, fail_hard_causes: [], ms: elapsed(t0) };
   };
 
   let mount: LoopMount | undefined;
   let tools: Extract<Awaited<ReturnType<typeof probeLoop>>, { ok: true }>["tools"] | undefined;
   if (plan.loopFs) {
     const probe = await probeLoop(plan.loopFs);
-    if (!probe.ok) return skipped(probe.reason);
+    if (!probe.ok) return notRun(probe.notRun ? "SKIPPED" : "FAIL", probe.reason);
     tools = probe.tools;
   }
   const startedAt = new Date();
@@ -162,7 +163,7 @@ async function runOne(o: PortabilityOptions, out: string, arch: string, plan: Ce
     try {
       mount = await setupLoop(plan.loopFs, tools, (l) => log.line(l), o.loopImageBytes ?? LOOP_IMAGE_BYTES);
     } catch (e) {
-      if (e instanceof LoopSetupError) return skipped(e.message);
+      if (e instanceof LoopSetupError) return notRun("FAIL", e.message);
       throw e;
     }
   }

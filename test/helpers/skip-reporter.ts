@@ -62,7 +62,7 @@ export class SkipReporter implements Reporter {
     print("NOT RUN (a suite's setup failed)", skipped.filter((s) => s.kind === "setup-failed"));
     const unexplained = skipped.filter((s) => s.kind === "unexplained");
     if (this.#filtered) {
-      print("SKIPPED by the test name filter (-t)", unexplained);
+      if (unexplained.length > 0) console.log(`${unexplained.length} other test(s) not run: left out by the test name filter (-t)`);
       return;
     }
     print(`SKIPPED WITHOUT ${SKIP_VAR} (fails the run; use needs() from test/helpers/needs.ts)`, unexplained);

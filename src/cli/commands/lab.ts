@@ -32,11 +32,12 @@ interface PortabilityFlags {
   json?: boolean;
 }
 
-/** The table: one line per cell, PASS / FAIL / SKIPPED(reason). */
+/** The table: one line per cell, PASS / FAIL / SKIPPED(reason); a cell that could not run is FAIL with its reason. */
 export function renderSummary(s: PortabilitySummary): string {
   const rows = s.cells.map((c) => {
     const cell = c.device === "loop" ? `${c.cell} (loop)` : c.cell;
     if (c.status === "SKIPPED") return [cell, `SKIPPED(${c.reason ?? "no reason"})`, ""];
+    if (c.run_n === undefined) return [cell, c.status, `could not run: ${c.reason ?? "no reason"}`];
     const detail = [
       `run-${c.run_n ?? "?"}`,
       `self-tests ${c.self_tests?.passed ?? 0}/${c.self_tests?.total ?? 0}`,
