@@ -25,10 +25,9 @@ export type Plan = { action: "none" } | { action: "install"; packages: string[];
 /** What to do about the `absent` capabilities (capability → what is missing) on `machine`. */
 export function planPeers(absent: ReadonlyMap<Capability, string>, machine: Machine, alreadySkipped: readonly Capability[] = []): Plan {
   if (absent.size === 0) return { action: "none" };
-  const caps = [...absent.keys()];
-  const installable = caps.filter((c) => PEERS[c].debian.length > 0);
-  const other = caps.filter((c) => PEERS[c].debian.length === 0);
-  if (installable.length > 0 && other.length === 0 && machine.isRoot && machine.hasApt) {
+  // What apt can provide is installed even when something else is missing too; the re-check after reports the rest.
+  const installable = [...absent.keys()].filter((c) => PEERS[c].debian.length > 0);
+  if (installable.length > 0 && machine.isRoot && machine.hasApt) {
     return { action: "install", packages: debianPackages(installable), missing: installable };
   }
   return { action: "fail", message: failMessage(absent, machine, alreadySkipped) };
@@ -41,7 +40,7 @@ export function failMessage(absent: ReadonlyMap<Capability, string>, machine: Ma
   for (const [c, problem] of absent) lines.push(`  - ${whatIsMissing(c, problem)}${PEERS[c].remedy ? `: ${PEERS[c].remedy}` : ""}`);
   const packages = debianPackages(caps);
   if (packages.length > 0) {
-    const why = !machine.hasApt ? "not a Debian system with apt-get" : "not root";
+    const why = !machine.hasApt ? "not a Debian system with apt-get" : !machine.isRoot ? "not root" : "apt-get did not provide them";
     lines.push("", `Not installed automatically (${why}). On Debian, install them with:`, `  ${installCommand(packages, machine.isRoot)}`);
     if (!machine.hasApt) lines.push(`Elsewhere, install the programs ${caps.filter((c) => PEERS[c].debian.length > 0).join(", ")} with your package manager.`);
   }
