@@ -23,6 +23,7 @@ describe("the run's skip summary", () => {
   it("fails a run that skipped a test without AUTONOMY_TEST_SKIP (it.skip, it.todo), naming each", async () => {
     const r = await vitest("plain-skip.case.ts");
     expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stdout).toContain("1 of 3 test(s) ran, 2 skipped without AUTONOMY_TEST_SKIP");
     expect(r.stdout).toContain("SKIPPED WITHOUT AUTONOMY_TEST_SKIP (fails the run; use needs() from test/helpers/needs.ts): 2 test(s)");
     expect(r.stdout).toMatch(/it\.skip \/ skipIf \/ ctx\.skip:\n {4}- plain-skip\.case\.ts > was skipped by hand/);
     expect(r.stdout).toMatch(/it\.todo:\n {4}- plain-skip\.case\.ts > is only a todo/);
@@ -37,7 +38,7 @@ describe("the run's skip summary", () => {
   it("passes a run whose skip AUTONOMY_TEST_SKIP named, and lists the test with the capability", async () => {
     const r = await vitest("needs-b3sum.case.ts", { AUTONOMY_TEST_SKIP: "b3sum" });
     expect(r.code, describeRun(r)).toBe(0);
-    expect(r.stdout).toContain("AUTONOMY_TEST_SKIP=b3sum — 1 of 2 test(s) ran, 1 skipped");
+    expect(r.stdout).toContain("AUTONOMY_TEST_SKIP=b3sum — 1 of 2 test(s) ran, 1 skipped by AUTONOMY_TEST_SKIP");
     expect(r.stdout).toMatch(/SKIPPED \(by AUTONOMY_TEST_SKIP=b3sum\): 1 test\(s\)\n {2}needs b3sum:\n {4}- needs-b3sum\.case\.ts > hashes the empty input with b3sum/);
     expect(r.stdout).not.toContain("SKIPPED WITHOUT");
   }, 60_000);

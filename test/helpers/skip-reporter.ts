@@ -20,19 +20,20 @@ interface Skipped {
   why: string;
 }
 
-/** Whether a hook of an enclosing suite or of the file threw (its own errors, not a failed child test). */
-function setupFailed(t: TestCase): boolean {
+/** The enclosing suite (or file) whose own hook threw, not one that merely has a failed test; undefined when none. */
+function failedSetup(t: TestCase): string | undefined {
   for (let p: TestCase["parent"] | undefined = t.parent; p; p = p.type === "suite" ? p.parent : undefined) {
-    if (p.errors().length > 0) return true;
+    if (p.errors().length > 0) return p.type === "suite" ? `${t.module.relativeModuleId} > ${p.fullName}` : t.module.relativeModuleId;
   }
-  return false;
+  return undefined;
 }
 
 function classify(t: TestCase): Skipped {
   const label = `${t.module.relativeModuleId} > ${t.fullName}`;
   const by = t.meta().autonomySkip;
   if (by) return { kind: "by-variable", label, why: `needs ${by.caps.join(", ")}` };
-  if (t.options.mode !== "todo" && setupFailed(t)) return { kind: "setup-failed", label, why: "its suite's setup failed (error above)" };
+  const setup = t.options.mode === "todo" ? undefined : failedSetup(t);
+  if (setup !== undefined) return { kind: "setup-failed", label, why: setup };
   const r = t.result();
   const how = t.options.mode === "todo" ? "it.todo" : r.state === "skipped" && r.note ? `ctx.skip("${r.note}")` : "it.skip / skipIf / ctx.skip";
   return { kind: "unexplained", label, why: how };
@@ -49,18 +50,24 @@ export class SkipReporter implements Reporter {
     if (reason === "interrupted") return;
     const all = modules.flatMap((m) => [...m.children.allTests()]);
     const skipped = all.filter((t) => t.result().state === "skipped").map(classify);
-    const print = (title: string, list: Skipped[]): void => {
+    const print = (title: string, list: Skipped[], names = true): void => {
       if (list.length === 0) return;
       console.log(`\n${title}: ${list.length} test(s)`);
       const groups = new Map<string, Skipped[]>();
       for (const s of list) groups.set(s.why, [...(groups.get(s.why) ?? []), s]);
-      for (const [why, tests] of groups) console.log(`  ${why}:\n${tests.map((t) => `    - ${t.label}`).join("\n")}`);
+      for (const [why, tests] of groups) console.log(names ? `  ${why}:\n${tests.map((t) => `    - ${t.label}`).join("\n")}` : `  ${why}: ${tests.length} test(s)`);
     };
     const value = process.env[SKIP_VAR];
-    console.log(`\n${SKIP_VAR}=${value ?? ""} — ${all.length - skipped.length} of ${all.length} test(s) ran, ${skipped.length === 0 ? "nothing skipped" : `${skipped.length} skipped`}`);
-    print(`SKIPPED (by ${SKIP_VAR}=${value ?? ""})`, skipped.filter((s) => s.kind === "by-variable"));
-    print("NOT RUN (a suite's setup failed)", skipped.filter((s) => s.kind === "setup-failed"));
-    const unexplained = skipped.filter((s) => s.kind === "unexplained");
+    const of = (k: Kind): Skipped[] => skipped.filter((s) => s.kind === k);
+    const [byVariable, setupFailed, unexplained] = [of("by-variable"), of("setup-failed"), of("unexplained")];
+    const counts = [
+      byVariable.length > 0 ? `${byVariable.length} skipped by ${SKIP_VAR}` : "",
+      setupFailed.length > 0 ? `${setupFailed.length} not run (setup failed)` : "",
+      unexplained.length > 0 ? `${unexplained.length} skipped without ${SKIP_VAR}` : "",
+    ].filter((c) => c !== "");
+    console.log(`\n${SKIP_VAR}=${value ?? ""} — ${all.length - skipped.length} of ${all.length} test(s) ran, ${counts.length === 0 ? "nothing skipped" : counts.join(", ")}`);
+    print(`SKIPPED (by ${SKIP_VAR}=${value ?? ""})`, byVariable);
+    print("NOT RUN (the setup of their suite failed; its error is above)", setupFailed, false);
     if (this.#filtered) {
       if (unexplained.length > 0) console.log(`${unexplained.length} other test(s) not run: left out by the test name filter (-t)`);
       return;
