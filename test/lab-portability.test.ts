@@ -28,6 +28,7 @@ import {
 } from "../src/evidence/index.js";
 import type { CellReport, CellStepsInput, PortabilitySummary, SelfTest } from "../src/evidence/index.js";
 import { encodeFrame, inspectWal, walPaths } from "../src/telemetry/index.js";
+import { renderSummary } from "../src/cli/commands/lab.js";
 import { describeRun, runCli, runJson } from "./helpers/cli.js";
 import { needs } from "./helpers/needs.js";
 
@@ -136,6 +137,10 @@ describe("autonomy lab portability (real binary)", () => {
     expect(xfs?.run_n).toBeUndefined(); // it never ran: no evidence directory claimed
     expect(s.cells.some((c) => c.status === "SKIPPED")).toBe(false);
     expect(s).toMatchObject({ ok: false, exit_code: 1 });
+    // The table says so too: FAIL, with the reason, never SKIPPED(…).
+    const table = renderSummary(s);
+    expect(table).toMatch(new RegExp(`^${goArch()}/xfs \\(loop\\)\\s+FAIL\\s+could not run: mkfs\\.xfs failed: `, "m"));
+    expect(table).toMatch(/^FAIL: a cell failed/m);
   }, 60_000);
 
   it("rejects bad flags with a usage error (exit 2)", async () => {
