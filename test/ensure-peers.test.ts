@@ -121,6 +121,15 @@ describe("scripts/ensure-peers.ts (real runs)", () => {
     expect(r.stderr).toContain('AUTONOMY_TEST_SKIP names "rot", which is not a capability');
   });
 
+  needs("root", "util-linux").it("as root without CAP_SYS_ADMIN (an unprivileged container's root), fails naming root", async () => {
+    const setpriv = findCommand("setpriv");
+    expect(setpriv, "setpriv (util-linux) drops the capability").toBeDefined();
+    const r = await runProcess(setpriv ?? "setpriv", ["--bounding-set=-sys_admin", process.execPath, "--import", "tsx", SCRIPT], { env: { PATH: bin, AUTONOMY_TEST_SKIP: undefined } });
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stderr).toContain("root: uid 0 but without CAP_SYS_ADMIN (an unprivileged container?), so mount and losetup are refused");
+    expect(r.stderr).toMatch(/AUTONOMY_TEST_SKIP=\S*\broot\b\S* npm test/);
+  });
+
   needs("root", "util-linux").it("as a user who is not root, fails naming root and how to skip it", async () => {
     const setpriv = findCommand("setpriv");
     expect(setpriv, "setpriv (util-linux) runs the script as nobody").toBeDefined();

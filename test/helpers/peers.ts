@@ -8,7 +8,7 @@
  * test). No vitest import here: the script runs outside the test runner.
  */
 import { spawnSync } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 
 /** The environment variable that may name capabilities whose tests are skipped (and listed). */
@@ -54,9 +54,22 @@ function gnuTar(): string | undefined {
   return /GNU tar/.test(r.stdout ?? "") ? undefined : `${tar} is not GNU tar (\`tar --version\`: ${(r.stdout ?? "").split("\n")[0] ?? ""})`;
 }
 
+const CAP_SYS_ADMIN = 21n;
+
+/** Root that may mount: uid 0 and, on Linux, CAP_SYS_ADMIN (an unprivileged container's root lacks it). */
 function isRoot(): string | undefined {
   const uid = process.getuid?.();
-  return uid === 0 ? undefined : `not root (uid ${String(uid)})`;
+  if (uid !== 0) return `not root (uid ${String(uid)})`;
+  if (process.platform !== "linux") return undefined;
+  let status = "";
+  try {
+    status = readFileSync("/proc/self/status", "utf8");
+  } catch {
+    return undefined; // no /proc: uid 0 is all we can know; mount itself will say more
+  }
+  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (capEff === undefined || (BigInt(`0x${capEff}`) >> CAP_SYS_ADMIN) & 1n) return undefined;
+  return "uid 0 but without CAP_SYS_ADMIN (an unprivileged container?), so mount and losetup are refused";
 }
 
 function loopDevices(): string | undefined {
@@ -81,7 +94,7 @@ const PEER_TABLE = {
   "mkfs.ext4": commands(["mkfs.ext4"], ["e2fsprogs"], "the ext4 portability cell"),
   "mkfs.xfs": commands(["mkfs.xfs"], ["xfsprogs"], "the xfs portability cell"),
   procps: commands(["ps"], ["procps"], "test/runtime-upstream (no upstream child left behind)"),
-  root: { usedBy: "test/wal-disk-full (mounts a tmpfs) and the portability loop cells (mkfs, losetup, mount)", probe: isRoot, debian: [], remedy: "run `npm test` as root" },
+  root: { usedBy: "test/wal-disk-full (mounts a tmpfs) and the portability loop cells (mkfs, losetup, mount)", probe: isRoot, debian: [], remedy: "run `npm test` as root, outside a container or in one started with --privileged" },
   "loop-devices": {
     usedBy: "the ext4 and xfs portability cells",
     probe: loopDevices,
