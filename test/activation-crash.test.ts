@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { activateRelease } from "../src/runtime/index.js";
 import { LayoutRepository } from "../src/oci/index.js";
-import { openSlot, readNodeState } from "../src/policy/index.js";
+import { openSlot, readNodeState } from "../src/node/index.js";
 import { AUTONOMY_BIN, REPO_ROOT } from "./helpers/cli.js";
 import { makeRelease, testKeys } from "./helpers/release.js";
 import type { MadeRelease } from "./helpers/release.js";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { activateRelease } from "../src/runtime/index.js";
 import { LayoutRepository, listReferrers } from "../src/oci/index.js";
-import { loadPolicy, readNodeState, LivePolicy, policyPaths, bundlePath } from "../src/policy/index.js";
+import { loadPolicy, readNodeState, LivePolicy, policyPaths, bundlePath } from "../src/node/index.js";
 import { buildBundle } from "../src/policy/index.js";
 import { AutonomyError } from "../src/lib/index.js";
 import { makeRelease, testKeys, policyDir } from "./helpers/release.js";

@@ -19,8 +19,6 @@ export const POLICY_ERROR_CODES = [
   "BUNDLE_SOURCE_INVALID",
   "POLICY_COMPILE_FAILED",
   "POLICY_REQUEST_INVALID",
-  "POLICY_STATE_INVALID",
-  "POLICY_STATE_LOCKED",
 ] as const;
 export type PolicyErrorCode = (typeof POLICY_ERROR_CODES)[number];
 
@@ -45,8 +43,6 @@ const HINTS: Readonly<Record<PolicyErrorCode, string>> = {
   BUNDLE_SOURCE_INVALID: "the policy directory must hold .cedar files with plain names; fix it and build again",
   POLICY_COMPILE_FAILED: "fix the policy text at the reported file and line, then rebuild the bundle",
   POLICY_REQUEST_INVALID: "a decision request needs principal, action, resource and context as documented in docs/policy.md",
-  POLICY_STATE_INVALID: "the policy state under the state root is unreadable; inspect it with `autonomy policy status` or restore from backup",
-  POLICY_STATE_LOCKED: "another process is changing the policy state; retry when it has finished",
 };
 
 export class PolicyError extends AutonomyError<PolicyErrorCode> {

@@ -1,12 +1,10 @@
 export type { EngineKind, EntityRef, DecisionRequest, Decision, EngineDecision, PolicyEngine, PolicyFile, EngineCompiler, BundleManifest, PolicyBundle, LoadedPolicy } from "./types.js";
 export { PolicyError, POLICY_ERROR_CODES } from "./errors.js";
 export type { PolicyErrorCode } from "./errors.js";
-export { loadPolicy, openSlot, compileBundle, policyRefOf, readNodeState } from "./manager.js";
-export type { LoadOptions, LoadResult } from "./manager.js";
-export { commitNodeState, policyPaths, bundlePath, EMPTY_STATE } from "./state.js";
-export type { NodeState, PolicySlot, ActivationRecord } from "./state.js";
-export { LivePolicy } from "./live-policy.js";
-export type { LivePolicyEvent, LivePolicyOptions } from "./live-policy.js";
+export { compileBundle, policyRefOf } from "./compile.js";
+export type { CompileOptions } from "./compile.js";
+export { policySlotSchema, slotOf, rotateSlots, slotDigests } from "./slots.js";
+export type { PolicySlot, PolicySlots } from "./slots.js";
 export { compileCedar, createCedarCompiler, cedarVersion, CEDAR_CONTEXT_LIMITS } from "./cedar/index.js";
 export type { CedarEngineOptions } from "./cedar/index.js";
 export { readBundle, openBundle, bundleHash, serializeManifest, isRuntimeCompatible, verifyCompatibility, bundleManifestSchema, DEFAULT_BUNDLE_LIMITS, MANIFEST_NAME, POLICY_FILE_RE, BUNDLE_NAME_RE } from "./bundle/index.js";

@@ -4,7 +4,8 @@ import type { KeyObject } from "node:crypto";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Reference, RepositoryOptions } from "../oci/index.js";
-import { DEFAULT_RUNTIME_CONFIG, activateRelease, startRuntime, telemetryWalDir } from "../runtime/index.js";
+import { DEFAULT_RUNTIME_CONFIG, activateRelease, startRuntime } from "../runtime/index.js";
+import { telemetryWalDir } from "../node/index.js";
 import { readCommitted } from "../telemetry/index.js";
 import type { Record_ } from "./steps.js";
 

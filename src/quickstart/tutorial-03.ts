@@ -1,7 +1,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { buildBundle, loadPolicy } from "../policy/index.js";
-import { telemetryWalDir } from "../runtime/index.js";
+import { buildBundle } from "../policy/index.js";
+import { loadPolicy, telemetryWalDir } from "../node/index.js";
 import { Exporter, OtlpHttpLogsSink, inspectWalDir, readCommitted, readPos } from "../telemetry/index.js";
 import { startStandInCollector } from "./collector.js";
 import { startRuntimeChild } from "./runtime-child.js";

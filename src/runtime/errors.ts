@@ -9,13 +9,11 @@ export const RUNTIME_ERROR_CODES = [
   "UPSTREAM_UNAVAILABLE",
   "RUNTIME_CONFIG_INVALID",
   "ACTIVATION_SEQUENCE_MISSING",
-  "ACTIVATION_ROLLBACK_REFUSED",
-  "ACTIVATION_EQUIVOCATION",
 ] as const;
 export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 
-/** Refusals that protect the node from old or conflicting releases are verification failures: exit 4. */
-const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set(["ACTIVATION_SEQUENCE_MISSING", "ACTIVATION_ROLLBACK_REFUSED", "ACTIVATION_EQUIVOCATION"]);
+/** A release without a signed sequence fails verification: exit 4 (rollback and equivocation are NodeError codes). */
+const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set(["ACTIVATION_SEQUENCE_MISSING"]);
 
 const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   TOOL_UNKNOWN: "list the tools with `autonomy runtime tools` or the MCP tools/list call",
@@ -25,8 +23,6 @@ const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   UPSTREAM_UNAVAILABLE: "check the upstream MCP server configured in the runtime config is running and reachable",
   RUNTIME_CONFIG_INVALID: "fix the runtime configuration file at the reported field",
   ACTIVATION_SEQUENCE_MISSING: "sign releases with a sequence: `autonomy sign REF --key K.key --sequence N`",
-  ACTIVATION_ROLLBACK_REFUSED: "this release is older than one already activated; to roll back on purpose, sign it with `--rollback`",
-  ACTIVATION_EQUIVOCATION: "two different releases carry the same sequence; publish the new one with a higher sequence",
 };
 
 export class RuntimeError extends AutonomyError<RuntimeErrorCode> {

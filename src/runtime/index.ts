@@ -1,13 +1,13 @@
 export type { ToolCall, ToolOutput, Tool, PolicySource, DecisionEvent, DecisionSink, InterceptResult } from "./types.js";
 export { RuntimeError, RUNTIME_ERROR_CODES } from "./errors.js";
 export type { RuntimeErrorCode } from "./errors.js";
-export { activateRelease, releaseStorePath } from "./activation.js";
+export { activateRelease } from "./activation.js";
 export type { ActivateOptions, ActivationResult } from "./activation.js";
 export { Interceptor } from "./interceptor.js";
 export type { InterceptorOptions } from "./interceptor.js";
 export type { InterceptDecision } from "./types.js";
 export { MemorySink, JsonlSink } from "./decision-sinks.js";
-export { startRuntime, telemetryWalDir } from "./runtime.js";
+export { startRuntime } from "./runtime.js";
 export { WalDecisionSink } from "./wal-sink.js";
 export type { StartRuntimeOptions, RunningRuntime } from "./runtime.js";
 export { readRuntimeConfig, DEFAULT_RUNTIME_CONFIG } from "./config.js";

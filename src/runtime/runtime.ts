@@ -1,12 +1,11 @@
 import type { FastifyInstance } from "fastify";
-import { LivePolicy } from "../policy/index.js";
-import type { LivePolicyEvent } from "../policy/index.js";
+import { LivePolicy, nodeWalLocation } from "../node/index.js";
+import type { LivePolicyEvent } from "../node/index.js";
 import type { RuntimeConfig } from "./config.js";
 import { hostname } from "node:os";
 import { pino } from "pino";
 import { Exporter, LiveWal, confirmedPos, sinkFor } from "../telemetry/index.js";
 import type { ExporterLogger } from "../telemetry/index.js";
-import { stateRootPaths, walSteadyStateEvidence } from "../edge/index.js";
 import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
 import { Interceptor } from "./interceptor.js";
@@ -14,11 +13,6 @@ import { serveMcpStdio } from "./mcp-server.js";
 import { builtinTools, toolRegistry } from "./tools/index.js";
 import { connectUpstreams } from "./upstream.js";
 import type { DecisionSink } from "./types.js";
-
-/** Where a node keeps its telemetry WAL. */
-export function telemetryWalDir(stateRoot: string): string {
-  return stateRootPaths(stateRoot).telemetryWal;
-}
 
 export interface StartRuntimeOptions {
   stateRoot: string;
@@ -65,11 +59,12 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     let exporter: Exporter | undefined;
     let telemetry: (() => Record<string, unknown>) | undefined;
     if (!sink) {
-      const walDir = telemetryWalDir(opts.stateRoot);
+      // The node says where its WAL is and what counts as its steady state (src/node).
+      const { dir: walDir, otherState } = nodeWalLocation(opts.stateRoot);
       const t = opts.config.telemetry;
       // Sealed segments are reclaimed once the exporter (ours, or `autonomy telemetry drain`) has confirmed them.
       // LiveWal: after a failed write (disk full) the WAL reopens itself with backoff; an unattended node resumes alone.
-      const wal = await LiveWal.open(walDir, { otherState: walSteadyStateEvidence(opts.stateRoot), confirmed: () => confirmedPos(walDir), ...(t.segmentBytes ? { segmentBytes: t.segmentBytes } : {}) });
+      const wal = await LiveWal.open(walDir, { otherState, confirmed: () => confirmedPos(walDir), ...(t.segmentBytes ? { segmentBytes: t.segmentBytes } : {}) });
       const recovered = wal.current.recovered;
       const walSink = new WalDecisionSink(wal, opts.config.decisionLog);
       await wal.append(lifecycleEvent("runtime_started", opts, policy, { wal_recovery: { mode: recovered.mode, last_seq: recovered.scan.maxSeq, phantoms_discarded: recovered.scan.phantoms } }));

@@ -12,13 +12,13 @@ export function walPaths(dir: string): { wal: string; safeSeq: string; safeSeqTm
 }
 
 /**
- * Other persisted runtime state that makes a WAL directory "steady" (§3.4).
- *
- * Extension protocol (WS-4): every new kind of persisted runtime state that
- * implies the node has run before MUST be registered here (or passed by the
- * caller as `otherState`), or a lost safe_seq would be mistaken for a first
- * run. telemetry.pos is deliberately NOT listed: it is a consumer marker and
- * never evidence for recovery (S11).
+ * The three names seed 001 §3.4 (`otherStateExists`) checks inside the WAL
+ * directory itself; part of the seed's format, so a bare WAL directory is
+ * judged as any seed-001 implementation would. This is NOT where node state
+ * is registered: the node's steady-state list is src/node/layout.ts
+ * (`walSteadyStateEvidence`, WS-4 extension protocol), which callers pass as
+ * `otherState`. telemetry.pos is deliberately NOT listed: it is a consumer
+ * marker and never evidence for recovery (S11).
  */
 export function defaultOtherState(dir: string): string[] {
   return [join(dir, "lock.fingerprint"), join(dir, "activation"), join(dir, "runtime.db")];

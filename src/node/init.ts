@@ -1,5 +1,5 @@
-import { Wal, nodeWalFs, walPaths } from "../../telemetry/index.js";
-import { stateRootPaths, walSteadyStateEvidence } from "./paths.js";
+import { Wal, nodeWalFs, walPaths } from "../telemetry/index.js";
+import { stateRootPaths, walSteadyStateEvidence } from "./layout.js";
 
 /**
  * Prepares a state root before anything else is written to it: the telemetry
@@ -11,4 +11,9 @@ export async function initStateRoot(root: string): Promise<void> {
   const walDir = stateRootPaths(root).telemetryWal;
   if (await nodeWalFs.exists(walPaths(walDir).safeSeq)) return;
   await Wal.initialize(walDir, { otherState: walSteadyStateEvidence(root) });
+}
+
+/** What a node's WAL is opened with: its directory and the node's steady-state evidence. */
+export function nodeWalLocation(root: string): { dir: string; otherState: string[] } {
+  return { dir: stateRootPaths(root).telemetryWal, otherState: walSteadyStateEvidence(root) };
 }

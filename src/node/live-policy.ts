@@ -1,8 +1,8 @@
-import { openSlot } from "./manager.js";
-import type { LoadOptions } from "./manager.js";
+import type { LoadedPolicy, PolicySlot } from "../policy/index.js";
+import { openSlot } from "./bundle-store.js";
+import type { LoadOptions } from "./policy-load.js";
 import { readNodeState } from "./state.js";
-import type { NodeState, PolicySlot } from "./state.js";
-import type { LoadedPolicy } from "./types.js";
+import type { NodeState } from "./state.js";
 
 export type LivePolicyEvent =
   | { type: "loaded"; slot: "current" | "lkg"; ref: string }

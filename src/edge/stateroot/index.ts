@@ -1,3 +1,0 @@
-export { stateRootPaths, walSteadyStateEvidence } from "./paths.js";
-export type { StateRootPaths } from "./paths.js";
-export { initStateRoot } from "./init.js";

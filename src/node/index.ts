@@ -1,0 +1,16 @@
+// The node domain: the one owner of a node's state root (layout, steady-state list, state.json and its
+// atomic commit, bundle store, activation record and commit). Above policy and telemetry, below runtime.
+export { stateRootPaths, walSteadyStateEvidence, telemetryWalDir, policyPaths, bundlePath, releaseStorePath } from "./layout.js";
+export type { StateRootPaths } from "./layout.js";
+export { initStateRoot, nodeWalLocation } from "./init.js";
+export { readNodeState, commitNodeState, EMPTY_STATE } from "./state.js";
+export type { NodeState, ActivationRecord } from "./state.js";
+export { storeBundle, openSlot, collectBundles } from "./bundle-store.js";
+export { loadPolicy } from "./policy-load.js";
+export type { LoadOptions, LoadResult } from "./policy-load.js";
+export { commitActivation, openReleaseStore } from "./activation.js";
+export type { ActivationCommit } from "./activation.js";
+export { LivePolicy } from "./live-policy.js";
+export type { LivePolicyEvent, LivePolicyOptions } from "./live-policy.js";
+export { NodeError, NODE_ERROR_CODES } from "./errors.js";
+export type { NodeErrorCode } from "./errors.js";

@@ -1,0 +1,78 @@
+import { join } from "node:path";
+
+/**
+ * Where everything lives under a node's state root: the persistent partition
+ * that survives an OS replacement. This table is the only place that joins a
+ * path under the state root, so every domain agrees on the layout.
+ */
+export interface StateRootPaths {
+  root: string;
+  /** Policy slots, the bundle store and the node state file. */
+  policy: string;
+  /** `state.json`: policy slots, activation record, highest release sequence (one atomic commit). */
+  state: string;
+  /** The advisory lock held while `state.json` is read-modified-written. */
+  stateLock: string;
+  /** Content-addressed policy bundles named by the slots (`sha256-<hex>.tar.gz`). */
+  bundles: string;
+  /** Activation artefacts. */
+  activation: string;
+  /** Verified releases kept on the node (an OCI image layout), so it can re-activate offline. */
+  releaseStore: string;
+  /** The telemetry write-ahead log (seed 001). */
+  telemetryWal: string;
+}
+
+export function stateRootPaths(root: string): StateRootPaths {
+  const policy = join(root, "policy");
+  const activation = join(root, "activation");
+  return {
+    root,
+    policy,
+    state: join(policy, "state.json"),
+    stateLock: join(policy, "state.lock"),
+    bundles: join(policy, "bundles"),
+    activation,
+    releaseStore: join(activation, "store"),
+    telemetryWal: join(root, "telemetry", "wal"),
+  };
+}
+
+/**
+ * THE steady-state list of the node (seed 001 §3.4, WS-4 extension protocol):
+ * node state whose presence means the node has run before, so a telemetry WAL
+ * without its safe point is a loss to fail hard on, not a first run. Every new
+ * kind of persisted node state MUST be added here; the WAL is given this list
+ * by its callers (initStateRoot, the runtime) and keeps no list of node state
+ * of its own (only the three names seed 001 fixes inside the WAL directory).
+ * `telemetry.pos` is deliberately absent: a consumer marker is never evidence (S11).
+ */
+export function walSteadyStateEvidence(root: string): string[] {
+  const p = stateRootPaths(root);
+  return [p.state, p.activation];
+}
+
+/** Where a node keeps its telemetry WAL. */
+export function telemetryWalDir(root: string): string {
+  return stateRootPaths(root).telemetryWal;
+}
+
+/** The policy part of the layout (kept under this name for the callers that knew it from `policy`). */
+export function policyPaths(root: string): { dir: string; state: string; lock: string; bundles: string } {
+  const p = stateRootPaths(root);
+  return { dir: p.policy, state: p.state, lock: p.stateLock, bundles: p.bundles };
+}
+
+/** The stored file of a bundle, by its digest (`sha256:<hex>` → `sha256-<hex>.tar.gz`). */
+export function bundlePath(root: string, bundleDigest: string): string {
+  return join(stateRootPaths(root).bundles, bundleFileName(bundleDigest));
+}
+
+export function bundleFileName(bundleDigest: string): string {
+  return `${bundleDigest.replace(":", "-")}.tar.gz`;
+}
+
+/** Where verified releases are kept on the node (an OCI layout). */
+export function releaseStorePath(root: string): string {
+  return stateRootPaths(root).releaseStore;
+}
