@@ -1,6 +1,7 @@
 // Lint: typescript-eslint's type-aware recommended rules over src, test and bench.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import { layersPlugin } from "./scripts/eslint-layers.js";
 
 export default tseslint.config(
   { ignores: ["dist/**", "dist-check/**", "node_modules/**", "work/**", ".autonomy-quickstart/**", "evidence/**"] },
@@ -16,4 +17,10 @@ export default tseslint.config(
     },
   },
   { files: ["**/*.js"], ...tseslint.configs.disableTypeChecked },
+  // The layer order of src/ (layers.json): a violation fails `npm run lint`, hence `npm test`.
+  {
+    files: ["src/**/*.ts"],
+    plugins: { layers: layersPlugin(import.meta.dirname) },
+    rules: { "layers/order": "error", "layers/index-only": "error", "layers/no-test-import": "error", "layers/known-domain": "error" },
+  },
 );
