@@ -1,5 +1,5 @@
 /**
- * Policy domain types shared by bundles, engines, the manager and the runtime's
+ * Policy domain types shared by bundles, engines, the node's slots and the runtime's
  * interceptor. Engines sit behind {@link PolicyEngine} so another language
  * (Rego via OPA-WASM, where the `opa` compiler exists) is one module more.
  */
@@ -81,7 +81,7 @@ export interface PolicyBundle {
   size: number;
 }
 
-/** What the manager has loaded: the bundle and its compiled engine. */
+/** A verified bundle and its compiled engine (compileBundle); what a slot enforces once loaded. */
 export interface LoadedPolicy {
   bundle: PolicyBundle;
   engine: PolicyEngine;
