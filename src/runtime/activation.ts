@@ -32,11 +32,12 @@ export interface ActivationResult {
 /**
  * Activates a signed release on this node:
  *   1. verify it fail-closed (signatures, digests, lock pins this image, bundle is the one the lock names);
- *   2. read the signed release sequence; refuse a lower one than ever activated (rollback) unless the
- *      operator signed an explicit rollback, and refuse a different release under the same sequence;
+ *   2. read the signed release sequence (and whether it is signed as a rollback);
  *   3. keep a verified copy of the release in the node's own store;
- *   4. hand the policy and the activation record to the node, which commits both in ONE atomic
- *      commit of the node state (src/node: commitActivation).
+ *   4. hand the policy and the activation record to the node (src/node: commitActivation), which,
+ *      inside its state lock, refuses a lower sequence than ever activated unless signed as a
+ *      rollback and a different release under a recorded sequence, then commits both in ONE
+ *      atomic commit of the node state.
  * Killed at any instant, the node is on the old activation or the new one, never in between.
  */
 export async function activateRelease(opts: ActivateOptions): Promise<ActivationResult> {
