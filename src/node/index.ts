@@ -1,8 +1,8 @@
 // The node domain: the one owner of a node's state root (layout, steady-state list, state.json and its
 // atomic commit, bundle store, activation record and commit). Above policy and telemetry, below runtime.
-export { stateRootPaths, walSteadyStateEvidence, telemetryWalDir, policyPaths, bundlePath, releaseStorePath } from "./layout.js";
+export { stateRootPaths, walSteadyStateEvidence, nodeWalLocation, telemetryWalDir, policyPaths, bundlePath, releaseStorePath } from "./layout.js";
 export type { StateRootPaths } from "./layout.js";
-export { initStateRoot, nodeWalLocation } from "./init.js";
+export { initStateRoot } from "./init.js";
 export { readNodeState, commitNodeState, EMPTY_STATE } from "./state.js";
 export type { NodeState, ActivationRecord } from "./state.js";
 export { storeBundle, openSlot, collectBundles } from "./bundle-store.js";

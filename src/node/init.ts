@@ -1,5 +1,5 @@
 import { Wal, nodeWalFs, walPaths } from "../telemetry/index.js";
-import { stateRootPaths, walSteadyStateEvidence } from "./layout.js";
+import { nodeWalLocation } from "./layout.js";
 
 /**
  * Prepares a state root before anything else is written to it: the telemetry
@@ -8,12 +8,7 @@ import { stateRootPaths, walSteadyStateEvidence } from "./layout.js";
  * and cheap once done; a runtime holding the WAL open has already done it.
  */
 export async function initStateRoot(root: string): Promise<void> {
-  const walDir = stateRootPaths(root).telemetryWal;
-  if (await nodeWalFs.exists(walPaths(walDir).safeSeq)) return;
-  await Wal.initialize(walDir, { otherState: walSteadyStateEvidence(root) });
-}
-
-/** What a node's WAL is opened with: its directory and the node's steady-state evidence. */
-export function nodeWalLocation(root: string): { dir: string; otherState: string[] } {
-  return { dir: stateRootPaths(root).telemetryWal, otherState: walSteadyStateEvidence(root) };
+  const { dir, otherState } = nodeWalLocation(root);
+  if (await nodeWalFs.exists(walPaths(dir).safeSeq)) return;
+  await Wal.initialize(dir, { otherState });
 }

@@ -52,6 +52,11 @@ export function walSteadyStateEvidence(root: string): string[] {
   return [p.state, p.activation];
 }
 
+/** What a node's WAL is opened with: its directory and the node's steady-state list. */
+export function nodeWalLocation(root: string): { dir: string; otherState: string[] } {
+  return { dir: stateRootPaths(root).telemetryWal, otherState: walSteadyStateEvidence(root) };
+}
+
 /** Where a node keeps its telemetry WAL. */
 export function telemetryWalDir(root: string): string {
   return stateRootPaths(root).telemetryWal;
