@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
-import { Wal, readPos, walPaths } from "../src/telemetry/index.js";
+import { Wal, nodeWalFs, readGeneration, readPos, walPaths } from "../src/telemetry/index.js";
 import { REPO_ROOT, runProcess } from "./helpers/cli.js";
 import type { RunResult } from "./helpers/cli.js";
 import { startControlPlaneEventsContractServer, startOtlpJsonLogsReceiver } from "./exporter-receivers.js";
@@ -62,7 +62,8 @@ describe("autonomy telemetry", () => {
     expect(doc).toMatchObject({ ok: true, drained: 50, status: { backlog: 0, pos: 50, sink: "otlp+control-plane" } });
     expect(new Set(rx.arrivals.map((a) => a.seq)).size).toBe(50);
     expect(rx.arrivals.every((a) => a.nodeId === "edge-9")).toBe(true);
-    expect(cp.stored.map((e) => e.event_id)).toContain("edge-9:wal:50");
+    const gen = (await readGeneration(nodeWalFs, dir)).id;
+    expect(cp.stored.map((e) => e.event_id)).toContain(`edge-9:wal:${gen}:50`);
     const text = await cli(["telemetry", "drain", "--dir", dir, "--otlp-url", rx.url, "--once"]);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^drained 0, backlog 0 \(pos 50 of 50\)$/m);

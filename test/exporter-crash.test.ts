@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
-import { Wal, readPos } from "../src/telemetry/index.js";
+import { Wal, nodeWalFs, readGeneration, readPos } from "../src/telemetry/index.js";
 import { REPO_ROOT } from "./helpers/cli.js";
 import { startOtlpJsonLogsReceiver } from "./exporter-receivers.js";
 
@@ -81,7 +81,7 @@ describe("exporter process killed with SIGKILL mid-drain", () => {
       const seen = new Set(rx.arrivals.map((a) => a.seq));
       const missing = Array.from({ length: total }, (_, i) => i + 1).filter((s) => !seen.has(s));
       expect(missing).toEqual([]);
-      expect(await readPos(dir)).toEqual({ kind: "ok", pos: total });
+      expect(await readPos(dir)).toEqual({ kind: "ok", pos: total, generation: (await readGeneration(nodeWalFs, dir)).id });
       expect(rx.violations).toEqual([]);
     } finally {
       writing = false;

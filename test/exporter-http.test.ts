@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  ControlPlaneEventsSink, Exporter, FanoutSink, OtlpHttpLogsSink, PRIORITY, SinkUnavailable, Wal, priorityOf, readPos, rejectedPath,
+  ControlPlaneEventsSink, Exporter, FanoutSink, OtlpHttpLogsSink, PRIORITY, SinkUnavailable, Wal, nodeWalFs, priorityOf, readGeneration, readPos, rejectedPath,
 } from "../src/telemetry/index.js";
 import type { ExporterOptions, RejectedLine } from "../src/telemetry/index.js";
 import { firstArrivals, startControlPlaneEventsContractServer, startOtlpJsonLogsReceiver } from "./exporter-receivers.js";
@@ -107,7 +107,7 @@ describe("exporter → OTLP/HTTP JSON (our receiver implementing the contract)",
     }
     const names = new Map(rx.arrivals.map((a) => [a.seq, a.eventName]));
     expect([names.get(1), names.get(2), names.get(4), names.get(5), names.get(6)]).toEqual(["ai.agent.error", "ai.policy.decision", "ai.deployment.lifecycle", "ai.agent.lifecycle", "ai.telemetry.heartbeat"]);
-    expect(await readPos(dir)).toEqual({ kind: "ok", pos: 300 });
+    expect(await readPos(dir)).toEqual({ kind: "ok", pos: 300, generation: (await readGeneration(nodeWalFs, dir)).id });
     expect(x.status()).toMatchObject({ pos: 300, backlog: 0, confirmed: 300, dead_lettered: 0, bytes_in_flight: 0 });
     const again = await x.drainOnce();
     expect(again).toMatchObject({ caughtUp: true, confirmed: 0, batches: 0 });
@@ -278,7 +278,7 @@ describe("exporter → OTLP/HTTP JSON (our receiver implementing the contract)",
 });
 
 describe("exporter → control plane events (a test server implementing the documented contract)", () => {
-  it("posts {events:[…]} with event_id <node>:wal:<seq>; a restart from an older position is deduped by the receiver", async () => {
+  it("posts {events:[…]} with event_id <node>:wal:<generation>:<seq>; a restart from an older position is deduped by the receiver", async () => {
     const dir = await tmp();
     const cp = await track(startControlPlaneEventsContractServer());
     const events = Array.from({ length: 90 }, (_, i) => mixedEvent(i));
@@ -289,11 +289,13 @@ describe("exporter → control plane events (a test server implementing the docu
     await x.close();
     expect(cp.stored).toHaveLength(90);
     const byId = new Map(cp.stored.map((e) => [e.event_id, e]));
-    expect(byId.get(`${NODE}:wal:1`)).toMatchObject({ event_type: "ai.agent.error", node_id: NODE, seq: 1, priority: 3, payload: events[0] });
-    expect(byId.get(`${NODE}:wal:2`)).toMatchObject({ event_type: "ai.policy.decision", timestamp: new Date(1_700_000_000_001).toISOString() });
+    const gen = (await readGeneration(nodeWalFs, dir)).id;
+    expect(gen).toMatch(/^[0-9a-f]{32}$/);
+    expect(byId.get(`${NODE}:wal:${gen}:1`)).toMatchObject({ event_type: "ai.agent.error", node_id: NODE, seq: 1, priority: 3, payload: events[0] });
+    expect(byId.get(`${NODE}:wal:${gen}:2`)).toMatchObject({ event_type: "ai.policy.decision", timestamp: new Date(1_700_000_000_001).toISOString() });
     // Crash before pos was persisted: everything is sent again; the contract's dedupe keeps one copy.
     const { writePos } = await import("../src/telemetry/index.js");
-    await writePos(dir, 0);
+    await writePos(dir, { seq: 0, generation: gen });
     const again = exporter({ wal: dir, sink, batchSize: 25 });
     expect(await again.drainOnce()).toMatchObject({ caughtUp: true, pos: 90 });
     expect(cp.stored).toHaveLength(90);

@@ -304,7 +304,7 @@ export async function startControlPlaneEventsContractServer(): Promise<ControlPl
       }
       const events = doc.events as StoredEvent[];
       const n = ++r.requests;
-      const delivered: Delivered[] = events.map((e) => ({ seq: Number(e.event_id.split(":wal:")[1]), nodeId: e.node_id, eventName: e.event_type, priority: Number(e.priority), event: isObj(e.payload) ? e.payload : {} }));
+      const delivered: Delivered[] = events.map((e) => ({ seq: Number(e.event_id.split(":").at(-1)), nodeId: e.node_id, eventName: e.event_type, priority: Number(e.priority), event: isObj(e.payload) ? e.payload : {} }));
       const f = r.fault?.(n, delivered);
       if (f?.hang) return void hanging.add(res);
       if (f?.delayMs) await new Promise((w) => setTimeout(w, f.delayMs));

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeSafeSeq } from "../src/telemetry/index.js";
+import { encodePosition, encodeSafeSeq } from "../src/telemetry/index.js";
 import { describeRun, runCli, runJson } from "./helpers/cli.js";
 
 let root = "";
@@ -52,7 +52,15 @@ describe("autonomy wal", () => {
     expect(nothing.code, describeRun(nothing)).toBe(0);
     expect(nothing.json).toMatchObject({ segments: 0, pos: 0 }); // no exporter position: keep everything
 
+    // A position of another generation (here the 8-byte format of the legacy generation) is ignored, and left as it is.
     await writeFile(join(dir, "telemetry.pos"), encodeSafeSeq(12));
+    const other = await runJson<{ segments: number; pos: number }>(["wal", "reclaim", "--dir", dir]);
+    expect(other.json).toMatchObject({ segments: 0, pos: 0 });
+    expect(await readFile(join(dir, "telemetry.pos"))).toEqual(Buffer.from(encodeSafeSeq(12)));
+    const shown = await runJson<{ pos: number; pos_current: boolean; generation: string }>(["wal", "inspect", "--dir", dir]);
+    expect(shown.json).toMatchObject({ pos: 12, pos_current: false });
+
+    await writeFile(join(dir, "telemetry.pos"), encodePosition({ seq: 12, generation: shown.json.generation }));
     const rec = await runJson<{ segments: number; base: number }>(["wal", "reclaim", "--dir", dir]);
     expect(rec.code, describeRun(rec)).toBe(0);
     expect(rec.json.segments).toBeGreaterThan(0);

@@ -29,7 +29,7 @@ import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Wal, decodeSafeSeq, nodeWalFs, writePos } from "../src/telemetry/index.js";
+import { Wal, decodeSafeSeq, nodeWalFs, readGeneration, walPaths, writePos } from "../src/telemetry/index.js";
 import type { WalLogger } from "../src/telemetry/index.js";
 import { seededRng } from "../src/telemetry/wal/power-loss-fs.js";
 import type { Rng } from "../src/telemetry/wal/power-loss-fs.js";
@@ -259,7 +259,7 @@ describe("SIGKILL the WAL writer at a random moment (real processes, real file s
           // An exporter confirms part of what is committed; the next writer reclaims behind it.
           if (segmented(i)) {
             confirmed += int(rng, knownLast - confirmed + 1);
-            await writePos(dir, confirmed);
+            await writePos(dir, { seq: confirmed, generation: (await readGeneration(nodeWalFs, dir)).id });
           }
           stats.iterations++;
           stats.maxLog = Math.max(stats.maxLog, known.size);
@@ -338,7 +338,7 @@ describe("SIGKILL inside each window of the commit sequence (deterministic)", ()
     const seed = await Wal.open(dir, { log: quietLog() });
     await seed.append({ before: "crash" });
     await seed.close();
-    await writeFile(join(dir, "telemetry.lock"), "");
+    await writeFile(walPaths(dir).lock, "");
     // Today: waits 5 s, then WAL_LOCKED "open in process unknown" — forever, on every restart.
     const wal = await Wal.open(dir, { log: quietLog() });
     expect(wal.lastSeq).toBe(1);

@@ -32,7 +32,7 @@ export interface TelemetryConfig {
   controlPlaneUrl?: string;
   /** OTLP service.name / control-plane node_id; default node.node_id, else the host name. */
   nodeId?: string;
-  /** Seal WAL segments at this size (bytes), so exported frames can be reclaimed; default 16 MiB. */
+  /** Seal WAL segments at this size (bytes), so exported frames can be reclaimed; default 16 MiB; 0 = seed-exact mode (never seal). */
   segmentBytes?: number;
 }
 
@@ -50,7 +50,8 @@ const fileSchema = z.strictObject({
     otlp_compression: z.enum(["gzip", "none"]).optional(),
     control_plane_url: httpUrl.optional(),
     node_id: z.string().min(1).max(256).optional(),
-    segment_bytes: z.number().int().min(4096).optional(),
+    // 0 = seed-exact mode (never seal; docs/wal.md "On-disk modes"); otherwise at least 4 KiB.
+    segment_bytes: z.number().int().refine((n) => n === 0 || n >= 4096, "must be 0 (seed-exact: never seal) or at least 4096").optional(),
   }).optional(),
 });
 

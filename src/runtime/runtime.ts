@@ -64,7 +64,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       const t = opts.config.telemetry;
       // Sealed segments are reclaimed once the exporter (ours, or `autonomy telemetry drain`) has confirmed them.
       // LiveWal: after a failed write (disk full) the WAL reopens itself with backoff; an unattended node resumes alone.
-      const wal = await LiveWal.open(walDir, { otherState, confirmed: () => confirmedPos(walDir), ...(t.segmentBytes ? { segmentBytes: t.segmentBytes } : {}) });
+      const wal = await LiveWal.open(walDir, { otherState, confirmed: () => confirmedPos(walDir), ...(t.segmentBytes !== undefined ? { segmentBytes: t.segmentBytes } : {}) });
       const recovered = wal.current.recovered;
       const walSink = new WalDecisionSink(wal, opts.config.decisionLog);
       await wal.append(lifecycleEvent("runtime_started", opts, policy, { wal_recovery: { mode: recovered.mode, last_seq: recovered.scan.maxSeq, phantoms_discarded: recovered.scan.phantoms } }));

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createInterface } from "node:readline";
-import { DEFAULT_SEGMENT_BYTES, Wal, WalError, WalFileReader, confirmedPos, inspectWalDir, walPaths, nodeWalFs, readBase } from "../../telemetry/index.js";
+import { DEFAULT_SEGMENT_BYTES, Wal, WalError, WalFileReader, confirmedPos, decodePosition, inspectWalDir, walPaths, nodeWalFs, readBase, readGeneration } from "../../telemetry/index.js";
 import { walVerifyReport } from "../../telemetry/index.js";
 import type { WalInspection } from "../../telemetry/index.js";
 import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
@@ -43,25 +43,35 @@ async function walAppend(dir: string, segmentBytes: number): Promise<void> {
   await Promise.all(acks);
 }
 
-function inspectText(dir: string, i: WalInspection, pos: number | null): string {
+interface PosView {
+  seq: number;
+  generation: string;
+  /** Whether it belongs to the WAL's current generation (else exporter and reclamation ignore it). */
+  current: boolean;
+}
+
+function inspectText(dir: string, i: WalInspection, pos: PosView | null, generation: string): string {
   const lines = [
     `WAL ${dir}`,
     `  frames: ${i.frames.length} (${i.wal_bytes} bytes${i.torn_tail_bytes > 0 ? `, torn tail ${i.torn_tail_bytes} bytes` : ""})`,
     `  safe_seq: ${i.safe_seq_status === "ok" ? String(i.safe_seq) : i.safe_seq_status}; max seq on disk: ${i.max_seq}`,
     `  segments: ${i.segments.length} sealed + active${i.base > 0 ? `; seqs 1..${i.base} reclaimed (base ${i.base})` : ""}`,
-    `  telemetry.pos (exporter): ${pos ?? "none"}`,
+    `  generation: ${generation}`,
+    `  telemetry.pos (exporter): ${pos === null ? "none" : `${pos.seq}${pos.current ? "" : ` (generation ${pos.generation}: another WAL generation, ignored)`}`}`,
     ...Object.entries(i.invariants).map(([k, v]) => `  ${v.pass ? "✓" : "✗"} ${k}: ${v.msg}`),
   ];
   if (i.fail_hard) lines.push(`  recovery would FAIL HARD: ${i.fail_hard}`);
   return lines.join("\n");
 }
 
-async function inspectDir(dir: string): Promise<{ inspection: WalInspection; pos: number | null }> {
+async function inspectDir(dir: string): Promise<{ inspection: WalInspection; pos: PosView | null; generation: string }> {
   const p = walPaths(dir);
   const inspection = await inspectWalDir(dir);
+  const { id: generation } = await readGeneration(nodeWalFs, dir);
   const posBytes = await nodeWalFs.readFile(p.pos);
-  const pos = posBytes && posBytes.byteLength === 8 ? Number(Buffer.from(posBytes).readBigUInt64LE(0)) : null;
-  return { inspection, pos };
+  const decoded = posBytes ? decodePosition(posBytes) : undefined;
+  const pos = decoded ? { ...decoded, current: decoded.generation === generation } : null;
+  return { inspection, pos, generation };
 }
 
 export function registerWal(program: Command): void {
@@ -70,7 +80,7 @@ export function registerWal(program: Command): void {
   wal.command("append")
     .description("append one JSON object per stdin line; prints `ack <seq>` only once that entry is durable")
     .requiredOption("--dir <dir>", "WAL directory")
-    .option("--segment-bytes <n>", "seal the active segment at this size, so confirmed frames can be reclaimed", parseSeq, DEFAULT_SEGMENT_BYTES)
+    .option("--segment-bytes <n>", "seal the active segment at this size, so confirmed frames can be reclaimed; 0 = seed-exact mode (never seal, only files seed 001 names in the directory)", parseSeq, DEFAULT_SEGMENT_BYTES)
     .action(action(async (flags: { dir: string; segmentBytes: number }) => walAppend(flags.dir, flags.segmentBytes)));
 
   wal.command("read")
@@ -94,10 +104,10 @@ export function registerWal(program: Command): void {
     .option("--frames", "list every frame")
     .option("--json", "machine-readable output")
     .action(action(async (flags: { dir: string; frames?: boolean; json?: boolean }) => {
-      const { inspection, pos } = await inspectDir(flags.dir);
+      const { inspection, pos, generation } = await inspectDir(flags.dir);
       const shown = flags.frames ? inspection : { ...inspection, frames: inspection.frames.length };
-      emit({ ok: inspection.fail_hard === null, dir: flags.dir, pos, ...shown }, flags, () =>
-        `${inspectText(flags.dir, inspection, pos)}${flags.frames ? `\n${inspection.frames.map((f) => `  #${f.seq ?? "?"} ${f.segment ?? "telemetry.wal"}@${f.offset} ${f.length}B${f.valid_json ? "" : " INVALID"}`).join("\n")}` : ""}`);
+      emit({ ok: inspection.fail_hard === null, dir: flags.dir, pos: pos?.seq ?? null, pos_generation: pos?.generation ?? null, pos_current: pos?.current ?? null, generation, ...shown }, flags, () =>
+        `${inspectText(flags.dir, inspection, pos, generation)}${flags.frames ? `\n${inspection.frames.map((f) => `  #${f.seq ?? "?"} ${f.segment ?? "telemetry.wal"}@${f.offset} ${f.length}B${f.valid_json ? "" : " INVALID"}`).join("\n")}` : ""}`);
       if (inspection.fail_hard) process.exitCode = ExitCodes.walFailHard;
     }));
 

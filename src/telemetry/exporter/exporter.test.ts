@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Wal, walPaths } from "../wal/index.js";
 import { Exporter } from "./exporter.js";
 import { POS_TMP, readPos } from "./pos.js";
+import { nodeWalFs, readGeneration } from "../wal/index.js";
 import type { ExportRecord } from "./record.js";
 import type { Sink } from "./sinks.js";
 
@@ -57,7 +58,7 @@ describe("Exporter", () => {
     expect(await readPos(dir)).toEqual({ kind: "missing" });
     await rmdir(join(dir, POS_TMP));
     expect(await x.drainOnce()).toMatchObject({ caughtUp: true, pos: 2 });
-    expect(await readPos(dir)).toEqual({ kind: "ok", pos: 2 });
+    expect(await readPos(dir)).toEqual({ kind: "ok", pos: 2, generation: (await readGeneration(nodeWalFs, dir)).id });
   });
 
   it("a corrupt telemetry.pos, or one past the committed WAL, means exporting again from seq 1", async () => {

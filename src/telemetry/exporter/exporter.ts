@@ -124,6 +124,8 @@ export class Exporter {
   #initialised = false;
   #closed = false;
   #pos = 0;
+  /** The WAL generation being exported: telemetry.pos and every event id carry it. */
+  #generation = "";
   #known = 0;
   #bits = new SeqBitset(0);
   #pending: number[] = new Array<number>(LEVELS).fill(0);
@@ -178,9 +180,15 @@ export class Exporter {
     }
     const read = await readPos(this.source.dir);
     const committed = await this.source.committed();
+    this.#generation = await this.source.generation();
     let pos = 0;
-    if (read.kind === "ok") pos = read.pos;
-    if (read.kind === "corrupt") this.#log?.warn({ dir: this.source.dir, length: read.length }, "EXPORT_POS_CORRUPT: telemetry.pos is not 8 bytes; exporting again from seq 1 (receivers dedupe)");
+    if (read.kind === "ok" && read.generation === this.#generation) pos = read.pos;
+    if (read.kind === "ok" && read.generation !== this.#generation) {
+      // A first run or an operator reset started a new generation: the old position names another WAL's seqs.
+      // Not followed (and not deleted: it is overwritten by the first position of this generation).
+      this.#log?.warn({ dir: this.source.dir, pos: read.pos, pos_generation: read.generation, generation: this.#generation }, "EXPORT_POS_OTHER_GENERATION: telemetry.pos belongs to another WAL generation; exporting this generation from seq 1");
+    }
+    if (read.kind === "corrupt") this.#log?.warn({ dir: this.source.dir, length: read.length }, "EXPORT_POS_CORRUPT: telemetry.pos is not 8 or 24 bytes; exporting again from seq 1 (receivers dedupe)");
     if (pos > committed) {
       this.#log?.warn({ dir: this.source.dir, pos, committed }, "EXPORT_POS_AHEAD: telemetry.pos is past the committed WAL (the WAL was reset); exporting from seq 1");
       pos = 0;
@@ -244,7 +252,7 @@ export class Exporter {
           scanEnd = e.seq - 1;
           break scan;
         }
-        batch.push(toExportRecord(e, this.nodeId, e.bytes));
+        batch.push(toExportRecord(e, this.nodeId, e.bytes, this.#generation));
         bytes += e.bytes;
         if (batch.length >= this.#batchSize) {
           scanEnd = e.seq;
@@ -273,7 +281,7 @@ export class Exporter {
   async #persist(): Promise<void> {
     const prefix = Math.min(this.#bits.advance(), this.#known);
     if (prefix > this.#pos) {
-      await writePos(this.source.dir, prefix);
+      await writePos(this.source.dir, { seq: prefix, generation: this.#generation });
       this.#pos = prefix;
     }
   }

@@ -4,6 +4,8 @@ import { encodeLogsRequest, fromAnyValue, toAnyValue } from "./otlp.js";
 import { eventTimeNanos, nanosToRfc3339, toExportRecord } from "./record.js";
 import { toControlPlaneEvent } from "./sinks.js";
 
+const GEN = "0123456789abcdef0123456789abcdef";
+
 describe("OTLP JSON encoding", () => {
   it("AnyValue round-trips any JSON object (fast-check)", () => {
     fc.assert(fc.property(fc.dictionary(fc.string(), fc.jsonValue()), (obj) => {
@@ -13,7 +15,7 @@ describe("OTLP JSON encoding", () => {
   });
 
   it("encodes one record as the OTLP/HTTP JSON mapping expects", () => {
-    const rec = toExportRecord({ seq: 42, event: { type: "ai.policy.decision", timestamp: "2024-05-01T12:00:00.123456789Z", decision: "deny", trace_id: "0123456789ABCDEF0123456789abcdef", span_id: "0123456789abcdef", n: 3, x: 1.5 } }, "node-7", 100);
+    const rec = toExportRecord({ seq: 42, event: { type: "ai.policy.decision", timestamp: "2024-05-01T12:00:00.123456789Z", decision: "deny", trace_id: "0123456789ABCDEF0123456789abcdef", span_id: "0123456789abcdef", n: 3, x: 1.5 } }, "node-7", 100, GEN);
     const req = encodeLogsRequest([rec], "node-7", 1_700_000_000_000_000_000n);
     const rl = req.resourceLogs[0];
     expect(rl?.resource.attributes).toEqual([{ key: "service.name", value: { stringValue: "node-7" } }]);
@@ -30,6 +32,8 @@ describe("OTLP JSON encoding", () => {
     expect(lr?.attributes).toEqual([
       { key: "event.name", value: { stringValue: "ai.policy.decision" } },
       { key: "autonomy.seq", value: { intValue: "42" } },
+      { key: "autonomy.wal_generation", value: { stringValue: GEN } },
+      { key: "event.id", value: { stringValue: `node-7:wal:${GEN}:42` } },
       { key: "autonomy.node_id", value: { stringValue: "node-7" } },
       { key: "autonomy.priority", value: { intValue: "2" } },
     ]);
@@ -37,10 +41,10 @@ describe("OTLP JSON encoding", () => {
   });
 
   it("an event without a time gets timeUnixNano 0 (unknown) for OTLP and the export time for the control plane", () => {
-    const rec = toExportRecord({ seq: 1, event: { kind: "lifecycle" } }, "n", 10);
+    const rec = toExportRecord({ seq: 1, event: { kind: "lifecycle" } }, "n", 10, GEN);
     expect(encodeLogsRequest([rec], "n", 5n).resourceLogs[0]?.scopeLogs[0]?.logRecords[0]?.timeUnixNano).toBe("0");
     expect(toControlPlaneEvent(rec, Date.parse("2024-01-02T03:04:05.678Z"))).toMatchObject({
-      event_id: "n:wal:1", event_type: "ai.agent.lifecycle", node_id: "n", timestamp: "2024-01-02T03:04:05.678Z", seq: 1, priority: 1,
+      event_id: `n:wal:${GEN}:1`, event_type: "ai.agent.lifecycle", node_id: "n", timestamp: "2024-01-02T03:04:05.678Z", seq: 1, priority: 1,
     });
   });
 

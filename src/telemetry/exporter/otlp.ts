@@ -8,7 +8,7 @@
  */
 import { RUNTIME_VERSION } from "../../lib/index.js";
 import type { ExportRecord } from "./record.js";
-import { eventTimeNanos } from "./record.js";
+import { eventIdOf, eventTimeNanos } from "./record.js";
 import { severityOf } from "./priority.js";
 
 export type AnyValue =
@@ -116,6 +116,8 @@ export function toOtlpLogRecord(r: ExportRecord, observedNanos: bigint): OtlpLog
     attributes: [
       { key: "event.name", value: { stringValue: r.eventName } },
       { key: "autonomy.seq", value: { intValue: String(r.seq) } },
+      { key: "autonomy.wal_generation", value: { stringValue: r.generation } },
+      { key: "event.id", value: { stringValue: eventIdOf(r) } },
       { key: "autonomy.node_id", value: { stringValue: r.nodeId } },
       { key: "autonomy.priority", value: { intValue: String(r.priority) } },
     ],

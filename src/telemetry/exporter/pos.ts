@@ -1,18 +1,22 @@
 /**
- * telemetry.pos: the exporter's consumer position, 8-byte little-endian uint64
- * like telemetry.safe_seq. Meaning: every seq ≤ pos has been confirmed by the
- * sink (or dead-lettered). Written temp → fsync → rename → fsync(dir), so it
- * is the old or the new value after a crash, never torn. It is a consumer
- * marker only: WAL recovery never reads it (seed 001 S11).
+ * telemetry.pos: the exporter's consumer position. Every seq ≤ pos of the WAL
+ * generation it names has been confirmed by the sink (or dead-lettered).
+ * Encoded by the one codec, wal/position.ts (24 bytes: seq + generation; the
+ * 8-byte format before generations is still read, as the legacy generation).
+ * Written temp → fsync → rename → fsync(dir), so it is the old or the new
+ * value after a crash, never torn. It is a consumer marker only: WAL recovery
+ * never reads or changes it (seed 001 S11); a position of another generation
+ * is ignored here, never deleted.
  */
 import { open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoCode, fsyncDir } from "../../lib/index.js";
-import { decodeSafeSeq, encodeSafeSeq, walPaths } from "../wal/index.js";
+import { confirmedIn, decodePosition, encodePosition, nodeWalFs, readGeneration, walPaths } from "../wal/index.js";
+import type { Position } from "../wal/index.js";
 
 export const POS_TMP = "telemetry.pos.tmp";
 
-export type PosRead = { kind: "ok"; pos: number } | { kind: "missing" } | { kind: "corrupt"; length: number };
+export type PosRead = { kind: "ok"; pos: number; generation: string } | { kind: "missing" } | { kind: "corrupt"; length: number };
 
 export async function readPos(dir: string): Promise<PosRead> {
   let raw: Uint8Array;
@@ -22,15 +26,15 @@ export async function readPos(dir: string): Promise<PosRead> {
     if (errnoCode(e) === "ENOENT") return { kind: "missing" };
     throw e;
   }
-  const pos = decodeSafeSeq(raw);
-  return pos === undefined ? { kind: "corrupt", length: raw.byteLength } : { kind: "ok", pos };
+  const p = decodePosition(raw);
+  return p === undefined ? { kind: "corrupt", length: raw.byteLength } : { kind: "ok", pos: p.seq, generation: p.generation };
 }
 
-export async function writePos(dir: string, pos: number): Promise<void> {
+export async function writePos(dir: string, pos: Position): Promise<void> {
   const tmp = join(dir, POS_TMP);
   const fh = await open(tmp, "w", 0o600);
   try {
-    await fh.writeFile(encodeSafeSeq(pos));
+    await fh.writeFile(encodePosition(pos));
     await fh.sync();
   } finally {
     await fh.close();
@@ -40,10 +44,12 @@ export async function writePos(dir: string, pos: number): Promise<void> {
 }
 
 /**
- * The position reclamation may follow (Wal's `confirmed` option): telemetry.pos,
- * or 0 when it is missing or corrupt — when in doubt, keep everything.
+ * The position reclamation may follow (Wal's `confirmed` option): telemetry.pos
+ * when it belongs to the WAL's current generation, else 0 — a missing, corrupt
+ * or other generation's position reclaims nothing (when in doubt, keep everything).
  */
 export async function confirmedPos(dir: string): Promise<number> {
   const r = await readPos(dir);
-  return r.kind === "ok" ? r.pos : 0;
+  if (r.kind !== "ok") return 0;
+  return confirmedIn({ seq: r.pos, generation: r.generation }, await readGeneration(nodeWalFs, dir));
 }

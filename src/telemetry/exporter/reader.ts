@@ -22,7 +22,7 @@ import { open, readFile } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errnoCode } from "../../lib/index.js";
-import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, WalFailHard, decodePayload, decodeSafeSeq, nodeWalFs, readSegmentLayout, walPaths } from "../wal/index.js";
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, WalFailHard, decodePayload, decodeSafeSeq, nodeWalFs, readGeneration, readSegmentLayout, walPaths } from "../wal/index.js";
 import type { SegmentLayout, Wal, WalEntry } from "../wal/index.js";
 
 export interface ScannedEntry extends WalEntry {
@@ -36,6 +36,8 @@ export interface WalSource {
   readonly dir: string;
   /** Highest committed seq (0: nothing committed yet). */
   committed(): Promise<number>;
+  /** The WAL generation (docs/wal.md "Generations"): telemetry.pos and event ids carry it. */
+  generation(): Promise<string>;
   /**
    * Committed entries `from..to` in seq order (`to` ≤ a value committed()
    * returned), in pages of at most a few hundred entries. Entries whose seq
@@ -154,6 +156,11 @@ export class WalFileReader implements WalSource {
   }
 
   /** The safe point (telemetry.safe_seq); 0 while it does not exist (first run: nothing committed). */
+  /** The generation file beside the directory; the legacy generation when there is none. */
+  async generation(): Promise<string> {
+    return (await readGeneration(nodeWalFs, this.dir)).id;
+  }
+
   async committed(): Promise<number> {
     let raw: Uint8Array;
     try {
@@ -331,6 +338,7 @@ export function walSource(wal: Wal, pageSize = 256): WalSource {
   return {
     dir: wal.dir,
     committed: () => Promise.resolve(wal.lastSeq),
+    generation: () => Promise.resolve(wal.generation),
     async *scan(from: number, to: number, opts: ScanOptions = {}): AsyncGenerator<ScannedEntry[]> {
       let next = Math.max(1, from);
       for (;;) {

@@ -4,6 +4,8 @@ import { eventNameOf, priorityOf } from "./priority.js";
 /** One committed WAL entry on its way to a sink. */
 export interface ExportRecord {
   seq: number;
+  /** The WAL generation the seq belongs to (docs/wal.md "Generations"). */
+  generation: string;
   /** The node the WAL belongs to: OTLP `service.name` / `autonomy.node_id`, control-plane `node_id`. */
   nodeId: string;
   /** The event exactly as stored in the WAL. */
@@ -16,13 +18,19 @@ export interface ExportRecord {
   bytes: number;
 }
 
-export function toExportRecord(entry: WalEntry, nodeId: string, bytes: number): ExportRecord {
-  return { seq: entry.seq, nodeId, event: entry.event, priority: priorityOf(entry.event), eventName: eventNameOf(entry.event), bytes };
+export function toExportRecord(entry: WalEntry, nodeId: string, bytes: number, generation: string): ExportRecord {
+  return { seq: entry.seq, generation, nodeId, event: entry.event, priority: priorityOf(entry.event), eventName: eventNameOf(entry.event), bytes };
 }
 
-/** The idempotency key receivers dedupe on: `<node_id>:wal:<seq>` (the original bridge's event_id). */
-export function eventIdOf(r: Pick<ExportRecord, "nodeId" | "seq">): string {
-  return `${r.nodeId}:wal:${r.seq}`;
+/**
+ * The idempotency key receivers dedupe on: `<node_id>:wal:<generation>:<seq>`
+ * (the original bridge's `<node_id>:wal:<seq>` plus the WAL generation, DESIGN:
+ * "idempotent on the event id (node, WAL generation, seq)"). A first run or an
+ * operator reset restarts seq at 1 in a new generation, so its events get new
+ * ids and a deduplicating receiver keeps them.
+ */
+export function eventIdOf(r: Pick<ExportRecord, "nodeId" | "seq" | "generation">): string {
+  return `${r.nodeId}:wal:${r.generation}:${r.seq}`;
 }
 
 const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/i;

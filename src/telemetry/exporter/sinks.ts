@@ -2,7 +2,8 @@
  * Where the exporter delivers: an OTLP/HTTP logs endpoint, the control plane's
  * event ingestion, or both. A sink resolves when the receiver has the whole
  * batch; anything it throws means "not delivered" and the exporter sends the
- * batch again later (at-least-once; receivers dedupe on (node_id, seq)).
+ * batch again later (at-least-once; receivers dedupe on the event id: node,
+ * WAL generation, seq — eventIdOf).
  *
  * HTTP status classes (the same for both sinks):
  *   2xx                        delivered

@@ -8,6 +8,8 @@ import type { WalLogger } from "./logger.js";
 import { defaultOtherState, walPaths } from "./paths.js";
 import { scanFrames, structuralBytes } from "./scan.js";
 import type { SafePoint, ScanResult } from "./scan.js";
+import { newGenerationId, readGeneration, writeGeneration } from "./generation.js";
+import type { Generation } from "./generation.js";
 import { BASE_TMP_FILE, hasSegmentState, readSegmentLayout, segmentDigestMatches } from "./segments.js";
 import type { Segment, SegmentLayout } from "./segments.js";
 
@@ -30,6 +32,8 @@ export interface Recovered {
   segments: { base: number; retained: Segment[] };
   /** SHA-256 state over the active segment's kept bytes, hashed from what recovery read (the Wal continues it; a seal names its digest). */
   activeDigest: Hash;
+  /** The WAL generation (docs/wal.md "Generations"): new on a first run and an operator reset. */
+  generation: Generation;
   /** How the safe point was established: read, first run, legacy upgrade or operator reset. */
   mode: "safe_seq" | "first_run" | "legacy_upgrade" | "operator_reset";
 }
@@ -56,8 +60,18 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   await finishReclamation(fs, dir, layout);
   const data = (await fs.readFile(p.wal)) ?? new Uint8Array(0);
   const established = await establishSafePoint(opts, data);
-  await checkSealed(fs, dir, layout, established.safe);
-  const scan = scanFrames(data, established.safe, dir, layout.activeFirst);
+  const generation = established.mode === "first_run" || established.mode === "operator_reset" ? { id: newGenerationId() } : await readGeneration(fs, dir);
+  // OBS-4: a legacy upgrade accepts gaps anywhere; later openings only up to what that upgrade accepted.
+  const legacyThrough = established.mode === "legacy_upgrade" ? Number.POSITIVE_INFINITY : generation.legacyThrough;
+  await checkSealed(fs, dir, layout, established.safe, legacyThrough);
+  const scan = scanFrames(data, established.safe, dir, layout.activeFirst, legacyThrough);
+  if (established.mode === "legacy_upgrade") {
+    // OBS-4: every complete legacy frame is committed, gaps included; each gap is logged at WARNING and
+    // recorded beside the directory, so later openings (without the variable) accept the same gaps.
+    for (const g of scan.gaps) opts.log.warn({ dir, after: g.after, seq: g.seq }, `WAL_LEGACY_GAP: legacy frame seq ${g.seq} follows ${g.after}; accepted as committed (seed OBS-4)`);
+    generation.legacyThrough = scan.maxSeq;
+    generation.legacyGaps = scan.gaps;
+  }
   // Make what recovery decided durable before anyone reads it: the WAL file (created if
   // missing, truncated to the safe point) and the directory (its entry, and a safe_seq
   // rename a killed writer may have left un-fsynced). Otherwise a reader could be shown
@@ -70,36 +84,32 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
     await f.close();
   }
   await fs.fsyncDir(dir);
-  // Every mode but "safe_seq" records its safe point at once. For a legacy upgrade that is
-  // the migration itself. For a first run (or an operator reset) it is a genesis safe point
-  // 0: from now on a missing safe_seq is detected even before the first append, which
-  // matters because a node writes other state (policy, activation) before the runtime
-  // appends anything. (The seed leaves this to the first append; a stale .tmp from a
-  // crashed genesis is simply replaced, never read.)
-  if (established.mode === "first_run" || established.mode === "operator_reset") await discardStalePosition(opts);
-  if (established.mode !== "safe_seq") await writeSafeSeq(fs, dir, scan.maxSeq);
-  if (established.mode === "safe_seq" && (await fs.exists(p.safeSeqTmp))) {
-    // WS-3: a stale temp from a crash mid-update; the canonical file exists, so the temp is garbage.
-    await fs.unlink(p.safeSeqTmp).catch(() => undefined);
+  // A new generation (first run, operator reset) or a legacy upgrade's record is durable
+  // BEFORE the safe point that makes the WAL steady: a crash in between repeats the same
+  // decision on the next open instead of leaving a steady WAL without its generation.
+  // telemetry.pos is never touched (S11): a position of another generation is simply not
+  // followed by the exporter or by reclamation.
+  if (established.mode !== "safe_seq") await writeGeneration(fs, dir, generation);
+  const staleTmp = await fs.exists(p.safeSeqTmp);
+  if (established.mode === "safe_seq") {
+    // WS-3, as the seed states it: a stale temp is removed only when the canonical safe_seq exists.
+    if (staleTmp) await fs.unlink(p.safeSeqTmp).catch(() => undefined);
+  } else if (!staleTmp) {
+    // Every other mode records its safe point at once. For a legacy upgrade that is the
+    // migration itself; for a first run (or an operator reset) it is a genesis safe point 0:
+    // from now on a missing safe_seq is detected even before the first append, which matters
+    // because a node writes other state (policy, activation) before the runtime appends anything.
+    await writeSafeSeq(fs, dir, scan.maxSeq);
+  } else {
+    // WS-3: with no canonical safe_seq the stale temp is left alone, so no safe point is
+    // written through it here: like the seed, the first append writes the first safe point.
+    // (So a legacy upgrade needs the variable again until that first append.)
+    opts.log.warn({ dir, mode: established.mode }, "WAL_SAFESEQ_TMP_LEFT: telemetry.safe_seq.tmp exists without telemetry.safe_seq; left alone, the first append writes the safe point");
   }
   // Same for a reclamation killed before its base rename: the old base (or none) stands.
   if (await fs.exists(join(dir, BASE_TMP_FILE))) await fs.unlink(join(dir, BASE_TMP_FILE)).catch(() => undefined);
   const activeDigest = createHash("sha256").update(data.subarray(0, scan.truncateTo));
-  return { scan, mode: established.mode, segments: { base: layout.base, retained: layout.retained }, activeDigest };
-}
-
-/**
- * A consumer position left from before a first run or an operator reset names
- * seqs of a WAL that no longer exists; reclamation following it would delete
- * new, unexported entries. It goes before the genesis safe point is written
- * (whose directory fsync makes the unlink durable). Recovery still never
- * *reads* it (S11): its mere presence is all that matters here.
- */
-async function discardStalePosition(opts: RecoverOptions): Promise<void> {
-  const { pos } = walPaths(opts.dir);
-  if (!(await opts.fs.exists(pos))) return;
-  await opts.fs.unlink(pos);
-  opts.log.warn({ dir: opts.dir }, "WAL_POS_DISCARDED: telemetry.pos belonged to the WAL before this first run or reset; the exporter starts from seq 1");
+  return { scan, mode: established.mode, generation, segments: { base: layout.base, retained: layout.retained }, activeDigest };
 }
 
 /** A crash between writing base and unlinking the segments it covers leaves them behind; delete them now. */
@@ -115,7 +125,7 @@ async function finishReclamation(fs: WalFs, dir: string, layout: SegmentLayout):
  * the frames its name says, all valid: any defect is lost or changed committed
  * data. Read one segment at a time.
  */
-async function checkSealed(fs: WalFs, dir: string, layout: SegmentLayout, safe: SafePoint): Promise<void> {
+async function checkSealed(fs: WalFs, dir: string, layout: SegmentLayout, safe: SafePoint, legacyThrough?: number): Promise<void> {
   const sealedEnd = layout.activeFirst - 1;
   if (safe.kind === "safe" && safe.seq < sealedEnd && layout.retained.length > 0) {
     throw new WalFailHard("SEGMENT_INVALID", dir, `sealed segments reach seq ${sealedEnd}, beyond safe_seq=${safe.seq}`, { safe_seq: safe.seq, sealed_end: sealedEnd });
@@ -126,7 +136,7 @@ async function checkSealed(fs: WalFs, dir: string, layout: SegmentLayout, safe: 
   for (const s of layout.retained) {
     const bytes = (await fs.readFile(s.path)) ?? new Uint8Array(0);
     // The seed's own causes first (corrupt JSON as itself, WS-2), then the shape, then the digest: it catches what still parses.
-    const r = scanFrames(bytes, { kind: "legacy" }, dir, s.first);
+    const r = scanFrames(bytes, { kind: "legacy" }, dir, s.first, legacyThrough);
     if (r.validBytes !== bytes.byteLength || r.maxSeq !== s.last) {
       throw new WalFailHard("SEGMENT_INVALID", dir, `${s.name} holds seqs ${s.first}..${r.maxSeq} in ${r.validBytes} of ${bytes.byteLength} bytes`, { segment: s.name, max_seq: r.maxSeq, valid_bytes: r.validBytes, bytes: bytes.byteLength });
     }

@@ -1,9 +1,14 @@
 import { join } from "node:path";
+import { besideWalDir } from "./generation.js";
 
-/** The WAL's files in its directory (seed 001; names as the original). */
+/**
+ * The WAL's files in its directory (seed 001; names as the original), and its
+ * lock, which lies BESIDE the directory (`<dir>.lock`): the seed does not name
+ * it, and a seed-exact directory holds only the files the seed names.
+ */
 export function walPaths(dir: string): { wal: string; safeSeq: string; safeSeqTmp: string; pos: string; lock: string } {
   return {
-    lock: join(dir, "telemetry.lock"),
+    lock: besideWalDir(dir, "lock"),
     wal: join(dir, "telemetry.wal"),
     safeSeq: join(dir, "telemetry.safe_seq"),
     safeSeqTmp: join(dir, "telemetry.safe_seq.tmp"),

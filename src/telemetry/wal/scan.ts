@@ -17,6 +17,8 @@ export interface ScanResult {
   offsets: number[];
   /** Complete frames beyond the safe point that recovery discards (R5). */
   phantoms: number;
+  /** Gaps accepted in the legacy range (OBS-4): seq `seq` follows `after`. Empty otherwise. */
+  gaps: { after: number; seq: number }[];
 }
 
 /**
@@ -46,43 +48,53 @@ export function structuralBytes(data: Uint8Array): number {
  * `firstSeq` is the seq the file must start with: 1 in the seed's layout, the
  * active segment's first seq once sealed segments precede it. A safe point of
  * `firstSeq - 1` names the end of the previous segment (nothing committed here).
+ *
+ * `legacyThrough` (seed OBS-4): frames with seq ≤ it were accepted by a legacy
+ * upgrade without a gap check, so there a frame only has to carry a higher seq
+ * than the one before (gaps, and a first seq above `firstSeq`, are returned in
+ * `gaps`, not failed). `offsets` then has holes at the missing seqs.
  */
-export function scanFrames(data: Uint8Array, safe: SafePoint, dir: string, firstSeq = 1): ScanResult {
+export function scanFrames(data: Uint8Array, safe: SafePoint, dir: string, firstSeq = 1, legacyThrough = 0): ScanResult {
   const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const offsets: number[] = [];
   const before = firstSeq - 1;
   let pos = 0;
   let prevSeq = before;
   let bytesAtSafe = safe.kind === "safe" && safe.seq === before ? 0 : undefined;
+  const gaps: ScanResult["gaps"] = [];
+  let frames = 0;
   const inCommitted = (): boolean => safe.kind === "legacy" || prevSeq < safe.seq;
   while (pos + FRAME_HEADER_BYTES <= view.length) {
     const len = view.readUInt32BE(pos);
     if (len > MAX_FRAME_BYTES || pos + FRAME_HEADER_BYTES + len > view.length) break; // torn tail
     const entry = decodePayload(view.subarray(pos + FRAME_HEADER_BYTES, pos + FRAME_HEADER_BYTES + len));
     if (!entry) {
-      if (inCommitted()) throw new WalFailHard("WAL_CORRUPT_INVALID_JSON", dir, `frame ${offsets.length + 1} at byte ${pos} is structurally complete but not a valid entry (JSON object with seq and event)`, { offset: pos, frame: offsets.length + 1 });
+      if (inCommitted()) throw new WalFailHard("WAL_CORRUPT_INVALID_JSON", dir, `frame ${frames + 1} at byte ${pos} is structurally complete but not a valid entry (JSON object with seq and event)`, { offset: pos, frame: frames + 1 });
       break;
     }
     const expected = prevSeq + 1;
-    if (entry.seq !== expected) {
+    if (entry.seq > expected && entry.seq <= legacyThrough && inCommitted()) {
+      gaps.push({ after: prevSeq, seq: entry.seq });
+    } else if (entry.seq !== expected) {
       if (!inCommitted()) break;
-      if (offsets.length === 0) {
+      if (frames === 0) {
         throw new WalFailHard("FIRST_SEQ_NOT_ONE", dir, `the first frame has seq ${entry.seq}${firstSeq === 1 ? "" : `, expected ${firstSeq}`}`, { seq: entry.seq, expected: firstSeq });
       }
       throw new WalFailHard("SEQ_GAP", dir, `seq ${entry.seq} follows ${prevSeq} at byte ${pos}`, { after: prevSeq, seq: entry.seq, offset: pos });
     }
-    offsets.push(pos);
+    offsets[entry.seq - firstSeq] = pos;
+    frames += 1;
     pos += FRAME_HEADER_BYTES + len;
     prevSeq = entry.seq;
     if (safe.kind === "safe" && entry.seq === safe.seq) bytesAtSafe = pos;
   }
   const validBytes = pos;
-  if (safe.kind === "legacy") return { maxSeq: prevSeq, truncateTo: validBytes, validBytes, firstSeq, offsets, phantoms: 0 };
+  if (safe.kind === "legacy") return { maxSeq: prevSeq, truncateTo: validBytes, validBytes, firstSeq, offsets, phantoms: 0, gaps };
   // R3 before R4; an empty WAL with a safe point is reported as a missing frame (OBS-2).
   if (safe.seq > before && prevSeq > before && safe.seq > prevSeq) {
     throw new WalFailHard("SAFESEQ_GT_MAXSEQ", dir, `safe_seq=${safe.seq} > maxSeq=${prevSeq}`, { safe_seq: safe.seq, max_seq: prevSeq });
   }
   if (bytesAtSafe === undefined) throw new WalFailHard("SAFESEQ_NOT_FOUND", dir, `no frame with seq ${safe.seq} (safe_seq) exists`, { safe_seq: safe.seq });
   const kept = safe.seq - before;
-  return { maxSeq: safe.seq, truncateTo: bytesAtSafe, validBytes, firstSeq, offsets: offsets.slice(0, kept), phantoms: offsets.length - kept };
+  return { maxSeq: safe.seq, truncateTo: bytesAtSafe, validBytes, firstSeq, offsets: offsets.slice(0, kept), phantoms: offsets.length - kept, gaps };
 }

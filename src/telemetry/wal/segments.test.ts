@@ -215,8 +215,8 @@ describe("reclamation", () => {
     await wal.close();
   });
 
-  it("refuses a segment size below one byte (it would seal empty segments)", async () => {
-    await expect(Wal.open(dir, { log: quiet, segmentBytes: 0 })).rejects.toThrow(RangeError);
+  it("refuses a negative segment size (0 is the seed-exact mode, tested in seed-exact.test.ts)", async () => {
+    await expect(Wal.open(dir, { log: quiet, segmentBytes: -1 })).rejects.toThrow(RangeError);
   });
 
   it("a stale base temp file from a killed reclamation is removed; the old base stands", async () => {

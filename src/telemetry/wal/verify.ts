@@ -116,6 +116,9 @@ export function inspectWalImage(img: WalImage): WalInspection {
   if (safe !== null && safe > img.base && maxSeq > img.base && safe > maxSeq) fail({ code: "SAFESEQ_GT_MAXSEQ", invariant: "R3_SAFESEQ_LE_MAXSEQ", msg: `safe_seq=${safe} > maxSeq=${maxSeq}` });
   if (safe !== null && safe > img.base && !frames.some((f) => f.seq === safe)) fail({ code: "SAFESEQ_NOT_FOUND", invariant: "R4_SAFESEQ_FRAME_EXISTS", msg: `no frame with seq ${safe}` });
   if (safe !== null && safe < img.base) fail({ code: "SEGMENT_INVALID", invariant: "R4_SAFESEQ_FRAME_EXISTS", msg: `safe_seq=${safe} is below the reclaimed base ${img.base}` });
+  // A segment is sealed only once the safe point covers it, so sealed frames beyond it mean the safe point went back (recovery: SEGMENT_INVALID).
+  const sealedEnd = Math.max(img.base, ...img.files.map((f) => f.segment?.last ?? 0));
+  if (safe !== null && safe >= img.base && safe < sealedEnd) fail({ code: "SEGMENT_INVALID", invariant: "R5_NO_PHANTOMS", msg: `sealed segments reach seq ${sealedEnd}, beyond safe_seq=${safe}` });
   const phantoms = safe === null ? 0 : frames.length - Math.min(frames.length, Math.max(0, limit));
   if (phantoms > 0) fail({ code: "PHANTOM_BEYOND_SAFESEQ", invariant: "R5_NO_PHANTOMS", msg: `${phantoms} frame(s) beyond safe_seq=${safe ?? 0}; recovery discards them` });
   if (status === "corrupt") fail({ code: "SAFESEQ_CORRUPT", invariant: "R3_SAFESEQ_LE_MAXSEQ", msg: `telemetry.safe_seq is ${img.safeSeqBytes?.byteLength ?? 0} bytes, not 8` });

@@ -1,7 +1,7 @@
 /**
  * Seed 001, clause by clause. Each test is named after the clause or stop
- * condition it proves (S1–S12, R1–R5, WS-1..WS-4) so the seed's matrix maps
- * onto this file. Real files in temp dirs; the power-loss harness lives in
+ * condition it proves (S1–S12, R1–R5, WS-1..WS-4, OBS-4) so the seed's matrix
+ * maps onto this file; S8/WS-1 and S9 record the real file-system calls. Real files in temp dirs; the power-loss harness lives in
  * test/wal-crash-harness.test.ts.
  */
 import { describe, expect, it, beforeEach } from "vitest";
@@ -9,8 +9,8 @@ import { mkdtemp, readFile, writeFile, appendFile, stat, mkdir, truncate } from 
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Wal, WalFailHard, encodeFrame, encodeSafeSeq, decodeSafeSeq, walPaths, scanFrames } from "./index.js";
-import type { WalLogger } from "./index.js";
+import { Wal, WalFailHard, encodeFrame, encodeSafeSeq, decodeSafeSeq, walPaths, scanFrames, nodeWalFs, encodePosition, generationPath, readGeneration, LEGACY_GENERATION } from "./index.js";
+import type { WalFs, WalLogger } from "./index.js";
 
 interface Captured {
   level: "warn" | "error";
@@ -28,6 +28,28 @@ function captureLog(): WalLogger & { records: Captured[] } {
 }
 
 const frame = (seq: number, event: Record<string, unknown> = { n: seq }): Buffer => Buffer.from(encodeFrame({ seq, event }));
+
+/** The real file system, recording each call's start and end (`op:file:start|end`), so tests check what the WAL really asks of it. */
+function recordingFs(ops: string[]): WalFs {
+  const name = (path: string): string => path.split("/").at(-1) ?? path;
+  const rec = async <T>(op: string, run: () => Promise<T>): Promise<T> => {
+    ops.push(`${op}:start`);
+    const r = await run();
+    ops.push(`${op}:end`);
+    return r;
+  };
+  return {
+    ...nodeWalFs,
+    async openFile(path) {
+      const f = await nodeWalFs.openFile(path);
+      return { ...f, read: (pos, len) => f.read(pos, len), size: () => f.size(), truncate: (n) => f.truncate(n), close: () => f.close(),
+        write: (data, pos) => rec(`write:${name(path)}`, () => f.write(data, pos)), sync: () => rec(`sync:${name(path)}`, () => f.sync()) };
+    },
+    writeFileSynced: (path, data) => rec(`writeSynced:${name(path)}`, () => nodeWalFs.writeFileSynced(path, data)),
+    rename: (from, to) => rec(`rename:${name(from)}>${name(to)}`, () => nodeWalFs.rename(from, to)),
+    fsyncDir: (d) => rec(`fsyncDir:${name(d)}`, () => nodeWalFs.fsyncDir(d)),
+  };
+}
 
 async function causeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -224,12 +246,16 @@ describe("telemetry WAL (seed 001)", () => {
       expect(wal.recovered.mode).toBe("first_run");
       await wal.close();
     });
-    it("a first run discards a telemetry.pos left from an earlier WAL (reclamation must not follow it), with a warning", async () => {
-      await writeFile(p.pos, encodeSafeSeq(7));
+    it("S11: a first run leaves a telemetry.pos of an earlier WAL byte for byte unchanged and starts a new generation instead", async () => {
+      const old = encodePosition({ seq: 7, generation: "ab".repeat(16) });
+      await writeFile(p.pos, old);
       const wal = await open();
-      expect(existsSync(p.pos)).toBe(false);
-      expect(log.records.map((r) => r.msg)).toEqual([expect.stringMatching(/^WAL_POS_DISCARDED/)]);
       await wal.close();
+      expect(await readFile(p.pos)).toEqual(Buffer.from(old));
+      expect(wal.generation).toMatch(/^[0-9a-f]{32}$/);
+      expect(wal.generation).not.toBe("ab".repeat(16));
+      expect(wal.generation).not.toBe(LEGACY_GENERATION);
+      expect(log.records).toEqual([]);
     });
     it("a lone torn first frame is a first-run crash artifact, not state", async () => {
       await writeFile(p.wal, frame(1).subarray(0, 6));
@@ -270,6 +296,83 @@ describe("telemetry WAL (seed 001)", () => {
     });
   });
 
+  describe("generations (S11: recovery never changes telemetry.pos)", () => {
+    it("the generation lives beside the WAL directory, survives reopening, and is the same one recovery reports", async () => {
+      const first = await open();
+      await first.append({ a: 1 });
+      await first.close();
+      const again = await open();
+      await again.close();
+      expect(again.generation).toBe(first.generation);
+      expect((await readGeneration(nodeWalFs, dir)).id).toBe(first.generation);
+      expect(generationPath(dir)).toBe(`${dir}.generation`);
+      expect(existsSync(join(dir, `${dir.split("/").at(-1) ?? ""}.generation`))).toBe(false);
+    });
+    it("S11 + S12: an operator reset starts a new generation and leaves telemetry.pos unchanged", async () => {
+      const first = await open();
+      await first.close();
+      const pos = encodePosition({ seq: 0, generation: first.generation });
+      await writeFile(p.pos, pos);
+      await writeFile(join(dir, "runtime.db"), "x");
+      const { unlink } = await import("node:fs/promises");
+      await unlink(p.safeSeq);
+      const reset = await open({ AUTONOMYOPS_WAL_OPERATOR_RESET: "1" });
+      await reset.close();
+      expect(reset.recovered.mode).toBe("operator_reset");
+      expect(reset.generation).not.toBe(first.generation);
+      expect(await readFile(p.pos)).toEqual(Buffer.from(pos));
+    });
+    it("a WAL from before generations (no generation file) is the legacy generation and nothing is written for it", async () => {
+      await writeWal([frame(1)], 1);
+      const wal = await open();
+      await wal.close();
+      expect(wal.generation).toBe(LEGACY_GENERATION);
+      expect(existsSync(generationPath(dir))).toBe(false);
+    });
+    it("a corrupt generation file fails hard (WAL_GENERATION_CORRUPT): never guess whose positions to follow", async () => {
+      await writeWal([frame(1)], 1);
+      await writeFile(generationPath(dir), "{not json");
+      expect(await causeOf(open())).toBe("WAL_GENERATION_CORRUPT");
+    });
+  });
+
+  describe("OBS-4 legacy upgrade of a gapped legacy WAL", () => {
+    const gapped = (): Buffer[] => [frame(1), frame(2), frame(5), frame(6), frame(9)];
+    it("accepts it: every complete legacy frame is committed, no gap check, each gap logged at WARNING", async () => {
+      await writeWal([...gapped(), frame(10).subarray(0, 5)]);
+      const wal = await open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" });
+      expect(wal.lastSeq).toBe(9);
+      expect((await wal.readFrom(1)).map((e) => e.seq)).toEqual([1, 2, 5, 6, 9]);
+      expect(log.records.filter((r) => r.level === "warn" && r.msg.startsWith("WAL_LEGACY_GAP")).map((r) => [r.obj.after, r.obj.seq])).toEqual([[2, 5], [6, 9]]);
+      expect(await wal.append({ after: "upgrade" })).toBe(10);
+      await wal.close();
+      expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(10);
+    });
+    it("the upgraded WAL keeps opening on later restarts without the variable, gaps and all", async () => {
+      await writeWal(gapped());
+      const up = await open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" });
+      await up.append({ n: 10 });
+      await up.close();
+      for (let restart = 0; restart < 2; restart++) {
+        const wal = await open();
+        expect((await wal.readFrom(1)).map((e) => e.seq)).toEqual([1, 2, 5, 6, 9, 10]);
+        await wal.close();
+      }
+      expect(await readGeneration(nodeWalFs, dir)).toMatchObject({ legacyThrough: 9, legacyGaps: [{ after: 2, seq: 5 }, { after: 6, seq: 9 }] });
+    });
+    it("frames after the accepted legacy range are checked as strictly as ever (a new gap fails hard)", async () => {
+      await writeWal(gapped());
+      const up = await open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" });
+      await up.close();
+      await writeWal([...gapped(), frame(10), frame(12)], 12);
+      expect(await causeOf(open())).toBe("SEQ_GAP");
+    });
+    it("a legacy WAL whose seqs go backwards is still refused (SEQ_GAP): that is not a gap, seqs would repeat", async () => {
+      await writeWal([frame(1), frame(3), frame(2)]);
+      expect(await causeOf(open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" }))).toBe("SEQ_GAP");
+    });
+  });
+
   describe("S12 operator reset (AUTONOMYOPS_WAL_OPERATOR_RESET=1)", () => {
     it("emits WAL_RESET_BY_OPERATOR and starts clean at seq 1 when the WAL is empty", async () => {
       await writeFile(join(dir, "runtime.db"), "x");
@@ -289,7 +392,23 @@ describe("telemetry WAL (seed 001)", () => {
   });
 
   describe("S8 / WS-1 ordering: WAL fsync completes before the safe point moves", () => {
-    it("records exactly [sync, safe] per commit", async () => {
+    it("WS-1: the WAL's fsync has returned before the safe-point temp is written, for every append (file-system calls, not hooks)", async () => {
+      const ops: string[] = [];
+      const wal = await open({}, { fs: recordingFs(ops), lock: false });
+      ops.length = 0;
+      for (let i = 0; i < 3; i++) {
+        await wal.append({ i });
+        expect(ops).toEqual([
+          "write:telemetry.wal:start", "write:telemetry.wal:end", "sync:telemetry.wal:start", "sync:telemetry.wal:end",
+          "writeSynced:telemetry.safe_seq.tmp:start", "writeSynced:telemetry.safe_seq.tmp:end",
+          "rename:telemetry.safe_seq.tmp>telemetry.safe_seq:start", "rename:telemetry.safe_seq.tmp>telemetry.safe_seq:end",
+          `fsyncDir:${dir.split("/").at(-1) ?? ""}:start`, `fsyncDir:${dir.split("/").at(-1) ?? ""}:end`,
+        ]);
+        ops.length = 0;
+      }
+      await wal.close();
+    });
+    it("the test hooks fire in [sync, safe] order per commit", async () => {
       const order: string[] = [];
       const wal = await open({}, { hooks: { onWalSynced: () => order.push("sync"), onSafeSeqAdvanced: () => order.push("safe") } });
       await wal.append({});
@@ -313,7 +432,23 @@ describe("telemetry WAL (seed 001)", () => {
     });
   });
 
-  describe("S9 / §3.5 temp-then-rename", () => {
+  describe("S9 dir fsync after the safe_seq rename", () => {
+    it("S9: append resolves only after the directory fsync that follows the rename has returned", async () => {
+      const ops: string[] = [];
+      const wal = await open({}, { fs: recordingFs(ops), lock: false });
+      ops.length = 0;
+      await wal.append({ x: 1 }).then(() => ops.push("resolved"));
+      const rename = ops.indexOf("rename:telemetry.safe_seq.tmp>telemetry.safe_seq:end");
+      const dirSync = ops.lastIndexOf(`fsyncDir:${dir.split("/").at(-1) ?? ""}:end`);
+      expect(rename).toBeGreaterThan(-1);
+      expect(dirSync).toBeGreaterThan(rename);
+      expect(ops.at(-1)).toBe("resolved");
+      expect(ops.slice(rename + 1, -1)).toEqual([`fsyncDir:${dir.split("/").at(-1) ?? ""}:start`, `fsyncDir:${dir.split("/").at(-1) ?? ""}:end`]);
+      await wal.close();
+    });
+  });
+
+  describe("§3.5 temp-then-rename", () => {
     it("WS-3: removes a stale safe_seq.tmp when the canonical safe_seq exists", async () => {
       await writeWal([frame(1)], 1);
       await writeFile(p.safeSeqTmp, encodeSafeSeq(9));
@@ -322,13 +457,31 @@ describe("telemetry WAL (seed 001)", () => {
       expect(existsSync(p.safeSeqTmp)).toBe(false);
       expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(1);
     });
-    it("WS-3: never takes a stale temp for the safe point when the canonical file is missing (first run writes genesis 0)", async () => {
+    it("WS-3: leaves a stale safe_seq.tmp alone, byte for byte, when the canonical file is missing (first run); the first append writes the safe point", async () => {
       await writeFile(p.safeSeqTmp, encodeSafeSeq(9));
       const wal = await open();
       expect(wal.lastSeq).toBe(0);
+      expect(await readFile(p.safeSeqTmp)).toEqual(Buffer.from(encodeSafeSeq(9)));
+      expect(existsSync(p.safeSeq)).toBe(false);
+      expect(log.records.map((r) => r.msg)).toEqual([expect.stringMatching(/^WAL_SAFESEQ_TMP_LEFT/)]);
+      expect(await wal.append({ first: true })).toBe(1);
       await wal.close();
-      expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(0);
-      expect(existsSync(p.safeSeqTmp)).toBe(false);
+      expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(1);
+    });
+    it("WS-3: leaves a stale safe_seq.tmp alone when the canonical file is missing in steady state (fail-hard keeps it for analysis)", async () => {
+      await writeWal([frame(1)]);
+      await writeFile(p.safeSeqTmp, encodeSafeSeq(1));
+      expect(await causeOf(open())).toBe("SAFESEQ_MISSING");
+      expect(await readFile(p.safeSeqTmp)).toEqual(Buffer.from(encodeSafeSeq(1)));
+    });
+    it("WS-3: leaves it alone on a legacy upgrade too (the upgrade's safe point waits for the first append)", async () => {
+      await writeWal([frame(1), frame(2)]);
+      await writeFile(p.safeSeqTmp, encodeSafeSeq(5));
+      const wal = await open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" });
+      expect(wal.lastSeq).toBe(2);
+      await wal.close();
+      expect(await readFile(p.safeSeqTmp)).toEqual(Buffer.from(encodeSafeSeq(5)));
+      expect(existsSync(p.safeSeq)).toBe(false);
     });
     it("first run writes a genesis safe point 0, so a safe_seq lost before the first append is still detected", async () => {
       const wal = await open();

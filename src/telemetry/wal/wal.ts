@@ -30,8 +30,10 @@ export interface OpenWalOptions {
   maxBatch?: number;
   /**
    * Seal the active segment once it holds at least this many bytes, so
-   * confirmed frames can be reclaimed (`reclaim`). Default 16 MiB; Infinity
-   * keeps the seed's single file.
+   * confirmed frames can be reclaimed (`reclaim`). Default 16 MiB (the
+   * bounded-disk extension). 0 is the seed-exact mode: never seal, never
+   * reclaim, and never write into the directory a file seed 001 does not name,
+   * so any seed-001 implementation reads it (docs/wal.md "On-disk modes").
    */
   segmentBytes?: number;
   /**
@@ -106,7 +108,7 @@ export class Wal {
   /** Opens (and recovers) the WAL in `dir`; throws WalFailHard (exit 5) when recovery must not proceed. */
   static async open(dir: string, opts: OpenWalOptions = {}): Promise<Wal> {
     const fs = opts.fs ?? nodeWalFs;
-    if (opts.segmentBytes !== undefined && !(opts.segmentBytes >= 1)) throw new RangeError(`segmentBytes must be ≥ 1 (got ${opts.segmentBytes})`);
+    if (opts.segmentBytes !== undefined && !(opts.segmentBytes >= 0)) throw new RangeError(`segmentBytes must be 0 (seed-exact) or ≥ 1 (got ${opts.segmentBytes})`);
     let release: (() => Promise<void>) | undefined;
     if (opts.lock ?? fs === nodeWalFs) {
       await fs.mkdirp(dir);
@@ -136,6 +138,22 @@ export class Wal {
     const wal = await Wal.open(dir, opts);
     await wal.close();
     return wal.recovered;
+  }
+
+  /** The WAL generation: exported event ids and telemetry.pos carry it (docs/wal.md "Generations"). */
+  get generation(): string {
+    return this.recovered.generation.id;
+  }
+
+  /** Seed-exact mode (segmentBytes 0): the directory stays exactly seed 001's layout. */
+  get seedExact(): boolean {
+    return this.#opts.segmentBytes === 0;
+  }
+
+  /** Size at which the active segment is sealed; Infinity in seed-exact mode. */
+  get #segmentLimit(): number {
+    const b = this.#opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    return b === 0 ? Number.POSITIVE_INFINITY : b;
   }
 
   /** The highest durable seq (what the safe point says). */
@@ -188,7 +206,7 @@ export class Wal {
       }
       await this.#commit(batch);
       // Never seal an empty segment (its name would name no seqs).
-      if (this.#poisoned === undefined && this.#seq >= this.#activeFirst && this.#size >= (this.#opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES)) await this.#seal();
+      if (this.#poisoned === undefined && this.#seq >= this.#activeFirst && this.#size >= this.#segmentLimit) await this.#seal();
     }
   }
 
@@ -245,10 +263,12 @@ export class Wal {
   /**
    * Deletes every sealed segment whose frames are all ≤ `confirmed` (capped at
    * the committed seq; never the active segment). Serialised with other
-   * reclamations; a no-op once closed.
+   * reclamations; a no-op once closed, and in seed-exact mode (it would write
+   * telemetry.wal.base, which the seed does not name).
    */
   reclaim(confirmed: number): Promise<Reclaimed> {
-    const run = this.#maintenance.then(() => (this.#closed ? { segments: 0, bytes: 0, base: this.#sealed.base } : this.#sealed.reclaim(Math.min(confirmed, this.#seq))));
+    const idle = this.#closed || this.seedExact;
+    const run = this.#maintenance.then(() => (idle ? { segments: 0, bytes: 0, base: this.#sealed.base } : this.#sealed.reclaim(Math.min(confirmed, this.#seq))));
     this.#maintenance = run.catch(() => undefined);
     return run;
   }
@@ -258,7 +278,7 @@ export class Wal {
     const frames: Uint8Array[] = [];
     const accepted: Pending[] = [];
     // A batch stops where the active segment would pass its size, so segments stay near it; the rest waits for the next commit.
-    const room = (this.#opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES) - this.#size;
+    const room = this.#segmentLimit - this.#size;
     let bytes = 0;
     for (const [i, p] of batch.entries()) {
       const frame = encodeFrame({ seq: first + accepted.length, event: p.event });
@@ -320,6 +340,10 @@ export class Wal {
         seq = next;
         continue;
       }
+      if (this.#offsets[seq - this.#activeFirst] === undefined && seq - this.#activeFirst < this.#offsets.length) {
+        seq += 1; // a legacy gap (OBS-4): no frame carries this seq
+        continue;
+      }
       const entry = await this.#readActive(seq);
       if (entry === undefined) continue; // sealed while we read: go round through the sealed segment
       out.push(entry);
@@ -332,7 +356,15 @@ export class Wal {
   async #readActive(seq: number): Promise<WalEntry | undefined> {
     const first = this.#activeFirst;
     const off = this.#offsets[seq - first] ?? 0;
-    const end = this.#offsets[seq - first + 1] ?? this.#size;
+    // The next frame's offset (past any legacy gap), or the committed end.
+    let end = this.#size;
+    for (let i = seq - first + 1; i < this.#offsets.length; i++) {
+      const o = this.#offsets[i];
+      if (o !== undefined) {
+        end = o;
+        break;
+      }
+    }
     let bytes: Uint8Array;
     try {
       bytes = await this.#file.read(off + FRAME_HEADER_BYTES, end - off - FRAME_HEADER_BYTES);
