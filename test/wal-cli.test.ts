@@ -32,6 +32,17 @@ describe("autonomy wal", () => {
     expect(read.stdout.trim().split("\n").map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([4, 5]);
   });
 
+  it("append --segment-bytes 0 (seed-exact mode) never seals and leaves only files seed 001 names in the directory", async () => {
+    const dir = join(root, "exact");
+    const r = await runCli(["wal", "append", "--dir", dir, "--segment-bytes", "0"], { input: lines(40) });
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stdout.trim().split("\n")).toHaveLength(40);
+    expect((await readdir(dir)).sort()).toEqual(["telemetry.safe_seq", "telemetry.wal"]);
+    const small = join(root, "exact-vs-bounded");
+    expect((await runCli(["wal", "append", "--dir", small, "--segment-bytes", "300"], { input: lines(40) })).code).toBe(0);
+    expect((await sealed(small)).length).toBeGreaterThan(0); // the same input does seal in the default (bounded) mode
+  });
+
   it("append refuses a line that is not a JSON object with a clear error, after acknowledging the lines before it", async () => {
     const dir = join(root, "bad");
     const r = await runCli(["wal", "append", "--dir", dir], { input: `{"a":1}\n[1,2]\n{"b":2}\n` });

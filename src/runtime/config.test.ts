@@ -69,6 +69,11 @@ segment_bytes = 1048576
     expect(await problem("runtime.toml", text)).toMatch(field);
   });
 
+  it("accepts segment_bytes = 0: the WAL's seed-exact mode (never seals)", async () => {
+    const c = await read("runtime.toml", `[telemetry]\nsegment_bytes = 0`);
+    expect(c.telemetry).toEqual({ segmentBytes: 0 });
+  });
+
   it("says which file is unreadable or not TOML", async () => {
     expect(await problem("bad.toml", "agent_id = ")).toMatch(/bad\.toml is not valid TOML/);
     await expect(readRuntimeConfig(join(dir, "missing.toml"))).rejects.toThrow(/cannot read runtime config .*missing\.toml: ENOENT/);
