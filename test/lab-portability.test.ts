@@ -85,7 +85,8 @@ describe("autonomy lab portability (real binary)", () => {
       }
       expect(report.steps.self_tests.failed).toBe(0);
       expect(report.steps.self_tests.checks.map((c) => c.name)).toEqual(expect.arrayContaining(["R1_FIRST_SEQ_NOT_ONE", "R2_SEQ_GAP", "R3_SAFESEQ_GT_MAXSEQ", "R4_SAFESEQ_NOT_FOUND", "S3_R5_NO_PHANTOMS", "LOCK_GOLDEN_FINGERPRINT", "BLAKE3_KNOWN_ANSWERS", "JCS_RFC8785"]));
-      expect(report.steps.fixture).toMatchObject({ pass: true, entries: 5, committed: 5 });
+      expect(report.steps.fixture).toMatchObject({ pass: true, entries: 5, committed: 5, independent: { agree: true, exit_code: 0, differences: [] } });
+      expect(report.steps.fixture.independent?.report).toMatchObject({ verifier: "scripts/wal_verify.py", pass: true, layout: "seed-exact" });
       expect(report.wal).toMatchObject({ frames: 5, safe_seq: 5 });
 
       const cmd = await readFile(join(run, "cmd.txt"), "utf8");
@@ -229,6 +230,8 @@ describe("a broken cell is reported as FAIL with the violation code", () => {
     expect(report.violations).toContainEqual(expect.objectContaining({ code: "WAL_CORRUPT_INVALID_JSON", invariant: "NO_JSON_CORRUPTION" }));
     expect(report.fail_hard_causes).toEqual(["WAL_CORRUPT_INVALID_JSON"]);
     expect(report.steps.fixture).toMatchObject({ pass: false, fail_hard: "WAL_CORRUPT_INVALID_JSON" });
+    // The independent verifier saw the same damage and says so (exit 5), so the two agree.
+    expect(report.steps.fixture.independent).toMatchObject({ agree: true, exit_code: 5, report: { fail_hard: "WAL_CORRUPT_INVALID_JSON" } });
     // The other steps still ran and passed.
     expect(report).toMatchObject({ total_iterations: 2, failed: 0, rename_atomic: "PASS" });
     expect(report.steps.self_tests.failed).toBe(0);
@@ -247,7 +250,39 @@ describe("a broken cell is reported as FAIL with the violation code", () => {
     expect(report.pass).toBe(false);
     expect(report.violations).toContainEqual(expect.objectContaining({ code: "PHANTOM_BEYOND_SAFESEQ", invariant: "R5_NO_PHANTOMS" }));
     expect(report.fail_hard_causes).toEqual([]);
+    expect(report.steps.fixture.independent).toMatchObject({ agree: true, exit_code: 1 });
     expect(exitCodeFor([{ status: "FAIL", fail_hard_causes: report.fail_hard_causes }])).toBe(1);
+  });
+
+  it("without python3, step 3 fails (never skips) and says how to install it", async () => {
+    const { report } = await cell("no-python", { python: join(root, "no-such-python3") });
+    expect(report.pass).toBe(false);
+    expect(report.steps.fixture).toMatchObject({ pass: false, independent: { agree: false, report: null } });
+    expect(report.violations).toContainEqual(expect.objectContaining({ code: "INDEPENDENT_VERIFIER_FAILED", step: "fixture", msg: expect.stringMatching(/not found.*apt-get install -y python3/) }));
+  });
+
+  it("when the independent verifier disagrees with inspect, step 3 fails with both verdicts in the evidence", async () => {
+    // A real run of scripts/wal_verify.py whose verdict on R2 is then flipped: a verifier that disagrees.
+    const flip = join(root, "flip.py");
+    const { writeFile, chmod } = await import("node:fs/promises");
+    await writeFile(flip, [
+      "import json, subprocess, sys",
+      "r = subprocess.run([sys.executable] + sys.argv[1:], capture_output=True, text=True)",
+      "d = json.loads(r.stdout)",
+      "d['invariants']['R2_SEQ_CONTIGUOUS'] = {'pass': False, 'msg': 'flipped'}",
+      "print(json.dumps(d))",
+      "sys.exit(r.returncode)",
+    ].join("\n"));
+    const wrapper = join(root, "flip-python");
+    await writeFile(wrapper, `#!/bin/sh\nexec python3 ${flip} "$@"\n`);
+    await chmod(wrapper, 0o755);
+    const { report } = await cell("disagree", { python: wrapper });
+    expect(report.pass).toBe(false);
+    expect(report.steps.fixture.pass).toBe(false);
+    expect(report.steps.fixture.independent?.differences).toEqual(["R2_SEQ_CONTIGUOUS.pass: ours true, wal_verify.py false"]);
+    expect(report.steps.fixture.independent?.report).toMatchObject({ invariants: { R2_SEQ_CONTIGUOUS: { pass: false } } });
+    expect(report.invariants.R2_SEQ_CONTIGUOUS.pass).toBe(true); // ours, next to theirs
+    expect(report.violations).toContainEqual(expect.objectContaining({ code: "VERIFIERS_DISAGREE", step: "fixture" }));
   });
 
   it("a failing self-test is a SELF_TEST_FAILED violation naming its check", async () => {

@@ -12,13 +12,16 @@ import { detectFsType } from "./platform.js";
 import type { FsType } from "./platform.js";
 import { SELF_TESTS, runSelfTests } from "./self-tests.js";
 import type { SelfTest, SelfTestResult } from "./self-tests.js";
+import { crossCheck } from "./independent.js";
+import type { IndependentResult } from "./independent.js";
 import { FIXTURE_ENTRIES, runFixtureVerify, runRenameCheck } from "./steps.js";
 import type { FixtureResult, RenameResult } from "./steps.js";
 
-/** Test seams: replace the self-test list, or damage the step-3 fixture before it is verified. */
+/** Test seams: replace the self-test list, damage the step-3 fixture before it is verified, or choose the independent verifier's interpreter. */
 export interface CellHooks {
   selfTests?: readonly SelfTest[];
   tamperFixture?: (dir: string) => Promise<void>;
+  python?: string;
 }
 
 /** wal_verify.json of a cell: seed 002's fields first, then what this implementation adds. */
@@ -27,7 +30,7 @@ export type CellReport = WalVerifyReport & {
   steps: {
     self_tests: { pass: boolean; total: number; passed: number; failed: number; ms: number; checks: SelfTestResult[] };
     crash_harness: { pass: boolean; seed: number; iterations: number; passed: number; failed: number; acknowledged: number; phantoms_injected: number; ms: number };
-    fixture: { pass: boolean; entries: number; committed: number; fail_hard: string | null; ms: number };
+    fixture: { pass: boolean; entries: number; committed: number; fail_hard: string | null; ms: number; independent: IndependentResult | null };
     rename: { rename_atomic: RenameAtomic; msg: string; ms: number };
   };
   fail_hard_causes: string[];
@@ -114,7 +117,7 @@ export async function runCellSteps(c: CellStepsInput): Promise<CellReport> {
   log.step(`step 2/4: ${harness.iterations.length - hFailed}/${harness.iterations.length} iterations passed; ${harness.acknowledged} acknowledged, ${harness.phantomsInjected} phantom frame(s) injected (${harness.ms} ms)`);
 
   // Step 3: known-good fixture, verified read-only.
-  log.step("step 3/4: known-good 5-entry WAL fixture, verified read-only (inspectWal)");
+  log.step("step 3/4: known-good 5-entry WAL fixture, verified read-only by inspectWal and by the independent scripts/wal_verify.py");
   let fixture: FixtureResult | undefined;
   try {
     fixture = await runFixtureVerify(join(c.workDir, "fixture"), log, c.hooks?.tamperFixture);
@@ -130,8 +133,18 @@ export async function runCellSteps(c: CellStepsInput): Promise<CellReport> {
       extra.push({ code: "FIXTURE_INCOMPLETE", step: "fixture", msg: `fixture has ${fixture.committed} committed entries and safe_seq ${String(inspection.safe_seq)}, want ${FIXTURE_ENTRIES} and ${FIXTURE_ENTRIES}` });
     }
   }
-  const fixturePass = fixture !== undefined && inspection.violations.length === 0;
-  log.step(`step 3/4: ${fixturePass ? "PASS" : "FAIL"} ${inspection.violations.map((v) => v.code).join(",")}`.trimEnd());
+  // The same fixture through scripts/wal_verify.py (seed 002's independent verifier): the verdicts must agree.
+  let independent: IndependentResult | null = null;
+  if (fixture) {
+    independent = await crossCheck(fixture.dir, inspection, { arch: c.arch, fs: fs.type, ...(c.hooks?.python ? { python: c.hooks.python } : {}) });
+    log.line(`  wal_verify.py (independent, ${independent.command.slice(0, 2).join(" ")}): exit ${String(independent.exit_code)}, ${independent.agree ? "agrees with inspect" : `DISAGREES: ${independent.differences.join("; ")}`}`);
+    if (!independent.agree) {
+      extra.push({ code: independent.report ? "VERIFIERS_DISAGREE" : "INDEPENDENT_VERIFIER_FAILED", step: "fixture", msg: independent.differences.join("; ") });
+      if (fixture.inspection.violations.length === 0) await preserve(fixture.dir, join(c.runDir, "artifacts", "fixture"), log);
+    }
+  }
+  const fixturePass = fixture !== undefined && inspection.violations.length === 0 && independent?.agree === true;
+  log.step(`step 3/4: ${fixturePass ? "PASS" : "FAIL"} ${[...inspection.violations.map((v) => v.code), ...(independent && !independent.agree ? ["VERIFIERS"] : [])].join(",")}`.trimEnd());
 
   // Step 4: atomic rename.
   log.step("step 4/4: atomic rename check");
@@ -161,7 +174,7 @@ export async function runCellSteps(c: CellStepsInput): Promise<CellReport> {
     steps: {
       self_tests: { pass: checks.length > 0 && selfPassed === checks.length, total: checks.length, passed: selfPassed, failed: checks.length - selfPassed, ms: selfMs, checks },
       crash_harness: { pass: harness.iterations.length === c.iterations && hFailed === 0, seed: c.seed, iterations: harness.iterations.length, passed: harness.iterations.length - hFailed, failed: hFailed, acknowledged: harness.acknowledged, phantoms_injected: harness.phantomsInjected, ms: harness.ms },
-      fixture: { pass: fixturePass, entries: fixture?.acknowledged.length ?? 0, committed: fixture?.committed ?? 0, fail_hard: inspection.fail_hard, ms: fixture?.ms ?? 0 },
+      fixture: { pass: fixturePass, entries: fixture?.acknowledged.length ?? 0, committed: fixture?.committed ?? 0, fail_hard: inspection.fail_hard, ms: fixture?.ms ?? 0, independent },
       rename,
     },
     fail_hard_causes: [...new Set(failHard)],

@@ -9,6 +9,8 @@ export type { SelfTest, SelfTestResult, SelfTestContext } from "./self-tests.js"
 export { runCrashHarness, iterationRng, MAX_SEED } from "./harness.js";
 export type { HarnessIteration, HarnessResult } from "./harness.js";
 export { runFixtureVerify, runRenameCheck, FIXTURE_ENTRIES } from "./steps.js";
+export { crossCheck, compare as compareVerdicts, INDEPENDENT_VERIFIER } from "./independent.js";
+export type { IndependentResult, IndependentOptions } from "./independent.js";
 export type { FixtureResult, RenameResult } from "./steps.js";
 export { probeLoop, setupLoop, LoopSetupError, LOOP_FS, LOOP_IMAGE_BYTES } from "./loop.js";
 export type { LoopFs, LoopMount, Probe } from "./loop.js";

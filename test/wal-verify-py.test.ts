@@ -1,0 +1,100 @@
+/**
+ * scripts/wal_verify.py (the independent verifier, Python 3 standard library,
+ * no code shared with src/telemetry) against our own read-only inspection, on
+ * real directories: seed-exact and segmented WALs written through the Wal API,
+ * then damaged at random (a file deleted, truncated, a byte flipped, a segment
+ * renamed, garbage as base or safe point, a phantom appended). Whatever the
+ * damage, both must reach the same verdict on every invariant, the fail-hard
+ * cause, the violation codes and the counts (`compareVerdicts`, the same check
+ * `autonomy lab portability` step 3 makes).
+ */
+import { execFileSync } from "node:child_process";
+import { appendFile, mkdtemp, readFile, readdir, rename, rm, truncate, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { INDEPENDENT_VERIFIER, compareVerdicts } from "../src/evidence/index.js";
+import { Wal, encodeFrame, inspectWalDir } from "../src/telemetry/index.js";
+
+const quiet = { warn: () => undefined, error: () => undefined };
+const PYTHON = process.env.AUTONOMY_PYTHON ?? "python3";
+let root = "";
+let n = 0;
+
+beforeAll(async () => {
+  try {
+    execFileSync(PYTHON, ["--version"], { stdio: "ignore" });
+  } catch {
+    throw new Error(`${PYTHON} not found: scripts/wal_verify.py needs Python 3 (Debian/Ubuntu: apt-get install -y python3)`);
+  }
+  root = await mkdtemp(join(tmpdir(), "wal-verify-py-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function verifyPy(dir: string): { code: number; report: Record<string, unknown> } {
+  try {
+    return { code: 0, report: JSON.parse(execFileSync(PYTHON, [INDEPENDENT_VERIFIER, "--dir", dir], { encoding: "utf8" })) as Record<string, unknown> };
+  } catch (e) {
+    const err = e as { status?: number; stdout?: string };
+    return { code: err.status ?? -1, report: JSON.parse(err.stdout ?? "{}") as Record<string, unknown> };
+  }
+}
+
+type Damage = { kind: "none" | "delete" | "truncate" | "flip" | "rename" | "base" | "safe" | "phantom"; file: number; x: number; y: number };
+
+async function damage(dir: string, d: Damage): Promise<void> {
+  const files = (await readdir(dir)).filter((f) => f.startsWith("telemetry.")).sort();
+  const path = join(dir, files[d.file % files.length] ?? "telemetry.wal");
+  if (d.kind === "delete") await unlink(path);
+  if (d.kind === "truncate") await truncate(path, Math.floor(((await readFile(path)).length * (d.x % 100)) / 100));
+  if (d.kind === "flip") {
+    const b = await readFile(path);
+    if (b.length > 0) b[d.x % b.length] = (b[d.x % b.length] ?? 0) ^ (1 + (d.y % 255));
+    await writeFile(path, b);
+  }
+  if (d.kind === "rename") await rename(path, join(dir, `telemetry.wal.${String(1 + (d.x % 30)).padStart(20, "0")}-${String(1 + (d.x % 30) + (d.y % 10)).padStart(20, "0")}`));
+  if (d.kind === "base") await writeFile(join(dir, "telemetry.wal.base"), Buffer.from(Array.from({ length: d.x % 10 }, (_, i) => (i === 0 ? d.y % 40 : 0))));
+  if (d.kind === "safe") await writeFile(join(dir, "telemetry.safe_seq"), Buffer.from(Array.from({ length: d.x % 10 }, (_, i) => (i === 0 ? d.y % 40 : 0))));
+  if (d.kind === "phantom") await appendFile(join(dir, "telemetry.wal"), encodeFrame({ seq: 1000 + d.y, event: { phantom: true } }));
+}
+
+describe("scripts/wal_verify.py agrees with inspect", () => {
+  it("on seed-exact and segmented WALs under random damage", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(0, 0, 120, 300),
+        fc.integer({ min: 0, max: 25 }),
+        fc.integer({ min: 0, max: 25 }),
+        fc.record({ kind: fc.constantFrom("none", "delete", "truncate", "flip", "rename", "base", "safe", "phantom"), file: fc.nat(), x: fc.nat(), y: fc.nat() }) as fc.Arbitrary<Damage>,
+        async (segmentBytes, entries, reclaimTo, d) => {
+          const dir = join(root, `case-${++n}`);
+          const wal = await Wal.open(dir, { log: quiet, segmentBytes });
+          for (let k = 1; k <= entries; k++) await wal.append({ k, text: k % 4 === 0 ? "é→😀" : "ascii", pad: "p".repeat(k % 30) });
+          await wal.reclaim(reclaimTo);
+          await wal.close();
+          await damage(dir, d);
+          const ours = await inspectWalDir(dir);
+          const theirs = verifyPy(dir);
+          expect(compareVerdicts(ours, theirs.report), JSON.stringify(d)).toEqual([]);
+          expect(theirs.code).toBe(ours.violations.length === 0 ? 0 : ours.fail_hard ? 5 : 1);
+          if (segmentBytes === 0 && d.kind !== "base" && d.kind !== "rename") expect(theirs.report.layout).toBe("seed-exact");
+        },
+      ),
+      { numRuns: 40 },
+    );
+  }, 180_000);
+
+  it("reads a seed-exact WAL exactly as seed 001 lays it out (no extension file needed)", async () => {
+    const dir = join(root, "exact");
+    const wal = await Wal.open(dir, { log: quiet, segmentBytes: 0 });
+    for (let k = 1; k <= 7; k++) await wal.append({ k });
+    await wal.close();
+    expect((await readdir(dir)).sort()).toEqual(["telemetry.safe_seq", "telemetry.wal"]);
+    const { code, report } = verifyPy(dir);
+    expect(code).toBe(0);
+    expect(report).toMatchObject({ pass: true, layout: "seed-exact", fail_hard: null, wal: { frames: 7, safe_seq: 7, max_seq: 7, base: 0, segments: [] } });
+  });
+});
