@@ -87,6 +87,54 @@ describe("scripts/wal_verify.py agrees with inspect", () => {
     );
   }, 180_000);
 
+  // One hand-made directory per verdict, so every check of the verifier is exercised whatever the random cases hit.
+  const frame = (seq: number, event: Record<string, unknown> = { seq }): Buffer => Buffer.from(encodeFrame({ seq, event }));
+  const u64 = (v: number): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    return b;
+  };
+  const seg = (first: number, last: number): string => `telemetry.wal.${String(first).padStart(20, "0")}-${String(last).padStart(20, "0")}`;
+  const raw = (json: string): Buffer => {
+    const b = Buffer.from(json, "utf8");
+    const h = Buffer.alloc(4);
+    h.writeUInt32BE(b.length);
+    return Buffer.concat([h, b]);
+  };
+  const bad = raw("{x}");
+  const cases: [string, Record<string, Buffer>, string | null][] = [
+    ["a clean seed-exact WAL", { "telemetry.wal": Buffer.concat([frame(1), frame(2)]), "telemetry.safe_seq": u64(2) }, null],
+    ["a torn tail", { "telemetry.wal": Buffer.concat([frame(1), frame(2).subarray(0, 5)]), "telemetry.safe_seq": u64(1) }, null],
+    ["R1 first seq not 1", { "telemetry.wal": Buffer.concat([frame(2), frame(3)]), "telemetry.safe_seq": u64(3) }, "FIRST_SEQ_NOT_ONE"],
+    ["R2 a gap", { "telemetry.wal": Buffer.concat([frame(1), frame(2), frame(4)]), "telemetry.safe_seq": u64(4) }, "SEQ_GAP"],
+    ["R3 safe_seq past the last frame", { "telemetry.wal": Buffer.concat([frame(1), frame(2)]), "telemetry.safe_seq": u64(5) }, "SAFESEQ_GT_MAXSEQ"],
+    ["R4 no frame at safe_seq", { "telemetry.wal": Buffer.alloc(0), "telemetry.safe_seq": u64(1) }, "SAFESEQ_NOT_FOUND"],
+    ["R5 a phantom", { "telemetry.wal": Buffer.concat([frame(1), frame(2)]), "telemetry.safe_seq": u64(1) }, "PHANTOM_BEYOND_SAFESEQ"],
+    ["corrupt JSON in the committed range", { "telemetry.wal": Buffer.concat([frame(1), bad, frame(3)]), "telemetry.safe_seq": u64(3) }, "WAL_CORRUPT_INVALID_JSON"],
+    ["a non-integer seq", { "telemetry.wal": Buffer.concat([frame(1), raw('{"seq":2.5,"event":{}}')]), "telemetry.safe_seq": u64(2) }, "WAL_CORRUPT_INVALID_JSON"],
+    ["seq written 2.0 (an integer in JSON's number syntax)", { "telemetry.wal": Buffer.concat([frame(1), raw('{"seq":2.0,"event":{}}')]), "telemetry.safe_seq": u64(2) }, null],
+    ["NaN in an event (not JSON)", { "telemetry.wal": Buffer.concat([frame(1), raw('{"seq":2,"event":{"x":NaN}}')]), "telemetry.safe_seq": u64(2) }, "WAL_CORRUPT_INVALID_JSON"],
+    ["a 7-byte safe_seq", { "telemetry.wal": frame(1), "telemetry.safe_seq": Buffer.alloc(7) }, "SAFESEQ_CORRUPT"],
+    ["a clean segmented WAL", { [seg(1, 2)]: Buffer.concat([frame(1), frame(2)]), "telemetry.wal": frame(3), "telemetry.safe_seq": u64(3) }, null],
+    ["reclaimed up to base", { "telemetry.wal.base": u64(2), [seg(3, 4)]: Buffer.concat([frame(3), frame(4)]), "telemetry.wal": frame(5), "telemetry.safe_seq": u64(5) }, null],
+    ["a gap between segments", { [seg(1, 2)]: Buffer.concat([frame(1), frame(2)]), [seg(4, 5)]: Buffer.concat([frame(4), frame(5)]), "telemetry.wal": Buffer.alloc(0), "telemetry.safe_seq": u64(5) }, "SEQ_GAP"],
+    ["a segment holding other seqs than its name", { [seg(1, 3)]: Buffer.concat([frame(1), frame(2)]), "telemetry.wal": frame(4), "telemetry.safe_seq": u64(4) }, "SEGMENT_INVALID"],
+    ["a segment whose bytes changed (digest)", { [`${seg(1, 1)}.${"0".repeat(64)}`]: frame(1), "telemetry.wal": Buffer.alloc(0), "telemetry.safe_seq": u64(1) }, "SEGMENT_INVALID"],
+    ["sealed frames beyond the safe point", { [seg(1, 2)]: Buffer.concat([frame(1), frame(2)]), "telemetry.wal": Buffer.alloc(0), "telemetry.safe_seq": u64(1) }, "SEGMENT_INVALID"],
+    ["a corrupt base", { "telemetry.wal.base": Buffer.alloc(3), "telemetry.wal": frame(1), "telemetry.safe_seq": u64(1) }, "WAL_BASE_CORRUPT"],
+  ];
+  it.each(cases)("%s: the same verdict, and the expected first cause", async (name, files, cause) => {
+    const dir = join(root, name.replace(/[^a-z0-9]+/gi, "-"));
+    const { mkdir } = await import("node:fs/promises");
+    await mkdir(dir, { recursive: true });
+    for (const [f, b] of Object.entries(files)) await writeFile(join(dir, f), b);
+    const ours = await inspectWalDir(dir);
+    const theirs = verifyPy(dir);
+    expect(compareVerdicts(ours, theirs.report)).toEqual([]);
+    const first = (theirs.report.violations as { code: string }[])[0]?.code ?? null;
+    expect(cause === "PHANTOM_BEYOND_SAFESEQ" ? first : theirs.report.fail_hard ?? first).toBe(cause);
+  });
+
   it("reads a seed-exact WAL exactly as seed 001 lays it out (no extension file needed)", async () => {
     const dir = join(root, "exact");
     const wal = await Wal.open(dir, { log: quiet, segmentBytes: 0 });
