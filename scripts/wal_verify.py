@@ -14,6 +14,10 @@ Layouts understood:
                each, chained from telemetry.wal.base + 1) before the active
                telemetry.wal; telemetry.wal.base (8-byte LE) missing = 0
 
+A legacy upgrade (seed OBS-4) accepts gaps in the legacy WAL and records the range
+beside the directory (<dir>.generation, "legacy_through"); gaps up to it are not
+violations here either.
+
 Checks (seed 002 invariants; the first violation of each is its msg):
   R1_FIRST_SEQ_IS_ONE      first retained frame has seq base + 1 (1 without segments)
   R2_SEQ_CONTIGUOUS        seqs contiguous in the committed range; sealed segments
@@ -135,6 +139,32 @@ def layout(wal_dir, violations):
     return base, retained
 
 
+def legacy_through(wal_dir, violations):
+    """Seqs <= this were accepted with gaps by a legacy upgrade (seed OBS-4). The record lives beside the
+    directory, in <dir>.generation (JSON); missing = 0. A record that is not valid fails, as recovery does."""
+    path = os.path.abspath(wal_dir).rstrip(os.sep) + ".generation"
+    raw = read_bytes(path)
+    if raw is None:
+        return 0
+    try:
+        doc = json.loads(raw.decode("utf-8", errors="replace"), parse_constant=_no_constants)
+    except (ValueError, RecursionError):
+        doc = None
+    ok = isinstance(doc, dict) and isinstance(doc.get("generation"), str) and re.fullmatch(r"[0-9a-f]{32}", doc["generation"]) is not None
+    through = doc.get("legacy_through", 0) if ok else 0
+    if ok and "legacy_through" in doc:
+        ok = not isinstance(through, bool) and isinstance(through, (int, float)) and float(through).is_integer() and 0 <= through <= MAX_SAFE_INT
+    if not ok:
+        violations.append(v("WAL_GENERATION_CORRUPT", "R2_SEQ_CONTIGUOUS", "%s is not a generation record" % path))
+        return 0
+    return int(through)
+
+
+def starts_at(seq, first, legacy):
+    """A file's first seq: exactly `first`, or later inside an accepted legacy range."""
+    return seq == first or (seq is not None and first < seq <= legacy)
+
+
 def v(code, invariant, msg):
     return {"code": code, "invariant": invariant, "msg": msg}
 
@@ -144,6 +174,7 @@ def verify(wal_dir):
     violations = []
     safe_raw = read_bytes(os.path.join(wal_dir, "telemetry.safe_seq"))
     base, retained = layout(wal_dir, violations)
+    legacy = legacy_through(wal_dir, violations)
     frames, segment_violations, total_bytes, torn = [], [], 0, 0
     for s in retained:
         data = read_bytes(os.path.join(wal_dir, s["name"])) or b""
@@ -153,7 +184,7 @@ def verify(wal_dir):
         if all(f[0] is not None for f in fs):
             if end == len(data) and s["sha256"] and hashlib.sha256(data).hexdigest() != s["sha256"]:
                 segment_violations.append(v("SEGMENT_INVALID", "NO_JSON_CORRUPTION", "%s: its bytes do not match the SHA-256 in its name" % s["name"]))
-            elif end != len(data) or not fs or fs[0][0] != s["first"] or fs[-1][0] != s["last"]:
+            elif end != len(data) or not fs or not starts_at(fs[0][0], s["first"], legacy) or fs[-1][0] != s["last"]:
                 segment_violations.append(v("SEGMENT_INVALID", "R2_SEQ_CONTIGUOUS", "%s does not hold exactly seqs %d..%d (%d frames in %d of %d bytes)" % (s["name"], s["first"], s["last"], len(fs), end, len(data))))
     active = read_bytes(os.path.join(wal_dir, "telemetry.wal")) or b""
     total_bytes += len(active)
@@ -164,7 +195,8 @@ def verify(wal_dir):
     safe = u64le(safe_raw)
     status = "missing" if safe_raw is None else ("corrupt" if safe is None else "ok")
     first = base + 1
-    limit = len(frames) if safe is None else max(0, safe - base)
+    at_safe = next((i for i, f in enumerate(frames) if f[0] == safe), None) if legacy > 0 and safe is not None else None
+    limit = len(frames) if safe is None else (at_safe + 1 if at_safe is not None else max(0, safe - base))
     committed = frames[:limit]
     bad = next((i for i, f in enumerate(committed) if f[0] is None), None)
     if bad is None:
@@ -172,10 +204,10 @@ def verify(wal_dir):
     else:
         violations.append(v("WAL_CORRUPT_INVALID_JSON", "NO_JSON_CORRUPTION", "committed frame %d at byte %d is not a valid entry" % (bad + first, committed[bad][1])))
     seqs = [f[0] for f in committed]
-    if seqs and seqs[0] != first:
+    if seqs and not starts_at(seqs[0], first, legacy):
         violations.append(v("FIRST_SEQ_NOT_ONE", "R1_FIRST_SEQ_IS_ONE", "first frame has seq %s, expected %d" % (seqs[0], first)))
     for i in range(1, len(seqs)):
-        if seqs[i] is not None and seqs[i - 1] is not None and seqs[i] != seqs[i - 1] + 1:
+        if seqs[i] is not None and seqs[i - 1] is not None and seqs[i] != seqs[i - 1] + 1 and not seqs[i - 1] < seqs[i] <= legacy:
             violations.append(v("SEQ_GAP", "R2_SEQ_CONTIGUOUS", "seq %d follows %d" % (seqs[i], seqs[i - 1])))
             break
     max_seq = max([base] + [f[0] or 0 for f in frames])

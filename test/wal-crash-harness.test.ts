@@ -493,8 +493,14 @@ class Iteration {
     };
 
     if (final) {
-      // Appends continue from last+1 after the last recovery.
-      await doAppend("final").catch(() => undefined);
+      // No fault is armed now: the final append must succeed, continue from last+1 after the last recovery, and read back.
+      try {
+        const seq = await doAppend("final");
+        const [back] = await wal.readFrom(seq);
+        if (JSON.stringify(back?.event) !== this.expected.get(seq)?.json) this.violation("FINAL_APPEND", `the final append (seq ${seq}) does not read back as appended`);
+      } catch (e) {
+        this.violation("FINAL_APPEND", `the final append, with no fault armed, was rejected: ${e instanceof Error ? e.message : String(e)}`);
+      }
       await wal.close();
       return this.violations.length === 0;
     }

@@ -86,6 +86,8 @@ interface FileIndex {
 interface ScanState {
   next: number;
   readonly to: number;
+  /** Seqs ≤ this were accepted by a legacy upgrade with gaps (OBS-4): there each frame's own seq is read, never assumed. */
+  readonly legacy: number;
   readonly skip: ((seq: number) => boolean) | undefined;
   page: ScannedEntry[];
   readonly buf: ReadBuffer;
@@ -155,12 +157,12 @@ export class WalFileReader implements WalSource {
     this.#beforeOpen = o.beforeOpen;
   }
 
-  /** The safe point (telemetry.safe_seq); 0 while it does not exist (first run: nothing committed). */
   /** The generation file beside the directory; the legacy generation when there is none. */
   async generation(): Promise<string> {
     return (await readGeneration(nodeWalFs, this.dir)).id;
   }
 
+  /** The safe point (telemetry.safe_seq); 0 while it does not exist (first run: nothing committed). */
   async committed(): Promise<number> {
     let raw: Uint8Array;
     try {
@@ -175,7 +177,8 @@ export class WalFileReader implements WalSource {
   }
 
   async *scan(from: number, to: number, opts: ScanOptions = {}): AsyncGenerator<ScannedEntry[]> {
-    const st: ScanState = { next: Math.max(1, from), to, skip: opts.skip, page: [], buf: new ReadBuffer(this.#chunk) };
+    const legacy = (await readGeneration(nodeWalFs, this.dir)).legacyThrough ?? 0;
+    const st: ScanState = { next: Math.max(1, from), to, legacy, skip: opts.skip, page: [], buf: new ReadBuffer(this.#chunk) };
     let misses = 0;
     while (st.next <= to) {
       const before = st.next;
@@ -237,9 +240,19 @@ export class WalFileReader implements WalSource {
           st.page = [];
         }
         const len = await this.#frameLength(part, st, seq, off);
+        let entry: WalEntry | undefined;
+        if (seq <= st.legacy) {
+          // OBS-4: a legacy frame may carry a higher seq than the one expected (an accepted gap).
+          entry = this.#decode(part, st.buf, seq, off, len, st.legacy);
+          if (entry.seq > end) {
+            st.next = Math.max(st.next, end + 1); // the seqs up to `end` do not exist
+            break;
+          }
+          seq = entry.seq;
+        }
         this.#note(index, seq, off);
         if (seq >= st.next) {
-          if (!st.skip?.(seq)) st.page.push({ ...this.#decode(part, st.buf, seq, off, len), bytes: len });
+          if (!st.skip?.(seq)) st.page.push({ ...(entry ?? this.#decode(part, st.buf, seq, off, len, st.legacy)), bytes: len });
           st.next = seq + 1;
         }
         off += FRAME_HEADER_BYTES + len;
@@ -272,7 +285,7 @@ export class WalFileReader implements WalSource {
    */
   async #checkFirst(part: Part, st: ScanState): Promise<void> {
     try {
-      this.#decode(part, st.buf, part.first, 0, await this.#frameLength(part, st, part.first, 0));
+      this.#decode(part, st.buf, part.first, 0, await this.#frameLength(part, st, part.first, 0), st.legacy);
     } catch (e) {
       if (part.sealed || !(e instanceof WalFailHard)) throw e;
       throw new StaleView(e);
@@ -288,10 +301,11 @@ export class WalFileReader implements WalSource {
     return len;
   }
 
-  #decode(part: Part, buf: ReadBuffer, seq: number, off: number, len: number): WalEntry {
+  /** The frame at `off`, which must carry `seq` (or, up to `legacy`, a higher seq: an accepted legacy gap). */
+  #decode(part: Part, buf: ReadBuffer, seq: number, off: number, len: number, legacy: number): WalEntry {
     const entry = decodePayload(buf.bytes(off + FRAME_HEADER_BYTES, len));
     if (!entry) throw new WalFailHard("WAL_CORRUPT_INVALID_JSON", this.dir, `${part.name}: committed frame ${seq} at byte ${off} is not a valid entry`, { seq, offset: off, file: part.name });
-    if (entry.seq === seq) return entry;
+    if (entry.seq === seq || (entry.seq > seq && entry.seq <= legacy)) return entry;
     if (part.sealed && off === 0) throw new WalFailHard("SEGMENT_INVALID", this.dir, `${part.name} starts with seq ${entry.seq}, not ${seq}`, { seq: entry.seq, expected: seq, segment: part.name });
     throw new WalFailHard("SEQ_GAP", this.dir, `${part.name}: frame at byte ${off} has seq ${entry.seq}, expected ${seq}`, { seq: entry.seq, expected: seq, offset: off, file: part.name });
   }

@@ -3,6 +3,7 @@ import type { WalEntry } from "./codec.js";
 import { WalFailHard } from "./errors.js";
 import { nodeWalFs } from "./fs.js";
 import type { WalFs } from "./fs.js";
+import { readGeneration } from "./generation.js";
 import { walPaths } from "./paths.js";
 import { readSegmentLayout } from "./segments.js";
 import type { Segment } from "./segments.js";
@@ -44,7 +45,15 @@ async function readOnce(dir: string, fs: WalFs): Promise<WalImage> {
     files.push({ data: (await fs.readFile(s.path)) ?? new Uint8Array(0), segment: { name: s.name, first: s.first, last: s.last, sha256: s.sha256 } });
   }
   files.push({ data: (await fs.readFile(p.wal)) ?? new Uint8Array(0) });
-  return { files, safeSeqBytes, base: layout.base, layoutViolations };
+  // The generation record beside the directory says which legacy gaps an upgrade accepted (OBS-4).
+  let legacyThrough: number | undefined;
+  try {
+    legacyThrough = (await readGeneration(fs, dir)).legacyThrough;
+  } catch (e) {
+    if (!(e instanceof WalFailHard)) throw e;
+    layoutViolations = [...layoutViolations, { code: e.code, invariant: "R2_SEQ_CONTIGUOUS", msg: e.message }];
+  }
+  return { files, safeSeqBytes, base: layout.base, layoutViolations, ...(legacyThrough !== undefined ? { legacyThrough } : {}) };
 }
 
 /** Read-only inspection of a WAL directory, segments included (what `autonomy wal inspect|verify` show). */

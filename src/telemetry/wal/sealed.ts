@@ -26,9 +26,13 @@ export class SealedSegments {
   #list: Segment[];
   #cache: { name: string; data: Buffer; offsets: number[] } | undefined;
 
-  constructor(fs: WalFs, dir: string, base: number, retained: readonly Segment[]) {
+  /** Seqs ≤ this were accepted with gaps by a legacy upgrade (OBS-4); a sealed segment may hold such gaps. */
+  readonly #legacy: number;
+
+  constructor(fs: WalFs, dir: string, base: number, retained: readonly Segment[], legacyThrough = 0) {
     this.#fs = fs;
     this.#dir = dir;
+    this.#legacy = legacyThrough;
     this.#base = base;
     this.#list = [...retained];
   }
@@ -83,7 +87,10 @@ export class SealedSegments {
         seq = Math.max(seq, this.#base + 1);
         continue;
       }
-      for (; seq <= seg.last && out.length < limit; seq++) out.push(entryAt(read, seg, seq, this.#dir));
+      for (; seq <= seg.last && out.length < limit; seq++) {
+        if (read.offsets[seq - seg.first] === undefined) continue; // a legacy gap (OBS-4)
+        out.push(entryAt(read, seg, seq, this.#dir));
+      }
     }
     return seq;
   }
@@ -93,7 +100,7 @@ export class SealedSegments {
     const raw = await this.#fs.readFile(seg.path);
     if (raw === undefined) return undefined;
     const data = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    const { offsets } = scanFrames(data, { kind: "legacy" }, this.#dir, seg.first);
+    const { offsets } = scanFrames(data, { kind: "legacy" }, this.#dir, seg.first, this.#legacy);
     this.#cache = { name: seg.name, data, offsets };
     return this.#cache;
   }
@@ -101,7 +108,15 @@ export class SealedSegments {
 
 function entryAt(read: { data: Buffer; offsets: number[] }, seg: Segment, seq: number, dir: string): WalEntry {
   const off = read.offsets[seq - seg.first] ?? 0;
-  const entry = decodePayload(read.data.subarray(off + FRAME_HEADER_BYTES, read.offsets[seq - seg.first + 1] ?? read.data.length));
+  let end = read.data.length;
+  for (let i = seq - seg.first + 1; i < read.offsets.length; i++) {
+    const o = read.offsets[i];
+    if (o !== undefined) {
+      end = o; // the next frame, past any legacy gap
+      break;
+    }
+  }
+  const entry = decodePayload(read.data.subarray(off + FRAME_HEADER_BYTES, end));
   if (!entry || entry.seq !== seq) throw new WalFailHard("SEGMENT_INVALID", dir, `${seg.name}: frame ${seq} no longer decodes (changed on disk after recovery)`, { seq, segment: seg.name });
   return entry;
 }

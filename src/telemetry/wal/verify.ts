@@ -47,6 +47,11 @@ export interface ImageFile {
   segment?: { name: string; first: number; last: number; sha256?: string | undefined };
 }
 
+/** A file's first frame `seq` where `first` is expected: exactly, or later within an accepted legacy range (OBS-4). */
+function startsAt(seq: number | null | undefined, first: number, legacy: number): boolean {
+  return seq === first || (typeof seq === "number" && seq > first && seq <= legacy);
+}
+
 /** Frames of one file by their length headers, and where the complete ones end. */
 function walkFrames(file: ImageFile): { frames: InspectedFrame[]; end: number } {
   const view = Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength);
@@ -79,10 +84,13 @@ export interface WalImage {
   base: number;
   /** Problems found before the frames (segment chain, base file), as recovery would raise them. */
   layoutViolations?: Violation[];
+  /** Seqs ≤ this were accepted with gaps by a legacy upgrade (OBS-4, the generation record): gaps there are not violations. */
+  legacyThrough?: number;
 }
 
 export function inspectWalImage(img: WalImage): WalInspection {
   const frames: InspectedFrame[] = [];
+  const legacy = img.legacyThrough ?? 0;
   const violations: Violation[] = [...(img.layoutViolations ?? [])];
   const fail = (v: Violation): void => void violations.push(v);
   const segmentViolations: Violation[] = [];
@@ -94,7 +102,7 @@ export function inspectWalImage(img: WalImage): WalInspection {
     if (!seg) torn = file.data.byteLength - walked.end;
     else if (walked.frames.every((f) => f.valid_json) && walked.end === file.data.byteLength && !segmentDigestMatches(seg, file.data)) {
       segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "NO_JSON_CORRUPTION", msg: `${seg.name}: its bytes no longer match the SHA-256 recorded when it was sealed` });
-    } else if (walked.frames.every((f) => f.valid_json) && (walked.end !== file.data.byteLength || walked.frames[0]?.seq !== seg.first || walked.frames[walked.frames.length - 1]?.seq !== seg.last)) {
+    } else if (walked.frames.every((f) => f.valid_json) && (walked.end !== file.data.byteLength || !startsAt(walked.frames[0]?.seq, seg.first, legacy) || walked.frames[walked.frames.length - 1]?.seq !== seg.last)) {
       // (A frame that is not valid JSON is reported as itself below, as recovery does.)
       segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "R2_SEQ_CONTIGUOUS", msg: `${seg.name} does not hold exactly seqs ${seg.first}..${seg.last} (${walked.frames.length} frames in ${walked.end} of ${file.data.byteLength} bytes)` });
     }
@@ -102,15 +110,17 @@ export function inspectWalImage(img: WalImage): WalInspection {
   const safe = img.safeSeqBytes === undefined ? null : (decodeSafeSeq(img.safeSeqBytes) ?? null);
   const status: WalInspection["safe_seq_status"] = img.safeSeqBytes === undefined ? "missing" : safe === null ? "corrupt" : "ok";
   const first = img.base + 1;
-  const limit = safe === null ? Number.POSITIVE_INFINITY : safe - img.base;
+  // Frames up to the safe point. Counted by seq, which is the frame count when seqs are contiguous; legacy gaps make it fewer.
+  const atSafe = legacy > 0 && safe !== null ? frames.findIndex((f) => f.seq === safe) : -1;
+  const limit = safe === null ? Number.POSITIVE_INFINITY : atSafe >= 0 ? atSafe + 1 : safe - img.base;
   const committed = frames.filter((_, i) => i < limit);
 
   const badJson = committed.findIndex((f) => !f.valid_json);
   violations.push(...segmentViolations.filter(() => badJson < 0));
   if (badJson >= 0) fail({ code: "WAL_CORRUPT_INVALID_JSON", invariant: "NO_JSON_CORRUPTION", msg: `committed frame ${badJson + first} at byte ${committed[badJson]?.offset ?? 0}${committed[badJson]?.segment ? ` of ${committed[badJson]?.segment}` : ""} is not a valid entry` });
   const seqs = committed.map((f) => f.seq);
-  if (seqs.length > 0 && seqs[0] !== first) fail({ code: "FIRST_SEQ_NOT_ONE", invariant: "R1_FIRST_SEQ_IS_ONE", msg: `first ${img.base > 0 ? "retained " : ""}frame has seq ${String(seqs[0])}${img.base > 0 ? `, expected ${first} (base ${img.base})` : ""}` });
-  const gap = seqs.findIndex((s, i) => i > 0 && s !== null && seqs[i - 1] !== null && s !== (seqs[i - 1] ?? 0) + 1);
+  if (seqs.length > 0 && !startsAt(seqs[0], first, legacy)) fail({ code: "FIRST_SEQ_NOT_ONE", invariant: "R1_FIRST_SEQ_IS_ONE", msg: `first ${img.base > 0 ? "retained " : ""}frame has seq ${String(seqs[0])}${img.base > 0 ? `, expected ${first} (base ${img.base})` : ""}` });
+  const gap = seqs.findIndex((s, i) => i > 0 && s !== null && seqs[i - 1] !== null && s !== (seqs[i - 1] ?? 0) + 1 && !(s > (seqs[i - 1] ?? 0) && s <= legacy));
   if (gap > 0) fail({ code: "SEQ_GAP", invariant: "R2_SEQ_CONTIGUOUS", msg: `seq ${String(seqs[gap])} follows ${String(seqs[gap - 1])}` });
   const maxSeq = Math.max(img.base, ...frames.map((f) => f.seq ?? 0));
   if (safe !== null && safe > img.base && maxSeq > img.base && safe > maxSeq) fail({ code: "SAFESEQ_GT_MAXSEQ", invariant: "R3_SAFESEQ_LE_MAXSEQ", msg: `safe_seq=${safe} > maxSeq=${maxSeq}` });

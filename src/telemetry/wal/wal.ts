@@ -101,7 +101,7 @@ export class Wal {
     this.#size = recovered.scan.truncateTo;
     this.#activeFirst = recovered.scan.firstSeq;
     this.#offsets = recovered.scan.offsets;
-    this.#sealed = new SealedSegments(fs, dir, recovered.segments.base, recovered.segments.retained);
+    this.#sealed = new SealedSegments(fs, dir, recovered.segments.base, recovered.segments.retained, recovered.generation.legacyThrough);
     this.#digest = recovered.activeDigest.copy();
   }
 
