@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INDEPENDENT_VERIFIER, compareVerdicts } from "../src/evidence/index.js";
-import { Wal, WalFileReader, encodeFrame, inspectWalDir, readCommitted, walPaths } from "../src/telemetry/index.js";
+import { ControlPlaneEventsSink, Exporter, Wal, WalFileReader, encodeFrame, inspectWalDir, readCommitted, readPos, walPaths } from "../src/telemetry/index.js";
+import { startControlPlaneEventsContractServer } from "./exporter-receivers.js";
 
 const quiet = { warn: () => undefined, error: () => undefined };
 let root = "";
@@ -63,6 +64,20 @@ describe("OBS-4: an upgraded gapped legacy WAL, after the upgrade", () => {
     expect(ours.violations).toEqual([]);
     expect((await readCommitted(dir)).entries.map((e) => e.seq)).toEqual(seqs);
     expect(compareVerdicts(ours, verifyPy(dir))).toEqual([]);
+  });
+
+  it("the exporter delivers exactly the accepted frames and its position passes the gaps (so it is not stuck before the first one)", async () => {
+    const { dir, seqs } = await upgradedDir("export", 200);
+    const cp = await startControlPlaneEventsContractServer();
+    try {
+      const x = new Exporter({ wal: dir, sink: new ControlPlaneEventsSink({ url: cp.url, timeoutMs: 5_000 }), nodeId: "n", log: { ...quiet, info: () => undefined }, batchSize: 5 });
+      expect(await x.drainOnce()).toMatchObject({ caughtUp: true, pos: seqs.at(-1) });
+      await x.close();
+      expect(cp.stored.map((e) => Number(e.seq)).sort((a, b) => a - b)).toEqual(seqs);
+      expect(await readPos(dir)).toMatchObject({ kind: "ok", pos: seqs.at(-1) });
+    } finally {
+      await cp.close();
+    }
   });
 
   it("a gap after the accepted range is still a violation for every reader", async () => {

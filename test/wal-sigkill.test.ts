@@ -333,7 +333,7 @@ describe("SIGKILL inside each window of the commit sequence (deterministic)", ()
     await wal.close();
   }, 30_000);
 
-  it("an empty telemetry.lock (SIGKILL between O_EXCL create and the pid write, or power loss before it reached the disk) does not wedge the WAL", async () => {
+  it("an empty WAL lock file (<dir>.lock; SIGKILL between O_EXCL create and the pid write, or power loss before it reached the disk) does not wedge the WAL", async () => {
     const dir = join(root, "empty-lock");
     const seed = await Wal.open(dir, { log: quietLog() });
     await seed.append({ before: "crash" });

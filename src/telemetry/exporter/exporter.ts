@@ -3,7 +3,8 @@
  * first, at least once, with bounded memory.
  *
  * State (all of it rebuilt from telemetry.pos after a restart):
- *   pos        every seq ≤ pos is confirmed (delivered or dead-lettered); persisted
+ *   pos        every seq ≤ pos of the WAL's generation is confirmed (delivered or
+ *              dead-lettered, or carried by no frame: an accepted legacy gap); persisted
  *   known      the highest committed seq looked at so far (≤ telemetry.safe_seq)
  *   bits       seqs in (pos, known] confirmed out of order (SeqBitset, 1 bit each)
  *   per level  pending count, last seq, and `done`: every entry of that level
@@ -190,7 +191,7 @@ export class Exporter {
     }
     if (read.kind === "corrupt") this.#log?.warn({ dir: this.source.dir, length: read.length }, "EXPORT_POS_CORRUPT: telemetry.pos is not 8 or 24 bytes; exporting again from seq 1 (receivers dedupe)");
     if (pos > committed) {
-      this.#log?.warn({ dir: this.source.dir, pos, committed }, "EXPORT_POS_AHEAD: telemetry.pos is past the committed WAL (the WAL was reset); exporting from seq 1");
+      this.#log?.warn({ dir: this.source.dir, pos, committed }, "EXPORT_POS_AHEAD: telemetry.pos is past the committed WAL of its generation (the WAL lost entries or was replaced); exporting from seq 1");
       pos = 0;
     }
     this.#reset(pos);
@@ -218,8 +219,13 @@ export class Exporter {
     const pending = [...this.#pending];
     const last = [...this.#last];
     const done = [...this.#done];
+    // Seqs no frame carries (gaps a legacy upgrade accepted, OBS-4) have nothing to deliver: confirmed as soon as they are seen.
+    const absent: [number, number][] = [];
+    let prev = this.#known;
     for await (const page of this.source.scan(this.#known + 1, committed)) {
       for (const e of page) {
+        if (e.seq > prev + 1) absent.push([prev + 1, e.seq - 1]);
+        prev = e.seq;
         const l = priorityOf(e.event);
         if ((pending[l] ?? 0) === 0) done[l] = Math.max(done[l] ?? 0, e.seq - 1);
         pending[l] = (pending[l] ?? 0) + 1;
@@ -230,6 +236,7 @@ export class Exporter {
     this.#last = last;
     this.#done = done;
     this.#known = committed;
+    for (const [a, b] of absent) for (let seq = a; seq <= b; seq++) this.#bits.set(seq);
   }
 
   #nextLevel(): number {
