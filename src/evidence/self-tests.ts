@@ -395,7 +395,9 @@ export const SELF_TESTS: readonly SelfTest[] = [
       const mode = w.recovered.mode;
       await w.close();
       check(mode === "first_run", `telemetry.pos alone made the directory steady (mode ${mode})`);
-      return "telemetry.pos alone is still a first run";
+      const after = await nodeWalFs.readFile(walPaths(ctx.dir).pos);
+      check(after !== undefined && Buffer.from(after).equals(Buffer.from(encodeSafeSeq(7))), "recovery changed telemetry.pos");
+      return "telemetry.pos alone is still a first run, and recovery leaves it unchanged (a new WAL generation instead)";
     },
   },
   {
@@ -459,7 +461,13 @@ export const SELF_TESTS: readonly SelfTest[] = [
       await w.close();
       check(last === 2, `the stale temp was read: lastSeq ${last}`);
       check(!(await nodeWalFs.exists(p.safeSeqTmp)), "the stale telemetry.safe_seq.tmp was not removed");
-      return "stale temp beside a canonical safe_seq ignored and removed";
+      const lone = join(ctx.dir, "no-canonical");
+      await writeImage(lone, [1]);
+      await writeFile(walPaths(lone).safeSeqTmp, encodeSafeSeq(1));
+      await expectFailHard(ctx, lone, "SAFESEQ_MISSING", { inspect: false });
+      const kept = await nodeWalFs.readFile(walPaths(lone).safeSeqTmp);
+      check(kept !== undefined && Buffer.from(kept).equals(Buffer.from(encodeSafeSeq(1))), "a stale temp without a canonical safe_seq was not left alone");
+      return "stale temp beside a canonical safe_seq ignored and removed; without one, left alone";
     },
   },
   {
