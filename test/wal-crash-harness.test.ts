@@ -342,7 +342,7 @@ class Iteration {
   session = 0;
   lastCrash: unknown;
   readonly steps: string[] = [];
-  /** Bounded disk: seal at this size (Infinity: the seed's single file), reclaim up to `confirmed` (the exporter's position). */
+  /** Bounded disk: seal at this size, reclaim up to `confirmed` (the exporter's position); 0: seed-exact mode (never seals, only the seed's files). */
   readonly segmentBytes: number;
   confirmed = 0;
 
@@ -354,7 +354,7 @@ class Iteration {
     readonly violations: Violation[],
   ) {
     this.fs = new PowerLossFs({ rng });
-    this.segmentBytes = rng() < 0.5 ? Number.POSITIVE_INFINITY : 100 + int(rng, 500);
+    this.segmentBytes = rng() < 0.5 ? 0 : 100 + int(rng, 500);
   }
 
   /** A consumer confirms some committed prefix (never beyond what recovery showed). */
@@ -443,6 +443,11 @@ class Iteration {
     const firstRun = wal.recovered.mode === "first_run" || wal.recovered.mode === "operator_reset";
     if (disk.safeSeq !== last && !(disk.safeSeq === undefined && last === 0 && firstRun)) this.violation("SAFE_SEQ", `on-disk safe_seq=${disk.safeSeq}, recovered last seq ${last} (${wal.recovered.mode})`);
     for (const f of failedInvariants(disk.report)) this.violation("DISK", f);
+    if (this.segmentBytes === 0) {
+      // Seed-exact mode: whatever the crash, the directory holds only files seed 001 names.
+      const foreign = (await this.fs.list(DIR)).filter((n) => !["telemetry.wal", "telemetry.safe_seq", "telemetry.safe_seq.tmp"].includes(n));
+      if (foreign.length > 0) this.violation("SEED_EXACT", `files seed 001 does not name in a seed-exact WAL directory: ${foreign.join(", ")}`);
+    }
     if (disk.frames.length !== entries.length) this.violation("DISK", `independent parse finds ${disk.frames.length} frames, the WAL ${entries.length}`);
     for (const r of this.log.records.splice(0)) if (r.level === "error") this.violation("FAIL_HARD_LOGGED", `${r.msg} ${JSON.stringify(r.obj)}`);
     // What recovery showed is now the truth: it must survive every later crash. The rest is gone for good.
@@ -508,7 +513,7 @@ class Iteration {
     const stage = this.cfg.stages[int(this.rng, this.cfg.stages.length)] ?? "power";
     const n = 1 + int(this.rng, 10);
     // Seals (rename, fsync, create, fsync) and reclamations (base write, unlinks, fsync) add operations.
-    const opsBudget = Number.isFinite(this.segmentBytes) ? 14 * n + 8 : 7 * n + 2;
+    const opsBudget = this.segmentBytes > 0 ? 14 * n + 8 : 7 * n + 2;
     let errno: "EIO" | "ENOSPC" | undefined;
     if (stage === "power" || stage === "process") {
       const k = 1 + int(this.rng, opsBudget);
@@ -549,7 +554,7 @@ class Iteration {
       const code = rejected instanceof WalError ? rejected.code : rejected instanceof Error ? rejected.message : typeof rejected;
       const want = errno === "ENOSPC" ? "WAL_DISK_FULL" : "WAL_IO";
       // A failed seal (between commits) poisons the instance without failing an append: the next one says so.
-      const sealFailed = code === "WAL_POISONED" && Number.isFinite(this.segmentBytes);
+      const sealFailed = code === "WAL_POISONED" && this.segmentBytes > 0;
       if (code !== want && !sealFailed) this.violation("ERROR_CODE", `an injected ${errno} surfaced as ${code}, want ${want}`);
       await wal.append({ after: "failure" }).then(
         () => this.violation("NOT_POISONED", "an append after a failed write was accepted"),

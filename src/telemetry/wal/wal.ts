@@ -43,7 +43,7 @@ export interface OpenWalOptions {
    */
   confirmed?: () => Promise<number>;
   /**
-   * Hold `telemetry.lock` while open so no second process recovers (truncates)
+   * Hold the lock `<dir>.lock` (beside the directory) while open so no second process recovers (truncates)
    * or appends under us. Default: on for the real file system, off otherwise.
    */
   lock?: boolean;
