@@ -52,7 +52,8 @@ async function readReport(dir: string): Promise<CellReport> {
   return JSON.parse(await readFile(join(dir, "wal_verify.json"), "utf8")) as CellReport;
 }
 
-describe("autonomy lab portability (real binary)", () => {
+// Step 3 runs scripts/wal_verify.py: the cells need python3.
+needs("python3").describe("autonomy lab portability (real binary)", () => {
   loopCells.it("writes the evidence tree for every cell, passes, records the seed, and numbers a second run run-2 with the same iterations", async () => {
     const out = join(root, "evidence");
     const args = ["lab", "portability", "--iterations", "5", "--out", out];
@@ -192,7 +193,7 @@ describe("walVerifyReport (seed 002 wal_verify.json)", () => {
 
 // ------------------------------------------------------------------ a deliberately broken cell
 
-describe("a broken cell is reported as FAIL with the violation code", () => {
+needs("python3").describe("a broken cell is reported as FAIL with the violation code", () => {
   async function cell(name: string, hooks: CellStepsInput["hooks"]): Promise<{ report: CellReport; runDir: string }> {
     const { runN, runDir } = await claimRunDir(join(root, "broken", name));
     const report = await runCellSteps({

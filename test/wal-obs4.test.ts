@@ -9,10 +9,11 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { INDEPENDENT_VERIFIER, compareVerdicts } from "../src/evidence/index.js";
 import { ControlPlaneEventsSink, Exporter, Wal, WalFileReader, encodeFrame, inspectWalDir, readCommitted, readPos, walPaths } from "../src/telemetry/index.js";
 import { startControlPlaneEventsContractServer } from "./exporter-receivers.js";
+import { needs } from "./helpers/needs.js";
 
 const quiet = { warn: () => undefined, error: () => undefined };
 let root = "";
@@ -43,7 +44,7 @@ function verifyPy(dir: string): Record<string, unknown> {
   }
 }
 
-describe("OBS-4: an upgraded gapped legacy WAL, after the upgrade", () => {
+needs("python3").describe("OBS-4: an upgraded gapped legacy WAL, after the upgrade", () => {
   it.each([["seed-exact", 0], ["sealed through the legacy range", 200]] as const)("%s: reopens without the variable and every reader returns exactly the accepted frames", async (name, segmentBytes) => {
     const { dir, seqs } = await upgradedDir(name.replace(/\W+/g, "-"), segmentBytes);
     const wal = await Wal.open(dir, { log: quiet, segmentBytes });

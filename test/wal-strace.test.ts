@@ -15,12 +15,13 @@
  * openat/close calls around them. The recording and power-loss file systems
  * used elsewhere stand in for the kernel; this test asks the kernel itself.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { REPO_ROOT } from "./helpers/cli.js";
+import { needs } from "./helpers/needs.js";
 
 const CLI = join(REPO_ROOT, "bin/autonomy.js");
 const TRACED = "/^(open|openat|creat|write|pwrite64|writev|pwritev|pwritev2|fsync|fdatasync|rename|renameat|renameat2|close)";
@@ -141,15 +142,10 @@ function traceAppend(dir: string, out: string, input: string): Promise<{ code: n
   });
 }
 
-describe("autonomy wal append under strace: the real system calls before every ack", () => {
+needs("strace").describe("autonomy wal append under strace: the real system calls before every ack", () => {
   let root: string;
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "wal-strace-"));
-    try {
-      execFileSync("strace", ["-V"], { stdio: "ignore" });
-    } catch {
-      throw new Error("strace is not installed; this test needs it (Debian/Ubuntu: apt-get install -y strace)");
-    }
   });
   afterAll(async () => {
     await rm(root, { recursive: true, force: true });

@@ -13,9 +13,10 @@ import { appendFile, mkdtemp, readFile, readdir, rename, rm, truncate, unlink, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { INDEPENDENT_VERIFIER, compareVerdicts } from "../src/evidence/index.js";
 import { Wal, encodeFrame, inspectWalDir } from "../src/telemetry/index.js";
+import { needs } from "./helpers/needs.js";
 
 const quiet = { warn: () => undefined, error: () => undefined };
 const PYTHON = process.env.AUTONOMY_PYTHON ?? "python3";
@@ -23,11 +24,6 @@ let root = "";
 let n = 0;
 
 beforeAll(async () => {
-  try {
-    execFileSync(PYTHON, ["--version"], { stdio: "ignore" });
-  } catch {
-    throw new Error(`${PYTHON} not found: scripts/wal_verify.py needs Python 3 (Debian/Ubuntu: apt-get install -y python3)`);
-  }
   root = await mkdtemp(join(tmpdir(), "wal-verify-py-"));
 });
 afterAll(async () => {
@@ -61,7 +57,7 @@ async function damage(dir: string, d: Damage): Promise<void> {
   if (d.kind === "phantom") await appendFile(join(dir, "telemetry.wal"), encodeFrame({ seq: 1000 + d.y, event: { phantom: true } }));
 }
 
-describe("scripts/wal_verify.py agrees with inspect", () => {
+needs("python3").describe("scripts/wal_verify.py agrees with inspect", () => {
   it("on seed-exact and segmented WALs under random damage", async () => {
     await fc.assert(
       fc.asyncProperty(
