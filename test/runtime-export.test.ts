@@ -86,6 +86,20 @@ describe("runtime with telemetry.otlp_url", () => {
     expect(status.telemetry.exporter.pos).toBeGreaterThanOrEqual(11);
   }, 30_000);
 
+  it("segment_bytes = 0 runs the node's WAL in seed-exact mode: only the seed's files in its directory while the exporter delivers", async () => {
+    const stateRoot = await node();
+    rx = await startOtlpJsonLogsReceiver({ light: true });
+    rt = await startRuntime({ stateRoot, config: config({ otlpUrl: rx.url, segmentBytes: 0 }), listen: { host: "127.0.0.1", port: 0 }, exporterPollMs: 20 });
+    const url = rt.url ?? "";
+    for (let k = 0; k < 10; k++) await call(url, "tool.echo", { text: `k${k}` });
+    await until(() => new Set(rx?.arrivals.map((a) => a.seq)).size >= 11, "11 records delivered");
+    const status = (await (await fetch(`${url}/v1/status`)).json()) as { telemetry: { wal: { seed_exact: boolean; generation: string } } };
+    expect(status.telemetry.wal).toMatchObject({ seed_exact: true, generation: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown });
+    const walDir = telemetryWalDir(stateRoot);
+    const exporterFiles = ["telemetry.pos", "telemetry.pos.tmp", "telemetry.exporter.lock", "telemetry.rejected.jsonl"];
+    expect((await readdir(walDir)).filter((n) => !exporterFiles.includes(n)).sort()).toEqual(["telemetry.safe_seq", "telemetry.wal"]);
+  }, 30_000);
+
   it("reclaims sealed segments as soon as the exporter has confirmed them", async () => {
     const stateRoot = await node();
     rx = await startOtlpJsonLogsReceiver({ light: true });

@@ -78,7 +78,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       if (exporting) closers.push(exporting.stop);
       exporter = exporting?.exporter;
       telemetry = () => ({
-        wal: { dir: wal.dir, state: wal.state, reopens: wal.reopens, last_seq: wal.lastSeq, base: wal.base, sealed_segments: wal.sealedSegments.length, decision_log: opts.config.decisionLog, decision_log_failures: walSink.failures },
+        wal: { dir: wal.dir, state: wal.state, reopens: wal.reopens, generation: wal.current.generation, seed_exact: wal.current.seedExact, last_seq: wal.lastSeq, base: wal.base, sealed_segments: wal.sealedSegments.length, decision_log: opts.config.decisionLog, decision_log_failures: walSink.failures },
         exporter: exporting ? exporting.exporter.status() : null,
       });
     }
