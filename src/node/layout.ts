@@ -19,7 +19,7 @@ export interface StateRootPaths {
   activation: string;
   /** Verified releases kept on the node (an OCI image layout), so it can re-activate offline. */
   releaseStore: string;
-  /** The telemetry write-ahead log (seed 001). */
+  /** The telemetry write-ahead log (seed 001); its lock and generation lie beside it, `telemetry/wal.lock` and `telemetry/wal.generation` (docs/wal.md "On-disk modes"). */
   telemetryWal: string;
 }
 
