@@ -18,8 +18,8 @@
  * the next batch, ahead of the lower levels still pending. Memory: one batch,
  * one read buffer, the bitset; never the backlog.
  */
-import { join } from "node:path";
 import { acquireFileLock } from "../../lib/index.js";
+import { besideWalDir } from "../wal/index.js";
 import type { WalLogger } from "../wal/index.js";
 import { DEFAULT_RETRY, backoffDelay, sleep } from "./backoff.js";
 import type { RetryPolicy } from "./backoff.js";
@@ -36,7 +36,13 @@ import type { ExportRecord } from "./record.js";
 import { SinkRejected, SinkUnavailable } from "./sinks.js";
 import type { Sink } from "./sinks.js";
 
-export const EXPORTER_LOCK_FILE = "telemetry.exporter.lock";
+/**
+ * The exporter's lock, `<dir>.exporter.lock`: beside the WAL directory, like the WAL's
+ * own lock, so a seed-exact directory holds only files seed 001 names (docs/wal.md).
+ */
+export function exporterLockPath(walDir: string): string {
+  return besideWalDir(walDir, "exporter.lock");
+}
 
 export interface ExporterLogger extends WalLogger {
   info?(obj: Record<string, unknown>, msg: string): void;
@@ -60,7 +66,7 @@ export interface ExporterOptions {
   /** For backoff jitter. */
   random?: () => number;
   log?: ExporterLogger;
-  /** Hold telemetry.exporter.lock so two exporters never share one position. Default: on. */
+  /** Hold the exporter lock (`<dir>.exporter.lock`) so two exporters never share one position. Default: on. */
   lock?: boolean;
 }
 
@@ -173,7 +179,7 @@ export class Exporter {
     if (this.#closed) throw new ExportError("EXPORT_INCOMPLETE", "this exporter is closed", "create a new Exporter");
     if (this.#initialised) return;
     if (this.#lock && !this.#release) {
-      this.#release = await acquireFileLock(join(this.source.dir, EXPORTER_LOCK_FILE), {
+      this.#release = await acquireFileLock(exporterLockPath(this.source.dir), {
         timeoutMs: 2_000,
         onTimeout: (pid) => new ExportError("EXPORT_LOCKED", `another exporter (process ${pid ?? "unknown"}) is draining the WAL in ${this.source.dir}`,
           "one exporter per WAL: stop the other one (two would fight over telemetry.pos)", { details: { pid: pid ?? null } }),

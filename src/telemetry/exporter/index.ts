@@ -1,4 +1,4 @@
-export { Exporter, EXPORTER_LOCK_FILE } from "./exporter.js";
+export { Exporter, exporterLockPath } from "./exporter.js";
 export type { ExporterOptions, ExporterStatus, ExporterLogger, DrainResult } from "./exporter.js";
 export { OtlpHttpLogsSink, ControlPlaneEventsSink, FanoutSink, SinkRejected, SinkUnavailable, classifyStatus, toControlPlaneEvent } from "./sinks.js";
 export type { Compression, Sink, SinkResult, SendOptions, UnavailableReason, OtlpHttpLogsSinkOptions, ControlPlaneEventsSinkOptions, ControlPlaneEvent } from "./sinks.js";
