@@ -35,8 +35,10 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Wal, WalError, WalFailHard, decodeSafeSeq, encodeFrame, nodeWalFs } from "../src/telemetry/index.js";
 import type { WalFs, WalLogger } from "../src/telemetry/index.js";
-import { PowerCut, PowerLossFs, isPowerCut, seededRng } from "../src/telemetry/wal/power-loss-fs.js";
-import type { CrashOptions, MetadataMode, Rng } from "../src/telemetry/wal/power-loss-fs.js";
+import { seededRng } from "../src/lib/index.js";
+import type { Rng } from "../src/lib/index.js";
+import { PowerCut, PowerLossFs, isPowerCut } from "./helpers/power-loss-fs.js";
+import type { CrashOptions, MetadataMode } from "./helpers/power-loss-fs.js";
 
 const ITERATIONS = Number(process.env.WAL_HARNESS_ITERATIONS ?? 1000);
 const SEED = process.env.WAL_HARNESS_SEED !== undefined ? Number(process.env.WAL_HARNESS_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;

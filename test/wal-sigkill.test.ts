@@ -31,8 +31,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Wal, decodeSafeSeq, nodeWalFs, readGeneration, walPaths, writePos } from "../src/telemetry/index.js";
 import type { WalLogger } from "../src/telemetry/index.js";
-import { seededRng } from "../src/telemetry/wal/power-loss-fs.js";
-import type { Rng } from "../src/telemetry/wal/power-loss-fs.js";
+import { seededRng } from "../src/lib/index.js";
+import type { Rng } from "../src/lib/index.js";
 import { REPO_ROOT } from "./helpers/cli.js";
 
 const ITERATIONS = Number(process.env.WAL_SIGKILL_ITERATIONS ?? 100);

@@ -8,3 +8,5 @@ export { RUNTIME_VERSION } from "./version.js";
 export { withFileLock, acquireFileLock } from "./file-lock.js";
 export type { FileLockOptions } from "./file-lock.js";
 export { crashPoint } from "./crash-point.js";
+export { seededRng } from "./rng.js";
+export type { Rng } from "./rng.js";

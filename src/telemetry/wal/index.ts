@@ -21,8 +21,6 @@ export type { WalInspection, InspectedFrame, ImageFile, WalImage, Violation, Ver
 export { readCommitted, readWalImage, inspectWalDir } from "./read-committed.js";
 export { walVerifyReport } from "./verify-report.js";
 export type { RenameAtomic, ReportViolation, ReportIteration, WalVerifyReport, WalVerifyReportOptions } from "./verify-report.js";
-export { PowerLossFs, seededRng } from "./power-loss-fs.js";
-export type { Rng } from "./power-loss-fs.js";
 export { segmentName, parseSegmentName, readSegmentLayout, listSegments, readBase, BASE_FILE } from "./segments.js";
 export type { Segment, SegmentLayout } from "./segments.js";
 export { DEFAULT_SEGMENT_BYTES } from "./wal.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { LiveWal } from "./index.js";
 import type { WalLogger } from "./index.js";
-import { PowerLossFs } from "./power-loss-fs.js";
+import { PowerLossFs } from "../../../test/helpers/power-loss-fs.js";
 
 const DIR = "/node/telemetry";
 

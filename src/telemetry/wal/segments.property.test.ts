@@ -22,7 +22,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Wal, WalFailHard, inspectWalDir } from "./index.js";
 import type { WalLogger } from "./index.js";
-import { PowerLossFs } from "./power-loss-fs.js";
+import { PowerLossFs } from "../../../test/helpers/power-loss-fs.js";
 
 const DIR = "/node/telemetry";
 const quiet: WalLogger = { warn: () => undefined, error: () => undefined };

@@ -1,5 +1,6 @@
 import { posix } from "node:path";
-import type { WalFile, WalFs } from "./fs.js";
+import type { Rng } from "../../src/lib/index.js";
+import type { WalFile, WalFs } from "../../src/telemetry/index.js";
 
 /**
  * An in-memory file system that models POSIX durability strictly, for crash
@@ -47,21 +48,6 @@ export class PowerCut extends Error {
 export function isPowerCut(e: unknown): boolean {
   for (let c: unknown = e; c instanceof Error; c = c.cause) if (c instanceof PowerCut) return true;
   return false;
-}
-
-/** A random number in [0, 1). Seeded, so a failing run replays exactly. */
-export type Rng = () => number;
-
-/** mulberry32: a small, fast, seedable PRNG (32-bit state). */
-export function seededRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export type InjectedErrno = "EIO" | "ENOSPC";

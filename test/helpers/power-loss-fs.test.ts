@@ -3,7 +3,8 @@
 // POSIX durability rule and checks the model keeps it, strictly.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { PowerCut, PowerLossFs, isPowerCut, seededRng } from "./power-loss-fs.js";
+import { seededRng } from "../../src/lib/index.js";
+import { PowerCut, PowerLossFs, isPowerCut } from "./power-loss-fs.js";
 import type { CrashOptions } from "./power-loss-fs.js";
 
 const b = (s: string): Buffer => Buffer.from(s, "utf8");
