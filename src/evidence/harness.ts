@@ -4,7 +4,7 @@ import { Wal, WalFailHard, decodeSafeSeq, encodeFrame, inspectWal, nodeWalFs, wa
 import type { VerifyInvariant, WalFailHardCause } from "../telemetry/index.js";
 import { seededRng } from "../lib/index.js";
 import type { Rng } from "../lib/index.js";
-import type { ReportIteration, ReportViolation } from "../telemetry/index.js";
+import type { ReportIteration, ReportViolation } from "./report.js";
 import { elapsed } from "./log.js";
 import type { CellLog } from "./log.js";
 

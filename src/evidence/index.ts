@@ -19,5 +19,5 @@ export type { FsType } from "./platform.js";
 export { CellLog } from "./log.js";
 export type { Progress } from "./log.js";
 export { GOLDEN_LOCK_JSON, GOLDEN_PAYLOAD, GOLDEN_FINGERPRINT, BLAKE3_VECTORS } from "./golden.js";
-export { walVerifyReport } from "../telemetry/index.js";
-export type { WalVerifyReport, ReportViolation, ReportIteration, RenameAtomic } from "../telemetry/index.js";
+export { walVerifyReport } from "./report.js";
+export type { WalVerifyReport, WalVerifyReportOptions, ReportViolation, ReportIteration, RenameAtomic } from "./report.js";

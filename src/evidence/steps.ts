@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fsyncDir } from "../lib/index.js";
 import { Wal, inspectWalDir, nodeWalFs, readCommitted } from "../telemetry/index.js";
 import type { WalInspection } from "../telemetry/index.js";
-import type { RenameAtomic } from "../telemetry/index.js";
+import type { RenameAtomic } from "./report.js";
 import { elapsed } from "./log.js";
 import type { CellLog } from "./log.js";
 

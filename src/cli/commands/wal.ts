@@ -2,10 +2,9 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createInterface } from "node:readline";
 import { DEFAULT_SEGMENT_BYTES, Wal, WalError, WalFileReader, confirmedPos, decodePosition, inspectWalDir, walPaths, nodeWalFs, readBase, readGeneration } from "../../telemetry/index.js";
-import { walVerifyReport } from "../../telemetry/index.js";
 import type { WalInspection } from "../../telemetry/index.js";
 import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
-import { goArch } from "../../evidence/index.js";
+import { goArch, walVerifyReport } from "../../evidence/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
 

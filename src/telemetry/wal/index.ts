@@ -19,8 +19,6 @@ export type { Position } from "./position.js";
 export { inspectWal, inspectWalImage, VERIFY_INVARIANTS } from "./verify.js";
 export type { WalInspection, InspectedFrame, ImageFile, WalImage, Violation, VerifyInvariant } from "./verify.js";
 export { readCommitted, readWalImage, inspectWalDir } from "./read-committed.js";
-export { walVerifyReport } from "./verify-report.js";
-export type { RenameAtomic, ReportViolation, ReportIteration, WalVerifyReport, WalVerifyReportOptions } from "./verify-report.js";
 export { segmentName, parseSegmentName, readSegmentLayout, listSegments, readBase, BASE_FILE } from "./segments.js";
 export type { Segment, SegmentLayout } from "./segments.js";
 export { DEFAULT_SEGMENT_BYTES } from "./wal.js";

@@ -1,4 +1,4 @@
-import type { VerifyInvariant, WalInspection } from "./verify.js";
+import type { VerifyInvariant, WalInspection } from "../telemetry/index.js";
 
 /** Seed 002's step-4 verdict; NOT_RUN when the report covers one directory only (`autonomy wal verify`). */
 export type RenameAtomic = "PASS" | "FAIL" | "NOT_RUN";
@@ -63,6 +63,8 @@ export interface WalVerifyReportOptions {
  * rename check. `pass` is true only when no violation was found anywhere, no
  * iteration failed, and the rename check did not fail. Shared by
  * `autonomy wal verify` (one directory) and `autonomy lab portability` (a cell).
+ * It lives in evidence, not telemetry: it is seed 002's report format, and
+ * the WAL domain only supplies the inspection it summarises.
  */
 export function walVerifyReport(i: WalInspection, o: WalVerifyReportOptions): WalVerifyReport {
   const iterations = [...(o.iterations ?? [])];
