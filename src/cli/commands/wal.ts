@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { createInterface } from "node:readline";
-import { DEFAULT_SEGMENT_BYTES, Wal, WalError, WalFileReader, confirmedPos, decodePosition, inspectWalDir, walPaths, nodeWalFs, readBase, readGeneration } from "../../telemetry/index.js";
+import { DEFAULT_SEGMENT_BYTES, Wal, WalFileReader, appendJsonLines, confirmedPos, decodePosition, inspectWalDir, walPaths, nodeWalFs, readBase, readGeneration } from "../../telemetry/index.js";
 import type { WalInspection } from "../../telemetry/index.js";
 import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
 import { goArch, walVerifyReport } from "../../evidence/index.js";
@@ -12,34 +11,6 @@ function parseSeq(v: string): number {
   const n = Number(v);
   if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("must be a non-negative integer");
   return n;
-}
-
-/** `wal append`: one JSON object per stdin line; `ack <seq>` printed only once that entry is durable. */
-async function walAppend(dir: string, segmentBytes: number): Promise<void> {
-  const wal = await Wal.open(dir, { segmentBytes });
-  const acks: Promise<void>[] = [];
-  let lineNo = 0;
-  try {
-    for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
-      lineNo += 1;
-      if (line.trim() === "") continue;
-      let event: unknown;
-      try {
-        event = JSON.parse(line);
-      } catch {
-        throw new WalError("WAL_ENTRY_INVALID", `stdin line ${lineNo} is not JSON`, "send one JSON object per line");
-      }
-      if (typeof event !== "object" || event === null || Array.isArray(event)) {
-        throw new WalError("WAL_ENTRY_INVALID", `stdin line ${lineNo} is not a JSON object`, "send one JSON object per line");
-      }
-      // Appends are pipelined (group commit); acks still print in seq order because commits resolve in order.
-      acks.push(wal.append(event as Record<string, unknown>).then((seq) => void process.stdout.write(`ack ${seq}\n`)));
-    }
-  } finally {
-    await Promise.allSettled(acks);
-    await wal.close();
-  }
-  await Promise.all(acks);
 }
 
 interface PosView {
@@ -80,7 +51,8 @@ export function registerWal(program: Command): void {
     .description("append one JSON object per stdin line; prints `ack <seq>` only once that entry is durable")
     .requiredOption("--dir <dir>", "WAL directory")
     .option("--segment-bytes <n>", "seal the active segment at this size, so confirmed frames can be reclaimed; 0 = seed-exact mode (never seal, only files seed 001 names in the directory)", parseSeq, DEFAULT_SEGMENT_BYTES)
-    .action(action(async (flags: { dir: string; segmentBytes: number }) => walAppend(flags.dir, flags.segmentBytes)));
+    .action(action(async (flags: { dir: string; segmentBytes: number }) =>
+      appendJsonLines(flags.dir, process.stdin, (seq) => void process.stdout.write(`ack ${seq}\n`), { segmentBytes: flags.segmentBytes })));
 
   wal.command("read")
     .description("print committed entries as JSON lines, streamed (read-only: no recovery, nothing truncated; exit 5 if committed data is damaged)")

@@ -25,3 +25,4 @@ export { DEFAULT_SEGMENT_BYTES } from "./wal.js";
 export { LiveWal } from "./live.js";
 export type { LiveWalOptions } from "./live.js";
 export type { Reclaimed } from "./sealed.js";
+export { appendJsonLines } from "./append-lines.js";
