@@ -13,6 +13,48 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
   await writeStreamAtomic(path, [bytes], mode);
 }
 
+/**
+ * The three operations a durable replace performs. The WAL passes its own
+ * file system (WalFs) so that its power-loss model sees each step; everyone
+ * else gets the real one.
+ */
+export interface ReplaceFs {
+  /** Creates or truncates `path`, writes `data`, fsyncs the file. */
+  writeFileSynced(path: string, data: Uint8Array): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  fsyncDir(dir: string): Promise<void>;
+}
+
+/** Creates or truncates `path`, writes `data` and fsyncs it (no rename: one step of a durable replace). */
+export async function writeFileSynced(path: string, data: Uint8Array, mode = 0o644): Promise<void> {
+  const fh = await open(path, "w", mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+const nodeReplaceFs: ReplaceFs = { writeFileSynced: (p, d) => writeFileSynced(p, d), rename, fsyncDir };
+
+/**
+ * Durably replaces `path` with `data` through the FIXED temp name `tmp` (same
+ * directory): write `tmp` → fsync → rename over `path` → fsync(directory) —
+ * seed 001 §3.5's safe-point update, and the only order that leaves the old or
+ * the new content after a power cut, never a torn file.
+ *
+ * Use it (not writeFileAtomic, whose temp name is random) for a single
+ * writer's small state files whose crash leftover must have a known name:
+ * recovery recognises it (WS-3), the next write reuses it, and the directory
+ * never collects stray temps.
+ */
+export async function replaceFileDurably(path: string, tmp: string, data: Uint8Array, fs: ReplaceFs = nodeReplaceFs): Promise<void> {
+  await fs.writeFileSynced(tmp, data);
+  await fs.rename(tmp, path);
+  await fs.fsyncDir(dirname(path));
+}
+
 /** fsync a directory so a rename or create inside it is durable. */
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, "r");

@@ -8,9 +8,9 @@
  * never reads or changes it (seed 001 S11); a position of another generation
  * is ignored here, never deleted.
  */
-import { open, readFile, rename } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { errnoCode, fsyncDir } from "../../lib/index.js";
+import { errnoCode, replaceFileDurably } from "../../lib/index.js";
 import { confirmedIn, decodePosition, encodePosition, nodeWalFs, readGeneration, walPaths } from "../wal/index.js";
 import type { Position } from "../wal/index.js";
 
@@ -30,17 +30,9 @@ export async function readPos(dir: string): Promise<PosRead> {
   return p === undefined ? { kind: "corrupt", length: raw.byteLength } : { kind: "ok", pos: p.seq, generation: p.generation };
 }
 
+/** Through the WAL's file system (owner-only files) and the one durable-replace helper, like the safe point. */
 export async function writePos(dir: string, pos: Position): Promise<void> {
-  const tmp = join(dir, POS_TMP);
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(encodePosition(pos));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, walPaths(dir).pos);
-  await fsyncDir(dir);
+  await replaceFileDurably(walPaths(dir).pos, join(dir, POS_TMP), encodePosition(pos), nodeWalFs);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { open, readFile, readdir, rename, unlink, stat, mkdir } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
-import { errnoCode, fsyncDir } from "../../lib/index.js";
+import { errnoCode, fsyncDir, writeFileSynced } from "../../lib/index.js";
 
 /**
  * The file operations the WAL performs, and nothing else. Production uses the
@@ -87,15 +87,7 @@ export const nodeWalFs: WalFs = {
       throw e;
     }
   },
-  async writeFileSynced(path, data) {
-    const fh = await open(path, "w", 0o600);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  },
+  writeFileSynced: (path, data) => writeFileSynced(path, data, 0o600),
   rename: (from, to) => rename(from, to),
   unlink: (path) => unlink(path),
   async exists(path) {

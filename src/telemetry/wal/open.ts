@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Hash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
+import { replaceFileDurably } from "../../lib/index.js";
 import { decodeSafeSeq, encodeSafeSeq } from "./codec.js";
 import { WalFailHard } from "./errors.js";
 import type { WalFs } from "./fs.js";
@@ -189,7 +190,5 @@ async function anyExists(fs: WalFs, paths: readonly string[]): Promise<boolean> 
 /** §3.5: temp → write → fsync → rename → fsync(dir). Temp and target in the same directory. */
 export async function writeSafeSeq(fs: WalFs, dir: string, seq: number): Promise<void> {
   const p = walPaths(dir);
-  await fs.writeFileSynced(p.safeSeqTmp, encodeSafeSeq(seq));
-  await fs.rename(p.safeSeqTmp, p.safeSeq);
-  await fs.fsyncDir(dir);
+  await replaceFileDurably(p.safeSeq, p.safeSeqTmp, encodeSafeSeq(seq), fs);
 }

@@ -9,6 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { replaceFileDurably } from "../../lib/index.js";
 import { decodeSafeSeq, encodeSafeSeq } from "./codec.js";
 import { WalFailHard } from "./errors.js";
 import type { WalFs } from "./fs.js";
@@ -67,9 +68,7 @@ export async function readBase(fs: WalFs, dir: string): Promise<{ base: number; 
 
 /** temp → fsync → rename → fsync(dir), like the safe point. */
 export async function writeBase(fs: WalFs, dir: string, seq: number): Promise<void> {
-  await fs.writeFileSynced(join(dir, BASE_TMP_FILE), encodeSafeSeq(seq));
-  await fs.rename(join(dir, BASE_TMP_FILE), join(dir, BASE_FILE));
-  await fs.fsyncDir(dir);
+  await replaceFileDurably(join(dir, BASE_FILE), join(dir, BASE_TMP_FILE), encodeSafeSeq(seq), fs);
 }
 
 /** Sealed segments in the directory, oldest first. */
