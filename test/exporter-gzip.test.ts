@@ -8,8 +8,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Exporter, OtlpHttpLogsSink, Wal, otlpCompressionFromEnv } from "../src/telemetry/index.js";
-import type { Compression } from "../src/telemetry/index.js";
+import { Exporter, OtlpHttpLogsSink, Wal } from "../src/telemetry/index.js";
+import { otlpCompressionFromEnv } from "../src/telemetry/exporter/destinations.js";
+import type { Compression } from "../src/telemetry/exporter/sinks.js";
 import { startOtlpJsonLogsReceiver, wireBytes } from "./exporter-receivers.js";
 
 let root = "";

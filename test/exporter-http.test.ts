@@ -9,10 +9,12 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  ControlPlaneEventsSink, Exporter, FanoutSink, OtlpHttpLogsSink, PRIORITY, SinkUnavailable, Wal, nodeWalFs, priorityOf, readGeneration, readPos, rejectedPath,
-} from "../src/telemetry/index.js";
-import type { ExporterOptions, RejectedLine } from "../src/telemetry/index.js";
+import { Exporter, OtlpHttpLogsSink, Wal, nodeWalFs, priorityOf, readGeneration, readPos } from "../src/telemetry/index.js";
+import type { ExporterOptions } from "../src/telemetry/index.js";
+import { ControlPlaneEventsSink, FanoutSink, SinkUnavailable } from "../src/telemetry/exporter/sinks.js";
+import { PRIORITY } from "../src/telemetry/exporter/priority.js";
+import { rejectedPath } from "../src/telemetry/exporter/deadletter.js";
+import type { RejectedLine } from "../src/telemetry/exporter/deadletter.js";
 import { firstArrivals, startControlPlaneEventsContractServer, startOtlpJsonLogsReceiver } from "./exporter-receivers.js";
 import type { Delivered, ReceiverBase } from "./exporter-receivers.js";
 
@@ -294,7 +296,7 @@ describe("exporter → control plane events (a test server implementing the docu
     expect(byId.get(`${NODE}:wal:${gen}:1`)).toMatchObject({ event_type: "ai.agent.error", node_id: NODE, seq: 1, priority: 3, payload: events[0] });
     expect(byId.get(`${NODE}:wal:${gen}:2`)).toMatchObject({ event_type: "ai.policy.decision", timestamp: new Date(1_700_000_000_001).toISOString() });
     // Crash before pos was persisted: everything is sent again; the contract's dedupe keeps one copy.
-    const { writePos } = await import("../src/telemetry/index.js");
+    const { writePos } = await import("../src/telemetry/exporter/pos.js");
     await writePos(dir, { seq: 0, generation: gen });
     const again = exporter({ wal: dir, sink, batchSize: 25 });
     expect(await again.drainOnce()).toMatchObject({ caughtUp: true, pos: 90 });

@@ -15,8 +15,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Exporter, SinkUnavailable, Wal, readPos } from "../src/telemetry/index.js";
-import type { ExportRecord, Sink } from "../src/telemetry/index.js";
+import { Exporter, Wal, readPos } from "../src/telemetry/index.js";
+import type { Sink } from "../src/telemetry/index.js";
+import { SinkUnavailable } from "../src/telemetry/exporter/sinks.js";
+import type { ExportRecord } from "../src/telemetry/exporter/record.js";
 
 const silent = { warn: () => undefined, error: () => undefined, info: () => undefined };
 

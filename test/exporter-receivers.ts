@@ -22,7 +22,7 @@ import { createServer } from "node:http";
 import { gunzipSync } from "node:zlib";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { fromAnyValue } from "../src/telemetry/index.js";
+import { fromAnyValue } from "../src/telemetry/exporter/otlp.js";
 
 export interface Fault {
   /** Answer with this status (and `body`) instead of processing. */

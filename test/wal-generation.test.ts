@@ -9,7 +9,8 @@ import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ControlPlaneEventsSink, Exporter, Wal, confirmedPos, readPos, walPaths } from "../src/telemetry/index.js";
+import { Exporter, Wal, confirmedPos, readPos, walPaths } from "../src/telemetry/index.js";
+import { ControlPlaneEventsSink } from "../src/telemetry/exporter/sinks.js";
 import { startControlPlaneEventsContractServer } from "./exporter-receivers.js";
 
 const silent = { warn: () => undefined, error: () => undefined, info: () => undefined };

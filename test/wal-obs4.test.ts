@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { INDEPENDENT_VERIFIER, compareVerdicts } from "../src/evidence/index.js";
-import { ControlPlaneEventsSink, Exporter, Wal, WalFileReader, encodeFrame, inspectWalDir, readCommitted, readPos, walPaths } from "../src/telemetry/index.js";
+import { Exporter, Wal, WalFileReader, encodeFrame, inspectWalDir, readCommitted, readPos, walPaths } from "../src/telemetry/index.js";
+import { ControlPlaneEventsSink } from "../src/telemetry/exporter/sinks.js";
 import { startControlPlaneEventsContractServer } from "./exporter-receivers.js";
 import { needs } from "./helpers/needs.js";
 
