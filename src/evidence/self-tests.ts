@@ -156,6 +156,7 @@ function recordingFs(dir: string, ops: string[]): WalFs {
       };
       return file;
     },
+    openRead: (p) => base.openRead(p),
     readFile: (p) => base.readFile(p),
     writeFileSynced: async (p, d) => {
       ops.push(`write+fsync ${rel(p)}`);

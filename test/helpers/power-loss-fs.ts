@@ -1,6 +1,6 @@
 import { posix } from "node:path";
 import type { Rng } from "../../src/lib/index.js";
-import type { WalFile, WalFs } from "../../src/telemetry/index.js";
+import type { WalFile, WalFs, WalReadFile } from "../../src/telemetry/index.js";
 
 /**
  * An in-memory file system that models POSIX durability strictly, for crash
@@ -299,6 +299,26 @@ export class PowerLossFs implements WalFs {
     const node = this.#newFile();
     this.#link(parent, posix.basename(normalize(path)), node.id, `create ${normalize(path)}`);
     return this.#handle(node, path);
+  }
+
+  async openRead(path: string): Promise<WalReadFile> {
+    await Promise.resolve();
+    this.#alive("open");
+    const node = this.#lookup(path);
+    if (!node) throw fsError("ENOENT", "open", path);
+    if (node.kind === "dir") throw fsError("EISDIR", "open", path);
+    return {
+      readInto: async (buf, offset, length, position) => {
+        await Promise.resolve();
+        this.#alive("read");
+        const bytes = node.data.subarray(Math.min(position, node.data.length), Math.min(position + length, node.data.length));
+        buf.set(bytes, offset);
+        return bytes.length;
+      },
+      size: () => Promise.resolve(node.data.length),
+      identity: () => Promise.resolve(String(node.id)),
+      close: () => Promise.resolve(),
+    };
   }
 
   async readFile(path: string): Promise<Uint8Array | undefined> {

@@ -4,7 +4,6 @@ export type { ExporterOptions, ExporterStatus, ExporterLogger, DrainResult } fro
 export { OtlpHttpLogsSink } from "./sinks.js";
 export type { Sink } from "./sinks.js";
 export { priorityOf, eventNameOf } from "./priority.js";
-export { WalFileReader } from "./reader.js";
 export { readPos, confirmedPos } from "./pos.js";
 export type { PosRead } from "./pos.js";
 export { ExportError, EXPORT_ERROR_CODES } from "./errors.js";

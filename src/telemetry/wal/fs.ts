@@ -18,9 +18,21 @@ export interface WalFile {
   close(): Promise<void>;
 }
 
+/** A file opened read-only (the WAL reader: never creates, writes or truncates). */
+export interface WalReadFile {
+  /** Reads up to `length` bytes at `position` into `buf` at `offset`; returns how many (0 at the end of the file). */
+  readInto(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  size(): Promise<number>;
+  /** The file itself (its inode), so that a name now naming another file is noticed. */
+  identity(): Promise<string>;
+  close(): Promise<void>;
+}
+
 export interface WalFs {
   /** Opens for read+write, creating the file if missing. */
   openFile(path: string): Promise<WalFile>;
+  /** Opens read-only; rejects with an ENOENT error when the file does not exist. */
+  openRead(path: string): Promise<WalReadFile>;
   /** Whole-file read; undefined when the file does not exist. */
   readFile(path: string): Promise<Uint8Array | undefined>;
   /** Creates/overwrites a file with `data` and fsyncs it (no rename). */
@@ -78,6 +90,15 @@ export const nodeWalFs: WalFs = {
       await h.close();
       return open(path, "r+");
     }));
+  },
+  async openRead(path) {
+    const fh = await open(path, "r");
+    return {
+      readInto: async (buf, offset, length, position) => (await fh.read(buf, offset, length, position)).bytesRead,
+      size: async () => (await fh.stat()).size,
+      identity: async () => String((await fh.stat({ bigint: true })).ino),
+      close: () => fh.close(),
+    };
   },
   async readFile(path) {
     try {

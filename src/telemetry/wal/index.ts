@@ -5,7 +5,7 @@ export { encodeFrame, decodePayload, encodeSafeSeq, decodeSafeSeq, FRAME_HEADER_
 export { WalFailHard, WalError, WAL_FAIL_HARD_CAUSES, WAL_ERROR_CODES } from "./errors.js";
 export type { WalFailHardCause, WalErrorCode } from "./errors.js";
 export { nodeWalFs } from "./fs.js";
-export type { WalFs, WalFile } from "./fs.js";
+export type { WalFs, WalFile, WalReadFile } from "./fs.js";
 export type { WalLogger } from "./logger.js";
 export { recover, writeSafeSeq, LEGACY_UPGRADE_ENV, OPERATOR_RESET_ENV } from "./open.js";
 export type { Recovered, RecoverOptions } from "./open.js";
@@ -18,7 +18,8 @@ export { encodePosition, decodePosition, confirmedIn } from "./position.js";
 export type { Position } from "./position.js";
 export { inspectWal, inspectWalImage, VERIFY_INVARIANTS } from "./verify.js";
 export type { WalInspection, InspectedFrame, ImageFile, WalImage, Violation, VerifyInvariant } from "./verify.js";
-export { readCommitted, readWalImage, inspectWalDir } from "./read-committed.js";
+export { WalFileReader, readCommitted, inspectWalDir } from "./reader.js";
+export type { ScannedEntry, ScanOptions, WalFileReaderOptions } from "./reader.js";
 export { segmentName, parseSegmentName, readSegmentLayout, listSegments, readBase, BASE_FILE } from "./segments.js";
 export type { Segment, SegmentLayout } from "./segments.js";
 export { DEFAULT_SEGMENT_BYTES } from "./wal.js";

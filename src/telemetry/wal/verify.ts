@@ -1,6 +1,7 @@
+import { createHash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decodePayload, decodeSafeSeq } from "./codec.js";
 import type { WalFailHardCause } from "./errors.js";
-import { segmentDigestMatches } from "./segments.js";
 
 /** The invariants of seed 002's wal_verify.json, in its order and spelling. */
 export const VERIFY_INVARIANTS = ["R1_FIRST_SEQ_IS_ONE", "R2_SEQ_CONTIGUOUS", "R3_SAFESEQ_LE_MAXSEQ", "R4_SAFESEQ_FRAME_EXISTS", "R5_NO_PHANTOMS", "NO_JSON_CORRUPTION"] as const;
@@ -52,19 +53,86 @@ function startsAt(seq: number | null | undefined, first: number, legacy: number)
   return seq === first || (typeof seq === "number" && seq > first && seq <= legacy);
 }
 
-/** Frames of one file by their length headers, and where the complete ones end. */
-function walkFrames(file: ImageFile): { frames: InspectedFrame[]; end: number } {
-  const view = Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength);
-  const frames: InspectedFrame[] = [];
-  let pos = 0;
-  while (pos + FRAME_HEADER_BYTES <= view.length) {
-    const len = view.readUInt32BE(pos);
-    if (len > MAX_FRAME_BYTES || pos + FRAME_HEADER_BYTES + len > view.length) break;
-    const entry = decodePayload(view.subarray(pos + FRAME_HEADER_BYTES, pos + FRAME_HEADER_BYTES + len));
-    frames.push({ seq: entry?.seq ?? null, offset: pos, length: len, valid_json: entry !== undefined, ...(file.segment ? { segment: file.segment.name } : {}) });
-    pos += FRAME_HEADER_BYTES + len;
+/** One file of a WAL after its frames were walked: what inspection judges (its bytes are no longer needed). */
+export interface WalkedFile {
+  frames: InspectedFrame[];
+  /** Byte offset after the last complete frame. */
+  end: number;
+  /** Bytes in the file. */
+  size: number;
+  segment?: ImageFile["segment"];
+  /** False only for a sealed segment whose bytes do not match the SHA-256 its name carries. */
+  digestMatches: boolean;
+}
+
+/**
+ * Walks the frames of one file by their length headers as its bytes arrive
+ * (one call with a whole file, or chunk by chunk from a reader). Keeps only
+ * the bytes of a frame not yet complete, and concatenates them only once the
+ * whole frame is there, so memory stays at one chunk plus one frame.
+ */
+export class FrameWalker {
+  readonly #frames: InspectedFrame[] = [];
+  readonly #segment: ImageFile["segment"];
+  readonly #hash: Hash | undefined;
+  #pending: Buffer[] = [];
+  #pendingLen = 0;
+  /** File offset of the first pending byte (the end of the complete frames so far). */
+  #end = 0;
+  /** Pending bytes needed before parsing can make progress. */
+  #need = FRAME_HEADER_BYTES;
+  #size = 0;
+  #stopped = false;
+
+  constructor(segment?: ImageFile["segment"]) {
+    this.#segment = segment;
+    this.#hash = segment?.sha256 === undefined ? undefined : createHash("sha256");
   }
-  return { frames, end: pos };
+
+  push(chunk: Uint8Array): void {
+    this.#size += chunk.byteLength;
+    this.#hash?.update(chunk);
+    if (this.#stopped || chunk.byteLength === 0) return;
+    // A copy: callers reuse their read buffer.
+    this.#pending.push(Buffer.from(chunk));
+    this.#pendingLen += chunk.byteLength;
+    if (this.#pendingLen >= this.#need) this.#parse();
+  }
+
+  #parse(): void {
+    const view = this.#pending.length === 1 ? (this.#pending[0] ?? Buffer.alloc(0)) : Buffer.concat(this.#pending, this.#pendingLen);
+    let pos = 0;
+    this.#need = FRAME_HEADER_BYTES;
+    while (pos + FRAME_HEADER_BYTES <= view.length) {
+      const len = view.readUInt32BE(pos);
+      if (len > MAX_FRAME_BYTES) {
+        this.#stopped = true;
+        break;
+      }
+      if (pos + FRAME_HEADER_BYTES + len > view.length) {
+        this.#need = FRAME_HEADER_BYTES + len;
+        break;
+      }
+      const entry = decodePayload(view.subarray(pos + FRAME_HEADER_BYTES, pos + FRAME_HEADER_BYTES + len));
+      this.#frames.push({ seq: entry?.seq ?? null, offset: this.#end + pos, length: len, valid_json: entry !== undefined, ...(this.#segment ? { segment: this.#segment.name } : {}) });
+      pos += FRAME_HEADER_BYTES + len;
+    }
+    this.#end += pos;
+    const rest = this.#stopped ? Buffer.alloc(0) : view.subarray(pos);
+    this.#pending = rest.length > 0 ? [rest] : [];
+    this.#pendingLen = rest.length;
+  }
+
+  finish(): WalkedFile {
+    const digestMatches = this.#hash === undefined || this.#hash.digest("hex") === this.#segment?.sha256;
+    return { frames: this.#frames, end: this.#end, size: this.#size, ...(this.#segment ? { segment: this.#segment } : {}), digestMatches };
+  }
+}
+
+function walkBytes(file: ImageFile): WalkedFile {
+  const walker = new FrameWalker(file.segment);
+  walker.push(file.data);
+  return walker.finish();
 }
 
 /**
@@ -89,22 +157,35 @@ export interface WalImage {
 }
 
 export function inspectWalImage(img: WalImage): WalInspection {
+  return inspectWalked({ files: img.files.map(walkBytes), safeSeqBytes: img.safeSeqBytes, base: img.base, layoutViolations: img.layoutViolations ?? [], ...(img.legacyThrough !== undefined ? { legacyThrough: img.legacyThrough } : {}) });
+}
+
+/** A WAL image whose files were walked already (by a streaming reader, or from bytes). */
+export interface WalkedImage {
+  files: WalkedFile[];
+  safeSeqBytes: Uint8Array | undefined;
+  base: number;
+  layoutViolations: Violation[];
+  /** As in WalImage. */
+  legacyThrough?: number;
+}
+
+export function inspectWalked(img: WalkedImage): WalInspection {
   const frames: InspectedFrame[] = [];
   const legacy = img.legacyThrough ?? 0;
-  const violations: Violation[] = [...(img.layoutViolations ?? [])];
+  const violations: Violation[] = [...img.layoutViolations];
   const fail = (v: Violation): void => void violations.push(v);
   const segmentViolations: Violation[] = [];
   let torn = 0;
-  for (const file of img.files) {
-    const walked = walkFrames(file);
+  for (const walked of img.files) {
     frames.push(...walked.frames);
-    const seg = file.segment;
-    if (!seg) torn = file.data.byteLength - walked.end;
-    else if (walked.frames.every((f) => f.valid_json) && walked.end === file.data.byteLength && !segmentDigestMatches(seg, file.data)) {
+    const seg = walked.segment;
+    if (!seg) torn = walked.size - walked.end;
+    else if (walked.frames.every((f) => f.valid_json) && walked.end === walked.size && !walked.digestMatches) {
       segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "NO_JSON_CORRUPTION", msg: `${seg.name}: its bytes no longer match the SHA-256 recorded when it was sealed` });
-    } else if (walked.frames.every((f) => f.valid_json) && (walked.end !== file.data.byteLength || !startsAt(walked.frames[0]?.seq, seg.first, legacy) || walked.frames[walked.frames.length - 1]?.seq !== seg.last)) {
+    } else if (walked.frames.every((f) => f.valid_json) && (walked.end !== walked.size || !startsAt(walked.frames[0]?.seq, seg.first, legacy) || walked.frames[walked.frames.length - 1]?.seq !== seg.last)) {
       // (A frame that is not valid JSON is reported as itself below, as recovery does.)
-      segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "R2_SEQ_CONTIGUOUS", msg: `${seg.name} does not hold exactly seqs ${seg.first}..${seg.last} (${walked.frames.length} frames in ${walked.end} of ${file.data.byteLength} bytes)` });
+      segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "R2_SEQ_CONTIGUOUS", msg: `${seg.name} does not hold exactly seqs ${seg.first}..${seg.last} (${walked.frames.length} frames in ${walked.end} of ${walked.size} bytes)` });
     }
   }
   const safe = img.safeSeqBytes === undefined ? null : (decodeSafeSeq(img.safeSeqBytes) ?? null);
@@ -127,7 +208,7 @@ export function inspectWalImage(img: WalImage): WalInspection {
   if (safe !== null && safe > img.base && !frames.some((f) => f.seq === safe)) fail({ code: "SAFESEQ_NOT_FOUND", invariant: "R4_SAFESEQ_FRAME_EXISTS", msg: `no frame with seq ${safe}` });
   if (safe !== null && safe < img.base) fail({ code: "SEGMENT_INVALID", invariant: "R4_SAFESEQ_FRAME_EXISTS", msg: `safe_seq=${safe} is below the reclaimed base ${img.base}` });
   // A segment is sealed only once the safe point covers it, so sealed frames beyond it mean the safe point went back (recovery: SEGMENT_INVALID).
-  const sealedEnd = Math.max(img.base, ...img.files.map((f) => f.segment?.last ?? 0));
+  const sealedEnd = img.files.reduce((m, f) => Math.max(m, f.segment?.last ?? 0), img.base);
   if (safe !== null && safe >= img.base && safe < sealedEnd) fail({ code: "SEGMENT_INVALID", invariant: "R5_NO_PHANTOMS", msg: `sealed segments reach seq ${sealedEnd}, beyond safe_seq=${safe}` });
   const phantoms = safe === null ? 0 : frames.length - Math.min(frames.length, Math.max(0, limit));
   if (phantoms > 0) fail({ code: "PHANTOM_BEYOND_SAFESEQ", invariant: "R5_NO_PHANTOMS", msg: `${phantoms} frame(s) beyond safe_seq=${safe ?? 0}; recovery discards them` });
@@ -139,6 +220,6 @@ export function inspectWalImage(img: WalImage): WalInspection {
   })) as WalInspection["invariants"];
   const hard = violations.find((v) => v.code !== "PHANTOM_BEYOND_SAFESEQ");
   const segments = img.files.flatMap((f) => (f.segment ? [f.segment.name] : []));
-  const bytes = img.files.reduce((n, f) => n + f.data.byteLength, 0);
+  const bytes = img.files.reduce((n, f) => n + f.size, 0);
   return { frames, safe_seq: safe, safe_seq_status: status, base: img.base, segments, max_seq: maxSeq, wal_bytes: bytes, torn_tail_bytes: torn, invariants, violations, fail_hard: hard ? (hard.code as WalFailHardCause) : null };
 }

@@ -17,34 +17,29 @@
  * Memory: one read buffer (256 KiB, or one frame if a frame is larger) and,
  * for at most MAX_INDEXED_FILES files, a sparse index of frame offsets (one
  * number per 1024 frames), so a scan from any seq skips at most 1023 frame headers.
+ *
+ * This is the WAL's one read-only reader: the exporter streams committed
+ * entries with `scan`, `autonomy wal read` prints them, and `inspect` (behind
+ * `autonomy wal inspect|verify` and readCommitted) walks every retained file
+ * chunk by chunk through the same file system, buffer and stale-view retries.
  */
-import { open, readFile } from "node:fs/promises";
-import type { FileHandle } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errnoCode } from "../../lib/index.js";
-import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, WalFailHard, decodePayload, decodeSafeSeq, nodeWalFs, readGeneration, readSegmentLayout, walPaths } from "../wal/index.js";
-import type { SegmentLayout, Wal, WalEntry } from "../wal/index.js";
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decodePayload, decodeSafeSeq } from "./codec.js";
+import type { WalEntry } from "./codec.js";
+import { WalFailHard } from "./errors.js";
+import { nodeWalFs } from "./fs.js";
+import type { WalFs, WalReadFile } from "./fs.js";
+import { readGeneration } from "./generation.js";
+import { walPaths } from "./paths.js";
+import { readSegmentLayout } from "./segments.js";
+import type { Segment, SegmentLayout } from "./segments.js";
+import { FrameWalker, inspectWalked } from "./verify.js";
+import type { ImageFile, Violation, WalInspection, WalkedFile, WalkedImage } from "./verify.js";
 
 export interface ScannedEntry extends WalEntry {
   /** Payload size in bytes. */
   bytes: number;
-}
-
-/** What the exporter reads: the committed range of one WAL. */
-export interface WalSource {
-  /** The WAL directory (telemetry.pos and the dead-letter file live there). */
-  readonly dir: string;
-  /** Highest committed seq (0: nothing committed yet). */
-  committed(): Promise<number>;
-  /** The WAL generation (docs/wal.md "Generations"): telemetry.pos and event ids carry it. */
-  generation(): Promise<string>;
-  /**
-   * Committed entries `from..to` in seq order (`to` ≤ a value committed()
-   * returned), in pages of at most a few hundred entries. Entries whose seq
-   * `skip` accepts are neither decoded nor yielded. Entries at or below the
-   * WAL's reclaimed base no longer exist and are silently left out.
-   */
-  scan(from: number, to: number, opts?: ScanOptions): AsyncGenerator<ScannedEntry[]>;
 }
 
 export interface ScanOptions {
@@ -60,6 +55,8 @@ const RETRIES = 5;
 const ACTIVE = "telemetry.wal";
 
 export interface WalFileReaderOptions {
+  /** The file system to read through (default: the real one). */
+  fs?: WalFs;
   chunkBytes?: number;
   /** Frames between two remembered offsets. */
   stride?: number;
@@ -105,13 +102,13 @@ class ReadBuffer {
   #buf: Buffer;
   #start = 0;
   #len = 0;
-  #fh: FileHandle | undefined;
+  #fh: WalReadFile | undefined;
 
   constructor(readonly chunk: number) {
     this.#buf = Buffer.alloc(chunk);
   }
 
-  attach(fh: FileHandle): void {
+  attach(fh: WalReadFile): void {
     this.#fh = fh;
     this.#len = 0;
   }
@@ -124,7 +121,7 @@ class ReadBuffer {
     else if (this.#buf.length > this.chunk && n <= this.chunk) this.#buf = Buffer.alloc(this.chunk);
     let got = 0;
     while (this.#fh && got < this.#buf.length) {
-      const { bytesRead } = await this.#fh.read(this.#buf, got, this.#buf.length - got, off + got);
+      const bytesRead = await this.#fh.readInto(this.#buf, got, this.#buf.length - got, off + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
@@ -142,8 +139,9 @@ class ReadBuffer {
   }
 }
 
-export class WalFileReader implements WalSource {
+export class WalFileReader {
   readonly dir: string;
+  readonly #fs: WalFs;
   readonly #chunk: number;
   readonly #stride: number;
   readonly #beforeOpen: WalFileReaderOptions["beforeOpen"];
@@ -152,6 +150,7 @@ export class WalFileReader implements WalSource {
 
   constructor(dir: string, o: WalFileReaderOptions = {}) {
     this.dir = dir;
+    this.#fs = o.fs ?? nodeWalFs;
     this.#chunk = o.chunkBytes ?? 256 * 1024;
     this.#stride = o.stride ?? 1024;
     this.#beforeOpen = o.beforeOpen;
@@ -159,25 +158,20 @@ export class WalFileReader implements WalSource {
 
   /** The generation file beside the directory; the legacy generation when there is none. */
   async generation(): Promise<string> {
-    return (await readGeneration(nodeWalFs, this.dir)).id;
+    return (await readGeneration(this.#fs, this.dir)).id;
   }
 
   /** The safe point (telemetry.safe_seq); 0 while it does not exist (first run: nothing committed). */
   async committed(): Promise<number> {
-    let raw: Uint8Array;
-    try {
-      raw = await readFile(walPaths(this.dir).safeSeq);
-    } catch (e) {
-      if (errnoCode(e) === "ENOENT") return 0;
-      throw e;
-    }
+    const raw = await this.#fs.readFile(walPaths(this.dir).safeSeq);
+    if (raw === undefined) return 0;
     const seq = decodeSafeSeq(raw);
     if (seq === undefined) throw new WalFailHard("SAFESEQ_CORRUPT", this.dir, `telemetry.safe_seq is ${raw.byteLength} bytes, not 8`, { length: raw.byteLength });
     return seq;
   }
 
   async *scan(from: number, to: number, opts: ScanOptions = {}): AsyncGenerator<ScannedEntry[]> {
-    const legacy = (await readGeneration(nodeWalFs, this.dir)).legacyThrough ?? 0;
+    const legacy = (await readGeneration(this.#fs, this.dir)).legacyThrough ?? 0;
     const st: ScanState = { next: Math.max(1, from), to, legacy, skip: opts.skip, page: [], buf: new ReadBuffer(this.#chunk) };
     let misses = 0;
     while (st.next <= to) {
@@ -198,6 +192,73 @@ export class WalFileReader implements WalSource {
     if (st.page.length > 0) yield st.page;
   }
 
+  /**
+   * Every retained file (base, sealed segments, active file, safe point)
+   * walked frame by frame against every invariant at once, without opening
+   * the WAL: no recovery, no lock, nothing written. The safe point is read
+   * first: frames it covers were fsynced before it was published. If the
+   * directory listing changed meanwhile (a seal or a reclamation by a live
+   * writer), it is walked again. Memory: one chunk, one frame, and the list of
+   * frames the inspection reports.
+   */
+  async inspect(): Promise<WalInspection> {
+    for (let attempt = 1; ; attempt++) {
+      const before = (await this.#fs.list(this.dir)).sort().join("/");
+      const img = await this.#walkAll();
+      const after = (await this.#fs.list(this.dir)).sort().join("/");
+      if (before === after || attempt >= RETRIES) return inspectWalked(img);
+    }
+  }
+
+  async #walkAll(): Promise<WalkedImage> {
+    const p = walPaths(this.dir);
+    const safeSeqBytes = await this.#fs.readFile(p.safeSeq);
+    let layoutViolations: Violation[] = [];
+    let layout: { base: number; retained: Segment[] } = { base: 0, retained: [] };
+    try {
+      layout = await readSegmentLayout(this.#fs, this.dir);
+    } catch (e) {
+      if (!(e instanceof WalFailHard)) throw e;
+      layoutViolations = [{ code: e.code, invariant: e.code === "FIRST_SEQ_NOT_ONE" ? "R1_FIRST_SEQ_IS_ONE" : "R2_SEQ_CONTIGUOUS", msg: e.message }];
+    }
+    const files: WalkedFile[] = [];
+    for (const s of layout.retained) files.push(await this.#walkFile(s.path, { name: s.name, first: s.first, last: s.last, sha256: s.sha256 }));
+    files.push(await this.#walkFile(p.wal));
+    // The generation record beside the directory says which legacy gaps an upgrade accepted (OBS-4).
+    let legacyThrough: number | undefined;
+    try {
+      legacyThrough = (await readGeneration(this.#fs, this.dir)).legacyThrough;
+    } catch (e) {
+      if (!(e instanceof WalFailHard)) throw e;
+      layoutViolations = [...layoutViolations, { code: e.code, invariant: "R2_SEQ_CONTIGUOUS", msg: e.message }];
+    }
+    return { files, safeSeqBytes, base: layout.base, layoutViolations, ...(legacyThrough !== undefined ? { legacyThrough } : {}) };
+  }
+
+  /** One file's frames, read in chunks; a file that vanished walks as empty (the listing check above notices). */
+  async #walkFile(path: string, segment?: ImageFile["segment"]): Promise<WalkedFile> {
+    const walker = new FrameWalker(segment);
+    let fh: WalReadFile;
+    try {
+      fh = await this.#fs.openRead(path);
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return walker.finish();
+      throw e;
+    }
+    try {
+      const buf = Buffer.alloc(this.#chunk);
+      for (let pos = 0; ; ) {
+        const n = await fh.readInto(buf, 0, buf.length, pos);
+        if (n === 0) break;
+        walker.push(buf.subarray(0, n));
+        pos += n;
+      }
+    } finally {
+      await fh.close();
+    }
+    return walker.finish();
+  }
+
   /** Lists the directory and picks the file holding `st.next`; undefined when everything left was reclaimed. */
   async #locate(st: ScanState): Promise<Part | undefined> {
     const layout = await this.#layout();
@@ -216,7 +277,7 @@ export class WalFileReader implements WalSource {
   /** base and the sealed chain; a listing taken mid-seal or mid-reclaim can look broken, so its verdicts are retried. */
   async #layout(): Promise<SegmentLayout> {
     try {
-      return await readSegmentLayout(nodeWalFs, this.dir);
+      return await readSegmentLayout(this.#fs, this.dir);
     } catch (e) {
       if (e instanceof WalFailHard) throw new StaleView(e);
       throw e;
@@ -230,7 +291,7 @@ export class WalFileReader implements WalSource {
     try {
       st.buf.attach(fh);
       await this.#checkFirst(part, st);
-      key = `${part.name}:${(await fh.stat({ bigint: true })).ino}`;
+      key = `${part.name}:${await fh.identity()}`;
       const index = this.#index(key, part.first);
       const end = Math.min(st.to, part.last);
       let { seq, off } = this.#start(index, st.next);
@@ -267,9 +328,9 @@ export class WalFileReader implements WalSource {
     }
   }
 
-  async #open(part: Part, st: ScanState): Promise<FileHandle> {
+  async #open(part: Part, st: ScanState): Promise<WalReadFile> {
     try {
-      return await open(part.path, "r");
+      return await this.#fs.openRead(part.path);
     } catch (e) {
       if (errnoCode(e) !== "ENOENT") throw e;
       // A sealed segment vanishes when it is reclaimed; the active file for a moment while it is sealed.
@@ -317,8 +378,8 @@ export class WalFileReader implements WalSource {
   }
 
   /** A sealed segment holds exactly its named frames: bytes after the last one mean it is not the file its name says. */
-  async #checkEnd(part: Part, fh: FileHandle, off: number): Promise<void> {
-    const size = (await fh.stat()).size;
+  async #checkEnd(part: Part, fh: WalReadFile, off: number): Promise<void> {
+    const size = await fh.size();
     if (size !== off) throw new WalFailHard("SEGMENT_INVALID", this.dir, `${part.name} has ${size - off} bytes after its last frame ${part.last}`, { segment: part.name, bytes: size, end: off });
   }
 
@@ -347,25 +408,23 @@ export class WalFileReader implements WalSource {
   }
 }
 
-/** An open, in-process Wal as a source (the writer's own offsets; same committed range). */
-export function walSource(wal: Wal, pageSize = 256): WalSource {
-  return {
-    dir: wal.dir,
-    committed: () => Promise.resolve(wal.lastSeq),
-    generation: () => Promise.resolve(wal.generation),
-    async *scan(from: number, to: number, opts: ScanOptions = {}): AsyncGenerator<ScannedEntry[]> {
-      let next = Math.max(1, from);
-      for (;;) {
-        // readFrom starts at base + 1 by itself, but the page limit must count from there too, or
-        // a page would run past `to`. Read base in the same tick as the call: reclaim moves it.
-        next = Math.max(next, wal.base + 1);
-        if (next > to) return;
-        const page = await wal.readFrom(next, Math.min(pageSize, to - next + 1));
-        if (page.length === 0) return;
-        const out = page.filter((e) => !opts.skip?.(e.seq)).map((e) => ({ ...e, bytes: Buffer.byteLength(JSON.stringify(e)) }));
-        if (out.length > 0) yield out;
-        next = (page[page.length - 1]?.seq ?? to) + 1;
-      }
-    },
-  };
+/** Read-only inspection of a WAL directory, segments included (what `autonomy wal inspect|verify` show). */
+export async function inspectWalDir(dir: string, fs: WalFs = nodeWalFs): Promise<WalInspection> {
+  return new WalFileReader(dir, { fs }).inspect();
+}
+
+/**
+ * Committed entries (base < seq ≤ safe_seq, ≥ `from`) read without opening the
+ * WAL — safe beside a live writer, which only ever appends beyond the safe
+ * point it has published. Returns the inspection too; when it names a
+ * fail-hard cause, `entries` is empty. Collects the entries in memory (an
+ * operator's and a test's tool; the exporter streams with `scan` instead).
+ */
+export async function readCommitted(dir: string, from = 1, fs: WalFs = nodeWalFs): Promise<{ entries: WalEntry[]; inspection: WalInspection }> {
+  const reader = new WalFileReader(dir, { fs });
+  const inspection = await reader.inspect();
+  if (inspection.fail_hard) return { entries: [], inspection };
+  const entries: WalEntry[] = [];
+  for await (const page of reader.scan(from, inspection.safe_seq ?? 0)) entries.push(...page.map(({ seq, event }) => ({ seq, event })));
+  return { entries, inspection };
 }

@@ -2,9 +2,11 @@ import { appendFile, mkdtemp, rename, rm, stat, unlink, writeFile, readFile } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BASE_FILE, Wal, WalFailHard, encodeFrame, encodeSafeSeq, nodeWalFs, readSegmentLayout, segmentName, walPaths } from "../wal/index.js";
-import type { Segment } from "../wal/index.js";
-import { WalFileReader, walSource } from "./reader.js";
+import { BASE_FILE, Wal, WalFailHard, encodeFrame, encodeSafeSeq, nodeWalFs, readSegmentLayout, segmentName, walPaths } from "./index.js";
+import { inspectWalImage } from "./verify.js";
+import type { Segment } from "./index.js";
+import { WalFileReader } from "./reader.js";
+import { walSource } from "../exporter/source.js";
 
 const silent = { warn: () => undefined, error: () => undefined };
 const dirs: string[] = [];
@@ -95,19 +97,6 @@ describe("WalFileReader (read-only, streaming)", () => {
     expect(err).toBeInstanceOf(WalFailHard);
     expect((err as WalFailHard).code).toBe("WAL_CORRUPT_INVALID_JSON");
     expect((await stat(walPaths(dir).wal)).size).toBe(size);
-  });
-
-  it("walSource adapts an open Wal", async () => {
-    const dir = await tmp();
-    const wal = await Wal.open(dir, { log: silent });
-    for (let i = 0; i < 600; i++) void wal.append({ i });
-    await wal.append({ last: true });
-    const src = walSource(wal, 100);
-    expect(await src.committed()).toBe(601);
-    const seqs: number[] = [];
-    for await (const page of src.scan(250, 601)) seqs.push(...page.map((e) => e.seq));
-    expect(seqs).toEqual(Array.from({ length: 352 }, (_, i) => 250 + i));
-    await wal.close();
   });
 });
 
@@ -294,3 +283,35 @@ async function readBase(dir: string): Promise<number> {
   const raw = await readFile(join(dir, BASE_FILE)).catch(() => undefined);
   return raw ? Number(raw.readBigUInt64LE(0)) : 0;
 }
+
+describe("WalFileReader.inspect (behind wal inspect, wal verify and readCommitted)", () => {
+  it("walks each file in chunks of any size and reports exactly what a whole-image inspection does, torn tail and phantoms included", async () => {
+    const dir = await tmp();
+    const { sealed, last } = await segmented(dir, 40);
+    expect(sealed.length).toBeGreaterThan(1);
+    const big = encodeFrame({ seq: last + 1, event: { phantom: "p".repeat(300) } });
+    await appendFile(walPaths(dir).wal, Buffer.concat([big, big.subarray(0, 9)]));
+    const whole = inspectWalImage({
+      files: [...(await Promise.all(sealed.map(async (s) => ({ data: await readFile(s.path), segment: { name: s.name, first: s.first, last: s.last, sha256: s.sha256 } })))), { data: await readFile(walPaths(dir).wal) }],
+      safeSeqBytes: await readFile(walPaths(dir).safeSeq),
+      base: 0,
+    });
+    expect(whole.torn_tail_bytes).toBe(9);
+    expect(whole.violations.map((v) => v.code)).toEqual(["PHANTOM_BEYOND_SAFESEQ"]);
+    for (const chunkBytes of [1, 3, 64, 1 << 20]) expect(await new WalFileReader(dir, { chunkBytes }).inspect(), `chunkBytes=${chunkBytes}`).toEqual(whole);
+  });
+
+  it("a flipped byte in a sealed segment is caught by its SHA-256 when read in chunks too", async () => {
+    const dir = await tmp();
+    const { sealed } = await segmented(dir, 40);
+    const victim = sealed[0]?.path ?? "";
+    const bytes = await readFile(victim);
+    const at = bytes.indexOf(Buffer.from('"pad":"s'));
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 7] = "t".charCodeAt(0); // still valid JSON, same seq: only the digest can tell
+    await writeFile(victim, bytes);
+    const got = await new WalFileReader(dir, { chunkBytes: 5 }).inspect();
+    expect(got.fail_hard).toBe("SEGMENT_INVALID");
+    expect(got.violations[0]?.msg).toContain("SHA-256");
+  });
+});
