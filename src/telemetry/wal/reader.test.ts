@@ -2,9 +2,10 @@ import { appendFile, mkdtemp, rename, rm, stat, unlink, writeFile, readFile } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BASE_FILE, Wal, WalFailHard, encodeFrame, encodeSafeSeq, nodeWalFs, readSegmentLayout, segmentName, walPaths } from "./index.js";
+import { Wal, WalFailHard, encodeFrame, encodeSafeSeq, nodeWalFs, walPaths } from "./index.js";
+import { BASE_FILE, readSegmentLayout, segmentName } from "./segments.js";
 import { inspectWalImage } from "./verify.js";
-import type { Segment } from "./index.js";
+import type { Segment } from "./segments.js";
 import { WalFileReader } from "./reader.js";
 import { walSource } from "../exporter/source.js";
 

@@ -8,7 +8,8 @@ import { mkdtemp, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Wal, generationPath, walPaths } from "./index.js";
+import { Wal, walPaths } from "./index.js";
+import { generationPath } from "./generation.js";
 import type { WalLogger } from "./index.js";
 
 const quiet: WalLogger = { warn: () => undefined, error: () => undefined };

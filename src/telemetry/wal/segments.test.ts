@@ -8,7 +8,8 @@ import { mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile, rename, st
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Wal, WalFailHard, encodeSafeSeq, inspectWalDir, parseSegmentName, readCommitted, segmentName } from "./index.js";
+import { Wal, WalFailHard, encodeSafeSeq, inspectWalDir, readCommitted } from "./index.js";
+import { parseSegmentName, segmentName } from "./segments.js";
 import { nodeWalFs } from "./index.js";
 import type { WalFs, WalLogger } from "./index.js";
 

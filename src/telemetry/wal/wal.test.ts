@@ -9,8 +9,10 @@ import { mkdtemp, readFile, writeFile, appendFile, stat, mkdir, truncate } from 
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Wal, WalFailHard, encodeFrame, encodeSafeSeq, decodeSafeSeq, walPaths, scanFrames, nodeWalFs, encodePosition, generationPath, readGeneration, LEGACY_GENERATION } from "./index.js";
+import { Wal, WalFailHard, encodeFrame, encodeSafeSeq, decodeSafeSeq, walPaths, nodeWalFs, encodePosition, readGeneration } from "./index.js";
 import type { WalFs, WalLogger } from "./index.js";
+import { generationPath, LEGACY_GENERATION } from "./generation.js";
+import { scanFrames } from "./scan.js";
 
 interface Captured {
   level: "warn" | "error";
