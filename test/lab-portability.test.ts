@@ -10,23 +10,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  CellLog,
-  GOLDEN_FINGERPRINT,
-  GOLDEN_LOCK_JSON,
-  GOLDEN_PAYLOAD,
-  claimRunDir,
-  exitCodeFor,
-  fsSegment,
-  goArch,
-  iterationRng,
-  parseMountinfoLine,
-  planCells,
-  runPortability,
-  runCellSteps,
-  walVerifyReport,
-} from "../src/evidence/index.js";
-import type { CellReport, CellStepsInput, PortabilitySummary, SelfTest } from "../src/evidence/index.js";
+import { goArch, runPortability, walVerifyReport } from "../src/evidence/index.js";
+import type { PortabilitySummary } from "../src/evidence/index.js";
+import { runCellSteps } from "../src/evidence/cell.js";
+import type { CellReport, CellStepsInput } from "../src/evidence/cell.js";
+import { GOLDEN_FINGERPRINT, GOLDEN_LOCK_JSON, GOLDEN_PAYLOAD } from "../src/evidence/golden.js";
+import { iterationRng } from "../src/evidence/harness.js";
+import { CellLog } from "../src/evidence/log.js";
+import { fsSegment, parseMountinfoLine } from "../src/evidence/platform.js";
+import { claimRunDir, exitCodeFor, planCells } from "../src/evidence/portability.js";
+import type { SelfTest } from "../src/evidence/self-tests.js";
 import { encodeFrame, inspectWal, walPaths } from "../src/telemetry/index.js";
 import { renderSummary } from "../src/cli/commands/lab.js";
 import { describeRun, runCli, runJson } from "./helpers/cli.js";

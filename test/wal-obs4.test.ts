@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { INDEPENDENT_VERIFIER, compareVerdicts } from "../src/evidence/index.js";
+import { INDEPENDENT_VERIFIER, compare as compareVerdicts } from "../src/evidence/independent.js";
 import { Exporter, Wal, WalFileReader, encodeFrame, inspectWalDir, readCommitted, readPos, walPaths } from "../src/telemetry/index.js";
 import { ControlPlaneEventsSink } from "../src/telemetry/exporter/sinks.js";
 import { startControlPlaneEventsContractServer } from "./exporter-receivers.js";

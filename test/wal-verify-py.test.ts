@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { INDEPENDENT_VERIFIER, compareVerdicts } from "../src/evidence/index.js";
+import { INDEPENDENT_VERIFIER, compare as compareVerdicts } from "../src/evidence/independent.js";
 import { Wal, encodeFrame, inspectWalDir } from "../src/telemetry/index.js";
 import { needs } from "./helpers/needs.js";
 
