@@ -70,6 +70,8 @@ export async function runRenameCheck(dir: string, log: CellLog): Promise<RenameR
   const problems: string[] = [];
   await writeFile(target, "old\n");
   await fsyncDir(dir);
+  // Spelled out rather than lib's replaceFileDurably: this probe checks each step of that
+  // sequence on the cell's file system (the temp's inode before the rename, the temp gone after).
   const fh = await open(tmp, "w", 0o600);
   try {
     await fh.writeFile(sentinel);
