@@ -178,7 +178,8 @@ export function inspectWalked(img: WalkedImage): WalInspection {
   const segmentViolations: Violation[] = [];
   let torn = 0;
   for (const walked of img.files) {
-    frames.push(...walked.frames);
+    // One by one: spreading a file's frames into push() overflows the stack past ~100k frames.
+    for (const f of walked.frames) frames.push(f);
     const seg = walked.segment;
     if (!seg) torn = walked.size - walked.end;
     else if (walked.frames.every((f) => f.valid_json) && walked.end === walked.size && !walked.digestMatches) {
@@ -203,7 +204,7 @@ export function inspectWalked(img: WalkedImage): WalInspection {
   if (seqs.length > 0 && !startsAt(seqs[0], first, legacy)) fail({ code: "FIRST_SEQ_NOT_ONE", invariant: "R1_FIRST_SEQ_IS_ONE", msg: `first ${img.base > 0 ? "retained " : ""}frame has seq ${String(seqs[0])}${img.base > 0 ? `, expected ${first} (base ${img.base})` : ""}` });
   const gap = seqs.findIndex((s, i) => i > 0 && s !== null && seqs[i - 1] !== null && s !== (seqs[i - 1] ?? 0) + 1 && !(s > (seqs[i - 1] ?? 0) && s <= legacy));
   if (gap > 0) fail({ code: "SEQ_GAP", invariant: "R2_SEQ_CONTIGUOUS", msg: `seq ${String(seqs[gap])} follows ${String(seqs[gap - 1])}` });
-  const maxSeq = Math.max(img.base, ...frames.map((f) => f.seq ?? 0));
+  const maxSeq = frames.reduce((m, f) => Math.max(m, f.seq ?? 0), img.base);
   if (safe !== null && safe > img.base && maxSeq > img.base && safe > maxSeq) fail({ code: "SAFESEQ_GT_MAXSEQ", invariant: "R3_SAFESEQ_LE_MAXSEQ", msg: `safe_seq=${safe} > maxSeq=${maxSeq}` });
   if (safe !== null && safe > img.base && !frames.some((f) => f.seq === safe)) fail({ code: "SAFESEQ_NOT_FOUND", invariant: "R4_SAFESEQ_FRAME_EXISTS", msg: `no frame with seq ${safe}` });
   if (safe !== null && safe < img.base) fail({ code: "SEGMENT_INVALID", invariant: "R4_SAFESEQ_FRAME_EXISTS", msg: `safe_seq=${safe} is below the reclaimed base ${img.base}` });
