@@ -392,3 +392,24 @@ describe("PowerLossFs: what real disks may also leave (seeded)", () => {
     );
   });
 });
+
+describe("PowerLossFs: read-only handles (the WAL reader's openRead)", () => {
+  it("reads what reads see now, rejects a missing file with ENOENT, and names the file itself across a rename", async () => {
+    const fs = await durableFile("hello");
+    await expect(fs.openRead("/d/none")).rejects.toMatchObject({ code: "ENOENT" });
+    const r = await fs.openRead("/d/f");
+    const buf = Buffer.alloc(8);
+    expect(await r.readInto(buf, 1, 3, 1)).toBe(3);
+    expect(buf.subarray(1, 4).toString()).toBe("ell");
+    expect(await r.readInto(buf, 0, 8, 5)).toBe(0);
+    const w = await fs.openFile("/d/f");
+    await w.write(b("!"), 5); // not synced: still visible to reads
+    expect(await r.size()).toBe(6);
+    const id = await r.identity();
+    await fs.rename("/d/f", "/d/g");
+    expect(await (await fs.openRead("/d/g")).identity()).toBe(id);
+    await (await fs.openFile("/d/f")).close();
+    expect(await (await fs.openRead("/d/f")).identity()).not.toBe(id);
+    expect(fs.opCount).toBeGreaterThan(0);
+  });
+});

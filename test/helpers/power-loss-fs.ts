@@ -29,7 +29,7 @@ import type { WalFile, WalFs, WalReadFile } from "../../src/telemetry/index.js";
  *
  * Mutating operations (counted by `opCount`): openFile when it creates, write,
  * sync, truncate, writeFileSynced (three: create-or-truncate, write, sync),
- * rename, unlink, fsyncDir, mkdirp (one per directory created). Reads, exists, fileSize, list,
+ * rename, unlink, fsyncDir, mkdirp (one per directory created). Reads (openRead too), exists, fileSize, list,
  * size and close are not counted, but throw once power is cut.
  */
 
