@@ -16,6 +16,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
+import { replaceFileDurably } from "../../lib/index.js";
 import { WalFailHard } from "./errors.js";
 import type { WalFs } from "./fs.js";
 
@@ -95,7 +96,5 @@ export async function writeGeneration(fs: WalFs, dir: string, g: Generation): Pr
     doc.legacy_gaps = g.legacyGaps ?? [];
   }
   const path = generationPath(dir);
-  await fs.writeFileSynced(`${path}.tmp`, Buffer.from(`${JSON.stringify(doc)}\n`, "utf8"));
-  await fs.rename(`${path}.tmp`, path);
-  await fs.fsyncDir(dirname(path));
+  await replaceFileDurably(path, `${path}.tmp`, Buffer.from(`${JSON.stringify(doc)}\n`, "utf8"), fs);
 }
