@@ -1,4 +1,5 @@
 import { performance } from "node:perf_hooks";
+import { decisionReason } from "../policy/index.js";
 import type { DecisionRequest, EngineDecision, EntityRef } from "../policy/index.js";
 import { RuntimeError } from "./errors.js";
 import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall, InterceptDecision } from "./types.js";
@@ -129,8 +130,8 @@ export class Interceptor {
       const allow = e.decision === "allow" && Array.isArray(e.errors) && e.errors.length === 0;
       const policies = Array.isArray(e.policies) ? [...e.policies] : [];
       const errors = Array.isArray(e.errors) ? [...e.errors] : ["the policy engine gave a malformed answer"];
-      if (allow) return { decision: "allow", policy_ref: ref, policies, reason: policies.length > 0 ? `permitted by ${policies.join(", ")}` : "permitted", errors: [] };
-      return { decision: "deny", policy_ref: ref, policies, reason: denyReason(policies, errors), errors };
+      if (allow) return { decision: "allow", policy_ref: ref, policies, reason: decisionReason({ decision: "allow", policies, errors: [] }), errors: [] };
+      return { decision: "deny", policy_ref: ref, policies, reason: decisionReason({ decision: "deny", policies, errors }), errors };
     } catch (e) {
       const msg = `policy evaluation failed: ${messageOf(e)}`;
       return { decision: "deny", policy_ref: ref, policies: [], reason: msg, errors: [msg] };
@@ -187,12 +188,6 @@ function snapshotCall(call: ToolCall): ToolCall {
     // Not cloneable (functions, symbols …): not a tool call a policy can judge; the decision denies it.
     return { ...call, params: null as unknown as ToolCall["params"] };
   }
-}
-
-function denyReason(policies: readonly string[], errors: readonly string[]): string {
-  if (errors.length > 0) return `evaluation error: ${errors.join("; ")}`;
-  if (policies.length > 0) return `forbidden by ${policies.join(", ")}`;
-  return "no permit matched";
 }
 
 /** A call the policy cannot be asked about (not a string kind, params not an object) is denied before evaluation. */

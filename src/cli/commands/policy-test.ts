@@ -1,10 +1,10 @@
 import type { Command } from "commander";
 import { Option } from "commander";
 import { z } from "zod";
-import { compileBundle, PolicyError } from "../../policy/index.js";
+import { compileBundle, decisionReason, PolicyError } from "../../policy/index.js";
 import { Interceptor } from "../../runtime/index.js";
 import { AutonomyError, fieldProblems, formatProblems } from "../../lib/index.js";
-import { action } from "../run.js";
+import { action, outcome } from "../run.js";
 import { emit } from "../output.js";
 import { readInputFile } from "../common.js";
 
@@ -47,7 +47,7 @@ async function policyTest(bundlePath: string, requestPath: string, expect?: "all
       out = { decision: d.decision, policy_ref: d.policy_ref, policies: d.policies, reason: d.reason, errors: d.errors };
     } else {
       const d = loaded.engine.evaluate(req);
-      out = { ...d, policy_ref: loaded.ref, reason: d.errors.length > 0 ? `evaluation error: ${d.errors.join("; ")}` : d.decision === "allow" ? `permitted by ${d.policies.join(", ")}` : d.policies.length > 0 ? `forbidden by ${d.policies.join(", ")}` : "no permit matched" };
+      out = { ...d, policy_ref: loaded.ref, reason: decisionReason(d) };
     }
     return { ok: expect === undefined || expect === out.decision, ...out };
   } finally {
@@ -63,7 +63,7 @@ export function registerPolicyTest(policy: Command): void {
     .option("--json", "machine-readable output")
     .action(action(async (bundle: string, flags: { request: string; expect?: "allow" | "deny"; json?: boolean }) => {
       const r = await policyTest(bundle, flags.request, flags.expect);
-      if (!r.ok) process.exitCode = 1;
       emit(r, flags, (x) => `${x.decision.toUpperCase()}: ${x.reason}\npolicy_ref: ${x.policy_ref}${x.ok ? "" : `\nexpected ${flags.expect ?? ""}`}`);
+      return outcome(r.ok);
     }));
 }
