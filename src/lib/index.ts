@@ -8,3 +8,5 @@ export { RUNTIME_VERSION } from "./version.js";
 export { withFileLock, acquireFileLock } from "./file-lock.js";
 export type { FileLockOptions } from "./file-lock.js";
 export { crashPoint } from "./crash-point.js";
+export { problemDetails, problemFromError, problem, problemType, sendProblem, PROBLEM_CONTENT_TYPE, HTTP_PROBLEM_CODES } from "./http-problem.js";
+export type { Problem, ProblemOptions, HttpProblemCode } from "./http-problem.js";
