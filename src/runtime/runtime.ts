@@ -3,9 +3,9 @@ import { LivePolicy, nodeWalLocation } from "../node/index.js";
 import type { LivePolicyEvent } from "../node/index.js";
 import type { RuntimeConfig } from "./config.js";
 import { hostname } from "node:os";
-import { pino } from "pino";
 import { Exporter, LiveWal, confirmedPos, sinkFor } from "../telemetry/index.js";
 import type { ExporterLogger } from "../telemetry/index.js";
+import { createLogger } from "../observability/index.js";
 import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
 import { Interceptor } from "./interceptor.js";
@@ -120,7 +120,7 @@ function startExporter(opts: StartRuntimeOptions, wal: LiveWal): { exporter: Exp
   const nodeId = t.nodeId ?? opts.config.node.node_id ?? hostname();
   const sink = sinkFor({ nodeId, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
   if (!sink) return undefined;
-  const log: ExporterLogger = pino({ name: "autonomy.telemetry.exporter", base: undefined, level: "warn" }, pino.destination({ fd: 2, sync: true }));
+  const log: ExporterLogger = createLogger({ name: "autonomy.telemetry.exporter", level: "warn" });
   const exporter = new Exporter({ wal: wal.dir, sink, nodeId, log, ...(opts.exporterPollMs ? { pollMs: opts.exporterPollMs } : {}) });
   const ac = new AbortController();
   const running = exporter.run(ac.signal, { onDrain: (r) => void wal.reclaim(r.pos).catch(() => undefined) }).catch((e: unknown) => {
