@@ -10,3 +10,5 @@ export type { FileLockOptions } from "./file-lock.js";
 export { crashPoint } from "./crash-point.js";
 export { problemDetails, problemFromError, problem, problemType, sendProblem, PROBLEM_CONTENT_TYPE, HTTP_PROBLEM_CODES } from "./http-problem.js";
 export type { Problem, ProblemOptions, HttpProblemCode } from "./http-problem.js";
+export { systemClock, isoTime, dateOf } from "./clock.js";
+export type { Clock } from "./clock.js";

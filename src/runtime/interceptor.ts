@@ -3,7 +3,8 @@ import { decisionReason } from "../policy/index.js";
 import type { DecisionRequest, EngineDecision, EntityRef } from "../policy/index.js";
 import { RuntimeError } from "./errors.js";
 import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall, InterceptDecision } from "./types.js";
-import { messageOf } from "../lib/index.js";
+import { isoTime, messageOf, systemClock } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
 
 /** How a call reached the runtime (recorded with each decision). */
 type Transport = "http" | "mcp" | "direct";
@@ -22,8 +23,8 @@ export interface InterceptorOptions {
   node: Record<string, unknown>;
   /** Receives one {@link DecisionEvent} per call; a sink that throws changes nothing. */
   sink?: DecisionSink;
-  /** Clock for event timestamps (default `new Date()`). */
-  now?: () => Date;
+  /** Clock for event timestamps. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 
@@ -61,7 +62,7 @@ export class Interceptor {
   readonly #principal: EntityRef;
   readonly #node: Record<string, unknown>;
   readonly #sink: DecisionSink | undefined;
-  readonly #now: () => Date;
+  readonly #clock: Clock;
   #sinkFailures = 0;
 
   constructor(opts: InterceptorOptions) {
@@ -69,7 +70,7 @@ export class Interceptor {
     this.#principal = Object.freeze({ type: opts.principal.type, id: opts.principal.id });
     this.#node = opts.node;
     this.#sink = opts.sink;
-    this.#now = opts.now ?? (() => new Date());
+    this.#clock = opts.clock ?? systemClock;
   }
 
   /** How many times the sink threw (the events it lost); for status output. */
@@ -145,7 +146,7 @@ export class Interceptor {
     try {
       const event: DecisionEvent = {
         type: "ai.policy.decision",
-        timestamp: this.#now().toISOString(),
+        timestamp: isoTime(this.#clock),
         tool: typeof call.kind === "string" ? call.kind : String(call.kind),
         decision: d.decision,
         policy_ref: d.policy_ref,

@@ -6,6 +6,8 @@ import { hostname } from "node:os";
 import { Exporter, LiveWal, confirmedPos, sinkFor } from "../telemetry/index.js";
 import type { ExporterLogger } from "../telemetry/index.js";
 import { createLogger } from "../observability/index.js";
+import { isoTime, systemClock } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
 import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
 import { Interceptor } from "./interceptor.js";
@@ -26,6 +28,8 @@ export interface StartRuntimeOptions {
   pollMs?: number;
   /** How often the runtime's exporter looks for new entries once caught up (default 500 ms). */
   exporterPollMs?: number;
+  /** The clock of decision and lifecycle events and the exporter. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 export interface RunningRuntime {
@@ -82,7 +86,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
         exporter: exporting ? exporting.exporter.status() : null,
       });
     }
-    const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink });
+    const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink, clock: opts.clock ?? systemClock });
     const upstreams = await connectUpstreams(opts.config.upstreams);
     closers.push(() => upstreams.close());
     const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains, httpGet: { allowPrivateNetworks: opts.config.allowPrivateNetworks } }), upstreams.tools);
@@ -106,7 +110,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
 
 /** A lifecycle event for the WAL (`ai.agent.lifecycle`, drained after errors and decisions). */
 function lifecycleEvent(phase: string, opts: StartRuntimeOptions, policy: LivePolicy, extra: Record<string, unknown>): Record<string, unknown> {
-  return { type: "ai.agent.lifecycle", phase, timestamp: new Date().toISOString(), agent_id: opts.config.agentId, pid: process.pid, policy_ref: policy.current()?.ref ?? "none", ...extra };
+  return { type: "ai.agent.lifecycle", phase, timestamp: isoTime(opts.clock ?? systemClock), agent_id: opts.config.agentId, pid: process.pid, policy_ref: policy.current()?.ref ?? "none", ...extra };
 }
 
 /**
@@ -121,7 +125,7 @@ function startExporter(opts: StartRuntimeOptions, wal: LiveWal): { exporter: Exp
   const sink = sinkFor({ nodeId, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
   if (!sink) return undefined;
   const log: ExporterLogger = createLogger({ name: "autonomy.telemetry.exporter", level: "warn" });
-  const exporter = new Exporter({ wal: wal.dir, sink, nodeId, log, ...(opts.exporterPollMs ? { pollMs: opts.exporterPollMs } : {}) });
+  const exporter = new Exporter({ wal: wal.dir, sink, nodeId, log, clock: opts.clock ?? systemClock, ...(opts.exporterPollMs ? { pollMs: opts.exporterPollMs } : {}) });
   const ac = new AbortController();
   const running = exporter.run(ac.signal, { onDrain: (r) => void wal.reclaim(r.pos).catch(() => undefined) }).catch((e: unknown) => {
     log.error({ err: e instanceof Error ? e.message : String(e) }, "EXPORTER_STOPPED");
