@@ -12,3 +12,5 @@ export { problemDetails, problemFromError, problem, problemType, sendProblem, PR
 export type { Problem, ProblemOptions, HttpProblemCode } from "./http-problem.js";
 export { systemClock, isoTime, dateOf } from "./clock.js";
 export type { Clock } from "./clock.js";
+export { loadConfigFile, parseConfigText, configKeyPath, configProblems } from "./config-file.js";
+export type { ConfigFileOptions, ConfigErrorFactory } from "./config-file.js";
