@@ -14,3 +14,4 @@ export { systemClock, isoTime, dateOf } from "./clock.js";
 export type { Clock } from "./clock.js";
 export { loadConfigFile, parseConfigText, configKeyPath, configProblems } from "./config-file.js";
 export type { ConfigFileOptions, ConfigErrorFactory } from "./config-file.js";
+export { quote, printable } from "./quote.js";

@@ -11,10 +11,10 @@ import type { BundleManifest } from "../types.js";
 import { bundleHash } from "./bundle-hash.js";
 import { bundleManifestSchema, isRuntimeRange, isStrictSemver, serializeManifest } from "./manifest.js";
 import { BUNDLE_NAME_RE, MANIFEST_NAME } from "./names.js";
-import { quote } from "./quote.js";
+import { quote } from "../../lib/index.js";
 import { openBundle } from "./read.js";
 import { readSources } from "./sources.js";
-import { gzipDeterministic, tarArchive } from "./tar-write.js";
+import { gzipDeterministic, tarArchive } from "../../archive/index.js";
 
 export interface BuildBundleOptions {
   /** `manifest.name`: 1–128 letters, digits, `.`, `_`, `-`, starting with a letter or digit. */

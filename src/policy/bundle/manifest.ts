@@ -10,7 +10,7 @@ import type { BundleManifest } from "../types.js";
 import { decodeUtf8 } from "./decode-utf8.js";
 import { DEFAULT_BUNDLE_LIMITS } from "./limits.js";
 import { BUNDLE_NAME_RE, POLICY_FILE_RE, compareNames } from "./names.js";
-import { printable } from "./quote.js";
+import { printable } from "../../lib/index.js";
 
 /** Longest version / range string accepted (semver's own limit). */
 const MAX_VERSION_CHARS = 256;

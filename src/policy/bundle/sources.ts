@@ -7,7 +7,7 @@ import { PolicyError } from "../errors.js";
 import { decodeUtf8 } from "./decode-utf8.js";
 import { DEFAULT_BUNDLE_LIMITS } from "./limits.js";
 import { POLICY_FILE_RE, compareNames } from "./names.js";
-import { quote } from "./quote.js";
+import { quote } from "../../lib/index.js";
 
 /** A policy file read from the source directory. */
 export interface SourceFile {

@@ -5,8 +5,8 @@ import type { BundleManifest, PolicyFile } from "../types.js";
 import { bundleHash } from "./bundle-hash.js";
 import { decodeUtf8 } from "./decode-utf8.js";
 import { MANIFEST_NAME, compareNames } from "./names.js";
-import { quote } from "./quote.js";
-import type { RawEntry } from "./tar-walk.js";
+import { quote } from "../../lib/index.js";
+import type { ArchiveEntry as RawEntry } from "../../archive/index.js";
 
 /**
  * Checks that the archive holds exactly the files the manifest lists, with the
