@@ -1,10 +1,8 @@
 /** Step 1 of reading an archive: size and gzip. */
 import { gunzip } from "node:zlib";
-import { errnoCode } from "../lib/index.js";
-import { messageOf } from "../lib/index.js";
+import { errnoCode, messageOf, printable } from "../lib/index.js";
 import { ArchiveError } from "./errors.js";
 import type { ArchiveLimits } from "./limits.js";
-import { printable } from "../lib/index.js";
 
 const GZIP_MAGIC = [0x1f, 0x8b, 0x08] as const;
 

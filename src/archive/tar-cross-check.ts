@@ -1,10 +1,9 @@
 /** Step 3 of reading an archive: a second opinion from the `tar` package. */
 import { Parser } from "tar";
 import type { ReadEntry } from "tar";
-import { messageOf } from "../lib/index.js";
+import { messageOf, printable, quote } from "../lib/index.js";
 import { ArchiveError } from "./errors.js";
 import type { ArchiveLimits } from "./limits.js";
-import { printable, quote } from "../lib/index.js";
 import type { RawEntry } from "./tar-walk.js";
 
 interface ParsedEntry {

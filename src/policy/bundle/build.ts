@@ -4,14 +4,13 @@
  * and never a bundle the reader would refuse — the builder reads back what it
  * wrote with {@link openBundle} before returning it.
  */
-import { dateOf, sha256Digest, systemClock } from "../../lib/index.js";
+import { dateOf, quote, sha256Digest, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import { PolicyError } from "../errors.js";
 import type { BundleManifest } from "../types.js";
 import { bundleHash } from "./bundle-hash.js";
 import { bundleManifestSchema, isRuntimeRange, isStrictSemver, serializeManifest } from "./manifest.js";
 import { BUNDLE_NAME_RE, MANIFEST_NAME } from "./names.js";
-import { quote } from "../../lib/index.js";
 import { openBundle } from "./read.js";
 import { readSources } from "./sources.js";
 import { gzipDeterministic, tarArchive } from "../../archive/index.js";
