@@ -122,7 +122,7 @@ function lifecycleEvent(phase: string, opts: StartRuntimeOptions, policy: LivePo
 function startExporter(opts: StartRuntimeOptions, wal: LiveWal): { exporter: Exporter; stop: () => Promise<void> } | undefined {
   const t = opts.config.telemetry;
   const nodeId = t.nodeId ?? opts.config.node.node_id ?? hostname();
-  const sink = sinkFor({ nodeId, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
+  const sink = sinkFor({ nodeId, clock: opts.clock ?? systemClock, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
   if (!sink) return undefined;
   const log: ExporterLogger = createLogger({ name: "autonomy.telemetry.exporter", level: "warn" });
   const exporter = new Exporter({ wal: wal.dir, sink, nodeId, log, clock: opts.clock ?? systemClock, ...(opts.exporterPollMs ? { pollMs: opts.exporterPollMs } : {}) });
