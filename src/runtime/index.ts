@@ -20,3 +20,5 @@ export { createMcpServer, serveMcpStdio, toCallToolResult, MCP_META_DECISION, MC
 export type { McpServerOptions, McpStdioOptions, ToolCallInterceptor, CallTransport } from "./mcp-server.js";
 export { connectUpstreams, parseUpstreamConfigs } from "./upstream.js";
 export type { UpstreamConfig, UpstreamOptions, Upstreams } from "./upstream.js";
+export { explainRequest } from "./explain.js";
+export type { Explanation } from "./explain.js";
