@@ -92,7 +92,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains, httpGet: { allowPrivateNetworks: opts.config.allowPrivateNetworks } }), upstreams.tools);
     const running: RunningRuntime = { interceptor, policy, close: closeAll, ...(exporter ? { exporter } : {}) };
     if (opts.listen) {
-      const server = createToolServer({ interceptor, tools, policy: policy.current, ...(telemetry ? { telemetry } : {}) });
+      const server = createToolServer({ interceptor, tools, policy: policy.current, logger: createLogger({ name: "autonomy.runtime.http", level: "warn" }), ...(telemetry ? { telemetry } : {}) });
       closers.push(() => server.close());
       running.url = await server.listen({ host: opts.listen.host, port: opts.listen.port });
       running.server = server;
