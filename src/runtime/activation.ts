@@ -75,7 +75,7 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
   const committed = await commitActivation(opts.stateRoot, bundleBytes, record, {
     ...(opts.compile ? { compile: opts.compile } : {}),
     ...(opts.runtimeVersion ? { runtimeVersion: opts.runtimeVersion } : {}),
-    now,
+    clock,
   });
   return { ...committed, verification: report };
 }
