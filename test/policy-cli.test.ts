@@ -186,3 +186,37 @@ describe("autonomy policy inspect", () => {
     expect(String(r.json.message)).toMatch(/cannot read policy bundle/);
   });
 });
+
+describe("autonomy policy test", () => {
+  let bundle = "";
+  let shellCall = "";
+  beforeAll(async () => {
+    bundle = out();
+    expect((await runCli(["policy", "build", EXAMPLES, "-o", bundle, "--name", "demo", "--version", "1.0.0"])).code).toBe(0);
+    shellCall = join(dir, "shell-call.json");
+    await writeFile(shellCall, JSON.stringify({ kind: "tool.shell", params: { command: "id" } }));
+  });
+
+  it("prints the decision and its reason, and exits 0 without --expect", async () => {
+    const r = await runCli(["policy", "test", bundle, "--request", shellCall]);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stdout).toMatch(/^DENY: forbidden by shell_deny\npolicy_ref: demo@1\.0\.0 \(sha256:[0-9a-f]{64}\)\n$/);
+  });
+
+  it("exits 0 when the decision is the expected one", async () => {
+    const r = await runJson(["policy", "test", bundle, "--request", shellCall, "--expect", "deny"]);
+    expect(r.code).toBe(0);
+    expect(r.json).toMatchObject({ version: 1, ok: true, decision: "deny", policies: ["shell_deny"], reason: "forbidden by shell_deny", errors: [] });
+  });
+
+  it("exits 1 with ok: false (not an error document) when the decision is not the expected one", async () => {
+    const r = await runJson(["policy", "test", bundle, "--request", shellCall, "--expect", "allow"]);
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ version: 1, ok: false, decision: "deny" });
+    expect(r.json).not.toHaveProperty("code");
+    const text = await runCli(["policy", "test", bundle, "--request", shellCall, "--expect", "allow"]);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/\nexpected allow\n$/);
+    expect(text.stderr).toBe("");
+  });
+});

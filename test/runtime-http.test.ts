@@ -1,3 +1,5 @@
+import { Writable } from "node:stream";
+import { createLogger } from "../src/observability/index.js";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
@@ -252,5 +254,43 @@ describe("health and status", () => {
       decisions: { allow: 1, deny: 1, failed: 1, by_transport: { http: { allow: 1, deny: 1, failed: 1 } } },
     });
     expect((status.tools as { name: string }[]).map((t) => t.name)).toEqual(["tool.echo", "tool.http_get", "tool.shell"]);
+  });
+});
+
+describe("errors outside the tool-call contract answer RFC 9457 problem details", () => {
+  const example = policyOf(EXAMPLE_POLICIES, "example");
+
+  it("an unknown route: 404 application/problem+json with code NOT_FOUND", async () => {
+    const source = mutablePolicy(example);
+    app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source });
+    const r = await app.inject({ method: "GET", url: "/v1/nothing-here" });
+    expect(r.statusCode).toBe(404);
+    expect(r.headers["content-type"]).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(r.body)).toEqual({ type: "urn:autonomyops:error:NOT_FOUND", title: "Not found", status: 404, detail: "no route GET /v1/nothing-here", code: "NOT_FOUND" });
+  });
+
+  it("a failing status route: 500 INTERNAL without the failure's message, which goes to the log instead", async () => {
+    const source = mutablePolicy(example);
+    const lines: string[] = [];
+    const destination = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(chunk.toString("utf8")); cb(); } });
+    const logger = createLogger({ name: "autonomy.runtime.http", level: "warn", destination });
+    app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source, logger, telemetry: () => { throw new Error("token=s3cret"); } });
+    const r = await app.inject({ method: "GET", url: "/v1/status" });
+    expect(r.statusCode).toBe(500);
+    expect(r.headers["content-type"]).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(r.body)).toMatchObject({ type: "urn:autonomyops:error:INTERNAL", status: 500, code: "INTERNAL" });
+    expect(r.body).not.toContain("s3cret");
+    const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message?: string } });
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ level: 50, msg: "request failed", err: { message: "token=s3cret" } });
+  });
+
+  it("a malformed tool call keeps the decision-body contract, not problem details", async () => {
+    const source = mutablePolicy(example);
+    app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source });
+    const r = await app.inject({ method: "POST", url: "/v1/tool", payload: "{x", headers: { "content-type": "application/json" } });
+    expect(r.statusCode).toBe(400);
+    expect(r.headers["content-type"]).toMatch(/^application\/json/);
+    expect(JSON.parse(r.body)).toMatchObject({ decision: "deny", policy_ref: example.ref, error: { code: "REQUEST_INVALID" } });
   });
 });

@@ -3,18 +3,36 @@ import { ExitCodes, UsageError } from "../lib/index.js";
 import type { ExitCode } from "../lib/index.js";
 import { reportError } from "./output.js";
 
-/** Set when an action fails, so the one exit point can use the error's code. */
+/**
+ * What a command action returns when it completed but its result is a
+ * failure the user must see in the exit code (a failing report, an
+ * unexpected decision): the action has printed the result; the exit code is
+ * applied by the one exit point ({@link runProgram}). Returning nothing means
+ * success; an error is thrown, never encoded here.
+ */
+export interface CommandOutcome {
+  readonly exitCode: ExitCode;
+}
+
+/** The outcome of a command whose result is pass/fail: 0 when `ok`, else `failure` (default 1). */
+export function outcome(ok: boolean, failure: ExitCode = ExitCodes.failure): CommandOutcome {
+  return { exitCode: ok ? ExitCodes.ok : failure };
+}
+
+/** Set when an action ends (its outcome, or a thrown error's code), so the one exit point can use it. */
 let actionExit: ExitCode | undefined;
 
 /**
- * Wraps a command action: the action returns normally or throws; the error is
- * printed once and its exit code recorded. `--json` is read from the command's
- * options so failures are machine-readable too.
+ * Wraps a command action: the action returns nothing or a {@link CommandOutcome},
+ * or throws; a thrown error is printed once. Either way the exit code is
+ * recorded for {@link runProgram}, which alone decides it. `--json` is read
+ * from the command's options so failures are machine-readable too.
  */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<CommandOutcome | void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
-      await fn(...args);
+      const out = await fn(...args);
+      actionExit = out?.exitCode ?? ExitCodes.ok;
     } catch (e) {
       const cmd = args[args.length - 1];
       const json = cmd instanceof Command ? Boolean(cmd.optsWithGlobals().json) : false;
@@ -32,6 +50,7 @@ export async function runProgram(program: Command, argv: readonly string[]): Pro
     c.configureOutput({ outputError: () => undefined });
   });
   const json = argv.includes("--json");
+  actionExit = undefined;
   try {
     await program.parseAsync([...argv]);
   } catch (e) {
@@ -63,9 +82,7 @@ function applyRecursively(cmd: Command, f: (c: Command) => void): void {
   for (const sub of cmd.commands) applyRecursively(sub, f);
 }
 
-/** Entry-point helper: run, flush, exit with the code. */
+/** Entry-point helper: run, then set the exit code; the only place in the CLI that does. */
 export async function main(program: Command): Promise<void> {
-  const code = await runProgram(program, process.argv);
-  // An action may have set a failure exit code itself after printing its own report.
-  if (code !== ExitCodes.ok || process.exitCode === undefined) process.exitCode = code;
+  process.exitCode = await runProgram(program, process.argv);
 }

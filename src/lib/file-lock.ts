@@ -1,11 +1,15 @@
 import { link, open, readFile, stat, unlink } from "node:fs/promises";
 import { errnoCode } from "./errors.js";
+import { systemClock } from "./clock.js";
+import type { Clock } from "./clock.js";
 
 export interface FileLockOptions {
   /** Give up after this long (ms). */
   timeoutMs?: number;
   /** Thrown when the lock cannot be had in time. */
   onTimeout: (holderPid: number | undefined) => Error;
+  /** Clock for the deadline and a pid-less lock's age. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 /**
@@ -26,7 +30,8 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: 
 
 /** Takes the lock and returns its release function (for locks held across calls, like an open WAL). */
 export async function acquireFileLock(path: string, opts: FileLockOptions): Promise<() => Promise<void>> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  const clock = opts.clock ?? systemClock;
+  const deadline = clock.now() + (opts.timeoutMs ?? 10_000);
   for (;;) {
     try {
       await createWithPid(path);
@@ -34,11 +39,11 @@ export async function acquireFileLock(path: string, opts: FileLockOptions): Prom
     } catch (e) {
       if (errnoCode(e) !== "EEXIST") throw e;
       const holder = await lockHolder(path);
-      if ((holder !== undefined && !isAlive(holder)) || (holder === undefined && (await olderThan(path, EMPTY_LOCK_GRACE_MS)))) {
+      if ((holder !== undefined && !isAlive(holder)) || (holder === undefined && (await olderThan(path, EMPTY_LOCK_GRACE_MS, clock)))) {
         await unlink(path).catch(() => undefined);
         continue;
       }
-      if (Date.now() > deadline) throw opts.onTimeout(holder);
+      if (clock.now() > deadline) throw opts.onTimeout(holder);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
@@ -67,9 +72,9 @@ async function createWithPid(path: string): Promise<void> {
   }
 }
 
-async function olderThan(path: string, ms: number): Promise<boolean> {
+async function olderThan(path: string, ms: number, clock: Clock): Promise<boolean> {
   try {
-    return Date.now() - (await stat(path)).mtimeMs > ms;
+    return clock.now() - (await stat(path)).mtimeMs > ms;
   } catch {
     return true;
   }

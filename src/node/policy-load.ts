@@ -1,4 +1,5 @@
-import { crashPoint } from "../lib/index.js";
+import { crashPoint, dateOf, systemClock } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
 import { compileBundle, rotateSlots, slotOf } from "../policy/index.js";
 import type { CompileOptions, LoadedPolicy } from "../policy/index.js";
 import { collectBundles, storeBundle } from "./bundle-store.js";
@@ -6,7 +7,8 @@ import { commitNodeState } from "./state.js";
 import type { NodeState } from "./state.js";
 
 export interface LoadOptions extends CompileOptions {
-  now?: () => Date;
+  /** Clock for the slot's `loaded_at`. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 export interface LoadResult {
@@ -33,7 +35,7 @@ export function loadPolicy(stateRoot: string, bytes: Uint8Array, opts: LoadOptio
 export async function commitPolicy(stateRoot: string, bytes: Uint8Array, opts: LoadOptions, also: (next: NodeState, previous: NodeState) => NodeState): Promise<LoadResult> {
   const loaded = await compileBundle(bytes, opts);
   try {
-    const slot = slotOf(loaded.bundle, opts.now?.() ?? new Date());
+    const slot = slotOf(loaded.bundle, dateOf(opts.clock ?? systemClock));
     let rotated = false;
     const state = await commitNodeState(stateRoot, async (prev) => {
       const r = rotateSlots(prev, slot);

@@ -1,8 +1,7 @@
-import { mkdtemp, copyFile, mkdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
-import { gzipSync } from "node:zlib";
-import { create as createTar } from "tar";
+import { readFile, stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { tarGz } from "../archive/index.js";
+import type { TarEntry } from "../archive/index.js";
 import { storeManifest } from "./artifact.js";
 import type { PushedArtifact } from "./artifact.js";
 import { MediaTypes } from "./types.js";
@@ -23,12 +22,13 @@ export interface BuildImageOptions {
 /**
  * Packs files into a runnable single-layer OCI image (real image config with
  * rootfs diff_ids, tar+gzip layer), so container tooling such as skopeo treats
- * it as an ordinary image. Byte-identical output for identical input: the tar
- * is portable with mtime 0 and gzip carries no timestamp.
+ * it as an ordinary image. Byte-identical output for identical input on any
+ * host, time zone and umask: the layer is written by the archive domain's
+ * deterministic tar+gzip writer (mtime 0, owner 0/0, modes 0o755/0o644,
+ * pinned gzip header).
  */
 export async function buildImage(repo: OciRepository, files: readonly string[], opts: BuildImageOptions = {}): Promise<PushedArtifact> {
-  const tar = await tarFiles(files, opts.prefix ?? "agent");
-  const layer = gzipSync(tar, { level: 9 });
+  const { tar, gz: layer } = tarGz(await layerEntries(files, opts.prefix ?? "agent"));
   const config = new TextEncoder().encode(JSON.stringify({
     architecture: OCI_ARCH[process.arch] ?? process.arch,
     os: "linux",
@@ -48,24 +48,24 @@ export async function buildImage(repo: OciRepository, files: readonly string[], 
   return storeManifest(repo, manifest, opts.tag);
 }
 
-async function tarFiles(files: readonly string[], prefix: string): Promise<Buffer> {
-  const stage = await mkdtemp(join(tmpdir(), "autonomy-image-"));
-  try {
-    await mkdir(join(stage, prefix), { recursive: true });
-    const names = new Set<string>();
-    for (const f of files) {
-      const name = basename(f);
-      if (names.has(name)) throw new UsageError(`two files are named ${name}`, "image files are flattened into one folder; rename one of them");
-      names.add(name);
-      await copyFile(f, join(stage, prefix, name));
-    }
-    const chunks: Buffer[] = [];
-    // Explicit sorted entry list: readdir order must not change the layer digest.
-    const entries = [prefix, ...[...names].sort().map((n) => `${prefix}/${n}`)];
-    const stream = createTar({ cwd: stage, portable: true, mtime: new Date(0), noDirRecurse: true }, entries);
-    for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
-    return Buffer.concat(chunks);
-  } finally {
-    await rm(stage, { recursive: true, force: true });
+/**
+ * The layer's entries: the `prefix/` directory, then each file by name (sorted,
+ * so argument and readdir order never change the digest). A file keeps only
+ * whether it is executable (0o755) or not (0o644): the layer does not depend on
+ * the umask or the owner of the files it was built from.
+ */
+async function layerEntries(files: readonly string[], prefix: string): Promise<TarEntry[]> {
+  const byName = new Map<string, string>();
+  for (const f of files) {
+    const name = basename(f);
+    if (byName.has(name)) throw new UsageError(`two files are named ${name}`, "image files are flattened into one folder; rename one of them");
+    byName.set(name, f);
   }
+  const entries: TarEntry[] = [{ type: "directory", name: prefix }];
+  for (const name of [...byName.keys()].sort()) {
+    const path = byName.get(name)!;
+    const [content, st] = await Promise.all([readFile(path), stat(path)]);
+    entries.push({ name: `${prefix}/${name}`, content, mode: (st.mode & 0o111) !== 0 ? 0o755 : 0o644 });
+  }
+  return entries;
 }

@@ -84,7 +84,7 @@ describe("RegistryAuth", () => {
     it("caches the token per scope until it nearly expires", async () => {
       let now = 1_000_000;
       const { fetch } = fakeTokenServer(() => Response.json({ access_token: "tok-2", expires_in: 60 }));
-      const a = auth(fetch, { now: () => now });
+      const a = auth(fetch, { clock: { now: () => now } });
       await a.respond(CHALLENGE, "repository:a:pull");
       expect(a.cachedHeader("repository:a:pull")).toBe("Bearer tok-2");
       expect(a.cachedHeader("repository:a:pull,push")).toBeUndefined();

@@ -4,6 +4,8 @@
  * challenge — fetch a bearer token from the realm (scoped, cached per scope) or
  * fall back to HTTP Basic. Credentials and tokens never appear in messages.
  */
+import { systemClock } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
 import { OciError } from "./errors.js";
 import { authFailed, describeAttempt, networkError, registryErrorSummary, sanitize, timeoutSignal } from "./registry-errors.js";
 import { readCapped } from "./registry-http.js";
@@ -92,8 +94,8 @@ export interface RegistryAuthOptions {
   userAgent: string;
   /** Allow sending credentials to a plain-HTTP token realm (only for --plain-http registries). */
   allowPlainHttpRealm: boolean;
-  /** Clock, for token expiry. */
-  now?: () => number;
+  /** Clock, for token expiry. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 interface CachedToken {
@@ -149,7 +151,7 @@ export class RegistryAuth {
   }
 
   #now(): number {
-    return (this.#opts.now ?? Date.now)();
+    return (this.#opts.clock ?? systemClock).now();
   }
 
   async #bearer(challenge: AuthChallenge, scope: string): Promise<string> {

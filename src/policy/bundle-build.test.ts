@@ -168,7 +168,7 @@ describe("#buildBundle", () => {
     });
 
     it("falls back to the clock, truncated to the second", async () => {
-      const built = await buildBundle(EXAMPLES, { name: "demo", version: "1.0.0", env: {}, now: () => new Date("2024-05-06T07:08:09.999Z") });
+      const built = await buildBundle(EXAMPLES, { name: "demo", version: "1.0.0", env: {}, clock: { now: () => Date.parse("2024-05-06T07:08:09.999Z") } });
       expect(built.manifest.created_at).toBe("2024-05-06T07:08:09Z");
     });
 

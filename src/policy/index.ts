@@ -11,3 +11,4 @@ export { readBundle, openBundle, bundleHash, serializeManifest, isRuntimeCompati
 export type { BundleLimits, BundleFileContent, ReadBundleOptions } from "./bundle/index.js";
 export { buildBundle } from "./bundle/index.js";
 export type { BuildBundleOptions, BuiltBundle } from "./bundle/index.js";
+export { decisionReason } from "./decision-reason.js";

@@ -6,7 +6,8 @@ import { commitActivation, initStateRoot, openReleaseStore } from "../node/index
 import type { ActivationRecord, NodeState } from "../node/index.js";
 import { RELEASE_SEQUENCE_KEY, ROLLBACK_KEY, verifyRelease } from "../supplychain/index.js";
 import type { VerifyReleaseReport } from "../supplychain/index.js";
-import { crashPoint } from "../lib/index.js";
+import { crashPoint, dateOf, systemClock } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
 import { RuntimeError } from "./errors.js";
 
 export interface ActivateOptions {
@@ -14,7 +15,8 @@ export interface ActivateOptions {
   key: KeyObject;
   stateRoot: string;
   maxAgeMs: number;
-  now?: () => Date;
+  /** Clock for the freshness check and `activated_at`. Default {@link systemClock}. */
+  clock?: Clock;
   repositoryOptions?: RepositoryOptions;
   compile?: EngineCompiler;
   runtimeVersion?: string;
@@ -41,7 +43,8 @@ export interface ActivationResult {
  * Killed at any instant, the node is on the old activation or the new one, never in between.
  */
 export async function activateRelease(opts: ActivateOptions): Promise<ActivationResult> {
-  const now = opts.now ?? (() => new Date());
+  const clock = opts.clock ?? systemClock;
+  const now = (): Date => dateOf(clock);
   await initStateRoot(opts.stateRoot);
   const repo = openRepository(opts.ref, opts.repositoryOptions ?? {});
   const target = referenceTarget(opts.ref);
@@ -72,7 +75,7 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
   const committed = await commitActivation(opts.stateRoot, bundleBytes, record, {
     ...(opts.compile ? { compile: opts.compile } : {}),
     ...(opts.runtimeVersion ? { runtimeVersion: opts.runtimeVersion } : {}),
-    now,
+    clock,
   });
   return { ...committed, verification: report };
 }

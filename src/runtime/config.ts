@@ -1,10 +1,9 @@
-import { readFile } from "node:fs/promises";
-import { parse as parseToml } from "smol-toml";
 import { z } from "zod";
-import { errnoCode, fieldProblems, formatProblems } from "../lib/index.js";
+import { loadConfigFile } from "../lib/index.js";
+import type { FieldProblem } from "../lib/index.js";
 import { RuntimeError } from "./errors.js";
 import { DEFAULT_ALLOWED_DOMAINS } from "./tools/index.js";
-import { parseUpstreamConfigs } from "./upstream.js";
+import { parseUpstreamConfigs, upstreamSchema } from "./upstream.js";
 import type { UpstreamConfig } from "./upstream.js";
 import type { DecisionLogMode } from "./wal-sink.js";
 
@@ -43,7 +42,7 @@ const fileSchema = z.strictObject({
   node: z.record(z.string(), z.string()).optional(),
   allowed_domains: z.array(z.string().min(1)).optional(),
   allow_private_networks: z.boolean().optional(),
-  upstreams: z.array(z.unknown()).optional(),
+  upstreams: z.array(upstreamSchema).optional(),
   decision_log: z.enum(["durable", "async"]).optional(),
   telemetry: z.strictObject({
     otlp_url: httpUrl.optional(),
@@ -65,33 +64,57 @@ export const DEFAULT_RUNTIME_CONFIG: Readonly<RuntimeConfig> = Object.freeze({
   telemetry: {},
 });
 
-/** Reads and validates a runtime config file; every bad field is named. */
+/** A fresh, mutable copy of the defaults (so callers never share arrays with {@link DEFAULT_RUNTIME_CONFIG}). */
+export function defaultRuntimeConfig(): RuntimeConfig {
+  return { ...DEFAULT_RUNTIME_CONFIG, node: {}, allowedDomains: [...DEFAULT_RUNTIME_CONFIG.allowedDomains], upstreams: [], telemetry: {} };
+}
+
+const configFileOptions = {
+  what: "runtime config",
+  fail: (message: string, o: { cause?: unknown; fields?: FieldProblem[] }) =>
+    new RuntimeError("RUNTIME_CONFIG_INVALID", message, { ...(o.cause !== undefined ? { cause: o.cause } : {}), ...(o.fields ? { details: { fields: o.fields } } : {}) }),
+};
+
+/**
+ * Reads and validates a runtime config file (TOML, or JSON by its suffix) and
+ * merges the defaults; every bad key is named as TOML spells it
+ * (`[telemetry] segment_bytes: …`).
+ */
 export async function readRuntimeConfig(path: string): Promise<RuntimeConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    throw new RuntimeError("RUNTIME_CONFIG_INVALID", `cannot read runtime config ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-  }
-  let doc: unknown;
-  try {
-    doc = path.endsWith(".json") ? JSON.parse(text) : parseToml(text);
-  } catch (e) {
-    throw new RuntimeError("RUNTIME_CONFIG_INVALID", `${path} is not valid ${path.endsWith(".json") ? "JSON" : "TOML"}: ${(e as Error).message.split("\n")[0] ?? ""}`, { cause: e });
-  }
-  const r = fileSchema.safeParse(doc);
-  if (!r.success) {
-    const fields = fieldProblems(r.error.issues);
-    throw new RuntimeError("RUNTIME_CONFIG_INVALID", `${path}: ${formatProblems(fields)}`, { details: { fields } });
-  }
+  const file = await loadConfigFile(path, fileSchema, configFileOptions);
+  const d = defaultRuntimeConfig();
   return {
-    agentId: r.data.agent_id ?? DEFAULT_RUNTIME_CONFIG.agentId,
-    node: r.data.node ?? {},
-    allowedDomains: r.data.allowed_domains ?? [...DEFAULT_RUNTIME_CONFIG.allowedDomains],
-    allowPrivateNetworks: r.data.allow_private_networks ?? false,
-    upstreams: parseUpstreamConfigs(r.data.upstreams ?? []),
-    decisionLog: r.data.decision_log ?? DEFAULT_RUNTIME_CONFIG.decisionLog,
-    telemetry: telemetryConfig(r.data.telemetry ?? {}),
+    agentId: file.agent_id ?? d.agentId,
+    node: file.node ?? d.node,
+    allowedDomains: file.allowed_domains ?? d.allowedDomains,
+    allowPrivateNetworks: file.allow_private_networks ?? d.allowPrivateNetworks,
+    upstreams: parseUpstreamConfigs(file.upstreams ?? d.upstreams),
+    decisionLog: file.decision_log ?? d.decisionLog,
+    telemetry: telemetryConfig(file.telemetry ?? {}),
+  };
+}
+
+/** What command-line flags may override in the runtime config (each replaces the file's value). */
+export interface RuntimeConfigOverrides {
+  agentId?: string;
+  decisionLog?: DecisionLogMode;
+  /** Replaces `[telemetry] otlp_url` only; the other telemetry keys stay. */
+  otlpUrl?: string;
+  allowedDomains?: string[];
+}
+
+/**
+ * The runtime config in force: the file's values (or the defaults without a
+ * file), then the overrides. The one place defaults and overrides are merged.
+ */
+export async function resolveRuntimeConfig(file: string | undefined, overrides: RuntimeConfigOverrides = {}): Promise<RuntimeConfig> {
+  const base = file !== undefined ? await readRuntimeConfig(file) : defaultRuntimeConfig();
+  return {
+    ...base,
+    ...(overrides.agentId !== undefined ? { agentId: overrides.agentId } : {}),
+    ...(overrides.decisionLog !== undefined ? { decisionLog: overrides.decisionLog } : {}),
+    ...(overrides.otlpUrl !== undefined ? { telemetry: { ...base.telemetry, otlpUrl: overrides.otlpUrl } } : {}),
+    ...(overrides.allowedDomains !== undefined ? { allowedDomains: overrides.allowedDomains } : {}),
   };
 }
 

@@ -2,7 +2,8 @@ import Fastify from "fastify";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
 import type { IncomingHttpHeaders } from "node:http";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { RUNTIME_VERSION } from "../lib/index.js";
+import { RUNTIME_VERSION, problemDetails, problemFromError } from "../lib/index.js";
+import type { HttpProblemCode } from "../lib/index.js";
 import { createMcpServer } from "./mcp-server.js";
 import type { CallTransport, ToolCallInterceptor } from "./mcp-server.js";
 import { asToolRegistry } from "./tools/registry.js";
@@ -31,7 +32,7 @@ export interface ToolServerOptions {
 }
 
 /** Request-level error codes (the request never reached a decision). Tool errors carry RuntimeError codes. */
-export type RequestErrorCode = "REQUEST_INVALID" | "REQUEST_TOO_LARGE" | "MEDIA_TYPE_UNSUPPORTED" | "METHOD_NOT_ALLOWED" | "INTERNAL";
+export type RequestErrorCode = Exclude<HttpProblemCode, "NOT_FOUND">;
 
 /** Counts of decisions made through this server. */
 export interface DecisionCounts {
@@ -146,6 +147,19 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
   });
 
+  // One plugin per API area, registered in order; problem details first, so
+  // every area without a contract shape of its own answers errors with them.
+  void app.register(problemDetails, { bodyLimit: MiB });
+  void app.register(healthRoutes, { policy });
+  void app.register(statusRoutes, { policy, tools, counter, mcp: opts.mcp !== false, ...(opts.telemetry ? { telemetry: opts.telemetry } : {}) });
+  void app.register(toolRoutes, { gate, tools, policyRef, originRefused });
+  if (opts.mcp !== false) void app.register(mcpRoutes, { gate, tools, originRefused });
+  return app;
+}
+
+/** `/healthz` (the process answers) and `/readyz` (a policy is loaded). */
+function healthRoutes(app: FastifyInstance, deps: { policy: PolicySource }): Promise<void> {
+  const { policy } = deps;
   app.get("/healthz", { schema: { response: { 200: { type: "object", properties: { status: { type: "string" } } } } } }, () => ({ status: "ok" }));
 
   app.get(
@@ -164,7 +178,20 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
       return reply.code(503).send({ ready: false, reason: "no policy loaded: every tool call is denied until one is" });
     },
   );
+  return Promise.resolve();
+}
 
+interface StatusDeps {
+  policy: PolicySource;
+  tools: ToolRegistry;
+  counter: DecisionCounter;
+  mcp: boolean;
+  telemetry?: () => Record<string, unknown>;
+}
+
+/** `/v1/status`: version, policy in force, tools, transports, decision counts, telemetry. */
+function statusRoutes(app: FastifyInstance, deps: StatusDeps): Promise<void> {
+  const { policy, tools, counter } = deps;
   app.get(
     "/v1/status",
     {
@@ -197,24 +224,13 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
         policy_loaded: p !== undefined,
         policy_count: p?.engine.policyCount ?? 0,
         tools: tools.list().map((t) => ({ name: t.name, description: t.description })),
-        transports: opts.mcp === false ? ["http"] : ["http", "mcp"],
+        transports: deps.mcp ? ["http", "mcp"] : ["http"],
         decisions: counter.snapshot(),
-        ...(opts.telemetry ? { telemetry: opts.telemetry() } : {}),
+        ...(deps.telemetry ? { telemetry: deps.telemetry() } : {}),
       };
     },
   );
-
-  void app.register((scope, _o, done) => {
-    toolRoutes(scope, { gate, tools, policyRef, originRefused });
-    done();
-  });
-  if (opts.mcp !== false) {
-    void app.register((scope, _o, done) => {
-      mcpRoutes(scope, { gate, tools, originRefused });
-      done();
-    });
-  }
-  return app;
+  return Promise.resolve();
 }
 
 interface RouteDeps {
@@ -223,10 +239,10 @@ interface RouteDeps {
   originRefused: (req: FastifyRequest) => boolean;
 }
 
-/** `/v1/tool`: its own error handler so even a refused request answers with `decision` and `policy_ref`. */
-function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => string }): void {
+/** `/v1/tool`: its own error handler so even a refused request answers with `decision` and `policy_ref` (DESIGN §6 "Tool call"). */
+function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => string }): Promise<void> {
   const { gate, tools, policyRef, originRefused } = deps;
-  const refuse = (reply: FastifyReply, status: number, code: RequestErrorCode, message: string): FastifyReply =>
+  const refuse = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply =>
     reply.code(status).send({ decision: "deny", policy_ref: policyRef(), error: { code, message } });
 
   app.setErrorHandler((err: unknown, req, reply) => {
@@ -263,10 +279,11 @@ function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => s
     },
     handler: (_req, reply) => reply,
   });
+  return Promise.resolve();
 }
 
-/** `/mcp`: MCP Streamable HTTP, stateless, JSON responses; errors answer as JSON-RPC. */
-function mcpRoutes(app: FastifyInstance, deps: RouteDeps): void {
+/** `/mcp`: MCP Streamable HTTP, stateless, JSON responses; errors answer as JSON-RPC (the MCP contract). */
+function mcpRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   const { gate, tools, originRefused } = deps;
   const rpcError = (reply: FastifyReply, status: number, code: number, message: string): FastifyReply =>
     reply.code(status).type("application/json").send({ jsonrpc: "2.0", error: { code, message }, id: null });
@@ -309,6 +326,7 @@ function mcpRoutes(app: FastifyInstance, deps: RouteDeps): void {
     },
     handler: (_req, reply) => reply,
   });
+  return Promise.resolve();
 }
 
 function webHeaders(h: IncomingHttpHeaders): Headers {
@@ -320,14 +338,15 @@ function webHeaders(h: IncomingHttpHeaders): Headers {
   return out;
 }
 
-/** Maps fastify's request errors to our codes; anything else is internal and its message is not forwarded. */
-function requestError(err: unknown): { status: number; code: RequestErrorCode; message: string } {
-  const e = (typeof err === "object" && err !== null ? err : {}) as { statusCode?: number; code?: string; message?: string; validation?: unknown };
-  const status = typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
-  if (status === 500) return { status, code: "INTERNAL", message: "internal error; the call was not run (see the runtime log)" };
-  if (status === 413) return { status, code: "REQUEST_TOO_LARGE", message: `request body exceeds ${MiB} bytes` };
-  if (status === 415) return { status, code: "MEDIA_TYPE_UNSUPPORTED", message: "send the body as application/json" };
-  return { status: 400, code: "REQUEST_INVALID", message: `malformed request: ${e.message ?? "invalid body"}` };
+/**
+ * The one error mapping ({@link problemFromError}) as the tool and MCP routes
+ * render it: the request never reached a decision, and a 5xx says the call did
+ * not run.
+ */
+function requestError(err: unknown): { status: number; code: string; message: string } {
+  const p = problemFromError(err, { bodyLimit: MiB });
+  if (p.status >= 500) return { status: p.status, code: p.code, message: "internal error; the call was not run (see the runtime log)" };
+  return { status: p.status, code: p.code, message: p.detail };
 }
 
 class DecisionCounter {

@@ -10,8 +10,8 @@ export { MemorySink, JsonlSink } from "./decision-sinks.js";
 export { startRuntime } from "./runtime.js";
 export { WalDecisionSink } from "./wal-sink.js";
 export type { StartRuntimeOptions, RunningRuntime } from "./runtime.js";
-export { readRuntimeConfig, DEFAULT_RUNTIME_CONFIG } from "./config.js";
-export type { RuntimeConfig } from "./config.js";
+export { readRuntimeConfig, resolveRuntimeConfig, defaultRuntimeConfig, DEFAULT_RUNTIME_CONFIG } from "./config.js";
+export type { RuntimeConfig, RuntimeConfigOverrides } from "./config.js";
 export { builtinTools, echoTool, httpGetTool, shellTool, HostAllowList, defineTool, parseParams, toolRegistry, asToolRegistry, DEFAULT_ALLOWED_DOMAINS } from "./tools/index.js";
 export type { BuiltinToolsOptions, HttpGetOptions, HttpGetOutput, ShellOptions, ShellOutput, ToolSpec, ToolRegistry, ToolSource } from "./tools/index.js";
 export { createToolServer } from "./http-server.js";
@@ -20,3 +20,5 @@ export { createMcpServer, serveMcpStdio, toCallToolResult, MCP_META_DECISION, MC
 export type { McpServerOptions, McpStdioOptions, ToolCallInterceptor, CallTransport } from "./mcp-server.js";
 export { connectUpstreams, parseUpstreamConfigs } from "./upstream.js";
 export type { UpstreamConfig, UpstreamOptions, Upstreams } from "./upstream.js";
+export { explainRequest } from "./explain.js";
+export type { Explanation } from "./explain.js";

@@ -44,7 +44,7 @@ function gate(policy: PolicySource, extra: { sink?: MemorySink | { record(e: Dec
     policy,
     principal: { type: "Agent", id: "agent-1" },
     node: extra.node ?? { id: "node-1" },
-    now: () => new Date("2025-06-01T12:00:00Z"),
+    clock: { now: () => Date.parse("2025-06-01T12:00:00Z") },
     ...(extra.sink ? { sink: extra.sink } : {}),
   });
 }
@@ -254,7 +254,7 @@ describe("Interceptor", () => {
 
     it("keeps working when the clock throws", async () => {
       const sink = new MemorySink();
-      const g = new Interceptor({ policy: examples, principal: { type: "Agent", id: "a" }, node: {}, sink, now: () => { throw new Error("no clock"); } });
+      const g = new Interceptor({ policy: examples, principal: { type: "Agent", id: "a" }, node: {}, sink, clock: { now: () => { throw new Error("no clock"); } } });
       expect((await g.call({ kind: "tool.shell", params: {} }, spyTool("tool.shell"), "http")).decision).toBe("deny");
       expect(g.sinkFailures).toBe(1);
     });

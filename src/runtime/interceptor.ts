@@ -1,8 +1,10 @@
 import { performance } from "node:perf_hooks";
+import { decisionReason } from "../policy/index.js";
 import type { DecisionRequest, EngineDecision, EntityRef } from "../policy/index.js";
 import { RuntimeError } from "./errors.js";
 import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall, InterceptDecision } from "./types.js";
-import { messageOf } from "../lib/index.js";
+import { isoTime, messageOf, systemClock } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
 
 /** How a call reached the runtime (recorded with each decision). */
 type Transport = "http" | "mcp" | "direct";
@@ -21,8 +23,8 @@ export interface InterceptorOptions {
   node: Record<string, unknown>;
   /** Receives one {@link DecisionEvent} per call; a sink that throws changes nothing. */
   sink?: DecisionSink;
-  /** Clock for event timestamps (default `new Date()`). */
-  now?: () => Date;
+  /** Clock for event timestamps. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 
@@ -60,7 +62,7 @@ export class Interceptor {
   readonly #principal: EntityRef;
   readonly #node: Record<string, unknown>;
   readonly #sink: DecisionSink | undefined;
-  readonly #now: () => Date;
+  readonly #clock: Clock;
   #sinkFailures = 0;
 
   constructor(opts: InterceptorOptions) {
@@ -68,7 +70,7 @@ export class Interceptor {
     this.#principal = Object.freeze({ type: opts.principal.type, id: opts.principal.id });
     this.#node = opts.node;
     this.#sink = opts.sink;
-    this.#now = opts.now ?? (() => new Date());
+    this.#clock = opts.clock ?? systemClock;
   }
 
   /** How many times the sink threw (the events it lost); for status output. */
@@ -129,8 +131,8 @@ export class Interceptor {
       const allow = e.decision === "allow" && Array.isArray(e.errors) && e.errors.length === 0;
       const policies = Array.isArray(e.policies) ? [...e.policies] : [];
       const errors = Array.isArray(e.errors) ? [...e.errors] : ["the policy engine gave a malformed answer"];
-      if (allow) return { decision: "allow", policy_ref: ref, policies, reason: policies.length > 0 ? `permitted by ${policies.join(", ")}` : "permitted", errors: [] };
-      return { decision: "deny", policy_ref: ref, policies, reason: denyReason(policies, errors), errors };
+      if (allow) return { decision: "allow", policy_ref: ref, policies, reason: decisionReason({ decision: "allow", policies, errors: [] }), errors: [] };
+      return { decision: "deny", policy_ref: ref, policies, reason: decisionReason({ decision: "deny", policies, errors }), errors };
     } catch (e) {
       const msg = `policy evaluation failed: ${messageOf(e)}`;
       return { decision: "deny", policy_ref: ref, policies: [], reason: msg, errors: [msg] };
@@ -144,7 +146,7 @@ export class Interceptor {
     try {
       const event: DecisionEvent = {
         type: "ai.policy.decision",
-        timestamp: this.#now().toISOString(),
+        timestamp: isoTime(this.#clock),
         tool: typeof call.kind === "string" ? call.kind : String(call.kind),
         decision: d.decision,
         policy_ref: d.policy_ref,
@@ -187,12 +189,6 @@ function snapshotCall(call: ToolCall): ToolCall {
     // Not cloneable (functions, symbols …): not a tool call a policy can judge; the decision denies it.
     return { ...call, params: null as unknown as ToolCall["params"] };
   }
-}
-
-function denyReason(policies: readonly string[], errors: readonly string[]): string {
-  if (errors.length > 0) return `evaluation error: ${errors.join("; ")}`;
-  if (policies.length > 0) return `forbidden by ${policies.join(", ")}`;
-  return "no permit matched";
 }
 
 /** A call the policy cannot be asked about (not a string kind, params not an object) is denied before evaluation. */

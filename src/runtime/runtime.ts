@@ -3,9 +3,11 @@ import { LivePolicy, nodeWalLocation } from "../node/index.js";
 import type { LivePolicyEvent } from "../node/index.js";
 import type { RuntimeConfig } from "./config.js";
 import { hostname } from "node:os";
-import { pino } from "pino";
 import { Exporter, LiveWal, confirmedPos, sinkFor } from "../telemetry/index.js";
 import type { ExporterLogger } from "../telemetry/index.js";
+import { createLogger } from "../observability/index.js";
+import { isoTime, systemClock } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
 import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
 import { Interceptor } from "./interceptor.js";
@@ -26,6 +28,8 @@ export interface StartRuntimeOptions {
   pollMs?: number;
   /** How often the runtime's exporter looks for new entries once caught up (default 500 ms). */
   exporterPollMs?: number;
+  /** The clock of decision and lifecycle events and the exporter. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 export interface RunningRuntime {
@@ -82,13 +86,13 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
         exporter: exporting ? exporting.exporter.status() : null,
       });
     }
-    const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink });
+    const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink, clock: opts.clock ?? systemClock });
     const upstreams = await connectUpstreams(opts.config.upstreams);
     closers.push(() => upstreams.close());
     const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains, httpGet: { allowPrivateNetworks: opts.config.allowPrivateNetworks } }), upstreams.tools);
     const running: RunningRuntime = { interceptor, policy, close: closeAll, ...(exporter ? { exporter } : {}) };
     if (opts.listen) {
-      const server = createToolServer({ interceptor, tools, policy: policy.current, ...(telemetry ? { telemetry } : {}) });
+      const server = createToolServer({ interceptor, tools, policy: policy.current, logger: createLogger({ name: "autonomy.runtime.http", level: "warn" }), ...(telemetry ? { telemetry } : {}) });
       closers.push(() => server.close());
       running.url = await server.listen({ host: opts.listen.host, port: opts.listen.port });
       running.server = server;
@@ -106,7 +110,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
 
 /** A lifecycle event for the WAL (`ai.agent.lifecycle`, drained after errors and decisions). */
 function lifecycleEvent(phase: string, opts: StartRuntimeOptions, policy: LivePolicy, extra: Record<string, unknown>): Record<string, unknown> {
-  return { type: "ai.agent.lifecycle", phase, timestamp: new Date().toISOString(), agent_id: opts.config.agentId, pid: process.pid, policy_ref: policy.current()?.ref ?? "none", ...extra };
+  return { type: "ai.agent.lifecycle", phase, timestamp: isoTime(opts.clock ?? systemClock), agent_id: opts.config.agentId, pid: process.pid, policy_ref: policy.current()?.ref ?? "none", ...extra };
 }
 
 /**
@@ -118,10 +122,10 @@ function lifecycleEvent(phase: string, opts: StartRuntimeOptions, policy: LivePo
 function startExporter(opts: StartRuntimeOptions, wal: LiveWal): { exporter: Exporter; stop: () => Promise<void> } | undefined {
   const t = opts.config.telemetry;
   const nodeId = t.nodeId ?? opts.config.node.node_id ?? hostname();
-  const sink = sinkFor({ nodeId, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
+  const sink = sinkFor({ nodeId, clock: opts.clock ?? systemClock, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
   if (!sink) return undefined;
-  const log: ExporterLogger = pino({ name: "autonomy.telemetry.exporter", base: undefined, level: "warn" }, pino.destination({ fd: 2, sync: true }));
-  const exporter = new Exporter({ wal: wal.dir, sink, nodeId, log, ...(opts.exporterPollMs ? { pollMs: opts.exporterPollMs } : {}) });
+  const log: ExporterLogger = createLogger({ name: "autonomy.telemetry.exporter", level: "warn" });
+  const exporter = new Exporter({ wal: wal.dir, sink, nodeId, log, clock: opts.clock ?? systemClock, ...(opts.exporterPollMs ? { pollMs: opts.exporterPollMs } : {}) });
   const ac = new AbortController();
   const running = exporter.run(ac.signal, { onDrain: (r) => void wal.reclaim(r.pos).catch(() => undefined) }).catch((e: unknown) => {
     log.error({ err: e instanceof Error ? e.message : String(e) }, "EXPORTER_STOPPED");

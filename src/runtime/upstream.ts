@@ -42,7 +42,8 @@ export interface Upstreams {
 const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const STDERR_TAIL = 4096;
 
-const upstreamSchema = z
+/** One `[[upstreams]]` entry of the runtime config (names are checked for uniqueness by {@link parseUpstreamConfigs}). */
+export const upstreamSchema = z
   .strictObject({
     name: z.string().regex(NAME_RE, "letters, digits, _ and - only (it prefixes tool names, so no dots)"),
     command: z.array(z.string().min(1)).min(1).optional(),

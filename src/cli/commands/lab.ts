@@ -92,6 +92,6 @@ export function registerLab(program: Command): void {
         progress: (l) => void process.stderr.write(`${l}\n`),
       });
       emit(summary, flags, renderSummary);
-      process.exitCode = summary.exit_code;
+      return { exitCode: summary.exit_code };
     }));
 }

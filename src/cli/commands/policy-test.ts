@@ -1,19 +1,11 @@
 import type { Command } from "commander";
 import { Option } from "commander";
-import { z } from "zod";
 import { compileBundle, PolicyError } from "../../policy/index.js";
-import { Interceptor } from "../../runtime/index.js";
-import { AutonomyError, fieldProblems, formatProblems } from "../../lib/index.js";
-import { action } from "../run.js";
+import { explainRequest } from "../../runtime/index.js";
+import { AutonomyError } from "../../lib/index.js";
+import { action, outcome } from "../run.js";
 import { emit } from "../output.js";
 import { readInputFile } from "../common.js";
-
-const entity = z.strictObject({ type: z.string().min(1), id: z.string() });
-/** Either a tool call as an agent sends it, or a raw decision request. */
-const requestSchema = z.union([
-  z.strictObject({ kind: z.string().min(1), params: z.record(z.string(), z.unknown()).default({}), agent_id: z.string().min(1).optional(), node: z.record(z.string(), z.unknown()).optional() }),
-  z.strictObject({ principal: entity, action: z.string().min(1), resource: entity, context: z.record(z.string(), z.unknown()).default({}) }),
-]);
 
 interface TestResult {
   ok: boolean;
@@ -35,20 +27,7 @@ async function policyTest(bundlePath: string, requestPath: string, expect?: "all
       if (e instanceof AutonomyError) throw e;
       throw new PolicyError("POLICY_REQUEST_INVALID", `${requestPath} is not JSON`);
     }
-    const r = requestSchema.safeParse(doc);
-    if (!r.success) {
-      throw new PolicyError("POLICY_REQUEST_INVALID", `${requestPath}: ${formatProblems(fieldProblems(r.error.issues))}`);
-    }
-    const req = r.data;
-    let out: Omit<TestResult, "ok">;
-    if ("kind" in req) {
-      const gate = new Interceptor({ policy: () => loaded, principal: { type: "Agent", id: req.agent_id ?? "agent" }, node: req.node ?? {} });
-      const d = gate.decide({ kind: req.kind, params: req.params });
-      out = { decision: d.decision, policy_ref: d.policy_ref, policies: d.policies, reason: d.reason, errors: d.errors };
-    } else {
-      const d = loaded.engine.evaluate(req);
-      out = { ...d, policy_ref: loaded.ref, reason: d.errors.length > 0 ? `evaluation error: ${d.errors.join("; ")}` : d.decision === "allow" ? `permitted by ${d.policies.join(", ")}` : d.policies.length > 0 ? `forbidden by ${d.policies.join(", ")}` : "no permit matched" };
-    }
+    const out = explainRequest(loaded, doc, requestPath);
     return { ok: expect === undefined || expect === out.decision, ...out };
   } finally {
     loaded.engine.dispose();
@@ -63,7 +42,7 @@ export function registerPolicyTest(policy: Command): void {
     .option("--json", "machine-readable output")
     .action(action(async (bundle: string, flags: { request: string; expect?: "allow" | "deny"; json?: boolean }) => {
       const r = await policyTest(bundle, flags.request, flags.expect);
-      if (!r.ok) process.exitCode = 1;
       emit(r, flags, (x) => `${x.decision.toUpperCase()}: ${x.reason}\npolicy_ref: ${x.policy_ref}${x.ok ? "" : `\nexpected ${flags.expect ?? ""}`}`);
+      return outcome(r.ok);
     }));
 }

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { fileURLToPath } from "node:url";
 import { runTutorial01, runTutorial03 } from "../../quickstart/index.js";
 import { UsageError } from "../../lib/index.js";
-import { action } from "../run.js";
+import { action, outcome } from "../run.js";
 import { emit } from "../output.js";
 import { repositoryOptions } from "../common.js";
 import type { RegistryFlags } from "../common.js";
@@ -22,11 +22,10 @@ export function registerQuickstart(program: Command): void {
       const log = flags.json ? undefined : (line: string): void => void process.stdout.write(`${line}\n`);
       if (flags.tutorial === "03" || flags.tutorial === "3") {
         const r3 = await runTutorial03({ dir: flags.dir, examplesDir: EXAMPLES, ...(log ? { log } : {}) });
-        if (!r3.ok) process.exitCode = 1;
         emit(r3, flags, (r) => r.ok
           ? `\nTutorial 03 complete: killed mid-load, recovered, ${r.delivered} events delivered after the outage (${r.answered} answered calls, every decision among them), highest priority first.`
           : "\nTutorial 03 FAILED: a step above did not behave as it must.");
-        return;
+        return outcome(r3.ok);
       }
       if (flags.tutorial !== "01" && flags.tutorial !== "1") throw new UsageError(`no tutorial ${flags.tutorial}`, "choose --tutorial 01 or --tutorial 03");
       const result = await runTutorial01({
@@ -34,9 +33,9 @@ export function registerQuickstart(program: Command): void {
         ...(flags.registry !== undefined ? { registry: flags.registry } : {}),
         ...(log ? { log } : {}),
       });
-      if (!result.ok) process.exitCode = 1;
       emit(result, flags, (r) => r.ok
         ? `\nQuickstart complete: ${r.ref} (${r.digest}) verified, activated and enforced; every drill was refused.`
         : "\nQuickstart FAILED: a step above did not behave as it must.");
+      return outcome(result.ok);
     }));
 }

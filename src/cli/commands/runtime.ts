@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option } from "commander";
 import type { Command } from "commander";
 import { loadPublicKey, parseDuration } from "../../sign/index.js";
-import { activateRelease, startRuntime, readRuntimeConfig, DEFAULT_RUNTIME_CONFIG } from "../../runtime/index.js";
+import { activateRelease, startRuntime, resolveRuntimeConfig } from "../../runtime/index.js";
 import type { RuntimeConfig } from "../../runtime/index.js";
 import { loadPolicy, readNodeState } from "../../node/index.js";
 import type { LivePolicyEvent, NodeState } from "../../node/index.js";
@@ -75,15 +75,14 @@ interface StartFlags extends StateFlags {
   http: boolean;
 }
 
-async function runtimeConfig(flags: StartFlags): Promise<RuntimeConfig> {
-  const base = flags.config !== undefined ? await readRuntimeConfig(flags.config) : { ...DEFAULT_RUNTIME_CONFIG, node: {}, upstreams: [], telemetry: {} };
-  return {
-    ...base,
+/** The flags that override the config file, as the runtime domain takes them (it merges file, defaults and overrides). */
+function runtimeConfig(flags: StartFlags): Promise<RuntimeConfig> {
+  return resolveRuntimeConfig(flags.config, {
     ...(flags.agentId !== undefined ? { agentId: flags.agentId } : {}),
     ...(flags.decisionLog !== undefined ? { decisionLog: flags.decisionLog } : {}),
-    ...(flags.otlpUrl !== undefined ? { telemetry: { ...base.telemetry, otlpUrl: flags.otlpUrl } } : {}),
+    ...(flags.otlpUrl !== undefined ? { otlpUrl: flags.otlpUrl } : {}),
     ...(flags.allowedDomains !== undefined ? { allowedDomains: flags.allowedDomains.split(",").map((d) => d.trim()).filter(Boolean) } : {}),
-  };
+  });
 }
 
 /** Serves until SIGINT/SIGTERM; status lines go to stderr so stdout can carry MCP (--stdio). */

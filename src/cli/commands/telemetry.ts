@@ -1,10 +1,10 @@
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import { hostname } from "node:os";
-import { pino } from "pino";
 import { ExportError, Exporter, WalFileReader, eventNameOf, priorityOf, sinkFor } from "../../telemetry/index.js";
 import type { DrainResult, ExporterLogger, ExporterStatus } from "../../telemetry/index.js";
 import { UsageError } from "../../lib/index.js";
+import { createLogger } from "../../observability/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
 import { parseHttpUrl } from "../common.js";
@@ -40,7 +40,7 @@ function progressLine(s: ExporterStatus, drained: number): string {
 async function drain(flags: DrainFlags): Promise<void> {
   const sink = sinkFor({ nodeId: flags.nodeId, timeoutMs: flags.timeoutMs, ...(flags.otlpCompression ? { compression: flags.otlpCompression } : {}), ...(flags.otlpUrl ? { otlpUrl: flags.otlpUrl } : {}), ...(flags.controlPlaneUrl ? { controlPlaneUrl: flags.controlPlaneUrl } : {}) });
   if (!sink) throw new UsageError("no destination", "give --otlp-url (an OTLP/HTTP collector) and/or --control-plane-url");
-  const log: ExporterLogger = pino({ name: "autonomy.telemetry.exporter", base: undefined, level: flags.json ? "warn" : "info" }, pino.destination({ fd: 2, sync: true }));
+  const log: ExporterLogger = createLogger({ name: "autonomy.telemetry.exporter", level: flags.json ? "warn" : "info" });
   const exporter = new Exporter({
     wal: flags.dir, sink, nodeId: flags.nodeId, batchSize: flags.batchSize, maxInFlightBytes: flags.maxInflightBytes,
     retry: { baseMs: flags.retryBaseMs, maxMs: flags.retryMaxMs }, pollMs: flags.pollMs, log,

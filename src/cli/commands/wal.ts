@@ -4,7 +4,7 @@ import { DEFAULT_SEGMENT_BYTES, Wal, WalFileReader, appendJsonLines, confirmedPo
 import type { WalInspection } from "../../telemetry/index.js";
 import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
 import { goArch, walVerifyReport } from "../../evidence/index.js";
-import { action } from "../run.js";
+import { action, outcome } from "../run.js";
 import { emit } from "../output.js";
 
 function parseSeq(v: string): number {
@@ -79,7 +79,7 @@ export function registerWal(program: Command): void {
       const shown = flags.frames ? inspection : { ...inspection, frames: inspection.frames.length };
       emit({ ok: inspection.fail_hard === null, dir: flags.dir, pos: pos?.seq ?? null, pos_generation: pos?.generation ?? null, pos_current: pos?.current ?? null, generation, ...shown }, flags, () =>
         `${inspectText(flags.dir, inspection, pos, generation)}${flags.frames ? `\n${inspection.frames.map((f) => `  #${f.seq ?? "?"} ${f.segment ?? "telemetry.wal"}@${f.offset} ${f.length}B${f.valid_json ? "" : " INVALID"}`).join("\n")}` : ""}`);
-      if (inspection.fail_hard) process.exitCode = ExitCodes.walFailHard;
+      return outcome(inspection.fail_hard === null, ExitCodes.walFailHard);
     }));
 
   wal.command("reclaim")
@@ -113,7 +113,6 @@ export function registerWal(program: Command): void {
       const report = walVerifyReport(inspection, flags);
       await writeFileAtomic(flags.out, `${JSON.stringify(report, null, 2)}\n`);
       emit(report, flags, (r) => `${r.pass ? "PASS" : "FAIL"} ${flags.dir} -> ${flags.out}${inspection.fail_hard ? `\ncause: ${inspection.fail_hard}` : ""}\n${r.violations.map((v) => `  ${v.code}: ${v.msg}`).join("\n")}`);
-      if (inspection.fail_hard) process.exitCode = ExitCodes.walFailHard;
-      else if (!report.pass) process.exitCode = ExitCodes.failure;
+      return { exitCode: inspection.fail_hard ? ExitCodes.walFailHard : report.pass ? ExitCodes.ok : ExitCodes.failure };
     }));
 }

@@ -4,16 +4,16 @@
  * and never a bundle the reader would refuse — the builder reads back what it
  * wrote with {@link openBundle} before returning it.
  */
-import { sha256Digest } from "../../lib/index.js";
+import { dateOf, quote, sha256Digest, systemClock } from "../../lib/index.js";
+import type { Clock } from "../../lib/index.js";
 import { PolicyError } from "../errors.js";
 import type { BundleManifest } from "../types.js";
 import { bundleHash } from "./bundle-hash.js";
 import { bundleManifestSchema, isRuntimeRange, isStrictSemver, serializeManifest } from "./manifest.js";
 import { BUNDLE_NAME_RE, MANIFEST_NAME } from "./names.js";
-import { quote } from "./quote.js";
 import { openBundle } from "./read.js";
 import { readSources } from "./sources.js";
-import { gzipDeterministic, tarArchive } from "./tar-write.js";
+import { gzipDeterministic, tarArchive } from "../../archive/index.js";
 
 export interface BuildBundleOptions {
   /** `manifest.name`: 1–128 letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
@@ -26,8 +26,8 @@ export interface BuildBundleOptions {
   createdAt?: Date;
   /** The environment `SOURCE_DATE_EPOCH` is read from; default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
-  /** The clock used when neither `createdAt` nor `SOURCE_DATE_EPOCH` is given. */
-  now?: () => Date;
+  /** The clock used when neither `createdAt` nor `SOURCE_DATE_EPOCH` is given. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 export interface BuiltBundle {
@@ -67,7 +67,7 @@ export interface BuiltBundle {
  * ```
  */
 export async function buildBundle(dir: string, opts: BuildBundleOptions): Promise<BuiltBundle> {
-  const createdAt = rfc3339Seconds(opts.createdAt ?? sourceDateEpoch(opts.env ?? process.env) ?? (opts.now ?? (() => new Date()))());
+  const createdAt = rfc3339Seconds(opts.createdAt ?? sourceDateEpoch(opts.env ?? process.env) ?? dateOf(opts.clock ?? systemClock));
   const runtimeVersion = opts.runtimeVersion ?? "";
   checkBuildOptions(opts.name, opts.version, runtimeVersion);
 

@@ -1,6 +1,5 @@
-import { sha256Digest } from "../../lib/index.js";
+import { quote, sha256Digest } from "../../lib/index.js";
 import { compareNames } from "./names.js";
-import { quote } from "./quote.js";
 
 /** One file's name and raw content, as {@link bundleHash} consumes them. */
 export interface BundleFileContent {

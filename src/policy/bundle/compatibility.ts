@@ -1,7 +1,7 @@
 import semver from "semver";
 import { PolicyError } from "../errors.js";
 import type { BundleManifest } from "../types.js";
-import { quote } from "./quote.js";
+import { quote } from "../../lib/index.js";
 
 /** True when `runtimeVersion` satisfies the manifest's `required_runtime_version` (pre-releases included). */
 export function isRuntimeCompatible(manifest: BundleManifest, runtimeVersion: string): boolean {

@@ -4,13 +4,12 @@
  */
 import semver from "semver";
 import { z } from "zod";
-import { fieldProblems, isSha256Digest, formatProblems } from "../../lib/index.js";
+import { fieldProblems, formatProblems, isSha256Digest, printable } from "../../lib/index.js";
 import { PolicyError, messageOf } from "../errors.js";
 import type { BundleManifest } from "../types.js";
 import { decodeUtf8 } from "./decode-utf8.js";
 import { DEFAULT_BUNDLE_LIMITS } from "./limits.js";
 import { BUNDLE_NAME_RE, POLICY_FILE_RE, compareNames } from "./names.js";
-import { printable } from "./quote.js";
 
 /** Longest version / range string accepted (semver's own limit). */
 const MAX_VERSION_CHARS = 256;

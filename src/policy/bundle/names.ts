@@ -13,23 +13,3 @@ export const BUNDLE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export function compareNames(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }
-
-/**
- * Why `name` may not appear in a bundle, or undefined when it may. Bundles are
- * flat, so any `/` is refused; names are printable ASCII so look-alike Unicode
- * and normalisation forms cannot disguise one name as another.
- */
-export function pathProblem(name: string): string | undefined {
-  if (name.length === 0) return "empty name";
-  if (name.length > 255) return "name longer than 255 bytes";
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
-  if (/[\x00-\x1f\x7f-\x9f]/.test(name)) return "control character in the name";
-  if (/[^\x20-\x7e]/.test(name)) return "non-ASCII name (look-alike characters and Unicode normalisation make such names ambiguous)";
-  if (name.includes("\\")) return "backslash in the name (a path separator on Windows)";
-  if (name.split("/").includes("..")) return "'..' component (path traversal)";
-  if (name.startsWith("/")) return "absolute path";
-  if (/^[A-Za-z]:/.test(name)) return "drive-letter path";
-  if (name.includes("/")) return "'/' in the name (bundles are flat: no directories)";
-  if (name === ".") return "'.' is not a file name";
-  return undefined;
-}

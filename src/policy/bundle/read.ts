@@ -10,16 +10,17 @@
  * and its canonical serialization, {@link bundleHash}) live in this folder too,
  * so there is one definition of what a valid bundle is.
  */
+import { ArchiveError, readTarGz } from "../../archive/index.js";
+import type { ArchiveEntry, ArchiveErrorCode } from "../../archive/index.js";
 import { RUNTIME_VERSION, sha256Digest } from "../../lib/index.js";
+import { PolicyError } from "../errors.js";
+import type { PolicyErrorCode } from "../errors.js";
 import type { PolicyBundle } from "../types.js";
 import { verifyCompatibility } from "./compatibility.js";
-import { checkContainer, gunzipBounded } from "./gunzip-bounded.js";
 import { DEFAULT_BUNDLE_LIMITS } from "./limits.js";
 import type { BundleLimits } from "./limits.js";
 import { parseManifest } from "./manifest.js";
 import { MANIFEST_NAME } from "./names.js";
-import { crossCheckWithTarParser } from "./tar-cross-check.js";
-import { scanTar } from "./tar-walk.js";
 import { verifyFiles } from "./verify-files.js";
 
 export interface ReadBundleOptions {
@@ -73,11 +74,32 @@ export async function readBundle(bytes: Uint8Array, opts: ReadBundleOptions = {}
 export async function openBundle(bytes: Uint8Array, limits: Partial<BundleLimits> = {}): Promise<PolicyBundle> {
   const l: BundleLimits = { ...DEFAULT_BUNDLE_LIMITS, ...limits };
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  checkContainer(input, l);
-  const tar = await gunzipBounded(input, l);
-  const entries = scanTar(tar, l);
-  crossCheckWithTarParser(tar, entries, l);
+  const entries = await readArchive(input, l);
   const manifest = parseManifest(entries.find((e) => e.name === MANIFEST_NAME)?.data);
   const files = verifyFiles(manifest, entries);
   return { manifest, files, digest: sha256Digest(input), size: input.length };
 }
+
+/** Steps 1-3, by the archive reader; its refusals become the bundle's codes, with the same message. */
+async function readArchive(input: Buffer, limits: BundleLimits): Promise<ArchiveEntry[]> {
+  try {
+    return await readTarGz(input, { limits, what: "bundle", flat: true });
+  } catch (e) {
+    if (!(e instanceof ArchiveError)) throw e;
+    const err = e;
+    throw new PolicyError(BUNDLE_CODE[err.code], err.message, { ...(err.cause !== undefined ? { cause: err.cause } : {}), ...(Object.keys(err.details).length > 0 ? { details: { ...err.details } } : {}) });
+  }
+}
+
+const BUNDLE_CODE: Readonly<Record<ArchiveErrorCode, PolicyErrorCode>> = {
+  ARCHIVE_TOO_LARGE: "BUNDLE_TOO_LARGE",
+  ARCHIVE_NOT_GZIP: "BUNDLE_NOT_GZIP",
+  ARCHIVE_TAR_INVALID: "BUNDLE_TAR_INVALID",
+  ARCHIVE_TOO_MANY_ENTRIES: "BUNDLE_TOO_MANY_ENTRIES",
+  ARCHIVE_LINK_FORBIDDEN: "BUNDLE_LINK_FORBIDDEN",
+  ARCHIVE_ENTRY_TYPE_FORBIDDEN: "BUNDLE_ENTRY_TYPE_FORBIDDEN",
+  ARCHIVE_PATH_UNSAFE: "BUNDLE_PATH_UNSAFE",
+  ARCHIVE_DUPLICATE_ENTRY: "BUNDLE_DUPLICATE_ENTRY",
+  // Only the writer raises it; a read never does.
+  ARCHIVE_ENTRY_INVALID: "BUNDLE_TAR_INVALID",
+};

@@ -2,12 +2,11 @@
 import { constants } from "node:fs";
 import { lstat, open, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { errnoCode } from "../../lib/index.js";
+import { errnoCode, quote } from "../../lib/index.js";
 import { PolicyError } from "../errors.js";
 import { decodeUtf8 } from "./decode-utf8.js";
 import { DEFAULT_BUNDLE_LIMITS } from "./limits.js";
 import { POLICY_FILE_RE, compareNames } from "./names.js";
-import { quote } from "./quote.js";
 
 /** A policy file read from the source directory. */
 export interface SourceFile {

@@ -1,12 +1,11 @@
 /** Step 5 of reading a bundle: the files against the manifest. */
-import { safeEqual, sha256Digest } from "../../lib/index.js";
+import { quote, safeEqual, sha256Digest } from "../../lib/index.js";
 import { PolicyError } from "../errors.js";
 import type { BundleManifest, PolicyFile } from "../types.js";
 import { bundleHash } from "./bundle-hash.js";
 import { decodeUtf8 } from "./decode-utf8.js";
 import { MANIFEST_NAME, compareNames } from "./names.js";
-import { quote } from "./quote.js";
-import type { RawEntry } from "./tar-walk.js";
+import type { ArchiveEntry as RawEntry } from "../../archive/index.js";
 
 /**
  * Checks that the archive holds exactly the files the manifest lists, with the

@@ -1,3 +1,4 @@
+import type { Clock } from "../../lib/index.js";
 import { ControlPlaneEventsSink, FanoutSink, OtlpHttpLogsSink } from "./sinks.js";
 import type { Compression, Sink } from "./sinks.js";
 
@@ -45,12 +46,14 @@ export interface Destinations {
   /** OTLP request compression; default from the OTEL variables, else none. */
   compression?: Compression;
   env?: Readonly<Record<string, string | undefined>>;
+  /** Clock of the sinks (observed times, Retry-After dates). Default: the system clock. */
+  clock?: Clock;
 }
 
 /** The sink for the configured destinations (both: fan-out, each must confirm); undefined when none is configured. */
 export function sinkFor(d: Destinations): Sink | undefined {
   const sinks: Sink[] = [];
-  const timeout = d.timeoutMs !== undefined ? { timeoutMs: d.timeoutMs } : {};
+  const timeout = { ...(d.timeoutMs !== undefined ? { timeoutMs: d.timeoutMs } : {}), ...(d.clock ? { clock: d.clock } : {}) };
   const env = d.env ?? process.env;
   const compression = d.compression ?? otlpCompressionFromEnv(env) ?? "none";
   if (d.otlpUrl) sinks.push(new OtlpHttpLogsSink({ url: d.otlpUrl, headers: otlpHeadersFromEnv(env), serviceName: d.nodeId, compression, ...timeout }));

@@ -18,7 +18,8 @@
  * the next batch, ahead of the lower levels still pending. Memory: one batch,
  * one read buffer, the bitset; never the backlog.
  */
-import { acquireFileLock } from "../../lib/index.js";
+import { acquireFileLock, isoTime, systemClock } from "../../lib/index.js";
+import type { Clock } from "../../lib/index.js";
 import { besideWalDir } from "../wal/index.js";
 import type { WalLogger } from "../wal/index.js";
 import { DEFAULT_RETRY, backoffDelay, sleep } from "./backoff.js";
@@ -61,8 +62,8 @@ export interface ExporterOptions {
   retry?: Partial<RetryPolicy>;
   /** run(): how often to look for new entries once caught up. Default 500 ms. */
   pollMs?: number;
-  /** Clock (ms) for status and dead-letter times. */
-  now?: () => number;
+  /** Clock for status and dead-letter times. Default {@link systemClock}. */
+  clock?: Clock;
   /** For backoff jitter. */
   random?: () => number;
   log?: ExporterLogger;
@@ -123,7 +124,7 @@ export class Exporter {
   readonly #maxBytes: number;
   readonly #retry: RetryPolicy;
   readonly #pollMs: number;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   readonly #random: () => number;
   readonly #log: ExporterLogger | undefined;
   readonly #lock: boolean;
@@ -150,7 +151,7 @@ export class Exporter {
     this.#maxBytes = Math.max(1, Math.floor(o.maxInFlightBytes ?? 1024 * 1024));
     this.#retry = { ...DEFAULT_RETRY, ...o.retry };
     this.#pollMs = o.pollMs ?? 500;
-    this.#now = o.now ?? Date.now;
+    this.#clock = o.clock ?? systemClock;
     this.#random = o.random ?? Math.random;
     this.#log = o.log;
     this.#lock = o.lock ?? true;
@@ -172,7 +173,7 @@ export class Exporter {
   }
 
   #iso(): string {
-    return new Date(this.#now()).toISOString();
+    return isoTime(this.#clock);
   }
 
   async #init(): Promise<void> {

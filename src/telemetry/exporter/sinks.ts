@@ -17,6 +17,8 @@
  *                              records, so nothing is dead-lettered; retried
  *                              with backoff until an operator fixes it
  */
+import { systemClock } from "../../lib/index.js";
+import type { Clock } from "../../lib/index.js";
 import type { ExportRecord } from "./record.js";
 import { eventIdOf, eventTimeNanos, nanosToRfc3339 } from "./record.js";
 import { encodeLogsRequest } from "./otlp.js";
@@ -101,6 +103,7 @@ interface HttpPost {
   timeoutMs: number;
   signal?: AbortSignal | undefined;
   sink: string;
+  clock: Clock;
 }
 
 /** POSTs JSON; resolves with the parsed 2xx body (or undefined), throws SinkUnavailable / SinkRejected otherwise. */
@@ -125,7 +128,7 @@ async function postJson(p: HttpPost): Promise<unknown> {
   const verdict = classifyStatus(res.status);
   if (verdict === "rejected") throw new SinkRejected(`${p.sink}: ${p.url} refused the batch with HTTP ${res.status}${reason ? `: ${reason}` : ""}`, res.status, p.sink);
   if (verdict !== "delivered") {
-    const ra = retryAfterMs(res.headers.get("retry-after"), Date.now());
+    const ra = retryAfterMs(res.headers.get("retry-after"), p.clock.now());
     throw new SinkUnavailable(`${p.sink}: ${p.url} answered HTTP ${res.status}${verdict === "refused" ? " (a configuration problem: check the URL and credentials)" : ""}${reason ? `: ${reason}` : ""}`,
       verdict === "refused" ? "refused" : "status", { status: res.status, ...(ra === undefined ? {} : { retryAfterMs: ra }) });
   }
@@ -152,8 +155,8 @@ export interface OtlpHttpLogsSinkOptions {
   compression?: Compression;
   /** Resource `service.name`: the node id. */
   serviceName: string;
-  /** Clock for observedTimeUnixNano (ms). */
-  now?: () => number;
+  /** Clock for observedTimeUnixNano and Retry-After dates. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 /** OTLP/HTTP JSON logs (`POST <url>/v1/logs`, `application/json`, ExportLogsServiceRequest). */
@@ -170,9 +173,10 @@ export class OtlpHttpLogsSink implements Sink {
 
   async send(batch: readonly ExportRecord[], opts: SendOptions = {}): Promise<void | SinkResult> {
     if (batch.length === 0) return;
-    const observed = BigInt(Math.round((this.#o.now ?? Date.now)())) * 1_000_000n;
+    const clock = this.#o.clock ?? systemClock;
+    const observed = BigInt(Math.round(clock.now())) * 1_000_000n;
     const body = JSON.stringify(encodeLogsRequest(batch, this.#o.serviceName, observed));
-    const res = await postJson({ url: this.endpoint, body, compression: this.#o.compression, headers: this.#o.headers ?? {}, timeoutMs: this.#o.timeoutMs ?? 10_000, signal: opts.signal, sink: this.name });
+    const res = await postJson({ url: this.endpoint, body, compression: this.#o.compression, headers: this.#o.headers ?? {}, timeoutMs: this.#o.timeoutMs ?? 10_000, signal: opts.signal, sink: this.name, clock });
     const partial = (res as { partialSuccess?: { rejectedLogRecords?: unknown; errorMessage?: unknown } } | undefined)?.partialSuccess;
     const count = Number(partial?.rejectedLogRecords ?? 0);
     if (Number.isFinite(count) && count > 0) return { partialRejected: { count, message: typeof partial?.errorMessage === "string" ? partial.errorMessage : "" } };
@@ -185,8 +189,8 @@ export interface ControlPlaneEventsSinkOptions {
   headers?: Readonly<Record<string, string>>;
   /** Default 10 s. */
   timeoutMs?: number;
-  /** Clock for events without a timestamp (ms). */
-  now?: () => number;
+  /** Clock for events without a timestamp and Retry-After dates. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 /** One event in the control plane's ingestion format (original-interfaces §2.3). */
@@ -235,9 +239,10 @@ export class ControlPlaneEventsSink implements Sink {
 
   async send(batch: readonly ExportRecord[], opts: SendOptions = {}): Promise<void> {
     if (batch.length === 0) return;
-    const now = (this.#o.now ?? Date.now)();
+    const clock = this.#o.clock ?? systemClock;
+    const now = clock.now();
     const body = JSON.stringify({ events: batch.map((r) => toControlPlaneEvent(r, now)) });
-    const res = await postJson({ url: this.endpoint, body, headers: this.#o.headers ?? {}, timeoutMs: this.#o.timeoutMs ?? 10_000, signal: opts.signal, sink: this.name });
+    const res = await postJson({ url: this.endpoint, body, headers: this.#o.headers ?? {}, timeoutMs: this.#o.timeoutMs ?? 10_000, signal: opts.signal, sink: this.name, clock });
     const received = (res as { received?: unknown } | undefined)?.received;
     if (typeof received !== "number" || received !== batch.length) {
       throw new SinkUnavailable(`${this.name}: ${this.endpoint} acknowledged ${String(received)} of ${batch.length} events`, "protocol");

@@ -1,4 +1,4 @@
-import { pino } from "pino";
+import { createLogger } from "../../observability/index.js";
 
 /** The structured logger the WAL writes its fail-hard and warning records to (pino-compatible). */
 export interface WalLogger {
@@ -10,6 +10,6 @@ let fallback: WalLogger | undefined;
 
 /** JSON lines on stderr, created on first use so importing the WAL costs nothing. */
 export function defaultWalLogger(): WalLogger {
-  fallback ??= pino({ name: "autonomy.wal", base: undefined }, pino.destination({ fd: 2, sync: true }));
+  fallback ??= createLogger({ name: "autonomy.wal" });
   return fallback;
 }

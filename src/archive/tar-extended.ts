@@ -1,6 +1,6 @@
 /** Extended headers (pax and GNU long names) as the strict walk reads them. */
-import { PolicyError } from "../errors.js";
-import { quote } from "./quote.js";
+import { ArchiveError } from "./errors.js";
+import { quote } from "../lib/index.js";
 import { Flag, cString, isZero } from "./tar-header.js";
 
 /**
@@ -37,13 +37,13 @@ export function applyMeta(typeflag: string, body: Buffer, pending: Pending, wher
   const next: Pending = { ...pending };
   for (const [key, value] of records) {
     if ((global ? PAX_GLOBAL_FORBIDDEN_KEYS : PAX_FORBIDDEN_KEYS).has(key)) {
-      throw new PolicyError("BUNDLE_TAR_INVALID", `${where}: a ${global ? "global " : ""}pax header may not set ${quote(key)}`);
+      throw new ArchiveError("ARCHIVE_TAR_INVALID", `${where}: a ${global ? "global " : ""}pax header may not set ${quote(key)}`);
     }
     if (global) continue;
     if (key === "path") next.path = value;
     else if (key === "linkpath") next.linkpath = true;
     else if (key === "size") {
-      if (!/^\d{1,15}$/.test(value)) throw new PolicyError("BUNDLE_TAR_INVALID", `${where}: pax size ${quote(value)} is not a decimal number`);
+      if (!/^\d{1,15}$/.test(value)) throw new ArchiveError("ARCHIVE_TAR_INVALID", `${where}: pax size ${quote(value)} is not a decimal number`);
       next.size = Number(value);
     }
   }
@@ -61,12 +61,12 @@ function parsePaxRecords(body: Buffer, where: string): [string, string][] {
   while (pos < body.length) {
     const space = body.indexOf(0x20, pos);
     const lenText = space < 0 ? "" : body.toString("latin1", pos, space);
-    if (!/^[1-9]\d{0,8}$/.test(lenText)) throw new PolicyError("BUNDLE_TAR_INVALID", `${where}: malformed pax record length at byte ${pos} of the extended header`);
+    if (!/^[1-9]\d{0,8}$/.test(lenText)) throw new ArchiveError("ARCHIVE_TAR_INVALID", `${where}: malformed pax record length at byte ${pos} of the extended header`);
     const end = pos + Number(lenText);
-    if (end > body.length || body[end - 1] !== 0x0a) throw new PolicyError("BUNDLE_TAR_INVALID", `${where}: a pax record overruns the extended header or lacks its newline`);
+    if (end > body.length || body[end - 1] !== 0x0a) throw new ArchiveError("ARCHIVE_TAR_INVALID", `${where}: a pax record overruns the extended header or lacks its newline`);
     const record = body.toString("latin1", space + 1, end - 1);
     const eq = record.indexOf("=");
-    if (eq <= 0) throw new PolicyError("BUNDLE_TAR_INVALID", `${where}: a pax record has no key`);
+    if (eq <= 0) throw new ArchiveError("ARCHIVE_TAR_INVALID", `${where}: a pax record has no key`);
     out.push([record.slice(0, eq), record.slice(eq + 1)]);
     pos = end;
   }

@@ -1,9 +1,9 @@
-/** Step 3 of reading a bundle: a second opinion from the `tar` package. */
+/** Step 3 of reading an archive: a second opinion from the `tar` package. */
 import { Parser } from "tar";
 import type { ReadEntry } from "tar";
-import { PolicyError, messageOf } from "../errors.js";
-import type { BundleLimits } from "./limits.js";
-import { printable, quote } from "./quote.js";
+import { messageOf, printable, quote } from "../lib/index.js";
+import { ArchiveError } from "./errors.js";
+import type { ArchiveLimits } from "./limits.js";
 import type { RawEntry } from "./tar-walk.js";
 
 interface ParsedEntry {
@@ -20,7 +20,7 @@ interface ParsedEntry {
  * archive reads differently in different tools (a smuggling attempt or a bug),
  * and is refused.
  */
-export function crossCheckWithTarParser(tar: Buffer, entries: readonly RawEntry[], l: BundleLimits): void {
+export function crossCheckWithTarParser(tar: Buffer, entries: readonly RawEntry[], l: ArchiveLimits): void {
   const parsed: ParsedEntry[] = [];
   let failure: string | undefined;
   let ended = false;
@@ -51,7 +51,7 @@ export function crossCheckWithTarParser(tar: Buffer, entries: readonly RawEntry[
   }
   failure ??= disagreement(parsed, entries, ended);
   if (failure !== undefined) {
-    throw new PolicyError("BUNDLE_TAR_INVALID", `the tar archive is malformed: the tar parser disagrees with the header walk (${printable(failure)})`);
+    throw new ArchiveError("ARCHIVE_TAR_INVALID", `the tar archive is malformed: the tar parser disagrees with the header walk (${printable(failure)})`);
   }
 }
 

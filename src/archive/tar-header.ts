@@ -3,7 +3,7 @@
  * refuses anything the `tar` package might read differently. Shared with the
  * builder for the block size.
  */
-import { PolicyError } from "../errors.js";
+import { ArchiveError } from "./errors.js";
 
 /** A tar block: every header is one, every entry's data is padded to a multiple. */
 export const BLOCK = 512;
@@ -89,7 +89,7 @@ export function headerSum(h: Buffer): number {
 /** The `size` bytes at `off`; the padding to the block boundary must exist and be zero. */
 export function dataBlock(tar: Buffer, off: number, size: number, what: string): Buffer {
   const end = off + padded(size);
-  if (end > tar.length) throw new PolicyError("BUNDLE_TAR_INVALID", `${what}: the archive is truncated (the entry needs ${size} bytes)`);
-  if (!isZero(tar.subarray(off + size, end))) throw new PolicyError("BUNDLE_TAR_INVALID", `${what}: non-zero bytes in the block padding`);
+  if (end > tar.length) throw new ArchiveError("ARCHIVE_TAR_INVALID", `${what}: the archive is truncated (the entry needs ${size} bytes)`);
+  if (!isZero(tar.subarray(off + size, end))) throw new ArchiveError("ARCHIVE_TAR_INVALID", `${what}: non-zero bytes in the block padding`);
   return tar.subarray(off, off + size);
 }

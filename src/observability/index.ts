@@ -1,0 +1,3 @@
+export { createLogger, REDACT_PATHS, REDACTED } from "./logger.js";
+export type { LoggerOptions } from "./logger.js";
+export type { Logger } from "pino";
