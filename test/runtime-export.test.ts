@@ -78,8 +78,13 @@ describe("runtime with telemetry.otlp_url", () => {
       const p = await readPos(telemetryWalDir(stateRoot));
       return p.kind === "ok" && p.pos >= 11;
     }, "telemetry.pos covers the delivered records");
-    // What an operator on call sees: the WAL and the exporter in /v1/status.
-    const status = (await (await fetch(`${url}/v1/status`)).json()) as { telemetry: { wal: { last_seq: number; decision_log: string }; exporter: { pos: number; sink: string } } };
+    // What an operator on call sees: the WAL and the exporter in /v1/status. The exporter
+    // records its position in memory once telemetry.pos is durable (after the directory
+    // fsync), so the status can trail the file by that fsync: wait for it rather than race.
+    type Status = { telemetry: { wal: { last_seq: number; decision_log: string }; exporter: { pos: number; sink: string } } };
+    const readStatus = async (): Promise<Status> => (await (await fetch(`${url}/v1/status`)).json()) as Status;
+    await until(async () => (await readStatus()).telemetry.exporter.pos >= 11, "/v1/status shows the durable position");
+    const status = await readStatus();
     expect(status.telemetry.wal).toMatchObject({ decision_log: "durable" });
     expect(status.telemetry.wal.last_seq).toBeGreaterThanOrEqual(11);
     expect(status.telemetry.exporter).toMatchObject({ sink: "otlp" });
