@@ -114,4 +114,25 @@ describe("autonomy wal", () => {
     expect(reopen.code).toBe(5);
     expect(reopen.stderr).toMatch(/SEGMENT_INVALID/);
   });
+  it("read, inspect, verify and reclaim refuse a directory that does not exist (WAL_DIR_MISSING, exit 1) and create nothing there", async () => {
+    const dir = join(root, "no-such-wal");
+    for (const args of [["read"], ["inspect"], ["verify", "--out", join(root, "nope.json")], ["reclaim"]]) {
+      const r = await runCli(["wal", ...args, "--dir", dir]);
+      expect(r.code, describeRun(r)).toBe(1);
+      expect(r.stderr).toMatch(/no-such-wal is missing: there is no WAL to read here\nhint: check the path/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const j = await runJson(["wal", "inspect", "--dir", dir, "--json"]);
+    expect(j.json.code).toBe("WAL_DIR_MISSING");
+    expect((await readdir(root)).filter((n) => n.startsWith("no-such-wal") || n === "nope.json")).toEqual([]);
+  });
+
+  it("read --from 0 on a WAL that reclaimed nothing prints no reclamation note", async () => {
+    const dir = join(root, "from-zero");
+    expect((await runCli(["wal", "append", "--dir", dir, "--segment-bytes", "0"], { input: lines(2) })).code).toBe(0);
+    const r = await runCli(["wal", "read", "--dir", dir, "--from", "0"]);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stderr).not.toMatch(/reclaimed/);
+    expect(r.stdout.trim().split("\n")).toHaveLength(2);
+  });
 });

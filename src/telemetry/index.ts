@@ -12,6 +12,7 @@ export { encodeFrame, encodeSafeSeq, decodeSafeSeq } from "./wal/index.js";
 export { readGeneration, encodePosition, decodePosition } from "./wal/index.js";
 export type { Generation, Position } from "./wal/index.js";
 export { WalError, WalFailHard, WAL_ERROR_CODES, WAL_FAIL_HARD_CAUSES, LEGACY_UPGRADE_ENV, OPERATOR_RESET_ENV } from "./wal/index.js";
+export { requireWalDir } from "./wal/index.js";
 export type { WalErrorCode, WalFailHardCause } from "./wal/index.js";
 export { WalFileReader, inspectWal, inspectWalDir, readCommitted, VERIFY_INVARIANTS } from "./wal/index.js";
 export type { WalInspection, VerifyInvariant } from "./wal/index.js";

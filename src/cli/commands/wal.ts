@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { DEFAULT_SEGMENT_BYTES, Wal, WalFileReader, appendJsonLines, confirmedPos, decodePosition, inspectWalDir, walPaths, nodeWalFs, readBase, readGeneration } from "../../telemetry/index.js";
+import { DEFAULT_SEGMENT_BYTES, Wal, WalFileReader, appendJsonLines, confirmedPos, requireWalDir, decodePosition, inspectWalDir, walPaths, nodeWalFs, readBase, readGeneration } from "../../telemetry/index.js";
 import type { WalInspection } from "../../telemetry/index.js";
 import { ExitCodes, writeFileAtomic } from "../../lib/index.js";
 import { goArch, walVerifyReport } from "../../evidence/index.js";
@@ -35,6 +35,7 @@ function inspectText(dir: string, i: WalInspection, pos: PosView | null, generat
 }
 
 async function inspectDir(dir: string): Promise<{ inspection: WalInspection; pos: PosView | null; generation: string }> {
+  await requireWalDir(dir);
   const p = walPaths(dir);
   const inspection = await inspectWalDir(dir);
   const { id: generation } = await readGeneration(nodeWalFs, dir);
@@ -59,10 +60,11 @@ export function registerWal(program: Command): void {
     .requiredOption("--dir <dir>", "WAL directory")
     .option("--from <seq>", "first seq to print", parseSeq, 1)
     .action(action(async (flags: { dir: string; from: number }) => {
+      await requireWalDir(flags.dir);
       const reader = new WalFileReader(flags.dir);
       const committed = await reader.committed();
       const { base } = await readBase(nodeWalFs, flags.dir);
-      if (flags.from <= base) process.stderr.write(`note: seqs 1..${base} were reclaimed after the exporter confirmed them; entries start at ${base + 1}\n`);
+      if (base > 0 && flags.from <= base) process.stderr.write(`note: seqs 1..${base} were reclaimed after the exporter confirmed them; entries start at ${base + 1}\n`);
       for await (const page of reader.scan(flags.from, committed)) {
         const lines = page.map((e) => `${JSON.stringify({ seq: e.seq, event: e.event })}\n`).join("");
         if (!process.stdout.write(lines)) await new Promise<void>((resolve) => process.stdout.once("drain", () => resolve()));
@@ -88,6 +90,7 @@ export function registerWal(program: Command): void {
     .option("--upto <seq>", "reclaim no further than this seq (never beyond telemetry.pos)", parseSeq)
     .option("--json", "machine-readable output")
     .action(action(async (flags: { dir: string; upto?: number; json?: boolean }) => {
+      await requireWalDir(flags.dir);
       const pos = await confirmedPos(flags.dir);
       const limit = Math.min(pos, flags.upto ?? Number.POSITIVE_INFINITY);
       const w = await Wal.open(flags.dir);

@@ -7,6 +7,7 @@ export { appendJsonLines } from "./append-lines.js";
 export type { WalEntry } from "./codec.js";
 export { encodeFrame, encodeSafeSeq, decodeSafeSeq } from "./codec.js";
 export { WalFailHard, WalError, WAL_FAIL_HARD_CAUSES, WAL_ERROR_CODES } from "./errors.js";
+export { requireWalDir } from "./existing-dir.js";
 export type { WalFailHardCause, WalErrorCode } from "./errors.js";
 export { nodeWalFs } from "./fs.js";
 export type { WalFs, WalFile, WalReadFile } from "./fs.js";
