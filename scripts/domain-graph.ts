@@ -1,7 +1,7 @@
 // Renders the generated part of docs/architecture.md from the tree itself: the layer table
 // (layers.json) and the module dependency graph of the domains (every relative import
 // between src/<domain>/ folders, unit tests excluded). `npm run docs:architecture` writes
-// it; test/docs-architecture.test.ts fails when the checked-in copy is stale.
+// it; test/docs/docs-architecture.test.ts fails when the checked-in copy is stale.
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import ts from "typescript";

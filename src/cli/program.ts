@@ -47,5 +47,5 @@ export function renderCliReference(program: Command): string {
   const pages = helpPages(program);
   const toc = pages.map((p) => `- [\`${p.path}\`](#${p.path.replace(/ /g, "-")})`).join("\n");
   const body = pages.map((p) => `## ${p.path}\n\n\`\`\`text\n${p.help.trimEnd()}\n\`\`\``).join("\n\n");
-  return `# CLI reference\n\nGenerated from the command tree by \`npm run docs:cli\`; \`test/docs-cli.test.ts\` fails when it is stale.\n\n${toc}\n\n${body}\n`;
+  return `# CLI reference\n\nGenerated from the command tree by \`npm run docs:cli\`; \`test/docs/docs-cli.test.ts\` fails when it is stale.\n\n${toc}\n\n${body}\n`;
 }

@@ -8,7 +8,7 @@
  * The golden activation lock: test/fixtures/lock/golden.lock.json, copied
  * verbatim (4-space indentation, human key order: not canonical on purpose, so
  * the check also proves layout does not affect the fingerprint). Keep in sync
- * with that file; test/lab-portability.test.ts compares them.
+ * with that file; test/evidence/lab-portability.test.ts compares them.
  */
 export const GOLDEN_LOCK_JSON = `{
     "schema_version": "v0",

@@ -82,19 +82,19 @@ function loopDevices(): string | undefined {
 
 /** Every capability a test may need, by the name AUTONOMY_TEST_SKIP uses. */
 const PEER_TABLE = {
-  skopeo: commands(["skopeo"], ["skopeo"], "test/interop-skopeo (reads and copies what we write)"),
-  "docker-registry": commands(["docker-registry"], ["docker-registry"], "the registry tests (test/registry-client, supplychain-registry, interop-skopeo)"),
-  b3sum: commands(["b3sum"], ["b3sum"], "test/lock-b3sum and interop-skopeo (reference BLAKE3)"),
-  openssl: commands(["openssl"], ["openssl"], "test/sign-openssl, interop-skopeo and the registry token server"),
+  skopeo: commands(["skopeo"], ["skopeo"], "test/supplychain/interop-skopeo (reads and copies what we write)"),
+  "docker-registry": commands(["docker-registry"], ["docker-registry"], "the registry tests (test/oci/registry-client, supplychain-registry, interop-skopeo)"),
+  b3sum: commands(["b3sum"], ["b3sum"], "test/lock/lock-b3sum and interop-skopeo (reference BLAKE3)"),
+  openssl: commands(["openssl"], ["openssl"], "test/sign/sign-openssl, interop-skopeo and the registry token server"),
   git: commands(["git"], ["git"], "cloning and working on the repository"),
   strace: commands(["strace"], ["strace"], "the system-call test of `autonomy wal append` (seed 001 fsync order)"),
   python3: commands(["python3"], ["python3"], "scripts/wal_verify.py, the independent WAL verifier of the portability lab"),
   "gnu-tar": { usedBy: "the policy bundle tests that read our archives with GNU tar", probe: gnuTar, debian: ["tar"] },
-  "util-linux": commands(["mount", "umount", "losetup"], ["util-linux", "mount"], "test/wal-disk-full (tmpfs) and the portability loop cells"),
+  "util-linux": commands(["mount", "umount", "losetup"], ["util-linux", "mount"], "test/telemetry/wal-disk-full (tmpfs) and the portability loop cells"),
   "mkfs.ext4": commands(["mkfs.ext4"], ["e2fsprogs"], "the ext4 portability cell"),
   "mkfs.xfs": commands(["mkfs.xfs"], ["xfsprogs"], "the xfs portability cell"),
-  procps: commands(["ps"], ["procps"], "test/runtime-upstream (no upstream child left behind)"),
-  root: { usedBy: "test/wal-disk-full (mounts a tmpfs) and the portability loop cells (mkfs, losetup, mount)", probe: isRoot, debian: [], remedy: "run `npm test` as root, outside a container or in one started with --privileged" },
+  procps: commands(["ps"], ["procps"], "test/runtime/runtime-upstream (no upstream child left behind)"),
+  root: { usedBy: "test/telemetry/wal-disk-full (mounts a tmpfs) and the portability loop cells (mkfs, losetup, mount)", probe: isRoot, debian: [], remedy: "run `npm test` as root, outside a container or in one started with --privileged" },
   "loop-devices": {
     usedBy: "the ext4 and xfs portability cells",
     probe: loopDevices,

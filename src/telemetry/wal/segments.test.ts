@@ -1,7 +1,7 @@
 /**
  * Bounded disk (docs/wal.md "Bounded disk: segments"): sealing, reclamation,
  * recovery across segment boundaries, and each way a segmented directory can
- * be damaged. Crash behaviour is covered by test/wal-crash-harness.test.ts,
+ * be damaged. Crash behaviour is covered by test/telemetry/wal-crash-harness.test.ts,
  * which runs half its iterations with tiny segments and random reclamation.
  */
 import { mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile, rename, stat } from "node:fs/promises";

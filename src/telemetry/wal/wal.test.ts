@@ -2,7 +2,7 @@
  * Seed 001, clause by clause. Each test is named after the clause or stop
  * condition it proves (S1–S12, R1–R5, WS-1..WS-4, OBS-4) so the seed's matrix
  * maps onto this file; S8/WS-1 and S9 record the real file-system calls. Real files in temp dirs; the power-loss harness lives in
- * test/wal-crash-harness.test.ts.
+ * test/telemetry/wal-crash-harness.test.ts.
  */
 import { describe, expect, it, beforeEach } from "vitest";
 import { mkdtemp, readFile, writeFile, appendFile, stat, mkdir, truncate } from "node:fs/promises";

@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { readFile } from "node:fs/promises";
+import { LOCK_ERROR_CODES } from "../../src/lock/index.js";
+import { SIGN_ERROR_CODES, VERIFICATION_ERROR_CODES } from "../../src/sign/index.js";
+import { OCI_ERROR_CODES } from "../../src/oci/index.js";
+import { POLICY_ERROR_CODES } from "../../src/policy/index.js";
+import { RUNTIME_ERROR_CODES } from "../../src/runtime/index.js";
+import { NODE_ERROR_CODES } from "../../src/node/index.js";
+import { EXPORT_ERROR_CODES, WAL_ERROR_CODES, WAL_FAIL_HARD_CAUSES } from "../../src/telemetry/index.js";
+import { HTTP_PROBLEM_CODES } from "../../src/lib/index.js";
+import { ARCHIVE_ERROR_CODES } from "../../src/archive/index.js";
+
+// Keeps the error catalogue, the code lists and docs/errors.md in step (fastify's errors test, in spirit).
+describe("docs/errors.md", () => {
+  const all = ["USAGE", ...LOCK_ERROR_CODES, ...SIGN_ERROR_CODES, ...VERIFICATION_ERROR_CODES, ...OCI_ERROR_CODES, ...POLICY_ERROR_CODES, ...NODE_ERROR_CODES, ...RUNTIME_ERROR_CODES, ...WAL_FAIL_HARD_CAUSES, ...WAL_ERROR_CODES, ...EXPORT_ERROR_CODES, ...HTTP_PROBLEM_CODES, ...ARCHIVE_ERROR_CODES];
+
+  it("documents every error code exactly once", async () => {
+    const doc = await readFile(new URL("../../docs/errors.md", import.meta.url), "utf8");
+    for (const code of all) {
+      const rows = doc.split("\n").filter((l) => l.startsWith(`| \`${code}\` |`));
+      expect(rows, code).toHaveLength(1);
+    }
+  });
+
+  it("lists no code the source does not have", async () => {
+    const doc = await readFile(new URL("../../docs/errors.md", import.meta.url), "utf8");
+    const documented = [...doc.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual([...all].sort());
+  });
+
+  it("has no duplicate codes across domains", () => {
+    expect(new Set(all).size).toBe(all.length);
+  });
+});

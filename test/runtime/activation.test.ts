@@ -1,0 +1,204 @@
+import { describe, expect, it, beforeEach } from "vitest";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { activateRelease } from "../../src/runtime/index.js";
+import { LayoutRepository, listReferrers } from "../../src/oci/index.js";
+import { loadPolicy, readNodeState, LivePolicy, policyPaths, bundlePath } from "../../src/node/index.js";
+import { buildBundle } from "../../src/policy/index.js";
+import { AutonomyError } from "../../src/lib/index.js";
+import { makeRelease, testKeys, policyDir } from "../helpers/release.js";
+import type { TestKeys } from "../helpers/release.js";
+
+const YEAR = 365 * 24 * 3600 * 1000;
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof AutonomyError) return `${e.code}/${e.exitCode}`;
+    throw e;
+  }
+  return "NO_ERROR";
+}
+
+describe("runtime activation", () => {
+  let dir: string;
+  let stateRoot: string;
+  let keys: TestKeys;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "activate-"));
+    stateRoot = join(dir, "state");
+    keys = testKeys();
+  });
+  const activate = (ref: Parameters<typeof activateRelease>[0]["ref"], key = keys.publicKey) =>
+    activateRelease({ ref, key, stateRoot, maxAgeMs: YEAR });
+
+  it("verifies, keeps a copy, loads the policy and records the activation in one commit", async () => {
+    const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1 });
+    const r = await activate(rel.ref);
+    expect(r.changed).toBe(true);
+    const state = await readNodeState(stateRoot);
+    expect(state.activation?.artifact_digest).toBe(rel.digest);
+    expect(state.activation?.sequence).toBe(1);
+    expect(state.current?.digest).toBe(rel.bundleDigest);
+    expect(state.highest_sequence).toBe(1);
+    const store = new LayoutRepository(join(stateRoot, "activation", "store"));
+    expect((await store.resolve("seq-1")).digest).toBe(rel.digest);
+    expect((await listReferrers(store, rel.digest)).length).toBeGreaterThanOrEqual(3);
+    expect(await readFile(bundlePath(stateRoot, rel.bundleDigest))).toEqual(rel.bundleBytes);
+  });
+
+  it("treats re-activating the active release as a no-op", async () => {
+    const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1 });
+    await activate(rel.ref);
+    const before = await readNodeState(stateRoot);
+    const r = await activate(rel.ref);
+    expect(r.changed).toBe(false);
+    expect((await readNodeState(stateRoot)).generation).toBe(before.generation + 1);
+    expect((await readNodeState(stateRoot)).activation).toEqual(before.activation);
+  });
+
+  describe("when a release is older than one already activated (rollback protection)", () => {
+    it("refuses it with ACTIVATION_ROLLBACK_REFUSED (exit 4) and changes nothing", async () => {
+      const v1 = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "one" });
+      const v2 = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys, sequence: 2, agentText: "two" });
+      await activate(v2.ref);
+      const before = await readNodeState(stateRoot);
+      expect(await codeOf(activate(v1.ref))).toBe("ACTIVATION_ROLLBACK_REFUSED/4");
+      expect(await readNodeState(stateRoot)).toEqual(before);
+    });
+
+    it("accepts it when the operator signed an explicit rollback, and can roll forward again", async () => {
+      const v1 = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "one", rollback: true });
+      const v2 = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys, sequence: 2, agentText: "two" });
+      await activate(v2.ref);
+      await activate(v1.ref);
+      let state = await readNodeState(stateRoot);
+      expect(state.activation?.sequence).toBe(1);
+      expect(state.highest_sequence).toBe(2);
+      await activate(v2.ref);
+      state = await readNodeState(stateRoot);
+      expect(state.activation?.artifact_digest).toBe(v2.digest);
+    });
+
+    it("refuses a different release under a sequence already recorded (ACTIVATION_EQUIVOCATION)", async () => {
+      const a = await makeRelease({ ref: `oci:${dir}/reg:a`, keys, sequence: 3, agentText: "a" });
+      const b = await makeRelease({ ref: `oci:${dir}/reg:b`, keys, sequence: 3, agentText: "b" });
+      await activate(a.ref);
+      expect(await codeOf(activate(b.ref))).toBe("ACTIVATION_EQUIVOCATION/4");
+    });
+  });
+
+  it("refuses a release without a signed sequence", async () => {
+    const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys });
+    expect(await codeOf(activate(rel.ref))).toBe("ACTIVATION_SEQUENCE_MISSING/4");
+    expect((await readNodeState(stateRoot)).generation).toBe(0);
+  });
+
+  it("refuses a release signed by an untrusted key and leaves the node as it was", async () => {
+    const good = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "good" });
+    await activate(good.ref);
+    const before = await readNodeState(stateRoot);
+    const evil = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys: testKeys(), sequence: 9, agentText: "evil" });
+    expect(await codeOf(activate(evil.ref))).toBe("SIGNATURE_INVALID/4");
+    expect(await readNodeState(stateRoot)).toEqual(before);
+  });
+
+  it("refuses a release whose bundle needs another runtime version (compatibility check) and changes nothing", async () => {
+    const good = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "good" });
+    await activate(good.ref);
+    const before = await readNodeState(stateRoot);
+    const future = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys, sequence: 2, agentText: "future", runtimeVersion: ">=99.0.0" });
+    expect(await codeOf(activate(future.ref))).toBe("BUNDLE_INCOMPATIBLE/1");
+    expect(await readNodeState(stateRoot)).toEqual(before);
+  });
+});
+
+describe("policy slots (current and LKG)", () => {
+  let stateRoot: string;
+  beforeEach(async () => {
+    stateRoot = join(await mkdtemp(join(tmpdir(), "slots-")), "state");
+  });
+
+  it("rotates the old current into LKG on every new load", async () => {
+    const a = await buildBundle(await policyDir({ "a.cedar": 'permit(principal, action == Action::"tool:tool.echo", resource);' }), { name: "a", version: "1.0.0", createdAt: new Date(0) });
+    const b = await buildBundle(await policyDir({ "b.cedar": "permit(principal, action, resource);" }), { name: "b", version: "2.0.0", createdAt: new Date(0) });
+    await loadPolicy(stateRoot, a.bytes);
+    await loadPolicy(stateRoot, b.bytes);
+    const s = await readNodeState(stateRoot);
+    expect(s.current?.digest).toBe(b.digest);
+    expect(s.lkg?.digest).toBe(a.digest);
+  });
+
+  describe("when a broken bundle is loaded", () => {
+    it("leaves current and LKG exactly as they were for a policy that does not compile", async () => {
+      const a = await buildBundle(await policyDir({ "a.cedar": "permit(principal, action, resource);" }), { name: "a", version: "1.0.0", createdAt: new Date(0) });
+      const b = await buildBundle(await policyDir({ "b.cedar": "forbid(principal, action, resource);" }), { name: "b", version: "1.0.1", createdAt: new Date(0) });
+      await loadPolicy(stateRoot, a.bytes);
+      await loadPolicy(stateRoot, b.bytes);
+      const before = await readFile(policyPaths(stateRoot).state, "utf8");
+      const broken = await buildBundle(await policyDir({ "bad.cedar": "permit(principal, action, resource" }), { name: "broken", version: "3.0.0", createdAt: new Date(0) });
+      expect(await codeOf(loadPolicy(stateRoot, broken.bytes))).toBe("POLICY_COMPILE_FAILED/1");
+      expect(await readFile(policyPaths(stateRoot).state, "utf8")).toBe(before);
+    });
+
+    it("leaves them as they were for a tampered archive (BUNDLE_DIGEST_MISMATCH is exit 4)", async () => {
+      const a = await buildBundle(await policyDir({ "a.cedar": "permit(principal, action, resource);" }), { name: "a", version: "1.0.0", createdAt: new Date(0) });
+      await loadPolicy(stateRoot, a.bytes);
+      const before = await readFile(policyPaths(stateRoot).state, "utf8");
+      const garbage = Buffer.from(a.bytes);
+      garbage[garbage.length - 20] = (garbage[garbage.length - 20] ?? 0) ^ 0xff;
+      const code = await codeOf(loadPolicy(stateRoot, garbage));
+      expect(code).toMatch(/^BUNDLE_/);
+      expect(await readFile(policyPaths(stateRoot).state, "utf8")).toBe(before);
+    });
+  });
+
+  it("a running LivePolicy picks up a new current without restart, and keeps its policy if the new one is altered at rest", async () => {
+    const a = await buildBundle(await policyDir({ "a.cedar": "permit(principal, action, resource);" }), { name: "a", version: "1.0.0", createdAt: new Date(0) });
+    const b = await buildBundle(await policyDir({ "b.cedar": "forbid(principal, action, resource);" }), { name: "b", version: "1.0.1", createdAt: new Date(0) });
+    const c = await buildBundle(await policyDir({ "c.cedar": "permit(principal, action, resource);" }), { name: "c", version: "1.0.2", createdAt: new Date(0) });
+    await loadPolicy(stateRoot, a.bytes);
+    const live = new LivePolicy(stateRoot, { pollMs: 20 });
+    await live.start();
+    try {
+      expect(live.current()?.bundle.manifest.name).toBe("a");
+      await loadPolicy(stateRoot, b.bytes);
+      // The poll timer alone must pick it up: no explicit refresh, no restart.
+      const deadline = Date.now() + 5000;
+      while (live.current()?.bundle.manifest.name !== "b" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(live.current()?.bundle.manifest.name).toBe("b");
+    } finally {
+      live.stop();
+    }
+    // A second runtime without its timer, so the alteration lands before it looks.
+    const manual = new LivePolicy(stateRoot, { pollMs: 3_600_000 });
+    await manual.start();
+    try {
+      await loadPolicy(stateRoot, c.bytes);
+      await writeFile(bundlePath(stateRoot, c.digest), "altered at rest");
+      await manual.refresh();
+      expect(manual.current()?.bundle.manifest.name).toBe("b");
+    } finally {
+      manual.stop();
+    }
+  });
+
+  it("starts from LKG when current fails to verify, and with no policy at all when both fail", async () => {
+    const a = await buildBundle(await policyDir({ "a.cedar": "permit(principal, action, resource);" }), { name: "a", version: "1.0.0", createdAt: new Date(0) });
+    const b = await buildBundle(await policyDir({ "b.cedar": "forbid(principal, action, resource);" }), { name: "b", version: "1.0.1", createdAt: new Date(0) });
+    await loadPolicy(stateRoot, a.bytes);
+    await loadPolicy(stateRoot, b.bytes);
+    await writeFile(bundlePath(stateRoot, b.digest), "altered");
+    const live = new LivePolicy(stateRoot);
+    await live.start();
+    expect(live.current()?.bundle.manifest.name).toBe("a");
+    live.stop();
+    await writeFile(bundlePath(stateRoot, a.digest), "altered too");
+    const live2 = new LivePolicy(stateRoot);
+    await live2.start();
+    expect(live2.current()).toBeUndefined();
+    live2.stop();
+  });
+});
