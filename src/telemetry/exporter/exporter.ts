@@ -20,7 +20,7 @@
  */
 import { acquireFileLock, isoTime, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
-import { besideWalDir } from "../wal/index.js";
+import { besideWalDir, besideWrite } from "../wal/index.js";
 import type { WalLogger } from "../wal/index.js";
 import { DEFAULT_RETRY, backoffDelay, sleep } from "./backoff.js";
 import type { RetryPolicy } from "./backoff.js";
@@ -180,11 +180,14 @@ export class Exporter {
     if (this.#closed) throw new ExportError("EXPORT_INCOMPLETE", "this exporter is closed", "create a new Exporter");
     if (this.#initialised) return;
     if (this.#lock && !this.#release) {
-      this.#release = await acquireFileLock(exporterLockPath(this.source.dir), {
-        timeoutMs: 2_000,
-        onTimeout: (pid) => new ExportError("EXPORT_LOCKED", `another exporter (process ${pid ?? "unknown"}) is draining the WAL in ${this.source.dir}`,
-          "one exporter per WAL: stop the other one (two would fight over telemetry.pos)", { details: { pid: pid ?? null } }),
-      });
+      const dir = this.source.dir;
+      this.#release = await besideWrite(dir, "the exporter's lock", () =>
+        acquireFileLock(exporterLockPath(dir), {
+          timeoutMs: 2_000,
+          onTimeout: (pid) => new ExportError("EXPORT_LOCKED", `another exporter (process ${pid ?? "unknown"}) is draining the WAL in ${dir}`,
+            "one exporter per WAL: stop the other one (two would fight over telemetry.pos)", { details: { pid: pid ?? null } }),
+        }),
+      );
     }
     const read = await readPos(this.source.dir);
     const committed = await this.source.committed();

@@ -15,8 +15,8 @@
  * generations existed, whose 8-byte telemetry.pos belongs to it.
  */
 import { randomBytes } from "node:crypto";
-import { basename, dirname, join, resolve } from "node:path";
 import { replaceFileDurably } from "../../lib/index.js";
+import { besideWalDir, besideWrite } from "./beside.js";
 import { WalFailHard } from "./errors.js";
 import type { WalFs } from "./fs.js";
 
@@ -39,12 +39,6 @@ export interface Generation {
    */
   legacyThrough?: number;
   legacyGaps?: LegacyGap[];
-}
-
-/** `<dir>.<suffix>`: a file beside the WAL directory (in its parent), never inside it. */
-export function besideWalDir(dir: string, suffix: string): string {
-  const abs = resolve(dir);
-  return join(dirname(abs), `${basename(abs)}.${suffix}`);
 }
 
 export function generationPath(dir: string): string {
@@ -96,5 +90,5 @@ export async function writeGeneration(fs: WalFs, dir: string, g: Generation): Pr
     doc.legacy_gaps = g.legacyGaps ?? [];
   }
   const path = generationPath(dir);
-  await replaceFileDurably(path, `${path}.tmp`, Buffer.from(`${JSON.stringify(doc)}\n`, "utf8"), fs);
+  await besideWrite(dir, "the generation record", () => replaceFileDurably(path, `${path}.tmp`, Buffer.from(`${JSON.stringify(doc)}\n`, "utf8"), fs));
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { besideWalDir } from "./generation.js";
+import { besideWalDir } from "./beside.js";
 
 /**
  * The WAL's files in its directory (seed 001; names as the original), and its

@@ -12,6 +12,7 @@ import type { WalLogger } from "./logger.js";
 import { recover, writeSafeSeq } from "./open.js";
 import type { Recovered } from "./open.js";
 import { walPaths } from "./paths.js";
+import { besideWrite } from "./beside.js";
 import { SealedSegments } from "./sealed.js";
 import type { Reclaimed } from "./sealed.js";
 import { segmentName } from "./segments.js";
@@ -112,10 +113,13 @@ export class Wal {
     let release: (() => Promise<void>) | undefined;
     if (opts.lock ?? fs === nodeWalFs) {
       await fs.mkdirp(dir);
-      release = await acquireFileLock(walPaths(dir).lock, {
-        timeoutMs: 5_000,
-        onTimeout: (pid) => new WalError("WAL_LOCKED", `the WAL in ${dir} is open in process ${pid ?? "unknown"}`, "one process owns a WAL at a time; stop the other writer, or read with `autonomy wal read` (read-only)"),
-      });
+      // The lock's path comes from the directory's canonical path (beside.ts): every spelling of it shares one lock.
+      release = await besideWrite(dir, "its lock", () =>
+        acquireFileLock(walPaths(dir).lock, {
+          timeoutMs: 5_000,
+          onTimeout: (pid) => new WalError("WAL_LOCKED", `the WAL in ${dir} is open in process ${pid ?? "unknown"}`, "one process owns a WAL at a time; stop the other writer, or read with `autonomy wal read` (read-only)"),
+        }),
+      );
     }
     try {
       const recovered = await recover({ dir, fs, log: opts.log ?? defaultWalLogger(), env: opts.env ?? process.env, ...(opts.otherState ? { otherState: opts.otherState } : {}) });
