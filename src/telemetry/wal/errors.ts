@@ -21,7 +21,7 @@ export const WAL_FAIL_HARD_CAUSES = [
 export type WalFailHardCause = (typeof WAL_FAIL_HARD_CAUSES)[number];
 
 /** Errors that are not recovery verdicts: the WAL is fine, the operation is not. */
-export const WAL_ERROR_CODES = ["WAL_DISK_FULL", "WAL_IO", "WAL_POISONED", "WAL_CLOSED", "WAL_ENTRY_INVALID", "WAL_LOCKED", "WAL_DIR_MISSING", "WAL_BESIDE_NOT_WRITABLE"] as const;
+export const WAL_ERROR_CODES = ["WAL_DISK_FULL", "WAL_IO", "WAL_POISONED", "WAL_CLOSED", "WAL_ENTRY_INVALID", "WAL_LOCKED", "WAL_DIR_MISSING", "WAL_BESIDE_NOT_WRITABLE", "WAL_OVERRIDE_AMBIGUOUS"] as const;
 export type WalErrorCode = (typeof WAL_ERROR_CODES)[number];
 
 const HINTS: Readonly<Record<WalFailHardCause, string>> = {

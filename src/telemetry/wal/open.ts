@@ -3,13 +3,13 @@ import type { Hash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { replaceFileDurably } from "../../lib/index.js";
 import { decodeSafeSeq, encodeSafeSeq } from "./codec.js";
-import { WalFailHard } from "./errors.js";
+import { WalError, WalFailHard } from "./errors.js";
 import type { WalFs } from "./fs.js";
 import type { WalLogger } from "./logger.js";
 import { defaultOtherState, walPaths } from "./paths.js";
 import { scanFrames, structuralBytes } from "./scan.js";
 import type { SafePoint, ScanResult } from "./scan.js";
-import { newGenerationId, readGeneration, writeGeneration } from "./generation.js";
+import { generationPath, newGenerationId, readGeneration, writeGeneration } from "./generation.js";
 import type { Generation } from "./generation.js";
 import { BASE_TMP_FILE, hasSegmentState, readSegmentLayout, segmentDigestMatches } from "./segments.js";
 import type { Segment, SegmentLayout } from "./segments.js";
@@ -61,7 +61,7 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   await finishReclamation(fs, dir, layout);
   const data = (await fs.readFile(p.wal)) ?? new Uint8Array(0);
   const established = await establishSafePoint(opts, data);
-  const generation = established.mode === "first_run" || established.mode === "operator_reset" ? { id: newGenerationId() } : await readGeneration(fs, dir);
+  const generation = await generationFor(fs, dir, established.mode);
   // OBS-4: a legacy upgrade accepts gaps anywhere; later openings only up to what that upgrade accepted.
   const legacyThrough = established.mode === "legacy_upgrade" ? Number.POSITIVE_INFINITY : generation.legacyThrough;
   await checkSealed(fs, dir, layout, established.safe, legacyThrough);
@@ -113,6 +113,20 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   return { scan, mode: established.mode, generation, segments: { base: layout.base, retained: layout.retained }, activeDigest };
 }
 
+/**
+ * First run and operator reset start a new generation. A legacy upgrade keeps the
+ * legacy generation (all zeros) only when no generation record exists — the WAL
+ * truly predates generations, and its 8-byte telemetry.pos belongs to it. If a
+ * record exists, this WAL lost its safe point after generations existed: seqs may
+ * restart under an older position, so the upgrade starts a fresh generation and
+ * every older position is ignored (re-export is at-least-once; loss is not allowed).
+ */
+async function generationFor(fs: WalFs, dir: string, mode: Recovered["mode"]): Promise<Generation> {
+  if (mode === "first_run" || mode === "operator_reset") return { id: newGenerationId() };
+  if (mode === "legacy_upgrade" && (await fs.exists(generationPath(dir)))) return { id: newGenerationId() };
+  return readGeneration(fs, dir);
+}
+
 /** A crash between writing base and unlinking the segments it covers leaves them behind; delete them now. */
 async function finishReclamation(fs: WalFs, dir: string, layout: SegmentLayout): Promise<void> {
   if (layout.stale.length === 0) return;
@@ -159,6 +173,11 @@ async function establishSafePoint(opts: RecoverOptions, data: Uint8Array): Promi
   const walBytes = structuralBytes(data);
   const steady = walBytes > 0 || (await hasSegmentState(fs, dir)) || (await anyExists(fs, [...defaultOtherState(dir), ...(opts.otherState ?? [])]));
   if (!steady) return { safe: { kind: "safe", seq: 0 }, mode: "first_run" };
+  if (env[LEGACY_UPGRADE_ENV] === "1" && env[OPERATOR_RESET_ENV] === "1") {
+    // Opposite decisions (keep every frame vs. start over): never let one silently win.
+    throw new WalError("WAL_OVERRIDE_AMBIGUOUS", `both ${LEGACY_UPGRADE_ENV}=1 and ${OPERATOR_RESET_ENV}=1 are set for the WAL in ${dir}; they ask for opposite recoveries`,
+      `set exactly one: ${LEGACY_UPGRADE_ENV}=1 keeps every complete legacy frame, ${OPERATOR_RESET_ENV}=1 starts an empty WAL over at seq 1`, { details: { dir } });
+  }
   if (env[LEGACY_UPGRADE_ENV] === "1") {
     log.warn({ dir, hint: `unset ${LEGACY_UPGRADE_ENV} once the WAL has been upgraded` }, "WAL_LEGACY_UPGRADE: safe_seq missing in steady state; treating every complete frame as committed");
     return { safe: { kind: "legacy" }, mode: "legacy_upgrade" };

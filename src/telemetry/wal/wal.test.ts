@@ -9,7 +9,7 @@ import { mkdtemp, readFile, writeFile, appendFile, stat, mkdir, truncate } from 
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Wal, WalFailHard, encodeFrame, encodeSafeSeq, decodeSafeSeq, walPaths, nodeWalFs, encodePosition, readGeneration } from "./index.js";
+import { Wal, WalError, WalFailHard, confirmedIn, encodeFrame, encodeSafeSeq, decodeSafeSeq, walPaths, nodeWalFs, encodePosition, readGeneration } from "./index.js";
 import type { WalFs, WalLogger } from "./index.js";
 import { generationPath, LEGACY_GENERATION } from "./generation.js";
 import { scanFrames } from "./scan.js";
@@ -295,6 +295,43 @@ describe("telemetry WAL (seed 001)", () => {
       await wal.close();
       expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(2);
       expect((await stat(p.wal)).size).toBe(frame(1).length + frame(2).length);
+    });
+  });
+
+  describe("legacy upgrade and operator reset together, and a legacy upgrade of a WAL that has a generation", () => {
+    it("both override variables set: refused (WAL_OVERRIDE_AMBIGUOUS), neither wins, nothing is written", async () => {
+      await writeFile(join(dir, "runtime.db"), "x");
+      const e: unknown = await open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1", AUTONOMYOPS_WAL_OPERATOR_RESET: "1" }).then(() => "opened", (err: unknown) => err);
+      expect(e).toBeInstanceOf(WalError);
+      expect((e as WalError).code).toBe("WAL_OVERRIDE_AMBIGUOUS");
+      expect(existsSync(p.safeSeq)).toBe(false);
+      expect(existsSync(generationPath(dir))).toBe(false);
+    });
+    it("a legacy upgrade where a generation record exists starts a fresh generation: the old position never covers the new seqs", async () => {
+      const first = await open();
+      for (let i = 0; i < 5; i++) await first.append({ old: i });
+      await first.close();
+      const oldPos = { seq: 5, generation: first.generation };
+      await writeFile(p.pos, encodePosition(oldPos));
+      const { unlink } = await import("node:fs/promises");
+      await unlink(p.wal);
+      await unlink(p.safeSeq);
+      await writeFile(join(dir, "lock.fingerprint"), "x");
+      const up = await open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" });
+      expect(up.recovered.mode).toBe("legacy_upgrade");
+      for (let i = 0; i < 5; i++) await up.append({ fresh: i });
+      await up.close();
+      expect(up.generation).not.toBe(first.generation);
+      expect(up.generation).not.toBe(LEGACY_GENERATION);
+      expect((await readGeneration(nodeWalFs, dir)).id).toBe(up.generation);
+      expect(confirmedIn(oldPos, await readGeneration(nodeWalFs, dir))).toBe(0);
+    });
+    it("a legacy upgrade of a WAL that truly predates generations (no record) keeps the legacy generation", async () => {
+      await writeWal([frame(1), frame(2)]);
+      const up = await open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" });
+      await up.close();
+      expect(up.generation).toBe(LEGACY_GENERATION);
+      expect(confirmedIn({ seq: 2, generation: LEGACY_GENERATION }, await readGeneration(nodeWalFs, dir))).toBe(2);
     });
   });
 
