@@ -14,9 +14,10 @@ Layouts understood:
                each, chained from telemetry.wal.base + 1) before the active
                telemetry.wal; telemetry.wal.base (8-byte LE) missing = 0
 
-A legacy upgrade (seed OBS-4) accepts gaps in the legacy WAL and records the range
-beside the directory (<dir>.generation, "legacy_through"); gaps up to it are not
-violations here either.
+A legacy upgrade (seed OBS-4) accepts gaps in the legacy WAL and records them
+beside the directory (<dir>.generation, "legacy_through" and "legacy_gaps", the
+(after, seq) pairs it accepted); exactly those gaps are not violations here
+either, any other gap is. <dir> is the directory's real path (symlinks resolved).
 
 Checks (seed 002 invariants; the first violation of each is its msg):
   R1_FIRST_SEQ_IS_ONE      first retained frame has seq base + 1 (1 without segments)
@@ -139,13 +140,18 @@ def layout(wal_dir, violations):
     return base, retained
 
 
-def legacy_through(wal_dir, violations):
-    """Seqs <= this were accepted with gaps by a legacy upgrade (seed OBS-4). The record lives beside the
-    directory, in <dir>.generation (JSON); missing = 0. A record that is not valid fails, as recovery does."""
-    path = os.path.abspath(wal_dir).rstrip(os.sep) + ".generation"
+def is_int(x):
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and float(x).is_integer() and abs(x) <= MAX_SAFE_INT
+
+
+def legacy_gaps(wal_dir, violations):
+    """The gaps a legacy upgrade accepted (seed OBS-4): (through, {(after, seq)}). The record lives beside the
+    directory's real path, in <dir>.generation (JSON); missing = (0, none). A record that is not valid fails,
+    as recovery does. Entries of "legacy_gaps" that are not {after, seq} integer pairs are ignored."""
+    path = os.path.realpath(wal_dir).rstrip(os.sep) + ".generation"
     raw = read_bytes(path)
     if raw is None:
-        return 0
+        return 0, set()
     try:
         doc = json.loads(raw.decode("utf-8", errors="replace"), parse_constant=_no_constants)
     except (ValueError, RecursionError):
@@ -156,13 +162,24 @@ def legacy_through(wal_dir, violations):
         ok = not isinstance(through, bool) and isinstance(through, (int, float)) and float(through).is_integer() and 0 <= through <= MAX_SAFE_INT
     if not ok:
         violations.append(v("WAL_GENERATION_CORRUPT", "R2_SEQ_CONTIGUOUS", "%s is not a generation record" % path))
-        return 0
-    return int(through)
+        return 0, set()
+    gaps = doc.get("legacy_gaps", []) if "legacy_through" in doc else []
+    pairs = set()
+    for g in gaps if isinstance(gaps, list) else []:
+        if isinstance(g, dict) and is_int(g.get("after")) and is_int(g.get("seq")):
+            pairs.add((int(g["after"]), int(g["seq"])))
+    return int(through), pairs
+
+
+def gap_accepted(legacy, after, seq):
+    """Seq `seq` may follow `after` only as a gap the legacy upgrade recorded."""
+    through, pairs = legacy
+    return seq <= through and (after, seq) in pairs
 
 
 def starts_at(seq, first, legacy):
-    """A file's first seq: exactly `first`, or later inside an accepted legacy range."""
-    return seq == first or (seq is not None and first < seq <= legacy)
+    """A file's first seq: exactly `first`, or a recorded legacy gap after first - 1."""
+    return seq == first or (seq is not None and seq > first and gap_accepted(legacy, first - 1, seq))
 
 
 def v(code, invariant, msg):
@@ -174,7 +191,7 @@ def verify(wal_dir):
     violations = []
     safe_raw = read_bytes(os.path.join(wal_dir, "telemetry.safe_seq"))
     base, retained = layout(wal_dir, violations)
-    legacy = legacy_through(wal_dir, violations)
+    legacy = legacy_gaps(wal_dir, violations)
     frames, segment_violations, total_bytes, torn = [], [], 0, 0
     for s in retained:
         data = read_bytes(os.path.join(wal_dir, s["name"])) or b""
@@ -195,7 +212,7 @@ def verify(wal_dir):
     safe = u64le(safe_raw)
     status = "missing" if safe_raw is None else ("corrupt" if safe is None else "ok")
     first = base + 1
-    at_safe = next((i for i, f in enumerate(frames) if f[0] == safe), None) if legacy > 0 and safe is not None else None
+    at_safe = next((i for i, f in enumerate(frames) if f[0] == safe), None) if legacy[0] > 0 and safe is not None else None
     limit = len(frames) if safe is None else (at_safe + 1 if at_safe is not None else max(0, safe - base))
     committed = frames[:limit]
     bad = next((i for i, f in enumerate(committed) if f[0] is None), None)
@@ -207,7 +224,7 @@ def verify(wal_dir):
     if seqs and not starts_at(seqs[0], first, legacy):
         violations.append(v("FIRST_SEQ_NOT_ONE", "R1_FIRST_SEQ_IS_ONE", "first frame has seq %s, expected %d" % (seqs[0], first)))
     for i in range(1, len(seqs)):
-        if seqs[i] is not None and seqs[i - 1] is not None and seqs[i] != seqs[i - 1] + 1 and not seqs[i - 1] < seqs[i] <= legacy:
+        if seqs[i] is not None and seqs[i - 1] is not None and seqs[i] != seqs[i - 1] + 1 and not gap_accepted(legacy, seqs[i - 1], seqs[i]):
             violations.append(v("SEQ_GAP", "R2_SEQ_CONTIGUOUS", "seq %d follows %d" % (seqs[i], seqs[i - 1])))
             break
     max_seq = max([base] + [f[0] or 0 for f in frames])

@@ -82,6 +82,28 @@ needs("python3").describe("OBS-4: an upgraded gapped legacy WAL, after the upgra
     }
   });
 
+  it("inside the accepted range only the recorded gaps pass: a frame lost since the upgrade is SEQ_GAP for every reader", async () => {
+    const dir = join(root, "lost-after-upgrade");
+    await mkdir(dir, { recursive: true });
+    const frames = (seqs: number[]): Buffer => Buffer.concat(seqs.map((seq) => Buffer.from(encodeFrame({ seq, event: { legacy: seq } }))));
+    await writeFile(walPaths(dir).wal, frames([1, 2, 3, 5]));
+    const up = await Wal.open(dir, { log: quiet, env: { AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" }, segmentBytes: 0 });
+    await up.close();
+    // Frame 2 disappears behind the WAL's back: 1 → 3 is not the gap the upgrade recorded (3 → 5).
+    await writeFile(walPaths(dir).wal, frames([1, 3, 5]));
+    const ours = await inspectWalDir(dir);
+    expect(ours.fail_hard).toBe("SEQ_GAP");
+    expect(compareVerdicts(ours, verifyPy(dir))).toEqual([]);
+    expect(verifyPy(dir)).toMatchObject({ fail_hard: "SEQ_GAP" });
+    const reader = new WalFileReader(dir);
+    const scanned = async (): Promise<void> => {
+      for await (const page of reader.scan(1, 5)) void page;
+    };
+    await expect(scanned()).rejects.toMatchObject({ code: "SEQ_GAP" });
+    expect((await readCommitted(dir)).inspection.fail_hard).toBe("SEQ_GAP");
+    await expect(Wal.open(dir, { log: quiet, segmentBytes: 0 })).rejects.toMatchObject({ code: "SEQ_GAP" });
+  });
+
   it("a gap after the accepted range is still a violation for every reader", async () => {
     const { dir } = await upgradedDir("later-gap", 0);
     const wal = await Wal.open(dir, { log: quiet, segmentBytes: 0 });

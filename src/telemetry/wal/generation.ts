@@ -41,6 +41,32 @@ export interface Generation {
   legacyGaps?: LegacyGap[];
 }
 
+/**
+ * The gaps a reader accepts (seed OBS-4). During the upgrade itself any gap
+ * (a higher seq than expected) up to `through`; on every later read exactly the
+ * (after, seq) pairs that upgrade recorded, and no other: a frame lost since
+ * is SEQ_GAP, never silently skipped.
+ */
+export interface LegacyRange {
+  /** Seqs ≤ this were accepted by a legacy upgrade; 0 when none was. */
+  readonly through: number;
+  /** Whether seq `seq` may directly follow `after`. */
+  accepts(after: number, seq: number): boolean;
+}
+
+export const NO_LEGACY: LegacyRange = { through: 0, accepts: () => false };
+
+/** The upgrade's own scan: every increasing seq is accepted (and then recorded). */
+export const UPGRADING: LegacyRange = { through: Number.POSITIVE_INFINITY, accepts: (after, seq) => seq > after };
+
+/** What later reads accept: exactly the recorded pairs, within the recorded range. */
+export function legacyRangeOf(g: Pick<Generation, "legacyThrough" | "legacyGaps">): LegacyRange {
+  const through = g.legacyThrough ?? 0;
+  if (through === 0) return NO_LEGACY;
+  const pairs = new Set((g.legacyGaps ?? []).map((x) => `${x.after}>${x.seq}`));
+  return { through, accepts: (after, seq) => seq <= through && pairs.has(`${after}>${seq}`) };
+}
+
 export function generationPath(dir: string): string {
   return besideWalDir(dir, "generation");
 }

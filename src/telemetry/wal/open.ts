@@ -9,8 +9,8 @@ import type { WalLogger } from "./logger.js";
 import { defaultOtherState, walPaths } from "./paths.js";
 import { scanFrames, structuralBytes } from "./scan.js";
 import type { SafePoint, ScanResult } from "./scan.js";
-import { generationPath, newGenerationId, readGeneration, writeGeneration } from "./generation.js";
-import type { Generation } from "./generation.js";
+import { UPGRADING, generationPath, legacyRangeOf, newGenerationId, readGeneration, writeGeneration } from "./generation.js";
+import type { Generation, LegacyRange } from "./generation.js";
 import { BASE_TMP_FILE, hasSegmentState, readSegmentLayout, segmentDigestMatches } from "./segments.js";
 import type { Segment, SegmentLayout } from "./segments.js";
 
@@ -62,10 +62,10 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   const data = (await fs.readFile(p.wal)) ?? new Uint8Array(0);
   const established = await establishSafePoint(opts, data);
   const generation = await generationFor(fs, dir, established.mode);
-  // OBS-4: a legacy upgrade accepts gaps anywhere; later openings only up to what that upgrade accepted.
-  const legacyThrough = established.mode === "legacy_upgrade" ? Number.POSITIVE_INFINITY : generation.legacyThrough;
-  await checkSealed(fs, dir, layout, established.safe, legacyThrough);
-  const scan = scanFrames(data, established.safe, dir, layout.activeFirst, legacyThrough);
+  // OBS-4: a legacy upgrade accepts gaps anywhere; later openings exactly the gaps that upgrade recorded.
+  const legacy = established.mode === "legacy_upgrade" ? UPGRADING : legacyRangeOf(generation);
+  await checkSealed(fs, dir, layout, established.safe, legacy);
+  const scan = scanFrames(data, established.safe, dir, layout.activeFirst, legacy);
   if (established.mode === "legacy_upgrade") {
     // OBS-4: every complete legacy frame is committed, gaps included; each gap is logged at WARNING and
     // recorded beside the directory, so later openings (without the variable) accept the same gaps.
@@ -140,7 +140,7 @@ async function finishReclamation(fs: WalFs, dir: string, layout: SegmentLayout):
  * the frames its name says, all valid: any defect is lost or changed committed
  * data. Read one segment at a time.
  */
-async function checkSealed(fs: WalFs, dir: string, layout: SegmentLayout, safe: SafePoint, legacyThrough?: number): Promise<void> {
+async function checkSealed(fs: WalFs, dir: string, layout: SegmentLayout, safe: SafePoint, legacy: LegacyRange): Promise<void> {
   const sealedEnd = layout.activeFirst - 1;
   if (safe.kind === "safe" && safe.seq < sealedEnd && layout.retained.length > 0) {
     throw new WalFailHard("SEGMENT_INVALID", dir, `sealed segments reach seq ${sealedEnd}, beyond safe_seq=${safe.seq}`, { safe_seq: safe.seq, sealed_end: sealedEnd });
@@ -151,7 +151,7 @@ async function checkSealed(fs: WalFs, dir: string, layout: SegmentLayout, safe: 
   for (const s of layout.retained) {
     const bytes = (await fs.readFile(s.path)) ?? new Uint8Array(0);
     // The seed's own causes first (corrupt JSON as itself, WS-2), then the shape, then the digest: it catches what still parses.
-    const r = scanFrames(bytes, { kind: "legacy" }, dir, s.first, legacyThrough);
+    const r = scanFrames(bytes, { kind: "legacy" }, dir, s.first, legacy);
     if (r.validBytes !== bytes.byteLength || r.maxSeq !== s.last) {
       throw new WalFailHard("SEGMENT_INVALID", dir, `${s.name} holds seqs ${s.first}..${r.maxSeq} in ${r.validBytes} of ${bytes.byteLength} bytes`, { segment: s.name, max_seq: r.maxSeq, valid_bytes: r.validBytes, bytes: bytes.byteLength });
     }

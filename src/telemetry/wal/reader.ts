@@ -30,7 +30,8 @@ import type { WalEntry } from "./codec.js";
 import { WalFailHard } from "./errors.js";
 import { nodeWalFs } from "./fs.js";
 import type { WalFs, WalReadFile } from "./fs.js";
-import { readGeneration } from "./generation.js";
+import { legacyRangeOf, readGeneration } from "./generation.js";
+import type { LegacyGap, LegacyRange } from "./generation.js";
 import { walPaths } from "./paths.js";
 import { readSegmentLayout } from "./segments.js";
 import type { Segment, SegmentLayout } from "./segments.js";
@@ -83,8 +84,8 @@ interface FileIndex {
 interface ScanState {
   next: number;
   readonly to: number;
-  /** Seqs ≤ this were accepted by a legacy upgrade with gaps (OBS-4): there each frame's own seq is read, never assumed. */
-  readonly legacy: number;
+  /** The gaps a legacy upgrade recorded (OBS-4): up to `legacy.through` each frame's own seq is read, never assumed, and only those gaps pass. */
+  readonly legacy: LegacyRange;
   readonly skip: ((seq: number) => boolean) | undefined;
   page: ScannedEntry[];
   readonly buf: ReadBuffer;
@@ -171,7 +172,7 @@ export class WalFileReader {
   }
 
   async *scan(from: number, to: number, opts: ScanOptions = {}): AsyncGenerator<ScannedEntry[]> {
-    const legacy = (await readGeneration(this.#fs, this.dir)).legacyThrough ?? 0;
+    const legacy = legacyRangeOf(await readGeneration(this.#fs, this.dir));
     const st: ScanState = { next: Math.max(1, from), to, legacy, skip: opts.skip, page: [], buf: new ReadBuffer(this.#chunk) };
     let misses = 0;
     while (st.next <= to) {
@@ -225,14 +226,15 @@ export class WalFileReader {
     for (const s of layout.retained) files.push(await this.#walkFile(s.path, { name: s.name, first: s.first, last: s.last, sha256: s.sha256 }));
     files.push(await this.#walkFile(p.wal));
     // The generation record beside the directory says which legacy gaps an upgrade accepted (OBS-4).
-    let legacyThrough: number | undefined;
+    let legacy: { legacyThrough?: number; legacyGaps?: LegacyGap[] } = {};
     try {
-      legacyThrough = (await readGeneration(this.#fs, this.dir)).legacyThrough;
+      const g = await readGeneration(this.#fs, this.dir);
+      if (g.legacyThrough !== undefined) legacy = { legacyThrough: g.legacyThrough, legacyGaps: g.legacyGaps ?? [] };
     } catch (e) {
       if (!(e instanceof WalFailHard)) throw e;
       layoutViolations = [...layoutViolations, { code: e.code, invariant: "R2_SEQ_CONTIGUOUS", msg: e.message }];
     }
-    return { files, safeSeqBytes, base: layout.base, layoutViolations, ...(legacyThrough !== undefined ? { legacyThrough } : {}) };
+    return { files, safeSeqBytes, base: layout.base, layoutViolations, ...legacy };
   }
 
   /** One file's frames, read in chunks; a file that vanished walks as empty (the listing check above notices). */
@@ -302,7 +304,7 @@ export class WalFileReader {
         }
         const len = await this.#frameLength(part, st, seq, off);
         let entry: WalEntry | undefined;
-        if (seq <= st.legacy) {
+        if (seq <= st.legacy.through) {
           // OBS-4: a legacy frame may carry a higher seq than the one expected (an accepted gap).
           entry = this.#decode(part, st.buf, seq, off, len, st.legacy);
           if (entry.seq > end) {
@@ -362,11 +364,11 @@ export class WalFileReader {
     return len;
   }
 
-  /** The frame at `off`, which must carry `seq` (or, up to `legacy`, a higher seq: an accepted legacy gap). */
-  #decode(part: Part, buf: ReadBuffer, seq: number, off: number, len: number, legacy: number): WalEntry {
+  /** The frame at `off`, which must carry `seq` (or a higher seq the legacy upgrade recorded as a gap after `seq - 1`). */
+  #decode(part: Part, buf: ReadBuffer, seq: number, off: number, len: number, legacy: LegacyRange): WalEntry {
     const entry = decodePayload(buf.bytes(off + FRAME_HEADER_BYTES, len));
     if (!entry) throw new WalFailHard("WAL_CORRUPT_INVALID_JSON", this.dir, `${part.name}: committed frame ${seq} at byte ${off} is not a valid entry`, { seq, offset: off, file: part.name });
-    if (entry.seq === seq || (entry.seq > seq && entry.seq <= legacy)) return entry;
+    if (entry.seq === seq || (entry.seq > seq && legacy.accepts(seq - 1, entry.seq))) return entry;
     if (part.sealed && off === 0) throw new WalFailHard("SEGMENT_INVALID", this.dir, `${part.name} starts with seq ${entry.seq}, not ${seq}`, { seq: entry.seq, expected: seq, segment: part.name });
     throw new WalFailHard("SEQ_GAP", this.dir, `${part.name}: frame at byte ${off} has seq ${entry.seq}, expected ${seq}`, { seq: entry.seq, expected: seq, offset: off, file: part.name });
   }

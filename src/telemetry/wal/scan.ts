@@ -1,5 +1,7 @@
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decodePayload } from "./codec.js";
 import { WalFailHard } from "./errors.js";
+import { NO_LEGACY } from "./generation.js";
+import type { LegacyRange } from "./generation.js";
 
 /** How recovery treats the safe point: a committed seq (0 is valid: nothing committed), or legacy (no safe point at all). */
 export type SafePoint = { kind: "safe"; seq: number } | { kind: "legacy" };
@@ -49,12 +51,12 @@ export function structuralBytes(data: Uint8Array): number {
  * active segment's first seq once sealed segments precede it. A safe point of
  * `firstSeq - 1` names the end of the previous segment (nothing committed here).
  *
- * `legacyThrough` (seed OBS-4): frames with seq ≤ it were accepted by a legacy
- * upgrade without a gap check, so there a frame only has to carry a higher seq
- * than the one before (gaps, and a first seq above `firstSeq`, are returned in
- * `gaps`, not failed). `offsets` then has holes at the missing seqs.
+ * `legacy` (seed OBS-4): the gaps a legacy upgrade accepts — any, during the
+ * upgrade itself; afterwards exactly the (after, seq) pairs it recorded. Those
+ * (a first seq above `firstSeq` included) are returned in `gaps`, not failed;
+ * any other gap is SEQ_GAP. `offsets` then has holes at the missing seqs.
  */
-export function scanFrames(data: Uint8Array, safe: SafePoint, dir: string, firstSeq = 1, legacyThrough = 0): ScanResult {
+export function scanFrames(data: Uint8Array, safe: SafePoint, dir: string, firstSeq = 1, legacy: LegacyRange = NO_LEGACY): ScanResult {
   const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const offsets: number[] = [];
   const before = firstSeq - 1;
@@ -73,7 +75,7 @@ export function scanFrames(data: Uint8Array, safe: SafePoint, dir: string, first
       break;
     }
     const expected = prevSeq + 1;
-    if (entry.seq > expected && entry.seq <= legacyThrough && inCommitted()) {
+    if (entry.seq > expected && legacy.accepts(prevSeq, entry.seq) && inCommitted()) {
       gaps.push({ after: prevSeq, seq: entry.seq });
     } else if (entry.seq !== expected) {
       if (!inCommitted()) break;

@@ -3,6 +3,8 @@ import type { WalEntry } from "./codec.js";
 import { WalFailHard } from "./errors.js";
 import type { WalFs } from "./fs.js";
 import { scanFrames } from "./scan.js";
+import { NO_LEGACY } from "./generation.js";
+import type { LegacyRange } from "./generation.js";
 import { writeBase } from "./segments.js";
 import type { Segment } from "./segments.js";
 
@@ -26,13 +28,13 @@ export class SealedSegments {
   #list: Segment[];
   #cache: { name: string; data: Buffer; offsets: number[] } | undefined;
 
-  /** Seqs ≤ this were accepted with gaps by a legacy upgrade (OBS-4); a sealed segment may hold such gaps. */
-  readonly #legacy: number;
+  /** The gaps a legacy upgrade recorded (OBS-4); a sealed segment may hold exactly those. */
+  readonly #legacy: LegacyRange;
 
-  constructor(fs: WalFs, dir: string, base: number, retained: readonly Segment[], legacyThrough = 0) {
+  constructor(fs: WalFs, dir: string, base: number, retained: readonly Segment[], legacy: LegacyRange = NO_LEGACY) {
     this.#fs = fs;
     this.#dir = dir;
-    this.#legacy = legacyThrough;
+    this.#legacy = legacy;
     this.#base = base;
     this.#list = [...retained];
   }

@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import type { Hash } from "node:crypto";
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decodePayload, decodeSafeSeq } from "./codec.js";
 import type { WalFailHardCause } from "./errors.js";
+import { legacyRangeOf } from "./generation.js";
+import type { LegacyGap, LegacyRange } from "./generation.js";
 
 /** The invariants of seed 002's wal_verify.json, in its order and spelling. */
 export const VERIFY_INVARIANTS = ["R1_FIRST_SEQ_IS_ONE", "R2_SEQ_CONTIGUOUS", "R3_SAFESEQ_LE_MAXSEQ", "R4_SAFESEQ_FRAME_EXISTS", "R5_NO_PHANTOMS", "NO_JSON_CORRUPTION"] as const;
@@ -49,8 +51,8 @@ export interface ImageFile {
 }
 
 /** A file's first frame `seq` where `first` is expected: exactly, or later within an accepted legacy range (OBS-4). */
-function startsAt(seq: number | null | undefined, first: number, legacy: number): boolean {
-  return seq === first || (typeof seq === "number" && seq > first && seq <= legacy);
+function startsAt(seq: number | null | undefined, first: number, legacy: LegacyRange): boolean {
+  return seq === first || (typeof seq === "number" && seq > first && legacy.accepts(first - 1, seq));
 }
 
 /** One file of a WAL after its frames were walked: what inspection judges (its bytes are no longer needed). */
@@ -152,12 +154,13 @@ export interface WalImage {
   base: number;
   /** Problems found before the frames (segment chain, base file), as recovery would raise them. */
   layoutViolations?: Violation[];
-  /** Seqs ≤ this were accepted with gaps by a legacy upgrade (OBS-4, the generation record): gaps there are not violations. */
+  /** Seqs ≤ this were accepted with gaps by a legacy upgrade (OBS-4, the generation record): exactly the gaps in `legacyGaps` are not violations. */
   legacyThrough?: number;
+  legacyGaps?: LegacyGap[];
 }
 
 export function inspectWalImage(img: WalImage): WalInspection {
-  return inspectWalked({ files: img.files.map(walkBytes), safeSeqBytes: img.safeSeqBytes, base: img.base, layoutViolations: img.layoutViolations ?? [], ...(img.legacyThrough !== undefined ? { legacyThrough: img.legacyThrough } : {}) });
+  return inspectWalked({ files: img.files.map(walkBytes), safeSeqBytes: img.safeSeqBytes, base: img.base, layoutViolations: img.layoutViolations ?? [], ...(img.legacyThrough !== undefined ? { legacyThrough: img.legacyThrough, legacyGaps: img.legacyGaps ?? [] } : {}) });
 }
 
 /** A WAL image whose files were walked already (by a streaming reader, or from bytes). */
@@ -168,11 +171,13 @@ export interface WalkedImage {
   layoutViolations: Violation[];
   /** As in WalImage. */
   legacyThrough?: number;
+  legacyGaps?: LegacyGap[];
 }
 
 export function inspectWalked(img: WalkedImage): WalInspection {
   const frames: InspectedFrame[] = [];
-  const legacy = img.legacyThrough ?? 0;
+  const range = legacyRangeOf(img);
+  const legacy = range.through;
   const violations: Violation[] = [...img.layoutViolations];
   const fail = (v: Violation): void => void violations.push(v);
   const segmentViolations: Violation[] = [];
@@ -184,7 +189,7 @@ export function inspectWalked(img: WalkedImage): WalInspection {
     if (!seg) torn = walked.size - walked.end;
     else if (walked.frames.every((f) => f.valid_json) && walked.end === walked.size && !walked.digestMatches) {
       segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "NO_JSON_CORRUPTION", msg: `${seg.name}: its bytes no longer match the SHA-256 recorded when it was sealed` });
-    } else if (walked.frames.every((f) => f.valid_json) && (walked.end !== walked.size || !startsAt(walked.frames[0]?.seq, seg.first, legacy) || walked.frames[walked.frames.length - 1]?.seq !== seg.last)) {
+    } else if (walked.frames.every((f) => f.valid_json) && (walked.end !== walked.size || !startsAt(walked.frames[0]?.seq, seg.first, range) || walked.frames[walked.frames.length - 1]?.seq !== seg.last)) {
       // (A frame that is not valid JSON is reported as itself below, as recovery does.)
       segmentViolations.push({ code: "SEGMENT_INVALID", invariant: "R2_SEQ_CONTIGUOUS", msg: `${seg.name} does not hold exactly seqs ${seg.first}..${seg.last} (${walked.frames.length} frames in ${walked.end} of ${walked.size} bytes)` });
     }
@@ -201,8 +206,8 @@ export function inspectWalked(img: WalkedImage): WalInspection {
   violations.push(...segmentViolations.filter(() => badJson < 0));
   if (badJson >= 0) fail({ code: "WAL_CORRUPT_INVALID_JSON", invariant: "NO_JSON_CORRUPTION", msg: `committed frame ${badJson + first} at byte ${committed[badJson]?.offset ?? 0}${committed[badJson]?.segment ? ` of ${committed[badJson]?.segment}` : ""} is not a valid entry` });
   const seqs = committed.map((f) => f.seq);
-  if (seqs.length > 0 && !startsAt(seqs[0], first, legacy)) fail({ code: "FIRST_SEQ_NOT_ONE", invariant: "R1_FIRST_SEQ_IS_ONE", msg: `first ${img.base > 0 ? "retained " : ""}frame has seq ${String(seqs[0])}${img.base > 0 ? `, expected ${first} (base ${img.base})` : ""}` });
-  const gap = seqs.findIndex((s, i) => i > 0 && s !== null && seqs[i - 1] !== null && s !== (seqs[i - 1] ?? 0) + 1 && !(s > (seqs[i - 1] ?? 0) && s <= legacy));
+  if (seqs.length > 0 && !startsAt(seqs[0], first, range)) fail({ code: "FIRST_SEQ_NOT_ONE", invariant: "R1_FIRST_SEQ_IS_ONE", msg: `first ${img.base > 0 ? "retained " : ""}frame has seq ${String(seqs[0])}${img.base > 0 ? `, expected ${first} (base ${img.base})` : ""}` });
+  const gap = seqs.findIndex((s, i) => i > 0 && s !== null && seqs[i - 1] !== null && s !== (seqs[i - 1] ?? 0) + 1 && !range.accepts(seqs[i - 1] ?? 0, s));
   if (gap > 0) fail({ code: "SEQ_GAP", invariant: "R2_SEQ_CONTIGUOUS", msg: `seq ${String(seqs[gap])} follows ${String(seqs[gap - 1])}` });
   const maxSeq = frames.reduce((m, f) => Math.max(m, f.seq ?? 0), img.base);
   if (safe !== null && safe > img.base && maxSeq > img.base && safe > maxSeq) fail({ code: "SAFESEQ_GT_MAXSEQ", invariant: "R3_SAFESEQ_LE_MAXSEQ", msg: `safe_seq=${safe} > maxSeq=${maxSeq}` });

@@ -13,6 +13,7 @@ import { recover, writeSafeSeq } from "./open.js";
 import type { Recovered } from "./open.js";
 import { walPaths } from "./paths.js";
 import { besideWrite } from "./beside.js";
+import { legacyRangeOf } from "./generation.js";
 import { SealedSegments } from "./sealed.js";
 import type { Reclaimed } from "./sealed.js";
 import { segmentName } from "./segments.js";
@@ -102,7 +103,7 @@ export class Wal {
     this.#size = recovered.scan.truncateTo;
     this.#activeFirst = recovered.scan.firstSeq;
     this.#offsets = recovered.scan.offsets;
-    this.#sealed = new SealedSegments(fs, dir, recovered.segments.base, recovered.segments.retained, recovered.generation.legacyThrough);
+    this.#sealed = new SealedSegments(fs, dir, recovered.segments.base, recovered.segments.retained, legacyRangeOf(recovered.generation));
     this.#digest = recovered.activeDigest.copy();
   }
 
