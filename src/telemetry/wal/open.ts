@@ -91,21 +91,18 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   // telemetry.pos is never touched (S11): a position of another generation is simply not
   // followed by the exporter or by reclamation.
   if (established.mode !== "safe_seq") await writeGeneration(fs, dir, generation);
-  const staleTmp = await fs.exists(p.safeSeqTmp);
   if (established.mode === "safe_seq") {
-    // WS-3, as the seed states it: a stale temp is removed only when the canonical safe_seq exists.
-    if (staleTmp) await fs.unlink(p.safeSeqTmp).catch(() => undefined);
-  } else if (!staleTmp) {
+    // WS-3, as the seed states it: proactive removal of a stale temp at open happens only
+    // when the canonical safe_seq exists. Without one, recovery never deletes it.
+    if (await fs.exists(p.safeSeqTmp)) await fs.unlink(p.safeSeqTmp).catch(() => undefined);
+  } else {
     // Every other mode records its safe point at once. For a legacy upgrade that is the
     // migration itself; for a first run (or an operator reset) it is a genesis safe point 0:
     // from now on a missing safe_seq is detected even before the first append, which matters
     // because a node writes other state (policy, activation) before the runtime appends anything.
+    // Like every safe-point write it goes through the temp (§3.5: write, fsync, rename, fsync
+    // dir), overwriting a stale one: that is the seed's write path, not a WS-3 cleanup.
     await writeSafeSeq(fs, dir, scan.maxSeq);
-  } else {
-    // WS-3: with no canonical safe_seq the stale temp is left alone, so no safe point is
-    // written through it here: like the seed, the first append writes the first safe point.
-    // (So a legacy upgrade needs the variable again until that first append.)
-    opts.log.warn({ dir, mode: established.mode }, "WAL_SAFESEQ_TMP_LEFT: telemetry.safe_seq.tmp exists without telemetry.safe_seq; left alone, the first append writes the safe point");
   }
   // Same for a reclamation killed before its base rename: the old base (or none) stands.
   if (await fs.exists(join(dir, BASE_TMP_FILE))) await fs.unlink(join(dir, BASE_TMP_FILE)).catch(() => undefined);

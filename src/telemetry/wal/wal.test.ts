@@ -496,16 +496,37 @@ describe("telemetry WAL (seed 001)", () => {
       expect(existsSync(p.safeSeqTmp)).toBe(false);
       expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(1);
     });
-    it("WS-3: leaves a stale safe_seq.tmp alone, byte for byte, when the canonical file is missing (first run); the first append writes the safe point", async () => {
+    it("WS-3: open with the canonical safe_seq present removes a stale temp through an unlink (recorded)", async () => {
+      await writeWal([frame(1)], 1);
       await writeFile(p.safeSeqTmp, encodeSafeSeq(9));
-      const wal = await open();
-      expect(wal.lastSeq).toBe(0);
-      expect(await readFile(p.safeSeqTmp)).toEqual(Buffer.from(encodeSafeSeq(9)));
-      expect(existsSync(p.safeSeq)).toBe(false);
-      expect(log.records.map((r) => r.msg)).toEqual([expect.stringMatching(/^WAL_SAFESEQ_TMP_LEFT/)]);
-      expect(await wal.append({ first: true })).toBe(1);
+      const unlinked: string[] = [];
+      const wal = await open({}, { fs: { ...nodeWalFs, unlink: (path) => (unlinked.push(path), nodeWalFs.unlink(path)) }, lock: false });
       await wal.close();
-      expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(1);
+      expect(unlinked).toEqual([p.safeSeqTmp]);
+    });
+    it("WS-3: a first run with a stale temp and no canonical safe_seq never unlinks it, and still writes the genesis safe point through it (§3.5 path)", async () => {
+      await writeFile(p.safeSeqTmp, encodeSafeSeq(9));
+      const unlinked: string[] = [];
+      const ops: string[] = [];
+      const fs = recordingFs(ops);
+      const wal = await open({}, { fs: { ...fs, unlink: (path) => (unlinked.push(path), nodeWalFs.unlink(path)) }, lock: false });
+      expect(wal.lastSeq).toBe(0);
+      await wal.close();
+      expect(unlinked).toEqual([]);
+      expect(ops).toContain("writeSynced:telemetry.safe_seq.tmp:end");
+      expect(ops).toContain("rename:telemetry.safe_seq.tmp>telemetry.safe_seq:end");
+      expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(0);
+      expect(existsSync(p.safeSeqTmp)).toBe(false);
+      expect(log.records).toEqual([]);
+    });
+    it("WS-3: after a first run with a stale temp, other node state appearing does not make the next open fail (SAFESEQ_MISSING)", async () => {
+      await writeFile(p.safeSeqTmp, encodeSafeSeq(9));
+      await (await open()).close();
+      await writeFile(join(dir, "lock.fingerprint"), "x");
+      const again = await open();
+      expect(again.recovered.mode).toBe("safe_seq");
+      expect(await again.append({ first: true })).toBe(1);
+      await again.close();
     });
     it("WS-3: leaves a stale safe_seq.tmp alone when the canonical file is missing in steady state (fail-hard keeps it for analysis)", async () => {
       await writeWal([frame(1)]);
@@ -513,14 +534,15 @@ describe("telemetry WAL (seed 001)", () => {
       expect(await causeOf(open())).toBe("SAFESEQ_MISSING");
       expect(await readFile(p.safeSeqTmp)).toEqual(Buffer.from(encodeSafeSeq(1)));
     });
-    it("WS-3: leaves it alone on a legacy upgrade too (the upgrade's safe point waits for the first append)", async () => {
+    it("WS-3: a legacy upgrade with a stale temp never unlinks it and records the upgrade's safe point through it", async () => {
       await writeWal([frame(1), frame(2)]);
       await writeFile(p.safeSeqTmp, encodeSafeSeq(5));
-      const wal = await open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" });
+      const unlinked: string[] = [];
+      const wal = await open({ AUTONOMYOPS_WAL_LEGACY_UPGRADE: "1" }, { fs: { ...nodeWalFs, unlink: (path) => (unlinked.push(path), nodeWalFs.unlink(path)) }, lock: false });
       expect(wal.lastSeq).toBe(2);
       await wal.close();
-      expect(await readFile(p.safeSeqTmp)).toEqual(Buffer.from(encodeSafeSeq(5)));
-      expect(existsSync(p.safeSeq)).toBe(false);
+      expect(unlinked).toEqual([]);
+      expect(decodeSafeSeq(await readFile(p.safeSeq))).toBe(2);
     });
     it("first run writes a genesis safe point 0, so a safe_seq lost before the first append is still detected", async () => {
       const wal = await open();
