@@ -101,7 +101,7 @@ describe("runtime with telemetry.otlp_url", () => {
     const status = (await (await fetch(`${url}/v1/status`)).json()) as { telemetry: { wal: { seed_exact: boolean; generation: string } } };
     expect(status.telemetry.wal).toMatchObject({ seed_exact: true, generation: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown });
     const walDir = telemetryWalDir(stateRoot);
-    const exporterFiles = ["telemetry.pos", "telemetry.pos.tmp", "telemetry.rejected.jsonl"]; // the exporter's lock lies beside the directory
+    const exporterFiles = ["telemetry.pos", "telemetry.pos.tmp"]; // the exporter's lock and dead letters lie beside the directory
     expect((await readdir(walDir)).filter((n) => !exporterFiles.includes(n)).sort()).toEqual(["telemetry.safe_seq", "telemetry.wal"]);
   }, 30_000);
 

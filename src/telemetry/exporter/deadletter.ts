@@ -1,15 +1,19 @@
 /**
- * telemetry.rejected.jsonl: records a receiver permanently refused, one JSON
+ * `<dir>.rejected.jsonl`, BESIDE the WAL directory (like its locks and generation:
+ * the seed names every file inside it, and a seed-exact directory holds only
+ * those): records a receiver permanently refused, one JSON
  * line each, appended and fsynced before the exporter counts them as handled
  * (so telemetry.pos never passes a record that is neither delivered nor here).
  * Also notes OTLP partial successes (the receiver dropped some records of an
  * accepted batch without saying which).
  */
 import { open } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname } from "node:path";
 import { fsyncDir } from "../../lib/index.js";
+import { besideWalDir, besideWrite } from "../wal/index.js";
 
-export const REJECTED_FILE = "telemetry.rejected.jsonl";
+/** Where dead letters went before they moved beside the directory; never written now (docs/telemetry-export.md). */
+export const LEGACY_REJECTED_FILE = "telemetry.rejected.jsonl";
 
 export interface RejectedLine {
   kind: "rejected" | "partial_success";
@@ -28,19 +32,23 @@ export interface RejectedLine {
   rejected_count?: number;
 }
 
+/** `<dir>.rejected.jsonl`, derived from the directory's canonical path like every file beside it. */
 export function rejectedPath(dir: string): string {
-  return join(dir, REJECTED_FILE);
+  return besideWalDir(dir, "rejected.jsonl");
 }
 
 export async function appendRejected(dir: string, lines: readonly RejectedLine[]): Promise<void> {
   if (lines.length === 0) return;
-  const fh = await open(rejectedPath(dir), "a", 0o600);
-  try {
-    await fh.writeFile(lines.map((l) => `${JSON.stringify(l)}\n`).join(""));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  // The file may have just been created: make its directory entry durable too.
-  await fsyncDir(dir);
+  const path = rejectedPath(dir);
+  await besideWrite(dir, "the dead letters", async () => {
+    const fh = await open(path, "a", 0o600);
+    try {
+      await fh.writeFile(lines.map((l) => `${JSON.stringify(l)}\n`).join(""));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    // The file may have just been created: make its entry in the parent durable too.
+    await fsyncDir(dirname(path));
+  });
 }

@@ -1,10 +1,13 @@
-import { mkdir, mkdtemp, rm, rmdir, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Wal, walPaths } from "../wal/index.js";
 import { Exporter } from "./exporter.js";
-import { POS_TMP, readPos } from "./pos.js";
+import { POS_TMP, readPos, writePos } from "./pos.js";
+import { rejectedPath } from "./deadletter.js";
+import { SinkRejected } from "./sinks.js";
 import { nodeWalFs, readGeneration } from "../wal/index.js";
 import type { ExportRecord } from "./record.js";
 import type { Sink } from "./sinks.js";
@@ -70,6 +73,33 @@ describe("Exporter", () => {
       expect(await x.drainOnce()).toMatchObject({ caughtUp: true, pos: 3, confirmed: 3 });
       await x.close();
     }
+  });
+
+  it("a stale telemetry.pos.tmp (a drain killed mid-write) is removed when telemetry.pos exists, and left alone without it", async () => {
+    const dir = await walWith([{ kind: "a" }, { kind: "b" }]);
+    const generation = (await readGeneration(nodeWalFs, dir)).id;
+    await writePos(dir, { seq: 2, generation });
+    await writeFile(join(dir, POS_TMP), Buffer.alloc(24, 7));
+    const idle = make(dir, new ArraySink());
+    await idle.drainOnce();
+    expect(existsSync(join(dir, POS_TMP))).toBe(false);
+  });
+
+  it("without telemetry.pos, a stale telemetry.pos.tmp is never removed at start", async () => {
+    const dir = await walWith([]);
+    await writeFile(join(dir, POS_TMP), Buffer.alloc(24, 7));
+    const x = make(dir, new ArraySink());
+    await x.drainOnce();
+    expect(await readFile(join(dir, POS_TMP))).toEqual(Buffer.alloc(24, 7));
+  });
+
+  it("dead letters go beside the WAL directory (<dir>.rejected.jsonl), never into it", async () => {
+    const dir = await walWith([{ kind: "a" }]);
+    const refusing: Sink = { name: "refusing", send: () => Promise.reject(new SinkRejected("no", 400, "refusing")) };
+    expect(await make(dir, refusing).drainOnce()).toMatchObject({ caughtUp: true, deadLettered: 1 });
+    expect(rejectedPath(dir)).toBe(`${dir}.rejected.jsonl`);
+    expect((await readFile(rejectedPath(dir), "utf8")).trim().split("\n")).toHaveLength(1);
+    expect((await readdir(dir)).sort()).toEqual(["telemetry.pos", "telemetry.safe_seq", "telemetry.wal"]);
   });
 
   it("one exporter per WAL (EXPORT_LOCKED); one drain at a time per exporter", async () => {

@@ -28,7 +28,7 @@ import { SeqBitset } from "./bitset.js";
 import { appendRejected } from "./deadletter.js";
 import type { RejectedLine } from "./deadletter.js";
 import { ExportError } from "./errors.js";
-import { readPos, writePos } from "./pos.js";
+import { readPos, removeStalePosTmp, writePos } from "./pos.js";
 import { MAX_PRIORITY, priorityOf } from "./priority.js";
 import { WalFileReader } from "../wal/index.js";
 import type { WalSource } from "./source.js";
@@ -189,6 +189,7 @@ export class Exporter {
         }),
       );
     }
+    if (this.#lock) await removeStalePosTmp(this.source.dir);
     const read = await readPos(this.source.dir);
     const committed = await this.source.committed();
     this.#generation = await this.source.generation();
@@ -307,7 +308,7 @@ export class Exporter {
    * Sends a batch. A permanent refusal (SinkRejected) of a batch of several
    * records splits it in halves and sends each, so one poison record costs
    * O(log n) requests and only it is refused; a refused single record is
-   * written to telemetry.rejected.jsonl (fsynced) and then counts as handled.
+   * written to `<dir>.rejected.jsonl` beside the WAL directory (fsynced) and then counts as handled.
    * Anything else thrown propagates: not delivered, retry later.
    */
   async #deliver(batch: readonly ExportRecord[], signal: AbortSignal | undefined, counts: { confirmed: number; deadLettered: number }): Promise<void> {
@@ -342,7 +343,7 @@ export class Exporter {
       await appendRejected(this.source.dir, [line]);
       this.#status.dead_lettered += 1;
       counts.deadLettered += 1;
-      this.#log?.error({ seq: r.seq, sink: e.sink, status: e.status, reason: e.message }, "EXPORT_RECORD_REJECTED: the receiver refused this record; written to telemetry.rejected.jsonl");
+      this.#log?.error({ seq: r.seq, sink: e.sink, status: e.status, reason: e.message }, "EXPORT_RECORD_REJECTED: the receiver refused this record; written beside the WAL directory, <dir>.rejected.jsonl");
     } finally {
       this.#status.records_in_flight = 0;
       this.#status.bytes_in_flight = 0;

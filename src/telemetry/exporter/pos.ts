@@ -36,6 +36,18 @@ export async function writePos(dir: string, pos: Position): Promise<void> {
 }
 
 /**
+ * WS-3's rule applied to the position's temp: a `telemetry.pos.tmp` left by a
+ * drain killed mid-write is removed only when the canonical telemetry.pos
+ * exists (the old value stands; the temp can only be a write that never
+ * happened). Without one it is left alone. Called with the exporter's lock held.
+ */
+export async function removeStalePosTmp(dir: string): Promise<void> {
+  const tmp = join(dir, POS_TMP);
+  if (!(await nodeWalFs.exists(walPaths(dir).pos)) || !(await nodeWalFs.exists(tmp))) return;
+  await nodeWalFs.unlink(tmp).catch(() => undefined);
+}
+
+/**
  * The position reclamation may follow (Wal's `confirmed` option): telemetry.pos
  * when it belongs to the WAL's current generation, else 0 — a missing, corrupt
  * or other generation's position reclaims nothing (when in doubt, keep everything).
