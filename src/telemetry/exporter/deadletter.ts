@@ -12,9 +12,6 @@ import { dirname } from "node:path";
 import { fsyncDir } from "../../lib/index.js";
 import { besideWalDir, besideWrite } from "../wal/index.js";
 
-/** Where dead letters went before they moved beside the directory; never written now (docs/telemetry-export.md). */
-export const LEGACY_REJECTED_FILE = "telemetry.rejected.jsonl";
-
 export interface RejectedLine {
   kind: "rejected" | "partial_success";
   rejected_at: string;
