@@ -21,6 +21,6 @@ export default tseslint.config(
   {
     files: ["src/**/*.ts"],
     plugins: { layers: layersPlugin(import.meta.dirname) },
-    rules: { "layers/order": "error", "layers/index-only": "error", "layers/no-test-import": "error", "layers/known-domain": "error" },
+    rules: { "layers/order": "error", "layers/index-only": "error", "layers/no-test-import": "error", "layers/known-domain": "error", "layers/static-specifier": "error", "layers/no-require": "error" },
   },
 );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readdir } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { join } from "node:path";
 import { ESLint } from "eslint";
 import tseslint from "typescript-eslint";
@@ -51,6 +51,50 @@ describe("layers (layers.json, enforced by npm run lint)", () => {
   it("fails a folder under src/ that layers.json does not name (layers/known-domain)", async () => {
     const found = await layerFindings("src/nowhere/a.ts", "export const a = 1;\n");
     expect(found.map((f) => f.rule)).toEqual(["layers/known-domain"]);
+  });
+
+  describe("bypasses the adversarial review found, each failing naming its rule", () => {
+    const probe = "src/lib/layers-probe.ts";
+    const rulesOf = async (code: string, path = probe) => (await layerFindings(path, code)).map((f) => f.rule);
+
+    it("a template-literal import() is checked like a string (no expressions) ...", async () => {
+      expect(await rulesOf("export const m = import(`../runtime/runtime.js`);\n")).toEqual(["layers/order", "layers/index-only"]);
+    });
+
+    it("... and a template or concatenated specifier with expressions is refused (layers/static-specifier)", async () => {
+      const part = "run";
+      expect(await rulesOf('export const m = import("../run" + "time/index.js");\n')).toEqual(["layers/static-specifier"]);
+      expect(await rulesOf(`const d = "${part}";\nexport const m = import(\`../\${d}time/index.js\`);\n`)).toEqual(["layers/static-specifier"]);
+    });
+
+    it("require, createRequire and import x = require() are refused (layers/no-require)", async () => {
+      const viaCreateRequire = 'import { createRequire } from "node:module";\nexport const m: unknown = createRequire(import.meta.url)("../runtime/index.js");\n';
+      expect(await rulesOf(viaCreateRequire)).toEqual(["layers/no-require"]);
+      expect(await rulesOf('import x = require("../runtime/index.js");\nexport const m = x;\n')).toEqual(["layers/no-require"]);
+      expect(await rulesOf('declare const require: (s: string) => unknown;\nexport const m = require("../runtime/index.js");\n')).toEqual(["layers/no-require"]);
+    });
+
+    it("a file directly under src/ is refused, and so is importing one (layers/known-domain, layers/order)", async () => {
+      const hub = await layerFindings("src/hub.ts", 'export { startRuntime } from "./runtime/runtime.js";\n');
+      expect(hub.map((f) => f.rule)).toEqual(["layers/known-domain"]);
+      expect(hub[0]?.message).toContain("src/hub.ts sits directly under src/");
+      const viaHub = await layerFindings(probe, 'export { startRuntime } from "../hub.js";\n');
+      expect(viaHub.map((f) => f.rule)).toEqual(["layers/order"]);
+      expect(viaHub[0]?.message).toContain("src/hub.js");
+    });
+
+    it("absolute paths, file: URLs and the package's own name are resolved like relative ones", async () => {
+      const abs = join(root, "src/runtime/runtime.js");
+      expect(await rulesOf(`export { startRuntime } from ${JSON.stringify(abs)};\n`)).toEqual(["layers/order", "layers/index-only"]);
+      expect(await rulesOf(`export { startRuntime } from "${pathToFileURL(abs).href}";\n`)).toEqual(["layers/order", "layers/index-only"]);
+      expect(await rulesOf('export { startRuntime } from "autonomyops/src/runtime/index.js";\n')).toEqual(["layers/order"]);
+      expect(await rulesOf('export { walPaths } from "autonomyops/src/telemetry/wal/paths.js";\n', "src/runtime/layers-probe.ts")).toEqual(["layers/index-only"]);
+      expect(await rulesOf('export const m = import("autonomyops");\n')).toEqual(["layers/order"]);
+    });
+
+    it("leaves other packages and builtins alone", async () => {
+      expect(await rulesOf('import { readFile } from "node:fs/promises";\nimport { z } from "zod";\nexport const a = [readFile, z];\n')).toEqual([]);
+    });
   });
 
   it("accepts a downward import through the index, and imports inside a domain", async () => {
