@@ -18,3 +18,4 @@ export type { Clock } from "./clock.js";
 export { loadConfigFile, parseConfigText, configKeyPath, configProblems } from "./config-file.js";
 export type { ConfigFileOptions, ConfigErrorFactory } from "./config-file.js";
 export { quote, printable } from "./quote.js";
+export { redactUrl, redactUrlsIn } from "./redact-url.js";

@@ -6,7 +6,7 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { CallToolResult, Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { fieldProblems, RUNTIME_VERSION, messageOf } from "../lib/index.js";
+import { fieldProblems, RUNTIME_VERSION, messageOf, redactUrl } from "../lib/index.js";
 import { RuntimeError } from "./errors.js";
 import { markMcpContent } from "./mcp-server.js";
 import type { Tool, ToolOutput } from "./types.js";
@@ -189,7 +189,8 @@ class UpstreamConnection {
   }
 
   #unavailable(why: string, cause?: unknown): RuntimeError {
-    const where = this.#config.url ?? (this.#config.command ?? []).join(" ");
+    // A configured URL may carry credentials; this message reaches tool callers and logs.
+    const where = this.#config.url !== undefined ? redactUrl(this.#config.url) : (this.#config.command ?? []).join(" ");
     return new RuntimeError("UPSTREAM_UNAVAILABLE", `upstream MCP server ${this.name} (${where}): ${why}`, {
       details: { upstream: this.name },
       ...(cause !== undefined ? { cause } : {}),

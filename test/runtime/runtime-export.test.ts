@@ -91,6 +91,23 @@ describe("runtime with telemetry.otlp_url", () => {
     expect(status.telemetry.exporter.pos).toBeGreaterThanOrEqual(11);
   }, 30_000);
 
+  it("GET /v1/status shows the exporter's last error without the collector URL's password or query values", async () => {
+    const stateRoot = await node();
+    // Port 9 (discard) on loopback: nothing listens, so every attempt fails and becomes last_error.
+    const otlpUrl = "http://collector:S3cretPassw0rd@127.0.0.1:9/?api_key=TOPSECRET";
+    rt = await startRuntime({ stateRoot, config: config({ otlpUrl }), listen: { host: "127.0.0.1", port: 0 }, exporterPollMs: 20 });
+    const url = rt.url ?? "";
+    await call(url, "tool.echo", { text: "x" });
+    let body = "";
+    await until(async () => {
+      body = await (await fetch(`${url}/v1/status`)).text();
+      return body.includes('"last_error":{');
+    }, "the exporter reported a delivery failure");
+    expect(body).toContain("127.0.0.1:9");
+    expect(body).not.toContain("S3cretPassw0rd");
+    expect(body).not.toContain("TOPSECRET");
+  }, 30_000);
+
   it("segment_bytes = 0 runs the node's WAL in seed-exact mode: only the seed's files in its directory while the exporter delivers", async () => {
     const stateRoot = await node();
     rx = await startOtlpJsonLogsReceiver({ light: true });

@@ -5,7 +5,7 @@ import type { LookupFunction } from "node:net";
 import { z } from "zod";
 import { guardedLookup, systemResolver } from "./address-guard.js";
 import type { Resolver } from "./address-guard.js";
-import { RUNTIME_VERSION, messageOf } from "../../lib/index.js";
+import { RUNTIME_VERSION, messageOf, redactUrl } from "../../lib/index.js";
 import { RuntimeError } from "../errors.js";
 import type { Tool } from "../types.js";
 import { defineTool } from "./define-tool.js";
@@ -165,10 +165,10 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
       } catch (e) {
         if (e instanceof RuntimeError) throw e;
         if (e instanceof Error && e.cause instanceof RuntimeError) throw e.cause;
-        if (deadline.aborted) throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${url.href} timed out after ${timeoutMs} ms`, { cause: e });
+        if (deadline.aborted) throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${redactUrl(url)} timed out after ${timeoutMs} ms`, { cause: e });
         if (signal?.aborted) throw new RuntimeError("TOOL_FAILED", "tool.http_get: cancelled", { cause: e });
         const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
-        throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${url.href}: ${messageOf(e)}${cause}`, { cause: e });
+        throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${redactUrl(url)}: ${messageOf(e)}${cause}`, { cause: e });
       }
     },
   });

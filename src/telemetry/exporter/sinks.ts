@@ -17,7 +17,7 @@
  *                              records, so nothing is dead-lettered; retried
  *                              with backoff until an operator fixes it
  */
-import { systemClock } from "../../lib/index.js";
+import { redactUrl, redactUrlsIn, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import type { ExportRecord } from "./record.js";
 import { eventIdOf, eventTimeNanos, nanosToRfc3339 } from "./record.js";
@@ -112,6 +112,8 @@ async function postJson(p: HttpPost): Promise<unknown> {
   const signal = p.signal ? AbortSignal.any([timeout, p.signal]) : timeout;
   let res: Response;
   let text: string;
+  // Messages reach GET /v1/status (unauthenticated) and stderr: never the URL's credentials.
+  const shown = redactUrl(p.url);
   try {
     const gzipped = p.compression === "gzip";
     const body = gzipped ? await gzipAsync(p.body) : p.body;
@@ -119,17 +121,18 @@ async function postJson(p: HttpPost): Promise<unknown> {
     text = await res.text();
   } catch (e) {
     if (p.signal?.aborted) throw new SinkUnavailable(`${p.sink}: aborted`, "aborted", { cause: e });
-    if (timeout.aborted) throw new SinkUnavailable(`${p.sink}: no answer from ${p.url} within ${p.timeoutMs} ms`, "timeout", { cause: e });
+    if (timeout.aborted) throw new SinkUnavailable(`${p.sink}: no answer from ${shown} within ${p.timeoutMs} ms`, "timeout", { cause: e });
     const cause = (e as { cause?: { code?: unknown } }).cause;
-    const code = typeof cause?.code === "string" ? cause.code : e instanceof Error ? e.message : String(e);
-    throw new SinkUnavailable(`${p.sink}: cannot reach ${p.url}: ${code}`, "network", { cause: e });
+    // Node's fetch names the whole URL (credentials included) in some of its messages.
+    const code = typeof cause?.code === "string" ? cause.code : redactUrlsIn(e instanceof Error ? e.message : String(e));
+    throw new SinkUnavailable(`${p.sink}: cannot reach ${shown}: ${code}`, "network", { cause: e });
   }
   const reason = text.replace(/\s+/g, " ").trim().slice(0, MAX_REASON);
   const verdict = classifyStatus(res.status);
-  if (verdict === "rejected") throw new SinkRejected(`${p.sink}: ${p.url} refused the batch with HTTP ${res.status}${reason ? `: ${reason}` : ""}`, res.status, p.sink);
+  if (verdict === "rejected") throw new SinkRejected(`${p.sink}: ${shown} refused the batch with HTTP ${res.status}${reason ? `: ${reason}` : ""}`, res.status, p.sink);
   if (verdict !== "delivered") {
     const ra = retryAfterMs(res.headers.get("retry-after"), p.clock.now());
-    throw new SinkUnavailable(`${p.sink}: ${p.url} answered HTTP ${res.status}${verdict === "refused" ? " (a configuration problem: check the URL and credentials)" : ""}${reason ? `: ${reason}` : ""}`,
+    throw new SinkUnavailable(`${p.sink}: ${shown} answered HTTP ${res.status}${verdict === "refused" ? " (a configuration problem: check the URL and credentials)" : ""}${reason ? `: ${reason}` : ""}`,
       verdict === "refused" ? "refused" : "status", { status: res.status, ...(ra === undefined ? {} : { retryAfterMs: ra }) });
   }
   if (text.trim() === "") return undefined;
@@ -245,7 +248,7 @@ export class ControlPlaneEventsSink implements Sink {
     const res = await postJson({ url: this.endpoint, body, headers: this.#o.headers ?? {}, timeoutMs: this.#o.timeoutMs ?? 10_000, signal: opts.signal, sink: this.name, clock });
     const received = (res as { received?: unknown } | undefined)?.received;
     if (typeof received !== "number" || received !== batch.length) {
-      throw new SinkUnavailable(`${this.name}: ${this.endpoint} acknowledged ${String(received)} of ${batch.length} events`, "protocol");
+      throw new SinkUnavailable(`${this.name}: ${redactUrl(this.endpoint)} acknowledged ${String(received)} of ${batch.length} events`, "protocol");
     }
   }
 }
