@@ -304,7 +304,7 @@ function mcpRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   });
 
   app.post("/mcp", async (req, reply) => {
-    const server = createMcpServer({ interceptor: gate, tools });
+    const server = createMcpServer({ interceptor: gate, tools, onInternalError: (err) => req.log.error({ err }, "mcp tool call failed") });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await server.connect(transport);
     try {

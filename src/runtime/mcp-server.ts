@@ -3,7 +3,7 @@ import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { CallToolResult, ListToolsResult } from "@modelcontextprotocol/sdk/types.js";
-import { RUNTIME_VERSION } from "../lib/index.js";
+import { RUNTIME_VERSION, problemFromError } from "../lib/index.js";
 import { asToolRegistry } from "./tools/registry.js";
 import type { ToolSource } from "./tools/registry.js";
 import type { InterceptResult, Tool, ToolCall } from "./types.js";
@@ -26,6 +26,40 @@ export interface McpServerOptions {
   tools: ToolSource;
   /** Reported in `initialize` (default `autonomyops-runtime`). */
   name?: string;
+  /**
+   * Told about an unexpected error of a tools/call (the client only gets a generic
+   * message and the stable code): the runtime logs it. Default: nothing.
+   */
+  onInternalError?: (err: unknown) => void;
+}
+
+/** JSON-RPC code of a tools/call that threw a domain (4xx) error: the implementation-defined server-error range. */
+export const MCP_DOMAIN_ERROR = -32000;
+/** JSON-RPC "internal error". */
+export const MCP_INTERNAL_ERROR = -32603;
+const INTERNAL_MESSAGE = "internal error; the call was not run (see the runtime log)";
+
+/**
+ * What the SDK sends for a thrown error is `{ code, message, data }` read off the
+ * error: this one carries only what {@link problemFromError} lets through (a domain
+ * error's message; for anything else a generic text), never the raw exception text.
+ */
+class McpCallError extends Error {
+  readonly code: number;
+  readonly data: { code: string; status: number };
+  constructor(code: number, message: string, data: { code: string; status: number }) {
+    super(message);
+    this.name = "McpCallError";
+    this.code = code;
+    this.data = data;
+  }
+}
+
+/** The one error mapping (problemFromError) rendered as a JSON-RPC error. */
+export function mcpCallError(err: unknown): Error {
+  const p = problemFromError(err);
+  if (p.status >= 500) return new McpCallError(MCP_INTERNAL_ERROR, INTERNAL_MESSAGE, { code: p.code, status: p.status });
+  return new McpCallError(MCP_DOMAIN_ERROR, p.detail, { code: p.code, status: p.status });
 }
 
 /** `_meta` keys carried by every tools/call result. */
@@ -74,7 +108,14 @@ export function createMcpServer(opts: McpServerOptions): Server {
   }));
   server.setRequestHandler(CallToolRequestSchema, async (req): Promise<CallToolResult> => {
     const { name, arguments: args } = req.params;
-    const result = await opts.interceptor.call({ kind: name, params: args ?? {} }, tools.get(name), "mcp");
+    let result: InterceptResult;
+    try {
+      result = await opts.interceptor.call({ kind: name, params: args ?? {} }, tools.get(name), "mcp");
+    } catch (e) {
+      const mapped = mcpCallError(e);
+      if ((mapped as McpCallError).code === MCP_INTERNAL_ERROR) opts.onInternalError?.(e);
+      throw mapped;
+    }
     return toCallToolResult(result);
   });
   return server;

@@ -98,7 +98,8 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       running.server = server;
     }
     if (opts.stdio) {
-      const served = await serveMcpStdio({ interceptor, tools });
+      const mcpLog = createLogger({ name: "autonomy.runtime.mcp", level: "warn" }); // stderr: stdout carries MCP
+      const served = await serveMcpStdio({ interceptor, tools, onInternalError: (err) => mcpLog.error({ err }, "mcp tool call failed") });
       closers.push(served.close);
     }
     return running;

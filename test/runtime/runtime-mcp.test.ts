@@ -1,4 +1,7 @@
 import { existsSync } from "node:fs";
+import { Writable } from "node:stream";
+import { UsageError } from "../../src/lib/index.js";
+import { createLogger } from "../../src/observability/index.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -152,6 +155,39 @@ describe("MCP over Streamable HTTP at /mcp (stateless)", () => {
     const res = await fetch(`${base}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: "{oops" });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ jsonrpc: "2.0", error: { code: -32700 }, id: null });
+  });
+
+  /** A server whose interceptor throws `err` on every tools/call; its log lines go to `lines`. */
+  async function throwingServer(err: Error, lines: string[]): Promise<Client> {
+    const destination = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(chunk.toString("utf8")); cb(); } });
+    const logger = createLogger({ name: "autonomy.runtime.http", level: "warn", destination });
+    const app = createToolServer({ interceptor: { call: () => Promise.reject(err) }, tools: builtinTools(), policy: mutablePolicy(example), logger });
+    const base = await listen(app);
+    cleanups.push(() => app.close());
+    const client = new Client({ name: "runtime-mcp-test", version: "1.0.0" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
+    cleanups.push(() => client.close());
+    return client;
+  }
+
+  it("an unexpected error in the interceptor answers -32603 with a generic message and the stable code, never its text (which is logged)", async () => {
+    const lines: string[] = [];
+    const client = await throwingServer(new Error("EACCES /var/lib/autonomy/secret.key token=s3cret"), lines);
+    const e = (await call(client, "tool.echo", { text: "x" }).catch((x: unknown) => x)) as { code?: number; message?: string; data?: unknown };
+    expect(e.code).toBe(-32603);
+    expect(e.message).toContain("internal error; the call was not run");
+    expect(e.message).not.toContain("s3cret");
+    expect(e.message).not.toContain("/var/lib");
+    expect(e.data).toEqual({ code: "INTERNAL", status: 500 });
+    expect(lines.join("")).toContain("token=s3cret");
+  });
+
+  it("a domain error keeps its message and code", async () => {
+    const client = await throwingServer(new UsageError("tool.echo: text must be a string", "send a string"), []);
+    const e = (await call(client, "tool.echo", { text: "x" }).catch((x: unknown) => x)) as { code?: number; message?: string; data?: unknown };
+    expect(e.code).toBe(-32000);
+    expect(e.message).toContain("tool.echo: text must be a string");
+    expect(e.data).toMatchObject({ code: "USAGE", status: 400 });
   });
 
   it("refuses requests from a foreign browser origin", async () => {
