@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import Fastify from "fastify";
 import type { FastifyInstance } from "fastify";
 import { AutonomyError, ExitCodes, UsageError } from "./errors.js";
-import { PROBLEM_CONTENT_TYPE, problemDetails, problemFromError } from "./http-problem.js";
+import { PROBLEM_CONTENT_TYPE, problem, problemDetails, problemFromError } from "./http-problem.js";
 
 class DemoError extends AutonomyError<"DEMO_REFUSED" | "DEMO_BROKEN" | "DEMO_TAMPERED"> {}
 
@@ -74,6 +74,18 @@ describe("problemDetails plugin", () => {
     expect((await app.inject({ method: "POST", url: "/p", payload: { n: 1 } })).statusCode).toBe(200);
   });
 
+  it("answers 405 with Allow for a known path asked with another method, 404 for an unknown path", async () => {
+    const app = await appWith((a) => a.post("/p", () => ({ ok: true })));
+    for (const method of ["GET", "PUT", "DELETE", "TRACE"] as const) {
+      const r = await app.inject({ method, url: "/p?x=1" });
+      expect(r.statusCode, method).toBe(405);
+      expect(r.headers.allow, method).toBe("POST");
+      expect(r.headers["content-type"]).toMatch(/^application\/problem\+json/);
+      expect(body(r)).toMatchObject({ status: 405, code: "METHOD_NOT_ALLOWED", detail: `${method} is not allowed on /p; use POST` });
+    }
+    expect((await app.inject({ method: "GET", url: "/q" })).statusCode).toBe(404);
+  });
+
   it("leaves an API area's own error handler in charge inside that area", async () => {
     const app = await appWith((a) => {
       void a.register((area, _o, done) => {
@@ -92,7 +104,9 @@ describe("problemFromError", () => {
   it("is a plain mapping usable without Fastify", () => {
     expect(problemFromError({ statusCode: 404 })).toMatchObject({ status: 404, code: "NOT_FOUND" });
     expect(problemFromError({ statusCode: 405 })).toMatchObject({ status: 405, code: "METHOD_NOT_ALLOWED" });
-    expect(problemFromError({ statusCode: 422, message: "no" })).toMatchObject({ status: 400, code: "REQUEST_INVALID", detail: "malformed request: no" });
+    // An unknown error's text is never echoed, whatever its statusCode; Fastify's own request errors explain themselves.
+    expect(problemFromError({ statusCode: 422, message: "open /etc/autonomy/key: token=s3cret" })).toEqual(problem("REQUEST_INVALID", 400, "malformed request"));
+    expect(problemFromError({ statusCode: 400, code: "FST_ERR_VALIDATION", message: "body must have required property 'kind'" })).toMatchObject({ detail: "malformed request: body must have required property 'kind'" });
     expect(problemFromError("boom")).toMatchObject({ status: 500, code: "INTERNAL" });
     expect(PROBLEM_CONTENT_TYPE).toBe("application/problem+json");
   });

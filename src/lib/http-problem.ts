@@ -70,15 +70,17 @@ export function problemType(code: string): string {
 export function problemFromError(err: unknown, opts: ProblemOptions = {}): Problem {
   // instanceof narrows to AutonomyError<any>; every code is a string.
   if (err instanceof AutonomyError) return domainProblem(err as AutonomyError, opts);
-  const e = (typeof err === "object" && err !== null ? err : {}) as { statusCode?: unknown; message?: unknown };
+  const e = (typeof err === "object" && err !== null ? err : {}) as { statusCode?: unknown; message?: unknown; code?: unknown };
   const status = typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
   if (status === 500) return problem("INTERNAL", 500, INTERNAL_DETAIL);
   if (status === 413) return problem("REQUEST_TOO_LARGE", 413, opts.bodyLimit !== undefined ? `request body exceeds ${opts.bodyLimit} bytes` : "request body too large");
   if (status === 415) return problem("MEDIA_TYPE_UNSUPPORTED", 415, "send the body as application/json");
   if (status === 404) return problem("NOT_FOUND", 404, "no such resource");
   if (status === 405) return problem("METHOD_NOT_ALLOWED", 405, "method not allowed on this resource");
-  const message = typeof e.message === "string" && e.message.length > 0 ? e.message : "invalid body";
-  return problem("REQUEST_INVALID", 400, `malformed request: ${message}`);
+  // Only Fastify's own request errors (FST_*: schema, bad JSON) are ours to explain; any
+  // other error's text is unknown and may name paths or secrets, so it is not echoed.
+  const fastify = typeof e.code === "string" && e.code.startsWith("FST_") && typeof e.message === "string" && e.message.length > 0;
+  return problem("REQUEST_INVALID", 400, fastify ? `malformed request: ${String(e.message)}` : "malformed request");
 }
 
 function domainProblem(err: AutonomyError, opts: ProblemOptions): Problem {
@@ -92,6 +94,9 @@ function domainProblem(err: AutonomyError, opts: ProblemOptions): Problem {
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(p);
 }
+
+/** The methods a 405 may list in its Allow header. */
+const ROUTE_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"] as const;
 
 /**
  * Fastify plugin: the error handler and the not-found handler of the context
@@ -112,7 +117,17 @@ export function problemDetails(app: FastifyInstance, opts: ProblemOptions): Prom
     if (p.status >= 500) req.log.error({ err }, "request failed");
     return sendProblem(reply, p);
   });
-  app.setNotFoundHandler((req, reply) => sendProblem(reply, problem("NOT_FOUND", 404, `no route ${req.method} ${req.url.split("?")[0] ?? ""}`)));
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split("?")[0] ?? "";
+    // A known path asked with a method it does not serve is a 405 naming the ones it does
+    // (RFC 9110 §15.5.6), not a 404. Static paths only: hasRoute matches route patterns.
+    const allow = ROUTE_METHODS.filter((method) => method !== req.method && app.hasRoute({ url: path, method }));
+    if (allow.length > 0) {
+      void reply.header("allow", allow.join(", "));
+      return sendProblem(reply, problem("METHOD_NOT_ALLOWED", 405, `${req.method} is not allowed on ${path}; use ${allow.join(" or ")}`));
+    }
+    return sendProblem(reply, problem("NOT_FOUND", 404, `no route ${req.method} ${path}`));
+  });
   return Promise.resolve();
 }
 // Not encapsulated: the handlers apply to the context that registers the plugin

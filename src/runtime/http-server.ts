@@ -147,6 +147,10 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
   });
 
+  // Bodies are JSON only: without Fastify's default text/plain parser a text body is a
+  // 415 MEDIA_TYPE_UNSUPPORTED (DESIGN §6), not a string that fails the schema as a 400.
+  app.removeContentTypeParser("text/plain");
+
   // One plugin per API area, registered in order; problem details first, so
   // every area without a contract shape of its own answers errors with them.
   void app.register(problemDetails, { bodyLimit: MiB });
@@ -270,7 +274,7 @@ function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => s
 
   // Every other method: 405 before the body is even read.
   app.route({
-    method: ["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"],
+    method: ["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"],
     url: "/v1/tool",
     schema: { response: { "4xx": refusalSchema } },
     // Answering from a hook ends the request there (done is deliberately not called).
@@ -319,7 +323,7 @@ function mcpRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   });
 
   app.route({
-    method: ["GET", "DELETE"],
+    method: ["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"],
     url: "/mcp",
     onRequest: (_req, reply) => {
       void rpcError(reply.header("allow", "POST"), 405, -32000, "Method not allowed: this MCP endpoint is stateless (no sessions, no server-sent event stream); use POST");

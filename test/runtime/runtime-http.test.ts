@@ -210,6 +210,13 @@ describe("malformed requests and wrong methods", () => {
     expect(r.body).toMatchObject({ decision: "deny", policy_ref: example.ref, error: { code: "MEDIA_TYPE_UNSUPPORTED" } });
   });
 
+  it("answers 415 for a text/plain body (no text parser), still with decision and policy_ref", async () => {
+    const { base } = await start(example);
+    const r = await post(base, JSON.stringify({ kind: "tool.echo", params: { text: "x" } }), { "content-type": "text/plain" });
+    expect(r.status).toBe(415);
+    expect(r.body).toMatchObject({ decision: "deny", policy_ref: example.ref, error: { code: "MEDIA_TYPE_UNSUPPORTED" } });
+  });
+
   it("answers 413 for a body over 1 MiB", async () => {
     const { base } = await start(example);
     const r = await post(base, { kind: "tool.echo", params: { text: "a".repeat(1024 * 1024) } });
@@ -223,6 +230,30 @@ describe("malformed requests and wrong methods", () => {
     expect(res.status).toBe(405);
     expect(res.headers.get("allow")).toBe("POST");
     expect(await res.json()).toMatchObject({ decision: "deny", policy_ref: example.ref, error: { code: "METHOD_NOT_ALLOWED" } });
+  });
+
+  it("answers TRACE /v1/tool with 405 and the decision body; PUT /mcp and POST /healthz with 405 and Allow", async () => {
+    const source = mutablePolicy(example);
+    const app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source });
+    try {
+      // fetch() refuses to send TRACE, so these go through inject.
+      const trace = await app.inject({ method: "TRACE", url: "/v1/tool" });
+      expect(trace.statusCode).toBe(405);
+      expect(trace.headers.allow).toBe("POST");
+      expect(JSON.parse(trace.body)).toMatchObject({ decision: "deny", policy_ref: example.ref, error: { code: "METHOD_NOT_ALLOWED" } });
+      for (const method of ["PUT", "PATCH", "TRACE"] as const) {
+        const mcp = await app.inject({ method, url: "/mcp", headers: { "content-type": "application/json" }, payload: "{}" });
+        expect(mcp.statusCode, method).toBe(405);
+        expect(mcp.headers.allow, method).toBe("POST");
+      }
+      const health = await app.inject({ method: "POST", url: "/healthz", headers: { "content-type": "application/json" }, payload: "{}" });
+      expect(health.statusCode).toBe(405);
+      expect(health.headers.allow).toBe("GET, HEAD");
+      expect(health.headers["content-type"]).toMatch(/^application\/problem\+json/);
+      expect(JSON.parse(health.body)).toMatchObject({ code: "METHOD_NOT_ALLOWED", status: 405 });
+    } finally {
+      await app.close();
+    }
   });
 
   it("refuses browser requests from another origin (DNS-rebinding guard)", async () => {
