@@ -35,4 +35,21 @@ describe("parseConfigText", () => {
     expect(() => parseConfigText("x.json", "{", schema, opts)).toThrow(/^x\.json is not valid JSON: /);
     expect(() => parseConfigText("x.toml", "name = ", schema, opts)).toThrow(/^x\.toml is not valid TOML: /);
   });
+
+  it("names the position of a JSON or TOML syntax error, never the text around it (it may hold secrets)", () => {
+    const message = (path: string, text: string): string => {
+      try {
+        parseConfigText(path, text, schema, opts);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      throw new Error("expected a syntax error");
+    };
+    const json = message("x.json", '{\n  "name": "n",\n  "password":hunter2SEC"\n}');
+    expect(json).toBe("x.json is not valid JSON: unexpected character at line 3, column 14 (offset 30)");
+    expect(message("x.json", '{"name": "hunter2SEC')).toBe("x.json is not valid JSON: unexpected end of input at line 1, column 21 (offset 20)");
+    const toml = message("x.toml", 'name = "n"\npassword = hunter2SEC');
+    expect(toml).not.toContain("hunter2SEC");
+    expect(toml).toMatch(/^x\.toml is not valid TOML: .* \(line 2, column \d+\)$/);
+  });
 });

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseToml } from "smol-toml";
 import type { z } from "zod";
 import { errnoCode } from "./errors.js";
+import { jsonErrorPosition } from "./json-error-position.js";
 import type { FieldProblem } from "./field-problems.js";
 
 /** Field names come from untrusted input; keep messages bounded. */
@@ -51,7 +52,7 @@ export function parseConfigText<S extends z.ZodType>(path: string, text: string,
   try {
     doc = json ? JSON.parse(text) : parseToml(text);
   } catch (e) {
-    throw opts.fail(`${path} is not valid ${json ? "JSON" : "TOML"}: ${(e as Error).message.split("\n")[0] ?? ""}`, { cause: e });
+    throw opts.fail(`${path} is not valid ${json ? "JSON" : "TOML"}: ${json ? jsonSyntaxProblem(text) : tomlSyntaxProblem(e)}`, { cause: e });
   }
   const r = schema.safeParse(doc, { error: issueMessage });
   if (!r.success) {
@@ -59,6 +60,22 @@ export function parseConfigText<S extends z.ZodType>(path: string, text: string,
     throw opts.fail(`${path}: ${fields.map((f) => `${f.field}: ${f.problem}`).join("; ")}`, { fields });
   }
   return r.data;
+}
+
+/**
+ * Where the JSON breaks, without the parser's message: Node 20 quotes the source around
+ * the fault in it, and a config file's source holds secrets.
+ */
+function jsonSyntaxProblem(text: string): string {
+  const at = jsonErrorPosition(text);
+  return at === undefined ? "syntax error" : `${at.problem} at line ${at.line}, column ${at.column} (offset ${at.offset})`;
+}
+
+/** smol-toml's first message line is a fixed text (its source excerpt follows on later lines); plus the position. */
+function tomlSyntaxProblem(e: unknown): string {
+  const err = e as { message?: unknown; line?: unknown; column?: unknown };
+  const first = typeof err.message === "string" ? (err.message.split("\n")[0] ?? "") : "syntax error";
+  return typeof err.line === "number" && typeof err.column === "number" ? `${first} (line ${err.line}, column ${err.column})` : first;
 }
 
 /**
