@@ -10,7 +10,8 @@
  * so such runs only list.
  */
 import type { Reporter, TestCase, TestModule, TestRunEndReason, Vitest } from "vitest/node";
-import { SKIP_VAR } from "./peers.js";
+import { SKIP_VAR, parseSkip } from "./peers.js";
+import type { Capability } from "./peers.js";
 
 type Kind = "by-variable" | "setup-failed" | "unexplained";
 
@@ -28,10 +29,22 @@ function failedSetup(t: TestCase): string | undefined {
   return undefined;
 }
 
-function classify(t: TestCase): Skipped {
+/** The capabilities AUTONOMY_TEST_SKIP names in this (the reporter's) process; none if it is malformed. */
+function namedBySkipVar(): ReadonlySet<Capability> {
+  try {
+    return new Set(parseSkip(process.env[SKIP_VAR]));
+  } catch {
+    return new Set(); // needs() already failed the tests with the variable's error
+  }
+}
+
+function classify(t: TestCase, named: ReadonlySet<Capability>): Skipped {
   const label = `${t.module.relativeModuleId} > ${t.fullName}`;
   const by = t.meta().autonomySkip;
-  if (by) return { kind: "by-variable", label, why: `needs ${by.caps.join(", ")}` };
+  // The meta is only a claim (any test can set it): the skip counts as asked for only if
+  // the variable really names every capability it gives as the reason.
+  if (by && by.caps.length > 0 && by.caps.every((c) => named.has(c))) return { kind: "by-variable", label, why: `needs ${by.caps.join(", ")}` };
+  if (by) return { kind: "unexplained", label, why: `meta.autonomySkip claims ${by.caps.join(", ")}, which ${SKIP_VAR} does not name` };
   const setup = t.options.mode === "todo" ? undefined : failedSetup(t);
   if (setup !== undefined) return { kind: "setup-failed", label, why: setup };
   const r = t.result();
@@ -49,7 +62,8 @@ export class SkipReporter implements Reporter {
   onTestRunEnd(modules: ReadonlyArray<TestModule>, _errors: unknown, reason: TestRunEndReason): void {
     if (reason === "interrupted") return;
     const all = modules.flatMap((m) => [...m.children.allTests()]);
-    const skipped = all.filter((t) => t.result().state === "skipped").map(classify);
+    const named = namedBySkipVar();
+    const skipped = all.filter((t) => t.result().state === "skipped").map((t) => classify(t, named));
     const print = (title: string, list: Skipped[], names = true): void => {
       if (list.length === 0) return;
       console.log(`\n${title}: ${list.length} test(s)`);

@@ -43,6 +43,18 @@ describe("the run's skip summary", () => {
     expect(r.stdout).not.toContain("SKIPPED WITHOUT");
   }, 60_000);
 
+  it("fails a run whose skip only claims a capability (meta.autonomySkip) that AUTONOMY_TEST_SKIP does not name", async () => {
+    for (const value of [undefined, "openssl"]) {
+      const r = await vitest("forged-meta.case.ts", { AUTONOMY_TEST_SKIP: value });
+      expect(r.code, describeRun(r)).toBe(1);
+      expect(r.stdout).toContain("1 of 2 test(s) ran, 1 skipped without AUTONOMY_TEST_SKIP");
+      expect(r.stdout).toMatch(/meta\.autonomySkip claims b3sum, which AUTONOMY_TEST_SKIP does not name:\n {4}- forged-meta\.case\.ts > claims b3sum was named/);
+    }
+    const named = await vitest("forged-meta.case.ts", { AUTONOMY_TEST_SKIP: "b3sum" });
+    expect(named.code, describeRun(named)).toBe(0);
+    expect(named.stdout).toContain("1 of 2 test(s) ran, 1 skipped by AUTONOMY_TEST_SKIP");
+  }, 120_000);
+
   it("fails the test of a missing peer when nothing names it, with the peer, its install command and the variable", async () => {
     // A PATH without b3sum (the sbin directories findCommand adds never hold it).
     const r = await vitest("needs-b3sum.case.ts", { PATH: "/nonexistent" });
