@@ -11,14 +11,20 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { CAPABILITIES, PEERS, SKIP_VAR, debianPackages, findCommand, forgetProbes, installCommand, missing, parseSkip, whatIsMissing } from "../test/helpers/peers.js";
+import { CAPABILITIES, PEERS, SKIP_VAR, aptCanFix, debianPackages, forgetProbes, installCommand, missing, parseSkip, whatIsMissing } from "../test/helpers/peers.js";
 import type { Capability } from "../test/helpers/peers.js";
 
 export interface Machine {
   isRoot: boolean;
-  /** apt-get on the PATH and /etc/debian_version present. */
+  /** {@link APT_GET} and /etc/debian_version present. */
   hasApt: boolean;
 }
+
+/**
+ * apt-get by absolute path: this runs as root under npm, which puts node_modules/.bin
+ * (anything a dependency installs) first on the PATH.
+ */
+export const APT_GET = "/usr/bin/apt-get";
 
 export type Plan = { action: "none" } | { action: "install"; packages: string[]; missing: Capability[] } | { action: "fail"; message: string };
 
@@ -26,7 +32,7 @@ export type Plan = { action: "none" } | { action: "install"; packages: string[];
 export function planPeers(absent: ReadonlyMap<Capability, string>, machine: Machine, alreadySkipped: readonly Capability[] = []): Plan {
   if (absent.size === 0) return { action: "none" };
   // What apt can provide is installed even when something else is missing too; the re-check after reports the rest.
-  const installable = [...absent.keys()].filter((c) => PEERS[c].debian.length > 0);
+  const installable = [...absent].filter(([c, problem]) => aptCanFix(c, problem)).map(([c]) => c);
   if (installable.length > 0 && machine.isRoot && machine.hasApt) {
     return { action: "install", packages: debianPackages(installable), missing: installable };
   }
@@ -37,19 +43,21 @@ export function planPeers(absent: ReadonlyMap<Capability, string>, machine: Mach
 export function failMessage(absent: ReadonlyMap<Capability, string>, machine: Machine, alreadySkipped: readonly Capability[] = []): string {
   const caps = [...absent.keys()];
   const lines = [`npm test: ${caps.length} thing(s) the tests need are missing:`];
-  for (const [c, problem] of absent) lines.push(`  - ${whatIsMissing(c, problem)}${PEERS[c].remedy ? `: ${PEERS[c].remedy}` : ""}`);
-  const packages = debianPackages(caps);
+  const byApt = caps.filter((c) => aptCanFix(c, absent.get(c) ?? ""));
+  for (const [c, problem] of absent) lines.push(`  - ${whatIsMissing(c, problem)}${!byApt.includes(c) && PEERS[c].remedy ? `: ${PEERS[c].remedy}` : ""}`);
+  const packages = debianPackages(byApt);
   if (packages.length > 0) {
     const why = !machine.hasApt ? "not a Debian system with apt-get" : !machine.isRoot ? "not root" : "apt-get did not provide them";
     lines.push("", `Not installed automatically (${why}). On Debian, install them with:`, `  ${installCommand(packages, machine.isRoot)}`);
-    if (!machine.hasApt) lines.push(`Elsewhere, install the programs ${caps.filter((c) => PEERS[c].debian.length > 0).join(", ")} with your package manager.`);
+    if (!machine.hasApt) lines.push(`Elsewhere, install the programs ${byApt.join(", ")} with your package manager.`);
   }
   lines.push("", `Or skip the tests that need them (they are listed at the end of the run):`, `  ${SKIP_VAR}=${[...alreadySkipped, ...caps].join(",")} npm test`);
   return lines.join("\n");
 }
 
-function currentMachine(): Machine {
-  return { isRoot: process.getuid?.() === 0, hasApt: findCommand("apt-get") !== undefined && existsSync("/etc/debian_version") };
+/** This machine; `exists` is replaceable so a test can tell the PATH is never consulted. */
+export function currentMachine(exists: (path: string) => boolean = existsSync): Machine {
+  return { isRoot: process.getuid?.() === 0, hasApt: exists(APT_GET) && exists("/etc/debian_version") };
 }
 
 function absentOf(caps: readonly Capability[]): Map<Capability, string> {
@@ -62,7 +70,7 @@ function absentOf(caps: readonly Capability[]): Map<Capability, string> {
 }
 
 function apt(args: string[]): void {
-  const r = spawnSync("apt-get", args, { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  const r = spawnSync(APT_GET, args, { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
   if (r.status !== 0) throw new Error(`apt-get ${args.join(" ")} failed (${r.error?.message ?? `exit ${String(r.status)}`})`);
 }
 

@@ -23,6 +23,12 @@ export interface Peer {
   debian: readonly string[];
   /** What to do when it is missing and apt cannot help. */
   remedy?: string;
+  /**
+   * Whether installing {@link debian} can fix this problem (default: yes). False when
+   * the program is there but the wrong one comes first on the PATH: installing again
+   * changes nothing, so ensure-peers would apt-get on every run and still fail.
+   */
+  aptFixes?: (problem: string) => boolean;
 }
 
 /** Where a program lives: PATH, then the sbin directories a non-login root shell may lack. */
@@ -47,11 +53,22 @@ function commands(names: readonly string[], debian: readonly string[], usedBy: s
   return { usedBy, probe, debian };
 }
 
+const NON_GNU_TAR = "a non-GNU tar is first on PATH: ";
+/** Where Debian's tar package puts GNU tar: a non-GNU tar there is one apt can replace. */
+const DEBIAN_TAR = "/usr/bin/tar";
+
+/** The tests spawn `tar` from the PATH, so the one first on the PATH must be GNU tar. */
 function gnuTar(): string | undefined {
   const tar = findCommand("tar");
   if (!tar) return "tar not found on the PATH";
   const r = spawnSync(tar, ["--version"], { encoding: "utf8" });
-  return /GNU tar/.test(r.stdout ?? "") ? undefined : `${tar} is not GNU tar (\`tar --version\`: ${(r.stdout ?? "").split("\n")[0] ?? ""})`;
+  if (/GNU tar/.test(r.stdout ?? "")) return undefined;
+  return `${NON_GNU_TAR}${tar} (\`tar --version\`: ${(r.stdout ?? "").split("\n")[0] ?? ""})`;
+}
+
+/** apt can provide a missing tar, or replace a non-GNU one at Debian's path; not one that shadows it earlier on the PATH. */
+function aptFixesTar(problem: string): boolean {
+  return !problem.startsWith(NON_GNU_TAR) || problem.startsWith(`${NON_GNU_TAR}${DEBIAN_TAR} `);
 }
 
 const CAP_SYS_ADMIN = 21n;
@@ -89,7 +106,13 @@ const PEER_TABLE = {
   git: commands(["git"], ["git"], "cloning and working on the repository"),
   strace: commands(["strace"], ["strace"], "the system-call test of `autonomy wal append` (seed 001 fsync order)"),
   python3: commands(["python3"], ["python3"], "scripts/wal_verify.py, the independent WAL verifier of the portability lab"),
-  "gnu-tar": { usedBy: "the policy bundle tests that read our archives with GNU tar", probe: gnuTar, debian: ["tar"] },
+  "gnu-tar": {
+    usedBy: "the policy bundle tests that read our archives with GNU tar",
+    probe: gnuTar,
+    debian: ["tar"],
+    aptFixes: aptFixesTar,
+    remedy: "the tests run `tar` from the PATH: put GNU tar's directory first on the PATH (or remove the other tar)",
+  },
   "util-linux": commands(["mount", "umount", "losetup"], ["util-linux", "mount"], "test/telemetry/wal-disk-full (tmpfs) and the portability loop cells"),
   "mkfs.ext4": commands(["mkfs.ext4"], ["e2fsprogs"], "the ext4 portability cell"),
   "mkfs.xfs": commands(["mkfs.xfs"], ["xfsprogs"], "the xfs portability cell"),
@@ -134,6 +157,12 @@ export function forgetProbes(): void {
   probed.clear();
 }
 
+/** Whether installing the capability's Debian packages can fix `problem`. */
+export function aptCanFix(cap: Capability, problem: string): boolean {
+  const p: Peer = PEERS[cap];
+  return p.debian.length > 0 && (p.aptFixes?.(problem) ?? true);
+}
+
 /** The Debian packages that provide `caps`, sorted and unique. */
 export function debianPackages(caps: readonly Capability[]): string[] {
   return [...new Set(caps.flatMap((c) => PEERS[c].debian))].sort();
@@ -149,7 +178,7 @@ export function installCommand(packages: readonly string[], asRoot: boolean): st
 /** One capability's problem, what needs it, and how to fix or skip it. */
 export function describeMissing(cap: Capability, problem: string, asRoot = process.getuid?.() === 0): string {
   const p = PEERS[cap];
-  const fix = p.debian.length > 0 ? `install it: ${installCommand(p.debian, asRoot)}` : (p.remedy ?? "");
+  const fix = aptCanFix(cap, problem) ? `install it: ${installCommand(p.debian, asRoot)}` : (p.remedy ?? "");
   return `${whatIsMissing(cap, problem)}; ${fix}; or skip what needs it with ${SKIP_VAR}=${cap} (the run lists what it skipped)`;
 }
 

@@ -3,15 +3,15 @@
 // command and the skip variable. The script runs for real with a PATH that lacks a peer (a
 // directory of links to the real programs, minus the one removed); apt-get is never on that PATH,
 // so these tests cannot install anything.
-import { chmod, mkdtemp, rm, symlink } from "node:fs/promises";
+import { chmod, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { failMessage, planPeers } from "../../scripts/ensure-peers.js";
+import { APT_GET, currentMachine, failMessage, planPeers } from "../../scripts/ensure-peers.js";
 import { describeRun, runProcess } from "../helpers/cli.js";
 import type { RunResult } from "../helpers/cli.js";
 import { needs } from "../helpers/needs.js";
-import { CAPABILITIES, findCommand, installCommand, parseSkip } from "../helpers/peers.js";
+import { CAPABILITIES, findCommand, forgetProbes, installCommand, missing, parseSkip } from "../helpers/peers.js";
 import type { Capability } from "../helpers/peers.js";
 
 const SCRIPT = new URL("../../scripts/ensure-peers.ts", import.meta.url).pathname;
@@ -50,6 +50,53 @@ describe("planPeers", () => {
     expect(message).toContain("apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends b3sum");
     expect(message).toContain("Elsewhere, install the programs b3sum with your package manager.");
     expect(message).toContain("AUTONOMY_TEST_SKIP=root,b3sum npm test");
+  });
+});
+
+describe("apt-get and tar on a PATH npm controls", () => {
+  it("finds apt-get only at /usr/bin/apt-get, never through the PATH (npm puts node_modules/.bin first)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ensure-peers-apt-"));
+    const path = process.env.PATH;
+    try {
+      await writeFile(join(dir, "apt-get"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+      process.env.PATH = `${dir}:${path ?? ""}`;
+      expect(APT_GET).toBe("/usr/bin/apt-get");
+      expect(currentMachine((p) => p === "/etc/debian_version").hasApt).toBe(false); // a PATH apt-get does not count
+      expect(currentMachine((p) => p === APT_GET || p === "/etc/debian_version").hasApt).toBe(true);
+    } finally {
+      process.env.PATH = path;
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("names a non-GNU tar first on the PATH (the tests spawn `tar` from the PATH)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ensure-peers-tar-"));
+    const path = process.env.PATH;
+    try {
+      await writeFile(join(dir, "tar"), "#!/bin/sh\necho 'bsdtar 3.7.2 - libarchive 3.7.2'\n", { mode: 0o755 });
+      process.env.PATH = `${dir}:${path ?? ""}`;
+      forgetProbes();
+      expect(missing("gnu-tar")).toBe(`a non-GNU tar is first on PATH: ${join(dir, "tar")} (\`tar --version\`: bsdtar 3.7.2 - libarchive 3.7.2)`);
+    } finally {
+      process.env.PATH = path;
+      forgetProbes();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("does not apt-get install tar when a non-GNU tar shadows it on the PATH (it would on every run, and still fail)", () => {
+    const shadowed = "a non-GNU tar is first on PATH: /opt/bsd/bin/tar (`tar --version`: bsdtar 3.7.2)";
+    const plan = planPeers(absent([["gnu-tar", shadowed]]), ROOT_APT);
+    expect(plan.action).toBe("fail");
+    const message = plan.action === "fail" ? plan.message : "";
+    expect(message).toContain(`gnu-tar: ${shadowed}`);
+    expect(message).toContain("put GNU tar's directory first on the PATH");
+    expect(message).not.toContain("apt-get install");
+    // Installable things are still installed; the shadowing tar is reported after the re-check.
+    expect(planPeers(absent([["gnu-tar", shadowed], ["b3sum", "b3sum not found on the PATH"]]), ROOT_APT)).toEqual({ action: "install", packages: ["b3sum"], missing: ["b3sum"] });
+    // A missing tar, or a non-GNU one where Debian's package puts tar, is apt's to fix.
+    expect(planPeers(absent([["gnu-tar", "tar not found on the PATH"]]), ROOT_APT)).toMatchObject({ action: "install", packages: ["tar"] });
+    expect(planPeers(absent([["gnu-tar", "a non-GNU tar is first on PATH: /usr/bin/tar (`tar --version`: busybox)"]]), ROOT_APT)).toMatchObject({ action: "install", packages: ["tar"] });
   });
 });
 
