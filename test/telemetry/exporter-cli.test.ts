@@ -81,6 +81,16 @@ describe("autonomy telemetry", () => {
     expect(await readPos(dir)).toEqual({ kind: "missing" });
   });
 
+  it("drain --once names the collector in its errors and logs without credentials or query values", async () => {
+    const dir = await walDir(2);
+    for (const url of ["http://127.0.0.1:9/?api_key=TOPSECRET", "http://collector:S3cretPassw0rd@127.0.0.1:9/"]) {
+      const r = await cli(["telemetry", "drain", "--dir", dir, "--otlp-url", url, "--once"]);
+      expect(r.code, url).toBe(1);
+      expect(r.stderr, url).toContain("otlp: cannot reach http://127.0.0.1:9/");
+      expect(r.stdout + r.stderr, url).not.toMatch(/TOPSECRET|S3cretPassw0rd/);
+    }
+  });
+
   it("drain without --once keeps running, prints progress, and stops cleanly on SIGTERM", async () => {
     const dir = await walDir(30);
     const rx = await startOtlpJsonLogsReceiver();
