@@ -147,6 +147,24 @@ function trimSlash(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
+/**
+ * `base` with `suffix` appended to its path: a base URL may carry a query (some
+ * collectors authenticate with `?api_key=…`), which must stay the query, not swallow
+ * the path. `keep`: a path already ending in the suffix is used as is.
+ */
+function endpointOf(base: string, suffix: string, keep: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    const b = trimSlash(base); // not a URL: fetch will say so, with the text we were given
+    return keep && b.endsWith(suffix) ? b : `${b}${suffix}`;
+  }
+  const path = trimSlash(url.pathname);
+  url.pathname = keep && path.endsWith(suffix) ? path : `${path}${suffix}`;
+  return url.href;
+}
+
 export interface OtlpHttpLogsSinkOptions {
   /** Collector base URL; records go to `<url>/v1/logs` (a URL already ending in /v1/logs is used as is). */
   url: string;
@@ -170,8 +188,7 @@ export class OtlpHttpLogsSink implements Sink {
 
   constructor(o: OtlpHttpLogsSinkOptions) {
     this.#o = o;
-    const base = trimSlash(o.url);
-    this.endpoint = base.endsWith("/v1/logs") ? base : `${base}/v1/logs`;
+    this.endpoint = endpointOf(o.url, "/v1/logs", true);
   }
 
   async send(batch: readonly ExportRecord[], opts: SendOptions = {}): Promise<void | SinkResult> {
@@ -237,7 +254,7 @@ export class ControlPlaneEventsSink implements Sink {
 
   constructor(o: ControlPlaneEventsSinkOptions) {
     this.#o = o;
-    this.endpoint = `${trimSlash(o.url)}/v1/events`;
+    this.endpoint = endpointOf(o.url, "/v1/events", false);
   }
 
   async send(batch: readonly ExportRecord[], opts: SendOptions = {}): Promise<void> {
