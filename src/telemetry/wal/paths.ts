@@ -6,9 +6,13 @@ import { besideWalDir } from "./beside.js";
  * lock, which lies BESIDE the directory (`<dir>.lock`): the seed does not name
  * it, and a seed-exact directory holds only the files the seed names.
  */
-export function walPaths(dir: string): { wal: string; safeSeq: string; safeSeqTmp: string; pos: string; lock: string } {
+export function walPaths(dir: string): { wal: string; safeSeq: string; safeSeqTmp: string; pos: string; readonly lock: string } {
   return {
-    lock: besideWalDir(dir, "lock"),
+    // A getter: canonicalising the directory is a realpath walk (blocking syscalls), and
+    // every commit's safe-point write asks for walPaths; only opening the WAL needs the lock.
+    get lock() {
+      return besideWalDir(dir, "lock");
+    },
     wal: join(dir, "telemetry.wal"),
     safeSeq: join(dir, "telemetry.safe_seq"),
     safeSeqTmp: join(dir, "telemetry.safe_seq.tmp"),
