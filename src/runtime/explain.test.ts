@@ -2,20 +2,11 @@ import { afterAll, describe, expect, it } from "vitest";
 import { compileCedar, PolicyError } from "../policy/index.js";
 import type { LoadedPolicy } from "../policy/index.js";
 import { explainRequest } from "./explain.js";
-import { EXAMPLE_POLICY_FILES } from "../../test/helpers/policies.js";
+import { EXAMPLE_POLICY_FILES, fakeLoadedPolicy } from "../../test/helpers/policies.js";
 
 const engine = compileCedar(EXAMPLE_POLICY_FILES);
 afterAll(() => engine.dispose());
-const loaded: LoadedPolicy = {
-  bundle: {
-    manifest: { name: "demo", policy_bundle_version: "1.0.0", required_runtime_version: "", bundle_hash: "sha256:00", created_at: "2025-01-01T00:00:00Z", engine: "cedar", files: {} },
-    files: [],
-    digest: "sha256:00",
-    size: 0,
-  },
-  engine,
-  ref: "demo@1.0.0 (sha256:00)",
-};
+const loaded: LoadedPolicy = fakeLoadedPolicy(engine);
 
 describe("explainRequest", () => {
   it("decides a tool call through the interceptor and says why", () => {

@@ -9,7 +9,7 @@ import { JsonlSink, MemorySink } from "./decision-sinks.js";
 import { RuntimeError } from "./errors.js";
 import { Interceptor } from "./interceptor.js";
 import type { DecisionEvent, PolicySource, Tool, ToolOutput } from "./types.js";
-import { EXAMPLE_POLICY_FILES } from "../../test/helpers/policies.js";
+import { EXAMPLE_POLICY_FILES, fakeLoadedPolicy } from "../../test/helpers/policies.js";
 
 const EXAMPLES: PolicyFile[] = EXAMPLE_POLICY_FILES;
 
@@ -21,16 +21,7 @@ afterEach(() => {
 
 function loaded(engine: PolicyEngine, ref = "demo@1.0.0 (sha256:00)"): LoadedPolicy {
   engines.push(engine);
-  return {
-    bundle: {
-      manifest: { name: "demo", policy_bundle_version: "1.0.0", required_runtime_version: "", bundle_hash: "sha256:00", created_at: "2025-01-01T00:00:00Z", engine: "cedar", files: {} },
-      files: [],
-      digest: "sha256:00",
-      size: 0,
-    },
-    engine,
-    ref,
-  };
+  return fakeLoadedPolicy(engine, { ref });
 }
 
 /** A tool that records its runs (a spy: the test asserts whether it ran). */

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { compileCedar } from "../policy/index.js";
 import type { LoadedPolicy } from "../policy/index.js";
 import { Wal, readCommitted } from "../telemetry/index.js";
-import { EXAMPLE_POLICY_FILES } from "../../test/helpers/policies.js";
+import { EXAMPLE_POLICY_FILES, fakeLoadedPolicy } from "../../test/helpers/policies.js";
 import { Interceptor } from "./interceptor.js";
 import type { Tool } from "./types.js";
 import { WalDecisionSink } from "./wal-sink.js";
@@ -18,7 +18,7 @@ let policy: LoadedPolicy;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "wal-sink-"));
   const engine = compileCedar(EXAMPLE_POLICY_FILES);
-  policy = { bundle: { manifest: { name: "demo", policy_bundle_version: "1", required_runtime_version: "", bundle_hash: "sha256:00", created_at: "2025-01-01T00:00:00Z", engine: "cedar", files: {} }, files: [], digest: "sha256:00", size: 0 }, engine, ref: "demo@1" };
+  policy = fakeLoadedPolicy(engine, { version: "1", ref: "demo@1" });
 });
 afterEach(async () => {
   policy.engine.dispose();

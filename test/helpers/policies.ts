@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { PolicyFile } from "../../src/policy/index.js";
+import type { LoadedPolicy, PolicyEngine, PolicyFile } from "../../src/policy/index.js";
 
 /** The example policy directory shipped with the product (echo_allow permits tool.echo, shell_deny forbids tool.shell). */
 export const EXAMPLE_POLICY_DIR = new URL("../../examples/policies", import.meta.url).pathname;
@@ -9,3 +9,21 @@ export const EXAMPLE_POLICY_FILES: PolicyFile[] = ["echo_allow.cedar", "shell_de
   name,
   text: readFileSync(new URL(`../../examples/policies/${name}`, import.meta.url), "utf8"),
 }));
+
+/**
+ * A loaded policy around `engine` with a placeholder bundle (no bundle bytes): for unit
+ * tests of what consumes a LoadedPolicy (interceptor, decision sinks, explain).
+ */
+export function fakeLoadedPolicy(engine: PolicyEngine, opts: { version?: string; ref?: string } = {}): LoadedPolicy {
+  const version = opts.version ?? "1.0.0";
+  return {
+    bundle: {
+      manifest: { name: "demo", policy_bundle_version: version, required_runtime_version: "", bundle_hash: "sha256:00", created_at: "2025-01-01T00:00:00Z", engine: "cedar", files: {} },
+      files: [],
+      digest: "sha256:00",
+      size: 0,
+    },
+    engine,
+    ref: opts.ref ?? `demo@${version} (sha256:00)`,
+  };
+}
