@@ -1,4 +1,5 @@
 import { stat } from "node:fs/promises";
+import { errnoCode } from "../../lib/index.js";
 import { WalError } from "./errors.js";
 
 /**
@@ -8,7 +9,7 @@ import { WalError } from "./errors.js";
  */
 export async function requireWalDir(dir: string): Promise<void> {
   const st = await stat(dir).catch((e: unknown) => {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    if (errnoCode(e) === "ENOENT") return null;
     throw e;
   });
   if (st?.isDirectory()) return;
