@@ -11,7 +11,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoCode, replaceFileDurably } from "../../lib/index.js";
-import { confirmedIn, decodePosition, encodePosition, nodeWalFs, readGeneration, walPaths } from "../wal/index.js";
+import { confirmedIn, decodePosition, encodePosition, nodeWalFs, readGeneration, removeStaleTemp, walPaths } from "../wal/index.js";
 import type { Position } from "../wal/index.js";
 
 export const POS_TMP = "telemetry.pos.tmp";
@@ -36,15 +36,12 @@ export async function writePos(dir: string, pos: Position): Promise<void> {
 }
 
 /**
- * WS-3's rule applied to the position's temp: a `telemetry.pos.tmp` left by a
- * drain killed mid-write is removed only when the canonical telemetry.pos
- * exists (the old value stands; the temp can only be a write that never
- * happened). Without one it is left alone. Called with the exporter's lock held.
+ * WS-3's rule ({@link removeStaleTemp}) applied to the position's temp: a
+ * `telemetry.pos.tmp` left by a drain killed mid-write. Called with the
+ * exporter's lock held.
  */
 export async function removeStalePosTmp(dir: string): Promise<void> {
-  const tmp = join(dir, POS_TMP);
-  if (!(await nodeWalFs.exists(walPaths(dir).pos)) || !(await nodeWalFs.exists(tmp))) return;
-  await nodeWalFs.unlink(tmp).catch(() => undefined);
+  await removeStaleTemp(nodeWalFs, walPaths(dir).pos, join(dir, POS_TMP));
 }
 
 /**

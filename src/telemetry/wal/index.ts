@@ -14,6 +14,7 @@ export type { WalFs, WalFile, WalReadFile } from "./fs.js";
 export type { WalLogger } from "./logger.js";
 export { LEGACY_UPGRADE_ENV, OPERATOR_RESET_ENV } from "./open.js";
 export { walPaths } from "./paths.js";
+export { removeStaleTemp } from "./stale-temp.js";
 export { readGeneration } from "./generation.js";
 export { besideWalDir, besideWrite, canonicalWalDir } from "./beside.js";
 export type { Generation } from "./generation.js";

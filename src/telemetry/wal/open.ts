@@ -7,6 +7,7 @@ import { WalError, WalFailHard } from "./errors.js";
 import type { WalFs } from "./fs.js";
 import type { WalLogger } from "./logger.js";
 import { defaultOtherState, walPaths } from "./paths.js";
+import { removeStaleTemp } from "./stale-temp.js";
 import { scanFrames, structuralBytes } from "./scan.js";
 import type { SafePoint, ScanResult } from "./scan.js";
 import { UPGRADING, generationPath, legacyRangeOf, newGenerationId, readGeneration, writeGeneration } from "./generation.js";
@@ -94,7 +95,7 @@ async function recoverUnlogged(opts: RecoverOptions): Promise<Recovered> {
   if (established.mode === "safe_seq") {
     // WS-3, as the seed states it: proactive removal of a stale temp at open happens only
     // when the canonical safe_seq exists. Without one, recovery never deletes it.
-    if (await fs.exists(p.safeSeqTmp)) await fs.unlink(p.safeSeqTmp).catch(() => undefined);
+    await removeStaleTemp(fs, p.safeSeq, p.safeSeqTmp);
   } else {
     // Every other mode records its safe point at once. For a legacy upgrade that is the
     // migration itself; for a first run (or an operator reset) it is a genesis safe point 0:
