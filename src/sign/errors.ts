@@ -32,6 +32,8 @@ export const VERIFICATION_ERROR_CODES = [
   "ATTACHMENT_AMBIGUOUS",
   "LOCK_MISSING",
   "POLICY_MISSING",
+  // Release statements (DSSE + in-toto Statement v1).
+  "STATEMENT_INVALID",
 ] as const;
 
 /** A stable code from {@link VERIFICATION_ERROR_CODES}. */
@@ -59,6 +61,7 @@ const VERIFICATION_HINTS: Readonly<Record<VerificationErrorCode, string>> = {
   ATTACHMENT_AMBIGUOUS: "A release must carry exactly one signed lock and one signed bundle; remove the extra or publish a new tag.",
   LOCK_MISSING: "Attach an activation lock to the artifact (`autonomy oci attach`) and sign it.",
   POLICY_MISSING: "Attach a policy bundle to the artifact (`autonomy oci attach`) and sign it.",
+  STATEMENT_INVALID: "The release statement is not well-formed; re-sign the release with `autonomy sign`.",
 };
 
 interface ErrorOpts {

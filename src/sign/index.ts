@@ -16,3 +16,5 @@ export {
 export type { BuildPayloadOptions, SimpleSigningPayload } from "./payload.js";
 export { signPayload, verifyPayloadSignature, checkFreshness, parseDuration } from "./signature.js";
 export type { FreshnessOptions } from "./signature.js";
+export { signEnvelope, verifyEnvelope, parseEnvelope, preAuthEncoding, decodeBase64Strict, keyIdOf } from "./dsse.js";
+export type { DsseEnvelope, DsseSignature, DsseResult, DsseFailure, TrustedKey } from "./dsse.js";

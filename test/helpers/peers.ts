@@ -71,6 +71,13 @@ function aptFixesTar(problem: string): boolean {
   return !problem.startsWith(NON_GNU_TAR) || problem.startsWith(`${NON_GNU_TAR}${DEBIAN_TAR} `);
 }
 
+/** Debian's python3 (not a pyenv or venv one, which does not see apt packages) with securesystemslib. */
+function securesystemslib(): string | undefined {
+  const r = spawnSync("/usr/bin/python3", ["-c", "import securesystemslib.signer"], { encoding: "utf8" });
+  if (r.status === 0) return undefined;
+  return `/usr/bin/python3 cannot import securesystemslib.signer (${(r.error?.message ?? r.stderr ?? "").trim().split("\n").pop() ?? ""})`;
+}
+
 const CAP_SYS_ADMIN = 21n;
 
 /** Root that may mount: uid 0 and, on Linux, CAP_SYS_ADMIN (an unprivileged container's root lacks it). */
@@ -106,6 +113,11 @@ const PEER_TABLE = {
   git: commands(["git"], ["git"], "cloning and working on the repository"),
   strace: commands(["strace"], ["strace"], "the system-call test of `autonomy wal append` (seed 001 fsync order)"),
   python3: commands(["python3"], ["python3"], "scripts/wal_verify.py, the independent WAL verifier of the portability lab"),
+  securesystemslib: {
+    usedBy: "test/supplychain/statement-independent (Debian's securesystemslib verifies our DSSE release statements)",
+    probe: securesystemslib,
+    debian: ["python3-securesystemslib"],
+  },
   "gnu-tar": {
     usedBy: "the policy bundle tests that read our archives with GNU tar",
     probe: gnuTar,
