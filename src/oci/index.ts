@@ -9,7 +9,7 @@ export type { ParsedManifest } from "./manifest.js";
 export { LayoutRepository } from "./layout-store.js";
 export { openRepository } from "./open.js";
 export type { RepositoryOptions } from "./open.js";
-export { listReferrers, pushReferrer, referrersFallbackTag, cosignSignatureTag } from "./referrers.js";
+export { listReferrers, readReferrerSources, pushReferrer, referrersFallbackTag, cosignSignatureTag, cosignAttestationTag } from "./referrers.js";
 export type { Referrer, ReferrerSource } from "./referrers.js";
 export { pushArtifact, storeManifest } from "./artifact.js";
 export type { ArtifactFile, PushArtifactOptions, PushedArtifact } from "./artifact.js";

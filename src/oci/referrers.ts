@@ -13,8 +13,13 @@ export function cosignSignatureTag(subjectDigest: string): string {
   return `${referrersFallbackTag(subjectDigest)}.sig`;
 }
 
+/** cosign's attestation tag: `sha256-<hex>.att` (one manifest, one layer per DSSE envelope, appended). */
+export function cosignAttestationTag(subjectDigest: string): string {
+  return `${referrersFallbackTag(subjectDigest)}.att`;
+}
+
 /** Where a referrer was found, so verification can report it. */
-export type ReferrerSource = "referrers-api" | "referrers-tag" | "cosign-sig-tag";
+export type ReferrerSource = "referrers-api" | "referrers-tag" | "cosign-sig-tag" | "cosign-att-tag";
 
 export interface Referrer extends Descriptor {
   source: ReferrerSource;
@@ -40,6 +45,35 @@ export async function listReferrers(repo: OciRepository, subjectDigest: string, 
     seen.add(d.digest);
     return true;
   });
+}
+
+/**
+ * Like {@link listReferrers} with the fallback index always read, but for
+ * hostile stores: a source that cannot be read (a fallback tag overwritten by
+ * junk, a referrers answer that is not an index) is reported as a problem
+ * instead of failing the whole listing, so one broken source cannot hide the
+ * others. Unfiltered; duplicates dropped.
+ */
+export async function readReferrerSources(repo: OciRepository, subjectDigest: string): Promise<{ found: Referrer[]; problems: { source: ReferrerSource; reason: string }[] }> {
+  const found: Referrer[] = [];
+  const problems: { source: ReferrerSource; reason: string }[] = [];
+  if ((await repo.capabilities()).referrersApi) {
+    try {
+      found.push(...(await repo.referrersNative(subjectDigest)).map((d) => ({ ...d, source: "referrers-api" as const })));
+    } catch (e) {
+      if (!(e instanceof OciError)) throw e;
+      problems.push({ source: "referrers-api", reason: `${e.code}: ${e.message}` });
+    }
+  }
+  try {
+    found.push(...(await readFallbackIndex(repo, subjectDigest)).manifests.map((d) => ({ ...d, source: "referrers-tag" as const })));
+  } catch (e) {
+    if (!(e instanceof OciError)) throw e;
+    problems.push({ source: "referrers-tag", reason: `${e.code}: ${e.message}` });
+  }
+  const unique = new Map<string, Referrer>();
+  for (const d of found) if (!unique.has(d.digest)) unique.set(d.digest, d);
+  return { found: [...unique.values()], problems };
 }
 
 async function readFallbackIndex(repo: OciRepository, subjectDigest: string): Promise<ImageIndex> {

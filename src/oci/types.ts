@@ -21,6 +21,10 @@ export const MediaTypes = {
   cosignSimpleSigning: "application/vnd.dev.cosign.simplesigning.v1+json",
   /** artifactType cosign uses for signatures stored as OCI 1.1 referrers. */
   cosignSignatureArtifact: "application/vnd.dev.cosign.artifact.sig.v1+json",
+  /** A DSSE envelope stored as a layer (cosign's attestation layer type). */
+  dsseEnvelope: "application/vnd.dsse.envelope.v1+json",
+  /** artifactType of our release-statement referrers (one layer: the DSSE envelope of the in-toto statement). */
+  releaseStatement: "application/vnd.autonomyops.release-statement.v1+dsse",
 } as const;
 
 /** Manifest media types this product reads; anything else is refused. */

@@ -3,11 +3,12 @@ import { join, resolve } from "node:path";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { createLock, serializeLock } from "../lock/index.js";
-import { MediaTypes, attachFile, buildImage, copyArtifact, formatReference, openRepository, parseReference, listReferrers } from "../oci/index.js";
+import { MediaTypes, attachFile, buildImage, copyArtifact, formatReference, openRepository, parseReference, listReferrers, repositoryName } from "../oci/index.js";
 import type { OciRepository, Reference, RepositoryOptions } from "../oci/index.js";
 import { buildBundle } from "../policy/index.js";
 import { generateKeyPair, writeKeyPair } from "../sign/index.js";
-import { signRelease, verifyRelease } from "../supplychain/index.js";
+import { DEFAULT_CHANNEL, releaseRepository, signRelease, trustedKeys, verifyRelease } from "../supplychain/index.js";
+import type { ReleaseTrust, SignReleaseOptions } from "../supplychain/index.js";
 import { activateRelease } from "../runtime/index.js";
 import { writeFileAtomic } from "../lib/index.js";
 import { enforcementSteps } from "./enforcement.js";
@@ -75,8 +76,22 @@ export async function runTutorial01(opts: QuickstartOptions): Promise<Quickstart
   const release = await publishRelease(ctx);
   await tamperDrills(ctx, release.bundle, release.lockBytes);
   const stateRoot = await enforcementSteps({ dir, ref: ctx.refOf("v1"), key: ctx.publicKey, repositoryOptions: opts.registryOptions ?? {} }, record);
-  await rollbackDrill(ctx, stateRoot);
+  await rollbackDrill(ctx, stateRoot, release.bundle, release.lockBytes);
   return { ok: steps.every((s) => s.ok), ref: formatReference(ctx.refOf("v1")), digest: release.digest, fingerprint: release.fingerprint, stateRoot, steps };
+}
+
+/** The release's signed identity: the "agent" repository (copies elsewhere keep it). */
+function identityOf(ctx: Ctx): string {
+  const ref = ctx.refOf("v1");
+  return releaseRepository(ref) ?? repositoryName(ref);
+}
+
+function signOptions(ctx: Ctx, sequence: number, lock: Uint8Array, bundle: Uint8Array): SignReleaseOptions {
+  return { keys: [ctx.privateKey], now: new Date(), sequence, repository: identityOf(ctx), lock, bundle: { bytes: bundle, name: "quickstart-policy", version: "1.0.0" } };
+}
+
+function trustOf(ctx: Ctx): ReleaseTrust {
+  return { trusted: trustedKeys([ctx.publicKey]), threshold: 1, channel: DEFAULT_CHANNEL, repository: identityOf(ctx), now: new Date() };
 }
 
 /** The publisher's side: image, bundle, lock, attachments, signatures, verification. */
@@ -103,10 +118,10 @@ async function publishRelease(ctx: Ctx): Promise<{ digest: string; fingerprint: 
   const refs = await listReferrers(repo, image.digest);
   record("attach", `lock and policy bundle attached as referrers (${refs.length} found via ${refs[0]?.source ?? "-"})`);
 
-  const signed = await signRelease(repo, ref, "v1", { key: ctx.privateKey, now: new Date(), attachments: true, sequence: SEQUENCE });
-  record("sign", `${signed.length} signatures (artifact with release sequence ${SEQUENCE}, lock, policy bundle)`);
+  const signed = await signRelease(repo, ref, signOptions(ctx, SEQUENCE, lockBytes, built.bytes));
+  record("sign", `release statement ${signed.statement.digest} (sequence ${SEQUENCE}, naming the lock and the policy bundle) and ${signed.signatures.length} simple-signing signature(s)`);
 
-  const report = await verifyRelease(repo, "v1", { key: ctx.publicKey, maxAgeMs: YEAR_MS, now: new Date(), requireLock: true, requirePolicy: true, tag: "v1" });
+  const report = await verifyRelease(repo, "v1", { ...trustOf(ctx), tag: "v1" });
   record("verify", `all ${report.steps.length} checks passed: ${report.steps.map((s) => s.step).join(", ")}`);
   return { digest: image.digest, fingerprint: lock.behavioral_fingerprint, bundle: built.bytes, lockBytes };
 }
@@ -115,9 +130,9 @@ async function publishRelease(ctx: Ctx): Promise<{ digest: string; fingerprint: 
 async function tamperDrills(ctx: Ctx, bundle: Buffer, lockBytes: Uint8Array): Promise<void> {
   const { record } = ctx;
   const good = ctx.open(ctx.refOf("v1"));
-  const trust = { key: ctx.publicKey, maxAgeMs: YEAR_MS, now: new Date(), requireLock: true, requirePolicy: true, tag: "v1" };
+  const trust = { ...trustOf(ctx), tag: "v1" };
 
-  // Drill 1: a replayed bundle: validly signed (say, last month's), but not the one the lock names.
+  // Drill 1: a replayed bundle and lock attached by someone without the key: no statement names them.
   const d1Ref = ctx.refOf("v1", "drill-bundle");
   const d1 = ctx.open(d1Ref);
   const c1 = await copyArtifact(good, "v1", d1, "v1", { referrers: false });
@@ -125,7 +140,6 @@ async function tamperDrills(ctx: Ctx, bundle: Buffer, lockBytes: Uint8Array): Pr
   const old = Buffer.concat([bundle, Buffer.from("not the bundle the lock names")]);
   await attachFile(d1, subject, { name: "autonomy.lock.json", data: lockBytes }, { artifactType: MediaTypes.lock, subjectTag: "v1" });
   await attachFile(d1, subject, { name: "policy-bundle.tar.gz", data: old }, { artifactType: MediaTypes.policyBundle, subjectTag: "v1" });
-  await signRelease(d1, d1Ref, "v1", { key: ctx.privateKey, now: new Date(), attachments: true, sequence: SEQUENCE });
   await expectRefusal("tamper drill: replayed policy bundle", verifyRelease(d1, "v1", trust), record);
 
   // Drill 2: the tag moved to other content, which nobody trusted signed.
@@ -139,8 +153,8 @@ async function tamperDrills(ctx: Ctx, bundle: Buffer, lockBytes: Uint8Array): Pr
   const d3Ref = ctx.refOf("v1", "drill-key");
   const d3 = ctx.open(d3Ref);
   await copyArtifact(good, "v1", d3, "v1", { referrers: false });
-  await signRelease(d3, d3Ref, "v1", { key: createPrivateKey(attacker.privatePem), now: new Date(), attachments: false, sequence: 99 });
-  await expectRefusal("tamper drill: untrusted signer", verifyRelease(d3, "v1", { ...trust, requireLock: false, requirePolicy: false }), record);
+  await signRelease(d3, d3Ref, { ...signOptions(ctx, 99, lockBytes, bundle), keys: [createPrivateKey(attacker.privatePem)] });
+  await expectRefusal("tamper drill: untrusted signer", verifyRelease(d3, "v1", trust), record);
 
   // Drill 4 (image layout only: a registry's storage is not ours to corrupt): a layer altered at rest.
   const d4Ref = ctx.refOf("v1", "drill-blob");
@@ -153,10 +167,10 @@ async function tamperDrills(ctx: Ctx, bundle: Buffer, lockBytes: Uint8Array): Pr
 }
 
 /** Drill 5: an older, genuinely signed release offered to the node after a newer one. */
-async function rollbackDrill(ctx: Ctx, stateRoot: string): Promise<void> {
+async function rollbackDrill(ctx: Ctx, stateRoot: string, bundle: Buffer, lockBytes: Uint8Array): Promise<void> {
   const ref = ctx.refOf("v0", "drill-rollback");
   const repo = ctx.open(ref);
   await copyArtifact(ctx.open(ctx.refOf("v1")), "v1", repo, "v0", { referrers: true });
-  await signRelease(repo, ref, "v0", { key: ctx.privateKey, now: new Date(Date.now() + 1000), attachments: false, sequence: SEQUENCE - 1 });
+  await signRelease(repo, ref, { ...signOptions(ctx, SEQUENCE - 1, lockBytes, bundle), now: new Date(Date.now() + 1000) });
   await expectRefusal("rollback drill: older release replayed", activateRelease({ ref, key: ctx.publicKey, stateRoot, maxAgeMs: YEAR_MS, repositoryOptions: ctx.opts.registryOptions ?? {} }), ctx.record);
 }

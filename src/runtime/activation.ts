@@ -1,14 +1,13 @@
 import type { KeyObject } from "node:crypto";
-import { copyArtifact, formatReference, openRepository, referenceTarget } from "../oci/index.js";
+import { copyArtifact, formatReference, openRepository, referenceTarget, repositoryName } from "../oci/index.js";
 import type { Reference, RepositoryOptions } from "../oci/index.js";
 import type { EngineCompiler } from "../policy/index.js";
 import { commitActivation, initStateRoot, openReleaseStore } from "../node/index.js";
 import type { ActivationRecord, NodeState } from "../node/index.js";
-import { RELEASE_SEQUENCE_KEY, ROLLBACK_KEY, verifyRelease } from "../supplychain/index.js";
+import { releaseRepository, trustedKeys, verifyRelease, DEFAULT_CHANNEL } from "../supplychain/index.js";
 import type { VerifyReleaseReport } from "../supplychain/index.js";
 import { crashPoint, dateOf, systemClock } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
-import { RuntimeError } from "./errors.js";
 
 export interface ActivateOptions {
   ref: Reference;
@@ -48,16 +47,17 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
   await initStateRoot(opts.stateRoot);
   const repo = openRepository(opts.ref, opts.repositoryOptions ?? {});
   const target = referenceTarget(opts.ref);
+  // Interim trust (the node helper replaces it with configured keys, threshold, channel and repository).
   const report = await verifyRelease(repo, target, {
-    key: opts.key, maxAgeMs: opts.maxAgeMs, now: now(), requireLock: true, requirePolicy: true,
+    trusted: trustedKeys([opts.key]), threshold: 1, channel: DEFAULT_CHANNEL,
+    repository: releaseRepository(opts.ref) ?? repositoryName(opts.ref), now: now(),
     ...(opts.ref.tag !== undefined ? { tag: opts.ref.tag } : {}),
   });
   const { lock, policy } = report;
-  if (!lock || !policy) throw new Error("verifyRelease returned without lock or policy although both are required");
-  const sequence = releaseSequence(report);
-  const rollback = report.artifact.signature.optional[ROLLBACK_KEY] === "true";
+  const sequence = report.statement.predicate.sequence;
+  const rollback = false;
 
-  const bundleBytes = await repo.getBlob(policy.blob, { expectedSize: policy.size });
+  const bundleBytes = policy.bytes;
   crashPoint("activate-after-verify");
   await copyArtifact(repo, report.artifact.digest, await openReleaseStore(opts.stateRoot), `seq-${sequence}`, { referrers: true });
   crashPoint("activate-after-store");
@@ -69,7 +69,7 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
     policy_digest: lock.lock.policy_bundle.digest,
     sequence,
     rollback,
-    signed_at: report.artifact.signature.signedAt,
+    signed_at: report.statement.predicate.issued_at,
     activated_at: now().toISOString(),
   };
   const committed = await commitActivation(opts.stateRoot, bundleBytes, record, {
@@ -78,15 +78,4 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
     clock,
   });
   return { ...committed, verification: report };
-}
-
-function releaseSequence(report: VerifyReleaseReport): number {
-  const raw = report.artifact.signature.optional[RELEASE_SEQUENCE_KEY];
-  const n = typeof raw === "string" && /^[0-9]{1,15}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new RuntimeError("ACTIVATION_SEQUENCE_MISSING", `the release ${report.artifact.digest} carries no valid signed release sequence`, {
-      details: { digest: report.artifact.digest, sequence: raw ?? null },
-    });
-  }
-  return n;
 }

@@ -34,6 +34,10 @@ export const VERIFICATION_ERROR_CODES = [
   "POLICY_MISSING",
   // Release statements (DSSE + in-toto Statement v1).
   "STATEMENT_INVALID",
+  "STATEMENT_MISSING",
+  "STATEMENT_EQUIVOCATION",
+  "STATEMENT_LOCK_MISMATCH",
+  "TAG_MOVED",
 ] as const;
 
 /** A stable code from {@link VERIFICATION_ERROR_CODES}. */
@@ -62,6 +66,10 @@ const VERIFICATION_HINTS: Readonly<Record<VerificationErrorCode, string>> = {
   LOCK_MISSING: "Attach an activation lock to the artifact (`autonomy oci attach`) and sign it.",
   POLICY_MISSING: "Attach a policy bundle to the artifact (`autonomy oci attach`) and sign it.",
   STATEMENT_INVALID: "The release statement is not well-formed; re-sign the release with `autonomy sign`.",
+  STATEMENT_MISSING: "No release statement valid for these keys, this channel and repository is attached; every candidate is listed with the reason it was skipped. Sign the release with `autonomy sign`, or check --key, --channel and --repository.",
+  STATEMENT_EQUIVOCATION: "Two different statements signed with the release key claim the same sequence: do not activate. Find out who signed the second one (key compromise?) and publish a new release with a higher sequence.",
+  STATEMENT_LOCK_MISMATCH: "Do not activate it: the lock is not the one the release statement names. Re-sign the release naming the intended lock.",
+  TAG_MOVED: "The tag was moved to other content while signing; nothing was signed for the new content. Check who pushed it, then sign again (by digest to be sure).",
 };
 
 interface ErrorOpts {

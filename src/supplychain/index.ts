@@ -1,9 +1,11 @@
-export { signRelease, RELEASE_SEQUENCE_KEY, ROLLBACK_KEY } from "./sign-release.js";
-export type { SignReleaseOptions, SignedItem } from "./sign-release.js";
+export { signRelease, DEFAULT_CHANNEL, DEFAULT_EXPIRES_IN_MS } from "./sign-release.js";
+export type { SignReleaseOptions, SignReleaseResult, NamedFile } from "./sign-release.js";
 export { verifyRelease } from "./verify-release.js";
-export type { VerifyReleaseOptions, VerifyReleaseReport, VerifyStep, VerifiedAttachment } from "./verify-release.js";
-export { verifySubjectSignature } from "./verify-signature.js";
-export type { TrustOptions, VerifiedSignature } from "./verify-signature.js";
+export type { VerifyReleaseOptions, VerifyReleaseReport, VerifyStep, IgnoredAttachment } from "./verify-release.js";
+export { findStatements, MAX_STATEMENT_CANDIDATES, ISSUED_AT_SKEW_MS } from "./find-statements.js";
+export type { ReleaseTrust, SkippedCandidate } from "./find-statements.js";
+export { publishStatement, PREDICATE_TYPE_ANNOTATION } from "./publish-statement.js";
+export { trustedKeys, releaseRepository } from "./trust.js";
 export { signSubject, collectSignatures, COSIGN_SIGNATURE_ANNOTATION, SIGNED_AT_ANNOTATION } from "./signatures.js";
 export type { SignatureCandidate, SignOptions } from "./signatures.js";
 export {

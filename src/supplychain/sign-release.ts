@@ -1,55 +1,162 @@
 import type { KeyObject } from "node:crypto";
-import { MediaTypes, listReferrers, repositoryName } from "../oci/index.js";
-import type { OciRepository, Reference } from "../oci/index.js";
+import { MediaTypes, OciError, attachFile, parseManifest, readReferrerSources, referenceTarget } from "../oci/index.js";
+import type { Descriptor, OciRepository, Reference } from "../oci/index.js";
+import { parseLock, verifyLock } from "../lock/index.js";
+import { VerificationError } from "../sign/index.js";
+import { sha256Digest } from "../lib/index.js";
 import { signSubject } from "./signatures.js";
+import { signStatement } from "./statement.js";
+import type { ReleasePredicate } from "./statement.js";
+import { publishStatement } from "./publish-statement.js";
+
+/** Defaults for a release statement (documented in docs/supply-chain.md). */
+export const DEFAULT_CHANNEL = "stable";
+export const DEFAULT_EXPIRES_IN_MS = 90 * 24 * 3600 * 1000;
 
 export interface SignReleaseOptions {
-  key: KeyObject;
+  /** Release key(s): each signs the statement (a node may require a threshold) and one simple-signing signature. */
+  keys: readonly KeyObject[];
   now: Date;
-  /** Also sign the lock and policy bundle attached to the artifact (default true). */
-  attachments: boolean;
-  /** Release sequence, signed into the artifact's signature; nodes refuse to go backwards. */
-  sequence?: number;
-  /** Marks an intentional rollback to an older sequence (the operator's explicit, signed consent). */
-  rollback?: boolean;
+  /** Release sequence; nodes never activate a lower one (rollback = the older content under a NEW sequence). */
+  sequence: number;
+  /** The signed identity: the repository nodes pull this release from (`host/path`). */
+  repository: string;
+  /** Default {@link DEFAULT_CHANNEL}. */
+  channel?: string;
+  /** Validity from `now`; default {@link DEFAULT_EXPIRES_IN_MS} (90 days). */
+  expiresInMs?: number;
+  /** The lock file's exact bytes: signed by digest, attached when not attached yet. */
+  lock: Uint8Array;
+  /** The policy bundle's exact bytes, and the name/version its manifest declares (the caller reads them). */
+  bundle: { bytes: Uint8Array; name: string; version: string };
+  /** Progress lines for the operator (the CLI prints them on stderr). */
+  onProgress?: (line: string) => void;
 }
 
-/** Signed annotation names carried in the artifact signature's payload. */
-export const RELEASE_SEQUENCE_KEY = "autonomy.release-sequence";
-export const ROLLBACK_KEY = "autonomy.rollback";
-
-function releaseAnnotations(opts: SignReleaseOptions): Record<string, string> {
-  const a: Record<string, string> = {};
-  if (opts.sequence !== undefined) a[RELEASE_SEQUENCE_KEY] = String(opts.sequence);
-  if (opts.rollback) a[ROLLBACK_KEY] = "true";
-  return a;
+export interface NamedFile {
+  digest: string;
+  size: number;
+  /** The referrer manifest carrying it; `attached` tells whether this run attached it. */
+  manifest: string;
+  attached: boolean;
 }
 
-export interface SignedItem {
-  what: "artifact" | "lock" | "policy bundle";
-  subject: string;
-  signature: string;
-  signedAt: string;
+export interface SignReleaseResult {
+  /** The image manifest digest signed: resolved once, at the start. */
+  digest: string;
+  mediaType: string;
+  statement: { digest: string; envelope: string; referrer: string; predicate: ReleasePredicate };
+  lock: NamedFile;
+  policy: NamedFile;
+  /** cosign simple-signing signature manifests (interoperability only: nodes trust the statement). */
+  signatures: string[];
+  /** Locks and bundles found attached that the operator did not name: reported, never signed. */
+  unnamed: { manifest: string; artifactType: string; blob: string }[];
 }
 
 /**
- * Signs an artifact and, by default, every lock and policy bundle attached to
- * it, so `verify --require-lock --require-policy` can check the whole release.
+ * Signs one release naming its inputs: the image REF resolves to (once), and
+ * exactly the lock and bundle bytes given — never whatever a registry lists.
+ * Checks the lock pins that image and that bundle, attaches the two files when
+ * not attached yet, writes simple-signing signatures (interop), and publishes
+ * the release statement, after checking REF's tag still points at the digest
+ * signed (TAG_MOVED otherwise, nothing published for the new content).
+ * Rollback is this call with older content and a new, higher sequence.
  */
-export async function signRelease(repo: OciRepository, ref: Reference, target: string, opts: SignReleaseOptions): Promise<SignedItem[]> {
-  const subject = await repo.resolve(target);
-  const dockerReference = repositoryName(ref);
-  const base = { key: opts.key, dockerReference, signedAt: opts.now };
-  const subjectTag = ref.digest === undefined ? ref.tag : undefined;
-  const out: SignedItem[] = [];
-  const s = await signSubject(repo, subject, { ...base, annotations: releaseAnnotations(opts), ...(subjectTag !== undefined ? { subjectTag } : {}) });
-  out.push({ what: "artifact", subject: subject.digest, signature: s.digest, signedAt: s.signedAt });
-  if (!opts.attachments) return out;
-  for (const [type, what] of [[MediaTypes.lock, "lock"], [MediaTypes.policyBundle, "policy bundle"]] as const) {
-    for (const r of await listReferrers(repo, subject.digest, type, { includeFallbackTag: true })) {
-      const sig = await signSubject(repo, { mediaType: r.mediaType, digest: r.digest, size: r.size }, base);
-      out.push({ what, subject: r.digest, signature: sig.digest, signedAt: sig.signedAt });
+export async function signRelease(repo: OciRepository, ref: Reference, opts: SignReleaseOptions): Promise<SignReleaseResult> {
+  const say = opts.onProgress ?? ((): void => undefined);
+  const subject = await repo.resolve(referenceTarget(ref));
+  say(`signing ${subject.digest}`);
+  const lockDigest = sha256Digest(opts.lock);
+  const bundleDigest = sha256Digest(opts.bundle.bytes);
+  const lock = parseLock(opts.lock);
+  await verifyLock(lock);
+  checkNamedFiles(lock.agent_artifact.digest, lock.policy_bundle.digest, subject.digest, bundleDigest);
+
+  const found = await attachedFiles(repo, subject.digest);
+  const subjectTag = ref.digest === undefined ? (ref.tag ?? "latest") : undefined;
+  const lockFile = await ensureAttached(repo, subject, found, { digest: lockDigest, data: opts.lock, name: "autonomy.lock.json", artifactType: MediaTypes.lock, subjectTag }, say);
+  const policyFile = await ensureAttached(repo, subject, found, { digest: bundleDigest, data: opts.bundle.bytes, name: "policy-bundle.tar.gz", artifactType: MediaTypes.policyBundle, subjectTag }, say);
+  const unnamed = found.filter((f) => f.blob !== lockDigest && f.blob !== bundleDigest);
+  for (const u of unnamed) say(`not signed: ${u.artifactType} ${u.blob} attached beside them (manifest ${u.manifest}) is not one you named`);
+
+  const signatures: string[] = [];
+  for (const key of opts.keys) {
+    signatures.push((await signSubject(repo, subject, { key, dockerReference: opts.repository, signedAt: opts.now, ...(subjectTag !== undefined ? { subjectTag } : {}) })).digest);
+  }
+  const predicate: ReleasePredicate = {
+    sequence: opts.sequence,
+    channel: opts.channel ?? DEFAULT_CHANNEL,
+    repository: opts.repository,
+    image: { digest: subject.digest, mediaType: subject.mediaType },
+    lock: { digest: lockDigest, size: opts.lock.byteLength, behavioral_fingerprint: lock.behavioral_fingerprint },
+    policy_bundle: { digest: bundleDigest, size: opts.bundle.bytes.byteLength, name: opts.bundle.name, version: opts.bundle.version },
+    issued_at: opts.now.toISOString(),
+    expires_at: new Date(opts.now.getTime() + (opts.expiresInMs ?? DEFAULT_EXPIRES_IN_MS)).toISOString(),
+  };
+  const signed = signStatement(predicate, opts.keys);
+  await refuseMovedTag(repo, subjectTag, subject.digest);
+  const published = await publishStatement(repo, subject, signed.envelope);
+  say(`published release statement ${signed.digest} (sequence ${predicate.sequence}, channel ${predicate.channel})`);
+  return {
+    digest: subject.digest, mediaType: subject.mediaType,
+    statement: { digest: signed.digest, envelope: published.envelope, referrer: published.referrer.digest, predicate },
+    lock: lockFile, policy: policyFile, signatures, unnamed,
+  };
+}
+
+function checkNamedFiles(lockArtifact: string, lockBundle: string, subject: string, bundleDigest: string): void {
+  if (lockArtifact !== subject) {
+    throw new VerificationError("ARTIFACT_DIGEST_MISMATCH", `the lock pins agent_artifact.digest ${lockArtifact} but REF resolves to ${subject}`,
+      "create the lock for this image (`autonomy lock create`), or sign the image the lock pins", { details: { expected: lockArtifact, actual: subject } });
+  }
+  if (lockBundle !== bundleDigest) {
+    throw new VerificationError("POLICY_DIGEST_MISMATCH", `the lock names policy bundle ${lockBundle} but the bundle file is ${bundleDigest}`,
+      "pass the bundle the lock names, or re-create the lock for this bundle", { details: { expected: lockBundle, actual: bundleDigest } });
+  }
+}
+
+interface FoundFile {
+  manifest: string;
+  artifactType: string;
+  blob: string;
+}
+
+/** Lock and bundle blobs attached to `subject` (any read path); unreadable manifests are left out (never signed anyway). */
+async function attachedFiles(repo: OciRepository, subject: string): Promise<FoundFile[]> {
+  const { found } = await readReferrerSources(repo, subject);
+  const out: FoundFile[] = [];
+  for (const r of found.filter((x) => x.artifactType === MediaTypes.lock || x.artifactType === MediaTypes.policyBundle)) {
+    try {
+      const m = await repo.getManifest(r.digest);
+      const parsed = parseManifest(m.bytes, m.mediaType);
+      if (parsed.kind !== "manifest" || parsed.value.subject?.digest !== subject) continue;
+      for (const l of parsed.value.layers) out.push({ manifest: r.digest, artifactType: r.artifactType ?? "", blob: l.digest });
+    } catch (e) {
+      if (!(e instanceof OciError)) throw e;
     }
   }
   return out;
+}
+
+async function ensureAttached(repo: OciRepository, subject: Descriptor, found: FoundFile[],
+  f: { digest: string; data: Uint8Array; name: string; artifactType: string; subjectTag: string | undefined }, say: (l: string) => void): Promise<NamedFile> {
+  const already = found.find((x) => x.blob === f.digest && x.artifactType === f.artifactType);
+  if (already !== undefined) {
+    say(`${f.name} ${f.digest} already attached (${already.manifest})`);
+    return { digest: f.digest, size: f.data.byteLength, manifest: already.manifest, attached: false };
+  }
+  const pushed = await attachFile(repo, subject, { name: f.name, data: f.data }, { artifactType: f.artifactType, ...(f.subjectTag !== undefined ? { subjectTag: f.subjectTag } : {}) });
+  say(`attached ${f.name} ${f.digest} (${pushed.digest})`);
+  return { digest: f.digest, size: f.data.byteLength, manifest: pushed.digest, attached: true };
+}
+
+/** REF's tag must still name the digest signed: otherwise someone moved it while we worked. */
+async function refuseMovedTag(repo: OciRepository, tag: string | undefined, signed: string): Promise<void> {
+  if (tag === undefined) return;
+  const now = (await repo.resolve(tag)).digest;
+  if (now !== signed) {
+    throw new VerificationError("TAG_MOVED", `the tag ${tag} moved from ${signed} to ${now} while signing; the release statement was not published`,
+      { details: { tag, signed, now } });
+  }
 }

@@ -1,5 +1,6 @@
 import { MediaTypes, OciError, cosignSignatureTag, listReferrers, parseManifest, publishReferrer, encodeManifest, EMPTY_JSON } from "../oci/index.js";
-import type { Descriptor, ImageManifest, OciRepository, ReferrerSource } from "../oci/index.js";
+import type { Descriptor, ImageManifest, OciRepository, ParsedManifest, ReferrerSource } from "../oci/index.js";
+import { MAX_STATEMENT_BYTES } from "./statement.js";
 import { SIGNED_AT_KEY, buildSimpleSigningPayload, parseSimpleSigningPayload, signPayload } from "../sign/index.js";
 import type { KeyObject } from "node:crypto";
 
@@ -60,7 +61,9 @@ export async function signSubject(repo: OciRepository, subject: Descriptor, opts
 /**
  * Every signature stored for `subjectDigest`, read from all three layouts:
  * referrers (API or `sha256-<hex>` fallback index) and cosign's legacy
- * `sha256-<hex>.sig` tag. Payload blobs are digest-verified on read.
+ * `sha256-<hex>.sig` tag. Payload blobs are digest-verified on read. Kept for
+ * interoperability (cosign/skopeo signatures): release verification trusts only
+ * the release statement. Unreadable, oversized or missing candidates are skipped.
  */
 export async function collectSignatures(repo: OciRepository, subjectDigest: string): Promise<SignatureCandidate[]> {
   const manifests: { digest: string; source: ReferrerSource }[] = (await listReferrers(repo, subjectDigest, MediaTypes.cosignSignatureArtifact, { includeFallbackTag: true }))
@@ -69,17 +72,38 @@ export async function collectSignatures(repo: OciRepository, subjectDigest: stri
   if (legacy !== undefined && !manifests.some((m) => m.digest === legacy)) manifests.push({ digest: legacy, source: "cosign-sig-tag" });
   const out: SignatureCandidate[] = [];
   for (const m of manifests) {
-    const fetched = await repo.getManifest(m.digest);
-    const parsed = parseManifest(fetched.bytes, fetched.mediaType);
-    if (parsed.kind !== "manifest") continue;
+    const parsed = await optionalManifest(repo, m.digest);
+    if (parsed?.kind !== "manifest") continue;
     for (const layer of parsed.value.layers) {
       const signature = layer.annotations?.[COSIGN_SIGNATURE_ANNOTATION];
       if (layer.mediaType !== MediaTypes.cosignSimpleSigning || signature === undefined) continue;
       if (out.length >= MAX_SIGNATURE_CANDIDATES) return out;
-      out.push({ payload: await repo.getBlob(layer.digest, { expectedSize: layer.size }), signature, manifestDigest: m.digest, source: m.source });
+      // Hostile content is skipped, not fatal: an oversized declared payload is never read, a missing one is left out.
+      if (layer.size > MAX_STATEMENT_BYTES) continue;
+      const payload = await optionalBlob(repo, layer.digest, layer.size);
+      if (payload !== undefined) out.push({ payload, signature, manifestDigest: m.digest, source: m.source });
     }
   }
   return out;
+}
+
+async function optionalManifest(repo: OciRepository, digest: string): Promise<ParsedManifest | undefined> {
+  try {
+    const fetched = await repo.getManifest(digest);
+    return parseManifest(fetched.bytes, fetched.mediaType);
+  } catch (e) {
+    if (e instanceof OciError) return undefined;
+    throw e;
+  }
+}
+
+async function optionalBlob(repo: OciRepository, digest: string, size: number): Promise<Uint8Array | undefined> {
+  try {
+    return await repo.getBlob(digest, { expectedSize: size });
+  } catch (e) {
+    if (e instanceof OciError) return undefined;
+    throw e;
+  }
 }
 
 async function resolveOptional(repo: OciRepository, tag: string): Promise<string | undefined> {

@@ -1,18 +1,17 @@
-import { MediaTypes, OciError, listReferrers, parseManifest, childDescriptors, sidecarTag } from "../oci/index.js";
+import { MediaTypes, OciError, parseManifest, childDescriptors, readReferrerSources } from "../oci/index.js";
 import type { Descriptor, OciRepository } from "../oci/index.js";
 import { parseLock, verifyLock } from "../lock/index.js";
 import type { ActivationLock } from "../lock/index.js";
 import { VerificationError } from "../sign/index.js";
-import { safeEqual, sha256Digest } from "../lib/index.js";
-import { verifySubjectSignature } from "./verify-signature.js";
-import type { TrustOptions, VerifiedSignature } from "./verify-signature.js";
+import { safeEqual } from "../lib/index.js";
+import { findStatements, MAX_STATEMENT_CANDIDATES } from "./find-statements.js";
+import type { ReleaseTrust, SkippedCandidate } from "./find-statements.js";
+import type { ReleaseStatement } from "./statement.js";
 
-export interface VerifyReleaseOptions extends TrustOptions {
-  requireLock: boolean;
-  requirePolicy: boolean;
-  /** The tag the artifact was addressed by, to find the original's sidecar tags. */
+export type VerifyReleaseOptions = ReleaseTrust & {
+  /** The tag the artifact was addressed by (for messages; sidecar tags are no longer consulted). */
   tag?: string;
-}
+};
 
 export interface VerifyStep {
   step: string;
@@ -20,69 +19,149 @@ export interface VerifyStep {
   detail: string;
 }
 
-export interface VerifiedAttachment {
+/** A lock or bundle attachment the statement does not name: listed, never used. */
+export interface IgnoredAttachment {
   manifest: string;
-  blob: string;
-  signature: VerifiedSignature;
+  artifactType: string;
+  blob?: string;
+  reason: string;
 }
 
 export interface VerifyReleaseReport {
-  artifact: { digest: string; mediaType: string; signature: VerifiedSignature };
-  lock?: VerifiedAttachment & { lock: ActivationLock };
-  policy?: VerifiedAttachment & { size: number };
+  artifact: { digest: string; mediaType: string };
+  /** The statement chosen: valid, and the highest sequence among the valid ones. */
+  statement: ReleaseStatement;
+  /** Exactly the lock the statement names. */
+  lock: { blob: string; size: number; bytes: Uint8Array; lock: ActivationLock };
+  /** Exactly the policy bundle the statement names. */
+  policy: { blob: string; size: number; bytes: Uint8Array };
+  /** Statement candidates that were not trusted, and why. */
+  skipped: SkippedCandidate[];
+  /** Lock and bundle attachments the statement does not name. */
+  ignored: IgnoredAttachment[];
   steps: VerifyStep[];
 }
 
 /**
- * Verifies a release fail-closed, in order:
- *   1. the artifact's signature (trusted key, this exact digest, fresh);
- *   2. every blob under the artifact manifest matches its digest;
- *   3. the attached lock: signed, schema-valid, fingerprint recomputes, and it
- *      names this artifact's live digest;
- *   4. the attached policy bundle: signed, and its SHA-256 is the one the lock names.
- * Any failure throws a VerificationError (exit 4) naming the artifact and the
- * expected and actual digests. `repo` must address the artifact by `target`.
+ * Verifies a release fail-closed against ONE signed release statement:
+ *   1. find every statement candidate (three read paths, each capped), keep the
+ *      valid ones (trusted keys to threshold, this image, repository, channel,
+ *      unexpired, not from the future) and choose the highest sequence; two
+ *      different statements at that sequence are equivocation;
+ *   2. every blob under the image manifest matches its digest;
+ *   3. the lock and the bundle are fetched BY THE DIGESTS THE STATEMENT NAMES
+ *      (content-addressed: no listing is trusted); the lock recomputes, pins
+ *      this image and this bundle, and carries the statement's fingerprint.
+ * Lock/bundle attachments the statement does not name are reported in
+ * `ignored` and never used. Any failure is a VerificationError (exit 4).
  */
 export async function verifyRelease(repo: OciRepository, target: string, opts: VerifyReleaseOptions): Promise<VerifyReleaseReport> {
   const steps: VerifyStep[] = [];
   const manifest = await repo.getManifest(target);
   const artifact = { digest: manifest.digest, mediaType: manifest.mediaType };
-  const signature = await verifySubjectSignature(repo, artifact.digest, "artifact", opts);
-  steps.push({ step: "artifact-signature", ok: true, detail: `signed ${signature.signedAt} (${signature.source})` });
+  const { valid, skipped } = await findStatements(repo, artifact.digest, opts);
+  const statement = choose(valid, skipped, artifact.digest, repo.location);
+  const p = statement.predicate;
+  steps.push({ step: "statement", ok: true, detail: `sequence ${p.sequence}, channel ${p.channel}, ${p.repository}, issued ${p.issued_at}, expires ${p.expires_at}; signed by ${statement.keyIds.length} trusted key(s); ${statement.digest}` });
   const blobs = await verifyTree(repo, manifest.bytes, manifest.mediaType);
   steps.push({ step: "artifact-digests", ok: true, detail: `manifest and ${blobs} blobs match their digests` });
-  const report: VerifyReleaseReport = { artifact: { ...artifact, signature }, steps };
 
-  const lock = await verifyAttachment(repo, artifact.digest, MediaTypes.lock, "lock", opts);
-  if (lock === undefined) {
-    if (opts.requireLock) throw missing("LOCK_MISSING", "activation lock", artifact.digest, "attach one: `autonomy oci attach REF autonomy.lock.json --artifact-type application/vnd.autonomyops.lock.v1+json`, then sign");
-    steps.push({ step: "lock", ok: true, detail: "no lock attached (not required)" });
-  } else {
-    const parsed = parseLock(lock.data);
-    await verifyLock(parsed);
-    if (!safeEqual(parsed.agent_artifact.digest, artifact.digest)) {
-      throw new VerificationError("ARTIFACT_DIGEST_MISMATCH", `the lock pins agent_artifact.digest ${parsed.agent_artifact.digest} but the live artifact is ${artifact.digest}`,
-        "the artifact was replaced after the lock was made; do not activate it. Re-create the lock for the intended image", { details: { artifact: "artifact", expected: parsed.agent_artifact.digest, actual: artifact.digest } });
-    }
-    steps.push({ step: "lock", ok: true, detail: `fingerprint ${parsed.behavioral_fingerprint} recomputed; pins this artifact` });
-    report.lock = { manifest: lock.manifest, blob: lock.blob, signature: lock.signature, lock: parsed };
-  }
+  const lockBytes = await namedBlob(repo, p.lock.digest, p.lock.size, "LOCK_MISSING", "activation lock");
+  const lock = parseLock(lockBytes);
+  await verifyLock(lock);
+  checkLock(lock, statement, artifact.digest);
+  steps.push({ step: "lock", ok: true, detail: `${p.lock.digest}: fingerprint ${lock.behavioral_fingerprint} recomputed, as the statement names; pins this artifact and the bundle` });
+  const bundleBytes = await namedBlob(repo, p.policy_bundle.digest, p.policy_bundle.size, "POLICY_MISSING", "policy bundle");
+  steps.push({ step: "policy", ok: true, detail: `${p.policy_bundle.name}@${p.policy_bundle.version} ${p.policy_bundle.digest}, as the statement names` });
 
-  const policy = await verifyAttachment(repo, artifact.digest, MediaTypes.policyBundle, "policy bundle", opts);
-  if (policy === undefined) {
-    if (opts.requirePolicy) throw missing("POLICY_MISSING", "policy bundle", artifact.digest, "attach one: `autonomy oci attach REF bundle.tar.gz --artifact-type application/vnd.autonomyops.policy-bundle.v1+tar`, then sign");
-    steps.push({ step: "policy", ok: true, detail: "no policy bundle attached (not required)" });
-  } else {
-    const actual = sha256Digest(policy.data);
-    const expected = report.lock?.lock.policy_bundle.digest;
-    if (expected !== undefined && !safeEqual(expected, actual)) {
-      throw new VerificationError("POLICY_DIGEST_MISMATCH", `the policy bundle attached to ${artifact.digest} has SHA-256 ${actual} but the lock names ${expected}`,
-        "the bundle was swapped or the lock is stale; do not activate. Attach the bundle the lock names, or re-create the lock", { details: { artifact: "policy bundle", expected, actual } });
-    }
-    steps.push({ step: "policy", ok: true, detail: expected === undefined ? `signed bundle ${actual} (no lock to bind it)` : `bundle ${actual} is the one the lock names` });
-    report.policy = { manifest: policy.manifest, blob: policy.blob, signature: policy.signature, size: policy.data.byteLength };
+  const ignored = await unnamedAttachments(repo, artifact.digest, statement);
+  return {
+    artifact, statement, skipped, ignored, steps,
+    lock: { blob: p.lock.digest, size: p.lock.size, bytes: lockBytes, lock },
+    policy: { blob: p.policy_bundle.digest, size: p.policy_bundle.size, bytes: bundleBytes },
+  };
+}
+
+/** The highest valid sequence; equal sequences with different bytes are equivocation. */
+function choose(valid: ReleaseStatement[], skipped: SkippedCandidate[], digest: string, location: string): ReleaseStatement {
+  if (valid.length === 0) {
+    // One line (the CLI's error contract); every reason is in it and, structured, in details.skipped.
+    const reasons = skipped.map((s) => `[${s.source} ${s.candidate}] ${s.reason}`);
+    throw new VerificationError("STATEMENT_MISSING",
+      `no valid release statement for ${digest} in ${location}${skipped.length === 0 ? " (none attached)" : `; ${skipped.length} candidate(s) skipped: ${reasons.join("; ")}`}`,
+      { details: { digest, skipped } });
   }
-  return report;
+  const top = Math.max(...valid.map((s) => s.predicate.sequence));
+  const best = valid.filter((s) => s.predicate.sequence === top);
+  const digests = [...new Set(best.map((s) => s.digest))];
+  if (digests.length > 1) {
+    throw new VerificationError("STATEMENT_EQUIVOCATION", `${digests.length} different valid release statements claim sequence ${top} for ${digest}: ${digests.join(", ")}`,
+      { details: { digest, sequence: top, digests } });
+  }
+  return best[0] as ReleaseStatement;
+}
+
+function checkLock(lock: ActivationLock, s: ReleaseStatement, artifactDigest: string): void {
+  const p = s.predicate;
+  if (!safeEqual(lock.agent_artifact.digest, artifactDigest)) {
+    throw new VerificationError("ARTIFACT_DIGEST_MISMATCH", `the lock the statement names pins agent_artifact.digest ${lock.agent_artifact.digest} but the artifact is ${artifactDigest}`,
+      { details: { artifact: "artifact", expected: lock.agent_artifact.digest, actual: artifactDigest } });
+  }
+  if (!safeEqual(lock.policy_bundle.digest, p.policy_bundle.digest)) {
+    throw new VerificationError("POLICY_DIGEST_MISMATCH", `the statement names bundle ${p.policy_bundle.digest} but its lock names ${lock.policy_bundle.digest}`,
+      { details: { artifact: "policy bundle", expected: lock.policy_bundle.digest, actual: p.policy_bundle.digest } });
+  }
+  if (!safeEqual(lock.behavioral_fingerprint, p.lock.behavioral_fingerprint)) {
+    throw new VerificationError("STATEMENT_LOCK_MISMATCH", `the lock ${p.lock.digest} has fingerprint ${lock.behavioral_fingerprint} but the statement names ${p.lock.behavioral_fingerprint}`,
+      { details: { expected: p.lock.behavioral_fingerprint, actual: lock.behavioral_fingerprint } });
+  }
+}
+
+/** A blob by the digest and size a verified statement names: missing is *_MISSING, altered is BLOB_DIGEST_MISMATCH. */
+async function namedBlob(repo: OciRepository, digest: string, size: number, code: "LOCK_MISSING" | "POLICY_MISSING", what: string): Promise<Uint8Array> {
+  try {
+    return await wrapTamper(repo.getBlob(digest, { expectedSize: size }), { mediaType: what, digest, size });
+  } catch (e) {
+    if (e instanceof OciError && e.code === "OCI_NOT_FOUND") {
+      throw new VerificationError(code, `the release statement names the ${what} ${digest} but ${repo.location} does not hold it`,
+        "copy the release with its referrers (`autonomy oci copy` does), or re-sign naming the file (`autonomy sign --lock --policy-bundle` attaches it)", { details: { artifact: what, digest } });
+    }
+    throw e;
+  }
+}
+
+/** Lock and bundle attachments whose blob the statement does not name (anyone with push rights can add them). */
+async function unnamedAttachments(repo: OciRepository, subject: string, s: ReleaseStatement): Promise<IgnoredAttachment[]> {
+  const named = new Set([s.predicate.lock.digest, s.predicate.policy_bundle.digest]);
+  const { found } = await readReferrerSources(repo, subject);
+  const out: IgnoredAttachment[] = [];
+  let read = 0;
+  for (const r of found.filter((x) => x.artifactType === MediaTypes.lock || x.artifactType === MediaTypes.policyBundle)) {
+    const artifactType = r.artifactType ?? "";
+    if (read >= MAX_STATEMENT_CANDIDATES) {
+      out.push({ manifest: r.digest, artifactType, reason: "not read (over the per-subject bound); not named by the release statement" });
+      continue;
+    }
+    read += 1;
+    const layers = await layersOf(repo, r.digest);
+    if (typeof layers === "string") {
+      out.push({ manifest: r.digest, artifactType, reason: layers });
+      continue;
+    }
+    for (const l of layers.filter((x) => !named.has(x.digest))) out.push({ manifest: r.digest, artifactType, blob: l.digest, reason: "not named by the release statement; never used" });
+  }
+  return out;
+}
+
+async function layersOf(repo: OciRepository, digest: string): Promise<Descriptor[] | string> {
+  try {
+    const m = await repo.getManifest(digest);
+    const parsed = parseManifest(m.bytes, m.mediaType);
+    return parsed.kind === "manifest" ? parsed.value.layers : "an index, not an attachment manifest; never used";
+  } catch (e) {
+    if (e instanceof OciError) return `manifest unreadable (${e.code}); never used`;
+    throw e;
+  }
 }
 
 /** Fetches every blob the manifest names (recursively for an index); each read verifies digest and size. */
@@ -118,66 +197,4 @@ async function wrapTamper<T>(p: Promise<T>, d: Descriptor): Promise<T> {
 function tamperDetails(d: Descriptor, e: OciError): Record<string, unknown> {
   if (e.code === "OCI_SIZE_MISMATCH") return { digest: d.digest, expected: d.digest, expectedSize: e.details.expected, actualSize: e.details.actual };
   return { digest: d.digest, expected: d.digest, actual: e.details.actual };
-}
-
-interface Attachment {
-  manifest: string;
-  blob: string;
-  data: Uint8Array;
-  signature: VerifiedSignature;
-}
-
-/**
- * Finds the attachments of one type, verifies each one's signature and blob,
- * and returns the single signed one. Unsigned candidates are ignored when a
- * signed one exists (anyone can attach); two different signed ones are refused.
- */
-async function verifyAttachment(repo: OciRepository, subject: string, artifactType: string, what: string, opts: VerifyReleaseOptions): Promise<Attachment | undefined> {
-  const candidates = await findAttachments(repo, subject, artifactType, opts.tag);
-  if (candidates.length === 0) return undefined;
-  const verified: Attachment[] = [];
-  let firstError: unknown;
-  for (const manifestDigest of candidates) {
-    try {
-      const signature = await verifySubjectSignature(repo, manifestDigest, what, opts);
-      const m = await repo.getManifest(manifestDigest);
-      const parsed = parseManifest(m.bytes, m.mediaType);
-      const layer = parsed.kind === "manifest" ? parsed.value.layers.find((l) => l.mediaType === artifactType) ?? parsed.value.layers[0] : undefined;
-      if (layer === undefined) throw new VerificationError("ATTACHMENT_INVALID", `the ${what} manifest ${manifestDigest} has no content layer`, "re-attach the file");
-      if (parsed.value.subject?.digest !== subject) {
-        // A sidecar tag can point anywhere; only an attachment whose signed manifest names this artifact counts.
-        throw new VerificationError("ATTACHMENT_INVALID", `the ${what} manifest ${manifestDigest} refers to ${parsed.value.subject?.digest ?? "nothing"}, not ${subject}`,
-          "re-attach the file to this artifact", { details: { expected: subject, actual: parsed.value.subject?.digest ?? null } });
-      }
-      const data = await wrapTamper(repo.getBlob(layer.digest, { expectedSize: layer.size }), layer);
-      verified.push({ manifest: manifestDigest, blob: layer.digest, data, signature });
-    } catch (e) {
-      firstError ??= e;
-    }
-  }
-  if (verified.length === 0) throw firstError;
-  const distinct = new Set(verified.map((v) => v.blob));
-  if (distinct.size > 1) {
-    throw new VerificationError("ATTACHMENT_AMBIGUOUS", `${distinct.size} different signed ${what}s are attached to ${subject}`,
-      "a release must have exactly one signed lock and one signed bundle; remove the extra or publish a new tag", { details: { candidates: [...distinct] } });
-  }
-  return verified[0];
-}
-
-async function findAttachments(repo: OciRepository, subject: string, artifactType: string, tag?: string): Promise<string[]> {
-  const found = (await listReferrers(repo, subject, artifactType, { includeFallbackTag: true })).map((r) => r.digest);
-  const side = tag === undefined ? undefined : sidecarTag(artifactType, tag);
-  if (side !== undefined) {
-    try {
-      const d = (await repo.resolve(side)).digest;
-      if (!found.includes(d)) found.push(d);
-    } catch (e) {
-      if (!(e instanceof OciError && e.code === "OCI_NOT_FOUND")) throw e;
-    }
-  }
-  return found;
-}
-
-function missing(code: "LOCK_MISSING" | "POLICY_MISSING", what: string, digest: string, hint: string): VerificationError {
-  return new VerificationError(code, `no ${what} is attached to ${digest}`, hint, { details: { artifact: what, digest } });
 }

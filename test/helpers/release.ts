@@ -4,11 +4,12 @@ import { mkdtemp, writeFile, cp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLock, serializeLock } from "../../src/lock/index.js";
-import { MediaTypes, attachFile, openRepository, parseReference, pushArtifact } from "../../src/oci/index.js";
+import { openRepository, parseReference, pushArtifact, repositoryName } from "../../src/oci/index.js";
 import type { OciRepository, Reference } from "../../src/oci/index.js";
 import { buildBundle } from "../../src/policy/index.js";
 import { generateKeyPair } from "../../src/sign/index.js";
 import { signRelease } from "../../src/supplychain/index.js";
+import type { SignReleaseResult } from "../../src/supplychain/index.js";
 import { EXAMPLE_POLICY_DIR } from "./policies.js";
 
 export const EXAMPLE_POLICIES = EXAMPLE_POLICY_DIR;
@@ -29,14 +30,19 @@ export interface ReleaseSpec {
   /** Where the release goes, e.g. `oci:/tmp/x/store:v1`. */
   ref: string;
   keys: TestKeys;
+  /** Release sequence (default 1). */
   sequence?: number;
-  rollback?: boolean;
+  /** Signed identity (default: the ref's repository name, `oci:<dir>` for layouts). */
+  repository?: string;
+  channel?: string;
   /** Policy directory to bundle (default: examples/policies). */
   policies?: string;
   bundleVersion?: string;
   runtimeVersion?: string;
   /** Distinguishes the agent image content between releases. */
   agentText?: string;
+  /** Signing time (default now). */
+  now?: Date;
 }
 
 export interface MadeRelease {
@@ -45,9 +51,11 @@ export interface MadeRelease {
   digest: string;
   bundleDigest: string;
   bundleBytes: Buffer;
+  lockBytes: Uint8Array;
+  signed: SignReleaseResult;
 }
 
-/** Builds, attaches and signs a complete release with the library calls the CLI uses. */
+/** Builds an image, a bundle and a lock for it, and signs the release naming them, with the library calls the CLI uses. */
 export async function makeRelease(spec: ReleaseSpec): Promise<MadeRelease> {
   const ref = parseReference(spec.ref);
   const repo = openRepository(ref, { plainHttp: true });
@@ -58,14 +66,14 @@ export async function makeRelease(spec: ReleaseSpec): Promise<MadeRelease> {
     ...(spec.runtimeVersion !== undefined ? { runtimeVersion: spec.runtimeVersion } : {}),
   });
   const lock = await createLock({ agentImageRef: spec.ref, agentDigest: agent.digest, policyBundleRef: "test-policy:1.0.0", policyBundleDigest: bundle.digest });
-  await attachFile(repo, agent.descriptor, { name: "autonomy.lock.json", data: new TextEncoder().encode(serializeLock(lock)) }, { artifactType: MediaTypes.lock, subjectTag: tag });
-  await attachFile(repo, agent.descriptor, { name: "bundle.tar.gz", data: bundle.bytes }, { artifactType: MediaTypes.policyBundle, subjectTag: tag });
-  await signRelease(repo, ref, tag, {
-    key: spec.keys.privateKey, now: new Date(), attachments: true,
-    ...(spec.sequence !== undefined ? { sequence: spec.sequence } : {}),
-    ...(spec.rollback ? { rollback: true } : {}),
+  const lockBytes = new TextEncoder().encode(serializeLock(lock));
+  const signed = await signRelease(repo, ref, {
+    keys: [spec.keys.privateKey], now: spec.now ?? new Date(), sequence: spec.sequence ?? 1,
+    repository: spec.repository ?? repositoryName(ref), lock: lockBytes,
+    bundle: { bytes: bundle.bytes, name: bundle.manifest.name, version: bundle.manifest.policy_bundle_version },
+    ...(spec.channel !== undefined ? { channel: spec.channel } : {}),
   });
-  return { ref, repo, digest: agent.digest, bundleDigest: bundle.digest, bundleBytes: bundle.bytes };
+  return { ref, repo, digest: agent.digest, bundleDigest: bundle.digest, bundleBytes: bundle.bytes, lockBytes, signed };
 }
 
 /** A policy directory with the given Cedar text, for tests that need their own rules. */

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { activateRelease } from "../../src/runtime/index.js";
-import { LayoutRepository, listReferrers } from "../../src/oci/index.js";
+import { LayoutRepository, listReferrers, parseReference, pushArtifact } from "../../src/oci/index.js";
 import { loadPolicy, readNodeState, LivePolicy, policyPaths, bundlePath } from "../../src/node/index.js";
 import { buildBundle } from "../../src/policy/index.js";
 import { AutonomyError } from "../../src/lib/index.js";
@@ -69,15 +69,18 @@ describe("runtime activation", () => {
       expect(await readNodeState(stateRoot)).toEqual(before);
     });
 
-    it("accepts it when the operator signed an explicit rollback, and can roll forward again", async () => {
-      const v1 = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "one", rollback: true });
+    it("a rollback is a new release: the older content re-signed under a higher sequence activates, and can roll forward again", async () => {
+      const v1 = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "one" });
       const v2 = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys, sequence: 2, agentText: "two" });
       await activate(v2.ref);
-      await activate(v1.ref);
+      const back = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 3, agentText: "one" });
+      expect(back.digest).toBe(v1.digest);
+      await activate(back.ref);
       let state = await readNodeState(stateRoot);
-      expect(state.activation?.sequence).toBe(1);
-      expect(state.highest_sequence).toBe(2);
-      await activate(v2.ref);
+      expect(state.activation?.sequence).toBe(3);
+      expect(state.highest_sequence).toBe(3);
+      const forward = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys, sequence: 4, agentText: "two" });
+      await activate(forward.ref);
       state = await readNodeState(stateRoot);
       expect(state.activation?.artifact_digest).toBe(v2.digest);
     });
@@ -90,9 +93,10 @@ describe("runtime activation", () => {
     });
   });
 
-  it("refuses a release without a signed sequence", async () => {
-    const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys });
-    expect(await codeOf(activate(rel.ref))).toBe("ACTIVATION_SEQUENCE_MISSING/4");
+  it("refuses an artifact that carries no release statement", async () => {
+    const repo = new LayoutRepository(join(dir, "reg"));
+    await pushArtifact(repo, [{ name: "agent.py", data: new TextEncoder().encode("unsigned") }], { artifactType: "application/vnd.autonomyops.agent.v1", tag: "bare" });
+    expect(await codeOf(activate(parseReference(`oci:${dir}/reg:bare`)))).toBe("STATEMENT_MISSING/4");
     expect((await readNodeState(stateRoot)).generation).toBe(0);
   });
 
@@ -101,7 +105,7 @@ describe("runtime activation", () => {
     await activate(good.ref);
     const before = await readNodeState(stateRoot);
     const evil = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys: testKeys(), sequence: 9, agentText: "evil" });
-    expect(await codeOf(activate(evil.ref))).toBe("SIGNATURE_INVALID/4");
+    expect(await codeOf(activate(evil.ref))).toBe("STATEMENT_MISSING/4");
     expect(await readNodeState(stateRoot)).toEqual(before);
   });
 

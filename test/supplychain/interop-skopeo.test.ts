@@ -16,6 +16,7 @@ import { describeRun, runCli, runJson, runProcess } from "../helpers/cli.js";
 import type { RunResult } from "../helpers/cli.js";
 import { needs } from "../helpers/needs.js";
 import { startRegistry } from "../helpers/registry.js";
+import { EXAMPLE_POLICIES } from "../helpers/release.js";
 import type { StartedRegistry } from "../helpers/registry.js";
 
 // Every suite talks to the registry (started once for the file) and to skopeo.
@@ -24,6 +25,20 @@ const interop = needs("docker-registry", "skopeo");
 const COSIGN_SIG_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json";
 const COSIGN_SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json";
 const COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature";
+const STATEMENT_TYPE = "application/vnd.autonomyops.release-statement.v1+dsse";
+const DSSE_TYPE = "application/vnd.dsse.envelope.v1+json";
+
+let releaseFileCounter = 0;
+
+/** A real policy bundle and a lock pinning `imageRef@digest` and it: the files `autonomy sign` names. */
+async function releaseFiles(imageRef: string, digest: string): Promise<string[]> {
+  const n = ++releaseFileCounter;
+  const bundle = join(dir, `bundle-${n}.tar.gz`);
+  const lock = join(dir, `lock-${n}.json`);
+  await autonomy(["policy", "build", EXAMPLE_POLICIES, "-o", bundle, "--name", "demo", "--version", `1.0.${n}`]);
+  await autonomy(["lock", "create", "--agent-image", `${imageRef}@${digest}`, "--policy-bundle", bundle, "-o", lock]);
+  return ["--sequence", "1", "--lock", lock, "--policy-bundle", bundle];
+}
 
 interface PushJson {
   ok: boolean;
@@ -151,11 +166,14 @@ interop.describe("autonomy → registry → skopeo", () => {
     const src = join(dir, "signed-src");
     const again = await autonomy<PushJson>(["oci", "push", `oci:${src}:v1`, ...agentFiles, "--image"]);
     expect(again.digest).toBe(image.digest);
-    await autonomy(["sign", `oci:${src}:v1`, "--key", `${keyPrefix}.key`]);
+    // A layout does not name the release repository: the operator names the registry repository nodes pull from.
+    const signed = await autonomy<{ statement: { referrer: string; envelope: string } }>(["sign", `oci:${src}:v1`, "--key", `${keyPrefix}.key`,
+      "--repository", `${registry.host}/agent2`, ...await releaseFiles(`oci:${src}`, image.digest)]);
 
     const copied = await autonomy<{ digest: string; referrers: number }>(["oci", "copy", `oci:${src}:v1`, `${registry.host}/agent2:v1`, "--plain-http"]);
     expect(copied.digest).toBe(image.digest);
-    expect(copied.referrers).toBe(1);
+    // The signature, the release statement, the lock and the bundle.
+    expect(copied.referrers).toBe(4);
 
     const inspected = JSON.parse((await ok("skopeo", ["inspect", "--tls-verify=false", `docker://${registry.host}/agent2:v1`])).stdout) as { Digest: string; Layers: string[] };
     expect(inspected.Digest).toBe(image.digest);
@@ -168,6 +186,16 @@ interop.describe("autonomy → registry → skopeo", () => {
     const sig = JSON.parse((await ok("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${registry.host}/agent2:${sigTag}`])).stdout) as Manifest;
     expect(sig.artifactType).toBe(COSIGN_SIG_TYPE);
     expect(sig.subject?.digest).toBe(image.digest);
+
+    // skopeo reads the release statement referrer (empty config, one DSSE layer) and copies it with its blobs.
+    const st = JSON.parse((await ok("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${registry.host}/agent2@${signed.statement.referrer}`])).stdout) as Manifest & { layers: { mediaType: string; digest: string }[] };
+    expect(st.artifactType).toBe(STATEMENT_TYPE);
+    expect(st.subject?.digest).toBe(image.digest);
+    expect(st.layers.map((l) => [l.mediaType, l.digest])).toEqual([[DSSE_TYPE, signed.statement.envelope]]);
+    const stCopy = join(dir, "statement-copy");
+    await ok("skopeo", ["copy", "--preserve-digests", "--src-tls-verify=false", `docker://${registry.host}/agent2@${signed.statement.referrer}`, `oci:${stCopy}:st`]);
+    const envelope = JSON.parse(await readFile(join(stCopy, "blobs", "sha256", signed.statement.envelope.slice("sha256:".length)), "utf8")) as { payloadType: string };
+    expect(envelope.payloadType).toBe("application/vnd.in-toto+json");
 
     const verified = await runJson(["verify", `${registry.host}/agent2:v1`, "--key", `${keyPrefix}.pub`, "--plain-http"]);
     expect(verified.code, describeRun(verified)).toBe(0);
@@ -245,7 +273,7 @@ needs("docker-registry", "skopeo", "b3sum").describe("b3sum recomputes the lock 
 needs("docker-registry", "skopeo", "openssl").describe("openssl verifies a signature `autonomy sign` stored in the registry", () => {
   it("accepts the payload blob with the DER signature from the cosign annotation, and rejects a flipped byte", async () => {
     await ok("skopeo", ["copy", "--preserve-digests", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${registry.host}/signed:v1`]);
-    await autonomy(["sign", `${registry.host}/signed:v1`, "--key", `${keyPrefix}.key`, "--plain-http"]);
+    await autonomy(["sign", `${registry.host}/signed:v1`, "--key", `${keyPrefix}.key`, "--plain-http", ...await releaseFiles(`${registry.host}/signed`, image.digest)]);
 
     const refs = await autonomy<ReferrersJson>(["oci", "referrers", `${registry.host}/signed:v1`, "--artifact-type", COSIGN_SIG_TYPE, "--plain-http"]);
     expect(refs.subject).toBe(image.digest);

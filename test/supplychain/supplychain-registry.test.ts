@@ -3,19 +3,21 @@
  * docker-registry 2.8.2 on loopback: keys → image → lock → attach lock and
  * bundle → sign → verify. Distribution 2.8 has no referrers API, so this runs
  * the fallback path end to end: the `sha256-<hex>` referrers-tag index, the
- * `<tag>-lock` / `<tag>-policy` sidecar tags and cosign's `sha256-<hex>.sig`
- * tag, checked with plain HTTP against the registry rather than with our client.
- * Then every way verification must refuse (exit 4, a stable code, no stack).
+ * `<tag>-lock` / `<tag>-policy` sidecar tags, cosign's `sha256-<hex>.sig` and
+ * `sha256-<hex>.att` tags, checked with plain HTTP against the registry rather
+ * than with our client. Then every way verification must refuse (exit 4, a
+ * stable code, no stack).
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { describeRun, runJson } from "../helpers/cli.js";
+import { describeRun, runCli, runJson } from "../helpers/cli.js";
 import type { CliJson, JsonRunResult } from "../helpers/cli.js";
 import { needs } from "../helpers/needs.js";
 import { freePort, startRegistry } from "../helpers/registry.js";
+import { EXAMPLE_POLICIES as POLICIES } from "../helpers/release.js";
 import type { StartedRegistry } from "../helpers/registry.js";
 
 const LOCK_TYPE = "application/vnd.autonomyops.lock.v1+json";
@@ -29,12 +31,27 @@ interface PushJson {
   layers: { digest: string; size: number }[];
 }
 
+const STATEMENT_TYPE = "application/vnd.autonomyops.release-statement.v1+dsse";
+const DSSE_TYPE = "application/vnd.dsse.envelope.v1+json";
+
 interface VerifyJson {
   ok: boolean;
-  artifact: { digest: string; signature: { source: string } };
+  artifact: { digest: string };
+  statement: { digest: string; predicate: { sequence: number; channel: string; repository: string } };
   steps: { step: string; ok: boolean; detail: string }[];
-  lock?: { manifest: string; signature: { source: string } };
-  policy?: { manifest: string; signature: { source: string } };
+  lock: { blob: string };
+  policy: { blob: string };
+  skipped: { candidate: string; source: string; reason: string }[];
+  ignored: { manifest: string; blob?: string; reason: string }[];
+}
+
+interface SignJson {
+  digest: string;
+  statement: { digest: string; envelope: string; referrer: string };
+  lock: { digest: string; manifest: string; attached: boolean };
+  policy: { digest: string; manifest: string; attached: boolean };
+  signatures: string[];
+  unnamed: { blob: string }[];
 }
 
 // One registry for the whole file, started in the file-level beforeAll.
@@ -73,10 +90,12 @@ async function pushUniqueImage(): Promise<{ repo: string; ref: string; image: Pu
   return { repo, ref, image };
 }
 
-/** A policy bundle file with unique content. */
+let bundleCounter = 0;
+
+/** A real policy bundle (`autonomy policy build`), unique by its version. */
 async function writeBundle(name: string): Promise<string> {
   const path = join(dir, name);
-  await writeFile(path, randomBytes(512));
+  await autonomy(["policy", "build", POLICIES, "-o", path, "--name", "demo", "--version", `1.0.${++bundleCounter}`]);
   return path;
 }
 
@@ -84,6 +103,15 @@ async function createLock(repo: string, digest: string, bundle: string, name: st
   const path = join(dir, name);
   await autonomy(["lock", "create", "--agent-image", `${registry.host}/${repo}@${digest}`, "--policy-bundle", bundle, "-o", path]);
   return path;
+}
+
+/** An image with its own lock and bundle, signed at `sequence` naming them. */
+async function signedRelease(sequence = 1, extra: string[] = []): Promise<{ repo: string; ref: string; image: PushJson; lock: string; bundle: string; signed: SignJson }> {
+  const { repo, ref, image } = await pushUniqueImage();
+  const bundle = await writeBundle(`bundle-${repoCounter}.tar.gz`);
+  const lock = await createLock(repo, image.digest, bundle, `lock-${repoCounter}.json`);
+  const signed = await autonomy<SignJson>(["sign", ref, "--key", key.priv, "--sequence", String(sequence), "--lock", lock, "--policy-bundle", bundle, "--plain-http", ...extra]);
+  return { repo, ref, image, lock, bundle, signed };
 }
 
 /** GET against the registry with plain fetch: an independent view of what is stored. */
@@ -104,7 +132,6 @@ async function manifestDigestAt(repo: string, tag: string): Promise<string | nul
   return res.headers.get("docker-content-digest");
 }
 
-
 beforeAll(async () => {
   withRegistry.check();
   registry = await startRegistry();
@@ -123,74 +150,79 @@ afterAll(async () => {
 });
 
 withRegistry.describe("a full release over a registry without the referrers API", () => {
-  it("pushes, locks, attaches, signs and verifies with every step ok, via the fallback tags", async () => {
+  it("pushes, locks, signs naming the lock and bundle (attaching them), and verifies every step, via the fallback tags", async () => {
     const { repo, ref, image } = await pushUniqueImage();
     const bundle = await writeBundle("bundle-full.tar.gz");
     const lock = await createLock(repo, image.digest, bundle, "lock-full.json");
-    const lockAttached = await autonomy<{ subject: string; digest: string; artifactType: string }>(["oci", "attach", ref, lock, "--artifact-type", LOCK_TYPE, "--plain-http"]);
-    const bundleAttached = await autonomy<{ subject: string; digest: string }>(["oci", "attach", ref, bundle, "--artifact-type", BUNDLE_TYPE, "--plain-http"]);
-    expect(lockAttached).toMatchObject({ subject: image.digest, artifactType: LOCK_TYPE });
-    expect(bundleAttached.subject).toBe(image.digest);
+    const signRun = await runJson<SignJson>(["sign", ref, "--key", key.priv, "--sequence", "1", "--lock", lock, "--policy-bundle", bundle, "--plain-http", "--json"]);
+    expect(signRun.code, describeRun(signRun)).toBe(0);
+    const signed = signRun.json;
+    expect(signRun.stderr).toContain(`signing ${image.digest}`);
+    expect(signed.digest).toBe(image.digest);
+    expect([signed.lock.attached, signed.policy.attached]).toEqual([true, true]);
+    expect(signed.unnamed).toEqual([]);
 
-    const signed = await autonomy<{ signed: { what: string; subject: string; signature: string }[] }>(["sign", ref, "--key", key.priv, "--plain-http"]);
-    expect(signed.signed.map((s) => [s.what, s.subject])).toEqual([
-      ["artifact", image.digest],
-      ["lock", lockAttached.digest],
-      ["policy bundle", bundleAttached.digest],
-    ]);
-
-    const verified = await autonomy<VerifyJson>(["verify", ref, "--key", key.pub, "--require-lock", "--require-policy", "--plain-http"]);
+    const verified = await autonomy<VerifyJson>(["verify", ref, "--key", key.pub, "--plain-http"]);
     expect(verified.artifact.digest).toBe(image.digest);
-    expect(verified.steps.map((s) => s.step)).toEqual(["artifact-signature", "artifact-digests", "lock", "policy"]);
+    expect(verified.steps.map((s) => s.step)).toEqual(["statement", "artifact-digests", "lock", "policy"]);
     expect(verified.steps.every((s) => s.ok)).toBe(true);
-    expect(verified.artifact.signature.source).toBe("referrers-tag");
-    expect(verified.lock?.manifest).toBe(lockAttached.digest);
-    expect(verified.policy?.manifest).toBe(bundleAttached.digest);
+    expect(verified.statement).toMatchObject({ digest: signed.statement.digest, predicate: { sequence: 1, channel: "stable", repository: `${registry.host}/${repo}` } });
+    expect(verified.lock.blob).toBe(signed.lock.digest);
+    expect(verified.policy.blob).toBe(signed.policy.digest);
+    expect(verified.skipped).toEqual([]);
 
     // What the registry itself holds, read with plain HTTP.
     const hex = image.digest.slice("sha256:".length);
     const tags = await tagsOf(repo);
-    expect(tags).toEqual(expect.arrayContaining(["v1", `sha256-${hex}`, "v1-lock", "v1-policy", `sha256-${hex}.sig`]));
-    expect(await manifestDigestAt(repo, "v1-lock")).toBe(lockAttached.digest);
-    expect(await manifestDigestAt(repo, "v1-policy")).toBe(bundleAttached.digest);
-    const artifactSig = signed.signed[0]!.signature;
-    expect(await manifestDigestAt(repo, `sha256-${hex}.sig`)).toBe(artifactSig);
+    expect(tags).toEqual(expect.arrayContaining(["v1", `sha256-${hex}`, "v1-lock", "v1-policy", `sha256-${hex}.sig`, `sha256-${hex}.att`]));
+    expect(await manifestDigestAt(repo, "v1-lock")).toBe(signed.lock.manifest);
+    expect(await manifestDigestAt(repo, "v1-policy")).toBe(signed.policy.manifest);
+    expect(await manifestDigestAt(repo, `sha256-${hex}.sig`)).toBe(signed.signatures[0]);
 
     const fallback = await registryGet(`/v2/${repo}/manifests/sha256-${hex}`, OCI_INDEX);
     expect(fallback.status).toBe(200);
     const index = (await fallback.json()) as { mediaType: string; manifests: { digest: string; artifactType?: string }[] };
     expect(index.mediaType).toBe(OCI_INDEX);
     expect(index.manifests.map((m) => [m.digest, m.artifactType])).toEqual(expect.arrayContaining([
-      [lockAttached.digest, LOCK_TYPE],
-      [bundleAttached.digest, BUNDLE_TYPE],
-      [artifactSig, COSIGN_SIG_TYPE],
+      [signed.lock.manifest, LOCK_TYPE],
+      [signed.policy.manifest, BUNDLE_TYPE],
+      [signed.signatures[0], COSIGN_SIG_TYPE],
+      [signed.statement.referrer, STATEMENT_TYPE],
     ]));
+    // cosign's tag scheme: one manifest under .att whose layer is the DSSE envelope.
+    const att = await registryGet(`/v2/${repo}/manifests/sha256-${hex}.att`, OCI_MANIFEST);
+    const attManifest = (await att.json()) as { layers: { mediaType: string; digest: string; annotations: Record<string, string> }[] };
+    expect(attManifest.layers).toEqual([expect.objectContaining({ mediaType: DSSE_TYPE, digest: signed.statement.envelope,
+      annotations: { predicateType: "https://autonomyops.dev/release/v1", "dev.cosignproject.cosign/signature": "" } })]);
 
-    const referrers = await autonomy<{ subject: string; referrers: { digest: string; artifactType?: string; source: string }[] }>(["oci", "referrers", ref, "--plain-http"]);
-    expect(referrers.subject).toBe(image.digest);
-    expect(referrers.referrers.map((r) => r.digest).sort()).toEqual([lockAttached.digest, bundleAttached.digest, artifactSig].sort());
-    expect(new Set(referrers.referrers.map((r) => r.source))).toEqual(new Set(["referrers-tag"]));
+    // A second release of the same image appends to .att; verify picks the higher sequence.
+    const again = await autonomy<SignJson>(["sign", ref, "--key", key.priv, "--sequence", "2", "--lock", lock, "--policy-bundle", bundle, "--plain-http"]);
+    expect([again.lock.attached, again.policy.attached]).toEqual([false, false]);
+    const att2 = (await (await registryGet(`/v2/${repo}/manifests/sha256-${hex}.att`, OCI_MANIFEST)).json()) as { layers: { digest: string }[] };
+    expect(att2.layers.map((l) => l.digest)).toEqual([signed.statement.envelope, again.statement.envelope]);
+    const text = await runCli(["verify", ref, "--key", key.pub, "--plain-http"]);
+    expect(text.code, describeRun(text)).toBe(0);
+    expect(text.stdout).toMatch(/✓ statement: sequence 2, channel stable/);
   });
 });
 
 withRegistry.describe("verification refuses (exit 4, stable code, no stack trace)", () => {
-  it("SIGNATURE_INVALID with the wrong public key", async () => {
-    const { ref } = await pushUniqueImage();
-    await autonomy(["sign", ref, "--key", key.priv, "--plain-http"]);
-    const r = await runJson(["verify", ref, "--key", otherKey.pub, "--plain-http"]);
-    expectRefusal(r, 4, "SIGNATURE_INVALID");
+  it("STATEMENT_MISSING with the wrong public key, naming the reason", async () => {
+    const { ref } = await signedRelease();
+    const r = await runJson<CliJson & { skipped: { reason: string }[] }>(["verify", ref, "--key", otherKey.pub, "--plain-http"]);
+    expectRefusal(r, 4, "STATEMENT_MISSING");
+    expect(r.json.skipped.map((s) => s.reason)).toEqual([expect.stringMatching(/0 of the required 1 trusted key/)]);
   });
 
-  it("SIGNATURE_MISSING for an artifact never signed", async () => {
+  it("STATEMENT_MISSING for an artifact never signed", async () => {
     const { ref, image } = await pushUniqueImage();
     const r = await runJson(["verify", ref, "--key", key.pub, "--plain-http"]);
-    expectRefusal(r, 4, "SIGNATURE_MISSING");
+    expectRefusal(r, 4, "STATEMENT_MISSING");
     expect(r.json.digest).toBe(image.digest);
   });
 
   it("BLOB_DIGEST_MISMATCH from verify (and OCI_DIGEST_MISMATCH from pull) for a layer corrupted on the registry's disk", async () => {
-    const { ref, image } = await pushUniqueImage();
-    await autonomy(["sign", ref, "--key", key.priv, "--plain-http"]);
+    const { ref, image } = await signedRelease();
     await autonomy(["verify", ref, "--key", key.pub, "--plain-http"]);
 
     const layer = image.layers[0]!.digest;
@@ -212,28 +244,34 @@ withRegistry.describe("verification refuses (exit 4, stable code, no stack trace
     await expect(stat(join(out, hex))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
-  it("SIGNATURE_STALE with --max-age 1s two seconds after signing", async () => {
-    const { ref } = await pushUniqueImage();
-    await autonomy(["sign", ref, "--key", key.priv, "--plain-http"]);
+  it("STATEMENT_MISSING (expired) with --expires-in 1s two seconds after signing", async () => {
+    const { ref } = await signedRelease(1, ["--expires-in", "1s"]);
     await new Promise((r) => setTimeout(r, 2_100));
-    const r = await runJson(["verify", ref, "--key", key.pub, "--max-age", "1s", "--plain-http"]);
-    expectRefusal(r, 4, "SIGNATURE_STALE");
-    expect(r.json.maxAgeMs).toBe(1000);
-    expect(r.json.ageMs).toBeGreaterThan(1000);
+    const r = await runJson<CliJson & { skipped: { reason: string }[] }>(["verify", ref, "--key", key.pub, "--plain-http"]);
+    expectRefusal(r, 4, "STATEMENT_MISSING");
+    expect(r.json.skipped.map((s) => s.reason)).toEqual([expect.stringMatching(/^expired at /)]);
   });
 
-  it("POLICY_MISSING with --require-policy when only a lock is attached", async () => {
+  it("sign refuses a bundle the lock does not name (POLICY_DIGEST_MISMATCH) and publishes no statement", async () => {
     const { repo, ref, image } = await pushUniqueImage();
-    const bundle = await writeBundle("bundle-never-attached.tar.gz");
-    const lock = await createLock(repo, image.digest, bundle, "lock-no-policy.json");
-    await autonomy(["oci", "attach", ref, lock, "--artifact-type", LOCK_TYPE, "--plain-http"]);
-    await autonomy(["sign", ref, "--key", key.priv, "--plain-http"]);
-    // The lock alone is fine…
-    await autonomy(["verify", ref, "--key", key.pub, "--require-lock", "--plain-http"]);
-    // …but a policy bundle is demanded and absent.
-    const r = await runJson(["verify", ref, "--key", key.pub, "--require-lock", "--require-policy", "--plain-http"]);
-    expectRefusal(r, 4, "POLICY_MISSING");
-    expect(r.json.digest).toBe(image.digest);
+    const bundle = await writeBundle("bundle-named.tar.gz");
+    const other = await writeBundle("bundle-other.tar.gz");
+    const lock = await createLock(repo, image.digest, bundle, "lock-named.json");
+    const r = await runJson(["sign", ref, "--key", key.priv, "--sequence", "1", "--lock", lock, "--policy-bundle", other, "--plain-http"]);
+    // Progress lines come first on stderr; the refusal ends it.
+    expect({ exit: r.code, code: r.json.code }, describeRun(r)).toEqual({ exit: 4, code: "POLICY_DIGEST_MISMATCH" });
+    expect(r.stderr).toMatch(/\nerror: .+\nhint: .+\n$/);
+    expectRefusal(await runJson(["verify", ref, "--key", key.pub, "--plain-http"]), 4, "STATEMENT_MISSING");
+  });
+
+  it("an oci: layout copy cannot be verified without --repository (usage error with a hint), and verifies with it", async () => {
+    const { ref, repo } = await signedRelease();
+    const layout = `oci:${join(dir, "airgap")}:v1`;
+    await autonomy(["oci", "copy", ref, layout, "--plain-http"]);
+    const r = await runJson(["verify", layout, "--key", key.pub]);
+    expectRefusal(r, 2, "USAGE");
+    expect(r.stderr).toMatch(/--repository/);
+    await autonomy(["verify", layout, "--key", key.pub, "--repository", `${registry.host}/${repo}`]);
   });
 });
 

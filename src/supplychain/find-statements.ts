@@ -1,0 +1,138 @@
+import { MediaTypes, OciError, cosignAttestationTag, parseManifest, readReferrerSources } from "../oci/index.js";
+import type { Descriptor, OciRepository, ReferrerSource } from "../oci/index.js";
+import { parseEnvelope } from "../sign/index.js";
+import type { TrustedKey } from "../sign/index.js";
+import { MAX_STATEMENT_BYTES, StatementRejected, openStatement } from "./statement.js";
+import type { ReleaseStatement } from "./statement.js";
+
+/** What a node (or `autonomy verify`) trusts a release statement for. */
+export interface ReleaseTrust {
+  /** Release keys; a statement needs signatures by `threshold` distinct ones. */
+  trusted: readonly TrustedKey[];
+  threshold: number;
+  /** The node's channel: a statement for another channel is skipped. */
+  channel: string;
+  /** The signed identity the node expects (`host/path` of the release repository): compared exactly (attack 6). */
+  repository: string;
+  /** Fixed start time of this verification (TUF): expiry and issue time are compared with it. */
+  now: Date;
+}
+
+/** A candidate that was not trusted, and why (verification lists every one). */
+export interface SkippedCandidate {
+  candidate: string;
+  source: string;
+  reason: string;
+}
+
+/** At most this many manifests and envelopes are read per subject, so a flooded registry cannot stall verification. */
+export const MAX_STATEMENT_CANDIDATES = 32;
+/** A statement dated further than this in the future is skipped (clock skew between signer and node). */
+export const ISSUED_AT_SKEW_MS = 5 * 60_000;
+
+interface EnvelopeRef {
+  layer: Descriptor;
+  manifest: string;
+  source: ReferrerSource;
+}
+
+/**
+ * Every release statement stored for `subject` through the three read paths
+ * (referrers API, `sha256-<hex>` fallback index, cosign's `.att` tag), each
+ * read with the 64 KiB cap before it is parsed and checked as it is read.
+ * Returns the valid ones and, for every other candidate, why it was skipped.
+ * Nothing read here can make the caller fail: hostile content is a skip.
+ */
+export async function findStatements(repo: OciRepository, subject: string, trust: ReleaseTrust): Promise<{ valid: ReleaseStatement[]; skipped: SkippedCandidate[] }> {
+  const skipped: SkippedCandidate[] = [];
+  const envelopes = await envelopeRefs(repo, subject, skipped);
+  const valid: ReleaseStatement[] = [];
+  const seen = new Set<string>();
+  let read = 0;
+  for (const e of envelopes) {
+    if (seen.has(e.layer.digest)) continue; // the same envelope under the referrer and the .att tag is read once
+    seen.add(e.layer.digest);
+    const candidate = `${e.manifest}#${e.layer.digest}`;
+    if (read >= MAX_STATEMENT_CANDIDATES) {
+      skipped.push({ candidate, source: e.source, reason: `not read: over the bound of ${MAX_STATEMENT_CANDIDATES} statement candidates per subject` });
+      continue;
+    }
+    read += 1;
+    try {
+      valid.push(await checkCandidate(repo, e.layer, subject, trust));
+    } catch (err) {
+      if (!(err instanceof StatementRejected)) throw err;
+      skipped.push({ candidate, source: e.source, reason: err.reason });
+    }
+  }
+  return { valid, skipped };
+}
+
+/** The envelope layers named by statement referrers and the `.att` tag; unreadable manifests are skips. */
+async function envelopeRefs(repo: OciRepository, subject: string, skipped: SkippedCandidate[]): Promise<EnvelopeRef[]> {
+  const { found, problems } = await readReferrerSources(repo, subject);
+  for (const p of problems) skipped.push({ candidate: "(listing)", source: p.source, reason: `referrers could not be listed: ${p.reason}` });
+  const out: EnvelopeRef[] = [];
+  const manifests: { digest: string; source: ReferrerSource }[] = found
+    .filter((r) => r.artifactType === MediaTypes.releaseStatement)
+    .map((r) => ({ digest: r.digest, source: r.source }));
+  manifests.push({ digest: cosignAttestationTag(subject), source: "cosign-att-tag" });
+  let read = 0;
+  for (const m of manifests) {
+    if (read >= MAX_STATEMENT_CANDIDATES) {
+      skipped.push({ candidate: m.digest, source: m.source, reason: `not read: over the bound of ${MAX_STATEMENT_CANDIDATES} statement manifests per subject` });
+      continue;
+    }
+    read += 1;
+    const layers = await manifestLayers(repo, m.digest, m.source, skipped);
+    // The .att tag appends: newest last, so read it from the end (the bound keeps the newest).
+    const ordered = m.source === "cosign-att-tag" ? [...layers].reverse() : layers;
+    for (const layer of ordered) {
+      if (layer.mediaType === MediaTypes.dsseEnvelope) out.push({ layer, manifest: m.digest, source: m.source });
+      else skipped.push({ candidate: `${m.digest}#${layer.digest}`, source: m.source, reason: `layer media type ${JSON.stringify(layer.mediaType.slice(0, 100))} is not ${MediaTypes.dsseEnvelope}` });
+    }
+  }
+  return out;
+}
+
+async function manifestLayers(repo: OciRepository, ref: string, source: ReferrerSource, skipped: SkippedCandidate[]): Promise<Descriptor[]> {
+  try {
+    const m = await repo.getManifest(ref);
+    const parsed = parseManifest(m.bytes, m.mediaType);
+    if (parsed.kind === "manifest") return parsed.value.layers;
+    skipped.push({ candidate: ref, source, reason: "an index, not a statement manifest" });
+  } catch (e) {
+    if (!(e instanceof OciError)) throw e;
+    // No .att tag is the normal case for a registry that only has referrers: not a skip.
+    if (!(source === "cosign-att-tag" && e.code === "OCI_NOT_FOUND")) skipped.push({ candidate: ref, source, reason: `manifest unreadable: ${e.code}: ${e.message}` });
+  }
+  return [];
+}
+
+/** Reads one envelope (declared size checked first, then a read that stops at it) and applies every trust rule. */
+async function checkCandidate(repo: OciRepository, layer: Descriptor, subject: string, trust: ReleaseTrust): Promise<ReleaseStatement> {
+  if (layer.size > MAX_STATEMENT_BYTES) throw new StatementRejected(`declares ${layer.size} bytes, over the ${MAX_STATEMENT_BYTES}-byte statement cap (not read)`);
+  const bytes = await boundedRead(repo, layer);
+  const env = parseEnvelope(bytes);
+  if (typeof env === "string") throw new StatementRejected(`not a DSSE envelope: ${env}`);
+  const s = openStatement(env, trust.trusted, trust.threshold);
+  const p = s.predicate;
+  if (p.image.digest !== subject) throw new StatementRejected(`signed for image ${p.image.digest}, not this artifact ${subject}`);
+  if (p.repository !== trust.repository) throw new StatementRejected(`signed for repository ${p.repository}, not ${trust.repository}`);
+  if (p.channel !== trust.channel) throw new StatementRejected(`signed for channel ${p.channel}, not ${trust.channel}`);
+  if (Date.parse(p.expires_at) <= trust.now.getTime()) throw new StatementRejected(`expired at ${p.expires_at} (sequence ${p.sequence})`);
+  if (Date.parse(p.issued_at) > trust.now.getTime() + ISSUED_AT_SKEW_MS) throw new StatementRejected(`issued at ${p.issued_at}, in the future (sequence ${p.sequence}); check the clocks`);
+  return s;
+}
+
+/** Streams the blob and stops as soon as it passes its declared size: a store lying about a size cannot make us read more. */
+async function boundedRead(repo: OciRepository, layer: Descriptor): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  try {
+    for await (const chunk of repo.blobChunks(layer.digest, { expectedSize: layer.size })) parts.push(chunk);
+  } catch (e) {
+    if (e instanceof OciError) throw new StatementRejected(`envelope blob unreadable: ${e.code}: ${e.message}`);
+    throw e;
+  }
+  return Buffer.concat(parts);
+}
