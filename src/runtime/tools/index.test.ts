@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { Server } from "node:http";
@@ -166,6 +166,24 @@ describe("tool.http_get against a local server", () => {
   });
 });
 
+/** Resolves once no process has `pid` (a zombie counts as gone: it runs nothing); fails after 2 s. */
+async function expectGone(pid: number): Promise<void> {
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return false;
+    }
+    try {
+      return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 40 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(alive(), `process ${pid} is still running after the call returned`).toBe(false);
+}
+
 describe("tool.shell", () => {
   let dir: string;
   beforeAll(async () => {
@@ -198,6 +216,30 @@ describe("tool.shell", () => {
     expect(e.code).toBe("TOOL_FAILED");
     expect(e.message).toContain("timed out");
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it("attack 8: a background child (sleep 60 &) does not outlive the call: its process group is killed when the shell exits", async () => {
+    // Detached from stdout, so the shell's exit ends the call at once (the old code returned and left sleep running).
+    const out = (await shellTool().run({ command: "sleep 60 >/dev/null 2>&1 & echo $!" })).output as ShellOutput;
+    const pid = Number(out.stdout.trim());
+    expect(pid).toBeGreaterThan(1);
+    await expectGone(pid);
+  });
+
+  it("attack 8: a background child holding stdout open is killed when the shell exits, and the call returns at once", async () => {
+    const started = Date.now();
+    const out = (await shellTool({ timeoutMs: 20_000 }).run({ command: "sleep 60 & echo $!" })).output as ShellOutput;
+    expect(out.exit_code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await expectGone(Number(out.stdout.trim()));
+  });
+
+  it("kills the process group when the caller aborts", async () => {
+    const ac = new AbortController();
+    const pending = shellTool({ cwd: dir, timeoutMs: 20_000 }).run({ command: "sleep 60 >/dev/null 2>&1 & echo $! > bg.pid; sleep 60" }, ac.signal);
+    setTimeout(() => ac.abort(), 300);
+    expect((await rejection(pending)).message).toContain("cancelled");
+    await expectGone(Number(readFileSync(join(dir, "bg.pid"), "utf8").trim()));
   });
 
   it("rejects an empty command", async () => {

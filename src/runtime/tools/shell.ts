@@ -35,7 +35,8 @@ const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2,
 /**
  * `tool.shell` {command} → {exit_code, signal, stdout, stderr, truncated}: runs
  * `/bin/sh -c command` in its own process group with a deadline and an output
- * bound. It really runs, so only policy keeps it from agents (the example
+ * bound; the whole group is killed when the call ends, however it ends, so a
+ * background child (`sleep 60 &`) never outlives the call. It really runs, so only policy keeps it from agents (the example
  * policy forbids it). A timeout or spawn failure is RuntimeError(TOOL_FAILED).
  *
  * ### Examples
@@ -74,13 +75,20 @@ function runShell(command: string, o: RunOpts, signal?: AbortSignal): Promise<Sh
     child.stdout.on("data", out.push);
     child.stderr.on("data", err.push);
     let stopped: string | undefined;
-    const killGroup = (why: string): void => {
-      stopped ??= why;
+    // The command runs as the leader of its own process group (detached), so
+    // -pid reaches everything it started that did not leave the group. The
+    // group is killed whenever the call ends — the shell exited, failed to
+    // start, timed out or was cancelled — so no background child outlives it.
+    const reapGroup = (): void => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
       } catch {
-        // already gone
+        // ESRCH: nothing left in the group
       }
+    };
+    const killGroup = (why: string): void => {
+      stopped ??= why;
+      reapGroup();
     };
     const timer = setTimeout(() => killGroup(`timed out after ${o.timeoutMs} ms`), o.timeoutMs);
     const onAbort = (): void => killGroup("cancelled");
@@ -89,8 +97,11 @@ function runShell(command: string, o: RunOpts, signal?: AbortSignal): Promise<Sh
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     };
+    // The shell is gone: end its group now (a background child holding stdout open would otherwise keep the call waiting).
+    child.on("exit", reapGroup);
     child.on("error", (e) => {
       done();
+      reapGroup();
       reject(new RuntimeError("TOOL_FAILED", `tool.shell: could not start /bin/sh: ${e.message}`, { cause: e }));
     });
     child.on("close", (code, sig) => {
