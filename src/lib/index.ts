@@ -19,3 +19,5 @@ export { loadConfigFile, parseConfigText, configKeyPath, configProblems } from "
 export type { ConfigFileOptions, ConfigErrorFactory } from "./config-file.js";
 export { quote, printable } from "./quote.js";
 export { redactUrl, redactUrlsIn } from "./redact-url.js";
+export { parseFaithfulJson } from "./faithful-json.js";
+export type { FaithfulJson, FaithfulJsonOptions, JsonRefusal } from "./faithful-json.js";
