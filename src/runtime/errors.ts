@@ -2,10 +2,12 @@ import { AutonomyError, ExitCodes } from "../lib/index.js";
 
 /** Every code a {@link RuntimeError} can carry; docs/errors.md lists each. */
 export const RUNTIME_ERROR_CODES = [
+  "INPUT_NOT_REPRESENTABLE",
   "TOOL_UNKNOWN",
   "TOOL_PARAMS_INVALID",
   "TOOL_TARGET_NOT_ALLOWED",
   "TOOL_FAILED",
+  "TOOL_REDIRECT_DENIED",
   "UPSTREAM_UNAVAILABLE",
   "RUNTIME_CONFIG_INVALID",
   "ACTIVATION_SEQUENCE_MISSING",
@@ -15,11 +17,16 @@ export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 /** A release without a signed sequence fails verification: exit 4 (rollback and equivocation are NodeError codes). */
 const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set(["ACTIVATION_SEQUENCE_MISSING"]);
 
+/** Refusals of the caller's input: HTTP 400 through the one error mapping (exit 2 for a CLI). */
+const USAGE: ReadonlySet<RuntimeErrorCode> = new Set(["INPUT_NOT_REPRESENTABLE"]);
+
 const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
+  INPUT_NOT_REPRESENTABLE: "send only values a policy sees exactly: no null (leave the key out), integers within ±(2^53−1), at most 4 decimal places, no duplicate keys or array elements; send anything else as a string",
   TOOL_UNKNOWN: "list the tools with `autonomy runtime tools` or the MCP tools/list call",
   TOOL_PARAMS_INVALID: "check the tool's parameters against its input schema",
   TOOL_TARGET_NOT_ALLOWED: "the target is not on the runtime's allow-list (--allowed-domains); ask the operator to add it",
   TOOL_FAILED: "the tool ran and failed; see the message",
+  TOOL_REDIRECT_DENIED: "the server redirected the request to a URL the policy does not allow; ask for the final URL directly if the policy permits it",
   UPSTREAM_UNAVAILABLE: "check the upstream MCP server configured in the runtime config is running and reachable",
   RUNTIME_CONFIG_INVALID: "fix the runtime configuration file at the reported field",
   ACTIVATION_SEQUENCE_MISSING: "sign releases with a sequence: `autonomy sign REF --key K.key --sequence N`",
@@ -29,7 +36,7 @@ export class RuntimeError extends AutonomyError<RuntimeErrorCode> {
   constructor(code: RuntimeErrorCode, message: string, opts: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super(code, message, {
       hint: opts.hint ?? HINTS[code],
-      exitCode: VERIFICATION.has(code) ? ExitCodes.verification : ExitCodes.failure,
+      exitCode: VERIFICATION.has(code) ? ExitCodes.verification : USAGE.has(code) ? ExitCodes.usage : ExitCodes.failure,
       ...(opts.cause !== undefined ? { cause: opts.cause } : {}),
       ...(opts.details !== undefined ? { details: opts.details } : {}),
     });

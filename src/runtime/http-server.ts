@@ -4,8 +4,10 @@ import type { IncomingHttpHeaders } from "node:http";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { RUNTIME_VERSION, problemDetails, problemFromError } from "../lib/index.js";
 import type { HttpProblemCode } from "../lib/index.js";
+import { faithfulJsonBodies } from "./faithful-body.js";
 import { createMcpServer } from "./mcp-server.js";
 import type { CallTransport, ToolCallInterceptor } from "./mcp-server.js";
+import { RuntimeError } from "./errors.js";
 import { asToolRegistry } from "./tools/registry.js";
 import type { ToolRegistry, ToolSource } from "./tools/registry.js";
 import type { InterceptResult, PolicySource } from "./types.js";
@@ -48,7 +50,7 @@ const NO_POLICY = "none";
 const errorSchema = {
   type: "object",
   required: ["code", "message"],
-  properties: { code: { type: "string" }, message: { type: "string" } },
+  properties: { code: { type: "string" }, message: { type: "string" }, path: { type: "string" } },
   additionalProperties: false,
 } as const;
 const refusalSchema = {
@@ -150,6 +152,8 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
   // Bodies are JSON only: without Fastify's default text/plain parser a text body is a
   // 415 MEDIA_TYPE_UNSUPPORTED (DESIGN §6), not a string that fails the schema as a 400.
   app.removeContentTypeParser("text/plain");
+  // Duplicate keys and depth bombs are refused (400, path named), never resolved by JSON.parse's last-one-wins.
+  faithfulJsonBodies(app);
 
   // One plugin per API area, registered in order; problem details first, so
   // every area without a contract shape of its own answers errors with them.
@@ -246,13 +250,13 @@ interface RouteDeps {
 /** `/v1/tool`: its own error handler so even a refused request answers with `decision` and `policy_ref` (DESIGN §6 "Tool call"). */
 function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => string }): Promise<void> {
   const { gate, tools, policyRef, originRefused } = deps;
-  const refuse = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply =>
-    reply.code(status).send({ decision: "deny", policy_ref: policyRef(), error: { code, message } });
+  const refuse = (reply: FastifyReply, status: number, code: string, message: string, path?: string): FastifyReply =>
+    reply.code(status).send({ decision: "deny", policy_ref: policyRef(), error: { code, message, ...(path !== undefined ? { path } : {}) } });
 
   app.setErrorHandler((err: unknown, req, reply) => {
-    const { status, code, message } = requestError(err);
+    const { status, code, message, path } = requestError(err);
     if (status >= 500) req.log.error({ err }, "tool request failed");
-    return refuse(reply, status, code, message);
+    return refuse(reply, status, code, message, path);
   });
 
   app.addHook("onRequest", (req, reply, done) => {
@@ -347,10 +351,12 @@ function webHeaders(h: IncomingHttpHeaders): Headers {
  * render it: the request never reached a decision, and a 5xx says the call did
  * not run.
  */
-function requestError(err: unknown): { status: number; code: string; message: string } {
+function requestError(err: unknown): { status: number; code: string; message: string; path?: string } {
   const p = problemFromError(err, { bodyLimit: MiB });
   if (p.status >= 500) return { status: p.status, code: p.code, message: "internal error; the call was not run (see the runtime log)" };
-  return { status: p.status, code: p.code, message: p.detail };
+  // An input refused as not representable names where (`params.force`).
+  const path = err instanceof RuntimeError && typeof err.details["path"] === "string" ? err.details["path"] : undefined;
+  return { status: p.status, code: p.code, message: p.detail, ...(path !== undefined ? { path } : {}) };
 }
 
 class DecisionCounter {

@@ -1,8 +1,8 @@
 import { performance } from "node:perf_hooks";
-import { decisionReason } from "../policy/index.js";
-import type { DecisionRequest, EngineDecision, EntityRef } from "../policy/index.js";
+import { decisionReason, findUnrepresentable } from "../policy/index.js";
+import type { DecisionRequest, EngineDecision, EntityRef, InputProblem } from "../policy/index.js";
 import { RuntimeError } from "./errors.js";
-import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall, InterceptDecision } from "./types.js";
+import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall, ToolCallContext, InterceptDecision } from "./types.js";
 import { isoTime, messageOf, systemClock } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 
@@ -46,7 +46,12 @@ export interface InterceptorOptions {
  * goes out; when it cannot be recorded an allow becomes a deny.
  *
  * The params are copied before the decision, so the params the tool receives
- * are the params the policy saw, even while a durable record is awaited.
+ * are the params the policy saw, even while a durable record is awaited; and
+ * params holding anything the policy would see differently from the tool
+ * (null, unsafe integers, duplicates in an array, …) are refused, never
+ * converted (`INPUT_NOT_REPRESENTABLE`, recorded as a deny). A tool that acts
+ * again for the same call (`tool.http_get` following a redirect) asks through
+ * the {@link ToolCallContext} it is given: a new decision, recorded like this one.
  *
  * ### Examples
  * ```ts
@@ -94,22 +99,41 @@ export class Interceptor {
    * allowed. Denied: `{decision: "deny"}` and the tool never runs. Allowed but
    * no such tool: `ok: false` with `TOOL_UNKNOWN`. Allowed and the tool
    * throws: `ok: false` with the error's RuntimeError code, else `TOOL_FAILED`.
+   *
+   * @throws RuntimeError `INPUT_NOT_REPRESENTABLE` (HTTP 400) when the params
+   * hold a value the policy cannot see exactly as the tool would get it
+   * (null, an integer beyond ±(2^53−1), a duplicate set element, …; the path
+   * is named). The refusal is recorded as a deny first, and nothing runs.
    */
-  async call(call: ToolCall, tool: Tool | undefined, transport: Transport): Promise<InterceptResult> {
+  async call(call: ToolCall, tool: Tool | undefined, transport: Transport, signal?: AbortSignal): Promise<InterceptResult> {
     const snapshot = snapshotCall(call);
-    const decided = this.decide(snapshot);
-    const recorded = await this.#record(snapshot, decided, transport);
-    const d = recorded ? decided : unrecorded(decided);
+    const decided = await this.#decideAndRecord(snapshot, transport);
+    if (decided.input_problem) throw notRepresentable(decided.input_problem);
+    const d = decided;
     if (d.decision !== "allow") return { decision: "deny", policy_ref: d.policy_ref, reason: d.reason, policies: d.policies };
     const allowed = { decision: "allow" as const, policy_ref: d.policy_ref, policies: d.policies };
     if (!tool) return { ...allowed, ok: false, error: { code: "TOOL_UNKNOWN", message: `no tool named ${JSON.stringify(call.kind)} on this runtime` } };
+    // A tool that acts again on the caller's behalf (http_get following a redirect) asks first, as this call did.
+    const context: ToolCallContext = {
+      redecide: async (params) => {
+        const hop = await this.#decideAndRecord(snapshotCall({ kind: snapshot.kind, params }), transport);
+        return { decision: hop.decision, policy_ref: hop.policy_ref, reason: hop.reason, policies: hop.policies };
+      },
+    };
     try {
-      const { output } = await tool.run(snapshot.params);
+      const { output } = await tool.run(snapshot.params, signal, context);
       return { ...allowed, ok: true, output };
     } catch (e) {
       const code = e instanceof RuntimeError ? e.code : "TOOL_FAILED";
       return { ...allowed, ok: false, error: { code, message: messageOf(e) } };
     }
+  }
+
+  /** One decision, recorded; an allow that could not be recorded durably is a deny. */
+  async #decideAndRecord(call: ToolCall, transport: Transport): Promise<InterceptDecision> {
+    const decided = this.decide(call);
+    const recorded = await this.#record(call, decided, transport);
+    return recorded ? decided : unrecorded(decided);
   }
 
   #decide(call: ToolCall): Omit<InterceptDecision, "latency_us"> {
@@ -120,6 +144,12 @@ export class Interceptor {
       ref = loaded.ref;
       const invalid = invalidCall(call);
       if (invalid !== undefined) return { decision: "deny", policy_ref: ref, policies: [], reason: `invalid tool call: ${invalid}`, errors: [invalid] };
+      // Refused, never coerced: the policy must judge exactly the value the tool will get.
+      const unfaithful = findUnrepresentable(call.params, ["params"]);
+      if (unfaithful !== undefined) {
+        const why = `INPUT_NOT_REPRESENTABLE: ${unfaithful.path}: ${unfaithful.problem}`;
+        return { decision: "deny", policy_ref: ref, policies: [], reason: why, errors: [why], input_problem: unfaithful };
+      }
       const request: DecisionRequest = {
         principal: this.#principal,
         action: `tool:${call.kind}`,
@@ -171,6 +201,11 @@ export class Interceptor {
       return false;
     }
   }
+}
+
+/** The refusal of a call whose params the policy could not see exactly (HTTP 400, the path named). */
+function notRepresentable(p: InputProblem): RuntimeError {
+  return new RuntimeError("INPUT_NOT_REPRESENTABLE", `params not representable for the policy: ${p.path}: ${p.problem}`, { details: { path: p.path } });
 }
 
 /** An allow whose event could not be recorded durably: refuse to act without the audit record. */

@@ -1,9 +1,11 @@
+import process from "node:process";
 import type { Readable, Writable } from "node:stream";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { CallToolResult, ListToolsResult } from "@modelcontextprotocol/sdk/types.js";
 import { RUNTIME_VERSION, problemFromError } from "../lib/index.js";
+import { faithfulLines } from "./faithful-stdio.js";
 import { asToolRegistry } from "./tools/registry.js";
 import type { ToolSource } from "./tools/registry.js";
 import type { InterceptResult, Tool, ToolCall } from "./types.js";
@@ -160,7 +162,10 @@ export interface McpStdioOptions extends McpServerOptions {
  */
 export async function serveMcpStdio(opts: McpStdioOptions): Promise<{ server: Server; close: () => Promise<void> }> {
   const server = createMcpServer(opts);
-  const transport = new StdioServerTransport(opts.stdin, opts.stdout);
+  const stdout = opts.stdout ?? process.stdout;
+  // Messages with duplicate keys or depth bombs are answered with an error here, never parsed last-one-wins by the SDK.
+  const stdin = faithfulLines(opts.stdin ?? process.stdin, (line) => void stdout.write(line));
+  const transport = new StdioServerTransport(stdin, stdout);
   await server.connect(transport);
   return { server, close: () => server.close() };
 }

@@ -17,7 +17,26 @@ export interface Tool {
   readonly description: string;
   /** JSON Schema of params, offered to MCP clients. */
   readonly inputSchema: Record<string, unknown>;
-  run(params: Record<string, unknown>, signal?: AbortSignal): Promise<ToolOutput>;
+  /** `context` (from the interceptor) lets the tool ask the policy about a follow-up of this call; without it, a tool must not act beyond `params`. */
+  run(params: Record<string, unknown>, signal?: AbortSignal, context?: ToolCallContext): Promise<ToolOutput>;
+}
+
+/** A decision about one follow-up of an allowed call. */
+export interface FollowUpDecision {
+  decision: Decision;
+  policy_ref: string;
+  reason: string;
+  policies: string[];
+}
+
+/** What the interceptor hands a running tool. */
+export interface ToolCallContext {
+  /**
+   * Decides the same tool (same principal and action) with these params, as a
+   * new call would be decided, and records the decision event; for a tool
+   * about to act beyond the params it was allowed with (a redirect's new URL).
+   */
+  redecide(params: Record<string, unknown>): Promise<FollowUpDecision>;
 }
 
 /** Where the interceptor finds the policy in force; undefined means none loaded (deny all). */
@@ -34,6 +53,8 @@ export interface InterceptDecision {
   errors: string[];
   /** Time spent deciding (policy lookup + engine), in microseconds. */
   latency_us: number;
+  /** Set when the params were refused as not representable for the policy (the call answers 400). */
+  input_problem?: { path: string; problem: string };
 }
 
 /** One decision, as handed to telemetry (the WAL's sink records it). */

@@ -1,6 +1,7 @@
-/** Context: check everything, convert only what is read. */
+/** Context: check everything is representable exactly, convert only what is read. */
 import type * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import type { Need } from "./context-needs.js";
+import { formatFieldPath } from "../../lib/index.js";
 
 /** Limits on a decision request's context; beyond them the request is denied with an error. */
 export const CEDAR_CONTEXT_LIMITS = Object.freeze({
@@ -20,85 +21,156 @@ function isPlainObject(v: object): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/** A value Cedar cannot hold exactly, and where it is (`params.force`, `params.tags[2]`). */
+export interface InputProblem {
+  path: string;
+  problem: string;
+}
+
+/** Cedar's `decimal` holds 4 fraction digits in an i64; beyond this magnitude it overflows. */
+const DECIMAL_MAX = 922_337_203_685_477;
+const DECIMAL_RE = /^-?\d+\.\d{1,4}$/;
+/** A UTF-16 surrogate without its partner: Cedar strings are UTF-8 and cannot hold it. */
+const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /**
- * Checks the whole context (also the parts no policy reads): returns what is
- * wrong, or undefined. Refused: Cedar's JSON escape keys anywhere, values
- * that are not JSON-like data (functions, symbols, class instances, Maps,
- * Dates, …), nesting deeper than maxDepth, more than maxNodes values.
+ * The Cedar `decimal` literal of a JS number with 1–4 fraction digits inside
+ * decimal's range (its shortest decimal spelling, which reads back as the same
+ * number), or undefined.
  */
-export function checkContext(context: unknown): string | undefined {
-  if (context === null || typeof context !== "object" || Array.isArray(context) || !isPlainObject(context)) return "context must be a plain object";
-  let nodes = 0;
-  const walk = (v: unknown, depth: number, path: string): string | undefined => {
-    if (++nodes > CEDAR_CONTEXT_LIMITS.maxNodes) return `context has more than ${CEDAR_CONTEXT_LIMITS.maxNodes} values`;
-    if (depth > CEDAR_CONTEXT_LIMITS.maxDepth) return `context is nested deeper than ${CEDAR_CONTEXT_LIMITS.maxDepth} levels (at ${path})`;
-    switch (typeof v) {
-      case "string":
-      case "number":
-      case "boolean":
-      case "bigint":
-      case "undefined":
-        return undefined;
-      case "object": {
-        if (v === null) return undefined;
-        if (Array.isArray(v)) {
-          for (let i = 0; i < v.length; i++) {
-            const r = walk(v[i], depth + 1, `${path}[${i}]`);
-            if (r !== undefined) return r;
-          }
-          return undefined;
-        }
-        if (!isPlainObject(v)) return `${path} is not plain data (${Object.prototype.toString.call(v)})`;
-        for (const k of Object.keys(v)) {
-          if (ESCAPE_KEYS.has(k)) return `${path} has the key "${k}", a Cedar JSON escape (it could forge an entity or extension value)`;
-          const r = walk(v[k], depth + 1, `${path}.${k}`);
-          if (r !== undefined) return r;
-        }
-        return undefined;
-      }
-      default:
-        return `${path} is a ${typeof v}, not data`;
-    }
-  };
-  return walk(context, 0, "context");
+export function decimalLiteral(n: number): string | undefined {
+  const s = String(n);
+  return DECIMAL_RE.test(s) && Math.abs(n) < DECIMAL_MAX ? s : undefined;
+}
+
+/** Why a number has no exact Cedar value, or undefined when it has one. */
+function numberProblem(n: number): string | undefined {
+  if (Number.isSafeInteger(n)) return Object.is(n, -0) ? "-0 (negative zero) has no Cedar value distinct from 0; send 0" : undefined;
+  if (!Number.isFinite(n)) return `${String(n)} is not a JSON number`;
+  if (Number.isInteger(n)) return `the integer ${String(n)} is beyond ±(2^53−1), where a JSON number stops being exact; send it as a string`;
+  if (decimalLiteral(n) === undefined) return `the number ${String(n)} has more than 4 decimal places or is outside ±${DECIMAL_MAX} (Cedar's decimal); send it as a string`;
+  return undefined;
 }
 
 /**
- * Converts a checked value to Cedar JSON: safe integers stay numbers, other
- * numbers and bigints become strings (Cedar has no floats, and its longs
- * are i64), arrays become sets, plain objects records; null/undefined
- * become "absent" (undefined: the key or element is dropped).
+ * Cedar equality of two checked values as a string: records compare without
+ * key order, sets without element order. Two array elements with the same key
+ * would be one element of the Cedar set.
  */
-function toCedar(v: unknown): CedarValue | undefined {
-  switch (typeof v) {
-    case "string":
-    case "boolean":
-      return v;
-    case "number":
-      return Number.isSafeInteger(v) ? (v === 0 ? 0 : v) : String(v);
-    case "bigint":
-      return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
-    case "object": {
-      if (v === null) return undefined;
-      if (Array.isArray(v)) {
-        const out: CedarValue[] = [];
-        for (let i = 0; i < v.length; i++) {
-          const x = toCedar(v[i]);
-          if (x !== undefined) out.push(x);
-        }
-        return out;
-      }
-      const src = v as Record<string, unknown>;
-      const out = Object.create(null) as Record<string, CedarValue>;
-      for (const k of Object.keys(src)) {
-        const x = toCedar(src[k]);
-        if (x !== undefined) out[k] = x;
-      }
-      return out;
-    }
-    default:
-      return undefined;
+function cedarKey(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(cedarKey).sort().join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${cedarKey(o[k])}`).join(",")}}`;
   }
+  return JSON.stringify(v);
+}
+
+/**
+ * Walks a value found at `root` (its path segments; its depth is `rootDepth`,
+ * `context` being depth 0) and returns the first part that has no exact Cedar counterpart, or
+ * undefined. Representable, and converted one to one by {@link toCedar}:
+ * strings (well-formed UTF-16), booleans, safe integers (Long), numbers with
+ * 1–4 decimal places (decimal), arrays whose elements are distinct under
+ * Cedar equality (set), plain objects (record) whose keys are not Cedar JSON
+ * escapes. Everything else is refused, never coerced: null and undefined
+ * (a record cannot hold them; Cedar would see the key as absent), unsafe
+ * integers, other numbers, duplicates in an array, lone surrogates, bigints,
+ * non-plain objects, nesting deeper than maxDepth and more than maxNodes values.
+ */
+export function findUnrepresentable(value: unknown, root: readonly (string | number)[] = [], rootDepth = root.length): InputProblem | undefined {
+  let nodes = 0;
+  const base = rootDepth - root.length;
+  const path: (string | number)[] = [...root];
+  const at = (problem: string): InputProblem => ({ path: formatFieldPath(path), problem });
+  const walk = (v: unknown): InputProblem | undefined => {
+    if (++nodes > CEDAR_CONTEXT_LIMITS.maxNodes) return at(`the input has more than ${CEDAR_CONTEXT_LIMITS.maxNodes} values`);
+    if (base + path.length > CEDAR_CONTEXT_LIMITS.maxDepth) return at(`nested deeper than ${CEDAR_CONTEXT_LIMITS.maxDepth} levels`);
+    switch (typeof v) {
+      case "boolean":
+        return undefined;
+      case "string":
+        return LONE_SURROGATE_RE.test(v) ? at("the string has an unpaired UTF-16 surrogate (not text Cedar can hold)") : undefined;
+      case "number": {
+        const p = numberProblem(v);
+        return p === undefined ? undefined : at(p);
+      }
+      case "object":
+        if (v === null) return at("null has no Cedar value (a policy would see the key as absent); leave the key out");
+        return Array.isArray(v) ? walkArray(v) : walkRecord(v);
+      default:
+        return at(`a ${typeof v} is not JSON data`);
+    }
+  };
+  const walkArray = (a: readonly unknown[]): InputProblem | undefined => {
+    const seen = new Map<string, number>();
+    for (let i = 0; i < a.length; i++) {
+      path.push(i);
+      if (!(i in a)) return at("an array hole is not JSON data");
+      const r = walk(a[i]);
+      if (r !== undefined) return r;
+      const key = cedarKey(a[i]);
+      const first = seen.get(key);
+      if (first !== undefined) return at(`equals element [${first}]: a policy sees an array as a Cedar set, which would hold it once; remove the duplicate`);
+      seen.set(key, i);
+      path.pop();
+    }
+    return undefined;
+  };
+  const walkRecord = (o: object): InputProblem | undefined => {
+    if (!isPlainObject(o)) return at(`not plain data (${Object.prototype.toString.call(o)})`);
+    for (const k of Object.keys(o)) {
+      path.push(k);
+      if (ESCAPE_KEYS.has(k)) return at(`the key "${k}" is a Cedar JSON escape (it could forge an entity or extension value)`);
+      if (LONE_SURROGATE_RE.test(k)) return at("the key has an unpaired UTF-16 surrogate");
+      const r = walk(o[k]);
+      if (r !== undefined) return r;
+      path.pop();
+    }
+    return undefined;
+  };
+  return walk(value);
+}
+
+/**
+ * Checks the whole context (also the parts no policy reads): returns what is
+ * wrong (with its path), or undefined. See {@link findUnrepresentable}.
+ */
+export function checkContext(context: unknown): string | undefined {
+  if (context === null || typeof context !== "object" || Array.isArray(context) || !isPlainObject(context)) return "context must be a plain object";
+  const p = findUnrepresentable(context, ["context"], 0);
+  return p === undefined ? undefined : `${p.path}: ${p.problem}`;
+}
+
+/**
+ * Converts a checked value to Cedar JSON, one to one (nothing dropped or
+ * coerced; {@link fromCedar} is its inverse): safe integers stay numbers
+ * (Long), other accepted numbers become `decimal` extension values, arrays
+ * sets (with distinct elements), plain objects records.
+ */
+export function toCedar(v: unknown): CedarValue {
+  if (typeof v === "number") {
+    if (Number.isSafeInteger(v)) return v;
+    return { __extn: { fn: "decimal", arg: decimalLiteral(v) ?? String(v) } };
+  }
+  if (v === null || typeof v !== "object") return v as CedarValue;
+  if (Array.isArray(v)) return v.map(toCedar);
+  const src = v as Record<string, unknown>;
+  const out = Object.create(null) as Record<string, CedarValue>;
+  for (const k of Object.keys(src)) out[k] = toCedar(src[k]);
+  return out;
+}
+
+/** The JSON value a Cedar JSON value made by {@link toCedar} stands for. */
+export function fromCedar(v: CedarValue): unknown {
+  if (v === null || typeof v !== "object") return v;
+  if (Array.isArray(v)) return v.map(fromCedar);
+  const o = v as Record<string, CedarValue>;
+  const extn = o["__extn"] as { fn?: unknown; arg?: unknown } | undefined;
+  if (Object.keys(o).length === 1 && extn && extn.fn === "decimal" && typeof extn.arg === "string") return Number(extn.arg);
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(o)) Object.defineProperty(out, k, { value: fromCedar(o[k] as CedarValue), writable: true, enumerable: true, configurable: true });
+  return out;
 }
 
 /**
@@ -107,7 +179,7 @@ function toCedar(v: unknown): CedarValue | undefined {
  * raises the same type error it would on the full context.
  */
 function pruned(v: unknown, need: Need): CedarValue | undefined {
-  if (v === null || v === undefined) return undefined;
+  if (v === undefined) return undefined;
   if (need.whole) return toCedar(v);
   if (need.children.size === 0) return true; // only tested with `has`: any present value will do
   if (typeof v !== "object" || Array.isArray(v)) return toCedar(v);

@@ -5,8 +5,10 @@
  * match, miss or error), random requests (JSON values, anything, hostile keys
  * like `__entity` and `__proto__`, huge integers, floats, deep nesting).
  *
- * The model converts the context as the contract says (safe integers stay
- * Longs, other numbers become strings, null/undefined vanish, arrays are sets)
+ * The model converts the context as the contract says (only values Cedar
+ * holds exactly are accepted: safe integers are Longs, numbers with 1–4
+ * decimal places decimals, arrays with distinct elements sets; null, lossy
+ * numbers, duplicates in an array, lone surrogates … make the request invalid)
  * and evaluates each clause three-valued (true / false / error, with Cedar's
  * left-to-right short-circuit). The engine must then never throw, never allow
  * when a forbid matches or no permit matches or any clause errors, and
@@ -112,16 +114,19 @@ const requestKeyArb = fc.oneof(
   { arbitrary: fc.constantFrom(...ESCAPE_KEYS), weight: 1 },
   { arbitrary: fc.string({ maxLength: 4 }), weight: 10 },
 );
+/** Values Cedar cannot hold exactly (null, lossy numbers, bigints, lone surrogates) are rarer, so most requests are valid and get evaluated. */
 const scalarArb: fc.Arbitrary<unknown> = fc.oneof(
-  fc.integer({ min: -3, max: 3 }),
-  fc.constantFrom(2 ** 53, -(2 ** 53), 2 ** 63, 1e300, 0.5, -0, Number.NaN, Number.POSITIVE_INFINITY, Number.MAX_SAFE_INTEGER),
-  fc.double(),
-  fc.constantFrom(...STR_LITS),
-  fc.string({ maxLength: 3 }),
-  fc.boolean(),
-  fc.constant(null),
-  fc.constant(undefined),
-  fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }),
+  { arbitrary: fc.integer({ min: -3, max: 3 }), weight: 8 },
+  { arbitrary: fc.constantFrom(0.5, -1.25, 2.0001, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER), weight: 2 },
+  { arbitrary: fc.constantFrom(2 ** 53, -(2 ** 53), 2 ** 63, 1e300, 0.123456, 1e-7, -0, Number.NaN, Number.POSITIVE_INFINITY), weight: 1 },
+  { arbitrary: fc.double(), weight: 1 },
+  { arbitrary: fc.constantFrom(...STR_LITS), weight: 8 },
+  { arbitrary: fc.string({ maxLength: 3 }), weight: 4 },
+  { arbitrary: fc.constantFrom("\ud800", "a\udc00"), weight: 1 },
+  { arbitrary: fc.boolean(), weight: 4 },
+  { arbitrary: fc.constant(null), weight: 1 },
+  { arbitrary: fc.constant(undefined), weight: 1 },
+  { arbitrary: fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }), weight: 1 },
 );
 const valueArb: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => ({
   value: fc.oneof(
@@ -144,7 +149,7 @@ const paramsArb: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
   { arbitrary: fc.record({ n: fc.integer({ min: -3, max: 3 }), deep: deepArb }), weight: 1 },
 );
 const nodeArb: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
-  { arbitrary: fc.record({ site: fc.constantFrom("x", "a", 0.5, null) }), weight: 10 },
+  { arbitrary: fc.record({ site: fc.constantFrom("x", "a", "x", "a", 0.5, null) }), weight: 10 },
   { arbitrary: fc.constant({}), weight: 2 },
   { arbitrary: fc.constant({ site: { __entity: { type: "Site", id: "x" } } }), weight: 1 },
 );
@@ -202,47 +207,77 @@ function filesOf(clauses: readonly Clause[]): { files: PolicyFile[]; ids: string
 // The model
 // ---------------------------------------------------------------------------
 
-type CV = { t: "long"; v: number } | { t: "str"; v: string } | { t: "bool"; v: boolean } | { t: "set"; items: CV[] } | { t: "rec"; m: Map<string, CV> };
+type CV = { t: "long"; v: number } | { t: "dec"; v: number } | { t: "str"; v: string } | { t: "bool"; v: boolean } | { t: "set"; items: CV[] } | { t: "rec"; m: Map<string, CV> };
 type R = boolean | "error";
 
-const SAFE = 2n ** 53n - 1n;
-
-/** The contract's conversion, written independently of the engine's. */
-function conv(v: unknown): CV | undefined {
-  if (v === null || v === undefined) return undefined;
+/** The contract's conversion of a valid value, written independently of the engine's: one to one, nothing dropped. */
+function conv(v: unknown): CV {
   if (typeof v === "string") return { t: "str", v };
   if (typeof v === "boolean") return { t: "bool", v };
-  if (typeof v === "number") return Number.isSafeInteger(v) ? { t: "long", v: v === 0 ? 0 : v } : { t: "str", v: String(v) };
-  if (typeof v === "bigint") return v >= -SAFE && v <= SAFE ? { t: "long", v: Number(v) } : { t: "str", v: v.toString() };
-  if (Array.isArray(v)) {
-    const items: CV[] = [];
-    for (let i = 0; i < v.length; i++) {
-      const c = conv(v[i]);
-      if (c) items.push(c);
-    }
-    return { t: "set", items };
-  }
+  if (typeof v === "number") return Number.isInteger(v) ? { t: "long", v } : { t: "dec", v };
+  if (Array.isArray(v)) return { t: "set", items: v.map(conv) };
   const m = new Map<string, CV>();
-  for (const k of Object.keys(v)) {
-    const c = conv((v as Record<string, unknown>)[k]);
-    if (c) m.set(k, c);
-  }
+  for (const k of Object.keys(v as object)) m.set(k, conv((v as Record<string, unknown>)[k]));
   return { t: "rec", m };
 }
 
-/** The contract's request checks: escape keys anywhere, depth, size. */
+/** Cedar equality of two model values (sets and records unordered). */
+function cvEqual(a: CV, b: CV): boolean {
+  if (a.t !== b.t) return false;
+  if (a.t === "set") {
+    const bi = (b as { items: CV[] }).items;
+    return a.items.every((x) => bi.some((y) => cvEqual(x, y))) && bi.every((y) => a.items.some((x) => cvEqual(x, y)));
+  }
+  if (a.t === "rec") {
+    const bm = (b as { m: Map<string, CV> }).m;
+    return a.m.size === bm.size && [...a.m].every(([k, x]) => bm.has(k) && cvEqual(x, bm.get(k) as CV));
+  }
+  return a.v === (b as { v: unknown }).v;
+}
+
+function wellFormed(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xdc00 && c <= 0xdfff) return false;
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (!(d >= 0xdc00 && d <= 0xdfff)) return false;
+      i++;
+    }
+  }
+  return true;
+}
+
+/** A number Cedar holds exactly: a safe integer other than -0, or 1–4 decimal places inside decimal's range. */
+function exactNumber(n: number): boolean {
+  if (Number.isInteger(n)) return Math.abs(n) <= Number.MAX_SAFE_INTEGER && !Object.is(n, -0);
+  return Number.isFinite(n) && /^-?[0-9]+[.][0-9]{1,4}$/.test(String(n)) && Math.abs(n) < 922337203685477;
+}
+
+/** The contract's request checks: every value representable exactly (no null, no lossy number, no duplicate set element, …), escape keys, depth, size. */
 function valid(context: Record<string, unknown>): boolean {
   let nodes = 0;
   const walk = (v: unknown, depth: number): boolean => {
     nodes++;
     if (nodes > CEDAR_CONTEXT_LIMITS.maxNodes || depth > CEDAR_CONTEXT_LIMITS.maxDepth) return false;
-    if (v === null || typeof v !== "object") return true;
+    if (typeof v === "boolean") return true;
+    if (typeof v === "string") return wellFormed(v);
+    if (typeof v === "number") return exactNumber(v);
+    if (v === null || typeof v !== "object") return false;
     if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) if (!walk(v[i], depth + 1)) return false;
+      const seen: CV[] = [];
+      for (let i = 0; i < v.length; i++) {
+        if (!(i in v) || !walk(v[i], depth + 1)) return false;
+        const c = conv(v[i]);
+        if (seen.some((x) => cvEqual(x, c))) return false;
+        seen.push(c);
+      }
       return true;
     }
+    const proto = Object.getPrototypeOf(v) as unknown;
+    if (proto !== Object.prototype && proto !== null) return false;
     for (const k of Object.keys(v)) {
-      if (k === "__entity" || k === "__extn" || k === "__expr") return false;
+      if (k === "__entity" || k === "__extn" || k === "__expr" || !wellFormed(k)) return false;
       if (!walk((v as Record<string, unknown>)[k], depth + 1)) return false;
     }
     return true;
@@ -339,8 +374,8 @@ interface Expected {
 function expected(clauses: readonly Clause[], r: Req): Expected {
   const context = { params: r.params, node: r.node };
   if (!valid(context)) return { valid: false, results: [] };
-  const params = conv(r.params) as CV;
-  const node = conv(r.node) as CV;
+  const params = conv(r.params);
+  const node = conv(r.node);
   return { valid: true, results: clauses.map((c) => evalClause(c, r.tool, params, node)) };
 }
 

@@ -155,24 +155,34 @@ describe("compileCedar", () => {
   });
 
   describe("when converting the context to Cedar values", () => {
-    it("turns floats into strings (Cedar has no floats)", () => {
-      const e = engineOf('permit(principal, action, resource) when { context.params.ratio == "0.5" };');
-      expect(e.evaluate(request("tool.echo", { ratio: 0.5 })).decision).toBe("allow");
+    it("makes numbers with up to 4 decimal places Cedar decimals (exactly the number sent)", () => {
+      const e = engineOf('permit(principal, action, resource) when { context.params.ratio == decimal("0.5") && context.params.t.greaterThan(decimal("-2.0")) };');
+      expect(e.evaluate(request("tool.echo", { ratio: 0.5, t: -1.2345 })).decision).toBe("allow");
     });
 
-    it("keeps safe integers as numbers and turns unsafe ones into strings", () => {
-      const e = engineOf('permit(principal, action, resource) when { context.params.n == 42 && context.params.big == "9007199254740992" && context.params.huge == "1e+300" };');
-      expect(e.evaluate(request("tool.echo", { n: 42, big: 2 ** 53, huge: 1e300 })).decision).toBe("allow");
-    });
-
-    it("turns bigints into numbers when safe and strings when not", () => {
-      const e = engineOf('permit(principal, action, resource) when { context.params.a == 7 && context.params.b == "18446744073709551616" };');
-      expect(e.evaluate(request("tool.echo", { a: 7n, b: 2n ** 64n })).decision).toBe("allow");
-    });
-
-    it("drops null and undefined keys and elements", () => {
-      const e = engineOf('permit(principal, action, resource) when { !(context.params has gone) && context.params.list == [1, 2] };');
-      expect(e.evaluate(request("tool.echo", { gone: null, list: [1, null, 2, undefined] })).decision).toBe("allow");
+    it("keeps safe integers as Longs and refuses what Cedar cannot hold exactly, naming the path (never coerced)", () => {
+      const e = engineOf(PERMIT_ALL);
+      expect(e.evaluate(request("tool.echo", { n: Number.MAX_SAFE_INTEGER, m: -Number.MAX_SAFE_INTEGER })).decision).toBe("allow");
+      const refused: [Record<string, unknown>, RegExp][] = [
+        [{ big: 2 ** 53 }, /context\.params\.big: the integer 9007199254740992 is beyond/],
+        [{ huge: 1e300 }, /context\.params\.huge/],
+        [{ f: 0.12345 }, /context\.params\.f: the number 0\.12345 has more than 4 decimal places/],
+        [{ z: -0 }, /negative zero/],
+        [{ a: 7n }, /context\.params\.a: a bigint is not JSON data/],
+        [{ gone: null }, /context\.params\.gone: null has no Cedar value/],
+        [{ list: [1, null] }, /context\.params\.list\[1\]: null/],
+        [{ u: undefined }, /context\.params\.u: a undefined is not JSON data/],
+        [{ list: [1, 2, 1] }, /context\.params\.list\[2\]: equals element \[0\]/],
+        [{ sets: [[1, 2], [2, 1]] }, /context\.params\.sets\[1\]: equals element \[0\]/],
+        [{ recs: [{ a: 1, b: 2 }, { b: 2, a: 1 }] }, /equals element \[0\]/],
+        [{ s: "\ud800" }, /context\.params\.s: the string has an unpaired UTF-16 surrogate/],
+      ];
+      for (const [params, why] of refused) {
+        const d = e.evaluate(request("tool.echo", params));
+        expect(d.decision, JSON.stringify(Object.keys(params))).toBe("deny");
+        expect(d.errors[0]).toMatch(/^POLICY_REQUEST_INVALID: /);
+        expect(d.errors[0]).toMatch(why);
+      }
     });
 
     it("makes arrays sets and objects records", () => {

@@ -1,14 +1,14 @@
 import { z } from "zod";
 import { fieldProblems, formatProblems } from "../../lib/index.js";
 import { RuntimeError } from "../errors.js";
-import type { Tool, ToolOutput } from "../types.js";
+import type { Tool, ToolCallContext, ToolOutput } from "../types.js";
 
 /** What a built-in tool declares: its params as a zod object, and what it does with them. */
 export interface ToolSpec<S extends z.ZodObject> {
   name: string;
   description: string;
   params: S;
-  run(params: z.output<S>, signal?: AbortSignal): Promise<unknown>;
+  run(params: z.output<S>, signal?: AbortSignal, context?: ToolCallContext): Promise<unknown>;
 }
 
 /**
@@ -33,8 +33,8 @@ export function defineTool<S extends z.ZodObject>(spec: ToolSpec<S>): Tool {
     name,
     description,
     inputSchema,
-    async run(params: Record<string, unknown>, signal?: AbortSignal): Promise<ToolOutput> {
-      return { output: await spec.run(parseParams(name, schema, params), signal) };
+    async run(params: Record<string, unknown>, signal?: AbortSignal, context?: ToolCallContext): Promise<ToolOutput> {
+      return { output: await spec.run(parseParams(name, schema, params), signal, context) };
     },
   });
 }
