@@ -7,7 +7,7 @@ import { guardedLookup, systemResolver } from "./address-guard.js";
 import type { Resolver } from "./address-guard.js";
 import { RUNTIME_VERSION, messageOf, redactUrl } from "../../lib/index.js";
 import { RuntimeError } from "../errors.js";
-import type { Tool } from "../types.js";
+import type { Tool, ToolCallContext } from "../types.js";
 import { defineTool } from "./define-tool.js";
 
 /** Options of {@link httpGetTool}. */
@@ -18,7 +18,12 @@ export interface HttpGetOptions {
   timeoutMs?: number;
   /** Body bytes kept; the rest is dropped and `truncated` set. Default 1 MiB. */
   maxBodyBytes?: number;
-  /** Redirects followed (each target re-checked against the allow-list). Default 5. */
+  /**
+   * Redirects followed. Each hop is a new policy decision (asked through the
+   * interceptor's {@link ToolCallContext}, recorded like any decision) and is
+   * re-checked against the allow-list and the address guard; https → http is
+   * refused. Default 5.
+   */
   maxRedirects?: number;
   /**
    * Let allow-listed host *names* resolve to non-public addresses (private,
@@ -29,6 +34,8 @@ export interface HttpGetOptions {
   allowPrivateNetworks?: boolean;
   /** DNS (tests inject one). Default: the system resolver. */
   resolve?: Resolver;
+  /** Trusted CA certificates (PEM) for https, replacing Node's default roots (a private PKI; tests). Default: Node's roots. */
+  ca?: string | readonly string[];
 }
 
 /** What `tool.http_get` returns. */
@@ -101,6 +108,10 @@ function normaliseHost(host: string, raw: string): string {
  * `tool.http_get` {endpoint} → {url, status, content_type, body, truncated}:
  * GETs an http(s) URL whose host is on the allow-list, following redirects by
  * hand so every hop is re-checked, within a deadline and a body-size bound.
+ * Each redirect is a new policy decision through the interceptor's
+ * `context` (without one, a redirect is not followed): a hop the policy
+ * denies stops the call with TOOL_REDIRECT_DENIED, and a redirect from https
+ * to http is refused (TOOL_TARGET_NOT_ALLOWED).
  * A refused target is RuntimeError(TOOL_TARGET_NOT_ALLOWED); a network error
  * or timeout is TOOL_FAILED. A host name must also resolve to public addresses
  * (unless `allowPrivateNetworks`), and the socket connects to the address that
@@ -118,18 +129,23 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
   const maxBody = opts.maxBodyBytes ?? MiB;
   const maxRedirects = opts.maxRedirects ?? 5;
   const lookup = guardedLookup(opts.resolve ?? systemResolver, opts.allowPrivateNetworks ?? false);
+  const ca = opts.ca === undefined ? undefined : typeof opts.ca === "string" ? [opts.ca] : [...opts.ca];
 
   const checkTarget = (endpoint: string, base?: URL): URL => {
     let url: URL;
     try {
       url = base ? new URL(endpoint, base) : new URL(endpoint);
     } catch {
+      if (base) throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${redactUrl(base)} redirected to something that is not a URL`);
       throw new RuntimeError("TOOL_PARAMS_INVALID", `tool.http_get: invalid params: endpoint: not a URL`, {
         details: { tool: "tool.http_get", problems: [{ field: "endpoint", problem: "not a URL" }] },
       });
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new RuntimeError("TOOL_TARGET_NOT_ALLOWED", `tool.http_get: scheme ${url.protocol} is not allowed (only http and https)`);
+    }
+    if (base?.protocol === "https:" && url.protocol === "http:") {
+      throw new RuntimeError("TOOL_TARGET_NOT_ALLOWED", `tool.http_get: ${redactUrl(base)} redirected from https to http (${redactUrl(url)}); a downgrade is refused`, { details: { location: redactUrl(url) } });
     }
     if (url.username !== "" || url.password !== "") {
       throw new RuntimeError("TOOL_TARGET_NOT_ALLOWED", "tool.http_get: URLs carrying credentials are not allowed");
@@ -140,23 +156,36 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
     return url;
   };
 
+  /** The next hop, only when the policy allows it as it allowed the first (a new decision, recorded by the interceptor). */
+  const nextHop = async (location: string, from: URL, context: ToolCallContext | undefined): Promise<URL> => {
+    const next = checkTarget(location, from);
+    if (!context) throw new RuntimeError("TOOL_REDIRECT_DENIED", `tool.http_get: ${redactUrl(from)} redirected to ${redactUrl(next)}; not followed, as no policy decision can be asked for it here`);
+    const d = await context.redecide({ endpoint: next.href });
+    if (d.decision !== "allow") {
+      throw new RuntimeError("TOOL_REDIRECT_DENIED", `tool.http_get: ${redactUrl(from)} redirected to ${redactUrl(next)}, which the policy denies: ${d.reason}`, {
+        details: { location: redactUrl(next), policy_ref: d.policy_ref, policies: d.policies },
+      });
+    }
+    return next;
+  };
+
   return defineTool({
     name: "tool.http_get",
     description: "HTTP GET of an allow-listed http(s) URL; returns status and body text (bounded).",
     params: HttpGetParams,
-    async run({ endpoint }, signal): Promise<HttpGetOutput> {
+    async run({ endpoint }, signal, context): Promise<HttpGetOutput> {
       let url = checkTarget(endpoint);
       const deadline = AbortSignal.timeout(timeoutMs);
       const combined = signal ? AbortSignal.any([deadline, signal]) : deadline;
       try {
         for (let hop = 0; ; hop++) {
-          const res = await get(url, lookup, combined);
+          const res = await get(url, lookup, combined, ca);
           const location = res.headers.location;
           const status = res.statusCode ?? 0;
           if (REDIRECTS.has(status) && location !== undefined) {
             res.destroy();
             if (hop >= maxRedirects) throw new RuntimeError("TOOL_FAILED", `tool.http_get: more than ${maxRedirects} redirects`);
-            url = checkTarget(location, url);
+            url = await nextHop(location, url, context);
             continue;
           }
           const { body, truncated } = await readBounded(res, maxBody);
@@ -175,10 +204,12 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
 }
 
 /** One GET over node:http(s), connecting through `lookup` (the address guard); resolves with the response head. */
-function get(url: URL, lookup: LookupFunction, signal: AbortSignal): Promise<IncomingMessage> {
-  const request = url.protocol === "https:" ? httpsRequest : httpRequest;
+function get(url: URL, lookup: LookupFunction, signal: AbortSignal, ca: string[] | undefined): Promise<IncomingMessage> {
+  const https = url.protocol === "https:";
+  const request = https ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: "GET", lookup, signal, headers: { "user-agent": `autonomyops-runtime/${RUNTIME_VERSION}`, accept: "*/*" } }, resolve);
+    const options = { method: "GET", lookup, signal, headers: { "user-agent": `autonomyops-runtime/${RUNTIME_VERSION}`, accept: "*/*" }, ...(https && ca ? { ca } : {}) };
+    const req = request(url, options, resolve);
     req.on("error", reject);
     req.end();
   });

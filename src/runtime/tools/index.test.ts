@@ -10,6 +10,7 @@ import { RuntimeError } from "../errors.js";
 import { builtinTools, echoTool, HostAllowList, httpGetTool, shellTool, toolRegistry } from "./index.js";
 import { isNonPublic } from "./address-guard.js";
 import type { HttpGetOutput, ShellOutput } from "./index.js";
+import type { ToolCallContext } from "../types.js";
 
 async function rejection(p: Promise<unknown>): Promise<RuntimeError> {
   try {
@@ -62,6 +63,12 @@ describe("HostAllowList", () => {
   });
 });
 
+/** A policy context that allows every follow-up and remembers what it was asked. */
+function allowAll(): ToolCallContext & { hops: Record<string, unknown>[] } {
+  const hops: Record<string, unknown>[] = [];
+  return { hops, redecide: (params) => (hops.push(params), Promise.resolve({ decision: "allow", policy_ref: "p@1", reason: "permitted", policies: ["p"] })) };
+}
+
 describe("tool.http_get against a local server", () => {
   let server: Server;
   let base: string;
@@ -106,10 +113,23 @@ describe("tool.http_get against a local server", () => {
     expect((await rejection(tool().run({ endpoint: "not a url" }))).code).toBe("TOOL_PARAMS_INVALID");
   });
 
-  it("follows redirects inside the allow-list and re-checks every hop", async () => {
-    expect((await tool().run({ endpoint: `${base}/redirect-ok` })).output).toMatchObject({ status: 200, body: "hello", url: `${base}/hello` });
-    expect((await rejection(tool().run({ endpoint: `${base}/redirect-away` }))).code).toBe("TOOL_TARGET_NOT_ALLOWED");
-    expect((await rejection(tool().run({ endpoint: `${base}/loop` }))).message).toContain("redirects");
+  it("follows redirects inside the allow-list, asking the policy about every hop and re-checking it", async () => {
+    const asked = allowAll();
+    expect((await tool().run({ endpoint: `${base}/redirect-ok` }, undefined, asked)).output).toMatchObject({ status: 200, body: "hello", url: `${base}/hello` });
+    expect(asked.hops).toEqual([{ endpoint: `${base}/hello` }]);
+    expect((await rejection(tool().run({ endpoint: `${base}/redirect-away` }, undefined, allowAll()))).code).toBe("TOOL_TARGET_NOT_ALLOWED");
+    expect((await rejection(tool().run({ endpoint: `${base}/loop` }, undefined, allowAll()))).message).toContain("redirects");
+  });
+
+  it("stops at a hop the policy denies, saying so", async () => {
+    const deny: ToolCallContext = { redecide: () => Promise.resolve({ decision: "deny", policy_ref: "p@1", reason: "forbidden by no_hello", policies: ["no_hello"] }) };
+    const e = await rejection(tool().run({ endpoint: `${base}/redirect-ok` }, undefined, deny));
+    expect(e.code).toBe("TOOL_REDIRECT_DENIED");
+    expect(e.message).toContain("forbidden by no_hello");
+  });
+
+  it("does not follow a redirect when no policy decision can be asked for it (no context)", async () => {
+    expect((await rejection(tool().run({ endpoint: `${base}/redirect-ok` }))).code).toBe("TOOL_REDIRECT_DENIED");
   });
 
   describe("address guard (DNS rebinding, internal targets)", () => {
@@ -131,14 +151,14 @@ describe("tool.http_get against a local server", () => {
     it("with allowPrivateNetworks connects to exactly the address it checked (one lookup per hop, no second resolution to rebind)", async () => {
       const fake = dns("127.0.0.1");
       const t = httpGetTool({ allowedDomains: ["svc.internal"], allowPrivateNetworks: true, resolve: fake.resolve });
-      const { output } = await t.run({ endpoint: `http://svc.internal:${port()}/redirect-ok` });
+      const { output } = await t.run({ endpoint: `http://svc.internal:${port()}/redirect-ok` }, undefined, allowAll());
       expect(output).toMatchObject({ status: 200, body: "hello" });
       expect(fake.calls).toEqual(["svc.internal", "svc.internal"]); // the first hop and the redirect: one lookup each
     });
 
     it("re-checks the address after a redirect to an allow-listed name", async () => {
       const t = httpGetTool({ allowedDomains: ["127.0.0.1", "localhost"], resolve: dns("127.0.0.1").resolve });
-      expect((await rejection(t.run({ endpoint: `${base}/redirect-away` }))).message).toContain("non-public address");
+      expect((await rejection(t.run({ endpoint: `${base}/redirect-away` }, undefined, allowAll()))).message).toContain("non-public address");
     });
 
     it.each([
