@@ -66,7 +66,7 @@ beforeAll(async () => {
   ca = readFileSync(cert, "utf8");
   const plainPort = await started(createHttpServer(routes(() => plainBase)));
   plainBase = `http://127.0.0.1:${plainPort}`;
-  tlsPort = await started(createHttpsServer({ key: readFileSync(key), cert: ca }, routes(() => `https://127.0.0.1:${tlsPort}`)) as unknown as ReturnType<typeof createHttpServer>);
+  tlsPort = await started(createHttpsServer({ key: readFileSync(key), cert: ca }, routes(() => `https://127.0.0.1:${tlsPort}`)));
 });
 afterAll(async () => {
   for (const c of closers.splice(0).reverse()) await c();
@@ -95,7 +95,7 @@ async function get(base: string, endpoint: string): Promise<{ status: number; bo
 
 async function decisions(walDir: string): Promise<Record<string, unknown>[]> {
   const { entries } = await readCommitted(walDir);
-  return entries.map((e) => e.event as Record<string, unknown>).filter((e) => e.type === "ai.policy.decision");
+  return entries.map((e) => e.event).filter((e) => e.type === "ai.policy.decision");
 }
 
 withOpenssl.describe("tool.http_get redirects through the tool server", () => {
