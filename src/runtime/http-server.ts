@@ -133,8 +133,8 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
   };
   const counter = new DecisionCounter();
   const gate: ToolCallInterceptor = {
-    async call(call, tool, transport) {
-      const r = await opts.interceptor.call(call, tool, transport);
+    async call(call, tool, transport, signal) {
+      const r = await opts.interceptor.call(call, tool, transport, signal);
       counter.count(transport, r);
       return r;
     },
@@ -270,7 +270,10 @@ function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => s
 
   app.post<{ Body: ToolBody }>("/v1/tool", { schema: toolRouteSchema }, async (req, reply) => {
     const { kind, params } = req.body;
-    const r = await gate.call({ kind, params }, tools.get(kind), "http");
+    // A client that disconnects before the answer cancels the call (tool.shell then kills its process group).
+    const gone = new AbortController();
+    reply.raw.once("close", () => void (reply.raw.writableFinished || gone.abort()));
+    const r = await gate.call({ kind, params }, tools.get(kind), "http", gone.signal);
     if (r.decision === "deny") return reply.code(403).send({ decision: "deny", policy_ref: r.policy_ref, reason: r.reason, policies: r.policies });
     if (!r.ok) return reply.code(400).send({ decision: "allow", policy_ref: r.policy_ref, error: r.error });
     return reply.code(200).send({ decision: "allow", policy_ref: r.policy_ref, output: r.output ?? null });

@@ -19,7 +19,8 @@ export type CallTransport = "http" | "mcp" | "direct";
  * any gate with this shape.
  */
 export interface ToolCallInterceptor {
-  call(call: ToolCall, tool: Tool | undefined, transport: CallTransport): Promise<InterceptResult>;
+  /** `signal`: the caller went away (MCP cancellation, HTTP client disconnect); the running tool is told to stop. */
+  call(call: ToolCall, tool: Tool | undefined, transport: CallTransport, signal?: AbortSignal): Promise<InterceptResult>;
 }
 
 /** Options of {@link createMcpServer}. */
@@ -108,11 +109,11 @@ export function createMcpServer(opts: McpServerOptions): Server {
   server.setRequestHandler(ListToolsRequestSchema, (): ListToolsResult => ({
     tools: tools.list().map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema as ListToolsResult["tools"][number]["inputSchema"] })),
   }));
-  server.setRequestHandler(CallToolRequestSchema, async (req): Promise<CallToolResult> => {
+  server.setRequestHandler(CallToolRequestSchema, async (req, extra): Promise<CallToolResult> => {
     const { name, arguments: args } = req.params;
     let result: InterceptResult;
     try {
-      result = await opts.interceptor.call({ kind: name, params: args ?? {} }, tools.get(name), "mcp");
+      result = await opts.interceptor.call({ kind: name, params: args ?? {} }, tools.get(name), "mcp", extra.signal);
     } catch (e) {
       const mapped = mcpCallError(e);
       if ((mapped as McpCallError).code === MCP_INTERNAL_ERROR) opts.onInternalError?.(e);
