@@ -116,7 +116,7 @@ export class Interceptor {
     // A tool that acts again on the caller's behalf (http_get following a redirect) asks first, as this call did.
     const context: ToolCallContext = {
       redecide: async (params) => {
-        const hop = await this.#decideAndRecord(snapshotCall({ kind: snapshot.kind, params }), transport);
+        const hop = await this.#decideAndRecord(snapshotCall({ kind: snapshot.kind, params }), transport, true);
         return { decision: hop.decision, policy_ref: hop.policy_ref, reason: hop.reason, policies: hop.policies };
       },
     };
@@ -130,9 +130,9 @@ export class Interceptor {
   }
 
   /** One decision, recorded; an allow that could not be recorded durably is a deny. */
-  async #decideAndRecord(call: ToolCall, transport: Transport): Promise<InterceptDecision> {
+  async #decideAndRecord(call: ToolCall, transport: Transport, followUp = false): Promise<InterceptDecision> {
     const decided = this.decide(call);
-    const recorded = await this.#record(call, decided, transport);
+    const recorded = await this.#record(call, decided, transport, followUp);
     return recorded ? decided : unrecorded(decided);
   }
 
@@ -170,7 +170,7 @@ export class Interceptor {
   }
 
   /** False only when a durable sink failed to record the event. */
-  async #record(call: ToolCall, d: InterceptDecision, transport: Transport): Promise<boolean> {
+  async #record(call: ToolCall, d: InterceptDecision, transport: Transport, followUp: boolean): Promise<boolean> {
     if (!this.#sink) return true;
     let pending: Promise<void> | undefined;
     try {
@@ -185,6 +185,7 @@ export class Interceptor {
         errors: d.errors,
         latency_us: d.latency_us,
         transport,
+        ...(followUp ? { follow_up: true } : {}),
       };
       pending = this.#sink.record(event) ?? undefined;
     } catch {

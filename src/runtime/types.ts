@@ -64,6 +64,8 @@ export interface DecisionEvent extends InterceptDecision {
   tool: string;
   /** "http" | "mcp" | "direct" */
   transport: string;
+  /** Set on the decision about a follow-up of an allowed call (a redirect hop of tool.http_get), not a call of its own. */
+  follow_up?: true;
 }
 
 export interface DecisionSink {

@@ -108,9 +108,9 @@ withOpenssl.describe("tool.http_get redirects through the tool server", () => {
     expect(message).toContain(`https://localhost:${tlsPort}/hello`);
     expect(message).toContain("no_localhost");
     const events = await decisions(walDir);
-    expect(events.map((e) => [e.tool, e.decision, e.policies])).toEqual([
-      ["tool.http_get", "allow", ["get_allow"]],
-      ["tool.http_get", "deny", ["no_localhost"]],
+    expect(events.map((e) => [e.tool, e.decision, e.policies, e.follow_up])).toEqual([
+      ["tool.http_get", "allow", ["get_allow"], undefined],
+      ["tool.http_get", "deny", ["no_localhost"], true],
     ]);
   });
 
