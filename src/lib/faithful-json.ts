@@ -31,7 +31,6 @@ export interface FaithfulJsonOptions {
 }
 
 const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-const WS_RE = /[ \t\n\r]*/y;
 
 class Refused extends Error {
   constructor(
@@ -81,9 +80,14 @@ class Parser {
   }
 
   ws(): void {
-    WS_RE.lastIndex = this.pos;
-    WS_RE.exec(this.text);
-    this.pos = WS_RE.lastIndex;
+    const t = this.text;
+    let i = this.pos;
+    for (;;) {
+      const c = t.charCodeAt(i);
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+      i++;
+    }
+    this.pos = i;
   }
 
   value(depth: number): unknown {
@@ -110,21 +114,28 @@ class Parser {
 
   string(): string {
     const start = this.pos;
+    const t = this.text;
     let i = start + 1;
+    let escaped = false;
     for (;;) {
-      const c = this.text.charCodeAt(i);
-      if (Number.isNaN(c)) {
-        this.pos = i;
-        this.fail("syntax", "unterminated string");
-      }
+      const c = t.charCodeAt(i);
       if (c === 0x22) break;
-      if (c === 0x5c) i += 2;
-      else i++;
+      if (c === 0x5c) {
+        escaped = true;
+        i += 2;
+        continue;
+      }
+      if (Number.isNaN(c) || c < 0x20) {
+        this.pos = i;
+        this.fail("syntax", Number.isNaN(c) ? "unterminated string" : "control character in a string");
+      }
+      i++;
     }
     this.pos = i + 1;
+    if (!escaped) return t.slice(start + 1, i);
     try {
-      // The token is delimited exactly; JSON.parse applies the escape and control-character rules.
-      return JSON.parse(this.text.slice(start, i + 1)) as string;
+      // The token is delimited exactly; JSON.parse applies the escape rules.
+      return JSON.parse(t.slice(start, i + 1)) as string;
     } catch {
       this.pos = start;
       return this.fail("syntax", "invalid string");
@@ -157,7 +168,8 @@ class Parser {
       const v = this.value(depth);
       this.#path.pop();
       // An own property even for "__proto__", as JSON.parse makes it (never the prototype setter).
-      Object.defineProperty(out, key, { value: v, writable: true, enumerable: true, configurable: true });
+      if (key === "__proto__") Object.defineProperty(out, key, { value: v, writable: true, enumerable: true, configurable: true });
+      else out[key] = v;
       this.ws();
       const c = this.text[this.pos];
       this.pos++;

@@ -32,6 +32,12 @@ const DECIMAL_MAX = 922_337_203_685_477;
 const DECIMAL_RE = /^-?\d+\.\d{1,4}$/;
 /** A UTF-16 surrogate without its partner: Cedar strings are UTF-8 and cannot hold it. */
 const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** Any surrogate at all: the cheap test, so the exact one runs only on text outside the BMP. */
+const ANY_SURROGATE_RE = /[\ud800-\udfff]/;
+
+function hasLoneSurrogate(s: string): boolean {
+  return ANY_SURROGATE_RE.test(s) && LONE_SURROGATE_RE.test(s);
+}
 
 /**
  * The Cedar `decimal` literal of a JS number with 1–4 fraction digits inside
@@ -58,12 +64,10 @@ function numberProblem(n: number): string | undefined {
  * would be one element of the Cedar set.
  */
 function cedarKey(v: unknown): string {
+  if (typeof v !== "object" || v === null) return typeof v === "string" ? JSON.stringify(v) : String(v);
   if (Array.isArray(v)) return `[${v.map(cedarKey).sort().join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${cedarKey(o[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(v);
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${cedarKey(o[k])}`).join(",")}}`;
 }
 
 /**
@@ -90,7 +94,7 @@ export function findUnrepresentable(value: unknown, root: readonly (string | num
       case "boolean":
         return undefined;
       case "string":
-        return LONE_SURROGATE_RE.test(v) ? at("the string has an unpaired UTF-16 surrogate (not text Cedar can hold)") : undefined;
+        return hasLoneSurrogate(v) ? at("the string has an unpaired UTF-16 surrogate (not text Cedar can hold)") : undefined;
       case "number": {
         const p = numberProblem(v);
         return p === undefined ? undefined : at(p);
@@ -103,16 +107,18 @@ export function findUnrepresentable(value: unknown, root: readonly (string | num
     }
   };
   const walkArray = (a: readonly unknown[]): InputProblem | undefined => {
-    const seen = new Map<string, number>();
+    const seen = a.length > 1 ? new Map<string, number>() : undefined;
     for (let i = 0; i < a.length; i++) {
       path.push(i);
       if (!(i in a)) return at("an array hole is not JSON data");
       const r = walk(a[i]);
       if (r !== undefined) return r;
-      const key = cedarKey(a[i]);
-      const first = seen.get(key);
-      if (first !== undefined) return at(`equals element [${first}]: a policy sees an array as a Cedar set, which would hold it once; remove the duplicate`);
-      seen.set(key, i);
+      if (seen) {
+        const key = cedarKey(a[i]);
+        const first = seen.get(key);
+        if (first !== undefined) return at(`equals element [${first}]: a policy sees an array as a Cedar set, which would hold it once; remove the duplicate`);
+        seen.set(key, i);
+      }
       path.pop();
     }
     return undefined;
@@ -122,7 +128,7 @@ export function findUnrepresentable(value: unknown, root: readonly (string | num
     for (const k of Object.keys(o)) {
       path.push(k);
       if (ESCAPE_KEYS.has(k)) return at(`the key "${k}" is a Cedar JSON escape (it could forge an entity or extension value)`);
-      if (LONE_SURROGATE_RE.test(k)) return at("the key has an unpaired UTF-16 surrogate");
+      if (hasLoneSurrogate(k)) return at("the key has an unpaired UTF-16 surrogate");
       const r = walk(o[k]);
       if (r !== undefined) return r;
       path.pop();

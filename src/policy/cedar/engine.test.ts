@@ -185,6 +185,13 @@ describe("compileCedar", () => {
       }
     });
 
+    it("accepts arrays whose elements differ only in type, grouping or key order inside strings", () => {
+      const e = engineOf(PERMIT_ALL);
+      for (const list of [[1, "1"], [true, "true"], [["a,b"], ["a", "b"]], [{ a: "1" }, { a: 1 }], ['"a"', "a"], [1.5, "1.5"]]) {
+        expect(e.evaluate(request("tool.echo", { list })).decision, JSON.stringify(list)).toBe("allow");
+      }
+    });
+
     it("makes arrays sets and objects records", () => {
       const e = engineOf('permit(principal, action, resource) when { context.params.tags.contains("x") && context.params.opts.deep.flag };');
       expect(e.evaluate(request("tool.echo", { tags: ["y", "x"], opts: { deep: { flag: true } } })).decision).toBe("allow");
