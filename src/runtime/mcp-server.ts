@@ -4,7 +4,7 @@ import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { CallToolResult, ListToolsResult } from "@modelcontextprotocol/sdk/types.js";
-import { RUNTIME_VERSION, problemFromError } from "../lib/index.js";
+import { AutonomyError, RUNTIME_VERSION, problemFromError } from "../lib/index.js";
 import { faithfulLines } from "./faithful-stdio.js";
 import { asToolRegistry } from "./tools/registry.js";
 import type { ToolSource } from "./tools/registry.js";
@@ -49,8 +49,8 @@ const INTERNAL_MESSAGE = "internal error; the call was not run (see the runtime 
  */
 class McpCallError extends Error {
   readonly code: number;
-  readonly data: { code: string; status: number };
-  constructor(code: number, message: string, data: { code: string; status: number }) {
+  readonly data: { code: string; status: number; path?: string };
+  constructor(code: number, message: string, data: { code: string; status: number; path?: string }) {
     super(message);
     this.name = "McpCallError";
     this.code = code;
@@ -62,7 +62,9 @@ class McpCallError extends Error {
 export function mcpCallError(err: unknown): Error {
   const p = problemFromError(err);
   if (p.status >= 500) return new McpCallError(MCP_INTERNAL_ERROR, INTERNAL_MESSAGE, { code: p.code, status: p.status });
-  return new McpCallError(MCP_DOMAIN_ERROR, p.detail, { code: p.code, status: p.status });
+  // An input refused as not representable names where (`params.force`), as on /v1/tool.
+  const path = err instanceof AutonomyError && typeof err.details["path"] === "string" ? err.details["path"] : undefined;
+  return new McpCallError(MCP_DOMAIN_ERROR, p.detail, { code: p.code, status: p.status, ...(path !== undefined ? { path } : {}) });
 }
 
 /** `_meta` keys carried by every tools/call result. */

@@ -189,7 +189,10 @@ describe("faithful inputs over MCP", () => {
     const client = new Client({ name: "inputs-test", version: "1.0.0" });
     await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
     cleanups.push(() => client.close());
-    await expect(client.callTool({ name: "tool.probe", arguments: { force: null } })).rejects.toThrow(/params\.force: null/);
+    await expect(client.callTool({ name: "tool.probe", arguments: { force: null } })).rejects.toMatchObject({
+      message: expect.stringMatching(/params\.force: null/) as unknown,
+      data: { code: "INPUT_NOT_REPRESENTABLE", status: 400, path: "params.force" },
+    });
     expect(probe.spy).not.toHaveBeenCalled();
   });
 
