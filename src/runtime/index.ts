@@ -5,7 +5,7 @@ export { activateRelease } from "./activation.js";
 export type { ActivateOptions, ActivationResult } from "./activation.js";
 export { Interceptor } from "./interceptor.js";
 export type { InterceptorOptions } from "./interceptor.js";
-export type { InterceptDecision } from "./types.js";
+export type { InterceptDecision, ToolCallContext, FollowUpDecision } from "./types.js";
 export { MemorySink, JsonlSink } from "./decision-sinks.js";
 export { startRuntime } from "./runtime.js";
 export { WalDecisionSink } from "./wal-sink.js";
