@@ -10,17 +10,25 @@ export const NODE_ERROR_CODES = [
   "POLICY_STATE_LOCKED",
   "ACTIVATION_ROLLBACK_REFUSED",
   "ACTIVATION_EQUIVOCATION",
+  "ACTIVATION_EXPIRED",
+  "ACTIVATION_UNTRUSTED",
+  "TRUST_NOT_CONFIGURED",
+  "TRUST_INVALID",
 ] as const;
 export type NodeErrorCode = (typeof NODE_ERROR_CODES)[number];
 
 /** Refusals that protect the node from old or conflicting releases are verification failures: exit 4. */
-const VERIFICATION: ReadonlySet<NodeErrorCode> = new Set(["ACTIVATION_ROLLBACK_REFUSED", "ACTIVATION_EQUIVOCATION"]);
+const VERIFICATION: ReadonlySet<NodeErrorCode> = new Set(["ACTIVATION_ROLLBACK_REFUSED", "ACTIVATION_EQUIVOCATION", "ACTIVATION_EXPIRED", "ACTIVATION_UNTRUSTED"]);
 
 const HINTS: Readonly<Record<NodeErrorCode, string>> = {
   POLICY_STATE_INVALID: "the policy state under the state root is unreadable; inspect it with `autonomy policy status` or restore from backup",
   POLICY_STATE_LOCKED: "another process is changing the policy state; retry when it has finished",
-  ACTIVATION_ROLLBACK_REFUSED: "this release is older than one already activated; to roll back on purpose, sign it with `--rollback`",
-  ACTIVATION_EQUIVOCATION: "two different releases carry the same sequence; publish the new one with a higher sequence",
+  ACTIVATION_ROLLBACK_REFUSED: "this release is older than one already accepted; to go back to older content, publish it as a new release with a higher sequence (`autonomy release rollback --to REF --sequence N`)",
+  ACTIVATION_EQUIVOCATION: "two different statements carry the same sequence (recorded in `runtime status`); publish the intended release with a higher sequence, and treat the release key as possibly compromised if you did not sign both",
+  ACTIVATION_EXPIRED: "the release statement has expired; publish a fresh one (`autonomy sign … --expires-in`) or check the node's clock",
+  ACTIVATION_UNTRUSTED: "the release is for another channel or repository, or its signers no longer meet the threshold; check `autonomy runtime trust show`",
+  TRUST_NOT_CONFIGURED: "set the node's trusted release keys first: `autonomy runtime trust set --state-root DIR --key release.pub --repository REPO`",
+  TRUST_INVALID: "fix the trust root with `autonomy runtime trust set` (keys must be ECDSA P-256 SPKI PEM, threshold at most the number of keys)",
 };
 
 export class NodeError extends AutonomyError<NodeErrorCode> {

@@ -46,10 +46,10 @@ describe("the state root (src/node)", () => {
   });
 
   describe("the steady-state list given to the WAL", () => {
-    it("names state.json and activation/", () => {
+    it("names state.json, trust.json and activation/", () => {
       const p = stateRootPaths(root);
-      expect(walSteadyStateEvidence(root)).toEqual([p.state, p.activation]);
-      expect(nodeWalLocation(root)).toEqual({ dir: p.telemetryWal, otherState: [p.state, p.activation] });
+      expect(walSteadyStateEvidence(root)).toEqual([p.state, p.trust, p.activation]);
+      expect(nodeWalLocation(root)).toEqual({ dir: p.telemetryWal, otherState: [p.state, p.trust, p.activation] });
     });
 
     it("makes a lost safe point after a policy load a hard failure, not a first run", async () => {

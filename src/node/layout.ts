@@ -15,6 +15,8 @@ export interface StateRootPaths {
   stateLock: string;
   /** Content-addressed policy bundles named by the slots (`sha256-<hex>.tar.gz`). */
   bundles: string;
+  /** The node's trust root (`runtime trust set`): trusted release keys, threshold, channel, repository. */
+  trust: string;
   /** Activation artefacts. */
   activation: string;
   /** Verified releases kept on the node (an OCI image layout), so it can re-activate offline. */
@@ -32,6 +34,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     state: join(policy, "state.json"),
     stateLock: join(policy, "state.lock"),
     bundles: join(policy, "bundles"),
+    trust: join(root, "trust.json"),
     activation,
     releaseStore: join(activation, "store"),
     telemetryWal: join(root, "telemetry", "wal"),
@@ -49,7 +52,7 @@ export function stateRootPaths(root: string): StateRootPaths {
  */
 export function walSteadyStateEvidence(root: string): string[] {
   const p = stateRootPaths(root);
-  return [p.state, p.activation];
+  return [p.state, p.trust, p.activation];
 }
 
 /** What a node's WAL is opened with: its directory and the node's steady-state list. */

@@ -29,10 +29,10 @@ export function loadPolicy(stateRoot: string, bytes: Uint8Array, opts: LoadOptio
 
 /**
  * The one commit path of a policy (node-internal): `also` is applied to the
- * rotated state inside the state lock and may throw to refuse the whole
- * commit; the activation commit records its release through it.
+ * rotated state inside the state lock (it may read, not write) and may throw
+ * to refuse the whole commit; the activation commit records its release through it.
  */
-export async function commitPolicy(stateRoot: string, bytes: Uint8Array, opts: LoadOptions, also: (next: NodeState, previous: NodeState) => NodeState): Promise<LoadResult> {
+export async function commitPolicy(stateRoot: string, bytes: Uint8Array, opts: LoadOptions, also: (next: NodeState, previous: NodeState) => NodeState | Promise<NodeState>): Promise<LoadResult> {
   const loaded = await compileBundle(bytes, opts);
   try {
     const slot = slotOf(loaded.bundle, dateOf(opts.clock ?? systemClock));
@@ -40,7 +40,7 @@ export async function commitPolicy(stateRoot: string, bytes: Uint8Array, opts: L
     const state = await commitNodeState(stateRoot, async (prev) => {
       const r = rotateSlots(prev, slot);
       rotated = r.rotated;
-      const final = also(r.next, prev);
+      const final = await also(r.next, prev);
       // Stored before the commit that names it: state.json never points at a missing bundle.
       await storeBundle(stateRoot, slot.digest, bytes);
       crashPoint("policy-after-store");

@@ -1,44 +1,19 @@
 import { mkdir, readFile } from "node:fs/promises";
-import { z } from "zod";
 import { errnoCode, fieldProblems, withFileLock, writeFileAtomic, crashPoint, formatProblems } from "../lib/index.js";
-import { policySlotSchema } from "../policy/index.js";
 import { NodeError } from "./errors.js";
 import { initStateRoot } from "./init.js";
 import { stateRootPaths } from "./layout.js";
+import { EMPTY_STATE, migrateState, stateSchema } from "./state-schema.js";
+import type { NodeState } from "./state-schema.js";
 
-const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
+export type { ActivationRecord, EquivocationRecord, KeyRotationRecord, NodeState } from "./state-schema.js";
+export { EMPTY_STATE, MAX_EQUIVOCATIONS, MAX_KEY_ROTATIONS } from "./state-schema.js";
 
-/** What `runtime activate` committed, together with the policy it loaded. */
-const activationSchema = z.strictObject({
-  ref: z.string().min(1),
-  artifact_digest: digest,
-  lock_fingerprint: z.string().regex(/^blake3:[a-f0-9]{64}$/),
-  policy_digest: digest,
-  sequence: z.number().int().positive(),
-  rollback: z.boolean(),
-  signed_at: z.string().min(1),
-  activated_at: z.string().min(1),
-});
-
-const stateSchema = z.strictObject({
-  version: z.literal(1),
-  /** Increments on every commit, so watchers notice a change cheaply. */
-  generation: z.number().int().nonnegative(),
-  current: policySlotSchema.optional(),
-  lkg: policySlotSchema.optional(),
-  activation: activationSchema.optional(),
-  /** Highest release sequence ever activated: rollback protection survives policy loads and restarts. */
-  highest_sequence: z.number().int().nonnegative(),
-  /** The release activated at `highest_sequence`: the only one that may carry that sequence. */
-  highest_artifact_digest: digest.optional(),
-});
-
-export type ActivationRecord = z.infer<typeof activationSchema>;
-export type NodeState = z.infer<typeof stateSchema>;
-
-export const EMPTY_STATE: NodeState = Object.freeze({ version: 1, generation: 0, highest_sequence: 0 });
-
-/** Reads the node state; a missing file is the empty first-boot state, anything unreadable fails hard. */
+/**
+ * Reads the node state; a missing file is the empty first-boot state, anything
+ * unreadable fails hard. A version-1 file (before release statements) is
+ * migrated on read; the next commit writes it back as version 2.
+ */
 export async function readNodeState(stateRoot: string): Promise<NodeState> {
   const path = stateRootPaths(stateRoot).state;
   let raw: string;
@@ -54,7 +29,7 @@ export async function readNodeState(stateRoot: string): Promise<NodeState> {
   } catch (e) {
     throw new NodeError("POLICY_STATE_INVALID", `${path} is not JSON`, { cause: e });
   }
-  const r = stateSchema.safeParse(doc);
+  const r = stateSchema.safeParse(migrateState(doc));
   if (!r.success) {
     const fields = fieldProblems(r.error.issues);
     throw new NodeError("POLICY_STATE_INVALID", `${path} is malformed: ${formatProblems(fields)}`, { details: { fields } });

@@ -1,30 +1,32 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { KeyObject } from "node:crypto";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Reference, RepositoryOptions } from "../oci/index.js";
 import { DEFAULT_RUNTIME_CONFIG, activateRelease, startRuntime } from "../runtime/index.js";
-import { telemetryWalDir } from "../node/index.js";
+import { setTrustRoot, telemetryWalDir } from "../node/index.js";
 import { readCommitted } from "../telemetry/index.js";
 import type { Record_ } from "./steps.js";
 
 export interface EnforcementOptions {
   dir: string;
   ref: Reference;
-  key: KeyObject;
+  /** The node's trust root: the release public key (SPKI PEM) and the repository it follows. */
+  trust: { publicPem: string; repository: string };
   repositoryOptions: RepositoryOptions;
 }
 
 /**
- * The node side of tutorial 01: activate the signed release into a state
+ * The node side of tutorial 01: set the node's trust root, activate the signed release into a state
  * root, start the runtime on a free loopback port, then call tools as an agent
  * would, over HTTP and over MCP. `tool.echo` must run; `tool.shell` must be
  * refused and must never run (it would create a marker file).
  */
 export async function enforcementSteps(opts: EnforcementOptions, record: Record_): Promise<string> {
   const stateRoot = join(opts.dir, "node");
-  const act = await activateRelease({ ref: opts.ref, key: opts.key, stateRoot, maxAgeMs: 365 * 24 * 3600 * 1000, repositoryOptions: opts.repositoryOptions });
+  const trust = await setTrustRoot(stateRoot, { keys: [opts.trust.publicPem], repository: opts.trust.repository });
+  record("trust", `node trusts key ${trust.trust.keys[0]?.keyId ?? "?"} for ${trust.trust.repository} on channel ${trust.trust.channel} (runtime trust set)`);
+  const act = await activateRelease({ ref: opts.ref, stateRoot, repositoryOptions: opts.repositoryOptions });
   record("activate", `sequence ${act.activation.sequence} active in ${stateRoot}; policy ${act.policyRef}`);
   const rt = await startRuntime({ stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: "quickstart-agent", node: { node_id: "quickstart-node" }, allowedDomains: [], upstreams: [], telemetry: {} }, listen: { host: "127.0.0.1", port: 0 } });
   try {

@@ -9,9 +9,9 @@ import { buildBundle } from "../policy/index.js";
 import { generateKeyPair, writeKeyPair } from "../sign/index.js";
 import { DEFAULT_CHANNEL, releaseRepository, signRelease, trustedKeys, verifyRelease } from "../supplychain/index.js";
 import type { ReleaseTrust, SignReleaseOptions } from "../supplychain/index.js";
-import { activateRelease } from "../runtime/index.js";
 import { writeFileAtomic } from "../lib/index.js";
 import { enforcementSteps } from "./enforcement.js";
+import { nodeDrills } from "./node-drills.js";
 import { expectRefusal, recorder } from "./steps.js";
 import type { QuickstartStep, Record_ } from "./steps.js";
 
@@ -37,8 +37,7 @@ export interface QuickstartResult {
   steps: QuickstartStep[];
 }
 
-const YEAR_MS = 365 * 24 * 3600 * 1000;
-/** The release the tutorial ships; the rollback drill offers an older one. */
+/** The release the tutorial ships; the node drills offer an older one (sequence 1) and roll back to it as sequence 3. */
 const SEQUENCE = 2;
 
 interface Ctx {
@@ -53,9 +52,11 @@ interface Ctx {
 
 /**
  * Tutorial 01 end to end: keys → agent image → policy bundle → lock → attach →
- * sign → verify → five drills that must each be refused (exit 4) → activate on
- * a node → an allowed tool call runs and a forbidden one is refused, over HTTP
- * and over MCP. Every step uses the same library calls as the CLI commands.
+ * sign → verify → four tamper drills that must each be refused (exit 4) →
+ * trust root and activation on a node → an allowed tool call runs and a
+ * forbidden one is refused, over HTTP and over MCP → the node drills (rollback
+ * replay and mix-and-match refused, a rollback published as a new release
+ * accepted). Every step uses the same library calls as the CLI commands.
  */
 export async function runTutorial01(opts: QuickstartOptions): Promise<QuickstartResult> {
   const dir = resolve(opts.dir);
@@ -75,8 +76,12 @@ export async function runTutorial01(opts: QuickstartOptions): Promise<Quickstart
   record("keys", `ECDSA P-256 pair at ${keyPrefix}.key / .pub (demo key, unencrypted)`);
   const release = await publishRelease(ctx);
   await tamperDrills(ctx, release.bundle, release.lockBytes);
-  const stateRoot = await enforcementSteps({ dir, ref: ctx.refOf("v1"), key: ctx.publicKey, repositoryOptions: opts.registryOptions ?? {} }, record);
-  await rollbackDrill(ctx, stateRoot, release.bundle, release.lockBytes);
+  const repositoryOptions = opts.registryOptions ?? {};
+  const stateRoot = await enforcementSteps({ dir, ref: ctx.refOf("v1"), trust: { publicPem: ctx.publicKey.export({ type: "spki", format: "pem" }).toString(), repository: identityOf(ctx) }, repositoryOptions }, record);
+  await nodeDrills({
+    dir, examplesDir: opts.examplesDir, stateRoot, record, refOf: ctx.refOf, open: ctx.open, repositoryOptions,
+    privateKey: ctx.privateKey, repository: identityOf(ctx), current: { ref: ctx.refOf("v1"), sequence: SEQUENCE, envelope: release.envelope },
+  });
   return { ok: steps.every((s) => s.ok), ref: formatReference(ctx.refOf("v1")), digest: release.digest, fingerprint: release.fingerprint, stateRoot, steps };
 }
 
@@ -95,7 +100,7 @@ function trustOf(ctx: Ctx): ReleaseTrust {
 }
 
 /** The publisher's side: image, bundle, lock, attachments, signatures, verification. */
-async function publishRelease(ctx: Ctx): Promise<{ digest: string; fingerprint: string; bundle: Buffer; lockBytes: Uint8Array }> {
+async function publishRelease(ctx: Ctx): Promise<{ digest: string; fingerprint: string; bundle: Buffer; lockBytes: Uint8Array; envelope: string }> {
   const { record, opts, dir } = ctx;
   const ref = ctx.refOf("v1");
   const repo = ctx.open(ref);
@@ -123,7 +128,7 @@ async function publishRelease(ctx: Ctx): Promise<{ digest: string; fingerprint: 
 
   const report = await verifyRelease(repo, "v1", { ...trustOf(ctx), tag: "v1" });
   record("verify", `all ${report.steps.length} checks passed: ${report.steps.map((s) => s.step).join(", ")}`);
-  return { digest: image.digest, fingerprint: lock.behavioral_fingerprint, bundle: built.bytes, lockBytes };
+  return { digest: image.digest, fingerprint: lock.behavioral_fingerprint, bundle: built.bytes, lockBytes, envelope: signed.statement.envelope };
 }
 
 /** Each drill copies the good release, breaks one thing, and expects verification to refuse it. */
@@ -164,13 +169,4 @@ async function tamperDrills(ctx: Ctx, bundle: Buffer, lockBytes: Uint8Array): Pr
   const m4 = JSON.parse(new TextDecoder().decode((await d4.getManifest(c4.digest)).bytes)) as { layers: { digest: string }[] };
   await writeFile(join(d4Ref.dir, "blobs", "sha256", (m4.layers[0]?.digest ?? "").slice(7)), "rm -rf / # altered at rest\n");
   await expectRefusal("tamper drill: layer altered at rest", verifyRelease(d4, "v1", trust), record);
-}
-
-/** Drill 5: an older, genuinely signed release offered to the node after a newer one. */
-async function rollbackDrill(ctx: Ctx, stateRoot: string, bundle: Buffer, lockBytes: Uint8Array): Promise<void> {
-  const ref = ctx.refOf("v0", "drill-rollback");
-  const repo = ctx.open(ref);
-  await copyArtifact(ctx.open(ctx.refOf("v1")), "v1", repo, "v0", { referrers: true });
-  await signRelease(repo, ref, { ...signOptions(ctx, SEQUENCE - 1, lockBytes, bundle), now: new Date(Date.now() + 1000) });
-  await expectRefusal("rollback drill: older release replayed", activateRelease({ ref, key: ctx.publicKey, stateRoot, maxAgeMs: YEAR_MS, repositoryOptions: ctx.opts.registryOptions ?? {} }), ctx.record);
 }

@@ -10,12 +10,11 @@ export const RUNTIME_ERROR_CODES = [
   "TOOL_REDIRECT_DENIED",
   "UPSTREAM_UNAVAILABLE",
   "RUNTIME_CONFIG_INVALID",
-  "ACTIVATION_SEQUENCE_MISSING",
 ] as const;
 export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 
-/** A release without a signed sequence fails verification: exit 4 (rollback and equivocation are NodeError codes). */
-const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set(["ACTIVATION_SEQUENCE_MISSING"]);
+/** No runtime error is a verification failure: activation refusals are NodeError (and VerificationError) codes. */
+const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set<RuntimeErrorCode>();
 
 /** Refusals of the caller's input: HTTP 400 through the one error mapping (exit 2 for a CLI). */
 const USAGE: ReadonlySet<RuntimeErrorCode> = new Set(["INPUT_NOT_REPRESENTABLE"]);
@@ -29,7 +28,6 @@ const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   TOOL_REDIRECT_DENIED: "the server redirected the request to a URL the policy does not allow; ask for the final URL directly if the policy permits it",
   UPSTREAM_UNAVAILABLE: "check the upstream MCP server configured in the runtime config is running and reachable",
   RUNTIME_CONFIG_INVALID: "fix the runtime configuration file at the reported field",
-  ACTIVATION_SEQUENCE_MISSING: "sign releases with a sequence: `autonomy sign REF --key K.key --sequence N`",
 };
 
 export class RuntimeError extends AutonomyError<RuntimeErrorCode> {

@@ -13,3 +13,5 @@ export {
   STATEMENT_TYPE, RELEASE_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, LOCK_SUBJECT, BUNDLE_SUBJECT, MAX_STATEMENT_BYTES,
 } from "./statement.js";
 export type { ReleasePredicate, ReleaseStatement } from "./statement.js";
+export { rollbackRelease } from "./rollback.js";
+export type { RollbackOptions, RollbackResult } from "./rollback.js";

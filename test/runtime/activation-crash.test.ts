@@ -9,24 +9,22 @@
  */
 import { describe, expect, it, beforeAll } from "vitest";
 import { spawn } from "node:child_process";
-import { cp, mkdtemp, writeFile, readFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { activateRelease } from "../../src/runtime/index.js";
 import { LayoutRepository } from "../../src/oci/index.js";
-import { openSlot, readNodeState } from "../../src/node/index.js";
+import { openSlot, readNodeState, setTrustRoot } from "../../src/node/index.js";
 import { AUTONOMY_BIN, REPO_ROOT } from "../helpers/cli.js";
 import { makeRelease, testKeys } from "../helpers/release.js";
 import type { MadeRelease } from "../helpers/release.js";
 
-const YEAR = 365 * 24 * 3600 * 1000;
 const CRASH_POINTS = ["activate-after-verify", "activate-after-store", "policy-after-store", "state-before-commit", "state-after-commit"];
 const RANDOM_ITERATIONS = Number(process.env.ACTIVATION_CRASH_ITERATIONS ?? 30);
 
 interface Fixture {
   dir: string;
   baseline: string;
-  pubPath: string;
   v1: MadeRelease;
   v2: MadeRelease;
 }
@@ -35,7 +33,7 @@ interface Fixture {
 function activateChild(f: Fixture, stateRoot: string, opts: { crashPoint?: string; killAfterMs?: number }): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
   const started = Date.now();
   const env = { ...process.env, ...(opts.crashPoint ? { AUTONOMY_CRASH_POINT: opts.crashPoint } : {}) };
-  const child = spawn(process.execPath, [AUTONOMY_BIN, "runtime", "activate", `oci:${f.dir}/reg:v2`, "--key", f.pubPath, "--state-root", stateRoot, "--json"], { cwd: REPO_ROOT, env, stdio: "ignore" });
+  const child = spawn(process.execPath, [AUTONOMY_BIN, "runtime", "activate", `oci:${f.dir}/reg:v2`, "--state-root", stateRoot, "--json"], { cwd: REPO_ROOT, env, stdio: "ignore" });
   const timer = opts.killAfterMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), opts.killAfterMs);
   return new Promise((resolve, reject) => {
     child.once("error", reject);
@@ -49,9 +47,11 @@ function activateChild(f: Fixture, stateRoot: string, opts: { crashPoint?: strin
 /** The node is on v1 or on v2, completely; both slots' bundles verify from the store. */
 async function assertConsistent(f: Fixture, stateRoot: string): Promise<"v1" | "v2"> {
   const s = await readNodeState(stateRoot);
-  const on = s.activation?.artifact_digest === f.v2.digest ? "v2" : "v1";
+  const on = s.activation?.image_digest === f.v2.digest ? "v2" : "v1";
   const rel = on === "v2" ? f.v2 : f.v1;
-  expect(s.activation?.artifact_digest).toBe(rel.digest);
+  expect(s.activation?.image_digest).toBe(rel.digest);
+  expect(s.activation?.statement_digest).toBe(rel.signed.statement.digest);
+  expect(s.highest_statement_digest).toBe(rel.signed.statement.digest);
   expect(s.activation?.policy_digest).toBe(rel.bundleDigest);
   expect(s.current?.digest).toBe(rel.bundleDigest);
   expect(s.highest_sequence).toBe(on === "v2" ? 2 : 1);
@@ -76,13 +76,12 @@ describe("SIGKILL during `runtime activate`", () => {
   beforeAll(async () => {
     const dir = await mkdtemp(join(tmpdir(), "activate-crash-"));
     const keys = testKeys();
-    const pubPath = join(dir, "release.pub");
-    await writeFile(pubPath, keys.publicPem);
     const v1 = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "one" });
     const v2 = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys, sequence: 2, agentText: "two", policies: `${REPO_ROOT}examples/policies` });
     const baseline = join(dir, "baseline");
-    await activateRelease({ ref: v1.ref, key: keys.publicKey, stateRoot: baseline, maxAgeMs: YEAR });
-    f = { dir, baseline, pubPath, v1, v2 };
+    await setTrustRoot(baseline, { keys: [keys.publicPem], repository: `oci:${dir}/reg` });
+    await activateRelease({ ref: v1.ref, stateRoot: baseline });
+    f = { dir, baseline, v1, v2 };
   });
 
   it.each(CRASH_POINTS)("leaves the old or the new activation when killed at %s, and a rerun completes", async (point) => {

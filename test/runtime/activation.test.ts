@@ -3,14 +3,13 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { activateRelease } from "../../src/runtime/index.js";
-import { LayoutRepository, listReferrers, parseReference, pushArtifact } from "../../src/oci/index.js";
-import { loadPolicy, readNodeState, LivePolicy, policyPaths, bundlePath } from "../../src/node/index.js";
+import { LayoutRepository, listReferrers, openRepository, parseReference } from "../../src/oci/index.js";
+import { loadPolicy, readNodeState, setTrustRoot, LivePolicy, policyPaths, bundlePath } from "../../src/node/index.js";
+import { rollbackRelease } from "../../src/supplychain/index.js";
 import { buildBundle } from "../../src/policy/index.js";
 import { AutonomyError } from "../../src/lib/index.js";
 import { makeRelease, testKeys, policyDir } from "../helpers/release.js";
 import type { TestKeys } from "../helpers/release.js";
-
-const YEAR = 365 * 24 * 3600 * 1000;
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -30,19 +29,22 @@ describe("runtime activation", () => {
     dir = await mkdtemp(join(tmpdir(), "activate-"));
     stateRoot = join(dir, "state");
     keys = testKeys();
+    // makeRelease signs `oci:<dir>/reg` as the repository: the node follows it.
+    await setTrustRoot(stateRoot, { keys: [keys.publicPem], repository: `oci:${dir}/reg` });
   });
-  const activate = (ref: Parameters<typeof activateRelease>[0]["ref"], key = keys.publicKey) =>
-    activateRelease({ ref, key, stateRoot, maxAgeMs: YEAR });
+  const activate = (ref: Parameters<typeof activateRelease>[0]["ref"]) => activateRelease({ ref, stateRoot });
 
   it("verifies, keeps a copy, loads the policy and records the activation in one commit", async () => {
     const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1 });
     const r = await activate(rel.ref);
     expect(r.changed).toBe(true);
     const state = await readNodeState(stateRoot);
-    expect(state.activation?.artifact_digest).toBe(rel.digest);
+    expect(state.activation?.image_digest).toBe(rel.digest);
+    expect(state.activation?.statement_digest).toBe(rel.signed.statement.digest);
     expect(state.activation?.sequence).toBe(1);
     expect(state.current?.digest).toBe(rel.bundleDigest);
     expect(state.highest_sequence).toBe(1);
+    expect(state.highest_statement_digest).toBe(rel.signed.statement.digest);
     const store = new LayoutRepository(join(stateRoot, "activation", "store"));
     expect((await store.resolve("seq-1")).digest).toBe(rel.digest);
     expect((await listReferrers(store, rel.digest)).length).toBeGreaterThanOrEqual(3);
@@ -60,44 +62,57 @@ describe("runtime activation", () => {
   });
 
   describe("when a release is older than one already activated (rollback protection)", () => {
-    it("refuses it with ACTIVATION_ROLLBACK_REFUSED (exit 4) and changes nothing", async () => {
+    it("refuses it with ACTIVATION_ROLLBACK_REFUSED (exit 4), before storing anything, and changes nothing", async () => {
       const v1 = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "one" });
       const v2 = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys, sequence: 2, agentText: "two" });
       await activate(v2.ref);
       const before = await readNodeState(stateRoot);
       expect(await codeOf(activate(v1.ref))).toBe("ACTIVATION_ROLLBACK_REFUSED/4");
       expect(await readNodeState(stateRoot)).toEqual(before);
+      expect((await new LayoutRepository(join(stateRoot, "activation", "store")).listTags()).filter((t) => t.startsWith("seq-"))).toEqual(["seq-2"]);
     });
 
-    it("a rollback is a new release: the older content re-signed under a higher sequence activates, and can roll forward again", async () => {
+    it("accepts the older content re-signed as a new release with a higher sequence (release rollback)", async () => {
       const v1 = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "one" });
       const v2 = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys, sequence: 2, agentText: "two" });
+      await activate(v1.ref);
       await activate(v2.ref);
-      const back = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 3, agentText: "one" });
-      expect(back.digest).toBe(v1.digest);
-      await activate(back.ref);
-      let state = await readNodeState(stateRoot);
-      expect(state.activation?.sequence).toBe(3);
+      const target = parseReference(`oci:${dir}/reg:prod`);
+      const back = await rollbackRelease({
+        older: { repo: v1.repo, target: "v1" }, target: { repo: openRepository(target), ref: target },
+        keys: [keys.privateKey], sequence: 3, repository: `oci:${dir}/reg`, now: new Date(),
+      });
+      expect(back.signed.digest).toBe(v1.digest);
+      await activate(target);
+      const state = await readNodeState(stateRoot);
+      expect(state.activation).toMatchObject({ sequence: 3, image_digest: v1.digest, policy_digest: v1.bundleDigest });
       expect(state.highest_sequence).toBe(3);
-      const forward = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys, sequence: 4, agentText: "two" });
-      await activate(forward.ref);
-      state = await readNodeState(stateRoot);
-      expect(state.activation?.artifact_digest).toBe(v2.digest);
+      // The old statement itself stays refused.
+      expect(await codeOf(activate(v2.ref))).toBe("ACTIVATION_ROLLBACK_REFUSED/4");
     });
 
-    it("refuses a different release under a sequence already recorded (ACTIVATION_EQUIVOCATION)", async () => {
+    it("refuses a different statement under the sequence already recorded (ACTIVATION_EQUIVOCATION) and records it", async () => {
       const a = await makeRelease({ ref: `oci:${dir}/reg:a`, keys, sequence: 3, agentText: "a" });
       const b = await makeRelease({ ref: `oci:${dir}/reg:b`, keys, sequence: 3, agentText: "b" });
       await activate(a.ref);
       expect(await codeOf(activate(b.ref))).toBe("ACTIVATION_EQUIVOCATION/4");
+      const state = await readNodeState(stateRoot);
+      expect(state.activation?.image_digest).toBe(a.digest);
+      expect(state.equivocations.map((e) => [e.sequence, e.recorded, e.offered])).toEqual([[3, a.signed.statement.digest, b.signed.statement.digest]]);
     });
   });
 
-  it("refuses an artifact that carries no release statement", async () => {
-    const repo = new LayoutRepository(join(dir, "reg"));
-    await pushArtifact(repo, [{ name: "agent.py", data: new TextEncoder().encode("unsigned") }], { artifactType: "application/vnd.autonomyops.agent.v1", tag: "bare" });
-    expect(await codeOf(activate(parseReference(`oci:${dir}/reg:bare`)))).toBe("STATEMENT_MISSING/4");
-    expect((await readNodeState(stateRoot)).generation).toBe(0);
+  it("fails closed without a trust root (TRUST_NOT_CONFIGURED)", async () => {
+    const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1 });
+    expect(await codeOf(activateRelease({ ref: rel.ref, stateRoot: join(dir, "untrusting") }))).toBe("TRUST_NOT_CONFIGURED/1");
+  });
+
+  it("refuses a release for another channel or repository than the node follows", async () => {
+    const staging = await makeRelease({ ref: `oci:${dir}/reg:s`, keys, sequence: 1, channel: "staging" });
+    expect(await codeOf(activate(staging.ref))).toMatch(/\/4$/);
+    const other = await makeRelease({ ref: `oci:${dir}/reg:o`, keys, sequence: 1, repository: "registry.example/other/agent" });
+    expect(await codeOf(activate(other.ref))).toMatch(/\/4$/);
+    expect((await readNodeState(stateRoot)).activation).toBeUndefined();
   });
 
   it("refuses a release signed by an untrusted key and leaves the node as it was", async () => {
@@ -105,7 +120,7 @@ describe("runtime activation", () => {
     await activate(good.ref);
     const before = await readNodeState(stateRoot);
     const evil = await makeRelease({ ref: `oci:${dir}/reg:v2`, keys: testKeys(), sequence: 9, agentText: "evil" });
-    expect(await codeOf(activate(evil.ref))).toBe("STATEMENT_MISSING/4");
+    expect(await codeOf(activate(evil.ref))).toMatch(/\/4$/);
     expect(await readNodeState(stateRoot)).toEqual(before);
   });
 

@@ -1,15 +1,13 @@
 import { InvalidArgumentError, Option } from "commander";
 import type { Command } from "commander";
-import { loadPublicKey, parseDuration } from "../../sign/index.js";
-import { activateRelease, startRuntime, resolveRuntimeConfig } from "../../runtime/index.js";
+import { startRuntime, resolveRuntimeConfig } from "../../runtime/index.js";
 import type { RuntimeConfig } from "../../runtime/index.js";
 import { loadPolicy, readNodeState } from "../../node/index.js";
 import type { LivePolicyEvent, NodeState } from "../../node/index.js";
-import { parseReference } from "../../oci/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
-import { parseHttpUrl, readInputFile, repositoryOptions } from "../common.js";
-import type { RegistryFlags } from "../common.js";
+import { parseHttpUrl, readInputFile } from "../common.js";
+import { registerRuntimeActivate, registerRuntimeTrust } from "./runtime-node.js";
 import { messageOf } from "../../lib/index.js";
 
 interface StateFlags {
@@ -20,13 +18,20 @@ interface StateFlags {
 /** One-screen summary of the node state for operators. */
 function stateText(s: NodeState): string {
   const slot = (name: string, x: NodeState["current"]): string => `${name}: ${x ? `${x.name}@${x.version} ${x.digest} (loaded ${x.loaded_at})` : "none"}`;
-  const a = s.activation;
   return [
     slot("policy current", s.current),
     slot("policy lkg    ", s.lkg),
-    a ? `activation: ${a.ref}\n  sequence ${a.sequence}${a.rollback ? " (rollback)" : ""}, lock ${a.lock_fingerprint}, activated ${a.activated_at}` : "activation: none",
-    `highest sequence: ${s.highest_sequence}`,
+    activationText(s),
+    `highest sequence: ${s.highest_sequence}${s.newest_issued_at ? ` (newest issued_at ${s.newest_issued_at})` : ""}`,
+    ...s.equivocations.map((e) => `EQUIVOCATION at sequence ${e.sequence} (${e.at}): recorded ${e.recorded}, offered ${e.offered}`),
   ].join("\n");
+}
+
+function activationText(s: NodeState): string {
+  const a = s.activation;
+  if (a) return `activation: ${a.ref}\n  sequence ${a.sequence} (${a.channel}), statement ${a.statement_digest}, expires ${a.expires_at}\n  lock ${a.lock_fingerprint}, policy ${a.policy_name}@${a.policy_version}, activated ${a.activated_at}`;
+  const l = s.legacy_activation;
+  return l ? `activation (before release statements): ${l.ref}\n  sequence ${l.sequence}, lock ${l.lock_fingerprint}, activated ${l.activated_at}` : "activation: none";
 }
 
 export function registerPolicyState(policy: Command): void {
@@ -124,21 +129,8 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--json", "machine-readable status line")
     .action(action(runtimeStart));
 
-  runtime.command("activate <ref>")
-    .description("pull, verify (signatures, digests, lock, bundle, sequence) and activate a release with one atomic commit")
-    .requiredOption("--key <file>", "trusted public key (SPKI PEM)")
-    .requiredOption("--state-root <dir>", "the node's persistent state root")
-    .option("--max-age <duration>", "oldest acceptable signature", "8760h")
-    .option("--plain-http", "talk HTTP to the registry (loopback test registries)")
-    .option("--json", "machine-readable output")
-    .action(action(async (refIn: string, flags: StateFlags & RegistryFlags & { key: string; maxAge: string }) => {
-      const r = await activateRelease({
-        ref: parseReference(refIn), key: await loadPublicKey(flags.key), stateRoot: flags.stateRoot,
-        maxAgeMs: parseDuration(flags.maxAge), repositoryOptions: repositoryOptions(flags),
-      });
-      emit({ ok: true, changed: r.changed, activation: r.activation, policy_ref: r.policyRef, steps: r.verification.steps }, flags,
-        (x) => `${x.changed ? "activated" : "already active"}: ${x.activation.ref}\nsequence ${x.activation.sequence}, policy ${x.policy_ref}\n${x.steps.map((s) => `  ✓ ${s.step}: ${s.detail}`).join("\n")}`);
-    }));
+  registerRuntimeActivate(runtime);
+  registerRuntimeTrust(runtime);
 
   addStatusCommand(runtime, "show what is activated and which policy is enforced on a state root");
 }

@@ -1,0 +1,116 @@
+import { InvalidArgumentError } from "commander";
+import type { Command } from "commander";
+import { readNodeState, readTrustRoot, setTrustRoot } from "../../node/index.js";
+import type { KeyRotationRecord, NodeState, TrustRoot } from "../../node/index.js";
+import { activateRelease } from "../../runtime/index.js";
+import type { ActivationResult } from "../../runtime/index.js";
+import { parseReference } from "../../oci/index.js";
+import { action } from "../run.js";
+import { emit } from "../output.js";
+import { readInputFile, repositoryOptions } from "../common.js";
+import type { RegistryFlags } from "../common.js";
+
+// The node-side release commands: `runtime activate` and `runtime trust set|show` (the rest of `runtime` is in runtime.ts).
+
+interface TrustSetFlags {
+  stateRoot: string;
+  key?: string[];
+  threshold?: number;
+  channel?: string;
+  repository?: string;
+  resetFloor?: boolean;
+  json?: boolean;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]{1,4}$/.test(v) || n < 1) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+}
+
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
+
+/** The trust root and the floor it guards, as `trust show` and `trust set` print them. */
+function trustView(t: TrustRoot, s: NodeState): Record<string, unknown> {
+  return {
+    keys: t.keys.map((k) => k.keyId), threshold: t.threshold, channel: t.channel, repository: t.repository, updated_at: t.updated_at,
+    floor: { highest_sequence: s.highest_sequence, statement: s.highest_statement_digest ?? null, newest_issued_at: s.newest_issued_at ?? null },
+    key_rotations: s.key_rotations,
+  };
+}
+
+function trustText(v: Record<string, unknown>, rotation?: KeyRotationRecord): string {
+  const keys = v.keys as string[];
+  const floor = v.floor as { highest_sequence: number; statement: string | null; newest_issued_at: string | null };
+  return [
+    `trusted keys (${v.threshold as number} of ${keys.length} must sign):`,
+    ...keys.map((k) => `  ${k}`),
+    `channel ${v.channel as string}, repository ${v.repository as string}`,
+    `sequence floor: ${floor.highest_sequence}${floor.statement ? ` (${floor.statement}, issued ${floor.newest_issued_at ?? "?"})` : ""}`,
+    ...(rotation ? [`key set changed: sequence floor ${rotation.floor_reset ? `reset (was ${rotation.previous_sequence})` : "kept; pass --reset-floor to reset it"}`] : []),
+  ].join("\n");
+}
+
+/** `runtime trust set|show`: the node's trust root, set only locally by the operator. */
+export function registerRuntimeTrust(runtime: Command): void {
+  const trust = runtime.command("trust").description("the node's trust root: release keys, threshold, channel and repository that `runtime activate` accepts");
+
+  trust.command("set")
+    .description("set the trusted release keys (replacing the set when --key is given), threshold, channel and repository; omitted values are kept. A key set with no key in common with the old one resets the sequence floor (fast-forward recovery); --reset-floor resets it anyway")
+    .requiredOption("--state-root <dir>", "the node's persistent state root")
+    .option("--key <file>", "trusted release public key (SPKI PEM); repeat for several", collect)
+    .option("--threshold <n>", "how many distinct trusted keys must sign a release statement (default 1)", positiveInt)
+    .option("--channel <name>", "release channel this node follows (default stable)")
+    .option("--repository <name>", "repository this node follows, as releases name it (host/path); required the first time")
+    .option("--reset-floor", "reset the sequence floor although the key set keeps an old key (operator-only recovery; see docs/security.md)")
+    .option("--json", "machine-readable output")
+    .action(action(async (flags: TrustSetFlags) => {
+      const keys = flags.key ? await Promise.all(flags.key.map(async (k) => (await readInputFile(k, "public key")).toString("utf8"))) : undefined;
+      const r = await setTrustRoot(flags.stateRoot, {
+        ...(keys ? { keys } : {}),
+        ...(flags.threshold !== undefined ? { threshold: flags.threshold } : {}),
+        ...(flags.channel !== undefined ? { channel: flags.channel } : {}),
+        ...(flags.repository !== undefined ? { repository: flags.repository } : {}),
+        ...(flags.resetFloor ? { resetFloor: true } : {}),
+      });
+      emit({ ok: true, trust: trustView(r.trust, r.state), rotation: r.rotation ?? null }, flags, (x) => `trust set: OK\n${trustText(x.trust, x.rotation ?? undefined)}`);
+    }));
+
+  trust.command("show")
+    .description("show the trust root and the sequence floor it guards")
+    .requiredOption("--state-root <dir>", "the node's persistent state root")
+    .option("--json", "machine-readable output")
+    .action(action(async (flags: { stateRoot: string; json?: boolean }) => {
+      const t = await readTrustRoot(flags.stateRoot);
+      const s = await readNodeState(flags.stateRoot);
+      emit({ ok: true, configured: t !== undefined, trust: t ? trustView(t, s) : null }, flags,
+        (x) => (x.trust ? trustText(x.trust) : "no trust root: `runtime activate` refuses every release until `autonomy runtime trust set` names the release keys"));
+    }));
+}
+
+function activateText(r: ActivationResult): string {
+  const a = r.activation;
+  const v = r.verification;
+  return [
+    `${r.changed ? "activated" : "already active"}: ${a.ref}`,
+    `sequence ${a.sequence} (${a.channel}), statement ${a.statement_digest}, expires ${a.expires_at}`,
+    `policy ${r.policyRef}`,
+    ...v.steps.map((s) => `  ✓ ${s.step}: ${s.detail}`),
+    ...(v.skipped.length > 0 ? ["skipped statement candidates (not trusted):", ...v.skipped.map((s) => `  - ${s.candidate} (${s.source}): ${s.reason}`)] : []),
+    ...(v.ignored.length > 0 ? ["ignored attachments (not named by the statement):", ...v.ignored.map((i) => `  - ${i.artifactType} ${i.blob ?? i.manifest}: ${i.reason}`)] : []),
+  ].join("\n");
+}
+
+/** `runtime activate`: verified against the node's trust root only (no key on the command line can widen it). */
+export function registerRuntimeActivate(runtime: Command): void {
+  runtime.command("activate <ref>")
+    .description("pull a release, verify its signed release statement against the node's trust root (`runtime trust set`), apply the node's rules (sequence, expiry, equivocation) and activate exactly the lock and bundle it names, with one atomic commit")
+    .requiredOption("--state-root <dir>", "the node's persistent state root")
+    .option("--plain-http", "talk HTTP to the registry (loopback test registries)")
+    .option("--json", "machine-readable output")
+    .action(action(async (refIn: string, flags: RegistryFlags & { stateRoot: string }) => {
+      const r = await activateRelease({ ref: parseReference(refIn), stateRoot: flags.stateRoot, repositoryOptions: repositoryOptions(flags) });
+      const v = r.verification;
+      emit({ ok: true, changed: r.changed, activation: r.activation, policy_ref: r.policyRef, steps: v.steps, skipped: v.skipped, ignored: v.ignored }, flags, () => activateText(r));
+    }));
+}

@@ -1,0 +1,176 @@
+import { createPublicKey } from "node:crypto";
+import type { KeyObject } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { z } from "zod";
+import { dateOf, errnoCode, fieldProblems, formatProblems, systemClock, writeFileAtomic } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
+import { keyIdOf } from "../sign/index.js";
+import type { TrustedKey } from "../sign/index.js";
+import { NodeError } from "./errors.js";
+import { stateRootPaths } from "./layout.js";
+import { MAX_KEY_ROTATIONS } from "./state-schema.js";
+import type { KeyRotationRecord, NodeState } from "./state-schema.js";
+import { commitNodeState } from "./state.js";
+
+/**
+ * The node's trust root (TUF's root of trust, single role): which release keys
+ * it trusts, how many must sign, and which channel and repository it follows.
+ * Set only locally by the operator (`runtime trust set`), never by a release.
+ */
+export interface TrustRoot {
+  keys: (TrustedKey & { pem: string })[];
+  threshold: number;
+  channel: string;
+  repository: string;
+  updated_at: string;
+}
+
+export const DEFAULT_CHANNEL = "stable";
+const CHANNEL_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+const fileSchema = z.strictObject({
+  version: z.literal(1),
+  keys: z.array(z.strictObject({ key_id: z.string().regex(/^[a-f0-9]{64}$/), public_key: z.string().min(1) })).min(1).max(32),
+  threshold: z.number().int().min(1),
+  channel: z.string().regex(CHANNEL_RE),
+  repository: z.string().min(1).max(512),
+  updated_at: z.string().min(1),
+});
+
+/** A key from its SPKI PEM; the stored key id must be the one this PEM hashes to (a hand-edited file is refused). */
+function trustedKey(pem: string, claimedId: string | undefined, where: string): TrustedKey & { pem: string } {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: pem, format: "pem" });
+  } catch (e) {
+    throw new NodeError("TRUST_INVALID", `${where}: not a PEM public key`, { cause: e });
+  }
+  if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
+    throw new NodeError("TRUST_INVALID", `${where}: not an ECDSA P-256 public key`);
+  }
+  const keyId = keyIdOf(key);
+  if (claimedId !== undefined && claimedId !== keyId) throw new NodeError("TRUST_INVALID", `${where}: key_id ${claimedId} is not the id of its public key (${keyId})`);
+  return { keyId, key, pem: key.export({ type: "spki", format: "pem" }).toString() };
+}
+
+/** Reads the trust root; `undefined` when none was ever set. A malformed file fails hard. */
+export async function readTrustRoot(stateRoot: string): Promise<TrustRoot | undefined> {
+  const path = stateRootPaths(stateRoot).trust;
+  let raw: string;
+  try {
+    raw = await readFile(path, "utf8");
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return undefined;
+    throw new NodeError("TRUST_INVALID", `cannot read ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw);
+  } catch (e) {
+    throw new NodeError("TRUST_INVALID", `${path} is not JSON`, { cause: e });
+  }
+  const r = fileSchema.safeParse(doc);
+  if (!r.success) throw new NodeError("TRUST_INVALID", `${path} is malformed: ${formatProblems(fieldProblems(r.error.issues))}`);
+  const keys = r.data.keys.map((k, i) => trustedKey(k.public_key, k.key_id, `${path} keys[${i}]`));
+  return checked({ keys, threshold: r.data.threshold, channel: r.data.channel, repository: r.data.repository, updated_at: r.data.updated_at }, path);
+}
+
+/** The trust root, or a refusal saying how to set one: a node without one trusts nothing (fail closed). */
+export async function requireTrustRoot(stateRoot: string): Promise<TrustRoot> {
+  const t = await readTrustRoot(stateRoot);
+  if (!t) throw new NodeError("TRUST_NOT_CONFIGURED", `no trusted release keys are configured for ${stateRoot}`);
+  return t;
+}
+
+function checked(t: TrustRoot, where: string): TrustRoot {
+  const ids = new Set(t.keys.map((k) => k.keyId));
+  if (ids.size !== t.keys.length) throw new NodeError("TRUST_INVALID", `${where}: the same key is listed twice`);
+  if (t.threshold > ids.size) throw new NodeError("TRUST_INVALID", `${where}: threshold ${t.threshold} is more than the ${ids.size} trusted key(s)`);
+  if (!CHANNEL_RE.test(t.channel)) throw new NodeError("TRUST_INVALID", `${where}: channel ${JSON.stringify(t.channel)} must match ${CHANNEL_RE.source}`);
+  if (t.repository.length === 0) throw new NodeError("TRUST_INVALID", `${where}: repository is empty`);
+  return t;
+}
+
+export interface TrustChange {
+  /** Replaces the key set when given (SPKI PEM text each). */
+  keys?: string[];
+  threshold?: number;
+  channel?: string;
+  repository?: string;
+  /** Reset the sequence floor although the new key set shares a key with the old one. */
+  resetFloor?: boolean;
+  clock?: Clock;
+}
+
+export interface TrustSetResult {
+  trust: TrustRoot;
+  state: NodeState;
+  /** Present when the key set changed. */
+  rotation?: KeyRotationRecord;
+}
+
+/**
+ * Sets the trust root, inside the state lock: trust.json is written first, then
+ * the state records the key set the floor belongs to (and, on rotation, the
+ * rotation and any floor reset). Killed between the two, the new keys are
+ * trusted with the OLD floor kept (fail safe), and a rerun finishes the reset.
+ *
+ * Fast-forward recovery (TUF resets its trusted timestamp/snapshot when their
+ * keys rotate): the floor (highest sequence, its statement, newest issued_at)
+ * is reset when no key of the new set was trusted before, so a sequence
+ * inflated with a stolen key cannot block the new key's releases; with an
+ * overlapping set it is kept unless `resetFloor` (statements signed by a kept
+ * key would become replayable).
+ */
+export async function setTrustRoot(stateRoot: string, change: TrustChange): Promise<TrustSetResult> {
+  const now = dateOf(change.clock ?? systemClock).toISOString();
+  const path = stateRootPaths(stateRoot).trust;
+  // Filled inside the commit (the closure runs under the state lock).
+  const out: { trust?: TrustRoot; rotation?: KeyRotationRecord } = {};
+  const state = await commitNodeState(stateRoot, async (prev) => {
+    const old = await readTrustRoot(stateRoot);
+    const trust = checked(merged(old, change, now, path), path);
+    out.trust = trust;
+    await writeFileAtomic(path, serialize(trust), 0o644);
+    const to = trust.keys.map((k) => k.keyId).sort();
+    // The floor belongs to the key set recorded in the state (not trust.json, which a killed run may have written alone).
+    const from = prev.trust_key_ids ?? old?.keys.map((k) => k.keyId).sort();
+    const changed = from !== undefined && !sameSet(from, to);
+    if (!changed && !change.resetFloor) return { ...prev, trust_key_ids: to };
+    const reset = change.resetFloor === true || (from !== undefined && !from.some((id) => to.includes(id)));
+    const rotation: KeyRotationRecord = { at: now, from: from ?? [], to, floor_reset: reset, previous_sequence: prev.highest_sequence };
+    out.rotation = rotation;
+    return { ...(reset ? withoutFloor(prev) : prev), trust_key_ids: to, key_rotations: [...prev.key_rotations, rotation].slice(-MAX_KEY_ROTATIONS) };
+  });
+  if (!out.trust) throw new Error("setTrustRoot: the commit ran without computing the trust root");
+  return { trust: out.trust, state, ...(out.rotation ? { rotation: out.rotation } : {}) };
+}
+
+function merged(old: TrustRoot | undefined, c: TrustChange, now: string, where: string): TrustRoot {
+  const keys = c.keys ? c.keys.map((pem, i) => trustedKey(pem, undefined, `--key #${i + 1}`)) : old?.keys;
+  if (!keys || keys.length === 0) throw new NodeError("TRUST_INVALID", `${where}: no trusted keys given (--key K.pub)`);
+  const repository = c.repository ?? old?.repository;
+  if (repository === undefined) throw new NodeError("TRUST_INVALID", `${where}: the repository the node follows is not set (--repository)`);
+  return { keys, threshold: c.threshold ?? (c.keys ? Math.min(old?.threshold ?? 1, keys.length) : old?.threshold ?? 1), channel: c.channel ?? old?.channel ?? DEFAULT_CHANNEL, repository, updated_at: now };
+}
+
+function serialize(t: TrustRoot): string {
+  const doc = { version: 1, keys: t.keys.map((k) => ({ key_id: k.keyId, public_key: k.pem })), threshold: t.threshold, channel: t.channel, repository: t.repository, updated_at: t.updated_at };
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+function sameSet(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+/** The state with no sequence floor: the next validly signed statement at any sequence is accepted. */
+function withoutFloor(s: NodeState): NodeState {
+  const { highest_statement_digest: _d, newest_issued_at: _i, legacy_highest_artifact_digest: _l, ...rest } = s;
+  return { ...rest, highest_sequence: 0 };
+}
+
+/** Whether the trusted keys that signed a statement still meet the trust root's threshold. */
+export function meetsThreshold(trust: TrustRoot, keyIds: readonly string[]): boolean {
+  const trusted = new Set(trust.keys.map((k) => k.keyId));
+  return new Set(keyIds.filter((id) => trusted.has(id))).size >= trust.threshold;
+}
