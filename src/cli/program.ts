@@ -4,6 +4,7 @@ import { registerLock } from "./commands/lock.js";
 import { registerOci } from "./commands/oci.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerSupplyChain } from "./commands/supplychain.js";
+import { registerRelease } from "./commands/release.js";
 import { registerQuickstart } from "./commands/quickstart.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerPolicyTest } from "./commands/policy-test.js";
@@ -21,6 +22,7 @@ export function buildAutonomyProgram(): Command {
   registerKeys(program);
   registerLock(program);
   registerSupplyChain(program);
+  registerRelease(program);
   registerOci(program);
   const policy = registerPolicy(program);
   registerPolicyTest(policy);
