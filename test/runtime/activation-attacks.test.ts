@@ -69,6 +69,9 @@ describe("release attacks against the node, through the CLI", () => {
   it("attack 1: mix-and-match downgrade at the same sequence is refused and recorded", async () => {
     const stateRoot = join(dir, "node-1");
     await trustNode(stateRoot);
+    const shown = await cli<{ configured: boolean; trust: { keys: string[]; threshold: number; repository: string } }>(["runtime", "trust", "show", "--state-root", stateRoot, "--json"]);
+    expect(shown).toMatchObject({ configured: true, trust: { threshold: 1, repository: REPOSITORY } });
+    expect(shown.trust.keys).toHaveLength(1);
     // Release 1 = image A + permissive bundle (sequence 1); release 2 = the same image A + the strict example bundle (sequence 2).
     const a = await image("reg", "a", "print('agent A')\n");
     const permissive = await files("permissive", a.digest, await policyDir({ "all.cedar": "permit(principal, action, resource);" }));
@@ -122,6 +125,8 @@ describe("release attacks against the node, through the CLI", () => {
 
     // The right way back: release 1's content re-signed as a new release, accepted as an upgrade.
     const prod = `oci:${join(dir, "line")}:prod`;
+    const notHigher = await cli(["release", "rollback", prod, "--to", v1.ref, "--sequence", "1", "--key", key.priv, "--repository", REPOSITORY, "--json"], 2);
+    expect(notHigher.code).toBe("USAGE");
     const back = await cli<{ statement: { digest: string; predicate: { sequence: number } } }>(["release", "rollback", prod, "--to", v1.ref, "--sequence", "4", "--key", key.priv, "--repository", REPOSITORY, "--json"]);
     expect(back.statement.predicate.sequence).toBe(4);
     const upgraded = await activate(prod, stateRoot);
