@@ -9,7 +9,7 @@ import type { LoadOptions } from "./policy-load.js";
 import { activationRecordOf, judgeRelease, withActivation, withEquivocation } from "./release-rules.js";
 import type { Verdict } from "./release-rules.js";
 import { readNodeState, commitNodeState } from "./state.js";
-import type { ActivationRecord, NodeState } from "./state.js";
+import type { ActivationRecord, EquivocationRecord, NodeState } from "./state.js";
 import { requireTrustRoot } from "./trust.js";
 
 export interface ActivationCommit {
@@ -95,8 +95,17 @@ async function recordingEquivocation<T>(stateRoot: string, now: Date, work: () =
   } catch (e) {
     if (e instanceof AutonomyError && e.code === "ACTIVATION_EQUIVOCATION") {
       const d = e.details as { sequence: number; recorded: string; offered: string };
-      await commitNodeState(stateRoot, (prev) => withEquivocation(prev, { sequence: d.sequence, recorded: d.recorded, offered: d.offered, at: now.toISOString() }));
+      await recordEquivocation(stateRoot, { sequence: d.sequence, recorded: d.recorded, offered: d.offered, at: now.toISOString() });
     }
     throw e;
   }
+}
+
+/**
+ * Records an equivocation in the node state for the operator (its own small
+ * commit; the list is bounded). Also used by the runtime when the registry
+ * itself carries two valid statements under one sequence.
+ */
+export async function recordEquivocation(stateRoot: string, e: EquivocationRecord): Promise<void> {
+  await commitNodeState(stateRoot, (prev) => withEquivocation(prev, e));
 }

@@ -6,6 +6,7 @@ import { dateOf, errnoCode, fieldProblems, formatProblems, systemClock, writeFil
 import type { Clock } from "../lib/index.js";
 import { keyIdOf } from "../sign/index.js";
 import type { TrustedKey } from "../sign/index.js";
+import { DEFAULT_CHANNEL } from "../supplychain/index.js";
 import { NodeError } from "./errors.js";
 import { stateRootPaths } from "./layout.js";
 import { MAX_KEY_ROTATIONS } from "./state-schema.js";
@@ -25,7 +26,6 @@ export interface TrustRoot {
   updated_at: string;
 }
 
-export const DEFAULT_CHANNEL = "stable";
 const CHANNEL_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 const fileSchema = z.strictObject({

@@ -1,11 +1,11 @@
 import { copyArtifact, formatReference, openRepository, referenceTarget } from "../oci/index.js";
 import type { Reference, RepositoryOptions } from "../oci/index.js";
 import type { EngineCompiler } from "../policy/index.js";
-import { checkRelease, commitActivation, initStateRoot, openReleaseStore, requireTrustRoot } from "../node/index.js";
+import { checkRelease, commitActivation, initStateRoot, openReleaseStore, readNodeState, recordEquivocation, requireTrustRoot } from "../node/index.js";
 import type { ActivationRecord, NodeState, TrustRoot } from "../node/index.js";
 import { verifyRelease } from "../supplychain/index.js";
 import type { VerifyReleaseReport } from "../supplychain/index.js";
-import { crashPoint, dateOf, systemClock } from "../lib/index.js";
+import { AutonomyError, crashPoint, dateOf, systemClock } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 
 export interface ActivateOptions {
@@ -53,7 +53,7 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
     trusted: trust.keys.map(({ keyId, key }) => ({ keyId, key })), threshold: trust.threshold,
     channel: trust.channel, repository: trust.repository, now: startedAt,
     ...(opts.ref.tag !== undefined ? { tag: opts.ref.tag } : {}),
-  });
+  }).catch((e: unknown) => recordRegistryEquivocation(opts.stateRoot, e, startedAt));
   const { statement } = report;
   crashPoint("activate-after-verify");
   await checkRelease(opts.stateRoot, statement, startedAt);
@@ -65,4 +65,23 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
     clock, startedAt,
   });
   return { ...committed, verification: report, trust };
+}
+
+/**
+ * Two valid statements under one sequence found in the registry itself
+ * (STATEMENT_EQUIVOCATION from verification): refused there, and recorded in
+ * the node state like the node's own equivocations, so the operator sees it.
+ */
+async function recordRegistryEquivocation(stateRoot: string, e: unknown, at: Date): Promise<never> {
+  if (e instanceof AutonomyError && e.code === "STATEMENT_EQUIVOCATION") {
+    const { sequence, digests } = e.details as { sequence?: unknown; digests?: unknown };
+    const held = (await readNodeState(stateRoot)).highest_statement_digest;
+    if (typeof sequence === "number" && Array.isArray(digests) && digests.length >= 2) {
+      const all = digests.filter((d): d is string => typeof d === "string");
+      const recorded = held !== undefined && all.includes(held) ? held : all[0];
+      const offered = all.find((d) => d !== recorded);
+      if (recorded !== undefined && offered !== undefined) await recordEquivocation(stateRoot, { sequence, recorded, offered, at: at.toISOString() });
+    }
+  }
+  throw e;
 }

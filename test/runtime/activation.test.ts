@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { activateRelease } from "../../src/runtime/index.js";
 import { LayoutRepository, listReferrers, openRepository, parseReference } from "../../src/oci/index.js";
 import { loadPolicy, readNodeState, setTrustRoot, LivePolicy, policyPaths, bundlePath } from "../../src/node/index.js";
-import { rollbackRelease } from "../../src/supplychain/index.js";
+import { rollbackRelease, signRelease } from "../../src/supplychain/index.js";
 import { buildBundle } from "../../src/policy/index.js";
 import { AutonomyError } from "../../src/lib/index.js";
 import { makeRelease, testKeys, policyDir } from "../helpers/release.js";
@@ -100,6 +100,20 @@ describe("runtime activation", () => {
       expect(state.activation?.image_digest).toBe(a.digest);
       expect(state.equivocations.map((e) => [e.sequence, e.recorded, e.offered])).toEqual([[3, a.signed.statement.digest, b.signed.statement.digest]]);
     });
+  });
+
+  it("records two valid statements under one sequence found in the registry (STATEMENT_EQUIVOCATION)", async () => {
+    const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 2 });
+    await activate(rel.ref);
+    // The same release signed again at the same sequence, a second later: a different statement.
+    const again = await signRelease(rel.repo, rel.ref, {
+      keys: [keys.privateKey], now: new Date(Date.now() + 1000), sequence: 2, repository: `oci:${dir}/reg`,
+      lock: rel.lockBytes, bundle: { bytes: rel.bundleBytes, name: "test-policy", version: "1.0.0" },
+    });
+    expect(await codeOf(activate(rel.ref))).toBe("STATEMENT_EQUIVOCATION/4");
+    const s = await readNodeState(stateRoot);
+    expect(s.equivocations.map((e) => [e.sequence, e.recorded, e.offered])).toEqual([[2, rel.signed.statement.digest, again.statement.digest]]);
+    expect(s.activation?.statement_digest).toBe(rel.signed.statement.digest);
   });
 
   it("fails closed without a trust root (TRUST_NOT_CONFIGURED)", async () => {
