@@ -92,8 +92,8 @@ function checked(t: TrustRoot, where: string): TrustRoot {
 }
 
 export interface TrustChange {
-  /** Replaces the key set when given (SPKI PEM text each). */
-  keys?: string[];
+  /** Replaces the key set when given: SPKI PEM text each, or with the file it came from (named in errors). */
+  keys?: (string | { pem: string; source: string })[];
   threshold?: number;
   channel?: string;
   repository?: string;
@@ -147,7 +147,7 @@ export async function setTrustRoot(stateRoot: string, change: TrustChange): Prom
 }
 
 function merged(old: TrustRoot | undefined, c: TrustChange, now: string, where: string): TrustRoot {
-  const keys = c.keys ? c.keys.map((pem, i) => trustedKey(pem, undefined, `--key #${i + 1}`)) : old?.keys;
+  const keys = c.keys ? c.keys.map((k, i) => (typeof k === "string" ? trustedKey(k, undefined, `key #${i + 1}`) : trustedKey(k.pem, undefined, k.source))) : old?.keys;
   if (!keys || keys.length === 0) throw new NodeError("TRUST_INVALID", `${where}: no trusted keys given (--key K.pub)`);
   const repository = c.repository ?? old?.repository;
   if (repository === undefined) throw new NodeError("TRUST_INVALID", `${where}: the repository the node follows is not set (--repository)`);

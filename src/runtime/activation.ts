@@ -46,8 +46,9 @@ export interface ActivationResult {
 export async function activateRelease(opts: ActivateOptions): Promise<ActivationResult> {
   const clock = opts.clock ?? systemClock;
   const startedAt = dateOf(clock);
-  await initStateRoot(opts.stateRoot);
+  // Refused before anything is created under the state root when the node trusts nobody.
   const trust = await requireTrustRoot(opts.stateRoot);
+  await initStateRoot(opts.stateRoot);
   const repo = openRepository(opts.ref, opts.repositoryOptions ?? {});
   const report = await verifyRelease(repo, referenceTarget(opts.ref), {
     trusted: trust.keys.map(({ keyId, key }) => ({ keyId, key })), threshold: trust.threshold,

@@ -31,7 +31,17 @@ function positiveInt(v: string): number {
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 /** The trust root and the floor it guards, as `trust show` and `trust set` print them. */
-function trustView(t: TrustRoot, s: NodeState): Record<string, unknown> {
+interface TrustView {
+  keys: string[];
+  threshold: number;
+  channel: string;
+  repository: string;
+  updated_at: string;
+  floor: { highest_sequence: number; statement: string | null; newest_issued_at: string | null };
+  key_rotations: KeyRotationRecord[];
+}
+
+function trustView(t: TrustRoot, s: NodeState): TrustView {
   return {
     keys: t.keys.map((k) => k.keyId), threshold: t.threshold, channel: t.channel, repository: t.repository, updated_at: t.updated_at,
     floor: { highest_sequence: s.highest_sequence, statement: s.highest_statement_digest ?? null, newest_issued_at: s.newest_issued_at ?? null },
@@ -39,14 +49,13 @@ function trustView(t: TrustRoot, s: NodeState): Record<string, unknown> {
   };
 }
 
-function trustText(v: Record<string, unknown>, rotation?: KeyRotationRecord): string {
-  const keys = v.keys as string[];
-  const floor = v.floor as { highest_sequence: number; statement: string | null; newest_issued_at: string | null };
+function trustText(v: TrustView, rotation?: KeyRotationRecord): string {
+  const f = v.floor;
   return [
-    `trusted keys (${v.threshold as number} of ${keys.length} must sign):`,
-    ...keys.map((k) => `  ${k}`),
-    `channel ${v.channel as string}, repository ${v.repository as string}`,
-    `sequence floor: ${floor.highest_sequence}${floor.statement ? ` (${floor.statement}, issued ${floor.newest_issued_at ?? "?"})` : ""}`,
+    `trusted keys (${v.threshold} of ${v.keys.length} must sign):`,
+    ...v.keys.map((k) => `  ${k}`),
+    `channel ${v.channel}, repository ${v.repository}`,
+    `sequence floor: ${f.highest_sequence}${f.statement ? ` (${f.statement}, issued ${f.newest_issued_at ?? "?"})` : ""}`,
     ...(rotation ? [`key set changed: sequence floor ${rotation.floor_reset ? `reset (was ${rotation.previous_sequence})` : "kept; pass --reset-floor to reset it"}`] : []),
   ].join("\n");
 }
@@ -65,7 +74,7 @@ export function registerRuntimeTrust(runtime: Command): void {
     .option("--reset-floor", "reset the sequence floor although the key set keeps an old key (operator-only recovery; see docs/security.md)")
     .option("--json", "machine-readable output")
     .action(action(async (flags: TrustSetFlags) => {
-      const keys = flags.key ? await Promise.all(flags.key.map(async (k) => (await readInputFile(k, "public key")).toString("utf8"))) : undefined;
+      const keys = flags.key ? await Promise.all(flags.key.map(async (k) => ({ pem: (await readInputFile(k, "public key")).toString("utf8"), source: k }))) : undefined;
       const r = await setTrustRoot(flags.stateRoot, {
         ...(keys ? { keys } : {}),
         ...(flags.threshold !== undefined ? { threshold: flags.threshold } : {}),
