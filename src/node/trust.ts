@@ -2,7 +2,7 @@ import { createPublicKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { dateOf, errnoCode, fieldProblems, formatProblems, systemClock, writeFileAtomic } from "../lib/index.js";
+import { crashPoint, dateOf, errnoCode, fieldProblems, formatProblems, systemClock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import { keyIdOf } from "../sign/index.js";
 import type { TrustedKey } from "../sign/index.js";
@@ -132,6 +132,7 @@ export async function setTrustRoot(stateRoot: string, change: TrustChange): Prom
     const trust = checked(merged(old, change, now, path), path);
     out.trust = trust;
     await writeFileAtomic(path, serialize(trust), 0o644);
+    crashPoint("trust-after-write");
     const to = trust.keys.map((k) => k.keyId).sort();
     // The floor belongs to the key set recorded in the state (not trust.json, which a killed run may have written alone).
     const from = prev.trust_key_ids ?? old?.keys.map((k) => k.keyId).sort();

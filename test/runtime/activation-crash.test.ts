@@ -9,12 +9,13 @@
  */
 import { describe, expect, it, beforeAll } from "vitest";
 import { spawn } from "node:child_process";
-import { cp, mkdtemp, readFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { activateRelease } from "../../src/runtime/index.js";
 import { LayoutRepository } from "../../src/oci/index.js";
-import { openSlot, readNodeState, setTrustRoot } from "../../src/node/index.js";
+import { openSlot, readNodeState, readTrustRoot, setTrustRoot } from "../../src/node/index.js";
+import { keyIdOf } from "../../src/sign/index.js";
 import { AUTONOMY_BIN, REPO_ROOT } from "../helpers/cli.js";
 import { makeRelease, testKeys } from "../helpers/release.js";
 import type { MadeRelease } from "../helpers/release.js";
@@ -114,6 +115,25 @@ describe("SIGKILL during `runtime activate`", () => {
     console.log(`activation crash harness: ${outcomes.v1} left on v1, ${outcomes.v2} on v2, 0 inconsistent`);
     expect(outcomes.v1 + outcomes.v2).toBe(RANDOM_ITERATIONS);
   }, 300_000);
+
+  it("keeps the old sequence floor when `trust set` is killed between trust.json and the state, and a rerun resets it", async () => {
+    const root = await freshState(f, "trust-rotation");
+    const fresh = testKeys();
+    const pub = join(f.dir, "fresh.pub");
+    await writeFile(pub, fresh.publicPem);
+    const args = [AUTONOMY_BIN, "runtime", "trust", "set", "--state-root", root, "--key", pub, "--json"];
+    const killed = await new Promise<NodeJS.Signals | null>((resolve, reject) => {
+      const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, AUTONOMY_CRASH_POINT: "trust-after-write" }, stdio: "ignore" });
+      child.once("error", reject);
+      child.once("exit", (_code, signal) => resolve(signal));
+    });
+    expect(killed).toBe("SIGKILL");
+    expect((await readTrustRoot(root))?.keys.map((k) => k.keyId)).toEqual([keyIdOf(fresh.publicKey)]);
+    expect((await readNodeState(root)).highest_sequence).toBe(1);
+    const rerun = await setTrustRoot(root, { keys: [fresh.publicPem] });
+    expect(rerun.rotation?.floor_reset).toBe(true);
+    expect(rerun.state.highest_sequence).toBe(0);
+  });
 
   it("breaks a lock left by a killed activation (no wedged node)", async () => {
     const root = await freshState(f, "stale-lock");
