@@ -50,8 +50,10 @@ export async function findStatements(repo: OciRepository, subject: string, trust
   const seen = new Set<string>();
   let read = 0;
   for (const e of envelopes) {
-    if (seen.has(e.layer.digest)) continue; // the same envelope under the referrer and the .att tag is read once
-    seen.add(e.layer.digest);
+    // The same envelope under the referrer and the .att tag is read once (a different declared size is another candidate).
+    const key = `${e.layer.digest}@${e.layer.size}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
     const candidate = `${e.manifest}#${e.layer.digest}`;
     if (read >= MAX_STATEMENT_CANDIDATES) {
       skipped.push({ candidate, source: e.source, reason: `not read: over the bound of ${MAX_STATEMENT_CANDIDATES} statement candidates per subject` });

@@ -5,11 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLock, serializeLock } from "../../src/lock/index.js";
 import { openRepository, parseReference, pushArtifact, repositoryName } from "../../src/oci/index.js";
-import type { OciRepository, Reference } from "../../src/oci/index.js";
+import type { OciRepository, PushedArtifact, Reference } from "../../src/oci/index.js";
 import { buildBundle } from "../../src/policy/index.js";
+import type { BuiltBundle } from "../../src/policy/index.js";
 import { generateKeyPair } from "../../src/sign/index.js";
 import { signRelease } from "../../src/supplychain/index.js";
-import type { SignReleaseResult } from "../../src/supplychain/index.js";
+import type { SignReleaseOptions, SignReleaseResult } from "../../src/supplychain/index.js";
 import { EXAMPLE_POLICY_DIR } from "./policies.js";
 
 export const EXAMPLE_POLICIES = EXAMPLE_POLICY_DIR;
@@ -55,25 +56,43 @@ export interface MadeRelease {
   signed: SignReleaseResult;
 }
 
-/** Builds an image, a bundle and a lock for it, and signs the release naming them, with the library calls the CLI uses. */
-export async function makeRelease(spec: ReleaseSpec): Promise<MadeRelease> {
+/** The unsigned parts of a release: an image pushed under the ref's tag, a bundle and a lock pinning both. */
+export interface ReleaseParts {
+  ref: Reference;
+  repo: OciRepository;
+  image: PushedArtifact;
+  bundle: BuiltBundle;
+  lockBytes: Uint8Array;
+}
+
+export async function makeReleaseParts(spec: Omit<ReleaseSpec, "keys" | "sequence" | "repository" | "channel" | "now">): Promise<ReleaseParts> {
   const ref = parseReference(spec.ref);
   const repo = openRepository(ref, { plainHttp: true });
   const tag = ref.tag ?? "latest";
-  const agent = await pushArtifact(repo, [{ name: "agent.py", data: new TextEncoder().encode(spec.agentText ?? "print('agent')\n") }], { artifactType: "application/vnd.autonomyops.agent.v1", tag });
+  const image = await pushArtifact(repo, [{ name: "agent.py", data: new TextEncoder().encode(spec.agentText ?? "print('agent')\n") }], { artifactType: "application/vnd.autonomyops.agent.v1", tag });
   const bundle = await buildBundle(spec.policies ?? EXAMPLE_POLICIES, {
     name: "test-policy", version: spec.bundleVersion ?? "1.0.0", createdAt: new Date(0),
     ...(spec.runtimeVersion !== undefined ? { runtimeVersion: spec.runtimeVersion } : {}),
   });
-  const lock = await createLock({ agentImageRef: spec.ref, agentDigest: agent.digest, policyBundleRef: "test-policy:1.0.0", policyBundleDigest: bundle.digest });
-  const lockBytes = new TextEncoder().encode(serializeLock(lock));
-  const signed = await signRelease(repo, ref, {
+  const lock = await createLock({ agentImageRef: spec.ref, agentDigest: image.digest, policyBundleRef: `test-policy:${bundle.manifest.policy_bundle_version}`, policyBundleDigest: bundle.digest });
+  return { ref, repo, image, bundle, lockBytes: new TextEncoder().encode(serializeLock(lock)) };
+}
+
+/** signRelease options naming exactly these parts. */
+export function signOptionsFor(parts: ReleaseParts, spec: Pick<ReleaseSpec, "keys" | "sequence" | "repository" | "channel" | "now">): SignReleaseOptions {
+  return {
     keys: [spec.keys.privateKey], now: spec.now ?? new Date(), sequence: spec.sequence ?? 1,
-    repository: spec.repository ?? repositoryName(ref), lock: lockBytes,
-    bundle: { bytes: bundle.bytes, name: bundle.manifest.name, version: bundle.manifest.policy_bundle_version },
+    repository: spec.repository ?? repositoryName(parts.ref), lock: parts.lockBytes,
+    bundle: { bytes: parts.bundle.bytes, name: parts.bundle.manifest.name, version: parts.bundle.manifest.policy_bundle_version },
     ...(spec.channel !== undefined ? { channel: spec.channel } : {}),
-  });
-  return { ref, repo, digest: agent.digest, bundleDigest: bundle.digest, bundleBytes: bundle.bytes, lockBytes, signed };
+  };
+}
+
+/** Builds an image, a bundle and a lock for it, and signs the release naming them, with the library calls the CLI uses. */
+export async function makeRelease(spec: ReleaseSpec): Promise<MadeRelease> {
+  const parts = await makeReleaseParts(spec);
+  const signed = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, spec));
+  return { ref: parts.ref, repo: parts.repo, digest: parts.image.digest, bundleDigest: parts.bundle.digest, bundleBytes: parts.bundle.bytes, lockBytes: parts.lockBytes, signed };
 }
 
 /** A policy directory with the given Cedar text, for tests that need their own rules. */

@@ -1,0 +1,310 @@
+/**
+ * Issue 9's registry-side attacks on a release, each played against the real
+ * Debian docker-registry 2.8 on loopback (no referrers API: the sha256-<hex>
+ * fallback index is an ordinary tag anyone with push rights can rewrite) and,
+ * where the referrers API matters, against an image layout (which answers it).
+ * The attacker has push rights but not the release key.
+ */
+import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  EMPTY_JSON, LayoutRepository, MediaTypes, attachFile, encodeManifest, openRepository, parseReference, pushArtifact, pushReferrer, referrersFallbackTag,
+} from "../../src/oci/index.js";
+import type { Descriptor, ImageIndex, ImageManifest, OciRepository } from "../../src/oci/index.js";
+import { VerificationError } from "../../src/sign/index.js";
+import { createLock, serializeLock } from "../../src/lock/index.js";
+import { sha256Digest } from "../../src/lib/index.js";
+import { findStatements, signRelease, trustedKeys, verifyRelease } from "../../src/supplychain/index.js";
+import type { VerifyReleaseOptions } from "../../src/supplychain/index.js";
+import { describeRun, runJson } from "../helpers/cli.js";
+import type { CliJson } from "../helpers/cli.js";
+import { needs } from "../helpers/needs.js";
+import { startRegistry } from "../helpers/registry.js";
+import type { StartedRegistry } from "../helpers/registry.js";
+import { makeReleaseParts, policyDir, signOptionsFor, testKeys } from "../helpers/release.js";
+import type { ReleaseParts, TestKeys } from "../helpers/release.js";
+
+const withRegistry = needs("docker-registry");
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const PERMISSIVE = `permit(principal, action, resource);\n`;
+
+let registry: StartedRegistry;
+let dir: string;
+let keys: TestKeys;
+let pubPath: string;
+let counter = 0;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "release-attacks-"));
+  keys = testKeys();
+  pubPath = join(dir, "release.pub");
+  await writeFile(pubPath, keys.publicPem);
+  if (!withRegistry.skipped) {
+    withRegistry.check();
+    registry = await startRegistry();
+  }
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const trustFor = (repository: string, over: Partial<VerifyReleaseOptions> = {}): VerifyReleaseOptions => ({
+  trusted: trustedKeys([keys.publicKey]), threshold: 1, channel: "stable", repository, now: new Date(), ...over,
+});
+
+/** The CLI spelling of a registry release's ref. */
+const refString = (parts: ReleaseParts): string => (parts.ref.kind === "registry" ? `${parts.ref.registry}/${parts.ref.repository}:${parts.ref.tag ?? "latest"}` : "");
+
+/** A fresh registry repository name per test (blobs are shared on the registry's disk, tags are not). */
+const registryRef = (name: string, tag = "v1"): string => `${registry.host}/${name}-${++counter}:${tag}`;
+
+/** An attacker's lock and permissive bundle pinning `parts`' image, as bytes. */
+async function attackerFiles(parts: ReleaseParts): Promise<{ lock: Uint8Array; bundle: Uint8Array }> {
+  const bundle = enc(`attacker bundle ${++counter}: ${PERMISSIVE}`);
+  const lock = await createLock({ agentImageRef: "evil", agentDigest: parts.image.digest, policyBundleRef: "evil:6.6.6", policyBundleDigest: sha256Digest(bundle) });
+  return { lock: enc(serializeLock(lock)), bundle };
+}
+
+/** Attaches the attacker's files (push rights, no key). */
+async function attachAttacker(repo: OciRepository, subject: Descriptor, files: { lock: Uint8Array; bundle: Uint8Array }): Promise<Descriptor[]> {
+  const l = await attachFile(repo, subject, { name: "autonomy.lock.json", data: files.lock }, { artifactType: MediaTypes.lock });
+  const b = await attachFile(repo, subject, { name: "bundle.tar.gz", data: files.bundle }, { artifactType: MediaTypes.policyBundle });
+  return [l.descriptor, b.descriptor].map((d, i) => ({ ...d, artifactType: i === 0 ? MediaTypes.lock : MediaTypes.policyBundle }));
+}
+
+/** A referrer manifest with `layers` (anything an attacker can push), published for `subject`. */
+async function pushJunkReferrer(repo: OciRepository, subject: Descriptor, artifactType: string, layers: Descriptor[]): Promise<string> {
+  const config: Descriptor = { mediaType: MediaTypes.empty, digest: await repo.putBlob(EMPTY_JSON), size: EMPTY_JSON.byteLength };
+  const m: ImageManifest = { schemaVersion: 2, mediaType: MediaTypes.imageManifest, artifactType, config, layers, subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size } };
+  return (await pushReferrer(repo, encodeManifest(m).bytes, m.mediaType)).digest;
+}
+
+async function expectVerificationCode(p: Promise<unknown>, code: string): Promise<VerificationError> {
+  const e = await p.then(() => undefined, (x: unknown) => x);
+  expect(e).toBeInstanceOf(VerificationError);
+  expect({ code: (e as VerificationError).code, exit: (e as VerificationError).exitCode }).toEqual({ code, exit: 4 });
+  return e as VerificationError;
+}
+
+describe("attack 3: sign signs only what the operator names", () => {
+  /** The attack on one store: the attacker's lock and bundle are attached and the fallback index lists only them. */
+  async function rewriteAndSign(parts: ReleaseParts): Promise<void> {
+    const evil = await attackerFiles(parts);
+    const evilDescs = await attachAttacker(parts.repo, parts.image.descriptor, evil);
+    if (!(await parts.repo.capabilities()).referrersApi) {
+      // Registry-side rewrite: the fallback index now lists only the attacker's attachments.
+      const index: ImageIndex = { schemaVersion: 2, mediaType: MediaTypes.imageIndex, manifests: evilDescs };
+      await parts.repo.putManifest(encodeManifest(index).bytes, MediaTypes.imageIndex, referrersFallbackTag(parts.image.digest));
+    }
+    const signed = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, repository: "prod.example/agent" }));
+    expect(signed.statement.predicate.lock.digest).toBe(sha256Digest(parts.lockBytes));
+    expect(signed.statement.predicate.policy_bundle.digest).toBe(parts.bundle.digest);
+    expect(signed.unnamed.map((u) => u.blob).sort()).toEqual([sha256Digest(evil.lock), sha256Digest(evil.bundle)].sort());
+    const report = await verifyRelease(parts.repo, parts.image.digest, trustFor("prod.example/agent"));
+    expect([report.lock.blob, report.policy.blob]).toEqual([sha256Digest(parts.lockBytes), parts.bundle.digest]);
+    expect(report.ignored.map((i) => i.blob)).toEqual(expect.arrayContaining([sha256Digest(evil.lock), sha256Digest(evil.bundle)]));
+    expect(report.ignored.map((i) => i.blob)).not.toContain(parts.bundle.digest);
+  }
+
+  withRegistry.it("attack 3: a registry-side rewrite of the fallback index listing another lock and bundle is never signed — sign signs only the named files (registry, fallback index)", async () => {
+    await rewriteAndSign(await makeReleaseParts({ ref: registryRef("attack3") }));
+  });
+
+  it("attack 3: a registry-side rewrite of the fallback index listing another lock and bundle is never signed — sign signs only the named files (layout, referrers API)", async () => {
+    await rewriteAndSign(await makeReleaseParts({ ref: `oci:${join(dir, `attack3-${++counter}`)}:v1` }));
+  });
+
+  it("attack 3: with the referrers API an extra pushed lock does not make ATTACHMENT_AMBIGUOUS — the statement's lock is used", async () => {
+    const parts = await makeReleaseParts({ ref: `oci:${join(dir, `ambiguous-${++counter}`)}:v1` });
+    await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, repository: "prod.example/agent" }));
+    const evil = await attackerFiles(parts);
+    await attachAttacker(parts.repo, parts.image.descriptor, evil);
+    // The operator signs the next release of the same image: the extra lock is reported, not signed.
+    const next = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, repository: "prod.example/agent", sequence: 2 }));
+    expect(next.unnamed.map((u) => u.blob)).toContain(sha256Digest(evil.lock));
+    const report = await verifyRelease(parts.repo, "v1", trustFor("prod.example/agent"));
+    expect(report.statement.predicate.sequence).toBe(2);
+    expect(report.lock.blob).toBe(sha256Digest(parts.lockBytes));
+    expect(report.ignored).toEqual(expect.arrayContaining([expect.objectContaining({ artifactType: MediaTypes.lock, blob: sha256Digest(evil.lock) })]));
+  });
+});
+
+describe("attack 4: hostile registry content is skipped, not trusted and not fatal", () => {
+  /**
+   * Plants every kind of junk for `subject`: an unsigned cosign signature (its
+   * payload to vanish), and statement candidates that are garbage JSON, of a
+   * wrong layer media type, declaring 2 GiB, and whose envelope is to vanish.
+   * Returns the four statement skip reasons expected and the blobs to remove.
+   */
+  async function plantJunk(repo: OciRepository, subject: Descriptor): Promise<{ reasons: RegExp[]; vanish: string[] }> {
+    const n = ++counter;
+    const payload = await repo.putBlob(enc(`placeholder ${n}`));
+    await pushJunkReferrer(repo, subject, MediaTypes.cosignSignatureArtifact, [{ mediaType: MediaTypes.cosignSimpleSigning, digest: payload, size: `placeholder ${n}`.length }]);
+    const garbage = enc(`{ not json ${n}`);
+    await pushJunkReferrer(repo, subject, MediaTypes.releaseStatement, [{ mediaType: MediaTypes.dsseEnvelope, digest: await repo.putBlob(garbage), size: garbage.byteLength }]);
+    const text = enc(`plain text ${n}`);
+    await pushJunkReferrer(repo, subject, MediaTypes.releaseStatement, [{ mediaType: "text/plain", digest: await repo.putBlob(text), size: text.byteLength }]);
+    const big = enc(`pretend to be big ${n}`);
+    await pushJunkReferrer(repo, subject, MediaTypes.releaseStatement, [{ mediaType: MediaTypes.dsseEnvelope, digest: await repo.putBlob(big), size: 2 * 1024 ** 3 }]);
+    const gone = enc(`{"payload":"","payloadType":"x","signatures":[]} ${n}`);
+    const goneDigest = await repo.putBlob(gone);
+    await pushJunkReferrer(repo, subject, MediaTypes.releaseStatement, [{ mediaType: MediaTypes.dsseEnvelope, digest: goneDigest, size: gone.byteLength }]);
+    return {
+      reasons: [/^not a DSSE envelope: not JSON/, /^layer media type "text\/plain"/, /^declares 2147483648 bytes, over the 65536-byte statement cap \(not read\)/, /^envelope blob unreadable/],
+      vanish: [payload, goneDigest],
+    };
+  }
+
+  /** Removes a blob from the registry's disk (what "the payload blob is missing" looks like to a client). */
+  async function removeFromRegistry(digest: string): Promise<void> {
+    const hex = digest.slice("sha256:".length);
+    await unlink(join(registry.dataDir, "docker", "registry", "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data"));
+  }
+
+  withRegistry.it("attack 4: a junk referrer (unsigned, payload blob missing) does not block a valid release; verify exits 4 (not 1) listing every reason when nothing valid remains", async () => {
+    const good = await makeReleaseParts({ ref: registryRef("junk") });
+    const junk = await plantJunk(good.repo, good.image.descriptor);
+    // The signature's payload and one envelope vanish from storage after being referenced.
+    for (const d of junk.vanish) await removeFromRegistry(d);
+    await signRelease(good.repo, good.ref, signOptionsFor(good, { keys }));
+    const okRun = await runJson<CliJson & { skipped: { reason: string }[]; statement: { predicate: { sequence: number } } }>(["verify", refString(good), "--key", pubPath, "--plain-http"]);
+    expect(okRun.code, describeRun(okRun)).toBe(0);
+    expect(okRun.json.statement.predicate.sequence).toBe(1);
+    expect(okRun.json.skipped.map((s) => s.reason)).toEqual(expect.arrayContaining(junk.reasons.map((re): unknown => expect.stringMatching(re))));
+    expect(okRun.json.skipped).toHaveLength(junk.reasons.length);
+
+    // The same junk on an image with no statement at all: exit 4 (not 1), every reason listed.
+    const bare = await makeReleaseParts({ ref: registryRef("junk-only") });
+    const junk2 = await plantJunk(bare.repo, bare.image.descriptor);
+    for (const d of junk2.vanish) await removeFromRegistry(d);
+    const r = await runJson<CliJson & { skipped: { reason: string; source: string }[] }>(["verify", refString(bare), "--key", pubPath, "--plain-http"]);
+    expect({ exit: r.code, code: r.json.code }, describeRun(r)).toEqual({ exit: 4, code: "STATEMENT_MISSING" });
+    const reasons = r.json.skipped.map((s) => s.reason);
+    expect(reasons).toEqual(expect.arrayContaining(junk2.reasons.map((re): unknown => expect.stringMatching(re))));
+    expect(reasons).toHaveLength(junk2.reasons.length);
+    for (const reason of reasons) expect(String(r.json.message)).toContain(reason);
+  });
+
+  it("attack 4: a candidate declaring 2 GiB is skipped without being read", async () => {
+    const layoutDir = join(dir, `big-${++counter}`);
+    const inner = new LayoutRepository(layoutDir);
+    const image = await pushArtifact(inner, [{ name: "a", data: enc("agent") }], { artifactType: "application/vnd.autonomyops.agent.v1", tag: "v1" });
+    // A real file on disk behind the lie: reading it would cost the full size.
+    const big = new Uint8Array(1024 * 1024);
+    const bigDigest = await inner.putBlob(big);
+    await pushJunkReferrer(inner, image.descriptor, MediaTypes.releaseStatement, [{ mediaType: MediaTypes.dsseEnvelope, digest: bigDigest, size: 2 * 1024 ** 3 }]);
+    await pushJunkReferrer(inner, image.descriptor, MediaTypes.releaseStatement, [{ mediaType: MediaTypes.dsseEnvelope, digest: bigDigest, size: 64 * 1024 }]);
+    const read: string[] = [];
+    const spy = new Proxy(inner, {
+      get(t, p): unknown {
+        const v = Reflect.get(t, p, t) as unknown;
+        if (p === "getBlob" || p === "blobChunks" || p === "verifyBlob") {
+          return (digest: string, opts?: { expectedSize?: number }) => {
+            read.push(`${digest}@${opts?.expectedSize ?? "?"}`);
+            return (v as (d: string, o?: unknown) => unknown).call(t, digest, opts);
+          };
+        }
+        return typeof v === "function" ? ((v as (...a: unknown[]) => unknown).bind(t)) : v;
+      },
+    });
+    const { valid, skipped } = await findStatements(spy, image.digest, trustFor("prod.example/agent"));
+    expect(valid).toEqual([]);
+    expect(skipped.map((s) => s.reason)).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^declares 2147483648 bytes, over the 65536-byte statement cap \(not read\)/),
+      expect.stringMatching(/^envelope blob unreadable: OCI_SIZE_MISMATCH/),
+    ]));
+    // Never asked for at the declared 2 GiB; the 64 KiB declaration is read only up to 64 KiB (then refused).
+    expect(read.filter((r) => r.startsWith(bigDigest))).toEqual([`${bigDigest}@${64 * 1024}`]);
+  });
+});
+
+withRegistry.describe("attack 6: the signed identity is compared", () => {
+  it("attack 6: a staging release (signed for registry/staging/agent) copied into registry/prod/agent is refused", async () => {
+    const staging = await makeReleaseParts({ ref: `${registry.host}/staging/agent-${++counter}:v1` });
+    await signRelease(staging.repo, staging.ref, signOptionsFor(staging, { keys }));
+    const stagingRef = `${registry.host}/staging/agent-${counter}:v1`;
+    const prodRef = `${registry.host}/prod/agent-${counter}:v1`;
+    expect((await runJson(["verify", stagingRef, "--key", pubPath, "--plain-http"])).code).toBe(0);
+    const copied = await runJson(["oci", "copy", stagingRef, prodRef, "--plain-http"]);
+    expect(copied.code, describeRun(copied)).toBe(0);
+    const r = await runJson<CliJson & { skipped: { reason: string }[] }>(["verify", prodRef, "--key", pubPath, "--plain-http"]);
+    expect({ exit: r.code, code: r.json.code }, describeRun(r)).toEqual({ exit: 4, code: "STATEMENT_MISSING" });
+    expect(r.json.skipped.map((s) => s.reason)).toEqual([`signed for repository ${registry.host}/staging/agent-${counter}, not ${registry.host}/prod/agent-${counter}`]);
+  });
+});
+
+withRegistry.describe("attack 1 (registry side): mix-and-match", () => {
+  it("attack 1 (registry side): release 1's lock+bundle mixed with release 2's signatures is never accepted as sequence 2", async () => {
+    const identity = `${registry.host}/prod/mix-${++counter}`;
+    const permissive = await policyDir({ "all.cedar": PERMISSIVE });
+    // Release 1: image A + a permissive bundle, sequence 1. Release 2: the same image A + the strict example bundle, sequence 2.
+    const r1 = await makeReleaseParts({ ref: `${registry.host}/r1/mix-${counter}:v1`, policies: permissive, agentText: "image A" });
+    const s1 = await signRelease(r1.repo, r1.ref, signOptionsFor(r1, { keys, sequence: 1, repository: identity }));
+    const r2 = await makeReleaseParts({ ref: `${registry.host}/r2/mix-${counter}:v1`, bundleVersion: "2.0.0", agentText: "image A" });
+    const s2 = await signRelease(r2.repo, r2.ref, signOptionsFor(r2, { keys, sequence: 2, repository: identity }));
+    expect(r1.image.digest).toBe(r2.image.digest);
+
+    // The mixed store: the image, release 1's lock, bundle and statement, and release 2's signatures.
+    const mixed = openRepository(parseReference(`${identity}:v1`), { plainHttp: true });
+    await copyManifest(r1.repo, mixed, r1.image.digest, "v1");
+    for (const d of [s1.lock.manifest, s1.policy.manifest, s1.statement.referrer]) await copyManifest(r1.repo, mixed, d);
+    for (const d of s2.signatures) await copyManifest(r2.repo, mixed, d);
+    let report = await verifyRelease(mixed, "v1", trustFor(identity));
+    expect(report.statement.predicate.sequence).toBe(1);
+    expect(report.policy.blob).toBe(r1.bundle.digest);
+
+    // Release 2's statement copied in too (its lock and bundle not): sequence 2 is chosen and needs ITS files.
+    await copyManifest(r2.repo, mixed, s2.statement.referrer);
+    await expectVerificationCode(verifyRelease(mixed, "v1", trustFor(identity)), "LOCK_MISSING");
+
+    // With release 2's files present it is release 2, whole: never sequence 2 with release 1's bundle.
+    await copyManifest(r2.repo, mixed, s2.lock.manifest);
+    await copyManifest(r2.repo, mixed, s2.policy.manifest);
+    report = await verifyRelease(mixed, "v1", trustFor(identity));
+    expect([report.statement.predicate.sequence, report.policy.blob]).toEqual([2, r2.bundle.digest]);
+    expect(report.ignored.map((i) => i.blob)).toEqual(expect.arrayContaining([r1.bundle.digest, sha256Digest(r1.lockBytes)]));
+  });
+});
+
+withRegistry.describe("signing refuses when the tag moves", () => {
+  it("refuses with TAG_MOVED (exit 4) when REF's tag is moved while signing, and publishes no statement", async () => {
+    const parts = await makeReleaseParts({ ref: registryRef("moving") });
+    let moved = false;
+    // Another pusher moves the tag while we sign (right after our first write).
+    const racing = new Proxy(parts.repo, {
+      get(t, p): unknown {
+        const v = Reflect.get(t, p, t) as unknown;
+        if (p === "putManifest") {
+          return async (bytes: Uint8Array, mediaType: string, tag?: string) => {
+            const r = await (v as (b: Uint8Array, m: string, t?: string) => Promise<string>).call(t, bytes, mediaType, tag);
+            if (!moved) {
+              moved = true;
+              await pushArtifact(t, [{ name: "agent.py", data: enc("someone else's agent") }], { artifactType: "application/vnd.autonomyops.agent.v1", tag: "v1" });
+            }
+            return r;
+          };
+        }
+        return typeof v === "function" ? ((v as (...a: unknown[]) => unknown).bind(t)) : v;
+      },
+    });
+    const e = await expectVerificationCode(signRelease(racing, parts.ref, signOptionsFor(parts, { keys })), "TAG_MOVED");
+    expect(e.details).toMatchObject({ tag: "v1", signed: parts.image.digest });
+    const { valid } = await findStatements(parts.repo, parts.image.digest, trustFor(refString(parts).replace(/:v1$/, "")));
+    expect(valid).toEqual([]);
+  });
+});
+
+/** Copies one manifest (by digest) and its blobs from `src` to `dst`, as a referrer when it has a subject. */
+async function copyManifest(src: OciRepository, dst: OciRepository, digest: string, tag?: string): Promise<void> {
+  const m = await src.getManifest(digest);
+  const parsed = JSON.parse(new TextDecoder().decode(m.bytes)) as ImageManifest;
+  for (const d of [parsed.config, ...parsed.layers]) {
+    if (!(await dst.hasBlob(d.digest))) await dst.putBlob(await src.getBlob(d.digest, { expectedSize: d.size }));
+  }
+  if (parsed.subject) await pushReferrer(dst, m.bytes, m.mediaType);
+  else await dst.putManifest(m.bytes, m.mediaType, tag);
+}
