@@ -1,6 +1,6 @@
 import { MediaTypes, OciError, cosignAttestationTag, parseManifest, readReferrerSources } from "../oci/index.js";
 import type { Descriptor, OciRepository, ReferrerSource } from "../oci/index.js";
-import { parseEnvelope } from "../sign/index.js";
+import { VerificationError, parseEnvelope } from "../sign/index.js";
 import type { TrustedKey } from "../sign/index.js";
 import { MAX_STATEMENT_BYTES, StatementRejected, openStatement } from "./statement.js";
 import type { ReleaseStatement } from "./statement.js";
@@ -44,6 +44,7 @@ interface EnvelopeRef {
  * Nothing read here can make the caller fail: hostile content is a skip.
  */
 export async function findStatements(repo: OciRepository, subject: string, trust: ReleaseTrust): Promise<{ valid: ReleaseStatement[]; skipped: SkippedCandidate[] }> {
+  checkTrust(trust);
   const skipped: SkippedCandidate[] = [];
   const envelopes = await envelopeRefs(repo, subject, skipped);
   const valid: ReleaseStatement[] = [];
@@ -68,6 +69,15 @@ export async function findStatements(repo: OciRepository, subject: string, trust
     }
   }
   return { valid, skipped };
+}
+
+/** A threshold below 1 would accept unsigned statements; one above the distinct keys can never be met: both fail closed. */
+function checkTrust(trust: ReleaseTrust): void {
+  const distinct = new Set(trust.trusted.map((k) => k.keyId)).size;
+  if (!Number.isSafeInteger(trust.threshold) || trust.threshold < 1 || trust.threshold > distinct) {
+    throw new VerificationError("STATEMENT_INVALID", `a threshold of ${trust.threshold} with ${distinct} distinct trusted key(s) can never be met safely`,
+      "configure at least one trusted key and a threshold between 1 and the number of distinct keys", { details: { threshold: trust.threshold, keys: distinct } });
+  }
 }
 
 /** The envelope layers named by statement referrers and the `.att` tag; unreadable manifests are skips. */

@@ -160,6 +160,12 @@ describe("signRelease / verifyRelease on an OCI image layout", () => {
     expect((await verifyRelease(repo, "v1", two)).statement.keyIds).toHaveLength(2);
   });
 
+  it("a threshold of 0 (which would accept unsigned statements) or above the distinct keys fails closed", async () => {
+    await expectVerification(verifyRelease(repo, "v1", trust({ threshold: 0 })), "STATEMENT_INVALID");
+    await expectVerification(verifyRelease(repo, "v1", trust({ trusted: trustedKeys([trusted.pub, trusted.pub]), threshold: 2 })), "STATEMENT_INVALID");
+    await expectVerification(verifyRelease(repo, "v1", trust({ trusted: [] })), "STATEMENT_INVALID");
+  });
+
   it("a statement for another channel, repository, or image is skipped with its reason", async () => {
     await expectVerification(verifyRelease(repo, "v1", trust({ channel: "beta" })), "STATEMENT_MISSING")
       .then((e) => expect(reasons(e)).toEqual([expect.stringMatching(/signed for channel stable, not beta/)]));

@@ -18,7 +18,7 @@ import { createLock, serializeLock } from "../../src/lock/index.js";
 import { sha256Digest } from "../../src/lib/index.js";
 import { findStatements, signRelease, trustedKeys, verifyRelease } from "../../src/supplychain/index.js";
 import type { VerifyReleaseOptions } from "../../src/supplychain/index.js";
-import { describeRun, runJson } from "../helpers/cli.js";
+import { describeRun, runCli, runJson } from "../helpers/cli.js";
 import type { CliJson } from "../helpers/cli.js";
 import { needs } from "../helpers/needs.js";
 import { startRegistry } from "../helpers/registry.js";
@@ -176,6 +176,11 @@ describe("attack 4: hostile registry content is skipped, not trusted and not fat
     expect(okRun.json.statement.predicate.sequence).toBe(1);
     expect(okRun.json.skipped.map((s) => s.reason)).toEqual(expect.arrayContaining(junk.reasons.map((re): unknown => expect.stringMatching(re))));
     expect(okRun.json.skipped).toHaveLength(junk.reasons.length);
+    // The text output lists them too, one line per skipped candidate.
+    const text = await runCli(["verify", refString(good), "--key", pubPath, "--plain-http"]);
+    expect(text.code, describeRun(text)).toBe(0);
+    expect(text.stdout).toContain("skipped statement candidates:");
+    for (const s of okRun.json.skipped) expect(text.stdout).toContain(s.reason);
 
     // The same junk on an image with no statement at all: exit 4 (not 1), every reason listed.
     const bare = await makeReleaseParts({ ref: registryRef("junk-only") });
