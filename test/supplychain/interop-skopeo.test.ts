@@ -318,3 +318,20 @@ needs("docker-registry", "skopeo", "openssl").describe("openssl verifies a signa
     expect(refused.stdout).toContain("Verification failure");
   });
 });
+
+needs("docker-registry", "skopeo", "securesystemslib").describe("the release statement `autonomy sign` stores, read by tools we did not write", () => {
+  it("skopeo copies cosign's .att tag manifest and Debian's securesystemslib verifies its DSSE layer, naming our image and repository", async () => {
+    await ok("skopeo", ["copy", "--preserve-digests", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${registry.host}/attested:v1`]);
+    await autonomy(["sign", `${registry.host}/attested:v1`, "--key", `${keyPrefix}.key`, "--plain-http", ...await releaseFiles(`${registry.host}/attested`, image.digest)]);
+    const att = join(dir, "att-copy");
+    await ok("skopeo", ["copy", "--src-tls-verify=false", `docker://${registry.host}/attested:${image.digest.replace(":", "-")}.att`, `oci:${att}:att`]);
+    const index = JSON.parse(await readFile(join(att, "index.json"), "utf8")) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(await readFile(join(att, "blobs", "sha256", index.manifests[0]!.digest.slice("sha256:".length)), "utf8")) as { layers: { mediaType: string; digest: string }[] };
+    expect(manifest.layers.map((l) => l.mediaType)).toEqual([DSSE_TYPE]);
+    const envelopePath = join(att, "blobs", "sha256", manifest.layers[0]!.digest.slice("sha256:".length));
+    const verifier = join(import.meta.dirname, "../helpers/dsse_verify.py");
+    const r = await tool("/usr/bin/python3", [verifier, envelopePath, "1", image.digest, `${keyPrefix}.pub`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ repository: `${registry.host}/attested`, channel: "stable", sequence: 1, image: { digest: image.digest } });
+  });
+});
