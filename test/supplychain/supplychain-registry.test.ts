@@ -264,6 +264,21 @@ withRegistry.describe("verification refuses (exit 4, stable code, no stack trace
     expectRefusal(await runJson(["verify", ref, "--key", key.pub, "--plain-http"]), 4, "STATEMENT_MISSING");
   });
 
+  it("key compromise: with two keys and --threshold 2 one key's statement is refused, both keys' statement verifies", async () => {
+    const second = join(dir, "keys", "second");
+    await autonomy(["keys", "generate", "--out", second]);
+    const { ref, lock, bundle } = await signedRelease(1);
+    const both = ["--key", key.pub, "--key", `${second}.pub`, "--threshold", "2", "--plain-http"];
+    const r = await runJson<CliJson & { skipped: { reason: string }[] }>(["verify", ref, ...both]);
+    expectRefusal(r, 4, "STATEMENT_MISSING");
+    expect(r.json.skipped.map((s) => s.reason)).toEqual([expect.stringMatching(/1 of the required 2/)]);
+    await autonomy(["sign", ref, "--key", key.priv, "--key", `${second}.key`, "--sequence", "2", "--lock", lock, "--policy-bundle", bundle, "--plain-http"]);
+    const ok = await autonomy<VerifyJson & { statement: { keyIds: string[] } }>(["verify", ref, ...both]);
+    expect(ok.statement.keyIds).toHaveLength(2);
+    // A threshold above the keys given is a usage error, not a silent downgrade.
+    expectRefusal(await runJson(["verify", ref, "--key", key.pub, "--threshold", "2", "--plain-http"]), 2, "USAGE");
+  });
+
   it("an oci: layout copy cannot be verified without --repository (usage error with a hint), and verifies with it", async () => {
     const { ref, repo } = await signedRelease();
     const layout = `oci:${join(dir, "airgap")}:v1`;
@@ -271,6 +286,9 @@ withRegistry.describe("verification refuses (exit 4, stable code, no stack trace
     const r = await runJson(["verify", layout, "--key", key.pub]);
     expectRefusal(r, 2, "USAGE");
     expect(r.stderr).toMatch(/--repository/);
+    // Signing a layout needs it too: the signed identity is never derived from a path.
+    const s = await runJson(["sign", layout, "--key", key.priv, "--sequence", "2", "--lock", join(dir, `lock-${repoCounter}.json`), "--policy-bundle", join(dir, `bundle-${repoCounter}.tar.gz`)]);
+    expectRefusal(s, 2, "USAGE");
     await autonomy(["verify", layout, "--key", key.pub, "--repository", `${registry.host}/${repo}`]);
   });
 });

@@ -12,7 +12,7 @@ import { openRef, readInputFile, registryFlags } from "../common.js";
 import type { RegistryFlags } from "../common.js";
 
 interface SignFlags extends RegistryFlags {
-  key: string[];
+  key?: string[];
   sequence: number;
   lock: string;
   policyBundle: string;
@@ -22,7 +22,7 @@ interface SignFlags extends RegistryFlags {
 }
 
 interface VerifyFlags extends RegistryFlags {
-  key: string[];
+  key?: string[];
   threshold: number;
   channel: string;
   repository?: string;
@@ -37,8 +37,8 @@ function parsePositive(v: string): number {
   return n;
 }
 
-function collect(v: string, prev: string[]): string[] {
-  return [...prev, v];
+function collect(v: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), v];
 }
 
 /**
@@ -54,8 +54,9 @@ function repositoryFor(ref: Reference, flag: string | undefined): string {
   return r;
 }
 
-function keysRequired(keys: string[]): void {
-  if (keys.length === 0) throw new UsageError("no --key given", "pass --key FILE (repeat it for several keys)");
+function keysRequired(keys: string[] | undefined): string[] {
+  if (keys === undefined || keys.length === 0) throw new UsageError("no --key given", "pass --key FILE (repeat it for several keys)");
+  return keys;
 }
 
 function signText(r: SignReleaseResult & { ref: string }): string {
@@ -86,7 +87,7 @@ function verifyText(r: VerifyReleaseReport & { ref: string }): string {
 export function registerSupplyChain(program: Command): void {
   registryFlags(program.command("sign <ref>")
     .description("sign a release: the image REF resolves to (once), and exactly the named lock and policy bundle, in one release statement (DSSE, in-toto) plus cosign simple-signing signatures for interoperability")
-    .option("--key <file>", "private key (PKCS#8 PEM), repeatable; AUTONOMY_KEY_PASSWORD decrypts it", collect, [])
+    .option("--key <file>", "private key (PKCS#8 PEM), repeatable; AUTONOMY_KEY_PASSWORD decrypts it", collect)
     .requiredOption("--sequence <n>", "release sequence; nodes never activate a lower one (a rollback is the older content under a new, higher sequence)", parsePositive)
     .requiredOption("--lock <file>", "the activation lock to sign (attached if not attached yet); it must pin REF's digest and the bundle")
     .requiredOption("--policy-bundle <file>", "the policy bundle (.tar.gz) to sign (attached if not attached yet); its digest must be the one the lock names")
@@ -102,10 +103,10 @@ export function registerSupplyChain(program: Command): void {
       "Progress goes to stderr; with --json the result is the only thing on stdout.",
     ].join("\n")))
     .action(action(async (refIn: string, flags: SignFlags) => {
-      keysRequired(flags.key);
+      const keyFiles = keysRequired(flags.key);
       const expiresInMs = parseDuration(flags.expiresIn);
       if (expiresInMs <= 0) throw new UsageError("--expires-in must be positive", "e.g. --expires-in 90d");
-      const keys = await Promise.all(flags.key.map((k) => loadPrivateKey(k, process.env.AUTONOMY_KEY_PASSWORD)));
+      const keys = await Promise.all(keyFiles.map((k) => loadPrivateKey(k, process.env.AUTONOMY_KEY_PASSWORD)));
       const lock = await readInputFile(flags.lock, "lock");
       const bundleBytes = await readInputFile(flags.policyBundle, "policy bundle");
       const bundle = await readBundle(bundleBytes);
@@ -121,7 +122,7 @@ export function registerSupplyChain(program: Command): void {
 
   registryFlags(program.command("verify <ref>")
     .description("verify a release fail-closed against its signed release statement: trusted keys (threshold), channel, repository, expiry, exactly the lock and bundle it names (always required: the former --require-lock and --require-policy are implied), every digest down the tree; lists skipped statements and ignored attachments (exit 4 on failure)")
-    .option("--key <file>", "trusted public key (SPKI PEM), repeatable; verification is fully offline against them", collect, [])
+    .option("--key <file>", "trusted public key (SPKI PEM), repeatable; verification is fully offline against them", collect)
     .option("--threshold <n>", "distinct trusted keys that must have signed the statement", parsePositive, 1)
     .option("--channel <name>", "channel the statement must be for", DEFAULT_CHANNEL)
     .option("--repository <host/path>", "signed identity the statement must name (default: REF's repository; required for oci: refs)")
@@ -133,8 +134,7 @@ export function registerSupplyChain(program: Command): void {
       "Lock/bundle attachments the statement does not name are listed as ignored. Any failure exits 4.",
     ].join("\n")))
     .action(action(async (refIn: string, flags: VerifyFlags) => {
-      keysRequired(flags.key);
-      const trusted = trustedKeys(await Promise.all(flags.key.map((k) => loadPublicKey(k))));
+      const trusted = trustedKeys(await Promise.all(keysRequired(flags.key).map((k) => loadPublicKey(k))));
       if (flags.threshold > trusted.length) throw new UsageError(`--threshold ${flags.threshold} is more than the ${trusted.length} distinct key(s) given`, "pass more --key files or lower --threshold");
       const { repo, ref, target } = openRef(refIn, flags);
       const report = await verifyRelease(repo, target, {
