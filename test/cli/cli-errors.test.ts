@@ -133,10 +133,10 @@ describe("autonomy CLI: bad input", () => {
       expect(existsSync(join(dir, "new.lock.json"))).toBe(false);
     });
 
-    it("verify --max-age banana", async () => {
+    it("sign --expires-in banana", async () => {
       const pair = generateKeyPair();
-      await writeFile(join(dir, "maxage.pub"), pair.publicPem);
-      const { human } = await expectFailure(["verify", `oci:${join(dir, "nowhere")}:v1`, "--key", "maxage.pub", "--max-age", "banana"], 2, "USAGE");
+      await writeFile(join(dir, "expires.key"), pair.privatePem, { mode: 0o600 });
+      const { human } = await expectFailure(["sign", `oci:${join(dir, "nowhere")}:v1`, "--key", "expires.key", "--sequence", "1", "--lock", "l.json", "--policy-bundle", "b.tar.gz", "--expires-in", "banana"], 2, "USAGE");
       expect(human.stderr).toContain("banana");
     });
   });
@@ -221,13 +221,13 @@ describe("autonomy CLI: bad input", () => {
     });
   });
 
-  it("autonomy verify on an artifact that was never signed → SIGNATURE_MISSING (exit 4)", async () => {
+  it("autonomy verify on an artifact that was never signed → STATEMENT_MISSING (exit 4)", async () => {
     const layout = join(dir, "unsigned");
     await writeFile(join(dir, "unsigned.txt"), "unsigned agent\n");
     const pushed = await run(["oci", "push", `oci:${layout}:v1`, "unsigned.txt"], { cwd: dir });
     expect(pushed.code, show(["oci", "push"], pushed)).toBe(0);
     await writeFile(join(dir, "trusted.pub"), generateKeyPair().publicPem);
-    const { doc } = await expectFailure(["verify", `oci:${layout}:v1`, "--key", "trusted.pub"], 4, "SIGNATURE_MISSING");
+    const { doc } = await expectFailure(["verify", `oci:${layout}:v1`, "--key", "trusted.pub", "--repository", "reg.example/agent"], 4, "STATEMENT_MISSING");
     expect(doc.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
   });
 
@@ -249,14 +249,14 @@ describe("autonomy CLI: bad input", () => {
     it("sign with an encrypted key and no AUTONOMY_KEY_PASSWORD → KEY_PASSWORD_REQUIRED (exit 1)", async () => {
       const pair = generateKeyPair({ password: "correct horse" });
       await writeFile(join(dir, "enc.key"), pair.privatePem, { mode: 0o600 });
-      const { human } = await expectFailure(["sign", `oci:${join(dir, "nowhere")}:v1`, "--key", "enc.key"], 1, "KEY_PASSWORD_REQUIRED");
+      const { human } = await expectFailure(["sign", `oci:${join(dir, "nowhere")}:v1`, "--key", "enc.key", "--sequence", "1", "--lock", "l.json", "--policy-bundle", "b.tar.gz"], 1, "KEY_PASSWORD_REQUIRED");
       expect(human.stderr).toContain("AUTONOMY_KEY_PASSWORD");
     });
 
     it("sign with an encrypted key and a wrong password → KEY_PASSWORD_WRONG (exit 1), password never echoed", async () => {
       const pair = generateKeyPair({ password: "correct horse" });
       await writeFile(join(dir, "enc2.key"), pair.privatePem, { mode: 0o600 });
-      const { human, json } = await expectFailure(["sign", `oci:${join(dir, "nowhere")}:v1`, "--key", "enc2.key"], 1, "KEY_PASSWORD_WRONG", { AUTONOMY_KEY_PASSWORD: "battery staple" });
+      const { human, json } = await expectFailure(["sign", `oci:${join(dir, "nowhere")}:v1`, "--key", "enc2.key", "--sequence", "1", "--lock", "l.json", "--policy-bundle", "b.tar.gz"], 1, "KEY_PASSWORD_WRONG", { AUTONOMY_KEY_PASSWORD: "battery staple" });
       expect(human.stderr + json.stdout).not.toContain("battery staple");
     });
   });
