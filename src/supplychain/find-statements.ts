@@ -30,12 +30,6 @@ export const MAX_STATEMENT_CANDIDATES = 32;
 /** A statement dated further than this in the future is skipped (clock skew between signer and node). */
 export const ISSUED_AT_SKEW_MS = 5 * 60_000;
 
-interface EnvelopeRef {
-  layer: Descriptor;
-  manifest: string;
-  source: ReferrerSource;
-}
-
 /**
  * Every release statement stored for `subject` through the three read paths
  * (referrers API, `sha256-<hex>` fallback index, cosign's `.att` tag), each
@@ -45,30 +39,36 @@ interface EnvelopeRef {
  */
 export async function findStatements(repo: OciRepository, subject: string, trust: ReleaseTrust): Promise<{ valid: ReleaseStatement[]; skipped: SkippedCandidate[] }> {
   checkTrust(trust);
-  const skipped: SkippedCandidate[] = [];
-  const envelopes = await envelopeRefs(repo, subject, skipped);
-  const valid: ReleaseStatement[] = [];
-  const seen = new Set<string>();
-  let read = 0;
-  for (const e of envelopes) {
-    // The same envelope under the referrer and the .att tag is read once (a different declared size is another candidate).
-    const key = `${e.layer.digest}@${e.layer.size}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const candidate = `${e.manifest}#${e.layer.digest}`;
-    if (read >= MAX_STATEMENT_CANDIDATES) {
-      skipped.push({ candidate, source: e.source, reason: `not read: over the bound of ${MAX_STATEMENT_CANDIDATES} statement candidates per subject` });
-      continue;
+  const scan: Scan = { repo, subject, trust, valid: [], skipped: [], seen: new Set(), envelopesRead: 0, notRead: 0 };
+  const { found, problems } = await readReferrerSources(repo, subject);
+  for (const p of problems) scan.skipped.push({ candidate: "(listing)", source: p.source, reason: `referrers could not be listed: ${p.reason}` });
+  const manifests: { digest: string; source: ReferrerSource }[] = found
+    .filter((r) => r.artifactType === MediaTypes.releaseStatement)
+    .map((r) => ({ digest: r.digest, source: r.source }));
+  manifests.push({ digest: cosignAttestationTag(subject), source: "cosign-att-tag" });
+  // One manifest at a time, each envelope checked as soon as it is read: nothing piles up before a check.
+  for (const [i, m] of manifests.entries()) {
+    if (i >= MAX_STATEMENT_CANDIDATES) {
+      scan.skipped.push({ candidate: `${manifests.length - i} more manifest(s)`, source: m.source, reason: `not read: over the bound of ${MAX_STATEMENT_CANDIDATES} statement manifests per subject` });
+      break;
     }
-    read += 1;
-    try {
-      valid.push(await checkCandidate(repo, e.layer, subject, trust));
-    } catch (err) {
-      if (!(err instanceof StatementRejected)) throw err;
-      skipped.push({ candidate, source: e.source, reason: err.reason });
-    }
+    await scanManifest(scan, m.digest, m.source);
   }
-  return { valid, skipped };
+  if (scan.notRead > 0) {
+    scan.skipped.push({ candidate: `${scan.notRead} more envelope(s)`, source: "(all)", reason: `not read: over the bound of ${MAX_STATEMENT_CANDIDATES} statement envelopes per subject` });
+  }
+  return { valid: scan.valid, skipped: scan.skipped };
+}
+
+interface Scan {
+  repo: OciRepository;
+  subject: string;
+  trust: ReleaseTrust;
+  valid: ReleaseStatement[];
+  skipped: SkippedCandidate[];
+  seen: Set<string>;
+  envelopesRead: number;
+  notRead: number;
 }
 
 /** A threshold below 1 would accept unsigned statements; one above the distinct keys can never be met: both fail closed. */
@@ -80,31 +80,30 @@ function checkTrust(trust: ReleaseTrust): void {
   }
 }
 
-/** The envelope layers named by statement referrers and the `.att` tag; unreadable manifests are skips. */
-async function envelopeRefs(repo: OciRepository, subject: string, skipped: SkippedCandidate[]): Promise<EnvelopeRef[]> {
-  const { found, problems } = await readReferrerSources(repo, subject);
-  for (const p of problems) skipped.push({ candidate: "(listing)", source: p.source, reason: `referrers could not be listed: ${p.reason}` });
-  const out: EnvelopeRef[] = [];
-  const manifests: { digest: string; source: ReferrerSource }[] = found
-    .filter((r) => r.artifactType === MediaTypes.releaseStatement)
-    .map((r) => ({ digest: r.digest, source: r.source }));
-  manifests.push({ digest: cosignAttestationTag(subject), source: "cosign-att-tag" });
-  let read = 0;
-  for (const m of manifests) {
-    if (read >= MAX_STATEMENT_CANDIDATES) {
-      skipped.push({ candidate: m.digest, source: m.source, reason: `not read: over the bound of ${MAX_STATEMENT_CANDIDATES} statement manifests per subject` });
+/** Checks the envelope layers of one statement manifest (the `.att` tag newest first), within the per-subject bound. */
+async function scanManifest(scan: Scan, ref: string, source: ReferrerSource): Promise<void> {
+  const layers = await manifestLayers(scan.repo, ref, source, scan.skipped);
+  // The .att tag appends: newest last, so read it from the end (the bound keeps the newest).
+  const ordered = source === "cosign-att-tag" ? [...layers].reverse() : layers;
+  for (const layer of ordered) {
+    // The same envelope under the referrer and the .att tag is read once (a different declared size is another candidate).
+    const key = `${layer.digest}@${layer.size}`;
+    if (scan.seen.has(key)) continue;
+    scan.seen.add(key);
+    if (scan.envelopesRead >= MAX_STATEMENT_CANDIDATES) {
+      scan.notRead += 1;
       continue;
     }
-    read += 1;
-    const layers = await manifestLayers(repo, m.digest, m.source, skipped);
-    // The .att tag appends: newest last, so read it from the end (the bound keeps the newest).
-    const ordered = m.source === "cosign-att-tag" ? [...layers].reverse() : layers;
-    for (const layer of ordered) {
-      if (layer.mediaType === MediaTypes.dsseEnvelope) out.push({ layer, manifest: m.digest, source: m.source });
-      else skipped.push({ candidate: `${m.digest}#${layer.digest}`, source: m.source, reason: `layer media type ${JSON.stringify(layer.mediaType.slice(0, 100))} is not ${MediaTypes.dsseEnvelope}` });
+    scan.envelopesRead += 1;
+    const candidate = `${ref}#${layer.digest}`;
+    try {
+      if (layer.mediaType !== MediaTypes.dsseEnvelope) throw new StatementRejected(`layer media type ${JSON.stringify(layer.mediaType.slice(0, 100))} is not ${MediaTypes.dsseEnvelope}`);
+      scan.valid.push(await checkCandidate(scan.repo, layer, scan.subject, scan.trust));
+    } catch (err) {
+      if (!(err instanceof StatementRejected)) throw err;
+      scan.skipped.push({ candidate, source, reason: err.reason });
     }
   }
-  return out;
 }
 
 async function manifestLayers(repo: OciRepository, ref: string, source: ReferrerSource, skipped: SkippedCandidate[]): Promise<Descriptor[]> {

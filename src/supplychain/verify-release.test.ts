@@ -9,8 +9,8 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LayoutRepository, MediaTypes, attachFile, parseReference, pushArtifact } from "../oci/index.js";
-import type { PushedArtifact, Reference } from "../oci/index.js";
+import { LayoutRepository, MediaTypes, attachFile, cosignAttestationTag, encodeManifest, parseReference, pushArtifact } from "../oci/index.js";
+import type { ImageManifest, PushedArtifact, Reference } from "../oci/index.js";
 import { VerificationError, generateKeyPair } from "../sign/index.js";
 import { createLock, serializeLock } from "../lock/index.js";
 import type { ActivationLock } from "../lock/index.js";
@@ -185,6 +185,22 @@ describe("signRelease / verifyRelease on an OCI image layout", () => {
     const f = await expectVerification(verifyRelease(repo, "v1", trust({ now: new Date(NOW.getTime() - 3600_000) })), "STATEMENT_MISSING");
     expect(reasons(f)).toEqual([expect.stringMatching(/in the future/)]);
     await expect(verifyRelease(repo, "v1", trust({ now: new Date(NOW.getTime() - 60_000) }))).resolves.toBeDefined();
+  });
+
+  it("endless data: 100 junk envelopes appended to the .att tag are bounded (32 read, the rest one skip line) and the valid statement still wins", async () => {
+    const tag = cosignAttestationTag(image.digest);
+    const att = await repo.getManifest(tag);
+    const manifest = JSON.parse(new TextDecoder().decode(att.bytes)) as ImageManifest;
+    for (let i = 0; i < 100; i++) {
+      const junk = enc(`{"junk": ${i}}`);
+      manifest.layers.push({ mediaType: MediaTypes.dsseEnvelope, digest: await repo.putBlob(junk), size: junk.byteLength });
+    }
+    await repo.putManifest(encodeManifest(manifest).bytes, manifest.mediaType, tag);
+    const report = await verifyRelease(repo, "v1", trust());
+    expect(report.statement.predicate.sequence).toBe(1);
+    // The referrer's envelope was read first; 31 junk layers fill the bound; 69 are not read at all.
+    expect(report.skipped).toHaveLength(32);
+    expect(report.skipped.at(-1)).toMatchObject({ candidate: "69 more envelope(s)", reason: expect.stringMatching(/^not read: over the bound of 32/) as unknown });
   });
 
   it("of several valid statements the highest sequence is chosen", async () => {
