@@ -150,7 +150,10 @@ async function unnamedAttachments(repo: OciRepository, subject: string, s: Relea
     }
     for (const l of layers.filter((x) => !named.has(x.digest))) out.push({ manifest: r.digest, artifactType, blob: l.digest, reason: "not named by the release statement; never used" });
   }
-  return out;
+  // A report, not a trust input: bounded like everything read from the registry.
+  if (out.length <= MAX_STATEMENT_CANDIDATES) return out;
+  const rest = out.length - MAX_STATEMENT_CANDIDATES;
+  return [...out.slice(0, MAX_STATEMENT_CANDIDATES), { manifest: `${rest} more`, artifactType: "(several)", reason: "not named by the release statement; never used (not listed one by one)" }];
 }
 
 async function layersOf(repo: OciRepository, digest: string): Promise<Descriptor[] | string> {
