@@ -1,6 +1,7 @@
 import { OciError } from "./errors.js";
 import { parseManifest, childDescriptors } from "./manifest.js";
-import { listReferrers } from "./referrers.js";
+import { listReferrers, readReferrerSources } from "./referrers.js";
+import type { Referrer } from "./referrers.js";
 import { publishReferrer } from "./attach.js";
 import type { OciRepository, ProgressFn } from "./types.js";
 import { isDigest } from "./reference.js";
@@ -8,6 +9,13 @@ import { isDigest } from "./reference.js";
 export interface CopyOptions {
   /** Also copy everything that refers to the artifact (locks, bundles, signatures), recursively. */
   referrers?: boolean;
+  /**
+   * Skip (and report in `skippedReferrers`) referrers that cannot be listed,
+   * read or copied instead of failing: for copying an untrusted store whose
+   * trust was checked elsewhere (activation copies a verified release; anyone
+   * with push rights can add a broken referrer beside it).
+   */
+  tolerateBrokenReferrers?: boolean;
   onProgress?: ProgressFn;
 }
 
@@ -17,6 +25,8 @@ export interface CopyResult {
   blobs: number;
   bytes: number;
   referrers: number;
+  /** With `tolerateBrokenReferrers`: what was left out, and why. */
+  skippedReferrers: { digest: string; reason: string }[];
 }
 
 /** Hard stop for runaway graphs (an index that points back at itself, hostile fan-out). */
@@ -31,6 +41,7 @@ interface CopyRun {
   /** Bytes of blobs discovered so far, and of those handled; the total grows as the graph is walked. */
   progress: { total: number; done: number };
   onProgress: ProgressFn | undefined;
+  tolerate: boolean;
 }
 
 /**
@@ -41,10 +52,11 @@ export async function copyArtifact(src: OciRepository, srcTarget: string, dst: O
   const root = await src.getManifest(srcTarget);
   const run: CopyRun = {
     src, dst,
-    result: { digest: root.digest, manifests: 0, blobs: 0, bytes: 0, referrers: 0 },
+    result: { digest: root.digest, manifests: 0, blobs: 0, bytes: 0, referrers: 0, skippedReferrers: [] },
     visited: new Set(),
     progress: { total: 0, done: 0 },
     onProgress: opts.onProgress,
+    tolerate: opts.tolerateBrokenReferrers ?? false,
   };
   await copyGraph(run, root.digest, false);
   await dst.putManifest(root.bytes, root.mediaType, dstTag !== undefined && !isDigest(dstTag) ? dstTag : undefined);
@@ -88,12 +100,25 @@ async function copyBlob(run: CopyRun, digest: string, size: number): Promise<voi
 }
 
 async function copyReferrers(run: CopyRun, subject: string, subjectTag: string | undefined): Promise<void> {
-  for (const ref of await listReferrers(run.src, subject)) {
+  for (const ref of await referrersOf(run, subject)) {
     if (run.visited.has(ref.digest)) continue;
-    await copyGraph(run, ref.digest, false);
-    const m = await run.src.getManifest(ref.digest);
-    await publishReferrer(run.dst, m.bytes, m.mediaType, subject, subjectTag);
+    try {
+      await copyGraph(run, ref.digest, false);
+      const m = await run.src.getManifest(ref.digest);
+      await publishReferrer(run.dst, m.bytes, m.mediaType, subject, subjectTag);
+    } catch (e) {
+      if (!(run.tolerate && e instanceof OciError)) throw e;
+      run.result.skippedReferrers.push({ digest: ref.digest, reason: `${e.code}: ${e.message}` });
+      continue;
+    }
     run.result.referrers += 1;
     await copyReferrers(run, ref.digest, undefined);
   }
+}
+
+async function referrersOf(run: CopyRun, subject: string): Promise<Referrer[]> {
+  if (!run.tolerate) return listReferrers(run.src, subject);
+  const { found, problems } = await readReferrerSources(run.src, subject);
+  for (const p of problems) run.result.skippedReferrers.push({ digest: `(${p.source} of ${subject})`, reason: p.reason });
+  return found;
 }

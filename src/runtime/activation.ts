@@ -58,7 +58,7 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
   const { statement } = report;
   crashPoint("activate-after-verify");
   await checkRelease(opts.stateRoot, statement, startedAt);
-  await copyArtifact(repo, report.artifact.digest, await openReleaseStore(opts.stateRoot), `seq-${statement.predicate.sequence}`, { referrers: true });
+  await copyArtifact(repo, report.artifact.digest, await openReleaseStore(opts.stateRoot), `seq-${statement.predicate.sequence}`, { referrers: true, tolerateBrokenReferrers: true });
   crashPoint("activate-after-store");
   const committed = await commitActivation(opts.stateRoot, report.policy.bytes, { ref: formatReference({ ...opts.ref, digest: report.artifact.digest }), statement }, {
     ...(opts.compile ? { compile: opts.compile } : {}),

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  EMPTY_JSON, LayoutRepository, MediaTypes, attachFile, encodeManifest, openRepository, parseReference, pushArtifact, pushReferrer, referrersFallbackTag,
+  EMPTY_JSON, LayoutRepository, MediaTypes, attachFile, encodeManifest, openRepository, parseReference, pushArtifact, pushReferrer, referrersFallbackTag, repositoryName,
 } from "../../src/oci/index.js";
 import type { Descriptor, ImageIndex, ImageManifest, OciRepository } from "../../src/oci/index.js";
 import { VerificationError } from "../../src/sign/index.js";
@@ -18,6 +18,8 @@ import { createLock, serializeLock } from "../../src/lock/index.js";
 import { sha256Digest } from "../../src/lib/index.js";
 import { findStatements, signRelease, trustedKeys, verifyRelease } from "../../src/supplychain/index.js";
 import type { VerifyReleaseOptions } from "../../src/supplychain/index.js";
+import { activateRelease } from "../../src/runtime/index.js";
+import { setTrustRoot } from "../../src/node/index.js";
 import { describeRun, runCli, runJson } from "../helpers/cli.js";
 import type { CliJson } from "../helpers/cli.js";
 import { needs } from "../helpers/needs.js";
@@ -313,3 +315,18 @@ async function copyManifest(src: OciRepository, dst: OciRepository, digest: stri
   if (parsed.subject) await pushReferrer(dst, m.bytes, m.mediaType);
   else await dst.putManifest(m.bytes, m.mediaType, tag);
 }
+
+describe("attack 4 on the node: activation copies a verified release past junk referrers", () => {
+  it("attack 4: a junk referrer (unsigned signature, payload blob missing) does not block activating a valid release", async () => {
+    const ref = `oci:${join(dir, `activate-junk-${++counter}`)}:v1`;
+    const parts = await makeReleaseParts({ ref });
+    await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys }));
+    const missing = sha256Digest(enc(`never stored ${counter}`));
+    await pushJunkReferrer(parts.repo, parts.image.descriptor, MediaTypes.cosignSignatureArtifact, [{ mediaType: MediaTypes.cosignSimpleSigning, digest: missing, size: 20 }]);
+    const stateRoot = join(dir, `node-${counter}`);
+    await setTrustRoot(stateRoot, { keys: [keys.publicPem], repository: repositoryName(parts.ref) });
+    const r = await activateRelease({ ref: parts.ref, stateRoot });
+    expect(r.activation.image_digest).toBe(parts.image.digest);
+    expect(r.verification.statement.predicate.sequence).toBe(1);
+  });
+});
