@@ -135,7 +135,7 @@ function policyEventText(e: LivePolicyEvent): string {
 
 export function registerRuntimeState(runtime: Command): void {
   runtime.command("start")
-    .description("serve tools to agents over HTTP (POST /v1/tool), MCP Streamable HTTP (/mcp) and optionally MCP stdio, enforcing the loaded policy on every call")
+    .description("serve tools to agents over HTTP (POST /v1/tool), MCP Streamable HTTP (/mcp) and optionally MCP stdio, enforcing the loaded policy on every call; HTTP callers need a bearer token (runtime token create), whose agent is the policy principal")
     .requiredOption("--state-root <dir>", "the node's persistent state root (policy slots, activation)")
     .option("--listen <address>", "HTTP address: HOST:PORT (loopback unless TLS and tokens are configured) or unix:/path.sock", parseListen, { host: "127.0.0.1", port: 7777 })
     .option("--socket-mode <mode>", "mode of the unix socket file: 0600 (default) or 0660", parseSocketMode)
@@ -145,7 +145,7 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--stdio", "serve MCP on stdin/stdout (status lines go to stderr)")
     .option("--config <file>", "runtime config (.toml or .json): agent_id, node facts, allowed_domains, upstream MCP servers")
     .option("--allowed-domains <list>", "comma-separated hosts tool.http_get may reach (overrides the config)")
-    .option("--agent-id <id>", "the agent identity, the policy principal (overrides the config)")
+    .option("--agent-id <id>", "the agent identity of MCP over stdio, its policy principal (overrides the config; HTTP callers are the agents of their tokens)")
     .option("--otlp-url <url>", "drain the telemetry WAL to this OTLP/HTTP collector while running (overrides the config; headers from OTEL_EXPORTER_OTLP_HEADERS)", parseHttpUrl)
     .addOption(new Option("--decision-log <mode>", "durable: a decision event is on disk before the tool runs (an allow that cannot be recorded is denied); async: it follows (overrides the config)").choices(["durable", "async"]))
     .option("--json", "machine-readable status line")
