@@ -4,7 +4,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Reference, RepositoryOptions } from "../oci/index.js";
 import { DEFAULT_RUNTIME_CONFIG, activateRelease, startRuntime } from "../runtime/index.js";
-import { createToken, setTrustRoot, telemetryWalDir } from "../node/index.js";
+import { createToken, setTrustRoot, stateRootPaths, telemetryWalDir } from "../node/index.js";
 import { readCommitted } from "../telemetry/index.js";
 import type { Record_ } from "./steps.js";
 
@@ -31,7 +31,7 @@ export async function enforcementSteps(opts: EnforcementOptions, record: Record_
   record("activate", `sequence ${act.activation.sequence} active in ${stateRoot}; policy ${act.policyRef}`);
   const agent = "quickstart-agent";
   const created = await createToken(stateRoot, agent);
-  record("token", `${created.id} for agent ${agent} (stored hashed in ${stateRoot}/auth/tokens.json; the agent sends it as Authorization: Bearer …)`);
+  record("token", `${created.id} for agent ${agent} (stored hashed in ${stateRootPaths(stateRoot).tokens}; the agent sends it as Authorization: Bearer …)`);
   const bearer = { authorization: `Bearer ${created.token}` };
   const rt = await startRuntime({ stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: agent, node: { node_id: "quickstart-node" }, allowedDomains: [], upstreams: [], telemetry: {} }, listen: { host: "127.0.0.1", port: 0 } });
   try {
