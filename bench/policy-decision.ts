@@ -236,8 +236,9 @@ async function transports(): Promise<void> {
     const [httpRaw, httpOpen, httpPolicy] = (await measureInterleaved([httpCall(rawBase), httpCall(openBase), httpCall(enforcedBase)], REQUESTS, REQUEST_WARMUP)) as [Stats, Stats, Stats];
     // The same comparison without a socket (fastify inject): the server-side cost alone.
     const payload = { kind: "tool.echo", params: { text: "hello" } };
+    // inject's default Host is localhost:80; these servers are listening, so name the port they listen on (the Host check).
     const inject = (app: typeof open) => async (): Promise<void> => {
-      const res = await app.inject({ method: "POST", url: "/v1/tool", payload, headers: headers() });
+      const res = await app.inject({ method: "POST", url: "/v1/tool", payload, headers: { ...headers(), host: new URL(app === open ? openBase : enforcedBase).host } });
       if (res.statusCode !== 200) throw new Error(`inject ${res.statusCode}`);
     };
     const [injectOpen, injectPolicy] = (await measureInterleaved([inject(open), inject(enforced)], REQUESTS, REQUEST_WARMUP)) as [Stats, Stats];

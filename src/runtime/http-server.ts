@@ -168,7 +168,7 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
   const logger = opts.logger ?? false;
   const isInstance = typeof logger === "object" && typeof (logger as Partial<FastifyBaseLogger>).child === "function";
   const serverNames = opts.tls ? certificateNames(opts.tls.cert) : [];
-  // The https overload of Fastify() is chosen by a literal `https` key; spread in, the types cannot follow.
+  // With TLS the app is an HTTPS server; the certificate's names are what a Host header may say besides loopback.
   const app = Fastify({
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     bodyLimit: MiB,
@@ -187,9 +187,13 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
   // every area without a contract shape of its own answers errors with them.
   void app.register(problemDetails, { bodyLimit: MiB, statusOf });
   // Every route, before anything else: a request whose Host is not this server is a DNS-rebinding attempt.
+  // The bound address is fixed once listening (port 0 becomes the real port): read it once, not per request.
+  let bound: ReturnType<typeof app.server.address> = null;
   app.addHook("onRequest", (req, reply, done) => {
-    if (hostAllowed(req.headers.host, app.server.address(), { serverNames, secure: opts.tls !== undefined })) return done();
-    void refuseRequest(reply, new RuntimeError("HOST_NOT_ALLOWED", `requests for host ${JSON.stringify(req.headers.host ?? "")} are refused: this server answers to its own address only`), policyRef, req.url);
+    bound ??= app.server.address();
+    if (hostAllowed(req.headers.host, bound, { serverNames, secure: opts.tls !== undefined })) return done();
+    // The Host is not echoed: it is the attacker's text.
+    void refuseRequest(reply, new RuntimeError("HOST_NOT_ALLOWED", "requests for this Host are refused: this server answers to its own address (loopback, or its TLS certificate's names) and port only"), policyRef, req.url);
   });
   const callers = new WeakMap<FastifyRequest, Caller>();
   const authenticate = bearerGuard(opts.auth, callers, policyRef);
