@@ -229,6 +229,21 @@ describe("the MCP server object (as served on stdio), over an in-memory transpor
     expect(denied.isError).toBe(true);
     expect(existsSync(marker)).toBe(false);
   });
+
+  it("decides stdio calls for the process's configured identity (no token on stdio)", async () => {
+    const sink = new MemorySink();
+    const server = createMcpServer({ interceptor: interceptorFor(() => policyOf(EXAMPLE_POLICIES), sink), tools: builtinTools() });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await server.connect(a);
+    const client = new Client({ name: "in-memory", version: "1.0.0" });
+    await client.connect(b);
+    cleanups.push(async () => {
+      await client.close();
+      await server.close();
+    });
+    await call(client, "tool.echo", { text: "hi" });
+    expect(sink.events().map((e) => [e.agent_id, e.token_id, e.transport])).toEqual([["test-agent", undefined, "mcp"]]);
+  });
 });
 
 describe("serveMcpStdio in a child process", () => {
