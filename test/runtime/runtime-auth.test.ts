@@ -94,6 +94,8 @@ describe("attack 5: the tool server no longer trusts every local caller", () => 
     }
     // /v1/tool keeps its contract: every body says decision and policy_ref.
     expect((await send(base, "POST", "/v1/tool", {}, call)).body).toMatchObject({ decision: "deny", policy_ref: expect.stringContaining("permit-all") as unknown });
+    // Refused before the body is read: an oversized body without a token is a 401, not a 413.
+    expect((await send(base, "POST", "/v1/tool", {}, { kind: "tool.echo", params: { text: "a".repeat(2 * 1024 * 1024) } })).status).toBe(401);
     expect(existsSync(marker)).toBe(false);
     expect(sink.total).toBe(0); // refused before any decision
     // /healthz and /readyz stay open (supervisors), and say nothing a caller could use.
