@@ -62,6 +62,11 @@ export interface RunningRuntime {
  * stops the runtime from starting (exit 5), as seed 001 requires.
  */
 export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRuntime> {
+  // A listener the runtime would refuse is refused before anything is opened or logged.
+  const auth = new TokenVerifier(opts.stateRoot);
+  const activeTokens = opts.listen ? await auth.activeCount() : 0;
+  const tls = opts.listen ? await readTls(opts.config) : undefined;
+  if (opts.listen) checkListenAddress(opts.listen, { tls: tls !== undefined, activeTokens });
   const policy = new LivePolicy(opts.stateRoot, { ...(opts.onPolicyEvent ? { onEvent: opts.onPolicyEvent } : {}), ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
   await policy.start();
   // Everything opened is closed in reverse order, on close() or when start-up fails half way.
@@ -103,10 +108,6 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains, httpGet: { allowPrivateNetworks: opts.config.allowPrivateNetworks } }), upstreams.tools);
     const running: RunningRuntime = { interceptor, policy, close: closeAll, ...(exporter ? { exporter } : {}) };
     if (opts.listen) {
-      const auth = new TokenVerifier(opts.stateRoot);
-      const activeTokens = await auth.activeCount();
-      const tls = await readTls(opts.config);
-      checkListenAddress(opts.listen, { tls: tls !== undefined, activeTokens });
       const server = createToolServer({ interceptor, tools, policy: policy.current, auth, ...(tls ? { tls } : {}), logger: createLogger({ name: "autonomy.runtime.http", level: "warn" }), ...(telemetry ? { telemetry } : {}) });
       closers.push(() => server.close());
       if ("path" in opts.listen) {

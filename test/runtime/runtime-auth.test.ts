@@ -279,6 +279,18 @@ describe("attack 5: the runtime's listeners", () => {
     expect(await readFile(plain, "utf8")).toBe("keep me");
   });
 
+  it("refuses half a TLS configuration, an unreadable certificate and a relative socket path, saying what is wrong", async () => {
+    const stateRoot = await node();
+    const half = await runJson(["runtime", "start", "--state-root", stateRoot, "--tls-cert", "/nonexistent.crt"]);
+    expect(half.code, describeRun(half)).toBe(2);
+    expect(half.json).toMatchObject({ ok: false, code: "USAGE" });
+    const rel = await runCli(["runtime", "start", "--state-root", stateRoot, "--listen", "unix:tools.sock"]);
+    expect(rel.code, describeRun(rel)).toBe(2);
+    expect(rel.stderr).toContain("unix:/absolute/path.sock");
+    await expect(startRuntime({ stateRoot, config: config({ tls: { cert: join(dir, "missing.crt"), key: join(dir, "missing.key") } }), listen: { host: "127.0.0.1", port: 0 }, sink: new MemorySink() }))
+      .rejects.toMatchObject({ code: "RUNTIME_TLS_INVALID", message: expect.stringContaining("missing.crt") as unknown });
+  });
+
   const openssl = needs("openssl");
   openssl.it("attack 5: outside loopback only with TLS and a token: HTTPS with an openssl certificate, checked by a real HTTPS client", async () => {
     const stateRoot = await node();
