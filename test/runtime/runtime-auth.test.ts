@@ -273,6 +273,12 @@ describe("attack 5: the runtime's listeners", () => {
     rt = undefined;
     expect(existsSync(socketPath)).toBe(false); // removed on close
 
+    // --socket-mode 0660: a group of agents may connect (still with a token each).
+    rt = await startRuntime({ stateRoot, config: config(), listen: { path: socketPath, mode: 0o660 }, sink: new MemorySink() });
+    expect((await stat(socketPath)).mode & 0o777).toBe(0o660);
+    await rt.close();
+    rt = undefined;
+
     const plain = join(sockDir, "not-a-socket");
     await writeFile(plain, "keep me");
     await expect(startRuntime({ stateRoot, config: config(), listen: { path: plain, mode: 0o660 }, sink: new MemorySink() })).rejects.toMatchObject({ code: "RUNTIME_LISTEN_IN_USE" });
