@@ -18,7 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle } from "../../src/policy/index.js";
 import { createToken, listTokens, loadPolicy, revokeToken, stateRootPaths } from "../../src/node/index.js";
 import { DEFAULT_RUNTIME_CONFIG, MemorySink, startRuntime } from "../../src/runtime/index.js";
-import type { RunningRuntime, RuntimeConfig } from "../../src/runtime/index.js";
+import type { RunningRuntime, RuntimeConfig, ToolCallContext } from "../../src/runtime/index.js";
 import { createToolServer } from "../../src/runtime/http-server.js";
 import { builtinTools } from "../../src/runtime/tools/index.js";
 import { interceptorFor, listen, mutablePolicy, policyOf, testAuth } from "../helpers/tool-server.js";
@@ -140,6 +140,16 @@ describe("attack 5: the tool server no longer trusts every local caller", () => 
     expect((await client.callTool({ name: "tool.echo", arguments: { text: "hi" } })).isError).toBe(true);
     const events = sink.events().map((e) => [e.agent_id, e.transport, e.decision, e.token_id?.startsWith("tok_")]);
     expect(events).toEqual([["agent-a", "http", "allow", true], ["agent-b", "http", "deny", true], ["agent-b", "mcp", "deny", true]]);
+  });
+
+  it("attack 5: a follow-up of a call (a redirect hop) is decided for the same authenticated agent, not the configured one", async () => {
+    const sink = new MemorySink();
+    const policy = policyOf([ONLY_A, { name: "hop.cedar", text: '@id("hop_for_a")\npermit (principal == Agent::"agent-a", action == Action::"tool:tool.hop", resource);' }], "per-agent");
+    const gate = interceptorFor(() => policy, sink);
+    const hopTool = { name: "tool.hop", description: "asks about a follow-up", inputSchema: { type: "object" }, run: async (_p: Record<string, unknown>, _s?: AbortSignal, ctx?: ToolCallContext) => ({ output: await ctx?.redecide({ step: 2 }) }) };
+    const r = await gate.call({ kind: "tool.hop", params: { step: 1 } }, hopTool, "http", undefined, { agentId: "agent-a", tokenId: "tok_00000000000000aa" });
+    expect(r).toMatchObject({ decision: "allow", ok: true, output: { decision: "allow" } });
+    expect(sink.events().map((e) => [e.agent_id, e.token_id, e.follow_up ?? false])).toEqual([["agent-a", "tok_00000000000000aa", false], ["agent-a", "tok_00000000000000aa", true]]);
   });
 
   it("attack 5: a request whose Host is not this server (DNS rebinding, Host: evil.example) is refused on every route", async () => {
