@@ -22,7 +22,7 @@ import { createMcpServer } from "../src/runtime/mcp-server.js";
 import type { ToolCallInterceptor } from "../src/runtime/mcp-server.js";
 import { builtinTools } from "../src/runtime/tools/index.js";
 import type { InterceptResult, ToolCall } from "../src/runtime/types.js";
-import { EXAMPLE_POLICIES, interceptorFor, listen, policyOf } from "../test/helpers/tool-server.js";
+import { EXAMPLE_POLICIES, interceptorFor, listen, policyOf, testAuth } from "../test/helpers/tool-server.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -191,8 +191,13 @@ async function transports(): Promise<void> {
   const echo = tools.get("tool.echo");
   if (!echo) throw new Error("tool.echo missing");
   const policy = policyOf(generatedBundle(100), "generated-100");
-  const enforced = createToolServer({ interceptor: interceptorFor(() => policy), tools, policy: () => policy });
-  const open = createToolServer({ interceptor: bypass, tools });
+  // Both servers check a real bearer token (a stat of the token file and a SHA-256 per request); the raw peer checks none.
+  const authDir = await mkdtemp(join(tmpdir(), "bench-auth-"));
+  const testTokens = await testAuth(authDir);
+  const { auth } = testTokens;
+  const headers = (): Record<string, string> => testTokens.headers();
+  const enforced = createToolServer({ interceptor: interceptorFor(() => policy), tools, policy: () => policy, auth });
+  const open = createToolServer({ interceptor: bypass, tools, auth });
   // The peer for HTTP: a plain fastify route, same body limit, calling the tool with no interceptor.
   const raw = Fastify({ bodyLimit: 1024 * 1024 });
   raw.post<{ Body: ToolCall }>("/v1/tool", async (req) => ({ decision: "allow", output: (await echo.run(req.body.params)).output }));
@@ -204,7 +209,7 @@ async function transports(): Promise<void> {
     const { hostname, port } = new URL(base);
     return () =>
       new Promise<void>((resolve, reject) => {
-        const req = request({ host: hostname, port, path: "/v1/tool", method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+        const req = request({ host: hostname, port, path: "/v1/tool", method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...headers() } }, (res) => {
           if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
           res.on("data", () => undefined).on("end", resolve).on("error", reject);
         });
@@ -218,7 +223,7 @@ async function transports(): Promise<void> {
     // listener at GC, so thousands of sequential calls pile listeners up (a client-side artifact that adds
     // noise). The bench client leaves the signal out; the server side is unchanged.
     const noSignalFetch: typeof fetch = (input, init) => fetch(input, { ...init, signal: null });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { fetch: noSignalFetch }));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { fetch: noSignalFetch, requestInit: { headers: headers() } }));
     return client;
   };
   const [enforcedMcp, openMcp] = [await mcpClient(enforcedBase), await mcpClient(openBase)];
@@ -231,8 +236,9 @@ async function transports(): Promise<void> {
     const [httpRaw, httpOpen, httpPolicy] = (await measureInterleaved([httpCall(rawBase), httpCall(openBase), httpCall(enforcedBase)], REQUESTS, REQUEST_WARMUP)) as [Stats, Stats, Stats];
     // The same comparison without a socket (fastify inject): the server-side cost alone.
     const payload = { kind: "tool.echo", params: { text: "hello" } };
+    // inject's default Host is localhost:80; these servers are listening, so name the port they listen on (the Host check).
     const inject = (app: typeof open) => async (): Promise<void> => {
-      const res = await app.inject({ method: "POST", url: "/v1/tool", payload });
+      const res = await app.inject({ method: "POST", url: "/v1/tool", payload, headers: { ...headers(), host: new URL(app === open ? openBase : enforcedBase).host } });
       if (res.statusCode !== 200) throw new Error(`inject ${res.statusCode}`);
     };
     const [injectOpen, injectPolicy] = (await measureInterleaved([inject(open), inject(enforced)], REQUESTS, REQUEST_WARMUP)) as [Stats, Stats];
@@ -249,7 +255,7 @@ async function transports(): Promise<void> {
     };
     rows.push(["tool.echo called directly (tool.run)", ...us(direct), "limit"]);
     rows.push(["HTTP POST, raw fastify route calling the tool (no schema, no interceptor)", ...us(httpRaw), "peer"]);
-    rows.push(["HTTP POST /v1/tool, same server, interceptor bypassed", ...us(httpOpen), delta(httpOpen, httpRaw)]);
+    rows.push(["HTTP POST /v1/tool, same server (bearer token checked), interceptor bypassed", ...us(httpOpen), delta(httpOpen, httpRaw)]);
     rows.push(["HTTP POST /v1/tool with policy (100 policies)", ...us(httpPolicy), delta(httpPolicy, httpRaw)]);
     rows.push(["/v1/tool via fastify inject (no socket), interceptor bypassed", ...us(injectOpen), "peer"]);
     rows.push(["/v1/tool via fastify inject (no socket), with policy (100 policies)", ...us(injectPolicy), delta(injectPolicy, injectOpen)]);
@@ -262,6 +268,7 @@ async function transports(): Promise<void> {
     agent.destroy();
     await Promise.all([enforced.close(), open.close(), raw.close()]);
     policy.engine.dispose();
+    await rm(authDir, { recursive: true, force: true });
   }
 }
 

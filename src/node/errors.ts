@@ -14,6 +14,10 @@ export const NODE_ERROR_CODES = [
   "ACTIVATION_UNTRUSTED",
   "TRUST_NOT_CONFIGURED",
   "TRUST_INVALID",
+  "TOKEN_STORE_INVALID",
+  "TOKEN_STORE_LOCKED",
+  "TOKEN_NOT_FOUND",
+  "TOKEN_AGENT_INVALID",
 ] as const;
 export type NodeErrorCode = (typeof NODE_ERROR_CODES)[number];
 
@@ -29,6 +33,10 @@ const HINTS: Readonly<Record<NodeErrorCode, string>> = {
   ACTIVATION_UNTRUSTED: "the release is for another channel or repository, or its signers no longer meet the threshold; check `autonomy runtime trust show`",
   TRUST_NOT_CONFIGURED: "set the node's trusted release keys first: `autonomy runtime trust set --state-root DIR --key release.pub --repository REPO`",
   TRUST_INVALID: "fix the trust root with `autonomy runtime trust set` (keys must be ECDSA P-256 SPKI PEM, threshold at most the number of keys)",
+  TOKEN_STORE_INVALID: "the token file under the state root (auth/tokens.json) is unreadable or malformed; restore it, or move it away and create new tokens with `autonomy runtime token create`",
+  TOKEN_STORE_LOCKED: "another process is changing the tokens; retry when it has finished",
+  TOKEN_NOT_FOUND: "list the token ids with `autonomy runtime token list --state-root DIR`",
+  TOKEN_AGENT_INVALID: "use an agent id of 1-128 letters, digits or . _ : @ - (the policy principal Agent::\"<id>\")",
 };
 
 export class NodeError extends AutonomyError<NodeErrorCode> {

@@ -18,3 +18,5 @@ export { LivePolicy } from "./live-policy.js";
 export type { LivePolicyEvent, LivePolicyOptions } from "./live-policy.js";
 export { NodeError, NODE_ERROR_CODES } from "./errors.js";
 export type { NodeErrorCode } from "./errors.js";
+export { createToken, listTokens, revokeToken, TokenVerifier, AGENT_ID_RE } from "./tokens.js";
+export type { CreatedToken, TokenInfo, TokenCheck } from "./tokens.js";

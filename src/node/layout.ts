@@ -23,11 +23,18 @@ export interface StateRootPaths {
   releaseStore: string;
   /** The telemetry write-ahead log (seed 001); its lock and generation lie beside it, `telemetry/wal.lock` and `telemetry/wal.generation` (docs/wal.md "On-disk modes"). */
   telemetryWal: string;
+  /** The tool server's credentials (directory mode 0700). */
+  auth: string;
+  /** `auth/tokens.json` (mode 0600): per-agent bearer tokens, SHA-256 hashes only, never a token (src/node/tokens.ts). */
+  tokens: string;
+  /** The advisory lock held while `tokens.json` is read-modified-written. */
+  tokensLock: string;
 }
 
 export function stateRootPaths(root: string): StateRootPaths {
   const policy = join(root, "policy");
   const activation = join(root, "activation");
+  const auth = join(root, "auth");
   return {
     root,
     policy,
@@ -38,6 +45,9 @@ export function stateRootPaths(root: string): StateRootPaths {
     activation,
     releaseStore: join(activation, "store"),
     telemetryWal: join(root, "telemetry", "wal"),
+    auth,
+    tokens: join(auth, "tokens.json"),
+    tokensLock: join(auth, "tokens.lock"),
   };
 }
 
@@ -49,6 +59,9 @@ export function stateRootPaths(root: string): StateRootPaths {
  * by its callers (initStateRoot, the runtime) and keeps no list of node state
  * of its own (only the three names seed 001 fixes inside the WAL directory).
  * `telemetry.pos` is deliberately absent: a consumer marker is never evidence (S11).
+ * So is `auth/tokens.json`: tokens are issued before a node first runs (the
+ * quickstart creates one before starting the runtime), so their presence says
+ * nothing about whether the WAL ever held an entry.
  */
 export function walSteadyStateEvidence(root: string): string[] {
   const p = stateRootPaths(root);

@@ -1,7 +1,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { buildBundle } from "../policy/index.js";
-import { loadPolicy, telemetryWalDir } from "../node/index.js";
+import { createToken, loadPolicy, telemetryWalDir } from "../node/index.js";
 import { Exporter, OtlpHttpLogsSink, inspectWalDir, readCommitted, readPos } from "../telemetry/index.js";
 import { startStandInCollector } from "./collector.js";
 import { startRuntimeChild } from "./runtime-child.js";
@@ -61,10 +61,13 @@ export async function runTutorial03(opts: Tutorial03Options): Promise<Tutorial03
   const loaded = await loadPolicy(stateRoot, built.bytes);
   record("node", `policy ${loaded.loaded.ref} loaded into ${stateRoot}`);
   loaded.loaded.engine.dispose();
+  const created = await createToken(stateRoot, "tutorial-agent");
+  const bearer = { authorization: `Bearer ${created.token}` };
+  record("token", `${created.id} for agent tutorial-agent: every agent call carries it (Authorization: Bearer …)`);
 
   const first = await startRuntimeChild(stateRoot);
   record("runtime", `pid ${first.child.pid ?? "?"} serving ${first.url} (decision_log durable: an answer means its decision is on disk)`);
-  const load = await loadThenKill(first, opts.clients ?? 8, opts.killAfter ?? 300);
+  const load = await loadThenKill(first, bearer, opts.clients ?? 8, opts.killAfter ?? 300);
   const total = [...load.answered.values()].reduce((a, b) => a + b, 0);
   record("SIGKILL", `runtime killed mid-load after ${total} answered calls (${fmt(load.answered)}); ${load.unanswered} calls were in flight and got no answer`);
   const crashed = await inspectWalDir(walDir);
@@ -72,7 +75,7 @@ export async function runTutorial03(opts: Tutorial03Options): Promise<Tutorial03
   record("WAL after the crash", `safe_seq ${crashed.safe_seq ?? "none"}, ${crashed.frames.length} frames (${phantoms} beyond the safe point: written, never acknowledged, dropped by recovery), torn tail ${crashed.torn_tail_bytes} B; recovery will ${crashed.fail_hard ? `FAIL HARD (${crashed.fail_hard})` : "proceed"}`, crashed.fail_hard === null);
 
   const second = await startRuntimeChild(stateRoot);
-  const after = await callsAfterRestart(second.url, load);
+  const after = await callsAfterRestart(second.url, bearer, load);
   second.child.kill("SIGTERM");
   await second.exited;
   record("restart", `recovered and served ${after} more calls; stopped cleanly (SIGTERM)`);
@@ -85,7 +88,7 @@ export async function runTutorial03(opts: Tutorial03Options): Promise<Tutorial03
 }
 
 /** `clients` agents call tools in a loop; after `killAfter` answers the runtime is SIGKILLed under them. */
-async function loadThenKill(rt: RuntimeChild, clients: number, killAfter: number): Promise<Load> {
+async function loadThenKill(rt: RuntimeChild, bearer: Record<string, string>, clients: number, killAfter: number): Promise<Load> {
   const load: Load = { answered: new Map(), unanswered: 0 };
   let answeredTotal = 0;
   let killed = false;
@@ -93,7 +96,7 @@ async function loadThenKill(rt: RuntimeChild, clients: number, killAfter: number
     for (let i = a; !killed; i++) {
       const call = CALLS[i % CALLS.length] ?? CALLS[0];
       try {
-        await callAndCount(rt.url, call, load);
+        await callAndCount(rt.url, bearer, call, load);
         if (++answeredTotal >= killAfter && !killed) {
           killed = true;
           rt.child.kill("SIGKILL");
@@ -109,14 +112,14 @@ async function loadThenKill(rt: RuntimeChild, clients: number, killAfter: number
   return load;
 }
 
-async function callsAfterRestart(url: string, load: Load): Promise<number> {
-  for (const call of CALLS) await callAndCount(url, call, load);
+async function callsAfterRestart(url: string, bearer: Record<string, string>, load: Load): Promise<number> {
+  for (const call of CALLS) await callAndCount(url, bearer, call, load);
   return CALLS.length;
 }
 
 /** One tool call over HTTP; its answer is counted under `tool=decision`. Throws when no answer came. */
-async function callAndCount(url: string, call: (typeof CALLS)[number] | undefined, load: Load): Promise<void> {
-  const res = await fetch(`${url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(call) });
+async function callAndCount(url: string, bearer: Record<string, string>, call: (typeof CALLS)[number] | undefined, load: Load): Promise<void> {
+  const res = await fetch(`${url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...bearer }, body: JSON.stringify(call) });
   const body = (await res.json()) as { decision?: string };
   const key = `${call?.kind ?? "?"}=${body.decision ?? "?"}`;
   load.answered.set(key, (load.answered.get(key) ?? 0) + 1);

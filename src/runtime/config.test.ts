@@ -121,3 +121,17 @@ describe("resolveRuntimeConfig: the domain merges defaults, file and overrides",
     expect(await resolveRuntimeConfig(path)).toMatchObject({ agentId: "from-file", telemetry: { otlpUrl: "http://file.example:4318" } });
   });
 });
+
+describe("[tls]", () => {
+  it("resolves the certificate and key relative to the config file; --tls-cert/--tls-key replace them", async () => {
+    const c = await read("runtime.toml", '[tls]\ncert = "tls/node.crt"\nkey = "/etc/autonomy/node.key"\n');
+    expect(c.tls).toEqual({ cert: join(dir, "tls/node.crt"), key: "/etc/autonomy/node.key" });
+    const path = join(dir, "runtime.toml");
+    expect((await resolveRuntimeConfig(path, { tls: { cert: "/a.crt", key: "/a.key" } })).tls).toEqual({ cert: "/a.crt", key: "/a.key" });
+    expect((await resolveRuntimeConfig(undefined)).tls).toBeUndefined();
+  });
+
+  it("names a missing key", async () => {
+    expect(await problem("runtime.toml", '[tls]\ncert = "x.crt"\n')).toContain("[tls] key");
+  });
+});

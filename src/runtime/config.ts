@@ -1,3 +1,4 @@
+import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { loadConfigFile } from "../lib/index.js";
 import type { FieldProblem } from "../lib/index.js";
@@ -22,6 +23,8 @@ export interface RuntimeConfig {
   decisionLog: DecisionLogMode;
   /** Where the runtime's own exporter drains the WAL; none configured: the WAL only fills (drain it with `autonomy telemetry drain`). */
   telemetry: TelemetryConfig;
+  /** Serve HTTPS: PEM certificate and private key files (absolute, or relative to the config file). Needed to listen outside loopback. */
+  tls?: { cert: string; key: string };
 }
 
 export interface TelemetryConfig {
@@ -44,6 +47,7 @@ const fileSchema = z.strictObject({
   allow_private_networks: z.boolean().optional(),
   upstreams: z.array(upstreamSchema).optional(),
   decision_log: z.enum(["durable", "async"]).optional(),
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   telemetry: z.strictObject({
     otlp_url: httpUrl.optional(),
     otlp_compression: z.enum(["gzip", "none"]).optional(),
@@ -91,6 +95,8 @@ export async function readRuntimeConfig(path: string): Promise<RuntimeConfig> {
     upstreams: parseUpstreamConfigs(file.upstreams ?? d.upstreams),
     decisionLog: file.decision_log ?? d.decisionLog,
     telemetry: telemetryConfig(file.telemetry ?? {}),
+    // Relative to the config file, so a config and its certificate can move together.
+    ...(file.tls ? { tls: { cert: resolve(dirname(path), file.tls.cert), key: resolve(dirname(path), file.tls.key) } } : {}),
   };
 }
 
@@ -101,6 +107,8 @@ export interface RuntimeConfigOverrides {
   /** Replaces `[telemetry] otlp_url` only; the other telemetry keys stay. */
   otlpUrl?: string;
   allowedDomains?: string[];
+  /** Replaces `[tls]` (both files: `--tls-cert` and `--tls-key` come together). */
+  tls?: { cert: string; key: string };
 }
 
 /**
@@ -115,6 +123,7 @@ export async function resolveRuntimeConfig(file: string | undefined, overrides: 
     ...(overrides.decisionLog !== undefined ? { decisionLog: overrides.decisionLog } : {}),
     ...(overrides.otlpUrl !== undefined ? { telemetry: { ...base.telemetry, otlpUrl: overrides.otlpUrl } } : {}),
     ...(overrides.allowedDomains !== undefined ? { allowedDomains: overrides.allowedDomains } : {}),
+    ...(overrides.tls !== undefined ? { tls: overrides.tls } : {}),
   };
 }
 

@@ -10,6 +10,13 @@ export const RUNTIME_ERROR_CODES = [
   "TOOL_REDIRECT_DENIED",
   "UPSTREAM_UNAVAILABLE",
   "RUNTIME_CONFIG_INVALID",
+  "AUTH_REQUIRED",
+  "AUTH_TOKEN_REVOKED",
+  "HOST_NOT_ALLOWED",
+  "ORIGIN_NOT_ALLOWED",
+  "RUNTIME_LISTEN_REFUSED",
+  "RUNTIME_LISTEN_IN_USE",
+  "RUNTIME_TLS_INVALID",
 ] as const;
 export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 
@@ -28,6 +35,13 @@ const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   TOOL_REDIRECT_DENIED: "the server redirected the request to a URL the policy does not allow; ask for the final URL directly if the policy permits it",
   UPSTREAM_UNAVAILABLE: "check the upstream MCP server configured in the runtime config is running and reachable",
   RUNTIME_CONFIG_INVALID: "fix the runtime configuration file at the reported field",
+  AUTH_REQUIRED: "send `Authorization: Bearer <token>`; the node's operator creates one with `autonomy runtime token create --state-root DIR --agent ID`",
+  AUTH_TOKEN_REVOKED: "this token was revoked; ask the node's operator for a new one (`autonomy runtime token create`)",
+  HOST_NOT_ALLOWED: "call the runtime by the address it listens on (127.0.0.1, localhost, [::1]) or a name in its TLS certificate",
+  ORIGIN_NOT_ALLOWED: "browser pages may not call the runtime; call it from the agent process",
+  RUNTIME_LISTEN_REFUSED: "listen on loopback (127.0.0.1:PORT) or a unix socket (unix:/path); a wider address needs --tls-cert and --tls-key and at least one token (`autonomy runtime token create`)",
+  RUNTIME_LISTEN_IN_USE: "another runtime is serving on this socket; stop it, or choose another path",
+  RUNTIME_TLS_INVALID: "pass a PEM certificate (--tls-cert) and its PEM private key (--tls-key), both readable",
 };
 
 export class RuntimeError extends AutonomyError<RuntimeErrorCode> {

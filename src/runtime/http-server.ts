@@ -2,18 +2,34 @@ import Fastify from "fastify";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
 import type { IncomingHttpHeaders } from "node:http";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { RUNTIME_VERSION, problemDetails, problemFromError } from "../lib/index.js";
-import type { HttpProblemCode } from "../lib/index.js";
+import { PROBLEM_CONTENT_TYPE, RUNTIME_VERSION, problemDetails, problemFromError } from "../lib/index.js";
+import type { AutonomyError, HttpProblemCode } from "../lib/index.js";
+import type { TokenCheck } from "../node/index.js";
 import { faithfulJsonBodies } from "./faithful-body.js";
+import type { RuntimeErrorCode } from "./errors.js";
+import { certificateNames, hostAllowed } from "./host-guard.js";
 import { createMcpServer } from "./mcp-server.js";
 import type { CallTransport, ToolCallInterceptor } from "./mcp-server.js";
 import { RuntimeError } from "./errors.js";
 import { asToolRegistry } from "./tools/registry.js";
 import type { ToolRegistry, ToolSource } from "./tools/registry.js";
-import type { InterceptResult, PolicySource } from "./types.js";
+import type { Caller, InterceptResult, PolicySource } from "./types.js";
+
+/** Checks a presented bearer token (the runtime's `TokenVerifier` over `{state_root}/auth/tokens.json`). */
+export interface CallerAuth {
+  check(token: string): Promise<TokenCheck>;
+}
 
 /** Options of {@link createToolServer}. */
 export interface ToolServerOptions {
+  /**
+   * Who may call: every request to `/v1/tool`, `/v1/status` and `/mcp` needs
+   * `Authorization: Bearer <token>`, and the token's agent is the Cedar
+   * principal of its calls. There is no unauthenticated mode.
+   */
+  auth: CallerAuth;
+  /** Serve HTTPS with this PEM certificate and key; the certificate's names (subjectAltName) are accepted in the Host header. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** Decides every call and runs the tool only when allowed (the runtime's `Interceptor`). */
   interceptor: ToolCallInterceptor;
   tools: ToolSource;
@@ -46,6 +62,10 @@ export interface DecisionCounts {
 
 const MiB = 1024 * 1024;
 const NO_POLICY = "none";
+
+/** HTTP status of the runtime's request-level refusals (anything else: problemFromError's rule). */
+const REFUSAL_STATUS: Partial<Record<RuntimeErrorCode, number>> = { AUTH_REQUIRED: 401, AUTH_TOKEN_REVOKED: 403, HOST_NOT_ALLOWED: 421, ORIGIN_NOT_ALLOWED: 403 };
+const statusOf = (e: AutonomyError): number | undefined => (e instanceof RuntimeError ? REFUSAL_STATUS[e.code] : undefined);
 
 const errorSchema = {
   type: "object",
@@ -116,9 +136,14 @@ interface ToolBody {
  * needs nothing from an earlier request, so there is no session state to bound
  * or to lose on restart, and any replica can answer.
  *
+ * Before any of that: the Host header must name this server (DNS-rebinding
+ * guard, every route), and `/v1/tool`, `/v1/status` and `/mcp` need a bearer
+ * token (401 without or with an unknown one, 403 when revoked); `/healthz` and
+ * `/readyz` stay open for supervisors and say nothing a caller could use.
+ *
  * ### Examples
  * ```ts
- * const app = createToolServer({ interceptor, tools: builtinTools(), policy: live.current });
+ * const app = createToolServer({ interceptor, tools: builtinTools(), policy: live.current, auth: new TokenVerifier(stateRoot) });
  * await app.listen({ host: "127.0.0.1", port: 7777 });
  * ```
  */
@@ -133,8 +158,8 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
   };
   const counter = new DecisionCounter();
   const gate: ToolCallInterceptor = {
-    async call(call, tool, transport, signal) {
-      const r = await opts.interceptor.call(call, tool, transport, signal);
+    async call(call, tool, transport, signal, caller) {
+      const r = await opts.interceptor.call(call, tool, transport, signal, caller);
       counter.count(transport, r);
       return r;
     },
@@ -142,7 +167,10 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
 
   const logger = opts.logger ?? false;
   const isInstance = typeof logger === "object" && typeof (logger as Partial<FastifyBaseLogger>).child === "function";
+  const serverNames = opts.tls ? certificateNames(opts.tls.cert) : [];
+  // With TLS the app is an HTTPS server; the certificate's names are what a Host header may say besides loopback.
   const app = Fastify({
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     bodyLimit: MiB,
     ...(isInstance ? { loggerInstance: logger as FastifyBaseLogger } : { logger: logger as FastifyServerOptions["logger"] }),
     // The body is attacker-controlled: no type coercion, no silent removal of unknown fields.
@@ -157,12 +185,64 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
 
   // One plugin per API area, registered in order; problem details first, so
   // every area without a contract shape of its own answers errors with them.
-  void app.register(problemDetails, { bodyLimit: MiB });
+  void app.register(problemDetails, { bodyLimit: MiB, statusOf });
+  // Every route, before anything else: a request whose Host is not this server is a DNS-rebinding attempt.
+  // The bound address is fixed once listening (port 0 becomes the real port): read it once, not per request.
+  let bound: ReturnType<typeof app.server.address> = null;
+  app.addHook("onRequest", (req, reply, done) => {
+    bound ??= app.server.address();
+    if (hostAllowed(req.headers.host, bound, { serverNames, secure: opts.tls !== undefined })) return done();
+    // The Host is not echoed: it is the attacker's text.
+    void refuseRequest(reply, new RuntimeError("HOST_NOT_ALLOWED", "requests for this Host are refused: this server answers to its own address (loopback, or its TLS certificate's names) and port only"), policyRef, req.url);
+  });
+  const callers = new WeakMap<FastifyRequest, Caller>();
+  const authenticate = bearerGuard(opts.auth, callers, policyRef);
+  const callerOf = (req: FastifyRequest): Caller => {
+    const c = callers.get(req);
+    // The guard runs first on every route that calls a tool; no caller here is a wiring bug, never a default identity.
+    if (!c) throw new RuntimeError("AUTH_REQUIRED", "the request was not authenticated");
+    return c;
+  };
   void app.register(healthRoutes, { policy });
-  void app.register(statusRoutes, { policy, tools, counter, mcp: opts.mcp !== false, ...(opts.telemetry ? { telemetry: opts.telemetry } : {}) });
-  void app.register(toolRoutes, { gate, tools, policyRef, originRefused });
-  if (opts.mcp !== false) void app.register(mcpRoutes, { gate, tools, originRefused });
+  void app.register(statusRoutes, { policy, tools, counter, mcp: opts.mcp !== false, originRefused, authenticate, policyRef, ...(opts.telemetry ? { telemetry: opts.telemetry } : {}) });
+  void app.register(toolRoutes, { gate, tools, policyRef, originRefused, authenticate, callerOf });
+  if (opts.mcp !== false) void app.register(mcpRoutes, { gate, tools, originRefused, authenticate, callerOf, policyRef });
   return app;
+}
+
+type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
+
+/**
+ * The bearer-token check of one API area (an `onRequest` hook): no token or
+ * an unknown one → 401 with `WWW-Authenticate: Bearer`; a revoked one → 403.
+ * A known token's agent and id are remembered for the request's calls.
+ */
+function bearerGuard(auth: CallerAuth, callers: WeakMap<FastifyRequest, Caller>, policyRef: () => string): Guard {
+  return async (req, reply) => {
+    const m = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(req.headers.authorization ?? "");
+    const token = m?.[1];
+    const challenge = (error?: string): FastifyReply => reply.header("www-authenticate", `Bearer realm="autonomy-runtime"${error ? `, error="${error}"` : ""}`);
+    if (token === undefined) {
+      return refuseRequest(challenge(), new RuntimeError("AUTH_REQUIRED", `${req.url.split("?")[0] ?? ""} needs a bearer token (Authorization: Bearer <token>)`), policyRef, req.url);
+    }
+    const r = await auth.check(token);
+    if (r.kind === "unknown") return refuseRequest(challenge("invalid_token"), new RuntimeError("AUTH_REQUIRED", "the bearer token is not known to this runtime"), policyRef, req.url);
+    if (r.kind === "revoked") return refuseRequest(reply, new RuntimeError("AUTH_TOKEN_REVOKED", `token ${r.tokenId} (agent ${r.agentId}) was revoked`), policyRef, req.url);
+    callers.set(req, { agentId: r.agentId, tokenId: r.tokenId });
+    return undefined;
+  };
+}
+
+/**
+ * A request refused before any decision (wrong Host, no or bad token): RFC
+ * 9457 problem details; on `/v1/tool` also `decision: "deny"` and `policy_ref`
+ * (extension members), so its contract — every body says both — holds.
+ * Sent pre-serialised: the area's response schemas describe its own bodies.
+ */
+function refuseRequest(reply: FastifyReply, err: RuntimeError, policyRef: () => string, url: string): FastifyReply {
+  const p = problemFromError(err, { statusOf });
+  const body = url.split("?")[0] === "/v1/tool" ? { ...p, decision: "deny", policy_ref: policyRef() } : p;
+  return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
 }
 
 /** `/healthz` (the process answers) and `/readyz` (a policy is loaded). */
@@ -195,11 +275,18 @@ interface StatusDeps {
   counter: DecisionCounter;
   mcp: boolean;
   telemetry?: () => Record<string, unknown>;
+  originRefused: (req: FastifyRequest) => boolean;
+  authenticate: Guard;
+  policyRef: () => string;
 }
 
-/** `/v1/status`: version, policy in force, tools, transports, decision counts, telemetry. */
+/** `/v1/status`: version, policy in force, tools, transports, decision counts, telemetry. Behind the Origin guard and a bearer token: it names the policy, tools and exporter. */
 function statusRoutes(app: FastifyInstance, deps: StatusDeps): Promise<void> {
   const { policy, tools, counter } = deps;
+  app.addHook("onRequest", async (req, reply) => {
+    if (deps.originRefused(req)) return refuseRequest(reply, new RuntimeError("ORIGIN_NOT_ALLOWED", `requests from origin ${JSON.stringify(req.headers.origin)} are refused`), deps.policyRef, req.url);
+    return deps.authenticate(req, reply);
+  });
   app.get(
     "/v1/status",
     {
@@ -245,11 +332,13 @@ interface RouteDeps {
   gate: ToolCallInterceptor;
   tools: ToolRegistry;
   originRefused: (req: FastifyRequest) => boolean;
+  authenticate: Guard;
+  callerOf: (req: FastifyRequest) => Caller;
 }
 
 /** `/v1/tool`: its own error handler so even a refused request answers with `decision` and `policy_ref` (DESIGN §6 "Tool call"). */
 function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => string }): Promise<void> {
-  const { gate, tools, policyRef, originRefused } = deps;
+  const { gate, tools, policyRef, originRefused, callerOf } = deps;
   const refuse = (reply: FastifyReply, status: number, code: string, message: string, path?: string): FastifyReply =>
     reply.code(status).send({ decision: "deny", policy_ref: policyRef(), error: { code, message, ...(path !== undefined ? { path } : {}) } });
 
@@ -267,13 +356,14 @@ function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => s
     }
     done();
   });
+  app.addHook("onRequest", deps.authenticate);
 
   app.post<{ Body: ToolBody }>("/v1/tool", { schema: toolRouteSchema }, async (req, reply) => {
     const { kind, params } = req.body;
     // A client that disconnects before the answer cancels the call (tool.shell then kills its process group).
     const gone = new AbortController();
     reply.raw.once("close", () => void (reply.raw.writableFinished || gone.abort()));
-    const r = await gate.call({ kind, params }, tools.get(kind), "http", gone.signal);
+    const r = await gate.call({ kind, params }, tools.get(kind), "http", gone.signal, callerOf(req));
     if (r.decision === "deny") return reply.code(403).send({ decision: "deny", policy_ref: r.policy_ref, reason: r.reason, policies: r.policies });
     if (!r.ok) return reply.code(400).send({ decision: "allow", policy_ref: r.policy_ref, error: r.error });
     return reply.code(200).send({ decision: "allow", policy_ref: r.policy_ref, output: r.output ?? null });
@@ -294,8 +384,8 @@ function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => s
 }
 
 /** `/mcp`: MCP Streamable HTTP, stateless, JSON responses; errors answer as JSON-RPC (the MCP contract). */
-function mcpRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
-  const { gate, tools, originRefused } = deps;
+function mcpRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => string }): Promise<void> {
+  const { gate, tools, originRefused, callerOf } = deps;
   const rpcError = (reply: FastifyReply, status: number, code: number, message: string): FastifyReply =>
     reply.code(status).type("application/json").send({ jsonrpc: "2.0", error: { code, message }, id: null });
 
@@ -313,9 +403,10 @@ function mcpRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
     }
     done();
   });
+  app.addHook("onRequest", deps.authenticate);
 
   app.post("/mcp", async (req, reply) => {
-    const server = createMcpServer({ interceptor: gate, tools, onInternalError: (err) => req.log.error({ err }, "mcp tool call failed") });
+    const server = createMcpServer({ interceptor: gate, tools, caller: callerOf(req), onInternalError: (err) => req.log.error({ err }, "mcp tool call failed") });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await server.connect(transport);
     try {

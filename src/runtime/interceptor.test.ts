@@ -217,6 +217,7 @@ describe("Interceptor", () => {
         errors: [],
         latency_us: events[0]?.latency_us,
         transport: "http",
+        agent_id: "agent-1",
       });
       expect(events[1]).toMatchObject({ tool: "tool.shell", decision: "deny", policies: ["shell_deny"], reason: "forbidden by shell_deny", transport: "mcp" });
       expect(events[2]).toMatchObject({ decision: "allow", transport: "direct" });
@@ -266,7 +267,7 @@ describe("Interceptor", () => {
 });
 
 describe("MemorySink", () => {
-  const event = (tool: string): DecisionEvent => ({ type: "ai.policy.decision", timestamp: "t", tool, decision: "deny", policy_ref: "none", policies: [], reason: "", errors: [], latency_us: 1, transport: "direct" });
+  const event = (tool: string): DecisionEvent => ({ type: "ai.policy.decision", timestamp: "t", tool, decision: "deny", policy_ref: "none", policies: [], reason: "", errors: [], latency_us: 1, transport: "direct", agent_id: "a" });
 
   it("keeps the newest events up to its capacity, oldest first", () => {
     const sink = new MemorySink(3);

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { decisionReason, findUnrepresentable } from "../policy/index.js";
 import type { DecisionRequest, EngineDecision, EntityRef, InputProblem } from "../policy/index.js";
 import { RuntimeError } from "./errors.js";
-import type { DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall, ToolCallContext, InterceptDecision } from "./types.js";
+import type { Caller, DecisionEvent, DecisionSink, InterceptResult, PolicySource, Tool, ToolCall, ToolCallContext, InterceptDecision } from "./types.js";
 import { isoTime, messageOf, systemClock } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 
@@ -17,7 +17,7 @@ const NO_POLICY_REASON = "no policy loaded: deny all";
 export interface InterceptorOptions {
   /** Asked on every call for the policy in force; `undefined` (nothing loaded) denies everything. */
   policy: PolicySource;
-  /** The agent the calls are made for: the Cedar principal (`Agent::"<id>"`). */
+  /** The agent the calls are made for when the caller is not authenticated per call (stdio MCP, direct): the Cedar principal (`Agent::"<id>"`). */
   principal: EntityRef;
   /** Facts about this node, offered to policies as `context.node`. */
   node: Record<string, unknown>;
@@ -88,9 +88,9 @@ export class Interceptor {
    * (for `autonomy policy test` and benchmarks). Never throws: any failure is
    * a deny.
    */
-  decide(call: ToolCall): InterceptDecision {
+  decide(call: ToolCall, caller?: Caller): InterceptDecision {
     const start = performance.now();
-    const d = this.#decide(call);
+    const d = this.#decide(call, this.#principalOf(caller));
     return { ...d, latency_us: Math.round((performance.now() - start) * 10_000) / 10 };
   }
 
@@ -104,10 +104,13 @@ export class Interceptor {
    * hold a value the policy cannot see exactly as the tool would get it
    * (null, an integer beyond ±(2^53−1), a duplicate set element, …; the path
    * is named). The refusal is recorded as a deny first, and nothing runs.
+   *
+   * `caller` (the agent a bearer token authenticated) is the principal of this
+   * one call and of its follow-ups; without it, the configured principal.
    */
-  async call(call: ToolCall, tool: Tool | undefined, transport: Transport, signal?: AbortSignal): Promise<InterceptResult> {
+  async call(call: ToolCall, tool: Tool | undefined, transport: Transport, signal?: AbortSignal, caller?: Caller): Promise<InterceptResult> {
     const snapshot = snapshotCall(call);
-    const decided = await this.#decideAndRecord(snapshot, transport);
+    const decided = await this.#decideAndRecord(snapshot, transport, caller);
     if (decided.input_problem) throw notRepresentable(decided.input_problem);
     const d = decided;
     if (d.decision !== "allow") return { decision: "deny", policy_ref: d.policy_ref, reason: d.reason, policies: d.policies };
@@ -116,7 +119,7 @@ export class Interceptor {
     // A tool that acts again on the caller's behalf (http_get following a redirect) asks first, as this call did.
     const context: ToolCallContext = {
       redecide: async (params) => {
-        const hop = await this.#decideAndRecord(snapshotCall({ kind: snapshot.kind, params }), transport, true);
+        const hop = await this.#decideAndRecord(snapshotCall({ kind: snapshot.kind, params }), transport, caller, true);
         return { decision: hop.decision, policy_ref: hop.policy_ref, reason: hop.reason, policies: hop.policies };
       },
     };
@@ -130,13 +133,17 @@ export class Interceptor {
   }
 
   /** One decision, recorded; an allow that could not be recorded durably is a deny. */
-  async #decideAndRecord(call: ToolCall, transport: Transport, followUp = false): Promise<InterceptDecision> {
-    const decided = this.decide(call);
-    const recorded = await this.#record(call, decided, transport, followUp);
+  async #decideAndRecord(call: ToolCall, transport: Transport, caller: Caller | undefined, followUp = false): Promise<InterceptDecision> {
+    const decided = this.decide(call, caller);
+    const recorded = await this.#record(call, decided, transport, followUp, caller);
     return recorded ? decided : unrecorded(decided);
   }
 
-  #decide(call: ToolCall): Omit<InterceptDecision, "latency_us"> {
+  #principalOf(caller: Caller | undefined): EntityRef {
+    return caller ? { type: this.#principal.type, id: caller.agentId } : this.#principal;
+  }
+
+  #decide(call: ToolCall, principal: EntityRef): Omit<InterceptDecision, "latency_us"> {
     let ref = NO_POLICY_REF;
     try {
       const loaded = this.#policy();
@@ -151,7 +158,7 @@ export class Interceptor {
         return { decision: "deny", policy_ref: ref, policies: [], reason: why, errors: [why], input_problem: unfaithful };
       }
       const request: DecisionRequest = {
-        principal: this.#principal,
+        principal,
         action: `tool:${call.kind}`,
         resource: { type: "Tool", id: call.kind },
         context: { params: call.params, node: this.#node },
@@ -170,7 +177,7 @@ export class Interceptor {
   }
 
   /** False only when a durable sink failed to record the event. */
-  async #record(call: ToolCall, d: InterceptDecision, transport: Transport, followUp: boolean): Promise<boolean> {
+  async #record(call: ToolCall, d: InterceptDecision, transport: Transport, followUp: boolean, caller: Caller | undefined): Promise<boolean> {
     if (!this.#sink) return true;
     let pending: Promise<void> | undefined;
     try {
@@ -186,6 +193,8 @@ export class Interceptor {
         latency_us: d.latency_us,
         transport,
         ...(followUp ? { follow_up: true } : {}),
+        agent_id: this.#principalOf(caller).id,
+        ...(caller?.tokenId !== undefined ? { token_id: caller.tokenId } : {}),
       };
       pending = this.#sink.record(event) ?? undefined;
     } catch {

@@ -8,7 +8,7 @@ import { AutonomyError, RUNTIME_VERSION, problemFromError } from "../lib/index.j
 import { faithfulLines } from "./faithful-stdio.js";
 import { asToolRegistry } from "./tools/registry.js";
 import type { ToolSource } from "./tools/registry.js";
-import type { InterceptResult, Tool, ToolCall } from "./types.js";
+import type { Caller, InterceptResult, Tool, ToolCall } from "./types.js";
 
 /** How a call reached the runtime (recorded with each decision). */
 export type CallTransport = "http" | "mcp" | "direct";
@@ -19,14 +19,19 @@ export type CallTransport = "http" | "mcp" | "direct";
  * any gate with this shape.
  */
 export interface ToolCallInterceptor {
-  /** `signal`: the caller went away (MCP cancellation, HTTP client disconnect); the running tool is told to stop. */
-  call(call: ToolCall, tool: Tool | undefined, transport: CallTransport, signal?: AbortSignal): Promise<InterceptResult>;
+  /**
+   * `signal`: the caller went away (MCP cancellation, HTTP client disconnect); the running tool is told to stop.
+   * `caller`: the agent the transport authenticated (a bearer token's agent); absent for stdio, whose caller is the process's configured identity.
+   */
+  call(call: ToolCall, tool: Tool | undefined, transport: CallTransport, signal?: AbortSignal, caller?: Caller): Promise<InterceptResult>;
 }
 
 /** Options of {@link createMcpServer}. */
 export interface McpServerOptions {
   interceptor: ToolCallInterceptor;
   tools: ToolSource;
+  /** The authenticated caller of every call on this server (HTTP `/mcp` builds one server per request); absent on stdio. */
+  caller?: Caller;
   /** Reported in `initialize` (default `autonomyops-runtime`). */
   name?: string;
   /**
@@ -115,7 +120,7 @@ export function createMcpServer(opts: McpServerOptions): Server {
     const { name, arguments: args } = req.params;
     let result: InterceptResult;
     try {
-      result = await opts.interceptor.call({ kind: name, params: args ?? {} }, tools.get(name), "mcp", extra.signal);
+      result = await opts.interceptor.call({ kind: name, params: args ?? {} }, tools.get(name), "mcp", extra.signal, opts.caller);
     } catch (e) {
       const mapped = mcpCallError(e);
       if ((mapped as McpCallError).code === MCP_INTERNAL_ERROR) opts.onInternalError?.(e);

@@ -1,5 +1,7 @@
 import type { FastifyInstance } from "fastify";
-import { LivePolicy, nodeWalLocation } from "../node/index.js";
+import { readFile } from "node:fs/promises";
+import { createSecureContext } from "node:tls";
+import { LivePolicy, TokenVerifier, nodeWalLocation } from "../node/index.js";
 import type { LivePolicyEvent } from "../node/index.js";
 import type { RuntimeConfig } from "./config.js";
 import { hostname } from "node:os";
@@ -14,13 +16,20 @@ import { Interceptor } from "./interceptor.js";
 import { serveMcpStdio } from "./mcp-server.js";
 import { builtinTools, toolRegistry } from "./tools/index.js";
 import { connectUpstreams } from "./upstream.js";
+import { checkListenAddress, listenUnix } from "./listen.js";
+import type { ListenAddress } from "./listen.js";
+import { RuntimeError } from "./errors.js";
 import type { DecisionSink } from "./types.js";
 
 export interface StartRuntimeOptions {
   stateRoot: string;
   config: RuntimeConfig;
-  /** host:port for HTTP (`POST /v1/tool`, `/mcp`, health); port 0 picks a free one. */
-  listen?: { host: string; port: number };
+  /**
+   * Where to serve HTTP (`POST /v1/tool`, `/mcp`, health): `{host, port}` (port
+   * 0 picks a free one) or a unix socket `{path, mode?}`. An address outside
+   * loopback is refused unless TLS is configured and a token exists.
+   */
+  listen?: ListenAddress;
   /** Also serve MCP on this process's stdin/stdout. */
   stdio?: boolean;
   sink?: DecisionSink;
@@ -36,8 +45,10 @@ export interface RunningRuntime {
   interceptor: Interceptor;
   policy: LivePolicy;
   server?: FastifyInstance;
-  /** `http://host:port` when HTTP is served. */
+  /** `http://host:port` (`https://` with TLS), or `unix:/path`, when HTTP is served. */
   url?: string;
+  /** When HTTP is served: where the bearer tokens are read from and how many are usable now (0: every call is refused). */
+  auth?: { tokensPath: string; activeTokens: number };
   /** The runtime's own exporter, when `telemetry.otlp_url` / `control_plane_url` is configured. */
   exporter?: Exporter;
   close(): Promise<void>;
@@ -51,6 +62,11 @@ export interface RunningRuntime {
  * stops the runtime from starting (exit 5), as seed 001 requires.
  */
 export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRuntime> {
+  // A listener the runtime would refuse is refused before anything is opened or logged.
+  const auth = new TokenVerifier(opts.stateRoot);
+  const activeTokens = opts.listen ? await auth.activeCount() : 0;
+  const tls = opts.listen ? await readTls(opts.config) : undefined;
+  if (opts.listen) checkListenAddress(opts.listen, { tls: tls !== undefined, activeTokens });
   const policy = new LivePolicy(opts.stateRoot, { ...(opts.onPolicyEvent ? { onEvent: opts.onPolicyEvent } : {}), ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) });
   await policy.start();
   // Everything opened is closed in reverse order, on close() or when start-up fails half way.
@@ -92,10 +108,16 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains, httpGet: { allowPrivateNetworks: opts.config.allowPrivateNetworks } }), upstreams.tools);
     const running: RunningRuntime = { interceptor, policy, close: closeAll, ...(exporter ? { exporter } : {}) };
     if (opts.listen) {
-      const server = createToolServer({ interceptor, tools, policy: policy.current, logger: createLogger({ name: "autonomy.runtime.http", level: "warn" }), ...(telemetry ? { telemetry } : {}) });
+      const server = createToolServer({ interceptor, tools, policy: policy.current, auth, ...(tls ? { tls } : {}), logger: createLogger({ name: "autonomy.runtime.http", level: "warn" }), ...(telemetry ? { telemetry } : {}) });
       closers.push(() => server.close());
-      running.url = await server.listen({ host: opts.listen.host, port: opts.listen.port });
+      if ("path" in opts.listen) {
+        closers.push(await listenUnix(server, opts.listen.path, opts.listen.mode));
+        running.url = `unix:${opts.listen.path}`;
+      } else {
+        running.url = await server.listen({ host: opts.listen.host, port: opts.listen.port });
+      }
       running.server = server;
+      running.auth = { tokensPath: auth.path, activeTokens };
     }
     if (opts.stdio) {
       const mcpLog = createLogger({ name: "autonomy.runtime.mcp", level: "warn" }); // stderr: stdout carries MCP
@@ -107,6 +129,27 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     await closeAll();
     throw e;
   }
+}
+
+/** The TLS certificate and key named by the config, read once at start (a bad file stops the start). */
+async function readTls(config: RuntimeConfig): Promise<{ cert: Buffer; key: Buffer } | undefined> {
+  if (!config.tls) return undefined;
+  const read = async (path: string, what: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (e) {
+      throw new RuntimeError("RUNTIME_TLS_INVALID", `cannot read the TLS ${what} ${path}`, { cause: e });
+    }
+  };
+  const cert = await read(config.tls.cert, "certificate");
+  const key = await read(config.tls.key, "private key");
+  try {
+    // Fails here, with the file named, rather than inside the server on the first handshake.
+    createSecureContext({ cert, key });
+  } catch (e) {
+    throw new RuntimeError("RUNTIME_TLS_INVALID", `the TLS certificate ${config.tls.cert} and key ${config.tls.key} are not a PEM certificate and its private key: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  return { cert, key };
 }
 
 /** A lifecycle event for the WAL (`ai.agent.lifecycle`, drained after errors and decisions). */

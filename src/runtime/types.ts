@@ -66,6 +66,19 @@ export interface DecisionEvent extends InterceptDecision {
   transport: string;
   /** Set on the decision about a follow-up of an allowed call (a redirect hop of tool.http_get), not a call of its own. */
   follow_up?: true;
+  /** The agent the call was decided for: the Cedar principal `Agent::"<agent_id>"`. */
+  agent_id: string;
+  /** The id of the bearer token that authenticated the call (HTTP and /mcp), never the token. */
+  token_id?: string;
+}
+
+/**
+ * Who made a call, as the tool server authenticated it (the token's agent).
+ * Absent (stdio MCP, direct calls): the interceptor's configured principal.
+ */
+export interface Caller {
+  agentId: string;
+  tokenId?: string;
 }
 
 export interface DecisionSink {

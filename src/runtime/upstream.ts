@@ -19,6 +19,8 @@ export interface UpstreamConfig {
   command?: string[];
   /** Streamable HTTP endpoint. */
   url?: string;
+  /** For `url`: the environment variable holding the bearer token to send (another runtime's `/mcp` needs one); never the token itself in the config. */
+  token_env?: string;
   /** Extra environment for a `command` child (on top of the SDK's safe default: HOME, PATH, USER, …). */
   env?: Record<string, string>;
 }
@@ -49,6 +51,7 @@ export const upstreamSchema = z
     command: z.array(z.string().min(1)).min(1).optional(),
     url: z.url({ protocol: /^https?$/ }).optional(),
     env: z.record(z.string(), z.string()).optional(),
+    token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name").optional(),
   })
   .refine((c) => (c.command === undefined) !== (c.url === undefined), { message: "give exactly one of command or url" });
 
@@ -173,7 +176,10 @@ class UpstreamConnection {
 
   #transport(): Transport {
     const c = this.#config;
-    if (c.url !== undefined) return new StreamableHTTPClientTransport(new URL(c.url));
+    if (c.url !== undefined) {
+      const token = c.token_env !== undefined ? process.env[c.token_env] : undefined;
+      return new StreamableHTTPClientTransport(new URL(c.url), token ? { requestInit: { headers: { authorization: `Bearer ${token}` } } } : undefined);
+    }
     const [command, ...args] = c.command ?? [];
     const transport = new StdioClientTransport({ command: command ?? "", args, env: { ...getDefaultEnvironment(), ...c.env }, stderr: "pipe" });
     // Keep the tail of the child's stderr for error messages; never let it block the child.

@@ -109,7 +109,7 @@ const PEER_TABLE = {
   skopeo: commands(["skopeo"], ["skopeo"], "test/supplychain/interop-skopeo (reads and copies what we write)"),
   "docker-registry": commands(["docker-registry"], ["docker-registry"], "the registry tests (test/oci/registry-client, supplychain-registry, interop-skopeo)"),
   b3sum: commands(["b3sum"], ["b3sum"], "test/lock/lock-b3sum and interop-skopeo (reference BLAKE3)"),
-  openssl: commands(["openssl"], ["openssl"], "test/sign/sign-openssl, interop-skopeo and the registry token server"),
+  openssl: commands(["openssl"], ["openssl"], "test/sign/sign-openssl, interop-skopeo, the registry token server and the runtime's TLS listener (runtime-auth)"),
   git: commands(["git"], ["git"], "cloning and working on the repository"),
   strace: commands(["strace"], ["strace"], "the system-call test of `autonomy wal append` (seed 001 fsync order)"),
   python3: commands(["python3"], ["python3"], "scripts/wal_verify.py, the independent WAL verifier of the portability lab"),

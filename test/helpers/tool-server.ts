@@ -1,8 +1,11 @@
 /**
  * Shared pieces of the runtime tool-server tests: a real Cedar policy built
- * from policy text, an interceptor over it, and a server listening on loopback.
+ * from policy text, an interceptor over it, real bearer tokens in a state
+ * root, and a server listening on loopback.
  */
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { TokenVerifier, createToken } from "../../src/node/index.js";
 import type { FastifyInstance } from "fastify";
 import { compileCedar } from "../../src/policy/index.js";
 import type { EngineCompiler, LoadedPolicy, PolicyFile } from "../../src/policy/index.js";
@@ -44,4 +47,28 @@ export function interceptorFor(policy: PolicySource, sink?: DecisionSink): Inter
 export async function listen(app: FastifyInstance): Promise<string> {
   await app.listen({ host: "127.0.0.1", port: 0 });
   return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
+
+/** Real tokens (created as `autonomy runtime token create` does) and the verifier a tool server checks them with. */
+export interface TestAuth {
+  stateRoot: string;
+  auth: TokenVerifier;
+  /** The token of each agent named at creation. */
+  tokens: Record<string, string>;
+  /** `{authorization: "Bearer …"}` for `agent` (default: the first agent). */
+  headers(agent?: string): Record<string, string>;
+}
+
+/** Creates a token for each agent (default `test-agent`, the principal of {@link interceptorFor}) in a state root under `dir`. */
+export async function testAuth(dir: string, agents: readonly string[] = ["test-agent"]): Promise<TestAuth> {
+  const stateRoot = join(dir, `auth-${Math.random().toString(36).slice(2)}`);
+  const tokens: Record<string, string> = {};
+  for (const a of agents) tokens[a] = (await createToken(stateRoot, a)).token;
+  const first = agents[0] ?? "test-agent";
+  return { stateRoot, auth: new TokenVerifier(stateRoot), tokens, headers: (agent = first) => ({ authorization: `Bearer ${tokens[agent] ?? ""}` }) };
+}
+
+/** Creates a token for `agent` in a node's state root (before `startRuntime`) and returns its `{authorization}` header. */
+export async function bearerFor(stateRoot: string, agent: string): Promise<Record<string, string>> {
+  return { authorization: `Bearer ${(await createToken(stateRoot, agent)).token}` };
 }

@@ -30,7 +30,7 @@ describe("autonomy quickstart --tutorial 03", () => {
     const r = await runJson<Result>(["quickstart", "--tutorial", "03", "--dir", join(root, "t03")], { timeoutMs: 120_000 });
     expect(r.code, describeRun(r)).toBe(0);
     expect(r.json.steps.filter((s) => !s.ok)).toEqual([]);
-    expect(r.json.steps.map((s) => s.step)).toEqual(["node", "runtime", "SIGKILL", "WAL after the crash", "restart", "no event loss", "collector down", "collector back", "priority order"]);
+    expect(r.json.steps.map((s) => s.step)).toEqual(["node", "token", "runtime", "SIGKILL", "WAL after the crash", "restart", "no event loss", "collector down", "collector back", "priority order"]);
     expect(r.json.answered).toBeGreaterThanOrEqual(300);
     expect(r.json.delivered).toBe(r.json.committed);
   }, 120_000);

@@ -17,9 +17,12 @@ import { readCommitted, readPos } from "../../src/telemetry/index.js";
 import { startOtlpJsonLogsReceiver } from "../helpers/exporter-receivers.js";
 import type { OtlpJsonLogsReceiver } from "../helpers/exporter-receivers.js";
 import { EXAMPLE_POLICY_DIR } from "../helpers/policies.js";
+import { bearerFor } from "../helpers/tool-server.js";
+
+let bearer: Record<string, string> = {};
 
 async function call(url: string, kind: string, params: Record<string, unknown>): Promise<string> {
-  const res = await fetch(`${url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind, params }) });
+  const res = await fetch(`${url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...bearer }, body: JSON.stringify({ kind, params }) });
   return ((await res.json()) as { decision: string }).decision;
 }
 
@@ -50,6 +53,7 @@ describe("runtime with telemetry.otlp_url", () => {
     const stateRoot = join(root, "node");
     const built = await buildBundle(EXAMPLE_POLICY_DIR, { name: "demo", version: "1.0.0" });
     (await loadPolicy(stateRoot, built.bytes)).loaded.engine.dispose();
+    bearer = await bearerFor(stateRoot, "a");
     return stateRoot;
   }
 
@@ -82,7 +86,7 @@ describe("runtime with telemetry.otlp_url", () => {
     // records its position in memory once telemetry.pos is durable (after the directory
     // fsync), so the status can trail the file by that fsync: wait for it rather than race.
     type Status = { telemetry: { wal: { last_seq: number; decision_log: string }; exporter: { pos: number; sink: string } } };
-    const readStatus = async (): Promise<Status> => (await (await fetch(`${url}/v1/status`)).json()) as Status;
+    const readStatus = async (): Promise<Status> => (await (await fetch(`${url}/v1/status`, { headers: bearer })).json()) as Status;
     await until(async () => (await readStatus()).telemetry.exporter.pos >= 11, "/v1/status shows the durable position");
     const status = await readStatus();
     expect(status.telemetry.wal).toMatchObject({ decision_log: "durable" });
@@ -100,7 +104,7 @@ describe("runtime with telemetry.otlp_url", () => {
     await call(url, "tool.echo", { text: "x" });
     let body = "";
     await until(async () => {
-      body = await (await fetch(`${url}/v1/status`)).text();
+      body = await (await fetch(`${url}/v1/status`, { headers: bearer })).text();
       return body.includes('"last_error":{');
     }, "the exporter reported a delivery failure");
     expect(body).toContain("127.0.0.1:9");
@@ -115,7 +119,7 @@ describe("runtime with telemetry.otlp_url", () => {
     const url = rt.url ?? "";
     for (let k = 0; k < 10; k++) await call(url, "tool.echo", { text: `k${k}` });
     await until(() => new Set(rx?.arrivals.map((a) => a.seq)).size >= 11, "11 records delivered");
-    const status = (await (await fetch(`${url}/v1/status`)).json()) as { telemetry: { wal: { seed_exact: boolean; generation: string } } };
+    const status = (await (await fetch(`${url}/v1/status`, { headers: bearer })).json()) as { telemetry: { wal: { seed_exact: boolean; generation: string } } };
     expect(status.telemetry.wal).toMatchObject({ seed_exact: true, generation: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown });
     const walDir = telemetryWalDir(stateRoot);
     const exporterFiles = ["telemetry.pos", "telemetry.pos.tmp"]; // the exporter's lock and dead letters lie beside the directory

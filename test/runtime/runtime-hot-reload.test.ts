@@ -12,9 +12,12 @@ import { loadPolicy, readNodeState } from "../../src/node/index.js";
 import { DEFAULT_RUNTIME_CONFIG, MemorySink, startRuntime } from "../../src/runtime/index.js";
 import type { RunningRuntime } from "../../src/runtime/index.js";
 import { policyDir } from "../helpers/release.js";
+import { bearerFor } from "../helpers/tool-server.js";
+
+let bearer: Record<string, string> = {};
 
 async function call(url: string, kind: string, params: Record<string, unknown>): Promise<{ status: number; body: { decision: string; policy_ref: string } }> {
-  const res = await fetch(`${url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind, params }) });
+  const res = await fetch(`${url}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...bearer }, body: JSON.stringify({ kind, params }) });
   return { status: res.status, body: (await res.json()) as { decision: string; policy_ref: string } };
 }
 
@@ -35,6 +38,7 @@ describe("runtime over HTTP across policy loads", () => {
 
   it("refuses everything with no policy, enforces a loaded bundle without restart, and ignores a broken one", async () => {
     const stateRoot = join(await mkdtemp(join(tmpdir(), "hot-")), "node");
+    bearer = await bearerFor(stateRoot, "a");
     rt = await startRuntime({ stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: {}, allowedDomains: [], upstreams: [], telemetry: {} }, listen: { host: "127.0.0.1", port: 0 }, sink: new MemorySink(), pollMs: 20 });
     const url = rt.url ?? "";
     expect(await call(url, "tool.echo", { text: "x" })).toMatchObject({ status: 403, body: { decision: "deny", policy_ref: "none" } });

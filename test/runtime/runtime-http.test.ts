@@ -12,7 +12,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createToolServer } from "../../src/runtime/http-server.js";
 import { builtinTools } from "../../src/runtime/tools/index.js";
 import type { LoadedPolicy } from "../../src/policy/index.js";
-import { EXAMPLE_POLICIES, interceptorFor, listen, mutablePolicy, policyOf } from "../helpers/tool-server.js";
+import { EXAMPLE_POLICIES, interceptorFor, listen, mutablePolicy, policyOf, testAuth } from "../helpers/tool-server.js";
+import type { TestAuth } from "../helpers/tool-server.js";
 
 const PERMIT_ALL = { name: "permit_all.cedar", text: '@id("permit_all")\npermit (principal, action, resource);' };
 const FORBID_BOOM = {
@@ -24,8 +25,10 @@ const PERMIT_HTTP_GET = { name: "http_get.cedar", text: '@id("http_get_allow")\n
 let dir: string;
 let target: Server;
 let targetUrl: string;
+let auth: TestAuth;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "aops-runtime-http-"));
+  auth = await testAuth(dir);
   target = createServer((_req, res) => res.writeHead(200, { "content-type": "text/plain" }).end("from the allow-listed host"));
   await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
   targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}/`;
@@ -48,6 +51,7 @@ async function start(policy: LoadedPolicy | undefined): Promise<{ base: string; 
     interceptor: interceptorFor(source),
     tools: builtinTools({ allowedDomains: ["127.0.0.1"], shell: { cwd: dir, timeoutMs: 5000 } }),
     policy: source,
+    auth: auth.auth,
   });
   return { base: await listen(app), policy: source };
 }
@@ -55,7 +59,7 @@ async function start(policy: LoadedPolicy | undefined): Promise<{ base: string; 
 async function post(base: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const res = await fetch(`${base}/v1/tool`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": "application/json", ...auth.headers(), ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
@@ -226,7 +230,7 @@ describe("malformed requests and wrong methods", () => {
 
   it.each(["GET", "PUT", "DELETE", "PATCH"])("answers %s with 405, Allow: POST and decision deny", async (method) => {
     const { base } = await start(example);
-    const res = await fetch(`${base}/v1/tool`, { method, ...(method === "GET" ? {} : { headers: { "content-type": "application/json" }, body: "{broken" }) });
+    const res = await fetch(`${base}/v1/tool`, { method, ...(method === "GET" ? { headers: auth.headers() } : { headers: { "content-type": "application/json", ...auth.headers() }, body: "{broken" }) });
     expect(res.status).toBe(405);
     expect(res.headers.get("allow")).toBe("POST");
     expect(await res.json()).toMatchObject({ decision: "deny", policy_ref: example.ref, error: { code: "METHOD_NOT_ALLOWED" } });
@@ -234,15 +238,15 @@ describe("malformed requests and wrong methods", () => {
 
   it("answers TRACE /v1/tool with 405 and the decision body; PUT /mcp and POST /healthz with 405 and Allow", async () => {
     const source = mutablePolicy(example);
-    const app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source });
+    const app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source, auth: auth.auth });
     try {
       // fetch() refuses to send TRACE, so these go through inject.
-      const trace = await app.inject({ method: "TRACE", url: "/v1/tool" });
+      const trace = await app.inject({ method: "TRACE", url: "/v1/tool", headers: auth.headers() });
       expect(trace.statusCode).toBe(405);
       expect(trace.headers.allow).toBe("POST");
       expect(JSON.parse(trace.body)).toMatchObject({ decision: "deny", policy_ref: example.ref, error: { code: "METHOD_NOT_ALLOWED" } });
       for (const method of ["PUT", "PATCH", "TRACE"] as const) {
-        const mcp = await app.inject({ method, url: "/mcp", headers: { "content-type": "application/json" }, payload: "{}" });
+        const mcp = await app.inject({ method, url: "/mcp", headers: { "content-type": "application/json", ...auth.headers() }, payload: "{}" });
         expect(mcp.statusCode, method).toBe(405);
         expect(mcp.headers.allow, method).toBe("POST");
       }
@@ -276,7 +280,7 @@ describe("health and status", () => {
     await post(base, { kind: "tool.echo", params: { text: "x" } });
     await post(base, { kind: "tool.shell", params: { command: "true" } });
     await post(base, { kind: "tool.echo", params: {} });
-    const status = (await (await fetch(`${base}/v1/status`)).json()) as Record<string, unknown>;
+    const status = (await (await fetch(`${base}/v1/status`, { headers: auth.headers() })).json()) as Record<string, unknown>;
     expect(status).toMatchObject({
       policy_ref: example.ref,
       policy_loaded: true,
@@ -293,7 +297,7 @@ describe("errors outside the tool-call contract answer RFC 9457 problem details"
 
   it("an unknown route: 404 application/problem+json with code NOT_FOUND", async () => {
     const source = mutablePolicy(example);
-    app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source });
+    app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source, auth: auth.auth });
     const r = await app.inject({ method: "GET", url: "/v1/nothing-here" });
     expect(r.statusCode).toBe(404);
     expect(r.headers["content-type"]).toMatch(/^application\/problem\+json/);
@@ -305,8 +309,8 @@ describe("errors outside the tool-call contract answer RFC 9457 problem details"
     const lines: string[] = [];
     const destination = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(chunk.toString("utf8")); cb(); } });
     const logger = createLogger({ name: "autonomy.runtime.http", level: "warn", destination });
-    app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source, logger, telemetry: () => { throw new Error("token=s3cret"); } });
-    const r = await app.inject({ method: "GET", url: "/v1/status" });
+    app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source, auth: auth.auth, logger, telemetry: () => { throw new Error("token=s3cret"); } });
+    const r = await app.inject({ method: "GET", url: "/v1/status", headers: auth.headers() });
     expect(r.statusCode).toBe(500);
     expect(r.headers["content-type"]).toMatch(/^application\/problem\+json/);
     expect(JSON.parse(r.body)).toMatchObject({ type: "urn:autonomyops:error:INTERNAL", status: 500, code: "INTERNAL" });
@@ -318,8 +322,8 @@ describe("errors outside the tool-call contract answer RFC 9457 problem details"
 
   it("a malformed tool call keeps the decision-body contract, not problem details", async () => {
     const source = mutablePolicy(example);
-    app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source });
-    const r = await app.inject({ method: "POST", url: "/v1/tool", payload: "{x", headers: { "content-type": "application/json" } });
+    app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source, auth: auth.auth });
+    const r = await app.inject({ method: "POST", url: "/v1/tool", payload: "{x", headers: { "content-type": "application/json", ...auth.headers() } });
     expect(r.statusCode).toBe(400);
     expect(r.headers["content-type"]).toMatch(/^application\/json/);
     expect(JSON.parse(r.body)).toMatchObject({ decision: "deny", policy_ref: example.ref, error: { code: "REQUEST_INVALID" } });

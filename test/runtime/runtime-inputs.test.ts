@@ -26,7 +26,8 @@ import { connectUpstreams } from "../../src/runtime/upstream.js";
 import { WalDecisionSink } from "../../src/runtime/wal-sink.js";
 import { Wal, readCommitted } from "../../src/telemetry/index.js";
 import { fakeLoadedPolicy } from "../helpers/policies.js";
-import { listen, policyOf } from "../helpers/tool-server.js";
+import { listen, policyOf, testAuth } from "../helpers/tool-server.js";
+import type { TestAuth } from "../helpers/tool-server.js";
 
 /** `tool.probe` is allowed unless the call says `force` at all. */
 const FORCE_POLICY = [
@@ -41,8 +42,10 @@ function probeTool(): Tool & { spy: Mock<Tool["run"]> } {
 }
 
 let dir: string;
+let auth: TestAuth;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "aops-inputs-"));
+  auth = await testAuth(dir);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -57,7 +60,7 @@ async function serve(extra: Tool[] = []): Promise<{ base: string; probe: ReturnT
   const policy = policyOf(FORCE_POLICY);
   const interceptor = new Interceptor({ policy: () => policy, principal: { type: "Agent", id: "test-agent" }, node: { id: "n" }, sink: new WalDecisionSink(wal) });
   const probe = probeTool();
-  const app = createToolServer({ interceptor, tools: toolRegistry([probe, ...extra]), policy: () => policy });
+  const app = createToolServer({ interceptor, tools: toolRegistry([probe, ...extra]), policy: () => policy, auth: auth.auth });
   cleanups.push(async () => {
     await app.close();
     await wal.close();
@@ -67,7 +70,7 @@ async function serve(extra: Tool[] = []): Promise<{ base: string; probe: ReturnT
 }
 
 async function postRaw(base: string, body: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${base}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body });
+  const res = await fetch(`${base}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...auth.headers() }, body });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -187,7 +190,7 @@ describe("faithful inputs over MCP", () => {
   it("refuses null arguments on /mcp with an error naming params.force; the tool never runs", async () => {
     const { base, probe } = await serve();
     const client = new Client({ name: "inputs-test", version: "1.0.0" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: auth.headers() } }));
     cleanups.push(() => client.close());
     await expect(client.callTool({ name: "tool.probe", arguments: { force: null } })).rejects.toMatchObject({
       message: expect.stringMatching(/params\.force: null/) as unknown,
@@ -199,7 +202,7 @@ describe("faithful inputs over MCP", () => {
   it("refuses duplicate keys on /mcp with 400", async () => {
     const { base, probe } = await serve();
     const body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tool.probe","arguments":{"level":1,"level":2}}}';
-    const res = await fetch(`${base}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body });
+    const res = await fetch(`${base}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...auth.headers() }, body });
     expect(res.status).toBe(400);
     expect(JSON.stringify(await res.json())).toContain("params.arguments.level");
     expect(probe.spy).not.toHaveBeenCalled();

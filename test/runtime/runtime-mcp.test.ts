@@ -17,7 +17,8 @@ import { MemorySink } from "../../src/runtime/decision-sinks.js";
 import { createToolServer } from "../../src/runtime/http-server.js";
 import { createMcpServer } from "../../src/runtime/mcp-server.js";
 import { builtinTools } from "../../src/runtime/tools/index.js";
-import { EXAMPLE_POLICIES, interceptorFor, listen, mutablePolicy, policyOf } from "../helpers/tool-server.js";
+import { EXAMPLE_POLICIES, interceptorFor, listen, mutablePolicy, policyOf, testAuth } from "../helpers/tool-server.js";
+import type { TestAuth } from "../helpers/tool-server.js";
 
 const PERMIT_ALL = { name: "permit_all.cedar", text: '@id("permit_all")\npermit (principal, action, resource);' };
 const FORBID_BOOM = {
@@ -26,8 +27,10 @@ const FORBID_BOOM = {
 };
 
 let dir: string;
+let auth: TestAuth;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "aops-runtime-mcp-"));
+  auth = await testAuth(dir);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -39,11 +42,11 @@ afterEach(async () => {
 /** A tool server over `policy` and an MCP client connected to its /mcp over Streamable HTTP. */
 async function connectHttp(policy: LoadedPolicy | undefined): Promise<{ client: Client; base: string; app: FastifyInstance }> {
   const source = mutablePolicy(policy);
-  const app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools({ shell: { cwd: dir } }), policy: source });
+  const app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools({ shell: { cwd: dir } }), policy: source, auth: auth.auth });
   const base = await listen(app);
   cleanups.push(() => app.close());
   const client = new Client({ name: "runtime-mcp-test", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: auth.headers() } }));
   cleanups.push(() => client.close());
   return { client, base, app };
 }
@@ -119,21 +122,21 @@ describe("MCP over Streamable HTTP at /mcp (stateless)", () => {
     const { client, base } = await connectHttp(example);
     await call(client, "tool.echo", { text: "x" });
     await call(client, "tool.shell", { command: "true" });
-    const status = (await (await fetch(`${base}/v1/status`)).json()) as { decisions: { by_transport: Record<string, unknown> } };
+    const status = (await (await fetch(`${base}/v1/status`, { headers: auth.headers() })).json()) as { decisions: { by_transport: Record<string, unknown> } };
     expect(status.decisions.by_transport.mcp).toEqual({ allow: 1, deny: 1, failed: 0 });
   });
 
   it("records each decision with the transport it came in on", async () => {
     const sink = new MemorySink();
     const source = mutablePolicy(example);
-    const app = createToolServer({ interceptor: interceptorFor(source, sink), tools: builtinTools(), policy: source });
+    const app = createToolServer({ interceptor: interceptorFor(source, sink), tools: builtinTools(), policy: source, auth: auth.auth });
     cleanups.push(() => app.close());
     const base = await listen(app);
     const client = new Client({ name: "sink-test", version: "1.0.0" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: auth.headers() } }));
     cleanups.push(() => client.close());
     await call(client, "tool.shell", { command: "true" });
-    await fetch(`${base}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind: "tool.echo", params: { text: "x" } }) });
+    await fetch(`${base}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...auth.headers() }, body: JSON.stringify({ kind: "tool.echo", params: { text: "x" } }) });
     expect(sink.events().map((e) => [e.transport, e.tool, e.decision])).toEqual([
       ["mcp", "tool.shell", "deny"],
       ["http", "tool.echo", "allow"],
@@ -143,7 +146,7 @@ describe("MCP over Streamable HTTP at /mcp (stateless)", () => {
   it("answers GET and DELETE with 405 (no sessions, no SSE stream)", async () => {
     const { base } = await connectHttp(example);
     for (const method of ["GET", "DELETE"]) {
-      const res = await fetch(`${base}/mcp`, { method, headers: { accept: "text/event-stream" } });
+      const res = await fetch(`${base}/mcp`, { method, headers: { accept: "text/event-stream", ...auth.headers() } });
       expect(res.status).toBe(405);
       expect(res.headers.get("allow")).toBe("POST");
       expect(await res.json()).toMatchObject({ jsonrpc: "2.0", error: { code: -32000 } });
@@ -152,7 +155,7 @@ describe("MCP over Streamable HTTP at /mcp (stateless)", () => {
 
   it("answers a malformed body with a JSON-RPC parse error", async () => {
     const { base } = await connectHttp(example);
-    const res = await fetch(`${base}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: "{oops" });
+    const res = await fetch(`${base}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...auth.headers() }, body: "{oops" });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ jsonrpc: "2.0", error: { code: -32700 }, id: null });
   });
@@ -161,11 +164,11 @@ describe("MCP over Streamable HTTP at /mcp (stateless)", () => {
   async function throwingServer(err: Error, lines: string[]): Promise<Client> {
     const destination = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(chunk.toString("utf8")); cb(); } });
     const logger = createLogger({ name: "autonomy.runtime.http", level: "warn", destination });
-    const app = createToolServer({ interceptor: { call: () => Promise.reject(err) }, tools: builtinTools(), policy: mutablePolicy(example), logger });
+    const app = createToolServer({ interceptor: { call: () => Promise.reject(err) }, tools: builtinTools(), policy: mutablePolicy(example), logger, auth: auth.auth });
     const base = await listen(app);
     cleanups.push(() => app.close());
     const client = new Client({ name: "runtime-mcp-test", version: "1.0.0" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: auth.headers() } }));
     cleanups.push(() => client.close());
     return client;
   }
@@ -194,7 +197,7 @@ describe("MCP over Streamable HTTP at /mcp (stateless)", () => {
     const { base } = await connectHttp(example);
     const res = await fetch(`${base}/mcp`, {
       method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", origin: "http://evil.example" },
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", origin: "http://evil.example", ...auth.headers() },
       body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
     });
     expect(res.status).toBe(403);
@@ -202,7 +205,7 @@ describe("MCP over Streamable HTTP at /mcp (stateless)", () => {
 
   it("is not served when mcp is false", async () => {
     const source = mutablePolicy(example);
-    const app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source, mcp: false });
+    const app = createToolServer({ interceptor: interceptorFor(source), tools: builtinTools(), policy: source, mcp: false, auth: auth.auth });
     cleanups.push(() => app.close());
     const base = await listen(app);
     expect((await fetch(`${base}/mcp`, { method: "POST" })).status).toBe(404);
@@ -225,6 +228,21 @@ describe("the MCP server object (as served on stdio), over an in-memory transpor
     const denied = await call(client, "tool.shell", { command: `touch ${marker}` });
     expect(denied.isError).toBe(true);
     expect(existsSync(marker)).toBe(false);
+  });
+
+  it("decides stdio calls for the process's configured identity (no token on stdio)", async () => {
+    const sink = new MemorySink();
+    const server = createMcpServer({ interceptor: interceptorFor(() => policyOf(EXAMPLE_POLICIES), sink), tools: builtinTools() });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await server.connect(a);
+    const client = new Client({ name: "in-memory", version: "1.0.0" });
+    await client.connect(b);
+    cleanups.push(async () => {
+      await client.close();
+      await server.close();
+    });
+    await call(client, "tool.echo", { text: "hi" });
+    expect(sink.events().map((e) => [e.agent_id, e.token_id, e.transport])).toEqual([["test-agent", undefined, "mcp"]]);
   });
 });
 

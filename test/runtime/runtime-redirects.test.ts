@@ -21,7 +21,8 @@ import { httpGetTool, toolRegistry } from "../../src/runtime/tools/index.js";
 import { WalDecisionSink } from "../../src/runtime/wal-sink.js";
 import { Wal, readCommitted } from "../../src/telemetry/index.js";
 import { needs } from "../helpers/needs.js";
-import { listen, policyOf } from "../helpers/tool-server.js";
+import { listen, policyOf, testAuth } from "../helpers/tool-server.js";
+import type { TestAuth } from "../helpers/tool-server.js";
 
 const withOpenssl = needs("openssl");
 
@@ -34,6 +35,7 @@ const POLICY = [
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const closers: (() => Promise<unknown>)[] = [];
 let dir: string;
+let auth: TestAuth;
 let ca: string;
 let plainBase: string; // http://127.0.0.1:P
 let tlsPort: number;
@@ -59,6 +61,7 @@ async function started(server: ReturnType<typeof createHttpServer>): Promise<num
 beforeAll(async () => {
   withOpenssl.check();
   dir = await mkdtemp(join(tmpdir(), "aops-redirects-"));
+  auth = await testAuth(dir);
   closers.push(() => rm(dir, { recursive: true, force: true }));
   const key = join(dir, "key.pem");
   const cert = join(dir, "cert.pem");
@@ -79,7 +82,7 @@ async function serve(): Promise<{ base: string; walDir: string }> {
   const policy = policyOf(POLICY);
   const interceptor = new Interceptor({ policy: () => policy, principal: { type: "Agent", id: "test-agent" }, node: {}, sink: new WalDecisionSink(wal) });
   const tools = toolRegistry([httpGetTool({ allowedDomains: ["127.0.0.1", "localhost"], allowPrivateNetworks: true, ca })]);
-  const app = createToolServer({ interceptor, tools, policy: () => policy });
+  const app = createToolServer({ interceptor, tools, policy: () => policy, auth: auth.auth });
   closers.push(async () => {
     await app.close();
     await wal.close();
@@ -89,7 +92,7 @@ async function serve(): Promise<{ base: string; walDir: string }> {
 }
 
 async function get(base: string, endpoint: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${base}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind: "tool.http_get", params: { endpoint } }) });
+  const res = await fetch(`${base}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...auth.headers() }, body: JSON.stringify({ kind: "tool.http_get", params: { endpoint } }) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 

@@ -9,13 +9,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToolServer } from "../../src/runtime/http-server.js";
 import { shellTool, toolRegistry } from "../../src/runtime/tools/index.js";
-import { interceptorFor, listen, policyOf } from "../helpers/tool-server.js";
+import { interceptorFor, listen, policyOf, testAuth } from "../helpers/tool-server.js";
+import type { TestAuth } from "../helpers/tool-server.js";
 
 const PERMIT_SHELL = [{ name: "shell.cedar", text: '@id("shell_allow")\npermit (principal, action == Action::"tool:tool.shell", resource);' }];
 
 let dir: string;
+let auth: TestAuth;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "aops-shell-abort-"));
+  auth = await testAuth(dir);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -37,14 +40,14 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 describe("tool.shell through the tool server", () => {
   it("attack 8: a background child of a call whose HTTP caller disconnects is killed with its process group", async () => {
     const policy = policyOf(PERMIT_SHELL);
-    const app = createToolServer({ interceptor: interceptorFor(() => policy), tools: toolRegistry([shellTool({ cwd: dir, timeoutMs: 60_000 })]), policy: () => policy });
+    const app = createToolServer({ interceptor: interceptorFor(() => policy), tools: toolRegistry([shellTool({ cwd: dir, timeoutMs: 60_000 })]), policy: () => policy, auth: auth.auth });
     const base = await listen(app);
     try {
       const pidFile = join(dir, "bg.pid");
       const ac = new AbortController();
       const call = fetch(`${base}/v1/tool`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...auth.headers() },
         body: JSON.stringify({ kind: "tool.shell", params: { command: "sleep 60 >/dev/null 2>&1 & echo $! > bg.pid; sleep 60" } }),
         signal: ac.signal,
       });

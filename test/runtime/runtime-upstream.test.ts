@@ -15,7 +15,8 @@ import { builtinTools, toolRegistry } from "../../src/runtime/tools/index.js";
 import { connectUpstreams, parseUpstreamConfigs } from "../../src/runtime/upstream.js";
 import type { Upstreams } from "../../src/runtime/upstream.js";
 import { needs } from "../helpers/needs.js";
-import { EXAMPLE_POLICIES, interceptorFor, listen, mutablePolicy, policyOf } from "../helpers/tool-server.js";
+import { EXAMPLE_POLICIES, interceptorFor, listen, mutablePolicy, policyOf, testAuth } from "../helpers/tool-server.js";
+import type { TestAuth } from "../helpers/tool-server.js";
 
 const FIXTURE = new URL("../fixtures/mcp-upstream.js", import.meta.url).pathname;
 const UPSTREAM = { name: "up", command: [process.execPath, FIXTURE] };
@@ -29,8 +30,10 @@ const UP_POLICY = [
 ];
 
 let dir: string;
+let auth: TestAuth;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "aops-runtime-upstream-"));
+  auth = await testAuth(dir);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -47,13 +50,13 @@ async function upstreams(): Promise<Upstreams> {
 
 async function serve(ups: Upstreams, policy: LoadedPolicy | undefined): Promise<{ base: string; app: FastifyInstance }> {
   const source = mutablePolicy(policy);
-  const app = createToolServer({ interceptor: interceptorFor(source), tools: toolRegistry(builtinTools(), ups.tools), policy: source });
+  const app = createToolServer({ interceptor: interceptorFor(source), tools: toolRegistry(builtinTools(), ups.tools), policy: source, auth: auth.auth });
   cleanups.push(() => app.close());
   return { base: await listen(app), app };
 }
 
 async function post(base: string, kind: string, params: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${base}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind, params }) });
+  const res = await fetch(`${base}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...auth.headers() }, body: JSON.stringify({ kind, params }) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -149,7 +152,7 @@ describe("proxied tools behind the interceptor", () => {
   it("passes the upstream's content through unchanged to an MCP client", async () => {
     const { base } = await serve(await upstreams(), policyOf(UP_POLICY, "up-policy"));
     const client = new Client({ name: "upstream-test", version: "1.0.0" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: auth.headers() } }));
     cleanups.push(() => client.close());
     expect((await client.listTools()).tools.map((t) => t.name)).toEqual(["tool.echo", "tool.http_get", "tool.shell", "up.add", "up.danger", "up.fail", "up.crash"]);
     const ok = (await client.callTool({ name: "up.add", arguments: { a: 2, b: 2 } })) as CallToolResult;
@@ -167,10 +170,13 @@ describe("an upstream over Streamable HTTP (another runtime's /mcp)", () => {
   it("proxies it under its name, with both runtimes' policies applied", async () => {
     // The far runtime allows echo and forbids shell; the near one permits everything of "peer".
     const farPolicy = mutablePolicy(policyOf(EXAMPLE_POLICIES, "far"));
-    const far = createToolServer({ interceptor: interceptorFor(farPolicy), tools: builtinTools({ shell: { cwd: dir } }), policy: farPolicy });
+    const far = createToolServer({ interceptor: interceptorFor(farPolicy), tools: builtinTools({ shell: { cwd: dir } }), policy: farPolicy, auth: auth.auth });
     cleanups.push(() => far.close());
     const farBase = await listen(far);
-    const ups = await connectUpstreams([{ name: "peer", url: `${farBase}/mcp` }]);
+    // The far runtime wants a bearer token like any caller; the near one reads it from the environment its config names.
+    process.env.AUTONOMY_TEST_PEER_TOKEN = auth.tokens["test-agent"];
+    cleanups.push(() => Promise.resolve(delete process.env.AUTONOMY_TEST_PEER_TOKEN));
+    const ups = await connectUpstreams([{ name: "peer", url: `${farBase}/mcp`, token_env: "AUTONOMY_TEST_PEER_TOKEN" }]);
     cleanups.push(() => ups.close());
     expect([...ups.tools.keys()]).toEqual(["peer.tool.echo", "peer.tool.http_get", "peer.tool.shell"]);
     const nearPolicy = { name: "peer.cedar", text: 'permit (principal, action in [Action::"tool:peer.tool.echo", Action::"tool:peer.tool.shell"], resource);' };

@@ -19,6 +19,7 @@ import { loadPolicy } from "../../src/node/index.js";
 import { DEFAULT_RUNTIME_CONFIG, startRuntime } from "../../src/runtime/index.js";
 import { needs } from "../helpers/needs.js";
 import { EXAMPLE_POLICY_DIR } from "../helpers/policies.js";
+import { bearerFor } from "../helpers/tool-server.js";
 import type { WalLogger } from "../../src/telemetry/index.js";
 
 const privileged = needs("root", "util-linux");
@@ -74,11 +75,12 @@ privileged.describe("WAL on a full disk (256 KiB tmpfs; needs root)", () => {
   it("a runtime denies what it cannot record while the disk is full, and recovers by itself once space is back", async () => {
     const stateRoot = join(root, "node");
     (await loadPolicy(stateRoot, (await buildBundle(EXAMPLE_POLICY_DIR, { name: "demo", version: "1.0.0" })).bytes)).loaded.engine.dispose();
+    const bearer = await bearerFor(stateRoot, "agent");
     const rt = await startRuntime({ stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, node: {}, upstreams: [], telemetry: {} }, listen: { host: "127.0.0.1", port: 0 } });
     const ballast = join(root, "ballast");
     try {
       const echo = async (): Promise<{ decision: string; reason?: string }> =>
-        (await (await fetch(`${rt.url ?? ""}/v1/tool`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ kind: "tool.echo", params: { text: "x" } }) })).json()) as { decision: string; reason?: string };
+        (await (await fetch(`${rt.url ?? ""}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...bearer }, body: JSON.stringify({ kind: "tool.echo", params: { text: "x" } }) })).json()) as { decision: string; reason?: string };
       expect((await echo()).decision).toBe("allow");
       // Fill what is left of the 256 KiB file system.
       const fh = await openFile(ballast, "w");
@@ -95,7 +97,7 @@ privileged.describe("WAL on a full disk (256 KiB tmpfs; needs root)", () => {
         if (r.decision === "deny") refused = r;
       }
       expect(refused?.reason).toMatch(/could not be recorded durably/);
-      const status = (await (await fetch(`${rt.url ?? ""}/v1/status`)).json()) as { telemetry: { wal: { decision_log_failures: number } } };
+      const status = (await (await fetch(`${rt.url ?? ""}/v1/status`, { headers: bearer })).json()) as { telemetry: { wal: { decision_log_failures: number } } };
       expect(status.telemetry.wal.decision_log_failures).toBeGreaterThan(0);
       await unlink(ballast); // space is back (as after the exporter caught up and reclaimed)
       const end = Date.now() + 20_000;
@@ -105,7 +107,7 @@ privileged.describe("WAL on a full disk (256 KiB tmpfs; needs root)", () => {
         again = await echo();
       }
       expect(again.decision).toBe("allow");
-      const after = (await (await fetch(`${rt.url ?? ""}/v1/status`)).json()) as { telemetry: { wal: { reopens: number; state: string } } };
+      const after = (await (await fetch(`${rt.url ?? ""}/v1/status`, { headers: bearer })).json()) as { telemetry: { wal: { reopens: number; state: string } } };
       expect(after.telemetry.wal).toMatchObject({ state: "ok" });
       expect(after.telemetry.wal.reopens).toBeGreaterThanOrEqual(1);
     } finally {

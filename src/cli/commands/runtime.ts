@@ -8,7 +8,8 @@ import { action } from "../run.js";
 import { emit } from "../output.js";
 import { parseHttpUrl, readInputFile } from "../common.js";
 import { registerRuntimeActivate, registerRuntimeTrust } from "./runtime-node.js";
-import { messageOf } from "../../lib/index.js";
+import { UsageError, messageOf } from "../../lib/index.js";
+import { registerRuntimeToken } from "./runtime-token.js";
 
 interface StateFlags {
   stateRoot: string;
@@ -61,16 +62,29 @@ function addStatusCommand(parent: Command, description: string): void {
     }));
 }
 
-/** `host:port` → parts; the port may be 0 (pick a free one). */
-function parseListen(v: string): { host: string; port: number } {
+/** `host:port` (the port may be 0: pick a free one) or `unix:/path/to.sock`. */
+function parseListen(v: string): { host: string; port: number } | { path: string } {
+  if (v.startsWith("unix:")) {
+    const path = v.slice("unix:".length);
+    if (!path.startsWith("/")) throw new InvalidArgumentError("expected unix:/absolute/path.sock");
+    return { path };
+  }
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(v);
   const port = Number(m?.[2]);
-  if (!m || port > 65535) throw new InvalidArgumentError("expected HOST:PORT, e.g. 127.0.0.1:7777");
+  if (!m || port > 65535) throw new InvalidArgumentError("expected HOST:PORT (e.g. 127.0.0.1:7777) or unix:/path.sock");
   return { host: m[1]?.replace(/^\[|\]$/g, "") ?? "", port };
 }
 
+function parseSocketMode(v: string): number {
+  if (v !== "0600" && v !== "0660") throw new InvalidArgumentError("expected 0600 (the runtime's user) or 0660 (and its group)");
+  return Number.parseInt(v, 8);
+}
+
 interface StartFlags extends StateFlags {
-  listen: { host: string; port: number };
+  listen: { host: string; port: number } | { path: string };
+  socketMode?: number;
+  tlsCert?: string;
+  tlsKey?: string;
   config?: string;
   allowedDomains?: string;
   agentId?: string;
@@ -82,7 +96,9 @@ interface StartFlags extends StateFlags {
 
 /** The flags that override the config file, as the runtime domain takes them (it merges file, defaults and overrides). */
 function runtimeConfig(flags: StartFlags): Promise<RuntimeConfig> {
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) throw new UsageError("--tls-cert and --tls-key go together", "pass both the PEM certificate and its PEM private key");
   return resolveRuntimeConfig(flags.config, {
+    ...(flags.tlsCert !== undefined && flags.tlsKey !== undefined ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
     ...(flags.agentId !== undefined ? { agentId: flags.agentId } : {}),
     ...(flags.decisionLog !== undefined ? { decisionLog: flags.decisionLog } : {}),
     ...(flags.otlpUrl !== undefined ? { otlpUrl: flags.otlpUrl } : {}),
@@ -95,11 +111,14 @@ async function runtimeStart(flags: StartFlags): Promise<void> {
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
   const rt = await startRuntime({
     stateRoot: flags.stateRoot, config: await runtimeConfig(flags),
-    ...(flags.http ? { listen: flags.listen } : {}),
+    ...(flags.http ? { listen: "path" in flags.listen ? { ...flags.listen, ...(flags.socketMode !== undefined ? { mode: flags.socketMode } : {}) } : flags.listen } : {}),
     ...(flags.stdio ? { stdio: true } : {}),
     onPolicyEvent: (e) => say(policyEventText(e)),
   });
-  const ready = { ok: true, url: rt.url ?? null, policy_ref: rt.policy.current()?.ref ?? "none", stdio: Boolean(flags.stdio) };
+  if (rt.auth?.activeTokens === 0) {
+    say(`warning: no tool-server tokens in ${rt.auth.tokensPath}: every call to /v1/tool, /v1/status and /mcp is refused (401) until one exists; create one (no restart needed): autonomy runtime token create --state-root ${flags.stateRoot} --agent AGENT_ID`);
+  }
+  const ready = { ok: true, url: rt.url ?? null, policy_ref: rt.policy.current()?.ref ?? "none", stdio: Boolean(flags.stdio), active_tokens: rt.auth?.activeTokens ?? null };
   say(flags.json ? JSON.stringify(ready) : `runtime ready: ${ready.url ?? "(no HTTP)"}${ready.stdio ? " + MCP on stdio" : ""}; policy ${ready.policy_ref}`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
@@ -116,14 +135,17 @@ function policyEventText(e: LivePolicyEvent): string {
 
 export function registerRuntimeState(runtime: Command): void {
   runtime.command("start")
-    .description("serve tools to agents over HTTP (POST /v1/tool), MCP Streamable HTTP (/mcp) and optionally MCP stdio, enforcing the loaded policy on every call")
+    .description("serve tools to agents over HTTP (POST /v1/tool), MCP Streamable HTTP (/mcp) and optionally MCP stdio, enforcing the loaded policy on every call; HTTP callers need a bearer token (runtime token create), whose agent is the policy principal")
     .requiredOption("--state-root <dir>", "the node's persistent state root (policy slots, activation)")
-    .option("--listen <host:port>", "HTTP address", parseListen, { host: "127.0.0.1", port: 7777 })
+    .option("--listen <address>", "HTTP address: HOST:PORT (loopback unless TLS and tokens are configured) or unix:/path.sock", parseListen, { host: "127.0.0.1", port: 7777 })
+    .option("--socket-mode <mode>", "mode of the unix socket file: 0600 (default) or 0660", parseSocketMode)
+    .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (with --tls-key; overrides [tls] in the config)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .option("--no-http", "do not serve HTTP (with --stdio)")
     .option("--stdio", "serve MCP on stdin/stdout (status lines go to stderr)")
     .option("--config <file>", "runtime config (.toml or .json): agent_id, node facts, allowed_domains, upstream MCP servers")
     .option("--allowed-domains <list>", "comma-separated hosts tool.http_get may reach (overrides the config)")
-    .option("--agent-id <id>", "the agent identity, the policy principal (overrides the config)")
+    .option("--agent-id <id>", "the agent identity of MCP over stdio, its policy principal (overrides the config; HTTP callers are the agents of their tokens)")
     .option("--otlp-url <url>", "drain the telemetry WAL to this OTLP/HTTP collector while running (overrides the config; headers from OTEL_EXPORTER_OTLP_HEADERS)", parseHttpUrl)
     .addOption(new Option("--decision-log <mode>", "durable: a decision event is on disk before the tool runs (an allow that cannot be recorded is denied); async: it follows (overrides the config)").choices(["durable", "async"]))
     .option("--json", "machine-readable status line")
@@ -133,4 +155,5 @@ export function registerRuntimeState(runtime: Command): void {
   registerRuntimeTrust(runtime);
 
   addStatusCommand(runtime, "show what is activated and which policy is enforced on a state root");
+  registerRuntimeToken(runtime);
 }

@@ -1,0 +1,59 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { TokenVerifier, createToken, listTokens, revokeToken, stateRootPaths } from "./index.js";
+
+let root = "";
+beforeEach(async () => {
+  root = join(await mkdtemp(join(tmpdir(), "tokens-")), "state");
+});
+afterEach(async () => {
+  await rm(join(root, ".."), { recursive: true, force: true });
+});
+
+describe("tool-server tokens (src/node/tokens.ts)", () => {
+  it("creates 256-bit aut_ tokens, each distinct, and verifies each as its own agent", async () => {
+    const a = await createToken(root, "agent-a");
+    const b = await createToken(root, "agent-b");
+    expect(a.token).toMatch(/^aut_[A-Za-z0-9_-]{43}$/);
+    expect(Buffer.from(a.token.slice(4), "base64url")).toHaveLength(32);
+    expect(a.token).not.toBe(b.token);
+    const v = new TokenVerifier(root);
+    expect(await v.check(a.token)).toEqual({ kind: "ok", agentId: "agent-a", tokenId: a.id });
+    expect(await v.check(b.token)).toEqual({ kind: "ok", agentId: "agent-b", tokenId: b.id });
+    expect(await v.check(`${a.token.slice(0, -1)}${a.token.endsWith("A") ? "B" : "A"}`)).toEqual({ kind: "unknown" });
+    expect(await v.check("")).toEqual({ kind: "unknown" });
+    expect(await v.activeCount()).toBe(2);
+  });
+
+  it("keeps every token when several processes' creates race (the file lock)", async () => {
+    const created = await Promise.all(Array.from({ length: 8 }, (_, i) => createToken(root, `agent-${i}`)));
+    expect((await listTokens(root)).map((t) => t.id).sort()).toEqual(created.map((t) => t.id).sort());
+  });
+
+  it("sees a revocation and a new token written by another process at the next check", async () => {
+    const v = new TokenVerifier(root);
+    expect(await v.activeCount()).toBe(0);
+    const a = await createToken(root, "agent-a");
+    expect((await v.check(a.token)).kind).toBe("ok");
+    const info = await revokeToken(root, a.id);
+    expect(info).toMatchObject({ id: a.id, revoked: true });
+    expect(await v.check(a.token)).toEqual({ kind: "revoked", agentId: "agent-a", tokenId: a.id });
+    expect(await v.activeCount()).toBe(0);
+    // Revoking twice keeps the first revocation time.
+    expect((await revokeToken(root, a.id)).revoked_at).toBe(info.revoked_at);
+  });
+
+  it("fails closed on a damaged token file: every check throws TOKEN_STORE_INVALID, never 'no tokens'", async () => {
+    const a = await createToken(root, "agent-a");
+    const v = new TokenVerifier(root);
+    expect((await v.check(a.token)).kind).toBe("ok");
+    const path = stateRootPaths(root).tokens;
+    await writeFile(path, (await readFile(path, "utf8")).replace('"version": 1', '"version": 2'));
+    await expect(v.check(a.token)).rejects.toMatchObject({ code: "TOKEN_STORE_INVALID" });
+    await expect(createToken(root, "agent-b")).rejects.toMatchObject({ code: "TOKEN_STORE_INVALID" });
+    await writeFile(path, "{");
+    await expect(listTokens(root)).rejects.toMatchObject({ code: "TOKEN_STORE_INVALID" });
+  });
+});

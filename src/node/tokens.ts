@@ -1,0 +1,218 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { statSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import { z } from "zod";
+import { errnoCode, fieldProblems, formatProblems, isoTime, systemClock, withFileLock, writeFileAtomic } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
+import { NodeError } from "./errors.js";
+import { stateRootPaths } from "./layout.js";
+
+/**
+ * The tool server's callers: per-agent bearer tokens. The state root keeps
+ * only the SHA-256 of each token (a token is 256 random bits, so a plain hash
+ * is as hard to invert as the token is to guess; no salt or KDF is needed),
+ * with an id to list and revoke it by. The token itself is shown once, at
+ * creation, and never written anywhere by us.
+ */
+
+/** `aut_` + 43 base64url characters (32 random bytes). */
+const TOKEN_RE = /^aut_[A-Za-z0-9_-]{43}$/;
+/** The same rule as the runtime config's `agent_id`: it becomes `Agent::"<id>"`. */
+export const AGENT_ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
+const TOKEN_ID_RE = /^tok_[a-f0-9]{16}$/;
+
+const entrySchema = z.strictObject({
+  id: z.string().regex(TOKEN_ID_RE),
+  agent_id: z.string().regex(AGENT_ID_RE),
+  /** Lowercase hex SHA-256 of the token's UTF-8 bytes. */
+  sha256: z.string().regex(/^[a-f0-9]{64}$/),
+  created_at: z.string().min(1),
+  revoked_at: z.string().min(1).optional(),
+});
+const fileSchema = z.strictObject({ version: z.literal(1), tokens: z.array(entrySchema) });
+
+type TokenEntry = z.infer<typeof entrySchema>;
+type TokenFileDoc = z.infer<typeof fileSchema>;
+
+/** What `token list` shows: never the hash. */
+export interface TokenInfo {
+  id: string;
+  agent_id: string;
+  created_at: string;
+  revoked: boolean;
+  revoked_at?: string;
+}
+
+/** A token just created: the only time `token` exists outside the caller's hands. */
+export interface CreatedToken extends TokenInfo {
+  token: string;
+}
+
+/** The result of checking a presented bearer token. */
+export type TokenCheck =
+  | { kind: "ok"; agentId: string; tokenId: string }
+  | { kind: "revoked"; agentId: string; tokenId: string }
+  | { kind: "unknown" };
+
+const EMPTY: TokenFileDoc = { version: 1, tokens: [] };
+
+function hashOf(token: string): Buffer {
+  return createHash("sha256").update(token, "utf8").digest();
+}
+
+function infoOf(e: TokenEntry): TokenInfo {
+  return { id: e.id, agent_id: e.agent_id, created_at: e.created_at, revoked: e.revoked_at !== undefined, ...(e.revoked_at !== undefined ? { revoked_at: e.revoked_at } : {}) };
+}
+
+/** Parses the token file; a missing file is "no tokens", anything unreadable fails hard (never "no tokens": that would hide a revocation list). */
+async function readTokenFile(path: string): Promise<TokenFileDoc> {
+  let raw: string;
+  try {
+    raw = await readFile(path, "utf8");
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return EMPTY;
+    throw new NodeError("TOKEN_STORE_INVALID", `cannot read ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw);
+  } catch (e) {
+    throw new NodeError("TOKEN_STORE_INVALID", `${path} is not JSON`, { cause: e });
+  }
+  const r = fileSchema.safeParse(doc);
+  if (!r.success) {
+    const fields = fieldProblems(r.error.issues);
+    throw new NodeError("TOKEN_STORE_INVALID", `${path} is malformed: ${formatProblems(fields)}`, { details: { fields } });
+  }
+  return r.data;
+}
+
+/** Read-modify-write of the token file under its lock; written atomically, mode 0600, in a 0700 directory. */
+async function changeTokens<T>(stateRoot: string, change: (doc: TokenFileDoc) => { doc: TokenFileDoc; result: T }): Promise<T> {
+  const p = stateRootPaths(stateRoot);
+  await mkdir(p.root, { recursive: true });
+  await mkdir(p.auth, { recursive: true, mode: 0o700 });
+  return withFileLock(p.tokensLock, async () => {
+    const { doc, result } = change(await readTokenFile(p.tokens));
+    fileSchema.parse(doc);
+    await writeFileAtomic(p.tokens, `${JSON.stringify(doc, null, 2)}\n`, 0o600);
+    return result;
+  }, {
+    onTimeout: (pid) => new NodeError("TOKEN_STORE_LOCKED", `the token file is locked by process ${pid ?? "unknown"} (${p.tokensLock})`),
+  });
+}
+
+/**
+ * Creates a token for `agentId`: 256 random bits as `aut_<base64url>`. Only its
+ * SHA-256 is stored. The returned `token` is the one copy.
+ *
+ * ### Examples
+ * ```ts
+ * const { token, id } = await createToken("/var/lib/autonomy", "picker-arm-7");
+ * // token: "aut_…" (give it to the agent); id: "tok_…" (to revoke it)
+ * ```
+ */
+export async function createToken(stateRoot: string, agentId: string, opts: { clock?: Clock } = {}): Promise<CreatedToken> {
+  if (!AGENT_ID_RE.test(agentId)) {
+    throw new NodeError("TOKEN_AGENT_INVALID", `agent id ${JSON.stringify(agentId)} is not 1-128 of A-Z a-z 0-9 . _ : @ -`);
+  }
+  const token = `aut_${randomBytes(32).toString("base64url")}`;
+  const entry: TokenEntry = {
+    id: `tok_${randomBytes(8).toString("hex")}`,
+    agent_id: agentId,
+    sha256: hashOf(token).toString("hex"),
+    created_at: isoTime(opts.clock ?? systemClock),
+  };
+  await changeTokens(stateRoot, (doc) => ({ doc: { ...doc, tokens: [...doc.tokens, entry] }, result: undefined }));
+  return { ...infoOf(entry), token };
+}
+
+/** Every token's id, agent, creation time and revocation; never a hash. */
+export async function listTokens(stateRoot: string): Promise<TokenInfo[]> {
+  return (await readTokenFile(stateRootPaths(stateRoot).tokens)).tokens.map(infoOf);
+}
+
+/** Revokes a token by id; revoking a revoked token changes nothing. A running runtime refuses it (403) from its next request. */
+export async function revokeToken(stateRoot: string, id: string, opts: { clock?: Clock } = {}): Promise<TokenInfo> {
+  const at = isoTime(opts.clock ?? systemClock);
+  return changeTokens(stateRoot, (doc) => {
+    const found = doc.tokens.find((t) => t.id === id);
+    if (!found) throw new NodeError("TOKEN_NOT_FOUND", `no token ${JSON.stringify(id)} in ${stateRootPaths(stateRoot).tokens}`);
+    const revoked: TokenEntry = found.revoked_at !== undefined ? found : { ...found, revoked_at: at };
+    return { doc: { ...doc, tokens: doc.tokens.map((t) => (t.id === id ? revoked : t)) }, result: infoOf(revoked) };
+  });
+}
+
+/**
+ * The runtime's view of the token file: re-read whenever the file changes
+ * (one `stat` per check: an atomic rewrite always changes the inode), so a
+ * token created or revoked by another process counts from the next request,
+ * without a restart. An unreadable or malformed file throws on every check
+ * (fail closed) until it is fixed.
+ */
+export class TokenVerifier {
+  readonly #path: string;
+  #stamp = "";
+  #doc: TokenFileDoc = EMPTY;
+  #loading: Promise<TokenFileDoc> | undefined;
+
+  constructor(stateRoot: string) {
+    this.#path = stateRootPaths(stateRoot).tokens;
+  }
+
+  /** Where the tokens are read from (for start-up messages). */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Tokens that are not revoked, as the file says now. */
+  async activeCount(): Promise<number> {
+    return (await this.#current()).tokens.filter((t) => t.revoked_at === undefined).length;
+  }
+
+  /**
+   * Checks a presented token. The hash is compared with every stored hash in
+   * constant time (no early exit), so timing tells nothing about which or
+   * whether any prefix matched.
+   */
+  async check(token: string): Promise<TokenCheck> {
+    const doc = await this.#current();
+    if (!TOKEN_RE.test(token)) return { kind: "unknown" };
+    const presented = hashOf(token);
+    let match: TokenEntry | undefined;
+    for (const t of doc.tokens) {
+      if (timingSafeEqual(presented, Buffer.from(t.sha256, "hex")) && match === undefined) match = t;
+    }
+    if (!match) return { kind: "unknown" };
+    return { kind: match.revoked_at === undefined ? "ok" : "revoked", agentId: match.agent_id, tokenId: match.id };
+  }
+
+  async #current(): Promise<TokenFileDoc> {
+    const stamp = this.#stampOf();
+    if (stamp === this.#stamp) return this.#doc;
+    this.#loading ??= readTokenFile(this.#path).then(
+      (doc) => {
+        this.#doc = doc;
+        this.#stamp = stamp;
+        return doc;
+      },
+    ).finally(() => {
+      this.#loading = undefined;
+    });
+    return this.#loading;
+  }
+
+  /**
+   * Synchronous on purpose: one stat of a small local file costs ~3 µs on the
+   * event loop, an async stat ~30 µs of thread-pool round trip on every request.
+   */
+  #stampOf(): string {
+    try {
+      const s = statSync(this.#path, { bigint: true });
+      return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return "absent";
+      throw new NodeError("TOKEN_STORE_INVALID", `cannot stat ${this.#path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import { isIP } from "node:net";
+import { connect } from "node:net";
+import { chmod, lstat, mkdtemp, rename, rm, stat, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { errnoCode } from "../lib/index.js";
+import { RuntimeError } from "./errors.js";
+
+/** Where the tool server listens: a TCP address, or a unix socket file with its mode. */
+export type ListenAddress = { host: string; port: number } | { path: string; mode?: number };
+
+/** Default mode of the socket file: the runtime's user only. `0o660` lets a group of agents in. */
+export const DEFAULT_SOCKET_MODE = 0o600;
+
+/** True for `localhost`, 127.0.0.0/8, `::1` and the IPv4-mapped loopback. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
+  if (h === "localhost") return true;
+  if (isIP(h) === 4) return h.startsWith("127.");
+  if (isIP(h) !== 6) return false;
+  // The URL parser spells every IPv6 address one canonical way (`::1`, `::ffff:7f00:1`).
+  const canonical = new URL(`http://[${h}]/`).hostname.replace(/^\[|\]$/g, "");
+  return canonical === "::1" || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(canonical);
+}
+
+/**
+ * Refuses a listen address outside loopback unless the server is TLS and at
+ * least one token exists: a wider listener without TLS would send tokens and
+ * tool output in clear text to anyone on the path.
+ */
+export function checkListenAddress(addr: ListenAddress, o: { tls: boolean; activeTokens: number }): void {
+  if ("path" in addr || isLoopbackHost(addr.host)) return;
+  const missing = [o.tls ? undefined : "TLS (--tls-cert and --tls-key, or [tls] in the runtime config)", o.activeTokens > 0 ? undefined : "at least one token (autonomy runtime token create)"].filter((x) => x !== undefined);
+  if (missing.length === 0) return;
+  throw new RuntimeError("RUNTIME_LISTEN_REFUSED", `refusing to listen on ${addr.host}:${addr.port}: it is not a loopback address and the runtime has no ${missing.join(" and no ")}`);
+}
+
+/**
+ * Listens on a unix socket with its final mode from the first moment: the
+ * socket is bound inside a fresh 0700 directory next to `path`, chmod-ed, then
+ * renamed over `path` (so no other user can connect in between). A socket
+ * file already at `path` is replaced only when nothing answers on it (left by
+ * a crash); a live one, or anything that is not a socket, is refused.
+ * Returns the function that removes the socket file when the server closes
+ * (only if it is still ours).
+ */
+export async function listenUnix(app: FastifyInstance, path: string, mode = DEFAULT_SOCKET_MODE): Promise<() => Promise<void>> {
+  await refuseLiveOrForeign(path);
+  const tmpDir = await mkdtemp(join(dirname(path), `.${basename(path)}.`));
+  try {
+    const tmp = join(tmpDir, "s");
+    await app.listen({ path: tmp });
+    await chmod(tmp, mode);
+    await rename(tmp, path);
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true });
+  }
+  const ino = (await stat(path)).ino;
+  return async () => {
+    // Another runtime may have replaced a socket we left: remove only our own.
+    const now = await stat(path).catch(() => undefined);
+    if (now?.ino === ino) await unlink(path).catch(() => undefined);
+  };
+}
+
+async function refuseLiveOrForeign(path: string): Promise<void> {
+  let st;
+  try {
+    st = await lstat(path);
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return;
+    throw e;
+  }
+  if (!st.isSocket()) throw new RuntimeError("RUNTIME_LISTEN_IN_USE", `${path} exists and is not a socket; refusing to replace it`, { hint: "remove it yourself if it is not needed, or choose another socket path" });
+  if (await answers(path)) throw new RuntimeError("RUNTIME_LISTEN_IN_USE", `a process is already serving on ${path}`);
+  await unlink(path); // a stale socket left by a crash: nobody is listening
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ path });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", (e) => resolve(errnoCode(e) !== "ECONNREFUSED" && errnoCode(e) !== "ENOENT"));
+  });
+}
