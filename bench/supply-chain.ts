@@ -21,6 +21,10 @@ import { generateKeyPair } from "../src/sign/index.js";
 import { signRelease, trustedKeys, verifyRelease } from "../src/supplychain/index.js";
 import { fsyncDir, sha256Digest } from "../src/lib/index.js";
 import { startRegistry } from "../test/helpers/registry.js";
+import { buildBundle } from "../src/policy/index.js";
+import { setTrustRoot } from "../src/node/index.js";
+import { activateRelease } from "../src/runtime/index.js";
+import { EXAMPLE_POLICY_DIR } from "../test/helpers/policies.js";
 
 const MiB = 1024 * 1024;
 const rows: string[][] = [];
@@ -129,16 +133,47 @@ async function verifying(dir: string, agentFile: string): Promise<void> {
   row("verify a full release with a 64 MiB layer (release statement, lock, bundle, all digests)", `p50 ${v.p50.toFixed(0)} ms, p99 ${v.p99.toFixed(0)} ms`, "");
 }
 
+/**
+ * Verify + activate of a release with a 64 MiB layer and the example policy bundle, into a fresh
+ * state root each time (verify, copy into the node store, load the policy, one atomic commit).
+ * The same measurement ran on the code before release statements (9b7b1cf) for docs/benchmarks.md.
+ */
+async function activating(dir: string, agentFile: string): Promise<void> {
+  const storeDir = join(dir, "act-release");
+  const repo = new LayoutRepository(storeDir);
+  const image = await buildImage(repo, [agentFile], { tag: "v1" });
+  const bundle = await buildBundle(EXAMPLE_POLICY_DIR, { name: "bench", version: "1.0.0", createdAt: new Date(0) });
+  const lock = await createLock({ agentImageRef: "oci:release:v1", agentDigest: image.digest, policyBundleRef: "bench:1.0.0", policyBundleDigest: bundle.digest });
+  const keys = generateKeyPair({});
+  const ref = parseReference(`oci:${storeDir}:v1`);
+  const repository = "bench.example/release";
+  await signRelease(repo, ref, {
+    keys: [createPrivateKey(keys.privatePem)], now: new Date(), sequence: 1, repository,
+    lock: new TextEncoder().encode(serializeLock(lock)), bundle: { bytes: bundle.bytes, name: "bench", version: "1.0.0" },
+  });
+  let n = 0;
+  const v = await timeIt(10, async () => {
+    const stateRoot = join(dir, `state-${(n += 1)}`);
+    await setTrustRoot(stateRoot, { keys: [keys.publicPem], repository });
+    await activateRelease({ ref, stateRoot });
+  });
+  row("activate a release with a 64 MiB layer (verify, copy to the node store, load policy, commit)", `p50 ${v.p50.toFixed(0)} ms, p99 ${v.p99.toFixed(0)} ms`, "");
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "bench-supply-"));
   try {
     // Incompressible content: the image layer is as large as the input, a worst case for transfer.
     const agentFile = join(dir, "agent.bin");
     await writeFile(agentFile, randomBytes(64 * MiB));
-    await hashing(dir);
-    const layoutDir = await pushing(dir, agentFile, 64 * MiB);
-    await registryPush(layoutDir);
+    // BENCH_RELEASE_ONLY=1: only the verify and activate rows (for back-to-back runs against older code).
+    if (process.env.BENCH_RELEASE_ONLY !== "1") {
+      await hashing(dir);
+      const layoutDir = await pushing(dir, agentFile, 64 * MiB);
+      await registryPush(layoutDir);
+    }
     await verifying(dir, agentFile);
+    await activating(dir, agentFile);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
