@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateKeyPair } from "../../src/sign/index.js";
 import { sha256Digest } from "../../src/lib/index.js";
+import { uncompiledBundle } from "../helpers/policies.js";
 
 const bin = (name: string): string => fileURLToPath(new URL(`../../bin/${name}.js`, import.meta.url));
 const BINS = { autonomy: bin("autonomy"), edged: bin("edged"), edgectl: bin("edgectl") } as const;
@@ -229,6 +230,25 @@ describe("autonomy CLI: bad input", () => {
     await writeFile(join(dir, "trusted.pub"), generateKeyPair().publicPem);
     const { doc } = await expectFailure(["verify", `oci:${layout}:v1`, "--key", "trusted.pub", "--repository", "reg.example/agent"], 4, "STATEMENT_MISSING");
     expect(doc.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+  });
+
+  it("autonomy sign with a policy bundle that does not compile → POLICY_COMPILE_FAILED (exit 1), nothing attached or signed", async () => {
+    const layout = join(dir, "uncompiled");
+    await writeFile(join(dir, "agent-u.txt"), "agent\n");
+    const pushed = await run(["oci", "push", `oci:${layout}:v1`, "agent-u.txt", "--json"], { cwd: dir });
+    expect(pushed.code, show(["oci", "push"], pushed)).toBe(0);
+    const digest = (JSON.parse(pushed.stdout) as { digest: string }).digest;
+    // Well-formed bundle (digests, bundle_hash) around a policy missing the comma before `resource`.
+    await writeFile(join(dir, "uncompiled.tar.gz"), uncompiledBundle({ "a.cedar": 'permit (principal, action == Action::"x" resource);\n' }, { name: "bad", version: "1.0.0" }).bytes);
+    const locked = await run(["lock", "create", "--agent-image", `reg.example/agent@${digest}`, "--policy-bundle", "uncompiled.tar.gz", "-o", "uncompiled.lock.json"], { cwd: dir });
+    expect(locked.code, show(["lock", "create"], locked)).toBe(0);
+    await writeFile(join(dir, "release-u.key"), generateKeyPair().privatePem, { mode: 0o600 });
+    const { human, doc } = await expectFailure(["sign", `oci:${layout}:v1`, "--key", "release-u.key", "--sequence", "1", "--lock", "uncompiled.lock.json", "--policy-bundle", "uncompiled.tar.gz", "--repository", "reg.example/agent"], 1, "POLICY_COMPILE_FAILED");
+    expect(human.stderr).toMatch(/^error: a\.cedar:1:42: /m);
+    expect(doc).toMatchObject({ file: "a.cedar", line: 1, column: 42 });
+    const referrers = await run(["oci", "referrers", `oci:${layout}:v1`, "--json"], { cwd: dir });
+    expect(referrers.code, show(["oci", "referrers"], referrers)).toBe(0);
+    expect((JSON.parse(referrers.stdout) as { referrers: unknown[] }).referrers).toEqual([]);
   });
 
   describe("keys", () => {

@@ -16,7 +16,11 @@ import { tarEntry, tgz } from "../helpers/raw-tar.js";
 const EXAMPLES = "examples/policies";
 
 type BuildJson = CliJson & { path: string; digest: string; size: number; manifest: BundleManifest };
-type InspectJson = BuildJson & { files: { name: string; digest: string; bytes: number }[]; runtime: { version: string; compatible: boolean } };
+type InspectJson = BuildJson & {
+  files: { name: string; digest: string; bytes: number }[];
+  runtime: { version: string; compatible: boolean };
+  cedar: { compiles: boolean; policies?: number; error?: string };
+};
 
 let dir: string;
 beforeAll(async () => {
@@ -102,6 +106,20 @@ describe("autonomy policy build", () => {
     expect(r.stderr).toMatch(/^error: .*\nhint: .+/m);
   });
 
+  it("exits 1 with POLICY_COMPILE_FAILED naming file:line:column for invalid Cedar, writing nothing", async () => {
+    const src = join(dir, "invalid-cedar");
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, "a.cedar"), 'permit (principal, action == Action::"x" resource);\n');
+    const path = out();
+    const r = await runJson(["policy", "build", src, "-o", path, "--name", "demo", "--version", "1.0.0"]);
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.json).toMatchObject({ ok: false, code: "POLICY_COMPILE_FAILED", file: "a.cedar", line: 1, column: 42 });
+    expect(String(r.json.message)).toMatch(/^a\.cedar:1:42: /);
+    await expect(readFile(path)).rejects.toThrow(/ENOENT/);
+    const human = await runCli(["policy", "build", src, "-o", path, "--name", "demo", "--version", "1.0.0"]);
+    expect(human.stderr, describeRun(human)).toMatch(/^error: a\.cedar:1:42: .*unexpected token `resource`.*\nhint: .+/m);
+  });
+
   it("exits 1 with BUNDLE_MANIFEST_INVALID for a --version that is not semver, writing nothing", async () => {
     const path = out();
     const r = await runJson(["policy", "build", EXAMPLES, "-o", path, "--name", "demo", "--version", "v1"]);
@@ -135,7 +153,7 @@ describe("autonomy policy inspect", () => {
     const r = await runJson<InspectJson>(["policy", "inspect", built]);
     expect(r.code, describeRun(r)).toBe(0);
     const bytes = await readFile(built);
-    expect(r.json).toMatchObject({ ok: true, digest: sha256Digest(bytes), size: bytes.length, manifest: { name: "demo", required_runtime_version: ">=0.1.0" }, runtime: { compatible: true } });
+    expect(r.json).toMatchObject({ ok: true, digest: sha256Digest(bytes), size: bytes.length, manifest: { name: "demo", required_runtime_version: ">=0.1.0" }, runtime: { compatible: true }, cedar: { compiles: true, policies: 2 } });
     expect(r.json.files.map((f) => f.name)).toEqual(["echo_allow.cedar", "shell_deny.cedar"]);
     for (const f of r.json.files) expect(f.digest).toBe(sha256Digest(await readFile(join(EXAMPLES, f.name))));
   });
@@ -145,6 +163,17 @@ describe("autonomy policy inspect", () => {
     expect(r.code, describeRun(r)).toBe(0);
     expect(r.stdout).toContain(`digest: ${sha256Digest(await readFile(built))}`);
     expect(r.stdout).toMatch(/^runtime .*: compatible$/m);
+    expect(r.stdout).toMatch(/^cedar: 2 policies compile$/m);
+  });
+
+  it("reports, without failing, a well-formed bundle whose policies do not compile (made by hand: policy build refuses it)", async () => {
+    const path = out();
+    await writeFile(path, handMade([{ name: "a.cedar", content: 'permit (principal, action == Action::"x" resource);\n' }]));
+    const r = await runJson<InspectJson>(["policy", "inspect", path]);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.json.cedar).toMatchObject({ compiles: false, error: expect.stringMatching(/^a\.cedar:1:42: /) as unknown });
+    const text = await runCli(["policy", "inspect", path]);
+    expect(text.stdout).toMatch(/^cedar: does NOT compile \(policy load would refuse it\): a\.cedar:1:42: /m);
   });
 
   it("reports, without failing, a bundle built for another runtime", async () => {

@@ -10,6 +10,7 @@ import { buildBundle } from "../../src/policy/index.js";
 import { AutonomyError } from "../../src/lib/index.js";
 import { makeRelease, testKeys, policyDir } from "../helpers/release.js";
 import type { TestKeys } from "../helpers/release.js";
+import { uncompiledBundle } from "../helpers/policies.js";
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -171,7 +172,7 @@ describe("policy slots (current and LKG)", () => {
       await loadPolicy(stateRoot, a.bytes);
       await loadPolicy(stateRoot, b.bytes);
       const before = await readFile(policyPaths(stateRoot).state, "utf8");
-      const broken = await buildBundle(await policyDir({ "bad.cedar": "permit(principal, action, resource" }), { name: "broken", version: "3.0.0", createdAt: new Date(0) });
+      const broken = uncompiledBundle({ "bad.cedar": "permit(principal, action, resource" }, { name: "broken", version: "3.0.0" });
       expect(await codeOf(loadPolicy(stateRoot, broken.bytes))).toBe("POLICY_COMPILE_FAILED/1");
       expect(await readFile(policyPaths(stateRoot).state, "utf8")).toBe(before);
     });

@@ -13,6 +13,7 @@ import { DEFAULT_RUNTIME_CONFIG, MemorySink, startRuntime } from "../../src/runt
 import type { RunningRuntime } from "../../src/runtime/index.js";
 import { policyDir } from "../helpers/release.js";
 import { bearerFor } from "../helpers/tool-server.js";
+import { uncompiledBundle } from "../helpers/policies.js";
 
 let bearer: Record<string, string> = {};
 
@@ -47,7 +48,7 @@ describe("runtime over HTTP across policy loads", () => {
     await loadPolicy(stateRoot, good.bytes);
     await until(async () => (await call(url, "tool.echo", { text: "x" })).status === 200);
 
-    const broken = await buildBundle(await policyDir({ "bad.cedar": "forbid(principal, action, resource" }), { name: "broken", version: "2.0.0", createdAt: new Date(0) });
+    const broken = uncompiledBundle({ "bad.cedar": "forbid(principal, action, resource" }, { name: "broken", version: "2.0.0" });
     const before = await readNodeState(stateRoot);
     await expect(loadPolicy(stateRoot, broken.bytes)).rejects.toMatchObject({ code: "POLICY_COMPILE_FAILED" });
     expect(await readNodeState(stateRoot)).toEqual(before);

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { RUNTIME_VERSION, writeFileAtomic } from "../../lib/index.js";
-import { buildBundle, isRuntimeCompatible, openBundle } from "../../policy/index.js";
-import type { BundleManifest } from "../../policy/index.js";
+import { AutonomyError, RUNTIME_VERSION, writeFileAtomic } from "../../lib/index.js";
+import { buildBundle, compileCedar, isRuntimeCompatible, openBundle } from "../../policy/index.js";
+import type { BundleManifest, PolicyFile } from "../../policy/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
 import { readInputFile } from "../common.js";
@@ -41,12 +41,28 @@ interface InspectResult {
   manifest: BundleManifest;
   files: { name: string; digest: string; bytes: number }[];
   runtime: { version: string; compatible: boolean };
+  /** Whether the runtime's Cedar engine compiles the policies, as a node's load would. */
+  cedar: { compiles: true; policies: number } | { compiles: false; error: string };
+}
+
+/** Compiles the files as a node's load would, reporting the result instead of throwing a policy error. */
+function cedarCheck(files: PolicyFile[]): InspectResult["cedar"] {
+  try {
+    const engine = compileCedar(files);
+    const policies = engine.policyCount;
+    engine.dispose();
+    return { compiles: true, policies };
+  } catch (e) {
+    if (e instanceof AutonomyError) return { compiles: false, error: e.message };
+    throw e;
+  }
 }
 
 /**
  * `policy inspect`: every integrity check of a load (limits, names, types,
- * digests, bundle_hash); compatibility with this runtime is reported, not
- * enforced, so bundles built for other runtimes can be examined.
+ * digests, bundle_hash); compatibility with this runtime and whether Cedar
+ * compiles the policies are reported, not enforced, so bundles built for other
+ * runtimes (or by hand) can be examined.
  */
 async function policyInspect(path: string): Promise<InspectResult> {
   const bundle = await openBundle(await readInputFile(path, "policy bundle"));
@@ -58,6 +74,7 @@ async function policyInspect(path: string): Promise<InspectResult> {
     manifest: bundle.manifest,
     files: bundle.files.map((f) => ({ name: f.name, digest: bundle.manifest.files[f.name]!, bytes: Buffer.byteLength(f.text, "utf8") })),
     runtime: { version: RUNTIME_VERSION, compatible: isRuntimeCompatible(bundle.manifest, RUNTIME_VERSION) },
+    cedar: cedarCheck(bundle.files),
   };
 }
 
@@ -90,7 +107,7 @@ export function registerPolicy(program: Command): Command {
     program.command("policy").description("build, inspect, test and load Cedar policy bundles");
 
   policy.command("build <dir>")
-    .description("pack every .cedar file in DIR into a deterministic, digest-checked policy bundle (.tar.gz)")
+    .description("pack every .cedar file in DIR into a deterministic, digest-checked policy bundle (.tar.gz); every policy is compiled by the runtime's Cedar engine first (POLICY_COMPILE_FAILED names file:line:column)")
     .requiredOption("-o, --output <file>", "where to write the bundle (written durably: temp, fsync, rename)")
     .requiredOption("--name <name>", "bundle name (letters, digits, '.', '_', '-')")
     .requiredOption("--version <semver>", "bundle version (semver, e.g. 1.2.3)")
@@ -103,13 +120,14 @@ export function registerPolicy(program: Command): Command {
     }));
 
   policy.command("inspect <bundle>")
-    .description("verify a bundle's integrity (limits, names, digests, bundle_hash) and print its manifest, files and digest")
+    .description("verify a bundle's integrity (limits, names, digests, bundle_hash) and print its manifest, files, digest, runtime compatibility and whether its policies compile")
     .option("--json", "machine-readable output")
     .action(action(async (bundle: string, flags: { json?: boolean }) => {
       const r = await policyInspect(bundle);
       emit(r, flags, (x) =>
         `${x.path}: OK (${x.size} bytes)\ndigest: ${x.digest}\n${manifestText(x.manifest)}\n` +
-        `runtime ${x.runtime.version}: ${x.runtime.compatible ? "compatible" : "NOT compatible (policy load would refuse it)"}`);
+        `runtime ${x.runtime.version}: ${x.runtime.compatible ? "compatible" : "NOT compatible (policy load would refuse it)"}\n` +
+        `cedar: ${x.cedar.compiles ? `${x.cedar.policies} policies compile` : `does NOT compile (policy load would refuse it): ${x.cedar.error}`}`);
     }));
 
   return policy;

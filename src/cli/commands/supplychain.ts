@@ -2,7 +2,7 @@ import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { UsageError } from "../../lib/index.js";
 import { loadPrivateKey, loadPublicKey, parseDuration } from "../../sign/index.js";
-import { readBundle } from "../../policy/index.js";
+import { compileBundle } from "../../policy/index.js";
 import { releaseRepository, signRelease, trustedKeys, verifyRelease, DEFAULT_CHANNEL, DEFAULT_EXPIRES_IN_MS } from "../../supplychain/index.js";
 import type { SignReleaseResult, VerifyReleaseReport } from "../../supplychain/index.js";
 import type { Reference } from "../../oci/index.js";
@@ -109,7 +109,9 @@ export function registerSupplyChain(program: Command): void {
       const keys = await Promise.all(keyFiles.map((k) => loadPrivateKey(k, process.env.AUTONOMY_KEY_PASSWORD)));
       const lock = await readInputFile(flags.lock, "lock");
       const bundleBytes = await readInputFile(flags.policyBundle, "policy bundle");
-      const bundle = await readBundle(bundleBytes);
+      // Loaded as a node loads it (integrity, runtime range, Cedar compile): never sign a release no node can activate.
+      const { bundle, engine } = await compileBundle(bundleBytes);
+      engine.dispose();
       const { repo, ref } = openRef(refIn, flags);
       const repository = repositoryFor(ref, flags.repository);
       const result = await signRelease(repo, ref, {

@@ -209,6 +209,21 @@ describe("#buildBundle", () => {
     });
   });
 
+  describe("when a policy does not compile", () => {
+    it("throws POLICY_COMPILE_FAILED naming the file, line and column (a comma missing before resource)", async () => {
+      const dir = await dirWith({ "a.cedar": "permit (principal, action, resource);\n", "b.cedar": '// b\npermit (principal, action == Action::"x" resource);\n' });
+      const e = await expectCode(buildBundle(dir, OPTS), "POLICY_COMPILE_FAILED");
+      expect(e.message).toMatch(/^b\.cedar:2:42: /);
+      expect(e.details).toMatchObject({ file: "b.cedar", line: 2, column: 42 });
+    });
+
+    it("throws POLICY_COMPILE_FAILED for what parses only as a template or has duplicate @id, as a node's load does", async () => {
+      await expectCode(buildBundle(await dirWith({ "t.cedar": "permit (principal == ?principal, action, resource);" }), OPTS), "POLICY_COMPILE_FAILED");
+      const dup = '@id("x") permit (principal, action, resource);\n';
+      await expectCode(buildBundle(await dirWith({ "a.cedar": dup, "b.cedar": dup }), OPTS), "POLICY_COMPILE_FAILED");
+    });
+  });
+
   describe("when the directory is not a clean set of policies", () => {
     it("throws BUNDLE_SOURCE_INVALID for a missing directory", async () => {
       await expectCode(buildBundle(join(root, "does-not-exist"), OPTS), "BUNDLE_SOURCE_INVALID");

@@ -1,8 +1,9 @@
 /**
  * Building a policy bundle from a directory of `.cedar` files: deterministic
  * bytes (the digest a lock pins must not depend on when or where it was built),
- * and never a bundle the reader would refuse — the builder reads back what it
- * wrote with {@link openBundle} before returning it.
+ * and never a bundle a node would refuse — the builder reads back what it
+ * wrote with {@link openBundle} and compiles every policy with the runtime's
+ * Cedar engine before returning it.
  */
 import { dateOf, quote, sha256Digest, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
@@ -14,6 +15,7 @@ import { BUNDLE_NAME_RE, MANIFEST_NAME } from "./names.js";
 import { openBundle } from "./read.js";
 import { readSources } from "./sources.js";
 import { gzipDeterministic, tarArchive } from "../../archive/index.js";
+import { compileCedar } from "../cedar/index.js";
 
 export interface BuildBundleOptions {
   /** `manifest.name`: 1–128 letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
@@ -46,7 +48,9 @@ export interface BuiltBundle {
  * which are ignored. Anything else — other files, subdirectories, symlinks,
  * names differing only in case, non-UTF-8 policy text, no `.cedar` at all — is
  * `BUNDLE_SOURCE_INVALID` naming the entry; a bad name, version or range is
- * `BUNDLE_MANIFEST_INVALID`.
+ * `BUNDLE_MANIFEST_INVALID`; a policy the runtime's Cedar engine does not
+ * compile is `POLICY_COMPILE_FAILED` naming the file, line and column (the
+ * node would refuse the bundle at activation, after it was locked and signed).
  *
  * The archive is a gzip'd POSIX ustar stream: `manifest.json` (see
  * {@link serializeManifest}) first, then the policy files in byte-wise name
@@ -87,8 +91,9 @@ export async function buildBundle(dir: string, opts: BuildBundleOptions): Promis
 
   const tar = tarArchive([{ name: MANIFEST_NAME, content: Buffer.from(serializeManifest(manifest), "utf8") }, ...files]);
   const bytes = gzipDeterministic(tar);
-  // Never hand out a bundle the reader refuses (sizes, names, counts, digests).
-  await openBundle(bytes);
+  // Never hand out a bundle a node refuses: the reader's checks (sizes, names, counts, digests),
+  // then the files as read compiled by the same compiler a node loads them with.
+  compileCedar((await openBundle(bytes)).files).dispose();
   return { bytes, manifest, digest: sha256Digest(bytes) };
 }
 
