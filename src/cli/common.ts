@@ -1,9 +1,7 @@
-import { readFile } from "node:fs/promises";
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { openRepository, parseReference, referenceTarget } from "../oci/index.js";
 import type { OciRepository, Reference, RepositoryOptions } from "../oci/index.js";
-import { UsageError, errnoCode } from "../lib/index.js";
 
 export interface RegistryFlags {
   plainHttp?: boolean;
@@ -39,15 +37,6 @@ export interface OpenedRef {
 export function openRef(input: string, flags: RegistryFlags): OpenedRef {
   const ref = parseReference(input);
   return { ref, repo: openRepository(ref, repositoryOptions(flags)), target: referenceTarget(ref) };
-}
-
-/** Reads a file named on the command line, turning ENOENT and friends into a usage error. */
-export async function readInputFile(path: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    throw new UsageError(`cannot read ${what} "${path}": ${errnoCode(e) ?? String(e)}`, `check the path to the ${what}`);
-  }
 }
 
 /** An absolute http:// or https:// URL option (collector, control plane). */

@@ -1,5 +1,7 @@
 export { AutonomyError, UsageError, ExitCodes, hasCode, errnoCode, messageOf } from "./errors.js";
 export type { ExitCode, AutonomyErrorOptions } from "./errors.js";
+export { readInput, readInputFile } from "./input-file.js";
+export type { InputFile } from "./input-file.js";
 export { writeFileAtomic, writeStreamAtomic, replaceFileDurably, writeFileSynced, fsyncDir } from "./atomic-file.js";
 export type { ReplaceFs } from "./atomic-file.js";
 export { sha256Digest, isSha256Digest, safeEqual } from "./digest.js";

@@ -1,4 +1,3 @@
-import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { tarGz } from "../archive/index.js";
 import type { TarEntry } from "../archive/index.js";
@@ -6,7 +5,7 @@ import { storeManifest } from "./artifact.js";
 import type { PushedArtifact } from "./artifact.js";
 import { MediaTypes } from "./types.js";
 import type { ImageManifest, OciRepository, ProgressFn } from "./types.js";
-import { UsageError, sha256Digest } from "../lib/index.js";
+import { UsageError, readInput, sha256Digest } from "../lib/index.js";
 
 /** Maps Node's arch names onto the OCI platform names. */
 const OCI_ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", riscv64: "riscv64", ia32: "386", ppc64: "ppc64le", s390x: "s390x" };
@@ -64,8 +63,8 @@ async function layerEntries(files: readonly string[], prefix: string): Promise<T
   const entries: TarEntry[] = [{ type: "directory", name: prefix }];
   for (const name of [...byName.keys()].sort()) {
     const path = byName.get(name)!;
-    const [content, st] = await Promise.all([readFile(path), stat(path)]);
-    entries.push({ name: `${prefix}/${name}`, content, mode: (st.mode & 0o111) !== 0 ? 0o755 : 0o644 });
+    const { content, mode } = await readInput(path, "image file");
+    entries.push({ name: `${prefix}/${name}`, content, mode: (mode & 0o111) !== 0 ? 0o755 : 0o644 });
   }
   return entries;
 }

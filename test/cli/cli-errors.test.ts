@@ -134,6 +134,23 @@ describe("autonomy CLI: bad input", () => {
       expect(existsSync(join(dir, "new.lock.json"))).toBe(false);
     });
 
+    it.each([
+      ["oci push --image", ["oci", "push", "--image", "oci:LAYOUT:v1", "missing.py"], "missing.py", "image file"],
+      ["oci push", ["oci", "push", "oci:LAYOUT:v1", "missing.py"], "missing.py", "file to push"],
+      ["oci attach", ["oci", "attach", "oci:LAYOUT:v1", "missing.json", "--artifact-type", "application/x"], "missing.json", "file to attach"],
+      ["sign --lock", ["sign", "oci:LAYOUT:v1", "--key", "input.key", "--sequence", "1", "--lock", "missing.lock.json", "--policy-bundle", "b.tar.gz"], "missing.lock.json", "lock"],
+      ["lock create --policy-bundle", ["lock", "create", "--agent-image", `reg.example/a@sha256:${"0".repeat(64)}`, "--policy-bundle", "missing.tar.gz", "-o", "x.lock.json"], "missing.tar.gz", "policy bundle"],
+      ["policy inspect", ["policy", "inspect", "missing.tar.gz"], "missing.tar.gz", "policy bundle"],
+    ])("a missing input file (%s) → USAGE (exit 2) naming the file, never INTERNAL", async (_name, template, file, what) => {
+      await writeFile(join(dir, "input.key"), generateKeyPair().privatePem, { mode: 0o600 });
+      await writeFile(join(dir, "image-ok.txt"), "x\n");
+      const layout = join(dir, "missing-input-layout");
+      const args = template.map((a) => a.replace("LAYOUT", layout));
+      const { human, doc } = await expectFailure(args, 2, "USAGE");
+      expect(human.stderr).toContain(`error: cannot read ${what} "${file}": ENOENT: no such file`);
+      expect(doc.message).toContain(file);
+    });
+
     it("sign --expires-in banana", async () => {
       const pair = generateKeyPair();
       await writeFile(join(dir, "expires.key"), pair.privatePem, { mode: 0o600 });

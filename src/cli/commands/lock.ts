@@ -2,11 +2,10 @@ import type { Command } from "commander";
 import { computeFingerprint, createLock, fingerprintPayload, hashInputFile, parseLock, serializeLock, verifyLock } from "../../lock/index.js";
 import type { ActivationLock } from "../../lock/index.js";
 import { formatReference, parseReference } from "../../oci/index.js";
-import { UsageError, sha256Digest, writeFileAtomic } from "../../lib/index.js";
+import { UsageError, sha256Digest, writeFileAtomic, readInputFile } from "../../lib/index.js";
 import { basename } from "node:path";
 import { action } from "../run.js";
 import { emit } from "../output.js";
-import { readInputFile } from "../common.js";
 
 interface CreateFlags {
   agentImage: string;

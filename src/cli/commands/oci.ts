@@ -1,11 +1,12 @@
 import type { Command } from "commander";
+import { readInputFile } from "../../lib/index.js";
 import { attachFile, buildImage, copyArtifact, listReferrers, pullArtifact, pushArtifact, MediaTypes } from "../../oci/index.js";
 import type { CopyResult, PullResult, Referrer } from "../../oci/index.js";
 import { basename } from "node:path";
 import { action } from "../run.js";
 import { emit } from "../output.js";
 import { progressBar } from "../progress.js";
-import { openRef, readInputFile, registryFlags } from "../common.js";
+import { openRef, registryFlags } from "../common.js";
 import type { RegistryFlags } from "../common.js";
 
 interface PushFlags extends RegistryFlags {
@@ -29,7 +30,7 @@ export function registerOci(program: Command): void {
       const opts = { ...(tag !== undefined ? { tag } : {}), onProgress: bar.update };
       const pushed = flags.image
         ? await buildImage(repo, files, opts)
-        : await pushArtifact(repo, await Promise.all(files.map(async (f) => ({ name: basename(f), data: await readInputFile(f, "file"), mediaType: flags.mediaType ?? MediaTypes.octetStream }))), { ...opts, artifactType: flags.artifactType });
+        : await pushArtifact(repo, await Promise.all(files.map(async (f) => ({ name: basename(f), data: await readInputFile(f, "file to push"), mediaType: flags.mediaType ?? MediaTypes.octetStream }))), { ...opts, artifactType: flags.artifactType });
       bar.stop();
       emit({ ok: true, ref: refIn, digest: pushed.digest, mediaType: pushed.manifest.mediaType, layers: pushed.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })) },
         flags, (r) => `pushed ${r.ref}\ndigest: ${r.digest}`);
@@ -50,9 +51,10 @@ export function registerOci(program: Command): void {
     .description("attach a file to an artifact as an OCI 1.1 referrer (sidecar tags where the registry lacks the referrers API)")
     .requiredOption("--artifact-type <type>", `e.g. ${MediaTypes.lock} or ${MediaTypes.policyBundle}`))
     .action(action(async (refIn: string, file: string, flags: RegistryFlags & { artifactType: string }) => {
+      // The local file first: a wrong path is reported before any registry round trip.
+      const data = await readInputFile(file, "file to attach");
       const { repo, ref, target } = openRef(refIn, flags);
       const subject = await repo.resolve(target);
-      const data = await readInputFile(file, "file");
       const pushed = await attachFile(repo, subject, { name: file, data }, { artifactType: flags.artifactType, ...(ref.tag !== undefined ? { subjectTag: ref.tag } : {}) });
       emit({ ok: true, subject: subject.digest, digest: pushed.digest, artifactType: flags.artifactType }, flags,
         (r) => `attached ${basename(file)} to ${r.subject}\nreferrer: ${r.digest}`);

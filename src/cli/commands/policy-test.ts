@@ -2,10 +2,9 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { compileBundle, PolicyError } from "../../policy/index.js";
 import { explainRequest } from "../../runtime/index.js";
-import { AutonomyError } from "../../lib/index.js";
+import { AutonomyError, readInputFile } from "../../lib/index.js";
 import { action, outcome } from "../run.js";
 import { emit } from "../output.js";
-import { readInputFile } from "../common.js";
 
 interface TestResult {
   ok: boolean;

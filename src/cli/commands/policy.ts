@@ -1,10 +1,9 @@
 import type { Command } from "commander";
-import { AutonomyError, RUNTIME_VERSION, writeFileAtomic } from "../../lib/index.js";
+import { AutonomyError, RUNTIME_VERSION, writeFileAtomic, readInputFile } from "../../lib/index.js";
 import { buildBundle, compileCedar, isRuntimeCompatible, openBundle } from "../../policy/index.js";
 import type { BundleManifest, PolicyFile } from "../../policy/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
-import { readInputFile } from "../common.js";
 
 interface BuildFlags {
   output: string;

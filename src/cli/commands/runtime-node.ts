@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
+import { readInputFile } from "../../lib/index.js";
 import { readNodeState, readTrustRoot, setTrustRoot } from "../../node/index.js";
 import type { KeyRotationRecord, NodeState, TrustRoot } from "../../node/index.js";
 import { activateRelease } from "../../runtime/index.js";
@@ -7,7 +8,7 @@ import type { ActivationResult } from "../../runtime/index.js";
 import { parseReference } from "../../oci/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
-import { readInputFile, repositoryOptions } from "../common.js";
+import { repositoryOptions } from "../common.js";
 import type { RegistryFlags } from "../common.js";
 
 // The node-side release commands: `runtime activate` and `runtime trust set|show` (the rest of `runtime` is in runtime.ts).

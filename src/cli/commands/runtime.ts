@@ -6,9 +6,9 @@ import { loadPolicy, readNodeState } from "../../node/index.js";
 import type { LivePolicyEvent, NodeState } from "../../node/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
-import { parseHttpUrl, readInputFile } from "../common.js";
+import { parseHttpUrl } from "../common.js";
 import { registerRuntimeActivate, registerRuntimeTrust } from "./runtime-node.js";
-import { UsageError, messageOf } from "../../lib/index.js";
+import { UsageError, messageOf, readInputFile } from "../../lib/index.js";
 import { registerRuntimeToken } from "./runtime-token.js";
 
 interface StateFlags {

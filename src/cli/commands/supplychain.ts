@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
-import { UsageError } from "../../lib/index.js";
+import { UsageError, readInputFile } from "../../lib/index.js";
 import { loadPrivateKey, loadPublicKey, parseDuration } from "../../sign/index.js";
 import { compileBundle } from "../../policy/index.js";
 import { releaseRepository, signRelease, trustedKeys, verifyRelease, DEFAULT_CHANNEL, DEFAULT_EXPIRES_IN_MS } from "../../supplychain/index.js";
@@ -8,7 +8,7 @@ import type { SignReleaseResult, VerifyReleaseReport } from "../../supplychain/i
 import type { Reference } from "../../oci/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
-import { openRef, readInputFile, registryFlags } from "../common.js";
+import { openRef, registryFlags } from "../common.js";
 import type { RegistryFlags } from "../common.js";
 
 interface SignFlags extends RegistryFlags {
