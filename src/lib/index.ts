@@ -16,6 +16,7 @@ export type { Rng } from "./rng.js";
 export { problemDetails, problemFromError, problem, problemType, sendProblem, PROBLEM_CONTENT_TYPE, HTTP_PROBLEM_CODES } from "./http-problem.js";
 export type { Problem, ProblemOptions, HttpProblemCode } from "./http-problem.js";
 export { systemClock, isoTime, dateOf } from "./clock.js";
+export { parseRfc3339 } from "./rfc3339.js";
 export type { Clock } from "./clock.js";
 export { loadConfigFile, parseConfigText, configKeyPath, configProblems } from "./config-file.js";
 export type { ConfigFileOptions, ConfigErrorFactory } from "./config-file.js";

@@ -19,17 +19,10 @@ export type SignErrorCode = (typeof SIGN_ERROR_CODES)[number];
  * below), so the whole catalogue stays in one place with a default hint each.
  */
 export const VERIFICATION_ERROR_CODES = [
-  "SIGNATURE_MISSING",
-  "SIGNATURE_INVALID",
-  "SIGNATURE_DIGEST_MISMATCH",
-  "SIGNATURE_STALE",
-  "SIGNATURE_TIME_INVALID",
   // Release verification (src/supplychain): attachments and the digests they pin.
   "ARTIFACT_DIGEST_MISMATCH",
   "POLICY_DIGEST_MISMATCH",
   "BLOB_DIGEST_MISMATCH",
-  "ATTACHMENT_INVALID",
-  "ATTACHMENT_AMBIGUOUS",
   "LOCK_MISSING",
   "POLICY_MISSING",
   // Release statements (DSSE + in-toto Statement v1).
@@ -53,16 +46,9 @@ const SIGN_HINTS: Readonly<Record<SignErrorCode, string>> = {
 };
 
 const VERIFICATION_HINTS: Readonly<Record<VerificationErrorCode, string>> = {
-  SIGNATURE_MISSING: "Sign the artifact (`autonomy sign`) and push the signature with it, then verify again.",
-  SIGNATURE_INVALID: "Do not use this artifact: check that you verify with the signer's public key, or re-sign it.",
-  SIGNATURE_DIGEST_MISMATCH: "Do not use this artifact: the signature is for a different image. Re-sign the image you mean to ship.",
-  SIGNATURE_STALE: "Re-sign the artifact, or raise --max-age if an older signature is acceptable.",
-  SIGNATURE_TIME_INVALID: "Check the signer's and this machine's clocks, then re-sign the artifact.",
   ARTIFACT_DIGEST_MISMATCH: "Do not activate it: the artifact is not the one the lock pins. Re-create the lock for the intended image.",
   POLICY_DIGEST_MISMATCH: "Do not activate it: the policy bundle is not the one the lock names. Attach the right bundle or re-create the lock.",
   BLOB_DIGEST_MISMATCH: "Do not activate it: content was tampered with or truncated. Re-copy it from a trusted source.",
-  ATTACHMENT_INVALID: "Re-attach the file to this artifact and sign the attachment.",
-  ATTACHMENT_AMBIGUOUS: "A release must carry exactly one signed lock and one signed bundle; remove the extra or publish a new tag.",
   LOCK_MISSING: "Attach an activation lock to the artifact (`autonomy oci attach`) and sign it.",
   POLICY_MISSING: "Attach a policy bundle to the artifact (`autonomy oci attach`) and sign it.",
   STATEMENT_INVALID: "The release statement is not well-formed; re-sign the release with `autonomy sign`.",
@@ -88,14 +74,14 @@ export class SignError extends AutonomyError<SignErrorCode> {
 }
 
 /**
- * The evidence does not hold: a signature is missing, invalid, for another
- * digest, too old or dated in the future, or an attachment does not match
- * what it should pin. Always exit 4. The hint defaults to the code's catalogue
+ * The evidence does not hold: no valid release statement, two statements at
+ * one sequence, a moved tag, or content that does not match the digest that
+ * pins it. Always exit 4. The hint defaults to the code's catalogue
  * entry; a caller that knows more may pass its own.
  *
  * ### Examples
  * ```ts
- * throw new VerificationError("SIGNATURE_STALE", "signed 400 days ago")
+ * throw new VerificationError("STATEMENT_MISSING", "no valid release statement for sha256:…")
  * throw new VerificationError("LOCK_MISSING", "no lock on sha256:…", "attach one with `autonomy oci attach`", { details })
  * ```
  */

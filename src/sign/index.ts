@@ -14,7 +14,6 @@ export {
   SIGNED_AT_KEY,
 } from "./payload.js";
 export type { BuildPayloadOptions, SimpleSigningPayload } from "./payload.js";
-export { signPayload, verifyPayloadSignature, checkFreshness, parseDuration } from "./signature.js";
-export type { FreshnessOptions } from "./signature.js";
+export { signPayload, verifyPayloadSignature, parseDuration } from "./signature.js";
 export { signEnvelope, verifyEnvelope, parseEnvelope, preAuthEncoding, decodeBase64Strict, keyIdOf } from "./dsse.js";
 export type { DsseEnvelope, DsseSignature, DsseResult, DsseFailure, TrustedKey } from "./dsse.js";

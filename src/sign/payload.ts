@@ -23,7 +23,7 @@ export interface BuildPayloadOptions {
 export interface SimpleSigningPayload {
   dockerReference: string;
   manifestDigest: string;
-  /** The RFC 3339 signing time from `optional`, unvalidated; `undefined` when absent. See `checkFreshness`. */
+  /** The RFC 3339 signing time from `optional`, unvalidated (informational: release verification trusts only the statement); `undefined` when absent. */
   signedAt: string | undefined;
   /** Every `optional` annotation (own properties only, including {@link SIGNED_AT_KEY}). */
   optional: Readonly<Record<string, unknown>>;

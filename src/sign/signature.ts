@@ -1,7 +1,6 @@
 import { sign, verify } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { UsageError } from "../lib/index.js";
-import { VerificationError } from "./errors.js";
 
 /**
  * Signs `payload` with ECDSA-SHA256 and returns the DER signature as base64,
@@ -25,7 +24,7 @@ const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=
  *
  * ### Examples
  * ```ts
- * if (!verifyPayloadSignature(pub, payload, sig)) throw new VerificationError("SIGNATURE_INVALID", "…")
+ * if (!verifyPayloadSignature(pub, payload, sig)) return "not signed by this key"
  * ```
  */
 export function verifyPayloadSignature(publicKey: KeyObject, payload: Uint8Array, b64sig: string): boolean {
@@ -38,67 +37,6 @@ export function verifyPayloadSignature(publicKey: KeyObject, payload: Uint8Array
   } catch {
     return false;
   }
-}
-
-/** Options for {@link checkFreshness}. The clock is passed in, never read here. */
-export interface FreshnessOptions {
-  /** Oldest acceptable signature age; `undefined` = no limit (only the future check applies). */
-  maxAgeMs?: number;
-  now: Date;
-  /** Tolerated clock difference between signer and verifier. Default 5 minutes. */
-  skewMs?: number;
-}
-
-const RFC3339_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/;
-
-/** Epoch ms of a strict RFC 3339 date-time, or undefined. Rejects rolled-over dates such as Feb 30. */
-function parseRfc3339(s: string): number | undefined {
-  const m = RFC3339_RE.exec(s);
-  if (!m) return undefined;
-  const nums = [...m.slice(1, 7), m[10] ?? "0", m[11] ?? "0"].map(Number);
-  const [y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, offH = 0, offM = 0] = nums;
-  if (h > 23 || mi > 59 || sec > 59 || offH > 23 || offM > 59) return undefined;
-  const date = new Date(0);
-  // setUTCFullYear, unlike Date.UTC, does not map years 0-99 to 1900-1999.
-  date.setUTCFullYear(y, mo - 1, d);
-  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return undefined;
-  const fracMs = m[7] ? Math.floor(Number(`0${m[7]}`) * 1000) : 0;
-  date.setUTCHours(h, mi, sec, fracMs);
-  const offMin = (m[9] === "-" ? -1 : 1) * (offH * 60 + offM);
-  return date.getTime() - offMin * 60_000;
-}
-
-/**
- * Checks the signed-at time taken from a verified payload: it must be present,
- * RFC 3339, not later than `now + skewMs`, and (with `maxAgeMs`) not older
- * than `maxAgeMs`. Throws `SIGNATURE_TIME_INVALID` or `SIGNATURE_STALE`;
- * returns the parsed time.
- *
- * ### Examples
- * ```ts
- * checkFreshness(payload.signedAt, { maxAgeMs: parseDuration("720h"), now: new Date() })
- * ```
- */
-export function checkFreshness(signedAt: string | undefined, opts: FreshnessOptions): Date {
-  const { now, maxAgeMs, skewMs = 5 * 60_000 } = opts;
-  if (typeof signedAt !== "string") {
-    throw new VerificationError("SIGNATURE_TIME_INVALID", "The signature has no signed-at time.");
-  }
-  const t = parseRfc3339(signedAt);
-  if (t === undefined) {
-    throw new VerificationError("SIGNATURE_TIME_INVALID", "The signature's signed-at time is not an RFC 3339 date-time.");
-  }
-  const ageMs = now.getTime() - t;
-  const details = { signedAt: new Date(t).toISOString(), now: now.toISOString(), ageMs };
-  if (ageMs < -skewMs) {
-    throw new VerificationError("SIGNATURE_TIME_INVALID", "The signature claims to be signed in the future.", { details });
-  }
-  if (maxAgeMs !== undefined && ageMs > maxAgeMs) {
-    throw new VerificationError("SIGNATURE_STALE", `The signature is older than the allowed maximum age.`, {
-      details: { ...details, maxAgeMs },
-    });
-  }
-  return new Date(t);
 }
 
 /** Milliseconds per unit: Go's time.ParseDuration units, plus "d" (24h) for convenience. */
@@ -119,7 +57,7 @@ const PART_RE = /(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)/g;
 
 /**
  * Parses a Go-style duration ("8760h", "30m", "1h30m", "1.5h", "90s", plus
- * "7d") into milliseconds, for flags such as `--max-age`. Negative or signed
+ * "7d") into milliseconds, for flags such as `--expires-in`. Negative or signed
  * values are refused. Throws {@link UsageError} on bad input.
  *
  * ### Examples

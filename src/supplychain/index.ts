@@ -6,8 +6,8 @@ export { findStatements, MAX_STATEMENT_CANDIDATES, ISSUED_AT_SKEW_MS } from "./f
 export type { ReleaseTrust, SkippedCandidate } from "./find-statements.js";
 export { publishStatement, PREDICATE_TYPE_ANNOTATION } from "./publish-statement.js";
 export { trustedKeys, releaseRepository } from "./trust.js";
-export { signSubject, collectSignatures, COSIGN_SIGNATURE_ANNOTATION, SIGNED_AT_ANNOTATION } from "./signatures.js";
-export type { SignatureCandidate, SignOptions } from "./signatures.js";
+export { signSubject, COSIGN_SIGNATURE_ANNOTATION, SIGNED_AT_ANNOTATION } from "./signatures.js";
+export type { SignOptions } from "./signatures.js";
 export {
   buildStatement, signStatement, openStatement, StatementRejected,
   STATEMENT_TYPE, RELEASE_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, LOCK_SUBJECT, BUNDLE_SUBJECT, MAX_STATEMENT_BYTES,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createPrivateKey, createPublicKey } from "node:crypto";
-import { generateKeyPair, keyIdOf, signEnvelope } from "../sign/index.js";
+import { VerificationError, generateKeyPair, keyIdOf, signEnvelope } from "../sign/index.js";
 import { IN_TOTO_PAYLOAD_TYPE, StatementRejected, buildStatement, openStatement, signStatement } from "./statement.js";
 import type { ReleasePredicate } from "./statement.js";
 
@@ -41,6 +41,26 @@ describe("release statement", () => {
 
   it("refuses to build a statement that expires before it is issued", () => {
     expect(() => buildStatement({ ...predicate, expires_at: predicate.issued_at })).toThrow(/not after issued_at/);
+  });
+
+  it.each([
+    ["issued_at", "2026-02-30T00:00:00Z"],
+    ["expires_at", "2027-02-30T00:00:00Z"],
+    ["issued_at", "2026-12-05T24:00:00Z"],
+    ["expires_at", "2027-04-31T10:00:00Z"],
+  ])("refuses an %s that does not exist (%s: Date.parse would roll it over), when building and when opening", (field, date) => {
+    const bad = { ...predicate, [field]: date };
+    let built: unknown;
+    try {
+      buildStatement(bad);
+    } catch (e) {
+      built = e;
+    }
+    expect(built).toBeInstanceOf(VerificationError);
+    expect(built).toMatchObject({ code: "STATEMENT_INVALID", message: expect.stringContaining(`${field}: not a date that exists`) as unknown });
+    const doc = statementDoc();
+    const reason = rejected(() => openStatement(signed({ ...doc, predicate: { ...(doc.predicate as object), [field]: date } }), trusted, 1));
+    expect(reason).toContain(`predicate.${field}: not a date that exists`);
   });
 
   it("a signed document that is not a release statement is rejected with the reason", () => {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { fieldProblems, formatProblems, sha256Digest } from "../lib/index.js";
+import { fieldProblems, formatProblems, parseRfc3339, sha256Digest } from "../lib/index.js";
 import { VerificationError, signEnvelope, verifyEnvelope } from "../sign/index.js";
 import type { DsseEnvelope, TrustedKey } from "../sign/index.js";
 import type { KeyObject } from "node:crypto";
@@ -22,7 +22,8 @@ export const MAX_STATEMENT_BYTES = 64 * 1024;
 
 const hex64 = z.string().regex(/^[a-f0-9]{64}$/);
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
-const rfc3339Z = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/).refine((s) => Number.isFinite(Date.parse(s)), "not a date");
+// Strict: Date.parse would take 2026-02-30T00:00:00Z as March 2, so a signed date would not be the date used.
+const rfc3339Z = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/).refine((s) => parseRfc3339(s) !== undefined, "not a date that exists (RFC 3339, UTC)");
 const subjectSchema = z.object({ name: z.string().min(1), digest: z.object({ sha256: hex64 }) });
 const size = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
@@ -60,10 +61,21 @@ export interface ReleaseStatement {
 
 const hexOf = (d: string): string => d.slice("sha256:".length);
 
+/** True when `expires_at` is after `issued_at` (both already checked to be real dates). */
+function hasValidityWindow(p: ReleasePredicate): boolean {
+  const issued = parseRfc3339(p.issued_at);
+  const expires = parseRfc3339(p.expires_at);
+  return issued !== undefined && expires !== undefined && expires > issued;
+}
+
 /** The statement bytes for a predicate; the subjects repeat the three digests so generic in-toto/cosign tools can match them. */
 export function buildStatement(p: ReleasePredicate): Buffer {
-  const predicate = predicateSchema.parse(p);
-  if (Date.parse(predicate.expires_at) <= Date.parse(predicate.issued_at)) {
+  const parsed = predicateSchema.safeParse(p);
+  if (!parsed.success) {
+    throw new VerificationError("STATEMENT_INVALID", `cannot build the release statement: ${formatProblems(fieldProblems(parsed.error.issues))}`, "check the values given to sign (sequence, channel, repository, lock, bundle, --expires-in)");
+  }
+  const predicate = parsed.data;
+  if (!hasValidityWindow(predicate)) {
     throw new VerificationError("STATEMENT_INVALID", `expires_at ${predicate.expires_at} is not after issued_at ${predicate.issued_at}`, "choose a positive validity (--expires-in)");
   }
   const statement = {
@@ -113,6 +125,6 @@ export function openStatement(env: DsseEnvelope, trusted: readonly TrustedKey[],
   for (const [name, d] of [[predicate.repository, predicate.image.digest], [LOCK_SUBJECT, predicate.lock.digest], [BUNDLE_SUBJECT, predicate.policy_bundle.digest]] as const) {
     if (!subject.some((s) => s.name === name && s.digest.sha256 === hexOf(d))) throw new StatementRejected(`subject ${name} does not repeat the predicate's digest ${d}`);
   }
-  if (Date.parse(predicate.expires_at) <= Date.parse(predicate.issued_at)) throw new StatementRejected("expires_at is not after issued_at");
+  if (!hasValidityWindow(predicate)) throw new StatementRejected("expires_at is not after issued_at");
   return { predicate, digest: sha256Digest(v.payload), bytes: v.payload, keyIds: v.keyIds };
 }
