@@ -27,7 +27,7 @@ const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set<RuntimeErrorCode>();
 const USAGE: ReadonlySet<RuntimeErrorCode> = new Set(["INPUT_NOT_REPRESENTABLE"]);
 
 const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
-  INPUT_NOT_REPRESENTABLE: "send only values a policy sees exactly: no null (leave the key out), integers within ±(2^53−1), at most 4 decimal places, no duplicate keys or array elements; send anything else as a string",
+  INPUT_NOT_REPRESENTABLE: "send only values a policy sees exactly: no null (leave the key out), integers within ±(2^53−1), at most 4 decimal places, no duplicate keys; send anything else as a string",
   TOOL_UNKNOWN: "list the tools with `autonomy runtime tools` or the MCP tools/list call",
   TOOL_PARAMS_INVALID: "check the tool's parameters against its input schema",
   TOOL_TARGET_NOT_ALLOWED: "the target is not on the runtime's allow-list (--allowed-domains); ask the operator to add it",

@@ -48,7 +48,7 @@ export interface InterceptorOptions {
  * The params are copied before the decision, so the params the tool receives
  * are the params the policy saw, even while a durable record is awaited; and
  * params holding anything the policy would see differently from the tool
- * (null, unsafe integers, duplicates in an array, …) are refused, never
+ * (null, unsafe integers, a key given twice, …) are refused, never
  * converted (`INPUT_NOT_REPRESENTABLE`, recorded as a deny). A tool that acts
  * again for the same call (`tool.http_get` following a redirect) asks through
  * the {@link ToolCallContext} it is given: a new decision, recorded like this one.
@@ -102,7 +102,7 @@ export class Interceptor {
    *
    * @throws RuntimeError `INPUT_NOT_REPRESENTABLE` (HTTP 400) when the params
    * hold a value the policy cannot see exactly as the tool would get it
-   * (null, an integer beyond ±(2^53−1), a duplicate set element, …; the path
+   * (null, an integer beyond ±(2^53−1), a lone surrogate, …; the path
    * is named). The refusal is recorded as a deny first, and nothing runs.
    *
    * `caller` (the agent a bearer token authenticated) is the principal of this
