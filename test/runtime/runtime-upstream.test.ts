@@ -149,6 +149,25 @@ describe("proxied tools behind the interceptor", () => {
     expect(again.body.output).toMatchObject({ structuredContent: { sum: 3 } });
   });
 
+  it("a caller of a crashed upstream learns its name and UPSTREAM_UNAVAILABLE only, not its command line (a secret flag) or its stderr; the runtime log has both", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = { warn: (obj: Record<string, unknown>, msg: string) => void lines.push({ ...obj, msg }) };
+    const ups = await connectUpstreams([{ name: "up", command: [process.execPath, FIXTURE, "--api-key=sk-live-SECRET123"] }], { log });
+    cleanups.push(() => ups.close());
+    const { base } = await serve(ups, policyOf(UP_POLICY));
+    const r = await post(base, "up.crash", {});
+    expect(r.body).toMatchObject({ decision: "allow", error: { code: "UPSTREAM_UNAVAILABLE" } });
+    const text = JSON.stringify(r.body);
+    expect(text).toContain("upstream MCP server up");
+    expect(text).not.toContain("sk-live-SECRET123");
+    expect(text).not.toContain("crashing on request");
+    expect(text).not.toContain(FIXTURE);
+    const logged = JSON.stringify(lines);
+    expect(lines[0]).toMatchObject({ msg: "UPSTREAM_UNAVAILABLE", upstream: "up" });
+    expect(logged).toContain("crashing on request");
+    expect(logged).toContain("--api-key=");
+  });
+
   it("passes the upstream's content through unchanged to an MCP client", async () => {
     const { base } = await serve(await upstreams(), policyOf(UP_POLICY, "up-policy"));
     const client = new Client({ name: "upstream-test", version: "1.0.0" });
