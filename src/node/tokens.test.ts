@@ -1,3 +1,4 @@
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,6 +44,31 @@ describe("tool-server tokens (src/node/tokens.ts)", () => {
     expect(await v.activeCount()).toBe(0);
     // Revoking twice keeps the first revocation time.
     expect((await revokeToken(root, a.id)).revoked_at).toBe(info.revoked_at);
+  });
+
+  it("attack 5: a check that starts while an earlier reload is in flight never accepts a token revoked in between (403 from the next request, under concurrency)", async () => {
+    let accepted = 0;
+    for (let i = 0; i < 40; i++) {
+      const r = join(root, `r${i}`);
+      const { token } = await createToken(r, "agent-a");
+      const path = stateRootPaths(r).tokens;
+      const v = new TokenVerifier(r);
+      expect((await v.check(token)).kind).toBe("ok");
+      const doc = JSON.parse(readFileSync(path, "utf8")) as { tokens: { revoked_at?: string }[] };
+      // A harmless rewrite (another token's creation) starts a reload …
+      writeFileSync(`${path}.a`, JSON.stringify(doc));
+      renameSync(`${path}.a`, path);
+      const first = v.check(token);
+      // … the token is revoked while that reload is in flight …
+      doc.tokens[0]!.revoked_at = "2026-01-01T00:00:00Z";
+      writeFileSync(`${path}.b`, JSON.stringify(doc));
+      renameSync(`${path}.b`, path);
+      // … and the next request, which saw the revoked file's stamp, must not join the older reload.
+      if ((await v.check(token)).kind === "ok") accepted++;
+      await first;
+      expect((await v.check(token)).kind).toBe("revoked");
+    }
+    expect(accepted).toBe(0);
   });
 
   it("fails closed on a damaged token file: every check throws TOKEN_STORE_INVALID, never 'no tokens'", async () => {

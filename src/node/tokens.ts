@@ -154,7 +154,10 @@ export class TokenVerifier {
   readonly #path: string;
   #stamp = "";
   #doc: TokenFileDoc = EMPTY;
-  #loading: Promise<TokenFileDoc> | undefined;
+  /** Loads in flight, by the stamp their check saw: a check joins only a load begun after the file it saw was written. */
+  readonly #loads = new Map<string, Promise<TokenFileDoc>>();
+  #started = 0;
+  #applied = 0;
 
   constructor(stateRoot: string) {
     this.#path = stateRootPaths(stateRoot).tokens;
@@ -187,19 +190,29 @@ export class TokenVerifier {
     return { kind: match.revoked_at === undefined ? "ok" : "revoked", agentId: match.agent_id, tokenId: match.id };
   }
 
+  /**
+   * The file as it is at least as new as this call's stat. A load is shared only by checks that
+   * saw the same stamp: joining one started before a revocation could accept the revoked token.
+   * Loads may finish out of order; only the latest started one that finished sets the cache.
+   */
   async #current(): Promise<TokenFileDoc> {
     const stamp = this.#stampOf();
     if (stamp === this.#stamp) return this.#doc;
-    this.#loading ??= readTokenFile(this.#path).then(
-      (doc) => {
-        this.#doc = doc;
-        this.#stamp = stamp;
+    const pending = this.#loads.get(stamp);
+    if (pending) return pending;
+    const generation = ++this.#started;
+    const load = readTokenFile(this.#path)
+      .then((doc) => {
+        if (generation > this.#applied) {
+          this.#applied = generation;
+          this.#doc = doc;
+          this.#stamp = stamp;
+        }
         return doc;
-      },
-    ).finally(() => {
-      this.#loading = undefined;
-    });
-    return this.#loading;
+      })
+      .finally(() => this.#loads.delete(stamp));
+    this.#loads.set(stamp, load);
+    return load;
   }
 
   /**
