@@ -121,6 +121,22 @@ describe("faithful inputs over HTTP", () => {
     expect(await decisions(walDir)).toEqual([]); // a malformed body never reaches a decision, as before
   });
 
+  it("attack 7: a key given twice after a UTF-8 BOM is refused too (400 on /v1/tool and /mcp), not resolved to the last value", async () => {
+    const { base, probe } = await serve();
+    const r = await postRaw(base, '\uFEFF{"kind":"tool.probe","params":{"level":1,"level":2}}');
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ error: { code: "INPUT_NOT_REPRESENTABLE", path: "params.level" } });
+    const mcp = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...auth.headers() },
+      body: '\uFEFF{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tool.probe","arguments":{"level":1,"level":2}}}',
+    });
+    expect(mcp.status).toBe(400);
+    expect(probe.spy).not.toHaveBeenCalled();
+    // A BOM before a well-formed body is still accepted, as Fastify always did.
+    expect(await postRaw(base, '\uFEFF{"kind":"tool.probe","params":{"level":2}}')).toMatchObject({ status: 200, body: { output: { got: { level: 2 } } } });
+  });
+
   it("refuses a depth bomb with 400 while reading it", async () => {
     const { base } = await serve();
     const r = await postRaw(base, `{"kind":"tool.probe","params":{"a":${"[".repeat(100_000)}${"]".repeat(100_000)}}}`);
