@@ -350,8 +350,11 @@ function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => s
 
   app.addHook("onRequest", (req, reply, done) => {
     if (originRefused(req)) {
-      // A refusal like any other deny (403 shape); the policy was never asked.
-      void reply.code(403).send({ decision: "deny", policy_ref: policyRef(), reason: `requests from origin ${JSON.stringify(req.headers.origin)} are refused`, policies: [] });
+      // A problem document that also reads as a deny (the policy was never asked). Sent pre-serialised:
+      // on the 405 route (GET, OPTIONS, DELETE …) no response schema describes it, which made it a 500.
+      const reason = `requests from origin ${JSON.stringify(req.headers.origin)} are refused`;
+      const p = problemFromError(new RuntimeError("ORIGIN_NOT_ALLOWED", reason), { statusOf });
+      void reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify({ ...p, decision: "deny", policy_ref: policyRef(), reason, policies: [] }));
       return;
     }
     done();
