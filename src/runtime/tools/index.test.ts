@@ -164,8 +164,9 @@ describe("tool.http_get against a local server", () => {
     it.each([
       ["127.0.0.1", true], ["10.1.2.3", true], ["172.16.5.4", true], ["192.168.1.1", true], ["169.254.169.254", true], ["100.64.0.1", true], ["0.0.0.0", true],
       ["::1", true], ["fe80::1", true], ["fd00::1", true], ["::ffff:127.0.0.1", true], ["::ffff:10.0.0.1", true], ["not-an-ip", true],
-      ["93.184.216.34", false], ["8.8.8.8", false], ["2606:4700:4700::1111", false], ["::ffff:8.8.8.8", false],
-    ])("isNonPublic(%s) = %s", (address, expected) => {
+      ["::127.0.0.1", true], ["::a00:1", true], ["2002:7f00:1::1", true], ["2002:808:808::1", true], ["fec0::1", true], ["feff::1", true], ["::", true],
+      ["93.184.216.34", false], ["8.8.8.8", false], ["2606:4700:4700::1111", false], ["::ffff:8.8.8.8", false], ["2001:4860:4860::8888", false],
+    ])("isNonPublic(%s) = %s (attack 8: IPv4-compatible, 6to4 and site-local forms too)", (address, expected) => {
       expect(isNonPublic(address)).toBe(expected);
     });
   });
