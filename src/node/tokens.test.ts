@@ -1,5 +1,5 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -69,6 +69,35 @@ describe("tool-server tokens (src/node/tokens.ts)", () => {
       expect((await v.check(token)).kind).toBe("revoked");
     }
     expect(accepted).toBe(0);
+  });
+
+  it("attack 5: fails closed on a token file others could write (group/world-writable, or owned by another user); the auth dir is tightened to 0700", async () => {
+    const a = await createToken(root, "agent-a");
+    const path = stateRootPaths(root).tokens;
+    const v = new TokenVerifier(root);
+    expect((await v.check(a.token)).kind).toBe("ok");
+    for (const mode of [0o620, 0o602, 0o666]) {
+      await chmod(path, mode);
+      await expect(v.check(a.token), mode.toString(8)).rejects.toMatchObject({ code: "TOKEN_STORE_INVALID", message: expect.stringMatching(/writable by (its group|other users)/) as unknown });
+      await expect(listTokens(root)).rejects.toMatchObject({ code: "TOKEN_STORE_INVALID" });
+      await expect(createToken(root, "agent-b")).rejects.toMatchObject({ code: "TOKEN_STORE_INVALID" });
+    }
+    await chmod(path, 0o600);
+    expect((await v.check(a.token)).kind).toBe("ok");
+    const uid = process.getuid?.() ?? 0;
+    // Another owner: as root the test can make one; otherwise the file stays ours and the rule is shown by the message only.
+    if (uid === 0) {
+      await chown(path, 4242, 4242);
+      await expect(v.check(a.token)).rejects.toMatchObject({ code: "TOKEN_STORE_INVALID", message: expect.stringContaining("owned by uid 4242") as unknown });
+      await chown(path, 0, 0);
+      expect((await v.check(a.token)).kind).toBe("ok");
+    }
+    // An auth directory made loosely beforehand is tightened when a token is created.
+    const other = join(root, "..", "loose");
+    await mkdir(join(other, "auth"), { recursive: true, mode: 0o777 });
+    await chmod(join(other, "auth"), 0o777);
+    await createToken(other, "agent-c");
+    expect((await stat(join(other, "auth"))).mode & 0o777).toBe(0o700);
   });
 
   it("fails closed on a damaged token file: every check throws TOKEN_STORE_INVALID, never 'no tokens'", async () => {
