@@ -9,6 +9,7 @@ import { z } from "zod";
 import { fieldProblems, RUNTIME_VERSION, messageOf, redactUrl } from "../lib/index.js";
 import { createLogger } from "../observability/index.js";
 import { RuntimeError } from "./errors.js";
+import { isLoopbackHost } from "./listen.js";
 import { markMcpContent } from "./mcp-server.js";
 import type { Tool, ToolOutput } from "./types.js";
 
@@ -64,7 +65,17 @@ export const upstreamSchema = z
     env: z.record(z.string(), z.string()).optional(),
     token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name").optional(),
   })
-  .refine((c) => (c.command === undefined) !== (c.url === undefined), { message: "give exactly one of command or url" });
+  .refine((c) => (c.command === undefined) !== (c.url === undefined), { message: "give exactly one of command or url" })
+  // A bearer token in clear text on the network is anyone's who can see the traffic: https, or loopback.
+  .refine((c) => c.token_env === undefined || c.url === undefined || !cleartextRemote(c.url), {
+    message: "token_env sends a bearer token: the url must be https, or http to a loopback address (127.0.0.1, localhost, [::1])",
+    path: ["token_env"],
+  });
+
+function cleartextRemote(url: string): boolean {
+  const u = new URL(url);
+  return u.protocol === "http:" && !isLoopbackHost(u.hostname);
+}
 
 /** Validates upstream configs (names unique); throws RUNTIME_CONFIG_INVALID naming each bad field. */
 export function parseUpstreamConfigs(input: unknown): UpstreamConfig[] {

@@ -214,6 +214,14 @@ describe("an upstream over Streamable HTTP (another runtime's /mcp)", () => {
 });
 
 describe("upstream configuration", () => {
+  it("attack 5: a token_env bearer token is never configured to travel in clear text to another host (https, or http to loopback only)", () => {
+    expect(() => parseUpstreamConfigs([{ name: "far", url: "http://10.0.0.5:7777/mcp", token_env: "UP_TOKEN" }])).toThrow(/upstreams\[0\]\.token_env: token_env sends a bearer token/);
+    for (const url of ["https://runtime.example/mcp", "http://127.0.0.1:7777/mcp", "http://localhost:7777/mcp", "http://[::1]:7777/mcp"]) {
+      expect(parseUpstreamConfigs([{ name: "ok", url, token_env: "UP_TOKEN" }]), url).toHaveLength(1);
+    }
+    expect(parseUpstreamConfigs([{ name: "tokenless", url: "http://10.0.0.5:7777/mcp" }])).toHaveLength(1);
+  });
+
   it("rejects bad configs with RUNTIME_CONFIG_INVALID naming the field", () => {
     const bad: [unknown, RegExp][] = [
       [[{ name: "has.dot", command: ["x"] }], /name/],
@@ -221,6 +229,8 @@ describe("upstream configuration", () => {
       [[{ name: "neither" }], /exactly one of command or url/],
       [[{ name: "ftp", url: "ftp://127.0.0.1/" }], /url/],
       [[{ name: "dup", command: ["x"] }, { name: "dup", command: ["y"] }], /two upstreams are named dup/],
+      [[{ name: "clear", url: "http://10.0.0.5:7777/mcp", token_env: "UP_TOKEN" }], /token_env.*https, or http to a loopback/],
+      [[{ name: "clear", url: "http://runtime.example/mcp", token_env: "UP_TOKEN" }], /token_env/],
     ];
     for (const [config, re] of bad) {
       let err: unknown;
