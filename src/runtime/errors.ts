@@ -42,7 +42,7 @@ const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   HOST_HEADER_INVALID: "send exactly one Host header naming the runtime's address",
   ORIGIN_NOT_ALLOWED: "browser pages may not call the runtime; call it from the agent process",
   RUNTIME_LISTEN_REFUSED: "listen on loopback (127.0.0.1:PORT) or a unix socket (unix:/path); a wider address needs --tls-cert and --tls-key and at least one token (`autonomy runtime token create`)",
-  RUNTIME_LISTEN_IN_USE: "another runtime is serving on this socket; stop it, or choose another path",
+  RUNTIME_LISTEN_IN_USE: "another process is serving on this port or socket; stop it, or choose another --listen",
   RUNTIME_TLS_INVALID: "pass a PEM certificate (--tls-cert) and its PEM private key (--tls-key), both readable",
 };
 

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
-import { connect } from "node:net";
+import { connect, createServer as createNetServer } from "node:net";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -235,6 +235,21 @@ describe("attack 5: the runtime's listeners", () => {
     expect(String(r.json.message)).toContain("TLS");
     expect(String(r.json.hint)).toContain("--tls-cert");
     await expect(startRuntime({ stateRoot, config: config(), listen: { host: "::", port: 0 } })).rejects.toMatchObject({ code: "RUNTIME_LISTEN_REFUSED" });
+  });
+
+  it("runtime start on a port in use says so (RUNTIME_LISTEN_IN_USE, choose another --listen), not INTERNAL", async () => {
+    const stateRoot = await node();
+    await createToken(stateRoot, "agent-a");
+    const taken = createNetServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    cleanups.push(() => new Promise((r) => taken.close(r)));
+    const port = (taken.address() as { port: number }).port;
+    const r = await runJson(["runtime", "start", "--state-root", stateRoot, "--listen", `127.0.0.1:${port}`]);
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.json).toMatchObject({ ok: false, code: "RUNTIME_LISTEN_IN_USE" });
+    expect(String(r.json.message)).toContain(`127.0.0.1:${port}: port in use, choose another --listen`);
+    expect(JSON.stringify(r.json)).not.toMatch(/this is a bug/i);
+    await expect(startRuntime({ stateRoot, config: config(), listen: { host: "127.0.0.1", port } })).rejects.toMatchObject({ code: "RUNTIME_LISTEN_IN_USE" });
   });
 
   it("attack 5: a runtime with no token yet refuses every call (401) and says at start how to create one", async () => {
