@@ -88,9 +88,9 @@ export class Interceptor {
    * (for `autonomy policy test` and benchmarks). Never throws: any failure is
    * a deny.
    */
-  decide(call: ToolCall, caller?: Caller): InterceptDecision {
+  decide(call: ToolCall, caller?: Caller, tool?: Tool): InterceptDecision {
     const start = performance.now();
-    const d = this.#decide(call, this.#principalOf(caller));
+    const d = this.#decide(call, this.#principalOf(caller), tool);
     return { ...d, latency_us: Math.round((performance.now() - start) * 10_000) / 10 };
   }
 
@@ -110,7 +110,7 @@ export class Interceptor {
    */
   async call(call: ToolCall, tool: Tool | undefined, transport: Transport, signal?: AbortSignal, caller?: Caller): Promise<InterceptResult> {
     const snapshot = snapshotCall(call);
-    const decided = await this.#decideAndRecord(snapshot, transport, caller);
+    const decided = await this.#decideAndRecord(snapshot, transport, caller, false, tool);
     if (decided.input_problem) throw notRepresentable(decided.input_problem);
     const d = decided;
     if (d.decision !== "allow") return { decision: "deny", policy_ref: d.policy_ref, reason: d.reason, policies: d.policies };
@@ -133,8 +133,8 @@ export class Interceptor {
   }
 
   /** One decision, recorded; an allow that could not be recorded durably is a deny. */
-  async #decideAndRecord(call: ToolCall, transport: Transport, caller: Caller | undefined, followUp = false): Promise<InterceptDecision> {
-    const decided = this.decide(call, caller);
+  async #decideAndRecord(call: ToolCall, transport: Transport, caller: Caller | undefined, followUp = false, tool?: Tool): Promise<InterceptDecision> {
+    const decided = this.decide(call, caller, tool);
     const recorded = await this.#record(call, decided, transport, followUp, caller);
     return recorded ? decided : unrecorded(decided);
   }
@@ -143,7 +143,7 @@ export class Interceptor {
     return caller ? { type: this.#principal.type, id: caller.agentId } : this.#principal;
   }
 
-  #decide(call: ToolCall, principal: EntityRef): Omit<InterceptDecision, "latency_us"> {
+  #decide(call: ToolCall, principal: EntityRef, tool: Tool | undefined): Omit<InterceptDecision, "latency_us"> {
     let ref = NO_POLICY_REF;
     try {
       const loaded = this.#policy();
@@ -152,7 +152,7 @@ export class Interceptor {
       const invalid = invalidCall(call);
       if (invalid !== undefined) return { decision: "deny", policy_ref: ref, policies: [], reason: `invalid tool call: ${invalid}`, errors: [invalid] };
       // Refused, never coerced: the policy must judge exactly the value the tool will get.
-      const unfaithful = findUnrepresentable(call.params, ["params"]);
+      const unfaithful = findUnrepresentable(call.params, ["params"]) ?? tool?.unfaithful?.(call.params);
       if (unfaithful !== undefined) {
         const why = `INPUT_NOT_REPRESENTABLE: ${unfaithful.path}: ${unfaithful.problem}`;
         return { decision: "deny", policy_ref: ref, policies: [], reason: why, errors: [why], input_problem: unfaithful };

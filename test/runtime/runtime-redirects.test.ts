@@ -137,7 +137,7 @@ withOpenssl.describe("tool.http_get redirects through the tool server", () => {
   });
 
   withOpenssl.it("attack 8: an endpoint spelled differently from the URL fetched (LOCALHOST, %6cocalhost, http:localhost, backslashes for slashes, a tab in the host) is refused with 400 before anything is fetched", async () => {
-    const { base } = await serve();
+    const { base, walDir } = await serve();
     const port = new URL(plainBase).port;
     const canonical = `http://localhost:${port}/hello`;
     expect(await get(base, canonical)).toMatchObject({ status: 403, body: { decision: "deny", policies: ["no_localhost"] } });
@@ -145,12 +145,15 @@ withOpenssl.describe("tool.http_get redirects through the tool server", () => {
     for (const spelling of [`http://LOCALHOST:${port}/hello`, `http://%6cocalhost:${port}/hello`, `http:localhost:${port}/hello`, `http:\\\\localhost:${port}/hello`, `http://loc\talhost:${port}/hello`, `HTTP://127.0.0.1:${port}/hello`, `http://127.0.0.1:${port}/./hello`]) {
       const r = await get(base, spelling);
       expect(r.status, spelling).toBe(400);
-      expect(r.body, spelling).toMatchObject({ error: { code: "INPUT_NOT_REPRESENTABLE" } });
+      expect(r.body, spelling).toMatchObject({ decision: "deny", error: { code: "INPUT_NOT_REPRESENTABLE", path: "params.endpoint" } });
       const message = (r.body.error as { message: string }).message;
       expect(message).toContain("params.endpoint");
       expect(message).toContain(new URL(spelling).href);
     }
     expect(helloHits).toBe(before);
+    // Refused before the decision: each is recorded as a deny naming the path, never as an allow.
+    const events = await decisions(walDir);
+    expect(events.slice(1).map((e) => [e.decision, String(e.reason).startsWith("INPUT_NOT_REPRESENTABLE: params.endpoint")])).toEqual(Array.from({ length: 7 }, () => ["deny", true]));
     expect(await get(base, `http://127.0.0.1:${port}/hello`)).toMatchObject({ status: 200, body: { output: { body: "hello" } } });
   });
 

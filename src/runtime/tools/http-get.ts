@@ -187,6 +187,13 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
     name: "tool.http_get",
     description: "HTTP GET of an allow-listed http(s) URL; returns status and body text (bounded).",
     params: HttpGetParams,
+    // Asked before the decision, so a respelled endpoint is a recorded deny and nothing the policy approves.
+    unfaithful(params) {
+      const endpoint = params["endpoint"];
+      if (typeof endpoint !== "string") return undefined;
+      const canonical = canonicalHref(endpoint);
+      return canonical === undefined || canonical === endpoint ? undefined : { path: "params.endpoint", problem: notCanonicalProblem(canonical) };
+    },
     async run({ endpoint }, signal, context): Promise<HttpGetOutput> {
       let url = firstHop(endpoint);
       const deadline = AbortSignal.timeout(timeoutMs);
@@ -217,9 +224,22 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
   });
 }
 
-/** The refusal of an endpoint that is not spelled the way it will be fetched (400, params.endpoint named). */
-function notCanonical(endpoint: string, canonical: string): RuntimeError {
-  return new RuntimeError("INPUT_NOT_REPRESENTABLE", `tool.http_get: params.endpoint is not spelled the way it would be fetched: its canonical form is ${redactUrl(canonical)}${canonical.includes("?") ? " (query values redacted here)" : ""}; send that, so the policy judges the URL fetched`, {
+/** `new URL(e).href`, or undefined when `e` is not a URL (refused later, as not a URL). */
+function canonicalHref(endpoint: string): string | undefined {
+  try {
+    return new URL(endpoint).href;
+  } catch {
+    return undefined;
+  }
+}
+
+function notCanonicalProblem(canonical: string): string {
+  return `not spelled the way it would be fetched: its canonical form is ${redactUrl(canonical)}${canonical.includes("?") ? " (query values redacted here)" : ""}; send that, so the policy judges the URL fetched`;
+}
+
+/** The refusal of an endpoint that is not spelled the way it will be fetched (400, params.endpoint named); the tool's own check, for callers without the interceptor. */
+function notCanonical(_endpoint: string, canonical: string): RuntimeError {
+  return new RuntimeError("INPUT_NOT_REPRESENTABLE", `tool.http_get: params.endpoint is ${notCanonicalProblem(canonical)}`, {
     details: { path: "params.endpoint", canonical: redactUrl(canonical) },
     hint: "send the endpoint exactly as `new URL(endpoint).href` spells it (lower-case scheme and host, no default port, percent-decoding applied, a path of at least /), so the policy judges the URL that is fetched",
   });

@@ -140,6 +140,16 @@ describe("tool.http_get against a local server", () => {
     };
     const port = (): string => new URL(base).port;
 
+    it("attack 8: refuses an endpoint not spelled as it would be fetched even without the interceptor, and tells the interceptor so before any decision", async () => {
+      const t = httpGetTool({ allowedDomains: ["localhost"], resolve: dns("127.0.0.1").resolve, allowPrivateNetworks: true });
+      const e = await rejection(t.run({ endpoint: `http://LOCALHOST:${port()}/hello` }));
+      expect(e.code).toBe("INPUT_NOT_REPRESENTABLE");
+      expect(e.message).toContain(`http://localhost:${port()}/hello`);
+      expect(t.unfaithful?.({ endpoint: `http://LOCALHOST:${port()}/hello` })).toMatchObject({ path: "params.endpoint" });
+      expect(t.unfaithful?.({ endpoint: `http://localhost:${port()}/hello` })).toBeUndefined();
+      expect(t.unfaithful?.({ endpoint: "not a url" })).toBeUndefined(); // refused by run as not a URL
+    });
+
     it("refuses an allow-listed name that resolves to a non-public address, before any request is sent", async () => {
       const fake = dns("127.0.0.1");
       const t = httpGetTool({ allowedDomains: ["api.example.com"], resolve: fake.resolve });
