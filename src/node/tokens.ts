@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { statSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { chmod, mkdir, open } from "node:fs/promises";
+import type { Stats } from "node:fs";
 import { z } from "zod";
 import { errnoCode, fieldProblems, formatProblems, isoTime, systemClock, withFileLock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
@@ -64,12 +65,35 @@ function infoOf(e: TokenEntry): TokenInfo {
   return { id: e.id, agent_id: e.agent_id, created_at: e.created_at, revoked: e.revoked_at !== undefined, ...(e.revoked_at !== undefined ? { revoked_at: e.revoked_at } : {}) };
 }
 
-/** Parses the token file; a missing file is "no tokens", anything unreadable fails hard (never "no tokens": that would hide a revocation list). */
+/**
+ * Who may have written the token file decides who the callers are: a file another user owns, or
+ * one group or others may write, could list a token of theirs. Refused (fail closed), never trusted.
+ */
+function refuseInsecure(st: Stats, path: string): void {
+  const uid = process.getuid?.();
+  const problem = (st.mode & 0o022) !== 0 ? `is writable by ${(st.mode & 0o020) !== 0 ? "its group" : "other users"} (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")})`
+    : uid !== undefined && st.uid !== uid ? `is owned by uid ${st.uid}, not by this process's user (uid ${uid})`
+    : undefined;
+  if (problem === undefined) return;
+  throw new NodeError("TOKEN_STORE_INVALID", `${path} ${problem}: anyone who can write it could add a token, so it is not trusted`, {
+    hint: `make it the runtime user's own and private: chown <runtime user> ${path} && chmod 600 ${path}`,
+    details: { path, mode: st.mode & 0o777, uid: st.uid },
+  });
+}
+
+/** Parses the token file; a missing file is "no tokens", anything unreadable or insecure fails hard (never "no tokens": that would hide a revocation list). */
 async function readTokenFile(path: string): Promise<TokenFileDoc> {
   let raw: string;
   try {
-    raw = await readFile(path, "utf8");
+    const fh = await open(path, "r");
+    try {
+      refuseInsecure(await fh.stat(), path); // the file read is the file checked
+      raw = await fh.readFile("utf8");
+    } finally {
+      await fh.close();
+    }
   } catch (e) {
+    if (e instanceof NodeError) throw e;
     if (errnoCode(e) === "ENOENT") return EMPTY;
     throw new NodeError("TOKEN_STORE_INVALID", `cannot read ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
   }
@@ -92,6 +116,8 @@ async function changeTokens<T>(stateRoot: string, change: (doc: TokenFileDoc) =>
   const p = stateRootPaths(stateRoot);
   await mkdir(p.root, { recursive: true });
   await mkdir(p.auth, { recursive: true, mode: 0o700 });
+  // Tightened even when it already existed (made by hand, or under a loose umask): it holds the token file and its lock.
+  await chmod(p.auth, 0o700);
   return withFileLock(p.tokensLock, async () => {
     const { doc, result } = change(await readTokenFile(p.tokens));
     fileSchema.parse(doc);
@@ -154,7 +180,10 @@ export class TokenVerifier {
   readonly #path: string;
   #stamp = "";
   #doc: TokenFileDoc = EMPTY;
-  #loading: Promise<TokenFileDoc> | undefined;
+  /** Loads in flight, by the stamp their check saw: a check joins only a load begun after the file it saw was written. */
+  readonly #loads = new Map<string, Promise<TokenFileDoc>>();
+  #started = 0;
+  #applied = 0;
 
   constructor(stateRoot: string) {
     this.#path = stateRootPaths(stateRoot).tokens;
@@ -187,19 +216,29 @@ export class TokenVerifier {
     return { kind: match.revoked_at === undefined ? "ok" : "revoked", agentId: match.agent_id, tokenId: match.id };
   }
 
+  /**
+   * The file as it is at least as new as this call's stat. A load is shared only by checks that
+   * saw the same stamp: joining one started before a revocation could accept the revoked token.
+   * Loads may finish out of order; only the latest started one that finished sets the cache.
+   */
   async #current(): Promise<TokenFileDoc> {
     const stamp = this.#stampOf();
     if (stamp === this.#stamp) return this.#doc;
-    this.#loading ??= readTokenFile(this.#path).then(
-      (doc) => {
-        this.#doc = doc;
-        this.#stamp = stamp;
+    const pending = this.#loads.get(stamp);
+    if (pending) return pending;
+    const generation = ++this.#started;
+    const load = readTokenFile(this.#path)
+      .then((doc) => {
+        if (generation > this.#applied) {
+          this.#applied = generation;
+          this.#doc = doc;
+          this.#stamp = stamp;
+        }
         return doc;
-      },
-    ).finally(() => {
-      this.#loading = undefined;
-    });
-    return this.#loading;
+      })
+      .finally(() => this.#loads.delete(stamp));
+    this.#loads.set(stamp, load);
+    return load;
   }
 
   /**

@@ -13,6 +13,7 @@ export const RUNTIME_ERROR_CODES = [
   "AUTH_REQUIRED",
   "AUTH_TOKEN_REVOKED",
   "HOST_NOT_ALLOWED",
+  "HOST_HEADER_INVALID",
   "ORIGIN_NOT_ALLOWED",
   "RUNTIME_LISTEN_REFUSED",
   "RUNTIME_LISTEN_IN_USE",
@@ -27,7 +28,7 @@ const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set<RuntimeErrorCode>();
 const USAGE: ReadonlySet<RuntimeErrorCode> = new Set(["INPUT_NOT_REPRESENTABLE"]);
 
 const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
-  INPUT_NOT_REPRESENTABLE: "send only values a policy sees exactly: no null (leave the key out), integers within ±(2^53−1), at most 4 decimal places, no duplicate keys or array elements; send anything else as a string",
+  INPUT_NOT_REPRESENTABLE: "send only values a policy sees exactly: no null (leave the key out), integers within ±(2^53−1), at most 4 decimal places, no duplicate keys; send anything else as a string",
   TOOL_UNKNOWN: "list the tools with `autonomy runtime tools` or the MCP tools/list call",
   TOOL_PARAMS_INVALID: "check the tool's parameters against its input schema",
   TOOL_TARGET_NOT_ALLOWED: "the target is not on the runtime's allow-list (--allowed-domains); ask the operator to add it",
@@ -38,9 +39,10 @@ const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   AUTH_REQUIRED: "send `Authorization: Bearer <token>`; the node's operator creates one with `autonomy runtime token create --state-root DIR --agent ID`",
   AUTH_TOKEN_REVOKED: "this token was revoked; ask the node's operator for a new one (`autonomy runtime token create`)",
   HOST_NOT_ALLOWED: "call the runtime by the address it listens on (127.0.0.1, localhost, [::1]) or a name in its TLS certificate",
+  HOST_HEADER_INVALID: "send exactly one Host header naming the runtime's address",
   ORIGIN_NOT_ALLOWED: "browser pages may not call the runtime; call it from the agent process",
   RUNTIME_LISTEN_REFUSED: "listen on loopback (127.0.0.1:PORT) or a unix socket (unix:/path); a wider address needs --tls-cert and --tls-key and at least one token (`autonomy runtime token create`)",
-  RUNTIME_LISTEN_IN_USE: "another runtime is serving on this socket; stop it, or choose another path",
+  RUNTIME_LISTEN_IN_USE: "another process is serving on this port or socket; stop it, or choose another --listen",
   RUNTIME_TLS_INVALID: "pass a PEM certificate (--tls-cert) and its PEM private key (--tls-key), both readable",
 };
 

@@ -28,7 +28,10 @@ export function faithfulJsonBodies(app: FastifyInstance): void {
   const standard = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-    const text = typeof body === "string" ? body : body.toString("utf8");
+    const raw = typeof body === "string" ? body : body.toString("utf8");
+    // Fastify's parser skips a leading UTF-8 BOM; read past it here too, or a BOM would turn the
+    // duplicate-key check into a "syntax error" handed on to a parser that keeps the last key.
+    const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
     const r = parseFaithfulJson(text, { maxDepth: BODY_MAX_DEPTH });
     if (!r.ok && r.kind !== "syntax") {
       done(new RuntimeError("INPUT_NOT_REPRESENTABLE", `request body not representable for the policy: ${r.path}: ${r.message}`, { details: { path: r.path } }), undefined);

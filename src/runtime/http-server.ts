@@ -64,7 +64,7 @@ const MiB = 1024 * 1024;
 const NO_POLICY = "none";
 
 /** HTTP status of the runtime's request-level refusals (anything else: problemFromError's rule). */
-const REFUSAL_STATUS: Partial<Record<RuntimeErrorCode, number>> = { AUTH_REQUIRED: 401, AUTH_TOKEN_REVOKED: 403, HOST_NOT_ALLOWED: 421, ORIGIN_NOT_ALLOWED: 403 };
+const REFUSAL_STATUS: Partial<Record<RuntimeErrorCode, number>> = { AUTH_REQUIRED: 401, AUTH_TOKEN_REVOKED: 403, HOST_NOT_ALLOWED: 421, HOST_HEADER_INVALID: 400, ORIGIN_NOT_ALLOWED: 403 };
 const statusOf = (e: AutonomyError): number | undefined => (e instanceof RuntimeError ? REFUSAL_STATUS[e.code] : undefined);
 
 const errorSchema = {
@@ -191,7 +191,15 @@ export function createToolServer(opts: ToolServerOptions): FastifyInstance {
   let bound: ReturnType<typeof app.server.address> = null;
   app.addHook("onRequest", (req, reply, done) => {
     bound ??= app.server.address();
-    if (hostAllowed(req.headers.host, bound, { serverNames, secure: opts.tls !== undefined })) return done();
+    const hostOpts = { serverNames, secure: opts.tls !== undefined };
+    // Two Host headers: Node keeps the first, a proxy in front may have judged the other.
+    if (headerCount(req.raw.rawHeaders, "host") > 1) {
+      return void refuseRequest(reply, new RuntimeError("HOST_HEADER_INVALID", "a request may carry one Host header; this one carries several"), policyRef, req.url);
+    }
+    // An absolute-form target (`POST http://evil.example/v1/tool`): its host is the request's host (RFC 9112 §3.2.2).
+    const target = absoluteTargetHost(req.raw.url ?? "");
+    const hostOk = hostAllowed(req.headers.host, bound, hostOpts) && (target === undefined || hostAllowed(target, bound, hostOpts));
+    if (hostOk) return done();
     // The Host is not echoed: it is the attacker's text.
     void refuseRequest(reply, new RuntimeError("HOST_NOT_ALLOWED", "requests for this Host are refused: this server answers to its own address (loopback, or its TLS certificate's names) and port only"), policyRef, req.url);
   });
@@ -243,6 +251,23 @@ function refuseRequest(reply: FastifyReply, err: RuntimeError, policyRef: () => 
   const p = problemFromError(err, { statusOf });
   const body = url.split("?")[0] === "/v1/tool" ? { ...p, decision: "deny", policy_ref: policyRef() } : p;
   return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
+}
+
+/** How many times a header appears in a request (Node's `headers` keeps only the first Host). */
+function headerCount(rawHeaders: readonly string[], name: string): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]?.toLowerCase() === name) n++;
+  return n;
+}
+
+/** The `host[:port]` of an absolute-form request target, "" when it has none, undefined for the usual origin form (`/v1/tool`). */
+function absoluteTargetHost(url: string): string | undefined {
+  if (url.startsWith("/") || url === "*") return undefined;
+  try {
+    return new URL(url).host;
+  } catch {
+    return ""; // not a URL: refused like a missing Host
+  }
 }
 
 /** `/healthz` (the process answers) and `/readyz` (a policy is loaded). */
@@ -350,8 +375,11 @@ function toolRoutes(app: FastifyInstance, deps: RouteDeps & { policyRef: () => s
 
   app.addHook("onRequest", (req, reply, done) => {
     if (originRefused(req)) {
-      // A refusal like any other deny (403 shape); the policy was never asked.
-      void reply.code(403).send({ decision: "deny", policy_ref: policyRef(), reason: `requests from origin ${JSON.stringify(req.headers.origin)} are refused`, policies: [] });
+      // A problem document that also reads as a deny (the policy was never asked). Sent pre-serialised:
+      // on the 405 route (GET, OPTIONS, DELETE …) no response schema describes it, which made it a 500.
+      const reason = `requests from origin ${JSON.stringify(req.headers.origin)} are refused`;
+      const p = problemFromError(new RuntimeError("ORIGIN_NOT_ALLOWED", reason), { statusOf });
+      void reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify({ ...p, decision: "deny", policy_ref: policyRef(), reason, policies: [] }));
       return;
     }
     done();

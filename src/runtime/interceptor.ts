@@ -48,7 +48,7 @@ export interface InterceptorOptions {
  * The params are copied before the decision, so the params the tool receives
  * are the params the policy saw, even while a durable record is awaited; and
  * params holding anything the policy would see differently from the tool
- * (null, unsafe integers, duplicates in an array, …) are refused, never
+ * (null, unsafe integers, a key given twice, …) are refused, never
  * converted (`INPUT_NOT_REPRESENTABLE`, recorded as a deny). A tool that acts
  * again for the same call (`tool.http_get` following a redirect) asks through
  * the {@link ToolCallContext} it is given: a new decision, recorded like this one.
@@ -88,9 +88,9 @@ export class Interceptor {
    * (for `autonomy policy test` and benchmarks). Never throws: any failure is
    * a deny.
    */
-  decide(call: ToolCall, caller?: Caller): InterceptDecision {
+  decide(call: ToolCall, caller?: Caller, tool?: Tool): InterceptDecision {
     const start = performance.now();
-    const d = this.#decide(call, this.#principalOf(caller));
+    const d = this.#decide(call, this.#principalOf(caller), tool);
     return { ...d, latency_us: Math.round((performance.now() - start) * 10_000) / 10 };
   }
 
@@ -102,7 +102,7 @@ export class Interceptor {
    *
    * @throws RuntimeError `INPUT_NOT_REPRESENTABLE` (HTTP 400) when the params
    * hold a value the policy cannot see exactly as the tool would get it
-   * (null, an integer beyond ±(2^53−1), a duplicate set element, …; the path
+   * (null, an integer beyond ±(2^53−1), a lone surrogate, …; the path
    * is named). The refusal is recorded as a deny first, and nothing runs.
    *
    * `caller` (the agent a bearer token authenticated) is the principal of this
@@ -110,7 +110,7 @@ export class Interceptor {
    */
   async call(call: ToolCall, tool: Tool | undefined, transport: Transport, signal?: AbortSignal, caller?: Caller): Promise<InterceptResult> {
     const snapshot = snapshotCall(call);
-    const decided = await this.#decideAndRecord(snapshot, transport, caller);
+    const decided = await this.#decideAndRecord(snapshot, transport, caller, false, tool);
     if (decided.input_problem) throw notRepresentable(decided.input_problem);
     const d = decided;
     if (d.decision !== "allow") return { decision: "deny", policy_ref: d.policy_ref, reason: d.reason, policies: d.policies };
@@ -133,8 +133,8 @@ export class Interceptor {
   }
 
   /** One decision, recorded; an allow that could not be recorded durably is a deny. */
-  async #decideAndRecord(call: ToolCall, transport: Transport, caller: Caller | undefined, followUp = false): Promise<InterceptDecision> {
-    const decided = this.decide(call, caller);
+  async #decideAndRecord(call: ToolCall, transport: Transport, caller: Caller | undefined, followUp = false, tool?: Tool): Promise<InterceptDecision> {
+    const decided = this.decide(call, caller, tool);
     const recorded = await this.#record(call, decided, transport, followUp, caller);
     return recorded ? decided : unrecorded(decided);
   }
@@ -143,7 +143,7 @@ export class Interceptor {
     return caller ? { type: this.#principal.type, id: caller.agentId } : this.#principal;
   }
 
-  #decide(call: ToolCall, principal: EntityRef): Omit<InterceptDecision, "latency_us"> {
+  #decide(call: ToolCall, principal: EntityRef, tool: Tool | undefined): Omit<InterceptDecision, "latency_us"> {
     let ref = NO_POLICY_REF;
     try {
       const loaded = this.#policy();
@@ -152,7 +152,7 @@ export class Interceptor {
       const invalid = invalidCall(call);
       if (invalid !== undefined) return { decision: "deny", policy_ref: ref, policies: [], reason: `invalid tool call: ${invalid}`, errors: [invalid] };
       // Refused, never coerced: the policy must judge exactly the value the tool will get.
-      const unfaithful = findUnrepresentable(call.params, ["params"]);
+      const unfaithful = findUnrepresentable(call.params, ["params"]) ?? tool?.unfaithful?.(call.params);
       if (unfaithful !== undefined) {
         const why = `INPUT_NOT_REPRESENTABLE: ${unfaithful.path}: ${unfaithful.problem}`;
         return { decision: "deny", policy_ref: ref, policies: [], reason: why, errors: [why], input_problem: unfaithful };

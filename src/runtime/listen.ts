@@ -36,6 +36,25 @@ export function checkListenAddress(addr: ListenAddress, o: { tls: boolean; activ
 }
 
 /**
+ * Listens on a TCP address; the operating system's refusals become what the
+ * operator can act on: a port in use is RUNTIME_LISTEN_IN_USE, an address
+ * this machine does not have or a port it may not bind RUNTIME_LISTEN_REFUSED.
+ * Returns the server's URL.
+ */
+export async function listenTcp(app: FastifyInstance, host: string, port: number): Promise<string> {
+  try {
+    return await app.listen({ host, port });
+  } catch (e) {
+    const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const code = errnoCode(e);
+    if (code === "EADDRINUSE") throw new RuntimeError("RUNTIME_LISTEN_IN_USE", `cannot listen on ${where}: port in use, choose another --listen`, { hint: "another process (perhaps another runtime) listens on this port: stop it, or pass --listen 127.0.0.1:<free port>", cause: e });
+    if (code === "EADDRNOTAVAIL") throw new RuntimeError("RUNTIME_LISTEN_REFUSED", `cannot listen on ${where}: this machine has no such address`, { hint: "pass an address of this machine, such as --listen 127.0.0.1:7777", cause: e });
+    if (code === "EACCES") throw new RuntimeError("RUNTIME_LISTEN_REFUSED", `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`, { hint: "choose a port of 1024 or above, such as --listen 127.0.0.1:7777", cause: e });
+    throw e;
+  }
+}
+
+/**
  * Listens on a unix socket with its final mode from the first moment: the
  * socket is bound inside a fresh 0700 directory next to `path`, chmod-ed, then
  * renamed over `path` (so no other user can connect in between). A socket

@@ -16,7 +16,7 @@ import { Interceptor } from "./interceptor.js";
 import { serveMcpStdio } from "./mcp-server.js";
 import { builtinTools, toolRegistry } from "./tools/index.js";
 import { connectUpstreams } from "./upstream.js";
-import { checkListenAddress, listenUnix } from "./listen.js";
+import { checkListenAddress, listenTcp, listenUnix } from "./listen.js";
 import type { ListenAddress } from "./listen.js";
 import { RuntimeError } from "./errors.js";
 import type { DecisionSink } from "./types.js";
@@ -114,7 +114,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
         closers.push(await listenUnix(server, opts.listen.path, opts.listen.mode));
         running.url = `unix:${opts.listen.path}`;
       } else {
-        running.url = await server.listen({ host: opts.listen.host, port: opts.listen.port });
+        running.url = await listenTcp(server, opts.listen.host, opts.listen.port);
       }
       running.server = server;
       running.auth = { tokensPath: auth.path, activeTokens };

@@ -19,6 +19,12 @@ export interface Tool {
   readonly inputSchema: Record<string, unknown>;
   /** `context` (from the interceptor) lets the tool ask the policy about a follow-up of this call; without it, a tool must not act beyond `params`. */
   run(params: Record<string, unknown>, signal?: AbortSignal, context?: ToolCallContext): Promise<ToolOutput>;
+  /**
+   * A part of `params` this tool would act on as something other than what the policy reads
+   * (`tool.http_get`: an endpoint it would fetch under another spelling), with its path; asked
+   * by the interceptor before the decision, so such a call is refused (400) and recorded as a deny.
+   */
+  unfaithful?(params: Record<string, unknown>): { path: string; problem: string } | undefined;
 }
 
 /** A decision about one follow-up of an allowed call. */

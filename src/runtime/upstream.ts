@@ -7,7 +7,9 @@ import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import type { CallToolResult, Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { fieldProblems, RUNTIME_VERSION, messageOf, redactUrl } from "../lib/index.js";
+import { createLogger } from "../observability/index.js";
 import { RuntimeError } from "./errors.js";
+import { isLoopbackHost } from "./listen.js";
 import { markMcpContent } from "./mcp-server.js";
 import type { Tool, ToolOutput } from "./types.js";
 
@@ -31,6 +33,16 @@ export interface UpstreamOptions {
   connectTimeoutMs?: number;
   /** Deadline for one proxied call. Default 60 s. */
   callTimeoutMs?: number;
+  /**
+   * Where an upstream's failure details go (its command line or URL, the error, its stderr tail):
+   * the operator's log, never the caller's answer. Default: the runtime's redacting logger on stderr.
+   */
+  log?: UpstreamLog;
+}
+
+/** The part of a (pino) logger an upstream uses. */
+export interface UpstreamLog {
+  warn(obj: Record<string, unknown>, msg: string): void;
 }
 
 /** The connected upstreams: their tools (already prefixed), per-upstream health, and shutdown. */
@@ -53,7 +65,17 @@ export const upstreamSchema = z
     env: z.record(z.string(), z.string()).optional(),
     token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name").optional(),
   })
-  .refine((c) => (c.command === undefined) !== (c.url === undefined), { message: "give exactly one of command or url" });
+  .refine((c) => (c.command === undefined) !== (c.url === undefined), { message: "give exactly one of command or url" })
+  // A bearer token in clear text on the network is anyone's who can see the traffic: https, or loopback.
+  .refine((c) => c.token_env === undefined || c.url === undefined || !cleartextRemote(c.url), {
+    message: "token_env sends a bearer token: the url must be https, or http to a loopback address (127.0.0.1, localhost, [::1])",
+    path: ["token_env"],
+  });
+
+function cleartextRemote(url: string): boolean {
+  const u = new URL(url);
+  return u.protocol === "http:" && !isLoopbackHost(u.hostname);
+}
 
 /** Validates upstream configs (names unique); throws RUNTIME_CONFIG_INVALID naming each bad field. */
 export function parseUpstreamConfigs(input: unknown): UpstreamConfig[] {
@@ -88,9 +110,10 @@ export function parseUpstreamConfigs(input: unknown): UpstreamConfig[] {
 export async function connectUpstreams(configs: readonly UpstreamConfig[], opts: UpstreamOptions = {}): Promise<Upstreams> {
   const valid = parseUpstreamConfigs(configs);
   const connected: UpstreamConnection[] = [];
+  const log = opts.log ?? createLogger({ name: "autonomy.runtime.upstream", level: "warn" });
   try {
     for (const c of valid) {
-      const u = new UpstreamConnection(c, opts.connectTimeoutMs ?? 10_000, opts.callTimeoutMs ?? 60_000);
+      const u = new UpstreamConnection(c, opts.connectTimeoutMs ?? 10_000, opts.callTimeoutMs ?? 60_000, log);
       connected.push(u);
       await u.connect();
     }
@@ -113,6 +136,7 @@ class UpstreamConnection {
   readonly #config: UpstreamConfig;
   readonly #connectTimeoutMs: number;
   readonly #callTimeoutMs: number;
+  readonly #log: UpstreamLog;
   #client: Client | undefined;
   #connecting: Promise<Client> | undefined;
   #listed: McpTool[] = [];
@@ -120,8 +144,9 @@ class UpstreamConnection {
   #stderrTail = "";
   #closed = false;
 
-  constructor(config: UpstreamConfig, connectTimeoutMs: number, callTimeoutMs: number) {
+  constructor(config: UpstreamConfig, connectTimeoutMs: number, callTimeoutMs: number, log: UpstreamLog) {
     this.#config = config;
+    this.#log = log;
     this.#connectTimeoutMs = connectTimeoutMs;
     this.#callTimeoutMs = callTimeoutMs;
   }
@@ -170,7 +195,7 @@ class UpstreamConnection {
       await client.close().catch(() => undefined);
       const why = `${messageOf(e)}${this.#stderrSuffix()}`;
       this.#lastError = why;
-      throw this.#unavailable(why, e);
+      throw this.#unavailable(why);
     }
   }
 
@@ -194,13 +219,14 @@ class UpstreamConnection {
     return tail === "" ? "" : ` (stderr: ${tail.split("\n").slice(-3).join(" | ")})`;
   }
 
-  #unavailable(why: string, cause?: unknown): RuntimeError {
-    // A configured URL may carry credentials; this message reaches tool callers and logs.
-    const where = this.#config.url !== undefined ? redactUrl(this.#config.url) : (this.#config.command ?? []).join(" ");
-    return new RuntimeError("UPSTREAM_UNAVAILABLE", `upstream MCP server ${this.name} (${where}): ${why}`, {
-      details: { upstream: this.name },
-      ...(cause !== undefined ? { cause } : {}),
-    });
+  /**
+   * The caller's error names the upstream and nothing else: its command line can hold secrets
+   * (`--api-key=…`) and its stderr anything. Those go to the operator's log (URL redacted).
+   */
+  #unavailable(why: string): RuntimeError {
+    const where = this.#config.url !== undefined ? { url: redactUrl(this.#config.url) } : { command: this.#config.command ?? [] };
+    this.#log.warn({ upstream: this.name, ...where, reason: why }, "UPSTREAM_UNAVAILABLE");
+    return new RuntimeError("UPSTREAM_UNAVAILABLE", `upstream MCP server ${this.name} is unavailable (the runtime's log says why)`, { details: { upstream: this.name } });
   }
 
   async tools(): Promise<Tool[]> {
@@ -234,7 +260,7 @@ class UpstreamConnection {
       if (code !== undefined && code !== (ErrorCode.ConnectionClosed as number) && code !== (ErrorCode.RequestTimeout as number)) {
         throw new RuntimeError("TOOL_FAILED", `${name}: ${message}`, { cause: e });
       }
-      throw this.#unavailable(`${upstreamName}: ${message}${this.#stderrSuffix()}`, e);
+      throw this.#unavailable(`${upstreamName}: ${message}${this.#stderrSuffix()}`);
     }
     if (result.isError === true) {
       const text = result.content

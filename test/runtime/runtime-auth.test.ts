@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { connect, createServer as createNetServer } from "node:net";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,6 +169,37 @@ describe("attack 5: the tool server no longer trusts every local caller", () => 
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) expect((await send(base, "GET", "/v1/status", { ...auth.headers(), host })).status, host).toBe(200);
   });
 
+  it("attack 5: two Host headers are a 400, and an absolute-form target naming another host a 421 (its host wins, RFC 9112), whatever the Host header says", async () => {
+    const auth = await testAuth(dir);
+    const sink = new MemorySink();
+    const { base } = await permissiveServer(auth, sink);
+    const port = Number(new URL(base).port);
+    const token = auth.headers().authorization ?? "";
+    const raw = (line: string, headers: string[], body?: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const s = connect({ host: "127.0.0.1", port });
+        let out = "";
+        s.on("data", (b: Buffer) => (out += b.toString())).on("end", () => resolve({ status: Number(out.split(" ")[1]), body: out.slice(out.indexOf("\r\n\r\n") + 4) })).on("error", reject);
+        const length = body === undefined ? [] : ["content-type: application/json", `content-length: ${Buffer.byteLength(body)}`];
+        s.write(`${line}\r\n${[...headers, ...length, `authorization: ${token}`, "connection: close"].join("\r\n")}\r\n\r\n${body ?? ""}`);
+      });
+    const call = JSON.stringify(TOOL_CALL);
+    const own = `host: 127.0.0.1:${port}`;
+    for (const hosts of [[own, `host: evil.example:${port}`], [`host: evil.example:${port}`, own], [own, own]]) {
+      const r = await raw("POST /v1/tool HTTP/1.1", hosts, call);
+      expect(r.status, hosts.join()).toBe(400);
+      expect(JSON.parse(r.body)).toMatchObject({ code: "HOST_HEADER_INVALID" });
+    }
+    for (const target of [`http://evil.example:${port}/v1/tool`, "http://evil.example/v1/tool", `http://localhost.evil.example:${port}/v1/tool`]) {
+      const r = await raw(`POST ${target} HTTP/1.1`, [own], call);
+      expect(r.status, target).toBe(421);
+      expect(JSON.parse(r.body)).toMatchObject({ code: "HOST_NOT_ALLOWED" });
+    }
+    expect((await raw(`GET http://evil.example/v1/status HTTP/1.1`, [own])).status).toBe(421);
+    expect(sink.total).toBe(0);
+    expect((await raw("POST /v1/tool HTTP/1.1", [own], call)).status).toBe(200);
+  });
+
   it("attack 5: /v1/status refuses a foreign browser Origin, even with a token", async () => {
     const auth = await testAuth(dir);
     const { base } = await permissiveServer(auth);
@@ -203,6 +235,21 @@ describe("attack 5: the runtime's listeners", () => {
     expect(String(r.json.message)).toContain("TLS");
     expect(String(r.json.hint)).toContain("--tls-cert");
     await expect(startRuntime({ stateRoot, config: config(), listen: { host: "::", port: 0 } })).rejects.toMatchObject({ code: "RUNTIME_LISTEN_REFUSED" });
+  });
+
+  it("runtime start on a port in use says so (RUNTIME_LISTEN_IN_USE, choose another --listen), not INTERNAL", async () => {
+    const stateRoot = await node();
+    await createToken(stateRoot, "agent-a");
+    const taken = createNetServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    cleanups.push(() => new Promise((r) => taken.close(r)));
+    const port = (taken.address() as { port: number }).port;
+    const r = await runJson(["runtime", "start", "--state-root", stateRoot, "--listen", `127.0.0.1:${port}`]);
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.json).toMatchObject({ ok: false, code: "RUNTIME_LISTEN_IN_USE" });
+    expect(String(r.json.message)).toContain(`127.0.0.1:${port}: port in use, choose another --listen`);
+    expect(JSON.stringify(r.json)).not.toMatch(/this is a bug/i);
+    await expect(startRuntime({ stateRoot, config: config(), listen: { host: "127.0.0.1", port } })).rejects.toMatchObject({ code: "RUNTIME_LISTEN_IN_USE" });
   });
 
   it("attack 5: a runtime with no token yet refuses every call (401) and says at start how to create one", async () => {

@@ -271,6 +271,24 @@ describe("malformed requests and wrong methods", () => {
   });
 });
 
+it("attack 5: GET, OPTIONS and DELETE /v1/tool from a foreign Origin get a 403 problem response, not a 500 and an error log line", async () => {
+  const lines: string[] = [];
+  const logger = createLogger({ name: "test", level: "warn", destination: new Writable({ write: (c: Buffer, _e, done) => void (lines.push(c.toString()), done()) }) });
+  const src = mutablePolicy(policyOf([PERMIT_ALL]));
+  const app = createToolServer({ interceptor: interceptorFor(src), tools: builtinTools(), policy: src, auth: auth.auth, logger });
+  try {
+    for (const method of ["GET", "OPTIONS", "DELETE", "POST"] as const) {
+      const r = await app.inject({ method, url: "/v1/tool", headers: { host: "127.0.0.1", origin: "http://evil.example" } });
+      expect(r.statusCode, method).toBe(403);
+      expect(r.headers["content-type"], method).toContain("application/problem+json");
+      expect(r.json(), method).toMatchObject({ status: 403, code: "ORIGIN_NOT_ALLOWED", decision: "deny", policies: [] });
+    }
+    expect(lines).toEqual([]);
+  } finally {
+    await app.close();
+  }
+});
+
 describe("health and status", () => {
   it("reports liveness, readiness, tools and decision counters", async () => {
     const example = policyOf(EXAMPLE_POLICIES, "example");

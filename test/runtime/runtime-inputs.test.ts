@@ -1,7 +1,7 @@
 /**
  * Attack 7: what the policy sees is what the tool gets. Every input the Cedar
- * context cannot hold exactly (null, unsafe integers, duplicate keys or set
- * elements, …) is refused with 400 naming its path, over HTTP, MCP (HTTP and
+ * context cannot hold exactly (null, unsafe integers, duplicate keys, …) is
+ * refused with 400 naming its path, over HTTP, MCP (HTTP and
  * stdio) and for proxied upstream tools; everything accepted reaches the tool,
  * or the upstream, exactly as the policy judged it.
  */
@@ -100,7 +100,6 @@ describe("faithful inputs over HTTP", () => {
     ['{"n":9007199254740993}', "params.n", "beyond"],
     ['{"n":1e400}', "params.n", "not a JSON number"],
     ['{"f":0.123456}', "params.f", "4 decimal places"],
-    ['{"tags":["a","b","a"]}', "params.tags[2]", "equals element [0]"],
     ['{"deep":{"x":[null]}}', "params.deep.x[0]", "null"],
     ['{"s":"\\ud800"}', "params.s", "surrogate"],
     ['{"__extn":{"fn":"decimal","arg":"1.0"}}', "params.__extn", "escape"],
@@ -120,6 +119,22 @@ describe("faithful inputs over HTTP", () => {
     expect(r.body).toMatchObject({ decision: "deny", error: { code: "INPUT_NOT_REPRESENTABLE", path: "params.level" } });
     expect(probe.spy).not.toHaveBeenCalled();
     expect(await decisions(walDir)).toEqual([]); // a malformed body never reaches a decision, as before
+  });
+
+  it("attack 7: a key given twice after a UTF-8 BOM is refused too (400 on /v1/tool and /mcp), not resolved to the last value", async () => {
+    const { base, probe } = await serve();
+    const r = await postRaw(base, '\uFEFF{"kind":"tool.probe","params":{"level":1,"level":2}}');
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ error: { code: "INPUT_NOT_REPRESENTABLE", path: "params.level" } });
+    const mcp = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...auth.headers() },
+      body: '\uFEFF{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tool.probe","arguments":{"level":1,"level":2}}}',
+    });
+    expect(mcp.status).toBe(400);
+    expect(probe.spy).not.toHaveBeenCalled();
+    // A BOM before a well-formed body is still accepted, as Fastify always did.
+    expect(await postRaw(base, '\uFEFF{"kind":"tool.probe","params":{"level":2}}')).toMatchObject({ status: 200, body: { output: { got: { level: 2 } } } });
   });
 
   it("refuses a depth bomb with 400 while reading it", async () => {
@@ -148,6 +163,34 @@ describe("faithful inputs over HTTP", () => {
       }),
       { numRuns: 150 },
     );
+  });
+});
+
+describe("faithful inputs: arrays keep their order and duplicates", () => {
+  it('attack 7: a permit for argv == ["cp","notes.txt","/etc/motd"] (ordered) does not allow ["cp","/etc/motd","notes.txt"]: the copy cannot run the other way', async () => {
+    const cond = 'context.params.argv.length == 3 && context.params.argv["0"] == "cp" && context.params.argv["1"] == "notes.txt" && context.params.argv["2"] == "/etc/motd"';
+    for (const text of [`@id("cp_notes")\npermit (principal, action == Action::"tool:fs.run", resource) when { ${cond} };`, '@id("cp_notes")\npermit (principal, action == Action::"tool:fs.run", resource) when { context.params.argv == ["cp", "notes.txt", "/etc/motd"] };']) {
+      const policy = policyOf([{ name: "p.cedar", text }]);
+      const got: unknown[] = [];
+      const tool: Tool = { name: "fs.run", description: "", inputSchema: {}, run: (p) => (got.push(p), Promise.resolve({ output: null })) };
+      const gate = new Interceptor({ policy: () => policy, principal: { type: "Agent", id: "a" }, node: {} });
+      expect((await gate.call({ kind: "fs.run", params: { argv: ["cp", "/etc/motd", "notes.txt"] } }, tool, "direct")).decision, text).toBe("deny");
+      expect(got).toEqual([]);
+      // The ordered form allows exactly the order it names; the set-style literal allows no array at all (fails closed).
+      const sameOrder = await gate.call({ kind: "fs.run", params: { argv: ["cp", "notes.txt", "/etc/motd"] } }, tool, "direct");
+      expect(sameOrder.decision, text).toBe(text.includes(".length") ? "allow" : "deny");
+      policy.engine.dispose();
+    }
+  });
+
+  it('attack 7: {"tags":["a","b","a"]} reaches the tool with its duplicate, and the policy saw it (length 3)', async () => {
+    const policy = policyOf([{ name: "p.cedar", text: 'permit (principal, action, resource) when { context.params.tags.length == 3 && context.params.tags.items.contains("b") };' }]);
+    const probe = probeTool();
+    const gate = new Interceptor({ policy: () => policy, principal: { type: "Agent", id: "a" }, node: {} });
+    expect(await gate.call({ kind: "tool.probe", params: { tags: ["a", "b", "a"] } }, probe, "direct")).toMatchObject({ decision: "allow", ok: true });
+    expect(probe.spy.mock.calls[0]?.[0]).toStrictEqual({ tags: ["a", "b", "a"] });
+    expect((await gate.call({ kind: "tool.probe", params: { tags: ["a", "b"] } }, probe, "direct")).decision).toBe("deny");
+    policy.engine.dispose();
   });
 });
 

@@ -39,11 +39,13 @@ let auth: TestAuth;
 let ca: string;
 let plainBase: string; // http://127.0.0.1:P
 let tlsPort: number;
+let helloHits = 0;
 
 function routes(base: () => string): Handler {
   return (req, res) => {
     const path = new URL(req.url ?? "/", "http://x").pathname;
-    if (path === "/hello") return void res.writeHead(200, { "content-type": "text/plain" }).end("hello");
+    if (path === "/hello") return void (helloHits++, res.writeHead(200, { "content-type": "text/plain" }).end("hello"));
+    if (path === "/to-odd-spelling") return void res.writeHead(302, { location: `${plainBase.replace("127.0.0.1", "LOCALHOST")}/hello` }).end();
     if (path === "/to-hello") return void res.writeHead(302, { location: "/hello" }).end();
     if (path === "/to-denied") return void res.writeHead(302, { location: `https://localhost:${tlsPort}/hello` }).end();
     if (path === "/to-http") return void res.writeHead(301, { location: `${plainBase}/hello` }).end();
@@ -132,5 +134,35 @@ withOpenssl.describe("tool.http_get redirects through the tool server", () => {
     expect(await get(base, `${plainBase}/to-hello`)).toMatchObject({ status: 200, body: { output: { body: "hello", url: `${plainBase}/hello` } } });
     const events = await decisions(walDir);
     expect(events.map((e) => e.decision)).toEqual(["allow", "allow", "allow", "allow", "allow"]); // 3 for the chain, 2 for the plain one
+  });
+
+  withOpenssl.it("attack 8: an endpoint spelled differently from the URL fetched (LOCALHOST, %6cocalhost, http:localhost, backslashes for slashes, a tab in the host) is refused with 400 before anything is fetched", async () => {
+    const { base, walDir } = await serve();
+    const port = new URL(plainBase).port;
+    const canonical = `http://localhost:${port}/hello`;
+    expect(await get(base, canonical)).toMatchObject({ status: 403, body: { decision: "deny", policies: ["no_localhost"] } });
+    const before = helloHits;
+    for (const spelling of [`http://LOCALHOST:${port}/hello`, `http://%6cocalhost:${port}/hello`, `http:localhost:${port}/hello`, `http:\\\\localhost:${port}/hello`, `http://loc\talhost:${port}/hello`, `HTTP://127.0.0.1:${port}/hello`, `http://127.0.0.1:${port}/./hello`]) {
+      const r = await get(base, spelling);
+      expect(r.status, spelling).toBe(400);
+      expect(r.body, spelling).toMatchObject({ decision: "deny", error: { code: "INPUT_NOT_REPRESENTABLE", path: "params.endpoint" } });
+      const message = (r.body.error as { message: string }).message;
+      expect(message).toContain("params.endpoint");
+      expect(message).toContain(new URL(spelling).href);
+    }
+    expect(helloHits).toBe(before);
+    // Refused before the decision: each is recorded as a deny naming the path, never as an allow.
+    const events = await decisions(walDir);
+    expect(events.slice(1).map((e) => [e.decision, String(e.reason).startsWith("INPUT_NOT_REPRESENTABLE: params.endpoint")])).toEqual(Array.from({ length: 7 }, () => ["deny", true]));
+    expect(await get(base, `http://127.0.0.1:${port}/hello`)).toMatchObject({ status: 200, body: { output: { body: "hello" } } });
+  });
+
+  withOpenssl.it("attack 8: a redirect hop spelled LOCALHOST is judged in its canonical form (localhost) and denied", async () => {
+    const { base, walDir } = await serve();
+    const r = await get(base, `${plainBase}/to-odd-spelling`);
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ error: { code: "TOOL_REDIRECT_DENIED" } });
+    expect((r.body.error as { message: string }).message).toContain(`http://localhost:${new URL(plainBase).port}/hello`);
+    expect((await decisions(walDir)).map((e) => e.decision)).toEqual(["allow", "deny"]);
   });
 });

@@ -149,6 +149,25 @@ describe("proxied tools behind the interceptor", () => {
     expect(again.body.output).toMatchObject({ structuredContent: { sum: 3 } });
   });
 
+  it("a caller of a crashed upstream learns its name and UPSTREAM_UNAVAILABLE only, not its command line (a secret flag) or its stderr; the runtime log has both", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = { warn: (obj: Record<string, unknown>, msg: string) => void lines.push({ ...obj, msg }) };
+    const ups = await connectUpstreams([{ name: "up", command: [process.execPath, FIXTURE, "--api-key=sk-live-SECRET123"] }], { log });
+    cleanups.push(() => ups.close());
+    const { base } = await serve(ups, policyOf(UP_POLICY));
+    const r = await post(base, "up.crash", {});
+    expect(r.body).toMatchObject({ decision: "allow", error: { code: "UPSTREAM_UNAVAILABLE" } });
+    const text = JSON.stringify(r.body);
+    expect(text).toContain("upstream MCP server up");
+    expect(text).not.toContain("sk-live-SECRET123");
+    expect(text).not.toContain("crashing on request");
+    expect(text).not.toContain(FIXTURE);
+    const logged = JSON.stringify(lines);
+    expect(lines[0]).toMatchObject({ msg: "UPSTREAM_UNAVAILABLE", upstream: "up" });
+    expect(logged).toContain("crashing on request");
+    expect(logged).toContain("--api-key=");
+  });
+
   it("passes the upstream's content through unchanged to an MCP client", async () => {
     const { base } = await serve(await upstreams(), policyOf(UP_POLICY, "up-policy"));
     const client = new Client({ name: "upstream-test", version: "1.0.0" });
@@ -195,6 +214,14 @@ describe("an upstream over Streamable HTTP (another runtime's /mcp)", () => {
 });
 
 describe("upstream configuration", () => {
+  it("attack 5: a token_env bearer token is never configured to travel in clear text to another host (https, or http to loopback only)", () => {
+    expect(() => parseUpstreamConfigs([{ name: "far", url: "http://10.0.0.5:7777/mcp", token_env: "UP_TOKEN" }])).toThrow(/upstreams\[0\]\.token_env: token_env sends a bearer token/);
+    for (const url of ["https://runtime.example/mcp", "http://127.0.0.1:7777/mcp", "http://localhost:7777/mcp", "http://[::1]:7777/mcp"]) {
+      expect(parseUpstreamConfigs([{ name: "ok", url, token_env: "UP_TOKEN" }]), url).toHaveLength(1);
+    }
+    expect(parseUpstreamConfigs([{ name: "tokenless", url: "http://10.0.0.5:7777/mcp" }])).toHaveLength(1);
+  });
+
   it("rejects bad configs with RUNTIME_CONFIG_INVALID naming the field", () => {
     const bad: [unknown, RegExp][] = [
       [[{ name: "has.dot", command: ["x"] }], /name/],
@@ -202,6 +229,8 @@ describe("upstream configuration", () => {
       [[{ name: "neither" }], /exactly one of command or url/],
       [[{ name: "ftp", url: "ftp://127.0.0.1/" }], /url/],
       [[{ name: "dup", command: ["x"] }, { name: "dup", command: ["y"] }], /two upstreams are named dup/],
+      [[{ name: "clear", url: "http://10.0.0.5:7777/mcp", token_env: "UP_TOKEN" }], /token_env.*https, or http to a loopback/],
+      [[{ name: "clear", url: "http://runtime.example/mcp", token_env: "UP_TOKEN" }], /token_env/],
     ];
     for (const [config, re] of bad) {
       let err: unknown;

@@ -59,36 +59,28 @@ function numberProblem(n: number): string | undefined {
 }
 
 /**
- * Cedar equality of two checked values as a string: records compare without
- * key order, sets without element order. Two array elements with the same key
- * would be one element of the Cedar set.
- */
-function cedarKey(v: unknown): string {
-  if (typeof v !== "object" || v === null) return typeof v === "string" ? JSON.stringify(v) : String(v);
-  if (Array.isArray(v)) return `[${v.map(cedarKey).sort().join(",")}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${cedarKey(o[k])}`).join(",")}}`;
-}
-
-/**
  * Walks a value found at `root` (its path segments; its depth is `rootDepth`,
  * `context` being depth 0) and returns the first part that has no exact Cedar counterpart, or
  * undefined. Representable, and converted one to one by {@link toCedar}:
  * strings (well-formed UTF-16), booleans, safe integers (Long), numbers with
- * 1–4 decimal places (decimal), arrays whose elements are distinct under
- * Cedar equality (set), plain objects (record) whose keys are not Cedar JSON
- * escapes. Everything else is refused, never coerced: null and undefined
- * (a record cannot hold them; Cedar would see the key as absent), unsafe
- * integers, other numbers, duplicates in an array, lone surrogates, bigints,
- * non-plain objects, nesting deeper than maxDepth and more than maxNodes values.
+ * 1–4 decimal places (decimal), arrays (a record of their length, their
+ * elements by index and the set of them, see {@link toCedar}), plain objects
+ * (record) whose keys are not Cedar JSON escapes. Everything else is refused,
+ * never coerced: null and undefined (a record cannot hold them; Cedar would
+ * see the key as absent), unsafe integers, other numbers, lone surrogates,
+ * bigints, non-plain objects, nesting deeper than maxDepth and more than
+ * maxNodes values. Cedar holds an array's element twice (at its index and in
+ * `items`), so a value inside an array counts twice, inside an array of
+ * arrays four times, …: the bound is on what Cedar is given.
  */
 export function findUnrepresentable(value: unknown, root: readonly (string | number)[] = [], rootDepth = root.length): InputProblem | undefined {
   let nodes = 0;
   const base = rootDepth - root.length;
   const path: (string | number)[] = [...root];
   const at = (problem: string): InputProblem => ({ path: formatFieldPath(path), problem });
-  const walk = (v: unknown): InputProblem | undefined => {
-    if (++nodes > CEDAR_CONTEXT_LIMITS.maxNodes) return at(`the input has more than ${CEDAR_CONTEXT_LIMITS.maxNodes} values`);
+  const walk = (v: unknown, weight: number): InputProblem | undefined => {
+    nodes += weight;
+    if (nodes > CEDAR_CONTEXT_LIMITS.maxNodes) return at(`the input has more than ${CEDAR_CONTEXT_LIMITS.maxNodes} values (a value inside an array counts twice: Cedar holds it at its index and in the array's items)`);
     if (base + path.length > CEDAR_CONTEXT_LIMITS.maxDepth) return at(`nested deeper than ${CEDAR_CONTEXT_LIMITS.maxDepth} levels`);
     switch (typeof v) {
       case "boolean":
@@ -101,41 +93,35 @@ export function findUnrepresentable(value: unknown, root: readonly (string | num
       }
       case "object":
         if (v === null) return at("null has no Cedar value (a policy would see the key as absent); leave the key out");
-        return Array.isArray(v) ? walkArray(v) : walkRecord(v);
+        return Array.isArray(v) ? walkArray(v, weight) : walkRecord(v, weight);
       default:
         return at(`a ${typeof v} is not JSON data`);
     }
   };
-  const walkArray = (a: readonly unknown[]): InputProblem | undefined => {
-    const seen = a.length > 1 ? new Map<string, number>() : undefined;
+  const walkArray = (a: readonly unknown[], weight: number): InputProblem | undefined => {
+    nodes += 2 * weight; // its `length` and its `items` set
     for (let i = 0; i < a.length; i++) {
       path.push(i);
       if (!(i in a)) return at("an array hole is not JSON data");
-      const r = walk(a[i]);
+      const r = walk(a[i], 2 * weight);
       if (r !== undefined) return r;
-      if (seen) {
-        const key = cedarKey(a[i]);
-        const first = seen.get(key);
-        if (first !== undefined) return at(`equals element [${first}]: a policy sees an array as a Cedar set, which would hold it once; remove the duplicate`);
-        seen.set(key, i);
-      }
       path.pop();
     }
     return undefined;
   };
-  const walkRecord = (o: object): InputProblem | undefined => {
+  const walkRecord = (o: object, weight: number): InputProblem | undefined => {
     if (!isPlainObject(o)) return at(`not plain data (${Object.prototype.toString.call(o)})`);
     for (const k of Object.keys(o)) {
       path.push(k);
       if (ESCAPE_KEYS.has(k)) return at(`the key "${k}" is a Cedar JSON escape (it could forge an entity or extension value)`);
       if (hasLoneSurrogate(k)) return at("the key has an unpaired UTF-16 surrogate");
-      const r = walk(o[k]);
+      const r = walk(o[k], weight);
       if (r !== undefined) return r;
       path.pop();
     }
     return undefined;
   };
-  return walk(value);
+  return walk(value, 1);
 }
 
 /**
@@ -151,8 +137,12 @@ export function checkContext(context: unknown): string | undefined {
 /**
  * Converts a checked value to Cedar JSON, one to one (nothing dropped or
  * coerced; {@link fromCedar} is its inverse): safe integers stay numbers
- * (Long), other accepted numbers become `decimal` extension values, arrays
- * sets (with distinct elements), plain objects records.
+ * (Long), other accepted numbers become `decimal` extension values, plain
+ * objects records, and an array a record that shows its order, its
+ * duplicates and its membership: `["cp","a","a"]` is
+ * `{ "length": 3, "0": "cp", "1": "a", "2": "a", "items": ["cp","a"] (a set) }`
+ * (recursively). A Cedar set appears nowhere else, so the shape is never
+ * ambiguous: an object whose `items` is an array has a record there, not a set.
  */
 export function toCedar(v: unknown): CedarValue {
   if (typeof v === "number") {
@@ -160,9 +150,15 @@ export function toCedar(v: unknown): CedarValue {
     return { __extn: { fn: "decimal", arg: decimalLiteral(v) ?? String(v) } };
   }
   if (v === null || typeof v !== "object") return v as CedarValue;
-  if (Array.isArray(v)) return v.map(toCedar);
-  const src = v as Record<string, unknown>;
   const out = Object.create(null) as Record<string, CedarValue>;
+  if (Array.isArray(v)) {
+    const items = v.map(toCedar);
+    out["length"] = items.length;
+    items.forEach((x, i) => (out[String(i)] = x));
+    out["items"] = items;
+    return out;
+  }
+  const src = v as Record<string, unknown>;
   for (const k of Object.keys(src)) out[k] = toCedar(src[k]);
   return out;
 }
@@ -170,10 +166,14 @@ export function toCedar(v: unknown): CedarValue {
 /** The JSON value a Cedar JSON value made by {@link toCedar} stands for. */
 export function fromCedar(v: CedarValue): unknown {
   if (v === null || typeof v !== "object") return v;
-  if (Array.isArray(v)) return v.map(fromCedar);
+  if (Array.isArray(v)) return v.map(fromCedar); // a bare set: not made by toCedar, read as its elements
   const o = v as Record<string, CedarValue>;
   const extn = o["__extn"] as { fn?: unknown; arg?: unknown } | undefined;
   if (Object.keys(o).length === 1 && extn && extn.fn === "decimal" && typeof extn.arg === "string") return Number(extn.arg);
+  if (Array.isArray(o["items"]) && typeof o["length"] === "number") {
+    // An array's record: its elements in index order (duplicates included), not its `items` set.
+    return Array.from({ length: o["length"] }, (_, i) => fromCedar(o[String(i)] as CedarValue));
+  }
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(o)) Object.defineProperty(out, k, { value: fromCedar(o[k] as CedarValue), writable: true, enumerable: true, configurable: true });
   return out;

@@ -7,8 +7,9 @@
  *
  * The model converts the context as the contract says (only values Cedar
  * holds exactly are accepted: safe integers are Longs, numbers with 1–4
- * decimal places decimals, arrays with distinct elements sets; null, lossy
- * numbers, duplicates in an array, lone surrogates … make the request invalid)
+ * decimal places decimals, arrays records of `length`, their elements by index
+ * and `items` (the set of them); null, lossy numbers, lone surrogates … make
+ * the request invalid)
  * and evaluates each clause three-valued (true / false / error, with Cedar's
  * left-to-right short-circuit). The engine must then never throw, never allow
  * when a forbid matches or no permit matches or any clause errors, and
@@ -45,6 +46,9 @@ type Cond =
   | { k: "nestedEq"; key: string; key2: string; lit: Lit }
   | { k: "like"; key: string; pattern: (typeof PATTERNS)[number] }
   | { k: "contains"; key: string; lit: Lit }
+  | { k: "at0"; key: string; lit: Lit }
+  | { k: "len"; key: string; lit: number }
+  | { k: "eqList"; key: string; lit: Lit }
   | { k: "paramsEmpty" }
   | { k: "nodeSite"; lit: string }
   | { k: "not"; a: Cond }
@@ -77,6 +81,9 @@ const condArb: fc.Arbitrary<Cond> = fc.letrec<{ cond: Cond }>((tie) => ({
     { arbitrary: fc.record({ k: fc.constant("nestedEq" as const), key: keyArb, key2: keyArb, lit: litArb }), weight: 1 },
     { arbitrary: fc.record({ k: fc.constant("like" as const), key: keyArb, pattern: fc.constantFrom(...PATTERNS) }), weight: 1 },
     { arbitrary: fc.record({ k: fc.constant("contains" as const), key: keyArb, lit: litArb }), weight: 1 },
+    { arbitrary: fc.record({ k: fc.constant("at0" as const), key: keyArb, lit: litArb }), weight: 1 },
+    { arbitrary: fc.record({ k: fc.constant("len" as const), key: keyArb, lit: fc.integer({ min: 0, max: 3 }) }), weight: 1 },
+    { arbitrary: fc.record({ k: fc.constant("eqList" as const), key: keyArb, lit: litArb }), weight: 1 },
     { arbitrary: fc.constant({ k: "paramsEmpty" as const }), weight: 1 },
     { arbitrary: fc.record({ k: fc.constant("nodeSite" as const), lit: fc.constantFrom("x", "a") }), weight: 2 },
     { arbitrary: fc.record({ k: fc.constant("not" as const), a: tie("cond") }), weight: 1 },
@@ -172,7 +179,10 @@ function render(c: Cond): string {
     case "geq": return `${p(c.key)} >= ${c.lit}`;
     case "nestedEq": return `${p(c.key)}.${c.key2} == ${lit(c.lit)}`;
     case "like": return `${p(c.key)} like "${c.pattern}"`;
-    case "contains": return `${p(c.key)}.contains(${lit(c.lit)})`;
+    case "contains": return `${p(c.key)}.items.contains(${lit(c.lit)})`;
+    case "at0": return `${p(c.key)}["0"] == ${lit(c.lit)}`;
+    case "len": return `${p(c.key)}.length == ${c.lit}`;
+    case "eqList": return `${p(c.key)} == {"length": 1, "0": ${lit(c.lit)}, "items": [${lit(c.lit)}]}`;
     case "paramsEmpty": return "context.params == {}";
     case "nodeSite": return `context.node.site == ${JSON.stringify(c.lit)}`;
     case "not": return `!(${render(c.a)})`;
@@ -215,7 +225,14 @@ function conv(v: unknown): CV {
   if (typeof v === "string") return { t: "str", v };
   if (typeof v === "boolean") return { t: "bool", v };
   if (typeof v === "number") return Number.isInteger(v) ? { t: "long", v } : { t: "dec", v };
-  if (Array.isArray(v)) return { t: "set", items: v.map(conv) };
+  if (Array.isArray(v)) {
+    // An array is a record: its length, each element under its index, and the set of its elements as `items`.
+    const items = v.map(conv);
+    const m = new Map<string, CV>([["length", { t: "long", v: v.length }]]);
+    items.forEach((x, i) => m.set(String(i), x));
+    m.set("items", { t: "set", items });
+    return { t: "rec", m };
+  }
   const m = new Map<string, CV>();
   for (const k of Object.keys(v as object)) m.set(k, conv((v as Record<string, unknown>)[k]));
   return { t: "rec", m };
@@ -254,35 +271,30 @@ function exactNumber(n: number): boolean {
   return Number.isFinite(n) && /^-?[0-9]+[.][0-9]{1,4}$/.test(String(n)) && Math.abs(n) < 922337203685477;
 }
 
-/** The contract's request checks: every value representable exactly (no null, no lossy number, no duplicate set element, …), escape keys, depth, size. */
+/** The contract's request checks: every value representable exactly (no null, no lossy number, …), escape keys, depth, size (a value inside an array counts twice). */
 function valid(context: Record<string, unknown>): boolean {
   let nodes = 0;
-  const walk = (v: unknown, depth: number): boolean => {
-    nodes++;
+  const walk = (v: unknown, depth: number, weight: number): boolean => {
+    nodes += weight;
     if (nodes > CEDAR_CONTEXT_LIMITS.maxNodes || depth > CEDAR_CONTEXT_LIMITS.maxDepth) return false;
     if (typeof v === "boolean") return true;
     if (typeof v === "string") return wellFormed(v);
     if (typeof v === "number") return exactNumber(v);
     if (v === null || typeof v !== "object") return false;
     if (Array.isArray(v)) {
-      const seen: CV[] = [];
-      for (let i = 0; i < v.length; i++) {
-        if (!(i in v) || !walk(v[i], depth + 1)) return false;
-        const c = conv(v[i]);
-        if (seen.some((x) => cvEqual(x, c))) return false;
-        seen.push(c);
-      }
+      nodes += 2 * weight; // length and items
+      for (let i = 0; i < v.length; i++) if (!(i in v) || !walk(v[i], depth + 1, 2 * weight)) return false;
       return true;
     }
     const proto = Object.getPrototypeOf(v) as unknown;
     if (proto !== Object.prototype && proto !== null) return false;
     for (const k of Object.keys(v)) {
       if (k === "__entity" || k === "__extn" || k === "__expr" || !wellFormed(k)) return false;
-      if (!walk((v as Record<string, unknown>)[k], depth + 1)) return false;
+      if (!walk((v as Record<string, unknown>)[k], depth + 1, weight)) return false;
     }
     return true;
   };
-  return walk(context, 0);
+  return walk(context, 0, 1);
 }
 
 function litEq(v: CV, l: Lit): boolean {
@@ -324,9 +336,21 @@ function evalCond(c: Cond, params: CV, node: CV): R {
       return c.pattern === "*" ? true : c.pattern === "a*" ? v.v.startsWith("a") : v.v === "x";
     }
     case "contains": {
-      const v = attr(params, c.key);
+      const v = attr(attr(params, c.key), "items");
       if (v === "error" || v.t !== "set") return "error";
       return v.items.some((i) => litEq(i, c.lit));
+    }
+    case "at0": {
+      const v = attr(attr(params, c.key), "0");
+      return v === "error" ? "error" : litEq(v, c.lit);
+    }
+    case "len": {
+      const v = attr(attr(params, c.key), "length");
+      return v === "error" ? "error" : litEq(v, c.lit);
+    }
+    case "eqList": {
+      const v = attr(params, c.key);
+      return v === "error" ? "error" : cvEqual(v, conv([c.lit]));
     }
     case "paramsEmpty": return params.t === "rec" && params.m.size === 0;
     case "nodeSite": {

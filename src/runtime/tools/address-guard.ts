@@ -17,14 +17,17 @@ export const systemResolver: Resolver = (hostname) =>
 /**
  * Addresses that are not the public internet: loopback, private (RFC 1918),
  * carrier-grade NAT, link-local (cloud metadata lives at 169.254.169.254),
- * unique-local, multicast, reserved and unspecified.
+ * unique-local, site-local, multicast, reserved and unspecified, and IPv6
+ * forms that embed an IPv4 address (IPv4-compatible `::a.b.c.d`, NAT64, 6to4).
  */
 const NON_PUBLIC = ((): BlockList => {
   const b = new BlockList();
   for (const [net, bits] of [["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16], ["172.16.0.0", 12], ["192.0.0.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15], ["224.0.0.0", 4], ["240.0.0.0", 4]] as const) {
     b.addSubnet(net, bits, "ipv4");
   }
-  for (const [net, bits] of [["::", 128], ["::1", 128], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8], ["64:ff9b::", 96], ["2001:db8::", 32]] as const) {
+  // ::/96 holds ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d (::127.0.0.1); 2002::/16 is 6to4, whose
+  // addresses embed an IPv4 one (2002:7f00:1::); fec0::/10 the deprecated site-local range, still routed by some networks.
+  for (const [net, bits] of [["::", 96], ["fc00::", 7], ["fe80::", 10], ["fec0::", 10], ["ff00::", 8], ["64:ff9b::", 96], ["2001:db8::", 32], ["2002::", 16]] as const) {
     b.addSubnet(net, bits, "ipv6");
   }
   return b;

@@ -9,6 +9,8 @@ export interface ToolSpec<S extends z.ZodObject> {
   description: string;
   params: S;
   run(params: z.output<S>, signal?: AbortSignal, context?: ToolCallContext): Promise<unknown>;
+  /** See {@link Tool.unfaithful}; given the raw params (not yet validated). */
+  unfaithful?(params: Record<string, unknown>): { path: string; problem: string } | undefined;
 }
 
 /**
@@ -36,6 +38,7 @@ export function defineTool<S extends z.ZodObject>(spec: ToolSpec<S>): Tool {
     async run(params: Record<string, unknown>, signal?: AbortSignal, context?: ToolCallContext): Promise<ToolOutput> {
       return { output: await spec.run(parseParams(name, schema, params), signal, context) };
     },
+    ...(spec.unfaithful ? { unfaithful: (params: Record<string, unknown>) => spec.unfaithful?.(params) } : {}),
   });
 }
 

@@ -156,9 +156,23 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
     return url;
   };
 
+  /**
+   * The first hop: the endpoint exactly as the policy judged it. A spelling WHATWG URL rewrites
+   * (`http://LOCALHOST/`, `http://%6cocalhost/`, `http:\\localhost/`, a tab in the host …) would be
+   * judged as one string and fetched as another, so it is refused with the canonical form named.
+   */
+  const firstHop = (endpoint: string): URL => {
+    const url = checkTarget(endpoint);
+    if (url.href !== endpoint) throw notCanonical(endpoint, url.href);
+    return url;
+  };
+
   /** The next hop, only when the policy allows it as it allowed the first (a new decision, recorded by the interceptor). */
   const nextHop = async (location: string, from: URL, context: ToolCallContext | undefined): Promise<URL> => {
     const next = checkTarget(location, from);
+    // The Location is resolved first, so the policy is asked about `next.href`, a canonical form; the fetch uses
+    // exactly that string's parse. Should a parse ever not be a fixed point, the hop is refused, not guessed.
+    if (new URL(next.href).href !== next.href) throw new RuntimeError("TOOL_REDIRECT_DENIED", `tool.http_get: ${redactUrl(from)} redirected to a URL without a stable canonical form; not followed`);
     if (!context) throw new RuntimeError("TOOL_REDIRECT_DENIED", `tool.http_get: ${redactUrl(from)} redirected to ${redactUrl(next)}; not followed, as no policy decision can be asked for it here`);
     const d = await context.redecide({ endpoint: next.href });
     if (d.decision !== "allow") {
@@ -173,8 +187,15 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
     name: "tool.http_get",
     description: "HTTP GET of an allow-listed http(s) URL; returns status and body text (bounded).",
     params: HttpGetParams,
+    // Asked before the decision, so a respelled endpoint is a recorded deny and nothing the policy approves.
+    unfaithful(params) {
+      const endpoint = params["endpoint"];
+      if (typeof endpoint !== "string") return undefined;
+      const canonical = canonicalHref(endpoint);
+      return canonical === undefined || canonical === endpoint ? undefined : { path: "params.endpoint", problem: notCanonicalProblem(canonical) };
+    },
     async run({ endpoint }, signal, context): Promise<HttpGetOutput> {
-      let url = checkTarget(endpoint);
+      let url = firstHop(endpoint);
       const deadline = AbortSignal.timeout(timeoutMs);
       const combined = signal ? AbortSignal.any([deadline, signal]) : deadline;
       try {
@@ -200,6 +221,27 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
         throw new RuntimeError("TOOL_FAILED", `tool.http_get: ${redactUrl(url)}: ${messageOf(e)}${cause}`, { cause: e });
       }
     },
+  });
+}
+
+/** `new URL(e).href`, or undefined when `e` is not a URL (refused later, as not a URL). */
+function canonicalHref(endpoint: string): string | undefined {
+  try {
+    return new URL(endpoint).href;
+  } catch {
+    return undefined;
+  }
+}
+
+function notCanonicalProblem(canonical: string): string {
+  return `not spelled the way it would be fetched: its canonical form is ${redactUrl(canonical)}${canonical.includes("?") ? " (query values redacted here)" : ""}; send that, so the policy judges the URL fetched`;
+}
+
+/** The refusal of an endpoint that is not spelled the way it will be fetched (400, params.endpoint named); the tool's own check, for callers without the interceptor. */
+function notCanonical(_endpoint: string, canonical: string): RuntimeError {
+  return new RuntimeError("INPUT_NOT_REPRESENTABLE", `tool.http_get: params.endpoint is ${notCanonicalProblem(canonical)}`, {
+    details: { path: "params.endpoint", canonical: redactUrl(canonical) },
+    hint: "send the endpoint exactly as `new URL(endpoint).href` spells it (lower-case scheme and host, no default port, percent-decoding applied, a path of at least /), so the policy judges the URL that is fetched",
   });
 }
 

@@ -140,6 +140,16 @@ describe("tool.http_get against a local server", () => {
     };
     const port = (): string => new URL(base).port;
 
+    it("attack 8: refuses an endpoint not spelled as it would be fetched even without the interceptor, and tells the interceptor so before any decision", async () => {
+      const t = httpGetTool({ allowedDomains: ["localhost"], resolve: dns("127.0.0.1").resolve, allowPrivateNetworks: true });
+      const e = await rejection(t.run({ endpoint: `http://LOCALHOST:${port()}/hello` }));
+      expect(e.code).toBe("INPUT_NOT_REPRESENTABLE");
+      expect(e.message).toContain(`http://localhost:${port()}/hello`);
+      expect(t.unfaithful?.({ endpoint: `http://LOCALHOST:${port()}/hello` })).toMatchObject({ path: "params.endpoint" });
+      expect(t.unfaithful?.({ endpoint: `http://localhost:${port()}/hello` })).toBeUndefined();
+      expect(t.unfaithful?.({ endpoint: "not a url" })).toBeUndefined(); // refused by run as not a URL
+    });
+
     it("refuses an allow-listed name that resolves to a non-public address, before any request is sent", async () => {
       const fake = dns("127.0.0.1");
       const t = httpGetTool({ allowedDomains: ["api.example.com"], resolve: fake.resolve });
@@ -164,8 +174,9 @@ describe("tool.http_get against a local server", () => {
     it.each([
       ["127.0.0.1", true], ["10.1.2.3", true], ["172.16.5.4", true], ["192.168.1.1", true], ["169.254.169.254", true], ["100.64.0.1", true], ["0.0.0.0", true],
       ["::1", true], ["fe80::1", true], ["fd00::1", true], ["::ffff:127.0.0.1", true], ["::ffff:10.0.0.1", true], ["not-an-ip", true],
-      ["93.184.216.34", false], ["8.8.8.8", false], ["2606:4700:4700::1111", false], ["::ffff:8.8.8.8", false],
-    ])("isNonPublic(%s) = %s", (address, expected) => {
+      ["::127.0.0.1", true], ["::a00:1", true], ["2002:7f00:1::1", true], ["2002:808:808::1", true], ["fec0::1", true], ["feff::1", true], ["::", true],
+      ["93.184.216.34", false], ["8.8.8.8", false], ["2606:4700:4700::1111", false], ["::ffff:8.8.8.8", false], ["2001:4860:4860::8888", false],
+    ])("isNonPublic(%s) = %s (attack 8: IPv4-compatible, 6to4 and site-local forms too)", (address, expected) => {
       expect(isNonPublic(address)).toBe(expected);
     });
   });
