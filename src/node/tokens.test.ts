@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TokenVerifier, createToken, listTokens, revokeToken, stateRootPaths } from "./index.js";
+import { needs } from "../../test/helpers/needs.js";
 
 let root = "";
 beforeEach(async () => {
@@ -84,20 +85,23 @@ describe("tool-server tokens (src/node/tokens.ts)", () => {
     }
     await chmod(path, 0o600);
     expect((await v.check(a.token)).kind).toBe("ok");
-    const uid = process.getuid?.() ?? 0;
-    // Another owner: as root the test can make one; otherwise the file stays ours and the rule is shown by the message only.
-    if (uid === 0) {
-      await chown(path, 4242, 4242);
-      await expect(v.check(a.token)).rejects.toMatchObject({ code: "TOKEN_STORE_INVALID", message: expect.stringContaining("owned by uid 4242") as unknown });
-      await chown(path, 0, 0);
-      expect((await v.check(a.token)).kind).toBe("ok");
-    }
     // An auth directory made loosely beforehand is tightened when a token is created.
     const other = join(root, "..", "loose");
     await mkdir(join(other, "auth"), { recursive: true, mode: 0o777 });
     await chmod(join(other, "auth"), 0o777);
     await createToken(other, "agent-c");
     expect((await stat(join(other, "auth"))).mode & 0o777).toBe(0o700);
+  });
+
+  // Making a file owned by another user needs root: needs() runs it or fails saying so (skipped only by AUTONOMY_TEST_SKIP=root, listed).
+  needs("root").it("attack 5: fails closed on a token file owned by another user", async () => {
+    const a = await createToken(root, "agent-a");
+    const path = stateRootPaths(root).tokens;
+    const v = new TokenVerifier(root);
+    await chown(path, 4242, 4242);
+    await expect(v.check(a.token)).rejects.toMatchObject({ code: "TOKEN_STORE_INVALID", message: expect.stringContaining("owned by uid 4242") as unknown });
+    await chown(path, 0, 0);
+    expect((await v.check(a.token)).kind).toBe("ok");
   });
 
   it("fails closed on a damaged token file: every check throws TOKEN_STORE_INVALID, never 'no tokens'", async () => {
