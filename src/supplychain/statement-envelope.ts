@@ -11,6 +11,8 @@ export interface StatementEnvelope {
   /** The envelope blob's descriptor (as the registry lists it). */
   layer: Descriptor;
   envelope: DsseEnvelope;
+  /** The manifest (digest, or the `.att` tag) it was found in. */
+  manifest: string;
   /** The envelope blob's exact bytes. */
   bytes: Uint8Array;
 }
@@ -34,7 +36,7 @@ export async function findStatementEnvelope(repo: OciRepository, subject: string
       if (read >= MAX_STATEMENT_CANDIDATES) return undefined;
       read += 1;
       const got = await envelopeOf(repo, layer);
-      if (got !== undefined && sha256Digest(Buffer.from(got.envelope.payload, "base64")) === statementDigest) return { layer, ...got };
+      if (got !== undefined && sha256Digest(Buffer.from(got.envelope.payload, "base64")) === statementDigest) return { layer, manifest: ref, ...got };
     }
   }
   return undefined;

@@ -330,3 +330,42 @@ describe("attack 4 on the node: activation copies a verified release past junk r
     expect(r.verification.statement.predicate.sequence).toBe(1);
   });
 });
+
+describe("careless operator: re-running `autonomy sign` at the same sequence", () => {
+  const NOW = new Date();
+  const later = (ms: number): Date => new Date(NOW.getTime() + ms);
+  const REPO = "registry.example/prod/agent";
+
+  it("sign retry: re-running `sign --sequence 2` after a crash/timeout reuses the published statement, so the image stays verifiable (no STATEMENT_EQUIVOCATION)", async () => {
+    const parts = await makeReleaseParts({ ref: `oci:${dir}/retry-${++counter}:v1` });
+    const first = await signRelease(parts.repo, parts.ref, { ...signOptionsFor(parts, { keys, sequence: 2, repository: REPO }), now: NOW });
+    const again = await signRelease(parts.repo, parts.ref, { ...signOptionsFor(parts, { keys, sequence: 2, repository: REPO }), now: later(60_000) });
+    expect(first.reused).toBe(false);
+    expect(again.reused).toBe(true);
+    expect(again.statement.digest).toBe(first.statement.digest);
+    expect(again.statement.envelope).toBe(first.statement.envelope);
+    const r = await verifyRelease(parts.repo, "v1", trustFor(REPO, { now: later(120_000) }));
+    expect([r.statement.predicate.sequence, r.statement.digest]).toEqual([2, first.statement.digest]);
+    const { valid } = await findStatements(parts.repo, parts.image.digest, trustFor(REPO, { now: later(120_000) }));
+    expect(valid.map((s) => s.digest)).toEqual([first.statement.digest]);
+  });
+
+  it("sign retry: other content at a sequence the image already carries, or below a higher one, is refused (usage error) before anything is published", async () => {
+    const ref = `oci:${dir}/retry-${++counter}:v1`;
+    const a = await makeReleaseParts({ ref });
+    await signRelease(a.repo, a.ref, { ...signOptionsFor(a, { keys, sequence: 2, repository: REPO }), now: NOW });
+    const b = await makeReleaseParts({ ref, bundleVersion: "2.0.0" });
+    expect(b.image.digest).toBe(a.image.digest);
+    for (const sequence of [2, 1]) {
+      const e = await signRelease(b.repo, b.ref, { ...signOptionsFor(b, { keys, sequence, repository: REPO }), now: later(60_000) }).catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: "USAGE", exitCode: 2 });
+      expect((e as Error).message).toContain("already carries a different release statement at sequence");
+    }
+    const { valid } = await findStatements(a.repo, a.image.digest, trustFor(REPO, { now: later(120_000) }));
+    expect(valid.map((s) => s.predicate.sequence)).toEqual([2]);
+    expect((await verifyRelease(a.repo, "v1", trustFor(REPO, { now: later(120_000) }))).statement.predicate.policy_bundle.version).toBe("1.0.0");
+    // A higher sequence is the way to publish the new content.
+    const s3 = await signRelease(b.repo, b.ref, { ...signOptionsFor(b, { keys, sequence: 3, repository: REPO }), now: later(60_000) });
+    expect(s3.reused).toBe(false);
+  });
+});
