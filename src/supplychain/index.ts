@@ -14,6 +14,6 @@ export {
 } from "./statement.js";
 export type { ReleasePredicate, ReleaseStatement } from "./statement.js";
 export { rollbackRelease } from "./rollback.js";
-export type { RollbackOptions, RollbackResult } from "./rollback.js";
+export type { RollbackOptions, RollbackResult, RestoredRelease } from "./rollback.js";
 export { findStatementEnvelope } from "./statement-envelope.js";
 export type { StatementEnvelope } from "./statement-envelope.js";

@@ -16,7 +16,7 @@ import type { Descriptor, ImageIndex, ImageManifest, OciRepository } from "../..
 import { VerificationError } from "../../src/sign/index.js";
 import { createLock, serializeLock } from "../../src/lock/index.js";
 import { sha256Digest } from "../../src/lib/index.js";
-import { findStatements, signRelease, trustedKeys, verifyRelease } from "../../src/supplychain/index.js";
+import { findStatements, rollbackRelease, signRelease, trustedKeys, verifyRelease } from "../../src/supplychain/index.js";
 import type { VerifyReleaseOptions } from "../../src/supplychain/index.js";
 import { activateRelease } from "../../src/runtime/index.js";
 import { setTrustRoot } from "../../src/node/index.js";
@@ -367,5 +367,55 @@ describe("careless operator: re-running `autonomy sign` at the same sequence", (
     // A higher sequence is the way to publish the new content.
     const s3 = await signRelease(b.repo, b.ref, { ...signOptionsFor(b, { keys, sequence: 3, repository: REPO }), now: later(60_000) });
     expect(s3.reused).toBe(false);
+  });
+});
+
+describe("rollback restores exactly the statement it names", () => {
+  const REPO = "registry.example/prod/agent";
+
+  /** Image A signed twice: sequence 1 with a permissive bundle, sequence 2 with a strict one (a policy-only change); then image B at sequence 3. */
+  async function sharedImage(flood: boolean): Promise<{ a: ReleaseParts; b: ReleaseParts; target: ReturnType<typeof parseReference>; now: number }> {
+    const now = Date.now();
+    const reg = `oci:${dir}/rb-${++counter}`;
+    const permissiveDir = await policyDir({ "all.cedar": PERMISSIVE });
+    const a1 = await makeReleaseParts({ ref: `${reg}:v1`, bundleVersion: "1.0.0-permissive", policies: permissiveDir });
+    await signRelease(a1.repo, a1.ref, { ...signOptionsFor(a1, { keys, sequence: 1, repository: REPO }), now: new Date(now) });
+    if (flood) {
+      // Someone with push rights (no key): a statement referrer of 31 junk envelopes between the two statements.
+      const cfg = { mediaType: MediaTypes.empty, digest: await a1.repo.putBlob(EMPTY_JSON), size: EMPTY_JSON.byteLength };
+      const m: ImageManifest = { schemaVersion: 2, mediaType: MediaTypes.imageManifest, artifactType: MediaTypes.releaseStatement, config: cfg,
+        layers: Array.from({ length: 31 }, (_, i) => ({ mediaType: MediaTypes.dsseEnvelope, digest: sha256Digest(enc(`j${i}`)), size: 10 })), subject: a1.image.descriptor };
+      await pushReferrer(a1.repo, encodeManifest(m).bytes, m.mediaType);
+    }
+    const a2 = await makeReleaseParts({ ref: `${reg}:v1`, bundleVersion: "2.0.0-strict" });
+    expect(a2.image.digest).toBe(a1.image.digest);
+    await signRelease(a2.repo, a2.ref, { ...signOptionsFor(a2, { keys, sequence: 2, repository: REPO }), now: new Date(now + 1000) });
+    const b = await makeReleaseParts({ ref: `${reg}:v3`, agentText: "print('B')\n" });
+    await signRelease(b.repo, b.ref, { ...signOptionsFor(b, { keys, sequence: 3, repository: REPO }), now: new Date(now + 2000) });
+    return { a: a1, b, target: parseReference(`${reg}:v3`), now };
+  }
+
+  it("attack rollback selects the wrong release: v1 and v2 share an image; `rollback --to v1` without --to-sequence is refused listing 1, 2, and --to-sequence restores exactly that statement's lock and bundle", async () => {
+    const { a, b, target, now } = await sharedImage(false);
+    const base = { older: { repo: a.repo, target: a.image.digest }, target: { repo: b.repo, ref: target }, keys: [keys.privateKey], repository: REPO };
+    const ambiguous = await rollbackRelease({ ...base, sequence: 4, now: new Date(now + 3000) }).catch((x: unknown) => x);
+    expect(ambiguous).toMatchObject({ code: "USAGE", exitCode: 2 });
+    expect((ambiguous as Error).message).toContain("sequences 1, 2");
+    expect(await findStatements(b.repo, a.image.digest, trustFor(REPO, { now: new Date(now + 3000) })).then((r) => r.valid.map((s) => s.predicate.sequence).sort())).toEqual([1, 2]);
+    const strict = await rollbackRelease({ ...base, toSequence: 2, sequence: 4, now: new Date(now + 3000) });
+    expect([strict.older.statement.predicate.sequence, strict.signed.statement.predicate.sequence, strict.signed.statement.predicate.policy_bundle.version]).toEqual([2, 4, "2.0.0-strict"]);
+    const permissive = await rollbackRelease({ ...base, toSequence: 1, sequence: 5, now: new Date(now + 4000) });
+    expect([permissive.signed.statement.predicate.sequence, permissive.signed.statement.predicate.policy_bundle.version]).toEqual([5, "1.0.0-permissive"]);
+    expect(permissive.signed.statement.predicate.lock.digest).toBe(sha256Digest(a.lockBytes));
+    const missing = await rollbackRelease({ ...base, toSequence: 7, sequence: 6, now: new Date(now + 5000) }).catch((x: unknown) => x);
+    expect(missing).toMatchObject({ code: "USAGE" });
+  });
+
+  it("attack rollback + flood: with the newer statement of the image hidden by junk, `--to-sequence 2` is refused, never silently replaced by sequence 1's content", async () => {
+    const { a, b, target, now } = await sharedImage(true);
+    const r = await rollbackRelease({ older: { repo: a.repo, target: a.image.digest }, target: { repo: b.repo, ref: target }, keys: [keys.privateKey], repository: REPO, toSequence: 2, sequence: 4, now: new Date(now + 3000) })
+      .then((x) => x.signed.statement.predicate.policy_bundle.version, (x: unknown) => (x as { code?: string }).code);
+    // Either the statement at sequence 2 is found (strict comes back) or the rollback is refused: never the permissive bundle.
+    expect(["2.0.0-strict", "USAGE"]).toContain(r);
   });
 });
