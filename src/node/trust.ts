@@ -2,7 +2,7 @@ import { createPublicKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { crashPoint, dateOf, errnoCode, fieldProblems, formatProblems, systemClock, writeFileAtomic } from "../lib/index.js";
+import { UsageError, crashPoint, dateOf, errnoCode, fieldProblems, formatProblems, systemClock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import { keyIdOf } from "../sign/index.js";
 import type { TrustedKey } from "../sign/index.js";
@@ -156,7 +156,12 @@ function merged(old: TrustRoot | undefined, c: TrustChange, now: string, where: 
   if (!keys || keys.length === 0) throw new NodeError("TRUST_INVALID", `${where}: no trusted keys given (--key K.pub)`);
   const repository = c.repository ?? old?.repository;
   if (repository === undefined) throw new NodeError("TRUST_INVALID", `${where}: the repository the node follows is not set (--repository)`);
-  return { keys, threshold: c.threshold ?? (c.keys ? Math.min(old?.threshold ?? 1, keys.length) : old?.threshold ?? 1), channel: c.channel ?? old?.channel ?? DEFAULT_CHANNEL, repository, updated_at: now };
+  // Never lowered quietly: fewer keys than the old threshold needs the operator to say what the new one is.
+  if (c.keys && c.threshold === undefined && old !== undefined && keys.length < old.threshold) {
+    throw new UsageError(`the new key set has ${keys.length} key(s), fewer than the current threshold of ${old.threshold}`,
+      `pass --threshold N (at most ${keys.length}) to say how many of the new keys must sign; it is not lowered silently`);
+  }
+  return { keys, threshold: c.threshold ?? old?.threshold ?? 1, channel: c.channel ?? old?.channel ?? DEFAULT_CHANNEL, repository, updated_at: now };
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Descriptor, OciRepository, Reference } from "../oci/index.js";
 import { parseLock, verifyLock } from "../lock/index.js";
 import { VerificationError } from "../sign/index.js";
 import { UsageError, sha256Digest } from "../lib/index.js";
-import { findStatements } from "./find-statements.js";
+import { findStatements, MAX_STATEMENT_CANDIDATES } from "./find-statements.js";
 import { findStatementEnvelope } from "./statement-envelope.js";
 import { trustedKeys } from "./trust.js";
 import type { ReleaseStatement } from "./statement.js";
@@ -174,16 +174,22 @@ interface FoundFile {
   blob: string;
 }
 
-/** Lock and bundle blobs attached to `subject` (any read path); unreadable manifests are left out (never signed anyway). */
+/**
+ * Lock and bundle blobs attached to `subject` (any read path), bounded like
+ * every registry read: at most {@link MAX_STATEMENT_CANDIDATES} manifests and as
+ * many layers each (anyone with push rights can attach more; the rest are
+ * never signed anyway). Unreadable manifests are left out.
+ */
 async function attachedFiles(repo: OciRepository, subject: string): Promise<FoundFile[]> {
   const { found } = await readReferrerSources(repo, subject);
   const out: FoundFile[] = [];
-  for (const r of found.filter((x) => x.artifactType === MediaTypes.lock || x.artifactType === MediaTypes.policyBundle)) {
+  const candidates = found.filter((x) => x.artifactType === MediaTypes.lock || x.artifactType === MediaTypes.policyBundle);
+  for (const r of candidates.slice(0, MAX_STATEMENT_CANDIDATES)) {
     try {
       const m = await repo.getManifest(r.digest);
       const parsed = parseManifest(m.bytes, m.mediaType);
       if (parsed.kind !== "manifest" || parsed.value.subject?.digest !== subject) continue;
-      for (const l of parsed.value.layers) out.push({ manifest: r.digest, artifactType: r.artifactType ?? "", blob: l.digest });
+      for (const l of parsed.value.layers.slice(0, MAX_STATEMENT_CANDIDATES)) out.push({ manifest: r.digest, artifactType: r.artifactType ?? "", blob: l.digest });
     } catch (e) {
       if (!(e instanceof OciError)) throw e;
     }
@@ -194,7 +200,8 @@ async function attachedFiles(repo: OciRepository, subject: string): Promise<Foun
 async function ensureAttached(repo: OciRepository, subject: Descriptor, found: FoundFile[],
   f: { digest: string; data: Uint8Array; name: string; artifactType: string; subjectTag: string | undefined }, say: (l: string) => void): Promise<NamedFile> {
   const already = found.find((x) => x.blob === f.digest && x.artifactType === f.artifactType);
-  if (already !== undefined) {
+  // A listed manifest whose blob is missing is not "attached": nodes fetch the blob by digest (re-attached below).
+  if (already !== undefined && (await repo.hasBlob(f.digest))) {
     say(`${f.name} ${f.digest} already attached (${already.manifest})`);
     return { digest: f.digest, size: f.data.byteLength, manifest: already.manifest, attached: false };
   }

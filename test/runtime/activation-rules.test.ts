@@ -233,6 +233,19 @@ describe("node rules for release statements", () => {
       expect(reset.state.highest_sequence).toBe(0);
     });
 
+    it("careless operator: `trust set --key C` over a 2-of-2 root never lowers the threshold quietly — refused (usage) unless --threshold is given", async () => {
+      const second = testKeys();
+      await setTrustRoot(stateRoot, { keys: [keys.publicPem, second.publicPem], threshold: 2, clock });
+      const c = testKeys();
+      expect(await codeOf(setTrustRoot(stateRoot, { keys: [c.publicPem], clock }))).toBe("USAGE/2");
+      expect((await readTrustRoot(stateRoot))?.threshold).toBe(2);
+      const explicit = await setTrustRoot(stateRoot, { keys: [c.publicPem], threshold: 1, clock });
+      expect(explicit.trust.threshold).toBe(1);
+      // Keeping enough keys keeps the threshold as it was.
+      const kept = await setTrustRoot(stateRoot, { keys: [c.publicPem, keys.publicPem], clock });
+      expect(kept.trust.threshold).toBe(1);
+    });
+
     it("attack key rotation back (A → B → A): trusting an old key set again keeps B's floor, so A's old statements stay refused", async () => {
       const s1 = statement({ sequence: 1, bundle: permissive });
       await activate(s1, permissive);

@@ -419,3 +419,25 @@ describe("rollback restores exactly the statement it names", () => {
     expect(["2.0.0-strict", "USAGE"]).toContain(r);
   });
 });
+
+describe("sign reads attachments with bounds and checks what it calls attached", () => {
+  const REPO = "registry.example/prod/agent";
+
+  it("attack listed-but-missing attachment: a lock manifest listed while its blob is gone is re-attached by sign, so the release verifies", async () => {
+    const parts = await makeReleaseParts({ ref: `oci:${dir}/att-${++counter}:v1` });
+    const first = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 1, repository: REPO }));
+    await unlink(join(dir, `att-${counter}`, "blobs", "sha256", first.lock.digest.slice("sha256:".length)));
+    await expectVerificationCode(verifyRelease(parts.repo, "v1", trustFor(REPO)), "LOCK_MISSING");
+    const again = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 1, repository: REPO }));
+    expect(again.lock.attached).toBe(true);
+    expect((await verifyRelease(parts.repo, "v1", trustFor(REPO))).lock.blob).toBe(first.lock.digest);
+  });
+
+  it("attack endless data (sign side): 40 junk lock attachments are read up to the per-subject bound, never all", async () => {
+    const parts = await makeReleaseParts({ ref: `oci:${dir}/att-${++counter}:v1` });
+    for (let i = 0; i < 40; i++) await attachFile(parts.repo, parts.image.descriptor, { name: "autonomy.lock.json", data: enc(`junk lock ${i}`) }, { artifactType: MediaTypes.lock });
+    const r = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 1, repository: REPO }));
+    expect(r.unnamed.length).toBeLessThanOrEqual(32);
+    expect((await verifyRelease(parts.repo, "v1", trustFor(REPO))).statement.digest).toBe(r.statement.digest);
+  });
+});
