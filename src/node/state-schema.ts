@@ -9,6 +9,12 @@ const time = z.string().min(1);
 /** Equivocations and key rotations kept for the operator: the newest few, so the file stays small. */
 export const MAX_EQUIVOCATIONS = 16;
 export const MAX_KEY_ROTATIONS = 16;
+/**
+ * Bound on the key ids the node remembers having trusted (only `runtime trust
+ * set` adds to it, at most 32 per call): past it the operator is told, never
+ * is an old id forgotten (forgetting one would make its statements replayable).
+ */
+export const MAX_TRUSTED_KEY_IDS_EVER = 4096;
 
 /**
  * What `runtime activate` committed: the release statement that was accepted
@@ -84,6 +90,8 @@ export const stateSchema = z.strictObject({
   legacy_activation: legacyActivationSchema.optional(),
   /** The trusted key ids the floor was established under (see `runtime trust set`). */
   trust_key_ids: z.array(hex64).optional(),
+  /** Every key id this node has trusted, ever: a rotation resets the floor only to a set with none of them. */
+  trusted_key_ids_ever: z.array(hex64).max(MAX_TRUSTED_KEY_IDS_EVER).optional(),
   equivocations: z.array(equivocationSchema).max(MAX_EQUIVOCATIONS),
   key_rotations: z.array(keyRotationSchema).max(MAX_KEY_ROTATIONS),
 });

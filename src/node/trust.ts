@@ -2,14 +2,14 @@ import { createPublicKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { crashPoint, dateOf, errnoCode, fieldProblems, formatProblems, systemClock, writeFileAtomic } from "../lib/index.js";
+import { UsageError, crashPoint, dateOf, errnoCode, fieldProblems, formatProblems, systemClock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import { keyIdOf } from "../sign/index.js";
 import type { TrustedKey } from "../sign/index.js";
 import { DEFAULT_CHANNEL } from "../supplychain/index.js";
 import { NodeError } from "./errors.js";
 import { stateRootPaths } from "./layout.js";
-import { MAX_KEY_ROTATIONS } from "./state-schema.js";
+import { MAX_KEY_ROTATIONS, MAX_TRUSTED_KEY_IDS_EVER } from "./state-schema.js";
 import type { KeyRotationRecord, NodeState } from "./state-schema.js";
 import { commitNodeState } from "./state.js";
 
@@ -117,10 +117,11 @@ export interface TrustSetResult {
  *
  * Fast-forward recovery (TUF resets its trusted timestamp/snapshot when their
  * keys rotate): the floor (highest sequence, its statement, newest issued_at)
- * is reset when no key of the new set was trusted before, so a sequence
- * inflated with a stolen key cannot block the new key's releases; with an
- * overlapping set it is kept unless `resetFloor` (statements signed by a kept
- * key would become replayable).
+ * is reset when no key of the new set was EVER trusted before (the state
+ * remembers every key id trusted, `trusted_key_ids_ever`), so a sequence
+ * inflated with a stolen key cannot block the new key's releases; with a set
+ * holding a kept or a previously trusted key it is kept unless `resetFloor`
+ * (statements signed by that key would become replayable: A → B → A).
  */
 export async function setTrustRoot(stateRoot: string, change: TrustChange): Promise<TrustSetResult> {
   const now = dateOf(change.clock ?? systemClock).toISOString();
@@ -137,11 +138,14 @@ export async function setTrustRoot(stateRoot: string, change: TrustChange): Prom
     // The floor belongs to the key set recorded in the state (not trust.json, which a killed run may have written alone).
     const from = prev.trust_key_ids ?? old?.keys.map((k) => k.keyId).sort();
     const changed = from !== undefined && !sameSet(from, to);
-    if (!changed && !change.resetFloor) return { ...prev, trust_key_ids: to };
-    const reset = change.resetFloor === true || (from !== undefined && !from.some((id) => to.includes(id)));
+    const before = everTrusted(prev, from);
+    const trusted_key_ids_ever = remembered(before, to, path);
+    if (!changed && !change.resetFloor) return { ...prev, trust_key_ids: to, trusted_key_ids_ever };
+    // Only a set of keys never trusted before resets by itself: going back to an old key (A → B → A) would replay A's statements.
+    const reset = change.resetFloor === true || (from !== undefined && !to.some((id) => before.has(id)));
     const rotation: KeyRotationRecord = { at: now, from: from ?? [], to, floor_reset: reset, previous_sequence: prev.highest_sequence };
     out.rotation = rotation;
-    return { ...(reset ? withoutFloor(prev) : prev), trust_key_ids: to, key_rotations: [...prev.key_rotations, rotation].slice(-MAX_KEY_ROTATIONS) };
+    return { ...(reset ? withoutFloor(prev) : prev), trust_key_ids: to, trusted_key_ids_ever, key_rotations: [...prev.key_rotations, rotation].slice(-MAX_KEY_ROTATIONS) };
   });
   if (!out.trust) throw new Error("setTrustRoot: the commit ran without computing the trust root");
   return { trust: out.trust, state, ...(out.rotation ? { rotation: out.rotation } : {}) };
@@ -152,7 +156,33 @@ function merged(old: TrustRoot | undefined, c: TrustChange, now: string, where: 
   if (!keys || keys.length === 0) throw new NodeError("TRUST_INVALID", `${where}: no trusted keys given (--key K.pub)`);
   const repository = c.repository ?? old?.repository;
   if (repository === undefined) throw new NodeError("TRUST_INVALID", `${where}: the repository the node follows is not set (--repository)`);
-  return { keys, threshold: c.threshold ?? (c.keys ? Math.min(old?.threshold ?? 1, keys.length) : old?.threshold ?? 1), channel: c.channel ?? old?.channel ?? DEFAULT_CHANNEL, repository, updated_at: now };
+  // Never lowered quietly: fewer keys than the old threshold needs the operator to say what the new one is.
+  if (c.keys && c.threshold === undefined && old !== undefined && keys.length < old.threshold) {
+    throw new UsageError(`the new key set has ${keys.length} key(s), fewer than the current threshold of ${old.threshold}`,
+      `pass --threshold N (at most ${keys.length}) to say how many of the new keys must sign; it is not lowered silently`);
+  }
+  return { keys, threshold: c.threshold ?? old?.threshold ?? 1, channel: c.channel ?? old?.channel ?? DEFAULT_CHANNEL, repository, updated_at: now };
+}
+
+/**
+ * Every key id trusted before this change. A state written before the list
+ * existed is seeded from what it still records (the floor's key set and the
+ * rotation history, newest 16).
+ */
+function everTrusted(prev: NodeState, from: readonly string[] | undefined): Set<string> {
+  const ids = new Set([...(prev.trusted_key_ids_ever ?? []), ...(from ?? [])]);
+  for (const r of prev.key_rotations) for (const id of [...r.from, ...r.to]) ids.add(id);
+  return ids;
+}
+
+/** The remembered ids with the new set added; refused (never truncated) past the bound. */
+function remembered(before: ReadonlySet<string>, to: readonly string[], where: string): string[] {
+  const all = [...new Set([...before, ...to])].sort();
+  if (all.length > MAX_TRUSTED_KEY_IDS_EVER) {
+    throw new NodeError("TRUST_INVALID", `${where}: this node has trusted ${all.length} distinct keys, over the ${MAX_TRUSTED_KEY_IDS_EVER} it remembers`,
+      { hint: "a node remembers every key it trusted so old statements stay refused; re-provision the node's state root rather than rotate further" });
+  }
+  return all;
 }
 
 function serialize(t: TrustRoot): string {

@@ -1,4 +1,4 @@
-import { copyArtifact, formatReference, openRepository, referenceTarget } from "../oci/index.js";
+import { formatReference, openRepository, referenceTarget } from "../oci/index.js";
 import type { Reference, RepositoryOptions } from "../oci/index.js";
 import type { EngineCompiler } from "../policy/index.js";
 import { checkRelease, commitActivation, initStateRoot, openReleaseStore, readNodeState, recordEquivocation, requireTrustRoot } from "../node/index.js";
@@ -7,6 +7,7 @@ import { verifyRelease } from "../supplychain/index.js";
 import type { VerifyReleaseReport } from "../supplychain/index.js";
 import { AutonomyError, crashPoint, dateOf, systemClock } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
+import { DEFAULT_RELEASE_STORE_BUDGET_BYTES, storeVerifiedRelease } from "./release-store.js";
 
 export interface ActivateOptions {
   ref: Reference;
@@ -16,6 +17,8 @@ export interface ActivateOptions {
   repositoryOptions?: RepositoryOptions;
   compile?: EngineCompiler;
   runtimeVersion?: string;
+  /** Bound on what this activation writes into the node's release store; default {@link DEFAULT_RELEASE_STORE_BUDGET_BYTES}. */
+  storeBudgetBytes?: number;
 }
 
 export interface ActivationResult {
@@ -36,7 +39,9 @@ export interface ActivationResult {
  *      repository): the statement, then exactly the lock and bundle it names;
  *   2. apply the node's rules before anything is stored (rollback, expiry,
  *      equivocation: recorded), so a refused release never enters the store;
- *   3. keep a verified copy of the release in the node's own store;
+ *   3. keep a copy of exactly the verified release in the node's own store
+ *      (image, the statement's envelope, its lock and bundle; no other
+ *      referrer), within a byte budget;
  *   4. hand the bundle the statement names and the statement to the node
  *      (src/node: commitActivation), which applies the rules again inside its
  *      state lock and commits policy, activation and floor in ONE atomic commit.
@@ -58,7 +63,7 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
   const { statement } = report;
   crashPoint("activate-after-verify");
   await checkRelease(opts.stateRoot, statement, startedAt);
-  await copyArtifact(repo, report.artifact.digest, await openReleaseStore(opts.stateRoot), `seq-${statement.predicate.sequence}`, { referrers: true, tolerateBrokenReferrers: true });
+  await storeVerifiedRelease(repo, report, await openReleaseStore(opts.stateRoot), `seq-${statement.predicate.sequence}`, opts.storeBudgetBytes ?? DEFAULT_RELEASE_STORE_BUDGET_BYTES);
   crashPoint("activate-after-store");
   const committed = await commitActivation(opts.stateRoot, report.policy.bytes, { ref: formatReference({ ...opts.ref, digest: report.artifact.digest }), statement }, {
     ...(opts.compile ? { compile: opts.compile } : {}),

@@ -3,6 +3,7 @@ export { RuntimeError, RUNTIME_ERROR_CODES } from "./errors.js";
 export type { RuntimeErrorCode } from "./errors.js";
 export { activateRelease } from "./activation.js";
 export type { ActivateOptions, ActivationResult } from "./activation.js";
+export { DEFAULT_RELEASE_STORE_BUDGET_BYTES } from "./release-store.js";
 export { Interceptor } from "./interceptor.js";
 export type { InterceptorOptions } from "./interceptor.js";
 export type { InterceptDecision, ToolCallContext, FollowUpDecision } from "./types.js";

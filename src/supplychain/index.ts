@@ -4,7 +4,7 @@ export { verifyRelease } from "./verify-release.js";
 export type { VerifyReleaseOptions, VerifyReleaseReport, VerifyStep, IgnoredAttachment } from "./verify-release.js";
 export { findStatements, MAX_STATEMENT_CANDIDATES, ISSUED_AT_SKEW_MS } from "./find-statements.js";
 export type { ReleaseTrust, SkippedCandidate } from "./find-statements.js";
-export { publishStatement, PREDICATE_TYPE_ANNOTATION } from "./publish-statement.js";
+export { publishStatement, publishEnvelopeBytes, PREDICATE_TYPE_ANNOTATION } from "./publish-statement.js";
 export { trustedKeys, releaseRepository } from "./trust.js";
 export { signSubject, COSIGN_SIGNATURE_ANNOTATION, SIGNED_AT_ANNOTATION } from "./signatures.js";
 export type { SignOptions } from "./signatures.js";
@@ -14,4 +14,6 @@ export {
 } from "./statement.js";
 export type { ReleasePredicate, ReleaseStatement } from "./statement.js";
 export { rollbackRelease } from "./rollback.js";
-export type { RollbackOptions, RollbackResult } from "./rollback.js";
+export type { RollbackOptions, RollbackResult, RestoredRelease } from "./rollback.js";
+export { findStatementEnvelope } from "./statement-envelope.js";
+export type { StatementEnvelope } from "./statement-envelope.js";

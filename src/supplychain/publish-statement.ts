@@ -19,7 +19,11 @@ export const PREDICATE_TYPE_ANNOTATION = "predicateType";
  * Returns the referrer's descriptor and the envelope blob's digest.
  */
 export async function publishStatement(repo: OciRepository, subject: Descriptor, envelope: DsseEnvelope): Promise<{ referrer: Descriptor; envelope: string }> {
-  const bytes = Buffer.from(JSON.stringify(envelope), "utf8");
+  return publishEnvelopeBytes(repo, subject, Buffer.from(JSON.stringify(envelope), "utf8"));
+}
+
+/** {@link publishStatement} for an envelope's exact stored bytes (a copy keeps the envelope blob's digest). */
+export async function publishEnvelopeBytes(repo: OciRepository, subject: Descriptor, bytes: Uint8Array): Promise<{ referrer: Descriptor; envelope: string }> {
   const layer: Descriptor = {
     mediaType: MediaTypes.dsseEnvelope,
     digest: await repo.putBlob(bytes),

@@ -233,6 +233,40 @@ describe("node rules for release statements", () => {
       expect(reset.state.highest_sequence).toBe(0);
     });
 
+    it("careless operator: `trust set --key C` over a 2-of-2 root never lowers the threshold quietly — refused (usage) unless --threshold is given", async () => {
+      const second = testKeys();
+      await setTrustRoot(stateRoot, { keys: [keys.publicPem, second.publicPem], threshold: 2, clock });
+      const c = testKeys();
+      expect(await codeOf(setTrustRoot(stateRoot, { keys: [c.publicPem], clock }))).toBe("USAGE/2");
+      expect((await readTrustRoot(stateRoot))?.threshold).toBe(2);
+      const explicit = await setTrustRoot(stateRoot, { keys: [c.publicPem], threshold: 1, clock });
+      expect(explicit.trust.threshold).toBe(1);
+      // Keeping enough keys keeps the threshold as it was.
+      const kept = await setTrustRoot(stateRoot, { keys: [c.publicPem, keys.publicPem], clock });
+      expect(kept.trust.threshold).toBe(1);
+    });
+
+    it("attack key rotation back (A → B → A): trusting an old key set again keeps B's floor, so A's old statements stay refused", async () => {
+      const s1 = statement({ sequence: 1, bundle: permissive });
+      await activate(s1, permissive);
+      nowMs += DAY;
+      await activate(statement({ sequence: 3, bundle: strict }), strict);
+      const b = testKeys();
+      const toB = await setTrustRoot(stateRoot, { keys: [b.publicPem], clock });
+      expect(toB.rotation?.floor_reset).toBe(true);
+      nowMs += DAY;
+      await activate(statement({ sequence: 5, bundle: strict, signers: [b] }), strict);
+      // More (overlapping) rotations than the 16-entry history holds: A leaves the history, the node still remembers it.
+      for (let i = 0; i < 17; i++) await setTrustRoot(stateRoot, { keys: [b.publicPem, testKeys().publicPem], clock });
+      const history = (await readNodeState(stateRoot)).key_rotations;
+      expect(history.some((r) => [...r.from, ...r.to].includes(keyIdOf(keys.publicKey)))).toBe(false);
+      const backToA = await setTrustRoot(stateRoot, { keys: [keys.publicPem], clock });
+      expect(backToA.rotation?.floor_reset).toBe(false);
+      expect(backToA.state.highest_sequence).toBe(5);
+      expect(await codeOf(activate(s1, permissive))).toBe("ACTIVATION_ROLLBACK_REFUSED/4");
+      expect(backToA.state.trusted_key_ids_ever).toContain(keyIdOf(keys.publicKey));
+    });
+
     it("finishes a rotation interrupted between trust.json and the state (rerun resets the floor)", async () => {
       await activate(statement({ sequence: 7, bundle: permissive }), permissive);
       const fresh = testKeys();

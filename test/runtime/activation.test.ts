@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { activateRelease } from "../../src/runtime/index.js";
 import { LayoutRepository, listReferrers, openRepository, parseReference } from "../../src/oci/index.js";
 import { loadPolicy, readNodeState, setTrustRoot, LivePolicy, policyPaths, bundlePath } from "../../src/node/index.js";
-import { rollbackRelease, signRelease } from "../../src/supplychain/index.js";
+import { publishStatement, rollbackRelease, signStatement } from "../../src/supplychain/index.js";
 import { buildBundle } from "../../src/policy/index.js";
 import { AutonomyError } from "../../src/lib/index.js";
 import { makeRelease, testKeys, policyDir } from "../helpers/release.js";
@@ -106,14 +106,14 @@ describe("runtime activation", () => {
   it("records two valid statements under one sequence found in the registry (STATEMENT_EQUIVOCATION)", async () => {
     const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 2 });
     await activate(rel.ref);
-    // The same release signed again at the same sequence, a second later: a different statement.
-    const again = await signRelease(rel.repo, rel.ref, {
-      keys: [keys.privateKey], now: new Date(Date.now() + 1000), sequence: 2, repository: `oci:${dir}/reg`,
-      lock: rel.lockBytes, bundle: { bytes: rel.bundleBytes, name: "test-policy", version: "1.0.0" },
-    });
+    // The same release signed again at the same sequence, a second later: a different statement. `autonomy sign`
+    // now reuses the published statement instead, so the second one is signed and published directly (a stolen key).
+    const p = rel.signed.statement.predicate;
+    const again = signStatement({ ...p, issued_at: new Date(Date.parse(p.issued_at) + 1000).toISOString() }, [keys.privateKey]);
+    await publishStatement(rel.repo, await rel.repo.resolve(rel.digest), again.envelope);
     expect(await codeOf(activate(rel.ref))).toBe("STATEMENT_EQUIVOCATION/4");
     const s = await readNodeState(stateRoot);
-    expect(s.equivocations.map((e) => [e.sequence, e.recorded, e.offered])).toEqual([[2, rel.signed.statement.digest, again.statement.digest]]);
+    expect(s.equivocations.map((e) => [e.sequence, e.recorded, e.offered])).toEqual([[2, rel.signed.statement.digest, again.digest]]);
     expect(s.activation?.statement_digest).toBe(rel.signed.statement.digest);
   });
 

@@ -16,7 +16,7 @@ import type { Descriptor, ImageIndex, ImageManifest, OciRepository } from "../..
 import { VerificationError } from "../../src/sign/index.js";
 import { createLock, serializeLock } from "../../src/lock/index.js";
 import { sha256Digest } from "../../src/lib/index.js";
-import { findStatements, signRelease, trustedKeys, verifyRelease } from "../../src/supplychain/index.js";
+import { findStatements, rollbackRelease, signRelease, trustedKeys, verifyRelease } from "../../src/supplychain/index.js";
 import type { VerifyReleaseOptions } from "../../src/supplychain/index.js";
 import { activateRelease } from "../../src/runtime/index.js";
 import { setTrustRoot } from "../../src/node/index.js";
@@ -328,5 +328,116 @@ describe("attack 4 on the node: activation copies a verified release past junk r
     const r = await activateRelease({ ref: parts.ref, stateRoot });
     expect(r.activation.image_digest).toBe(parts.image.digest);
     expect(r.verification.statement.predicate.sequence).toBe(1);
+  });
+});
+
+describe("careless operator: re-running `autonomy sign` at the same sequence", () => {
+  const NOW = new Date();
+  const later = (ms: number): Date => new Date(NOW.getTime() + ms);
+  const REPO = "registry.example/prod/agent";
+
+  it("sign retry: re-running `sign --sequence 2` after a crash/timeout reuses the published statement, so the image stays verifiable (no STATEMENT_EQUIVOCATION)", async () => {
+    const parts = await makeReleaseParts({ ref: `oci:${dir}/retry-${++counter}:v1` });
+    const first = await signRelease(parts.repo, parts.ref, { ...signOptionsFor(parts, { keys, sequence: 2, repository: REPO }), now: NOW });
+    const again = await signRelease(parts.repo, parts.ref, { ...signOptionsFor(parts, { keys, sequence: 2, repository: REPO }), now: later(60_000) });
+    expect(first.reused).toBe(false);
+    expect(again.reused).toBe(true);
+    expect(again.statement.digest).toBe(first.statement.digest);
+    expect(again.statement.envelope).toBe(first.statement.envelope);
+    const r = await verifyRelease(parts.repo, "v1", trustFor(REPO, { now: later(120_000) }));
+    expect([r.statement.predicate.sequence, r.statement.digest]).toEqual([2, first.statement.digest]);
+    const { valid } = await findStatements(parts.repo, parts.image.digest, trustFor(REPO, { now: later(120_000) }));
+    expect(valid.map((s) => s.digest)).toEqual([first.statement.digest]);
+  });
+
+  it("sign retry: other content at a sequence the image already carries, or below a higher one, is refused (usage error) before anything is published", async () => {
+    const ref = `oci:${dir}/retry-${++counter}:v1`;
+    const a = await makeReleaseParts({ ref });
+    await signRelease(a.repo, a.ref, { ...signOptionsFor(a, { keys, sequence: 2, repository: REPO }), now: NOW });
+    const b = await makeReleaseParts({ ref, bundleVersion: "2.0.0" });
+    expect(b.image.digest).toBe(a.image.digest);
+    for (const sequence of [2, 1]) {
+      const e = await signRelease(b.repo, b.ref, { ...signOptionsFor(b, { keys, sequence, repository: REPO }), now: later(60_000) }).catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: "USAGE", exitCode: 2 });
+      expect((e as Error).message).toContain("already carries a different release statement at sequence");
+    }
+    const { valid } = await findStatements(a.repo, a.image.digest, trustFor(REPO, { now: later(120_000) }));
+    expect(valid.map((s) => s.predicate.sequence)).toEqual([2]);
+    expect((await verifyRelease(a.repo, "v1", trustFor(REPO, { now: later(120_000) }))).statement.predicate.policy_bundle.version).toBe("1.0.0");
+    // A higher sequence is the way to publish the new content.
+    const s3 = await signRelease(b.repo, b.ref, { ...signOptionsFor(b, { keys, sequence: 3, repository: REPO }), now: later(60_000) });
+    expect(s3.reused).toBe(false);
+  });
+});
+
+describe("rollback restores exactly the statement it names", () => {
+  const REPO = "registry.example/prod/agent";
+
+  /** Image A signed twice: sequence 1 with a permissive bundle, sequence 2 with a strict one (a policy-only change); then image B at sequence 3. */
+  async function sharedImage(flood: boolean): Promise<{ a: ReleaseParts; b: ReleaseParts; target: ReturnType<typeof parseReference>; now: number }> {
+    const now = Date.now();
+    const reg = `oci:${dir}/rb-${++counter}`;
+    const permissiveDir = await policyDir({ "all.cedar": PERMISSIVE });
+    const a1 = await makeReleaseParts({ ref: `${reg}:v1`, bundleVersion: "1.0.0-permissive", policies: permissiveDir });
+    await signRelease(a1.repo, a1.ref, { ...signOptionsFor(a1, { keys, sequence: 1, repository: REPO }), now: new Date(now) });
+    if (flood) {
+      // Someone with push rights (no key): a statement referrer of 31 junk envelopes between the two statements.
+      const cfg = { mediaType: MediaTypes.empty, digest: await a1.repo.putBlob(EMPTY_JSON), size: EMPTY_JSON.byteLength };
+      const m: ImageManifest = { schemaVersion: 2, mediaType: MediaTypes.imageManifest, artifactType: MediaTypes.releaseStatement, config: cfg,
+        layers: Array.from({ length: 31 }, (_, i) => ({ mediaType: MediaTypes.dsseEnvelope, digest: sha256Digest(enc(`j${i}`)), size: 10 })), subject: a1.image.descriptor };
+      await pushReferrer(a1.repo, encodeManifest(m).bytes, m.mediaType);
+    }
+    const a2 = await makeReleaseParts({ ref: `${reg}:v1`, bundleVersion: "2.0.0-strict" });
+    expect(a2.image.digest).toBe(a1.image.digest);
+    await signRelease(a2.repo, a2.ref, { ...signOptionsFor(a2, { keys, sequence: 2, repository: REPO }), now: new Date(now + 1000) });
+    const b = await makeReleaseParts({ ref: `${reg}:v3`, agentText: "print('B')\n" });
+    await signRelease(b.repo, b.ref, { ...signOptionsFor(b, { keys, sequence: 3, repository: REPO }), now: new Date(now + 2000) });
+    return { a: a1, b, target: parseReference(`${reg}:v3`), now };
+  }
+
+  it("attack rollback selects the wrong release: v1 and v2 share an image; `rollback --to v1` without --to-sequence is refused listing 1, 2, and --to-sequence restores exactly that statement's lock and bundle", async () => {
+    const { a, b, target, now } = await sharedImage(false);
+    const base = { older: { repo: a.repo, target: a.image.digest }, target: { repo: b.repo, ref: target }, keys: [keys.privateKey], repository: REPO };
+    const ambiguous = await rollbackRelease({ ...base, sequence: 4, now: new Date(now + 3000) }).catch((x: unknown) => x);
+    expect(ambiguous).toMatchObject({ code: "USAGE", exitCode: 2 });
+    expect((ambiguous as Error).message).toContain("sequences 1, 2");
+    expect(await findStatements(b.repo, a.image.digest, trustFor(REPO, { now: new Date(now + 3000) })).then((r) => r.valid.map((s) => s.predicate.sequence).sort())).toEqual([1, 2]);
+    const strict = await rollbackRelease({ ...base, toSequence: 2, sequence: 4, now: new Date(now + 3000) });
+    expect([strict.older.statement.predicate.sequence, strict.signed.statement.predicate.sequence, strict.signed.statement.predicate.policy_bundle.version]).toEqual([2, 4, "2.0.0-strict"]);
+    const permissive = await rollbackRelease({ ...base, toSequence: 1, sequence: 5, now: new Date(now + 4000) });
+    expect([permissive.signed.statement.predicate.sequence, permissive.signed.statement.predicate.policy_bundle.version]).toEqual([5, "1.0.0-permissive"]);
+    expect(permissive.signed.statement.predicate.lock.digest).toBe(sha256Digest(a.lockBytes));
+    const missing = await rollbackRelease({ ...base, toSequence: 7, sequence: 6, now: new Date(now + 5000) }).catch((x: unknown) => x);
+    expect(missing).toMatchObject({ code: "USAGE" });
+  });
+
+  it("attack rollback + flood: with the newer statement of the image hidden by junk, `--to-sequence 2` is refused, never silently replaced by sequence 1's content", async () => {
+    const { a, b, target, now } = await sharedImage(true);
+    const r = await rollbackRelease({ older: { repo: a.repo, target: a.image.digest }, target: { repo: b.repo, ref: target }, keys: [keys.privateKey], repository: REPO, toSequence: 2, sequence: 4, now: new Date(now + 3000) })
+      .then((x) => x.signed.statement.predicate.policy_bundle.version, (x: unknown) => (x as { code?: string }).code);
+    // Either the statement at sequence 2 is found (strict comes back) or the rollback is refused: never the permissive bundle.
+    expect(["2.0.0-strict", "USAGE"]).toContain(r);
+  });
+});
+
+describe("sign reads attachments with bounds and checks what it calls attached", () => {
+  const REPO = "registry.example/prod/agent";
+
+  it("attack listed-but-missing attachment: a lock manifest listed while its blob is gone is re-attached by sign, so the release verifies", async () => {
+    const parts = await makeReleaseParts({ ref: `oci:${dir}/att-${++counter}:v1` });
+    const first = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 1, repository: REPO }));
+    await unlink(join(dir, `att-${counter}`, "blobs", "sha256", first.lock.digest.slice("sha256:".length)));
+    await expectVerificationCode(verifyRelease(parts.repo, "v1", trustFor(REPO)), "LOCK_MISSING");
+    const again = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 1, repository: REPO }));
+    expect(again.lock.attached).toBe(true);
+    expect((await verifyRelease(parts.repo, "v1", trustFor(REPO))).lock.blob).toBe(first.lock.digest);
+  });
+
+  it("attack endless data (sign side): 40 junk lock attachments are read up to the per-subject bound, never all", async () => {
+    const parts = await makeReleaseParts({ ref: `oci:${dir}/att-${++counter}:v1` });
+    for (let i = 0; i < 40; i++) await attachFile(parts.repo, parts.image.descriptor, { name: "autonomy.lock.json", data: enc(`junk lock ${i}`) }, { artifactType: MediaTypes.lock });
+    const r = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 1, repository: REPO }));
+    expect(r.unnamed.length).toBeLessThanOrEqual(32);
+    expect((await verifyRelease(parts.repo, "v1", trustFor(REPO))).statement.digest).toBe(r.statement.digest);
   });
 });

@@ -13,6 +13,7 @@ import type { RegistryFlags } from "../common.js";
 
 interface RollbackFlags extends RegistryFlags {
   to: string;
+  toSequence?: number;
   sequence: number;
   key: string[];
   channel: string;
@@ -51,8 +52,9 @@ function rollbackText(r: RollbackResult & { target: string }): string {
 export function registerRelease(program: Command): void {
   const release = program.command("release").description("manage published releases (a rollback is a new release with a higher sequence)");
   registryFlags(release.command("rollback <target>")
-    .description("publish an older release's exact content (image, lock, policy bundle, as its verified statement names them) as a NEW release under a higher sequence at TARGET (a tag, moved to the older image); nodes accept it as an upgrade, while the old statement itself stays refused")
+    .description("publish an older release's exact content (image, lock, policy bundle, as ONE verified statement names them: --to-sequence picks it when the image carries several) as a NEW release under a higher sequence at TARGET (a tag, moved to the older image); nodes accept it as an upgrade, while the old statement itself stays refused")
     .requiredOption("--to <ref-or-digest>", "the older release: a reference, or a digest in TARGET's repository")
+    .option("--to-sequence <n>", "the older statement to restore (its lock and bundle come back); required when the older image carries statements at several sequences (refused as ambiguous, listing them)", parseSequence)
     .requiredOption("--sequence <n>", "the new sequence: above the older release's and the target's current one", parseSequence)
     .option("--key <file>", "release private key (PKCS#8 PEM), repeatable; AUTONOMY_KEY_PASSWORD decrypts it; its public half verifies the older release", collect, [])
     .option("--channel <name>", "release channel", DEFAULT_CHANNEL)
@@ -71,7 +73,8 @@ export function registerRelease(program: Command): void {
       const r = await rollbackRelease({
         older: { repo: openRepository(older, opts), target: referenceTarget(older) },
         target: { repo: openRepository(targetRef, opts), ref: targetRef },
-        keys, sequence: flags.sequence, repository, channel: flags.channel, now: new Date(),
+        keys, sequence: flags.sequence, repository,
+        ...(flags.toSequence !== undefined ? { toSequence: flags.toSequence } : {}), channel: flags.channel, now: new Date(),
         ...(expiresInMs !== undefined ? { expiresInMs } : {}),
         onProgress: (line) => process.stderr.write(`${line}\n`),
       });

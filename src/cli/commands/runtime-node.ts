@@ -66,13 +66,13 @@ export function registerRuntimeTrust(runtime: Command): void {
   const trust = runtime.command("trust").description("the node's trust root: release keys, threshold, channel and repository that `runtime activate` accepts");
 
   trust.command("set")
-    .description("set the trusted release keys (replacing the set when --key is given), threshold, channel and repository; omitted values are kept. A key set with no key in common with the old one resets the sequence floor (fast-forward recovery); --reset-floor resets it anyway")
+    .description("set the trusted release keys (replacing the set when --key is given), threshold, channel and repository; omitted values are kept. A key set with no key this node ever trusted resets the sequence floor (fast-forward recovery); --reset-floor resets it anyway")
     .requiredOption("--state-root <dir>", "the node's persistent state root")
     .option("--key <file>", "trusted release public key (SPKI PEM); repeat for several", collect)
-    .option("--threshold <n>", "how many distinct trusted keys must sign a release statement (default 1)", positiveInt)
+    .option("--threshold <n>", "how many distinct trusted keys must sign a release statement (default 1; kept when omitted, and required when --key gives fewer keys than the current threshold: it is never lowered silently)", positiveInt)
     .option("--channel <name>", "release channel this node follows (default stable)")
     .option("--repository <name>", "repository this node follows, as releases name it (host/path); required the first time")
-    .option("--reset-floor", "reset the sequence floor although the key set keeps an old key (operator-only recovery; see docs/security.md)")
+    .option("--reset-floor", "reset the sequence floor although the key set keeps (or brings back) a key trusted before (operator-only recovery; see docs/security.md)")
     .option("--json", "machine-readable output")
     .action(action(async (flags: TrustSetFlags) => {
       const keys = flags.key ? await Promise.all(flags.key.map(async (k) => ({ pem: (await readInputFile(k, "public key")).toString("utf8"), source: k }))) : undefined;

@@ -62,7 +62,7 @@ function keysRequired(keys: string[] | undefined): string[] {
 function signText(r: SignReleaseResult & { ref: string }): string {
   const p = r.statement.predicate;
   return [
-    `Signed release ${r.ref}`,
+    r.reused ? `Already signed: ${r.ref} (this release's statement at sequence ${p.sequence} was published before and is reused; nothing new was published)` : `Signed release ${r.ref}`,
     `digest: ${r.digest}`,
     `  statement ${r.statement.digest} (referrer ${r.statement.referrer})`,
     `  sequence ${p.sequence}, channel ${p.channel}, repository ${p.repository}, expires ${p.expires_at}`,
