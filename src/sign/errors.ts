@@ -30,6 +30,7 @@ export const VERIFICATION_ERROR_CODES = [
   "STATEMENT_MISSING",
   "STATEMENT_EQUIVOCATION",
   "STATEMENT_LOCK_MISMATCH",
+  "STATEMENT_CANDIDATES_EXCEEDED",
   "TAG_MOVED",
 ] as const;
 
@@ -55,6 +56,7 @@ const VERIFICATION_HINTS: Readonly<Record<VerificationErrorCode, string>> = {
   STATEMENT_MISSING: "No release statement valid for these keys, this channel and repository is attached; every candidate is listed with the reason it was skipped. Sign the release with `autonomy sign`, or check --key, --channel and --repository.",
   STATEMENT_EQUIVOCATION: "Two different statements signed with the release key claim the same sequence: do not activate. Find out who signed the second one (key compromise?) and publish a new release with a higher sequence.",
   STATEMENT_LOCK_MISMATCH: "Do not activate it: the lock is not the one the release statement names. Re-sign the release naming the intended lock.",
+  STATEMENT_CANDIDATES_EXCEEDED: "Someone attached more statement candidates than are read, so a newer release could be hidden among them: nothing is activated. Remove the junk referrers (or `.att` layers) from the registry, or copy only the release's own referrers, then verify again.",
   TAG_MOVED: "The tag was moved to other content while signing; nothing was signed for the new content. Check who pushed it, then sign again (by digest to be sure).",
 };
 
