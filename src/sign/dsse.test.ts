@@ -73,4 +73,18 @@ describe("DSSE v1", () => {
       expect(decodeBase64Strict(s)).toEqual(Buffer.from(bytes));
     }));
   });
+
+  it("attack signature CPU bomb: a 64 KiB envelope of ~2 840 well-formed (r=1, s=1) signatures is refused before any signature is checked", () => {
+    const a = pair();
+    const sig = Buffer.from([0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]).toString("base64");
+    const n = Math.floor((64 * 1024 - 200) / (JSON.stringify({ sig }).length + 1));
+    expect(n).toBeGreaterThan(2800);
+    const bomb = { payload: Buffer.from(body).toString("base64"), payloadType: TYPE, signatures: Array.from({ length: n }, () => ({ keyid: "", sig })) };
+    expect(verifyEnvelope(bomb, [a.trusted], 1, TYPE)).toEqual({ ok: false, reason: "malformed", detail: `${n} signatures, over the bound of 16 (not checked)` });
+    // The bound grows with the trusted keys (2 per key), and a genuine signature among 16 still counts.
+    const good = signEnvelope(TYPE, body, [a.priv]);
+    const padded = { ...good, signatures: [...Array.from({ length: 15 }, () => ({ keyid: "", sig })), good.signatures[0]!] };
+    expect(verifyEnvelope(padded, [a.trusted], 1, TYPE)).toMatchObject({ ok: true });
+    expect(verifyEnvelope({ ...padded, signatures: [{ keyid: "", sig }, ...padded.signatures] }, [a.trusted], 1, TYPE)).toMatchObject({ ok: false, reason: "malformed" });
+  });
 });
