@@ -25,10 +25,22 @@ export interface TrustedKey {
   key: KeyObject;
 }
 
-/** The key id we use everywhere: lowercase hex SHA-256 of the public key's SPKI DER. */
+/**
+ * The key id we use everywhere: lowercase hex SHA-256 of the public key's SPKI
+ * DER, in ONE canonical encoding. An EC point can be written compressed or
+ * uncompressed; hashing the SPKI as given would give one key two ids, and two
+ * "distinct" keys would meet a threshold of 2 with one signer. EC keys are
+ * therefore rebuilt from their JWK (x, y), which always exports uncompressed
+ * (the encoding `autonomy keys generate` writes, so existing ids are unchanged).
+ */
 export function keyIdOf(key: KeyObject): string {
   const pub = key.type === "private" ? createPublicKey(key) : key;
-  return createHash("sha256").update(pub.export({ type: "spki", format: "der" })).digest("hex");
+  return createHash("sha256").update(canonicalSpki(pub)).digest("hex");
+}
+
+function canonicalSpki(pub: KeyObject): Buffer {
+  if (pub.asymmetricKeyType !== "ec") return pub.export({ type: "spki", format: "der" });
+  return createPublicKey({ key: pub.export({ format: "jwk" }), format: "jwk" }).export({ type: "spki", format: "der" });
 }
 
 /** An envelope with more signatures than this (for the trusted keys given) is refused before any crypto: a CPU bomb otherwise. */
