@@ -23,6 +23,7 @@ export const VERIFICATION_ERROR_CODES = [
   "ARTIFACT_DIGEST_MISMATCH",
   "POLICY_DIGEST_MISMATCH",
   "BLOB_DIGEST_MISMATCH",
+  "ARTIFACT_INVALID",
   "LOCK_MISSING",
   "POLICY_MISSING",
   // Release statements (DSSE + in-toto Statement v1).
@@ -50,6 +51,7 @@ const VERIFICATION_HINTS: Readonly<Record<VerificationErrorCode, string>> = {
   ARTIFACT_DIGEST_MISMATCH: "Do not activate it: the artifact is not the one the lock pins. Re-create the lock for the intended image.",
   POLICY_DIGEST_MISMATCH: "Do not activate it: the policy bundle is not the one the lock names. Attach the right bundle or re-create the lock.",
   BLOB_DIGEST_MISMATCH: "Do not activate it: content was tampered with or truncated. Re-copy it from a trusted source.",
+  ARTIFACT_INVALID: "Do not activate it: the artifact's manifest tree is incomplete or malformed in this store. Re-copy the release from a trusted source (`autonomy oci copy` copies every blob and referrer).",
   LOCK_MISSING: "Attach an activation lock to the artifact (`autonomy oci attach`) and sign it.",
   POLICY_MISSING: "Attach a policy bundle to the artifact (`autonomy oci attach`) and sign it.",
   STATEMENT_INVALID: "The release statement is not well-formed; re-sign the release with `autonomy sign`.",

@@ -308,6 +308,26 @@ describe("signRelease / verifyRelease on an OCI image layout", () => {
     }
   });
 
+  it("attack hostile copy exit code: an image layer missing from the copy, or junk at the target tag, is ARTIFACT_INVALID (exit 4), not exit 1", async () => {
+    const m = JSON.parse(new TextDecoder().decode(await readFile(blobPath(dir, image.digest)))) as ImageManifest;
+    const layer = (m.layers[0] as Descriptor).digest;
+    await unlink(blobPath(dir, layer));
+    const missing = await expectVerification(verifyRelease(repo, "v1", trust()), "ARTIFACT_INVALID");
+    expect(missing.message).toMatch(/layer sha256:[0-9a-f]{64} of the release is missing or malformed: OCI_NOT_FOUND/);
+    // Junk at the target tag (index.json points v1 at a blob that is no manifest).
+    const junk = enc(JSON.stringify({ schemaVersion: 2, mediaType: "application/x-junk", layers: [] }));
+    const idxPath = join(dir, "index.json");
+    const idx = JSON.parse(await readFile(idxPath, "utf8")) as { manifests: { digest: string; size: number; annotations?: Record<string, string> }[] };
+    const tagged = idx.manifests.find((d) => d.annotations?.["org.opencontainers.image.ref.name"] === "v1");
+    if (tagged === undefined) throw new Error("v1 not tagged");
+    Object.assign(tagged, { digest: await repo.putBlob(junk), size: junk.byteLength });
+    await writeFile(idxPath, JSON.stringify(idx));
+    await expectVerification(verifyRelease(repo, "v1", trust()), "ARTIFACT_INVALID");
+    // A tag that does not exist is a caller's mistake, not hostile content: still exit 1.
+    const e = await thrown(verifyRelease(repo, "no-such-tag", trust()));
+    expect((e as AutonomyError).exitCode).toBe(1);
+  });
+
   it("property: flipping one byte of any blob file never yields another release than the good one", async () => {
     const good = await verifyRelease(repo, "v1", trust());
     const blobsDir = join(dir, "blobs", "sha256");
