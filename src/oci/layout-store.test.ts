@@ -1,5 +1,5 @@
 import { describe, expect, it, beforeEach } from "vitest";
-import { mkdtemp, readFile, readdir, symlink, writeFile, truncate } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, symlink, writeFile, truncate } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -197,6 +197,14 @@ describe("LayoutRepository", () => {
       expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 * 1024 * 1024);
       expect(found).toHaveLength(1);
       expect(problems[0]?.reason).toMatch(/OCI_SIZE_MISMATCH: .* is 268435456 bytes, expected 100/);
+    });
+
+    it("attack FIFO index.json: a FIFO in place of index.json is refused at once (OCI_LAYOUT_INVALID), not read for ever", async () => {
+      const path = join(dir, "store", "index.json");
+      await rm(path);
+      execFileSync("mkfifo", [path]);
+      const outcome = await Promise.race([codeOf(repo.resolve("v1")), new Promise((r) => setTimeout(() => r("HUNG"), 5000))]);
+      expect(outcome).toBe("OCI_LAYOUT_INVALID");
     });
 
     it("attack one bad index.json entry: a listed manifest that is junk, or missing, is skipped on its own with a reason; the genuine referrers stay listed", async () => {

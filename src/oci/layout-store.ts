@@ -165,17 +165,18 @@ export class LayoutRepository implements OciRepository {
   }
 
   async #readIndex(allowMissing = false): Promise<ImageIndex> {
-    let raw: string;
+    let raw: Uint8Array;
     try {
-      raw = await readFile(join(this.#dir, "index.json"), "utf8");
+      raw = await readIndexFile(join(this.#dir, "index.json"), this.location);
     } catch (e) {
+      if (e instanceof OciError) throw e;
       if (errnoCode(e) === "ENOENT") {
         if (allowMissing) return emptyIndex();
         throw new OciError("OCI_NOT_FOUND", `${this.location} is not an OCI image layout (no index.json)`, "check the directory, or push to it first");
       }
       throw layoutIo(this.location, e);
     }
-    const parsed = parseManifest(new TextEncoder().encode(raw), MediaTypes.imageIndex);
+    const parsed = parseManifest(raw, MediaTypes.imageIndex);
     if (parsed.kind !== "index") throw new OciError("OCI_LAYOUT_INVALID", `${this.location}/index.json is not an image index`, "repair or recreate the layout");
     return parsed.value;
   }
@@ -260,6 +261,20 @@ async function openBlobFile(path: string, location: string, digest: string, opts
   } catch (e) {
     await fh.close();
     throw e;
+  }
+}
+
+/** index.json, opened without blocking (a FIFO would hang every reader): a regular file within the manifest size limit. */
+async function readIndexFile(path: string, location: string): Promise<Uint8Array> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > MAX_MANIFEST_BYTES) {
+      throw new OciError("OCI_LAYOUT_INVALID", `${location}/index.json is not a regular file of at most ${MAX_MANIFEST_BYTES} bytes`, "repair or recreate the layout");
+    }
+    return await fh.readFile();
+  } finally {
+    await fh.close();
   }
 }
 
