@@ -331,6 +331,33 @@ describe("attack 4 on the node: activation copies a verified release past junk r
   });
 });
 
+describe("attack flood on the node: junk statement referrers cannot make activation choose an older release", () => {
+  it("attack flood-downgrade on activate: release 1's public envelope + 31 junk DSSE layers in one referrer listed first; the node still activates sequence 2, and a flood past 32 statement referrers refuses (STATEMENT_CANDIDATES_EXCEEDED, exit 4)", async () => {
+    const layout = join(dir, `activate-flood-${++counter}`);
+    const parts = await makeReleaseParts({ ref: `oci:${layout}:v1` });
+    const now = Date.now();
+    const s1 = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 1, now: new Date(now - 2000) }));
+    await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 2, now: new Date(now - 1000) }));
+    const env1 = { mediaType: MediaTypes.dsseEnvelope, digest: s1.statement.envelope, size: (await parts.repo.getBlob(s1.statement.envelope)).byteLength };
+    const junk = await Promise.all(Array.from({ length: 31 }, async (_, i) => { const b = enc(`junk ${counter} ${i}`); return { mediaType: MediaTypes.dsseEnvelope, digest: await parts.repo.putBlob(b), size: b.byteLength }; }));
+    const flood = await pushJunkReferrer(parts.repo, parts.image.descriptor, MediaTypes.releaseStatement, [env1, ...junk]);
+    const indexPath = join(layout, "index.json");
+    const idx = JSON.parse(await readFile(indexPath, "utf8")) as { manifests: { digest: string }[] };
+    idx.manifests.sort((a, b) => (a.digest === flood ? -1 : b.digest === flood ? 1 : 0));
+    await writeFile(indexPath, JSON.stringify(idx));
+    const stateRoot = join(dir, `node-${counter}`);
+    await setTrustRoot(stateRoot, { keys: [keys.publicPem], repository: repositoryName(parts.ref) });
+    const r = await activateRelease({ ref: parts.ref, stateRoot });
+    expect(r.verification.statement.predicate.sequence).toBe(2);
+
+    for (const [i, l] of junk.slice(0, 31).entries()) await pushJunkReferrer(parts.repo, parts.image.descriptor, MediaTypes.releaseStatement, [{ ...l, annotations: { n: String(i) } }]);
+    const nodeB = join(dir, `node-b-${counter}`);
+    await setTrustRoot(nodeB, { keys: [keys.publicPem], repository: repositoryName(parts.ref) });
+    const e = await expectVerificationCode(activateRelease({ ref: parts.ref, stateRoot: nodeB }), "STATEMENT_CANDIDATES_EXCEEDED");
+    expect(e.details).toMatchObject({ referrers: 34, bound: 32 });
+  });
+});
+
 describe("attack: registry text forging terminal output", () => {
   it("attack ANSI/bidi forgery: a manifest whose mediaType carries ESC[2K, CR and U+202E cannot print a forged ✓ line — verify's text and stderr show it escaped", async () => {
     const layout = join(dir, `ansi-${++counter}`);
