@@ -20,7 +20,7 @@ export { parseRfc3339 } from "./rfc3339.js";
 export type { Clock } from "./clock.js";
 export { loadConfigFile, parseConfigText, configKeyPath, configProblems } from "./config-file.js";
 export type { ConfigFileOptions, ConfigErrorFactory } from "./config-file.js";
-export { quote, printable } from "./quote.js";
+export { quote, printable, terminalSafe } from "./quote.js";
 export { redactUrl, redactUrlsIn } from "./redact-url.js";
 export { parseFaithfulJson } from "./faithful-json.js";
 export type { FaithfulJson, FaithfulJsonOptions, JsonRefusal } from "./faithful-json.js";

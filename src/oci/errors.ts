@@ -13,6 +13,7 @@ export const OCI_ERROR_CODES = [
   "OCI_REGISTRY_ERROR",
   "OCI_AUTH_FAILED",
   "OCI_BLOB_TOO_LARGE",
+  "OCI_TOO_MANY_REFERRERS",
 ] as const;
 export type OciErrorCode = (typeof OCI_ERROR_CODES)[number];
 
@@ -27,4 +28,10 @@ export class OciError extends AutonomyError<OciErrorCode> {
       ...opts,
     });
   }
+}
+
+/** The referrers of one subject exceed what is read: callers that need every candidate (verification) fail closed on it. */
+export function tooManyReferrers(location: string, subject: string, what: string): OciError {
+  return new OciError("OCI_TOO_MANY_REFERRERS", `the referrers of ${subject} in ${location} exceed the read bound: ${what}`,
+    "remove stale referrers (signatures, statements, attachments) from the registry, or copy only the release's own referrers", { details: { subject } });
 }

@@ -1,4 +1,4 @@
-export { MediaTypes, MANIFEST_MEDIA_TYPES, EMPTY_JSON, EMPTY_JSON_DIGEST } from "./types.js";
+export { MediaTypes, MANIFEST_MEDIA_TYPES, EMPTY_JSON, EMPTY_JSON_DIGEST, MAX_REFERRERS, MAX_REFERRER_PAGES } from "./types.js";
 export type { Descriptor, ImageManifest, ImageIndex, FetchedManifest, OciRepository, ProgressFn, RepositoryCapabilities } from "./types.js";
 export { OciError, OCI_ERROR_CODES } from "./errors.js";
 export type { OciErrorCode } from "./errors.js";

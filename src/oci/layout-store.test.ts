@@ -1,10 +1,11 @@
 import { describe, expect, it, beforeEach } from "vitest";
-import { mkdtemp, readFile, readdir, writeFile, truncate } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, symlink, writeFile, truncate } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LayoutRepository } from "./layout-store.js";
 import { pushArtifact } from "./artifact.js";
-import { listReferrers } from "./referrers.js";
+import { listReferrers, readReferrerSources } from "./referrers.js";
 import { attachFile } from "./attach.js";
 import { copyArtifact } from "./copy.js";
 import { pullArtifact } from "./pull.js";
@@ -150,5 +151,70 @@ describe("LayoutRepository", () => {
     const pulled = await pullArtifact(dst, "v1", join(dir, "out"));
     expect(pulled.files.map((f) => f.path)).toEqual([join(dir, "out", "agent.py")]);
     expect(await readFile(join(dir, "out", "agent.py"), "utf8")).toBe("print(1)");
+  });
+
+  describe("an air-gapped copy someone else can write to", () => {
+    const hex = (c: string): string => c.repeat(64);
+    const blobFile = (h: string): string => join(dir, "store", "blobs", "sha256", h);
+    /** Lists `sha256:<h>` in index.json as an untagged manifest declaring `size` bytes. */
+    const listManifest = async (h: string, size: number): Promise<void> => {
+      const path = join(dir, "store", "index.json");
+      const idx = JSON.parse(await readFile(path, "utf8")) as { manifests: unknown[] };
+      idx.manifests.unshift({ mediaType: MediaTypes.imageManifest, digest: `sha256:${h}`, size });
+      await writeFile(path, JSON.stringify(idx));
+    };
+    let subject: string;
+    beforeEach(async () => {
+      const a = await pushArtifact(repo, [{ name: "a.txt", data: enc("A") }], { artifactType: "application/x-test", tag: "v1" });
+      subject = a.digest;
+      await attachFile(repo, a.descriptor, { name: "lock.json", data: enc("{}") }, { artifactType: MediaTypes.lock });
+    });
+
+    it("attack FIFO blob: a FIFO at a listed manifest's blob path is refused at once (not a regular file), not read for ever; the other referrers are still listed", async () => {
+      execFileSync("mkfifo", [blobFile(hex("a"))]);
+      await listManifest(hex("a"), 100);
+      const outcome = await Promise.race([readReferrerSources(repo, subject), new Promise((r) => setTimeout(() => r("HUNG"), 5000))]);
+      expect(outcome).not.toBe("HUNG");
+      const { found, problems } = outcome as Awaited<ReturnType<typeof readReferrerSources>>;
+      expect(found.map((f) => f.artifactType)).toEqual([MediaTypes.lock]);
+      expect(problems).toEqual([{ source: "referrers-api", reason: expect.stringMatching(/^sha256:a+: index\.json entry skipped: OCI_LAYOUT_INVALID: .* not a regular file/) as unknown }]);
+      expect(await codeOf(repo.getBlob(`sha256:${hex("a")}`, { expectedSize: 100 }))).toBe("OCI_LAYOUT_INVALID");
+    });
+
+    it("attack symlink to /dev/zero: a blob path that is a symbolic link is refused without being followed", async () => {
+      await symlink("/dev/zero", blobFile(hex("b")));
+      await listManifest(hex("b"), 100);
+      expect(await codeOf(repo.getBlob(`sha256:${hex("b")}`))).toBe("OCI_LAYOUT_INVALID");
+      expect((await readReferrerSources(repo, subject)).found).toHaveLength(1);
+    });
+
+    it("attack oversized file: a listed manifest declaring 100 bytes whose file is 256 MiB is refused by its size before a byte is read", async () => {
+      await writeFile(blobFile(hex("c")), "");
+      await truncate(blobFile(hex("c")), 256 * 1024 * 1024);
+      await listManifest(hex("c"), 100);
+      const before = process.memoryUsage().arrayBuffers;
+      const { found, problems } = await readReferrerSources(repo, subject);
+      expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 * 1024 * 1024);
+      expect(found).toHaveLength(1);
+      expect(problems[0]?.reason).toMatch(/OCI_SIZE_MISMATCH: .* is 268435456 bytes, expected 100/);
+    });
+
+    it("attack FIFO index.json: a FIFO in place of index.json is refused at once (OCI_LAYOUT_INVALID), not read for ever", async () => {
+      const path = join(dir, "store", "index.json");
+      await rm(path);
+      execFileSync("mkfifo", [path]);
+      const outcome = await Promise.race([codeOf(repo.resolve("v1")), new Promise((r) => setTimeout(() => r("HUNG"), 5000))]);
+      expect(outcome).toBe("OCI_LAYOUT_INVALID");
+    });
+
+    it("attack one bad index.json entry: a listed manifest that is junk, or missing, is skipped on its own with a reason; the genuine referrers stay listed", async () => {
+      const junk = enc("not a manifest at all");
+      await listManifest((await repo.putBlob(junk)).slice(7), junk.byteLength);
+      await listManifest(hex("d"), 10);
+      const { found, problems, truncated } = await readReferrerSources(repo, subject);
+      expect(found.map((f) => f.artifactType)).toEqual([MediaTypes.lock]);
+      expect(problems.map((p) => p.reason)).toEqual([expect.stringMatching(/OCI_NOT_FOUND/), expect.stringMatching(/OCI_MANIFEST_INVALID/)]);
+      expect(truncated).toBe(false);
+    });
   });
 });

@@ -1,10 +1,11 @@
-import { createReadStream } from "node:fs";
-import { readFile, mkdir, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open, readFile, mkdir, stat } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { OciError } from "./errors.js";
-import { effectiveArtifactType, parseManifest } from "./manifest.js";
-import { MediaTypes } from "./types.js";
-import type { Descriptor, FetchedManifest, ImageIndex, OciRepository, ProgressFn, RepositoryCapabilities } from "./types.js";
+import { OciError, tooManyReferrers } from "./errors.js";
+import { effectiveArtifactType, MAX_MANIFEST_BYTES, parseManifest } from "./manifest.js";
+import { MAX_REFERRERS, MediaTypes } from "./types.js";
+import type { Descriptor, FetchedManifest, ImageIndex, OciRepository, ProgressFn, ReferrersOptions, RepositoryCapabilities } from "./types.js";
 import { errnoCode, isSha256Digest, sha256Digest, writeFileAtomic, writeStreamAtomic } from "../lib/index.js";
 import { drainVerified, verifiedChunks } from "./blob-stream.js";
 
@@ -50,37 +51,33 @@ export class LayoutRepository implements OciRepository {
     }
   }
 
-  async getBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): Promise<Uint8Array> {
-    let data: Buffer;
-    try {
-      data = await readFile(this.#blobPath(digest));
-    } catch (e) {
-      if (errnoCode(e) === "ENOENT") throw notFound(this.location, `blob ${digest}`);
-      throw layoutIo(this.location, e);
-    }
-    if (opts.expectedSize !== undefined && data.byteLength !== opts.expectedSize) {
-      throw new OciError("OCI_SIZE_MISMATCH", `blob ${digest} in ${this.location} is ${data.byteLength} bytes, expected ${opts.expectedSize}`,
-        "the blob is truncated or replaced; re-copy the artifact from a trusted source", { details: { expected: opts.expectedSize, actual: data.byteLength } });
-    }
-    const actual = sha256Digest(data);
-    if (actual !== digest) throw digestMismatch(this.location, digest, actual);
-    opts.onProgress?.(data.byteLength, data.byteLength);
-    return data;
+  async getBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn; maxBytes?: number } = {}): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    for await (const chunk of this.blobChunks(digest, opts)) parts.push(chunk);
+    return Buffer.concat(parts);
   }
 
   async verifyBlob(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): Promise<void> {
     await drainVerified(this.blobChunks(digest, opts));
   }
 
-  blobChunks(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn } = {}): AsyncIterable<Uint8Array> {
+  /**
+   * Streams a blob file, verified. The layout may be an air-gapped copy someone
+   * else could write to: the file is opened without following a symlink and
+   * without blocking (a FIFO would hang the reader for ever), must be a regular
+   * file, and its size must match the descriptor (or `maxBytes`) before one byte is read.
+   */
+  blobChunks(digest: string, opts: { expectedSize?: number; onProgress?: ProgressFn; maxBytes?: number } = {}): AsyncIterable<Uint8Array> {
     const path = this.#blobPath(digest);
     const location = this.location;
     const raw = async function* (): AsyncGenerator<Uint8Array> {
+      const fh = await openBlobFile(path, location, digest, opts);
       try {
-        yield* createReadStream(path) as AsyncIterable<Buffer>;
+        yield* fh.createReadStream({ autoClose: false }) as AsyncIterable<Buffer>;
       } catch (e) {
-        if (errnoCode(e) === "ENOENT") throw notFound(location, `blob ${digest}`);
         throw layoutIo(location, e);
+      } finally {
+        await fh.close();
       }
     };
     return verifiedChunks(raw(), digest, location, opts);
@@ -124,7 +121,7 @@ export class LayoutRepository implements OciRepository {
     if (isSha256Digest(tagOrDigest)) {
       const listed = index.manifests.find((d) => d.digest === tagOrDigest);
       if (listed) return stripRefName(listed);
-      const bytes = await this.getBlob(tagOrDigest);
+      const bytes = await this.getBlob(tagOrDigest, { maxBytes: MAX_MANIFEST_BYTES });
       return { mediaType: parseManifest(bytes).mediaType, digest: tagOrDigest, size: bytes.byteLength };
     }
     const hit = index.manifests.find((d) => d.annotations?.[REF_NAME] === tagOrDigest);
@@ -137,34 +134,49 @@ export class LayoutRepository implements OciRepository {
     return index.manifests.map((d) => d.annotations?.[REF_NAME]).filter((t): t is string => t !== undefined).sort();
   }
 
-  async referrersNative(subjectDigest: string): Promise<Descriptor[]> {
+  async referrersNative(subjectDigest: string, opts: ReferrersOptions = {}): Promise<Descriptor[]> {
     const index = await this.#readIndex(true);
     const out: Descriptor[] = [];
     const seen = new Set<string>();
     for (const d of index.manifests) {
       if (seen.has(d.digest) || (d.mediaType !== MediaTypes.imageManifest && d.mediaType !== MediaTypes.imageIndex)) continue;
       seen.add(d.digest);
-      const parsed = parseManifest(await this.getBlob(d.digest), d.mediaType);
-      if (parsed.value.subject?.digest !== subjectDigest) continue;
-      const ref: Descriptor = { mediaType: parsed.mediaType, digest: d.digest, size: d.size, artifactType: effectiveArtifactType(parsed) };
-      if (parsed.value.annotations) ref.annotations = { ...parsed.value.annotations };
+      const ref = await this.#referrerEntry(d, subjectDigest, opts);
+      if (ref === undefined) continue;
       out.push(ref);
+      if (out.length > MAX_REFERRERS) throw tooManyReferrers(this.location, subjectDigest, `${out.length}+ descriptors (bound ${MAX_REFERRERS})`);
     }
     return out;
   }
 
-  async #readIndex(allowMissing = false): Promise<ImageIndex> {
-    let raw: string;
+  /** One index.json entry as a referrer of `subject`; an entry that cannot be read is skipped on its own (told to onSkip), never the whole listing. */
+  async #referrerEntry(d: Descriptor, subjectDigest: string, opts: ReferrersOptions): Promise<Descriptor | undefined> {
     try {
-      raw = await readFile(join(this.#dir, "index.json"), "utf8");
+      const parsed = parseManifest(await this.getBlob(d.digest, { expectedSize: d.size, maxBytes: MAX_MANIFEST_BYTES }), d.mediaType);
+      if (parsed.value.subject?.digest !== subjectDigest) return undefined;
+      const ref: Descriptor = { mediaType: parsed.mediaType, digest: d.digest, size: d.size, artifactType: effectiveArtifactType(parsed) };
+      if (parsed.value.annotations) ref.annotations = { ...parsed.value.annotations };
+      return ref;
     } catch (e) {
+      if (!(e instanceof OciError)) throw e;
+      opts.onSkip?.(d.digest, `index.json entry skipped: ${e.code}: ${e.message}`);
+      return undefined;
+    }
+  }
+
+  async #readIndex(allowMissing = false): Promise<ImageIndex> {
+    let raw: Uint8Array;
+    try {
+      raw = await readIndexFile(join(this.#dir, "index.json"), this.location);
+    } catch (e) {
+      if (e instanceof OciError) throw e;
       if (errnoCode(e) === "ENOENT") {
         if (allowMissing) return emptyIndex();
         throw new OciError("OCI_NOT_FOUND", `${this.location} is not an OCI image layout (no index.json)`, "check the directory, or push to it first");
       }
       throw layoutIo(this.location, e);
     }
-    const parsed = parseManifest(new TextEncoder().encode(raw), MediaTypes.imageIndex);
+    const parsed = parseManifest(raw, MediaTypes.imageIndex);
     if (parsed.kind !== "index") throw new OciError("OCI_LAYOUT_INVALID", `${this.location}/index.json is not an image index`, "repair or recreate the layout");
     return parsed.value;
   }
@@ -223,6 +235,47 @@ function notFound(location: string, what: string): OciError {
 export function digestMismatch(location: string, expected: string, actual: string): OciError {
   return new OciError("OCI_DIGEST_MISMATCH", `content at ${location} does not match its digest: expected ${expected}, got ${actual}`,
     "the content was tampered with or corrupted; do not use it, re-copy from a trusted source", { details: { expected, actual } });
+}
+
+/** O_NOFOLLOW | O_NONBLOCK, then fstat: only a regular file of the expected size (or within maxBytes) is handed back, open. */
+async function openBlobFile(path: string, location: string, digest: string, opts: { expectedSize?: number | undefined; maxBytes?: number | undefined }): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") throw notFound(location, `blob ${digest}`);
+    if (errnoCode(e) === "ELOOP") throw new OciError("OCI_LAYOUT_INVALID", `blob ${digest} in ${location} is a symbolic link`, "blobs must be regular files; re-copy the artifact from a trusted source");
+    throw layoutIo(location, e);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new OciError("OCI_LAYOUT_INVALID", `blob ${digest} in ${location} is not a regular file`, "blobs must be regular files; re-copy the artifact from a trusted source");
+    if (opts.expectedSize !== undefined && st.size !== opts.expectedSize) {
+      throw new OciError("OCI_SIZE_MISMATCH", `blob ${digest} in ${location} is ${st.size} bytes, expected ${opts.expectedSize}`,
+        "the blob is truncated or replaced; re-copy the artifact from a trusted source", { details: { expected: opts.expectedSize, actual: st.size } });
+    }
+    if (opts.maxBytes !== undefined && st.size > opts.maxBytes) {
+      throw new OciError("OCI_BLOB_TOO_LARGE", `blob ${digest} in ${location} is ${st.size} bytes, over the ${opts.maxBytes}-byte limit for what is read here`, "the blob is not what it should be; re-copy the artifact from a trusted source");
+    }
+    return fh;
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+}
+
+/** index.json, opened without blocking (a FIFO would hang every reader): a regular file within the manifest size limit. */
+async function readIndexFile(path: string, location: string): Promise<Uint8Array> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > MAX_MANIFEST_BYTES) {
+      throw new OciError("OCI_LAYOUT_INVALID", `${location}/index.json is not a regular file of at most ${MAX_MANIFEST_BYTES} bytes`, "repair or recreate the layout");
+    }
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
 }
 
 function layoutIo(location: string, cause: unknown): OciError {

@@ -1,7 +1,7 @@
 import { OciError } from "./errors.js";
 import { MANIFEST_MEDIA_TYPES, MediaTypes } from "./types.js";
 import type { Descriptor, ImageIndex, ImageManifest } from "./types.js";
-import { isSha256Digest, sha256Digest } from "../lib/index.js";
+import { isSha256Digest, quote, sha256Digest } from "../lib/index.js";
 
 /** Manifests larger than this are refused before parsing (the distribution spec's own limit). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -49,10 +49,10 @@ export function parseManifest(bytes: Uint8Array, declaredType?: string): ParsedM
   const mediaType = typeof doc.mediaType === "string" ? doc.mediaType : declaredType;
   if (mediaType === undefined) throw bad("manifest", "no mediaType in the manifest or from the store");
   if (declaredType !== undefined && typeof doc.mediaType === "string" && declaredType !== doc.mediaType && MANIFEST_MEDIA_TYPES.includes(declaredType)) {
-    throw bad("manifest", `store says ${declaredType} but the manifest says ${doc.mediaType}`);
+    throw bad("manifest", `store says ${quote(declaredType)} but the manifest says ${quote(doc.mediaType)}`);
   }
   if (!MANIFEST_MEDIA_TYPES.includes(mediaType)) {
-    throw new OciError("OCI_MEDIA_TYPE_UNKNOWN", `unknown manifest media type "${mediaType}"`, `supported: ${MANIFEST_MEDIA_TYPES.join(", ")}`);
+    throw new OciError("OCI_MEDIA_TYPE_UNKNOWN", `unknown manifest media type ${quote(mediaType)}`, `supported: ${MANIFEST_MEDIA_TYPES.join(", ")}`);
   }
   if (doc.subject !== undefined) assertDescriptor(doc.subject, "manifest subject");
   if (mediaType === MediaTypes.imageIndex || mediaType === MediaTypes.dockerManifestList) {

@@ -52,28 +52,41 @@ export async function listReferrers(repo: OciRepository, subjectDigest: string, 
  * hostile stores: a source that cannot be read (a fallback tag overwritten by
  * junk, a referrers answer that is not an index) is reported as a problem
  * instead of failing the whole listing, so one broken source cannot hide the
- * others. Unfiltered; duplicates dropped.
+ * others; an entry a store cannot read is a problem on its own. `truncated`
+ * says a source held more than is read (OCI_TOO_MANY_REFERRERS): a caller that
+ * needs every candidate must then fail closed. Unfiltered; duplicates dropped.
  */
-export async function readReferrerSources(repo: OciRepository, subjectDigest: string): Promise<{ found: Referrer[]; problems: { source: ReferrerSource; reason: string }[] }> {
+export async function readReferrerSources(repo: OciRepository, subjectDigest: string): Promise<{ found: Referrer[]; problems: ReferrerProblem[]; truncated: boolean }> {
   const found: Referrer[] = [];
-  const problems: { source: ReferrerSource; reason: string }[] = [];
+  const problems: ReferrerProblem[] = [];
+  let truncated = false;
+  const note = (source: ReferrerSource, e: unknown): void => {
+    if (!(e instanceof OciError)) throw e;
+    if (e.code === "OCI_TOO_MANY_REFERRERS") truncated = true;
+    problems.push({ source, reason: `${e.code}: ${e.message}` });
+  };
   if ((await repo.capabilities()).referrersApi) {
     try {
-      found.push(...(await repo.referrersNative(subjectDigest)).map((d) => ({ ...d, source: "referrers-api" as const })));
+      const onSkip = (digest: string, reason: string): void => void problems.push({ source: "referrers-api", reason: `${digest}: ${reason}` });
+      found.push(...(await repo.referrersNative(subjectDigest, { onSkip })).map((d) => ({ ...d, source: "referrers-api" as const })));
     } catch (e) {
-      if (!(e instanceof OciError)) throw e;
-      problems.push({ source: "referrers-api", reason: `${e.code}: ${e.message}` });
+      note("referrers-api", e);
     }
   }
   try {
     found.push(...(await readFallbackIndex(repo, subjectDigest)).manifests.map((d) => ({ ...d, source: "referrers-tag" as const })));
   } catch (e) {
-    if (!(e instanceof OciError)) throw e;
-    problems.push({ source: "referrers-tag", reason: `${e.code}: ${e.message}` });
+    note("referrers-tag", e);
   }
   const unique = new Map<string, Referrer>();
   for (const d of found) if (!unique.has(d.digest)) unique.set(d.digest, d);
-  return { found: [...unique.values()], problems };
+  return { found: [...unique.values()], problems, truncated };
+}
+
+/** A referrer source, or one entry of it, that could not be read. */
+export interface ReferrerProblem {
+  source: ReferrerSource;
+  reason: string;
 }
 
 async function readFallbackIndex(repo: OciRepository, subjectDigest: string): Promise<ImageIndex> {

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { drainVerified, verifiedChunks } from "./blob-stream.js";
 import { safeEqual, sha256Digest, writeStreamAtomic } from "../lib/index.js";
-import { OciError } from "./errors.js";
+import { OciError, tooManyReferrers } from "./errors.js";
 import { assertDescriptor, MAX_MANIFEST_BYTES } from "./manifest.js";
 import type { RegistryReference } from "./reference.js";
 import { isDigest } from "./reference.js";
@@ -21,7 +21,7 @@ import { mkdtemp, open, rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EMPTY_JSON_DIGEST, MANIFEST_MEDIA_TYPES, MediaTypes } from "./types.js";
+import { EMPTY_JSON_DIGEST, MANIFEST_MEDIA_TYPES, MAX_REFERRER_PAGES, MAX_REFERRERS, MediaTypes } from "./types.js";
 import type { Descriptor, FetchedManifest, OciRepository, ProgressFn, RepositoryCapabilities } from "./types.js";
 
 export interface RegistryOptions {
@@ -276,11 +276,16 @@ export class RegistryRepository implements OciRepository {
   async referrersNative(subjectDigest: string): Promise<Descriptor[]> {
     checkDigest(subjectDigest);
     const found: Descriptor[] = [];
+    const visited = new Set<string>();
     let next: URL | undefined = new URL(`${this.#http.repoPath}/referrers/${subjectDigest}`, this.#http.base);
-    for (let page = 0; next !== undefined && page < MAX_PAGES; page++) {
+    while (next !== undefined) {
+      // A lying registry can paginate for ever, or in a cycle (?p=a → ?p=b → ?p=a): both are bounded, never followed.
+      if (visited.size >= MAX_REFERRER_PAGES || visited.has(next.href)) throw tooManyReferrers(this.location, subjectDigest, `more than ${visited.size} page(s) (bound ${MAX_REFERRER_PAGES}, or a page repeated)`);
+      visited.add(next.href);
       const res = await this.#http.expect({ method: "GET", url: next, headers: { accept: MediaTypes.imageIndex }, thing: `referrers of ${subjectDigest}` }, [200]);
       const body = await this.#json(res, `referrers of ${subjectDigest}`);
       found.push(...descriptorsOf(body, this.location));
+      if (found.length > MAX_REFERRERS) throw tooManyReferrers(this.location, subjectDigest, `${found.length}+ descriptors (bound ${MAX_REFERRERS})`);
       next = nextLink(res.header("link"), res.url, next);
     }
     return found;

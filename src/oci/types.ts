@@ -123,6 +123,19 @@ export interface OciRepository {
   /**
    * Native OCI 1.1 referrers query. Only called when capabilities().referrersApi
    * is true; the fallback tag schema is handled once, in referrers.ts.
+   * Bounded (a hostile registry can paginate for ever): more than
+   * {@link MAX_REFERRERS} descriptors or {@link MAX_REFERRER_PAGES} pages is
+   * OCI_TOO_MANY_REFERRERS, so callers that must see every candidate fail closed.
    */
-  referrersNative(subjectDigest: string): Promise<Descriptor[]>;
+  referrersNative(subjectDigest: string, opts?: ReferrersOptions): Promise<Descriptor[]>;
 }
+
+export interface ReferrersOptions {
+  /** Told about each listed entry a store cannot read (a layout's broken index entry): skipped, the rest still listed. */
+  onSkip?: (digest: string, reason: string) => void;
+}
+
+/** At most this many referrer descriptors are held for one subject (4 × 32 statement candidates, with room for signatures and attachments). */
+export const MAX_REFERRERS = 128;
+/** At most this many pages of a referrers answer are fetched (each page is capped at the manifest size limit). */
+export const MAX_REFERRER_PAGES = 16;

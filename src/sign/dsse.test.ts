@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { createPrivateKey, createPublicKey, sign } from "node:crypto";
+import { ECDH, createPrivateKey, createPublicKey, sign } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { decodeBase64Strict, keyIdOf, preAuthEncoding, signEnvelope, verifyEnvelope } from "./dsse.js";
 import type { TrustedKey } from "./dsse.js";
@@ -73,4 +73,37 @@ describe("DSSE v1", () => {
       expect(decodeBase64Strict(s)).toEqual(Buffer.from(bytes));
     }));
   });
+
+  it("attack signature CPU bomb: a 64 KiB envelope of ~2 840 well-formed (r=1, s=1) signatures is refused before any signature is checked", () => {
+    const a = pair();
+    const sig = Buffer.from([0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]).toString("base64");
+    const n = Math.floor((64 * 1024 - 200) / (JSON.stringify({ sig }).length + 1));
+    expect(n).toBeGreaterThan(2800);
+    const bomb = { payload: Buffer.from(body).toString("base64"), payloadType: TYPE, signatures: Array.from({ length: n }, () => ({ keyid: "", sig })) };
+    expect(verifyEnvelope(bomb, [a.trusted], 1, TYPE)).toEqual({ ok: false, reason: "malformed", detail: `${n} signatures, over the bound of 16 (not checked)` });
+    // The bound grows with the trusted keys (2 per key), and a genuine signature among 16 still counts.
+    const good = signEnvelope(TYPE, body, [a.priv]);
+    const padded = { ...good, signatures: [...Array.from({ length: 15 }, () => ({ keyid: "", sig })), good.signatures[0]!] };
+    expect(verifyEnvelope(padded, [a.trusted], 1, TYPE)).toMatchObject({ ok: true });
+    expect(verifyEnvelope({ ...padded, signatures: [{ keyid: "", sig }, ...padded.signatures] }, [a.trusted], 1, TYPE)).toMatchObject({ ok: false, reason: "malformed" });
+  });
+
+  it("attack threshold bypass through key encoding: one P-256 key given compressed and uncompressed has ONE key id, and one signer never meets a threshold of 2", () => {
+    const a = pair();
+    const compressed = compressedCopy(a.trusted.key);
+    expect(compressed.export({ type: "spki", format: "der" }).length).toBeLessThan(a.trusted.key.export({ type: "spki", format: "der" }).length);
+    expect(keyIdOf(compressed)).toBe(a.trusted.keyId);
+    const env = signEnvelope(TYPE, body, [a.priv]);
+    expect(verifyEnvelope(env, [a.trusted, { keyId: keyIdOf(compressed), key: compressed }], 2, TYPE)).toMatchObject({ ok: false, reason: "threshold" });
+  });
 });
+
+/** The same public key, its point written compressed (SEC1 0x02/0x03 ‖ X) in the SPKI: what `openssl ec -conv_form compressed -pubout` writes. */
+function compressedCopy(pub: KeyObject): KeyObject {
+  const der = pub.export({ type: "spki", format: "der" });
+  const point = ECDH.convertKey(der.subarray(der.length - 65), "prime256v1", undefined, undefined, "compressed") as Buffer;
+  const algId = Buffer.from("301306072a8648ce3d020106082a8648ce3d030107", "hex");
+  const bits = Buffer.concat([Buffer.from([0x03, point.length + 1, 0x00]), point]);
+  const body = Buffer.concat([algId, bits]);
+  return createPublicKey({ key: Buffer.concat([Buffer.from([0x30, body.length]), body]), format: "der", type: "spki" });
+}

@@ -25,11 +25,31 @@ export interface TrustedKey {
   key: KeyObject;
 }
 
-/** The key id we use everywhere: lowercase hex SHA-256 of the public key's SPKI DER. */
+/**
+ * The key id we use everywhere: lowercase hex SHA-256 of the public key's SPKI
+ * DER, in ONE canonical encoding. An EC point can be written compressed or
+ * uncompressed; hashing the SPKI as given would give one key two ids, and two
+ * "distinct" keys would meet a threshold of 2 with one signer. EC keys are
+ * therefore rebuilt from their JWK (x, y), which always exports uncompressed
+ * (the encoding `autonomy keys generate` writes, so existing ids are unchanged).
+ */
 export function keyIdOf(key: KeyObject): string {
   const pub = key.type === "private" ? createPublicKey(key) : key;
-  return createHash("sha256").update(pub.export({ type: "spki", format: "der" })).digest("hex");
+  return createHash("sha256").update(canonicalSpki(pub)).digest("hex");
 }
+
+function canonicalSpki(pub: KeyObject): Buffer {
+  if (pub.asymmetricKeyType !== "ec") return pub.export({ type: "spki", format: "der" });
+  return createPublicKey({ key: pub.export({ format: "jwk" }), format: "jwk" }).export({ type: "spki", format: "der" });
+}
+
+/** An envelope with more signatures than this (for the trusted keys given) is refused before any crypto: a CPU bomb otherwise. */
+export function maxSignatures(trustedKeys: number): number {
+  return Math.max(16, 2 * trustedKeys);
+}
+/** An ECDSA P-256 signature in ASN.1 DER is 8 to 72 bytes; anything else is not tried against any key. */
+const DER_SIG_MIN = 8;
+const DER_SIG_MAX = 72;
 
 /** `DSSEv1 SP LEN(type) SP type SP LEN(body) SP body`, lengths in bytes (never string length). */
 export function preAuthEncoding(payloadType: string, body: Uint8Array): Buffer {
@@ -97,20 +117,24 @@ export function parseEnvelope(bytes: Uint8Array): DsseEnvelope | string {
 }
 
 /**
- * Verifies an envelope against a set of trusted keys: strict base64, PAE over
+ * Verifies an envelope against a set of trusted keys: at most
+ * {@link maxSignatures} signatures, strict base64, PAE over
  * the decoded payload, every trusted key tried for every signature (the
  * envelope's keyid never selects a key), unique keys counted against
  * `threshold`; only then the payloadType is compared. On success the caller
  * gets exactly the verified bytes.
  */
 export function verifyEnvelope(env: DsseEnvelope, trusted: readonly TrustedKey[], threshold: number, payloadType: string): DsseResult {
+  // Each signature is tried against every key: the count is bounded before any crypto.
+  const bound = maxSignatures(new Set(trusted.map((t) => t.keyId)).size);
+  if (env.signatures.length > bound) return { ok: false, reason: "malformed", detail: `${env.signatures.length} signatures, over the bound of ${bound} (not checked)` };
   const body = decodeBase64Strict(env.payload);
   if (body === undefined) return { ok: false, reason: "malformed", detail: "payload is not base64" };
   const pae = preAuthEncoding(env.payloadType, body);
   const valid = new Set<string>();
   for (const s of env.signatures) {
     const der = decodeBase64Strict(s.sig);
-    if (der === undefined || der.length === 0) continue;
+    if (der === undefined || der.length < DER_SIG_MIN || der.length > DER_SIG_MAX) continue;
     for (const t of trusted) {
       if (valid.has(t.keyId)) continue;
       if (safeVerify(t.key, pae, der)) valid.add(t.keyId);

@@ -23,6 +23,7 @@ export const VERIFICATION_ERROR_CODES = [
   "ARTIFACT_DIGEST_MISMATCH",
   "POLICY_DIGEST_MISMATCH",
   "BLOB_DIGEST_MISMATCH",
+  "ARTIFACT_INVALID",
   "LOCK_MISSING",
   "POLICY_MISSING",
   // Release statements (DSSE + in-toto Statement v1).
@@ -30,6 +31,7 @@ export const VERIFICATION_ERROR_CODES = [
   "STATEMENT_MISSING",
   "STATEMENT_EQUIVOCATION",
   "STATEMENT_LOCK_MISMATCH",
+  "STATEMENT_CANDIDATES_EXCEEDED",
   "TAG_MOVED",
 ] as const;
 
@@ -49,12 +51,14 @@ const VERIFICATION_HINTS: Readonly<Record<VerificationErrorCode, string>> = {
   ARTIFACT_DIGEST_MISMATCH: "Do not activate it: the artifact is not the one the lock pins. Re-create the lock for the intended image.",
   POLICY_DIGEST_MISMATCH: "Do not activate it: the policy bundle is not the one the lock names. Attach the right bundle or re-create the lock.",
   BLOB_DIGEST_MISMATCH: "Do not activate it: content was tampered with or truncated. Re-copy it from a trusted source.",
+  ARTIFACT_INVALID: "Do not activate it: the artifact's manifest tree is incomplete or malformed in this store. Re-copy the release from a trusted source (`autonomy oci copy` copies every blob and referrer).",
   LOCK_MISSING: "Attach an activation lock to the artifact (`autonomy oci attach`) and sign it.",
   POLICY_MISSING: "Attach a policy bundle to the artifact (`autonomy oci attach`) and sign it.",
   STATEMENT_INVALID: "The release statement is not well-formed; re-sign the release with `autonomy sign`.",
   STATEMENT_MISSING: "No release statement valid for these keys, this channel and repository is attached; every candidate is listed with the reason it was skipped. Sign the release with `autonomy sign`, or check --key, --channel and --repository.",
   STATEMENT_EQUIVOCATION: "Two different statements signed with the release key claim the same sequence: do not activate. Find out who signed the second one (key compromise?) and publish a new release with a higher sequence.",
   STATEMENT_LOCK_MISMATCH: "Do not activate it: the lock is not the one the release statement names. Re-sign the release naming the intended lock.",
+  STATEMENT_CANDIDATES_EXCEEDED: "Someone attached more statement candidates than are read, so a newer release could be hidden among them: nothing is activated. Remove the junk referrers (or `.att` layers) from the registry, or copy only the release's own referrers, then verify again.",
   TAG_MOVED: "The tag was moved to other content while signing; nothing was signed for the new content. Check who pushed it, then sign again (by digest to be sure).",
 };
 

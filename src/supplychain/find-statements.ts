@@ -25,7 +25,12 @@ export interface SkippedCandidate {
   reason: string;
 }
 
-/** At most this many manifests and envelopes are read per subject, so a flooded registry cannot stall verification. */
+/**
+ * At most this many statement referrer manifests, and (separately) this many
+ * `.att` layers, are read per subject. Over either bound verification fails
+ * closed: "the highest valid sequence" only means something when every
+ * candidate was looked at (a flood listed first must not hide the newest release).
+ */
 export const MAX_STATEMENT_CANDIDATES = 32;
 /** A statement dated further than this in the future is skipped (clock skew between signer and node). */
 export const ISSUED_AT_SKEW_MS = 5 * 60_000;
@@ -35,28 +40,30 @@ export const ISSUED_AT_SKEW_MS = 5 * 60_000;
  * (referrers API, `sha256-<hex>` fallback index, cosign's `.att` tag), each
  * read with the 64 KiB cap before it is parsed and checked as it is read.
  * Returns the valid ones and, for every other candidate, why it was skipped.
- * Nothing read here can make the caller fail: hostile content is a skip.
+ * Hostile content is a skip; only more candidates than are read (any bound
+ * hit) is an error, STATEMENT_CANDIDATES_EXCEEDED: fail closed.
  */
 export async function findStatements(repo: OciRepository, subject: string, trust: ReleaseTrust): Promise<{ valid: ReleaseStatement[]; skipped: SkippedCandidate[] }> {
   checkTrust(trust);
-  const scan: Scan = { repo, subject, trust, valid: [], skipped: [], seen: new Set(), envelopesRead: 0, notRead: 0 };
-  const { found, problems } = await readReferrerSources(repo, subject);
+  const scan: Scan = { repo, subject, trust, valid: [], skipped: [], seen: new Set() };
+  const { found, problems, truncated } = await readReferrerSources(repo, subject);
   for (const p of problems) scan.skipped.push({ candidate: "(listing)", source: p.source, reason: `referrers could not be listed: ${p.reason}` });
-  const manifests: { digest: string; source: ReferrerSource }[] = found
-    .filter((r) => r.artifactType === MediaTypes.releaseStatement)
-    .map((r) => ({ digest: r.digest, source: r.source }));
-  manifests.push({ digest: cosignAttestationTag(subject), source: "cosign-att-tag" });
+  const referrers = found.filter((r) => r.artifactType === MediaTypes.releaseStatement);
+  // The .att tag is read whatever the referrers hold: its own bound, not theirs.
+  const att = await manifestLayers(repo, cosignAttestationTag(subject), "cosign-att-tag", scan.skipped);
+  checkBounds(subject, repo.location, { truncated, referrers: referrers.length, attLayers: att.length });
   // One manifest at a time, each envelope checked as soon as it is read: nothing piles up before a check.
-  for (const [i, m] of manifests.entries()) {
-    if (i >= MAX_STATEMENT_CANDIDATES) {
-      scan.skipped.push({ candidate: `${manifests.length - i} more manifest(s)`, source: m.source, reason: `not read: over the bound of ${MAX_STATEMENT_CANDIDATES} statement manifests per subject` });
-      break;
+  for (const r of referrers) {
+    const layers = await manifestLayers(repo, r.digest, r.source, scan.skipped);
+    // A statement referrer carries exactly one envelope: one manifest cannot smuggle in many candidates.
+    if (layers.length !== 1) {
+      if (layers.length > 1) scan.skipped.push({ candidate: r.digest, source: r.source, reason: `has ${layers.length} layers; a statement manifest has exactly one (not read)` });
+      continue;
     }
-    await scanManifest(scan, m.digest, m.source);
+    await scanLayer(scan, r.digest, r.source, layers[0] as Descriptor);
   }
-  if (scan.notRead > 0) {
-    scan.skipped.push({ candidate: `${scan.notRead} more envelope(s)`, source: "(all)", reason: `not read: over the bound of ${MAX_STATEMENT_CANDIDATES} statement envelopes per subject` });
-  }
+  // The .att tag appends: newest last, so read it from the end.
+  for (const layer of [...att].reverse()) await scanLayer(scan, cosignAttestationTag(subject), "cosign-att-tag", layer);
   return { valid: scan.valid, skipped: scan.skipped };
 }
 
@@ -67,8 +74,17 @@ interface Scan {
   valid: ReleaseStatement[];
   skipped: SkippedCandidate[];
   seen: Set<string>;
-  envelopesRead: number;
-  notRead: number;
+}
+
+/** Any candidate left unread makes "the highest valid statement" unknowable: refuse (exit 4), with the counts. */
+function checkBounds(subject: string, location: string, n: { truncated: boolean; referrers: number; attLayers: number }): void {
+  const over: string[] = [];
+  if (n.truncated) over.push("the referrers listing exceeds its read bound");
+  if (n.referrers > MAX_STATEMENT_CANDIDATES) over.push(`${n.referrers} statement referrers (bound ${MAX_STATEMENT_CANDIDATES})`);
+  if (n.attLayers > MAX_STATEMENT_CANDIDATES) over.push(`${n.attLayers} layers under the .att tag (bound ${MAX_STATEMENT_CANDIDATES})`);
+  if (over.length === 0) return;
+  throw new VerificationError("STATEMENT_CANDIDATES_EXCEEDED", `more release statement candidates for ${subject} in ${location} than are read: ${over.join("; ")}; refusing rather than choosing among some of them`,
+    { details: { digest: subject, bound: MAX_STATEMENT_CANDIDATES, referrers: n.referrers, attLayers: n.attLayers, listingTruncated: n.truncated } });
 }
 
 /** A threshold below 1 would accept unsigned statements; one above the distinct keys can never be met: both fail closed. */
@@ -80,29 +96,18 @@ function checkTrust(trust: ReleaseTrust): void {
   }
 }
 
-/** Checks the envelope layers of one statement manifest (the `.att` tag newest first), within the per-subject bound. */
-async function scanManifest(scan: Scan, ref: string, source: ReferrerSource): Promise<void> {
-  const layers = await manifestLayers(scan.repo, ref, source, scan.skipped);
-  // The .att tag appends: newest last, so read it from the end (the bound keeps the newest).
-  const ordered = source === "cosign-att-tag" ? [...layers].reverse() : layers;
-  for (const layer of ordered) {
-    // The same envelope under the referrer and the .att tag is read once (a different declared size is another candidate).
-    const key = `${layer.digest}@${layer.size}`;
-    if (scan.seen.has(key)) continue;
-    scan.seen.add(key);
-    if (scan.envelopesRead >= MAX_STATEMENT_CANDIDATES) {
-      scan.notRead += 1;
-      continue;
-    }
-    scan.envelopesRead += 1;
-    const candidate = `${ref}#${layer.digest}`;
-    try {
-      if (layer.mediaType !== MediaTypes.dsseEnvelope) throw new StatementRejected(`layer media type ${JSON.stringify(layer.mediaType.slice(0, 100))} is not ${MediaTypes.dsseEnvelope}`);
-      scan.valid.push(await checkCandidate(scan.repo, layer, scan.subject, scan.trust));
-    } catch (err) {
-      if (!(err instanceof StatementRejected)) throw err;
-      scan.skipped.push({ candidate, source, reason: err.reason });
-    }
+/** Checks one envelope layer; the same envelope under the referrer and the .att tag is read once. */
+async function scanLayer(scan: Scan, ref: string, source: ReferrerSource, layer: Descriptor): Promise<void> {
+  // A different declared size is another candidate.
+  const key = `${layer.digest}@${layer.size}`;
+  if (scan.seen.has(key)) return;
+  scan.seen.add(key);
+  try {
+    if (layer.mediaType !== MediaTypes.dsseEnvelope) throw new StatementRejected(`layer media type ${JSON.stringify(layer.mediaType.slice(0, 100))} is not ${MediaTypes.dsseEnvelope}`);
+    scan.valid.push(await checkCandidate(scan.repo, layer, scan.subject, scan.trust));
+  } catch (err) {
+    if (!(err instanceof StatementRejected)) throw err;
+    scan.skipped.push({ candidate: `${ref}#${layer.digest}`, source, reason: err.reason });
   }
 }
 

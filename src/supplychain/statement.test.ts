@@ -30,6 +30,14 @@ const signed = (doc: unknown) => signEnvelope(IN_TOTO_PAYLOAD_TYPE, Buffer.from(
 const statementDoc = (): Record<string, unknown> => JSON.parse(buildStatement(predicate).toString()) as Record<string, unknown>;
 
 describe("release statement", () => {
+  it("attack duplicate key: a signed statement carrying `sequence` twice (1, then 9) is refused, never read as the last one", () => {
+    const good = buildStatement(predicate).toString();
+    const dup = good.replace('"sequence":2', '"sequence":1,"sequence":9');
+    expect(dup).not.toBe(good);
+    const env = signEnvelope(IN_TOTO_PAYLOAD_TYPE, Buffer.from(dup), [priv]);
+    expect(rejected(() => openStatement(env, trusted, 1))).toMatch(/^signed payload refused \(duplicate-key at predicate\.sequence\)/);
+  });
+
   it("round-trips: the verified predicate is the signed one, the digest is over the exact bytes", () => {
     const s = signStatement(predicate, [priv]);
     const open = openStatement(s.envelope, trusted, 1);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { fieldProblems, formatProblems, parseRfc3339, sha256Digest } from "../lib/index.js";
+import { fieldProblems, formatProblems, parseFaithfulJson, parseRfc3339, sha256Digest } from "../lib/index.js";
 import { VerificationError, signEnvelope, verifyEnvelope } from "../sign/index.js";
 import type { DsseEnvelope, TrustedKey } from "../sign/index.js";
 import type { KeyObject } from "node:crypto";
@@ -113,13 +113,16 @@ export function openStatement(env: DsseEnvelope, trusted: readonly TrustedKey[],
   const v = verifyEnvelope(env, trusted, threshold, IN_TOTO_PAYLOAD_TYPE);
   if (!v.ok) throw new StatementRejected(`${v.reason}: ${v.detail}`);
   if (v.payload.length > MAX_STATEMENT_BYTES) throw new StatementRejected(`statement is ${v.payload.length} bytes, over the ${MAX_STATEMENT_BYTES}-byte cap`);
-  let doc: unknown;
+  // Duplicate keys refused (JSON.parse keeps the last one: another reader of the same signed bytes could see the first).
+  let text: string;
   try {
-    doc = JSON.parse(v.payload.toString("utf8"));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(v.payload);
   } catch {
-    throw new StatementRejected("signed payload is not JSON");
+    throw new StatementRejected("signed payload is not UTF-8");
   }
-  const r = statementSchema.safeParse(doc);
+  const doc = parseFaithfulJson(text);
+  if (!doc.ok) throw new StatementRejected(doc.kind === "syntax" ? "signed payload is not JSON" : `signed payload refused (${doc.kind} at ${doc.path}): ${doc.message}`);
+  const r = statementSchema.safeParse(doc.value);
   if (!r.success) throw new StatementRejected(`not a release statement: ${formatProblems(fieldProblems(r.error.issues))}`);
   const { predicate, subject } = r.data;
   for (const [name, d] of [[predicate.repository, predicate.image.digest], [LOCK_SUBJECT, predicate.lock.digest], [BUNDLE_SUBJECT, predicate.policy_bundle.digest]] as const) {

@@ -9,7 +9,8 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LayoutRepository, MediaTypes, attachFile, cosignAttestationTag, encodeManifest, parseReference, pushArtifact } from "../oci/index.js";
+import { EMPTY_JSON, LayoutRepository, MediaTypes, attachFile, cosignAttestationTag, encodeManifest, parseReference, pushArtifact, pushReferrer } from "../oci/index.js";
+import type { Descriptor } from "../oci/index.js";
 import type { ImageManifest, PushedArtifact, Reference } from "../oci/index.js";
 import { VerificationError, generateKeyPair } from "../sign/index.js";
 import { createLock, serializeLock } from "../lock/index.js";
@@ -187,7 +188,7 @@ describe("signRelease / verifyRelease on an OCI image layout", () => {
     await expect(verifyRelease(repo, "v1", trust({ now: new Date(NOW.getTime() - 60_000) }))).resolves.toBeDefined();
   });
 
-  it("endless data: 100 junk envelopes appended to the .att tag are bounded (32 read, the rest one skip line) and the valid statement still wins", async () => {
+  it("endless data: 100 junk envelopes appended to the .att tag fail closed (STATEMENT_CANDIDATES_EXCEEDED with the counts), no choice among some of them", async () => {
     const tag = cosignAttestationTag(image.digest);
     const att = await repo.getManifest(tag);
     const manifest = JSON.parse(new TextDecoder().decode(att.bytes)) as ImageManifest;
@@ -196,11 +197,49 @@ describe("signRelease / verifyRelease on an OCI image layout", () => {
       manifest.layers.push({ mediaType: MediaTypes.dsseEnvelope, digest: await repo.putBlob(junk), size: junk.byteLength });
     }
     await repo.putManifest(encodeManifest(manifest).bytes, manifest.mediaType, tag);
-    const report = await verifyRelease(repo, "v1", trust());
-    expect(report.statement.predicate.sequence).toBe(1);
-    // The referrer's envelope was read first; 31 junk layers fill the bound; 69 are not read at all.
-    expect(report.skipped).toHaveLength(32);
-    expect(report.skipped.at(-1)).toMatchObject({ candidate: "69 more envelope(s)", reason: expect.stringMatching(/^not read: over the bound of 32/) as unknown });
+    const e = await expectVerification(verifyRelease(repo, "v1", trust()), "STATEMENT_CANDIDATES_EXCEEDED");
+    expect(e.details).toMatchObject({ attLayers: 101, referrers: 1, bound: 32 });
+  });
+
+  /** A statement referrer of the image with these layers (an attacker with push rights, no key). */
+  const pushStatementReferrer = async (layers: Descriptor[]): Promise<string> => {
+    const config = { mediaType: MediaTypes.empty, digest: await repo.putBlob(EMPTY_JSON), size: EMPTY_JSON.byteLength };
+    const m: ImageManifest = { schemaVersion: 2, mediaType: MediaTypes.imageManifest, artifactType: MediaTypes.releaseStatement, config, layers, subject: image.descriptor };
+    return (await pushReferrer(repo, encodeManifest(m).bytes, m.mediaType)).digest;
+  };
+  const junkLayers = async (n: number, salt: string): Promise<Descriptor[]> =>
+    Promise.all(Array.from({ length: n }, async (_, i) => { const b = enc(`junk ${salt} ${i}`); return { mediaType: MediaTypes.dsseEnvelope, digest: await repo.putBlob(b), size: b.byteLength }; }));
+  /** Moves the manifest `digest` to the front of index.json: first in the referrers listing (a registry sorting by digest is ground the same way). */
+  const listFirst = async (digest: string): Promise<void> => {
+    const path = join(dir, "index.json");
+    const idx = JSON.parse(await readFile(path, "utf8")) as { manifests: { digest: string }[] };
+    idx.manifests.sort((a, b) => (a.digest === digest ? -1 : b.digest === digest ? 1 : 0));
+    await writeFile(path, JSON.stringify(idx));
+  };
+
+  it("attack flood-downgrade: one referrer with release 1's public envelope + 31 junk DSSE layers, listed first, cannot make verify choose sequence 1 over sequence 2", async () => {
+    const strict = enc("strict bundle: forbid(principal, action, resource);");
+    const s2 = await signRelease(repo, ref, signOpts({ sequence: 2, now: new Date(NOW.getTime() + 1000), lock: await lockFor(image.digest, strict), bundle: { bytes: strict, name: "policy", version: "strict" } }));
+    const env1: Descriptor = { mediaType: MediaTypes.dsseEnvelope, digest: envelope, size: (await repo.getBlob(envelope)).byteLength };
+    await listFirst(await pushStatementReferrer([env1, ...(await junkLayers(31, "flood"))]));
+    const report = await verifyRelease(repo, "v1", trust({ now: new Date(NOW.getTime() + 2000) }));
+    expect(report.statement.predicate.sequence).toBe(2);
+    expect(report.statement.predicate.policy_bundle.version).toBe("strict");
+    expect(report.statement.digest).toBe(s2.statement.digest);
+    expect(report.skipped).toContainEqual(expect.objectContaining({ reason: "has 32 layers; a statement manifest has exactly one (not read)" }));
+  });
+
+  it("attack flood-hide: a junk referrer with 32 DSSE layers (blobs missing) listed first does not hide the genuine statement", async () => {
+    const missing = Array.from({ length: 32 }, (_, i) => ({ mediaType: MediaTypes.dsseEnvelope, digest: sha256Digest(enc(`missing ${i}`)), size: 10 }));
+    await listFirst(await pushStatementReferrer(missing));
+    expect((await verifyRelease(repo, "v1", trust())).statement.predicate.sequence).toBe(1);
+  });
+
+  it("attack flood-bound: 33 single-layer junk statement referrers fail closed with STATEMENT_CANDIDATES_EXCEEDED (exit 4) naming the counts, instead of choosing among the ones read", async () => {
+    for (const [i, l] of (await junkLayers(33, "many")).entries()) await listFirst(await pushStatementReferrer([{ ...l, annotations: { n: String(i) } }]));
+    const e = await expectVerification(verifyRelease(repo, "v1", trust()), "STATEMENT_CANDIDATES_EXCEEDED");
+    expect(e.details).toMatchObject({ referrers: 34, attLayers: 1, bound: 32 });
+    expect(e.message).toMatch(/34 statement referrers \(bound 32\)/);
   });
 
   it("of several valid statements the highest sequence is chosen", async () => {
@@ -267,6 +306,26 @@ describe("signRelease / verifyRelease on an OCI image layout", () => {
       sameOrRefused(outcome, good, name);
       if (mustRefuse.has(name)) expect(outcome, name).toBeInstanceOf(AutonomyError);
     }
+  });
+
+  it("attack hostile copy exit code: an image layer missing from the copy, or junk at the target tag, is ARTIFACT_INVALID (exit 4), not exit 1", async () => {
+    const m = JSON.parse(new TextDecoder().decode(await readFile(blobPath(dir, image.digest)))) as ImageManifest;
+    const layer = (m.layers[0] as Descriptor).digest;
+    await unlink(blobPath(dir, layer));
+    const missing = await expectVerification(verifyRelease(repo, "v1", trust()), "ARTIFACT_INVALID");
+    expect(missing.message).toMatch(/layer sha256:[0-9a-f]{64} of the release is missing or malformed: OCI_NOT_FOUND/);
+    // Junk at the target tag (index.json points v1 at a blob that is no manifest).
+    const junk = enc(JSON.stringify({ schemaVersion: 2, mediaType: "application/x-junk", layers: [] }));
+    const idxPath = join(dir, "index.json");
+    const idx = JSON.parse(await readFile(idxPath, "utf8")) as { manifests: { digest: string; size: number; annotations?: Record<string, string> }[] };
+    const tagged = idx.manifests.find((d) => d.annotations?.["org.opencontainers.image.ref.name"] === "v1");
+    if (tagged === undefined) throw new Error("v1 not tagged");
+    Object.assign(tagged, { digest: await repo.putBlob(junk), size: junk.byteLength });
+    await writeFile(idxPath, JSON.stringify(idx));
+    await expectVerification(verifyRelease(repo, "v1", trust()), "ARTIFACT_INVALID");
+    // A tag that does not exist is a caller's mistake, not hostile content: still exit 1.
+    const e = await thrown(verifyRelease(repo, "no-such-tag", trust()));
+    expect((e as AutonomyError).exitCode).toBe(1);
   });
 
   it("property: flipping one byte of any blob file never yields another release than the good one", async () => {

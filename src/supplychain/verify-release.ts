@@ -57,7 +57,8 @@ export interface VerifyReleaseReport {
  */
 export async function verifyRelease(repo: OciRepository, target: string, opts: VerifyReleaseOptions): Promise<VerifyReleaseReport> {
   const steps: VerifyStep[] = [];
-  const manifest = await repo.getManifest(target);
+  // A tag that does not exist is the caller's mistake (exit 1); a tag holding junk is hostile content (exit 4).
+  const manifest = await asVerification(repo.getManifest(target), `the manifest at ${target}`, MALFORMED);
   const artifact = { digest: manifest.digest, mediaType: manifest.mediaType };
   const { valid, skipped } = await findStatements(repo, artifact.digest, opts);
   const statement = choose(valid, skipped, artifact.digest, repo.location);
@@ -173,15 +174,30 @@ async function verifyTree(repo: OciRepository, bytes: Uint8Array, mediaType: str
   let n = 0;
   for (const d of childDescriptors(parsed)) {
     if (parsed.kind === "index") {
-      const child = await repo.getManifest(d.digest);
+      const child = await asVerification(repo.getManifest(d.digest), `child manifest ${d.digest}`);
       n += await verifyTree(repo, child.bytes, child.mediaType);
     } else {
       // Streamed and hashed, not held: a multi-GB model layer costs one chunk of memory.
-      await wrapTamper(repo.verifyBlob(d.digest, { expectedSize: d.size }), d);
+      await asVerification(wrapTamper(repo.verifyBlob(d.digest, { expectedSize: d.size }), d), `layer ${d.digest}`);
       n += 1;
     }
   }
   return n;
+}
+
+/** Content that is missing from, or malformed in, the store holding the release is hostile content: exit 4, not 1. */
+const MALFORMED: ReadonlySet<string> = new Set(["OCI_MANIFEST_INVALID", "OCI_MEDIA_TYPE_UNKNOWN"]);
+const MISSING_OR_MALFORMED: ReadonlySet<string> = new Set([...MALFORMED, "OCI_NOT_FOUND"]);
+
+async function asVerification<T>(p: Promise<T>, what: string, codes: ReadonlySet<string> = MISSING_OR_MALFORMED): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof OciError && codes.has(e.code)) {
+      throw new VerificationError("ARTIFACT_INVALID", `${what} of the release is missing or malformed: ${e.code}: ${e.message}`, { details: { cause: e.code }, cause: e });
+    }
+    throw e;
+  }
 }
 
 async function wrapTamper<T>(p: Promise<T>, d: Descriptor): Promise<T> {

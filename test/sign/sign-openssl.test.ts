@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
+  keyIdOf,
   buildSimpleSigningPayload,
   loadPrivateKey,
   loadPublicKey,
@@ -102,5 +103,16 @@ withOpenssl.describe("we read openssl's keys and signatures", () => {
     const pub = await loadPublicKey(pubPath);
     expect(verifyPayloadSignature(pub, payload, sig)).toBe(true);
     expect(parseSimpleSigningPayload(payload).manifestDigest).toBe(`sha256:${"0f".repeat(32)}`);
+  });
+});
+
+withOpenssl.describe("key ids do not depend on the key's encoding", () => {
+  it("attack threshold bypass through key encoding: the release key re-encoded by `openssl ec -conv_form compressed -pubout` loads with the same key id, so listing both never makes two trusted keys", async () => {
+    const compressedPath = join(dir, "compressed.pub");
+    const r = openssl(["ec", "-pubin", "-in", `${prefix}.pub`, "-conv_form", "compressed", "-pubout", "-out", compressedPath]);
+    expect(r.status, r.stderr).toBe(0);
+    const [plain, compressed] = [await loadPublicKey(`${prefix}.pub`), await loadPublicKey(compressedPath)];
+    expect(await readFile(compressedPath, "utf8")).not.toBe(await readFile(`${prefix}.pub`, "utf8"));
+    expect(keyIdOf(compressed)).toBe(keyIdOf(plain));
   });
 });

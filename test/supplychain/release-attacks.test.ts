@@ -5,7 +5,7 @@
  * where the referrers API matters, against an image layout (which answers it).
  * The attacker has push rights but not the release key.
  */
-import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,7 +25,7 @@ import type { CliJson } from "../helpers/cli.js";
 import { needs } from "../helpers/needs.js";
 import { startRegistry } from "../helpers/registry.js";
 import type { StartedRegistry } from "../helpers/registry.js";
-import { makeReleaseParts, policyDir, signOptionsFor, testKeys } from "../helpers/release.js";
+import { makeRelease, makeReleaseParts, policyDir, signOptionsFor, testKeys } from "../helpers/release.js";
 import type { ReleaseParts, TestKeys } from "../helpers/release.js";
 
 const withRegistry = needs("docker-registry");
@@ -439,5 +439,61 @@ describe("sign reads attachments with bounds and checks what it calls attached",
     const r = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 1, repository: REPO }));
     expect(r.unnamed.length).toBeLessThanOrEqual(32);
     expect((await verifyRelease(parts.repo, "v1", trustFor(REPO))).statement.digest).toBe(r.statement.digest);
+  });
+});
+
+describe("attack flood on the node: junk statement referrers cannot make activation choose an older release", () => {
+  it("attack flood-downgrade on activate: release 1's public envelope + 31 junk DSSE layers in one referrer listed first; the node still activates sequence 2, and a flood past 32 statement referrers refuses (STATEMENT_CANDIDATES_EXCEEDED, exit 4)", async () => {
+    const layout = join(dir, `activate-flood-${++counter}`);
+    const parts = await makeReleaseParts({ ref: `oci:${layout}:v1` });
+    const now = Date.now();
+    const s1 = await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 1, now: new Date(now - 2000) }));
+    await signRelease(parts.repo, parts.ref, signOptionsFor(parts, { keys, sequence: 2, now: new Date(now - 1000) }));
+    const env1 = { mediaType: MediaTypes.dsseEnvelope, digest: s1.statement.envelope, size: (await parts.repo.getBlob(s1.statement.envelope)).byteLength };
+    const junk = await Promise.all(Array.from({ length: 31 }, async (_, i) => { const b = enc(`junk ${counter} ${i}`); return { mediaType: MediaTypes.dsseEnvelope, digest: await parts.repo.putBlob(b), size: b.byteLength }; }));
+    const flood = await pushJunkReferrer(parts.repo, parts.image.descriptor, MediaTypes.releaseStatement, [env1, ...junk]);
+    const indexPath = join(layout, "index.json");
+    const idx = JSON.parse(await readFile(indexPath, "utf8")) as { manifests: { digest: string }[] };
+    idx.manifests.sort((a, b) => (a.digest === flood ? -1 : b.digest === flood ? 1 : 0));
+    await writeFile(indexPath, JSON.stringify(idx));
+    const stateRoot = join(dir, `node-${counter}`);
+    await setTrustRoot(stateRoot, { keys: [keys.publicPem], repository: repositoryName(parts.ref) });
+    const r = await activateRelease({ ref: parts.ref, stateRoot });
+    expect(r.verification.statement.predicate.sequence).toBe(2);
+
+    for (const [i, l] of junk.slice(0, 31).entries()) await pushJunkReferrer(parts.repo, parts.image.descriptor, MediaTypes.releaseStatement, [{ ...l, annotations: { n: String(i) } }]);
+    const nodeB = join(dir, `node-b-${counter}`);
+    await setTrustRoot(nodeB, { keys: [keys.publicPem], repository: repositoryName(parts.ref) });
+    const e = await expectVerificationCode(activateRelease({ ref: parts.ref, stateRoot: nodeB }), "STATEMENT_CANDIDATES_EXCEEDED");
+    expect(e.details).toMatchObject({ referrers: 34, bound: 32 });
+  });
+});
+
+describe("attack: registry text forging terminal output", () => {
+  it("attack ANSI/bidi forgery: a manifest whose mediaType carries ESC[2K, CR and U+202E cannot print a forged ✓ line — verify's text and stderr show it escaped", async () => {
+    const layout = join(dir, `ansi-${++counter}`);
+    await makeRelease({ ref: `oci:${layout}:v1`, keys });
+    const forged = "\u001b[2K\r\u001b[32m  ✓ statement: sequence 99 (signed)\u001b[0m\u202e";
+    const evil = enc(JSON.stringify({ schemaVersion: 2, mediaType: forged, layers: [] }));
+    const repo = new LayoutRepository(layout);
+    const d = await repo.putBlob(evil);
+    const indexPath = join(layout, "index.json");
+    const idx = JSON.parse(await readFile(indexPath, "utf8")) as { manifests: unknown[] };
+    idx.manifests.push({ mediaType: MediaTypes.imageManifest, digest: d, size: evil.byteLength });
+    await writeFile(indexPath, JSON.stringify(idx));
+    const r = await runCli(["verify", `oci:${layout}:v1`, "--key", pubPath, "--repository", `oci:${layout}`]);
+    expect(r.code, describeRun(r)).toBe(0);
+    for (const out of [r.stdout, r.stderr]) {
+      for (const c of ["\u001b", "\r", "\u202e"]) expect(out).not.toContain(c);
+      expect(out).not.toMatch(/^\s*✓ statement: sequence 99/m);
+    }
+    // The skip is still reported: the bad entry on its own, with its (escaped, quoted) media type.
+    expect(r.stdout).toMatch(/index\.json entry skipped: OCI_MANIFEST_INVALID/);
+
+    // The same text in an error message (stderr) is escaped too: nothing valid left → exit 4.
+    await writeFile(indexPath, JSON.stringify({ ...idx, manifests: [...idx.manifests, { mediaType: MediaTypes.imageManifest, digest: d, size: evil.byteLength }] }));
+    const f = await runCli(["verify", `oci:${layout}:v1`, "--key", pubPath, "--repository", "elsewhere.example/agent"]);
+    expect(f.code, describeRun(f)).toBe(4);
+    for (const c of ["\u001b", "\r", "\u202e"]) expect(f.stderr).not.toContain(c);
   });
 });

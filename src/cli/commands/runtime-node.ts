@@ -10,6 +10,7 @@ import { action } from "../run.js";
 import { emit } from "../output.js";
 import { repositoryOptions } from "../common.js";
 import type { RegistryFlags } from "../common.js";
+import { terminalSafe } from "../../lib/index.js";
 
 // The node-side release commands: `runtime activate` and `runtime trust set|show` (the rest of `runtime` is in runtime.ts).
 
@@ -105,9 +106,9 @@ function activateText(r: ActivationResult): string {
     `${r.changed ? "activated" : "already active"}: ${a.ref}`,
     `sequence ${a.sequence} (${a.channel}), statement ${a.statement_digest}, expires ${a.expires_at}`,
     `policy ${r.policyRef}`,
-    ...v.steps.map((s) => `  ✓ ${s.step}: ${s.detail}`),
-    ...(v.skipped.length > 0 ? ["skipped statement candidates (not trusted):", ...v.skipped.map((s) => `  - ${s.candidate} (${s.source}): ${s.reason}`)] : []),
-    ...(v.ignored.length > 0 ? ["ignored attachments (not named by the statement):", ...v.ignored.map((i) => `  - ${i.artifactType} ${i.blob ?? i.manifest}: ${i.reason}`)] : []),
+    ...v.steps.map((s) => `  ✓ ${s.step}: ${terminalSafe(s.detail)}`),
+    ...(v.skipped.length > 0 ? ["skipped statement candidates (not trusted):", ...v.skipped.map((s) => `  - ${terminalSafe(s.candidate)} (${terminalSafe(s.source)}): ${terminalSafe(s.reason)}`)] : []),
+    ...(v.ignored.length > 0 ? ["ignored attachments (not named by the statement):", ...v.ignored.map((i) => `  - ${terminalSafe(i.artifactType)} ${terminalSafe(i.blob ?? i.manifest)}: ${terminalSafe(i.reason)}`)] : []),
   ].join("\n");
 }
 

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
-import { UsageError, readInputFile } from "../../lib/index.js";
+import { UsageError, readInputFile, terminalSafe } from "../../lib/index.js";
 import { loadPrivateKey, loadPublicKey, parseDuration } from "../../sign/index.js";
 import { compileBundle } from "../../policy/index.js";
 import { releaseRepository, signRelease, trustedKeys, verifyRelease, DEFAULT_CHANNEL, DEFAULT_EXPIRES_IN_MS } from "../../supplychain/index.js";
@@ -78,9 +78,9 @@ function verifyText(r: VerifyReleaseReport & { ref: string }): string {
   return [
     `Verified ${r.ref}`,
     `digest: ${r.artifact.digest}`,
-    ...r.steps.map((s) => `  ✓ ${s.step}: ${s.detail}`),
-    ...(r.skipped.length > 0 ? ["skipped statement candidates:", ...r.skipped.map((s) => `  - ${s.candidate} (${s.source}): ${s.reason}`)] : []),
-    ...(r.ignored.length > 0 ? ["ignored attachments (not named by the statement):", ...r.ignored.map((i) => `  - ${i.artifactType} ${i.blob ?? i.manifest}: ${i.reason}`)] : []),
+    ...r.steps.map((s) => `  ✓ ${s.step}: ${terminalSafe(s.detail)}`),
+    ...(r.skipped.length > 0 ? ["skipped statement candidates:", ...r.skipped.map((s) => `  - ${terminalSafe(s.candidate)} (${terminalSafe(s.source)}): ${terminalSafe(s.reason)}`)] : []),
+    ...(r.ignored.length > 0 ? ["ignored attachments (not named by the statement):", ...r.ignored.map((i) => `  - ${terminalSafe(i.artifactType)} ${terminalSafe(i.blob ?? i.manifest)}: ${terminalSafe(i.reason)}`)] : []),
   ].join("\n");
 }
 
