@@ -1,7 +1,7 @@
 import { MediaTypes, attachFile, childDescriptors, copyArtifact, parseManifest } from "../oci/index.js";
 import type { Descriptor, OciRepository } from "../oci/index.js";
 import { NodeError } from "../node/index.js";
-import { findStatementEnvelope, publishEnvelopeBytes } from "../supplychain/index.js";
+import { publishEnvelopeBytes } from "../supplychain/index.js";
 import type { VerifyReleaseReport } from "../supplychain/index.js";
 
 /**
@@ -15,34 +15,33 @@ export const DEFAULT_RELEASE_STORE_BUDGET_BYTES = 4 * 1024 ** 3;
 /** What {@link storeVerifiedRelease} wrote. */
 export interface StoredRelease {
   bytes: number;
-  /** False when the statement's envelope was not found again within the read bounds (the rest is still stored). */
-  envelope: boolean;
 }
 
 /**
  * Keeps the verified release — and nothing else — in the node's own store:
  * the image graph (every blob was just verified against its digest), the
  * lock and the bundle the statement names (the verified bytes, attached
- * afresh), and the statement's envelope (the one whose payload is the chosen
- * statement, re-published alone). Other referrers of the image — unsigned,
+ * afresh), and the statement's envelope (exactly the bytes verification
+ * checked the signatures of, re-published alone; a failure to store it fails
+ * the activation). Other referrers of the image — unsigned,
  * of any size and number, referrers of referrers — are never copied: anyone
  * with push rights can add them, and the state partition is the node's.
  * The total is checked against `budget` before the first byte is written.
  */
 export async function storeVerifiedRelease(src: OciRepository, report: VerifyReleaseReport, store: OciRepository, tag: string, budget: number): Promise<StoredRelease> {
   const imageBytes = await graphBytes(src, report.artifact.digest, 0);
-  const total = imageBytes + report.lock.bytes.byteLength + report.policy.bytes.byteLength;
+  const envelope = report.statement.envelope.bytes;
+  const total = imageBytes + report.lock.bytes.byteLength + report.policy.bytes.byteLength + envelope.byteLength;
   if (total > budget) {
-    throw new NodeError("ACTIVATION_TOO_LARGE", `the release ${report.artifact.digest} is ${total} bytes (image, lock and bundle), over the node's release store budget of ${budget} bytes`,
+    throw new NodeError("ACTIVATION_TOO_LARGE", `the release ${report.artifact.digest} is ${total} bytes (image, lock, bundle and statement envelope), over the node's release store budget of ${budget} bytes`,
       { details: { digest: report.artifact.digest, bytes: total, budget } });
   }
   const copied = await copyArtifact(src, report.artifact.digest, store, tag, { referrers: false });
   const subject: Descriptor = { mediaType: report.artifact.mediaType, digest: report.artifact.digest, size: (await src.getManifest(report.artifact.digest)).bytes.byteLength };
   await attachFile(store, subject, { name: "autonomy.lock.json", data: report.lock.bytes }, { artifactType: MediaTypes.lock });
   await attachFile(store, subject, { name: "policy-bundle.tar.gz", data: report.policy.bytes }, { artifactType: MediaTypes.policyBundle });
-  const found = await findStatementEnvelope(src, report.artifact.digest, report.statement.digest);
-  if (found) await publishEnvelopeBytes(store, subject, found.bytes);
-  return { bytes: copied.bytes + report.lock.bytes.byteLength + report.policy.bytes.byteLength + (found ? found.layer.size : 0), envelope: found !== undefined };
+  await publishEnvelopeBytes(store, subject, envelope);
+  return { bytes: copied.bytes + report.lock.bytes.byteLength + report.policy.bytes.byteLength + envelope.byteLength };
 }
 
 /** Total size of the blobs under a manifest (recursively for an index), from the descriptors verification just checked. */

@@ -18,6 +18,23 @@ export interface ReleaseTrust {
   now: Date;
 }
 
+/**
+ * Exactly the envelope a valid statement was verified from: its bytes as read
+ * (signatures checked against them), the layer descriptor they were read
+ * through, and the manifest (referrer digest, or the `.att` tag) listing it.
+ * The node stores these bytes and `sign` reports these descriptors: nothing
+ * re-reads the registry to find "the" envelope again.
+ */
+export interface StatementEnvelope {
+  layer: Descriptor;
+  manifest: string;
+  source: ReferrerSource;
+  bytes: Uint8Array;
+}
+
+/** A valid statement together with the envelope it was verified from. */
+export type FoundStatement = ReleaseStatement & { envelope: StatementEnvelope };
+
 /** A candidate that was not trusted, and why (verification lists every one). */
 export interface SkippedCandidate {
   candidate: string;
@@ -43,7 +60,7 @@ export const ISSUED_AT_SKEW_MS = 5 * 60_000;
  * Hostile content is a skip; only more candidates than are read (any bound
  * hit) is an error, STATEMENT_CANDIDATES_EXCEEDED: fail closed.
  */
-export async function findStatements(repo: OciRepository, subject: string, trust: ReleaseTrust): Promise<{ valid: ReleaseStatement[]; skipped: SkippedCandidate[] }> {
+export async function findStatements(repo: OciRepository, subject: string, trust: ReleaseTrust): Promise<{ valid: FoundStatement[]; skipped: SkippedCandidate[] }> {
   checkTrust(trust);
   const scan: Scan = { repo, subject, trust, valid: [], skipped: [], seen: new Set() };
   const { found, problems, truncated } = await readReferrerSources(repo, subject);
@@ -71,8 +88,9 @@ interface Scan {
   repo: OciRepository;
   subject: string;
   trust: ReleaseTrust;
-  valid: ReleaseStatement[];
+  valid: FoundStatement[];
   skipped: SkippedCandidate[];
+  /** Layers already read and checked, keyed by (mediaType, digest, size). */
   seen: Set<string>;
 }
 
@@ -96,15 +114,24 @@ function checkTrust(trust: ReleaseTrust): void {
   }
 }
 
-/** Checks one envelope layer; the same envelope under the referrer and the .att tag is read once. */
+/**
+ * Checks one envelope layer; the same envelope under the referrer and the .att
+ * tag is read once. Only a layer that is actually read is remembered, keyed by
+ * (mediaType, digest, size): a descriptor refused before reading (wrong media
+ * type, over the cap) must not mark the digest as read, or an attacker's
+ * referrer naming the genuine envelope's digest with another media type,
+ * listed first, would hide the genuine one.
+ */
 async function scanLayer(scan: Scan, ref: string, source: ReferrerSource, layer: Descriptor): Promise<void> {
-  // A different declared size is another candidate.
-  const key = `${layer.digest}@${layer.size}`;
-  if (scan.seen.has(key)) return;
-  scan.seen.add(key);
   try {
     if (layer.mediaType !== MediaTypes.dsseEnvelope) throw new StatementRejected(`layer media type ${JSON.stringify(layer.mediaType.slice(0, 100))} is not ${MediaTypes.dsseEnvelope}`);
-    scan.valid.push(await checkCandidate(scan.repo, layer, scan.subject, scan.trust));
+    if (layer.size > MAX_STATEMENT_BYTES) throw new StatementRejected(`declares ${layer.size} bytes, over the ${MAX_STATEMENT_BYTES}-byte statement cap (not read)`);
+    const key = JSON.stringify([layer.mediaType, layer.digest, layer.size]);
+    if (scan.seen.has(key)) return;
+    scan.seen.add(key);
+    const bytes = await boundedRead(scan.repo, layer);
+    const s = checkCandidate(bytes, scan.subject, scan.trust);
+    scan.valid.push({ ...s, envelope: { layer, manifest: ref, source, bytes } });
   } catch (err) {
     if (!(err instanceof StatementRejected)) throw err;
     scan.skipped.push({ candidate: `${ref}#${layer.digest}`, source, reason: err.reason });
@@ -125,10 +152,8 @@ async function manifestLayers(repo: OciRepository, ref: string, source: Referrer
   return [];
 }
 
-/** Reads one envelope (declared size checked first, then a read that stops at it) and applies every trust rule. */
-async function checkCandidate(repo: OciRepository, layer: Descriptor, subject: string, trust: ReleaseTrust): Promise<ReleaseStatement> {
-  if (layer.size > MAX_STATEMENT_BYTES) throw new StatementRejected(`declares ${layer.size} bytes, over the ${MAX_STATEMENT_BYTES}-byte statement cap (not read)`);
-  const bytes = await boundedRead(repo, layer);
+/** Applies every trust rule to one envelope's bytes (read with the declared size checked first, then a read that stops at it). */
+function checkCandidate(bytes: Uint8Array, subject: string, trust: ReleaseTrust): ReleaseStatement {
   const env = parseEnvelope(bytes);
   if (typeof env === "string") throw new StatementRejected(`not a DSSE envelope: ${env}`);
   const s = openStatement(env, trust.trusted, trust.threshold);

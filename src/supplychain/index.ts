@@ -3,7 +3,7 @@ export type { SignReleaseOptions, SignReleaseResult, NamedFile } from "./sign-re
 export { verifyRelease } from "./verify-release.js";
 export type { VerifyReleaseOptions, VerifyReleaseReport, VerifyStep, IgnoredAttachment } from "./verify-release.js";
 export { findStatements, MAX_STATEMENT_CANDIDATES, ISSUED_AT_SKEW_MS } from "./find-statements.js";
-export type { ReleaseTrust, SkippedCandidate } from "./find-statements.js";
+export type { ReleaseTrust, SkippedCandidate, FoundStatement, StatementEnvelope } from "./find-statements.js";
 export { publishStatement, publishEnvelopeBytes, PREDICATE_TYPE_ANNOTATION } from "./publish-statement.js";
 export { trustedKeys, releaseRepository } from "./trust.js";
 export { signSubject, COSIGN_SIGNATURE_ANNOTATION, SIGNED_AT_ANNOTATION } from "./signatures.js";
@@ -15,5 +15,3 @@ export {
 export type { ReleasePredicate, ReleaseStatement } from "./statement.js";
 export { rollbackRelease } from "./rollback.js";
 export type { RollbackOptions, RollbackResult, RestoredRelease } from "./rollback.js";
-export { findStatementEnvelope } from "./statement-envelope.js";
-export type { StatementEnvelope } from "./statement-envelope.js";

@@ -6,9 +6,8 @@ import { parseLock, verifyLock } from "../lock/index.js";
 import { VerificationError } from "../sign/index.js";
 import { UsageError, sha256Digest } from "../lib/index.js";
 import { findStatements, MAX_STATEMENT_CANDIDATES } from "./find-statements.js";
-import { findStatementEnvelope } from "./statement-envelope.js";
 import { trustedKeys } from "./trust.js";
-import type { ReleaseStatement } from "./statement.js";
+import type { FoundStatement } from "./find-statements.js";
 import { signSubject } from "./signatures.js";
 import { signStatement } from "./statement.js";
 import type { ReleasePredicate } from "./statement.js";
@@ -105,11 +104,10 @@ export async function signRelease(repo: OciRepository, ref: Reference, opts: Sig
   for (const u of unnamed) say(`not signed: ${u.artifactType} ${u.blob} attached beside them (manifest ${u.manifest}) is not one you named`);
 
   if (existing !== undefined) {
-    const env = await findStatementEnvelope(repo, subject.digest, existing.digest);
     say(`sequence ${opts.sequence} already carries this release's statement ${existing.digest} (issued ${existing.predicate.issued_at}): reused, nothing new signed or published`);
     return {
       digest: subject.digest, mediaType: subject.mediaType,
-      statement: { digest: existing.digest, envelope: env?.layer.digest ?? "", referrer: env?.manifest ?? "", predicate: existing.predicate },
+      statement: { digest: existing.digest, envelope: existing.envelope.layer.digest, referrer: existing.envelope.manifest, predicate: existing.predicate },
       lock: lockFile, policy: policyFile, signatures: [], unnamed, reused: true,
     };
   }
@@ -135,7 +133,7 @@ export async function signRelease(repo: OciRepository, ref: Reference, opts: Sig
  * refused before anything is published: publishing would be equivocation
  * (the image unverifiable for ever) or a release nodes never pick.
  */
-async function publishedAlready(repo: OciRepository, subject: string, p: ReleasePredicate, opts: SignReleaseOptions): Promise<ReleaseStatement | undefined> {
+async function publishedAlready(repo: OciRepository, subject: string, p: ReleasePredicate, opts: SignReleaseOptions): Promise<FoundStatement | undefined> {
   const trusted = trustedKeys(opts.keys.map((k) => createPublicKey(k)));
   const { valid } = await findStatements(repo, subject, { trusted, threshold: 1, channel: p.channel, repository: p.repository, now: opts.now });
   const same = valid.filter((s) => s.predicate.sequence === p.sequence && sameRelease(s.predicate, p));

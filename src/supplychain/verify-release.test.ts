@@ -242,6 +242,52 @@ describe("signRelease / verifyRelease on an OCI image layout", () => {
     expect(e.message).toMatch(/34 statement referrers \(bound 32\)/);
   });
 
+  /** Signs sequence 2 (a strict bundle) and returns it with its envelope's size. */
+  const signSecond = async (): Promise<{ s2: Awaited<ReturnType<typeof signRelease>>; size: number }> => {
+    const strict = enc("strict bundle: forbid(principal, action, resource);");
+    const s2 = await signRelease(repo, ref, signOpts({ sequence: 2, now: new Date(NOW.getTime() + 1000), lock: await lockFor(image.digest, strict), bundle: { bytes: strict, name: "policy", version: "strict" } }));
+    return { s2, size: (await repo.getBlob(s2.statement.envelope)).byteLength };
+  };
+  const later = (): VerifyReleaseOptions => trust({ now: new Date(NOW.getTime() + 2000) });
+  /** Drops the manifest `digest` from index.json (the referrers listing). */
+  const unlist = async (digest: string): Promise<void> => {
+    const path = join(dir, "index.json");
+    const idx = JSON.parse(await readFile(path, "utf8")) as { manifests: { digest: string }[] };
+    idx.manifests = idx.manifests.filter((m) => m.digest !== digest);
+    await writeFile(path, JSON.stringify(idx));
+  };
+
+  it("attack seen-poison: a referrer listed first whose one layer names the genuine sequence-2 envelope's digest and size with mediaType application/octet-stream does not hide sequence 2", async () => {
+    const { s2, size } = await signSecond();
+    const poison = await pushStatementReferrer([{ mediaType: "application/octet-stream", digest: s2.statement.envelope, size }]);
+    await listFirst(poison);
+    const report = await verifyRelease(repo, "v1", later());
+    expect(report.statement.predicate.sequence).toBe(2);
+    expect(report.statement.envelope.layer).toMatchObject({ mediaType: MediaTypes.dsseEnvelope, digest: s2.statement.envelope });
+    expect(report.skipped).toContainEqual(expect.objectContaining({ candidate: `${poison}#${s2.statement.envelope}`, reason: expect.stringMatching(/media type "application\/octet-stream"/) }));
+  });
+
+  it("attack seen-poison (.att path): the poison referrer listed first, the genuine sequence-2 envelope reachable only through the .att tag, still yields sequence 2", async () => {
+    const { s2, size } = await signSecond();
+    await unlist(s2.statement.referrer);
+    await listFirst(await pushStatementReferrer([{ mediaType: "application/octet-stream", digest: s2.statement.envelope, size }]));
+    const report = await verifyRelease(repo, "v1", later());
+    expect(report.statement.predicate.sequence).toBe(2);
+    expect(report.statement.envelope).toMatchObject({ source: "cosign-att-tag", manifest: cosignAttestationTag(image.digest) });
+  });
+
+  it("attack seen-poison (genuine first, poison later): a wrong-type or oversized layer naming the envelope after it changes nothing; the same envelope under the .att tag is read once", async () => {
+    const { s2, size } = await signSecond();
+    await pushStatementReferrer([{ mediaType: "application/octet-stream", digest: s2.statement.envelope, size }]);
+    await pushStatementReferrer([{ mediaType: MediaTypes.dsseEnvelope, digest: s2.statement.envelope, size: 1 << 20 }]);
+    const report = await verifyRelease(repo, "v1", later());
+    expect(report.statement.predicate.sequence).toBe(2);
+    expect(report.statement.envelope.manifest).toBe(s2.statement.referrer);
+    expect(Buffer.from(report.statement.envelope.bytes)).toEqual(Buffer.from(await repo.getBlob(s2.statement.envelope)));
+    expect(report.skipped.map((s) => s.reason)).toEqual(expect.arrayContaining([expect.stringMatching(/media type/), expect.stringMatching(/over the 65536-byte statement cap/)]));
+    expect(report.skipped.filter((s) => s.candidate.endsWith(s2.statement.envelope) && s.source === "cosign-att-tag")).toEqual([]);
+  });
+
   it("of several valid statements the highest sequence is chosen", async () => {
     await publishPredicate(goodPredicate({ sequence: 7 }));
     await publishPredicate(goodPredicate({ sequence: 3 }));

@@ -5,7 +5,7 @@ import type { ActivationLock } from "../lock/index.js";
 import { VerificationError } from "../sign/index.js";
 import { safeEqual } from "../lib/index.js";
 import { findStatements, MAX_STATEMENT_CANDIDATES } from "./find-statements.js";
-import type { ReleaseTrust, SkippedCandidate } from "./find-statements.js";
+import type { FoundStatement, ReleaseTrust, SkippedCandidate } from "./find-statements.js";
 import type { ReleaseStatement } from "./statement.js";
 
 export type VerifyReleaseOptions = ReleaseTrust & {
@@ -29,8 +29,8 @@ export interface IgnoredAttachment {
 
 export interface VerifyReleaseReport {
   artifact: { digest: string; mediaType: string };
-  /** The statement chosen: valid, and the highest sequence among the valid ones. */
-  statement: ReleaseStatement;
+  /** The statement chosen (valid, and the highest sequence among the valid ones), with the envelope it was verified from. */
+  statement: FoundStatement;
   /** Exactly the lock the statement names. */
   lock: { blob: string; size: number; bytes: Uint8Array; lock: ActivationLock };
   /** Exactly the policy bundle the statement names. */
@@ -84,7 +84,7 @@ export async function verifyRelease(repo: OciRepository, target: string, opts: V
 }
 
 /** The highest valid sequence; equal sequences with different bytes are equivocation. */
-function choose(valid: ReleaseStatement[], skipped: SkippedCandidate[], digest: string, location: string): ReleaseStatement {
+function choose(valid: FoundStatement[], skipped: SkippedCandidate[], digest: string, location: string): FoundStatement {
   if (valid.length === 0) {
     // One line (the CLI's error contract); every reason is in it and, structured, in details.skipped.
     const reasons = skipped.map((s) => `[${s.source} ${s.candidate}] ${s.reason}`);
@@ -99,7 +99,7 @@ function choose(valid: ReleaseStatement[], skipped: SkippedCandidate[], digest: 
     throw new VerificationError("STATEMENT_EQUIVOCATION", `${digests.length} different valid release statements claim sequence ${top} for ${digest}: ${digests.join(", ")}`,
       { details: { digest, sequence: top, digests } });
   }
-  return best[0] as ReleaseStatement;
+  return best[0] as FoundStatement;
 }
 
 function checkLock(lock: ActivationLock, s: ReleaseStatement, artifactDigest: string): void {
