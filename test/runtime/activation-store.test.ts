@@ -5,12 +5,13 @@
  * byte budget; unsigned referrers of any size and number never do.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { activateRelease } from "../../src/runtime/index.js";
 import { releaseStorePath, setTrustRoot } from "../../src/node/index.js";
-import { LayoutRepository, MediaTypes, attachFile, parseReference, readReferrerSources } from "../../src/oci/index.js";
+import { EMPTY_JSON, LayoutRepository, MediaTypes, attachFile, encodeManifest, parseReference, pushReferrer, readReferrerSources } from "../../src/oci/index.js";
+import type { Descriptor, ImageManifest } from "../../src/oci/index.js";
 import { sha256Digest } from "../../src/lib/index.js";
 import { makeRelease, testKeys } from "../helpers/release.js";
 
@@ -51,6 +52,51 @@ describe("the node's release store keeps only the verified release", () => {
     expect(await store.hasBlob(rel.signed.statement.envelope)).toBe(true);
     const { found } = await readReferrerSources(store, rel.digest);
     expect(found.map((f) => f.artifactType).sort()).toEqual([MediaTypes.lock, MediaTypes.policyBundle, MediaTypes.releaseStatement].sort());
+  });
+
+  /** A signed release, a trusting node, and an attacker (push rights, no key) who can list a statement referrer first. */
+  const attackerSetup = async () => {
+    const keys = testKeys();
+    const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, repository: "registry.example/prod/agent" });
+    const stateRoot = join(dir, "node");
+    await setTrustRoot(stateRoot, { keys: [keys.publicPem], repository: "registry.example/prod/agent" });
+    const genuine = JSON.parse(new TextDecoder().decode(await rel.repo.getBlob(rel.signed.statement.envelope))) as { payloadType: string; payload: string };
+    const forged = new TextEncoder().encode(JSON.stringify({ payloadType: genuine.payloadType, payload: genuine.payload, signatures: [{ keyid: "attacker", sig: Buffer.alloc(64, 7).toString("base64") }] }));
+    const forgedLayer: Descriptor = { mediaType: MediaTypes.dsseEnvelope, digest: await rel.repo.putBlob(forged), size: forged.byteLength };
+    const image = await rel.repo.resolve(rel.digest);
+    const pushFirst = async (layers: Descriptor[]): Promise<void> => {
+      const config = { mediaType: MediaTypes.empty, digest: await rel.repo.putBlob(EMPTY_JSON), size: EMPTY_JSON.byteLength };
+      const m: ImageManifest = { schemaVersion: 2, mediaType: MediaTypes.imageManifest, artifactType: MediaTypes.releaseStatement, config, layers, subject: image };
+      const d = (await pushReferrer(rel.repo, encodeManifest(m).bytes, m.mediaType)).digest;
+      const path = join(dir, "reg", "index.json");
+      const idx = JSON.parse(await readFile(path, "utf8")) as { manifests: { digest: string }[] };
+      idx.manifests.sort((a, b) => (a.digest === d ? -1 : b.digest === d ? 1 : 0));
+      await writeFile(path, JSON.stringify(idx));
+    };
+    const activate = async () => {
+      const r = await activateRelease({ ref: parseReference(`oci:${dir}/reg:v1`), stateRoot });
+      return { r, store: new LayoutRepository(releaseStorePath(stateRoot)) };
+    };
+    return { rel, forgedLayer, pushFirst, activate };
+  };
+
+  it("attack forged envelope in store: a referrer listed first with the genuine payload and a junk signature is never what the node stores; the verified envelope is", async () => {
+    const { rel, forgedLayer, pushFirst, activate } = await attackerSetup();
+    await pushFirst([forgedLayer]);
+    const { r, store } = await activate();
+    expect(r.activation.sequence).toBe(1);
+    expect(await store.hasBlob(forgedLayer.digest)).toBe(false);
+    expect(await store.hasBlob(rel.signed.statement.envelope)).toBe(true);
+  });
+
+  it("attack endless data (store): one referrer with 32 junk DSSE layers listed first does not leave the node's store without the statement's envelope", async () => {
+    const { rel, forgedLayer, pushFirst, activate } = await attackerSetup();
+    const junk = await Promise.all(Array.from({ length: 31 }, async (_, i) => { const b = new TextEncoder().encode(`junk ${i}`); return { mediaType: MediaTypes.dsseEnvelope, digest: await rel.repo.putBlob(b), size: b.byteLength }; }));
+    await pushFirst([forgedLayer, ...junk]);
+    const { r, store } = await activate();
+    expect(r.activation.sequence).toBe(1);
+    expect(await store.hasBlob(forgedLayer.digest)).toBe(false);
+    expect(await store.hasBlob(rel.signed.statement.envelope)).toBe(true);
   });
 
   it("attack endless data: a release larger than the store budget is refused before anything is copied (ACTIVATION_TOO_LARGE)", async () => {
