@@ -288,6 +288,16 @@ describe("signRelease / verifyRelease on an OCI image layout", () => {
     expect(report.skipped.filter((s) => s.candidate.endsWith(s2.statement.envelope) && s.source === "cosign-att-tag")).toEqual([]);
   });
 
+  it("attack forged envelope on sign reuse: re-signing the same release reports the envelope that verified, not a referrer listed first with the genuine payload and a junk signature", async () => {
+    const g = JSON.parse(new TextDecoder().decode(await repo.getBlob(envelope))) as { payloadType: string; payload: string };
+    const forged = enc(JSON.stringify({ payloadType: g.payloadType, payload: g.payload, signatures: [{ keyid: "attacker", sig: Buffer.alloc(64, 7).toString("base64") }] }));
+    const layer: Descriptor = { mediaType: MediaTypes.dsseEnvelope, digest: await repo.putBlob(forged), size: forged.byteLength };
+    await listFirst(await pushStatementReferrer([layer]));
+    const again = await signRelease(repo, ref, signOpts());
+    expect(again.reused).toBe(true);
+    expect(again.statement.envelope).toBe(envelope);
+  });
+
   it("of several valid statements the highest sequence is chosen", async () => {
     await publishPredicate(goodPredicate({ sequence: 7 }));
     await publishPredicate(goodPredicate({ sequence: 3 }));
