@@ -58,6 +58,19 @@ const keyRotationSchema = z.strictObject({
   previous_sequence: z.number().int().nonnegative(),
 });
 
+/**
+ * The floor that held under a key set when a rotation reset it: restored (if
+ * higher) when any of those keys is trusted again, so A → B → A with no B
+ * release in between still refuses A's old statements.
+ */
+const retiredFloorSchema = z.strictObject({
+  key_ids: z.array(hex64).min(1),
+  highest_sequence: z.number().int().nonnegative(),
+  highest_statement_digest: digest.optional(),
+  newest_issued_at: time.optional(),
+  legacy_highest_artifact_digest: digest.optional(),
+});
+
 /** The version-1 activation record, kept verbatim after migration so the operator still sees it. */
 const legacyActivationSchema = z.object({
   ref: z.string(),
@@ -92,6 +105,8 @@ export const stateSchema = z.strictObject({
   trust_key_ids: z.array(hex64).optional(),
   /** Every key id this node has trusted, ever: a rotation resets the floor only to a set with none of them. */
   trusted_key_ids_ever: z.array(hex64).max(MAX_TRUSTED_KEY_IDS_EVER).optional(),
+  /** Floors reset by rotations, by the key set they held under (absent in older states: the current floor is kept). */
+  retired_floors: z.array(retiredFloorSchema).max(MAX_TRUSTED_KEY_IDS_EVER).optional(),
   equivocations: z.array(equivocationSchema).max(MAX_EQUIVOCATIONS),
   key_rotations: z.array(keyRotationSchema).max(MAX_KEY_ROTATIONS),
 });
@@ -99,6 +114,7 @@ export const stateSchema = z.strictObject({
 export type ActivationRecord = z.infer<typeof activationSchema>;
 export type EquivocationRecord = z.infer<typeof equivocationSchema>;
 export type KeyRotationRecord = z.infer<typeof keyRotationSchema>;
+export type RetiredFloor = z.infer<typeof retiredFloorSchema>;
 export type NodeState = z.infer<typeof stateSchema>;
 
 export const EMPTY_STATE: NodeState = Object.freeze({ version: 2, generation: 0, highest_sequence: 0, equivocations: [], key_rotations: [] });

@@ -10,7 +10,7 @@ import { DEFAULT_CHANNEL } from "../supplychain/index.js";
 import { NodeError } from "./errors.js";
 import { stateRootPaths } from "./layout.js";
 import { MAX_KEY_ROTATIONS, MAX_TRUSTED_KEY_IDS_EVER } from "./state-schema.js";
-import type { KeyRotationRecord, NodeState } from "./state-schema.js";
+import type { KeyRotationRecord, NodeState, RetiredFloor } from "./state-schema.js";
 import { commitNodeState } from "./state.js";
 
 /**
@@ -121,7 +121,11 @@ export interface TrustSetResult {
  * remembers every key id trusted, `trusted_key_ids_ever`), so a sequence
  * inflated with a stolen key cannot block the new key's releases; with a set
  * holding a kept or a previously trusted key it is kept unless `resetFloor`
- * (statements signed by that key would become replayable: A → B → A).
+ * (statements signed by that key would become replayable: A → B → A). A
+ * reset remembers the floor it discards with its key set (`retired_floors`,
+ * in the same state write); trusting any of those keys again restores it
+ * when it is higher, so A → B → A refuses A's old statements even when no B
+ * release raised the floor in between.
  */
 export async function setTrustRoot(stateRoot: string, change: TrustChange): Promise<TrustSetResult> {
   const now = dateOf(change.clock ?? systemClock).toISOString();
@@ -145,7 +149,10 @@ export async function setTrustRoot(stateRoot: string, change: TrustChange): Prom
     const reset = change.resetFloor === true || (from !== undefined && !to.some((id) => before.has(id)));
     const rotation: KeyRotationRecord = { at: now, from: from ?? [], to, floor_reset: reset, previous_sequence: prev.highest_sequence };
     out.rotation = rotation;
-    return { ...(reset ? withoutFloor(prev) : prev), trust_key_ids: to, trusted_key_ids_ever, key_rotations: [...prev.key_rotations, rotation].slice(-MAX_KEY_ROTATIONS) };
+    // A reset by rotation remembers the floor it discards (an operator's explicit reset says that floor is bad: not kept).
+    const retired = reset && !change.resetFloor && from !== undefined && from.length > 0 ? retiredFloorOf(prev, from, path) : prev.retired_floors;
+    const next = reset ? withoutFloor(prev) : withRestoredFloor(prev, to);
+    return { ...next, ...(retired ? { retired_floors: retired } : {}), trust_key_ids: to, trusted_key_ids_ever, key_rotations: [...prev.key_rotations, rotation].slice(-MAX_KEY_ROTATIONS) };
   });
   if (!out.trust) throw new Error("setTrustRoot: the commit ran without computing the trust root");
   return { trust: out.trust, state, ...(out.rotation ? { rotation: out.rotation } : {}) };
@@ -198,6 +205,52 @@ function sameSet(a: string[], b: string[]): boolean {
 function withoutFloor(s: NodeState): NodeState {
   const { highest_statement_digest: _d, newest_issued_at: _i, legacy_highest_artifact_digest: _l, ...rest } = s;
   return { ...rest, highest_sequence: 0 };
+}
+
+/** The retired floors with the one held under `keys` added; refused (never truncated) past the bound. */
+function retiredFloorOf(prev: NodeState, keys: readonly string[], where: string): RetiredFloor[] {
+  const f: RetiredFloor = {
+    key_ids: [...keys], highest_sequence: prev.highest_sequence,
+    ...(prev.highest_statement_digest !== undefined ? { highest_statement_digest: prev.highest_statement_digest } : {}),
+    ...(prev.newest_issued_at !== undefined ? { newest_issued_at: prev.newest_issued_at } : {}),
+    ...(prev.legacy_highest_artifact_digest !== undefined ? { legacy_highest_artifact_digest: prev.legacy_highest_artifact_digest } : {}),
+  };
+  const all = [...(prev.retired_floors ?? []), f];
+  if (all.length > MAX_TRUSTED_KEY_IDS_EVER) {
+    throw new NodeError("TRUST_INVALID", `${where}: this node has reset its floor ${all.length} times, over the ${MAX_TRUSTED_KEY_IDS_EVER} it remembers`,
+      { hint: "re-provision the node's state root rather than rotate further" });
+  }
+  return all;
+}
+
+/**
+ * Keys trusted again (A → B → A): the highest floor retired under any of them
+ * comes back if it is above the current one, and the newest issued_at is the
+ * later of the two. Never lowers anything; a state without retired floors
+ * (written before they were kept) keeps its current floor.
+ */
+function withRestoredFloor(prev: NodeState, to: readonly string[]): NodeState {
+  let next = prev;
+  for (const f of prev.retired_floors ?? []) {
+    if (!f.key_ids.some((id) => to.includes(id))) continue;
+    const newest = laterOf(next.newest_issued_at, f.newest_issued_at);
+    if (f.highest_sequence > next.highest_sequence) {
+      const { highest_statement_digest: _d, legacy_highest_artifact_digest: _l, newest_issued_at: _i, ...rest } = next;
+      next = {
+        ...rest, highest_sequence: f.highest_sequence,
+        ...(f.highest_statement_digest !== undefined ? { highest_statement_digest: f.highest_statement_digest } : {}),
+        ...(f.legacy_highest_artifact_digest !== undefined ? { legacy_highest_artifact_digest: f.legacy_highest_artifact_digest } : {}),
+      };
+    }
+    next = { ...next, ...(newest !== undefined ? { newest_issued_at: newest } : {}) };
+  }
+  return next;
+}
+
+function laterOf(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Date.parse(b) > Date.parse(a) ? b : a;
 }
 
 /** Whether the trusted keys that signed a statement still meet the trust root's threshold. */

@@ -267,6 +267,37 @@ describe("node rules for release statements", () => {
       expect(backToA.state.trusted_key_ids_ever).toContain(keyIdOf(keys.publicKey));
     });
 
+    it("attack key rotation back with no release in between (A → B → A): A's floor comes back, so A's old statements stay refused", async () => {
+      const s1 = statement({ sequence: 1, bundle: permissive });
+      await activate(s1, permissive);
+      nowMs += DAY;
+      const s3 = statement({ sequence: 3, bundle: strict });
+      await activate(s3, strict);
+      const b = testKeys();
+      expect((await setTrustRoot(stateRoot, { keys: [b.publicPem], clock })).rotation?.floor_reset).toBe(true);
+      const backToA = await setTrustRoot(stateRoot, { keys: [keys.publicPem], clock });
+      expect(backToA.rotation?.floor_reset).toBe(false);
+      expect(backToA.state).toMatchObject({ highest_sequence: 3, highest_statement_digest: s3.digest, newest_issued_at: s3.predicate.issued_at });
+      expect(await codeOf(activate(s1, permissive))).toBe("ACTIVATION_ROLLBACK_REFUSED/4");
+      expect(await codeOf(activate(s3, strict))).toBe("NO_ERROR");
+      // Durable: the retired floor is in state.json, read back by a later process.
+      expect((await readNodeState(stateRoot)).retired_floors).toEqual([expect.objectContaining({ key_ids: [keyIdOf(keys.publicKey)], highest_sequence: 3 })]);
+    });
+
+    it("a state written before retired floors were kept: trusting an old key again keeps the current floor (fails closed, never lowers)", async () => {
+      await activate(statement({ sequence: 4, bundle: strict }), strict);
+      const b = testKeys();
+      await setTrustRoot(stateRoot, { keys: [b.publicPem], clock });
+      nowMs += DAY;
+      await activate(statement({ sequence: 2, bundle: strict, signers: [b] }), strict);
+      const path = stateRootPaths(stateRoot).state;
+      const doc = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+      delete doc.retired_floors;
+      await writeFile(path, JSON.stringify(doc));
+      const back = await setTrustRoot(stateRoot, { keys: [keys.publicPem, b.publicPem], clock });
+      expect(back.state.highest_sequence).toBe(2);
+    });
+
     it("finishes a rotation interrupted between trust.json and the state (rerun resets the floor)", async () => {
       await activate(statement({ sequence: 7, bundle: permissive }), permissive);
       const fresh = testKeys();

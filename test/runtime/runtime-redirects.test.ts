@@ -45,6 +45,7 @@ function routes(base: () => string): Handler {
   return (req, res) => {
     const path = new URL(req.url ?? "/", "http://x").pathname;
     if (path === "/hello") return void (helloHits++, res.writeHead(200, { "content-type": "text/plain" }).end("hello"));
+    if (path === "/to-dotted") return void res.writeHead(302, { location: `${plainBase.replace("127.0.0.1", "localhost.")}/hello` }).end();
     if (path === "/to-odd-spelling") return void res.writeHead(302, { location: `${plainBase.replace("127.0.0.1", "LOCALHOST")}/hello` }).end();
     if (path === "/to-hello") return void res.writeHead(302, { location: "/hello" }).end();
     if (path === "/to-denied") return void res.writeHead(302, { location: `https://localhost:${tlsPort}/hello` }).end();
@@ -164,5 +165,23 @@ withOpenssl.describe("tool.http_get redirects through the tool server", () => {
     expect(r.body).toMatchObject({ error: { code: "TOOL_REDIRECT_DENIED" } });
     expect((r.body.error as { message: string }).message).toContain(`http://localhost:${new URL(plainBase).port}/hello`);
     expect((await decisions(walDir)).map((e) => e.decision)).toEqual(["allow", "deny"]);
+  });
+
+  withOpenssl.it("attack 8: a trailing dot in the host (http://localhost.:P/, canonical and allow-listed) does not dodge forbid … like \"*://localhost:*\": 400 naming the dot-less form, first hop and redirect hop, nothing fetched", async () => {
+    const { base, walDir } = await serve();
+    const port = new URL(plainBase).port;
+    const before = helloHits;
+    const r = await get(base, `http://localhost.:${port}/hello`);
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ decision: "deny", error: { code: "INPUT_NOT_REPRESENTABLE", path: "params.endpoint" } });
+    expect((r.body.error as { message: string }).message).toContain(`http://localhost:${port}/hello`);
+    const hop = await get(base, `${plainBase}/to-dotted`);
+    expect(hop.status).toBe(400);
+    expect(hop.body).toMatchObject({ error: { code: "INPUT_NOT_REPRESENTABLE" } });
+    const message = (hop.body.error as { message: string }).message;
+    expect(message).toContain("params.endpoint");
+    expect(message).toContain(`http://localhost:${port}/hello`);
+    expect(helloHits).toBe(before);
+    expect((await decisions(walDir)).map((e) => e.decision)).toEqual(["deny", "allow"]);
   });
 });

@@ -13,6 +13,13 @@ export const CEDAR_CONTEXT_LIMITS = Object.freeze({
 
 /** Object keys that Cedar's JSON format reads as escapes (entity references, extension values). */
 const ESCAPE_KEYS: ReadonlySet<string> = new Set(["__entity", "__extn", "__expr"]);
+/**
+ * The key, always `true`, that marks an array's record (see {@link toCedar}):
+ * reserved, refused as an input key, so an object `{"length":1,"0":"ls"}`
+ * never reads as the array `["ls"]` to a policy that tests `has __array`
+ * or compares the whole record.
+ */
+export const ARRAY_MARKER = "__array";
 
 type CedarValue = cedar.CedarValueJson;
 
@@ -99,7 +106,7 @@ export function findUnrepresentable(value: unknown, root: readonly (string | num
     }
   };
   const walkArray = (a: readonly unknown[], weight: number): InputProblem | undefined => {
-    nodes += 2 * weight; // its `length` and its `items` set
+    nodes += 3 * weight; // its `length`, its `items` set and its marker
     for (let i = 0; i < a.length; i++) {
       path.push(i);
       if (!(i in a)) return at("an array hole is not JSON data");
@@ -114,6 +121,7 @@ export function findUnrepresentable(value: unknown, root: readonly (string | num
     for (const k of Object.keys(o)) {
       path.push(k);
       if (ESCAPE_KEYS.has(k)) return at(`the key "${k}" is a Cedar JSON escape (it could forge an entity or extension value)`);
+      if (k === ARRAY_MARKER) return at(`the key "${k}" is reserved: it marks an array's record for the policy (an object with it could pose as an array)`);
       if (hasLoneSurrogate(k)) return at("the key has an unpaired UTF-16 surrogate");
       const r = walk(o[k], weight);
       if (r !== undefined) return r;
@@ -140,9 +148,9 @@ export function checkContext(context: unknown): string | undefined {
  * (Long), other accepted numbers become `decimal` extension values, plain
  * objects records, and an array a record that shows its order, its
  * duplicates and its membership: `["cp","a","a"]` is
- * `{ "length": 3, "0": "cp", "1": "a", "2": "a", "items": ["cp","a"] (a set) }`
- * (recursively). A Cedar set appears nowhere else, so the shape is never
- * ambiguous: an object whose `items` is an array has a record there, not a set.
+ * `{ "__array": true, "length": 3, "0": "cp", "1": "a", "2": "a", "items": ["cp","a"] (a set) }`
+ * (recursively). The `__array` key is refused in input, so only an array's
+ * record carries it: an object shaped like one never reads as an array.
  */
 export function toCedar(v: unknown): CedarValue {
   if (typeof v === "number") {
@@ -153,6 +161,7 @@ export function toCedar(v: unknown): CedarValue {
   const out = Object.create(null) as Record<string, CedarValue>;
   if (Array.isArray(v)) {
     const items = v.map(toCedar);
+    out[ARRAY_MARKER] = true;
     out["length"] = items.length;
     items.forEach((x, i) => (out[String(i)] = x));
     out["items"] = items;
@@ -170,7 +179,7 @@ export function fromCedar(v: CedarValue): unknown {
   const o = v as Record<string, CedarValue>;
   const extn = o["__extn"] as { fn?: unknown; arg?: unknown } | undefined;
   if (Object.keys(o).length === 1 && extn && extn.fn === "decimal" && typeof extn.arg === "string") return Number(extn.arg);
-  if (Array.isArray(o["items"]) && typeof o["length"] === "number") {
+  if (o[ARRAY_MARKER] === true && Array.isArray(o["items"]) && typeof o["length"] === "number") {
     // An array's record: its elements in index order (duplicates included), not its `items` set.
     return Array.from({ length: o["length"] }, (_, i) => fromCedar(o[String(i)] as CedarValue));
   }

@@ -111,7 +111,7 @@ const clauseArb: fc.Arbitrary<Clause> = fc.record({
 // Requests
 // ---------------------------------------------------------------------------
 
-const ESCAPE_KEYS = ["__entity", "__extn", "__expr"] as const;
+const ESCAPE_KEYS = ["__entity", "__extn", "__expr", "__array"] as const;
 const TRICKY_KEYS = ["__proto__", "constructor", "toString", "hasOwnProperty"] as const;
 const HOSTILE_KEYS = [...ESCAPE_KEYS, ...TRICKY_KEYS] as const;
 /** Escape keys are rare per key (a request holds many keys), so most requests are valid and get evaluated. */
@@ -182,7 +182,7 @@ function render(c: Cond): string {
     case "contains": return `${p(c.key)}.items.contains(${lit(c.lit)})`;
     case "at0": return `${p(c.key)}["0"] == ${lit(c.lit)}`;
     case "len": return `${p(c.key)}.length == ${c.lit}`;
-    case "eqList": return `${p(c.key)} == {"length": 1, "0": ${lit(c.lit)}, "items": [${lit(c.lit)}]}`;
+    case "eqList": return `${p(c.key)} == {"__array": true, "length": 1, "0": ${lit(c.lit)}, "items": [${lit(c.lit)}]}`;
     case "paramsEmpty": return "context.params == {}";
     case "nodeSite": return `context.node.site == ${JSON.stringify(c.lit)}`;
     case "not": return `!(${render(c.a)})`;
@@ -226,9 +226,9 @@ function conv(v: unknown): CV {
   if (typeof v === "boolean") return { t: "bool", v };
   if (typeof v === "number") return Number.isInteger(v) ? { t: "long", v } : { t: "dec", v };
   if (Array.isArray(v)) {
-    // An array is a record: its length, each element under its index, and the set of its elements as `items`.
+    // An array is a record: its marker, its length, each element under its index, and the set of its elements as `items`.
     const items = v.map(conv);
-    const m = new Map<string, CV>([["length", { t: "long", v: v.length }]]);
+    const m = new Map<string, CV>([["__array", { t: "bool", v: true }], ["length", { t: "long", v: v.length }]]);
     items.forEach((x, i) => m.set(String(i), x));
     m.set("items", { t: "set", items });
     return { t: "rec", m };
@@ -282,14 +282,14 @@ function valid(context: Record<string, unknown>): boolean {
     if (typeof v === "number") return exactNumber(v);
     if (v === null || typeof v !== "object") return false;
     if (Array.isArray(v)) {
-      nodes += 2 * weight; // length and items
+      nodes += 3 * weight; // length, items and the array marker
       for (let i = 0; i < v.length; i++) if (!(i in v) || !walk(v[i], depth + 1, 2 * weight)) return false;
       return true;
     }
     const proto = Object.getPrototypeOf(v) as unknown;
     if (proto !== Object.prototype && proto !== null) return false;
     for (const k of Object.keys(v)) {
-      if (k === "__entity" || k === "__extn" || k === "__expr" || !wellFormed(k)) return false;
+      if (k === "__entity" || k === "__extn" || k === "__expr" || k === "__array" || !wellFormed(k)) return false;
       if (!walk((v as Record<string, unknown>)[k], depth + 1, weight)) return false;
     }
     return true;

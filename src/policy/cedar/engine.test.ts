@@ -1,7 +1,7 @@
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import { afterEach, describe, expect, it } from "vitest";
 import { caught } from "../../../test/helpers/caught.js";
-import { CEDAR_CONTEXT_LIMITS, cedarVersion, compileCedar, createCedarCompiler } from "./index.js";
+import { CEDAR_CONTEXT_LIMITS, cedarVersion, compileCedar, createCedarCompiler, fromCedar, toCedar } from "./index.js";
 import { PolicyError } from "../errors.js";
 import type { DecisionRequest, PolicyEngine, PolicyFile } from "../types.js";
 import { EXAMPLE_POLICY_FILES } from "../../../test/helpers/policies.js";
@@ -197,7 +197,7 @@ describe("compileCedar", () => {
 
     it("attack 7: array order is visible to the policy: a permit for argv [cp, notes.txt, /etc/motd] does not allow [cp, /etc/motd, notes.txt]", () => {
       const ordered = 'context.params.argv.length == 3 && context.params.argv["0"] == "cp" && context.params.argv["1"] == "notes.txt" && context.params.argv["2"] == "/etc/motd"';
-      const literal = 'context.params.argv == {"length": 3, "0": "cp", "1": "notes.txt", "2": "/etc/motd", "items": ["cp", "notes.txt", "/etc/motd"]}';
+      const literal = 'context.params.argv == {"__array": true, "length": 3, "0": "cp", "1": "notes.txt", "2": "/etc/motd", "items": ["cp", "notes.txt", "/etc/motd"]}';
       for (const cond of [ordered, literal]) {
         const e = engineOf(`permit(principal, action, resource) when { ${cond} };`);
         expect(e.evaluate(request("fs.run", { argv: ["cp", "notes.txt", "/etc/motd"] })).decision, cond).toBe("allow");
@@ -217,9 +217,21 @@ describe("compileCedar", () => {
     });
 
     it("cannot be fooled by an object shaped like an array's record: its items is a record, not a set", () => {
-      const e = engineOf('permit(principal, action, resource) when { context.params.argv == {"length": 1, "0": "ls", "items": ["ls"]} };');
+      const e = engineOf('permit(principal, action, resource) when { context.params.argv == {"__array": true, "length": 1, "0": "ls", "items": ["ls"]} };');
       expect(e.evaluate(request("fs.run", { argv: ["ls"] })).decision).toBe("allow");
       expect(e.evaluate(request("fs.run", { argv: { length: 1, "0": "ls", items: ["ls"] } })).decision).toBe("deny");
+    });
+
+    it("attack input mismatch: an object {length: 1, \"0\": \"ls\"} does not read as the array [\"ls\"]; the __array marker tells them apart and cannot be sent", () => {
+      const e = engineOf('permit(principal, action, resource) when { context.params.argv has __array && context.params.argv.length == 1 && context.params.argv["0"] == "ls" };');
+      expect(e.evaluate(request("fs.run", { argv: ["ls"] })).decision).toBe("allow");
+      expect(e.evaluate(request("fs.run", { argv: { length: 1, "0": "ls" } })).decision).toBe("deny");
+      const forged = e.evaluate(request("fs.run", { argv: { __array: true, length: 1, "0": "ls", items: ["ls"] } }));
+      expect(forged.decision).toBe("deny");
+      expect(forged.errors[0]).toMatch(/__array/);
+      expect(toCedar(["ls"])).toMatchObject({ __array: true, length: 1, "0": "ls" });
+      expect(fromCedar(toCedar({ length: 1, "0": "ls" }))).toEqual({ length: 1, "0": "ls" });
+      expect(fromCedar(toCedar(["ls"]))).toEqual(["ls"]);
     });
 
     it("denies values that are not data", () => {

@@ -147,6 +147,9 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
     if (base?.protocol === "https:" && url.protocol === "http:") {
       throw new RuntimeError("TOOL_TARGET_NOT_ALLOWED", `tool.http_get: ${redactUrl(base)} redirected from https to http (${redactUrl(url)}); a downgrade is refused`, { details: { location: redactUrl(url) } });
     }
+    // Before the allow-list (which strips the dot): a first hop or a redirect hop to `localhost.` is refused, never judged as another host.
+    const dotless = dotlessHref(url);
+    if (dotless !== undefined) throw trailingDot(url.href, dotless, base);
     if (url.username !== "" || url.password !== "") {
       throw new RuntimeError("TOOL_TARGET_NOT_ALLOWED", "tool.http_get: URLs carrying credentials are not allowed");
     }
@@ -192,7 +195,10 @@ export function httpGetTool(opts: HttpGetOptions): Tool {
       const endpoint = params["endpoint"];
       if (typeof endpoint !== "string") return undefined;
       const canonical = canonicalHref(endpoint);
-      return canonical === undefined || canonical === endpoint ? undefined : { path: "params.endpoint", problem: notCanonicalProblem(canonical) };
+      if (canonical === undefined) return undefined;
+      const dotless = dotlessHref(new URL(canonical));
+      if (dotless !== undefined) return { path: "params.endpoint", problem: trailingDotProblem(dotless) };
+      return canonical === endpoint ? undefined : { path: "params.endpoint", problem: notCanonicalProblem(canonical) };
     },
     async run({ endpoint }, signal, context): Promise<HttpGetOutput> {
       let url = firstHop(endpoint);
@@ -231,6 +237,30 @@ function canonicalHref(endpoint: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The URL with its host's trailing dot(s) removed, when it has any (`http://localhost.:P/`).
+ * WHATWG keeps the dot, so the spelling is canonical, but the host it names is the dot-less one:
+ * `like "*://localhost:*"` would not match what is fetched. Not representable: refused, never rewritten.
+ */
+function dotlessHref(url: URL): string | undefined {
+  if (!url.hostname.endsWith(".")) return undefined;
+  const u = new URL(url.href);
+  u.hostname = url.hostname.replace(/\.+$/, "");
+  return u.href;
+}
+
+function trailingDotProblem(dotless: string): string {
+  return `a host name ending in "." (the same host as without it, which a policy matching the host would not see): send ${redactUrl(dotless)}`;
+}
+
+function trailingDot(href: string, dotless: string, redirectedFrom: URL | undefined): RuntimeError {
+  const hop = redirectedFrom ? `a redirect from ${redactUrl(redirectedFrom)} to ${redactUrl(href)}` : "params.endpoint";
+  return new RuntimeError("INPUT_NOT_REPRESENTABLE", `tool.http_get: ${hop} is not representable for the policy (params.endpoint): ${trailingDotProblem(dotless)}`, {
+    details: { path: "params.endpoint", canonical: redactUrl(dotless) },
+    hint: "drop the trailing dot of the host name, so the policy judges the host that is fetched",
+  });
 }
 
 function notCanonicalProblem(canonical: string): string {
