@@ -1,7 +1,8 @@
-import { mkdir, readFile } from "node:fs/promises";
-import { errnoCode, fieldProblems, withFileLock, writeFileAtomic, crashPoint, formatProblems } from "../lib/index.js";
+import { mkdir } from "node:fs/promises";
+import { withFileLock, writeFileAtomic, crashPoint } from "../lib/index.js";
 import { NodeError } from "./errors.js";
 import { initStateRoot } from "./init.js";
+import { parseNodeFile, readOptionalText } from "./json-file.js";
 import { stateRootPaths } from "./layout.js";
 import { EMPTY_STATE, migrateState, stateSchema } from "./state-schema.js";
 import type { NodeState } from "./state-schema.js";
@@ -16,25 +17,8 @@ export { EMPTY_STATE, MAX_EQUIVOCATIONS, MAX_KEY_ROTATIONS } from "./state-schem
  */
 export async function readNodeState(stateRoot: string): Promise<NodeState> {
   const path = stateRootPaths(stateRoot).state;
-  let raw: string;
-  try {
-    raw = await readFile(path, "utf8");
-  } catch (e) {
-    if (errnoCode(e) === "ENOENT") return EMPTY_STATE;
-    throw new NodeError("POLICY_STATE_INVALID", `cannot read ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(raw);
-  } catch (e) {
-    throw new NodeError("POLICY_STATE_INVALID", `${path} is not JSON`, { cause: e });
-  }
-  const r = stateSchema.safeParse(migrateState(doc));
-  if (!r.success) {
-    const fields = fieldProblems(r.error.issues);
-    throw new NodeError("POLICY_STATE_INVALID", `${path} is malformed: ${formatProblems(fields)}`, { details: { fields } });
-  }
-  return r.data;
+  const raw = await readOptionalText(path, "POLICY_STATE_INVALID");
+  return raw === undefined ? EMPTY_STATE : parseNodeFile(path, raw, stateSchema, "POLICY_STATE_INVALID", migrateState);
 }
 
 /**

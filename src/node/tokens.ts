@@ -3,9 +3,10 @@ import { statSync } from "node:fs";
 import { chmod, mkdir, open } from "node:fs/promises";
 import type { Stats } from "node:fs";
 import { z } from "zod";
-import { errnoCode, fieldProblems, formatProblems, isoTime, systemClock, withFileLock, writeFileAtomic } from "../lib/index.js";
+import { errnoCode, isoTime, systemClock, withFileLock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import { NodeError } from "./errors.js";
+import { parseNodeFile, unreadable } from "./json-file.js";
 import { stateRootPaths } from "./layout.js";
 
 /**
@@ -95,20 +96,9 @@ async function readTokenFile(path: string): Promise<TokenFileDoc> {
   } catch (e) {
     if (e instanceof NodeError) throw e;
     if (errnoCode(e) === "ENOENT") return EMPTY;
-    throw new NodeError("TOKEN_STORE_INVALID", `cannot read ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+    throw unreadable(path, "TOKEN_STORE_INVALID", e);
   }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(raw);
-  } catch (e) {
-    throw new NodeError("TOKEN_STORE_INVALID", `${path} is not JSON`, { cause: e });
-  }
-  const r = fileSchema.safeParse(doc);
-  if (!r.success) {
-    const fields = fieldProblems(r.error.issues);
-    throw new NodeError("TOKEN_STORE_INVALID", `${path} is malformed: ${formatProblems(fields)}`, { details: { fields } });
-  }
-  return r.data;
+  return parseNodeFile(path, raw, fileSchema, "TOKEN_STORE_INVALID");
 }
 
 /** Read-modify-write of the token file under its lock; written atomically, mode 0600, in a 0700 directory. */

@@ -1,13 +1,13 @@
 import { createPublicKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { UsageError, crashPoint, dateOf, errnoCode, fieldProblems, formatProblems, systemClock, writeFileAtomic } from "../lib/index.js";
+import { UsageError, crashPoint, dateOf, systemClock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import { keyIdOf } from "../sign/index.js";
 import type { TrustedKey } from "../sign/index.js";
 import { DEFAULT_CHANNEL } from "../supplychain/index.js";
 import { NodeError } from "./errors.js";
+import { parseNodeFile, readOptionalText } from "./json-file.js";
 import { stateRootPaths } from "./layout.js";
 import { MAX_KEY_ROTATIONS, MAX_TRUSTED_KEY_IDS_EVER } from "./state-schema.js";
 import type { KeyRotationRecord, NodeState, RetiredFloor } from "./state-schema.js";
@@ -56,23 +56,11 @@ function trustedKey(pem: string, claimedId: string | undefined, where: string): 
 /** Reads the trust root; `undefined` when none was ever set. A malformed file fails hard. */
 export async function readTrustRoot(stateRoot: string): Promise<TrustRoot | undefined> {
   const path = stateRootPaths(stateRoot).trust;
-  let raw: string;
-  try {
-    raw = await readFile(path, "utf8");
-  } catch (e) {
-    if (errnoCode(e) === "ENOENT") return undefined;
-    throw new NodeError("TRUST_INVALID", `cannot read ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(raw);
-  } catch (e) {
-    throw new NodeError("TRUST_INVALID", `${path} is not JSON`, { cause: e });
-  }
-  const r = fileSchema.safeParse(doc);
-  if (!r.success) throw new NodeError("TRUST_INVALID", `${path} is malformed: ${formatProblems(fieldProblems(r.error.issues))}`);
-  const keys = r.data.keys.map((k, i) => trustedKey(k.public_key, k.key_id, `${path} keys[${i}]`));
-  return checked({ keys, threshold: r.data.threshold, channel: r.data.channel, repository: r.data.repository, updated_at: r.data.updated_at }, path);
+  const raw = await readOptionalText(path, "TRUST_INVALID");
+  if (raw === undefined) return undefined;
+  const doc = parseNodeFile(path, raw, fileSchema, "TRUST_INVALID");
+  const keys = doc.keys.map((k, i) => trustedKey(k.public_key, k.key_id, `${path} keys[${i}]`));
+  return checked({ keys, threshold: doc.threshold, channel: doc.channel, repository: doc.repository, updated_at: doc.updated_at }, path);
 }
 
 /** The trust root, or a refusal saying how to set one: a node without one trusts nothing (fail closed). */
