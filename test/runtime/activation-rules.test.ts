@@ -17,20 +17,11 @@ import { AutonomyError } from "../../src/lib/index.js";
 import type { Clock } from "../../src/lib/index.js";
 import { policyDir, testKeys } from "../helpers/release.js";
 import type { TestKeys } from "../helpers/release.js";
+import { codeOf } from "../helpers/caught.js";
 
 const REPO = "registry.example/team/agent";
 const DAY = 24 * 3600 * 1000;
 const T0 = Date.parse("2026-12-01T00:00:00Z");
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AutonomyError) return `${e.code}/${e.exitCode}`;
-    throw e;
-  }
-  return "NO_ERROR";
-}
 
 interface Bundle {
   bytes: Buffer;

@@ -7,20 +7,10 @@ import { LayoutRepository, listReferrers, openRepository, parseReference } from 
 import { loadPolicy, readNodeState, setTrustRoot, LivePolicy, policyPaths, bundlePath } from "../../src/node/index.js";
 import { publishStatement, rollbackRelease, signStatement } from "../../src/supplychain/index.js";
 import { buildBundle } from "../../src/policy/index.js";
-import { AutonomyError } from "../../src/lib/index.js";
 import { makeRelease, testKeys, policyDir } from "../helpers/release.js";
 import type { TestKeys } from "../helpers/release.js";
 import { uncompiledBundle } from "../helpers/policies.js";
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof AutonomyError) return `${e.code}/${e.exitCode}`;
-    throw e;
-  }
-  return "NO_ERROR";
-}
+import { codeOf } from "../helpers/caught.js";
 
 describe("runtime activation", () => {
   let dir: string;
