@@ -2,16 +2,9 @@ import { describe, expect, it } from "vitest";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { VerificationError, generateKeyPair, keyIdOf, signEnvelope } from "../sign/index.js";
 import { IN_TOTO_PAYLOAD_TYPE, StatementRejected, buildStatement, openStatement, signStatement } from "./statement.js";
-import type { ReleasePredicate } from "./statement.js";
+import { samplePredicate } from "../../test/helpers/statements.js";
 
-const d = (c: string): string => `sha256:${c.repeat(64)}`;
-const predicate: ReleasePredicate = {
-  sequence: 2, channel: "stable", repository: "registry.example/team/agent",
-  image: { digest: d("a"), mediaType: "application/vnd.oci.image.manifest.v1+json" },
-  lock: { digest: d("b"), size: 812, behavioral_fingerprint: `blake3:${"c".repeat(64)}` },
-  policy_bundle: { digest: d("e"), size: 4096, name: "strict", version: "2.0.0" },
-  issued_at: "2026-12-05T10:00:00Z", expires_at: "2027-01-04T10:00:00Z",
-};
+const predicate = samplePredicate(2);
 const kp = generateKeyPair();
 const priv = createPrivateKey(kp.privatePem);
 const pub = createPublicKey(kp.publicPem);

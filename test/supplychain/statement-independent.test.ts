@@ -10,18 +10,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { decodeBase64Strict, generateKeyPair, keyIdOf, preAuthEncoding } from "../../src/sign/index.js";
 import { openStatement, signStatement } from "../../src/supplychain/index.js";
-import type { ReleasePredicate } from "../../src/supplychain/index.js";
 import { needs } from "../helpers/needs.js";
+import { fakeDigest, samplePredicate } from "../helpers/statements.js";
 
 const verifier = join(import.meta.dirname, "../helpers/dsse_verify.py");
-const d = (c: string): string => `sha256:${c.repeat(64)}`;
-const predicate: ReleasePredicate = {
-  sequence: 7, channel: "stable", repository: "registry.example/team/agent",
-  image: { digest: d("a"), mediaType: "application/vnd.oci.image.manifest.v1+json" },
-  lock: { digest: d("b"), size: 812, behavioral_fingerprint: `blake3:${"c".repeat(64)}` },
-  policy_bundle: { digest: d("e"), size: 4096, name: "strict", version: "2.0.0" },
-  issued_at: "2026-12-05T10:00:00Z", expires_at: "2027-01-04T10:00:00Z",
-};
+const predicate = samplePredicate(7);
 
 let dir: string;
 let n = 0;
@@ -59,7 +52,7 @@ needs("securesystemslib").describe("securesystemslib verifies our release statem
     expect(python(envelope, 1, predicate.image.digest, [1]).status).toBe(1);
     const tampered = { ...envelope, payload: Buffer.from(Buffer.from(envelope.payload, "base64").toString().replace('"sequence":7', '"sequence":9')).toString("base64") };
     expect(python(tampered, 1, predicate.image.digest, [0]).status).toBe(1);
-    expect(python(envelope, 1, d("f"), [0]).out).toContain("no subject");
+    expect(python(envelope, 1, fakeDigest("f"), [0]).out).toContain("no subject");
   });
 
   it("2-of-3: two distinct signers pass, one signer listed twice does not — and ours agrees", () => {
