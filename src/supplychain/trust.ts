@@ -6,7 +6,10 @@ import type { TrustedKey } from "../sign/index.js";
 /** Public keys as the trusted set a statement is verified against; the same key listed twice counts once. */
 export function trustedKeys(keys: readonly KeyObject[]): TrustedKey[] {
   const byId = new Map<string, TrustedKey>();
-  for (const key of keys) byId.set(keyIdOf(key), { keyId: keyIdOf(key), key });
+  for (const key of keys) {
+    const keyId = keyIdOf(key); // canonicalises and hashes the key: once per key
+    byId.set(keyId, { keyId, key });
+  }
   return [...byId.values()];
 }
 
