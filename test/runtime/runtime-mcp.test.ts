@@ -212,17 +212,23 @@ describe("MCP over Streamable HTTP at /mcp (stateless)", () => {
   });
 });
 
+/** A client linked to `server` over an in-memory transport (as stdio serves it); both closed after the test. */
+async function connectInMemory(server: ReturnType<typeof createMcpServer>): Promise<Client> {
+  const [a, b] = InMemoryTransport.createLinkedPair();
+  await server.connect(a);
+  const client = new Client({ name: "in-memory", version: "1.0.0" });
+  await client.connect(b);
+  cleanups.push(async () => {
+    await client.close();
+    await server.close();
+  });
+  return client;
+}
+
 describe("the MCP server object (as served on stdio), over an in-memory transport", () => {
   it("enforces policy the same way", async () => {
     const server = createMcpServer({ interceptor: interceptorFor(() => policyOf(EXAMPLE_POLICIES)), tools: builtinTools({ shell: { cwd: dir } }) });
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    await server.connect(a);
-    const client = new Client({ name: "in-memory", version: "1.0.0" });
-    await client.connect(b);
-    cleanups.push(async () => {
-      await client.close();
-      await server.close();
-    });
+    const client = await connectInMemory(server);
     expect(JSON.parse(textOf(await call(client, "tool.echo", { text: "hi" })))).toEqual({ text: "hi" });
     const marker = join(dir, "inmemory-shell-ran");
     const denied = await call(client, "tool.shell", { command: `touch ${marker}` });
@@ -233,14 +239,7 @@ describe("the MCP server object (as served on stdio), over an in-memory transpor
   it("decides stdio calls for the process's configured identity (no token on stdio)", async () => {
     const sink = new MemorySink();
     const server = createMcpServer({ interceptor: interceptorFor(() => policyOf(EXAMPLE_POLICIES), sink), tools: builtinTools() });
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    await server.connect(a);
-    const client = new Client({ name: "in-memory", version: "1.0.0" });
-    await client.connect(b);
-    cleanups.push(async () => {
-      await client.close();
-      await server.close();
-    });
+    const client = await connectInMemory(server);
     await call(client, "tool.echo", { text: "hi" });
     expect(sink.events().map((e) => [e.agent_id, e.token_id, e.transport])).toEqual([["test-agent", undefined, "mcp"]]);
   });
