@@ -29,7 +29,8 @@ export interface StoredRelease {
  * The total is checked against `budget` before the first byte is written.
  */
 export async function storeVerifiedRelease(src: OciRepository, report: VerifyReleaseReport, store: OciRepository, tag: string, budget: number): Promise<StoredRelease> {
-  const imageBytes = await graphBytes(src, report.artifact.digest, 0);
+  const root = await src.getManifest(report.artifact.digest);
+  const imageBytes = await graphBytes(src, root, 0);
   const envelope = report.statement.envelope.bytes;
   const total = imageBytes + report.lock.bytes.byteLength + report.policy.bytes.byteLength + envelope.byteLength;
   if (total > budget) {
@@ -37,7 +38,7 @@ export async function storeVerifiedRelease(src: OciRepository, report: VerifyRel
       { details: { digest: report.artifact.digest, bytes: total, budget } });
   }
   const copied = await copyArtifact(src, report.artifact.digest, store, tag, { referrers: false });
-  const subject: Descriptor = { mediaType: report.artifact.mediaType, digest: report.artifact.digest, size: (await src.getManifest(report.artifact.digest)).bytes.byteLength };
+  const subject: Descriptor = { mediaType: report.artifact.mediaType, digest: report.artifact.digest, size: root.bytes.byteLength };
   await attachFile(store, subject, { name: "autonomy.lock.json", data: report.lock.bytes }, { artifactType: MediaTypes.lock });
   await attachFile(store, subject, { name: "policy-bundle.tar.gz", data: report.policy.bytes }, { artifactType: MediaTypes.policyBundle });
   await publishEnvelopeBytes(store, subject, envelope);
@@ -45,12 +46,11 @@ export async function storeVerifiedRelease(src: OciRepository, report: VerifyRel
 }
 
 /** Total size of the blobs under a manifest (recursively for an index), from the descriptors verification just checked. */
-async function graphBytes(repo: OciRepository, digest: string, depth: number): Promise<number> {
+async function graphBytes(repo: OciRepository, m: { digest: string; bytes: Uint8Array; mediaType: string }, depth: number): Promise<number> {
   // Verification already walked this graph; the depth bound only guards against a store changing underneath.
-  if (depth > 8) throw new NodeError("ACTIVATION_TOO_LARGE", `the image ${digest} nests indexes deeper than 8 levels`);
-  const m = await repo.getManifest(digest);
+  if (depth > 8) throw new NodeError("ACTIVATION_TOO_LARGE", `the image ${m.digest} nests indexes deeper than 8 levels`);
   const parsed = parseManifest(m.bytes, m.mediaType);
   let n = 0;
-  for (const d of childDescriptors(parsed)) n += parsed.kind === "index" ? await graphBytes(repo, d.digest, depth + 1) : d.size;
+  for (const d of childDescriptors(parsed)) n += parsed.kind === "index" ? await graphBytes(repo, await repo.getManifest(d.digest), depth + 1) : d.size;
   return n;
 }
