@@ -12,7 +12,8 @@ Layouts understood:
   segmented    the default bounded-disk extension of docs/wal.md: sealed
                segments telemetry.wal.<first>-<last>[.<sha256>] (20 digits
                each, chained from telemetry.wal.base + 1) before the active
-               telemetry.wal; telemetry.wal.base (8-byte LE) missing = 0
+               telemetry.wal; telemetry.wal.base (8-byte LE seq + first 8 bytes of its
+               SHA-256; a legacy 8-byte file is unchecked) missing = 0
 
 A legacy upgrade (seed OBS-4) accepts gaps in the legacy WAL and records them
 beside the directory (<dir>.generation, "legacy_through" and "legacy_gaps", the
@@ -72,6 +73,16 @@ def u64le(raw):
     return v if v <= MAX_SAFE_INT else None
 
 
+def read_base(raw):
+    """telemetry.wal.base: 16 bytes (u64 LE seq, then the first 8 bytes of that field's SHA-256), or the
+    legacy 8-byte seq alone. None when the length or the check is wrong."""
+    if len(raw) == 16:
+        if hashlib.sha256(raw[:8]).digest()[:8] != raw[8:]:
+            return None
+        return u64le(raw[:8])
+    return u64le(raw)
+
+
 def _no_constants(name):
     raise ValueError("not JSON: " + name)
 
@@ -115,9 +126,9 @@ def layout(wal_dir, violations):
     base_raw = read_bytes(os.path.join(wal_dir, "telemetry.wal.base"))
     base = 0
     if base_raw is not None:
-        base = u64le(base_raw)
+        base = read_base(base_raw)
         if base is None:
-            violations.append(v("WAL_BASE_CORRUPT", "R2_SEQ_CONTIGUOUS", "telemetry.wal.base is %d bytes, not 8" % len(base_raw)))
+            violations.append(v("WAL_BASE_CORRUPT", "R2_SEQ_CONTIGUOUS", "telemetry.wal.base is %d bytes and not a valid base record" % len(base_raw)))
             return 0, []
     segs = []
     for name in os.listdir(wal_dir) if os.path.isdir(wal_dir) else []:

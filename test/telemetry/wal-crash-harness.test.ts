@@ -124,7 +124,7 @@ async function readDisk(fs: WalFs, dir: string): Promise<{ base: number; sealed:
     if (m) sealed.push({ first: Number(m[1]), last: Number(m[2]), sha256: m[3], bytes: (await fs.readFile(`${dir}/${name}`)) ?? new Uint8Array(0) });
   }
   sealed.sort((a, b) => a.first - b.first);
-  return { base: baseRaw === undefined ? 0 : Number(Buffer.from(baseRaw).readBigUInt64LE(0)), sealed, active: (await fs.readFile(`${dir}/telemetry.wal`)) ?? new Uint8Array(0), safe: await fs.readFile(`${dir}/telemetry.safe_seq`) };
+  return { base: baseRaw === undefined ? 0 : Number(Buffer.from(baseRaw).readBigUInt64LE(0)) /* the first 8 bytes are the seq in both forms */, sealed, active: (await fs.readFile(`${dir}/telemetry.wal`)) ?? new Uint8Array(0), safe: await fs.readFile(`${dir}/telemetry.safe_seq`) };
 }
 
 /**

@@ -11,6 +11,7 @@
 import { execFileSync } from "node:child_process";
 import { appendFile, mkdtemp, readFile, readdir, rename, rm, truncate, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -19,6 +20,12 @@ import { Wal, encodeFrame, inspectWalDir } from "../../src/telemetry/index.js";
 import { needs } from "../helpers/needs.js";
 
 const quiet = { warn: () => undefined, error: () => undefined };
+/** docs/wal.md's base record, built here from the doc rather than by the code under test. */
+const checkedBase = (seq: number): Buffer => {
+  const field = Buffer.alloc(8);
+  field.writeBigUInt64LE(BigInt(seq));
+  return Buffer.concat([field, createHash("sha256").update(field).digest().subarray(0, 8)]);
+};
 const PYTHON = process.env.AUTONOMY_PYTHON ?? "python3";
 let root = "";
 let n = 0;
@@ -118,6 +125,8 @@ needs("python3").describe("scripts/wal_verify.py agrees with inspect", () => {
     ["a segment whose bytes changed (digest)", { [`${seg(1, 1)}.${"0".repeat(64)}`]: frame(1), "telemetry.wal": Buffer.alloc(0), "telemetry.safe_seq": u64(1) }, "SEGMENT_INVALID"],
     ["sealed frames beyond the safe point", { [seg(1, 2)]: Buffer.concat([frame(1), frame(2)]), "telemetry.wal": Buffer.alloc(0), "telemetry.safe_seq": u64(1) }, "SEGMENT_INVALID"],
     ["a corrupt base", { "telemetry.wal.base": Buffer.alloc(3), "telemetry.wal": frame(1), "telemetry.safe_seq": u64(1) }, "WAL_BASE_CORRUPT"],
+    ["a checked base", { "telemetry.wal.base": checkedBase(2), [seg(3, 4)]: Buffer.concat([frame(3), frame(4)]), "telemetry.wal": frame(5), "telemetry.safe_seq": u64(5) }, null],
+    ["a checked base whose seq changed on disk", { "telemetry.wal.base": Buffer.concat([u64(3), checkedBase(2).subarray(8)]), [seg(3, 4)]: Buffer.concat([frame(3), frame(4)]), "telemetry.wal": frame(5), "telemetry.safe_seq": u64(5) }, "WAL_BASE_CORRUPT"],
   ];
   it.each(cases)("%s: the same verdict, and the expected first cause", async (name, files, cause) => {
     const dir = join(root, name.replace(/[^a-z0-9]+/gi, "-"));

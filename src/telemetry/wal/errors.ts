@@ -32,7 +32,7 @@ const HINTS: Readonly<Record<WalFailHardCause, string>> = {
   WAL_CORRUPT_INVALID_JSON: "a committed frame is structurally complete but its JSON is corrupt: storage corruption. Preserve the directory for analysis",
   SAFESEQ_CORRUPT: "telemetry.safe_seq is not 8 bytes: it is corrupt. Preserve the directory; never hand-edit the safe point",
   SEGMENT_INVALID: "a sealed segment does not hold exactly the frames its name says, or lies beyond the safe point: storage lost or changed committed data. Preserve the directory for analysis",
-  WAL_BASE_CORRUPT: "telemetry.wal.base is not 8 bytes: it is corrupt. Preserve the directory; never hand-edit it",
+  WAL_BASE_CORRUPT: "telemetry.wal.base has the wrong length or fails its checksum: it is corrupt. Preserve the directory; never hand-edit it",
   WAL_GENERATION_CORRUPT: "the generation file beside the WAL directory (<dir>.generation) is not a generation record: it is corrupt. Preserve it; never hand-edit it. Removing it makes the WAL the legacy generation: positions of other generations are then ignored and telemetry is exported again from seq 1",
   SAFESEQ_MISSING: "the node has state but telemetry.safe_seq is missing. If this node ran a WAL version without safe points, set AUTONOMYOPS_WAL_LEGACY_UPGRADE=1 once; if the WAL is empty and you mean to start over, set AUTONOMYOPS_WAL_OPERATOR_RESET=1",
 };

@@ -293,10 +293,32 @@ describe("damaged segmented directories fail hard with a cause (and inspectWalDi
     expect(await failHardCode()).toBe("SEGMENT_INVALID");
   });
 
-  it("a base that is not 8 bytes → WAL_BASE_CORRUPT", async () => {
+  it("a base that is not 16 bytes (or the legacy 8) → WAL_BASE_CORRUPT", async () => {
     await (await fill(20)).close();
     await writeFile(join(dir, "telemetry.wal.base"), Buffer.from([1, 2, 3]));
     expect(await failHardCode()).toBe("WAL_BASE_CORRUPT");
+  });
+
+  it("a base whose seq had a bit flipped fails its checksum → WAL_BASE_CORRUPT, never frames silently dropped", async () => {
+    const wal = await fill(20);
+    await wal.reclaim(10);
+    await wal.close();
+    const raw = await readFile(join(dir, "telemetry.wal.base"));
+    expect(raw.byteLength).toBe(16);
+    raw[0] = (raw[0] ?? 0) ^ 4;
+    await writeFile(join(dir, "telemetry.wal.base"), raw);
+    expect(await failHardCode()).toBe("WAL_BASE_CORRUPT");
+    expect((await inspectWalDir(dir)).fail_hard).not.toBeNull();
+  });
+
+  it("a legacy 8-byte base (written before the checksum) is still read", async () => {
+    const wal = await fill(20);
+    const { base } = await wal.reclaim(10);
+    await wal.close();
+    await writeFile(join(dir, "telemetry.wal.base"), encodeSafeSeq(base));
+    const again = await Wal.open(dir, { log: quiet, segmentBytes: 200 });
+    expect(again.base).toBe(base);
+    await again.close();
   });
 
   it("a lost safe_seq beside sealed segments is steady state → SAFESEQ_MISSING, never a first run", async () => {

@@ -4,8 +4,10 @@
  * segment is named by the seqs it holds and the SHA-256 of its bytes,
  * `telemetry.wal.<first>-<last>.<sha256>` (20 digits each), so every decision
  * about it — chain, reclamation — is made from names alone, and recovery can
- * tell a sealed segment that changed on disk (the seed's frames carry no checksum). `telemetry.wal.base` (8-byte LE, like the safe point) is the seq
- * just before the oldest retained frame; missing means 0, the seed's layout.
+ * tell a sealed segment that changed on disk (the seed's frames carry no checksum). `telemetry.wal.base` is the seq
+ * just before the oldest retained frame; missing means 0, the seed's layout. It is 16 bytes: the seq as 8-byte LE
+ * (like the safe point) and the first 8 bytes of that field's SHA-256, because a flipped bit that moved it forward
+ * would silently drop retained frames (the property test found that). An 8-byte base is the legacy form: read, unchecked.
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -57,18 +59,35 @@ export function segmentDigestMatches(seg: { sha256?: string | undefined }, bytes
   return seg.sha256 === undefined || createHash("sha256").update(bytes).digest("hex") === seg.sha256;
 }
 
-/** telemetry.wal.base; 0 when missing. A wrong length fails hard: never guess which frames were reclaimed. */
+const LEGACY_BASE_BYTES = 8;
+const BASE_BYTES = 16;
+
+function baseCheck(seqField: Uint8Array): Buffer {
+  return createHash("sha256").update(seqField).digest().subarray(0, BASE_BYTES - LEGACY_BASE_BYTES);
+}
+
+/** The 16-byte base record: seq (8-byte LE) then the first 8 bytes of its SHA-256. */
+export function encodeBase(seq: number): Uint8Array {
+  const field = encodeSafeSeq(seq);
+  return Buffer.concat([field, baseCheck(field)]);
+}
+
+/** telemetry.wal.base; 0 when missing. A wrong length or check fails hard: never guess which frames were reclaimed. */
 export async function readBase(fs: WalFs, dir: string): Promise<{ base: number; present: boolean }> {
   const raw = await fs.readFile(join(dir, BASE_FILE));
   if (raw === undefined) return { base: 0, present: false };
-  const base = decodeSafeSeq(raw);
-  if (base === undefined) throw new WalFailHard("WAL_BASE_CORRUPT", dir, `telemetry.wal.base is ${raw.byteLength} bytes, not 8`, { length: raw.byteLength });
+  const corrupt = (why: string): WalFailHard => new WalFailHard("WAL_BASE_CORRUPT", dir, `telemetry.wal.base ${why}`, { length: raw.byteLength });
+  if (raw.byteLength !== BASE_BYTES && raw.byteLength !== LEGACY_BASE_BYTES) throw corrupt(`is ${raw.byteLength} bytes, not ${BASE_BYTES} (or the legacy ${LEGACY_BASE_BYTES})`);
+  const field = raw.subarray(0, LEGACY_BASE_BYTES);
+  if (raw.byteLength === BASE_BYTES && !baseCheck(field).equals(raw.subarray(LEGACY_BASE_BYTES))) throw corrupt("fails its checksum: a bit changed on disk");
+  const base = decodeSafeSeq(field);
+  if (base === undefined) throw corrupt("does not decode");
   return { base, present: true };
 }
 
 /** temp → fsync → rename → fsync(dir), like the safe point. */
 export async function writeBase(fs: WalFs, dir: string, seq: number): Promise<void> {
-  await replaceFileDurably(join(dir, BASE_FILE), join(dir, BASE_TMP_FILE), encodeSafeSeq(seq), fs);
+  await replaceFileDurably(join(dir, BASE_FILE), join(dir, BASE_TMP_FILE), encodeBase(seq), fs);
 }
 
 /** Sealed segments in the directory, oldest first. */
