@@ -1,0 +1,26 @@
+/**
+ * The control-plane API contract: request/response schemas (zod) and the route
+ * table with each route's permission, shared by the server (src/orchestrator),
+ * the node's release poller (src/runtime) and the fleet simulator, so the
+ * three can never disagree on a field. OpenAPI is generated from these.
+ */
+export { NodeId, ReleaseId, Channel, Timestamp, Sha256Digest, LockFingerprint, Labels, Cursor, Limit } from "./common.js";
+export {
+  PERMISSIONS,
+  ROLES,
+  ROLE_PERMISSIONS,
+  NODE_PERMISSIONS,
+  CreateTokenRequest,
+  CreatedToken,
+  CreateEnrollmentTokenRequest,
+  CreatedEnrollmentToken,
+  EnrollRequest,
+  Enrolled,
+} from "./identity.js";
+export type { Permission, Role } from "./identity.js";
+export { Envelope, PublishReleaseRequest, Release, ReleasePage, LatestQuery } from "./releases.js";
+export { LIFECYCLE_PHASES, LIFECYCLE_EVENT_TYPE, HeartbeatRequest, AckRequest, Node, NodePage } from "./nodes.js";
+export type { LifecyclePhase } from "./nodes.js";
+export { MAX_EVENTS_PER_BATCH, IngestEvent, IngestRequest, IngestResult, StoredEvent, EventPage } from "./events.js";
+export { ROUTES } from "./routes.js";
+export type { RouteDecl, RouteName } from "./routes.js";
