@@ -170,6 +170,8 @@ export interface PgClusterOptions {
   /** The database created at start (default `autonomy`). */
   database?: string;
   binaries?: PgBinaries;
+  /** Where the temporary directory goes (default: the OS temp dir); as root it must be traversable by `postgres`. */
+  parentDir?: string;
 }
 
 const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -194,7 +196,7 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
   const database = opts.database ?? "autonomy";
   checkName(database);
   const as = runAs();
-  const dir = await mkdtemp(join(tmpdir(), "autonomy-pg-"));
+  const dir = await mkdtemp(join(opts.parentDir ?? tmpdir(), "autonomy-pg-"));
   try {
     const port = await initAndStart(binaries.binDir, dir, as);
     const cluster = makeCluster(binaries, dir, port, as);
