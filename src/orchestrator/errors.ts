@@ -23,7 +23,6 @@ export const ORCHESTRATOR_ERROR_CODES = [
   "STORE_UNAVAILABLE",
   "STORE_SCHEMA_TOO_NEW",
   "STORE_MIGRATION_FAILED",
-  "CP_REQUEST_FAILED",
 ] as const;
 export type OrchestratorErrorCode = (typeof ORCHESTRATOR_ERROR_CODES)[number] | "AUTH_REQUIRED";
 
@@ -67,7 +66,6 @@ const HINTS: Readonly<Record<OrchestratorErrorCode, string>> = {
   STORE_UNAVAILABLE: "the store did not answer; retry later",
   STORE_SCHEMA_TOO_NEW: "this database was migrated by a newer autonomy; run that version (or a newer one) against it",
   STORE_MIGRATION_FAILED: "the schema migration failed and was rolled back; see the message, fix the cause and start again",
-  CP_REQUEST_FAILED: "check --server / AUTONOMY_SERVER and the token; the message carries the server's problem details",
 };
 
 /** A control-plane error: a stable code, an HTTP status ({@link ORCHESTRATOR_STATUS}) and a hint. */
