@@ -25,6 +25,6 @@ export { explainRequest } from "./explain.js";
 export type { Explanation } from "./explain.js";
 export type { ControlPlaneOptions } from "./runtime.js";
 export { ReleasePoller } from "./poller/poller.js";
-export type { PollerOptions, PollStep } from "./poller/poller.js";
+export type { PollerOptions, PollStep, PollerStatus } from "./poller/poller.js";
 export { ensureEnrolled, defaultNodeId } from "./poller/enroll.js";
 export type { EnrollOptions, Enrollment } from "./poller/enroll.js";

@@ -26,16 +26,21 @@ export interface CpNodeServer {
   heartbeats: { node_id: string; body: HeartbeatRequest }[];
   latestCalls: { ifNoneMatch: string | undefined; status: number }[];
   fault: Fault;
+  /** Node credential → node id. */
+  credentials: Map<string, string>;
   close(): Promise<void>;
 }
 
-export async function startCpNodeServer(): Promise<CpNodeServer> {
+/** `from`: a stopped server whose state (credentials, releases, records) carries over, on `port` (a restart). */
+export async function startCpNodeServer(o: { from?: CpNodeServer; port?: number } = {}): Promise<CpNodeServer> {
   const app = Fastify({ logger: false, forceCloseConnections: true });
-  const credentials = new Map<string, string>();
+  const f = o.from;
   const s: CpNodeServer = {
-    url: "", app, enrollTokens: new Map(), releases: new Map(), acks: [], heartbeats: [], latestCalls: [], fault: "none",
+    url: "", app, enrollTokens: f?.enrollTokens ?? new Map<string, { node_id?: string }>(), releases: f?.releases ?? new Map<string, Release>(), acks: f?.acks ?? [], heartbeats: f?.heartbeats ?? [],
+    latestCalls: f?.latestCalls ?? [], fault: "none", credentials: f?.credentials ?? new Map<string, string>(),
     close: () => app.close(),
   };
+  const credentials = s.credentials;
   await app.register(problemDetails, {});
   const refuse = (reply: FastifyReply, status: number, code: string, detail: string): FastifyReply =>
     reply.code(status).type(PROBLEM_CONTENT_TYPE).send({ type: problemType(code), title: code, status, detail, code });
@@ -95,7 +100,7 @@ export async function startCpNodeServer(): Promise<CpNodeServer> {
   app.post(ROUTES.heartbeat.url, report(HeartbeatRequest, s.heartbeats));
   app.post(ROUTES.ack.url, report(AckRequest, s.acks));
 
-  s.url = await app.listen({ host: "127.0.0.1", port: 0 });
+  s.url = await app.listen({ host: "127.0.0.1", port: o.port ?? 0 });
   return s;
 }
 

@@ -46,6 +46,19 @@ export interface PollStep {
   error?: string;
 }
 
+export interface PollerStatus {
+  polls: number;
+  consecutive_failures: number;
+  last_outcome: PollStep["outcome"] | null;
+  latest_release_id: string | null;
+  /** Releases that failed verification, not retried until the control plane names another. */
+  rejected: string[];
+  retrying: { release_id: string; attempts: number } | null;
+  ack_failures: number;
+  wal_failures: number;
+  heartbeat_failures: number;
+}
+
 /** A release being retried after a transient failure. */
 interface Pending { release_id: string; attempts: number; notBefore: number }
 
@@ -83,6 +96,8 @@ export class ReleasePoller {
   #detected: string | undefined;
   #pending: Pending | undefined;
   heartbeatFailures = 0;
+  #polls = 0;
+  #lastOutcome: PollStep["outcome"] | null = null;
 
   constructor(o: PollerOptions) {
     this.#o = o;
@@ -94,8 +109,13 @@ export class ReleasePoller {
     this.#report = new LifecycleReporter({ wal: o.wal, client: o.client, nodeId: o.enrollment.node_id, clock: this.#clock });
   }
 
-  get ackFailures(): number {
-    return this.#report.ackFailures;
+  /** For status output and tests: what the poller has done and what failed (counts since start). */
+  status(): PollerStatus {
+    return {
+      polls: this.#polls, consecutive_failures: this.#failures, last_outcome: this.#lastOutcome, latest_release_id: this.#latest?.release_id ?? null,
+      rejected: [...this.#rejected], retrying: this.#pending ? { release_id: this.#pending.release_id, attempts: this.#pending.attempts } : null,
+      ack_failures: this.#report.ackFailures, wal_failures: this.#report.walFailures, heartbeat_failures: this.heartbeatFailures,
+    };
   }
 
   /** Polls until `signal` aborts; never throws for a control-plane or activation failure. */
@@ -109,6 +129,13 @@ export class ReleasePoller {
   /** One poll (and, when due, a heartbeat and an activation attempt). */
   async pollOnce(signal?: AbortSignal): Promise<PollStep> {
     await this.#heartbeatIfDue(signal);
+    const step = await this.#poll(signal);
+    this.#polls += 1;
+    this.#lastOutcome = step.outcome;
+    return step;
+  }
+
+  async #poll(signal?: AbortSignal): Promise<PollStep> {
     let outcome: PollStep["outcome"];
     try {
       const r = await this.#o.client.latestRelease(this.#o.channel, this.#etag, signal ? { signal } : {});
