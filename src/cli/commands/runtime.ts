@@ -189,7 +189,7 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--enroll-token <token>", "single-use enrollment token for the first start with --server (or AUTONOMY_ENROLL_TOKEN; a flag shows in `ps`); the node credential it buys is kept in control-plane.json (0600)")
     .option("--node-id <id>", "the node's id on the control plane at enrollment (default: derived from the host name)")
     .option("--channel <name>", "release channel to follow", "stable")
-    .option("--poll-interval <duration>", "longest gap between release polls; each gap is drawn from [interval/2, interval]", parsePollInterval, 30_000)
+    .addOption(new Option("--poll-interval <duration>", "longest gap between release polls; each gap is drawn from [interval/2, interval]").argParser(parsePollInterval).default(30_000, "30s"))
     .option("--plain-http", "talk HTTP instead of HTTPS to the registry releases are pulled from (loopback test registries)")
     .option("--json", "machine-readable status line")
     .action(action(runtimeStart));
