@@ -12,6 +12,7 @@ import { registerPolicyState, registerRuntimeState } from "./commands/runtime.js
 import { registerWal } from "./commands/wal.js";
 import { registerLab } from "./commands/lab.js";
 import { registerTelemetry } from "./commands/telemetry.js";
+import { registerReleaseControlPlane, registerServe, registerToken } from "./commands/control-plane.js";
 
 /** The `autonomy` command tree; shared by the binary and the CLI reference generator. */
 export function buildAutonomyProgram(): Command {
@@ -22,7 +23,7 @@ export function buildAutonomyProgram(): Command {
   registerKeys(program);
   registerLock(program);
   registerSupplyChain(program);
-  registerRelease(program);
+  registerReleaseControlPlane(registerRelease(program));
   registerOci(program);
   const policy = registerPolicy(program);
   registerPolicyTest(policy);
@@ -30,6 +31,8 @@ export function buildAutonomyProgram(): Command {
   registerWal(program);
   registerTelemetry(program);
   registerLab(program);
+  registerServe(program);
+  registerToken(program);
   registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));
   return program;
 }

@@ -23,6 +23,7 @@ export const ORCHESTRATOR_ERROR_CODES = [
   "STORE_UNAVAILABLE",
   "STORE_SCHEMA_TOO_NEW",
   "STORE_MIGRATION_FAILED",
+  "CP_LISTEN_FAILED",
 ] as const;
 export type OrchestratorErrorCode = (typeof ORCHESTRATOR_ERROR_CODES)[number] | "AUTH_REQUIRED";
 
@@ -65,6 +66,7 @@ const HINTS: Readonly<Record<OrchestratorErrorCode, string>> = {
   STORE_OPEN_FAILED: "check --db: a writable file path (its directory must exist) or a reachable postgres:// URL",
   STORE_UNAVAILABLE: "the store did not answer; retry later",
   STORE_SCHEMA_TOO_NEW: "this database was migrated by a newer autonomy; run that version (or a newer one) against it",
+  CP_LISTEN_FAILED: "choose a free address with --listen HOST:PORT (port 0 picks one), or stop what holds it",
   STORE_MIGRATION_FAILED: "the schema migration failed and was rolled back; see the message, fix the cause and start again",
 };
 
