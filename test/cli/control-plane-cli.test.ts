@@ -13,6 +13,7 @@ import { signStatement } from "../../src/supplychain/index.js";
 import { AUTONOMY_BIN, describeRun, runCli, runJson } from "../helpers/cli.js";
 import { describeDialects } from "../helpers/databases.js";
 import { samplePredicate } from "../helpers/statements.js";
+import { makeRelease, testKeys } from "../helpers/release.js";
 
 interface Served {
   child: ChildProcess;
@@ -117,3 +118,27 @@ it("autonomy token create without a server or token is a usage error (exit 2)", 
   expect(r.code).toBe(2);
   expect(r.stderr).toContain("--server");
 });
+
+it("autonomy release publish --from-image verifies the image's statement with --key, then publishes it; a wrong key publishes nothing", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "autonomy-fromimage-"));
+  const s = await startServe(["--db", join(dir, "cp.db"), "--bootstrap-token-file", join(dir, "boot.token")]);
+  try {
+    const env = { AUTONOMY_SERVER: s.url, AUTONOMY_TOKEN: (await readFile(join(dir, "boot.token"), "utf8")).trim() };
+    const keys = testKeys();
+    const made = await makeRelease({ ref: `oci:${join(dir, "store")}:v1`, keys, sequence: 3, repository: "registry.example/team/agent" });
+    await writeFile(join(dir, "release.pub"), keys.publicPem);
+    await writeFile(join(dir, "other.pub"), testKeys().publicPem);
+    const base = ["release", "publish", "--from-image", `oci:${join(dir, "store")}:v1`, "--repository", "registry.example/team/agent"];
+    const wrong = await runCli([...base, "--key", join(dir, "other.pub")], { env });
+    expect(wrong.code, describeRun(wrong)).toBe(4);
+    const listedBefore = await runJson<{ releases: unknown[] }>(["release", "list"], { env });
+    expect(listedBefore.json.releases).toEqual([]);
+    const ok = await runJson<{ release: { sequence: number; image_digest: string; image: string } }>([...base, "--key", join(dir, "release.pub")], { env });
+    expect(ok.code, describeRun(ok)).toBe(0);
+    expect(ok.json.release).toMatchObject({ sequence: 3, image_digest: made.digest, image: `oci:${join(dir, "store")}:v1` });
+  } finally {
+    s.child.kill("SIGTERM");
+    await s.exited;
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 60_000);

@@ -5,10 +5,11 @@ import type { Release, Role } from "../../cpapi/index.js";
 import { UsageError, readInputFile, redactUrl } from "../../lib/index.js";
 import { createLogger } from "../../observability/index.js";
 import { isPostgresLocation, startControlPlane } from "../../orchestrator/index.js";
-import { parseDuration } from "../../sign/index.js";
+import { loadPublicKey, parseDuration } from "../../sign/index.js";
+import { DEFAULT_CHANNEL, releaseRepository, trustedKeys, verifyRelease } from "../../supplychain/index.js";
 import { emit } from "../output.js";
 import { action } from "../run.js";
-import { parseHttpUrl } from "../common.js";
+import { openRef, parseHttpUrl } from "../common.js";
 
 /** `HOST:PORT` (port 0: a free one). */
 function parseHostPort(v: string): { host: string; port: number } {
@@ -125,10 +126,38 @@ function releaseText(r: Release): string {
 }
 
 interface PublishFlags extends ClientFlags {
-  statement: string;
-  image: string;
+  statement?: string;
+  fromImage?: string;
+  image?: string;
+  key?: string[];
+  repository?: string;
   channel?: string;
   notes: string;
+  plainHttp?: boolean;
+}
+
+/** The envelope to publish and the image reference: from a file, or verified from the image's own statements. */
+async function publishInput(flags: PublishFlags): Promise<{ envelope: unknown; image: string; channel: string | undefined }> {
+  if ((flags.statement === undefined) === (flags.fromImage === undefined)) throw new UsageError("give exactly one of --statement FILE and --from-image REF", "--statement publishes an envelope file; --from-image reads and verifies the statement attached to the image");
+  if (flags.statement !== undefined) {
+    if (flags.image === undefined) throw new UsageError("--statement needs --image REF", "pass --image: where nodes pull the image the statement names");
+    const file = await readInputFile(flags.statement, "release statement envelope");
+    try {
+      return { envelope: JSON.parse(file.toString("utf8")), image: flags.image, channel: flags.channel };
+    } catch {
+      throw new UsageError(`${flags.statement} is not JSON`, "pass the DSSE envelope of the release statement (JSON with payloadType, payload, signatures)");
+    }
+  }
+  const refIn = flags.fromImage ?? "";
+  if (!flags.key || flags.key.length === 0) throw new UsageError("--from-image needs --key PUB", "pass the release public key(s): the statement is verified here before it is published");
+  const trusted = trustedKeys(await Promise.all(flags.key.map((k) => loadPublicKey(k))));
+  const { repo, ref, target } = openRef(refIn, flags);
+  const repository = flags.repository ?? releaseRepository(ref);
+  if (repository === undefined) throw new UsageError("an oci: layout reference does not name the release repository", "pass --repository HOST/PATH");
+  // Verified as a node would (highest valid statement, every digest, lock and bundle): never publish what no node can activate.
+  const report = await verifyRelease(repo, target, { trusted, threshold: 1, channel: flags.channel ?? DEFAULT_CHANNEL, repository, now: new Date() });
+  const envelope: unknown = JSON.parse(Buffer.from(report.statement.envelope.bytes).toString("utf8"));
+  return { envelope, image: flags.image ?? refIn, channel: report.statement.predicate.channel };
 }
 
 /** `autonomy release publish|list|show`: the control plane's release records, beside `release rollback`. */
@@ -137,20 +166,18 @@ export function registerReleaseControlPlane(release: Command): void {
     release
       .command("publish")
       .description("publish a signed release statement to a control plane (advisory: nodes still verify it); the same statement again is a no-op, another statement at the same channel and sequence is refused (409)")
-      .requiredOption("--statement <file>", "the DSSE envelope (JSON) of the release statement")
-      .requiredOption("--image <ref>", "where nodes pull the image (its digest, if given, must be the statement's)")
+      .option("--statement <file>", "the DSSE envelope (JSON) of the release statement (with --image)")
+      .option("--from-image <ref>", "read the release statement attached to this image, verify it with --key (as a node would), and publish it")
+      .option("--image <ref>", "where nodes pull the image (its digest, if given, must be the statement's; default with --from-image: that reference)")
+      .option("--key <file>", "release public key (SPKI PEM) to verify --from-image with, repeatable", (v: string, prev: string[] = []) => [...prev, v])
+      .option("--repository <host/path>", "with --from-image: the signed identity (default: the image's repository; required for oci: refs)")
       .option("--channel <name>", "the statement's channel (default: read from the statement)")
-      .option("--notes <text>", "release notes", ""),
+      .option("--notes <text>", "release notes", "")
+      .option("--plain-http", "with --from-image: talk HTTP to the registry (loopback test registries)"),
   ).action(action(async (flags: PublishFlags) => {
-    const file = await readInputFile(flags.statement, "release statement envelope");
-    let envelope: unknown;
-    try {
-      envelope = JSON.parse(file.toString("utf8"));
-    } catch {
-      throw new UsageError(`${flags.statement} is not JSON`, "pass the DSSE envelope of the release statement (JSON with payloadType, payload, signatures)");
-    }
-    const channel = flags.channel ?? channelOf(envelope) ?? "stable";
-    const r = await clientOf(flags).publishRelease({ statement: envelope as Release["statement"], image: flags.image, channel, notes: flags.notes });
+    const input = await publishInput(flags);
+    const channel = flags.channel ?? input.channel ?? channelOf(input.envelope) ?? DEFAULT_CHANNEL;
+    const r = await clientOf(flags).publishRelease({ statement: input.envelope as Release["statement"], image: input.image, channel, notes: flags.notes });
     emit({ ok: true, release: r }, flags, (x) => `published ${releaseLine(x.release)}`);
   }));
   withClientFlags(
