@@ -24,8 +24,8 @@ const IMAGE = "registry.example/team/agent:1.0";
 
 describeDialects("releases", (db) => {
   const open: TestCp[] = [];
-  const cpOn = async (o: { location?: string } = {}): Promise<TestCp> => {
-    const cp = await openTestCp({ location: o.location ?? (await db.fresh()) });
+  const cpOn = async (o: { location?: string; latestCacheMs?: number } = {}): Promise<TestCp> => {
+    const cp = await openTestCp({ location: o.location ?? (await db.fresh()), ...(o.latestCacheMs !== undefined ? { latestCacheMs: o.latestCacheMs } : {}) });
     open.push(cp);
     return cp;
   };
@@ -97,6 +97,23 @@ describeDialects("releases", (db) => {
     await publish(cp, body(predicate(0 + 1, { channel: "beta" }), { channel: "beta" }));
     expect((await cp.app.inject({ url: "/v1/releases/latest", headers: bearer(cp.owner) })).json()).toMatchObject({ sequence: 2 });
   });
+
+  if (db.dialect === "postgres") {
+    it("several servers: a publish through another server shows in this one's latest after at most latestCacheMs (0: at once)", async () => {
+      const location = await db.fresh();
+      const a = await cpOn({ location });
+      const b = await cpOn({ location, latestCacheMs: 5000 });
+      const c = await cpOn({ location, latestCacheMs: 0 });
+      const latestOf = async (cp: TestCp) => (await cp.app.inject({ url: "/v1/releases/latest", headers: bearer(cp.owner) })).json<{ sequence: number }>().sequence;
+      await publish(a, body(predicate(1)));
+      expect(await latestOf(b)).toBe(1);
+      await publish(a, body(predicate(2)));
+      expect(await latestOf(c)).toBe(2);
+      expect(await latestOf(b)).toBe(1); // cached in b, within its 5 s
+      b.clock.advance(5000);
+      expect(await latestOf(b)).toBe(2);
+    });
+  }
 
   it("a node credential polls latest (release:read) and gets the 304 too", async () => {
     const cp = await cpOn();
