@@ -54,6 +54,9 @@ function checkRouteDeclared(r: RouteOptions): RegisteredRoute {
 /** Largest request body: a release (a 128 KiB statement envelope plus notes) or a batch of 1,000 events fits. */
 export const BODY_LIMIT = 4 * 1024 * 1024;
 
+/** Default lifetime of an authenticated token's cached lookup (ms). */
+export const AUTH_CACHE_MS = 1000;
+
 /** Default lifetime of the in-memory latest-release cache (ms). */
 export const LATEST_CACHE_MS = 1000;
 
@@ -71,6 +74,12 @@ export interface BuildAppOptions {
    * Default {@link LATEST_CACHE_MS}.
    */
   latestCacheMs?: number;
+  /**
+   * How long an authenticated token's lookup is reused (ms): a revocation made in
+   * the store takes effect within it; expiry is checked on every request. 0 looks
+   * every request up. Default {@link AUTH_CACHE_MS}.
+   */
+  authCacheMs?: number;
   /** Also export Node's process metrics (cp_process_*). Default false (tests build many apps). */
   processMetrics?: boolean;
 }
@@ -118,7 +127,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   app.addHook("onRoute", (r) => {
     app.cpRoutes.push(checkRouteDeclared(r));
   });
-  app.addHook("onRequest", authHook(opts.store, clock));
+  app.addHook("onRequest", authHook(opts.store, clock, { cacheMs: opts.authCacheMs ?? AUTH_CACHE_MS }));
   await app.register(systemRoutes(deps, metrics, () => app.swagger()));
   await app.register(identityRoutes(deps));
   await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS }));

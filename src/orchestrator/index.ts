@@ -3,7 +3,7 @@
  * PostgreSQL), identity (operator tokens, node enrollment and credentials),
  * releases, and the areas of nodes, events and rollouts.
  */
-export { buildApp, BODY_LIMIT, LATEST_CACHE_MS } from "./app.js";
+export { buildApp, BODY_LIMIT, LATEST_CACHE_MS, AUTH_CACHE_MS } from "./app.js";
 export type { BuildAppOptions, RegisteredRoute } from "./app.js";
 export type { AreaDeps, Area, Principal } from "./area.js";
 export { openStore, isPostgresLocation } from "./db/connect.js";

@@ -70,6 +70,24 @@ describeDialects("identity", (db) => {
     expect(res.json()).toMatchObject({ code: "TOKEN_EXPIRED" });
   });
 
+  it("attack: a token expiring while its lookup is cached is refused at its expiry, not a cache lifetime later", async () => {
+    const cp = await cpOn();
+    const t = await cp.tokenFor("owner", { ttl_seconds: 60 });
+    cp.clock.advance(59_500);
+    expect((await post(cp, "/v1/enrollment-tokens", t, {})).statusCode).toBe(201);
+    cp.clock.advance(500);
+    expect((await post(cp, "/v1/enrollment-tokens", t, {})).json()).toMatchObject({ status: 401, code: "TOKEN_EXPIRED" });
+  });
+
+  it("a revocation made in the store takes effect within the auth cache lifetime (1 s)", async () => {
+    const cp = await cpOn();
+    const t = await cp.tokenFor("owner");
+    expect((await post(cp, "/v1/enrollment-tokens", t, {})).statusCode).toBe(201);
+    await revokeOperatorToken(cp.store, cp.clock, t.split("_")[1] ?? "");
+    cp.clock.advance(1000);
+    expect((await post(cp, "/v1/enrollment-tokens", t, {})).json()).toMatchObject({ status: 401, code: "TOKEN_REVOKED" });
+  });
+
   it("attack: a revoked operator token gets 401 TOKEN_REVOKED", async () => {
     const cp = await cpOn();
     const t = await cp.tokenFor("owner");

@@ -5,8 +5,9 @@ import type { Clock } from "../../lib/index.js";
 import type { Principal } from "../area.js";
 import type { Store } from "../db/connect.js";
 import { OrchestratorError } from "../errors.js";
-import { authenticate, permissionsOf, principalName } from "./principal.js";
-import { bearerOf } from "./secrets.js";
+import { checkExpiry, lookupToken, permissionsOf, principalName } from "./principal.js";
+import { PrincipalCache } from "./principal-cache.js";
+import { bearerOf, hashToken } from "./secrets.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -34,8 +35,21 @@ export function routeDecl(name: string | undefined): RouteDecl | undefined {
  * principal holds the permission (else 403 PERMISSION_DENIED). On `selfOnly`
  * routes a node credential must name itself in `:node_id` (403
  * NODE_IDENTITY_MISMATCH). A route with no declaration is refused, never open.
+ * With `cacheMs` > 0 a token's lookup is reused that long (PrincipalCache):
+ * a revocation in the store takes effect within it; expiry is checked on every use.
  */
-export function authHook(store: Store, clock: Clock) {
+export function authHook(store: Store, clock: Clock, opts: { cacheMs?: number } = {}) {
+  const cache = new PrincipalCache(clock, opts.cacheMs ?? 0);
+  const principalFor = async (token: string): Promise<Principal> => {
+    const hash = hashToken(token);
+    let a = cache.get(hash);
+    if (!a) {
+      a = await lookupToken(store, token, hash);
+      cache.set(hash, a.principal, a.expiresAt);
+    }
+    checkExpiry(a, clock);
+    return a.principal;
+  };
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (req.is404) return; // the not-found handler answers; nothing to protect
     const name = req.routeOptions.config.route;
@@ -51,7 +65,7 @@ export function authHook(store: Store, clock: Clock) {
     }
     let principal: Principal;
     try {
-      principal = await authenticate(store, clock, token);
+      principal = await principalFor(token);
     } catch (e) {
       void reply.header("www-authenticate", 'Bearer realm="autonomy-cp", error="invalid_token"');
       throw e;
