@@ -38,6 +38,12 @@ export interface ProblemOptions {
   statusOf?: (e: AutonomyError) => number | undefined;
   /** Largest accepted body, named in the 413 detail. */
   bodyLimit?: number;
+  /**
+   * The {@link problemDetails} plugin's error handler passes every error through
+   * this first (e.g. the control plane turns a busy-store driver error into its
+   * 503 domain error); it may also set headers on the reply (Retry-After).
+   */
+  mapError?: (err: unknown, reply: FastifyReply) => unknown;
 }
 
 const TITLES: Readonly<Record<HttpProblemCode, string>> = {
@@ -113,7 +119,7 @@ const ROUTE_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS
  */
 export function problemDetails(app: FastifyInstance, opts: ProblemOptions): Promise<void> {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
-    const p = problemFromError(err, opts);
+    const p = problemFromError(opts.mapError ? opts.mapError(err, reply) : err, opts);
     if (p.status >= 500) req.log.error({ err }, "request failed");
     return sendProblem(reply, p);
   });

@@ -2,6 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NODE_PERMISSIONS, ROUTES, ROLE_PERMISSIONS, ROLES } from "../cpapi/index.js";
 import { createLogger } from "../observability/index.js";
 import { buildApp } from "./app.js";
+import BetterSqlite3 from "better-sqlite3";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { systemClock } from "../lib/index.js";
+import { openStore } from "./db/connect.js";
+import { migrateStore } from "./db/migrate.js";
+import { MIGRATIONS } from "./db/migrations.js";
+import { bootstrapOwnerToken } from "./identity/store.js";
 import type { RouteDecl } from "../cpapi/index.js";
 import { bearer, openTestCp } from "../../test/helpers/cp-app.js";
 import type { TestCp } from "../../test/helpers/cp-app.js";
@@ -91,6 +100,32 @@ describe("control plane routes and the auth hook", () => {
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toContain("/v1/tokens");
     expect(JSON.stringify(doc.paths["/v1/tokens"]?.["post"]?.requestBody)).toContain("ttl_seconds");
+  });
+
+  it("attack: a store held busy by another writer answers 503 STORE_UNAVAILABLE with Retry-After, not 500, and writes nothing", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "autonomy-busy-"));
+    const path = join(dir, "cp.db");
+    const store = await openStore(path, { busyTimeoutMs: 50 });
+    const log = createLogger({ name: "t", level: "silent" });
+    await migrateStore(store, MIGRATIONS);
+    const owner = await bootstrapOwnerToken(store, systemClock);
+    const app = await buildApp({ store, log });
+    const holder = new BetterSqlite3(path);
+    try {
+      holder.prepare("begin immediate").run();
+      const res = await app.inject({ method: "POST", url: "/v1/enrollment-tokens", headers: bearer(owner?.token ?? ""), payload: {} });
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toMatchObject({ code: "STORE_UNAVAILABLE" });
+      expect(res.headers["retry-after"]).toBe("1");
+      holder.prepare("rollback").run();
+      const rows = await store.db.selectFrom("enrollment_tokens").select("id").execute();
+      expect(rows).toEqual([]);
+    } finally {
+      holder.close();
+      await app.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("/readyz answers 503 STORE_UNAVAILABLE when the store does not answer", async () => {

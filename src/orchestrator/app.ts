@@ -1,5 +1,5 @@
 import Fastify, { LogController } from "fastify";
-import type { FastifyBaseLogger, FastifyInstance, RouteOptions } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, RouteOptions } from "fastify";
 import swagger from "@fastify/swagger";
 import { problemDetails, systemClock } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
@@ -7,6 +7,7 @@ import type { Logger } from "../observability/index.js";
 import type { AreaDeps } from "./area.js";
 import { authHook, routeDecl } from "./auth/index.js";
 import type { Store } from "./db/connect.js";
+import { isStoreBusy } from "./db/errors.js";
 import { OrchestratorError, orchestratorStatusOf } from "./errors.js";
 import { identityRoutes } from "./identity/routes.js";
 import { createMetrics, instrument } from "./metrics.js";
@@ -113,7 +114,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   const metrics = createMetrics({ defaultMetrics: opts.processMetrics === true });
   app.decorate("metrics", metrics);
   useZodValidation(app);
-  await app.register(problemDetails, { bodyLimit, statusOf: orchestratorStatusOf });
+  // A busy store is a 503 with Retry-After (the client retries), not a 500.
+  const mapError = (err: unknown, reply: FastifyReply): unknown => {
+    if (!isStoreBusy(err)) return err;
+    void reply.header("retry-after", "1");
+    return new OrchestratorError("STORE_UNAVAILABLE", "the store is busy; retry shortly", { cause: err });
+  };
+  await app.register(problemDetails, { bodyLimit, statusOf: orchestratorStatusOf, mapError });
   instrument(app, metrics);
   await app.register(swagger, {
     openapi: {

@@ -11,8 +11,8 @@ import type { CpMetrics } from "./metrics.js";
  */
 export function systemRoutes(deps: AreaDeps, metrics: CpMetrics, openapi: () => unknown): FastifyPluginAsync {
   return (app) => {
-    app.get("/healthz", { config: { route: "healthz" }, schema: { tags: ["system"] } }, () => ({ status: "ok" }));
-    app.get("/readyz", { config: { route: "readyz" }, schema: { tags: ["system"] } }, async (req) => {
+    app.get("/healthz", { config: { route: "healthz" }, schema: { tags: ["system"], security: [] } }, () => ({ status: "ok" }));
+    app.get("/readyz", { config: { route: "readyz" }, schema: { tags: ["system"], security: [] } }, async (req) => {
       try {
         await sql`select 1`.execute(deps.store.db);
       } catch (e) {
@@ -21,11 +21,11 @@ export function systemRoutes(deps: AreaDeps, metrics: CpMetrics, openapi: () => 
       }
       return { status: "ready", store: deps.store.dialect };
     });
-    app.get("/metrics", { config: { route: "metrics" }, schema: { tags: ["system"] } }, async (_req, reply) => {
+    app.get("/metrics", { config: { route: "metrics" }, schema: { tags: ["system"], security: [] } }, async (_req, reply) => {
       const text = await metrics.registry.metrics();
       return reply.type(metrics.registry.contentType).send(text);
     });
-    app.get("/openapi.json", { config: { route: "openapi" }, schema: { tags: ["system"] } }, () => openapi());
+    app.get("/openapi.json", { config: { route: "openapi" }, schema: { tags: ["system"], security: [] } }, () => openapi());
     return Promise.resolve();
   };
 }

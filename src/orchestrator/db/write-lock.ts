@@ -33,3 +33,24 @@ export async function withExclusiveTransaction<T>(store: Store, fn: (tx: Kysely<
     }
   });
 }
+
+/**
+ * One write transaction that takes the write lock up front: on SQLite `BEGIN
+ * IMMEDIATE` (a deferred transaction that reads then writes can fail with
+ * SQLITE_BUSY_SNAPSHOT when another connection wrote in between); on
+ * PostgreSQL an ordinary transaction (row locks and conditional UPDATEs decide).
+ */
+export async function withWriteTransaction<T>(store: Store, fn: (tx: Kysely<Database>) => Promise<T>): Promise<T> {
+  if (store.dialect === "postgres") return store.db.transaction().execute(fn);
+  return store.db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    try {
+      const out = await fn(conn);
+      await sql`commit`.execute(conn);
+      return out;
+    } catch (e) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw e;
+    }
+  });
+}

@@ -3,7 +3,7 @@ import type { Labels } from "../../cpapi/index.js";
 import type { Clock } from "../../lib/index.js";
 import type { Store } from "../db/connect.js";
 import { isUniqueViolation } from "../db/errors.js";
-import { withExclusiveTransaction } from "../db/write-lock.js";
+import { withExclusiveTransaction, withWriteTransaction } from "../db/write-lock.js";
 import { OrchestratorError } from "../errors.js";
 import { hashToken, newSecret, parseSecret } from "../auth/index.js";
 
@@ -80,7 +80,7 @@ export async function enrollNode(store: Store, clock: Clock, enrollmentToken: st
   if (!parsed || parsed.kind !== "aoe" || enrollmentToken === undefined) throw invalidEnrollment();
   const hash = hashToken(enrollmentToken);
   const now = iso(clock.now());
-  return store.db.transaction().execute(async (tx) => {
+  return withWriteTransaction(store, async (tx) => {
     const row = await tx.selectFrom("enrollment_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
     // The hash is compared in SQL here (the id is the key, the hash must match): a wrong secret changes no row.
     if (!row || row.hash.length !== hash.length) throw invalidEnrollment();
