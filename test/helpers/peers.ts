@@ -10,6 +10,7 @@
 import { spawnSync } from "node:child_process";
 import { accessSync, constants, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
+import { pgClusterProblem } from "../../src/orchestrator/db/pg-cluster.js";
 
 /** The environment variable that may name capabilities whose tests are skipped (and listed). */
 export const SKIP_VAR = "AUTONOMY_TEST_SKIP";
@@ -128,6 +129,12 @@ const PEER_TABLE = {
   "util-linux": commands(["mount", "umount", "losetup"], ["util-linux", "mount"], "test/telemetry/wal-disk-full (tmpfs) and the portability loop cells"),
   "mkfs.ext4": commands(["mkfs.ext4"], ["e2fsprogs"], "the ext4 portability cell"),
   "mkfs.xfs": commands(["mkfs.xfs"], ["xfsprogs"], "the xfs portability cell"),
+  postgresql: {
+    usedBy: "the control-plane store tests on PostgreSQL (test/helpers/databases.ts starts a throwaway cluster) and `autonomy lab … --db postgres`",
+    // The same search as the product code: /usr/lib/postgresql/<major>/bin (no PATH symlink on a fresh machine), and the postgres user when root.
+    probe: pgClusterProblem,
+    debian: ["postgresql"],
+  },
   procps: commands(["ps"], ["procps"], "test/runtime/runtime-upstream (no upstream child left behind)"),
   root: { usedBy: "test/telemetry/wal-disk-full (mounts a tmpfs) and the portability loop cells (mkfs, losetup, mount)", probe: isRoot, debian: [], remedy: "run `npm test` as root, outside a container or in one started with --privileged" },
   "loop-devices": {

@@ -1,0 +1,127 @@
+import Fastify, { LogController } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance, RouteOptions } from "fastify";
+import swagger from "@fastify/swagger";
+import { problemDetails, systemClock } from "../lib/index.js";
+import type { Clock } from "../lib/index.js";
+import type { Logger } from "../observability/index.js";
+import type { AreaDeps } from "./area.js";
+import { authHook, routeDecl } from "./auth/index.js";
+import type { Store } from "./db/connect.js";
+import { OrchestratorError, orchestratorStatusOf } from "./errors.js";
+import { identityRoutes } from "./identity/routes.js";
+import { createMetrics, instrument } from "./metrics.js";
+import type { CpMetrics } from "./metrics.js";
+
+import { releaseRoutes } from "./releases/routes.js";
+import { systemRoutes } from "./system-routes.js";
+import { useZodValidation } from "./validation.js";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The app's Prometheus metrics (one registry per app); areas increment theirs. */
+    metrics: CpMetrics;
+    /** Every route registered, with its cpapi ROUTES name (the route-table test reads it). */
+    cpRoutes: RegisteredRoute[];
+  }
+}
+
+/** A route as registered: method, URL and its name in cpapi ROUTES. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  route: string | undefined;
+}
+
+/**
+ * Refuses, at registration, a route that is not declared in cpapi ROUTES with
+ * the same method and URL (the auth hook would refuse its requests anyway;
+ * this makes the mistake fail at start-up, not at the first call).
+ */
+function checkRouteDeclared(r: RouteOptions): RegisteredRoute {
+  const methods = Array.isArray(r.method) ? r.method : [r.method];
+  const config = r.config as { route?: string } | undefined;
+  const name = config?.route;
+  const decl = routeDecl(name);
+  for (const m of methods) {
+    const method = m === "HEAD" ? "GET" : m;
+    if (!decl || decl.method !== method || decl.url !== r.url) {
+      throw new OrchestratorError("PERMISSION_DENIED", `route ${m} ${r.url} is not declared in cpapi ROUTES (config.route ${name === undefined ? "missing" : JSON.stringify(name)}); every route needs a declared permission`);
+    }
+  }
+  return { method: methods.join(","), url: r.url, route: name };
+}
+
+/** Largest request body: a release (a 128 KiB statement envelope plus notes) or a batch of 1,000 events fits. */
+export const BODY_LIMIT = 4 * 1024 * 1024;
+
+/** Default lifetime of the in-memory latest-release cache (ms). */
+export const LATEST_CACHE_MS = 1000;
+
+/** Options of {@link buildApp}. */
+export interface BuildAppOptions {
+  store: Store;
+  log: Logger;
+  clock?: Clock;
+  /** Largest accepted request body in bytes. Default {@link BODY_LIMIT}. */
+  bodyLimit?: number;
+  /**
+   * How long GET /v1/releases/latest serves a channel from memory. A publish
+   * through this process is visible at once; one through ANOTHER server (several
+   * servers on one PostgreSQL) after at most this long. 0 disables the cache.
+   * Default {@link LATEST_CACHE_MS}.
+   */
+  latestCacheMs?: number;
+  /** Also export Node's process metrics (cp_process_*). Default false (tests build many apps). */
+  processMetrics?: boolean;
+}
+
+/**
+ * The control plane's HTTP app (not listening): problem details, the zod
+ * validator, metrics, the auth hook, then one plugin per API area. The store
+ * must already be migrated (migrateStore).
+ *
+ * ### Examples
+ * ```ts
+ * const store = await openStore("./autonomy-cp.db");
+ * await migrateStore(store, MIGRATIONS);
+ * const app = await buildApp({ store, log });
+ * await app.listen({ host: "127.0.0.1", port: 8888 });
+ * ```
+ */
+export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> {
+  const clock = opts.clock ?? systemClock;
+  const deps: AreaDeps = { store: opts.store, clock, log: opts.log };
+  const bodyLimit = opts.bodyLimit ?? BODY_LIMIT;
+  // Typed as Fastify's base logger so the app is a plain FastifyInstance (areas take that type).
+  const loggerInstance: FastifyBaseLogger = opts.log;
+  const app = Fastify({
+    loggerInstance,
+    // Per-request log lines would cost more than the poll route itself; /metrics counts requests instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    return503OnClosing: true,
+  });
+  const metrics = createMetrics({ defaultMetrics: opts.processMetrics === true });
+  app.decorate("metrics", metrics);
+  useZodValidation(app);
+  await app.register(problemDetails, { bodyLimit, statusOf: orchestratorStatusOf });
+  instrument(app, metrics);
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "AutonomyOps control plane", version: "1" },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  app.decorate("cpRoutes", [] as RegisteredRoute[]);
+  app.addHook("onRoute", (r) => {
+    app.cpRoutes.push(checkRouteDeclared(r));
+  });
+  app.addHook("onRequest", authHook(opts.store, clock));
+  await app.register(systemRoutes(deps, metrics, () => app.swagger()));
+  await app.register(identityRoutes(deps));
+  await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS }));
+  // Areas of the nodes, events and rollouts owners register here.
+  return app;
+}

@@ -1,0 +1,35 @@
+import { sql } from "kysely";
+import type { Kysely } from "kysely";
+import type { Store } from "./connect.js";
+import type { Database } from "./schema.js";
+
+/** The advisory lock key of schema changes and bootstrap (any stable 64-bit number: "autonomy" in ASCII). */
+export const SCHEMA_LOCK_KEY = 0x6175746f6e6f6d79n;
+
+/**
+ * Runs `fn` in one transaction that excludes every other writer doing the
+ * same, across processes: on PostgreSQL it holds `pg_advisory_xact_lock(key)`
+ * (released at commit/rollback); on SQLite it is `BEGIN IMMEDIATE` (the file's
+ * write lock from the first statement, so two servers cannot both read
+ * "nothing there" and both write). For migrations and the bootstrap token.
+ */
+export async function withExclusiveTransaction<T>(store: Store, fn: (tx: Kysely<Database>) => Promise<T>, key: bigint = SCHEMA_LOCK_KEY): Promise<T> {
+  if (store.dialect === "postgres") {
+    return store.db.transaction().execute(async (tx) => {
+      await sql`select pg_advisory_xact_lock(${sql.lit(key.toString())}::bigint)`.execute(tx);
+      return fn(tx);
+    });
+  }
+  // Kysely's SQLite transactions begin DEFERRED; take one connection and begin IMMEDIATE ourselves.
+  return store.db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    try {
+      const out = await fn(conn);
+      await sql`commit`.execute(conn);
+      return out;
+    } catch (e) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw e;
+    }
+  });
+}
