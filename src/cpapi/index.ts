@@ -24,3 +24,7 @@ export type { LifecyclePhase } from "./nodes.js";
 export { MAX_EVENTS_PER_BATCH, IngestEvent, IngestRequest, IngestResult, StoredEvent, EventPage } from "./events.js";
 export { ROUTES } from "./routes.js";
 export type { RouteDecl, RouteName } from "./routes.js";
+export { CpClient } from "./client.js";
+export type { CpClientOptions, LatestReleaseResult, ListReleasesQuery, ListNodesQuery, QueryEventsQuery, CallOptions } from "./client.js";
+export { CpClientError, CP_CLIENT_ERROR_CODES } from "./client-error.js";
+export type { CpClientErrorCode, CpClientErrorInit } from "./client-error.js";

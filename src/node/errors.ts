@@ -19,6 +19,7 @@ export const NODE_ERROR_CODES = [
   "TOKEN_STORE_LOCKED",
   "TOKEN_NOT_FOUND",
   "TOKEN_AGENT_INVALID",
+  "CONTROL_PLANE_STATE_INVALID",
 ] as const;
 export type NodeErrorCode = (typeof NODE_ERROR_CODES)[number];
 
@@ -38,6 +39,7 @@ const HINTS: Readonly<Record<NodeErrorCode, string>> = {
   TOKEN_STORE_INVALID: "the token file under the state root (auth/tokens.json) is unreadable or malformed; restore it, or move it away and create new tokens with `autonomy runtime token create`",
   TOKEN_STORE_LOCKED: "another process is changing the tokens; retry when it has finished",
   TOKEN_NOT_FOUND: "list the token ids with `autonomy runtime token list --state-root DIR`",
+  CONTROL_PLANE_STATE_INVALID: "control-plane.json under the state root is unreadable or malformed; move it away and enroll again (`autonomy runtime start --server URL --enroll-token T`)",
   TOKEN_AGENT_INVALID: "use an agent id of 1-128 letters, digits or . _ : @ - (the policy principal Agent::\"<id>\")",
 };
 

@@ -20,3 +20,5 @@ export { NodeError, NODE_ERROR_CODES } from "./errors.js";
 export type { NodeErrorCode } from "./errors.js";
 export { createToken, listTokens, revokeToken, TokenVerifier, AGENT_ID_RE } from "./tokens.js";
 export type { CreatedToken, TokenInfo, TokenCheck } from "./tokens.js";
+export { readControlPlane, writeControlPlane } from "./control-plane.js";
+export type { ControlPlaneFile } from "./control-plane.js";

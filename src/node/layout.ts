@@ -29,6 +29,8 @@ export interface StateRootPaths {
   tokens: string;
   /** The advisory lock held while `tokens.json` is read-modified-written. */
   tokensLock: string;
+  /** `control-plane.json` (mode 0600): the control plane this node enrolled with, its node id and node credential (src/node/control-plane.ts). */
+  controlPlane: string;
 }
 
 export function stateRootPaths(root: string): StateRootPaths {
@@ -48,6 +50,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     auth,
     tokens: join(auth, "tokens.json"),
     tokensLock: join(auth, "tokens.lock"),
+    controlPlane: join(root, "control-plane.json"),
   };
 }
 
@@ -61,7 +64,8 @@ export function stateRootPaths(root: string): StateRootPaths {
  * `telemetry.pos` is deliberately absent: a consumer marker is never evidence (S11).
  * So is `auth/tokens.json`: tokens are issued before a node first runs (the
  * quickstart creates one before starting the runtime), so their presence says
- * nothing about whether the WAL ever held an entry.
+ * nothing about whether the WAL ever held an entry. `control-plane.json` neither:
+ * a node enrolls before its first start.
  */
 export function walSteadyStateEvidence(root: string): string[] {
   const p = stateRootPaths(root);

@@ -14,6 +14,7 @@ import { eventsArea } from "./events/routes.js";
 import { createMetrics, instrument } from "./metrics.js";
 import type { CpMetrics } from "./metrics.js";
 
+import { releaseRoutes } from "./releases/routes.js";
 import { systemRoutes } from "./system-routes.js";
 import { useZodValidation } from "./validation.js";
 
@@ -55,6 +56,9 @@ function checkRouteDeclared(r: RouteOptions): RegisteredRoute {
 /** Largest request body: a release (a 128 KiB statement envelope plus notes) or a batch of 1,000 events fits. */
 export const BODY_LIMIT = 4 * 1024 * 1024;
 
+/** Default lifetime of the in-memory latest-release cache (ms). */
+export const LATEST_CACHE_MS = 1000;
+
 /** Options of {@link buildApp}. */
 export interface BuildAppOptions {
   store: Store;
@@ -62,6 +66,13 @@ export interface BuildAppOptions {
   clock?: Clock;
   /** Largest accepted request body in bytes. Default {@link BODY_LIMIT}. */
   bodyLimit?: number;
+  /**
+   * How long GET /v1/releases/latest serves a channel from memory. A publish
+   * through this process is visible at once; one through ANOTHER server (several
+   * servers on one PostgreSQL) after at most this long. 0 disables the cache.
+   * Default {@link LATEST_CACHE_MS}.
+   */
+  latestCacheMs?: number;
   /** Also export Node's process metrics (cp_process_*). Default false (tests build many apps). */
   processMetrics?: boolean;
 }
@@ -112,7 +123,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   app.addHook("onRequest", authHook(opts.store, clock));
   await app.register(systemRoutes(deps, metrics, () => app.swagger()));
   await app.register(identityRoutes(deps));
-  // releases: next commit
+  await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS }));
   await app.register(nodesArea(deps));
   await app.register(eventsArea(deps));
   // Areas of the rollouts owner register here.

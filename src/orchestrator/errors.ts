@@ -26,7 +26,6 @@ export const ORCHESTRATOR_ERROR_CODES = [
   "STORE_FULL",
   "STORE_BUSY",
   "NODE_NOT_FOUND",
-  "CP_REQUEST_FAILED",
 ] as const;
 export type OrchestratorErrorCode = (typeof ORCHESTRATOR_ERROR_CODES)[number] | "AUTH_REQUIRED";
 
@@ -76,7 +75,6 @@ const HINTS: Readonly<Record<OrchestratorErrorCode, string>> = {
   STORE_FULL: "the control plane's disk is full and nothing of the request was kept; an operator must free space (retrying at once will not help)",
   STORE_BUSY: "another writer holds the store's lock and nothing of the request was kept; retry after the Retry-After seconds (event ingestion is idempotent)",
   NODE_NOT_FOUND: "list the fleet with `autonomy node list`; a node appears once it has enrolled",
-  CP_REQUEST_FAILED: "check --server / AUTONOMY_SERVER and the token; the message carries the server's problem details",
 };
 
 /** A control-plane error: a stable code, an HTTP status ({@link ORCHESTRATOR_STATUS}) and a hint. */

@@ -3,7 +3,7 @@
  * PostgreSQL), identity (operator tokens, node enrollment and credentials),
  * releases, and the areas of nodes, events and rollouts.
  */
-export { buildApp, BODY_LIMIT } from "./app.js";
+export { buildApp, BODY_LIMIT, LATEST_CACHE_MS } from "./app.js";
 export type { BuildAppOptions, RegisteredRoute } from "./app.js";
 export type { AreaDeps, Area, Principal } from "./area.js";
 export { openStore, isPostgresLocation } from "./db/connect.js";
@@ -28,3 +28,6 @@ export type { NodeTables, NodesTable, NodeAcksTable } from "./nodes/tables.js";
 export type { EventTables, EventsTable } from "./events/tables.js";
 export { bootstrapOwnerToken, createOperatorToken, revokeOperatorToken, createEnrollmentToken, enrollNode } from "./identity/store.js";
 export type { IssuedToken, IssuedEnrollmentToken } from "./identity/store.js";
+export { isUniqueViolation } from "./db/errors.js";
+export { releaseIdOf } from "./releases/statement.js";
+export { ListReleasesQuery } from "./releases/routes.js";

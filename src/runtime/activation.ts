@@ -19,6 +19,14 @@ export interface ActivateOptions {
   runtimeVersion?: string;
   /** Bound on what this activation writes into the node's release store; default {@link DEFAULT_RELEASE_STORE_BUDGET_BYTES}. */
   storeBudgetBytes?: number;
+  /**
+   * Called once the release passed verification and the node's rules
+   * (rollback, expiry, equivocation), before anything is stored or
+   * committed: the release poller's `verify_passed` / `activation_started`
+   * boundary. A failure before it is the release's (verification), after it
+   * the activation's.
+   */
+  onVerified?: (report: VerifyReleaseReport) => Promise<void> | void;
 }
 
 export interface ActivationResult {
@@ -63,6 +71,7 @@ export async function activateRelease(opts: ActivateOptions): Promise<Activation
   const { statement } = report;
   crashPoint("activate-after-verify");
   await checkRelease(opts.stateRoot, statement, startedAt);
+  await opts.onVerified?.(report);
   await storeVerifiedRelease(repo, report, await openReleaseStore(opts.stateRoot), `seq-${statement.predicate.sequence}`, opts.storeBudgetBytes ?? DEFAULT_RELEASE_STORE_BUDGET_BYTES);
   crashPoint("activate-after-store");
   const committed = await commitActivation(opts.stateRoot, report.policy.bytes, { ref: formatReference({ ...opts.ref, digest: report.artifact.digest }), statement }, {

@@ -18,6 +18,10 @@ export const RUNTIME_ERROR_CODES = [
   "RUNTIME_LISTEN_REFUSED",
   "RUNTIME_LISTEN_IN_USE",
   "RUNTIME_TLS_INVALID",
+  "NODE_NOT_ENROLLED",
+  "NODE_ENROLLMENT_REFUSED",
+  "NODE_SERVER_MISMATCH",
+  "NODE_ID_INVALID",
 ] as const;
 export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 
@@ -25,7 +29,7 @@ export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set<RuntimeErrorCode>();
 
 /** Refusals of the caller's input: HTTP 400 through the one error mapping (exit 2 for a CLI). */
-const USAGE: ReadonlySet<RuntimeErrorCode> = new Set(["INPUT_NOT_REPRESENTABLE"]);
+const USAGE: ReadonlySet<RuntimeErrorCode> = new Set(["INPUT_NOT_REPRESENTABLE", "NODE_ID_INVALID"]);
 
 const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   INPUT_NOT_REPRESENTABLE: "send only values a policy sees exactly: no null (leave the key out), integers within ±(2^53−1), at most 4 decimal places, no duplicate keys; send anything else as a string",
@@ -43,6 +47,10 @@ const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   ORIGIN_NOT_ALLOWED: "browser pages may not call the runtime; call it from the agent process",
   RUNTIME_LISTEN_REFUSED: "listen on loopback (127.0.0.1:PORT) or a unix socket (unix:/path); a wider address needs --tls-cert and --tls-key and at least one token (`autonomy runtime token create`)",
   RUNTIME_LISTEN_IN_USE: "another process is serving on this port or socket; stop it, or choose another --listen",
+  NODE_NOT_ENROLLED: "enroll the node once: `autonomy runtime start --server URL --enroll-token T` (the control plane's operator creates T; it is single-use)",
+  NODE_ENROLLMENT_REFUSED: "the enrollment token is wrong, expired or already spent (it is single-use): ask the control plane's operator for a new one",
+  NODE_SERVER_MISMATCH: "this node is enrolled with another control plane; pass that --server, or move control-plane.json out of the state root and enroll with the new one",
+  NODE_ID_INVALID: "pass --node-id with 1–63 of a-z 0-9 . _ - starting with a letter or digit",
   RUNTIME_TLS_INVALID: "pass a PEM certificate (--tls-cert) and its PEM private key (--tls-key), both readable",
 };
 

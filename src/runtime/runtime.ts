@@ -9,7 +9,11 @@ import { Exporter, LiveWal, confirmedPos, sinkFor } from "../telemetry/index.js"
 import type { ExporterLogger } from "../telemetry/index.js";
 import { createLogger } from "../observability/index.js";
 import { isoTime, systemClock } from "../lib/index.js";
-import type { Clock } from "../lib/index.js";
+import type { Clock, Rng } from "../lib/index.js";
+import type { RepositoryOptions } from "../oci/index.js";
+import { ReleasePoller } from "./poller/poller.js";
+import { ensureEnrolled } from "./poller/enroll.js";
+import type { Enrollment } from "./poller/enroll.js";
 import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
 import { Interceptor } from "./interceptor.js";
@@ -39,6 +43,27 @@ export interface StartRuntimeOptions {
   exporterPollMs?: number;
   /** The clock of decision and lifecycle events and the exporter. Default {@link systemClock}. */
   clock?: Clock;
+  /**
+   * Follow a control plane (`runtime start --server URL`): enroll on the first
+   * start (or reuse `control-plane.json`), heartbeat, and poll for releases,
+   * activating new ones through the same path as `runtime activate`. Needs
+   * the runtime's own WAL (no `sink`): the lifecycle phases are written to it.
+   */
+  controlPlane?: ControlPlaneOptions;
+}
+
+export interface ControlPlaneOptions {
+  server: string;
+  enrollToken?: string;
+  nodeId?: string;
+  /** Release channel to follow (default `stable`). */
+  channel?: string;
+  pollIntervalMs?: number;
+  /** Per-request deadline of control-plane calls (default 10 s). */
+  timeoutMs?: number;
+  repositoryOptions?: RepositoryOptions;
+  /** Jitter source (seeded in tests). */
+  random?: Rng;
 }
 
 export interface RunningRuntime {
@@ -51,6 +76,8 @@ export interface RunningRuntime {
   auth?: { tokensPath: string; activeTokens: number };
   /** The runtime's own exporter, when `telemetry.otlp_url` / `control_plane_url` is configured. */
   exporter?: Exporter;
+  /** With `controlPlane`: the node's id there, whether this start enrolled it, and the release poller. */
+  controlPlane?: { nodeId: string; enrolled: boolean; poller: ReleasePoller };
   close(): Promise<void>;
 }
 
@@ -62,6 +89,9 @@ export interface RunningRuntime {
  * stops the runtime from starting (exit 5), as seed 001 requires.
  */
 export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRuntime> {
+  if (opts.controlPlane && opts.sink) throw new Error("startRuntime: controlPlane needs the runtime's own WAL; do not pass a sink");
+  // Enrolled (or the stored enrollment read) before anything is opened: a refused token stops the start cleanly.
+  const enrollment = opts.controlPlane ? await ensureEnrolled({ stateRoot: opts.stateRoot, ...opts.controlPlane, ...(opts.clock ? { clock: opts.clock } : {}) }) : undefined;
   // A listener the runtime would refuse is refused before anything is opened or logged.
   const auth = new TokenVerifier(opts.stateRoot);
   const activeTokens = opts.listen ? await auth.activeCount() : 0;
@@ -78,6 +108,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     let sink = opts.sink;
     let exporter: Exporter | undefined;
     let telemetry: (() => Record<string, unknown>) | undefined;
+    let cpPoller: ReleasePoller | undefined;
     if (!sink) {
       // The node says where its WAL is and what counts as its steady state (src/node).
       const { dir: walDir, otherState } = nodeWalLocation(opts.stateRoot);
@@ -94,6 +125,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
         await wal.close();
       });
       sink = walSink;
+      if (enrollment && opts.controlPlane) cpPoller = startPoller(opts, opts.controlPlane, enrollment, wal, closers);
       const exporting = startExporter(opts, wal);
       if (exporting) closers.push(exporting.stop);
       exporter = exporting?.exporter;
@@ -106,7 +138,10 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     const upstreams = await connectUpstreams(opts.config.upstreams);
     closers.push(() => upstreams.close());
     const tools = toolRegistry(builtinTools({ allowedDomains: opts.config.allowedDomains, httpGet: { allowPrivateNetworks: opts.config.allowPrivateNetworks } }), upstreams.tools);
-    const running: RunningRuntime = { interceptor, policy, close: closeAll, ...(exporter ? { exporter } : {}) };
+    const running: RunningRuntime = {
+      interceptor, policy, close: closeAll, ...(exporter ? { exporter } : {}),
+      ...(enrollment && cpPoller ? { controlPlane: { nodeId: enrollment.nodeId, enrolled: enrollment.enrolled, poller: cpPoller } } : {}),
+    };
     if (opts.listen) {
       const server = createToolServer({ interceptor, tools, policy: policy.current, auth, ...(tls ? { tls } : {}), logger: createLogger({ name: "autonomy.runtime.http", level: "warn" }), ...(telemetry ? { telemetry } : {}) });
       closers.push(() => server.close());
@@ -129,6 +164,29 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
     await closeAll();
     throw e;
   }
+}
+
+/**
+ * The release poller, run until the runtime closes (stopped before the WAL
+ * closes: closers run in reverse). It never throws: the node keeps enforcing
+ * its policy whatever the control plane does.
+ */
+function startPoller(opts: StartRuntimeOptions, cp: ControlPlaneOptions, enrollment: Enrollment, wal: LiveWal, closers: (() => Promise<void> | void)[]): ReleasePoller {
+  const poller = new ReleasePoller({
+    stateRoot: opts.stateRoot, client: enrollment.client, enrollment: enrollment.file, channel: cp.channel ?? "stable", wal,
+    walGeneration: () => wal.current.generation, clock: opts.clock ?? systemClock,
+    ...(cp.pollIntervalMs !== undefined ? { intervalMs: cp.pollIntervalMs } : {}),
+    ...(cp.repositoryOptions ? { repositoryOptions: cp.repositoryOptions } : {}),
+    ...(cp.random ? { random: cp.random } : {}),
+  });
+  const ac = new AbortController();
+  const log = createLogger({ name: "autonomy.runtime.poller", level: "warn" });
+  const running = poller.run(ac.signal).catch((e: unknown) => log.error({ err: e instanceof Error ? e.message : String(e) }, "RELEASE_POLLER_STOPPED"));
+  closers.push(async () => {
+    ac.abort();
+    await running;
+  });
+  return poller;
 }
 
 /** The TLS certificate and key named by the config, read once at start (a bad file stops the start). */

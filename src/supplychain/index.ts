@@ -9,7 +9,7 @@ export { trustedKeys, releaseRepository } from "./trust.js";
 export { signSubject, COSIGN_SIGNATURE_ANNOTATION, SIGNED_AT_ANNOTATION } from "./signatures.js";
 export type { SignOptions } from "./signatures.js";
 export {
-  buildStatement, signStatement, openStatement, StatementRejected,
+  buildStatement, signStatement, openStatement, parseStatementBytes, StatementRejected,
   STATEMENT_TYPE, RELEASE_PREDICATE_TYPE, IN_TOTO_PAYLOAD_TYPE, LOCK_SUBJECT, BUNDLE_SUBJECT, MAX_STATEMENT_BYTES,
 } from "./statement.js";
 export type { ReleasePredicate, ReleaseStatement } from "./statement.js";

@@ -112,11 +112,23 @@ export class StatementRejected extends Error {
 export function openStatement(env: DsseEnvelope, trusted: readonly TrustedKey[], threshold: number): ReleaseStatement {
   const v = verifyEnvelope(env, trusted, threshold, IN_TOTO_PAYLOAD_TYPE);
   if (!v.ok) throw new StatementRejected(`${v.reason}: ${v.detail}`);
-  if (v.payload.length > MAX_STATEMENT_BYTES) throw new StatementRejected(`statement is ${v.payload.length} bytes, over the ${MAX_STATEMENT_BYTES}-byte cap`);
+  return { predicate: parseStatementBytes(v.payload), digest: sha256Digest(v.payload), bytes: v.payload, keyIds: v.keyIds };
+}
+
+/**
+ * Parses statement bytes as a release statement WITHOUT verifying any
+ * signature: for readers that only index a statement (the control plane,
+ * which is advisory) — never for deciding to trust one ({@link openStatement}
+ * does that). Same rules as openStatement otherwise: size cap, UTF-8,
+ * duplicate keys refused, the schema, subjects repeating the predicate's
+ * digests, a validity window. Throws {@link StatementRejected}.
+ */
+export function parseStatementBytes(payload: Uint8Array): ReleasePredicate {
+  if (payload.length > MAX_STATEMENT_BYTES) throw new StatementRejected(`statement is ${payload.length} bytes, over the ${MAX_STATEMENT_BYTES}-byte cap`);
   // Duplicate keys refused (JSON.parse keeps the last one: another reader of the same signed bytes could see the first).
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(v.payload);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(payload);
   } catch {
     throw new StatementRejected("signed payload is not UTF-8");
   }
@@ -129,5 +141,5 @@ export function openStatement(env: DsseEnvelope, trusted: readonly TrustedKey[],
     if (!subject.some((s) => s.name === name && s.digest.sha256 === hexOf(d))) throw new StatementRejected(`subject ${name} does not repeat the predicate's digest ${d}`);
   }
   if (!hasValidityWindow(predicate)) throw new StatementRejected("expires_at is not after issued_at");
-  return { predicate, digest: sha256Digest(v.payload), bytes: v.payload, keyIds: v.keyIds };
+  return predicate;
 }

@@ -23,3 +23,6 @@ export type { ExporterOptions, ExporterLogger, ExporterStatus, DrainResult, Expo
 export { readPos, confirmedPos } from "./exporter/index.js";
 export type { PosRead } from "./exporter/index.js";
 export { priorityOf, eventNameOf } from "./exporter/index.js";
+// Capped exponential backoff with jitter: the exporter's, reused by the node's release poller.
+export { backoffDelay, sleep, DEFAULT_RETRY } from "./exporter/index.js";
+export type { RetryPolicy } from "./exporter/index.js";

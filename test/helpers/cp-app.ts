@@ -43,8 +43,8 @@ export async function openTestCp(opts: { location?: string; bodyLimit?: number }
   const store = await openStore(location);
   const clock = manualClock();
   await migrateStore(store, MIGRATIONS, clock);
-  const boot = await bootstrapOwnerToken(store, clock);
-  if (!boot) throw new Error("test store already had a token");
+  // A second app on the same store (a second server) gets its own owner token.
+  const boot = (await bootstrapOwnerToken(store, clock)) ?? (await createOperatorToken(store, clock, { role: "owner", name: "second-server" }));
   const log = createLogger({ name: "autonomy.cp.test", level: "silent" });
   const app = await buildApp({ store, clock, log, ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}) });
   await app.ready();

@@ -1,14 +1,15 @@
 import { InvalidArgumentError, Option } from "commander";
 import type { Command } from "commander";
 import { startRuntime, resolveRuntimeConfig } from "../../runtime/index.js";
-import type { RuntimeConfig } from "../../runtime/index.js";
+import type { ControlPlaneOptions, RuntimeConfig } from "../../runtime/index.js";
+import { parseDuration } from "../../sign/index.js";
 import { loadPolicy, readNodeState } from "../../node/index.js";
 import type { LivePolicyEvent, NodeState } from "../../node/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
-import { parseHttpUrl } from "../common.js";
+import { parseHttpUrl, repositoryOptions } from "../common.js";
 import { registerRuntimeActivate, registerRuntimeTrust } from "./runtime-node.js";
-import { UsageError, messageOf, readInputFile } from "../../lib/index.js";
+import { UsageError, messageOf, readInputFile, redactUrl } from "../../lib/index.js";
 import { registerRuntimeToken } from "./runtime-token.js";
 
 interface StateFlags {
@@ -92,6 +93,39 @@ interface StartFlags extends StateFlags {
   otlpUrl?: string;
   stdio?: boolean;
   http: boolean;
+  server?: string;
+  enrollToken?: string;
+  nodeId?: string;
+  channel: string;
+  pollInterval: number;
+  plainHttp?: boolean;
+}
+
+/** `--poll-interval 30s`: at least 1 s (a tighter loop would only load the control plane), at most a day. */
+function parsePollInterval(v: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(v);
+  } catch {
+    throw new InvalidArgumentError("expected a duration such as 30s, 5m");
+  }
+  if (ms < 1000 || ms > 86_400_000) throw new InvalidArgumentError("expected a duration between 1s and 24h");
+  return ms;
+}
+
+/** What `--server` asks of the runtime: follow that control plane (enroll, heartbeat, poll releases). */
+function controlPlaneOptions(flags: StartFlags): ControlPlaneOptions | undefined {
+  const enrollToken = flags.enrollToken ?? process.env.AUTONOMY_ENROLL_TOKEN;
+  if (flags.server === undefined) {
+    if (enrollToken !== undefined && flags.enrollToken !== undefined) throw new UsageError("--enroll-token needs --server", "pass the control plane's URL with --server");
+    return undefined;
+  }
+  return {
+    server: flags.server, channel: flags.channel, pollIntervalMs: flags.pollInterval,
+    ...(enrollToken !== undefined && enrollToken !== "" ? { enrollToken } : {}),
+    ...(flags.nodeId !== undefined ? { nodeId: flags.nodeId } : {}),
+    repositoryOptions: repositoryOptions(flags),
+  };
 }
 
 /** The flags that override the config file, as the runtime domain takes them (it merges file, defaults and overrides). */
@@ -109,16 +143,19 @@ function runtimeConfig(flags: StartFlags): Promise<RuntimeConfig> {
 /** Serves until SIGINT/SIGTERM; status lines go to stderr so stdout can carry MCP (--stdio). */
 async function runtimeStart(flags: StartFlags): Promise<void> {
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  const cp = controlPlaneOptions(flags);
   const rt = await startRuntime({
     stateRoot: flags.stateRoot, config: await runtimeConfig(flags),
     ...(flags.http ? { listen: "path" in flags.listen ? { ...flags.listen, ...(flags.socketMode !== undefined ? { mode: flags.socketMode } : {}) } : flags.listen } : {}),
     ...(flags.stdio ? { stdio: true } : {}),
     onPolicyEvent: (e) => say(policyEventText(e)),
+    ...(cp ? { controlPlane: cp } : {}),
   });
+  if (rt.controlPlane) say(`control plane ${redactUrl(cp?.server ?? "")}: ${rt.controlPlane.enrolled ? "enrolled" : "following"} as node ${rt.controlPlane.nodeId}, channel ${cp?.channel ?? "stable"}`);
   if (rt.auth?.activeTokens === 0) {
     say(`warning: no tool-server tokens in ${rt.auth.tokensPath}: every call to /v1/tool, /v1/status and /mcp is refused (401) until one exists; create one (no restart needed): autonomy runtime token create --state-root ${flags.stateRoot} --agent AGENT_ID`);
   }
-  const ready = { ok: true, url: rt.url ?? null, policy_ref: rt.policy.current()?.ref ?? "none", stdio: Boolean(flags.stdio), active_tokens: rt.auth?.activeTokens ?? null };
+  const ready = { ok: true, url: rt.url ?? null, policy_ref: rt.policy.current()?.ref ?? "none", stdio: Boolean(flags.stdio), active_tokens: rt.auth?.activeTokens ?? null, node_id: rt.controlPlane?.nodeId ?? null };
   say(flags.json ? JSON.stringify(ready) : `runtime ready: ${ready.url ?? "(no HTTP)"}${ready.stdio ? " + MCP on stdio" : ""}; policy ${ready.policy_ref}`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
@@ -148,6 +185,12 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--agent-id <id>", "the agent identity of MCP over stdio, its policy principal (overrides the config; HTTP callers are the agents of their tokens)")
     .option("--otlp-url <url>", "drain the telemetry WAL to this OTLP/HTTP collector while running (overrides the config; headers from OTEL_EXPORTER_OTLP_HEADERS)", parseHttpUrl)
     .addOption(new Option("--decision-log <mode>", "durable: a decision event is on disk before the tool runs (an allow that cannot be recorded is denied); async: it follows (overrides the config)").choices(["durable", "async"]))
+    .option("--server <url>", "follow this control plane: enroll on the first start (--enroll-token), heartbeat, poll for releases and activate new ones after verifying them against the node's trust root", parseHttpUrl)
+    .option("--enroll-token <token>", "single-use enrollment token for the first start with --server (or AUTONOMY_ENROLL_TOKEN; a flag shows in `ps`); the node credential it buys is kept in control-plane.json (0600)")
+    .option("--node-id <id>", "the node's id on the control plane at enrollment (default: derived from the host name)")
+    .option("--channel <name>", "release channel to follow", "stable")
+    .addOption(new Option("--poll-interval <duration>", "longest gap between release polls; each gap is drawn from [interval/2, interval]").argParser(parsePollInterval).default(30_000, "30s"))
+    .option("--plain-http", "talk HTTP instead of HTTPS to the registry releases are pulled from (loopback test registries)")
     .option("--json", "machine-readable status line")
     .action(action(runtimeStart));
 

@@ -2,6 +2,7 @@ import type { Role } from "../../cpapi/index.js";
 import type { Labels } from "../../cpapi/index.js";
 import type { Clock } from "../../lib/index.js";
 import type { Store } from "../db/connect.js";
+import { isUniqueViolation } from "../db/errors.js";
 import { withExclusiveTransaction } from "../db/write-lock.js";
 import { OrchestratorError } from "../errors.js";
 import { hashToken, newSecret, parseSecret } from "../auth/index.js";
@@ -99,7 +100,13 @@ export async function enrollNode(store: Store, clock: Clock, enrollmentToken: st
     if (exists) throw new OrchestratorError("NODE_ALREADY_ENROLLED", `node ${req.node_id} is already enrolled`);
     // Labels pinned by the operator win over the node's own (the node may not override them).
     const labels = { ...(req.labels ?? {}), ...(JSON.parse(row.labels) as Labels) };
-    await tx.insertInto("nodes").values({ node_id: req.node_id, labels: JSON.stringify(labels), enrolled_at: now }).execute();
+    try {
+      await tx.insertInto("nodes").values({ node_id: req.node_id, labels: JSON.stringify(labels), enrolled_at: now }).execute();
+    } catch (e) {
+      // Two enrollments of one id with two tokens at once: the primary key decides; the loser's token stays unspent.
+      if (isUniqueViolation(e)) throw new OrchestratorError("NODE_ALREADY_ENROLLED", `node ${req.node_id} is already enrolled`);
+      throw e;
+    }
     const cred = newSecret("aon");
     await tx.insertInto("node_credentials").values({ id: cred.id, node_id: req.node_id, hash: cred.hash, created_at: now, revoked_at: null }).execute();
     return { node_id: req.node_id, credential: cred.token };

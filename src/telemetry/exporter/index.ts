@@ -9,3 +9,5 @@ export type { PosRead } from "./pos.js";
 export { ExportError, EXPORT_ERROR_CODES } from "./errors.js";
 export type { ExportErrorCode } from "./errors.js";
 export { sinkFor } from "./destinations.js";
+export { backoffDelay, sleep, DEFAULT_RETRY } from "./backoff.js";
+export type { RetryPolicy } from "./backoff.js";

@@ -1,0 +1,73 @@
+import type { FastifyPluginAsync } from "fastify";
+import { z } from "zod";
+import { Channel, Cursor, LatestQuery, Limit, PublishReleaseRequest, Release, ReleaseId, ReleasePage } from "../../cpapi/index.js";
+import { isoTime } from "../../lib/index.js";
+import type { AreaDeps } from "../area.js";
+import { principalName, principalOf } from "../auth/index.js";
+import { OrchestratorError } from "../errors.js";
+import { jsonSchemaOf } from "../validation.js";
+import { LatestCache, ifNoneMatchHits } from "./latest-cache.js";
+import { getRelease, latestRelease, listReleases, publishRelease } from "./store.js";
+import { readPublishRequest } from "./statement.js";
+
+/** GET /v1/releases query (not in cpapi: clients build it from these three names). */
+export const ListReleasesQuery = z.strictObject({ channel: Channel.optional(), cursor: Cursor.optional(), limit: Limit });
+const ReleaseParams = z.strictObject({ release_id: ReleaseId });
+
+export interface ReleaseAreaOptions {
+  /** How long this process serves a channel's latest release from memory; see {@link LatestCache}. */
+  latestCacheMs: number;
+}
+
+/**
+ * Releases: publish (idempotent on the statement, 409 on equivocation), the
+ * latest per channel with a strong ETag (`"<release_id>"`, If-None-Match →
+ * 304 without a body), history with cursor paging, one release by id.
+ */
+export function releaseRoutes(deps: AreaDeps, opts: ReleaseAreaOptions): FastifyPluginAsync {
+  const cache = new LatestCache(deps.clock, opts.latestCacheMs);
+  return (app) => {
+    app.post(
+      "/v1/releases",
+      { config: { route: "publishRelease" }, schema: { tags: ["releases"], body: jsonSchemaOf(PublishReleaseRequest), response: { 200: jsonSchemaOf(Release, "output"), 201: jsonSchemaOf(Release, "output") } } },
+      async (req, reply) => {
+        const body = req.body as PublishReleaseRequest;
+        const read = readPublishRequest(body);
+        const out = await publishRelease(deps.store, read, { image: body.image, notes: body.notes, published_at: isoTime(deps.clock), published_by: principalName(principalOf(req)) });
+        if (out.created) {
+          cache.invalidate(out.release.channel);
+          req.log.info({ release_id: out.release.release_id, channel: out.release.channel, sequence: out.release.sequence }, "release published");
+        }
+        return reply.code(out.created ? 201 : 200).header("etag", `"${out.release.release_id}"`).send(out.release);
+      },
+    );
+    app.get(
+      "/v1/releases/latest",
+      { config: { route: "latestRelease" }, schema: { tags: ["releases"], querystring: jsonSchemaOf(LatestQuery), response: { 200: jsonSchemaOf(Release, "output"), 304: { description: "If-None-Match names the latest release: no body", type: "null" } } } },
+      async (req, reply) => {
+        const { channel } = req.query as z.infer<typeof LatestQuery>;
+        let got = cache.get(channel);
+        if (!got.hit) got = { hit: true, value: cache.fill(channel, got.generation, await latestRelease(deps.store, channel)) };
+        const latest = got.value;
+        if (!latest) throw new OrchestratorError("RELEASE_NOT_FOUND", `no release on channel ${channel} yet`);
+        void reply.header("etag", latest.etag).header("cache-control", "no-cache");
+        if (ifNoneMatchHits(req.headers["if-none-match"], latest.etag)) return reply.code(304).send();
+        return reply.type("application/json; charset=utf-8").send(latest.json);
+      },
+    );
+    app.get(
+      "/v1/releases",
+      { config: { route: "listReleases" }, schema: { tags: ["releases"], querystring: jsonSchemaOf(ListReleasesQuery), response: { 200: jsonSchemaOf(ReleasePage, "output") } } },
+      async (req) => listReleases(deps.store, req.query as z.infer<typeof ListReleasesQuery>),
+    );
+    app.get(
+      "/v1/releases/:release_id",
+      { config: { route: "getRelease" }, schema: { tags: ["releases"], params: jsonSchemaOf(ReleaseParams), response: { 200: jsonSchemaOf(Release, "output") } } },
+      async (req, reply) => {
+        const release = await getRelease(deps.store, (req.params as z.infer<typeof ReleaseParams>).release_id);
+        return reply.header("etag", `"${release.release_id}"`).send(release);
+      },
+    );
+    return Promise.resolve();
+  };
+}

@@ -1,0 +1,254 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { mkdtemp, rename, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CpClient } from "../../src/cpapi/index.js";
+import { initStateRoot, nodeWalLocation, readControlPlane, readNodeState, setTrustRoot } from "../../src/node/index.js";
+import { ReleasePoller, ensureEnrolled, defaultNodeId } from "../../src/runtime/index.js";
+import type { Enrollment, PollStep } from "../../src/runtime/index.js";
+import { LiveWal, readCommitted } from "../../src/telemetry/index.js";
+import { seededRng } from "../../src/lib/index.js";
+import type { Clock } from "../../src/lib/index.js";
+import { makeRelease, testKeys } from "../helpers/release.js";
+import type { TestKeys } from "../helpers/release.js";
+import { releaseRecord, startCpNodeServer } from "../helpers/cp-node-server.js";
+import type { CpNodeServer } from "../helpers/cp-node-server.js";
+import { codeOf } from "../helpers/caught.js";
+
+/**
+ * The node side of the control plane against a real loopback server, real
+ * signed releases in an OCI layout, a real state root and its real WAL:
+ * enrollment, the poll → candidate → verify → activate path, the lifecycle
+ * phases in the WAL and the acks, and what a hostile or absent control plane
+ * can (not) do.
+ */
+describe("release poller", () => {
+  let dir: string;
+  let stateRoot: string;
+  let keys: TestKeys;
+  let cp: CpNodeServer;
+  let wal: LiveWal | undefined;
+  let t: number;
+  const clock: Clock = { now: () => t };
+
+  beforeEach(async () => {
+    t = Date.now();
+    dir = await mkdtemp(join(tmpdir(), "poller-"));
+    stateRoot = join(dir, "state");
+    keys = testKeys();
+    await initStateRoot(stateRoot);
+    await setTrustRoot(stateRoot, { keys: [keys.publicPem], repository: `oci:${dir}/reg` });
+    cp = await startCpNodeServer();
+    cp.enrollTokens.set("enroll-1", {});
+  });
+  afterEach(async () => {
+    await wal?.close();
+    wal = undefined;
+    await cp.close();
+  });
+
+  const enroll = (o: { token?: string; nodeId?: string; server?: string } = {}): Promise<Enrollment> =>
+    ensureEnrolled({ stateRoot, server: o.server ?? cp.url, nodeId: o.nodeId ?? "edge-1", ...(o.token !== null ? { enrollToken: o.token ?? "enroll-1" } : {}), clock });
+
+  async function poller(o: { timeoutMs?: number; intervalMs?: number } = {}): Promise<ReleasePoller> {
+    const e = await enroll();
+    const { dir: walDir, otherState } = nodeWalLocation(stateRoot);
+    wal = await LiveWal.open(walDir, { otherState });
+    const w = wal;
+    const client = o.timeoutMs !== undefined ? new CpClient({ baseUrl: cp.url, token: e.file.credential, timeoutMs: o.timeoutMs }) : e.client;
+    return new ReleasePoller({ stateRoot, client, enrollment: e.file, channel: "stable", wal: w, walGeneration: () => w.current.generation, clock, random: seededRng(7), intervalMs: o.intervalMs ?? 30_000 });
+  }
+
+  /** The lifecycle events in the WAL, as `phase release_id` strings. */
+  async function phases(): Promise<{ phase: string; release_id: string | null; error_code?: string; lock_fingerprint: string | null }[]> {
+    const { entries } = await readCommitted(nodeWalLocation(stateRoot).dir);
+    return entries.map((e) => e.event).filter((e) => e.type === "ai.deployment.lifecycle")
+      .map((e) => ({ phase: e.phase as string, release_id: e.release_id as string | null, lock_fingerprint: e.lock_fingerprint as string | null, ...(e.error_code !== undefined ? { error_code: e.error_code as string } : {}) }));
+  }
+
+  async function publish(seq: number, o: { signer?: TestKeys; tag?: string } = {}) {
+    const rel = await makeRelease({ ref: `oci:${dir}/reg:${o.tag ?? `v${seq}`}`, keys: o.signer ?? keys, sequence: seq, agentText: `agent ${seq}`, repository: `oci:${dir}/reg` });
+    const record = await releaseRecord(rel);
+    cp.releases.set(record.release_id, record);
+    return { rel, record };
+  }
+
+  describe("enrollment", () => {
+    it("enrolls on the first start, keeps the credential in control-plane.json (0600), and reuses it without calling the control plane", async () => {
+      const first = await enroll();
+      expect(first.enrolled).toBe(true);
+      const file = await readControlPlane(stateRoot);
+      expect(file).toMatchObject({ version: 1, node_id: "edge-1", credential: first.file.credential });
+      expect((await stat(join(stateRoot, "control-plane.json"))).mode & 0o777).toBe(0o600);
+      await cp.close(); // a later start does not need the control plane
+      const again = await enroll({ token: "enroll-1" });
+      expect(again.enrolled).toBe(false);
+      expect(again.file.credential).toBe(first.file.credential);
+      cp = await startCpNodeServer();
+    });
+
+    it("a wrong or spent enrollment token is one error with a hint, and nothing is stored", async () => {
+      await enroll();
+      const other = join(dir, "state2");
+      const e = await ensureEnrolled({ stateRoot: other, server: cp.url, enrollToken: "enroll-1", nodeId: "edge-2" }).then(() => undefined, (x: unknown) => x as Error & { code: string; hint: string });
+      expect(e?.code).toBe("NODE_ENROLLMENT_REFUSED");
+      expect(e?.message).toMatch(/401 ENROLLMENT_TOKEN_INVALID/);
+      expect(e?.message).not.toContain("\n");
+      expect(e?.hint).toMatch(/single-use/);
+      expect(await readControlPlane(other)).toBeUndefined();
+      expect(await codeOf(ensureEnrolled({ stateRoot: other, server: cp.url }))).toBe("NODE_NOT_ENROLLED/1");
+    });
+
+    it("refuses another control plane than the one enrolled with, and derives a valid default node id from the host name", async () => {
+      await enroll();
+      expect(await codeOf(enroll({ server: "http://127.0.0.1:9" }))).toBe("NODE_SERVER_MISMATCH/1");
+      expect(defaultNodeId("Edge_Box.Local")).toBe("edge_box.local");
+      expect(defaultNodeId("--weird host!")).toBe("weird-host-");
+      expect(defaultNodeId("x".repeat(80))).toHaveLength(63);
+      expect(defaultNodeId("")).toBe("node");
+    });
+  });
+
+  it("poll → candidate → verified → activated: every phase in the WAL in order, acked in order, and the heartbeat names the release", async () => {
+    const p = await poller();
+    const { rel, record } = await publish(1);
+    const step = await p.pollOnce();
+    expect(step.candidate).toEqual({ release_id: record.release_id, result: "activated" });
+    const fp = rel.signed.statement.predicate.lock.behavioral_fingerprint;
+    const order = ["polled", "candidate_detected", "verify_started", "verify_passed", "activation_started", "activated"];
+    expect((await phases()).map((e) => `${e.phase} ${e.release_id}`)).toEqual(order.map((ph) => `${ph} ${record.release_id}`));
+    expect((await phases()).every((e) => e.lock_fingerprint === fp)).toBe(true);
+    expect(cp.acks.map((a) => a.body.phase)).toEqual(order);
+    expect(cp.acks.every((a) => a.node_id === "edge-1" && a.body.release_id === record.release_id)).toBe(true);
+    const state = await readNodeState(stateRoot);
+    expect(state.activation).toMatchObject({ sequence: 1, image_digest: rel.digest, statement_digest: rel.signed.statement.digest });
+    expect((await readControlPlane(stateRoot))?.activated_release).toEqual({ release_id: record.release_id, statement_digest: rel.signed.statement.digest });
+    // The next poll heartbeats at once with the new activation.
+    await p.pollOnce();
+    expect(cp.heartbeats.at(-1)?.body).toMatchObject({ release_id: record.release_id, activation_sequence: 1, lock_fingerprint: fp, boot_epoch: 0, wal_generation: wal?.current.generation });
+    expect(cp.heartbeats[0]?.body.release_id).toBeNull();
+  });
+
+  it("a 304 costs no verification: the registry is not read and nothing is written to the WAL", async () => {
+    const p = await poller();
+    await publish(1);
+    await p.pollOnce();
+    const before = await phases();
+    await rename(join(dir, "reg"), join(dir, "reg-away")); // any verification would now fail
+    const steps: PollStep[] = [];
+    for (let i = 0; i < 5; i++) steps.push(await p.pollOnce());
+    expect(steps.map((s) => s.outcome)).toEqual(Array(5).fill("not_modified"));
+    expect(steps.every((s) => s.candidate === undefined)).toBe(true);
+    expect(cp.latestCalls.slice(-5).every((c) => c.status === 304 && c.ifNoneMatch === `"${[...cp.releases.keys()][0]}"`)).toBe(true);
+    expect(await phases()).toEqual(before);
+  });
+
+  it("attack: a control plane that lies about the release (statement re-signed by another key) → verify_failed, nothing activated, not retried every poll", async () => {
+    const p = await poller();
+    const { record: good } = await publish(1);
+    await p.pollOnce();
+    const policyBefore = await readNodeState(stateRoot);
+    const { record: forged } = await publish(2, { signer: testKeys() });
+    const step = await p.pollOnce();
+    expect(step.candidate).toEqual({ release_id: forged.release_id, result: "verify_failed" });
+    const failed = (await phases()).filter((e) => e.release_id === forged.release_id).map((e) => e.phase);
+    expect(failed).toEqual(["polled", "candidate_detected", "verify_started", "verify_failed"]);
+    expect((await phases()).at(-1)?.error_code).toMatch(/^[A-Z_]+$/);
+    expect(cp.acks.at(-1)?.body).toMatchObject({ phase: "verify_failed", release_id: forged.release_id });
+    expect(cp.acks.at(-1)?.body.detail).toMatch(/^[A-Z_]+: /);
+    expect((await readNodeState(stateRoot)).activation).toEqual(policyBefore.activation);
+    expect((await readNodeState(stateRoot)).current).toEqual(policyBefore.current);
+    // Remembered: the next polls (304s) do not verify it again.
+    const again = await p.pollOnce();
+    expect(again.candidate).toEqual({ release_id: forged.release_id, result: "rejected_before" });
+    expect((await phases()).filter((e) => e.phase === "verify_started")).toHaveLength(2);
+    // A different release clears the memory: a real v3 is activated.
+    const { record: v3 } = await publish(3);
+    expect((await p.pollOnce()).candidate).toEqual({ release_id: v3.release_id, result: "activated" });
+    expect(good.release_id).not.toBe(v3.release_id);
+  });
+
+  it("attack: a control plane that offers an older release under a higher claimed sequence → refused by the node's own rules (verify_failed), policy unchanged", async () => {
+    const p = await poller();
+    const { rel: v1 } = await publish(1);
+    await publish(2);
+    await p.pollOnce(); // activates v2
+    const before = await readNodeState(stateRoot);
+    cp.releases.clear();
+    const lie = await releaseRecord(v1, { sequence: 9 });
+    cp.releases.set(lie.release_id, lie);
+    const step = await p.pollOnce();
+    expect(step.candidate?.result).toBe("verify_failed");
+    expect((await phases()).at(-1)).toMatchObject({ phase: "verify_failed", error_code: "ACTIVATION_ROLLBACK_REFUSED" });
+    expect((await readNodeState(stateRoot)).activation).toEqual(before.activation);
+  });
+
+  describe("a control plane that is down or broken", () => {
+    for (const fault of ["500", "garbage", "hang"] as const) {
+      it(`answers ${fault}: backoff grows to its cap, no crash, the policy in force is unchanged, and polling resumes when it recovers`, async () => {
+        const p = await poller({ timeoutMs: 200, intervalMs: 10_000 });
+        await publish(1);
+        await p.pollOnce();
+        const before = await readNodeState(stateRoot);
+        cp.fault = fault;
+        const delays: number[] = [];
+        for (let i = 0; i < 12; i++) {
+          const s = await p.pollOnce();
+          expect(s.outcome).toBe("error");
+          delays.push(s.delayMs);
+        }
+        // Full jitter: each delay in [1 s, min(cap, 2 s · 2^(n−1))]; the cap (5 min) bounds it.
+        delays.forEach((d, i) => {
+          expect(d).toBeGreaterThanOrEqual(1000);
+          expect(d).toBeLessThanOrEqual(Math.min(300_000, 2000 * 2 ** i));
+        });
+        expect(Math.max(...delays.slice(6))).toBeGreaterThan(Math.max(...delays.slice(0, 3)));
+        expect(await readNodeState(stateRoot)).toEqual(before);
+        // One `polled` for the outage, not one per failed poll.
+        const errs = (await phases()).filter((e) => e.phase === "polled" && e.error_code !== undefined);
+        expect(errs).toHaveLength(1);
+        expect(errs[0]?.error_code).toMatch(fault === "garbage" ? /^CP_RESPONSE_INVALID/ : /^CP_REQUEST_(FAILED|REJECTED)/);
+        cp.fault = "none";
+        const back = await p.pollOnce();
+        expect(back.outcome).not.toBe("error");
+        expect(back.delayMs).toBeGreaterThanOrEqual(5000);
+        expect(back.delayMs).toBeLessThanOrEqual(10_000);
+      });
+    }
+
+    it("a busy control plane's Retry-After is honoured as the floor of the next delay", async () => {
+      const p = await poller();
+      cp.fault = "busy";
+      const s = await p.pollOnce();
+      expect(s.error).toBe("CP_REQUEST_REJECTED/STORE_BUSY");
+      expect(s.delayMs).toBe(120_000);
+    });
+
+    it("the steady interval is jittered over [interval/2, interval] and replays from the seed", async () => {
+      const p = await poller({ intervalMs: 30_000 });
+      const delays: number[] = [];
+      for (let i = 0; i < 20; i++) delays.push((await p.pollOnce()).delayMs);
+      expect(delays.every((d) => d >= 15_000 && d <= 30_000)).toBe(true);
+      expect(new Set(delays).size).toBeGreaterThan(10);
+      // Nothing published: `none` once in the WAL, then nothing more.
+      expect((await phases()).map((e) => e.phase)).toEqual(["polled"]);
+    });
+  });
+
+  it("a transient failure (the registry is not there yet) is retried with backoff, not every poll, and activates once it is", async () => {
+    const p = await poller();
+    const { record } = await publish(1);
+    await rename(join(dir, "reg"), join(dir, "reg-later"));
+    const first = await p.pollOnce();
+    expect(first.candidate?.result).toBe("verify_failed");
+    expect((await phases()).at(-1)?.error_code).not.toMatch(/^ACTIVATION_|^STATEMENT_|^SIGNATURE/);
+    expect((await p.pollOnce()).candidate?.result).toBe("retry_later");
+    await rename(join(dir, "reg-later"), join(dir, "reg"));
+    t += 10 * 60_000; // past the backoff
+    const later = await p.pollOnce();
+    expect(later.candidate).toEqual({ release_id: record.release_id, result: "activated" });
+    const ph = (await phases()).map((e) => e.phase);
+    expect(ph.filter((x) => x === "candidate_detected")).toHaveLength(1);
+    expect(ph.filter((x) => x === "verify_started")).toHaveLength(2);
+  });
+});
