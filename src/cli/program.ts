@@ -13,6 +13,7 @@ import { registerWal } from "./commands/wal.js";
 import { registerLab } from "./commands/lab.js";
 import { registerTelemetry } from "./commands/telemetry.js";
 import { registerNode } from "./commands/node.js";
+import { registerReleaseControlPlane, registerServe, registerToken } from "./commands/control-plane.js";
 
 /** The `autonomy` command tree; shared by the binary and the CLI reference generator. */
 export function buildAutonomyProgram(): Command {
@@ -23,7 +24,7 @@ export function buildAutonomyProgram(): Command {
   registerKeys(program);
   registerLock(program);
   registerSupplyChain(program);
-  registerRelease(program);
+  registerReleaseControlPlane(registerRelease(program));
   registerOci(program);
   const policy = registerPolicy(program);
   registerPolicyTest(policy);
@@ -32,6 +33,8 @@ export function buildAutonomyProgram(): Command {
   registerTelemetry(program);
   registerLab(program);
   registerNode(program);
+  registerServe(program);
+  registerToken(program);
   registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));
   return program;
 }

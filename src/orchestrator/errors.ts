@@ -26,6 +26,7 @@ export const ORCHESTRATOR_ERROR_CODES = [
   "STORE_FULL",
   "STORE_BUSY",
   "NODE_NOT_FOUND",
+  "CP_LISTEN_FAILED",
 ] as const;
 export type OrchestratorErrorCode = (typeof ORCHESTRATOR_ERROR_CODES)[number] | "AUTH_REQUIRED";
 
@@ -71,6 +72,7 @@ const HINTS: Readonly<Record<OrchestratorErrorCode, string>> = {
   STORE_OPEN_FAILED: "check --db: a writable file path (its directory must exist) or a reachable postgres:// URL",
   STORE_UNAVAILABLE: "the store did not answer; retry later",
   STORE_SCHEMA_TOO_NEW: "this database was migrated by a newer autonomy; run that version (or a newer one) against it",
+  CP_LISTEN_FAILED: "choose a free address with --listen HOST:PORT (port 0 picks one), or stop what holds it",
   STORE_MIGRATION_FAILED: "the schema migration failed and was rolled back; see the message, fix the cause and start again",
   STORE_FULL: "the control plane's disk is full and nothing of the request was kept; an operator must free space (retrying at once will not help)",
   STORE_BUSY: "another writer holds the store's lock and nothing of the request was kept; retry after the Retry-After seconds (event ingestion is idempotent)",

@@ -31,3 +31,5 @@ export type { IssuedToken, IssuedEnrollmentToken } from "./identity/store.js";
 export { isUniqueViolation } from "./db/errors.js";
 export { releaseIdOf } from "./releases/statement.js";
 export { ListReleasesQuery } from "./releases/routes.js";
+export { startControlPlane } from "./serve.js";
+export type { ServeOptions, ServingControlPlane } from "./serve.js";

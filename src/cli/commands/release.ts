@@ -49,8 +49,8 @@ function rollbackText(r: RollbackResult & { target: string }): string {
 }
 
 /** `autonomy release …`: release management beyond signing one release (rollback as a new release). */
-export function registerRelease(program: Command): void {
-  const release = program.command("release").description("manage published releases (a rollback is a new release with a higher sequence)");
+export function registerRelease(program: Command): Command {
+  const release = program.command("release").description("manage releases: publish, list and show them on a control plane; roll back as a new release with a higher sequence");
   registryFlags(release.command("rollback <target>")
     .description("publish an older release's exact content (image, lock, policy bundle, as ONE verified statement names them: --to-sequence picks it when the image carries several) as a NEW release under a higher sequence at TARGET (a tag, moved to the older image); nodes accept it as an upgrade, while the old statement itself stays refused")
     .requiredOption("--to <ref-or-digest>", "the older release: a reference, or a digest in TARGET's repository")
@@ -81,4 +81,5 @@ export function registerRelease(program: Command): void {
       emit({ ok: true, target: targetIn, older: { digest: r.older.artifact.digest, statement: r.older.statement.digest, sequence: r.older.statement.predicate.sequence }, replaced: r.replaced ?? null, statement: r.signed.statement }, flags,
         () => rollbackText({ ...r, target: targetIn }));
     }));
+  return release;
 }

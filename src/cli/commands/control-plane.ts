@@ -1,0 +1,184 @@
+import { InvalidArgumentError } from "commander";
+import type { Command } from "commander";
+import { CpClient, ROLES } from "../../cpapi/index.js";
+import type { Release, Role } from "../../cpapi/index.js";
+import { UsageError, readInputFile, redactUrl } from "../../lib/index.js";
+import { createLogger } from "../../observability/index.js";
+import { isPostgresLocation, startControlPlane } from "../../orchestrator/index.js";
+import { parseDuration } from "../../sign/index.js";
+import { emit } from "../output.js";
+import { action } from "../run.js";
+import { parseHttpUrl } from "../common.js";
+
+/** `HOST:PORT` (port 0: a free one). */
+function parseHostPort(v: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(v);
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) throw new InvalidArgumentError("expected HOST:PORT (e.g. 127.0.0.1:8888)");
+  return { host: m[1]?.replace(/^\[|\]$/g, "") ?? "", port };
+}
+
+interface ServeFlags {
+  db: string;
+  listen: { host: string; port: number };
+  bootstrapTokenFile?: string;
+  json?: boolean;
+}
+
+/** Serves until SIGINT/SIGTERM, then closes gracefully (in-flight requests finish, the store is closed). */
+async function serve(flags: ServeFlags): Promise<void> {
+  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  const log = createLogger({ name: "autonomy.cp", level: "info" });
+  const cp = await startControlPlane({
+    db: flags.db,
+    ...flags.listen,
+    log,
+    bootstrapTokenFile: flags.bootstrapTokenFile,
+    // The one time the secret is shown; never logged (the log line names the token id only).
+    onBootstrapToken: (t) => say(`bootstrap owner token (shown once, it will not be shown again${flags.bootstrapTokenFile ? `; also written to ${flags.bootstrapTokenFile}` : ""}): ${t.token}`),
+  });
+  // Handlers first: a supervisor may signal as soon as it reads the ready line.
+  const stopped = new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  const ready = { ok: true, url: cp.url, store: cp.store.dialect, db: isPostgresLocation(flags.db) ? redactUrl(flags.db) : flags.db, migrations_applied: cp.migrations.applied, bootstrapped: cp.bootstrapped };
+  say(flags.json ? JSON.stringify(ready) : `control plane ready: ${cp.url} (${ready.store} ${ready.db})`);
+  await stopped;
+  await cp.close();
+}
+
+interface ClientFlags {
+  server?: string;
+  token?: string;
+  json?: boolean;
+}
+
+/** The server and operator token: flags first, then AUTONOMY_SERVER / AUTONOMY_TOKEN. */
+function clientOf(flags: ClientFlags): CpClient {
+  const server = flags.server ?? process.env.AUTONOMY_SERVER;
+  if (server === undefined || server === "") throw new UsageError("no control plane given", "pass --server URL or set AUTONOMY_SERVER");
+  const token = flags.token ?? process.env.AUTONOMY_TOKEN;
+  if (token === undefined || token === "") throw new UsageError("no operator token given", "pass --token T or set AUTONOMY_TOKEN (the bootstrap token `autonomy serve` printed, or one from `autonomy token create`)");
+  return new CpClient({ baseUrl: server, token });
+}
+
+function withClientFlags(cmd: Command): Command {
+  return cmd
+    .option("--server <url>", "the control plane (or AUTONOMY_SERVER)", parseHttpUrl)
+    .option("--token <token>", "operator token (or AUTONOMY_TOKEN; a flag shows in `ps`)")
+    .option("--json", "machine-readable output");
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("run the control plane: the HTTP API under /v1 (releases, enrollment, nodes, events), /openapi.json, /healthz, /readyz, /metrics; storage in SQLite (default) or PostgreSQL, migrated at start")
+    .option("--db <path-or-url>", "SQLite file (created on first start) or postgres://user@host:port/db", "./autonomy-cp.db")
+    .option("--listen <host:port>", "address to listen on", parseHostPort, { host: "127.0.0.1", port: 8888 })
+    .option("--bootstrap-token-file <file>", "on the first start, also write the bootstrap owner token here (0600) for automation")
+    .option("--json", "machine-readable ready line (stderr)")
+    .addHelpText("after", "\nOn a first start (no operator token in the store) an owner token is printed ONCE on stderr. Logs are JSON lines on stderr.\nSIGINT/SIGTERM stop accepting, finish in-flight requests and close the store.")
+    .action(action(serve));
+}
+
+interface TokenCreateFlags extends ClientFlags {
+  role: Role;
+  name: string;
+  ttl?: string;
+}
+
+export function registerToken(program: Command): void {
+  const token = program.command("token").description("operator tokens of a control plane");
+  withClientFlags(
+    token
+      .command("create")
+      .description("create an operator token (the secret is printed once; the server keeps its SHA-256)")
+      .requiredOption("--role <role>", `one of ${ROLES.join(", ")}`, (v: string): Role => {
+        if (!(ROLES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${ROLES.join(", ")}`);
+        return v as Role;
+      })
+      .requiredOption("--name <name>", "who or what the token is for (shown in lists, not secret)")
+      .option("--ttl <duration>", "lifetime, e.g. 30d, 12h (default: does not expire)"),
+  ).action(action(async (flags: TokenCreateFlags) => {
+    const ttlMs = flags.ttl === undefined ? undefined : parseDuration(flags.ttl);
+    if (ttlMs !== undefined && ttlMs < 60_000) throw new UsageError("--ttl must be at least 1m", "e.g. --ttl 30d");
+    const created = await clientOf(flags).createToken({ role: flags.role, name: flags.name, ...(ttlMs !== undefined ? { ttl_seconds: Math.floor(ttlMs / 1000) } : {}) });
+    emit({ ok: true, ...created }, flags, (c) => `${c.token}\n(token ${c.token_id}, role ${c.role}, ${c.expires_at ? `expires ${c.expires_at}` : "does not expire"}; shown once)`);
+  }));
+}
+
+function releaseLine(r: Release): string {
+  return `${r.release_id}  ${r.channel}  seq ${r.sequence}  ${r.image}  published ${r.published_at} by ${r.published_by}`;
+}
+
+function releaseText(r: Release): string {
+  return [
+    releaseLine(r),
+    `  image digest ${r.image_digest} (${r.repository})`,
+    `  lock ${r.lock_digest} fingerprint ${r.lock_fingerprint}`,
+    `  policy bundle ${r.bundle_digest}`,
+    `  valid ${r.issued_at} → ${r.expires_at}`,
+    ...(r.notes ? [`  notes: ${r.notes}`] : []),
+    "  advisory: nodes verify the statement, lock and bundle themselves before activating",
+  ].join("\n");
+}
+
+interface PublishFlags extends ClientFlags {
+  statement: string;
+  image: string;
+  channel?: string;
+  notes: string;
+}
+
+/** `autonomy release publish|list|show`: the control plane's release records, beside `release rollback`. */
+export function registerReleaseControlPlane(release: Command): void {
+  withClientFlags(
+    release
+      .command("publish")
+      .description("publish a signed release statement to a control plane (advisory: nodes still verify it); the same statement again is a no-op, another statement at the same channel and sequence is refused (409)")
+      .requiredOption("--statement <file>", "the DSSE envelope (JSON) of the release statement")
+      .requiredOption("--image <ref>", "where nodes pull the image (its digest, if given, must be the statement's)")
+      .option("--channel <name>", "the statement's channel (default: read from the statement)")
+      .option("--notes <text>", "release notes", ""),
+  ).action(action(async (flags: PublishFlags) => {
+    const file = await readInputFile(flags.statement, "release statement envelope");
+    let envelope: unknown;
+    try {
+      envelope = JSON.parse(file.toString("utf8"));
+    } catch {
+      throw new UsageError(`${flags.statement} is not JSON`, "pass the DSSE envelope of the release statement (JSON with payloadType, payload, signatures)");
+    }
+    const channel = flags.channel ?? channelOf(envelope) ?? "stable";
+    const r = await clientOf(flags).publishRelease({ statement: envelope as Release["statement"], image: flags.image, channel, notes: flags.notes });
+    emit({ ok: true, release: r }, flags, (x) => `published ${releaseLine(x.release)}`);
+  }));
+  withClientFlags(
+    release
+      .command("list")
+      .description("list published releases, newest sequence first")
+      .option("--channel <name>", "only this channel")
+      .option("--limit <n>", "at most this many (1–1000)", (v) => Number(v), 100),
+  ).action(action(async (flags: ClientFlags & { channel?: string; limit: number }) => {
+    const page = await clientOf(flags).listReleases({ ...(flags.channel !== undefined ? { channel: flags.channel } : {}), limit: flags.limit });
+    emit({ ok: true, releases: page.releases, next_cursor: page.next_cursor }, flags, (x) => (x.releases.length === 0 ? "no releases" : x.releases.map(releaseLine).join("\n")));
+  }));
+  withClientFlags(release.command("show <release_id>").description("show one published release")).action(
+    action(async (id: string, flags: ClientFlags) => {
+      const r = await clientOf(flags).getRelease(id);
+      emit({ ok: true, release: r }, flags, (x) => releaseText(x.release));
+    }),
+  );
+}
+
+/** The channel the statement itself names, so `--channel` can be left out (the server still checks it). */
+function channelOf(envelope: unknown): string | undefined {
+  try {
+    const payload = (envelope as { payload?: unknown }).payload;
+    if (typeof payload !== "string") return undefined;
+    const st = JSON.parse(Buffer.from(payload, "base64").toString("utf8")) as { predicate?: { channel?: unknown } };
+    return typeof st.predicate?.channel === "string" ? st.predicate.channel : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * `autonomy serve`, `token create` and `release publish|list|show` end to end,
+ * through the built binary (`npm run build` first), on SQLite and PostgreSQL.
+ */
+import { afterEach, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { signStatement } from "../../src/supplychain/index.js";
+import { AUTONOMY_BIN, describeRun, runCli, runJson } from "../helpers/cli.js";
+import { describeDialects } from "../helpers/databases.js";
+import { samplePredicate } from "../helpers/statements.js";
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `autonomy serve --json` on a free port and waits for its ready line. */
+async function startServe(args: string[]): Promise<Served> {
+  const child = spawn(process.execPath, [AUTONOMY_BIN, "serve", "--listen", "127.0.0.1:0", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not become ready:\n${err}`)), 20_000);
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString("utf8");
+      const m = /^\{"ok":true,"url":"([^"]+)"/m.exec(err);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    void exited.then((code) => reject(new Error(`serve exited ${String(code)}:\n${err}`)));
+  });
+  return { child, url, stderr: () => err, exited };
+}
+
+describeDialects("autonomy serve and its clients", (db) => {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  it("serves, prints the bootstrap token once, and token create / release publish|list|show work against it; SIGTERM exits 0", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "autonomy-serve-"));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const location = db.dialect === "sqlite" ? join(dir, "cp.db") : await db.fresh();
+    const tokenFile = join(dir, "boot.token");
+    const s = await startServe(["--db", location, "--bootstrap-token-file", tokenFile]);
+    cleanup.push(() => Promise.resolve(void (s.child.exitCode === null && s.child.kill("SIGKILL"))));
+    const owner = (await readFile(tokenFile, "utf8")).trim();
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    const shown = s.stderr().split("\n").filter((l) => l.includes(owner));
+    expect(shown).toHaveLength(1);
+    expect(shown[0]).toMatch(/shown once, it will not be shown again/);
+    const env = { AUTONOMY_SERVER: s.url, AUTONOMY_TOKEN: owner };
+
+    const created = await runJson<{ ok: boolean; token: string; role: string }>(["token", "create", "--role", "publisher", "--name", "ci", "--ttl", "30d"], { env });
+    expect(created.code, describeRun(created)).toBe(0);
+    expect(created.json).toMatchObject({ ok: true, role: "publisher" });
+
+    const key = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+    const statementFile = join(dir, "statement.json");
+    await writeFile(statementFile, JSON.stringify(signStatement(samplePredicate(7), [key]).envelope));
+    const publish = ["release", "publish", "--statement", statementFile, "--image", "registry.example/team/agent:7", "--notes", "seven"];
+    const published = await runJson<{ release: { release_id: string; sequence: number } }>(publish, { env: { ...env, AUTONOMY_TOKEN: created.json.token } });
+    expect(published.code, describeRun(published)).toBe(0);
+    expect(published.json.release.sequence).toBe(7);
+    const id = published.json.release.release_id;
+
+    const again = await runJson<{ release: { release_id: string } }>(publish, { env });
+    expect(again.json.release.release_id).toBe(id);
+
+    const listed = await runJson<{ releases: Array<{ release_id: string }> }>(["release", "list", "--channel", "stable"], { env });
+    expect(listed.json.releases.map((r) => r.release_id)).toEqual([id]);
+    const shownRel = await runCli(["release", "show", id], { env });
+    expect(shownRel.code, describeRun(shownRel)).toBe(0);
+    expect(shownRel.stdout).toContain("seq 7");
+    expect(shownRel.stdout).toContain("notes: seven");
+
+    const missing = await runCli(["release", "show", "rel-0000000000000000"], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/RELEASE_NOT_FOUND|no release/);
+
+    // The token never reaches the log lines (only its id does).
+    const logLines = s.stderr().split("\n").filter((l) => l.startsWith('{"level"'));
+    expect(logLines.length).toBeGreaterThan(0);
+    for (const l of logLines) expect(l).not.toContain(owner.split("_")[2] ?? "unreachable");
+
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+
+    // A second start on the same store makes no new bootstrap token.
+    const s2 = await startServe(["--db", location]);
+    cleanup.push(() => Promise.resolve(void (s2.child.exitCode === null && s2.child.kill("SIGKILL"))));
+    expect(s2.stderr()).toContain('"bootstrapped":false');
+    expect(s2.stderr()).not.toContain("bootstrap owner token");
+    s2.child.kill("SIGINT");
+    expect(await s2.exited).toBe(0);
+  }, 60_000);
+});
+
+it("autonomy serve: a --db it cannot open exits 1 with one error line and a hint", async () => {
+  const r = await runCli(["serve", "--db", "/nonexistent-autonomy-dir/cp.db", "--listen", "127.0.0.1:0"]);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/^error: cannot open the SQLite store \/nonexistent-autonomy-dir\/cp\.db: .*\nhint: check --db/m);
+});
+
+it("autonomy token create without a server or token is a usage error (exit 2)", async () => {
+  const r = await runCli(["token", "create", "--role", "viewer", "--name", "x"], { env: { AUTONOMY_SERVER: undefined, AUTONOMY_TOKEN: undefined } });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain("--server");
+});
