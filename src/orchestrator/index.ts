@@ -33,3 +33,5 @@ export { releaseIdOf } from "./releases/statement.js";
 export { ListReleasesQuery } from "./releases/routes.js";
 export { startControlPlane } from "./serve.js";
 export type { ServeOptions, ServingControlPlane } from "./serve.js";
+export { ingestEvents, queryEvents, DEFAULT_LOCK_TIMEOUT_MS, EVENTS_LOCK_KEY } from "./events/store.js";
+export type { IngestOptions, EventQuery } from "./events/store.js";

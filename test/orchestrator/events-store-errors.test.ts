@@ -17,7 +17,7 @@ import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import type { FastifyInstance } from "fastify";
-import { MIGRATIONS, bootstrapOwnerToken, buildApp, migrateStore, openStore, startPgCluster } from "../../src/orchestrator/index.js";
+import { EVENTS_LOCK_KEY, MIGRATIONS, bootstrapOwnerToken, buildApp, migrateStore, openStore, startPgCluster } from "../../src/orchestrator/index.js";
 import type { PgCluster, Store } from "../../src/orchestrator/index.js";
 import { createLogger } from "../../src/observability/index.js";
 import { bearer } from "../helpers/cp-app.js";
@@ -78,7 +78,8 @@ describeDialects("a busy store", (db) => {
     } else {
       const other = new pg.Client({ connectionString: location });
       await other.connect();
-      await other.query("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE");
+      // Another writer's table lock (e.g. maintenance), and another server's ingest holding the ingest lock.
+      await other.query(`BEGIN; LOCK TABLE events IN EXCLUSIVE MODE; SELECT pg_advisory_xact_lock(${EVENTS_LOCK_KEY.toString()})`);
       release = async () => {
         await other.query("ROLLBACK");
         await other.end();

@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { CompiledQuery, sql } from "kysely";
 import type { Insertable, Kysely, Selectable } from "kysely";
 import type { IngestEvent, IngestResult, StoredEvent } from "../../cpapi/index.js";
 import type { Store } from "../db/connect.js";
@@ -12,15 +12,15 @@ import type { EventsTable } from "./tables.js";
 export const EVENTS_LOCK_KEY = 0x6576656e7473n;
 /** How long an ingest waits for a lock before it answers STORE_BUSY (SQLite: the store's busy_timeout). */
 export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
-/** Rows per INSERT statement: well under both drivers' bound-parameter limits. */
-const CHUNK = 500;
-
 export interface IngestOptions {
   /** PostgreSQL lock_timeout of the ingest transaction. */
   lockTimeoutMs?: number;
 }
 
-function rowOf(e: IngestEvent, now: string): Insertable<EventsTable> {
+/** The stored form of one event; `attributes` is already JSON text, so it is stored byte for byte. */
+type EventRow = Omit<Insertable<EventsTable>, "ingest_seq">;
+
+function rowOf(e: IngestEvent, now: string): EventRow {
   return {
     event_id: e.event_id,
     event_type: e.event_type,
@@ -33,26 +33,52 @@ function rowOf(e: IngestEvent, now: string): Insertable<EventsTable> {
   };
 }
 
+const COLUMNS = ["event_id", "event_type", "node_id", "timestamp", "lock_fingerprint", "release_id", "attributes", "received_at"] as const;
+
+/** `insert … values (?, …), … on conflict do nothing` for n rows; the text is cached per n, so SQLite's statement cache (db/connect.ts) reuses the prepared statement. */
+const sqliteInsertText = new Map<number, string>();
+function sqliteInsert(n: number): string {
+  let text = sqliteInsertText.get(n);
+  if (text === undefined) {
+    const row = `(${COLUMNS.map(() => "?").join(", ")})`;
+    text = `insert into events (${COLUMNS.join(", ")}) values ${Array.from({ length: n }, () => row).join(", ")} on conflict (event_id) do nothing`;
+    if (sqliteInsertText.size < 64) sqliteInsertText.set(n, text);
+  }
+  return text;
+}
+
+/**
+ * The insert of one batch, as a compiled query (no query-builder tree for
+ * thousands of values). SQLite: a multi-row VALUES statement, prepared once
+ * per batch size. PostgreSQL: the batch as ONE jsonb parameter unpacked by
+ * jsonb_to_recordset (array order), so the server parses one short statement
+ * instead of a new 4,000-placeholder one. Only schema-checked strings go in.
+ */
+function insertBatch(dialect: Store["dialect"], rows: readonly EventRow[]): CompiledQuery {
+  if (dialect === "postgres") {
+    return CompiledQuery.raw(
+      `insert into events (${COLUMNS.join(", ")}) select ${COLUMNS.join(", ")} from jsonb_to_recordset($1::jsonb) as x(${COLUMNS.map((c) => `${c} text`).join(", ")}) on conflict (event_id) do nothing`,
+      [JSON.stringify(rows)],
+    );
+  }
+  return CompiledQuery.raw(
+    sqliteInsert(rows.length),
+    rows.flatMap((r) => COLUMNS.map((c) => r[c] ?? null)),
+  );
+}
+
 /**
  * Stores a batch in ONE transaction: `INSERT … ON CONFLICT (event_id) DO
  * NOTHING`, so an event_id already stored — or repeated inside the batch —
  * is counted as deduped, never stored twice. Any failure rolls the whole
- * batch back.
+ * batch back. Both drivers report the rows actually inserted (SQLite
+ * changes(), PostgreSQL's command tag), so nothing is RETURNed.
  */
 export async function ingestEvents(store: Store, events: readonly IngestEvent[], now: string, opts: IngestOptions = {}): Promise<IngestResult> {
   const rows = events.map((e) => rowOf(e, now));
   const inserted = await writeTransaction(store, opts, async (tx) => {
-    let n = 0;
-    for (let i = 0; i < rows.length; i += CHUNK) {
-      const done = await tx
-        .insertInto("events")
-        .values(rows.slice(i, i + CHUNK))
-        .onConflict((oc) => oc.column("event_id").doNothing())
-        .returning("ingest_seq")
-        .execute();
-      n += done.length;
-    }
-    return n;
+    const r = await tx.executeQuery(insertBatch(store.dialect, rows));
+    return Number(r.numAffectedRows ?? 0n);
   });
   return { received: events.length, inserted, deduped: events.length - inserted };
 }
@@ -69,8 +95,8 @@ async function writeTransaction<T>(store: Store, opts: IngestOptions, fn: (tx: K
   if (store.dialect === "postgres") {
     const fallback = `${Math.max(1, Math.trunc(opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS))}ms`;
     return store.db.transaction().execute(async (tx) => {
-      await sql`select set_config('lock_timeout', case when current_setting('lock_timeout') = '0' then ${fallback} else current_setting('lock_timeout') end, true)`.execute(tx);
-      await sql`select pg_advisory_xact_lock(${sql.lit(EVENTS_LOCK_KEY.toString())}::bigint)`.execute(tx);
+      // One round trip: the select list is evaluated left to right, so the timeout is set before the lock is waited for.
+      await sql`select set_config('lock_timeout', case when current_setting('lock_timeout') = '0' then ${fallback} else current_setting('lock_timeout') end, true), pg_advisory_xact_lock(${sql.lit(EVENTS_LOCK_KEY.toString())}::bigint)`.execute(tx);
       return fn(tx);
     });
   }
