@@ -17,7 +17,7 @@ import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import type { FastifyInstance } from "fastify";
-import { EVENTS_LOCK_KEY, MIGRATIONS, bootstrapOwnerToken, buildApp, migrateStore, openStore, startPgCluster } from "../../src/orchestrator/index.js";
+import { EVENTS_LOCK_KEY, MIGRATIONS, bootstrapOwnerToken, ingestEvents, storeFailureOf, buildApp, migrateStore, openStore, startPgCluster } from "../../src/orchestrator/index.js";
 import type { PgCluster, Store } from "../../src/orchestrator/index.js";
 import { createLogger } from "../../src/observability/index.js";
 import { bearer } from "../helpers/cp-app.js";
@@ -97,6 +97,37 @@ describeDialects("a busy store", (db) => {
     expect(await rowCount(cp.store, "events")).toBe(3);
     const again = await post();
     expect(again.json()).toEqual({ received: 50, inserted: 50, deduped: 0 });
+  });
+});
+
+needs("postgresql").describe("a busy PostgreSQL store without a session lock_timeout", () => {
+  let cluster: PgCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startPgCluster({ database: "fallback" });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it("an ingest never waits forever: it gives up after the fallback lock timeout with 55P03 (→ STORE_BUSY), nothing written", async () => {
+    const store = await openStore(cluster!.url);
+    const other = new pg.Client({ connectionString: cluster!.url });
+    try {
+      await migrateStore(store, MIGRATIONS);
+      await other.connect();
+      await other.query(`BEGIN; SELECT pg_advisory_xact_lock(${EVENTS_LOCK_KEY.toString()})`);
+      const events = batch("wait", 5).map((e) => ({ ...e, event_type: "t", node_id: "edge-1", timestamp: "2026-12-05T10:00:00Z", event_id: String(e["event_id"]) }));
+      const t0 = Date.now();
+      const err = await ingestEvents(store, events, new Date().toISOString(), { lockTimeoutMs: 200 }).then(() => undefined, (e: unknown) => e);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(storeFailureOf(err)).toBe("busy");
+      expect((err as { code?: string }).code).toBe("55P03");
+      await other.query("ROLLBACK");
+      expect(await countIds(store, "wait")).toBe(0);
+    } finally {
+      await other.end().catch(() => undefined);
+      await store.close();
+    }
   });
 });
 

@@ -54,11 +54,15 @@ function sqliteInsert(n: number): string {
  * jsonb_to_recordset (array order), so the server parses one short statement
  * instead of a new 4,000-placeholder one. Only schema-checked strings go in.
  */
-function insertBatch(dialect: Store["dialect"], rows: readonly EventRow[]): CompiledQuery {
+function insertBatch(dialect: Store["dialect"], rows: readonly EventRow[], lockTimeoutMs: number): CompiledQuery {
   if (dialect === "postgres") {
+    // ONE autocommit statement (atomic by itself, one round trip): the CTE sets the statement's
+    // lock_timeout (the session's, or the fallback when it has none: never wait forever) and takes
+    // the ingest advisory lock before any row can be produced, so ingest_seq order is commit order.
     return CompiledQuery.raw(
-      `insert into events (${COLUMNS.join(", ")}) select ${COLUMNS.join(", ")} from jsonb_to_recordset($1::jsonb) as x(${COLUMNS.map((c) => `${c} text`).join(", ")}) on conflict (event_id) do nothing`,
-      [JSON.stringify(rows)],
+      `with ingest_lock as (select set_config('lock_timeout', case when current_setting('lock_timeout') = '0' then $2 else current_setting('lock_timeout') end, true), pg_advisory_xact_lock(${EVENTS_LOCK_KEY.toString()}))
+      insert into events (${COLUMNS.join(", ")}) select ${COLUMNS.map((c) => `x.${c}`).join(", ")} from ingest_lock cross join jsonb_to_recordset($1::jsonb) as x(${COLUMNS.map((c) => `${c} text`).join(", ")}) on conflict (event_id) do nothing`,
+      [JSON.stringify(rows), `${Math.max(1, Math.trunc(lockTimeoutMs))}ms`],
     );
   }
   return CompiledQuery.raw(
@@ -76,30 +80,18 @@ function insertBatch(dialect: Store["dialect"], rows: readonly EventRow[]): Comp
  */
 export async function ingestEvents(store: Store, events: readonly IngestEvent[], now: string, opts: IngestOptions = {}): Promise<IngestResult> {
   const rows = events.map((e) => rowOf(e, now));
-  const inserted = await writeTransaction(store, opts, async (tx) => {
-    const r = await tx.executeQuery(insertBatch(store.dialect, rows));
-    return Number(r.numAffectedRows ?? 0n);
-  });
+  const query = insertBatch(store.dialect, rows, opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+  const r = store.dialect === "postgres" ? await store.db.executeQuery(query) : await sqliteWriteTransaction(store, (conn) => conn.executeQuery(query));
+  const inserted = Number(r.numAffectedRows ?? 0n);
   return { received: events.length, inserted, deduped: events.length - inserted };
 }
 
 /**
- * One write transaction that fails fast and cleanly when the store is busy.
  * SQLite: BEGIN IMMEDIATE (the write lock up front, waiting busy_timeout),
  * and a rollback that tolerates SQLite having rolled back by itself already
  * (it does on SQLITE_FULL), so the caller sees the real error.
- * PostgreSQL: the session's lock_timeout, or {@link DEFAULT_LOCK_TIMEOUT_MS}
- * when it has none (never wait forever), then the ingest advisory lock.
  */
-async function writeTransaction<T>(store: Store, opts: IngestOptions, fn: (tx: Kysely<Database>) => Promise<T>): Promise<T> {
-  if (store.dialect === "postgres") {
-    const fallback = `${Math.max(1, Math.trunc(opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS))}ms`;
-    return store.db.transaction().execute(async (tx) => {
-      // One round trip: the select list is evaluated left to right, so the timeout is set before the lock is waited for.
-      await sql`select set_config('lock_timeout', case when current_setting('lock_timeout') = '0' then ${fallback} else current_setting('lock_timeout') end, true), pg_advisory_xact_lock(${sql.lit(EVENTS_LOCK_KEY.toString())}::bigint)`.execute(tx);
-      return fn(tx);
-    });
-  }
+async function sqliteWriteTransaction<T>(store: Store, fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
   return store.db.connection().execute(async (conn) => {
     await sql`begin immediate`.execute(conn);
     try {
