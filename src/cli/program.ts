@@ -12,6 +12,7 @@ import { registerPolicyState, registerRuntimeState } from "./commands/runtime.js
 import { registerWal } from "./commands/wal.js";
 import { registerLab } from "./commands/lab.js";
 import { registerTelemetry } from "./commands/telemetry.js";
+import { registerNode } from "./commands/node.js";
 import { registerReleaseControlPlane, registerServe, registerToken } from "./commands/control-plane.js";
 
 /** The `autonomy` command tree; shared by the binary and the CLI reference generator. */
@@ -31,6 +32,7 @@ export function buildAutonomyProgram(): Command {
   registerWal(program);
   registerTelemetry(program);
   registerLab(program);
+  registerNode(program);
   registerServe(program);
   registerToken(program);
   registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));

@@ -7,9 +7,11 @@ import type { Logger } from "../observability/index.js";
 import type { AreaDeps } from "./area.js";
 import { authHook, routeDecl } from "./auth/index.js";
 import type { Store } from "./db/connect.js";
-import { isStoreBusy } from "./db/errors.js";
+import { BUSY_RETRY_AFTER_SECONDS, storeFailureOf } from "./db/store-errors.js";
 import { OrchestratorError, orchestratorStatusOf } from "./errors.js";
 import { identityRoutes } from "./identity/routes.js";
+import { nodesArea } from "./nodes/routes.js";
+import { eventsArea } from "./events/routes.js";
 import { createMetrics, instrument } from "./metrics.js";
 import type { CpMetrics } from "./metrics.js";
 
@@ -114,11 +116,14 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   const metrics = createMetrics({ defaultMetrics: opts.processMetrics === true });
   app.decorate("metrics", metrics);
   useZodValidation(app);
-  // A busy store is a 503 with Retry-After (the client retries), not a 500.
+  // Any route: a busy store is 503 STORE_BUSY with Retry-After (the client retries), a full disk 507
+  // STORE_FULL — not a 500. Areas that name what was not written wrap their transaction in withStoreErrors.
   const mapError = (err: unknown, reply: FastifyReply): unknown => {
-    if (!isStoreBusy(err)) return err;
-    void reply.header("retry-after", "1");
-    return new OrchestratorError("STORE_UNAVAILABLE", "the store is busy; retry shortly", { cause: err });
+    const failure = storeFailureOf(err);
+    if (failure === "full") return new OrchestratorError("STORE_FULL", "the store's disk is full; nothing of this request was kept", { cause: err });
+    if (failure !== "busy") return err;
+    void reply.header("retry-after", String(BUSY_RETRY_AFTER_SECONDS));
+    return new OrchestratorError("STORE_BUSY", "the store is busy (another writer holds the lock); nothing of this request was kept", { cause: err });
   };
   await app.register(problemDetails, { bodyLimit, statusOf: orchestratorStatusOf, mapError });
   instrument(app, metrics);
@@ -138,6 +143,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(systemRoutes(deps, metrics, () => app.swagger()));
   await app.register(identityRoutes(deps));
   await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS }));
-  // Areas of the nodes, events and rollouts owners register here.
+  await app.register(nodesArea(deps));
+  await app.register(eventsArea(deps));
+  // Areas of the rollouts owner register here.
   return app;
 }

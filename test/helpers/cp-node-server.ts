@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import canonicalize from "canonicalize";
 import Fastify from "fastify";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AckRequest, EnrollRequest, HeartbeatRequest, LatestQuery, ROUTES } from "../../src/cpapi/index.js";
@@ -116,7 +117,8 @@ export async function releaseRecord(rel: MadeRelease, overrides: Partial<Release
   const p = rel.signed.statement.predicate;
   const now = new Date().toISOString();
   return {
-    release_id: `rel-${sha256Digest(envelopeBytes).slice("sha256:".length, "sha256:".length + 16)}`,
+    // As the control plane names releases: the SHA-256 of the envelope in canonical JSON (RFC 8785).
+    release_id: `rel-${sha256Digest(canonicalize(JSON.parse(Buffer.from(envelopeBytes).toString("utf8"))) ?? "").slice("sha256:".length, "sha256:".length + 16)}`,
     channel: p.channel, sequence: p.sequence, image: formatReference(rel.ref), image_digest: rel.digest,
     repository: p.repository, lock_digest: p.lock.digest, lock_fingerprint: p.lock.behavioral_fingerprint, bundle_digest: p.policy_bundle.digest,
     statement: JSON.parse(Buffer.from(envelopeBytes).toString("utf8")) as Release["statement"], notes: "", issued_at: p.issued_at, expires_at: p.expires_at,

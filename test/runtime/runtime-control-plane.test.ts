@@ -61,6 +61,8 @@ describe("runtime start --server", () => {
     });
     expect(rt.controlPlane).toMatchObject({ nodeId: "edge-7", enrolled: true });
     await until(async () => (await echo()) === 200);
+    // The live policy may pick the commit up before the last ack is sent.
+    await until(() => cp?.acks.some((a) => a.body.phase === "activated") ?? false);
     expect(cp.acks.filter((a) => a.body.release_id === v1).map((a) => a.body.phase)).toEqual(["polled", "candidate_detected", "verify_started", "verify_passed", "activation_started", "activated"]);
     await until(() => cp?.heartbeats.some((h) => h.body.release_id === v1) ?? false);
 

@@ -3,6 +3,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
 import pg from "pg";
 import { messageOf, redactUrl } from "../../lib/index.js";
 import { OrchestratorError } from "../errors.js";
+import type { SqliteDatabase, SqliteStatement } from "kysely";
 import type { Database } from "./schema.js";
 
 /** Which SQL engine a store runs on. */
@@ -53,7 +54,7 @@ function openSqlite(path: string, opts: OpenStoreOptions): Promise<Store> {
   } catch (e) {
     return Promise.reject(new OrchestratorError("STORE_OPEN_FAILED", `cannot open the SQLite store ${path}: ${messageOf(e)}`, { cause: e }));
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   return Promise.resolve({ db, dialect: "sqlite", close: () => db.destroy() });
 }
 
@@ -72,4 +73,33 @@ async function openPostgres(url: string, opts: OpenStoreOptions): Promise<Store>
     throw new OrchestratorError("STORE_OPEN_FAILED", `cannot reach the PostgreSQL store ${redactUrl(url)}: ${messageOf(e)}`, { cause: e });
   }
   return { db, dialect: "postgres", close: () => db.destroy() };
+}
+
+/** Prepared statements kept per SQLite store (most recently used). */
+const STATEMENT_CACHE_SIZE = 64;
+
+/**
+ * Kysely's SQLite driver prepares every query anew; a statement of a
+ * 500-event batch (4,000 placeholders) took longer to prepare than to run
+ * (bench/ingest). This keeps the most recently used statements by their SQL
+ * text. Safe because Kysely runs one query at a time on the one connection
+ * and runs each statement to completion (all/run) before the next.
+ */
+function withStatementCache(database: BetterSqlite3.Database, max = STATEMENT_CACHE_SIZE): SqliteDatabase {
+  const cache = new Map<string, SqliteStatement>();
+  return {
+    close: () => database.close(),
+    prepare(text: string): SqliteStatement {
+      const hit = cache.get(text);
+      if (hit) {
+        cache.delete(text);
+        cache.set(text, hit);
+        return hit;
+      }
+      const stmt = database.prepare(text);
+      cache.set(text, stmt);
+      if (cache.size > max) cache.delete(cache.keys().next().value as string);
+      return stmt;
+    },
+  };
 }

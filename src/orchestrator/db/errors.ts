@@ -10,14 +10,3 @@ export function isUniqueViolation(e: unknown): boolean {
   return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }
 
-/**
- * True when a driver error means "the store is busy, try again": SQLite's
- * SQLITE_BUSY* / SQLITE_LOCKED*, PostgreSQL's lock_not_available (55P03),
- * serialization_failure (40001), deadlock_detected (40P01), too_many_connections
- * (53300) and cannot_connect_now (57P03). Answered 503 with Retry-After.
- */
-export function isStoreBusy(e: unknown): boolean {
-  const code = errnoCode(e);
-  if (code === undefined) return false;
-  return code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED") || ["55P03", "40001", "40P01", "53300", "57P03"].includes(code);
-}

@@ -65,7 +65,9 @@ export async function ensureEnrolled(o: EnrollOptions): Promise<Enrollment> {
 /** A wrong, expired or spent token is refused with a 4xx: one line and a hint. Transport failures stay CP_REQUEST_FAILED. */
 function refusal(e: unknown): unknown {
   if (e instanceof CpClientError && e.code === "CP_REQUEST_REJECTED" && e.status !== null && e.status >= 400 && e.status < 500) {
-    return new RuntimeError("NODE_ENROLLMENT_REFUSED", `the control plane refused the enrollment (${e.status}${e.problemCode ? ` ${e.problemCode}` : ""}): ${e.detail}`, { cause: e });
+    // The server's hint says what to do about its own codes (a pinned id, a taken id); a bad token gets ours.
+    const serverHint = e.problemCode !== null && e.problemCode !== "ENROLLMENT_TOKEN_INVALID" ? { hint: e.hint } : {};
+    return new RuntimeError("NODE_ENROLLMENT_REFUSED", `the control plane refused the enrollment (${e.status}${e.problemCode ? ` ${e.problemCode}` : ""}): ${e.detail}`, { cause: e, ...serverHint });
   }
   return e;
 }

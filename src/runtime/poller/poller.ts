@@ -57,6 +57,7 @@ export interface PollerStatus {
   ack_failures: number;
   wal_failures: number;
   heartbeat_failures: number;
+  enrollment_write_failures: number;
 }
 
 /** A release being retried after a transient failure. */
@@ -96,6 +97,7 @@ export class ReleasePoller {
   #detected: string | undefined;
   #pending: Pending | undefined;
   heartbeatFailures = 0;
+  enrollmentWriteFailures = 0;
   #polls = 0;
   #lastOutcome: PollStep["outcome"] | null = null;
 
@@ -115,13 +117,16 @@ export class ReleasePoller {
       polls: this.#polls, consecutive_failures: this.#failures, last_outcome: this.#lastOutcome, latest_release_id: this.#latest?.release_id ?? null,
       rejected: [...this.#rejected], retrying: this.#pending ? { release_id: this.#pending.release_id, attempts: this.#pending.attempts } : null,
       ack_failures: this.#report.ackFailures, wal_failures: this.#report.walFailures, heartbeat_failures: this.heartbeatFailures,
+      enrollment_write_failures: this.enrollmentWriteFailures,
     };
   }
 
   /** Polls until `signal` aborts; never throws for a control-plane or activation failure. */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      const step = await this.pollOnce(signal);
+      // pollOnce handles every control-plane and activation failure itself; anything else
+      // (the node state unreadable) is a failed poll too: the loop never dies while the runtime serves.
+      const step = await this.pollOnce(signal).catch((e: unknown) => this.#pollFailed(e));
       await sleep(step.delayMs, signal);
     }
   }
@@ -234,7 +239,9 @@ export class ReleasePoller {
         },
       });
       this.#enrollment = { ...this.#enrollment, activated_release: { release_id: r.release_id, statement_digest: result.activation.statement_digest } };
-      await writeControlPlane(this.#o.stateRoot, this.#enrollment);
+      // The activation is committed whatever happens here: a file that cannot be written
+      // (disk full) only makes heartbeats name the release after the next start; counted.
+      await writeControlPlane(this.#o.stateRoot, this.#enrollment).catch(() => void (this.enrollmentWriteFailures += 1));
       this.#pending = undefined;
       this.#nextHeartbeat = 0; // tell the control plane now
       await this.#report.phase("activated", { ...facts(r), lock_fingerprint: result.activation.lock_fingerprint, extra: { changed: result.changed, statement_digest: result.activation.statement_digest } });
@@ -266,15 +273,19 @@ export class ReleasePoller {
     const now = this.#clock.now();
     if (now < this.#nextHeartbeat) return;
     this.#nextHeartbeat = now + (this.#o.heartbeatMs ?? this.#interval);
-    const a = (await readNodeState(this.#o.stateRoot)).activation;
-    await this.#o.client.heartbeat(this.#enrollment.node_id, {
-      release_id: this.#currentReleaseId(a?.statement_digest),
-      activation_sequence: a?.sequence ?? null,
-      lock_fingerprint: a?.lock_fingerprint ?? null,
-      boot_epoch: BOOT_EPOCH,
-      wal_generation: this.#o.walGeneration?.() ?? null,
-      runtime_version: RUNTIME_VERSION.slice(0, 64),
-    }, signal ? { signal } : {}).catch(() => void (this.heartbeatFailures += 1));
+    try {
+      const a = (await readNodeState(this.#o.stateRoot)).activation;
+      await this.#o.client.heartbeat(this.#enrollment.node_id, {
+        release_id: this.#currentReleaseId(a?.statement_digest),
+        activation_sequence: a?.sequence ?? null,
+        lock_fingerprint: a?.lock_fingerprint ?? null,
+        boot_epoch: BOOT_EPOCH,
+        wal_generation: this.#o.walGeneration?.() ?? null,
+        runtime_version: RUNTIME_VERSION.slice(0, 64),
+      }, signal ? { signal } : {});
+    } catch {
+      this.heartbeatFailures += 1; // best effort: the next one says the same
+    }
   }
 }
 
