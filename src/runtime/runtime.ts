@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import { Exporter, LiveWal, confirmedPos, sinkFor } from "../telemetry/index.js";
 import type { ExporterLogger } from "../telemetry/index.js";
 import { createLogger } from "../observability/index.js";
-import { isoTime, systemClock } from "../lib/index.js";
+import { isoTime, redactUrl, systemClock } from "../lib/index.js";
 import type { Clock, Rng } from "../lib/index.js";
 import type { RepositoryOptions } from "../oci/index.js";
 import { ReleasePoller } from "./poller/poller.js";
@@ -132,6 +132,8 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       telemetry = () => ({
         wal: { dir: wal.dir, state: wal.state, reopens: wal.reopens, generation: wal.current.generation, seed_exact: wal.current.seedExact, last_seq: wal.lastSeq, base: wal.base, sealed_segments: wal.sealedSegments.length, decision_log: opts.config.decisionLog, decision_log_failures: walSink.failures },
         exporter: exporting ? exporting.exporter.status() : null,
+        // The release poller (`--server`): never the node credential, the URL redacted.
+        ...(cpPoller && enrollment ? { control_plane: { server: redactUrl(enrollment.file.server), node_id: enrollment.nodeId, ...cpPoller.status() } } : {}),
       });
     }
     const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink, clock: opts.clock ?? systemClock });

@@ -65,6 +65,11 @@ describe("runtime start --server", () => {
     await until(() => cp?.acks.some((a) => a.body.phase === "activated") ?? false);
     expect(cp.acks.filter((a) => a.body.release_id === v1).map((a) => a.body.phase)).toEqual(["polled", "candidate_detected", "verify_started", "verify_passed", "activation_started", "activated"]);
     await until(() => cp?.heartbeats.some((h) => h.body.release_id === v1) ?? false);
+    // /v1/status shows the poller, never the node credential.
+    const status = await (await fetch(`${rt.url ?? ""}/v1/status`, { headers: bearer })).text();
+    expect(JSON.parse(status)).toMatchObject({ telemetry: { control_plane: { node_id: "edge-7", last_outcome: expect.any(String) as string, rejected: [] } } });
+    const credential = (await readControlPlane(stateRoot))?.credential ?? "missing";
+    expect(status).not.toContain(credential);
 
     // The control plane goes away: the node keeps its policy and keeps polling (with backoff).
     const port = Number(new URL(cp.url).port);
