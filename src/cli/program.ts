@@ -12,6 +12,7 @@ import { registerPolicyState, registerRuntimeState } from "./commands/runtime.js
 import { registerWal } from "./commands/wal.js";
 import { registerLab } from "./commands/lab.js";
 import { registerTelemetry } from "./commands/telemetry.js";
+import { registerNode } from "./commands/node.js";
 
 /** The `autonomy` command tree; shared by the binary and the CLI reference generator. */
 export function buildAutonomyProgram(): Command {
@@ -30,6 +31,7 @@ export function buildAutonomyProgram(): Command {
   registerWal(program);
   registerTelemetry(program);
   registerLab(program);
+  registerNode(program);
   registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));
   return program;
 }

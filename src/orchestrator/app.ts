@@ -9,6 +9,8 @@ import { authHook, routeDecl } from "./auth/index.js";
 import type { Store } from "./db/connect.js";
 import { OrchestratorError, orchestratorStatusOf } from "./errors.js";
 import { identityRoutes } from "./identity/routes.js";
+import { nodesArea } from "./nodes/routes.js";
+import { eventsArea } from "./events/routes.js";
 import { createMetrics, instrument } from "./metrics.js";
 import type { CpMetrics } from "./metrics.js";
 
@@ -122,6 +124,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(systemRoutes(deps, metrics, () => app.swagger()));
   await app.register(identityRoutes(deps));
   await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS }));
-  // Areas of the nodes, events and rollouts owners register here.
+  await app.register(nodesArea(deps));
+  await app.register(eventsArea(deps));
+  // Areas of the rollouts owner register here.
   return app;
 }

@@ -23,6 +23,9 @@ export const ORCHESTRATOR_ERROR_CODES = [
   "STORE_UNAVAILABLE",
   "STORE_SCHEMA_TOO_NEW",
   "STORE_MIGRATION_FAILED",
+  "STORE_FULL",
+  "STORE_BUSY",
+  "NODE_NOT_FOUND",
 ] as const;
 export type OrchestratorErrorCode = (typeof ORCHESTRATOR_ERROR_CODES)[number] | "AUTH_REQUIRED";
 
@@ -43,6 +46,9 @@ export const ORCHESTRATOR_STATUS: Readonly<Partial<Record<OrchestratorErrorCode,
   RELEASE_CHANNEL_MISMATCH: 400,
   RELEASE_IMAGE_MISMATCH: 400,
   STORE_UNAVAILABLE: 503,
+  STORE_FULL: 507,
+  STORE_BUSY: 503,
+  NODE_NOT_FOUND: 404,
 };
 
 const USAGE: ReadonlySet<OrchestratorErrorCode> = new Set(["RELEASE_STATEMENT_INVALID", "RELEASE_CHANNEL_MISMATCH", "RELEASE_IMAGE_MISMATCH"]);
@@ -66,6 +72,9 @@ const HINTS: Readonly<Record<OrchestratorErrorCode, string>> = {
   STORE_UNAVAILABLE: "the store did not answer; retry later",
   STORE_SCHEMA_TOO_NEW: "this database was migrated by a newer autonomy; run that version (or a newer one) against it",
   STORE_MIGRATION_FAILED: "the schema migration failed and was rolled back; see the message, fix the cause and start again",
+  STORE_FULL: "the control plane's disk is full and nothing of the request was kept; an operator must free space (retrying at once will not help)",
+  STORE_BUSY: "another writer holds the store's lock and nothing of the request was kept; retry after the Retry-After seconds (event ingestion is idempotent)",
+  NODE_NOT_FOUND: "list the fleet with `autonomy node list`; a node appears once it has enrolled",
 };
 
 /** A control-plane error: a stable code, an HTTP status ({@link ORCHESTRATOR_STATUS}) and a hint. */

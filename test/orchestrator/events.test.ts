@@ -1,0 +1,154 @@
+/**
+ * POST /v1/events and GET /v1/events on SQLite and PostgreSQL: dedup on
+ * event_id (across batches and inside one), the whole batch or nothing,
+ * hostile batches refused naming the field with nothing written, queries by
+ * node, type and time, newest first, with cursor paging. PostgreSQL's side is
+ * read back with psql.
+ */
+import { afterEach, expect, it } from "vitest";
+import type { EventPage } from "../../src/cpapi/index.js";
+import { bearer, openTestCp } from "../helpers/cp-app.js";
+import type { TestCp } from "../helpers/cp-app.js";
+import type { Injected } from "../helpers/cp-fleet.js";
+import { enrollNode, expectProblem, rowCount } from "../helpers/cp-fleet.js";
+import { describeDialects, psql } from "../helpers/databases.js";
+
+const FP = `blake3:${"2".repeat(64)}`;
+
+function ev(id: string, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { event_id: id, event_type: "ai.deployment.lifecycle", node_id: "edge-1", timestamp: "2026-12-05T10:00:00Z", ...over };
+}
+
+describeDialects("events", (db) => {
+  let cp: TestCp | undefined;
+  let url = "";
+  const open = async (): Promise<TestCp> => {
+    url = await db.fresh();
+    cp = await openTestCp({ location: url });
+    return cp;
+  };
+  afterEach(async () => {
+    await cp?.close();
+    cp = undefined;
+  });
+  const post = (c: TestCp, token: string, events: unknown): Promise<Injected> => c.app.inject({ method: "POST", url: "/v1/events", headers: bearer(token), payload: { events } as Record<string, unknown> });
+
+  it("ingests a batch, answers {received, inserted, deduped}, and a resent event_id is ignored (psql sees each once)", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    const first = await post(c, cred, [ev("edge-1:g:1", { lock_fingerprint: FP, release_id: "rel-0000000000000001", attributes: { phase: "polled", n: 1 } }), ev("edge-1:g:2")]);
+    expect(first.statusCode, first.body).toBe(200);
+    expect(first.json()).toEqual({ received: 2, inserted: 2, deduped: 0 });
+    const again = await post(c, cred, [ev("edge-1:g:2"), ev("edge-1:g:3"), ev("edge-1:g:1", { event_type: "changed" })]);
+    expect(again.json()).toEqual({ received: 3, inserted: 1, deduped: 2 });
+    expect(await rowCount(c.store, "events")).toBe(3);
+    const page = (await c.app.inject({ method: "GET", url: "/v1/events", headers: bearer(c.owner) })).json<EventPage>();
+    expect(page.events.map((e) => e.event_id)).toEqual(["edge-1:g:3", "edge-1:g:2", "edge-1:g:1"]);
+    expect(page.events[2]).toMatchObject({ event_type: "ai.deployment.lifecycle", lock_fingerprint: FP, release_id: "rel-0000000000000001", attributes: { phase: "polled", n: 1 }, timestamp: "2026-12-05T10:00:00.000Z" });
+    if (db.dialect === "postgres") {
+      expect(psql(db.cluster(), url, "SELECT event_id, event_type FROM events ORDER BY ingest_seq")).toEqual([
+        ["edge-1:g:1", "ai.deployment.lifecycle"],
+        ["edge-1:g:2", "ai.deployment.lifecycle"],
+        ["edge-1:g:3", "ai.deployment.lifecycle"],
+      ]);
+    }
+  });
+
+  it("the same event_id twice in one batch counts once inserted and once deduped", async () => {
+    const c = await open();
+    const r = await post(c, c.owner, [ev("dup"), ev("dup", { event_type: "other" }), ev("solo")]);
+    expect(r.json()).toEqual({ received: 3, inserted: 2, deduped: 1 });
+    expect(await rowCount(c.store, "events")).toBe(2);
+  });
+
+  it("counts cp_events_ingested_total by result", async () => {
+    const c = await open();
+    await post(c, c.owner, [ev("a"), ev("b")]);
+    await post(c, c.owner, [ev("a"), ev("c")]);
+    const metrics = (await c.app.inject({ method: "GET", url: "/metrics" })).body;
+    expect(metrics).toMatch(/^cp_events_ingested_total\{result="inserted"\} 3$/m);
+    expect(metrics).toMatch(/^cp_events_ingested_total\{result="deduped"\} 1$/m);
+  });
+
+  it("attack: a node reports events as another node → 403 NODE_IDENTITY_MISMATCH naming the index, nothing of the batch written", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    await enrollNode(c, "edge-2");
+    expectProblem(await post(c, cred, [ev("e1"), ev("e2"), ev("e3", { node_id: "edge-2" })]), 403, "NODE_IDENTITY_MISMATCH", "events[2].node_id");
+    expect(await rowCount(c.store, "events")).toBe(0);
+    // Operators may send any node's events (e.g. a relay); the node itself only its own.
+    expect((await post(c, c.owner, [ev("e3", { node_id: "edge-2" })])).json()).toEqual({ received: 1, inserted: 1, deduped: 0 });
+  });
+
+  it("hostile batch: an unknown field → 400 naming events[i].field, nothing written", async () => {
+    const c = await open();
+    expectProblem(await post(c, c.owner, [ev("ok"), ev("x", { colour: "red" })]), 400, "REQUEST_INVALID", "events[1].colour: unknown field");
+    expectProblem(await c.app.inject({ method: "POST", url: "/v1/events", headers: bearer(c.owner), payload: { events: [ev("ok")], extra: 1 } }), 400, "REQUEST_INVALID", "extra: unknown field");
+    expect(await rowCount(c.store, "events")).toBe(0);
+  });
+
+  it("hostile batch: wrong types → 400 naming the field, nothing written", async () => {
+    const c = await open();
+    expectProblem(await post(c, c.owner, [ev("ok"), ev("t", { timestamp: 1733392800 })]), 400, "REQUEST_INVALID", "events[1].timestamp");
+    expectProblem(await post(c, c.owner, [ev("ok"), ev("t", { timestamp: "yesterday" })]), 400, "REQUEST_INVALID", "events[1].timestamp");
+    expectProblem(await post(c, c.owner, [ev("a", { attributes: ["not", "an", "object"] })]), 400, "REQUEST_INVALID", "events[0].attributes");
+    expectProblem(await post(c, c.owner, [ev("a", { lock_fingerprint: "sha256:00" })]), 400, "REQUEST_INVALID", "events[0].lock_fingerprint");
+    expectProblem(await post(c, c.owner, "all of them"), 400, "REQUEST_INVALID", "events");
+    expectProblem(await post(c, c.owner, []), 400, "REQUEST_INVALID", "events");
+    expect(await rowCount(c.store, "events")).toBe(0);
+  });
+
+  it("hostile batch: 1001 events → 400 naming events, nothing written", async () => {
+    const c = await open();
+    const batch = Array.from({ length: 1001 }, (_, i) => ev(`b-${i}`));
+    expectProblem(await post(c, c.owner, batch), 400, "REQUEST_INVALID", "events");
+    expect(await rowCount(c.store, "events")).toBe(0);
+    // 1000 is the limit, not beyond it.
+    expect((await post(c, c.owner, batch.slice(0, 1000))).json()).toEqual({ received: 1000, inserted: 1000, deduped: 0 });
+  });
+
+  it("hostile batch: an oversized attribute (over 16 KiB as JSON) → 400 naming events[i].attributes, nothing written", async () => {
+    const c = await open();
+    expectProblem(await post(c, c.owner, [ev("small", { attributes: { a: "x" } }), ev("big", { attributes: { blob: "x".repeat(16 * 1024) } })]), 400, "REQUEST_INVALID", "events[1].attributes");
+    expect(await rowCount(c.store, "events")).toBe(0);
+    expect((await post(c, c.owner, [ev("fits", { attributes: { blob: "x".repeat(16 * 1024 - 20) } })])).json()).toMatchObject({ inserted: 1 });
+  });
+
+  it("queries by node, type and time range, newest first, with cursor paging", async () => {
+    const c = await open();
+    const batch = Array.from({ length: 30 }, (_, i) =>
+      ev(`q-${i}`, { node_id: i % 3 === 0 ? "edge-9" : "edge-1", event_type: i % 2 === 0 ? "ai.policy.decision" : "ai.deployment.lifecycle", timestamp: new Date(Date.parse("2026-12-05T10:00:00Z") + i * 60_000).toISOString() }),
+    );
+    await post(c, c.owner, batch);
+    const get = async (q: string): Promise<EventPage> => {
+      const r = await c.app.inject({ method: "GET", url: `/v1/events?${q}`, headers: bearer(c.owner) });
+      expect(r.statusCode, r.body).toBe(200);
+      return r.json<EventPage>();
+    };
+    const ids = (p: EventPage): string[] => p.events.map((e) => e.event_id);
+    expect(ids(await get("node_id=edge-9"))).toEqual([27, 24, 21, 18, 15, 12, 9, 6, 3, 0].map((i) => `q-${i}`));
+    expect(ids(await get("node_id=edge-9&event_type=ai.policy.decision"))).toEqual(["q-24", "q-18", "q-12", "q-6", "q-0"]);
+    // since inclusive, until exclusive; any offset is accepted and compared in UTC.
+    expect(ids(await get(`since=${encodeURIComponent("2026-12-05T11:05:00+01:00")}&until=2026-12-05T10:08:00Z`))).toEqual(["q-7", "q-6", "q-5"]);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const p: EventPage = await get(`node_id=edge-1&limit=4${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      expect(p.count).toBe(p.events.length);
+      seen.push(...ids(p));
+      cursor = p.next_cursor;
+    } while (cursor !== null);
+    expect(seen).toEqual(batch.filter((_, i) => i % 3 !== 0).map((e) => String(e["event_id"])).reverse());
+  });
+
+  it("GET /v1/events refuses a forged cursor, a bad time and an unknown parameter; a node may not read events", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    const get = (q: string, token = c.owner): Promise<Injected> => c.app.inject({ method: "GET", url: `/v1/events?${q}`, headers: bearer(token) });
+    expectProblem(await get(`cursor=${Buffer.from("s-1").toString("base64url")}`), 400, "REQUEST_INVALID", "cursor");
+    expectProblem(await get("since=2026-13-01T00:00:00Z"), 400, "REQUEST_INVALID", "since");
+    expectProblem(await get("limit=1001"), 400, "REQUEST_INVALID", "limit");
+    expectProblem(await get("colour=red"), 400, "REQUEST_INVALID", "colour");
+    expectProblem(await get("", cred), 403, "PERMISSION_DENIED");
+  });
+});
