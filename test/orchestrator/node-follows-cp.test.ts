@@ -91,7 +91,11 @@ describe("a node following the real control plane", () => {
     const s = poller.status();
     if (cp.app.hasRoute({ method: "POST", url: "/v1/nodes/:node_id/ack" })) {
       expect(s.ack_failures).toBe(0);
-      expect((await operator.getNode("edge-1")).last_ack).toMatchObject({ release_id: id2, phase: "verify_failed" });
+      const node = await operator.getNode("edge-1");
+      expect(node.last_ack).toMatchObject({ release_id: id2, phase: "verify_failed" });
+      // The heartbeat after the activation named it; the refused release changed nothing.
+      expect(node).toMatchObject({ release_id: id1, activation_sequence: 1, lock_fingerprint: v1.signed.statement.predicate.lock.behavioral_fingerprint, boot_epoch: 0 });
+      expect(s.heartbeat_failures).toBe(0);
     } else {
       expect(s.ack_failures).toBe(10); // every phase that names a release (6 + 4)
       expect(s.heartbeat_failures).toBeGreaterThan(0);
