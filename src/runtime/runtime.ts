@@ -91,7 +91,14 @@ export interface RunningRuntime {
 export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRuntime> {
   if (opts.controlPlane && opts.sink) throw new Error("startRuntime: controlPlane needs the runtime's own WAL; do not pass a sink");
   // Enrolled (or the stored enrollment read) before anything is opened: a refused token stops the start cleanly.
-  const enrollment = opts.controlPlane ? await ensureEnrolled({ stateRoot: opts.stateRoot, ...opts.controlPlane, ...(opts.clock ? { clock: opts.clock } : {}) }) : undefined;
+  const cp = opts.controlPlane;
+  const enrollment = cp
+    ? await ensureEnrolled({
+      stateRoot: opts.stateRoot, server: cp.server,
+      ...(cp.enrollToken !== undefined ? { enrollToken: cp.enrollToken } : {}), ...(cp.nodeId !== undefined ? { nodeId: cp.nodeId } : {}),
+      ...(cp.timeoutMs !== undefined ? { timeoutMs: cp.timeoutMs } : {}), ...(opts.clock ? { clock: opts.clock } : {}),
+    })
+    : undefined;
   // A listener the runtime would refuse is refused before anything is opened or logged.
   const auth = new TokenVerifier(opts.stateRoot);
   const activeTokens = opts.listen ? await auth.activeCount() : 0;
