@@ -1,5 +1,5 @@
 import type { RecoverStrategy } from "../../cpapi/index.js";
-import { assertNotTerminal, clonePlan, finishRollbackIfDone, moveNode, resendRollback, setPhase, stamp, startRollback } from "./core.js";
+import { assertNotTerminal, clonePlan, finishRollbackIfDone, markBatchFinished, moveNode, resendRollback, setPhase, stamp, startRollback } from "./core.js";
 import { RolloutError } from "./errors.js";
 import { tick } from "./tick.js";
 import type { Effect, Ms, Observations, PlanState, Transition } from "./types.js";
@@ -80,6 +80,7 @@ function skipFailed(p: PlanState, now: Ms, reason: string, effects: Effect[]): v
   }
   p.budget_used = 0;
   setPhase(p, "active", why("recover: skip_failed", reason), now, effects);
+  markBatchFinished(p, now);
 }
 
 /** POST …/recover: the original's three strategies. */

@@ -146,3 +146,25 @@ export function enforceBudget(p: PlanState, now: Ms, effects: Effect[]): void {
 export function stamp(before: PlanState, after: PlanState, now: Ms): void {
   if (JSON.stringify(before) !== JSON.stringify(after)) after.updated_at = now;
 }
+
+/** A node whose batch no longer waits on it (failures are the budget's business, not the batch's). */
+const SETTLED: ReadonlySet<NodeState> = new Set(["succeeded", "failed", "skipped"]);
+
+/** Every node of the batches up to `upTo` is settled. */
+export function batchDone(p: PlanState, upTo: number): boolean {
+  return p.nodes.every((n) => n.batch > upTo || SETTLED.has(n.state));
+}
+
+/**
+ * Stamps the current stage's batch as finished the moment its last node
+ * settles (a report, a skip), not when the next tick happens to notice: the
+ * soak and the behaviour window run from there.
+ */
+export function markBatchFinished(p: PlanState, now: Ms): void {
+  const stage = p.stages[p.current_stage];
+  if (stage === undefined || stage.batch_finished_at !== null || stage.phase !== "open") return;
+  if (p.phase !== "active" && p.phase !== "gate_wait" && p.phase !== "paused") return;
+  if (!batchDone(p, p.current_stage)) return;
+  stage.batch_finished_at = now;
+  stage.phase = "gate_wait";
+}

@@ -1,5 +1,5 @@
 import type { LifecyclePhase } from "../../cpapi/index.js";
-import { assertNotTerminal, clonePlan, countFailure, enforceBudget, findNode, finishRollbackIfDone, moveNode, stamp } from "./core.js";
+import { assertNotTerminal, clonePlan, countFailure, enforceBudget, findNode, finishRollbackIfDone, markBatchFinished, moveNode, stamp } from "./core.js";
 import { RolloutError } from "./errors.js";
 import type { Effect, Ms, NodeRecord, NodeReport, PlanState, Transition } from "./types.js";
 
@@ -43,11 +43,13 @@ function forward(p: PlanState, n: NodeRecord, r: NodeReport, now: Ms, effects: E
     p.last_progress_at = now;
     return "progress";
   }
+  const wasStuck = n.state === "stuck";
   moveNode(p, n, target, now, effects);
   record(n, r, now);
   if (kind === "failure") {
     n.detail = r.detail;
-    countFailure(p);
+    // A stuck node was counted when it got stuck: one node, one failure.
+    if (!wasStuck) countFailure(p);
   } else if (kind === "success") n.detail = "";
   return target === "in_progress" ? "progress" : "applied";
 }
@@ -97,6 +99,7 @@ export function applyReport(plan: PlanState, report: NodeReport, now: Ms): Repor
     }
     outcome = forward(p, n, report, now, effects);
     enforceBudget(p, now, effects);
+    markBatchFinished(p, now);
   } else {
     outcome = backward(p, n, report, now);
     finishRollbackIfDone(p, now, effects);

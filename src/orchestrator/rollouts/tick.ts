@@ -1,10 +1,8 @@
-import { clonePlan, countFailure, enforceBudget, finishRollbackIfDone, isTerminal, moveNode, setPhase, stamp, startRollback } from "./core.js";
+import { batchDone, clonePlan, countFailure, enforceBudget, finishRollbackIfDone, isTerminal, markBatchFinished, moveNode, setPhase, stamp, startRollback } from "./core.js";
 import { evaluateGates } from "./gates.js";
 import { matchesSelector, newNode } from "./plan.js";
-import type { Effect, Ms, NodeRecord, Observations, PlanState } from "./types.js";
+import type { Effect, Ms, Observations, PlanState } from "./types.js";
 
-/** A node whose batch no longer waits on it (failures are the budget's business, not the batch's). */
-const SETTLED = new Set<NodeRecord["state"]>(["succeeded", "failed", "skipped"]);
 
 /** Nodes matching the selector that are not members: ignored (recorded once) or added to the next batch not yet started. */
 function handleLateJoiners(p: PlanState, obs: Observations, effects: Effect[]): void {
@@ -58,10 +56,6 @@ function detectStuck(p: PlanState, now: Ms, effects: Effect[]): void {
   }
 }
 
-function batchDone(p: PlanState, upTo: number): boolean {
-  return p.nodes.every((n) => n.batch > upTo || SETTLED.has(n.state));
-}
-
 /** Starts pending and retried nodes of the open batches, in plan order, up to max_concurrency in flight. */
 function startNodes(p: PlanState, now: Ms, effects: Effect[]): void {
   let slots = p.max_concurrency - p.nodes.filter((n) => n.state === "in_progress").length;
@@ -89,10 +83,7 @@ function advance(p: PlanState, now: Ms, obs: Observations, effects: Effect[]): v
       if (p.phase === "gate_wait") setPhase(p, "active", "batch running", now, effects);
       return;
     }
-    if (stage.batch_finished_at === null) {
-      stage.batch_finished_at = now;
-      stage.phase = "gate_wait";
-    }
+    markBatchFinished(p, now);
     const gates = evaluateGates(p, i, now, obs);
     stage.last_gates = gates.map((g) => ({ kind: g.kind, status: g.status, passed: g.passed, detail: g.detail }));
     const failed = gates.find((g) => g.status === "failed");
