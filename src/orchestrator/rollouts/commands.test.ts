@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { caught } from "../../../test/helpers/caught.js";
 import { fleetOf, inState, plan, REL_OLD, report, sec, stateOf } from "../../../test/helpers/rollout-fixtures.js";
-import { approveStage, cancel, pause, recover, resume, rollback, RolloutError, tick } from "./index.js";
-import type { PlanState } from "./index.js";
+import { approveStage, cancel, pause, recover, resume, rollback, tick } from "./index.js";
+import type { PlanState , RolloutError} from "./index.js";
 
 const codeOf = (fn: () => unknown): string => (caught(fn) as RolloutError).code;
 const running = (): PlanState => tick(plan({ max_concurrency: 2, failure_budget: { max_failures: 1 } }, fleetOf(4)), sec(0)).state;

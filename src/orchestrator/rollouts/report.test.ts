@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { caught } from "../../../test/helpers/caught.js";
 import { fleetOf, inState, plan, REL_OLD, REL_OTHER, report, sec, stateOf } from "../../../test/helpers/rollout-fixtures.js";
-import { cancel, rollback, RolloutError, tick } from "./index.js";
-import type { PlanState } from "./index.js";
+import { cancel, rollback, tick } from "./index.js";
+import type { PlanState , RolloutError} from "./index.js";
 
 const codeOf = (fn: () => unknown): string => (caught(fn) as RolloutError).code;
 

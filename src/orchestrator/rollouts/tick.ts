@@ -56,9 +56,13 @@ function detectStuck(p: PlanState, now: Ms, effects: Effect[]): void {
   }
 }
 
-/** Starts pending and retried nodes of the open batches, in plan order, up to max_concurrency in flight. */
+/**
+ * Starts pending and retried nodes of the open batches, in plan order, up to
+ * max_concurrency in flight. A stuck node keeps its slot: it may still be
+ * activating, and a late report takes it back to in_progress.
+ */
 function startNodes(p: PlanState, now: Ms, effects: Effect[]): void {
-  let slots = p.max_concurrency - p.nodes.filter((n) => n.state === "in_progress").length;
+  let slots = p.max_concurrency - p.nodes.filter((n) => n.state === "in_progress" || n.state === "stuck").length;
   for (const n of p.nodes) {
     if (slots <= 0) break;
     if (n.batch > p.current_stage || (n.state !== "pending" && n.state !== "retried")) continue;
