@@ -150,6 +150,7 @@ describe("applyReport: the per-node machine", () => {
       const rb = rollback(p, sec(2)).state;
       const r = report(rb, a, "activate_failed", 3, { release: REL_OLD });
       expect(r.state.nodes.find((n) => n.node_id === a)?.rollback).toBe("failed");
+      expect(r.effects).toEqual([{ kind: "rollback_outcome", node_id: a, outcome: "failed" }]);
       expect(r.state.phase).toBe("rolling_back");
     });
 

@@ -1,5 +1,5 @@
 import type { LifecyclePhase } from "../../cpapi/index.js";
-import { assertNotTerminal, clonePlan, countFailure, enforceBudget, findNode, finishRollbackIfDone, markBatchFinished, moveNode, stamp } from "./core.js";
+import { assertNotTerminal, clonePlan, countFailure, enforceBudget, findNode, finishRollbackIfDone, markBatchFinished, moveNode } from "./core.js";
 import { RolloutError } from "./errors.js";
 import type { Effect, Ms, NodeRecord, NodeReport, PlanState, Transition } from "./types.js";
 
@@ -55,7 +55,7 @@ function forward(p: PlanState, n: NodeRecord, r: NodeReport, now: Ms, effects: E
 }
 
 /** A report for the previous release from a node that was sent back: confirms (or fails) the rollback. */
-function backward(p: PlanState, n: NodeRecord, r: NodeReport, now: Ms): ReportOutcome {
+function backward(p: PlanState, n: NodeRecord, r: NodeReport, now: Ms, effects: Effect[]): ReportOutcome {
   const kind = kindOf(r.phase);
   if (n.rollback === "confirmed" || n.rollback === "abandoned") {
     if (kind === "success" || kind === "progress") return "duplicate";
@@ -66,6 +66,7 @@ function backward(p: PlanState, n: NodeRecord, r: NodeReport, now: Ms): ReportOu
   if (kind === "progress") return "progress";
   n.rollback = kind === "success" ? "confirmed" : "failed";
   n.detail = kind === "success" ? "" : r.detail;
+  effects.push({ kind: "rollback_outcome", node_id: n.node_id, outcome: n.rollback });
   return "applied";
 }
 
@@ -101,10 +102,11 @@ export function applyReport(plan: PlanState, report: NodeReport, now: Ms): Repor
     enforceBudget(p, now, effects);
     markBatchFinished(p, now);
   } else {
-    outcome = backward(p, n, report, now);
+    outcome = backward(p, n, report, now, effects);
     finishRollbackIfDone(p, now, effects);
   }
   if (outcome === "duplicate" || outcome === "stale") return { state: plan, effects: [], outcome };
-  stamp(plan, p, now);
+  // An applied or progress report always changes the node (cheaper than comparing the whole plan).
+  p.updated_at = now;
   return { state: p, effects, outcome };
 }

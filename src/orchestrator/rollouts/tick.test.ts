@@ -98,7 +98,9 @@ describe("tick: the scheduler step", () => {
       const [a, b] = inState(t1, "in_progress");
       const rb = report(t1, a!, "verify_failed", 1).state;
       expect(rb.phase).toBe("rolling_back");
-      const half = tick(rb, sec(2), { node_releases: { [a!]: REL_OLD, [b!]: REL_NEW } }).state;
+      const halfT = tick(rb, sec(2), { node_releases: { [a!]: REL_OLD, [b!]: REL_NEW } });
+      expect(halfT.effects).toEqual([{ kind: "rollback_outcome", node_id: a!, outcome: "confirmed" }]);
+      const half = halfT.state;
       expect(half.phase).toBe("rolling_back");
       const all = tick(half, sec(3), { node_releases: { [a!]: REL_OLD, [b!]: REL_OLD } });
       expect(all.state.phase).toBe("rolled_back");

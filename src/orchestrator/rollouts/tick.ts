@@ -39,6 +39,7 @@ function confirmRollbacks(p: PlanState, obs: Observations, now: Ms, effects: Eff
       n.rollback = "confirmed";
       n.detail = "";
       p.last_progress_at = now;
+      effects.push({ kind: "rollback_outcome", node_id: n.node_id, outcome: "confirmed" });
     }
   }
   finishRollbackIfDone(p, now, effects);

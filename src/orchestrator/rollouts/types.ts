@@ -139,6 +139,8 @@ export type Effect =
   | { kind: "rollback"; node_id: string; release_id: string }
   | { kind: "phase_changed"; from: PlanPhase; to: PlanPhase; reason: string }
   | { kind: "node_changed"; node_id: string; from: NodeState; to: NodeState }
+  /** A node sent back is on the previous release again (its report or its heartbeat says so), or could not get there. */
+  | { kind: "rollback_outcome"; node_id: string; outcome: "confirmed" | "failed" }
   | { kind: "stage_passed"; stage_id: string }
   | { kind: "budget_spent"; used: number; allowed: number }
   | { kind: "late_joiner"; node_id: string; action: "included" | "ignored"; batch: number | null };
