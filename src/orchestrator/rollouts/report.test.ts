@@ -154,10 +154,15 @@ describe("applyReport: the per-node machine", () => {
       expect(r.state.phase).toBe("rolling_back");
     });
 
-    it("a sent-back node still reporting the new release is ROLLOUT_REPORT_WRONG_RELEASE", () => {
+    it("a sent-back node still reporting the new release (in flight when the rollback went out) is superseded: no change, its rollback stays pending", () => {
       const { p, a } = started();
       const rb = rollback(p, sec(2)).state;
-      expect(codeOf(() => report(rb, a, "activated", 3))).toBe("ROLLOUT_REPORT_WRONG_RELEASE");
+      const r = report(rb, a, "activated", 3);
+      expect(r.outcome).toBe("superseded");
+      expect(r.state).toBe(rb);
+      expect(r.state.nodes.find((n) => n.node_id === a)?.rollback).toBe("pending");
+      // Any other release is still refused.
+      expect(codeOf(() => report(rb, a, "activated", 3, { release: REL_OTHER }))).toBe("ROLLOUT_REPORT_WRONG_RELEASE");
     });
   });
 });

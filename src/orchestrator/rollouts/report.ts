@@ -3,8 +3,14 @@ import { assertNotTerminal, clonePlan, countFailure, enforceBudget, findNode, fi
 import { RolloutError } from "./errors.js";
 import type { Effect, Ms, NodeRecord, NodeReport, PlanState, Transition } from "./types.js";
 
-/** applied: the report moved the node; progress: it only reset the stuck timer; duplicate / stale: already seen or older than what was applied (no change). */
-export type ReportOutcome = "applied" | "progress" | "duplicate" | "stale";
+/**
+ * applied: the report moved the node; progress: it only reset the stuck timer;
+ * duplicate / stale: already seen or older than what was applied; superseded:
+ * the node reports the new release after it was sent back (it was in flight
+ * when the rollback went out; the rollback stays pending). The last three
+ * change nothing.
+ */
+export type ReportOutcome = "applied" | "progress" | "duplicate" | "stale" | "superseded";
 
 export interface ReportResult extends Transition {
   outcome: ReportOutcome;
@@ -83,6 +89,7 @@ export function applyReport(plan: PlanState, report: NodeReport, now: Ms): Repor
   assertNotTerminal(p);
   const n = findNode(p, report.node_id);
   const effects: Effect[] = [];
+  if (report.release_id === p.release_id && n.rollback !== null) return { state: plan, effects: [], outcome: "superseded" };
   const isForward = report.release_id === p.release_id && n.rollback === null;
   const isBackward = p.previous_release_id !== null && report.release_id === p.previous_release_id && n.rollback !== null;
   if (!isForward && !isBackward) {
