@@ -16,7 +16,8 @@ export { evaluateGates, compareBehaviour, behaviourSides, sideOf } from "./gates
 export type { GateEvaluation, GateStatus, Side } from "./gates.js";
 export { diagnoseStuck } from "./stuck.js";
 export type { StuckDiagnosis, StuckNodeDiagnosis } from "./stuck.js";
-export { toRollout, toStuckPlan, stageGates, countersOf } from "./wire.js";
+export { toRollout, toRolloutSummary, toStuckPlan, stageGates, countersOf } from "./wire.js";
+export { parsePlanState, PlanStateSchema } from "./state-schema.js";
 export { NODE_TRANSITIONS, PLAN_TRANSITIONS, isTerminal, assertPlanState } from "./core.js";
 export { RolloutError, ROLLOUT_ERROR_CODES, ROLLOUT_ERROR_STATUS, rolloutErrorStatus } from "./errors.js";
 export type { RolloutErrorCode } from "./errors.js";

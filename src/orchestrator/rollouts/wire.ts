@@ -56,6 +56,12 @@ export function toRollout(p: PlanState): Rollout {
   };
 }
 
+/** The list view (GET /v1/rollouts): everything but the per-node rows. */
+export function toRolloutSummary(p: PlanState): Omit<Rollout, "nodes"> {
+  const { nodes: _nodes, ...rest } = toRollout(p);
+  return rest;
+}
+
 export function toStuckPlan(d: StuckDiagnosis): StuckPlan {
   return { ...d, stuck_since: iso(d.stuck_since), stuck_nodes: d.stuck_nodes.map((n) => ({ ...n, since: iso(n.since) })) };
 }
