@@ -141,6 +141,12 @@ describe("approveStage", () => {
     expect(tick(done, sec(3)).state.current_stage).toBe(1);
   });
 
+  it("approving a paused plan's stage is kept, and the answer says the plan is paused", () => {
+    const r = approveStage(pause(gated(), sec(3)).state, "canary", sec(4));
+    expect(r).toMatchObject({ approved: true, promoted: false, message: "stage canary approved; the plan is paused" });
+    expect(tick(resume(r.state, sec(5)).state, sec(6)).state.current_stage).toBe(1);
+  });
+
   it("unknown stage, a stage without a manual gate, a terminal plan: typed errors", () => {
     expect(codeOf(() => approveStage(gated(), "nope", sec(3)))).toBe("ROLLOUT_STAGE_NOT_FOUND");
     expect(codeOf(() => approveStage(gated(), "rest", sec(3)))).toBe("ROLLOUT_NO_MANUAL_GATE");

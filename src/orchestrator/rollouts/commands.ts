@@ -114,6 +114,8 @@ export function approveStage(plan: PlanState, stage_id: string, now: Ms, reason 
   const ticked = tick(approved.state, now, obs);
   const stage = ticked.state.stages.find((s) => s.stage_id === stage_id);
   const promoted = stage?.phase === "passed";
-  const message = promoted ? `stage ${stage_id} passed` : `stage ${stage_id} approved; ${stage?.last_gates.filter((g) => !g.passed).map((g) => `${g.kind}: ${g.detail}`).join("; ") || "its batch is not done yet"}`;
+  const waiting = stage?.last_gates.filter((g) => !g.passed).map((g) => `${g.kind}: ${g.detail}`) ?? [];
+  const blocker = ticked.state.phase !== "active" && ticked.state.phase !== "gate_wait" ? `the plan is ${ticked.state.phase}` : waiting.length > 0 ? waiting.join("; ") : "its batch is not done yet";
+  const message = promoted ? `stage ${stage_id} passed` : `stage ${stage_id} approved; ${blocker}`;
   return { state: ticked.state, effects: [...approved.effects, ...ticked.effects], approved: true, promoted, message };
 }
