@@ -177,6 +177,8 @@ export const RolloutCounters = z.looseObject({
   /** Failures counted against the budget since creation or the last `retry`. */
   budget_used: z.number().int(),
   budget_allowed: z.number().int(),
+  /** Every failure since creation (a retry resets budget_used, not this). */
+  failures_total: z.number().int(),
 });
 export type RolloutCounters = z.infer<typeof RolloutCounters>;
 
@@ -197,6 +199,9 @@ export const Rollout = z.looseObject({
   counters: RolloutCounters,
   /** Why the plan is where it is (the last phase change's reason). */
   reason: z.string(),
+  /** Nodes that matched the selector after creation and were left out (late_joiners = ignore, or no batch left). */
+  ignored_late_joiners: z.array(NodeId),
+  notes: z.string(),
 });
 export type Rollout = z.infer<typeof Rollout>;
 

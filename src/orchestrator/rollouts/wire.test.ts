@@ -10,7 +10,7 @@ describe("wire views", () => {
     const w = toRollout(q);
     expect(Rollout.safeParse(w).success).toBe(true);
     expect(w.created_at).toBe("2026-12-05T10:00:00.000Z");
-    expect(w.counters).toEqual({ members: 4, pending: 2, in_progress: 1, succeeded: 1, failed: 0, stuck: 0, retried: 0, rolled_back: 0, skipped: 0, budget_used: 0, budget_allowed: 1 });
+    expect(w.counters).toEqual({ members: 4, pending: 2, in_progress: 1, succeeded: 1, failed: 0, stuck: 0, retried: 0, rolled_back: 0, skipped: 0, budget_used: 0, budget_allowed: 1, failures_total: 0 });
   });
 
   it("stageGates parses as the cpapi StageGates and reports an unknown stage", () => {

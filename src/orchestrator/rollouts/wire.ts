@@ -12,7 +12,7 @@ const isoOrNull = (ms: Ms | null): string | null => (ms === null ? null : iso(ms
 export function countersOf(p: PlanState): RolloutCounters {
   const c = Object.fromEntries(NODE_STATES.map((s) => [s, 0])) as Record<(typeof NODE_STATES)[number], number>;
   for (const n of p.nodes) c[n.state] += 1;
-  return { members: p.nodes.length, ...c, budget_used: p.budget_used, budget_allowed: p.budget_allowed };
+  return { members: p.nodes.length, ...c, budget_used: p.budget_used, budget_allowed: p.budget_allowed, failures_total: p.failures_total };
 }
 
 /** The wire view (cpapi Rollout) of a plan state. */
@@ -53,6 +53,8 @@ export function toRollout(p: PlanState): Rollout {
     })),
     counters: countersOf(p),
     reason: p.reason,
+    ignored_late_joiners: [...p.ignored_late_joiners],
+    notes: p.notes,
   };
 }
 
