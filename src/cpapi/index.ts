@@ -22,9 +22,54 @@ export { Envelope, PublishReleaseRequest, Release, ReleasePage, LatestQuery } fr
 export { LIFECYCLE_PHASES, LIFECYCLE_EVENT_TYPE, HeartbeatRequest, AckRequest, Node, NodePage } from "./nodes.js";
 export type { LifecyclePhase } from "./nodes.js";
 export { MAX_EVENTS_PER_BATCH, IngestEvent, IngestRequest, IngestResult, StoredEvent, EventPage } from "./events.js";
-export { ROUTES } from "./routes.js";
-export type { RouteDecl, RouteName } from "./routes.js";
+export { ROUTES, ROLLOUT_ROUTES } from "./routes.js";
+export type { RouteDecl, RouteName, RolloutRouteName } from "./routes.js";
 export { CpClient } from "./client.js";
 export type { CpClientOptions, LatestReleaseResult, ListReleasesQuery, ListNodesQuery, QueryEventsQuery, CallOptions } from "./client.js";
 export { CpClientError, CP_CLIENT_ERROR_CODES } from "./client-error.js";
 export type { CpClientErrorCode, CpClientErrorInit } from "./client-error.js";
+export {
+  PlanId,
+  StageId,
+  MAX_PLAN_NODES,
+  MAX_STAGES,
+  RolloutTarget,
+  BatchSize,
+  BEHAVIOUR_METRICS,
+  GateSpec,
+  StageSpec,
+  FailureBudget,
+  LATE_JOINER_POLICIES,
+  CreateRolloutRequest,
+  PLAN_PHASES,
+  TERMINAL_PLAN_PHASES,
+  NODE_STATES,
+  STAGE_PHASES,
+  RollbackOutcome,
+  RolloutNode,
+  GateResult,
+  RolloutStage,
+  RolloutCounters,
+  Rollout,
+  RolloutPage,
+  StuckQuery,
+  StuckNode,
+  StuckPlan,
+  StuckPlans,
+  RECOVER_STRATEGIES,
+  RecoverRequest,
+  PlanCommandRequest,
+  ApproveRequest,
+  ApproveResult,
+  StageGates,
+} from "./rollouts.js";
+export type {
+  BehaviourMetric,
+  GateKind,
+  LateJoinerPolicy,
+  CreateRolloutInput,
+  PlanPhase,
+  NodeState,
+  StagePhase,
+  RecoverStrategy,
+} from "./rollouts.js";

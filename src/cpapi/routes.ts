@@ -40,3 +40,26 @@ export const ROUTES = {
 } as const satisfies Record<string, RouteDecl>;
 
 export type RouteName = keyof typeof ROUTES;
+
+/**
+ * The fleet-rollout routes (src/cpapi/rollouts.ts for the bodies). Kept apart
+ * from ROUTES until the server implements them: the route test demands a
+ * handler for every entry of ROUTES, so the server merges this table into
+ * ROUTES in the same change that registers the handlers (the engine is
+ * src/orchestrator/rollouts/, pure and already tested).
+ */
+export const ROLLOUT_ROUTES = {
+  createRollout: { method: "POST", url: "/v1/rollouts", permission: "rollout:manage" },
+  listRollouts: { method: "GET", url: "/v1/rollouts", permission: "rollout:read" },
+  stuckRollouts: { method: "GET", url: "/v1/rollouts/stuck", permission: "rollout:read" },
+  getRollout: { method: "GET", url: "/v1/rollouts/:plan_id", permission: "rollout:read" },
+  pauseRollout: { method: "POST", url: "/v1/rollouts/:plan_id/pause", permission: "rollout:manage" },
+  resumeRollout: { method: "POST", url: "/v1/rollouts/:plan_id/resume", permission: "rollout:manage" },
+  cancelRollout: { method: "POST", url: "/v1/rollouts/:plan_id/cancel", permission: "rollout:manage" },
+  rollbackRollout: { method: "POST", url: "/v1/rollouts/:plan_id/rollback", permission: "rollout:manage" },
+  recoverRollout: { method: "POST", url: "/v1/rollouts/:plan_id/recover", permission: "rollout:manage" },
+  approveStage: { method: "POST", url: "/v1/rollouts/:plan_id/stages/:stage_id/approve", permission: "rollout:manage" },
+  stageGates: { method: "GET", url: "/v1/rollouts/:plan_id/stages/:stage_id/gates", permission: "rollout:read" },
+} as const satisfies Record<string, RouteDecl>;
+
+export type RolloutRouteName = keyof typeof ROLLOUT_ROUTES;

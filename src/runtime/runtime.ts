@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import { Exporter, LiveWal, confirmedPos, sinkFor } from "../telemetry/index.js";
 import type { ExporterLogger } from "../telemetry/index.js";
 import { createLogger } from "../observability/index.js";
-import { isoTime, systemClock } from "../lib/index.js";
+import { isoTime, redactUrl, systemClock } from "../lib/index.js";
 import type { Clock, Rng } from "../lib/index.js";
 import type { RepositoryOptions } from "../oci/index.js";
 import { ReleasePoller } from "./poller/poller.js";
@@ -91,7 +91,14 @@ export interface RunningRuntime {
 export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRuntime> {
   if (opts.controlPlane && opts.sink) throw new Error("startRuntime: controlPlane needs the runtime's own WAL; do not pass a sink");
   // Enrolled (or the stored enrollment read) before anything is opened: a refused token stops the start cleanly.
-  const enrollment = opts.controlPlane ? await ensureEnrolled({ stateRoot: opts.stateRoot, ...opts.controlPlane, ...(opts.clock ? { clock: opts.clock } : {}) }) : undefined;
+  const cp = opts.controlPlane;
+  const enrollment = cp
+    ? await ensureEnrolled({
+      stateRoot: opts.stateRoot, server: cp.server,
+      ...(cp.enrollToken !== undefined ? { enrollToken: cp.enrollToken } : {}), ...(cp.nodeId !== undefined ? { nodeId: cp.nodeId } : {}),
+      ...(cp.timeoutMs !== undefined ? { timeoutMs: cp.timeoutMs } : {}), ...(opts.clock ? { clock: opts.clock } : {}),
+    })
+    : undefined;
   // A listener the runtime would refuse is refused before anything is opened or logged.
   const auth = new TokenVerifier(opts.stateRoot);
   const activeTokens = opts.listen ? await auth.activeCount() : 0;
@@ -132,6 +139,8 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       telemetry = () => ({
         wal: { dir: wal.dir, state: wal.state, reopens: wal.reopens, generation: wal.current.generation, seed_exact: wal.current.seedExact, last_seq: wal.lastSeq, base: wal.base, sealed_segments: wal.sealedSegments.length, decision_log: opts.config.decisionLog, decision_log_failures: walSink.failures },
         exporter: exporting ? exporting.exporter.status() : null,
+        // The release poller (`--server`): never the node credential, the URL redacted.
+        ...(cpPoller && enrollment ? { control_plane: { server: redactUrl(enrollment.file.server), node_id: enrollment.nodeId, ...cpPoller.status() } } : {}),
       });
     }
     const interceptor = new Interceptor({ policy: policy.current, principal: { type: "Agent", id: opts.config.agentId }, node: opts.config.node, sink, clock: opts.clock ?? systemClock });

@@ -50,13 +50,13 @@ describe("release poller", () => {
   const enroll = (o: { token?: string; nodeId?: string; server?: string } = {}): Promise<Enrollment> =>
     ensureEnrolled({ stateRoot, server: o.server ?? cp.url, nodeId: o.nodeId ?? "edge-1", ...(o.token !== null ? { enrollToken: o.token ?? "enroll-1" } : {}), clock });
 
-  async function poller(o: { timeoutMs?: number; intervalMs?: number } = {}): Promise<ReleasePoller> {
+  async function poller(o: { timeoutMs?: number; intervalMs?: number; polledEvery?: number } = {}): Promise<ReleasePoller> {
     const e = await enroll();
     const { dir: walDir, otherState } = nodeWalLocation(stateRoot);
     wal = await LiveWal.open(walDir, { otherState });
     const w = wal;
     const client = o.timeoutMs !== undefined ? new CpClient({ baseUrl: cp.url, token: e.file.credential, timeoutMs: o.timeoutMs }) : e.client;
-    return new ReleasePoller({ stateRoot, client, enrollment: e.file, channel: "stable", wal: w, walGeneration: () => w.current.generation, clock, random: seededRng(7), intervalMs: o.intervalMs ?? 30_000 });
+    return new ReleasePoller({ stateRoot, client, enrollment: e.file, channel: "stable", wal: w, walGeneration: () => w.current.generation, clock, random: seededRng(7), intervalMs: o.intervalMs ?? 30_000, ...(o.polledEvery !== undefined ? { polledEvery: o.polledEvery } : {}) });
   }
 
   /** The lifecycle events in the WAL, as `phase release_id` strings. */
@@ -186,7 +186,7 @@ describe("release poller", () => {
   describe("a control plane that is down or broken", () => {
     for (const fault of ["500", "garbage", "hang"] as const) {
       it(`answers ${fault}: backoff grows to its cap, no crash, the policy in force is unchanged, and polling resumes when it recovers`, async () => {
-        const p = await poller({ timeoutMs: 200, intervalMs: 10_000 });
+        const p = await poller({ timeoutMs: 750, intervalMs: 10_000 }); // short, but not so short that a loaded machine misses a healthy answer
         await publish(1);
         await p.pollOnce();
         const before = await readNodeState(stateRoot);
@@ -233,6 +233,15 @@ describe("release poller", () => {
       // Nothing published: `none` once in the WAL, then nothing more.
       expect((await phases()).map((e) => e.phase)).toEqual(["polled"]);
     });
+  });
+
+  it("an unchanged poll is written once per polledEvery polls, a change at once", async () => {
+    const p = await poller({ polledEvery: 5 });
+    for (let i = 0; i < 11; i++) await p.pollOnce(); // none, then 10 unchanged: written at 0, 5, 10
+    expect((await phases()).map((e) => e.phase)).toEqual(["polled", "polled", "polled"]);
+    const { record } = await publish(1);
+    await p.pollOnce();
+    expect((await phases()).slice(3).map((e) => `${e.phase} ${e.release_id}`)[0]).toBe(`polled ${record.release_id}`);
   });
 
   it("a transient failure (the registry is not there yet) is retried with backoff, not every poll, and activates once it is", async () => {

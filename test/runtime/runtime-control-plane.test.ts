@@ -16,6 +16,7 @@ import { seededRng } from "../../src/lib/index.js";
 import { makeRelease, policyDir, testKeys } from "../helpers/release.js";
 import { releaseRecord, startCpNodeServer } from "../helpers/cp-node-server.js";
 import type { CpNodeServer } from "../helpers/cp-node-server.js";
+import type { Release } from "../../src/cpapi/index.js";
 import { bearerFor } from "../helpers/tool-server.js";
 import { runJson } from "../helpers/cli.js";
 
@@ -46,15 +47,19 @@ describe("runtime start --server", () => {
     const bearer = await bearerFor(stateRoot, "a");
     cp = await startCpNodeServer();
     cp.enrollTokens.set("t1", {});
-    const publish = async (seq: number, cedar: string): Promise<string> => {
+    const prepare = async (seq: number, cedar: string): Promise<Release> => {
       const rel = await makeRelease({ ref: `oci:${dir}/reg:v${seq}`, keys, sequence: seq, agentText: `a${seq}`, repository: `oci:${dir}/reg`, policies: await policyDir({ "p.cedar": cedar }) });
-      const r = await releaseRecord(rel);
+      return releaseRecord(rel);
+    };
+    const publish = (r: Release): string => {
       cp?.releases.set(r.release_id, r);
       return r.release_id;
     };
     const echo = async (): Promise<number> => (await fetch(`${rt?.url ?? ""}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...bearer }, body: JSON.stringify({ kind: "tool.echo", params: { text: "x" } }) })).status;
 
-    const v1 = await publish(1, 'permit(principal, action == Action::"tool:tool.echo", resource);');
+    const v1 = publish(await prepare(1, 'permit(principal, action == Action::"tool:tool.echo", resource);'));
+    // Signed now: while the control plane is down the test only waits for the poller (its backoff grows meanwhile).
+    const second = await prepare(2, 'forbid(principal, action == Action::"tool:tool.echo", resource);');
     rt = await startRuntime({
       stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: {}, allowedDomains: [], upstreams: [], telemetry: {} }, listen: { host: "127.0.0.1", port: 0 }, pollMs: 20,
       controlPlane: { server: cp.url, enrollToken: "t1", nodeId: "edge-7", pollIntervalMs: 100, timeoutMs: 500, random: seededRng(1) },
@@ -65,6 +70,11 @@ describe("runtime start --server", () => {
     await until(() => cp?.acks.some((a) => a.body.phase === "activated") ?? false);
     expect(cp.acks.filter((a) => a.body.release_id === v1).map((a) => a.body.phase)).toEqual(["polled", "candidate_detected", "verify_started", "verify_passed", "activation_started", "activated"]);
     await until(() => cp?.heartbeats.some((h) => h.body.release_id === v1) ?? false);
+    // /v1/status shows the poller, never the node credential.
+    const status = await (await fetch(`${rt.url ?? ""}/v1/status`, { headers: bearer })).text();
+    expect(JSON.parse(status)).toMatchObject({ telemetry: { control_plane: { node_id: "edge-7", last_outcome: expect.any(String) as string, rejected: [] } } });
+    const credential = (await readControlPlane(stateRoot))?.credential ?? "missing";
+    expect(status).not.toContain(credential);
 
     // The control plane goes away: the node keeps its policy and keeps polling (with backoff).
     const port = Number(new URL(cp.url).port);
@@ -77,8 +87,9 @@ describe("runtime start --server", () => {
 
     // Back, with a release that forbids echo: the node takes it without a restart.
     cp = await startCpNodeServer({ from: old, port });
-    const v2 = await publish(2, 'forbid(principal, action == Action::"tool:tool.echo", resource);');
-    await until(async () => (await echo()) === 403);
+    const v2 = publish(second);
+    // The poller is asleep in its backoff (at most 4 s after the second failure, more if the machine is slow).
+    await until(async () => (await echo()) === 403, 60_000);
     expect((await readControlPlane(stateRoot))?.activated_release?.release_id).toBe(v2);
     expect(poller?.status()).toMatchObject({ consecutive_failures: 0, rejected: [], retrying: null });
   });
