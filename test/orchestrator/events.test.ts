@@ -107,6 +107,13 @@ describeDialects("events", (db) => {
     expect((await post(c, c.owner, batch.slice(0, 1000))).json()).toEqual({ received: 1000, inserted: 1000, deduped: 0 });
   });
 
+  it("hostile batch: an oversized body (over the 4 MiB limit) → 413 REQUEST_TOO_LARGE, nothing written", async () => {
+    const c = await open();
+    const big = Array.from({ length: 300 }, (_, i) => ev(`big-${i}`, { attributes: { blob: "x".repeat(15 * 1024) } }));
+    expectProblem(await post(c, c.owner, big), 413, "REQUEST_TOO_LARGE");
+    expect(await rowCount(c.store, "events")).toBe(0);
+  });
+
   it("hostile batch: an oversized attribute (over 16 KiB as JSON) → 400 naming events[i].attributes, nothing written", async () => {
     const c = await open();
     expectProblem(await post(c, c.owner, [ev("small", { attributes: { a: "x" } }), ev("big", { attributes: { blob: "x".repeat(16 * 1024) } })]), 400, "REQUEST_INVALID", "events[1].attributes");
