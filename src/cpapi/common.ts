@@ -18,8 +18,23 @@ export type ReleaseId = z.infer<typeof ReleaseId>;
 /** A release channel: the statement's `channel`. */
 export const Channel = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,31}$/, "a channel is 1–32 of a-z 0-9 . _ - starting with a letter or digit");
 
-/** RFC 3339 date-time with an explicit offset (what every timestamp on the wire is). */
-export const Timestamp = z.string().max(64).refine((s) => parseRfc3339(s) !== undefined, "an RFC 3339 date-time with an offset, e.g. 2026-12-05T10:00:00Z");
+/** The instants a stored time can name: years 0000–9999 in UTC (beyond them toISOString() writes ±YYYYYY, which no longer sorts as text). */
+export const MIN_TIME_MS = Date.parse("0000-01-01T00:00:00Z");
+export const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** RFC 3339 date-time with an explicit offset (what every timestamp on the wire is), within years 0000–9999 once in UTC. */
+export const Timestamp = z
+  .string()
+  .max(64)
+  .refine((s) => {
+    const ms = parseRfc3339(s);
+    return ms !== undefined && ms >= MIN_TIME_MS && ms <= MAX_TIME_MS;
+  }, "an RFC 3339 date-time with an offset, within years 0000–9999 in UTC, e.g. 2026-12-05T10:00:00Z");
+
+/** Text without control characters (U+0000–U+001F, U+007F): ids and names go into logs, paths and SQL text, where they would forge lines or fail (PostgreSQL refuses U+0000). */
+// eslint-disable-next-line no-control-regex -- the control characters are exactly what this refuses
+export const NO_CONTROL_RE = /^[^\u0000-\u001f\u007f]*$/;
+export const PlainText = z.string().regex(NO_CONTROL_RE, "no control characters (U+0000–U+001F, U+007F)");
 
 export const Sha256Digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, "a sha256:<64 hex> digest");
 export const LockFingerprint = z.string().regex(/^blake3:[0-9a-f]{64}$/, "a blake3:<64 hex> behavioral fingerprint");

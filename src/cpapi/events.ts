@@ -1,15 +1,16 @@
 import { z } from "zod";
-import { Cursor, LockFingerprint, NodeId, ReleaseId, Timestamp } from "./common.js";
+import { Cursor, LockFingerprint, NodeId, PlainText, ReleaseId, Timestamp } from "./common.js";
 
 /**
- * POST /v1/events (events:write): idempotent on `event_id`, so the WAL
+ * POST /v1/events (events:write): idempotent on `(node_id, event_id)` (one
+ * node's ids never collide with another's), so the WAL
  * exporter resends freely. The WAL exporter's ids are
  * `<node_id>:<wal generation>:<seq>` (unique across WAL resets).
  */
 export const MAX_EVENTS_PER_BATCH = 1000;
 
 export const IngestEvent = z.strictObject({
-  event_id: z.string().min(1).max(256),
+  event_id: PlainText.min(1).max(256),
   event_type: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, "an event type is 1–128 of A-Z a-z 0-9 _ . : -"),
   node_id: NodeId,
   timestamp: Timestamp,

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Labels, NodeId, Timestamp } from "./common.js";
+import { Labels, NodeId, PlainText, Timestamp } from "./common.js";
 
 /**
  * Who may call what. Every route declares ONE permission (routes.ts); a
@@ -40,7 +40,7 @@ export const NODE_PERMISSIONS: readonly Permission[] = ["release:read", "node:re
 export const CreateTokenRequest = z.strictObject({
   role: z.enum(ROLES),
   /** Who or what the token is for; shown in lists, never secret. */
-  name: z.string().min(1).max(128),
+  name: PlainText.min(1).max(128),
   /** Lifetime in seconds; absent = does not expire. */
   ttl_seconds: z.number().int().min(60).max(10 * 366 * 86400).optional(),
 });
@@ -60,7 +60,7 @@ export type CreatedToken = z.infer<typeof CreatedToken>;
 export const CreateEnrollmentTokenRequest = z.strictObject({
   /** Pin the node id the token may enroll; absent = the node chooses. */
   node_id: NodeId.optional(),
-  /** Labels the enrolled node starts with (the node may not override them). */
+  /** The enrolled node's labels: the ONLY labels it gets (a node cannot choose its own; selectors trust these). */
   labels: Labels.optional(),
   ttl_seconds: z.number().int().min(60).max(30 * 86400).default(86400),
 });
@@ -76,6 +76,7 @@ export type CreatedEnrollmentToken = z.infer<typeof CreatedEnrollmentToken>;
 /** POST /v1/nodes/enroll, authenticated by the enrollment token (Bearer). Spent on success. */
 export const EnrollRequest = z.strictObject({
   node_id: NodeId,
+  /** Only labels equal to the token's pinned ones are accepted (400 ENROLLMENT_LABELS_REFUSED otherwise); kept for clients that echo them. */
   labels: Labels.optional(),
 });
 export type EnrollRequest = z.infer<typeof EnrollRequest>;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Cursor, Labels, LockFingerprint, NodeId, ReleaseId, Timestamp } from "./common.js";
+import { Cursor, Labels, LockFingerprint, NodeId, PlainText, ReleaseId, Timestamp } from "./common.js";
 
 /** The phases of `ai.deployment.lifecycle` (the poller emits each into the WAL and acks it). */
 export const LIFECYCLE_PHASES = [
@@ -27,8 +27,8 @@ export const HeartbeatRequest = z.strictObject({
   /** Monotonic boot epoch of the node's state root. */
   boot_epoch: z.number().int().nonnegative(),
   /** The WAL generation id (docs/wal.md), so the CP can tell a reset WAL. */
-  wal_generation: z.string().max(128).nullable(),
-  runtime_version: z.string().max(64),
+  wal_generation: PlainText.max(128).nullable(),
+  runtime_version: PlainText.max(64),
 });
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
 

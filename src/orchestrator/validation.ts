@@ -41,19 +41,29 @@ export function useZodValidation(app: FastifyInstance): void {
   strictJsonBodies(app);
 }
 
+/** Decodes request bodies, refusing invalid UTF-8 (and keeping a BOM, which the parser strips itself). */
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
 /** Deepest nesting of a request body: far above any contract shape, low enough to refuse a depth bomb while reading. */
 const BODY_MAX_DEPTH = 32;
 
 /**
- * JSON bodies only (a text body is a 415), and a key given twice in one object
+ * JSON bodies only (a text body is a 415), in valid UTF-8 only, and a key given twice in one object
  * is refused (JSON.parse would keep the last one silently).
  */
 function strictJsonBodies(app: FastifyInstance): void {
   app.removeContentTypeParser("text/plain");
   const standard = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-    const raw = typeof body === "string" ? body : body.toString("utf8");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (req, body, done) => {
+    let raw: string;
+    try {
+      // Fatal: invalid UTF-8 is a 400, never decoded to U+FFFD (two distinct byte strings would become one id).
+      raw = typeof body === "string" ? body : STRICT_UTF8.decode(body);
+    } catch {
+      done(new RequestInvalid("invalid body: not valid UTF-8 (send the JSON body encoded as UTF-8)"), undefined);
+      return;
+    }
     const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
     const r = parseFaithfulJson(text, { maxDepth: BODY_MAX_DEPTH });
     if (!r.ok && r.kind !== "syntax") {

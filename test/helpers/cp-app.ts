@@ -55,9 +55,10 @@ export async function openTestCp(opts: { location?: string; bodyLimit?: number; 
     clock,
     tokenFor: async (role, o = {}) => (await createOperatorToken(store, clock, { role, name: `test-${role}`, ...o })).token,
     enroll: async (nodeId, labels) => {
-      const et = await app.inject({ method: "POST", url: "/v1/enrollment-tokens", headers: bearer(boot.token), payload: { node_id: nodeId } });
+      // Labels are the operator's (pinned in the enrollment token): a node cannot choose its own.
+      const et = await app.inject({ method: "POST", url: "/v1/enrollment-tokens", headers: bearer(boot.token), payload: { node_id: nodeId, ...(labels ? { labels } : {}) } });
       if (et.statusCode !== 201) throw new Error(`enrollment token: ${et.statusCode} ${et.body}`);
-      const res = await app.inject({ method: "POST", url: "/v1/nodes/enroll", headers: bearer(et.json<{ token: string }>().token), payload: { node_id: nodeId, ...(labels ? { labels } : {}) } });
+      const res = await app.inject({ method: "POST", url: "/v1/nodes/enroll", headers: bearer(et.json<{ token: string }>().token), payload: { node_id: nodeId } });
       if (res.statusCode !== 201) throw new Error(`enroll: ${res.statusCode} ${res.body}`);
       return res.json<{ credential: string }>().credential;
     },

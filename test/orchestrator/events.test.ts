@@ -54,6 +54,59 @@ describeDialects("events", (db) => {
     }
   });
 
+  it("attack: a node pre-claims another node's event ids (<node_id>:<gen>:<seq>, predictable): the other node's real events are still stored", async () => {
+    const c = await open();
+    const a = await enrollNode(c, "node-a");
+    const b = await enrollNode(c, "node-b");
+    const squat = await post(c, a, [ev("node-b:g1:1", { node_id: "node-a" }), ev("node-b:g1:2", { node_id: "node-a" })]);
+    expect(squat.json()).toEqual({ received: 2, inserted: 2, deduped: 0 });
+    const real = await post(c, b, [ev("node-b:g1:1", { node_id: "node-b", event_type: "ai.policy.deny" }), ev("node-b:g1:2", { node_id: "node-b", event_type: "ai.policy.deny" })]);
+    expect(real.json()).toEqual({ received: 2, inserted: 2, deduped: 0 });
+    // node-b's own resend is still deduped: the key is (node_id, event_id).
+    expect((await post(c, b, [ev("node-b:g1:1", { node_id: "node-b" })])).json()).toEqual({ received: 1, inserted: 0, deduped: 1 });
+    const forB = (await c.app.inject({ url: "/v1/events?node_id=node-b", headers: bearer(c.owner) })).json<EventPage>();
+    expect(forB.events.map((e) => [e.event_id, e.event_type])).toEqual([
+      ["node-b:g1:2", "ai.policy.deny"],
+      ["node-b:g1:1", "ai.policy.deny"],
+    ]);
+  });
+
+  it("attack: an event_id (or wal id) with a control character (U+0000, U+001F, U+007F) → 400 naming events[i].event_id, nothing written, never a 500", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    for (const bad of ["a\\u0000b", "a\\u001fb", "a\\u007fb", "line\\nforged"]) {
+      const r = await c.app.inject({ method: "POST", url: "/v1/events", headers: { ...bearer(cred), "content-type": "application/json" }, payload: `{"events":[{"event_id":"${bad}","event_type":"t","node_id":"edge-1","timestamp":"2026-12-05T10:00:00Z"}]}` });
+      expect(r.statusCode, bad).toBe(400);
+      expect(r.json<{ detail: string }>().detail).toContain("events[0].event_id");
+    }
+    expect(await rowCount(c.store, "events")).toBe(0);
+  });
+
+  it("attack: a body with invalid UTF-8 → 400, not decoded to U+FFFD (two distinct event ids would collapse into one)", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    const raw = (b: number) => Buffer.concat([Buffer.from('{"events":[{"event_id":"id-'), Buffer.from([b]), Buffer.from('","event_type":"t","node_id":"edge-1","timestamp":"2026-12-05T10:00:00Z"}]}')]);
+    for (const b of [0xff, 0xfe]) {
+      const r = await c.app.inject({ method: "POST", url: "/v1/events", headers: { ...bearer(cred), "content-type": "application/json" }, payload: raw(b) });
+      expect(r.statusCode).toBe(400);
+      expect(r.json<{ detail: string }>().detail).toMatch(/UTF-8/);
+    }
+    expect(await rowCount(c.store, "events")).toBe(0);
+  });
+
+  it("attack: a timestamp outside years 0000–9999 in UTC (9999-12-31T23:59:59-23:59 is year 10000) → 400 naming it, so every stored time sorts as text", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    for (const t of ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+00:01"]) {
+      const r = await post(c, cred, [ev("t1", { timestamp: t })]);
+      expect(r.statusCode, t).toBe(400);
+      expect(r.json<{ detail: string }>().detail).toContain("events[0].timestamp");
+    }
+    expect((await post(c, cred, [ev("t2", { timestamp: "9999-12-31T23:59:59+01:00" })])).statusCode).toBe(200);
+    const q = (await c.app.inject({ url: "/v1/events?until=2026-12-06T00:00:00Z", headers: bearer(c.owner) })).json<EventPage>();
+    expect(q.count).toBe(0);
+  });
+
   it("the same event_id twice in one batch counts once inserted and once deduped", async () => {
     const c = await open();
     const r = await post(c, c.owner, [ev("dup"), ev("dup", { event_type: "other" }), ev("solo")]);

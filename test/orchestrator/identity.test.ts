@@ -151,15 +151,16 @@ describeDialects("identity", (db) => {
       return res.json<{ token: string }>().token;
     };
 
-    it("a node enrolls once with its token and gets a credential that reads releases; the operator's labels win", async () => {
+    it("a node enrolls once with its token and gets a credential that reads releases; it gets exactly the operator's labels", async () => {
       const cp = await cpOn();
       const et = await mint(cp, { node_id: "edge-1", labels: { site: "lab" } });
-      const res = await post(cp, "/v1/nodes/enroll", et, { node_id: "edge-1", labels: { site: "elsewhere", ring: "canary" } });
+      // Echoing the pinned labels is fine; they are the only ones the node gets.
+      const res = await post(cp, "/v1/nodes/enroll", et, { node_id: "edge-1", labels: { site: "lab" } });
       expect(res.statusCode).toBe(201);
       const { credential, node_id } = res.json<{ credential: string; node_id: string }>();
       expect(node_id).toBe("edge-1");
       const node = await cp.store.db.selectFrom("nodes").selectAll().where("node_id", "=", "edge-1").executeTakeFirstOrThrow();
-      expect(JSON.parse(node.labels)).toEqual({ site: "lab", ring: "canary" });
+      expect(JSON.parse(node.labels)).toEqual({ site: "lab" });
       const read = await cp.app.inject({ url: "/v1/releases", headers: bearer(credential) });
       expect(read.statusCode).toBe(200);
     });
@@ -199,6 +200,32 @@ describeDialects("identity", (db) => {
       const res = await post(cp, "/v1/nodes/enroll", et, { node_id: "edge-1" });
       expect(res.statusCode).toBe(401);
       expect(await countRows(cp.store, "nodes")).toBe(0);
+    });
+
+    it("attack: a node enrolling with an unpinned-label token cannot give itself selector labels the operator did not grant (400, token unspent, no node)", async () => {
+      const cp = await cpOn();
+      const et = await mint(cp, { node_id: "node-x", labels: { site: "lab" } });
+      for (const labels of [{ tier: "prod", ring: "canary" }, { site: "elsewhere" }]) {
+        const res = await post(cp, "/v1/nodes/enroll", et, { node_id: "node-x", labels });
+        expect(res.statusCode).toBe(400);
+        expect(res.json()).toMatchObject({ code: "ENROLLMENT_LABELS_REFUSED" });
+        expect(res.json<{ detail: string }>().detail).toMatch(/labels\./);
+      }
+      const sel = await cp.app.inject({ url: "/v1/nodes?label=tier=prod", headers: bearer(cp.owner) });
+      expect(sel.json<{ nodes: unknown[] }>().nodes).toHaveLength(0);
+      expect(await countRows(cp.store, "nodes")).toBe(0);
+      // The token is still good for an enrollment without self-chosen labels, which gets the pinned ones only.
+      expect((await post(cp, "/v1/nodes/enroll", et, { node_id: "node-x" })).statusCode).toBe(201);
+      const node = await cp.app.inject({ url: "/v1/nodes/node-x", headers: bearer(cp.owner) });
+      expect(node.json<{ labels: unknown }>().labels).toEqual({ site: "lab" });
+    });
+
+    it("attack: a wrong enrollment secret with a known token id does not reveal the pinned node id (the hash is checked before the pin)", async () => {
+      const cp = await cpOn();
+      const tok = await mint(cp, { node_id: "secret-gateway-7" });
+      const forged = tok.slice(0, tok.length - 64) + "0".repeat(64);
+      const res = await post(cp, "/v1/nodes/enroll", forged, { node_id: "guess" });
+      expect({ status: res.statusCode, code: res.json<{ code: string }>().code, leaks: res.body.includes("secret-gateway-7") }).toEqual({ status: 401, code: "ENROLLMENT_TOKEN_INVALID", leaks: false });
     });
 
     it("attack: a token pinned to another node id gets 403 and stays unspent", async () => {

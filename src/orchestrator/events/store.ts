@@ -42,7 +42,7 @@ function sqliteInsert(n: number): string {
   let text = sqliteInsertText.get(n);
   if (text === undefined) {
     const row = `(${COLUMNS.map(() => "?").join(", ")})`;
-    text = `insert into events (${COLUMNS.join(", ")}) values ${Array.from({ length: n }, () => row).join(", ")} on conflict (event_id) do nothing`;
+    text = `insert into events (${COLUMNS.join(", ")}) values ${Array.from({ length: n }, () => row).join(", ")} on conflict (node_id, event_id) do nothing`;
     if (sqliteInsertText.size < 64) sqliteInsertText.set(n, text);
   }
   return text;
@@ -62,7 +62,7 @@ function insertBatch(dialect: Store["dialect"], rows: readonly EventRow[], lockT
     // the ingest advisory lock before any row can be produced, so ingest_seq order is commit order.
     return CompiledQuery.raw(
       `with ingest_lock as (select set_config('lock_timeout', case when current_setting('lock_timeout') = '0' then $2 else current_setting('lock_timeout') end, true), pg_advisory_xact_lock(${EVENTS_LOCK_KEY.toString()}))
-      insert into events (${COLUMNS.join(", ")}) select ${COLUMNS.map((c) => `x.${c}`).join(", ")} from ingest_lock cross join jsonb_to_recordset($1::jsonb) as x(${COLUMNS.map((c) => `${c} text`).join(", ")}) on conflict (event_id) do nothing`,
+      insert into events (${COLUMNS.join(", ")}) select ${COLUMNS.map((c) => `x.${c}`).join(", ")} from ingest_lock cross join jsonb_to_recordset($1::jsonb) as x(${COLUMNS.map((c) => `${c} text`).join(", ")}) on conflict (node_id, event_id) do nothing`,
       [JSON.stringify(rows), `${Math.max(1, Math.trunc(lockTimeoutMs))}ms`],
     );
   }
@@ -73,8 +73,8 @@ function insertBatch(dialect: Store["dialect"], rows: readonly EventRow[], lockT
 }
 
 /**
- * Stores a batch in ONE transaction: `INSERT … ON CONFLICT (event_id) DO
- * NOTHING`, so an event_id already stored — or repeated inside the batch —
+ * Stores a batch in ONE transaction: `INSERT … ON CONFLICT (node_id,
+ * event_id) DO NOTHING`, so a node's event_id already stored — or repeated inside the batch —
  * is counted as deduped, never stored twice. Any failure rolls the whole
  * batch back. Both drivers report the rows actually inserted (SQLite
  * changes(), PostgreSQL's command tag), so nothing is RETURNed.

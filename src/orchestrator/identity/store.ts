@@ -1,5 +1,6 @@
 import type { Role } from "../../cpapi/index.js";
 import type { Labels } from "../../cpapi/index.js";
+import { safeEqual } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import type { Store } from "../db/connect.js";
 import { isUniqueViolation } from "../db/errors.js";
@@ -66,6 +67,19 @@ export async function createEnrollmentToken(store: Store, clock: Clock, req: { n
   return { token: s.token, node_id: req.node_id ?? null, expires_at };
 }
 
+/**
+ * A node may not choose its own labels (rollouts select nodes by them): it may
+ * only repeat what the operator pinned in the enrollment token. Anything else
+ * is a 400 naming the label, before the token is spent.
+ */
+function checkProposedLabels(pinned: Labels, proposed: Labels | undefined): void {
+  for (const [key, value] of Object.entries(proposed ?? {})) {
+    if (pinned[key] !== value) {
+      throw new OrchestratorError("ENROLLMENT_LABELS_REFUSED", `labels.${key}: a node may not set its own labels; only the labels pinned in the enrollment token apply (${key} is ${pinned[key] === undefined ? "not pinned" : `pinned to ${JSON.stringify(pinned[key])}`})`);
+    }
+  }
+}
+
 const invalidEnrollment = (): OrchestratorError => new OrchestratorError("ENROLLMENT_TOKEN_INVALID", "the enrollment token is unknown, expired or already used");
 
 /**
@@ -82,11 +96,14 @@ export async function enrollNode(store: Store, clock: Clock, enrollmentToken: st
   const now = iso(clock.now());
   return withWriteTransaction(store, async (tx) => {
     const row = await tx.selectFrom("enrollment_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
-    // The hash is compared in SQL here (the id is the key, the hash must match): a wrong secret changes no row.
-    if (!row || row.hash.length !== hash.length) throw invalidEnrollment();
+    // The secret is checked (constant time) BEFORE anything about the token is revealed: a known token id
+    // with a wrong secret learns nothing, not even the node id it is pinned to.
+    if (!row || !safeEqual(hash, row.hash)) throw invalidEnrollment();
     if (row.node_id !== null && row.node_id !== req.node_id) {
       throw new OrchestratorError("ENROLLMENT_NODE_MISMATCH", `this enrollment token is for node ${row.node_id}, not ${req.node_id}`);
     }
+    const pinned = JSON.parse(row.labels) as Labels;
+    checkProposedLabels(pinned, req.labels);
     const spent = await tx
       .updateTable("enrollment_tokens")
       .set({ used_at: now, used_by: req.node_id })
@@ -98,10 +115,9 @@ export async function enrollNode(store: Store, clock: Clock, enrollmentToken: st
     if (spent.numUpdatedRows !== 1n) throw invalidEnrollment();
     const exists = await tx.selectFrom("nodes").select("node_id").where("node_id", "=", req.node_id).executeTakeFirst();
     if (exists) throw new OrchestratorError("NODE_ALREADY_ENROLLED", `node ${req.node_id} is already enrolled`);
-    // Labels pinned by the operator win over the node's own (the node may not override them).
-    const labels = { ...(req.labels ?? {}), ...(JSON.parse(row.labels) as Labels) };
     try {
-      await tx.insertInto("nodes").values({ node_id: req.node_id, labels: JSON.stringify(labels), enrolled_at: now }).execute();
+      // Only the operator's labels: selectors (rollout targets) must not be chosen by the node itself.
+      await tx.insertInto("nodes").values({ node_id: req.node_id, labels: JSON.stringify(pinned), enrolled_at: now }).execute();
     } catch (e) {
       // Two enrollments of one id with two tokens at once: the primary key decides; the loser's token stays unspent.
       if (isUniqueViolation(e)) throw new OrchestratorError("NODE_ALREADY_ENROLLED", `node ${req.node_id} is already enrolled`);
