@@ -70,7 +70,7 @@ describeDialects("releases", (db) => {
     const cp = await cpOn({ location });
     // PostgreSQL: two servers (two pools); SQLite: one server (see identity.test.ts on one connection per process).
     const other = db.dialect === "postgres" ? await cpOn({ location }) : cp;
-    const results = await Promise.all([publish(cp, body(predicate(4))), publish(other, body(predicate(4, { repository: "registry.example/team/other" })), other.owner)]);
+    const results = await Promise.all([publish(cp, body(predicate(4))), publish(other, body(predicate(4, { policy_bundle: { ...samplePredicate(4).policy_bundle, version: "9.9.9" } })), other.owner)]);
     expect(results.map((r) => r.statusCode).sort()).toEqual([201, 409]);
     expect(await countRows(cp.store, "releases")).toBe(1);
   });
@@ -155,6 +155,16 @@ describeDialects("releases", (db) => {
     expect(res.statusCode).toBe(status);
     expect(res.json()).toMatchObject({ code });
     expect(res.json<{ detail: string }>().detail).toContain(inDetail);
+    expect(await countRows(cp.store, "releases")).toBe(0);
+  });
+
+  it("attack: a publish whose image lives in another repository than the statement's (an attacker's registry) → 400 naming image, nothing stored", async () => {
+    const cp = await cpOn();
+    for (const image of [`evil.example/loot/agent@${fakeDigest("a")}`, "registry.example/team/agent2:1.0", "evil.example/team/agent:1.0"]) {
+      const res = await publish(cp, body(predicate(1), { image }));
+      expect(res.statusCode, image).toBe(400);
+      expect(res.json<{ detail: string }>().detail).toContain("image");
+    }
     expect(await countRows(cp.store, "releases")).toBe(0);
   });
 
