@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { formatProblems, fieldProblems, UsageError, systemClock } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
-import { CreatedEnrollmentToken, CreatedToken, CreateEnrollmentTokenRequest, CreateTokenRequest, Enrolled, EnrollRequest } from "./identity.js";
+import { CreatedEnrollmentToken, CreatedToken, CreateEnrollmentTokenRequest, CreateTokenRequest, Enrolled, EnrollRequest, RevokedNodeCredential, TokenId, TokenList, TokenSummary } from "./identity.js";
 import { PublishReleaseRequest, Release, ReleasePage } from "./releases.js";
 import { AckRequest, HeartbeatRequest, Node, NodePage } from "./nodes.js";
 import { EventPage, IngestRequest, IngestResult } from "./events.js";
@@ -102,6 +102,29 @@ export class CpClient {
 
   async createToken(req: z.input<typeof CreateTokenRequest>, o?: CallOptions): Promise<CreatedToken> {
     return this.#json("createToken", CreatedToken, { ...o, body: checked(CreateTokenRequest, req, "token request") });
+  }
+
+  /** Every operator token, without secrets. */
+  async listTokens(o?: CallOptions): Promise<TokenList> {
+    return this.#json("listTokens", TokenList, { ...o });
+  }
+
+  /** Revokes an operator token by id (effective within the server's 1-second auth cache on other servers). */
+  async revokeToken(tokenId: string, o?: CallOptions): Promise<TokenSummary> {
+    checked(TokenId, tokenId, "token id");
+    return this.#json("revokeToken", TokenSummary, { ...o, params: { token_id: tokenId } });
+  }
+
+  /** Revokes every live credential of a node (it must enroll again with a new enrollment token). */
+  async revokeNodeCredential(nodeId: string, o?: CallOptions): Promise<RevokedNodeCredential> {
+    checked(NodeId, nodeId, "node id");
+    return this.#json("revokeNodeCredential", RevokedNodeCredential, { ...o, params: { node_id: nodeId } });
+  }
+
+  /** Withdraws a release (owner only): latest skips it and its channel sequence is free again. */
+  async withdrawRelease(releaseId: string, o?: CallOptions): Promise<Release> {
+    checked(ReleaseId, releaseId, "release id");
+    return this.#json("withdrawRelease", Release, { ...o, params: { release_id: releaseId } });
   }
 
   async createEnrollmentToken(req: z.input<typeof CreateEnrollmentTokenRequest>, o?: CallOptions): Promise<CreatedEnrollmentToken> {

@@ -87,3 +87,25 @@ export const Enrolled = z.looseObject({
   credential: z.string(),
 });
 export type Enrolled = z.infer<typeof Enrolled>;
+
+/** A token's id: the 16 hex digits between the kind and the secret (not secret itself). */
+export const TokenId = z.string().regex(/^[0-9a-f]{16}$/, "a token id is 16 lowercase hex digits (the middle part of the token)");
+
+/** An operator token as GET /v1/tokens lists it: never its secret or hash. */
+export const TokenSummary = z.looseObject({
+  token_id: z.string(),
+  name: z.string(),
+  role: z.enum(ROLES),
+  created_at: Timestamp,
+  expires_at: Timestamp.nullable(),
+  revoked_at: Timestamp.nullable(),
+});
+export type TokenSummary = z.infer<typeof TokenSummary>;
+
+/** GET /v1/tokens (token:manage): every operator token, oldest first. */
+export const TokenList = z.looseObject({ tokens: z.array(TokenSummary) });
+export type TokenList = z.infer<typeof TokenList>;
+
+/** DELETE /v1/nodes/{node_id}/credential (token:manage): how many live credentials of the node were revoked. */
+export const RevokedNodeCredential = z.looseObject({ node_id: NodeId, revoked: z.number().int() });
+export type RevokedNodeCredential = z.infer<typeof RevokedNodeCredential>;

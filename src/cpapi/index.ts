@@ -4,7 +4,7 @@
  * the node's release poller (src/runtime) and the fleet simulator, so the
  * three can never disagree on a field. OpenAPI is generated from these.
  */
-export { NodeId, ReleaseId, Channel, Timestamp, Sha256Digest, LockFingerprint, Labels, Cursor, Limit } from "./common.js";
+export { NodeId, ReleaseId, Channel, Timestamp, Sha256Digest, LockFingerprint, Labels, Cursor, Limit, PlainText } from "./common.js";
 export {
   PERMISSIONS,
   ROLES,
@@ -16,6 +16,10 @@ export {
   CreatedEnrollmentToken,
   EnrollRequest,
   Enrolled,
+  TokenId,
+  TokenSummary,
+  TokenList,
+  RevokedNodeCredential,
 } from "./identity.js";
 export type { Permission, Role } from "./identity.js";
 export { Envelope, PublishReleaseRequest, Release, ReleasePage, LatestQuery } from "./releases.js";

@@ -46,6 +46,8 @@ export const Release = z.looseObject({
   published_at: Timestamp,
   /** The token name that published it (audit hook). */
   published_by: z.string(),
+  /** When an owner withdrew it (POST /v1/releases/{id}/withdraw): latest skips it; null while live. */
+  withdrawn_at: Timestamp.nullable().optional(),
 });
 export type Release = z.infer<typeof Release>;
 

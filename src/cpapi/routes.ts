@@ -22,6 +22,9 @@ export const ROUTES = {
   openapi: { method: "GET", url: "/openapi.json", permission: "public" },
 
   createToken: { method: "POST", url: "/v1/tokens", permission: "token:manage" },
+  listTokens: { method: "GET", url: "/v1/tokens", permission: "token:manage" },
+  revokeToken: { method: "DELETE", url: "/v1/tokens/:token_id", permission: "token:manage" },
+  revokeNodeCredential: { method: "DELETE", url: "/v1/nodes/:node_id/credential", permission: "token:manage" },
   createEnrollmentToken: { method: "POST", url: "/v1/enrollment-tokens", permission: "node:enroll" },
   enroll: { method: "POST", url: "/v1/nodes/enroll", permission: "public" },
 
@@ -29,6 +32,8 @@ export const ROUTES = {
   listReleases: { method: "GET", url: "/v1/releases", permission: "release:read" },
   latestRelease: { method: "GET", url: "/v1/releases/latest", permission: "release:read" },
   getRelease: { method: "GET", url: "/v1/releases/:release_id", permission: "release:read" },
+  /** Owner only (token:manage, not release:publish): a publisher must not be able to un-publish the real release either. */
+  withdrawRelease: { method: "POST", url: "/v1/releases/:release_id/withdraw", permission: "token:manage" },
 
   listNodes: { method: "GET", url: "/v1/nodes", permission: "fleet:read" },
   getNode: { method: "GET", url: "/v1/nodes/:node_id", permission: "fleet:read" },

@@ -6,6 +6,7 @@ import type { Clock } from "../lib/index.js";
 import type { Logger } from "../observability/index.js";
 import type { AreaDeps } from "./area.js";
 import { authHook, routeDecl } from "./auth/index.js";
+import { PrincipalCache } from "./auth/principal-cache.js";
 import type { Store } from "./db/connect.js";
 import { storeErrorOf } from "./db/store-errors.js";
 import { OrchestratorError, orchestratorStatusOf } from "./errors.js";
@@ -132,9 +133,11 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   app.addHook("onRoute", (r) => {
     app.cpRoutes.push(checkRouteDeclared(r));
   });
-  app.addHook("onRequest", authHook(opts.store, clock, { cacheMs: opts.authCacheMs ?? AUTH_CACHE_MS }));
+  const authCache = new PrincipalCache(clock, opts.authCacheMs ?? AUTH_CACHE_MS);
+  app.addHook("onRequest", authHook(opts.store, clock, { cache: authCache }));
   await app.register(systemRoutes(deps, metrics, () => app.swagger()));
-  await app.register(identityRoutes(deps));
+  // A revocation through this server takes effect here at once (other servers: within their cache lifetime).
+  await app.register(identityRoutes({ ...deps, onRevoke: () => authCache.clear() }));
   await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS }));
   await app.register(nodesArea(deps));
   await app.register(eventsArea(deps));

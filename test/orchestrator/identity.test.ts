@@ -88,6 +88,34 @@ describeDialects("identity", (db) => {
     expect((await post(cp, "/v1/enrollment-tokens", t, {})).json()).toMatchObject({ status: 401, code: "TOKEN_REVOKED" });
   });
 
+  it("attack: incident response — an owner revokes a leaked operator token (DELETE /v1/tokens/:id) and a node credential (DELETE /v1/nodes/:id/credential); both get 401 TOKEN_REVOKED at once on this server", async () => {
+    const cp = await cpOn();
+    const leaked = await cp.tokenFor("publisher");
+    const id = leaked.split("_")[1] ?? "";
+    const cred = await cp.enroll("edge-1");
+    // Both work, and are now in this server's auth cache.
+    expect((await cp.app.inject({ url: "/v1/releases", headers: bearer(leaked) })).statusCode).toBe(200);
+    expect((await cp.app.inject({ url: "/v1/releases", headers: bearer(cred) })).statusCode).toBe(200);
+    const list = await cp.app.inject({ url: "/v1/tokens", headers: bearer(cp.owner) });
+    expect(list.statusCode).toBe(200);
+    expect(list.json<{ tokens: { token_id: string; revoked_at: null }[] }>().tokens.find((t) => t.token_id === id)).toMatchObject({ role: "publisher", revoked_at: null });
+    expect(list.body).not.toContain(leaked.slice(-64));
+    expect(list.body).not.toMatch(/"hash"/);
+    // A publisher may neither list nor revoke (token:manage is the owner's).
+    expect((await cp.app.inject({ method: "DELETE", url: `/v1/tokens/${id}`, headers: bearer(leaked) })).statusCode).toBe(403);
+    const rev = await cp.app.inject({ method: "DELETE", url: `/v1/tokens/${id}`, headers: bearer(cp.owner) });
+    expect(rev.statusCode).toBe(200);
+    expect(rev.json<{ revoked_at: string | null }>().revoked_at).not.toBeNull();
+    const rn = await cp.app.inject({ method: "DELETE", url: "/v1/nodes/edge-1/credential", headers: bearer(cp.owner) });
+    expect(rn.json()).toEqual({ node_id: "edge-1", revoked: 1 });
+    // No clock advance: the revoking server dropped its cached lookups.
+    expect((await cp.app.inject({ url: "/v1/releases", headers: bearer(leaked) })).json()).toMatchObject({ status: 401, code: "TOKEN_REVOKED" });
+    expect((await cp.app.inject({ url: "/v1/releases", headers: bearer(cred) })).json()).toMatchObject({ status: 401, code: "TOKEN_REVOKED" });
+    expect((await cp.app.inject({ method: "DELETE", url: "/v1/tokens/0123456789abcdef", headers: bearer(cp.owner) })).json()).toMatchObject({ status: 404, code: "TOKEN_NOT_FOUND" });
+    expect((await cp.app.inject({ method: "DELETE", url: "/v1/nodes/nope/credential", headers: bearer(cp.owner) })).json()).toMatchObject({ status: 404, code: "NODE_NOT_FOUND" });
+    expect((await cp.app.inject({ method: "DELETE", url: "/v1/tokens/not-an-id", headers: bearer(cp.owner) })).statusCode).toBe(400);
+  });
+
   it("attack: a revoked operator token gets 401 TOKEN_REVOKED", async () => {
     const cp = await cpOn();
     const t = await cp.tokenFor("owner");

@@ -168,6 +168,28 @@ describeDialects("releases", (db) => {
     expect(await countRows(cp.store, "releases")).toBe(0);
   });
 
+  it("attack: a publisher squats a channel at sequence 2^53-1 (or pre-empts the real statement's sequence); an owner withdraws it (POST /v1/releases/:id/withdraw), latest skips it and the real statement publishes at that sequence", async () => {
+    const cp = await cpOn();
+    const publisher = await cp.tokenFor("publisher");
+    const squat = await publish(cp, body(predicate(Number.MAX_SAFE_INTEGER)), publisher);
+    expect(squat.statusCode).toBe(201);
+    const squatId = squat.json<{ release_id: string }>().release_id;
+    const preempt = await publish(cp, body(predicate(3, { policy_bundle: { ...samplePredicate(3).policy_bundle, version: "6.6.6" } })), publisher);
+    expect(preempt.statusCode).toBe(201);
+    expect((await publish(cp, body(predicate(3)))).statusCode).toBe(409);
+    // Only an owner withdraws (token:manage): a publisher cannot un-publish the real release either.
+    expect((await cp.app.inject({ method: "POST", url: `/v1/releases/${squatId}/withdraw`, headers: bearer(publisher) })).statusCode).toBe(403);
+    for (const id of [squatId, preempt.json<{ release_id: string }>().release_id]) {
+      const w = await cp.app.inject({ method: "POST", url: `/v1/releases/${id}/withdraw`, headers: bearer(cp.owner) });
+      expect(w.statusCode).toBe(200);
+      expect(w.json<{ withdrawn_at: string | null }>().withdrawn_at).not.toBeNull();
+    }
+    expect((await publish(cp, body(predicate(3)))).statusCode).toBe(201);
+    const latest = await cp.app.inject({ url: "/v1/releases/latest?channel=stable", headers: bearer(cp.owner) });
+    expect(latest.json<{ sequence: number }>().sequence).toBe(3);
+    expect((await cp.app.inject({ method: "POST", url: "/v1/releases/rel-0123456789abcdef/withdraw", headers: bearer(cp.owner) })).statusCode).toBe(404);
+  });
+
   it("an image reference carrying the statement's own digest is accepted", async () => {
     const cp = await cpOn();
     expect((await publish(cp, body(predicate(1), { image: `registry.example/team/agent@${fakeDigest("a")}` }))).statusCode).toBe(201);

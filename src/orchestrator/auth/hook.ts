@@ -38,8 +38,8 @@ export function routeDecl(name: string | undefined): RouteDecl | undefined {
  * With `cacheMs` > 0 a token's lookup is reused that long (PrincipalCache):
  * a revocation in the store takes effect within it; expiry is checked on every use.
  */
-export function authHook(store: Store, clock: Clock, opts: { cacheMs?: number } = {}) {
-  const cache = new PrincipalCache(clock, opts.cacheMs ?? 0);
+export function authHook(store: Store, clock: Clock, opts: { cacheMs?: number; cache?: PrincipalCache } = {}) {
+  const cache = opts.cache ?? new PrincipalCache(clock, opts.cacheMs ?? 0);
   const principalFor = async (token: string): Promise<Principal> => {
     const hash = hashToken(token);
     let a = cache.get(hash);

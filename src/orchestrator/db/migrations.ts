@@ -4,5 +4,5 @@ import { nodesMigrations } from "../nodes/tables.js";
 import { eventsMigrations } from "../events/tables.js";
 import type { Migration } from "./migration.js";
 
-/** Every area's migrations, in id order: 0001_identity, 0002_releases (core); 0003_nodes, 0004_events (nodes, events); 0005+ rollouts. */
-export const MIGRATIONS: readonly Migration[] = [...identityMigrations, ...releaseMigrations, ...nodesMigrations, ...eventsMigrations];
+/** Every area's migrations (migrateStore sorts by id): 0001_identity, 0002_releases (core); 0003_nodes, 0004_events (nodes, events); 0005 rollouts; 0006_events_node_key, 0007_releases_withdrawn (review fixes). */
+export const MIGRATIONS: readonly Migration[] = [...identityMigrations, ...releaseMigrations, ...nodesMigrations, ...eventsMigrations].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

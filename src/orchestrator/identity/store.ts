@@ -1,4 +1,5 @@
-import type { Role } from "../../cpapi/index.js";
+import { ROLES } from "../../cpapi/index.js";
+import type { Role, TokenSummary } from "../../cpapi/index.js";
 import type { Labels } from "../../cpapi/index.js";
 import { safeEqual } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
@@ -44,10 +45,33 @@ export async function bootstrapOwnerToken(store: Store, clock: Clock): Promise<I
   });
 }
 
-/** Revokes an operator token (used by tests and, later, a revoke route). True when it was live. */
+/** Revokes an operator token (DELETE /v1/tokens/:token_id). True when it was live. */
 export async function revokeOperatorToken(store: Store, clock: Clock, tokenId: string): Promise<boolean> {
   const r = await store.db.updateTable("tokens").set({ revoked_at: iso(clock.now()) }).where("id", "=", tokenId).where("revoked_at", "is", null).executeTakeFirst();
   return r.numUpdatedRows > 0n;
+}
+
+const isRole = (r: string): r is Role => (ROLES as readonly string[]).includes(r);
+
+/** Every operator token without its hash, oldest first (GET /v1/tokens). */
+export async function listOperatorTokens(store: Store): Promise<TokenSummary[]> {
+  const rows = await store.db.selectFrom("tokens").select(["id", "name", "role", "created_at", "expires_at", "revoked_at"]).orderBy("created_at").orderBy("id").execute();
+  return rows.flatMap((r) => (isRole(r.role) ? [{ token_id: r.id, name: r.name, role: r.role, created_at: r.created_at, expires_at: r.expires_at, revoked_at: r.revoked_at }] : []));
+}
+
+/** One operator token's summary, or TOKEN_NOT_FOUND. */
+export async function operatorToken(store: Store, tokenId: string): Promise<TokenSummary> {
+  const found = (await listOperatorTokens(store)).find((t) => t.token_id === tokenId);
+  if (!found) throw new OrchestratorError("TOKEN_NOT_FOUND", `no operator token ${tokenId} (list them with \`autonomy token list\`)`);
+  return found;
+}
+
+/** Revokes every live credential of a node (DELETE /v1/nodes/:node_id/credential); NODE_NOT_FOUND for an unknown node. */
+export async function revokeNodeCredentials(store: Store, clock: Clock, nodeId: string): Promise<number> {
+  const node = await store.db.selectFrom("nodes").select("node_id").where("node_id", "=", nodeId).executeTakeFirst();
+  if (!node) throw new OrchestratorError("NODE_NOT_FOUND", `node ${nodeId} is not enrolled on this control plane`);
+  const r = await store.db.updateTable("node_credentials").set({ revoked_at: iso(clock.now()) }).where("node_id", "=", nodeId).where("revoked_at", "is", null).executeTakeFirst();
+  return Number(r.numUpdatedRows);
 }
 
 export interface IssuedEnrollmentToken {

@@ -7,7 +7,7 @@ import { principalName, principalOf } from "../auth/index.js";
 import { OrchestratorError } from "../errors.js";
 import { jsonSchemaOf } from "../validation.js";
 import { LatestCache, ifNoneMatchHits } from "./latest-cache.js";
-import { getRelease, latestRelease, listReleases, publishRelease } from "./store.js";
+import { getRelease, latestRelease, listReleases, publishRelease, withdrawRelease } from "./store.js";
 import { readPublishRequest } from "./statement.js";
 
 /** GET /v1/releases query (not in cpapi: clients build it from these three names). */
@@ -66,6 +66,16 @@ export function releaseRoutes(deps: AreaDeps, opts: ReleaseAreaOptions): Fastify
       async (req, reply) => {
         const release = await getRelease(deps.store, (req.params as z.infer<typeof ReleaseParams>).release_id);
         return reply.header("etag", `"${release.release_id}"`).send(release);
+      },
+    );
+    app.post(
+      "/v1/releases/:release_id/withdraw",
+      { config: { route: "withdrawRelease" }, schema: { tags: ["releases"], params: jsonSchemaOf(ReleaseParams), response: { 200: jsonSchemaOf(Release, "output") } } },
+      async (req, reply) => {
+        const release = await withdrawRelease(deps.store, (req.params as z.infer<typeof ReleaseParams>).release_id, isoTime(deps.clock));
+        cache.invalidate(release.channel);
+        req.log.warn({ release_id: release.release_id, channel: release.channel, sequence: release.sequence, by: principalName(principalOf(req)) }, "release withdrawn");
+        return reply.send(release);
       },
     );
     return Promise.resolve();

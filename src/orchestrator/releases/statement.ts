@@ -35,7 +35,8 @@ export function releaseIdOf(envelope: Envelope): { id: string; json: string } {
  * consistent release: a payload that is not an in-toto release statement
  * (RELEASE_STATEMENT_INVALID), a body channel other than the statement's
  * (RELEASE_CHANNEL_MISMATCH), an image reference whose digest is not the
- * statement's image digest (RELEASE_IMAGE_MISMATCH).
+ * statement's image digest (RELEASE_IMAGE_MISMATCH), a registry image outside
+ * the statement's repository (400 naming `image`).
  */
 export function readPublishRequest(body: PublishReleaseRequest): ReadRelease {
   const env = body.statement;
@@ -54,18 +55,30 @@ export function readPublishRequest(body: PublishReleaseRequest): ReadRelease {
   if (predicate.channel !== body.channel) {
     throw new OrchestratorError("RELEASE_CHANNEL_MISMATCH", `channel is ${body.channel} but the statement is for channel ${predicate.channel}`);
   }
-  checkImage(body.image, predicate.image.digest);
+  checkImage(body.image, predicate.image.digest, predicate.repository);
   const { id, json } = releaseIdOf(env);
   return { release_id: id, predicate, statement_digest: sha256Digest(bytes), envelope_json: json };
 }
 
-function checkImage(image: string, statementDigest: string): void {
-  let digest: string | undefined;
+/**
+ * The image must be the statement's: its digest (when it names one) the
+ * statement's image digest, and — for a registry reference — its
+ * `host/path` the statement's signed `repository`, so a publisher cannot point
+ * nodes at a copy in another registry (the node refuses it too; this keeps the
+ * CP from advertising it). An OCI layout reference (oci:<dir>) has no
+ * repository identity and is checked by digest only.
+ */
+function checkImage(image: string, statementDigest: string, repository: string): void {
+  let ref: ReturnType<typeof parseReference>;
   try {
-    digest = parseReference(image).digest;
+    ref = parseReference(image);
   } catch (e) {
     throw new RequestInvalid(`invalid body: image: ${e instanceof Error ? e.message : "not an image reference"}`);
   }
+  if (ref.kind === "registry" && `${ref.registry}/${ref.repository}` !== repository) {
+    throw new RequestInvalid(`invalid body: image: ${ref.registry}/${ref.repository} is not the statement's repository ${repository} (publish the image where the statement says nodes pull it)`);
+  }
+  const digest = ref.digest;
   if (digest !== undefined && digest !== statementDigest) {
     throw new OrchestratorError("RELEASE_IMAGE_MISMATCH", `image names digest ${digest} but the statement's image digest is ${statementDigest}`);
   }

@@ -24,6 +24,7 @@ export function releaseOfRow(row: ReleasesTable): Release {
     expires_at: row.expires_at,
     published_at: row.published_at,
     published_by: row.published_by,
+    withdrawn_at: row.withdrawn_at,
   };
 }
 
@@ -60,6 +61,7 @@ export async function publishRelease(store: Store, read: ReadRelease, extra: { i
     expires_at: p.expires_at,
     published_at: extra.published_at,
     published_by: extra.published_by,
+    withdrawn_at: null,
   };
   try {
     await store.db.insertInto("releases").values(row).execute();
@@ -82,7 +84,18 @@ function sameOrConflict(existing: ReleasesTable, read: ReadRelease): PublishOutc
 }
 
 async function findBySequence(store: Store, channel: string, sequence: number): Promise<ReleasesTable | undefined> {
-  return store.db.selectFrom("releases").selectAll().where("channel", "=", channel).where("sequence", "=", sequence).executeTakeFirst();
+  return store.db.selectFrom("releases").selectAll().where("channel", "=", channel).where("sequence", "=", sequence).where("withdrawn_at", "is", null).executeTakeFirst();
+}
+
+/**
+ * Withdraws a release (owner only): `latest` skips it from now on and its
+ * (channel, sequence) is free for another statement. Idempotent: withdrawing a
+ * withdrawn release answers it unchanged. A node that already activated it
+ * keeps it (releases are advisory); a rollout moves it on.
+ */
+export async function withdrawRelease(store: Store, releaseId: string, now: string): Promise<Release> {
+  await store.db.updateTable("releases").set({ withdrawn_at: now }).where("release_id", "=", releaseId).where("withdrawn_at", "is", null).execute();
+  return getRelease(store, releaseId);
 }
 
 export async function getRelease(store: Store, releaseId: string): Promise<Release> {
@@ -91,9 +104,9 @@ export async function getRelease(store: Store, releaseId: string): Promise<Relea
   return releaseOfRow(row);
 }
 
-/** The newest sequence on a channel, or undefined. */
+/** The newest sequence on a channel that is not withdrawn, or undefined. */
 export async function latestRelease(store: Store, channel: string): Promise<Release | undefined> {
-  const row = await store.db.selectFrom("releases").selectAll().where("channel", "=", channel).orderBy("sequence", "desc").limit(1).executeTakeFirst();
+  const row = await store.db.selectFrom("releases").selectAll().where("channel", "=", channel).where("withdrawn_at", "is", null).orderBy("sequence", "desc").limit(1).executeTakeFirst();
   return row ? releaseOfRow(row) : undefined;
 }
 

@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Migration } from "../db/migration.js";
 
 /** One published release (migration 0002_releases). `statement` is the DSSE envelope as JSON text. */
@@ -19,6 +20,8 @@ export interface ReleasesTable {
   expires_at: string;
   published_at: string;
   published_by: string;
+  /** Set by an owner's withdraw (0007): latest skips it and its (channel, sequence) no longer blocks another statement. */
+  withdrawn_at: string | null;
 }
 
 export interface ReleaseTables {
@@ -50,6 +53,24 @@ export const releaseMigrations: readonly Migration[] = [
         // One statement per (channel, sequence): a second, different one is refused (409), never stored beside it.
         .addUniqueConstraint("releases_channel_sequence", ["channel", "sequence"])
         .execute();
+    },
+  },
+  {
+    // Withdrawal (owner only): a release squatting a (channel, sequence) — a publisher's junk-signed statement at
+    // 2^53-1, say — must stop blocking that key. The key becomes a unique index over live releases only.
+    id: "0007_releases_withdrawn",
+    async up(db, dialect) {
+      if (dialect === "postgres") {
+        await sql`alter table releases add column withdrawn_at text`.execute(db);
+        await sql`alter table releases drop constraint releases_channel_sequence`.execute(db);
+      } else {
+        // SQLite cannot drop a table constraint: rebuild the table without it (no foreign key points at releases).
+        await sql`create table releases_new (release_id text primary key, channel text not null, sequence bigint not null, statement_digest text not null, image text not null, image_digest text not null, repository text not null, lock_digest text not null, lock_fingerprint text not null, bundle_digest text not null, statement text not null, notes text not null, issued_at text not null, expires_at text not null, published_at text not null, published_by text not null, withdrawn_at text)`.execute(db);
+        await sql`insert into releases_new select release_id, channel, sequence, statement_digest, image, image_digest, repository, lock_digest, lock_fingerprint, bundle_digest, statement, notes, issued_at, expires_at, published_at, published_by, null from releases`.execute(db);
+        await sql`drop table releases`.execute(db);
+        await sql`alter table releases_new rename to releases`.execute(db);
+      }
+      await sql`create unique index releases_live_channel_sequence on releases (channel, sequence) where withdrawn_at is null`.execute(db);
     },
   },
 ];
