@@ -33,6 +33,8 @@ describe("a node following the real control plane", () => {
 
   beforeEach(async () => {
     cp = await openTestCp();
+    // The node stamps acks with real time; the control plane refuses an `at` more than 5 minutes off its own.
+    cp.clock.set(Date.now());
     url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
     operator = new CpClient({ baseUrl: url, token: cp.owner });
     dir = await mkdtemp(join(tmpdir(), "node-cp-"));

@@ -36,6 +36,7 @@ describeDialects("nodes", (db) => {
   it("a heartbeat records the current activation, boot epoch and last_seen; GET shows them and psql sees the same row", async () => {
     const c = await open();
     const cred = await enrollNode(c, "edge-1", { site: "a" });
+    await putRelease(c.store, REL);
     c.clock.set(Date.parse("2026-12-05T11:00:00Z"));
     const r = await c.app.inject({ method: "POST", url: "/v1/nodes/edge-1/heartbeat", headers: bearer(cred), payload: heartbeat() });
     expect(r.statusCode, r.body).toBe(200);
@@ -46,6 +47,30 @@ describeDialects("nodes", (db) => {
     if (db.dialect === "postgres") {
       expect(psql(db.cluster(), url, "SELECT release_id, boot_epoch, last_seen FROM nodes WHERE node_id = 'edge-1'")).toEqual([[REL, "7", "2026-12-05T11:00:00.000Z"]]);
     }
+  });
+
+  it("attack: a heartbeat naming a release the control plane never had → 404 RELEASE_NOT_FOUND naming release_id, the node unchanged", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    const r = await c.app.inject({ method: "POST", url: "/v1/nodes/edge-1/heartbeat", headers: bearer(cred), payload: heartbeat({ release_id: "rel-0123456789abcdef" }) });
+    expectProblem(r, 404, "RELEASE_NOT_FOUND", "release_id");
+    const got = (await c.app.inject({ method: "GET", url: "/v1/nodes/edge-1", headers: bearer(c.owner) })).json<Node>();
+    expect(got).toMatchObject({ release_id: null, last_seen: null });
+  });
+
+  it("attack: an ack dated in the far future (or past) is refused (400 naming at), so it cannot freeze the node's last_ack; later real acks still show", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    await putRelease(c.store, REL);
+    for (const at of ["9999-01-01T00:00:00Z", "2026-12-05T10:05:01Z", "2026-12-05T09:54:59Z"]) {
+      const r = await c.app.inject({ method: "POST", url: "/v1/nodes/edge-1/ack", headers: bearer(cred), payload: { release_id: REL, phase: "activated", at } });
+      expectProblem(r, 400, "REQUEST_INVALID", "at");
+    }
+    expect(await rowCount(c.store, "node_acks")).toBe(0);
+    const real = await c.app.inject({ method: "POST", url: "/v1/nodes/edge-1/ack", headers: bearer(cred), payload: { release_id: REL, phase: "activate_failed", detail: "real", at: "2026-12-05T10:04:59Z" } });
+    expect(real.statusCode, real.body).toBe(200);
+    const node = (await c.app.inject({ url: "/v1/nodes/edge-1", headers: bearer(c.owner) })).json<Node>();
+    expect(node.last_ack?.phase).toBe("activate_failed");
   });
 
   it("attack: a node heartbeats or acks as another node → 403 NODE_IDENTITY_MISMATCH, the other node unchanged", async () => {

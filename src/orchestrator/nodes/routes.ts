@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { z } from "zod";
 import { AckRequest, Cursor, HeartbeatRequest, Labels, Limit, Node, NodeId, NodePage } from "../../cpapi/index.js";
-import { isoTime } from "../../lib/index.js";
+import { isoTime, parseRfc3339 } from "../../lib/index.js";
 import type { AreaDeps } from "../area.js";
 import { withStoreErrors } from "../db/store-errors.js";
 import { RequestInvalid } from "../errors.js";
@@ -45,6 +45,16 @@ function afterOf(cursor: string | undefined): string | undefined {
   return id;
 }
 
+/** How far an ack's `at` may be from the server's receive time: a node clock this far off is a bug, a far-future `at` an attempt to freeze last_ack. */
+export const ACK_MAX_SKEW_MS = 5 * 60 * 1000;
+
+function checkAckTime(at: string, nowMs: number): void {
+  const ms = parseRfc3339(at) ?? NaN;
+  if (!(Math.abs(ms - nowMs) <= ACK_MAX_SKEW_MS)) {
+    throw new RequestInvalid(`invalid body: at: ${at} is more than ${ACK_MAX_SKEW_MS / 60000} minutes from the control plane's time ${new Date(nowMs).toISOString()} (check the node's clock)`);
+  }
+}
+
 export function nodesArea(deps: AreaDeps): FastifyPluginAsync {
   const { store, clock } = deps;
   return (app) => {
@@ -63,6 +73,7 @@ export function nodesArea(deps: AreaDeps): FastifyPluginAsync {
       { config: { route: "ack" }, schema: { params: jsonSchemaOf(NodeParams), body: jsonSchemaOf(AckRequest), response: { 200: jsonSchemaOf(Node, "output") } } },
       async (req, reply) => {
         const { node_id } = req.params;
+        checkAckTime(req.body.at, clock.now());
         await withStoreErrors(reply, "the ack", () => recordAck(store.db, node_id, req.body, isoTime(clock)));
         return nodeById(store.db, node_id);
       },

@@ -32,6 +32,11 @@ function nodeNotFound(nodeId: string): OrchestratorError {
 
 /** Records a heartbeat: what the node runs now, and when it was last seen. */
 export async function recordHeartbeat(db: Kysely<Database>, nodeId: string, hb: HeartbeatRequest, now: string): Promise<void> {
+  if (hb.release_id !== null) {
+    // A node reports only releases it got from here: a made-up id would show in GET /v1/nodes as what it runs.
+    const known = await db.selectFrom("releases").select("release_id").where("release_id", "=", hb.release_id).executeTakeFirst();
+    if (!known) throw new OrchestratorError("RELEASE_NOT_FOUND", `release ${hb.release_id} (release_id) is not on this control plane; report null for an activation that did not come from here`);
+  }
   const r = await db
     .updateTable("nodes")
     .set({
