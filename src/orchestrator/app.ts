@@ -86,6 +86,8 @@ export interface BuildAppOptions {
   authCacheMs?: number;
   /** Also export Node's process metrics (cp_process_*). Default false (tests build many apps). */
   processMetrics?: boolean;
+  /** Serve HTTPS with this PEM certificate and key (see `autonomy serve --tls-cert/--tls-key`). */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
 }
 
 /**
@@ -107,7 +109,9 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   const bodyLimit = opts.bodyLimit ?? BODY_LIMIT;
   // Typed as Fastify's base logger so the app is a plain FastifyInstance (areas take that type).
   const loggerInstance: FastifyBaseLogger = opts.log;
+  // With TLS it is an HTTPS server; typed as the plain instance (routes and inject do not depend on the transport).
   const app = Fastify({
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     loggerInstance,
     // Per-request log lines would cost more than the poll route itself; /metrics counts requests instead.
     logController: new LogController({ disableRequestLogging: true }),

@@ -29,6 +29,7 @@ export const ORCHESTRATOR_ERROR_CODES = [
   "STORE_BUSY",
   "NODE_NOT_FOUND",
   "CP_LISTEN_FAILED",
+  "CP_LISTEN_REFUSED",
 ] as const;
 export type OrchestratorErrorCode = (typeof ORCHESTRATOR_ERROR_CODES)[number] | "AUTH_REQUIRED";
 
@@ -56,7 +57,7 @@ export const ORCHESTRATOR_STATUS: Readonly<Partial<Record<OrchestratorErrorCode,
   NODE_NOT_FOUND: 404,
 };
 
-const USAGE: ReadonlySet<OrchestratorErrorCode> = new Set(["RELEASE_STATEMENT_INVALID", "RELEASE_CHANNEL_MISMATCH", "RELEASE_IMAGE_MISMATCH"]);
+const USAGE: ReadonlySet<OrchestratorErrorCode> = new Set(["CP_LISTEN_REFUSED", "RELEASE_STATEMENT_INVALID", "RELEASE_CHANNEL_MISMATCH", "RELEASE_IMAGE_MISMATCH"]);
 
 const HINTS: Readonly<Record<OrchestratorErrorCode, string>> = {
   AUTH_REQUIRED: "send `Authorization: Bearer <token>`; an operator token comes from the bootstrap token `autonomy serve` printed, or `autonomy token create`",
@@ -78,6 +79,7 @@ const HINTS: Readonly<Record<OrchestratorErrorCode, string>> = {
   STORE_OPEN_FAILED: "check --db: a writable file path (its directory must exist) or a reachable postgres:// URL",
   STORE_UNAVAILABLE: "the store did not answer; retry later",
   STORE_SCHEMA_TOO_NEW: "this database was migrated by a newer autonomy; run that version (or a newer one) against it",
+  CP_LISTEN_REFUSED: "listen on loopback (the default 127.0.0.1:8888), or pass --tls-cert and --tls-key; --insecure-listen only behind a TLS-terminating proxy on the same host",
   CP_LISTEN_FAILED: "choose a free address with --listen HOST:PORT (port 0 picks one), or stop what holds it",
   STORE_MIGRATION_FAILED: "the schema migration failed and was rolled back; see the message, fix the cause and start again",
   STORE_FULL: "the control plane's disk is full and nothing of the request was kept; an operator must free space (retrying at once will not help)",

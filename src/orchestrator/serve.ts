@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { UsageError, errnoCode, isoTime, messageOf, systemClock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import type { Logger } from "../observability/index.js";
+import { isLoopbackHost, readTlsFiles } from "../runtime/index.js";
 import { buildApp } from "./app.js";
 import { openStore } from "./db/connect.js";
 import type { Store } from "./db/connect.js";
@@ -25,6 +26,10 @@ export interface ServeOptions {
   /** Called once with a bootstrap token made on this start (the caller shows it once). */
   onBootstrapToken?: (t: IssuedToken) => void;
   latestCacheMs?: number;
+  /** PEM certificate and key files: serve HTTPS. Needed to listen outside loopback (unless insecureListen). */
+  tls?: { cert: string; key: string } | undefined;
+  /** Listen outside loopback WITHOUT TLS anyway (operator tokens and node credentials travel in clear text): explicit only. */
+  insecureListen?: boolean;
 }
 
 export interface ServingControlPlane {
@@ -39,12 +44,29 @@ export interface ServingControlPlane {
 }
 
 /**
+ * The runtime's rule (docs/security.md): outside loopback only with TLS, since
+ * every request carries a bearer secret (operator token, node credential,
+ * enrollment token). `insecureListen` is the explicit, logged way around it
+ * (a TLS-terminating proxy on the same host, say).
+ */
+export function checkServeListen(o: Pick<ServeOptions, "host" | "port" | "tls" | "insecureListen" | "log">): void {
+  if (isLoopbackHost(o.host) || o.tls !== undefined) return;
+  if (o.insecureListen === true) {
+    o.log.warn({ host: o.host, port: o.port }, "listening outside loopback WITHOUT TLS (--insecure-listen): bearer tokens travel in clear text");
+    return;
+  }
+  throw new OrchestratorError("CP_LISTEN_REFUSED", `refusing to listen on ${o.host}:${o.port} without TLS: it is not a loopback address, and operator tokens and node credentials would travel in clear text`);
+}
+
+/**
  * `autonomy serve`: opens and migrates the store, makes the bootstrap owner
  * token on a store with none (handed to `onBootstrapToken`, and written to
  * `bootstrapTokenFile` when given; never logged), builds the app and listens.
  */
 export async function startControlPlane(o: ServeOptions): Promise<ServingControlPlane> {
   const clock = o.clock ?? systemClock;
+  checkServeListen(o);
+  const tls = o.tls ? await readTlsFiles(o.tls) : undefined;
   const store = await openStore(o.db);
   try {
     const migrations = await migrateStore(store, MIGRATIONS, clock);
@@ -62,7 +84,7 @@ export async function startControlPlane(o: ServeOptions): Promise<ServingControl
       o.onBootstrapToken?.(boot);
       o.log.info({ token_id: boot.token_id, at: isoTime(clock) }, "bootstrap owner token created (shown once on stderr)");
     }
-    const app = await buildApp({ store, clock, log: o.log, processMetrics: true, ...(o.latestCacheMs !== undefined ? { latestCacheMs: o.latestCacheMs } : {}) });
+    const app = await buildApp({ store, clock, log: o.log, processMetrics: true, tls, ...(o.latestCacheMs !== undefined ? { latestCacheMs: o.latestCacheMs } : {}) });
     let url: string;
     try {
       url = await app.listen({ host: o.host, port: o.port });

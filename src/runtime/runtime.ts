@@ -200,7 +200,15 @@ function startPoller(opts: StartRuntimeOptions, cp: ControlPlaneOptions, enrollm
 
 /** The TLS certificate and key named by the config, read once at start (a bad file stops the start). */
 async function readTls(config: RuntimeConfig): Promise<{ cert: Buffer; key: Buffer } | undefined> {
-  if (!config.tls) return undefined;
+  return config.tls ? readTlsFiles(config.tls) : undefined;
+}
+
+/**
+ * Reads a PEM certificate and private key and checks they make a TLS context
+ * (RUNTIME_TLS_INVALID naming the file otherwise). Shared with `autonomy serve`.
+ */
+export async function readTlsFiles(tls: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const config = { tls };
   const read = async (path: string, what: string): Promise<Buffer> => {
     try {
       return await readFile(path);

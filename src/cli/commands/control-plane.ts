@@ -23,6 +23,9 @@ interface ServeFlags {
   db: string;
   listen: { host: string; port: number };
   bootstrapTokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecureListen?: boolean;
   json?: boolean;
 }
 
@@ -30,9 +33,12 @@ interface ServeFlags {
 async function serve(flags: ServeFlags): Promise<void> {
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
   const log = createLogger({ name: "autonomy.cp", level: "info" });
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) throw new UsageError("--tls-cert and --tls-key come together", "pass both (a PEM certificate and its private key), or neither to serve plain HTTP on loopback");
   const cp = await startControlPlane({
     db: flags.db,
     ...flags.listen,
+    ...(flags.tlsCert !== undefined && flags.tlsKey !== undefined ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
+    insecureListen: flags.insecureListen === true,
     log,
     bootstrapTokenFile: flags.bootstrapTokenFile,
     // The one time the secret is shown; never logged (the log line names the token id only).
@@ -78,6 +84,9 @@ export function registerServe(program: Command): void {
     .option("--db <path-or-url>", "SQLite file (created on first start) or postgres://user@host:port/db", "./autonomy-cp.db")
     .option("--listen <host:port>", "address to listen on", parseHostPort, { host: "127.0.0.1", port: 8888 })
     .option("--bootstrap-token-file <file>", "on the first start, also write the bootstrap owner token here (0600) for automation")
+    .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (with --tls-key); needed to listen outside loopback")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .option("--insecure-listen", "allow a non-loopback --listen WITHOUT TLS (tokens in clear text; only behind a TLS proxy on the same host)")
     .option("--json", "machine-readable ready line (stderr)")
     .addHelpText("after", "\nOn a first start (no operator token in the store) an owner token is printed ONCE on stderr. Logs are JSON lines on stderr.\nSIGINT/SIGTERM stop accepting, finish in-flight requests and close the store.")
     .action(action(serve));
