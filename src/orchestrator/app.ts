@@ -17,6 +17,7 @@ import { createMetrics, instrument } from "./metrics.js";
 import type { CpMetrics } from "./metrics.js";
 
 import { releaseRoutes } from "./releases/routes.js";
+import type { PublishTrust } from "./releases/statement.js";
 import { systemRoutes } from "./system-routes.js";
 import { useZodValidation } from "./validation.js";
 
@@ -86,6 +87,8 @@ export interface BuildAppOptions {
   authCacheMs?: number;
   /** Also export Node's process metrics (cp_process_*). Default false (tests build many apps). */
   processMetrics?: boolean;
+  /** Release keys: POST /v1/releases refuses a statement not signed by `threshold` of them (422). Absent: advisory. */
+  releaseTrust?: PublishTrust | undefined;
   /** Serve HTTPS with this PEM certificate and key (see `autonomy serve --tls-cert/--tls-key`). */
   tls?: { cert: Buffer; key: Buffer } | undefined;
 }
@@ -142,7 +145,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(systemRoutes(deps, metrics, () => app.swagger()));
   // A revocation through this server takes effect here at once (other servers: within their cache lifetime).
   await app.register(identityRoutes({ ...deps, onRevoke: () => authCache.clear() }));
-  await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS }));
+  await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS, trust: opts.releaseTrust }));
   await app.register(nodesArea(deps));
   await app.register(eventsArea(deps));
   // Areas of the rollouts owner register here.

@@ -2,7 +2,11 @@ import type { FastifyInstance } from "fastify";
 import { UsageError, errnoCode, isoTime, messageOf, systemClock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import type { Logger } from "../observability/index.js";
+import { createPublicKey } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { isLoopbackHost, readTlsFiles } from "../runtime/index.js";
+import { trustedKeys } from "../supplychain/index.js";
+import type { PublishTrust } from "./releases/statement.js";
 import { buildApp } from "./app.js";
 import { openStore } from "./db/connect.js";
 import type { Store } from "./db/connect.js";
@@ -26,6 +30,10 @@ export interface ServeOptions {
   /** Called once with a bootstrap token made on this start (the caller shows it once). */
   onBootstrapToken?: (t: IssuedToken) => void;
   latestCacheMs?: number;
+  /** Release public keys (SPKI PEM files): publishing then needs a statement signed by `releaseThreshold` of them. */
+  releaseKeys?: readonly string[] | undefined;
+  /** How many of releaseKeys must have signed (default 1). */
+  releaseThreshold?: number | undefined;
   /** PEM certificate and key files: serve HTTPS. Needed to listen outside loopback (unless insecureListen). */
   tls?: { cert: string; key: string } | undefined;
   /** Listen outside loopback WITHOUT TLS anyway (operator tokens and node credentials travel in clear text): explicit only. */
@@ -41,6 +49,25 @@ export interface ServingControlPlane {
   bootstrapped: boolean;
   /** Stops accepting, finishes in-flight requests, closes the store. */
   close(): Promise<void>;
+}
+
+/** Reads the --release-key files (SPKI PEM) into a trusted set; undefined when none (the CP stays advisory). */
+async function readReleaseTrust(files: readonly string[] | undefined, threshold = 1): Promise<PublishTrust | undefined> {
+  if (files === undefined || files.length === 0) return undefined;
+  const keys = await Promise.all(
+    files.map(async (f) => {
+      try {
+        return createPublicKey(await readFile(f));
+      } catch (e) {
+        throw new UsageError(`cannot read the release key ${f}: ${errnoCode(e) ?? messageOf(e)}`, "pass the release public key (SPKI PEM, as `autonomy keygen` writes it) with --release-key");
+      }
+    }),
+  );
+  const trusted = trustedKeys(keys);
+  if (!Number.isInteger(threshold) || threshold < 1 || threshold > trusted.length) {
+    throw new UsageError(`--release-threshold ${threshold} is not between 1 and the ${trusted.length} distinct release key(s)`, "pass a threshold no larger than the number of --release-key files");
+  }
+  return { keys: trusted, threshold };
 }
 
 /**
@@ -67,6 +94,7 @@ export async function startControlPlane(o: ServeOptions): Promise<ServingControl
   const clock = o.clock ?? systemClock;
   checkServeListen(o);
   const tls = o.tls ? await readTlsFiles(o.tls) : undefined;
+  const releaseTrust = await readReleaseTrust(o.releaseKeys, o.releaseThreshold);
   const store = await openStore(o.db);
   try {
     const migrations = await migrateStore(store, MIGRATIONS, clock);
@@ -84,7 +112,7 @@ export async function startControlPlane(o: ServeOptions): Promise<ServingControl
       o.onBootstrapToken?.(boot);
       o.log.info({ token_id: boot.token_id, at: isoTime(clock) }, "bootstrap owner token created (shown once on stderr)");
     }
-    const app = await buildApp({ store, clock, log: o.log, processMetrics: true, tls, ...(o.latestCacheMs !== undefined ? { latestCacheMs: o.latestCacheMs } : {}) });
+    const app = await buildApp({ store, clock, log: o.log, processMetrics: true, tls, releaseTrust, ...(o.latestCacheMs !== undefined ? { latestCacheMs: o.latestCacheMs } : {}) });
     let url: string;
     try {
       url = await app.listen({ host: o.host, port: o.port });

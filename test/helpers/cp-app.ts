@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { MIGRATIONS, bootstrapOwnerToken, buildApp, createOperatorToken, migrateStore, openStore } from "../../src/orchestrator/index.js";
-import type { Store } from "../../src/orchestrator/index.js";
+import type { BuildAppOptions, Store } from "../../src/orchestrator/index.js";
 import type { Role } from "../../src/cpapi/index.js";
 import type { Clock } from "../../src/lib/index.js";
 import { createLogger } from "../../src/observability/index.js";
@@ -33,7 +33,7 @@ export function manualClock(start = Date.parse("2026-12-05T10:00:00Z")): TestCp[
 }
 
 /** Opens a test control plane; `location` defaults to a new SQLite file. */
-export async function openTestCp(opts: { location?: string; bodyLimit?: number; latestCacheMs?: number } = {}): Promise<TestCp> {
+export async function openTestCp(opts: { location?: string; bodyLimit?: number; latestCacheMs?: number; releaseTrust?: BuildAppOptions["releaseTrust"] } = {}): Promise<TestCp> {
   let dir: string | undefined;
   let location = opts.location;
   if (location === undefined) {
@@ -46,7 +46,7 @@ export async function openTestCp(opts: { location?: string; bodyLimit?: number; 
   // A second app on the same store (a second server) gets its own owner token.
   const boot = (await bootstrapOwnerToken(store, clock)) ?? (await createOperatorToken(store, clock, { role: "owner", name: "second-server" }));
   const log = createLogger({ name: "autonomy.cp.test", level: "silent" });
-  const app = await buildApp({ store, clock, log, ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}), ...(opts.latestCacheMs !== undefined ? { latestCacheMs: opts.latestCacheMs } : {}) });
+  const app = await buildApp({ store, clock, log, ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}), ...(opts.latestCacheMs !== undefined ? { latestCacheMs: opts.latestCacheMs } : {}), releaseTrust: opts.releaseTrust });
   await app.ready();
   return {
     app,

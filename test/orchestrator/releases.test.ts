@@ -4,8 +4,8 @@
  * and the hostile publishes named.
  */
 import { afterEach, expect, it } from "vitest";
-import { generateKeyPairSync } from "node:crypto";
-import { signStatement } from "../../src/supplychain/index.js";
+import { createPublicKey, generateKeyPairSync } from "node:crypto";
+import { signStatement, trustedKeys } from "../../src/supplychain/index.js";
 import type { ReleasePredicate } from "../../src/supplychain/index.js";
 import { bearer, openTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
@@ -188,6 +188,30 @@ describeDialects("releases", (db) => {
     const latest = await cp.app.inject({ url: "/v1/releases/latest?channel=stable", headers: bearer(cp.owner) });
     expect(latest.json<{ sequence: number }>().sequence).toBe(3);
     expect((await cp.app.inject({ method: "POST", url: "/v1/releases/rel-0123456789abcdef/withdraw", headers: bearer(cp.owner) })).statusCode).toBe(404);
+  });
+
+  it("attack: with --release-key configured, a publisher token without the signing key cannot freeze a channel with a junk-signed statement at sequence 2^53-1, nor pre-empt the real one (422 RELEASE_SIGNATURE_UNTRUSTED)", async () => {
+    const pub = createPublicKey(key);
+    const cp = await openTestCp({ location: await db.fresh(), releaseTrust: { keys: trustedKeys([pub]), threshold: 1 } });
+    open.push(cp);
+    const publisher = await cp.tokenFor("publisher");
+    const other = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+    const junk = envelopeFor(predicate(Number.MAX_SAFE_INTEGER));
+    const attempts = [
+      { ...junk, signatures: [{ keyid: "nobody", sig: "AAAA" }] },
+      signStatement(predicate(Number.MAX_SAFE_INTEGER), [other]).envelope,
+      signStatement(predicate(3, { policy_bundle: { ...samplePredicate(3).policy_bundle, version: "6.6.6" } }), [other]).envelope,
+    ];
+    for (const statement of attempts) {
+      const r = await publish(cp, { statement, image: IMAGE, channel: "stable" }, publisher);
+      expect(r.statusCode).toBe(422);
+      expect(r.json()).toMatchObject({ code: "RELEASE_SIGNATURE_UNTRUSTED" });
+    }
+    expect(await countRows(cp.store, "releases")).toBe(0);
+    expect((await publish(cp, body(predicate(2)), publisher)).statusCode).toBe(201);
+    expect((await publish(cp, body(predicate(3)), publisher)).statusCode).toBe(201);
+    const latest = await cp.app.inject({ url: "/v1/releases/latest?channel=stable", headers: bearer(cp.owner) });
+    expect(latest.json<{ sequence: number }>().sequence).toBe(3);
   });
 
   it("an image reference carrying the statement's own digest is accepted", async () => {

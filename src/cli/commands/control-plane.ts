@@ -23,6 +23,8 @@ interface ServeFlags {
   db: string;
   listen: { host: string; port: number };
   bootstrapTokenFile?: string;
+  releaseKey?: string[];
+  releaseThreshold?: number;
   tlsCert?: string;
   tlsKey?: string;
   insecureListen?: boolean;
@@ -39,6 +41,8 @@ async function serve(flags: ServeFlags): Promise<void> {
     ...flags.listen,
     ...(flags.tlsCert !== undefined && flags.tlsKey !== undefined ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
     insecureListen: flags.insecureListen === true,
+    releaseKeys: flags.releaseKey,
+    releaseThreshold: flags.releaseThreshold,
     log,
     bootstrapTokenFile: flags.bootstrapTokenFile,
     // The one time the secret is shown; never logged (the log line names the token id only).
@@ -84,6 +88,8 @@ export function registerServe(program: Command): void {
     .option("--db <path-or-url>", "SQLite file (created on first start) or postgres://user@host:port/db", "./autonomy-cp.db")
     .option("--listen <host:port>", "address to listen on", parseHostPort, { host: "127.0.0.1", port: 8888 })
     .option("--bootstrap-token-file <file>", "on the first start, also write the bootstrap owner token here (0600) for automation")
+    .option("--release-key <file>", "release public key (SPKI PEM), repeatable: POST /v1/releases then refuses statements not signed by --release-threshold of them (422); without it the control plane is advisory and a publisher token is trusted with channel ordering", (v: string, prev: string[] = []) => [...prev, v])
+    .option("--release-threshold <n>", "how many --release-key keys must have signed (default 1)", (v) => Number(v))
     .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (with --tls-key); needed to listen outside loopback")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .option("--insecure-listen", "allow a non-loopback --listen WITHOUT TLS (tokens in clear text; only behind a TLS proxy on the same host)")

@@ -9,6 +9,7 @@ import { jsonSchemaOf } from "../validation.js";
 import { LatestCache, ifNoneMatchHits } from "./latest-cache.js";
 import { getRelease, latestRelease, listReleases, publishRelease, withdrawRelease } from "./store.js";
 import { readPublishRequest } from "./statement.js";
+import type { PublishTrust } from "./statement.js";
 
 /** GET /v1/releases query (not in cpapi: clients build it from these three names). */
 export const ListReleasesQuery = z.strictObject({ channel: Channel.optional(), cursor: Cursor.optional(), limit: Limit });
@@ -17,6 +18,8 @@ const ReleaseParams = z.strictObject({ release_id: ReleaseId });
 export interface ReleaseAreaOptions {
   /** How long this process serves a channel's latest release from memory; see {@link LatestCache}. */
   latestCacheMs: number;
+  /** When set, POST /v1/releases verifies the statement's signatures against these keys (422 otherwise). */
+  trust?: PublishTrust | undefined;
 }
 
 /**
@@ -32,7 +35,7 @@ export function releaseRoutes(deps: AreaDeps, opts: ReleaseAreaOptions): Fastify
       { config: { route: "publishRelease" }, schema: { tags: ["releases"], body: jsonSchemaOf(PublishReleaseRequest), response: { 200: jsonSchemaOf(Release, "output"), 201: jsonSchemaOf(Release, "output") } } },
       async (req, reply) => {
         const body = req.body as PublishReleaseRequest;
-        const read = readPublishRequest(body);
+        const read = readPublishRequest(body, opts.trust);
         const out = await publishRelease(deps.store, read, { image: body.image, notes: body.notes, published_at: isoTime(deps.clock), published_by: principalName(principalOf(req)) });
         if (out.created) {
           cache.invalidate(out.release.channel);

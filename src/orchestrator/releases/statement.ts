@@ -2,7 +2,8 @@ import canonicalize from "canonicalize";
 import type { Envelope, PublishReleaseRequest } from "../../cpapi/index.js";
 import { sha256Digest } from "../../lib/index.js";
 import { parseReference } from "../../oci/index.js";
-import { IN_TOTO_PAYLOAD_TYPE, StatementRejected, parseStatementBytes } from "../../supplychain/index.js";
+import type { DsseEnvelope, TrustedKey } from "../../sign/index.js";
+import { IN_TOTO_PAYLOAD_TYPE, StatementRejected, openStatement, parseStatementBytes } from "../../supplychain/index.js";
 import type { ReleasePredicate } from "../../supplychain/index.js";
 import { OrchestratorError, RequestInvalid } from "../errors.js";
 
@@ -14,6 +15,12 @@ export interface ReadRelease {
   statement_digest: string;
   /** The envelope as canonical JSON (RFC 8785), the form stored and hashed. */
   envelope_json: string;
+}
+
+/** The release keys `autonomy serve --release-key` trusts, and how many must have signed. */
+export interface PublishTrust {
+  keys: readonly TrustedKey[];
+  threshold: number;
 }
 
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -38,7 +45,7 @@ export function releaseIdOf(envelope: Envelope): { id: string; json: string } {
  * statement's image digest (RELEASE_IMAGE_MISMATCH), a registry image outside
  * the statement's repository (400 naming `image`).
  */
-export function readPublishRequest(body: PublishReleaseRequest): ReadRelease {
+export function readPublishRequest(body: PublishReleaseRequest, trust?: PublishTrust): ReadRelease {
   const env = body.statement;
   if (env.payloadType !== IN_TOTO_PAYLOAD_TYPE) {
     throw new OrchestratorError("RELEASE_STATEMENT_INVALID", `statement.payloadType is ${JSON.stringify(env.payloadType.slice(0, 64))}, not ${IN_TOTO_PAYLOAD_TYPE}`);
@@ -46,8 +53,18 @@ export function readPublishRequest(body: PublishReleaseRequest): ReadRelease {
   if (!BASE64_RE.test(env.payload)) throw new OrchestratorError("RELEASE_STATEMENT_INVALID", "statement.payload is not standard base64");
   const bytes = Buffer.from(env.payload, "base64");
   let predicate: ReleasePredicate;
+  if (trust) {
+    try {
+      // Configured release keys: the control plane stops being advisory about ordering, so only a statement a
+      // threshold of them signed may take a (channel, sequence) — a publisher token alone cannot squat one.
+      predicate = openStatement(env as DsseEnvelope, trust.keys, trust.threshold).predicate;
+    } catch (e) {
+      if (e instanceof StatementRejected) throw new OrchestratorError("RELEASE_SIGNATURE_UNTRUSTED", `statement: ${e.reason} (this control plane accepts only statements signed by ${trust.threshold} of its ${trust.keys.length} --release-key key(s))`);
+      throw e;
+    }
+  }
   try {
-    predicate = parseStatementBytes(bytes);
+    predicate ??= parseStatementBytes(bytes);
   } catch (e) {
     if (e instanceof StatementRejected) throw new OrchestratorError("RELEASE_STATEMENT_INVALID", `statement.payload: ${e.reason}`);
     throw e;
