@@ -89,6 +89,22 @@ describeDialects("autonomy serve and its clients", (db) => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/RELEASE_NOT_FOUND|no release/);
 
+    // Incident response from the CLI: list tokens (no secrets), revoke the publisher's, withdraw its release.
+    const tokens = await runJson<{ tokens: Array<{ token_id: string; role: string; revoked_at: string | null }> }>(["token", "list"], { env });
+    expect(tokens.code, describeRun(tokens)).toBe(0);
+    expect(tokens.stdout).not.toContain(created.json.token);
+    const pubId = tokens.json.tokens.find((t) => t.role === "publisher")?.token_id ?? "";
+    const revoked = await runJson<{ token: { revoked_at: string | null } }>(["token", "revoke", pubId], { env });
+    expect(revoked.code, describeRun(revoked)).toBe(0);
+    expect(revoked.json.token.revoked_at).not.toBeNull();
+    const refused = await runCli(["release", "list"], { env: { ...env, AUTONOMY_TOKEN: created.json.token } });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/TOKEN_REVOKED|revoked/);
+    const withdrawn = await runJson<{ release: { withdrawn_at: string | null } }>(["release", "withdraw", id], { env });
+    expect(withdrawn.code, describeRun(withdrawn)).toBe(0);
+    expect(withdrawn.json.release.withdrawn_at).not.toBeNull();
+    expect((await runCli(["release", "show", id], { env })).code).toBe(0);
+
     // The token never reaches the log lines (only its id does).
     const logLines = s.stderr().split("\n").filter((l) => l.startsWith('{"level"'));
     expect(logLines.length).toBeGreaterThan(0);

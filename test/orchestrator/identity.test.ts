@@ -111,7 +111,7 @@ describeDialects("identity", (db) => {
     // No clock advance: the revoking server dropped its cached lookups.
     expect((await cp.app.inject({ url: "/v1/releases", headers: bearer(leaked) })).json()).toMatchObject({ status: 401, code: "TOKEN_REVOKED" });
     expect((await cp.app.inject({ url: "/v1/releases", headers: bearer(cred) })).json()).toMatchObject({ status: 401, code: "TOKEN_REVOKED" });
-    expect((await cp.app.inject({ method: "DELETE", url: "/v1/tokens/0123456789abcdef", headers: bearer(cp.owner) })).json()).toMatchObject({ status: 404, code: "TOKEN_NOT_FOUND" });
+    expect((await cp.app.inject({ method: "DELETE", url: "/v1/tokens/0123456789abcdef", headers: bearer(cp.owner) })).json()).toMatchObject({ status: 404, code: "CP_TOKEN_NOT_FOUND" });
     expect((await cp.app.inject({ method: "DELETE", url: "/v1/nodes/nope/credential", headers: bearer(cp.owner) })).json()).toMatchObject({ status: 404, code: "NODE_NOT_FOUND" });
     expect((await cp.app.inject({ method: "DELETE", url: "/v1/tokens/not-an-id", headers: bearer(cp.owner) })).statusCode).toBe(400);
   });

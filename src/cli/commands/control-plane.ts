@@ -122,6 +122,24 @@ export function registerToken(program: Command): void {
     const created = await clientOf(flags).createToken({ role: flags.role, name: flags.name, ...(ttlMs !== undefined ? { ttl_seconds: Math.floor(ttlMs / 1000) } : {}) });
     emit({ ok: true, ...created }, flags, (c) => `${c.token}\n(token ${c.token_id}, role ${c.role}, ${c.expires_at ? `expires ${c.expires_at}` : "does not expire"}; shown once)`);
   }));
+  withClientFlags(token.command("list").description("list the operator tokens (ids, names, roles, expiry, revocation; never the secrets)")).action(
+    action(async (flags: ClientFlags) => {
+      const { tokens } = await clientOf(flags).listTokens();
+      emit({ ok: true, tokens }, flags, (x) =>
+        x.tokens.map((t) => `${t.token_id}  ${t.role}  ${t.name}  created ${t.created_at}${t.expires_at ? `  expires ${t.expires_at}` : ""}${t.revoked_at ? `  REVOKED ${t.revoked_at}` : ""}`).join("\n"),
+      );
+    }),
+  );
+  withClientFlags(
+    token
+      .command("revoke <token_id>")
+      .description("revoke an operator token (401 TOKEN_REVOKED from then on: at once on the server that revoked it, within 1 s on others sharing its store)"),
+  ).action(
+    action(async (id: string, flags: ClientFlags) => {
+      const t = await clientOf(flags).revokeToken(id);
+      emit({ ok: true, token: t }, flags, (x) => `revoked token ${x.token.token_id} (${x.token.name}, ${x.token.role}) at ${x.token.revoked_at ?? "?"}`);
+    }),
+  );
 }
 
 function releaseLine(r: Release): string {
@@ -209,6 +227,16 @@ export function registerReleaseControlPlane(release: Command): void {
     action(async (id: string, flags: ClientFlags) => {
       const r = await clientOf(flags).getRelease(id);
       emit({ ok: true, release: r }, flags, (x) => releaseText(x.release));
+    }),
+  );
+  withClientFlags(
+    release
+      .command("withdraw <release_id>")
+      .description("withdraw a release (owner only): latest skips it and its channel sequence is free again; nodes that activated it keep it"),
+  ).action(
+    action(async (id: string, flags: ClientFlags) => {
+      const r = await clientOf(flags).withdrawRelease(id);
+      emit({ ok: true, release: r }, flags, (x) => `withdrew ${releaseLine(x.release)} at ${x.release.withdrawn_at ?? "?"}`);
     }),
   );
 }

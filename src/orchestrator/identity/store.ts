@@ -59,10 +59,10 @@ export async function listOperatorTokens(store: Store): Promise<TokenSummary[]> 
   return rows.flatMap((r) => (isRole(r.role) ? [{ token_id: r.id, name: r.name, role: r.role, created_at: r.created_at, expires_at: r.expires_at, revoked_at: r.revoked_at }] : []));
 }
 
-/** One operator token's summary, or TOKEN_NOT_FOUND. */
+/** One operator token's summary, or CP_TOKEN_NOT_FOUND. */
 export async function operatorToken(store: Store, tokenId: string): Promise<TokenSummary> {
   const found = (await listOperatorTokens(store)).find((t) => t.token_id === tokenId);
-  if (!found) throw new OrchestratorError("TOKEN_NOT_FOUND", `no operator token ${tokenId} (list them with \`autonomy token list\`)`);
+  if (!found) throw new OrchestratorError("CP_TOKEN_NOT_FOUND", `no operator token ${tokenId} (list them with \`autonomy token list\`)`);
   return found;
 }
 
