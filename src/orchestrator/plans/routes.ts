@@ -116,9 +116,9 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
     return out;
   };
   const simple = (app: FastifyInstance, url: string, route: "pauseRollout" | "resumeRollout" | "cancelRollout" | "rollbackRollout", step: (s: PlanState, at: number, reason: string) => Transition): void => {
-    app.post<{ Params: z.infer<typeof PlanParams>; Body: PlanCommandRequest | undefined }>(
+    app.post<{ Params: z.infer<typeof PlanParams>; Body: PlanCommandRequest | null | undefined }>(
       url,
-      { config: { route }, schema: { tags: ["rollouts"], params: jsonSchemaOf(PlanParams), body: jsonSchemaOf(PlanCommandRequest.optional()), response: { 200: jsonSchemaOf(Rollout, "output") } } },
+      { config: { route }, schema: { tags: ["rollouts"], params: jsonSchemaOf(PlanParams), body: jsonSchemaOf(PlanCommandRequest.nullish()), response: { 200: jsonSchemaOf(Rollout, "output") } } },
       async (req, reply) => {
         const reason = req.body?.reason ?? "";
         const out = await withStoreErrors(reply, "the command", () => command(req.params.plan_id, (s) => ({ ...step(s, now(), reason), result: undefined })));
@@ -188,9 +188,9 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
         return toRollout(out.state);
       },
     );
-    app.post<{ Params: z.infer<typeof StageParams>; Body: ApproveRequest | undefined }>(
+    app.post<{ Params: z.infer<typeof StageParams>; Body: ApproveRequest | null | undefined }>(
       "/v1/rollouts/:plan_id/stages/:stage_id/approve",
-      { config: { route: "approveStage" }, schema: { tags: ["rollouts"], params: jsonSchemaOf(StageParams), body: jsonSchemaOf(ApproveRequest.optional()), response: { 200: jsonSchemaOf(ApproveResult, "output") } } },
+      { config: { route: "approveStage" }, schema: { tags: ["rollouts"], params: jsonSchemaOf(StageParams), body: jsonSchemaOf(ApproveRequest.nullish()), response: { 200: jsonSchemaOf(ApproveResult, "output") } } },
       async (req, reply) => {
         const out = await withStoreErrors(reply, "the approval", () =>
           command(req.params.plan_id, async (s, tx) => {
