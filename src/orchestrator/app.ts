@@ -161,6 +161,9 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(nodesArea(deps, { onAck: rollouts.onAck }));
   await app.register(eventsArea(deps));
   await app.register(rollouts.plugin);
-  if (opts.rolloutSchedulerMs !== undefined) app.addHook("onReady", async () => rollouts.scheduler.start());
+  if (opts.rolloutSchedulerMs !== undefined) app.addHook("onReady", () => {
+    rollouts.scheduler.start();
+    return Promise.resolve();
+  });
   return app;
 }

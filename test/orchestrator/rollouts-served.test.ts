@@ -48,7 +48,7 @@ describeDialects("rollouts served", (db) => {
     await putRelease(c.store, REL_NEW, 2);
     const via: Via = async (r) => {
       const res = await c.app.inject({ method: r.method, url: r.url, headers: { ...bearer(r.token), ...(r.headers ?? {}) }, ...(r.body !== undefined ? { payload: r.body as object } : {}) });
-      return { status: res.statusCode, etag: res.headers.etag as string | undefined, json: res.body ? (JSON.parse(res.body) as unknown) : undefined };
+      return { status: res.statusCode, etag: res.headers.etag, json: res.body ? (JSON.parse(res.body) as unknown) : undefined };
     };
     const nodes: SimNode[] = [];
     for (let i = 0; i < n; i++) {
@@ -64,7 +64,7 @@ describeDialects("rollouts served", (db) => {
     c.app.inject({ method, url, headers: bearer(token), ...(payload !== undefined ? { payload } : {}) });
 
   async function create(c: TestCp, over: Partial<CreateRolloutInput> = {}): Promise<Rollout> {
-    const r = await op(c, "POST", "/v1/rollouts", planBody(over) as object);
+    const r = await op(c, "POST", "/v1/rollouts", planBody(over));
     expect(r.statusCode, r.body).toBe(201);
     return r.json<Rollout>();
   }
@@ -213,16 +213,16 @@ describeDialects("rollouts served", (db) => {
 
   it("attack: a viewer token creating a plan → 403, no plan and no assignment written", async () => {
     const { c } = await fleet(2);
-    expectProblem(await op(c, "POST", "/v1/rollouts", planBody() as object, await c.tokenFor("viewer")), 403, "PERMISSION_DENIED");
+    expectProblem(await op(c, "POST", "/v1/rollouts", planBody(), await c.tokenFor("viewer")), 403, "PERMISSION_DENIED");
     expect(await c.store.db.selectFrom("rollout_plans").select("plan_id").execute()).toEqual([]);
     expect(await assignments(c)).toEqual({});
   });
 
   it("attack: a plan for an unknown release → 400 naming release_id; a bad body → 400 naming the field; nothing written", async () => {
     const { c } = await fleet(2);
-    expectProblem(await op(c, "POST", "/v1/rollouts", planBody({ release_id: "rel-00000000000000ee" }) as object), 400, "ROLLOUT_RELEASE_UNKNOWN", "release_id");
+    expectProblem(await op(c, "POST", "/v1/rollouts", planBody({ release_id: "rel-00000000000000ee" })), 400, "ROLLOUT_RELEASE_UNKNOWN", "release_id");
     expectProblem(await op(c, "POST", "/v1/rollouts", { ...planBody(), surprise: 1 }), 400, "REQUEST_INVALID", "surprise");
-    expectProblem(await op(c, "POST", "/v1/rollouts", planBody({ target: { nodes: ["edge-0", "ghost"] } }) as object), 400, "ROLLOUT_NODE_UNKNOWN", "ghost");
+    expectProblem(await op(c, "POST", "/v1/rollouts", planBody({ target: { nodes: ["edge-0", "ghost"] } })), 400, "ROLLOUT_NODE_UNKNOWN", "ghost");
     expect(await c.store.db.selectFrom("rollout_plans").select("plan_id").execute()).toEqual([]);
     expect(await assignments(c)).toEqual({});
   });

@@ -32,7 +32,7 @@ export interface RolloutsAreaOptions {
 export interface RolloutsArea {
   plugin: FastifyPluginAsync;
   onAck: AckHook;
-  assignedReleaseOf(nodeId: string): Promise<string | null>;
+  assignedReleaseOf: (nodeId: string) => Promise<string | null>;
   scheduler: RolloutScheduler;
 }
 
