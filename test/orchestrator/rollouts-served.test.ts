@@ -227,6 +227,34 @@ describeDialects("rollouts served", (db) => {
     expect(await assignments(c)).toEqual({});
   });
 
+  it("a behaviour gate fed by ingested events: a cohort denying 10x more than the rest stops the rollout and rolls it back", async () => {
+    const { c, nodes } = await fleet(4);
+    // Two nodes outside the plan (site b) on the old release: "the rest" of the comparison.
+    const rest: Array<{ id: string; cred: string }> = [];
+    for (const id of ["other-0", "other-1"]) rest.push({ id, cred: await enrollNode(c, id, { site: "b" }) });
+    const gate = { kind: "behaviour" as const, metric: "deny_rate" as const, comparison: "ratio" as const, threshold: 2, min_samples: 10, window_seconds: 600 };
+    const plan = await create(c, { stages: [{ stage_id: "canary", batch: { count: 2 }, gates: [gate] }, { stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 } });
+    let p = plan;
+    for (let i = 0; i < 3; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase).toBe("gate_wait");
+    expect(p.stages[0]?.gates[0]).toMatchObject({ kind: "behaviour", status: "waiting" });
+    let seq = 0;
+    const decisions = async (nodeId: string, cred: string, release: string, total: number, denies: number): Promise<void> => {
+      const at = new Date(c.clock.now()).toISOString();
+      const events = Array.from({ length: total }, (_, i) => ({ event_id: `${nodeId}:g1:${++seq}`, event_type: "ai.policy.decision", node_id: nodeId, timestamp: at, release_id: release, attributes: { decision: i < denies ? "deny" : "allow", tool: "tool.echo" } }));
+      const r = await op(c, "POST", "/v1/events", { events }, cred);
+      expect(r.statusCode, r.body).toBe(200);
+    };
+    const canary = p.nodes.filter((n) => n.state === "succeeded").map((n) => n.node_id);
+    expect(canary).toHaveLength(2);
+    for (const id of canary) await decisions(id, (nodes.find((n) => n.nodeId === id) as unknown as { cred: string }).cred, REL_NEW, 10, 5);
+    for (const r of rest) await decisions(r.id, r.cred, REL_OLD, 20, 1);
+    p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase, p.reason).toMatch(/rolling_back|rolled_back/);
+    expect(p.reason).toMatch(/behaviour gate failed: policy deny rate 0.5 in the cohort \(20 decisions\) vs 0.05 in the rest \(40\)/);
+    expect(Object.values(await assignments(c)).every((r) => r === REL_OLD)).toBe(true);
+  });
+
   it("lists plans newest first with cursor paging", async () => {
     const { c } = await fleet(1);
     const ids: string[] = [];
