@@ -41,7 +41,7 @@ describeDialects("rollouts served", (db) => {
   });
 
   /** A control plane with REL_OLD (seq 1) and REL_NEW (seq 2, the channel's latest) and `n` nodes on REL_OLD. */
-  async function fleet(n: number): Promise<{ c: TestCp; nodes: SimNode[] }> {
+  async function fleet(n: number): Promise<{ c: TestCp; nodes: SimNode[]; via: Via }> {
     const c = await openTestCp({ location: await db.fresh() });
     cp = c;
     await putRelease(c.store, REL_OLD, 1);
@@ -57,7 +57,7 @@ describeDialects("rollouts served", (db) => {
       await node.heartbeat();
       nodes.push(node);
     }
-    return { c, nodes };
+    return { c, nodes, via };
   }
 
   const op = async (c: TestCp, method: "GET" | "POST", url: string, payload?: object, token = c.owner) =>
@@ -253,6 +253,21 @@ describeDialects("rollouts served", (db) => {
     expect(p.phase, p.reason).toMatch(/rolling_back|rolled_back/);
     expect(p.reason).toMatch(/behaviour gate failed: policy deny rate 0.5 in the cohort \(20 decisions\) vs 0.05 in the rest \(40\)/);
     expect(Object.values(await assignments(c)).every((r) => r === REL_OLD)).toBe(true);
+  });
+
+  it("late joiners: a node enrolled after creation that matches the selector joins the next batch (include_next_batch), is assigned and rolled out", async () => {
+    const { c, nodes, via } = await fleet(2);
+    const plan = await create(c, { late_joiners: "include_next_batch" });
+    const late = new SimNode("late-0", await enrollNode(c, "late-0", { site: "a" }), via, () => c.clock.now(), REL_OLD);
+    await late.heartbeat();
+    nodes.push(late);
+    let p = plan;
+    for (let i = 0; i < 6 && p.phase !== "completed"; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase, p.reason).toBe("completed");
+    expect(p.nodes.find((n) => n.node_id === "late-0")).toMatchObject({ late_joiner: true, batch: 1, state: "succeeded" });
+    expect(p.counters.members).toBe(3);
+    expect((await assignments(c))["late-0"]).toBe(REL_NEW);
+    expect(late.running).toBe(REL_NEW);
   });
 
   it("lists plans newest first with cursor paging", async () => {

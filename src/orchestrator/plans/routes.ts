@@ -15,7 +15,7 @@ import { jsonSchemaOf } from "../validation.js";
 import { AssignmentCache } from "./assignments.js";
 import { fleetOf, observe } from "./observe.js";
 import { RolloutScheduler } from "./scheduler.js";
-import { insertPlan, listPlans, livePlanIds, notFound, readPlan, stepInTx, stepPlan } from "./store.js";
+import { insertPlan, listPlans, livePlanIds, notFound, pinOf, readPlan, stepInTx, stepPlan } from "./store.js";
 
 const PlanParams = z.strictObject({ plan_id: PlanId });
 const StageParams = z.strictObject({ plan_id: PlanId, stage_id: StageId });
@@ -61,7 +61,7 @@ async function pinsOf(db: Kysely<Database>, state: PlanState): Promise<Map<strin
   const pins = new Map<string, string>();
   for (const r of rows) {
     if (!members.has(r.node_id)) continue;
-    const pin = r.release_id ?? state.previous_release_id;
+    const pin = pinOf(r.release_id, state);
     if (pin !== null) pins.set(r.node_id, pin);
   }
   return pins;

@@ -67,13 +67,30 @@ export async function assign(tx: Kysely<Database>, nodeId: string, releaseId: st
     .execute();
 }
 
-/** The effects that touch the store: `start` and `rollback` move the node's assignment. Returns whether any assignment changed. */
-export async function applyEffects(tx: Kysely<Database>, planId: string, effects: readonly Effect[], now: number): Promise<boolean> {
+/** Where a member waits until the plan starts it: the release it runs now (heartbeat), else the plan's previous release. */
+export function pinOf(current: string | null, state: PlanState): string | null {
+  return current ?? state.previous_release_id;
+}
+
+/**
+ * The effects that touch the store: `start` and `rollback` move the node's
+ * assignment; a late joiner included in a batch is pinned like the members
+ * were at creation (so it does not take the channel's latest before its
+ * batch starts). Returns whether any assignment changed.
+ */
+export async function applyEffects(tx: Kysely<Database>, state: PlanState, effects: readonly Effect[], now: number): Promise<boolean> {
   let changed = false;
   for (const e of effects) {
     if (e.kind === "start" || e.kind === "rollback") {
-      await assign(tx, e.node_id, e.release_id, planId, now);
+      await assign(tx, e.node_id, e.release_id, state.plan_id, now);
       changed = true;
+    } else if (e.kind === "late_joiner" && e.action === "included") {
+      const node = await tx.selectFrom("nodes").select("release_id").where("node_id", "=", e.node_id).executeTakeFirst();
+      const pin = pinOf(node?.release_id ?? null, state);
+      if (pin !== null) {
+        await assign(tx, e.node_id, pin, state.plan_id, now);
+        changed = true;
+      }
     }
   }
   return changed;
@@ -101,7 +118,7 @@ export async function stepInTx<R>(tx: Kysely<Database>, dialect: Store["dialect"
   // A step that changed nothing (most ticks) writes nothing: no version bump, no row rewrite.
   if (out.state === row.state || (out.effects.length === 0 && JSON.stringify(out.state) === JSON.stringify(row.state))) return { ...out, state: row.state, assignmentsChanged: false };
   await writePlan(tx, row, out.state);
-  const assignmentsChanged = await applyEffects(tx, planId, out.effects, now);
+  const assignmentsChanged = await applyEffects(tx, out.state, out.effects, now);
   return { ...out, assignmentsChanged };
 }
 
