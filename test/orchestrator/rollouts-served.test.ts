@@ -82,6 +82,11 @@ describeDialects("rollouts served", (db) => {
     await c.app.rollouts.scheduler.tickAll();
     const p = await get(c, planId);
     expect(p.counters.in_progress + p.counters.stuck, `concurrency after a tick: ${JSON.stringify(p.counters)}`).toBeLessThanOrEqual(max);
+    // The same bound read from the assignments: nodes sent to the new release that have not settled yet.
+    const assigned = await assignments(c);
+    const inFlight = p.nodes.filter((n) => assigned[n.node_id] === p.release_id && (n.state === "in_progress" || n.state === "stuck"));
+    expect(inFlight.length).toBeLessThanOrEqual(max);
+    expect(p.nodes.filter((n) => n.state === "pending").every((n) => assigned[n.node_id] !== p.release_id)).toBe(true);
     for (const n of nodes) await n.step();
     return get(c, planId);
   }
