@@ -67,14 +67,14 @@ export function countEvent(c: Counters, eventType: string, attributes: Record<st
   }
 }
 
-/** The buckets of every node over [from, to]. */
-export async function metricBuckets(db: Kysely<Database>, from: number, to: number): Promise<MetricBucket[]> {
+/** The buckets of every node over [from, to] ([from, to) with `openEnd`). */
+export async function metricBuckets(db: Kysely<Database>, from: number, to: number, openEnd = false): Promise<MetricBucket[]> {
   const rows = await db
     .selectFrom("events")
     .select(["node_id", "release_id", "event_type", "attributes"])
     .where("event_type", "in", [...METRIC_EVENT_TYPES])
     .where("timestamp", ">=", iso(from))
-    .where("timestamp", "<=", iso(to))
+    .where("timestamp", openEnd ? "<" : "<=", iso(to))
     .execute();
   const buckets = new Map<string, MetricBucket>();
   for (const r of rows) {
@@ -105,8 +105,14 @@ export async function observe(db: Kysely<Database>, state: PlanState, now: numbe
   const windows = new Set<number>();
   for (const g of stage?.gates ?? []) if (g.kind === "behaviour" && finished !== null) windows.add(Math.max(finished, now - g.window_seconds * 1000));
   if (windows.size > 0) {
+    // Disjoint segments between the gates' window starts: a gate takes the segments that start
+    // inside its window (the engine keeps buckets with from ≥ its start), so no event counts twice.
+    const starts = [...windows].sort((x, y) => x - y);
     const metrics: MetricBucket[] = [];
-    for (const from of windows) metrics.push(...(await metricBuckets(db, from, now)));
+    for (let i = 0; i < starts.length; i++) {
+      const next = starts[i + 1];
+      metrics.push(...(await metricBuckets(db, starts[i] ?? now, next ?? now, next !== undefined)));
+    }
     obs.metrics = metrics;
   }
   return obs;
