@@ -182,6 +182,37 @@ describe("WAL exporter → the real control plane (SQLite, loopback)", () => {
     expect(cp.store).toBeDefined();
   });
 
+  it("attack: the node credential never goes to another server — [telemetry] control_plane_url elsewhere gets the events without it; --no-export-events sends nothing", async () => {
+    const { operator, url } = await realCp();
+    const seen: { auth: string | undefined; events: number }[] = [];
+    const other = createServer((req, res) => {
+      void (async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        const n = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { events: unknown[] }).events.length;
+        seen.push({ auth: req.headers.authorization, events: n });
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ received: n, inserted: n, deduped: 0 }));
+      })();
+    });
+    await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+    cleanup.push(() => new Promise((r) => other.close(r)));
+    const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    const stateRoot = join(await tmp(), "node");
+    await initStateRoot(stateRoot);
+    const et = await operator.createEnrollmentToken({ node_id: "edge-c" });
+    const base = { stateRoot, exporterPollMs: 20, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: {}, allowedDomains: [], upstreams: [], telemetry: { controlPlaneUrl: otherUrl } } };
+    const rt = await startRuntime({ ...base, controlPlane: { server: url, enrollToken: et.token, nodeId: "edge-c", pollIntervalMs: 60_000, timeoutMs: 2_000 } });
+    await until(() => seen.length > 0 && (rt.exporter?.status().backlog ?? 1) === 0, "events at the other server");
+    await rt.close();
+    expect(seen.every((r) => r.auth === undefined)).toBe(true);
+    expect(await storedEvents(operator, "edge-c")).toEqual([]);
+    // Turned off: no exporter at all, even with the config naming a destination.
+    const off = await startRuntime({ ...base, controlPlane: { server: url, nodeId: "edge-c", pollIntervalMs: 60_000, timeoutMs: 2_000, exportEvents: false } });
+    cleanup.push(() => off.close());
+    expect(off.exporter).toBeUndefined();
+  });
+
   it("attack: the exporter is SIGKILLed mid-batch, before and after the server stored it, three times → every event exactly once on the server, none lost", async () => {
     const { cp, url, operator } = await realCp();
     const credential = await cp.enroll("edge-k");
