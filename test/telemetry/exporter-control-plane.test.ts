@@ -120,7 +120,7 @@ function child(args: string[], credential: string): { proc: ChildProcess; line: 
   const proc = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/helpers/exporter-cp-child.ts"), ...args], {
     cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AUTONOMY_NODE_CREDENTIAL: credential },
   });
-  cleanup.push(async () => void proc.kill("SIGKILL"));
+  cleanup.push(() => Promise.resolve(proc.kill("SIGKILL")));
   const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   const line = new Promise<string>((resolve) => rl.once("line", resolve));
   const exit = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
