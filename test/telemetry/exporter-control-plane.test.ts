@@ -15,7 +15,9 @@ import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:http";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { statfsSync } from "node:fs";
+import { mkdtemp, open as openFile, readFile, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -36,6 +38,7 @@ import { openTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
 import { REPO_ROOT } from "../helpers/cli.js";
 import { policyDir } from "../helpers/release.js";
+import { needs } from "../helpers/needs.js";
 import { bearerFor } from "../helpers/tool-server.js";
 
 const silent = { warn: () => undefined, error: () => undefined, info: () => undefined };
@@ -362,3 +365,50 @@ describe("WAL exporter → the real control plane (SQLite, loopback)", () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+const privileged = needs("root", "util-linux");
+
+privileged.describe("WAL exporter → the real control plane whose disk fills (SQLite on a 16 MiB tmpfs; needs root)", () => {
+  it("attack: the control plane's disk is full (a real 507 STORE_FULL from SQLITE_FULL) → retried, telemetry.pos waits, and once space is freed every event arrives exactly once", async () => {
+    privileged.check();
+    const mnt = await tmp();
+    const r = spawnSync("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`mount tmpfs failed: ${r.stderr}`);
+    cleanup.push(() => Promise.resolve(spawnSync("umount", ["-l", mnt])));
+    const cp = await openTestCp({ location: join(mnt, "cp.db") });
+    cleanup.push(() => cp.close());
+    const url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
+    const operator = new CpClient({ baseUrl: url, token: cp.owner });
+    const credential = await cp.enroll("edge-full");
+    // Ballast: all but 256 KiB of the file system, so the ingests themselves fill it.
+    const ballast = join(mnt, "ballast");
+    const st = statfsSync(mnt);
+    const fh = await openFile(ballast, "w");
+    await fh.write(Buffer.alloc(Math.max(0, st.bavail * st.bsize - 256 * 1024), 1));
+    await fh.close();
+    const walDir = join(await tmp(), "wal");
+    const wal = await Wal.open(walDir, { log: silent });
+    cleanup.push(() => wal.close());
+    const total = 150;
+    for (let i = 1; i <= total; i++) await wal.append({ type: "ai.policy.decision", decision: "allow", tool: "tool.echo", i, reason: "x".repeat(4000) });
+    const x = new Exporter({ wal: walDir, sink: new ControlPlaneEventsSink({ url, token: credential, timeoutMs: 5_000 }), nodeId: "edge-full", batchSize: 16, retry: { baseMs: 20, maxMs: 200, jitter: 0.5 }, pollMs: 10, log: silent });
+    const ac = new AbortController();
+    const running = x.run(ac.signal);
+    cleanup.push(async () => {
+      ac.abort();
+      await running;
+      await x.close();
+    });
+    await until(() => x.status().last_error?.status === 507 && x.status().consecutive_failures >= 3, "507 STORE_FULL from the real server, retried");
+    const stalled = x.status().pos;
+    expect(stalled).toBeLessThan(total);
+    expect(x.status().dead_lettered).toBe(0);
+    const p = await readPos(walDir);
+    expect(p.kind === "missing" || (p.kind === "ok" && p.pos === stalled)).toBe(true);
+    await unlink(ballast); // the operator frees space
+    await until(() => x.status().pos === total, "delivered once the disk has room");
+    const stored = await storedEvents(operator, "edge-full");
+    expect(stored.map(seqOf).sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+  });
+});
+
