@@ -28,15 +28,15 @@ import { buildApp } from "../../src/orchestrator/index.js";
 import { createLogger } from "../../src/observability/index.js";
 import { buildBundle } from "../../src/policy/index.js";
 import { initStateRoot, loadPolicy, nodeWalLocation } from "../../src/node/index.js";
-import { DEFAULT_RUNTIME_CONFIG, startRuntime } from "../../src/runtime/index.js";
+import { DEFAULT_RUNTIME_CONFIG, ensureEnrolled, startRuntime } from "../../src/runtime/index.js";
 import type { RunningRuntime } from "../../src/runtime/index.js";
-import { Exporter, Wal, nodeWalFs, readCommitted, readGeneration, readPos } from "../../src/telemetry/index.js";
+import { Exporter, LiveWal, Wal, nodeWalFs, readCommitted, readGeneration, readPos } from "../../src/telemetry/index.js";
 import { ControlPlaneEventsSink } from "../../src/telemetry/exporter/sinks.js";
 import { rejectedPath } from "../../src/telemetry/exporter/deadletter.js";
 import type { RejectedLine } from "../../src/telemetry/exporter/deadletter.js";
 import { openTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
-import { REPO_ROOT } from "../helpers/cli.js";
+import { REPO_ROOT, runJson } from "../helpers/cli.js";
 import { policyDir } from "../helpers/release.js";
 import { needs } from "../helpers/needs.js";
 import { bearerFor } from "../helpers/tool-server.js";
@@ -214,6 +214,24 @@ describe("WAL exporter → the real control plane (SQLite, loopback)", () => {
     const off = await startRuntime({ ...base, controlPlane: { server: url, nodeId: "edge-c", pollIntervalMs: 60_000, timeoutMs: 2_000, exportEvents: false } });
     cleanup.push(() => off.close());
     expect(off.exporter).toBeUndefined();
+  });
+
+  it("`autonomy telemetry drain --state-root` drains a node's WAL to the control plane it enrolled with, as that node, with its credential", async () => {
+    const { url, operator } = await realCp();
+    const stateRoot = join(await tmp(), "node");
+    await initStateRoot(stateRoot);
+    const et = await operator.createEnrollmentToken({ node_id: "edge-cli" });
+    await ensureEnrolled({ stateRoot, server: url, enrollToken: et.token, nodeId: "edge-cli" });
+    const { dir: walDir, otherState } = nodeWalLocation(stateRoot);
+    const wal = await LiveWal.open(walDir, { otherState });
+    for (let i = 0; i < 12; i++) await wal.append({ type: "ai.policy.decision", decision: i % 4 ? "allow" : "deny", tool: "tool.echo", i });
+    await wal.close();
+    const r = await runJson<{ ok: boolean; drained: number; status: { pos: number; sink: string; node_id: string } }>(["telemetry", "drain", "--dir", walDir, "--state-root", stateRoot, "--once"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json).toMatchObject({ ok: true, drained: 12, status: { pos: 12, sink: "control-plane", node_id: "edge-cli" } });
+    const stored = await storedEvents(operator, "edge-cli");
+    expect(stored.filter((e) => e.attributes?.decision === "deny")).toHaveLength(3);
+    expect(stored).toHaveLength(12);
   });
 
   it("attack: the exporter is SIGKILLed mid-batch, before and after the server stored it, three times → every event exactly once on the server, none lost", async () => {
