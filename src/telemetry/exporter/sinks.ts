@@ -19,7 +19,7 @@
  */
 import { UsageError, redactUrl, redactUrlsIn, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
-import { CpClient, CpClientError, MAX_EVENTS_PER_BATCH, ROUTES, routeUrl } from "../../cpapi/index.js";
+import { CpClient, CpClientError, MAX_EVENTS_PER_BATCH, NodeId, ROUTES, routeUrl } from "../../cpapi/index.js";
 import type { IngestEvent, IngestResult } from "../../cpapi/index.js";
 import type { ExportRecord } from "./record.js";
 import { toIngestEvent } from "./cp-event.js";
@@ -246,6 +246,9 @@ export class ControlPlaneEventsSink implements Sink {
 
   async send(batch: readonly ExportRecord[], opts: SendOptions = {}): Promise<void> {
     if (batch.length === 0) return;
+    // A node id the contract refuses is the exporter's configuration, not the events': never dead-letter for it.
+    const badNode = batch.find((r) => !NodeId.safeParse(r.nodeId).success);
+    if (badNode) throw new SinkUnavailable(`${this.name}: node id ${JSON.stringify(badNode.nodeId.slice(0, 80))} is not a control-plane node id (1–63 of a-z 0-9 . _ -): set the enrolled node's id (--node-id, --state-root, [telemetry] node_id)`, "refused");
     const now = this.#clock.now();
     for (const events of chunks(batch.map((r) => toIngestEvent(r, now)), this.#maxBytes)) {
       let res: IngestResult;
