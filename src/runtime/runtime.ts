@@ -131,7 +131,12 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       // LiveWal: after a failed write (disk full) the WAL reopens itself with backoff; an unattended node resumes alone.
       const wal = await LiveWal.open(walDir, { otherState, confirmed: () => confirmedPos(walDir), ...(t.segmentBytes !== undefined ? { segmentBytes: t.segmentBytes } : {}) });
       const recovered = wal.current.recovered;
-      const walSink = new WalDecisionSink(wal, opts.config.decisionLog, { toolResults: true });
+      // With --server: decisions and tool results name the control plane's release the node runs (null until known).
+      const stamp = (): Record<string, unknown> | undefined => {
+        const c = cpPoller?.current();
+        return c ? { release_id: c.release_id, ...(c.lock_fingerprint !== null ? { lock_fingerprint: c.lock_fingerprint } : {}) } : undefined;
+      };
+      const walSink = new WalDecisionSink(wal, opts.config.decisionLog, { toolResults: true, stamp });
       await wal.append(lifecycleEvent("runtime_started", opts, policy, { wal_recovery: { mode: recovered.mode, last_seq: recovered.scan.maxSeq, phantoms_discarded: recovered.scan.phantoms } }));
       closers.push(async () => {
         await walSink.flush();

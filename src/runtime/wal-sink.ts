@@ -32,14 +32,30 @@ export class WalDecisionSink implements DecisionSink {
   lastError: unknown;
   readonly recordResult: ((event: ToolResultEvent) => void) | undefined;
 
-  constructor(wal: WalAppender, mode: DecisionLogMode = "durable", opts: { toolResults?: boolean } = {}) {
+  readonly #stamp: (() => Record<string, unknown> | undefined) | undefined;
+
+  /**
+   * `stamp`: fields added to every decision and tool result when it is recorded (the
+   * runtime adds the control plane's `release_id` and `lock_fingerprint` of what the node
+   * runs, so the control plane counts them per release).
+   */
+  constructor(wal: WalAppender, mode: DecisionLogMode = "durable", opts: { toolResults?: boolean; stamp?: () => Record<string, unknown> | undefined } = {}) {
     this.#wal = wal;
     this.#mode = mode;
-    this.recordResult = opts.toolResults ? (event) => void this.#append({ ...event }).catch(() => undefined) : undefined;
+    this.#stamp = opts.stamp;
+    this.recordResult = opts.toolResults ? (event) => void this.#append({ ...event, ...this.#stamped() }).catch(() => undefined) : undefined;
+  }
+
+  #stamped(): Record<string, unknown> {
+    try {
+      return this.#stamp?.() ?? {};
+    } catch {
+      return {};
+    }
   }
 
   record(event: DecisionEvent): Promise<void> | undefined {
-    const append = this.#append({ ...event });
+    const append = this.#append({ ...event, ...this.#stamped() });
     return this.#mode === "durable" ? append : undefined;
   }
 

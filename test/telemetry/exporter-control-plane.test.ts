@@ -23,11 +23,13 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { CpClient } from "../../src/cpapi/index.js";
-import type { StoredEvent } from "../../src/cpapi/index.js";
+import type { Envelope, StoredEvent } from "../../src/cpapi/index.js";
+import { formatReference } from "../../src/oci/index.js";
+import { seededRng } from "../../src/lib/index.js";
 import { buildApp } from "../../src/orchestrator/index.js";
 import { createLogger } from "../../src/observability/index.js";
 import { buildBundle } from "../../src/policy/index.js";
-import { initStateRoot, loadPolicy, nodeWalLocation } from "../../src/node/index.js";
+import { initStateRoot, loadPolicy, nodeWalLocation, setTrustRoot } from "../../src/node/index.js";
 import { DEFAULT_RUNTIME_CONFIG, ensureEnrolled, startRuntime } from "../../src/runtime/index.js";
 import type { RunningRuntime } from "../../src/runtime/index.js";
 import { Exporter, LiveWal, Wal, nodeWalFs, readCommitted, readGeneration, readPos } from "../../src/telemetry/index.js";
@@ -37,7 +39,7 @@ import type { RejectedLine } from "../../src/telemetry/exporter/deadletter.js";
 import { openTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
 import { REPO_ROOT, runJson } from "../helpers/cli.js";
-import { policyDir } from "../helpers/release.js";
+import { makeRelease, policyDir, testKeys } from "../helpers/release.js";
 import { needs } from "../helpers/needs.js";
 import { bearerFor } from "../helpers/tool-server.js";
 
@@ -183,6 +185,37 @@ describe("WAL exporter → the real control plane (SQLite, loopback)", () => {
     // The release poller's lifecycle phases go the same way (a poll that found no release: no release id to lift).
     expect(stored.filter((e) => e.event_type === "ai.deployment.lifecycle").map((e) => e.attributes?.phase)).toContain("polled");
     expect(cp.store).toBeDefined();
+  });
+
+  it("after the node activates a release from the control plane, its decisions and tool results name that release at the top level (release_id, lock_fingerprint), so the control plane counts them per release", async () => {
+    const { url, operator } = await realCp();
+    const dir = await tmp();
+    const stateRoot = join(dir, "node");
+    const keys = testKeys();
+    await initStateRoot(stateRoot);
+    await setTrustRoot(stateRoot, { keys: [keys.publicPem], repository: `oci:${dir}/reg` });
+    const bearer = await bearerFor(stateRoot, "a");
+    const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, agentText: "one", repository: `oci:${dir}/reg`, policies: await policyDir({ "p.cedar": 'permit(principal, action == Action::"tool:tool.echo", resource);' }) });
+    const envelope = JSON.parse(Buffer.from(await rel.repo.getBlob(rel.signed.statement.envelope)).toString("utf8")) as Envelope;
+    const published = await operator.publishRelease({ statement: envelope, image: formatReference(rel.ref), channel: "stable" });
+    const et = await operator.createEnrollmentToken({ node_id: "edge-r" });
+    const rt = await startRuntime({
+      stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: {}, allowedDomains: [], upstreams: [], telemetry: {} }, listen: { host: "127.0.0.1", port: 0 }, pollMs: 20, exporterPollMs: 20,
+      controlPlane: { server: url, enrollToken: et.token, nodeId: "edge-r", pollIntervalMs: 200, timeoutMs: 2_000, random: seededRng(7) },
+    });
+    cleanup.push(() => rt.close());
+    const echo = async (): Promise<string> => ((await (await fetch(`${rt.url ?? ""}/v1/tool`, { method: "POST", headers: { "content-type": "application/json", ...bearer }, body: JSON.stringify({ kind: "tool.echo", params: { text: "x" } }) })).json()) as { decision: string }).decision;
+    await until(async () => (await echo()) === "allow", "the release's policy in force");
+    await echo();
+    // Two allowed calls: two allow decisions and two tool results.
+    await until(async () => (await storedEvents(operator, "edge-r")).filter((e) => e.event_type === "ai.tool.result").length === 2, "tool results on the control plane");
+    await until(async () => (await storedEvents(operator, "edge-r")).filter((e) => e.attributes?.decision === "allow").length === 2, "allow decisions on the control plane");
+    const stored = await storedEvents(operator, "edge-r");
+    const after = stored.filter((e) => (e.event_type === "ai.policy.decision" && e.attributes?.decision === "allow") || e.event_type === "ai.tool.result");
+    expect(after.length).toBeGreaterThanOrEqual(4);
+    expect(after.every((e) => e.release_id === published.release_id && e.lock_fingerprint === published.lock_fingerprint)).toBe(true);
+    const activated = stored.find((e) => e.event_type === "ai.deployment.lifecycle" && e.attributes?.phase === "activated");
+    expect(activated?.release_id).toBe(published.release_id);
   });
 
   it("attack: the node credential never goes to another server — [telemetry] control_plane_url elsewhere gets the events without it; --no-export-events sends nothing", async () => {
