@@ -86,6 +86,7 @@ export class ReleasePoller {
   readonly #cap: number;
   readonly #report: LifecycleReporter;
   #enrollment: ControlPlaneFile;
+  #current: { release_id: string; lock_fingerprint: string | null } | null = null;
   #etag: string | undefined;
   #latest: Release | undefined;
   #failures = 0;
@@ -205,6 +206,16 @@ export class ReleasePoller {
     return r.sequence > (current?.sequence ?? 0) ? r : undefined;
   }
 
+  /**
+   * The control plane's release this node runs, as last seen (each heartbeat reads the
+   * node's activation; an activation sets it at once): stamped on decisions and tool
+   * results so the control plane can count them per release. Null when unknown or not
+   * a release from this control plane.
+   */
+  current(): { release_id: string; lock_fingerprint: string | null } | null {
+    return this.#current;
+  }
+
   #currentReleaseId(statementDigest: string | undefined): string | null {
     const a = this.#enrollment.activated_release;
     return a !== undefined && statementDigest !== undefined && a.statement_digest === statementDigest ? a.release_id : null;
@@ -239,6 +250,7 @@ export class ReleasePoller {
         },
       });
       this.#enrollment = { ...this.#enrollment, activated_release: { release_id: r.release_id, statement_digest: result.activation.statement_digest } };
+      this.#current = { release_id: r.release_id, lock_fingerprint: result.activation.lock_fingerprint ?? null };
       // The activation is committed whatever happens here: a file that cannot be written
       // (disk full) only makes heartbeats name the release after the next start; counted.
       await writeControlPlane(this.#o.stateRoot, this.#enrollment).catch(() => void (this.enrollmentWriteFailures += 1));
@@ -275,8 +287,10 @@ export class ReleasePoller {
     this.#nextHeartbeat = now + (this.#o.heartbeatMs ?? this.#interval);
     try {
       const a = (await readNodeState(this.#o.stateRoot)).activation;
+      const releaseId = this.#currentReleaseId(a?.statement_digest);
+      this.#current = releaseId === null ? null : { release_id: releaseId, lock_fingerprint: a?.lock_fingerprint ?? null };
       await this.#o.client.heartbeat(this.#enrollment.node_id, {
-        release_id: this.#currentReleaseId(a?.statement_digest),
+        release_id: releaseId,
         activation_sequence: a?.sequence ?? null,
         lock_fingerprint: a?.lock_fingerprint ?? null,
         boot_epoch: BOOT_EPOCH,
