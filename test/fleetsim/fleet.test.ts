@@ -165,6 +165,26 @@ describe("autonomy lab fleet against the real control plane", () => {
     expect(rate((e) => !bad.has(e.node_id) && e.release_id === v2)).toBeLessThan(0.2);
   }, 60_000);
 
+  it("the control plane going away mid-run: polls get no answer, the run fails FLEET_TRANSPORT_ERRORS with the errors by code", async () => {
+    await release(1);
+    const down = setTimeout(() => {
+      cp.app.server.closeAllConnections();
+      cp.app.server.close();
+    }, 1500);
+    let s: FleetSummary;
+    try {
+      s = await runFleet(options({ devices: 10, untilConverged: false, durationMs: 3500, maxTransportErrorRate: 0.01 }));
+    } finally {
+      clearTimeout(down);
+    }
+    expect(s.exit_code).toBe(1);
+    expect(s.failure?.code).toBe("FLEET_TRANSPORT_ERRORS");
+    expect(s.errors.CP_REQUEST_FAILED).toBeGreaterThan(0);
+    expect(s.requests.transport_errors).toBe(s.errors.CP_REQUEST_FAILED);
+    // Before it went away, the fleet had converged.
+    expect(s.phases).toEqual({ activated: 10 });
+  }, 60_000);
+
   it("the same seed assigns the same faults to the same devices; another seed another assignment", async () => {
     await release(1);
     const faults = { corrupt: 0.1, fail: 0.1, hang: 0.1 };
