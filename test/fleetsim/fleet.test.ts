@@ -91,7 +91,7 @@ describe("autonomy lab fleet against the real control plane", () => {
       expect(n.wal_generation).toMatch(/^[0-9a-f]{32}$/);
     }
     const one = await operator.getNode("sim-0000");
-    expect((one as { acks: { phase: string }[] }).acks.map((a) => a.phase)).toEqual(PATH);
+    expect((one.acks as { phase: string }[]).map((a) => a.phase)).toEqual(PATH);
 
     // Every event the devices sent is stored once, under <node_id>:<wal generation>:<seq>.
     const events = await allEvents();
