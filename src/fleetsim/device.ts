@@ -26,6 +26,8 @@ export interface DeviceConfig {
   channel: string;
   pollIntervalMs: number;
   heartbeatMs: number;
+  /** Events are sent at most this often (the run sends what is left when it stops). */
+  eventFlushMs: number;
   trust: FleetTrust;
   behaviour: Behaviour;
   random: Rng;
@@ -62,6 +64,7 @@ export class VirtualDevice {
   #failures = 0;
   #lastPolledKey: string | undefined;
   #nextHeartbeat = 0;
+  #nextFlush = 0;
   /** The release the last successful heartbeat named. */
   #reported: string | null = null;
   #outbox: IngestEvent[] = [];
@@ -117,7 +120,11 @@ export class VirtualDevice {
     await this.#heartbeatIfDue(signal);
     const delay = await this.#poll(signal);
     if (this.running !== null) this.#toolCalls();
-    await this.flush(signal);
+    // Events go out in batches, as a node's exporter sends them: at most once per eventFlushMs.
+    if (Date.now() >= this.#nextFlush) {
+      this.#nextFlush = Date.now() + this.cfg.eventFlushMs;
+      await this.flush(signal);
+    }
     return delay;
   }
 

@@ -31,6 +31,8 @@ export interface FleetOptions {
   untilConverged: boolean;
   pollIntervalMs: number;
   heartbeatMs?: number;
+  /** How often a device sends its queued events (default 5 s, or the poll interval when longer). */
+  eventFlushMs?: number;
   maxInflight: number;
   /** Transport errors (no answer, off contract) above this share of requests fail the run. */
   maxTransportErrorRate: number;
@@ -105,7 +107,7 @@ function device(o: FleetOptions, operator: CpClient, traffic: Traffic, prefix: s
   const walGeneration = Array.from({ length: 4 }, () => Math.floor(random() * 2 ** 32).toString(16).padStart(8, "0")).join("");
   return new VirtualDevice({
     nodeId: `${prefix}-${String(i).padStart(4, "0")}`, fault, channel: o.channel, pollIntervalMs: o.pollIntervalMs,
-    heartbeatMs: o.heartbeatMs ?? o.pollIntervalMs, trust: o.trust, behaviour: { ...DEFAULT_BEHAVIOUR, ...o.behaviour }, random, walGeneration,
+    heartbeatMs: o.heartbeatMs ?? o.pollIntervalMs, eventFlushMs: o.eventFlushMs ?? Math.max(5000, o.pollIntervalMs), trust: o.trust, behaviour: { ...DEFAULT_BEHAVIOUR, ...o.behaviour }, random, walGeneration,
   }, operator, traffic);
 }
 
