@@ -196,7 +196,7 @@ export class VirtualDevice {
     this.updated = this.running !== null;
     this.running = { release_id: r.release_id, sequence: v.sequence, lock_fingerprint: v.lock_fingerprint };
     this.#nextHeartbeat = 0; // tell the control plane now
-    await this.#phase("activated", { ...verified, extra: { changed: true, statement_digest: null } }, signal);
+    await this.#phase("activated", { ...verified, extra: { changed: true, statement_digest: v.statement_digest } }, signal);
   }
 
   /** The event (in the outbox, sent with the tick's batch) and the ack, as the real LifecycleReporter: ack failures are counted, not retried. */
@@ -221,7 +221,7 @@ export class VirtualDevice {
     const at = isoTime(systemClock);
     for (let i = 0; i < b.callsPerPoll; i++) {
       for (const body of toolCall(this.cfg.nodeId, at, `fleetsim@${run.sequence} (${run.lock_fingerprint})`, this.cfg.random, { deny, toolError: b.toolErrorRate })) {
-        this.#queue([this.#log.event(String(body.type), at, body, run)]);
+        this.#queue([this.#log.event(String(body.type), at, body)]);
       }
     }
   }

@@ -3,13 +3,14 @@ import type { IngestEvent, LifecyclePhase } from "../cpapi/index.js";
 import type { Rng } from "../lib/index.js";
 
 /**
- * The events a virtual device sends, in the shapes a real node's WAL holds
- * and its exporter ships (docs/control-plane.md, "Events a node sends"):
- * `event_id` is `<node_id>:<wal generation>:<seq>`, `attributes` is the WAL
- * event as a real node writes it (lifecycle: src/runtime/poller/lifecycle.ts;
- * decisions: the interceptor's DecisionEvent), and `release_id` /
- * `lock_fingerprint` name the activation the node ran when it happened, so
- * the control plane can compare a release's cohort with the rest.
+ * The events a virtual device sends, in the shapes a real node's WAL exporter
+ * ships (docs/control-plane.md, "Event shapes: what the node sends"):
+ * `event_id` is `<node_id>:wal:<wal generation>:<seq>`, `attributes` is the
+ * WAL event as a real node writes it (lifecycle: src/runtime/poller/
+ * lifecycle.ts; decisions and tool results: the interceptor's), and
+ * `release_id` / `lock_fingerprint` are lifted to the top level only for the
+ * events that name them (lifecycle): decisions and tool results are
+ * attributed to a release by node and time, as the real ones.
  */
 export const DECISION_EVENT_TYPE = "ai.policy.decision";
 export const TOOL_RESULT_EVENT_TYPE = "ai.tool.result";
@@ -36,15 +37,15 @@ export class EventLog {
     return this.#seq;
   }
 
-  event(type: string, at: string, attributes: Record<string, unknown>, running: { release_id?: string | undefined; lock_fingerprint?: string | null | undefined }): IngestEvent {
+  event(type: string, at: string, attributes: Record<string, unknown>, names: { release_id?: string | undefined; lock_fingerprint?: string | null | undefined } = {}): IngestEvent {
     this.#seq += 1;
     return {
-      event_id: `${this.nodeId}:${this.walGeneration}:${this.#seq}`,
+      event_id: `${this.nodeId}:wal:${this.walGeneration}:${this.#seq}`,
       event_type: type,
       node_id: this.nodeId,
       timestamp: at,
-      ...(running.release_id !== undefined ? { release_id: running.release_id } : {}),
-      ...(running.lock_fingerprint !== undefined && running.lock_fingerprint !== null ? { lock_fingerprint: running.lock_fingerprint } : {}),
+      ...(names.release_id !== undefined ? { release_id: names.release_id } : {}),
+      ...(names.lock_fingerprint !== undefined && names.lock_fingerprint !== null ? { lock_fingerprint: names.lock_fingerprint } : {}),
       attributes,
     };
   }
@@ -75,8 +76,8 @@ const TOOLS = ["tool.echo", "tool.http_get"] as const;
 
 /**
  * One simulated tool call: its `ai.policy.decision` (allow with probability
- * 1 − denyRate) and, when allowed, its `ai.tool.result` (an error with
- * probability toolErrorRate).
+ * 1 − denyRate) and, when allowed, its `ai.tool.result` (`ok: false`,
+ * `error_code: TOOL_FAILED` with probability toolErrorRate).
  */
 export function toolCall(nodeId: string, at: string, policyRef: string, random: Rng, rates: { deny: number; toolError: number }): Record<string, unknown>[] {
   const tool = TOOLS[Math.floor(random() * TOOLS.length)] ?? "tool.echo";
@@ -89,8 +90,8 @@ export function toolCall(nodeId: string, at: string, policyRef: string, random: 
   if (deny) return [decision];
   const failed = random() < rates.toolError;
   const result = {
-    type: TOOL_RESULT_EVENT_TYPE, timestamp: at, tool, ok: !failed, agent_id: `${nodeId}-agent`,
-    ...(failed ? { error: { code: "TOOL_FAILED", message: "simulated tool failure" } } : {}),
+    type: TOOL_RESULT_EVENT_TYPE, timestamp: at, tool, ok: !failed, ...(failed ? { error_code: "TOOL_FAILED" } : {}),
+    duration_ms: 1 + Math.floor(random() * 50), transport: "http", agent_id: `${nodeId}-agent`, policy_ref: policyRef,
   };
   return [decision, result];
 }

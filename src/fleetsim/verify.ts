@@ -10,7 +10,7 @@ export interface FleetTrust {
   repository: string;
 }
 
-export type Verdict = { ok: true; sequence: number; lock_fingerprint: string } | { ok: false; code: string; detail: string };
+export type Verdict = { ok: true; sequence: number; lock_fingerprint: string; statement_digest: string } | { ok: false; code: string; detail: string };
 
 /**
  * A device's verification of the release statement the control plane handed
@@ -29,7 +29,7 @@ export function verifyRelease(r: Release, trust: FleetTrust, channel: string, fl
     const s = verifyStatementEnvelope(bytes, r.image_digest, { ...trust, channel, now });
     const p = s.predicate;
     if (p.sequence <= floor) return { ok: false, code: "ACTIVATION_ROLLBACK_REFUSED", detail: `sequence ${p.sequence} is not above the activated ${floor}` };
-    return { ok: true, sequence: p.sequence, lock_fingerprint: p.lock.behavioral_fingerprint };
+    return { ok: true, sequence: p.sequence, lock_fingerprint: p.lock.behavioral_fingerprint, statement_digest: s.digest };
   } catch (e) {
     if (e instanceof StatementRejected) return { ok: false, code: "STATEMENT_MISSING", detail: `no valid release statement: ${e.reason}` };
     throw e;
