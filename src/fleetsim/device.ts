@@ -68,7 +68,8 @@ export class VirtualDevice {
   /** The release the last successful heartbeat named. */
   #reported: string | null = null;
   #outbox: IngestEvent[] = [];
-  stats = { polls: 0, acks: 0, ack_failures: 0, heartbeats: 0, heartbeat_failures: 0, events_sent: 0, events_inserted: 0, events_dropped: 0 };
+  lastInternalError: string | null = null;
+  stats = { internal_errors: 0, polls: 0, acks: 0, ack_failures: 0, heartbeats: 0, heartbeat_failures: 0, events_sent: 0, events_inserted: 0, events_dropped: 0 };
 
   constructor(cfg: DeviceConfig, operator: CpClient, traffic: Traffic) {
     this.cfg = cfg;
@@ -106,7 +107,12 @@ export class VirtualDevice {
     while (!signal.aborted) {
       // In-flight requests are not cancelled when the run stops (a cancelled request would count
       // as a transport error); they finish within the client's deadline.
-      const delay = await this.tick();
+      const delay = await this.tick().catch((e: unknown) => {
+        // A bug or an unexpected throw ends nothing but this round: counted, shown in the summary.
+        this.stats.internal_errors += 1;
+        this.lastInternalError = e instanceof Error ? e.message.slice(0, 200) : String(e).slice(0, 200);
+        return this.cfg.pollIntervalMs;
+      });
       if (this.cfg.fault === "offline") {
         this.stage = "offline";
         return;

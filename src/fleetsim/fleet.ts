@@ -62,6 +62,7 @@ export const DEFAULT_BEHAVIOUR: Behaviour = { callsPerPoll: 4, denyRate: 0.05, m
  */
 export async function runFleet(o: FleetOptions): Promise<FleetSummary> {
   checkServer(o.server, o.allowRemote);
+  checkTrust(o.trust);
   const started = performance.now();
   const traffic = new Traffic(o.maxInflight);
   const operator = new CpClient({ baseUrl: o.server, token: o.token });
@@ -141,10 +142,21 @@ function newestSeen(devices: readonly VirtualDevice[]): string | null {
   return best?.id ?? null;
 }
 
+/** The same rule findStatements applies: a threshold from 1 to the number of distinct keys. */
+function checkTrust(t: FleetTrust): void {
+  const distinct = new Set(t.trusted.map((k) => k.keyId)).size;
+  if (!Number.isSafeInteger(t.threshold) || t.threshold < 1 || t.threshold > distinct) {
+    throw new FleetSimError("FLEET_SPEC_INVALID", `a threshold of ${t.threshold} with ${distinct} distinct trusted key(s) can never be met safely`);
+  }
+}
+
 function verdict(s: FleetSummary, o: FleetOptions): FleetSummary {
   const rate = s.requests.total === 0 ? 0 : s.requests.transport_errors / s.requests.total;
   if (rate > o.maxTransportErrorRate) {
     return { ...s, exit_code: 1, failure: { code: "FLEET_TRANSPORT_ERRORS", message: `${s.requests.transport_errors} of ${s.requests.total} requests had a transport error (${(rate * 100).toFixed(2)} %, limit ${(o.maxTransportErrorRate * 100).toFixed(2)} %)` } };
+  }
+  if (s.internal_errors.count > 0) {
+    return { ...s, exit_code: 1, failure: { code: "FLEET_DEVICE_ERRORS", message: `${s.internal_errors.count} device rounds failed unexpectedly (last: ${s.internal_errors.last ?? "?"})` } };
   }
   if (o.untilConverged && s.converged !== true) {
     return { ...s, exit_code: 1, failure: { code: "FLEET_NOT_CONVERGED", message: `the fleet did not settle on ${s.latest_release_id ?? "a release"} within ${Math.round(o.durationMs / 1000)} s` } };

@@ -23,6 +23,8 @@ export interface FleetSummary {
   /** Failed requests by code (`CP_REQUEST_REJECTED/<server code>`, `CP_REQUEST_FAILED`, …). */
   errors: Record<string, number>;
   requests: ReturnType<Traffic["summary"]>;
+  /** Rounds a device lost to an unexpected error (a bug): should be 0; the last message is kept. */
+  internal_errors: { count: number; last: string | null };
   acks: { sent: number; failed: number };
   heartbeats: { sent: number; failed: number };
   events: { sent: number; inserted: number; pending: number; dropped: number };
@@ -62,6 +64,7 @@ export function summarize(i: SummaryInput): FleetSummary {
     faults,
     errors: Object.fromEntries([...i.traffic.errors.entries()].sort(([a], [b]) => a.localeCompare(b))),
     requests: i.traffic.summary(),
+    internal_errors: { count: sum((d) => d.stats.internal_errors), last: ds.find((d) => d.lastInternalError !== null)?.lastInternalError ?? null },
     acks: { sent: sum((d) => d.stats.acks), failed: sum((d) => d.stats.ack_failures) },
     heartbeats: { sent: sum((d) => d.stats.heartbeats), failed: sum((d) => d.stats.heartbeat_failures) },
     events: { sent: sum((d) => d.stats.events_sent), inserted: sum((d) => d.stats.events_inserted), pending: sum((d) => d.pending), dropped: sum((d) => d.stats.events_dropped) },

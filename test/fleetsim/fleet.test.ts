@@ -147,12 +147,19 @@ describe("autonomy lab fleet against the real control plane", () => {
   }, 60_000);
 
   it("misbehave: after the update to a second release, those devices' deny rate jumps; the others' does not", async () => {
-    await release(1);
+    const { id: v1 } = await release(1);
     let v2 = "";
-    const publish = setTimeout(() => void release(2).then((r) => void (v2 = r.id)), 1500);
+    let publish: NodeJS.Timeout | undefined;
     let s: FleetSummary;
     try {
-      s = await runFleet(options({ devices: 20, faults: { misbehave: 0.25 }, untilConverged: false, durationMs: 5000 }));
+      // v2 is published 1.5 s after the whole fleet runs v1 (a loaded machine may take a while to get there).
+      s = await runFleet(options({
+        devices: 20, faults: { misbehave: 0.25 }, untilConverged: false, durationMs: 12_000,
+        onProgress: (f) => {
+          if (publish !== undefined || !f.devices.every((d) => d.running?.release_id === v1)) return;
+          publish = setTimeout(() => void release(2).then((r) => void (v2 = r.id)), 1500);
+        },
+      }));
     } finally {
       clearTimeout(publish);
     }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { assignFaults, checkServer, corruptEnvelope, isLoopback, parseFaults, parseLabels } from "../../src/fleetsim/index.js";
+import { assignFaults, checkServer, corruptEnvelope, isLoopback, parseFaults, parseLabels, runFleet } from "../../src/fleetsim/index.js";
+import { trustedKeys } from "../../src/supplychain/index.js";
+import { testKeys } from "../helpers/release.js";
 import { Traffic, percentile } from "../../src/fleetsim/stats.js";
 import { CpClientError } from "../../src/cpapi/index.js";
 
@@ -66,5 +68,13 @@ describe("fleet simulator: flags, fault assignment, bounds", () => {
     expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 50)).toBe(5);
     expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99)).toBe(10);
     expect(percentile([], 50)).toBeNull();
+  });
+
+  it("a trust set whose threshold can never be met is refused before anything is sent (FLEET_SPEC_INVALID)", async () => {
+    const trust = { trusted: trustedKeys([testKeys().publicKey]), threshold: 2, repository: "r" };
+    await expect(runFleet({
+      devices: 1, server: "http://127.0.0.1:9", token: "x", channel: "stable", labels: {}, faults: {}, seed: 1, trust,
+      durationMs: 1000, untilConverged: false, pollIntervalMs: 1000, maxInflight: 1, maxTransportErrorRate: 0, allowRemote: false,
+    })).rejects.toMatchObject({ code: "FLEET_SPEC_INVALID" });
   });
 });
