@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { assignFaults, checkServer, corruptEnvelope, isLoopback, parseFaults, parseLabels, runFleet } from "../../src/fleetsim/index.js";
-import { trustedKeys } from "../../src/supplychain/index.js";
-import { testKeys } from "../helpers/release.js";
-import { Traffic, percentile } from "../../src/fleetsim/stats.js";
-import { CpClientError } from "../../src/cpapi/index.js";
+import { assignFaults, checkServer, corruptEnvelope, isLoopback, parseFaults, parseLabels, runFleet } from "./index.js";
+import { trustedKeys } from "../supplychain/index.js";
+import { testKeys } from "../../test/helpers/release.js";
+import { Traffic, percentile } from "./stats.js";
+import { CpClientError } from "../cpapi/index.js";
 
 describe("fleet simulator: flags, fault assignment, bounds", () => {
   it("parses --faults as percentages or fractions and refuses unknown kinds, repeats, and more than 100 % in all", () => {

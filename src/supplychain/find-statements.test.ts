@@ -3,9 +3,9 @@
  * caller that already holds the envelope (the fleet simulator's devices).
  */
 import { describe, expect, it } from "vitest";
-import { StatementRejected, signStatement, trustedKeys, verifyStatementEnvelope } from "../../src/supplychain/index.js";
-import { fakeDigest, samplePredicate } from "../helpers/statements.js";
-import { testKeys } from "../helpers/release.js";
+import { StatementRejected, signStatement, trustedKeys, verifyStatementEnvelope } from "./index.js";
+import { fakeDigest, samplePredicate } from "../../test/helpers/statements.js";
+import { testKeys } from "../../test/helpers/release.js";
 
 describe("verifyStatementEnvelope", () => {
   const keys = testKeys();
