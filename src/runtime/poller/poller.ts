@@ -8,6 +8,7 @@ import type { EngineCompiler } from "../../policy/index.js";
 import { readNodeState, writeControlPlane } from "../../node/index.js";
 import type { ControlPlaneFile } from "../../node/index.js";
 import { backoffDelay, sleep } from "../../telemetry/index.js";
+import { failedPollDelay, pollBackoffCap, steadyPollDelay } from "./timing.js";
 import { activateRelease } from "../activation.js";
 import type { WalAppender } from "../wal-sink.js";
 import { LifecycleReporter } from "./lifecycle.js";
@@ -65,7 +66,6 @@ interface Pending { release_id: string; attempts: number; notBefore: number }
 
 /** Boot epoch: 0 until the edge daemon (which owns boots) exists. */
 const BOOT_EPOCH = 0;
-const FAILURE_BASE_MS = 1000;
 
 /**
  * The node's release poller. Polls `GET /v1/releases/latest` with the last
@@ -107,7 +107,7 @@ export class ReleasePoller {
     this.#clock = o.clock ?? systemClock;
     this.#random = o.random ?? Math.random;
     this.#interval = o.intervalMs ?? 30_000;
-    this.#cap = Math.max(this.#interval, o.maxBackoffMs ?? 300_000);
+    this.#cap = pollBackoffCap(this.#interval, o.maxBackoffMs);
     this.#enrollment = o.enrollment;
     this.#report = new LifecycleReporter({ wal: o.wal, client: o.client, nodeId: o.enrollment.node_id, clock: this.#clock });
   }
@@ -171,7 +171,7 @@ export class ReleasePoller {
     await this.#polled("error", problem, e instanceof Error ? e.message : String(e));
     // Retry-After is honoured as a floor (up to the cap): a busy control plane said when.
     const retryAfter = cpError?.retryAfterMs ?? undefined;
-    const delayMs = Math.max(FAILURE_BASE_MS, backoffDelay(this.#failures, { baseMs: FAILURE_BASE_MS * 2, maxMs: this.#cap, jitter: 1 }, this.#random, retryAfter));
+    const delayMs = failedPollDelay(this.#failures, this.#cap, this.#random, retryAfter);
     return { outcome: "error", delayMs, error: problem };
   }
 
@@ -278,7 +278,7 @@ export class ReleasePoller {
 
   /** Spread over [interval/2, interval]: a fleet that started together does not poll together. */
   #steadyDelay(): number {
-    return backoffDelay(1, { baseMs: this.#interval, maxMs: this.#interval, jitter: 0.5 }, this.#random);
+    return steadyPollDelay(this.#interval, this.#random);
   }
 
   async #heartbeatIfDue(signal?: AbortSignal): Promise<void> {
