@@ -7,7 +7,7 @@ import type { Logger } from "../observability/index.js";
 import type { AreaDeps } from "./area.js";
 import { authHook, routeDecl } from "./auth/index.js";
 import type { Store } from "./db/connect.js";
-import { BUSY_RETRY_AFTER_SECONDS, storeFailureOf } from "./db/store-errors.js";
+import { storeErrorOf } from "./db/store-errors.js";
 import { OrchestratorError, orchestratorStatusOf } from "./errors.js";
 import { identityRoutes } from "./identity/routes.js";
 import { nodesArea } from "./nodes/routes.js";
@@ -126,15 +126,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   const metrics = createMetrics({ defaultMetrics: opts.processMetrics === true });
   app.decorate("metrics", metrics);
   useZodValidation(app);
-  // Any route: a busy store is 503 STORE_BUSY with Retry-After (the client retries), a full disk 507
-  // STORE_FULL — not a 500. Areas that name what was not written wrap their transaction in withStoreErrors.
-  const mapError = (err: unknown, reply: FastifyReply): unknown => {
-    const failure = storeFailureOf(err);
-    if (failure === "full") return new OrchestratorError("STORE_FULL", "the store's disk is full; nothing of this request was kept", { cause: err });
-    if (failure !== "busy") return err;
-    void reply.header("retry-after", String(BUSY_RETRY_AFTER_SECONDS));
-    return new OrchestratorError("STORE_BUSY", "the store is busy (another writer holds the lock); nothing of this request was kept", { cause: err });
-  };
+  // A busy store is a 503 STORE_BUSY with Retry-After (the client retries), a full disk a 507 STORE_FULL, never a 500.
+  const mapError = (err: unknown, reply: FastifyReply): unknown => storeErrorOf(err, reply) ?? err;
   await app.register(problemDetails, { bodyLimit, statusOf: orchestratorStatusOf, mapError });
   instrument(app, metrics);
   await app.register(swagger, {

@@ -61,6 +61,16 @@ describeDialects("events", (db) => {
     expect(await rowCount(c.store, "events")).toBe(2);
   });
 
+  it("a resend racing the original (overlapping batches in flight at once) stores each event once, and the counts add up", async () => {
+    const c = await open();
+    const batches = Array.from({ length: 6 }, (_, k) => Array.from({ length: 40 }, (_, i) => ev(`race-${k * 20 + i}`)));
+    const answers = await Promise.all(batches.map(async (b) => (await post(c, c.owner, b)).json<{ received: number; inserted: number; deduped: number }>()));
+    const unique = new Set(batches.flat().map((e) => String(e["event_id"]))).size;
+    expect(answers.reduce((n, a) => n + a.inserted, 0)).toBe(unique);
+    expect(answers.reduce((n, a) => n + a.deduped, 0)).toBe(6 * 40 - unique);
+    expect(await rowCount(c.store, "events")).toBe(unique);
+  });
+
   it("counts cp_events_ingested_total by result", async () => {
     const c = await open();
     await post(c, c.owner, [ev("a"), ev("b")]);
@@ -105,6 +115,13 @@ describeDialects("events", (db) => {
     expect(await rowCount(c.store, "events")).toBe(0);
     // 1000 is the limit, not beyond it.
     expect((await post(c, c.owner, batch.slice(0, 1000))).json()).toEqual({ received: 1000, inserted: 1000, deduped: 0 });
+  });
+
+  it("hostile batch: an oversized body (over the 4 MiB limit) → 413 REQUEST_TOO_LARGE, nothing written", async () => {
+    const c = await open();
+    const big = Array.from({ length: 300 }, (_, i) => ev(`big-${i}`, { attributes: { blob: "x".repeat(15 * 1024) } }));
+    expectProblem(await post(c, c.owner, big), 413, "REQUEST_TOO_LARGE");
+    expect(await rowCount(c.store, "events")).toBe(0);
   });
 
   it("hostile batch: an oversized attribute (over 16 KiB as JSON) → 400 naming events[i].attributes, nothing written", async () => {

@@ -39,6 +39,8 @@ describeDialects("nodes", (db) => {
     c.clock.set(Date.parse("2026-12-05T11:00:00Z"));
     const r = await c.app.inject({ method: "POST", url: "/v1/nodes/edge-1/heartbeat", headers: bearer(cred), payload: heartbeat() });
     expect(r.statusCode, r.body).toBe(200);
+    expect(r.json()).toMatchObject({ node_id: "edge-1", boot_epoch: 7 });
+    expect(r.json()).not.toHaveProperty("acks");
     const got = (await c.app.inject({ method: "GET", url: "/v1/nodes/edge-1", headers: bearer(c.owner) })).json<Node>();
     expect(got).toMatchObject({ node_id: "edge-1", labels: { site: "a" }, release_id: REL, activation_sequence: 3, lock_fingerprint: FP, boot_epoch: 7, wal_generation: "gen-1", runtime_version: "0.1.0", last_seen: "2026-12-05T11:00:00.000Z", last_ack: null });
     if (db.dialect === "postgres") {

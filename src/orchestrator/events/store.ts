@@ -12,8 +12,9 @@ import type { EventsTable } from "./tables.js";
 export const EVENTS_LOCK_KEY = 0x6576656e7473n;
 /** How long an ingest waits for a lock before it answers STORE_BUSY (SQLite: the store's busy_timeout). */
 export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
+
 export interface IngestOptions {
-  /** PostgreSQL lock_timeout of the ingest transaction. */
+  /** PostgreSQL: how long the ingest statement waits for a lock when the session sets no lock_timeout. */
   lockTimeoutMs?: number;
 }
 

@@ -6,7 +6,7 @@ import type { AreaDeps } from "../area.js";
 import { withStoreErrors } from "../db/store-errors.js";
 import { RequestInvalid } from "../errors.js";
 import { jsonSchemaOf } from "../validation.js";
-import { getNode, listNodes, recordAck, recordHeartbeat } from "./store.js";
+import { getNode, listNodes, nodeById, recordAck, recordHeartbeat } from "./store.js";
 import type { AckHook } from "./store.js";
 
 /**
@@ -60,7 +60,8 @@ export function nodesArea(deps: AreaDeps, opts: NodesAreaOptions = {}): FastifyP
       async (req, reply) => {
         const { node_id } = req.params;
         await withStoreErrors(reply, "the heartbeat", () => recordHeartbeat(store.db, node_id, req.body, isoTime(clock)));
-        return getNode(store.db, node_id);
+        // The node as stored, without its ack history (a heartbeat every few seconds should not carry it).
+        return nodeById(store.db, node_id);
       },
     );
     app.post<{ Params: z.infer<typeof NodeParams>; Body: AckRequest }>(
@@ -69,7 +70,7 @@ export function nodesArea(deps: AreaDeps, opts: NodesAreaOptions = {}): FastifyP
       async (req, reply) => {
         const { node_id } = req.params;
         await withStoreErrors(reply, "the ack", () => recordAck(store.db, node_id, req.body, isoTime(clock), opts.onAck));
-        return getNode(store.db, node_id);
+        return nodeById(store.db, node_id);
       },
     );
     app.get<{ Querystring: z.infer<typeof ListQuery> }>(

@@ -119,6 +119,13 @@ export interface NodeAck {
 /** How many of a node's acks GET /v1/nodes/:id returns (the newest ones, oldest first). */
 export const NODE_ACKS_SHOWN = 200;
 
+/** One node (without its acks), or NODE_NOT_FOUND: what heartbeat and ack answer. */
+export async function nodeById(db: Kysely<Database>, nodeId: string): Promise<Node> {
+  const row = await db.selectFrom("nodes").selectAll().where("node_id", "=", nodeId).executeTakeFirst();
+  if (!row) throw nodeNotFound(nodeId);
+  return nodeOf(row);
+}
+
 /** One node with its path (its acks, in arrival order), or NODE_NOT_FOUND. */
 export async function getNode(db: Kysely<Database>, nodeId: string): Promise<Node & { acks: NodeAck[] }> {
   const row = await db.selectFrom("nodes").selectAll().where("node_id", "=", nodeId).executeTakeFirst();

@@ -21,7 +21,8 @@ it("counts exactly the documented event shapes", () => {
   countEvent(c, "ai.policy.decision", { decision: "maybe" });
   countEvent(c, "ai.tool.result", { ok: true });
   countEvent(c, "ai.tool.result", { ok: false });
-  countEvent(c, "ai.agent.action", { error: { code: "X" } });
+  countEvent(c, "ai.tool.result", { ok: false, error_code: "TOOL_FAILED" });
+  countEvent(c, "ai.agent.action", { ok: false });
   countEvent(c, "ai.deployment.lifecycle", { phase: "activated" });
   countEvent(c, "ai.deployment.lifecycle", { phase: "activate_failed" });
   countEvent(c, "ai.deployment.lifecycle", { phase: "polled" });

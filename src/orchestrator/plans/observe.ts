@@ -17,15 +17,14 @@ import type { FleetNode, MetricBucket, Observations, PlanState } from "../rollou
  *   now − window). What counts (docs/control-plane.md, "Behaviour metrics"):
  *     ai.policy.decision      attributes.decision "allow" | "deny" → decisions (+ denies);
  *                             attributes.follow_up === true is not a call of its own: skipped
- *     ai.tool.result          one tool call; attributes.ok === false or a non-null
- *     (or ai.agent.action)    attributes.error → a tool error
+ *     ai.tool.result          one tool call; attributes.ok === false → a tool error
  *     ai.deployment.lifecycle attributes.phase "activated" → attempted + succeeded;
  *                             "activate_failed" → attempted
  *   The event's top-level release_id says which side it counts for.
  */
 
 const CHUNK = 500;
-export const METRIC_EVENT_TYPES = ["ai.policy.decision", "ai.tool.result", "ai.agent.action", "ai.deployment.lifecycle"] as const;
+export const METRIC_EVENT_TYPES = ["ai.policy.decision", "ai.tool.result", "ai.deployment.lifecycle"] as const;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -54,10 +53,9 @@ export function countEvent(c: Counters, eventType: string, attributes: Record<st
     if (d !== "allow" && d !== "deny") return;
     c.decisions += 1;
     if (d === "deny") c.denies += 1;
-  } else if (eventType === "ai.tool.result" || eventType === "ai.agent.action") {
+  } else if (eventType === "ai.tool.result") {
     c.tool_calls += 1;
-    const err = attributes["error"];
-    if (attributes["ok"] === false || (err !== undefined && err !== null)) c.tool_errors += 1;
+    if (attributes["ok"] === false) c.tool_errors += 1;
   } else if (eventType === "ai.deployment.lifecycle") {
     const phase = attributes["phase"];
     if (phase === "activated") {
