@@ -49,6 +49,19 @@ export interface Round {
   total: number;
   /** Responses that were not 304, plus errors and timeouts. */
   bad: number;
+  /** The server process's CPU time per request (user + system), µs: steadier than requests/s on a shared machine. */
+  cpuUs: number;
+}
+
+/** A process's user + system CPU time in ms (Linux /proc; NaN elsewhere). USER_HZ is 100 on Linux. */
+async function cpuMsOf(pid: number | undefined): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${String(pid)}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 function sha(c: string): string {
@@ -102,7 +115,8 @@ interface AutocannonJson {
 }
 
 /** One autocannon run in its own process (the load generator never shares the server's). */
-async function cannon(target: Round["target"], url: string, headers: Record<string, string>): Promise<Round> {
+async function cannon(target: Round["target"], server: ChildProcess, url: string, headers: Record<string, string>): Promise<Round> {
+  const cpuBefore = await cpuMsOf(server.pid);
   const args = [AUTOCANNON, "-j", "-c", String(CONNECTIONS), "-d", String(SECONDS), ...Object.entries(headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]), url];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -113,7 +127,8 @@ async function cannon(target: Round["target"], url: string, headers: Record<stri
   if (code !== 0) throw new Error(`autocannon exited ${String(code)}: ${err}`);
   const r = JSON.parse(out) as AutocannonJson;
   const not304 = Object.entries(r.statusCodeStats).reduce((n, [status, s]) => n + (status === "304" ? 0 : s.count), 0);
-  return { target, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, total: r.requests.total, bad: not304 + r.errors + r.timeouts };
+  const cpuUs = ((await cpuMsOf(server.pid)) - cpuBefore) * 1000 / Math.max(1, r.requests.total);
+  return { target, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, total: r.requests.total, bad: not304 + r.errors + r.timeouts, cpuUs };
 }
 
 async function main(): Promise<void> {
@@ -147,9 +162,9 @@ async function main(): Promise<void> {
       if (res.status !== 304) throw new Error(`${u}${path} answered ${res.status}, expected 304: ${await res.text()}`);
     }
     for (let k = 0; k < ROUNDS; k++) {
-      const order: Array<[Round["target"], string]> = [["autonomy serve", base], ["bare fastify", bare.value]];
+      const order: Array<[Round["target"], ChildProcess, string]> = [["autonomy serve", serve.child, base], ["bare fastify", bare.child, bare.value]];
       if (k % 2 === 1) order.reverse();
-      for (const [target, u] of order) rounds.push(await cannon(target, new URL(path, u).href, headers));
+      for (const [target, child, u] of order) rounds.push(await cannon(target, child, new URL(path, u).href, headers));
     }
   } finally {
     for (const c of children.reverse()) await stop(c);
@@ -167,8 +182,8 @@ function report(rounds: Round[], before: number[], after: number[]): void {
   const f = (n: number | undefined): string => (n ?? NaN).toFixed(2);
   process.stdout.write(`Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${new Date().toISOString()}; load average ${f(before[0])} before, ${f(after[0])} after\n`);
   process.stdout.write(`autocannon ${CONNECTIONS} connections, ${SECONDS} s per round, ${ROUNDS} round(s) per target, alternating; GET /v1/releases/latest?channel=stable, If-None-Match, node credential\n\n`);
-  process.stdout.write("| round | target | requests/s | p50 ms | p99 ms | requests | not 304 |\n|---|---|---|---|---|---|---|\n");
-  rounds.forEach((r, i) => process.stdout.write(`| ${Math.floor(i / 2) + 1} | ${r.target} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.total} | ${r.bad} |\n`));
+  process.stdout.write("| round | target | requests/s | p50 ms | p99 ms | requests | not 304 | server CPU µs/request |\n|---|---|---|---|---|---|---|---|\n");
+  rounds.forEach((r, i) => process.stdout.write(`| ${Math.floor(i / 2) + 1} | ${r.target} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.total} | ${r.bad} | ${r.cpuUs.toFixed(1)} |\n`));
   const ours = mean(rounds.filter((r) => r.target === "autonomy serve").map((r) => r.rps));
   const bare = mean(rounds.filter((r) => r.target === "bare fastify").map((r) => r.rps));
   const bad = rounds.reduce((n, r) => n + r.bad, 0);
@@ -178,7 +193,9 @@ function report(rounds: Round[], before: number[], after: number[]): void {
     { name: `ours ≥ ${MIN_RATIO * 100} % of bare fastify`, pass: ratio >= MIN_RATIO, measured: `${(ratio * 100).toFixed(1)} %` },
     { name: "every response a 304 (no errors, no timeouts)", pass: bad === 0 && rounds.every((r) => r.total > 0), measured: bad },
   ];
-  process.stdout.write(`\nmean: ours ${Math.round(ours)} requests/s, bare fastify ${Math.round(bare)} requests/s, ratio ${(ratio * 100).toFixed(1)} %\n`);
+  const cpuOurs = mean(rounds.filter((r) => r.target === "autonomy serve").map((r) => r.cpuUs));
+  const cpuBare = mean(rounds.filter((r) => r.target === "bare fastify").map((r) => r.cpuUs));
+  process.stdout.write(`\nmean: ours ${Math.round(ours)} requests/s, bare fastify ${Math.round(bare)} requests/s, ratio ${(ratio * 100).toFixed(1)} %; server CPU per request: ours ${cpuOurs.toFixed(1)} µs, bare ${cpuBare.toFixed(1)} µs\n`);
   for (const c of checks) process.stdout.write(`${c.pass ? "met" : "NOT MET"}: ${c.name} (measured ${c.measured})\n`);
   if (checks.some((c) => !c.pass)) {
     process.stderr.write("bench:poll: a bar was missed (see above)\n");
