@@ -1,7 +1,8 @@
 /**
- * Event ingestion benchmark (issue 10 "bench/ingest"): our ingest path — one
- * transaction per batch, INSERT … ON CONFLICT (event_id) DO NOTHING RETURNING,
- * PostgreSQL's ingest lock, wire → row conversion — against a raw batched
+ * Event ingestion benchmark (issue 10 "bench/ingest"): our ingest path
+ * (`ingestEvents`, what POST /v1/events calls) — one atomic statement or
+ * transaction per batch, INSERT … ON CONFLICT (event_id) DO NOTHING, the
+ * inserted count, PostgreSQL's ingest lock, wire → row conversion — against a raw batched
  * INSERT of the same rows through the same driver into an identical table
  * (same migration: unique event_id and the same indexes), in the same run,
  * on SQLite (better-sqlite3, WAL, synchronous=FULL) and PostgreSQL (a
