@@ -175,6 +175,7 @@ async function run(side: Side, load: Result["load"]): Promise<Result> {
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "bench-ingest-"));
   const results: Result[] = [];
+  const started = new Date().toISOString();
   const loadBefore = loadavg();
   try {
     const s = await sqliteSide(dir);
@@ -191,7 +192,7 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
   const f = (n: number | undefined): string => (n ?? NaN).toFixed(2);
-  process.stdout.write(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${new Date().toISOString()}; load average ${f(loadBefore[0])} before, ${f(loadavg()[0])} after; ${TOTAL} events per side and load, batches of ${BATCH}\n\n`);
+  process.stdout.write(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; started ${started}; load average ${f(loadBefore[0])} before, ${f(loadavg()[0])} after; ${TOTAL} events per side and load, batches of ${BATCH}\n\n`);
   process.stdout.write("| store | load | ours events/s | raw batched insert events/s | ours / raw | bar ≥ 70 % |\n|---|---|---|---|---|---|\n");
   let ok = true;
   for (const r of results) {

@@ -134,6 +134,7 @@ async function cannon(target: Round["target"], server: ChildProcess, url: string
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "bench-poll-"));
   const children: ChildProcess[] = [];
+  const started = new Date().toISOString();
   const loadBefore = loadavg();
   const rounds: Round[] = [];
   try {
@@ -170,17 +171,17 @@ async function main(): Promise<void> {
     for (const c of children.reverse()) await stop(c);
     await rm(dir, { recursive: true, force: true });
   }
-  report(rounds, loadBefore, loadavg());
+  report(rounds, started, loadBefore, loadavg());
 }
 
 function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 }
 
-function report(rounds: Round[], before: number[], after: number[]): void {
+function report(rounds: Round[], started: string, before: number[], after: number[]): void {
   const cpu = cpus();
   const f = (n: number | undefined): string => (n ?? NaN).toFixed(2);
-  process.stdout.write(`Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${new Date().toISOString()}; load average ${f(before[0])} before, ${f(after[0])} after\n`);
+  process.stdout.write(`Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; started ${started}; load average ${f(before[0])} before, ${f(after[0])} after\n`);
   process.stdout.write(`autocannon ${CONNECTIONS} connections, ${SECONDS} s per round, ${ROUNDS} round(s) per target, alternating; GET /v1/releases/latest?channel=stable, If-None-Match, node credential\n\n`);
   process.stdout.write("| round | target | requests/s | p50 ms | p99 ms | requests | not 304 | server CPU µs/request |\n|---|---|---|---|---|---|---|---|\n");
   rounds.forEach((r, i) => process.stdout.write(`| ${Math.floor(i / 2) + 1} | ${r.target} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.total} | ${r.bad} | ${r.cpuUs.toFixed(1)} |\n`));
