@@ -36,6 +36,15 @@ const ROUNDS = QUICK ? 1 : Number(process.env["POLL_ROUNDS"] ?? 3);
 const CONNECTIONS = Number(process.env["POLL_CONNECTIONS"] ?? 64);
 const PROFILE = process.env["POLL_PROFILE"];
 const MIN_RPS = 5000;
+const WATCHDOG_MS = 170_000;
+/** Every child process still running (the watchdog kills them). */
+const LIVE = new Set<ChildProcess>();
+
+function track<C extends ChildProcess>(child: C): C {
+  LIVE.add(child);
+  child.once("exit", () => LIVE.delete(child));
+  return child;
+}
 const MIN_RATIO = 0.5;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const AUTOCANNON = join(ROOT, "node_modules", "autocannon", "autocannon.js");
@@ -80,7 +89,7 @@ function predicate(): ReleasePredicate {
 
 /** Spawns a child and waits (bounded) for the first stdout/stderr line `pick` accepts. */
 async function spawnUntil<T>(args: string[], pick: (line: string) => T | undefined, timeoutMs = 60_000): Promise<{ child: ChildProcess; value: T }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const child = track(spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }));
   const seen: string[] = [];
   const value = await new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ready line from ${args.join(" ")} within ${timeoutMs} ms:\n${seen.join("\n")}`)), timeoutMs);
@@ -118,7 +127,7 @@ interface AutocannonJson {
 async function cannon(target: Round["target"], server: ChildProcess, url: string, headers: Record<string, string>): Promise<Round> {
   const cpuBefore = await cpuMsOf(server.pid);
   const args = [AUTOCANNON, "-j", "-c", String(CONNECTIONS), "-d", String(SECONDS), ...Object.entries(headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]), url];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const child = track(spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }));
   let out = "";
   let err = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -134,6 +143,13 @@ async function cannon(target: Round["target"], server: ChildProcess, url: string
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "bench-poll-"));
   const children: ChildProcess[] = [];
+  // Bounded whatever happens (a hung server or load generator): kill what we started and say so.
+  const watchdog = setTimeout(() => {
+    for (const c of LIVE) c.kill("SIGKILL");
+    process.stderr.write(`bench:poll: did not finish within ${WATCHDOG_MS / 1000} s; its processes were killed\n`);
+    process.exit(2);
+  }, WATCHDOG_MS);
+  watchdog.unref();
   const started = new Date().toISOString();
   const loadBefore = loadavg();
   const rounds: Round[] = [];
@@ -171,6 +187,7 @@ async function main(): Promise<void> {
     for (const c of children.reverse()) await stop(c);
     await rm(dir, { recursive: true, force: true });
   }
+  clearTimeout(watchdog);
   report(rounds, started, loadBefore, loadavg());
 }
 
