@@ -18,6 +18,7 @@ import type { CpMetrics } from "./metrics.js";
 import { rolloutsArea } from "./plans/routes.js";
 import type { RolloutScheduler } from "./plans/scheduler.js";
 import { releaseRoutes } from "./releases/routes.js";
+import { lazyChildLoggerFactory } from "./request-logger.js";
 import { systemRoutes } from "./system-routes.js";
 import { useZodValidation } from "./validation.js";
 
@@ -120,6 +121,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     loggerInstance,
     // Per-request log lines would cost more than the poll route itself; /metrics counts requests instead.
     logController: new LogController({ disableRequestLogging: true }),
+    // req.log's pino child (redaction over its bindings) only when a request logs: see request-logger.ts.
+    childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit,
     return503OnClosing: true,
   });
