@@ -16,13 +16,18 @@ import { eventsArea } from "./events/routes.js";
 import { createMetrics, instrument } from "./metrics.js";
 import type { CpMetrics } from "./metrics.js";
 
+import { rolloutsArea } from "./plans/routes.js";
+import type { RolloutScheduler } from "./plans/scheduler.js";
 import { releaseRoutes } from "./releases/routes.js";
 import type { PublishTrust } from "./releases/statement.js";
+import { lazyChildLoggerFactory } from "./request-logger.js";
 import { systemRoutes } from "./system-routes.js";
 import { useZodValidation } from "./validation.js";
 
 declare module "fastify" {
   interface FastifyInstance {
+    /** The rollouts area's scheduler (started by `autonomy serve`, or by `rolloutSchedulerMs`; tests call tickAll()). */
+    rollouts: { scheduler: RolloutScheduler };
     /** The app's Prometheus metrics (one registry per app); areas increment theirs. */
     metrics: CpMetrics;
     /** Every route registered, with its cpapi ROUTES name (the route-table test reads it). */
@@ -91,6 +96,12 @@ export interface BuildAppOptions {
   releaseTrust?: PublishTrust | undefined;
   /** Serve HTTPS with this PEM certificate and key (see `autonomy serve --tls-cert/--tls-key`). */
   tls?: { cert: Buffer; key: Buffer } | undefined;
+  /**
+   * Start the rollout scheduler with this interval (ms). Default: not started
+   * (tests tick by hand with `app.rollouts.scheduler.tickAll()`); `autonomy
+   * serve` starts it. It stops when the app closes.
+   */
+  rolloutSchedulerMs?: number;
 }
 
 /**
@@ -118,6 +129,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     loggerInstance,
     // Per-request log lines would cost more than the poll route itself; /metrics counts requests instead.
     logController: new LogController({ disableRequestLogging: true }),
+    // req.log's pino child (redaction over its bindings) only when a request logs: see request-logger.ts.
+    childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit,
     return503OnClosing: true,
   });
@@ -145,9 +158,18 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(systemRoutes(deps, metrics, () => app.swagger()));
   // A revocation through this server takes effect here at once (other servers: within their cache lifetime).
   await app.register(identityRoutes({ ...deps, onRevoke: () => authCache.clear() }));
-  await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS, trust: opts.releaseTrust }));
-  await app.register(nodesArea(deps));
+  const latestCacheMs = opts.latestCacheMs ?? LATEST_CACHE_MS;
+  // Rollouts reach the other areas only through two hooks: the poll route asks for a node's
+  // assigned release, and every ack is fed to the plan that assigned the node (same transaction).
+  const rollouts = rolloutsArea(deps, { assignmentCacheMs: latestCacheMs, ...(opts.rolloutSchedulerMs !== undefined ? { schedulerMs: opts.rolloutSchedulerMs } : {}) });
+  app.decorate("rollouts", { scheduler: rollouts.scheduler });
+  await app.register(releaseRoutes(deps, { latestCacheMs, assignedReleaseOf: rollouts.assignedReleaseOf, trust: opts.releaseTrust }));
+  await app.register(nodesArea(deps, { onAck: rollouts.onAck }));
   await app.register(eventsArea(deps));
-  // Areas of the rollouts owner register here.
+  await app.register(rollouts.plugin);
+  if (opts.rolloutSchedulerMs !== undefined) app.addHook("onReady", () => {
+    rollouts.scheduler.start();
+    return Promise.resolve();
+  });
   return app;
 }

@@ -28,6 +28,7 @@ interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   insecureListen?: boolean;
+  schedulerInterval?: string;
   json?: boolean;
 }
 
@@ -45,6 +46,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     releaseThreshold: flags.releaseThreshold,
     log,
     bootstrapTokenFile: flags.bootstrapTokenFile,
+    ...(flags.schedulerInterval !== undefined ? { schedulerMs: schedulerIntervalMs(flags.schedulerInterval) } : {}),
     // The one time the secret is shown; never logged (the log line names the token id only).
     onBootstrapToken: (t) => say(`bootstrap owner token (shown once, it will not be shown again${flags.bootstrapTokenFile ? `; also written to ${flags.bootstrapTokenFile}` : ""}): ${t.token}`),
   });
@@ -57,6 +59,13 @@ async function serve(flags: ServeFlags): Promise<void> {
   say(flags.json ? JSON.stringify(ready) : `control plane ready: ${cp.url} (${ready.store} ${ready.db})`);
   await stopped;
   await cp.close();
+}
+
+/** --scheduler-interval: a duration (500ms, 1s, 5s), at least 100 ms. */
+function schedulerIntervalMs(v: string): number {
+  const ms = parseDuration(v);
+  if (!Number.isFinite(ms) || ms < 100) throw new UsageError(`--scheduler-interval ${v}: expected a duration of at least 100ms`, "e.g. --scheduler-interval 1s");
+  return ms;
 }
 
 interface ClientFlags {
@@ -84,7 +93,7 @@ function withClientFlags(cmd: Command): Command {
 export function registerServe(program: Command): void {
   program
     .command("serve")
-    .description("run the control plane: the HTTP API under /v1 (releases, enrollment, nodes, events), /openapi.json, /healthz, /readyz, /metrics; storage in SQLite (default) or PostgreSQL, migrated at start")
+    .description("run the control plane: the HTTP API under /v1 (releases, enrollment, nodes, events, rollouts, with the rollout scheduler), /openapi.json, /healthz, /readyz, /metrics; storage in SQLite (default) or PostgreSQL, migrated at start")
     .option("--db <path-or-url>", "SQLite file (created on first start) or postgres://user@host:port/db", "./autonomy-cp.db")
     .option("--listen <host:port>", "address to listen on", parseHostPort, { host: "127.0.0.1", port: 8888 })
     .option("--bootstrap-token-file <file>", "on the first start, also write the bootstrap owner token here (0600) for automation")
@@ -93,6 +102,7 @@ export function registerServe(program: Command): void {
     .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (with --tls-key); needed to listen outside loopback")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .option("--insecure-listen", "allow a non-loopback --listen WITHOUT TLS (tokens in clear text; only behind a TLS proxy on the same host)")
+    .option("--scheduler-interval <duration>", "how often the rollout scheduler ticks every live plan (e.g. 500ms, 1s)", "1s")
     .option("--json", "machine-readable ready line (stderr)")
     .addHelpText("after", "\nOn a first start (no operator token in the store) an owner token is printed ONCE on stderr. Logs are JSON lines on stderr.\nSIGINT/SIGTERM stop accepting, finish in-flight requests and close the store.")
     .action(action(serve));

@@ -99,6 +99,8 @@ interface StartFlags extends StateFlags {
   channel: string;
   pollInterval: number;
   plainHttp?: boolean;
+  /** `--no-export-events`: false. */
+  exportEvents: boolean;
 }
 
 /** `--poll-interval 30s`: at least 1 s (a tighter loop would only load the control plane), at most a day. */
@@ -122,6 +124,7 @@ function controlPlaneOptions(flags: StartFlags): ControlPlaneOptions | undefined
   }
   return {
     server: flags.server, channel: flags.channel, pollIntervalMs: flags.pollInterval,
+    ...(flags.exportEvents === false ? { exportEvents: false } : {}),
     ...(enrollToken !== undefined && enrollToken !== "" ? { enrollToken } : {}),
     ...(flags.nodeId !== undefined ? { nodeId: flags.nodeId } : {}),
     repositoryOptions: repositoryOptions(flags),
@@ -190,6 +193,7 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--node-id <id>", "the node's id on the control plane at enrollment (default: derived from the host name)")
     .option("--channel <name>", "release channel to follow", "stable")
     .addOption(new Option("--poll-interval <duration>", "longest gap between release polls; each gap is drawn from [interval/2, interval]").argParser(parsePollInterval).default(30_000, "30s"))
+    .option("--no-export-events", "with --server: do not send the WAL's events to the control plane's POST /v1/events (sent by default, with the node credential; [telemetry] control_plane_url sends them elsewhere)")
     .option("--plain-http", "talk HTTP instead of HTTPS to the registry releases are pulled from (loopback test registries)")
     .option("--json", "machine-readable status line")
     .action(action(runtimeStart));

@@ -7,6 +7,7 @@ import { withStoreErrors } from "../db/store-errors.js";
 import { RequestInvalid } from "../errors.js";
 import { jsonSchemaOf } from "../validation.js";
 import { getNode, listNodes, nodeById, recordAck, recordHeartbeat } from "./store.js";
+import type { AckHook } from "./store.js";
 
 /**
  * The nodes area: heartbeat and ack (node credentials, only as themselves —
@@ -55,7 +56,12 @@ function checkAckTime(at: string, nowMs: number): void {
   }
 }
 
-export function nodesArea(deps: AreaDeps): FastifyPluginAsync {
+export interface NodesAreaOptions {
+  /** Runs inside each ack's transaction (the rollouts area feeds acks to the plan that assigned the node). */
+  onAck?: AckHook;
+}
+
+export function nodesArea(deps: AreaDeps, opts: NodesAreaOptions = {}): FastifyPluginAsync {
   const { store, clock } = deps;
   return (app) => {
     app.post<{ Params: z.infer<typeof NodeParams>; Body: HeartbeatRequest }>(
@@ -74,7 +80,7 @@ export function nodesArea(deps: AreaDeps): FastifyPluginAsync {
       async (req, reply) => {
         const { node_id } = req.params;
         checkAckTime(req.body.at, clock.now());
-        await withStoreErrors(reply, "the ack", () => recordAck(store.db, node_id, req.body, isoTime(clock)));
+        await withStoreErrors(reply, "the ack", () => recordAck(store.db, node_id, req.body, isoTime(clock), opts.onAck));
         return nodeById(store.db, node_id);
       },
     );
