@@ -28,6 +28,8 @@ describe("autonomy lab fleet against the real control plane", () => {
 
   beforeEach(async () => {
     cp = await openTestCp();
+    // Devices stamp acks with real time; the control plane refuses an `at` more than 5 minutes off its own.
+    cp.clock.set(Date.now());
     url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
     operator = new CpClient({ baseUrl: url, token: cp.owner });
     dir = await mkdtemp(join(tmpdir(), "fleet-"));
