@@ -61,6 +61,8 @@ export interface ControlPlaneOptions {
   pollIntervalMs?: number;
   /** Per-request deadline of control-plane calls (default 10 s). */
   timeoutMs?: number;
+  /** Allow http:// to a control plane off loopback (the token and credential in clear text); default refused (CP_PLAIN_HTTP_REFUSED). */
+  plainHttp?: boolean;
   repositoryOptions?: RepositoryOptions;
   /** Jitter source (seeded in tests). */
   random?: Rng;
@@ -97,6 +99,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       stateRoot: opts.stateRoot, server: cp.server,
       ...(cp.enrollToken !== undefined ? { enrollToken: cp.enrollToken } : {}), ...(cp.nodeId !== undefined ? { nodeId: cp.nodeId } : {}),
       ...(cp.timeoutMs !== undefined ? { timeoutMs: cp.timeoutMs } : {}), ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(cp.plainHttp === true ? { plainHttp: true } : {}),
     })
     : undefined;
   // A listener the runtime would refuse is refused before anything is opened or logged.

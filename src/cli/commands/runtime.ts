@@ -99,6 +99,7 @@ interface StartFlags extends StateFlags {
   channel: string;
   pollInterval: number;
   plainHttp?: boolean;
+  serverPlainHttp?: boolean;
 }
 
 /** `--poll-interval 30s`: at least 1 s (a tighter loop would only load the control plane), at most a day. */
@@ -124,6 +125,7 @@ function controlPlaneOptions(flags: StartFlags): ControlPlaneOptions | undefined
     server: flags.server, channel: flags.channel, pollIntervalMs: flags.pollInterval,
     ...(enrollToken !== undefined && enrollToken !== "" ? { enrollToken } : {}),
     ...(flags.nodeId !== undefined ? { nodeId: flags.nodeId } : {}),
+    ...(flags.serverPlainHttp === true ? { plainHttp: true } : {}),
     repositoryOptions: repositoryOptions(flags),
   };
 }
@@ -190,7 +192,8 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--node-id <id>", "the node's id on the control plane at enrollment (default: derived from the host name)")
     .option("--channel <name>", "release channel to follow", "stable")
     .addOption(new Option("--poll-interval <duration>", "longest gap between release polls; each gap is drawn from [interval/2, interval]").argParser(parsePollInterval).default(30_000, "30s"))
-    .option("--plain-http", "talk HTTP instead of HTTPS to the registry releases are pulled from (loopback test registries)")
+    .option("--plain-http", "talk HTTP instead of HTTPS to the registry releases are pulled from (loopback test registries); the control plane is --server-plain-http")
+    .option("--server-plain-http", "allow an http:// --server that is not loopback: the enrollment token and node credential travel in clear text (default refused; use https, with NODE_EXTRA_CA_CERTS for a private CA)")
     .option("--json", "machine-readable status line")
     .action(action(runtimeStart));
 
