@@ -252,6 +252,15 @@ describe("release poller", () => {
       expect((await p.pollOnce()).candidate).toEqual({ release_id: record.release_id, result: "activated" });
       expect((await readNodeState(stateRoot)).activation?.image_digest).toBe(record.image_digest);
     });
+
+    it("attack two digests: a release whose image names the trusted repository at another digest than image_digest → RELEASE_LOCATION_UNTRUSTED, nothing fetched", async () => {
+      const p = await poller();
+      const { record } = await publish(1);
+      cp.releases.set(record.release_id, { ...record, image: `oci:${dir}/reg@sha256:${"0".repeat(64)}` });
+      expect((await p.pollOnce()).candidate?.result).toBe("verify_failed");
+      expect((await phases()).at(-1)).toMatchObject({ phase: "verify_failed", error_code: "RELEASE_LOCATION_UNTRUSTED" });
+      expect((await readNodeState(stateRoot)).activation).toBeUndefined();
+    });
   });
 
   describe("attack: a control plane alternating forged releases", () => {
