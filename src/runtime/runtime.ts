@@ -63,6 +63,8 @@ export interface ControlPlaneOptions {
   timeoutMs?: number;
   /** Allow http:// to a control plane off loopback (the token and credential in clear text); default refused (CP_PLAIN_HTTP_REFUSED). */
   plainHttp?: boolean;
+  /** PEM of the private CA that issued the control plane's certificate. */
+  ca?: string;
   repositoryOptions?: RepositoryOptions;
   /** Jitter source (seeded in tests). */
   random?: Rng;
@@ -99,7 +101,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       stateRoot: opts.stateRoot, server: cp.server,
       ...(cp.enrollToken !== undefined ? { enrollToken: cp.enrollToken } : {}), ...(cp.nodeId !== undefined ? { nodeId: cp.nodeId } : {}),
       ...(cp.timeoutMs !== undefined ? { timeoutMs: cp.timeoutMs } : {}), ...(opts.clock ? { clock: opts.clock } : {}),
-      ...(cp.plainHttp === true ? { plainHttp: true } : {}),
+      ...(cp.plainHttp === true ? { plainHttp: true } : {}), ...(cp.ca !== undefined ? { ca: cp.ca } : {}),
     })
     : undefined;
   // A listener the runtime would refuse is refused before anything is opened or logged.

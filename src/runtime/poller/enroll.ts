@@ -19,6 +19,8 @@ export interface EnrollOptions {
   clock?: Clock;
   /** Allow `http://` to a control plane off loopback (`--server-plain-http`): the enrollment token and node credential then travel in clear text. */
   plainHttp?: boolean;
+  /** PEM of the private CA that issued the control plane's certificate (`--server-ca`). */
+  ca?: string;
 }
 
 export interface Enrollment {
@@ -38,7 +40,7 @@ export interface Enrollment {
  */
 export async function ensureEnrolled(o: EnrollOptions): Promise<Enrollment> {
   const clock = o.clock ?? systemClock;
-  const base = new CpClient({ baseUrl: o.server, clock, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+  const base = new CpClient({ baseUrl: o.server, clock, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o.ca !== undefined ? { ca: o.ca } : {}) });
   checkTransport(base.baseUrl, o.plainHttp === true);
   const stored = await readControlPlane(o.stateRoot);
   if (stored !== undefined) {
