@@ -53,7 +53,7 @@ const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   NODE_ENROLLMENT_REFUSED: "the enrollment token is wrong, expired or already spent (it is single-use): ask the control plane's operator for a new one",
   NODE_SERVER_MISMATCH: "this node is enrolled with another control plane; pass that --server, or move control-plane.json out of the state root and enroll with the new one",
   NODE_ID_INVALID: "pass --node-id with 1–63 of a-z 0-9 . _ - starting with a letter or digit",
-  CP_PLAIN_HTTP_REFUSED: "use https:// for a control plane off this host (a private CA: NODE_EXTRA_CA_CERTS=ca.pem), or, on a network you trust, pass --server-plain-http to send the enrollment token and node credential in clear text",
+  CP_PLAIN_HTTP_REFUSED: "use https:// for a control plane off this host (a private CA: --server-ca ca.pem), or, on a network you trust, pass --server-plain-http to send the enrollment token and node credential in clear text",
   RELEASE_LOCATION_UNTRUSTED: "the node pulls releases only from the repository of its trust root (`autonomy runtime trust show`); publish the release there, or have the control plane name that repository",
   RUNTIME_TLS_INVALID: "pass a PEM certificate (--tls-cert) and its PEM private key (--tls-key), both readable",
 };

@@ -197,7 +197,7 @@ export function registerRuntimeState(runtime: Command): void {
     .addOption(new Option("--poll-interval <duration>", "longest gap between release polls; each gap is drawn from [interval/2, interval]").argParser(parsePollInterval).default(30_000, "30s"))
     .option("--plain-http", "talk HTTP instead of HTTPS to the registry releases are pulled from (loopback test registries); the control plane is --server-plain-http")
     .option("--server-ca <file>", "trust this PEM CA for the control plane's https certificate (a private CA), instead of the public ones")
-    .option("--server-plain-http", "allow an http:// --server that is not loopback: the enrollment token and node credential travel in clear text (default refused; use https, with NODE_EXTRA_CA_CERTS for a private CA)")
+    .option("--server-plain-http", "allow an http:// --server that is not loopback: the enrollment token and node credential travel in clear text (default refused; use https, with --server-ca for a private CA)")
     .option("--json", "machine-readable status line")
     .action(action(runtimeStart));
 
