@@ -4,9 +4,16 @@ import { Cursor, LockFingerprint, NodeId, ReleaseId, Timestamp } from "./common.
 /**
  * POST /v1/events (events:write): idempotent on `event_id`, so the WAL
  * exporter resends freely. The WAL exporter's ids are
- * `<node_id>:<wal generation>:<seq>` (unique across WAL resets).
+ * `<node_id>:wal:<wal generation>:<seq>` (unique across WAL resets; docs/wal.md).
  */
 export const MAX_EVENTS_PER_BATCH = 1000;
+
+/** Largest `attributes` of one event, in bytes of its JSON (UTF-8); the server refuses more (400). */
+export const MAX_EVENT_ATTRIBUTES_BYTES = 16 * 1024;
+
+/** Event types whose attributes the control plane reads (behaviour gates, docs/control-plane.md "Event shapes"). */
+export const DECISION_EVENT_TYPE = "ai.policy.decision";
+export const TOOL_RESULT_EVENT_TYPE = "ai.tool.result";
 
 export const IngestEvent = z.strictObject({
   event_id: z.string().min(1).max(256),
@@ -15,7 +22,7 @@ export const IngestEvent = z.strictObject({
   timestamp: Timestamp,
   lock_fingerprint: LockFingerprint.optional(),
   release_id: ReleaseId.optional(),
-  /** Event-specific fields (the WAL event's body); at most 16 KiB as JSON. */
+  /** Event-specific fields (the WAL event's body); at most MAX_EVENT_ATTRIBUTES_BYTES as JSON. */
   attributes: z.record(z.string(), z.unknown()).optional(),
 });
 export type IngestEvent = z.infer<typeof IngestEvent>;

@@ -16,6 +16,7 @@ import { createMetrics, instrument } from "./metrics.js";
 import type { CpMetrics } from "./metrics.js";
 
 import { releaseRoutes } from "./releases/routes.js";
+import { lazyChildLoggerFactory } from "./request-logger.js";
 import { systemRoutes } from "./system-routes.js";
 import { useZodValidation } from "./validation.js";
 
@@ -110,6 +111,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     loggerInstance,
     // Per-request log lines would cost more than the poll route itself; /metrics counts requests instead.
     logController: new LogController({ disableRequestLogging: true }),
+    // req.log's pino child (redaction over its bindings) only when a request logs: see request-logger.ts.
+    childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit,
     return503OnClosing: true,
   });

@@ -27,4 +27,5 @@ export type { ControlPlaneOptions } from "./runtime.js";
 export { MAX_REJECTED, ReleasePoller } from "./poller/poller.js";
 export type { PollerOptions, PollStep, PollerStatus } from "./poller/poller.js";
 export { ensureEnrolled, defaultNodeId } from "./poller/enroll.js";
+export { steadyPollDelay, failedPollDelay, pollBackoffCap, POLL_FAILURE_BASE_MS } from "./poller/timing.js";
 export type { EnrollOptions, Enrollment } from "./poller/enroll.js";

@@ -115,7 +115,10 @@ export class Interceptor {
     const d = decided;
     if (d.decision !== "allow") return { decision: "deny", policy_ref: d.policy_ref, reason: d.reason, policies: d.policies };
     const allowed = { decision: "allow" as const, policy_ref: d.policy_ref, policies: d.policies };
-    if (!tool) return { ...allowed, ok: false, error: { code: "TOOL_UNKNOWN", message: `no tool named ${JSON.stringify(call.kind)} on this runtime` } };
+    if (!tool) {
+      this.#recordResult(snapshot, d, transport, caller, this.#clock.now(), "TOOL_UNKNOWN");
+      return { ...allowed, ok: false, error: { code: "TOOL_UNKNOWN", message: `no tool named ${JSON.stringify(call.kind)} on this runtime` } };
+    }
     // A tool that acts again on the caller's behalf (http_get following a redirect) asks first, as this call did.
     const context: ToolCallContext = {
       redecide: async (params) => {
@@ -123,12 +126,31 @@ export class Interceptor {
         return { decision: hop.decision, policy_ref: hop.policy_ref, reason: hop.reason, policies: hop.policies };
       },
     };
+    const started = this.#clock.now();
     try {
       const { output } = await tool.run(snapshot.params, signal, context);
+      this.#recordResult(snapshot, d, transport, caller, started, undefined);
       return { ...allowed, ok: true, output };
     } catch (e) {
       const code = e instanceof RuntimeError ? e.code : "TOOL_FAILED";
+      this.#recordResult(snapshot, d, transport, caller, started, code);
       return { ...allowed, ok: false, error: { code, message: messageOf(e) } };
+    }
+  }
+
+  /** `ai.tool.result` for an allowed call that ran, best effort (never awaited: the answer does not wait on telemetry). */
+  #recordResult(call: ToolCall, d: InterceptDecision, transport: Transport, caller: Caller | undefined, started: number, errorCode: string | undefined): void {
+    if (!this.#sink?.recordResult) return;
+    try {
+      const now = this.#clock.now();
+      const pending = this.#sink.recordResult({
+        type: "ai.tool.result", timestamp: isoTime(this.#clock), tool: typeof call.kind === "string" ? call.kind : String(call.kind),
+        ok: errorCode === undefined, ...(errorCode !== undefined ? { error_code: errorCode } : {}),
+        duration_ms: Math.max(0, now - started), transport, agent_id: this.#principalOf(caller).id, policy_ref: d.policy_ref,
+      });
+      if (pending) pending.catch(() => void this.#sinkFailures++);
+    } catch {
+      this.#sinkFailures++;
     }
   }
 

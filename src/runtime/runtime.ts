@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { readFile } from "node:fs/promises";
 import { createSecureContext } from "node:tls";
-import { LivePolicy, TokenVerifier, nodeWalLocation } from "../node/index.js";
+import { LivePolicy, TokenVerifier, nodeWalLocation, readControlPlane } from "../node/index.js";
 import type { LivePolicyEvent } from "../node/index.js";
 import type { RuntimeConfig } from "./config.js";
 import { hostname } from "node:os";
@@ -12,7 +12,7 @@ import { isoTime, redactUrl, systemClock } from "../lib/index.js";
 import type { Clock, Rng } from "../lib/index.js";
 import type { RepositoryOptions } from "../oci/index.js";
 import { ReleasePoller } from "./poller/poller.js";
-import { ensureEnrolled } from "./poller/enroll.js";
+import { checkTransport, ensureEnrolled, sameServer } from "./poller/enroll.js";
 import type { Enrollment } from "./poller/enroll.js";
 import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
@@ -68,6 +68,13 @@ export interface ControlPlaneOptions {
   repositoryOptions?: RepositoryOptions;
   /** Jitter source (seeded in tests). */
   random?: Rng;
+  /**
+   * Drain the WAL to this control plane's `POST /v1/events` with the node
+   * credential (default true; `runtime start --no-export-events` turns it off).
+   * `[telemetry] control_plane_url` in the config sends them elsewhere (the
+   * credential only ever goes to the server it was issued by).
+   */
+  exportEvents?: boolean;
 }
 
 export interface RunningRuntime {
@@ -129,7 +136,12 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       // LiveWal: after a failed write (disk full) the WAL reopens itself with backoff; an unattended node resumes alone.
       const wal = await LiveWal.open(walDir, { otherState, confirmed: () => confirmedPos(walDir), ...(t.segmentBytes !== undefined ? { segmentBytes: t.segmentBytes } : {}) });
       const recovered = wal.current.recovered;
-      const walSink = new WalDecisionSink(wal, opts.config.decisionLog);
+      // With --server: decisions and tool results name the control plane's release the node runs (null until known).
+      const stamp = (): Record<string, unknown> | undefined => {
+        const c = cpPoller?.current();
+        return c ? { release_id: c.release_id, ...(c.lock_fingerprint !== null ? { lock_fingerprint: c.lock_fingerprint } : {}) } : undefined;
+      };
+      const walSink = new WalDecisionSink(wal, opts.config.decisionLog, { toolResults: true, stamp });
       await wal.append(lifecycleEvent("runtime_started", opts, policy, { wal_recovery: { mode: recovered.mode, last_seq: recovered.scan.maxSeq, phantoms_discarded: recovered.scan.phantoms } }));
       closers.push(async () => {
         await walSink.flush();
@@ -138,7 +150,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       });
       sink = walSink;
       if (enrollment && opts.controlPlane) cpPoller = startPoller(opts, opts.controlPlane, enrollment, wal, closers);
-      const exporting = startExporter(opts, wal);
+      const exporting = startExporter(opts, wal, await eventsDestination(opts, enrollment));
       if (exporting) closers.push(exporting.stop);
       exporter = exporting?.exporter;
       telemetry = () => ({
@@ -203,6 +215,32 @@ function startPoller(opts: StartRuntimeOptions, cp: ControlPlaneOptions, enrollm
   return poller;
 }
 
+/** Where the runtime's exporter sends control-plane events, as which node, with which credential. */
+interface EventsDestination {
+  url: string;
+  nodeId?: string;
+  token?: string;
+}
+
+/**
+ * `--server` (enrolled): that control plane by default, or `[telemetry]
+ * control_plane_url`; `exportEvents: false` turns control-plane export off.
+ * Without `--server`: `control_plane_url` only, with the node credential of
+ * control-plane.json when the node enrolled with that very server. The
+ * credential never goes to another server.
+ */
+async function eventsDestination(opts: StartRuntimeOptions, enrollment: Enrollment | undefined): Promise<EventsDestination | undefined> {
+  const configured = opts.config.telemetry.controlPlaneUrl;
+  if (opts.controlPlane?.exportEvents === false) return undefined;
+  const file = enrollment?.file ?? (configured !== undefined ? await readControlPlane(opts.stateRoot) : undefined);
+  const url = configured ?? enrollment?.file.server;
+  if (url === undefined) return undefined;
+  if (file === undefined || !sameServer(url, file.server)) return { url };
+  // The credential crosses the network only as enrollment allows (https, loopback, or --server-plain-http).
+  checkTransport(new URL(url), opts.controlPlane?.plainHttp === true);
+  return { url, nodeId: file.node_id, token: file.credential };
+}
+
 /** The TLS certificate and key named by the config, read once at start (a bad file stops the start). */
 async function readTls(config: RuntimeConfig): Promise<{ cert: Buffer; key: Buffer } | undefined> {
   if (!config.tls) return undefined;
@@ -235,10 +273,14 @@ function lifecycleEvent(phase: string, opts: StartRuntimeOptions, policy: LivePo
  * receiver is away, and reclaims sealed segments as soon as they are
  * confirmed. Stopped (and its lock released) before the WAL closes.
  */
-function startExporter(opts: StartRuntimeOptions, wal: LiveWal): { exporter: Exporter; stop: () => Promise<void> } | undefined {
+function startExporter(opts: StartRuntimeOptions, wal: LiveWal, events: EventsDestination | undefined): { exporter: Exporter; stop: () => Promise<void> } | undefined {
   const t = opts.config.telemetry;
-  const nodeId = t.nodeId ?? opts.config.node.node_id ?? hostname();
-  const sink = sinkFor({ nodeId, clock: opts.clock ?? systemClock, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}), ...(t.controlPlaneUrl ? { controlPlaneUrl: t.controlPlaneUrl } : {}) });
+  // Enrolled: the control plane takes events only under the node's own id (403 NODE_IDENTITY_MISMATCH otherwise).
+  const nodeId = events?.nodeId ?? t.nodeId ?? opts.config.node.node_id ?? hostname();
+  const sink = sinkFor({
+    nodeId, clock: opts.clock ?? systemClock, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}),
+    ...(events ? { controlPlaneUrl: events.url, ...(events.token !== undefined ? { controlPlaneToken: events.token } : {}) } : {}),
+  });
   if (!sink) return undefined;
   const log: ExporterLogger = createLogger({ name: "autonomy.telemetry.exporter", level: "warn" });
   const exporter = new Exporter({ wal: wal.dir, sink, nodeId, log, clock: opts.clock ?? systemClock, ...(opts.exporterPollMs ? { pollMs: opts.exporterPollMs } : {}) });

@@ -79,6 +79,25 @@ export interface DecisionEvent extends InterceptDecision {
 }
 
 /**
+ * What became of an allowed call (`ai.tool.result`): the tool ran and
+ * answered (`ok: true`), or failed / did not exist (`ok: false` with the
+ * error's stable code). Never the tool's output or params: counted by the
+ * control plane's behaviour gates (tool error rate), not an audit of content.
+ */
+export interface ToolResultEvent {
+  type: "ai.tool.result";
+  timestamp: string;
+  tool: string;
+  ok: boolean;
+  error_code?: string;
+  /** Time the tool took, in milliseconds. */
+  duration_ms: number;
+  transport: string;
+  agent_id: string;
+  policy_ref: string;
+}
+
+/**
  * Who made a call, as the tool server authenticated it (the token's agent).
  * Absent (stdio MCP, direct calls): the interceptor's configured principal.
  */
@@ -94,6 +113,12 @@ export interface DecisionSink {
    * and if it rejects, an allow becomes a deny (no record, no action).
    */
   record(event: DecisionEvent): void | Promise<void>;
+  /**
+   * Records what an allowed call came to. Optional; best effort: the
+   * interceptor never waits for it (the answer is already decided), and a
+   * failure is only counted.
+   */
+  recordResult?(event: ToolResultEvent): void | Promise<void>;
 }
 
 /** The interceptor's answer for one call. */

@@ -60,4 +60,19 @@ describe("WalDecisionSink", () => {
     expect((await readCommitted(dir)).entries).toHaveLength(20);
     await wal.close();
   });
+
+  it("toolResults: every allowed call also leaves one ai.tool.result (ok, or the error code; never the output), a denied call none", async () => {
+    const wal = await Wal.open(dir, { log: quiet });
+    const sink = new WalDecisionSink(wal, "durable", { toolResults: true });
+    const g = gate(sink);
+    const failing: Tool = { ...echo, run: () => Promise.reject(new Error("boom")) };
+    await g.call({ kind: "tool.echo", params: { secret: "s3cr3t" } }, echo, "direct");
+    await g.call({ kind: "tool.echo", params: { k: 2 } }, failing, "http");
+    await g.call({ kind: "tool.shell", params: { command: "id" } }, echo, "direct");
+    await sink.flush();
+    const results = (await readCommitted(dir)).entries.map((e) => e.event).filter((e) => e.type === "ai.tool.result");
+    expect(results.map((e) => [e.tool, e.ok, e.error_code ?? null, e.transport, e.policy_ref])).toEqual([["tool.echo", true, null, "direct", "demo@1"], ["tool.echo", false, "TOOL_FAILED", "http", "demo@1"]]);
+    expect(JSON.stringify(results)).not.toContain("s3cr3t");
+    await wal.close();
+  });
 });

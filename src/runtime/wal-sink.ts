@@ -1,4 +1,4 @@
-import type { DecisionEvent, DecisionSink } from "./types.js";
+import type { DecisionEvent, DecisionSink, ToolResultEvent } from "./types.js";
 
 /**
  * How decision events reach the WAL:
@@ -17,21 +17,51 @@ export interface WalAppender {
   append(event: Record<string, unknown>): Promise<number>;
 }
 
-/** Decision events into the telemetry WAL. Failures are counted and remembered for status output. */
+/**
+ * Decision events into the telemetry WAL, and with `toolResults` the
+ * `ai.tool.result` of every allowed call (appended without waiting: the
+ * answer never waits on them; the runtime turns them on so the control
+ * plane can compute tool error rates). Failures are counted and remembered
+ * for status output.
+ */
 export class WalDecisionSink implements DecisionSink {
   readonly #wal: WalAppender;
   readonly #mode: DecisionLogMode;
   readonly #pending = new Set<Promise<unknown>>();
   failures = 0;
   lastError: unknown;
+  readonly recordResult: ((event: ToolResultEvent) => void) | undefined;
 
-  constructor(wal: WalAppender, mode: DecisionLogMode = "durable") {
+  readonly #stamp: (() => Record<string, unknown> | undefined) | undefined;
+
+  /**
+   * `stamp`: fields added to every decision and tool result when it is recorded (the
+   * runtime adds the control plane's `release_id` and `lock_fingerprint` of what the node
+   * runs, so the control plane counts them per release).
+   */
+  constructor(wal: WalAppender, mode: DecisionLogMode = "durable", opts: { toolResults?: boolean; stamp?: () => Record<string, unknown> | undefined } = {}) {
     this.#wal = wal;
     this.#mode = mode;
+    this.#stamp = opts.stamp;
+    this.recordResult = opts.toolResults ? (event) => void this.#append({ ...event, ...this.#stamped() }).catch(() => undefined) : undefined;
+  }
+
+  #stamped(): Record<string, unknown> {
+    try {
+      return this.#stamp?.() ?? {};
+    } catch {
+      return {};
+    }
   }
 
   record(event: DecisionEvent): Promise<void> | undefined {
-    const append = this.#wal.append({ ...event }).then(
+    const append = this.#append({ ...event, ...this.#stamped() });
+    return this.#mode === "durable" ? append : undefined;
+  }
+
+  /** One append, counted on failure and tracked until settled (flush waits for it). */
+  #append(event: Record<string, unknown>): Promise<void> {
+    const append = this.#wal.append(event).then(
       () => undefined,
       (e: unknown) => {
         this.failures += 1;
@@ -42,7 +72,7 @@ export class WalDecisionSink implements DecisionSink {
     const settled = append.catch(() => undefined);
     this.#pending.add(settled);
     void settled.finally(() => this.#pending.delete(settled));
-    return this.#mode === "durable" ? append : undefined;
+    return append;
   }
 
   /** Waits until every recorded event is durable (or failed). */

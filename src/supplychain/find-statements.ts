@@ -152,6 +152,21 @@ async function manifestLayers(repo: OciRepository, ref: string, source: Referrer
   return [];
 }
 
+/**
+ * One envelope's bytes against every rule a node applies to a release
+ * statement (threshold of trusted keys, payload type, the statement schema,
+ * image digest = `subject`, repository, channel, expiry, issue time) WITHOUT
+ * reading a registry: for callers that already hold the envelope (the fleet
+ * simulator verifies the statement the control plane handed it). Throws
+ * {@link StatementRejected} with the reason, or STATEMENT_INVALID for a
+ * trust set that can never be met.
+ */
+export function verifyStatementEnvelope(bytes: Uint8Array, subject: string, trust: ReleaseTrust): ReleaseStatement {
+  checkTrust(trust);
+  if (bytes.length > MAX_STATEMENT_BYTES) throw new StatementRejected(`envelope is ${bytes.length} bytes, over the ${MAX_STATEMENT_BYTES}-byte statement cap`);
+  return checkCandidate(bytes, subject, trust);
+}
+
 /** Applies every trust rule to one envelope's bytes (read with the declared size checked first, then a read that stops at it). */
 function checkCandidate(bytes: Uint8Array, subject: string, trust: ReleaseTrust): ReleaseStatement {
   const env = parseEnvelope(bytes);

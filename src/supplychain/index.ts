@@ -2,7 +2,7 @@ export { signRelease, DEFAULT_CHANNEL, DEFAULT_EXPIRES_IN_MS } from "./sign-rele
 export type { SignReleaseOptions, SignReleaseResult, NamedFile } from "./sign-release.js";
 export { verifyRelease } from "./verify-release.js";
 export type { VerifyReleaseOptions, VerifyReleaseReport, VerifyStep, IgnoredAttachment } from "./verify-release.js";
-export { findStatements, MAX_STATEMENT_CANDIDATES, ISSUED_AT_SKEW_MS } from "./find-statements.js";
+export { findStatements, verifyStatementEnvelope, MAX_STATEMENT_CANDIDATES, ISSUED_AT_SKEW_MS } from "./find-statements.js";
 export type { ReleaseTrust, SkippedCandidate, FoundStatement, StatementEnvelope } from "./find-statements.js";
 export { publishStatement, publishEnvelopeBytes, PREDICATE_TYPE_ANNOTATION } from "./publish-statement.js";
 export { trustedKeys, releaseRepository } from "./trust.js";

@@ -8,8 +8,9 @@
  *    strictly against it: field names, 64-bit integers as decimal strings,
  *    enums as numbers, AnyValue with exactly one kind, hex trace/span ids.
  *    Anything off the contract is answered 400 and recorded in `violations`.
- *  - ControlPlaneEventsContractServer implements the documented control-plane
- *    ingestion contract (original-interfaces §2.3): POST /v1/events
+ *  - ControlPlaneEventsContractServer implements the control-plane ingestion
+ *    contract's body (src/cpapi IngestRequest, strict; no authentication —
+ *    the real control plane is tested in test/telemetry/exporter-control-plane.test.ts): POST /v1/events
  *    {"events":[…]} with required event_id, event_type, node_id, timestamp;
  *    answers {received, inserted, deduped}; duplicate event_id ignored;
  *    insertion order; 400 malformed, 405 wrong method; GET /v1/events
@@ -23,6 +24,8 @@ import { gunzipSync } from "node:zlib";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fromAnyValue } from "../../src/telemetry/exporter/otlp.js";
+import { priorityOf } from "../../src/telemetry/exporter/priority.js";
+import { IngestRequest } from "../../src/cpapi/index.js";
 
 export interface Fault {
   /** Answer with this status (and `body`) instead of processing. */
@@ -293,18 +296,19 @@ export async function startControlPlaneEventsContractServer(): Promise<ControlPl
       } catch {
         return send(res, 400, { error: "malformed JSON" });
       }
-      if (!isObj(doc) || !Array.isArray(doc.events)) return send(res, 400, { error: "body must be {\"events\":[…]}" });
-      for (const [i, e] of doc.events.entries()) {
-        if (!isObj(e)) return send(res, 400, { error: `events[${i}] must be an object` });
-        for (const f of ["event_id", "event_type", "node_id", "timestamp"]) {
-          if (typeof e[f] !== "string" || e[f] === "") return send(res, 400, { error: `events[${i}].${f} is required` });
-        }
-        if (!RFC3339.test(e.timestamp as string)) return send(res, 400, { error: `events[${i}].timestamp must be RFC 3339` });
-        if (isObj(e.payload) && e.payload.poison === true) return send(res, 400, { error: `events[${i}] is malformed (poison)` });
+      // The contract itself (cpapi IngestRequest, strict: an unknown field such as the old seq/priority/payload is refused).
+      const parsed = IngestRequest.safeParse(doc);
+      if (!parsed.success) return send(res, 400, { error: `off the cpapi contract: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` });
+      for (const [i, e] of parsed.data.events.entries()) {
+        if (!RFC3339.test(e.timestamp)) return send(res, 400, { error: `events[${i}].timestamp must be RFC 3339` });
+        if (e.attributes?.poison === true) return send(res, 400, { error: `events[${i}] is malformed (poison)` });
       }
-      const events = doc.events as StoredEvent[];
+      const events = parsed.data.events as StoredEvent[];
       const n = ++r.requests;
-      const delivered: Delivered[] = events.map((e) => ({ seq: Number(e.event_id.split(":").at(-1)), nodeId: e.node_id, eventName: e.event_type, priority: Number(e.priority), event: isObj(e.payload) ? e.payload : {} }));
+      const delivered: Delivered[] = events.map((e) => {
+        const attributes = isObj(e.attributes) ? e.attributes : {};
+        return { seq: Number(e.event_id.split(":").at(-1)), nodeId: e.node_id, eventName: e.event_type, priority: priorityOf(attributes), event: attributes };
+      });
       const f = r.fault?.(n, delivered);
       if (f?.hang) return void hanging.add(res);
       if (f?.delayMs) await new Promise((w) => setTimeout(w, f.delayMs));

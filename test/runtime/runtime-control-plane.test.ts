@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { initStateRoot, readControlPlane, readNodeState, setTrustRoot } from "../../src/node/index.js";
+import { initStateRoot, readControlPlane, readNodeState, setTrustRoot, writeControlPlane } from "../../src/node/index.js";
 import { DEFAULT_RUNTIME_CONFIG, startRuntime } from "../../src/runtime/index.js";
 import type { RunningRuntime } from "../../src/runtime/index.js";
 import { seededRng } from "../../src/lib/index.js";
@@ -121,6 +121,16 @@ describe("runtime start --server", () => {
     expect(String(r.json.hint)).toMatch(/single-use/);
     expect(r.stdout + r.stderr).not.toContain("nope");
     expect(await readControlPlane(stateRoot)).toBeUndefined();
+  });
+
+  it("attack clear-text credentials (exporter): `[telemetry] control_plane_url` naming the enrolled server over plain http off loopback does not send it the node credential: the start is refused (CP_PLAIN_HTTP_REFUSED)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rt-cp-"));
+    const stateRoot = join(dir, "node");
+    await initStateRoot(stateRoot);
+    const far = "http://192.0.2.10:8888";
+    await writeControlPlane(stateRoot, { version: 1, server: far, node_id: "edge-1", credential: "aon_secret", enrolled_at: new Date().toISOString() });
+    const config = { ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: {}, allowedDomains: [], upstreams: [], telemetry: { controlPlaneUrl: far } };
+    await expect(startRuntime({ stateRoot, config })).rejects.toMatchObject({ code: "CP_PLAIN_HTTP_REFUSED" });
   });
 
   it("attack clear-text credentials (CLI): `runtime start --server http://<not loopback>` is refused up front (exit 2, CP_PLAIN_HTTP_REFUSED, token never shown); --server-plain-http lets it try", async () => {

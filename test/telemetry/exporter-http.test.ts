@@ -280,7 +280,7 @@ describe("exporter → OTLP/HTTP JSON (our receiver implementing the contract)",
 });
 
 describe("exporter → control plane events (a test server implementing the documented contract)", () => {
-  it("posts {events:[…]} with event_id <node>:wal:<generation>:<seq>; a restart from an older position is deduped by the receiver", async () => {
+  it("posts a cpapi IngestRequest with event_id <node>:wal:<generation>:<seq>; a restart from an older position is deduped by the receiver", async () => {
     const dir = await tmp();
     const cp = await track(startControlPlaneEventsContractServer());
     const events = Array.from({ length: 90 }, (_, i) => mixedEvent(i));
@@ -293,7 +293,7 @@ describe("exporter → control plane events (a test server implementing the docu
     const byId = new Map(cp.stored.map((e) => [e.event_id, e]));
     const gen = (await readGeneration(nodeWalFs, dir)).id;
     expect(gen).toMatch(/^[0-9a-f]{32}$/);
-    expect(byId.get(`${NODE}:wal:${gen}:1`)).toMatchObject({ event_type: "ai.agent.error", node_id: NODE, seq: 1, priority: 3, payload: events[0] });
+    expect(byId.get(`${NODE}:wal:${gen}:1`)).toEqual({ event_id: `${NODE}:wal:${gen}:1`, event_type: "ai.agent.error", node_id: NODE, timestamp: expect.any(String) as string, attributes: events[0] });
     expect(byId.get(`${NODE}:wal:${gen}:2`)).toMatchObject({ event_type: "ai.policy.decision", timestamp: new Date(1_700_000_000_001).toISOString() });
     // Crash before pos was persisted: everything is sent again; the contract's dedupe keeps one copy.
     const { writePos } = await import("../../src/telemetry/exporter/pos.js");
@@ -315,7 +315,7 @@ describe("exporter → control plane events (a test server implementing the docu
     const run = startRun(x);
     await until(() => x.status().pos === 40, "drain");
     await run.stop();
-    expect(cp.stored.map((e) => e.seq).sort((a, b) => Number(a) - Number(b))).toEqual(range(40).filter((s) => s !== 13));
+    expect(cp.stored.map((e) => Number(e.event_id.split(":").at(-1))).sort((a, b) => a - b)).toEqual(range(40).filter((s) => s !== 13));
     expect((await rejectedLines(dir)).map((l) => [l.seq, l.sink, l.status])).toEqual([[13, "control-plane", 400]]);
     expect(x.status().retries).toBeGreaterThanOrEqual(2);
   });

@@ -58,7 +58,7 @@ describe("WAL generations across an operator reset", () => {
     await drain();
     expect(cp.deduped).toBe(0);
     // All five new events, from seq 1: the old position (3, another generation) was not followed.
-    expect(cp.stored.map((e) => [e.seq, (e.payload as { n: number }).n])).toEqual([[1, 1], [2, 2], [3, 3], [1, 4], [2, 5], [3, 6], [4, 7], [5, 8]]);
+    expect(cp.stored.map((e) => [Number(e.event_id.split(":").at(-1)), (e.attributes as { n: number }).n])).toEqual([[1, 1], [2, 2], [3, 3], [1, 4], [2, 5], [3, 6], [4, 7], [5, 8]]);
     expect(new Set(cp.stored.map((e) => e.event_id)).size).toBe(8);
     expect(cp.stored.at(-1)?.event_id).toBe(`edge-1:wal:${after.generation}:5`);
     expect(await readPos(dir)).toEqual({ kind: "ok", pos: 5, generation: after.generation });

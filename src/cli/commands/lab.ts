@@ -6,6 +6,7 @@ import { FS_CELL_MODES, MAX_SEED, runPortability, shellLine } from "../../eviden
 import type { FsCellsMode, PortabilitySummary } from "../../evidence/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
+import { registerLabFleet } from "./lab-fleet.js";
 
 function parseIterations(v: string): number {
   const n = Number(v);
@@ -66,7 +67,8 @@ export function renderSummary(s: PortabilitySummary): string {
 }
 
 export function registerLab(program: Command): void {
-  const lab = program.command("lab").description("evidence harnesses: the portability matrix of seed 002");
+  const lab = program.command("lab").description("evidence harnesses: the portability matrix of seed 002; the fleet simulator");
+  registerLabFleet(lab);
 
   lab.command("portability")
     .description(

@@ -101,6 +101,8 @@ interface StartFlags extends StateFlags {
   plainHttp?: boolean;
   serverPlainHttp?: boolean;
   serverCa?: string;
+  /** `--no-export-events`: false. */
+  exportEvents: boolean;
 }
 
 /** `--poll-interval 30s`: at least 1 s (a tighter loop would only load the control plane), at most a day. */
@@ -125,6 +127,7 @@ async function controlPlaneOptions(flags: StartFlags): Promise<ControlPlaneOptio
   }
   return {
     server: flags.server, channel: flags.channel, pollIntervalMs: flags.pollInterval,
+    ...(flags.exportEvents === false ? { exportEvents: false } : {}),
     ...(enrollToken !== undefined && enrollToken !== "" ? { enrollToken } : {}),
     ...(flags.nodeId !== undefined ? { nodeId: flags.nodeId } : {}),
     ...(flags.serverPlainHttp === true ? { plainHttp: true } : {}),
@@ -195,6 +198,7 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--node-id <id>", "the node's id on the control plane at enrollment (default: derived from the host name)")
     .option("--channel <name>", "release channel to follow", "stable")
     .addOption(new Option("--poll-interval <duration>", "longest gap between release polls; each gap is drawn from [interval/2, interval]").argParser(parsePollInterval).default(30_000, "30s"))
+    .option("--no-export-events", "with --server: do not send the WAL's events to the control plane's POST /v1/events (sent by default, with the node credential; [telemetry] control_plane_url sends them elsewhere)")
     .option("--plain-http", "talk HTTP instead of HTTPS to the registry releases are pulled from (loopback test registries); the control plane is --server-plain-http")
     .option("--server-ca <file>", "trust this PEM CA for the control plane's https certificate (a private CA), instead of the public ones")
     .option("--server-plain-http", "allow an http:// --server that is not loopback: the enrollment token and node credential travel in clear text (default refused; use https, with --server-ca for a private CA)")

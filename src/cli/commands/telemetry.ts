@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { ExportError, Exporter, WalFileReader, eventNameOf, priorityOf, sinkFor } from "../../telemetry/index.js";
 import type { DrainResult, ExporterLogger, ExporterStatus } from "../../telemetry/index.js";
 import { UsageError } from "../../lib/index.js";
+import { readControlPlane } from "../../node/index.js";
 import { createLogger } from "../../observability/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
@@ -22,6 +23,7 @@ interface DrainFlags {
   otlpUrl?: string;
   otlpCompression?: "gzip" | "none";
   controlPlaneUrl?: string;
+  stateRoot?: string;
   nodeId: string;
   once?: boolean;
   json?: boolean;
@@ -37,12 +39,29 @@ function progressLine(s: ExporterStatus, drained: number): string {
   return `drained ${drained}, backlog ${s.backlog} (pos ${s.pos} of ${s.committed}${s.dead_lettered > 0 ? `, dead-lettered ${s.dead_lettered}` : ""}${s.last_error && s.state === "backoff" ? `; retrying: ${s.last_error.message}` : ""})`;
 }
 
+/**
+ * `--state-root`: the control plane the node enrolled with (or `--control-plane-url`),
+ * as that node, with its credential — sent only to the server that issued it.
+ */
+async function enrolledDestination(flags: DrainFlags): Promise<{ url?: string; token?: string; nodeId: string }> {
+  if (flags.stateRoot === undefined) return { ...(flags.controlPlaneUrl ? { url: flags.controlPlaneUrl } : {}), nodeId: flags.nodeId };
+  const file = await readControlPlane(flags.stateRoot);
+  if (file === undefined) throw new UsageError(`the node in ${flags.stateRoot} has not enrolled with a control plane (no control-plane.json)`, "start it once with `autonomy runtime start --server URL --enroll-token T`, or drop --state-root");
+  const url = flags.controlPlaneUrl ?? file.server;
+  const same = new URL(url).href.replace(/\/+$/, "") === new URL(file.server).href.replace(/\/+$/, "");
+  return { url, nodeId: file.node_id, ...(same ? { token: file.credential } : {}) };
+}
+
 async function drain(flags: DrainFlags): Promise<void> {
-  const sink = sinkFor({ nodeId: flags.nodeId, timeoutMs: flags.timeoutMs, ...(flags.otlpCompression ? { compression: flags.otlpCompression } : {}), ...(flags.otlpUrl ? { otlpUrl: flags.otlpUrl } : {}), ...(flags.controlPlaneUrl ? { controlPlaneUrl: flags.controlPlaneUrl } : {}) });
-  if (!sink) throw new UsageError("no destination", "give --otlp-url (an OTLP/HTTP collector) and/or --control-plane-url");
+  const cp = await enrolledDestination(flags);
+  const sink = sinkFor({
+    nodeId: cp.nodeId, timeoutMs: flags.timeoutMs, ...(flags.otlpCompression ? { compression: flags.otlpCompression } : {}), ...(flags.otlpUrl ? { otlpUrl: flags.otlpUrl } : {}),
+    ...(cp.url ? { controlPlaneUrl: cp.url, ...(cp.token !== undefined ? { controlPlaneToken: cp.token } : {}) } : {}),
+  });
+  if (!sink) throw new UsageError("no destination", "give --otlp-url (an OTLP/HTTP collector) and/or --control-plane-url / --state-root");
   const log: ExporterLogger = createLogger({ name: "autonomy.telemetry.exporter", level: flags.json ? "warn" : "info" });
   const exporter = new Exporter({
-    wal: flags.dir, sink, nodeId: flags.nodeId, batchSize: flags.batchSize, maxInFlightBytes: flags.maxInflightBytes,
+    wal: flags.dir, sink, nodeId: cp.nodeId, batchSize: flags.batchSize, maxInFlightBytes: flags.maxInflightBytes,
     retry: { baseMs: flags.retryBaseMs, maxMs: flags.retryMaxMs }, pollMs: flags.pollMs, log,
   });
   let drained = 0;
@@ -107,7 +126,8 @@ export function registerTelemetry(program: Command): void {
     .requiredOption("--dir <dir>", "WAL directory")
     .option("--otlp-url <url>", "OTLP/HTTP collector base URL (records go to <url>/v1/logs); headers from OTEL_EXPORTER_OTLP_HEADERS", parseHttpUrl)
     .addOption(new Option("--otlp-compression <c>", "gzip each OTLP request (default: OTEL_EXPORTER_OTLP_COMPRESSION, else none)").choices(["gzip", "none"]))
-    .option("--control-plane-url <url>", "control plane base URL (events go to <url>/v1/events)", parseHttpUrl)
+    .option("--control-plane-url <url>", "control plane base URL (events go to <url>/v1/events; no credential unless --state-root enrolled with it)", parseHttpUrl)
+    .option("--state-root <dir>", "send control-plane events as the node enrolled in this state root: to its control plane (unless --control-plane-url), as its node id, with its node credential (control-plane.json)")
     .option("--node-id <id>", "this node's id (OTLP service.name, control-plane node_id)", hostname())
     .option("--once", "drain until caught up, then exit 0; exit 1 (nothing lost) if a receiver fails")
     .option("--batch-size <n>", "records per request", parseCount(1), 512)

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { Cursor, EventPage, IngestRequest, IngestResult, Limit, NodeId, Timestamp } from "../../cpapi/index.js";
+import { Cursor, EventPage, IngestRequest, IngestResult, Limit, MAX_EVENT_ATTRIBUTES_BYTES, NodeId, Timestamp } from "../../cpapi/index.js";
 import type { IngestEvent } from "../../cpapi/index.js";
 import { isoTime } from "../../lib/index.js";
 import type { AreaDeps } from "../area.js";
@@ -13,7 +13,7 @@ import { ingestEvents, queryEvents } from "./store.js";
 import type { IngestOptions } from "./store.js";
 
 /** An event's `attributes` as JSON, at most (cpapi IngestEvent says so; zod cannot measure it). */
-export const MAX_ATTRIBUTES_BYTES = 16 * 1024;
+export const MAX_ATTRIBUTES_BYTES = MAX_EVENT_ATTRIBUTES_BYTES;
 
 const EventQueryString = z.strictObject({
   node_id: NodeId.optional(),

@@ -89,7 +89,8 @@ function refusal(e: unknown): unknown {
   return e;
 }
 
-function sameServer(a: string, b: string): boolean {
+/** The same control plane: equal URLs up to trailing slashes. */
+export function sameServer(a: string, b: string): boolean {
   const norm = (u: string): string => new URL(u).href.replace(/\/+$/, "");
   return norm(a) === norm(b);
 }

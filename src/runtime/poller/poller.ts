@@ -7,6 +7,7 @@ import type { EngineCompiler } from "../../policy/index.js";
 import { readNodeState, requireTrustRoot, writeControlPlane } from "../../node/index.js";
 import type { ControlPlaneFile } from "../../node/index.js";
 import { backoffDelay, sleep } from "../../telemetry/index.js";
+import { failedPollDelay, pollBackoffCap, steadyPollDelay } from "./timing.js";
 import { activateRelease } from "../activation.js";
 import type { WalAppender } from "../wal-sink.js";
 import { RuntimeError } from "../errors.js";
@@ -68,7 +69,6 @@ interface Pending { release_id: string; attempts: number; notBefore: number }
 
 /** Boot epoch: 0 until the edge daemon (which owns boots) exists. */
 const BOOT_EPOCH = 0;
-const FAILURE_BASE_MS = 1000;
 /** How many rejected release ids are remembered by default: a control plane cycling through more costs one verification each, per cycle. */
 export const MAX_REJECTED = 64;
 
@@ -91,6 +91,7 @@ export class ReleasePoller {
   readonly #cap: number;
   readonly #report: LifecycleReporter;
   #enrollment: ControlPlaneFile;
+  #current: { release_id: string; lock_fingerprint: string | null } | null = null;
   #etag: string | undefined;
   #latest: Release | undefined;
   #failures = 0;
@@ -119,7 +120,7 @@ export class ReleasePoller {
     this.#clock = o.clock ?? systemClock;
     this.#random = o.random ?? Math.random;
     this.#interval = o.intervalMs ?? 30_000;
-    this.#cap = Math.max(this.#interval, o.maxBackoffMs ?? 300_000);
+    this.#cap = pollBackoffCap(this.#interval, o.maxBackoffMs);
     this.#enrollment = o.enrollment;
     this.#report = new LifecycleReporter({ wal: o.wal, client: o.client, nodeId: o.enrollment.node_id, clock: this.#clock });
   }
@@ -183,7 +184,7 @@ export class ReleasePoller {
     await this.#polled("error", problem, e instanceof Error ? e.message : String(e));
     // Retry-After is honoured as a floor (up to the cap): a busy control plane said when.
     const retryAfter = cpError?.retryAfterMs ?? undefined;
-    const delayMs = Math.max(FAILURE_BASE_MS, backoffDelay(this.#failures, { baseMs: FAILURE_BASE_MS * 2, maxMs: this.#cap, jitter: 1 }, this.#random, retryAfter));
+    const delayMs = failedPollDelay(this.#failures, this.#cap, this.#random, retryAfter);
     return { outcome: "error", delayMs, error: problem };
   }
 
@@ -216,6 +217,16 @@ export class ReleasePoller {
     const current = state.activation;
     if (this.#currentReleaseId(current?.statement_digest) === r.release_id) return undefined;
     return r.sequence > (current?.sequence ?? 0) ? r : undefined;
+  }
+
+  /**
+   * The control plane's release this node runs, as last seen (each heartbeat reads the
+   * node's activation; an activation sets it at once): stamped on decisions and tool
+   * results so the control plane can count them per release. Null when unknown or not
+   * a release from this control plane.
+   */
+  current(): { release_id: string; lock_fingerprint: string | null } | null {
+    return this.#current;
   }
 
   #currentReleaseId(statementDigest: string | undefined): string | null {
@@ -257,6 +268,7 @@ export class ReleasePoller {
         },
       });
       this.#enrollment = { ...this.#enrollment, activated_release: { release_id: r.release_id, statement_digest: result.activation.statement_digest } };
+      this.#current = { release_id: r.release_id, lock_fingerprint: result.activation.lock_fingerprint ?? null };
       // The activation is committed whatever happens here: a file that cannot be written
       // (disk full) only makes heartbeats name the release after the next start; counted.
       await writeControlPlane(this.#o.stateRoot, this.#enrollment).catch(() => void (this.enrollmentWriteFailures += 1));
@@ -301,7 +313,7 @@ export class ReleasePoller {
 
   /** Spread over [interval/2, interval]: a fleet that started together does not poll together. */
   #steadyDelay(): number {
-    return backoffDelay(1, { baseMs: this.#interval, maxMs: this.#interval, jitter: 0.5 }, this.#random);
+    return steadyPollDelay(this.#interval, this.#random);
   }
 
   async #heartbeatIfDue(signal?: AbortSignal): Promise<void> {
@@ -310,8 +322,10 @@ export class ReleasePoller {
     this.#nextHeartbeat = now + (this.#o.heartbeatMs ?? this.#interval);
     try {
       const a = (await readNodeState(this.#o.stateRoot)).activation;
+      const releaseId = this.#currentReleaseId(a?.statement_digest);
+      this.#current = releaseId === null ? null : { release_id: releaseId, lock_fingerprint: a?.lock_fingerprint ?? null };
       await this.#o.client.heartbeat(this.#enrollment.node_id, {
-        release_id: this.#currentReleaseId(a?.statement_digest),
+        release_id: releaseId,
         activation_sequence: a?.sequence ?? null,
         lock_fingerprint: a?.lock_fingerprint ?? null,
         boot_epoch: BOOT_EPOCH,

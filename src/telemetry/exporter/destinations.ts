@@ -40,6 +40,8 @@ export interface Destinations {
   otlpUrl?: string;
   /** Control plane base URL (events go to <url>/v1/events). */
   controlPlaneUrl?: string;
+  /** The node credential for the control plane (bearer): sent only there. */
+  controlPlaneToken?: string;
   /** OTLP service.name. */
   nodeId: string;
   timeoutMs?: number;
@@ -57,7 +59,7 @@ export function sinkFor(d: Destinations): Sink | undefined {
   const env = d.env ?? process.env;
   const compression = d.compression ?? otlpCompressionFromEnv(env) ?? "none";
   if (d.otlpUrl) sinks.push(new OtlpHttpLogsSink({ url: d.otlpUrl, headers: otlpHeadersFromEnv(env), serviceName: d.nodeId, compression, ...timeout }));
-  if (d.controlPlaneUrl) sinks.push(new ControlPlaneEventsSink({ url: d.controlPlaneUrl, ...timeout }));
+  if (d.controlPlaneUrl) sinks.push(new ControlPlaneEventsSink({ url: d.controlPlaneUrl, ...(d.controlPlaneToken !== undefined ? { token: d.controlPlaneToken } : {}), ...timeout }));
   if (sinks.length === 0) return undefined;
   return sinks.length === 1 ? sinks[0] : new FanoutSink(sinks);
 }

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { encodeLogsRequest, fromAnyValue, toAnyValue } from "./otlp.js";
 import { eventTimeNanos, nanosToRfc3339, toExportRecord } from "./record.js";
-import { toControlPlaneEvent } from "./sinks.js";
+import { toIngestEvent } from "./cp-event.js";
 
 const GEN = "0123456789abcdef0123456789abcdef";
 
@@ -43,8 +43,8 @@ describe("OTLP JSON encoding", () => {
   it("an event without a time gets timeUnixNano 0 (unknown) for OTLP and the export time for the control plane", () => {
     const rec = toExportRecord({ seq: 1, event: { kind: "lifecycle" } }, "n", 10, GEN);
     expect(encodeLogsRequest([rec], "n", 5n).resourceLogs[0]?.scopeLogs[0]?.logRecords[0]?.timeUnixNano).toBe("0");
-    expect(toControlPlaneEvent(rec, Date.parse("2024-01-02T03:04:05.678Z"))).toMatchObject({
-      event_id: `n:wal:${GEN}:1`, event_type: "ai.agent.lifecycle", node_id: "n", timestamp: "2024-01-02T03:04:05.678Z", seq: 1, priority: 1,
+    expect(toIngestEvent(rec, Date.parse("2024-01-02T03:04:05.678Z"))).toEqual({
+      event_id: `n:wal:${GEN}:1`, event_type: "ai.agent.lifecycle", node_id: "n", timestamp: "2024-01-02T03:04:05.678Z", attributes: { kind: "lifecycle" },
     });
   });
 

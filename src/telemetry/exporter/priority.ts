@@ -96,7 +96,8 @@ function isError(event: Record<string, unknown>, name: string): boolean {
  * Drain priority of an event, higher first. An explicit finite numeric
  * `event.priority` wins (rounded, clamped to 0–9). Otherwise: errors
  * (`ai.agent.error`, any `*.error`, an error kind, or a stated severity of
- * error or worse) 3; decisions (`ai.policy.decision`) 2; lifecycle
+ * error or worse) 3; decisions (`ai.policy.decision`) and their outcomes
+ * (`ai.tool.result`: what the behaviour gates count, with the decisions) 2; lifecycle
  * (`ai.deployment.lifecycle`, `ai.agent.lifecycle`) 1; everything else 0.
  */
 export function priorityOf(event: Record<string, unknown>): number {
@@ -104,7 +105,7 @@ export function priorityOf(event: Record<string, unknown>): number {
   if (typeof p === "number" && Number.isFinite(p)) return Math.min(MAX_PRIORITY, Math.max(0, Math.round(p)));
   const name = eventNameOf(event);
   if (isError(event, name)) return PRIORITY.error;
-  if (name === "ai.policy.decision") return PRIORITY.decision;
+  if (name === "ai.policy.decision" || name === "ai.tool.result") return PRIORITY.decision;
   if (LIFECYCLE_NAMES.has(name)) return PRIORITY.lifecycle;
   return PRIORITY.other;
 }

@@ -17,10 +17,12 @@
  *                              records, so nothing is dead-lettered; retried
  *                              with backoff until an operator fixes it
  */
-import { redactUrl, redactUrlsIn, systemClock } from "../../lib/index.js";
+import { UsageError, redactUrl, redactUrlsIn, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
+import { CpClient, CpClientError, MAX_EVENTS_PER_BATCH, NodeId, ROUTES, routeUrl } from "../../cpapi/index.js";
+import type { IngestEvent, IngestResult } from "../../cpapi/index.js";
 import type { ExportRecord } from "./record.js";
-import { eventIdOf, eventTimeNanos, nanosToRfc3339 } from "./record.js";
+import { toIngestEvent } from "./cp-event.js";
 import { encodeLogsRequest } from "./otlp.js";
 import { gzip } from "node:zlib";
 import { promisify } from "node:util";
@@ -204,70 +206,104 @@ export class OtlpHttpLogsSink implements Sink {
 }
 
 export interface ControlPlaneEventsSinkOptions {
-  /** Control-plane base URL; events go to `<url>/v1/events`. */
+  /** Control-plane base URL (`--server`); events go to `<url>/v1/events`. */
   url: string;
-  headers?: Readonly<Record<string, string>>;
+  /** The node credential (bearer), from the state root's control-plane.json; events:write. */
+  token?: string | undefined;
   /** Default 10 s. */
   timeoutMs?: number;
   /** Clock for events without a timestamp and Retry-After dates. Default {@link systemClock}. */
   clock?: Clock;
+  /** Most bytes of events per request (the server's body limit is 4 MiB). Default 2 MiB. */
+  maxRequestBytes?: number;
 }
 
-/** One event in the control plane's ingestion format (original-interfaces §2.3). */
-export interface ControlPlaneEvent {
-  event_id: string;
-  event_type: string;
-  node_id: string;
-  timestamp: string;
-  seq: number;
-  priority: number;
-  lock_fingerprint?: string;
-  release_id?: string;
-  payload: Record<string, unknown>;
-}
-
-export function toControlPlaneEvent(r: ExportRecord, nowMs: number): ControlPlaneEvent {
-  const ev: ControlPlaneEvent = {
-    event_id: eventIdOf(r),
-    event_type: r.eventName,
-    node_id: r.nodeId,
-    timestamp: nanosToRfc3339(eventTimeNanos(r.event) ?? BigInt(Math.round(nowMs)) * 1_000_000n),
-    seq: r.seq,
-    priority: r.priority,
-    payload: r.event,
-  };
-  if (typeof r.event.lock_fingerprint === "string") ev.lock_fingerprint = r.event.lock_fingerprint;
-  if (typeof r.event.release_id === "string") ev.release_id = r.event.release_id;
-  return ev;
-}
+/** Bytes of request a batch is cut into: well under the control plane's 4 MiB body limit. */
+const CP_REQUEST_BYTES = 2 * 1024 * 1024;
 
 /**
- * The control plane's event ingestion: `POST <url>/v1/events` with
- * `{"events":[…]}`, answered `{received, inserted, deduped}`; duplicates (same
- * event_id) are ignored by the receiver. An answer whose `received` is not the
- * number sent counts as not delivered.
+ * The control plane's event ingestion, through the typed cpapi client:
+ * `POST <url>/v1/events` with a cpapi IngestRequest, the node credential as
+ * bearer. A batch is cut into requests of at most MAX_EVENTS_PER_BATCH events
+ * and `maxRequestBytes`; it is delivered when every request was acknowledged
+ * with `received` = events sent = `inserted + deduped`. Event ids are
+ * idempotent, so a batch partly acknowledged before a failure is simply sent
+ * again whole.
  */
 export class ControlPlaneEventsSink implements Sink {
   readonly name = "control-plane";
   readonly endpoint: string;
-  readonly #o: ControlPlaneEventsSinkOptions;
+  readonly #client: CpClient;
+  readonly #clock: Clock;
+  readonly #maxBytes: number;
 
   constructor(o: ControlPlaneEventsSinkOptions) {
-    this.#o = o;
-    this.endpoint = endpointOf(o.url, "/v1/events", false);
+    this.#clock = o.clock ?? systemClock;
+    this.#client = new CpClient({ baseUrl: o.url, token: o.token, timeoutMs: o.timeoutMs ?? 10_000, clock: this.#clock });
+    this.endpoint = routeUrl(this.#client.baseUrl, ROUTES.ingestEvents).href;
+    this.#maxBytes = o.maxRequestBytes ?? CP_REQUEST_BYTES;
   }
 
   async send(batch: readonly ExportRecord[], opts: SendOptions = {}): Promise<void> {
     if (batch.length === 0) return;
-    const clock = this.#o.clock ?? systemClock;
-    const now = clock.now();
-    const body = JSON.stringify({ events: batch.map((r) => toControlPlaneEvent(r, now)) });
-    const res = await postJson({ url: this.endpoint, body, headers: this.#o.headers ?? {}, timeoutMs: this.#o.timeoutMs ?? 10_000, signal: opts.signal, sink: this.name, clock });
-    const received = (res as { received?: unknown } | undefined)?.received;
-    if (typeof received !== "number" || received !== batch.length) {
-      throw new SinkUnavailable(`${this.name}: ${redactUrl(this.endpoint)} acknowledged ${String(received)} of ${batch.length} events`, "protocol");
+    // A node id the contract refuses is the exporter's configuration, not the events': never dead-letter for it.
+    const badNode = batch.find((r) => !NodeId.safeParse(r.nodeId).success);
+    if (badNode) throw new SinkUnavailable(`${this.name}: node id ${JSON.stringify(badNode.nodeId.slice(0, 80))} is not a control-plane node id (1–63 of a-z 0-9 . _ -): set the enrolled node's id (--node-id, --state-root, [telemetry] node_id)`, "refused");
+    const now = this.#clock.now();
+    for (const events of chunks(batch.map((r) => toIngestEvent(r, now)), this.#maxBytes)) {
+      let res: IngestResult;
+      try {
+        res = await this.#client.ingestEvents({ events }, opts.signal ? { signal: opts.signal } : {});
+      } catch (e) {
+        throw cpSinkError(e, this.name, opts.signal);
+      }
+      if (res.received !== events.length || res.inserted + res.deduped !== res.received) {
+        throw new SinkUnavailable(`${this.name}: ${redactUrl(this.endpoint)} acknowledged received ${res.received}, inserted ${res.inserted}, deduped ${res.deduped} of ${events.length} events`, "protocol");
+      }
     }
   }
+}
+
+/** Requests of at most MAX_EVENTS_PER_BATCH events and `maxBytes` of JSON (a single larger event still goes, alone). */
+function chunks(events: readonly IngestEvent[], maxBytes: number): IngestEvent[][] {
+  const out: IngestEvent[][] = [];
+  let cur: IngestEvent[] = [];
+  let bytes = 0;
+  for (const e of events) {
+    const b = Buffer.byteLength(JSON.stringify(e), "utf8") + 1;
+    if (cur.length > 0 && (cur.length >= MAX_EVENTS_PER_BATCH || bytes + b > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(e);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/**
+ * A cpapi client failure as the exporter's delivery verdict (same classes as
+ * the module comment): 400/413/422 refuse the content (bisected, then
+ * dead-lettered); 408/429/5xx (503 STORE_BUSY, 507 STORE_FULL) and transport
+ * failures are retried with backoff honouring Retry-After; 401/403/404 are a
+ * configuration problem (credential, URL), retried and never dead-lettered;
+ * an event the client's own contract check refuses (never sent) counts as
+ * refused content (status 0).
+ */
+function cpSinkError(e: unknown, sink: string, signal: AbortSignal | undefined): Error {
+  if (signal?.aborted) return new SinkUnavailable(`${sink}: aborted`, "aborted", { cause: e });
+  if (e instanceof UsageError) return new SinkRejected(`${sink}: not sent, off the cpapi contract: ${e.message}`, 0, sink);
+  if (!(e instanceof CpClientError)) return e instanceof Error ? e : new Error(String(e));
+  const status = e.status ?? undefined;
+  if (e.code === "CP_REQUEST_FAILED") return new SinkUnavailable(`${sink}: ${e.message}`, e.detail.startsWith("no answer within") ? "timeout" : "network", { cause: e });
+  if (e.code === "CP_RESPONSE_INVALID" || status === undefined) return new SinkUnavailable(`${sink}: ${e.message}`, "protocol", { cause: e, ...(status === undefined ? {} : { status }) });
+  const verdict = classifyStatus(status);
+  if (verdict === "rejected") return new SinkRejected(`${sink}: ${e.message}`, status, sink);
+  const retry = e.retryAfterMs ?? undefined;
+  return new SinkUnavailable(`${sink}: ${e.message}${verdict === "refused" ? " (a configuration problem: check the URL and the node credential)" : ""}`,
+    verdict === "refused" ? "refused" : "status", { status, cause: e, ...(retry === undefined ? {} : { retryAfterMs: retry }) });
 }
 
 /**

@@ -1,0 +1,71 @@
+/**
+ * Scale smoke: 1,000 virtual devices (no faults) in one `autonomy lab fleet`
+ * process against an `autonomy serve` process (SQLite), both the built
+ * binary (`npm run build` first), until every device runs the published
+ * release. Reports how long it took and the simulator's memory.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CpClient } from "../../src/cpapi/index.js";
+import type { Envelope } from "../../src/cpapi/index.js";
+import { formatReference } from "../../src/oci/index.js";
+import { AUTONOMY_BIN, describeRun, runJson } from "../helpers/cli.js";
+import { makeRelease, testKeys } from "../helpers/release.js";
+
+async function startServe(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [AUTONOMY_BIN, "serve", "--listen", "127.0.0.1:0", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not become ready:\n${err}`)), 20_000);
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString("utf8");
+      const m = /^\{"ok":true,"url":"([^"]+)"/m.exec(err);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`serve exited ${String(code)}:\n${err}`)));
+  });
+  return { child, url };
+}
+
+describe("fleet simulator at scale", () => {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  it("1,000 devices enroll, verify and converge on a release published to `autonomy serve`, with no transport error", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "fleet-scale-"));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const tokenFile = join(dir, "boot.token");
+    const s = await startServe(["--db", join(dir, "cp.db"), "--bootstrap-token-file", tokenFile]);
+    cleanup.push(() => Promise.resolve(void s.child.kill("SIGKILL")));
+    const owner = (await readFile(tokenFile, "utf8")).trim();
+    const keys = testKeys();
+    await writeFile(join(dir, "release.pub"), keys.publicPem);
+    const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, repository: `oci:${dir}/reg` });
+    const envelope = JSON.parse(Buffer.from(await rel.repo.getBlob(rel.signed.statement.envelope)).toString("utf8")) as Envelope;
+    const operator = new CpClient({ baseUrl: s.url, token: owner });
+    const id = (await operator.publishRelease({ statement: envelope, image: formatReference(rel.ref), channel: "stable" })).release_id;
+
+    const r = await runJson<{ elapsed_ms: number; converged: boolean; releases: Record<string, number>; requests: { total: number; transport_errors: number; p50_ms: number; p99_ms: number; peak_inflight: number }; events: { sent: number; inserted: number }; memory: { rss_bytes: number; heap_used_bytes: number } }>(
+      ["lab", "fleet", "--server", s.url, "--devices", "1000", "--trust-key", join(dir, "release.pub"), "--repository", `oci:${dir}/reg`, "--poll-interval", "2s", "--until-converged", "--duration", "120s", "--seed", "1"],
+      { env: { AUTONOMY_TOKEN: owner }, timeoutMs: 150_000 },
+    );
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.json).toMatchObject({ converged: true, releases: { [id]: 1000 } });
+    expect(r.json.requests.transport_errors).toBe(0);
+    expect(r.json.events.inserted).toBe(r.json.events.sent);
+    const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
+    process.stderr.write(`${JSON.stringify((r.json.requests as unknown as { by_route: unknown }).by_route)}\n`);
+    process.stderr.write(`fleet scale smoke: 1000 devices converged in ${(r.json.elapsed_ms / 1000).toFixed(1)} s, ${r.json.requests.total} requests (p50 ${r.json.requests.p50_ms} ms, p99 ${r.json.requests.p99_ms} ms, peak in flight ${r.json.requests.peak_inflight}), simulator rss ${mib(r.json.memory.rss_bytes)}, heap ${mib(r.json.memory.heap_used_bytes)}\n`);
+    const page = await operator.listNodes({ limit: 1000 });
+    expect(page.nodes.filter((n) => n.release_id === id)).toHaveLength(1000);
+  }, 180_000);
+});
