@@ -13,6 +13,7 @@ import { registerWal } from "./commands/wal.js";
 import { registerLab } from "./commands/lab.js";
 import { registerTelemetry } from "./commands/telemetry.js";
 import { registerNode } from "./commands/node.js";
+import { registerRollout } from "./commands/rollout.js";
 import { registerReleaseControlPlane, registerServe, registerToken } from "./commands/control-plane.js";
 
 /** The `autonomy` command tree; shared by the binary and the CLI reference generator. */
@@ -33,6 +34,7 @@ export function buildAutonomyProgram(): Command {
   registerTelemetry(program);
   registerLab(program);
   registerNode(program);
+  registerRollout(program);
   registerServe(program);
   registerToken(program);
   registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));

@@ -21,6 +21,15 @@ const RELEASE = {
 };
 const NODE = { node_id: "edge-1", labels: {}, release_id: null, activation_sequence: null, lock_fingerprint: null, boot_epoch: 0, wal_generation: null, runtime_version: "0.1.0", enrolled_at: AT, last_seen: null, last_ack: null };
 
+const PLAN = "plan-0123456789abcdef";
+const COUNTERS = { members: 1, pending: 1, in_progress: 0, succeeded: 0, failed: 0, stuck: 0, retried: 0, rolled_back: 0, skipped: 0, budget_used: 0, budget_allowed: 0, failures_total: 0 };
+const STAGE = { stage_id: "all", stage_phase: "open", cumulative: 1, started_at: AT, batch_finished_at: null, passed_at: null, manual_approved: false, gates: [] };
+const ROLLOUT = {
+  plan_id: PLAN, release_id: RELEASE_ID, previous_release_id: null, phase: "active", current_stage_id: "all", max_concurrency: 1, stuck_timeout_seconds: 60, late_joiners: "ignore",
+  created_at: AT, updated_at: AT, stages: [STAGE], nodes: [], counters: COUNTERS, reason: "created", ignored_late_joiners: [], notes: "",
+};
+const { nodes: _nodes, ...ROLLOUT_SUMMARY } = ROLLOUT;
+
 interface Seen { route: RouteName; method: string; url: string; auth: string | undefined; body: unknown; ifNoneMatch: string | undefined }
 
 const ANSWERS: Record<RouteName, unknown> = {
@@ -41,6 +50,17 @@ const ANSWERS: Record<RouteName, unknown> = {
   ack: {},
   ingestEvents: { received: 1, inserted: 1, deduped: 0 },
   queryEvents: { events: [], count: 0, next_cursor: null },
+  createRollout: ROLLOUT,
+  listRollouts: { rollouts: [ROLLOUT_SUMMARY], next_cursor: null },
+  stuckRollouts: { stuck_plans: [] },
+  getRollout: ROLLOUT,
+  pauseRollout: ROLLOUT,
+  resumeRollout: ROLLOUT,
+  cancelRollout: ROLLOUT,
+  rollbackRollout: ROLLOUT,
+  recoverRollout: ROLLOUT,
+  approveStage: { approved: true, promoted: false, message: "stage all approved" },
+  stageGates: { stage_id: "all", stage_phase: "open", gates: [], manual_approved: false, all_passed: false },
 };
 
 let app: FastifyInstance;
@@ -112,6 +132,17 @@ describe("CpClient: one method per route", () => {
       ["ack", () => c.ack("edge-1", { release_id: RELEASE_ID, phase: "polled", at: AT }), "/v1/nodes/edge-1/ack"],
       ["ingestEvents", () => c.ingestEvents({ events: [{ event_id: "e1", event_type: "x", node_id: "edge-1", timestamp: AT }] }), "/v1/events"],
       ["queryEvents", () => c.queryEvents({ node_id: "edge-1", limit: 10 }), "/v1/events?node_id=edge-1&limit=10"],
+      ["createRollout", () => c.createRollout({ release_id: RELEASE_ID, previous_release_id: null, target: { nodes: ["edge-1"] }, max_concurrency: 1, stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 60, late_joiners: "ignore" }), "/v1/rollouts"],
+      ["listRollouts", () => c.listRollouts({ limit: 2 }), "/v1/rollouts?limit=2"],
+      ["stuckRollouts", () => c.stuckRollouts(60), "/v1/rollouts/stuck?threshold_seconds=60"],
+      ["getRollout", () => c.getRollout(PLAN), `/v1/rollouts/${PLAN}`],
+      ["pauseRollout", () => c.pauseRollout(PLAN), `/v1/rollouts/${PLAN}/pause`],
+      ["resumeRollout", () => c.resumeRollout(PLAN), `/v1/rollouts/${PLAN}/resume`],
+      ["cancelRollout", () => c.cancelRollout(PLAN, "bad"), `/v1/rollouts/${PLAN}/cancel`],
+      ["rollbackRollout", () => c.rollbackRollout(PLAN), `/v1/rollouts/${PLAN}/rollback`],
+      ["recoverRollout", () => c.recoverRollout(PLAN, { strategy: "retry" }), `/v1/rollouts/${PLAN}/recover`],
+      ["approveStage", () => c.approveStage(PLAN, "all"), `/v1/rollouts/${PLAN}/stages/all/approve`],
+      ["stageGates", () => c.stageGates(PLAN, "all"), `/v1/rollouts/${PLAN}/stages/all/gates`],
     ];
     for (const [name, call, url] of calls) {
       const out = await call();
@@ -122,6 +153,7 @@ describe("CpClient: one method per route", () => {
       expect(s.auth, name).toBe(`Bearer ${TOKEN}`);
       if (name === "metrics") expect(out).toBe(ANSWERS.metrics);
       else if (name === "latestRelease") expect(out).toMatchObject({ status: "release", etag: `"${RELEASE_ID}"`, release: { release_id: RELEASE_ID } });
+      else if (name === "stuckRollouts") expect(out).toEqual([]);
       else if (name !== "heartbeat" && name !== "ack") expect(out, name).toMatchObject(ANSWERS[name] as object);
     }
     // Every route except enroll was covered above; enroll authenticates with its own token.

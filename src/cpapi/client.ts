@@ -6,6 +6,8 @@ import { PublishReleaseRequest, Release, ReleasePage } from "./releases.js";
 import { AckRequest, HeartbeatRequest, Node, NodePage } from "./nodes.js";
 import { EventPage, IngestRequest, IngestResult } from "./events.js";
 import { Channel, ReleaseId, NodeId } from "./common.js";
+import { ApproveRequest, ApproveResult, CreateRolloutRequest, PlanCommandRequest, PlanId, RecoverRequest, Rollout, RolloutPage, StageGates, StageId, StuckPlans } from "./rollouts.js";
+import type { StuckPlan } from "./rollouts.js";
 import { ROUTES } from "./routes.js";
 import type { RouteName } from "./routes.js";
 import { httpCall, parseAnswer, rejection } from "./client-http.js";
@@ -173,6 +175,56 @@ export class CpClient {
 
   async queryEvents(q: QueryEventsQuery = {}, o?: CallOptions): Promise<EventPage> {
     return this.#json("queryEvents", EventPage, { ...o, query: { node_id: q.node_id, event_type: q.event_type, since: q.since, until: q.until, cursor: q.cursor, limit: numberParam(q.limit) } });
+  }
+
+  async createRollout(req: z.input<typeof CreateRolloutRequest>, o?: CallOptions): Promise<Rollout> {
+    return this.#json("createRollout", Rollout, { ...o, body: checked(CreateRolloutRequest, req, "rollout plan") });
+  }
+
+  async listRollouts(q: { cursor?: string; limit?: number } = {}, o?: CallOptions): Promise<RolloutPage> {
+    return this.#json("listRollouts", RolloutPage, { ...o, query: { cursor: q.cursor, limit: numberParam(q.limit) } });
+  }
+
+  async stuckRollouts(thresholdSeconds?: number, o?: CallOptions): Promise<StuckPlan[]> {
+    return (await this.#json("stuckRollouts", StuckPlans, { ...o, query: { threshold_seconds: numberParam(thresholdSeconds) } })).stuck_plans;
+  }
+
+  async getRollout(planId: string, o?: CallOptions): Promise<Rollout> {
+    return this.#json("getRollout", Rollout, { ...o, params: { plan_id: checked(PlanId, planId, "plan id") } });
+  }
+
+  async pauseRollout(planId: string, reason = "", o?: CallOptions): Promise<Rollout> {
+    return this.#planCommand("pauseRollout", planId, reason, o);
+  }
+
+  async resumeRollout(planId: string, reason = "", o?: CallOptions): Promise<Rollout> {
+    return this.#planCommand("resumeRollout", planId, reason, o);
+  }
+
+  /** The CLI's `rollout abort`. */
+  async cancelRollout(planId: string, reason = "", o?: CallOptions): Promise<Rollout> {
+    return this.#planCommand("cancelRollout", planId, reason, o);
+  }
+
+  async rollbackRollout(planId: string, reason = "", o?: CallOptions): Promise<Rollout> {
+    return this.#planCommand("rollbackRollout", planId, reason, o);
+  }
+
+  async recoverRollout(planId: string, req: z.input<typeof RecoverRequest>, o?: CallOptions): Promise<Rollout> {
+    return this.#json("recoverRollout", Rollout, { ...o, params: { plan_id: checked(PlanId, planId, "plan id") }, body: checked(RecoverRequest, req, "recovery") });
+  }
+
+  async approveStage(planId: string, stageId: string, reason = "", o?: CallOptions): Promise<z.output<typeof ApproveResult>> {
+    const params = { plan_id: checked(PlanId, planId, "plan id"), stage_id: checked(StageId, stageId, "stage id") };
+    return this.#json("approveStage", ApproveResult, { ...o, params, body: checked(ApproveRequest, { reason }, "approval") });
+  }
+
+  async stageGates(planId: string, stageId: string, o?: CallOptions): Promise<StageGates> {
+    return this.#json("stageGates", StageGates, { ...o, params: { plan_id: checked(PlanId, planId, "plan id"), stage_id: checked(StageId, stageId, "stage id") } });
+  }
+
+  async #planCommand(name: "pauseRollout" | "resumeRollout" | "cancelRollout" | "rollbackRollout", planId: string, reason: string, o?: CallOptions): Promise<Rollout> {
+    return this.#json(name, Rollout, { ...o, params: { plan_id: checked(PlanId, planId, "plan id") }, body: checked(PlanCommandRequest, { reason }, "command") });
   }
 
   async #json<S extends z.ZodType>(name: RouteName, schema: S, c: Omit<HttpCallOptions, "route">): Promise<z.output<S>> {

@@ -21,7 +21,7 @@ const NOT_SERVED_YET: string[] = [];
 const PROTECTED = DECLS.filter(([name, d]) => d.permission !== "public" && !NOT_SERVED_YET.includes(name));
 
 /** A concrete URL for a declared pattern (params filled with well-formed values). */
-const urlOf = (d: RouteDecl): string => d.url.replace(":node_id", "node-a").replace(":release_id", "rel-0000000000000000");
+const urlOf = (d: RouteDecl): string => d.url.replace(":node_id", "node-a").replace(":release_id", "rel-0000000000000000").replace(":plan_id", "plan-0000000000000000").replace(":stage_id", "all");
 
 describe("control plane routes and the auth hook", () => {
   let cp: TestCp;

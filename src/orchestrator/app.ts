@@ -15,6 +15,8 @@ import { eventsArea } from "./events/routes.js";
 import { createMetrics, instrument } from "./metrics.js";
 import type { CpMetrics } from "./metrics.js";
 
+import { rolloutsArea } from "./plans/routes.js";
+import type { RolloutScheduler } from "./plans/scheduler.js";
 import { releaseRoutes } from "./releases/routes.js";
 import { lazyChildLoggerFactory } from "./request-logger.js";
 import { systemRoutes } from "./system-routes.js";
@@ -22,6 +24,8 @@ import { useZodValidation } from "./validation.js";
 
 declare module "fastify" {
   interface FastifyInstance {
+    /** The rollouts area's scheduler (started by `autonomy serve`, or by `rolloutSchedulerMs`; tests call tickAll()). */
+    rollouts: { scheduler: RolloutScheduler };
     /** The app's Prometheus metrics (one registry per app); areas increment theirs. */
     metrics: CpMetrics;
     /** Every route registered, with its cpapi ROUTES name (the route-table test reads it). */
@@ -86,6 +90,12 @@ export interface BuildAppOptions {
   authCacheMs?: number;
   /** Also export Node's process metrics (cp_process_*). Default false (tests build many apps). */
   processMetrics?: boolean;
+  /**
+   * Start the rollout scheduler with this interval (ms). Default: not started
+   * (tests tick by hand with `app.rollouts.scheduler.tickAll()`); `autonomy
+   * serve` starts it. It stops when the app closes.
+   */
+  rolloutSchedulerMs?: number;
 }
 
 /**
@@ -138,9 +148,18 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   app.addHook("onRequest", authHook(opts.store, clock, { cacheMs: opts.authCacheMs ?? AUTH_CACHE_MS }));
   await app.register(systemRoutes(deps, metrics, () => app.swagger()));
   await app.register(identityRoutes(deps));
-  await app.register(releaseRoutes(deps, { latestCacheMs: opts.latestCacheMs ?? LATEST_CACHE_MS }));
-  await app.register(nodesArea(deps));
+  const latestCacheMs = opts.latestCacheMs ?? LATEST_CACHE_MS;
+  // Rollouts reach the other areas only through two hooks: the poll route asks for a node's
+  // assigned release, and every ack is fed to the plan that assigned the node (same transaction).
+  const rollouts = rolloutsArea(deps, { assignmentCacheMs: latestCacheMs, ...(opts.rolloutSchedulerMs !== undefined ? { schedulerMs: opts.rolloutSchedulerMs } : {}) });
+  app.decorate("rollouts", { scheduler: rollouts.scheduler });
+  await app.register(releaseRoutes(deps, { latestCacheMs, assignedReleaseOf: rollouts.assignedReleaseOf }));
+  await app.register(nodesArea(deps, { onAck: rollouts.onAck }));
   await app.register(eventsArea(deps));
-  // Areas of the rollouts owner register here.
+  await app.register(rollouts.plugin);
+  if (opts.rolloutSchedulerMs !== undefined) app.addHook("onReady", () => {
+    rollouts.scheduler.start();
+    return Promise.resolve();
+  });
   return app;
 }

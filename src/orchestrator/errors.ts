@@ -1,4 +1,5 @@
 import { AutonomyError, ExitCodes } from "../lib/index.js";
+import { rolloutErrorStatus } from "./rollouts/index.js";
 
 /**
  * Every code an {@link OrchestratorError} can carry; docs/errors.md lists each.
@@ -27,6 +28,7 @@ export const ORCHESTRATOR_ERROR_CODES = [
   "STORE_BUSY",
   "NODE_NOT_FOUND",
   "CP_LISTEN_FAILED",
+  "ROLLOUT_CONFLICT",
 ] as const;
 export type OrchestratorErrorCode = (typeof ORCHESTRATOR_ERROR_CODES)[number] | "AUTH_REQUIRED";
 
@@ -50,6 +52,7 @@ export const ORCHESTRATOR_STATUS: Readonly<Partial<Record<OrchestratorErrorCode,
   STORE_FULL: 507,
   STORE_BUSY: 503,
   NODE_NOT_FOUND: 404,
+  ROLLOUT_CONFLICT: 409,
 };
 
 const USAGE: ReadonlySet<OrchestratorErrorCode> = new Set(["RELEASE_STATEMENT_INVALID", "RELEASE_CHANNEL_MISMATCH", "RELEASE_IMAGE_MISMATCH"]);
@@ -77,6 +80,7 @@ const HINTS: Readonly<Record<OrchestratorErrorCode, string>> = {
   STORE_FULL: "the control plane's disk is full and nothing of the request was kept; an operator must free space (retrying at once will not help)",
   STORE_BUSY: "another writer holds the store's lock and nothing of the request was kept; retry after the Retry-After seconds (event ingestion is idempotent)",
   NODE_NOT_FOUND: "list the fleet with `autonomy node list`; a node appears once it has enrolled",
+  ROLLOUT_CONFLICT: "the plan kept changing under the request (the scheduler or another operator stepped it); GET it and retry the command",
 };
 
 /** A control-plane error: a stable code, an HTTP status ({@link ORCHESTRATOR_STATUS}) and a hint. */
@@ -96,5 +100,7 @@ export class RequestInvalid extends AutonomyError<"REQUEST_INVALID"> {
 /** HTTP status of an error raised by the control plane (undefined: the lib's rule). */
 export function orchestratorStatusOf(e: AutonomyError): number | undefined {
   if (e instanceof RequestInvalid) return 400;
-  return e instanceof OrchestratorError ? ORCHESTRATOR_STATUS[e.code] : undefined;
+  if (e instanceof OrchestratorError) return ORCHESTRATOR_STATUS[e.code];
+  // The rollout engine's errors carry their own statuses (400/404/409, 500 for a corrupt stored state).
+  return rolloutErrorStatus(e);
 }

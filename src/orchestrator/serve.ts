@@ -9,6 +9,7 @@ import { migrateStore } from "./db/migrate.js";
 import type { MigrationReport } from "./db/migrate.js";
 import { MIGRATIONS } from "./db/migrations.js";
 import { OrchestratorError } from "./errors.js";
+import { SCHEDULER_INTERVAL_MS } from "./plans/scheduler.js";
 import { bootstrapOwnerToken } from "./identity/store.js";
 import type { IssuedToken } from "./identity/store.js";
 
@@ -25,6 +26,8 @@ export interface ServeOptions {
   /** Called once with a bootstrap token made on this start (the caller shows it once). */
   onBootstrapToken?: (t: IssuedToken) => void;
   latestCacheMs?: number;
+  /** The rollout scheduler's interval (ms). Default SCHEDULER_INTERVAL_MS (1 s). */
+  schedulerMs?: number;
 }
 
 export interface ServingControlPlane {
@@ -62,7 +65,7 @@ export async function startControlPlane(o: ServeOptions): Promise<ServingControl
       o.onBootstrapToken?.(boot);
       o.log.info({ token_id: boot.token_id, at: isoTime(clock) }, "bootstrap owner token created (shown once on stderr)");
     }
-    const app = await buildApp({ store, clock, log: o.log, processMetrics: true, ...(o.latestCacheMs !== undefined ? { latestCacheMs: o.latestCacheMs } : {}) });
+    const app = await buildApp({ store, clock, log: o.log, processMetrics: true, rolloutSchedulerMs: o.schedulerMs ?? SCHEDULER_INTERVAL_MS, ...(o.latestCacheMs !== undefined ? { latestCacheMs: o.latestCacheMs } : {}) });
     let url: string;
     try {
       url = await app.listen({ host: o.host, port: o.port });

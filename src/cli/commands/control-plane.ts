@@ -23,6 +23,7 @@ interface ServeFlags {
   db: string;
   listen: { host: string; port: number };
   bootstrapTokenFile?: string;
+  schedulerInterval?: string;
   json?: boolean;
 }
 
@@ -35,6 +36,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     ...flags.listen,
     log,
     bootstrapTokenFile: flags.bootstrapTokenFile,
+    ...(flags.schedulerInterval !== undefined ? { schedulerMs: schedulerIntervalMs(flags.schedulerInterval) } : {}),
     // The one time the secret is shown; never logged (the log line names the token id only).
     onBootstrapToken: (t) => say(`bootstrap owner token (shown once, it will not be shown again${flags.bootstrapTokenFile ? `; also written to ${flags.bootstrapTokenFile}` : ""}): ${t.token}`),
   });
@@ -47,6 +49,13 @@ async function serve(flags: ServeFlags): Promise<void> {
   say(flags.json ? JSON.stringify(ready) : `control plane ready: ${cp.url} (${ready.store} ${ready.db})`);
   await stopped;
   await cp.close();
+}
+
+/** --scheduler-interval: a duration (500ms, 1s, 5s), at least 100 ms. */
+function schedulerIntervalMs(v: string): number {
+  const ms = parseDuration(v);
+  if (!Number.isFinite(ms) || ms < 100) throw new UsageError(`--scheduler-interval ${v}: expected a duration of at least 100ms`, "e.g. --scheduler-interval 1s");
+  return ms;
 }
 
 interface ClientFlags {
@@ -74,10 +83,11 @@ function withClientFlags(cmd: Command): Command {
 export function registerServe(program: Command): void {
   program
     .command("serve")
-    .description("run the control plane: the HTTP API under /v1 (releases, enrollment, nodes, events), /openapi.json, /healthz, /readyz, /metrics; storage in SQLite (default) or PostgreSQL, migrated at start")
+    .description("run the control plane: the HTTP API under /v1 (releases, enrollment, nodes, events, rollouts, with the rollout scheduler), /openapi.json, /healthz, /readyz, /metrics; storage in SQLite (default) or PostgreSQL, migrated at start")
     .option("--db <path-or-url>", "SQLite file (created on first start) or postgres://user@host:port/db", "./autonomy-cp.db")
     .option("--listen <host:port>", "address to listen on", parseHostPort, { host: "127.0.0.1", port: 8888 })
     .option("--bootstrap-token-file <file>", "on the first start, also write the bootstrap owner token here (0600) for automation")
+    .option("--scheduler-interval <duration>", "how often the rollout scheduler ticks every live plan (e.g. 500ms, 1s)", "1s")
     .option("--json", "machine-readable ready line (stderr)")
     .addHelpText("after", "\nOn a first start (no operator token in the store) an owner token is printed ONCE on stderr. Logs are JSON lines on stderr.\nSIGINT/SIGTERM stop accepting, finish in-flight requests and close the store.")
     .action(action(serve));

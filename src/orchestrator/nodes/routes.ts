@@ -7,6 +7,7 @@ import { withStoreErrors } from "../db/store-errors.js";
 import { RequestInvalid } from "../errors.js";
 import { jsonSchemaOf } from "../validation.js";
 import { getNode, listNodes, nodeById, recordAck, recordHeartbeat } from "./store.js";
+import type { AckHook } from "./store.js";
 
 /**
  * The nodes area: heartbeat and ack (node credentials, only as themselves —
@@ -45,7 +46,12 @@ function afterOf(cursor: string | undefined): string | undefined {
   return id;
 }
 
-export function nodesArea(deps: AreaDeps): FastifyPluginAsync {
+export interface NodesAreaOptions {
+  /** Runs inside each ack's transaction (the rollouts area feeds acks to the plan that assigned the node). */
+  onAck?: AckHook;
+}
+
+export function nodesArea(deps: AreaDeps, opts: NodesAreaOptions = {}): FastifyPluginAsync {
   const { store, clock } = deps;
   return (app) => {
     app.post<{ Params: z.infer<typeof NodeParams>; Body: HeartbeatRequest }>(
@@ -63,7 +69,7 @@ export function nodesArea(deps: AreaDeps): FastifyPluginAsync {
       { config: { route: "ack" }, schema: { params: jsonSchemaOf(NodeParams), body: jsonSchemaOf(AckRequest), response: { 200: jsonSchemaOf(Node, "output") } } },
       async (req, reply) => {
         const { node_id } = req.params;
-        await withStoreErrors(reply, "the ack", () => recordAck(store.db, node_id, req.body, isoTime(clock)));
+        await withStoreErrors(reply, "the ack", () => recordAck(store.db, node_id, req.body, isoTime(clock), opts.onAck));
         return nodeById(store.db, node_id);
       },
     );

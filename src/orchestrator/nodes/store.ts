@@ -53,9 +53,17 @@ export async function recordHeartbeat(db: Kysely<Database>, nodeId: string, hb: 
  * RELEASE_NOT_FOUND naming it), the ack is appended to node_acks, and the
  * node's latest ack moves forward unless this one is older (a retry).
  */
-export async function recordAck(db: Kysely<Database>, nodeId: string, ack: AckRequest, now: string): Promise<void> {
+/**
+ * Called inside the ack's transaction, after the ack row is written: another
+ * area (rollouts) feeds the ack to whatever it drives. Throwing refuses the
+ * ack (the transaction rolls back: neither the ack nor the hook's writes are
+ * kept). The returned function, if any, runs after the commit.
+ */
+export type AckHook = (tx: Kysely<Database>, nodeId: string, ack: AckRequest) => Promise<(() => void) | undefined>;
+
+export async function recordAck(db: Kysely<Database>, nodeId: string, ack: AckRequest, now: string, hook?: AckHook): Promise<void> {
   const at = utc(ack.at);
-  await db.transaction().execute(async (tx) => {
+  const after = await db.transaction().execute(async (tx) => {
     const release = await tx.selectFrom("releases").select("release_id").where("release_id", "=", ack.release_id).executeTakeFirst();
     if (!release) throw new OrchestratorError("RELEASE_NOT_FOUND", `release ${ack.release_id} (release_id) is not on this control plane; a node acks only releases it got from here`);
     const node = await tx.selectFrom("nodes").select("node_id").where("node_id", "=", nodeId).executeTakeFirst();
@@ -70,7 +78,9 @@ export async function recordAck(db: Kysely<Database>, nodeId: string, ack: AckRe
       .where("node_id", "=", nodeId)
       .where((eb) => eb.or([eb("last_ack_at", "is", null), eb("last_ack_at", "<=", at)]))
       .execute();
+    return hook ? hook(tx, nodeId, ack) : undefined;
   });
+  after?.();
 }
 
 const isPhase = (p: string): p is LifecyclePhase => (LIFECYCLE_PHASES as readonly string[]).includes(p);

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from "fastify";
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { Channel, Cursor, LatestQuery, Limit, PublishReleaseRequest, Release, ReleaseId, ReleasePage } from "../../cpapi/index.js";
 import { isoTime } from "../../lib/index.js";
@@ -7,6 +7,7 @@ import { principalName, principalOf } from "../auth/index.js";
 import { OrchestratorError } from "../errors.js";
 import { jsonSchemaOf } from "../validation.js";
 import { LatestCache, ifNoneMatchHits } from "./latest-cache.js";
+import type { CachedLatest } from "./latest-cache.js";
 import { getRelease, latestRelease, listReleases, publishRelease } from "./store.js";
 import { readPublishRequest } from "./statement.js";
 
@@ -17,15 +18,50 @@ const ReleaseParams = z.strictObject({ release_id: ReleaseId });
 export interface ReleaseAreaOptions {
   /** How long this process serves a channel's latest release from memory; see {@link LatestCache}. */
   latestCacheMs: number;
+  /**
+   * A node's desired release when a rollout decided it (the rollouts area's
+   * assignments), or null: the channel's latest then. Only asked for node
+   * principals; operators always get the channel's latest.
+   */
+  assignedReleaseOf?: (nodeId: string) => Promise<string | null>;
 }
+
+/** Releases never change once published: their ready-to-send form is kept by id (bounded). */
+const BY_ID_MAX = 4096;
 
 /**
  * Releases: publish (idempotent on the statement, 409 on equivocation), the
  * latest per channel with a strong ETag (`"<release_id>"`, If-None-Match →
- * 304 without a body), history with cursor paging, one release by id.
+ * 304 without a body), history with cursor paging, one release by id. For a
+ * NODE principal with a rollout assignment, "latest" is the assigned release
+ * (a plan started it, rolled it back, or pinned it): the ETag is still the
+ * release id, so the node's poller sees a change exactly when its assignment moves.
  */
 export function releaseRoutes(deps: AreaDeps, opts: ReleaseAreaOptions): FastifyPluginAsync {
   const cache = new LatestCache(deps.clock, opts.latestCacheMs);
+  const byId = new Map<string, CachedLatest>();
+  const readyById = async (releaseId: string): Promise<CachedLatest> => {
+    const hit = byId.get(releaseId);
+    if (hit) return hit;
+    const release = await getRelease(deps.store, releaseId);
+    const ready = { release, etag: `"${release.release_id}"`, json: JSON.stringify(release) };
+    if (byId.size >= BY_ID_MAX) byId.clear();
+    byId.set(releaseId, ready);
+    return ready;
+  };
+  const latestOf = async (channel: string): Promise<CachedLatest | undefined> => {
+    let got = cache.get(channel);
+    if (!got.hit) got = { hit: true, value: cache.fill(channel, got.generation, await latestRelease(deps.store, channel)) };
+    return got.value;
+  };
+  const desiredFor = async (req: FastifyRequest, channel: string): Promise<CachedLatest | undefined> => {
+    const p = req.principal;
+    if (p?.kind === "node" && opts.assignedReleaseOf) {
+      const assigned = await opts.assignedReleaseOf(p.node_id);
+      if (assigned !== null) return readyById(assigned);
+    }
+    return latestOf(channel);
+  };
   return (app) => {
     app.post(
       "/v1/releases",
@@ -46,9 +82,7 @@ export function releaseRoutes(deps: AreaDeps, opts: ReleaseAreaOptions): Fastify
       { config: { route: "latestRelease" }, schema: { tags: ["releases"], querystring: jsonSchemaOf(LatestQuery), response: { 200: jsonSchemaOf(Release, "output"), 304: { description: "If-None-Match names the latest release: no body", type: "null" } } } },
       async (req, reply) => {
         const { channel } = req.query as z.infer<typeof LatestQuery>;
-        let got = cache.get(channel);
-        if (!got.hit) got = { hit: true, value: cache.fill(channel, got.generation, await latestRelease(deps.store, channel)) };
-        const latest = got.value;
+        const latest = await desiredFor(req, channel);
         if (!latest) throw new OrchestratorError("RELEASE_NOT_FOUND", `no release on channel ${channel} yet`);
         void reply.header("etag", latest.etag).header("cache-control", "no-cache");
         if (ifNoneMatchHits(req.headers["if-none-match"], latest.etag)) return reply.code(304).send();

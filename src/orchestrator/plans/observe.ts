@@ -1,0 +1,117 @@
+import type { Kysely } from "kysely";
+import type { Labels } from "../../cpapi/index.js";
+import type { Database } from "../db/schema.js";
+import type { FleetNode, MetricBucket, Observations, PlanState } from "../rollouts/index.js";
+
+/**
+ * What the scheduler observes for a plan at a tick (the engine's
+ * Observations), read from the store:
+ *
+ * - `node_releases`: each member's current release from its heartbeat
+ *   (nodes.release_id): confirms rollbacks.
+ * - `fleet`: every enrolled node with its labels, only for selector plans
+ *   (late joiners).
+ * - `metrics`: behaviour counters from ingested events, only when the open
+ *   stage has a behaviour gate and its batch is done. One bucket per
+ *   (node, event release_id) over [from, now], from = max(batch finished,
+ *   now − window). What counts (docs/control-plane.md, "Behaviour metrics"):
+ *     ai.policy.decision      attributes.decision "allow" | "deny" → decisions (+ denies);
+ *                             attributes.follow_up === true is not a call of its own: skipped
+ *     ai.tool.result          one tool call; attributes.ok === false → a tool error
+ *     ai.deployment.lifecycle attributes.phase "activated" → attempted + succeeded;
+ *                             "activate_failed" → attempted
+ *   The event's top-level release_id says which side it counts for.
+ */
+
+const CHUNK = 500;
+export const METRIC_EVENT_TYPES = ["ai.policy.decision", "ai.tool.result", "ai.deployment.lifecycle"] as const;
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+async function nodeReleases(db: Kysely<Database>, ids: readonly string[]): Promise<Record<string, string | null>> {
+  const out: Record<string, string | null> = {};
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const rows = await db.selectFrom("nodes").select(["node_id", "release_id"]).where("node_id", "in", ids.slice(i, i + CHUNK)).execute();
+    for (const r of rows) out[r.node_id] = r.release_id;
+  }
+  return out;
+}
+
+export async function fleetOf(db: Kysely<Database>): Promise<FleetNode[]> {
+  const rows = await db.selectFrom("nodes").select(["node_id", "labels"]).execute();
+  return rows.map((r) => ({ node_id: r.node_id, labels: JSON.parse(r.labels) as Labels }));
+}
+
+type Counters = Omit<MetricBucket, "node_id" | "release_id" | "from" | "to">;
+const zero = (): Counters => ({ decisions: 0, denies: 0, tool_calls: 0, tool_errors: 0, activations_attempted: 0, activations_succeeded: 0 });
+
+/** Adds one event to its bucket's counters (the table in the module comment). */
+export function countEvent(c: Counters, eventType: string, attributes: Record<string, unknown>): void {
+  if (eventType === "ai.policy.decision") {
+    if (attributes["follow_up"] === true) return;
+    const d = attributes["decision"];
+    if (d !== "allow" && d !== "deny") return;
+    c.decisions += 1;
+    if (d === "deny") c.denies += 1;
+  } else if (eventType === "ai.tool.result") {
+    c.tool_calls += 1;
+    if (attributes["ok"] === false) c.tool_errors += 1;
+  } else if (eventType === "ai.deployment.lifecycle") {
+    const phase = attributes["phase"];
+    if (phase === "activated") {
+      c.activations_attempted += 1;
+      c.activations_succeeded += 1;
+    } else if (phase === "activate_failed") c.activations_attempted += 1;
+  }
+}
+
+/** The buckets of every node over [from, to] ([from, to) with `openEnd`). */
+export async function metricBuckets(db: Kysely<Database>, from: number, to: number, openEnd = false): Promise<MetricBucket[]> {
+  const rows = await db
+    .selectFrom("events")
+    .select(["node_id", "release_id", "event_type", "attributes"])
+    .where("event_type", "in", [...METRIC_EVENT_TYPES])
+    .where("timestamp", ">=", iso(from))
+    .where("timestamp", openEnd ? "<" : "<=", iso(to))
+    .execute();
+  const buckets = new Map<string, MetricBucket>();
+  for (const r of rows) {
+    const key = `${r.node_id}\n${r.release_id ?? ""}`;
+    let b = buckets.get(key);
+    if (!b) {
+      b = { node_id: r.node_id, release_id: r.release_id, from, to, ...zero() };
+      buckets.set(key, b);
+    }
+    let attributes: Record<string, unknown> = {};
+    try {
+      const parsed = r.attributes === null ? {} : (JSON.parse(r.attributes) as unknown);
+      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) attributes = parsed as Record<string, unknown>;
+    } catch {
+      // stored by the ingest route from a JSON object: unreachable, counted as no attributes
+    }
+    countEvent(b, r.event_type, attributes);
+  }
+  return [...buckets.values()];
+}
+
+/** Everything the engine may use at this tick for `state`. */
+export async function observe(db: Kysely<Database>, state: PlanState, now: number): Promise<Observations> {
+  const obs: Observations = { node_releases: await nodeReleases(db, state.nodes.map((n) => n.node_id)) };
+  if (state.selector !== null) obs.fleet = await fleetOf(db);
+  const stage = state.stages[state.current_stage];
+  const finished = stage?.batch_finished_at ?? null;
+  const windows = new Set<number>();
+  for (const g of stage?.gates ?? []) if (g.kind === "behaviour" && finished !== null) windows.add(Math.max(finished, now - g.window_seconds * 1000));
+  if (windows.size > 0) {
+    // Disjoint segments between the gates' window starts: a gate takes the segments that start
+    // inside its window (the engine keeps buckets with from ≥ its start), so no event counts twice.
+    const starts = [...windows].sort((x, y) => x - y);
+    const metrics: MetricBucket[] = [];
+    for (let i = 0; i < starts.length; i++) {
+      const next = starts[i + 1];
+      metrics.push(...(await metricBuckets(db, starts[i] ?? now, next ?? now, next !== undefined)));
+    }
+    obs.metrics = metrics;
+  }
+  return obs;
+}

@@ -1,0 +1,220 @@
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance, FastifyPluginAsync } from "fastify";
+import type { Kysely } from "kysely";
+import { z } from "zod";
+import { ApproveRequest, ApproveResult, CreateRolloutRequest, Cursor, Limit, PlanCommandRequest, PlanId, RecoverRequest, Rollout, RolloutPage, StageGates, StageId, StuckPlans, StuckQuery } from "../../cpapi/index.js";
+import type { AckRequest } from "../../cpapi/index.js";
+import type { AreaDeps } from "../area.js";
+import type { Database } from "../db/schema.js";
+import { withStoreErrors } from "../db/store-errors.js";
+import { RequestInvalid } from "../errors.js";
+import type { AckHook } from "../nodes/store.js";
+import { applyReport, approveStage, cancel, createPlan, diagnoseStuck, isTerminal, pause, recover, resume, rollback, stageGates, toRollout, toRolloutSummary, toStuckPlan } from "../rollouts/index.js";
+import type { PlanState, Transition } from "../rollouts/index.js";
+import { jsonSchemaOf } from "../validation.js";
+import { AssignmentCache } from "./assignments.js";
+import { fleetOf, observe } from "./observe.js";
+import { RolloutScheduler } from "./scheduler.js";
+import { insertPlan, listPlans, livePlanIds, notFound, pinOf, readPlan, stepInTx, stepPlan } from "./store.js";
+
+const PlanParams = z.strictObject({ plan_id: PlanId });
+const StageParams = z.strictObject({ plan_id: PlanId, stage_id: StageId });
+const ListQuery = z.strictObject({ cursor: Cursor.optional(), limit: Limit });
+
+export interface RolloutsAreaOptions {
+  /** How long another server's assignment writes may stay unseen by this one (ms); the releases cache's rule. */
+  assignmentCacheMs: number;
+  /** Scheduler interval (ms). */
+  schedulerMs?: number;
+}
+
+/** The rollouts area as `buildApp` wires it: the routes, the ack hook, the poll route's assignment lookup, the scheduler. */
+export interface RolloutsArea {
+  plugin: FastifyPluginAsync;
+  onAck: AckHook;
+  assignedReleaseOf: (nodeId: string) => Promise<string | null>;
+  scheduler: RolloutScheduler;
+}
+
+function encodeCursor(pos: { c: string; p: string }): string {
+  return Buffer.from(JSON.stringify(pos), "utf8").toString("base64url");
+}
+
+function decodeCursor(cursor: string): { c: string; p: string } {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as { c?: unknown; p?: unknown };
+    if (typeof v.c === "string" && typeof v.p === "string") return { c: v.c, p: v.p };
+  } catch {
+    // the same refusal below
+  }
+  throw new RequestInvalid("invalid query: cursor: not a cursor this server returned (pass next_cursor back unchanged)");
+}
+
+/**
+ * Pins at creation: every member keeps the release it runs now (its
+ * heartbeat's release_id, else the plan's previous_release_id), so a node
+ * whose batch has not started does not jump to the channel's newer latest.
+ */
+async function pinsOf(db: Kysely<Database>, state: PlanState): Promise<Map<string, string>> {
+  const members = new Set(state.nodes.map((n) => n.node_id));
+  const rows = await db.selectFrom("nodes").select(["node_id", "release_id"]).execute();
+  const pins = new Map<string, string>();
+  for (const r of rows) {
+    if (!members.has(r.node_id)) continue;
+    const pin = pinOf(r.release_id, state);
+    if (pin !== null) pins.set(r.node_id, pin);
+  }
+  return pins;
+}
+
+async function knownReleases(db: Kysely<Database>, ids: readonly string[]): Promise<Set<string>> {
+  const rows = await db.selectFrom("releases").select("release_id").where("release_id", "in", [...ids]).execute();
+  return new Set(rows.map((r) => r.release_id));
+}
+
+/**
+ * The ack hook (inside the ack's transaction): a node with an assignment
+ * reports to the plan that assigned it, through the engine's applyReport.
+ * Rules: no assignment or a terminal plan → the ack is only recorded; a
+ * member the plan has not started (pending, retried, skipped) reporting the
+ * release it was pinned to → only recorded; anything else goes to the engine,
+ * and its refusals (a release the node was not assigned, a step its state
+ * forbids) refuse the ack: 409, nothing of it kept.
+ */
+function ackHook(deps: AreaDeps, invalidate: () => void): AckHook {
+  return async (tx, nodeId, ack: AckRequest) => {
+    const a = await tx.selectFrom("node_assignments").select(["plan_id", "release_id"]).where("node_id", "=", nodeId).executeTakeFirst();
+    if (!a) return undefined;
+    const now = deps.clock.now();
+    const out = await stepInTx(tx, deps.store.dialect, a.plan_id, now, (state) => {
+      const same = { state, effects: [], result: undefined };
+      if (isTerminal(state.phase)) return same;
+      const n = state.nodes.find((x) => x.node_id === nodeId);
+      if (n === undefined) return same;
+      const notStarted = n.state === "pending" || n.state === "retried" || n.state === "skipped";
+      if (notStarted && n.rollback === null && ack.release_id === a.release_id) return same;
+      const r = applyReport(state, { node_id: nodeId, release_id: ack.release_id, phase: ack.phase, detail: ack.detail, at: Date.parse(ack.at) }, now);
+      return { state: r.state, effects: r.effects, result: undefined };
+    });
+    if (out?.assignmentsChanged !== true) return undefined;
+    invalidate();
+    return invalidate;
+  };
+}
+
+export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): RolloutsArea {
+  const { store, clock } = deps;
+  const cache = new AssignmentCache(store, clock, opts.assignmentCacheMs);
+  const invalidate = (): void => cache.invalidateAll();
+  const scheduler = new RolloutScheduler(store, clock, deps.log, invalidate, opts.schedulerMs);
+  const now = (): number => clock.now();
+
+  /** Runs a command in one transaction; 404 for an unknown plan. */
+  const command = async <R>(planId: string, fn: (s: PlanState, tx: Kysely<Database>) => Promise<Transition & { result: R }> | (Transition & { result: R })) => {
+    const out = await stepPlan(store, planId, now, fn, { onAssignments: invalidate });
+    if (!out) throw notFound(planId);
+    return out;
+  };
+  const simple = (app: FastifyInstance, url: string, route: "pauseRollout" | "resumeRollout" | "cancelRollout" | "rollbackRollout", step: (s: PlanState, at: number, reason: string) => Transition): void => {
+    app.post<{ Params: z.infer<typeof PlanParams>; Body: PlanCommandRequest | null | undefined }>(
+      url,
+      { config: { route }, schema: { tags: ["rollouts"], params: jsonSchemaOf(PlanParams), body: jsonSchemaOf(PlanCommandRequest.nullish()), response: { 200: jsonSchemaOf(Rollout, "output") } } },
+      async (req, reply) => {
+        const reason = req.body?.reason ?? "";
+        const out = await withStoreErrors(reply, "the command", () => command(req.params.plan_id, (s) => ({ ...step(s, now(), reason), result: undefined })));
+        req.log.info({ plan_id: req.params.plan_id, command: route, phase: out.state.phase }, "rollout command");
+        return toRollout(out.state);
+      },
+    );
+  };
+
+  const plugin: FastifyPluginAsync = (app) => {
+    app.post<{ Body: CreateRolloutRequest }>(
+      "/v1/rollouts",
+      { config: { route: "createRollout" }, schema: { tags: ["rollouts"], body: jsonSchemaOf(CreateRolloutRequest), response: { 201: jsonSchemaOf(Rollout, "output") } } },
+      async (req, reply) => {
+        const body = req.body;
+        const ids = [body.release_id, ...(body.previous_release_id !== null ? [body.previous_release_id] : [])];
+        const known = await knownReleases(store.db, ids);
+        const state = createPlan({ plan_id: `plan-${randomBytes(8).toString("hex")}`, request: body, fleet: await fleetOf(store.db), releaseExists: (id) => known.has(id), now: now() });
+        const pins = await pinsOf(store.db, state);
+        await withStoreErrors(reply, "the plan", () => insertPlan(store, state, pins));
+        invalidate();
+        app.metrics.rolloutPlans.inc();
+        req.log.info({ plan_id: state.plan_id, release_id: state.release_id, members: state.nodes.length }, "rollout plan created");
+        return reply.code(201).send(toRollout(state));
+      },
+    );
+    app.get<{ Querystring: z.infer<typeof ListQuery> }>(
+      "/v1/rollouts",
+      { config: { route: "listRollouts" }, schema: { tags: ["rollouts"], querystring: jsonSchemaOf(ListQuery), response: { 200: jsonSchemaOf(RolloutPage, "output") } } },
+      async (req) => {
+        const after = req.query.cursor !== undefined ? decodeCursor(req.query.cursor) : undefined;
+        const page = await listPlans(store.db, { limit: req.query.limit, ...(after ? { after } : {}) });
+        return { rollouts: page.states.map(toRolloutSummary), next_cursor: page.last ? encodeCursor(page.last) : null };
+      },
+    );
+    app.get<{ Querystring: z.infer<typeof StuckQuery> }>(
+      "/v1/rollouts/stuck",
+      { config: { route: "stuckRollouts" }, schema: { tags: ["rollouts"], querystring: jsonSchemaOf(StuckQuery), response: { 200: jsonSchemaOf(StuckPlans, "output") } } },
+      async (req) => {
+        const stuck = [];
+        for (const id of await livePlanIds(store.db)) {
+          const row = await readPlan(store.db, store.dialect, id);
+          const d = row ? diagnoseStuck(row.state, now(), req.query.threshold_seconds) : null;
+          if (d) stuck.push(toStuckPlan(d));
+        }
+        return { stuck_plans: stuck };
+      },
+    );
+    app.get<{ Params: z.infer<typeof PlanParams> }>(
+      "/v1/rollouts/:plan_id",
+      { config: { route: "getRollout" }, schema: { tags: ["rollouts"], params: jsonSchemaOf(PlanParams), response: { 200: jsonSchemaOf(Rollout, "output") } } },
+      async (req) => {
+        const row = await readPlan(store.db, store.dialect, req.params.plan_id);
+        if (!row) throw notFound(req.params.plan_id);
+        return toRollout(row.state);
+      },
+    );
+    simple(app, "/v1/rollouts/:plan_id/pause", "pauseRollout", pause);
+    simple(app, "/v1/rollouts/:plan_id/resume", "resumeRollout", resume);
+    simple(app, "/v1/rollouts/:plan_id/cancel", "cancelRollout", cancel);
+    simple(app, "/v1/rollouts/:plan_id/rollback", "rollbackRollout", rollback);
+    app.post<{ Params: z.infer<typeof PlanParams>; Body: RecoverRequest }>(
+      "/v1/rollouts/:plan_id/recover",
+      { config: { route: "recoverRollout" }, schema: { tags: ["rollouts"], params: jsonSchemaOf(PlanParams), body: jsonSchemaOf(RecoverRequest), response: { 200: jsonSchemaOf(Rollout, "output") } } },
+      async (req, reply) => {
+        const out = await withStoreErrors(reply, "the recovery", () => command(req.params.plan_id, (s) => ({ ...recover(s, req.body.strategy, now(), req.body.reason), result: undefined })));
+        return toRollout(out.state);
+      },
+    );
+    app.post<{ Params: z.infer<typeof StageParams>; Body: ApproveRequest | null | undefined }>(
+      "/v1/rollouts/:plan_id/stages/:stage_id/approve",
+      { config: { route: "approveStage" }, schema: { tags: ["rollouts"], params: jsonSchemaOf(StageParams), body: jsonSchemaOf(ApproveRequest.nullish()), response: { 200: jsonSchemaOf(ApproveResult, "output") } } },
+      async (req, reply) => {
+        const out = await withStoreErrors(reply, "the approval", () =>
+          command(req.params.plan_id, async (s, tx) => {
+            const at = now();
+            const r = approveStage(s, req.params.stage_id, at, req.body?.reason ?? "", await observe(tx, s, at));
+            return { state: r.state, effects: r.effects, result: { approved: r.approved, promoted: r.promoted, message: r.message } };
+          }),
+        );
+        return out.result;
+      },
+    );
+    app.get<{ Params: z.infer<typeof StageParams> }>(
+      "/v1/rollouts/:plan_id/stages/:stage_id/gates",
+      { config: { route: "stageGates" }, schema: { tags: ["rollouts"], params: jsonSchemaOf(StageParams), response: { 200: jsonSchemaOf(StageGates, "output") } } },
+      async (req) => {
+        const row = await readPlan(store.db, store.dialect, req.params.plan_id);
+        if (!row) throw notFound(req.params.plan_id);
+        const at = now();
+        return stageGates(row.state, req.params.stage_id, at, await observe(store.db, row.state, at));
+      },
+    );
+    app.addHook("onClose", async () => scheduler.stop());
+    return Promise.resolve();
+  };
+
+  return { plugin, onAck: ackHook(deps, invalidate), assignedReleaseOf: (nodeId) => cache.releaseFor(nodeId), scheduler };
+}

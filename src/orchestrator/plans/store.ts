@@ -1,0 +1,179 @@
+
+import type { Kysely } from "kysely";
+import type { Store } from "../db/connect.js";
+import type { Database } from "../db/schema.js";
+import { withWriteTransaction } from "../db/write-lock.js";
+import { OrchestratorError } from "../errors.js";
+import { RolloutError, parsePlanState } from "../rollouts/index.js";
+import type { Effect, PlanState } from "../rollouts/index.js";
+
+/**
+ * The store side of rollouts. Every state change is ONE transaction: read the
+ * plan (version v) → one engine step → write the new state as v+1 `WHERE
+ * version = v` → apply the step's effects (node assignments). A lost race
+ * (0 rows updated) rolls the whole transaction back and is retried; nothing is
+ * ever half-written.
+ */
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export interface PlanRow {
+  state: PlanState;
+  version: number;
+}
+
+/** A lost optimistic race: another writer stepped the plan between our read and our write. */
+class LostRace extends Error {}
+
+/** How often a command re-runs after losing a race before answering 409 ROLLOUT_CONFLICT. */
+const RACE_RETRIES = 5;
+
+export function notFound(planId: string): RolloutError {
+  return new RolloutError("ROLLOUT_NOT_FOUND", `no rollout plan ${planId}`, { plan_id: planId });
+}
+
+/**
+ * Reads one plan inside `tx`. `lock`: on PostgreSQL `wait` takes the row lock
+ * (FOR UPDATE: a command waits for a concurrent step), `skip` skips a row
+ * another server holds (FOR UPDATE SKIP LOCKED: the scheduler leaves a plan
+ * another server is ticking); SQLite's BEGIN IMMEDIATE already excludes writers.
+ */
+export async function readPlan(tx: Kysely<Database>, dialect: Store["dialect"], planId: string, lock: "none" | "wait" | "skip" = "none"): Promise<PlanRow | undefined> {
+  let q = tx.selectFrom("rollout_plans").select(["state", "version"]).where("plan_id", "=", planId);
+  if (dialect === "postgres" && lock === "wait") q = q.forUpdate();
+  if (dialect === "postgres" && lock === "skip") q = q.forUpdate().skipLocked();
+  const row = await q.executeTakeFirst();
+  if (!row) return undefined;
+  return { state: parsePlanState(JSON.parse(row.state) as unknown), version: Number(row.version) };
+}
+
+/** Writes the stepped state as version v+1 where the row is still at v; throws LostRace otherwise. */
+async function writePlan(tx: Kysely<Database>, before: PlanRow, after: PlanState): Promise<void> {
+  const r = await tx
+    .updateTable("rollout_plans")
+    .set({ state: JSON.stringify(after), version: before.version + 1, phase: after.phase, updated_at: iso(after.updated_at) })
+    .where("plan_id", "=", after.plan_id)
+    .where("version", "=", before.version)
+    .executeTakeFirst();
+  if (r.numUpdatedRows !== 1n) throw new LostRace();
+}
+
+/** Upserts one node's desired release (the node_id is the key: the latest decision wins). */
+export async function assign(tx: Kysely<Database>, nodeId: string, releaseId: string, planId: string, now: number): Promise<void> {
+  await tx
+    .insertInto("node_assignments")
+    .values({ node_id: nodeId, release_id: releaseId, plan_id: planId, assigned_at: iso(now) })
+    .onConflict((oc) => oc.column("node_id").doUpdateSet({ release_id: releaseId, plan_id: planId, assigned_at: iso(now) }))
+    .execute();
+}
+
+/** Where a member waits until the plan starts it: the release it runs now (heartbeat), else the plan's previous release. */
+export function pinOf(current: string | null, state: PlanState): string | null {
+  return current ?? state.previous_release_id;
+}
+
+/**
+ * The effects that touch the store: `start` and `rollback` move the node's
+ * assignment; a late joiner included in a batch is pinned like the members
+ * were at creation (so it does not take the channel's latest before its
+ * batch starts). Returns whether any assignment changed.
+ */
+export async function applyEffects(tx: Kysely<Database>, state: PlanState, effects: readonly Effect[], now: number): Promise<boolean> {
+  let changed = false;
+  for (const e of effects) {
+    if (e.kind === "start" || e.kind === "rollback") {
+      await assign(tx, e.node_id, e.release_id, state.plan_id, now);
+      changed = true;
+    } else if (e.kind === "late_joiner" && e.action === "included") {
+      const node = await tx.selectFrom("nodes").select("release_id").where("node_id", "=", e.node_id).executeTakeFirst();
+      const pin = pinOf(node?.release_id ?? null, state);
+      if (pin !== null) {
+        await assign(tx, e.node_id, pin, state.plan_id, now);
+        changed = true;
+      }
+    }
+  }
+  return changed;
+}
+
+export interface StepOutcome<R> {
+  state: PlanState;
+  effects: Effect[];
+  result: R;
+}
+
+/** What a step function returns: the engine's transition plus anything the caller wants back. */
+export type StepFn<R> = (state: PlanState, tx: Kysely<Database>) => Promise<{ state: PlanState; effects: Effect[]; result: R }> | { state: PlanState; effects: Effect[]; result: R };
+
+/**
+ * One step inside an open transaction `tx` (the ack hook runs inside the ack's
+ * own transaction). Unchanged state (the same object back) writes nothing.
+ * Returns undefined when the plan does not exist (or, with lock "skip",
+ * another server holds it).
+ */
+export async function stepInTx<R>(tx: Kysely<Database>, dialect: Store["dialect"], planId: string, now: number, fn: StepFn<R>, lock: "wait" | "skip" = "wait"): Promise<(StepOutcome<R> & { assignmentsChanged: boolean }) | undefined> {
+  const row = await readPlan(tx, dialect, planId, lock);
+  if (!row) return undefined;
+  const out = await fn(row.state, tx);
+  // A step that changed nothing (most ticks) writes nothing: no version bump, no row rewrite.
+  if (out.state === row.state || (out.effects.length === 0 && JSON.stringify(out.state) === JSON.stringify(row.state))) return { ...out, state: row.state, assignmentsChanged: false };
+  await writePlan(tx, row, out.state);
+  const assignmentsChanged = await applyEffects(tx, out.state, out.effects, now);
+  return { ...out, assignmentsChanged };
+}
+
+/**
+ * One step in its own write transaction, retried on a lost race (then 409
+ * ROLLOUT_CONFLICT). `onCommit` runs after the commit (cache invalidation).
+ */
+export async function stepPlan<R>(store: Store, planId: string, now: () => number, fn: StepFn<R>, opts: { lock?: "wait" | "skip"; onAssignments?: () => void } = {}): Promise<StepOutcome<R> | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const out = await withWriteTransaction(store, (tx) => stepInTx(tx, store.dialect, planId, now(), fn, opts.lock ?? "wait"));
+      if (out?.assignmentsChanged === true) opts.onAssignments?.();
+      return out;
+    } catch (e) {
+      if (!(e instanceof LostRace)) throw e;
+      if (attempt >= RACE_RETRIES) throw new OrchestratorError("ROLLOUT_CONFLICT", `plan ${planId} changed under this request ${RACE_RETRIES + 1} times in a row; nothing of it was kept`);
+    }
+  }
+}
+
+/** Stores a new plan and pins its members (see `pinMembers`), in one transaction. */
+export async function insertPlan(store: Store, state: PlanState, pins: ReadonlyMap<string, string>): Promise<void> {
+  await withWriteTransaction(store, async (tx) => {
+    await tx
+      .insertInto("rollout_plans")
+      .values({ plan_id: state.plan_id, release_id: state.release_id, phase: state.phase, state: JSON.stringify(state), version: 1, created_at: iso(state.created_at), updated_at: iso(state.updated_at) })
+      .execute();
+    for (const [nodeId, releaseId] of pins) await assign(tx, nodeId, releaseId, state.plan_id, state.created_at);
+  });
+}
+
+/** Plan ids the scheduler ticks: every plan not in a terminal phase. */
+export async function livePlanIds(db: Kysely<Database>): Promise<string[]> {
+  const rows = await db.selectFrom("rollout_plans").select("plan_id").where("phase", "not in", ["completed", "cancelled", "rolled_back"]).orderBy("created_at").execute();
+  return rows.map((r) => r.plan_id);
+}
+
+/** Newest first, paged by (created_at, plan_id). */
+export async function listPlans(db: Kysely<Database>, q: { limit: number; after?: { c: string; p: string } }): Promise<{ states: PlanState[]; last: { c: string; p: string } | undefined }> {
+  let query = db.selectFrom("rollout_plans").select(["plan_id", "state", "created_at"]);
+  const after = q.after;
+  if (after !== undefined) query = query.where((eb) => eb.or([eb("created_at", "<", after.c), eb.and([eb("created_at", "=", after.c), eb("plan_id", "<", after.p)])]));
+  const rows = await query.orderBy("created_at", "desc").orderBy("plan_id", "desc").limit(q.limit + 1).execute();
+  const page = rows.slice(0, q.limit);
+  const last = page.at(-1);
+  return { states: page.map((r) => parsePlanState(JSON.parse(r.state) as unknown)), last: rows.length > q.limit && last ? { c: last.created_at, p: last.plan_id } : undefined };
+}
+
+/** A node's assignment, or undefined. */
+export async function assignmentOf(db: Kysely<Database>, nodeId: string): Promise<{ release_id: string; plan_id: string } | undefined> {
+  return db.selectFrom("node_assignments").select(["release_id", "plan_id"]).where("node_id", "=", nodeId).executeTakeFirst();
+}
+
+/** Used by tests and the status view: every assignment of a plan. */
+export async function assignmentsOfPlan(db: Kysely<Database>, planId: string): Promise<Array<{ node_id: string; release_id: string }>> {
+  return db.selectFrom("node_assignments").select(["node_id", "release_id"]).where("plan_id", "=", planId).orderBy("node_id").execute();
+}
+

@@ -1,0 +1,290 @@
+/**
+ * Rollouts served, on SQLite and PostgreSQL, through the HTTP routes with
+ * virtual nodes polling and acking: the store, the assignments behind GET
+ * /v1/releases/latest, the ack hook, the scheduler's ticks (driven by hand
+ * here, with a manual clock), commands, and the hostile cases.
+ */
+import { afterEach, expect, it } from "vitest";
+import type { CreateRolloutInput, Rollout } from "../../src/cpapi/index.js";
+import { bearer, openTestCp } from "../helpers/cp-app.js";
+import type { TestCp } from "../helpers/cp-app.js";
+import { enrollNode, expectProblem, putRelease } from "../helpers/cp-fleet.js";
+import { SimNode } from "../helpers/cp-rollout-nodes.js";
+import type { Via } from "../helpers/cp-rollout-nodes.js";
+import { describeDialects } from "../helpers/databases.js";
+
+const REL_OLD = "rel-00000000000000a0";
+const REL_NEW = "rel-00000000000000a1";
+
+function planBody(over: Partial<CreateRolloutInput> = {}): CreateRolloutInput {
+  return {
+    release_id: REL_NEW,
+    previous_release_id: REL_OLD,
+    target: { selector: { site: "a" } },
+    max_concurrency: 2,
+    stages: [
+      { stage_id: "canary", batch: { count: 1 } },
+      { stage_id: "all", batch: { percent: 100 } },
+    ],
+    failure_budget: { max_failures: 1 },
+    stuck_timeout_seconds: 60,
+    late_joiners: "ignore",
+    ...over,
+  };
+}
+
+describeDialects("rollouts served", (db) => {
+  let cp: TestCp | undefined;
+  afterEach(async () => {
+    await cp?.close();
+    cp = undefined;
+  });
+
+  /** A control plane with REL_OLD (seq 1) and REL_NEW (seq 2, the channel's latest) and `n` nodes on REL_OLD. */
+  async function fleet(n: number): Promise<{ c: TestCp; nodes: SimNode[]; via: Via }> {
+    const c = await openTestCp({ location: await db.fresh() });
+    cp = c;
+    await putRelease(c.store, REL_OLD, 1);
+    await putRelease(c.store, REL_NEW, 2);
+    const via: Via = async (r) => {
+      const res = await c.app.inject({ method: r.method, url: r.url, headers: { ...bearer(r.token), ...(r.headers ?? {}) }, ...(r.body !== undefined ? { payload: r.body as object } : {}) });
+      return { status: res.statusCode, etag: res.headers.etag, json: res.body ? (JSON.parse(res.body) as unknown) : undefined };
+    };
+    const nodes: SimNode[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = `edge-${i}`;
+      const node = new SimNode(id, await enrollNode(c, id, { site: "a" }), via, () => c.clock.now(), REL_OLD);
+      await node.heartbeat();
+      nodes.push(node);
+    }
+    return { c, nodes, via };
+  }
+
+  const op = async (c: TestCp, method: "GET" | "POST", url: string, payload?: object, token = c.owner) =>
+    c.app.inject({ method, url, headers: bearer(token), ...(payload !== undefined ? { payload } : {}) });
+
+  async function create(c: TestCp, over: Partial<CreateRolloutInput> = {}): Promise<Rollout> {
+    const r = await op(c, "POST", "/v1/rollouts", planBody(over));
+    expect(r.statusCode, r.body).toBe(201);
+    return r.json<Rollout>();
+  }
+
+  const get = async (c: TestCp, id: string): Promise<Rollout> => (await op(c, "GET", `/v1/rollouts/${id}`)).json<Rollout>();
+
+  async function assignments(c: TestCp): Promise<Record<string, string>> {
+    const rows = await c.store.db.selectFrom("node_assignments").select(["node_id", "release_id"]).execute();
+    return Object.fromEntries(rows.map((r) => [r.node_id, r.release_id]));
+  }
+
+  /** A tick, then every node polls once; checks the concurrency bound after each tick. */
+  async function round(c: TestCp, nodes: SimNode[], planId: string, max: number): Promise<Rollout> {
+    c.clock.advance(1000);
+    await c.app.rollouts.scheduler.tickAll();
+    const p = await get(c, planId);
+    expect(p.counters.in_progress + p.counters.stuck, `concurrency after a tick: ${JSON.stringify(p.counters)}`).toBeLessThanOrEqual(max);
+    // The same bound read from the assignments: nodes sent to the new release that have not settled yet.
+    const assigned = await assignments(c);
+    const inFlight = p.nodes.filter((n) => assigned[n.node_id] === p.release_id && (n.state === "in_progress" || n.state === "stuck"));
+    expect(inFlight.length).toBeLessThanOrEqual(max);
+    expect(p.nodes.filter((n) => n.state === "pending").every((n) => assigned[n.node_id] !== p.release_id)).toBe(true);
+    for (const n of nodes) await n.step();
+    return get(c, planId);
+  }
+
+  it("a canary that succeeds opens the next batch; assignments move one batch at a time, never more than max_concurrency in flight; the plan completes", async () => {
+    const { c, nodes } = await fleet(5);
+    const plan = await create(c);
+    expect(plan.counters.members).toBe(5);
+    // Pinned at creation: every member keeps REL_OLD, though the channel's latest is REL_NEW.
+    expect(Object.values(await assignments(c))).toEqual(Array(5).fill(REL_OLD));
+    for (const n of nodes) expect(await n.step()).toBe(REL_OLD);
+    // The operator still sees the channel's latest.
+    expect((await op(c, "GET", "/v1/releases/latest?channel=stable")).json<{ release_id: string }>().release_id).toBe(REL_NEW);
+    let p = await round(c, nodes, plan.plan_id, 2);
+    expect(Object.values(await assignments(c)).filter((r) => r === REL_NEW)).toHaveLength(1);
+    expect(p.counters.succeeded).toBe(1);
+    for (let i = 0; i < 6 && p.phase !== "completed"; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase, p.reason).toBe("completed");
+    expect(p.counters.succeeded).toBe(5);
+    expect(Object.values(await assignments(c))).toEqual(Array(5).fill(REL_NEW));
+    expect(nodes.map((n) => n.running)).toEqual(Array(5).fill(REL_NEW));
+  });
+
+  it("failures past the budget roll the plan back by itself: assignments return to the previous release and the nodes go back", async () => {
+    const { c, nodes } = await fleet(4);
+    for (const n of nodes) n.mode = "fail";
+    nodes[0]!.mode = "ok";
+    const plan = await create(c, { stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 1 } });
+    let p = plan;
+    for (let i = 0; i < 6 && p.phase !== "rolling_back" && p.phase !== "rolled_back"; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(["rolling_back", "rolled_back"]).toContain(p.phase);
+    expect(p.reason).toMatch(/failure budget spent/);
+    expect(Object.values(await assignments(c))).toEqual(Array(4).fill(REL_OLD));
+    for (let i = 0; i < 3 && p.phase !== "rolled_back"; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase, p.reason).toBe("rolled_back");
+    expect(nodes.map((n) => n.running)).toEqual(Array(4).fill(REL_OLD));
+  });
+
+  it("a hanging node becomes stuck (listed by /v1/rollouts/stuck), recover retry starts it again and it completes; recover rollback sends it back", async () => {
+    const { c, nodes } = await fleet(2);
+    nodes[1]!.mode = "hang";
+    const plan = await create(c, { stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 1 } });
+    let p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.counters).toMatchObject({ succeeded: 1, in_progress: 1 });
+    c.clock.advance(61_000);
+    p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.counters.stuck).toBe(1);
+    const stuck = (await op(c, "GET", "/v1/rollouts/stuck?threshold_seconds=30")).json<{ stuck_plans: Array<{ plan_id: string; stuck_nodes: Array<{ node_id: string }> }> }>();
+    expect(stuck.stuck_plans.map((s) => [s.plan_id, s.stuck_nodes.map((n) => n.node_id)])).toEqual([[plan.plan_id, ["edge-1"]]]);
+    nodes[1]!.mode = "ok";
+    nodes[1]!.etag = undefined; // the restarted node polls afresh
+    const rec = await op(c, "POST", `/v1/rollouts/${plan.plan_id}/recover`, { strategy: "retry" });
+    expect(rec.statusCode, rec.body).toBe(200);
+    for (let i = 0; i < 4 && p.phase !== "completed"; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase, p.reason).toBe("completed");
+    expect(p.nodes.find((n) => n.node_id === "edge-1")?.attempts).toBe(2);
+
+    const { c: c2, nodes: n2 } = await (async () => {
+      await c.close();
+      cp = undefined;
+      return fleet(2);
+    })();
+    n2[1]!.mode = "hang";
+    const plan2 = await create(c2, { stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 1 } });
+    await round(c2, n2, plan2.plan_id, 2);
+    c2.clock.advance(61_000);
+    expect((await round(c2, n2, plan2.plan_id, 2)).counters.stuck).toBe(1);
+    const rb = await op(c2, "POST", `/v1/rollouts/${plan2.plan_id}/recover`, { strategy: "rollback" });
+    expect(rb.json<Rollout>().phase).toBe("rolling_back");
+    expect(Object.values(await assignments(c2))).toEqual([REL_OLD, REL_OLD]);
+    let q = await get(c2, plan2.plan_id);
+    for (let i = 0; i < 3 && q.phase !== "rolled_back"; i++) q = await round(c2, n2, plan2.plan_id, 2);
+    expect(q.phase, q.reason).toBe("rolled_back");
+  });
+
+  it("a manual gate holds the next batch until an operator approves the stage", async () => {
+    const { c, nodes } = await fleet(3);
+    const plan = await create(c, { stages: [{ stage_id: "canary", batch: { count: 1 }, gates: [{ kind: "manual" }] }, { stage_id: "all", batch: { percent: 100 } }] });
+    let p = plan;
+    for (let i = 0; i < 3; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase).toBe("gate_wait");
+    expect(p.counters.succeeded).toBe(1);
+    expect(Object.values(await assignments(c)).filter((r) => r === REL_NEW)).toHaveLength(1);
+    const gates = (await op(c, "GET", `/v1/rollouts/${plan.plan_id}/stages/canary/gates`)).json<{ all_passed: boolean; gates: Array<{ kind: string; status: string }> }>();
+    expect(gates).toMatchObject({ all_passed: false, gates: [{ kind: "manual", status: "waiting" }] });
+    const a = await op(c, "POST", `/v1/rollouts/${plan.plan_id}/stages/canary/approve`, { reason: "looks good" });
+    expect(a.json()).toMatchObject({ approved: true, promoted: true });
+    for (let i = 0; i < 4 && p.phase !== "completed"; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase).toBe("completed");
+  });
+
+  it("pause stops starting nodes, resume goes on, cancel is terminal; illegal transitions are 409 problem details naming the state", async () => {
+    const { c, nodes } = await fleet(4);
+    const plan = await create(c, { max_concurrency: 1, stages: [{ stage_id: "all", batch: { percent: 100 } }] });
+    let p = await round(c, nodes, plan.plan_id, 1);
+    expect((await op(c, "POST", `/v1/rollouts/${plan.plan_id}/pause`, { reason: "lunch" })).json<Rollout>().phase).toBe("paused");
+    const before = p.counters.succeeded + p.counters.in_progress;
+    for (let i = 0; i < 3; i++) p = await round(c, nodes, plan.plan_id, 1);
+    expect(p.counters.succeeded + p.counters.in_progress).toBe(before);
+    expectProblem(await op(c, "POST", `/v1/rollouts/${plan.plan_id}/pause`), 409, "ROLLOUT_ILLEGAL_PHASE", "paused");
+    expect((await op(c, "POST", `/v1/rollouts/${plan.plan_id}/resume`)).json<Rollout>().phase).toBe("active");
+    expectProblem(await op(c, "POST", `/v1/rollouts/${plan.plan_id}/resume`), 409, "ROLLOUT_ILLEGAL_PHASE", "active");
+    p = await round(c, nodes, plan.plan_id, 1);
+    expect(p.counters.succeeded).toBeGreaterThan(before - 1);
+    expect((await op(c, "POST", `/v1/rollouts/${plan.plan_id}/cancel`)).json<Rollout>().phase).toBe("cancelled");
+    expectProblem(await op(c, "POST", `/v1/rollouts/${plan.plan_id}/resume`), 409, "ROLLOUT_PLAN_TERMINAL", "cancelled");
+    expectProblem(await op(c, "POST", `/v1/rollouts/${plan.plan_id}/rollback`), 409, "ROLLOUT_PLAN_TERMINAL", "cancelled");
+    const version = await c.store.db.selectFrom("rollout_plans").select("version").executeTakeFirstOrThrow();
+    await c.app.rollouts.scheduler.tickAll();
+    expect((await c.store.db.selectFrom("rollout_plans").select("version").executeTakeFirstOrThrow()).version).toBe(version.version);
+    expectProblem(await op(c, "GET", "/v1/rollouts/plan-00000000000000ff"), 404, "ROLLOUT_NOT_FOUND", "plan-00000000000000ff");
+  });
+
+  it("attack: a node acking a release it was not assigned → 409, the ack is not kept and the plan is unchanged", async () => {
+    const { c, nodes } = await fleet(3);
+    const plan = await create(c, { max_concurrency: 1, stages: [{ stage_id: "all", batch: { percent: 100 } }] });
+    await c.app.rollouts.scheduler.tickAll();
+    const started = (await get(c, plan.plan_id)).nodes.find((n) => n.state === "in_progress")!.node_id;
+    const idle = nodes.find((n) => n.nodeId !== started)!;
+    const acks = async (): Promise<number> => (await c.store.db.selectFrom("node_acks").select("ack_seq").execute()).length;
+    const before = await get(c, plan.plan_id);
+    const n0 = await acks();
+    const cred = (idle as unknown as { cred: string }).cred;
+    const r = await op(c, "POST", `/v1/nodes/${idle.nodeId}/ack`, { release_id: REL_NEW, phase: "activated", at: new Date(c.clock.now()).toISOString() }, cred);
+    expectProblem(r, 409, "ROLLOUT_ILLEGAL_TRANSITION", idle.nodeId);
+    expect(await acks()).toBe(n0);
+    expect(await get(c, plan.plan_id)).toEqual(before);
+  });
+
+  it("attack: a viewer token creating a plan → 403, no plan and no assignment written", async () => {
+    const { c } = await fleet(2);
+    expectProblem(await op(c, "POST", "/v1/rollouts", planBody(), await c.tokenFor("viewer")), 403, "PERMISSION_DENIED");
+    expect(await c.store.db.selectFrom("rollout_plans").select("plan_id").execute()).toEqual([]);
+    expect(await assignments(c)).toEqual({});
+  });
+
+  it("attack: a plan for an unknown release → 400 naming release_id; a bad body → 400 naming the field; nothing written", async () => {
+    const { c } = await fleet(2);
+    expectProblem(await op(c, "POST", "/v1/rollouts", planBody({ release_id: "rel-00000000000000ee" })), 400, "ROLLOUT_RELEASE_UNKNOWN", "release_id");
+    expectProblem(await op(c, "POST", "/v1/rollouts", { ...planBody(), surprise: 1 }), 400, "REQUEST_INVALID", "surprise");
+    expectProblem(await op(c, "POST", "/v1/rollouts", planBody({ target: { nodes: ["edge-0", "ghost"] } })), 400, "ROLLOUT_NODE_UNKNOWN", "ghost");
+    expect(await c.store.db.selectFrom("rollout_plans").select("plan_id").execute()).toEqual([]);
+    expect(await assignments(c)).toEqual({});
+  });
+
+  it("a behaviour gate fed by ingested events: a cohort denying 10x more than the rest stops the rollout and rolls it back", async () => {
+    const { c, nodes } = await fleet(4);
+    // Two nodes outside the plan (site b) on the old release: "the rest" of the comparison.
+    const rest: Array<{ id: string; cred: string }> = [];
+    for (const id of ["other-0", "other-1"]) rest.push({ id, cred: await enrollNode(c, id, { site: "b" }) });
+    const gate = { kind: "behaviour" as const, metric: "deny_rate" as const, comparison: "ratio" as const, threshold: 2, min_samples: 10, window_seconds: 600 };
+    const plan = await create(c, { stages: [{ stage_id: "canary", batch: { count: 2 }, gates: [gate] }, { stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 } });
+    let p = plan;
+    for (let i = 0; i < 3; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase).toBe("gate_wait");
+    expect(p.stages[0]?.gates[0]).toMatchObject({ kind: "behaviour", status: "waiting" });
+    let seq = 0;
+    const decisions = async (nodeId: string, cred: string, release: string, total: number, denies: number): Promise<void> => {
+      const at = new Date(c.clock.now()).toISOString();
+      const events = Array.from({ length: total }, (_, i) => ({ event_id: `${nodeId}:g1:${++seq}`, event_type: "ai.policy.decision", node_id: nodeId, timestamp: at, release_id: release, attributes: { decision: i < denies ? "deny" : "allow", tool: "tool.echo" } }));
+      const r = await op(c, "POST", "/v1/events", { events }, cred);
+      expect(r.statusCode, r.body).toBe(200);
+    };
+    const canary = p.nodes.filter((n) => n.state === "succeeded").map((n) => n.node_id);
+    expect(canary).toHaveLength(2);
+    for (const id of canary) await decisions(id, (nodes.find((n) => n.nodeId === id) as unknown as { cred: string }).cred, REL_NEW, 10, 5);
+    for (const r of rest) await decisions(r.id, r.cred, REL_OLD, 20, 1);
+    p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase, p.reason).toMatch(/rolling_back|rolled_back/);
+    expect(p.reason).toMatch(/behaviour gate failed: policy deny rate 0.5 in the cohort \(20 decisions\) vs 0.05 in the rest \(40\)/);
+    expect(Object.values(await assignments(c)).every((r) => r === REL_OLD)).toBe(true);
+  });
+
+  it("late joiners: a node enrolled after creation that matches the selector joins the next batch (include_next_batch), is assigned and rolled out", async () => {
+    const { c, nodes, via } = await fleet(2);
+    const plan = await create(c, { late_joiners: "include_next_batch" });
+    const late = new SimNode("late-0", await enrollNode(c, "late-0", { site: "a" }), via, () => c.clock.now(), REL_OLD);
+    await late.heartbeat();
+    nodes.push(late);
+    let p = plan;
+    for (let i = 0; i < 6 && p.phase !== "completed"; i++) p = await round(c, nodes, plan.plan_id, 2);
+    expect(p.phase, p.reason).toBe("completed");
+    expect(p.nodes.find((n) => n.node_id === "late-0")).toMatchObject({ late_joiner: true, batch: 1, state: "succeeded" });
+    expect(p.counters.members).toBe(3);
+    expect((await assignments(c))["late-0"]).toBe(REL_NEW);
+    expect(late.running).toBe(REL_NEW);
+  });
+
+  it("lists plans newest first with cursor paging", async () => {
+    const { c } = await fleet(1);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      c.clock.advance(1000);
+      ids.push((await create(c, { target: { nodes: ["edge-0"] }, stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 } })).plan_id);
+    }
+    const p1 = (await op(c, "GET", "/v1/rollouts?limit=2")).json<{ rollouts: Array<{ plan_id: string }>; next_cursor: string | null }>();
+    expect(p1.rollouts.map((r) => r.plan_id)).toEqual([ids[2], ids[1]]);
+    const p2 = (await op(c, "GET", `/v1/rollouts?limit=2&cursor=${p1.next_cursor ?? ""}`)).json<{ rollouts: Array<{ plan_id: string }>; next_cursor: string | null }>();
+    expect(p2).toMatchObject({ rollouts: [{ plan_id: ids[0] }], next_cursor: null });
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * The rollouts store under contention: a step that keeps losing the
+ * optimistic race is retried and then refused (409 ROLLOUT_CONFLICT) with
+ * nothing kept; two servers on one store ticking the same plan at once never
+ * start a node twice nor exceed max_concurrency; another server's assignment
+ * is seen by the poll route within the cache TTL, this server's at once.
+ */
+import { afterEach, expect, it } from "vitest";
+import { sql } from "kysely";
+import type { Rollout } from "../../src/cpapi/index.js";
+import { stepPlan } from "../../src/orchestrator/plans/store.js";
+import { parsePlanState, pause } from "../../src/orchestrator/rollouts/index.js";
+import { bearer, openTestCp } from "../helpers/cp-app.js";
+import type { TestCp } from "../helpers/cp-app.js";
+import { enrollNode, putRelease } from "../helpers/cp-fleet.js";
+import { describeDialects } from "../helpers/databases.js";
+
+const REL_OLD = "rel-00000000000000d0";
+const REL_NEW = "rel-00000000000000d1";
+
+describeDialects("rollouts store", (db) => {
+  const open: TestCp[] = [];
+  afterEach(async () => {
+    for (const c of open.splice(0).reverse()) await c.close();
+  });
+
+  async function setup(n: number, location?: string): Promise<{ c: TestCp; location: string; creds: string[] }> {
+    const loc = location ?? (await db.fresh());
+    const c = await openTestCp({ location: loc, latestCacheMs: 60_000 });
+    open.push(c);
+    const creds: string[] = [];
+    if (location === undefined) {
+      await putRelease(c.store, REL_OLD, 1);
+      await putRelease(c.store, REL_NEW, 2);
+      for (let i = 0; i < n; i++) creds.push(await enrollNode(c, `edge-${i}`));
+    }
+    return { c, location: loc, creds };
+  }
+
+  const create = async (c: TestCp, n: number, max: number): Promise<Rollout> => {
+    const r = await c.app.inject({
+      method: "POST", url: "/v1/rollouts", headers: bearer(c.owner),
+      payload: { release_id: REL_NEW, previous_release_id: REL_OLD, target: { nodes: Array.from({ length: n }, (_, i) => `edge-${i}`) }, max_concurrency: max, stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore" },
+    });
+    expect(r.statusCode, r.body).toBe(201);
+    return r.json<Rollout>();
+  };
+
+  it("a step that keeps losing the version race is retried, then refused with ROLLOUT_CONFLICT, and nothing of it is kept", async () => {
+    const { c } = await setup(2);
+    const plan = await create(c, 2, 1);
+    let runs = 0;
+    const attempt = stepPlan(c.store, plan.plan_id, () => c.clock.now(), async (state, tx) => {
+      runs++;
+      // Another writer moves the row to the next version between our read and our write.
+      await sql`update rollout_plans set version = version + 1 where plan_id = ${plan.plan_id}`.execute(tx);
+      return { ...pause(state, c.clock.now()), result: undefined };
+    });
+    await expect(attempt).rejects.toMatchObject({ code: "ROLLOUT_CONFLICT" });
+    expect(runs).toBe(6);
+    const row = await c.store.db.selectFrom("rollout_plans").select(["state", "version"]).executeTakeFirstOrThrow();
+    expect(Number(row.version)).toBe(1);
+    expect(parsePlanState(JSON.parse(row.state) as unknown).phase).toBe("active");
+  });
+
+  // PostgreSQL: the ticks really overlap (row locks, SKIP LOCKED, version check). SQLite: two
+  // connections in ONE process would block each other's synchronous busy-wait, so they alternate
+  // (across processes the file's write lock serializes them the same way).
+  it("two servers ticking one plan (concurrently on PostgreSQL) never start a node twice nor exceed max_concurrency", async () => {
+    const { c: a, location } = await setup(6);
+    const { c: b } = await setup(0, location);
+    const plan = await create(a, 6, 2);
+    for (let round = 0; round < 8; round++) {
+      a.clock.advance(1000);
+      b.clock.set(a.clock.now());
+      const ticks = [a, b, a, b].map((c) => () => c.app.rollouts.scheduler.tickAll());
+      if (db.dialect === "postgres") await Promise.all(ticks.map((t) => t()));
+      else for (const t of ticks) await t();
+      const p = (await a.app.inject({ method: "GET", url: `/v1/rollouts/${plan.plan_id}`, headers: bearer(a.owner) })).json<Rollout>();
+      expect(p.counters.in_progress).toBeLessThanOrEqual(2);
+      expect(p.nodes.every((n) => n.attempts <= 1)).toBe(true);
+    }
+    const assigned = await a.store.db.selectFrom("node_assignments").select(["node_id", "release_id"]).where("release_id", "=", REL_NEW).execute();
+    expect(assigned).toHaveLength(2);
+  });
+
+  it("acks through one server racing ticks on another lose no update: every ack's node ends succeeded", async () => {
+    const { c: a, location, creds } = await setup(6);
+    const { c: b } = await setup(0, location);
+    const plan = await create(a, 6, 6);
+    await a.app.rollouts.scheduler.tickAll();
+    const at = new Date(a.clock.now()).toISOString();
+    const acks = creds.map((cred, i) => () => b.app.inject({ method: "POST", url: `/v1/nodes/edge-${i}/ack`, headers: bearer(cred), payload: { release_id: REL_NEW, phase: "activated", at } }));
+    const ticks = Array.from({ length: 12 }, () => () => a.app.rollouts.scheduler.tickAll());
+    const all = acks.flatMap((ack, i) => [ack, ticks[2 * i]!, ticks[2 * i + 1]!]);
+    const results = db.dialect === "postgres" ? await Promise.all(all.map((f) => f())) : await all.reduce<Promise<unknown[]>>(async (acc, f) => [...(await acc), await f()], Promise.resolve([]));
+    for (const r of results) if (typeof r === "object" && r !== null && "statusCode" in r) expect((r as { statusCode: number }).statusCode).toBe(200);
+    const p = (await a.app.inject({ method: "GET", url: `/v1/rollouts/${plan.plan_id}`, headers: bearer(a.owner) })).json<Rollout>();
+    expect(p.counters.succeeded, JSON.stringify(p.counters)).toBe(6);
+  });
+
+  it("the poll route: this server's assignment at once; another server's within the cache TTL", async () => {
+    const { c: a, location, creds } = await setup(1);
+    const { c: b } = await setup(0, location);
+    const poll = async (c: TestCp): Promise<string> => (await c.app.inject({ method: "GET", url: "/v1/releases/latest?channel=stable", headers: bearer(creds[0] ?? "") })).json<{ release_id: string }>().release_id;
+    expect(await poll(a)).toBe(REL_NEW);
+    expect(await poll(b)).toBe(REL_NEW);
+    await create(a, 1, 1); // pins edge-0 to the previous release
+    expect(await poll(a)).toBe(REL_OLD);
+    expect(await poll(b)).toBe(REL_NEW); // b's cache (TTL 60 s) has not expired
+    b.clock.advance(60_001);
+    expect(await poll(b)).toBe(REL_OLD);
+  });
+});
