@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import { formatProblems, fieldProblems, messageOf, redactUrl, redactUrlsIn, RUNTIME_VERSION } from "../lib/index.js";
 import { CpClientError } from "./client-error.js";
+import { fetchWithCa } from "./client-https-ca.js";
 import type { RouteDecl } from "./routes.js";
 
 /**
@@ -32,6 +33,8 @@ export interface TransportOptions {
   readonly baseUrl: URL;
   readonly timeoutMs: number;
   readonly maxResponseBytes: number;
+  /** PEM of a private CA to trust for an https base URL (instead of the public CAs). */
+  readonly ca?: string | undefined;
 }
 
 /** Builds the URL of a route: `:name` path params are encoded, query values appended (arrays repeat the key). */
@@ -59,7 +62,10 @@ export async function httpCall(t: TransportOptions, o: HttpCallOptions): Promise
   if (o.token !== undefined) headers.authorization = `Bearer ${o.token}`;
   if (o.body !== undefined) headers["content-type"] = "application/json";
   try {
-    const res = await fetch(url, { method: o.route.method, headers, body: o.body === undefined ? null : JSON.stringify(o.body), redirect: "manual", signal });
+    const body = o.body === undefined ? null : JSON.stringify(o.body);
+    const res = t.ca !== undefined && url.protocol === "https:"
+      ? await fetchWithCa(url, { method: o.route.method, headers, body, signal }, t.ca)
+      : await fetch(url, { method: o.route.method, headers, body, redirect: "manual", signal });
     const text = await readCapped(res, t.maxResponseBytes, what);
     return { status: res.status, headers: res.headers, text, body: parseMaybeJson(text) };
   } catch (e) {

@@ -41,6 +41,8 @@ export interface CpClientOptions {
   readonly maxResponseBytes?: number;
   /** Reads Retry-After dates against it (default the system clock). */
   readonly clock?: Clock;
+  /** PEM of a private CA that issued the control plane's certificate (`--server-ca`); only with an https base URL. */
+  readonly ca?: string | undefined;
 }
 
 /** What {@link CpClient.latestRelease} found. `etag` is what to send as If-None-Match next time. */
@@ -62,6 +64,7 @@ export class CpClient {
   readonly #timeoutMs: number;
   readonly #maxResponseBytes: number;
   readonly #clock: Clock;
+  readonly #ca: string | undefined;
 
   constructor(o: CpClientOptions) {
     const url = typeof o.baseUrl === "string" ? parseBase(o.baseUrl) : new URL(o.baseUrl.href);
@@ -72,11 +75,13 @@ export class CpClient {
     this.#timeoutMs = o.timeoutMs ?? 10_000;
     this.#maxResponseBytes = o.maxResponseBytes ?? 8 * 1024 * 1024;
     this.#clock = o.clock ?? systemClock;
+    if (o.ca !== undefined && url.protocol !== "https:") throw new UsageError("a CA for the control plane (--server-ca) needs an https:// URL", "pass --server https://host:port");
+    this.#ca = o.ca;
   }
 
   /** The same server with another bearer token (e.g. the node credential after enrollment). */
   withToken(token: string | undefined): CpClient {
-    return new CpClient({ baseUrl: this.baseUrl, token, timeoutMs: this.#timeoutMs, maxResponseBytes: this.#maxResponseBytes, clock: this.#clock });
+    return new CpClient({ baseUrl: this.baseUrl, token, timeoutMs: this.#timeoutMs, maxResponseBytes: this.#maxResponseBytes, clock: this.#clock, ca: this.#ca });
   }
 
   /** Never shows the token (console.log, util.inspect, JSON.stringify). */
@@ -257,7 +262,7 @@ export class CpClient {
 
   #call(name: RouteName, c: Omit<HttpCallOptions, "route">): Promise<HttpAnswer> {
     const token = "token" in c ? c.token : this.#token;
-    return httpCall({ baseUrl: this.baseUrl, timeoutMs: this.#timeoutMs, maxResponseBytes: this.#maxResponseBytes }, { ...c, route: ROUTES[name], token });
+    return httpCall({ baseUrl: this.baseUrl, timeoutMs: this.#timeoutMs, maxResponseBytes: this.#maxResponseBytes, ca: this.#ca }, { ...c, route: ROUTES[name], token });
   }
 }
 

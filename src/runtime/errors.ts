@@ -22,14 +22,16 @@ export const RUNTIME_ERROR_CODES = [
   "NODE_ENROLLMENT_REFUSED",
   "NODE_SERVER_MISMATCH",
   "NODE_ID_INVALID",
+  "CP_PLAIN_HTTP_REFUSED",
+  "RELEASE_LOCATION_UNTRUSTED",
 ] as const;
 export type RuntimeErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 
-/** No runtime error is a verification failure: activation refusals are NodeError (and VerificationError) codes. */
-const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set<RuntimeErrorCode>();
+/** Activation refusals are NodeError (and VerificationError) codes; the one runtime code is a release from a place the node does not trust. */
+const VERIFICATION: ReadonlySet<RuntimeErrorCode> = new Set<RuntimeErrorCode>(["RELEASE_LOCATION_UNTRUSTED"]);
 
 /** Refusals of the caller's input: HTTP 400 through the one error mapping (exit 2 for a CLI). */
-const USAGE: ReadonlySet<RuntimeErrorCode> = new Set(["INPUT_NOT_REPRESENTABLE", "NODE_ID_INVALID"]);
+const USAGE: ReadonlySet<RuntimeErrorCode> = new Set(["INPUT_NOT_REPRESENTABLE", "NODE_ID_INVALID", "CP_PLAIN_HTTP_REFUSED"]);
 
 const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   INPUT_NOT_REPRESENTABLE: "send only values a policy sees exactly: no null (leave the key out), integers within ±(2^53−1), at most 4 decimal places, no duplicate keys; send anything else as a string",
@@ -51,6 +53,8 @@ const HINTS: Readonly<Record<RuntimeErrorCode, string>> = {
   NODE_ENROLLMENT_REFUSED: "the enrollment token is wrong, expired or already spent (it is single-use): ask the control plane's operator for a new one",
   NODE_SERVER_MISMATCH: "this node is enrolled with another control plane; pass that --server, or move control-plane.json out of the state root and enroll with the new one",
   NODE_ID_INVALID: "pass --node-id with 1–63 of a-z 0-9 . _ - starting with a letter or digit",
+  CP_PLAIN_HTTP_REFUSED: "use https:// for a control plane off this host (a private CA: --server-ca ca.pem), or, on a network you trust, pass --server-plain-http to send the enrollment token and node credential in clear text",
+  RELEASE_LOCATION_UNTRUSTED: "the node pulls releases only from the repository of its trust root (`autonomy runtime trust show`); publish the release there, or have the control plane name that repository",
   RUNTIME_TLS_INVALID: "pass a PEM certificate (--tls-cert) and its PEM private key (--tls-key), both readable",
 };
 

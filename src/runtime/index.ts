@@ -25,7 +25,7 @@ export type { UpstreamConfig, UpstreamOptions, Upstreams } from "./upstream.js";
 export { explainRequest } from "./explain.js";
 export type { Explanation } from "./explain.js";
 export type { ControlPlaneOptions } from "./runtime.js";
-export { ReleasePoller } from "./poller/poller.js";
+export { MAX_REJECTED, ReleasePoller } from "./poller/poller.js";
 export type { PollerOptions, PollStep, PollerStatus } from "./poller/poller.js";
 export { ensureEnrolled, defaultNodeId } from "./poller/enroll.js";
 export { steadyPollDelay, failedPollDelay, pollBackoffCap, POLL_FAILURE_BASE_MS } from "./poller/timing.js";

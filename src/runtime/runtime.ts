@@ -12,7 +12,7 @@ import { isoTime, redactUrl, systemClock } from "../lib/index.js";
 import type { Clock, Rng } from "../lib/index.js";
 import type { RepositoryOptions } from "../oci/index.js";
 import { ReleasePoller } from "./poller/poller.js";
-import { ensureEnrolled, sameServer } from "./poller/enroll.js";
+import { checkTransport, ensureEnrolled, sameServer } from "./poller/enroll.js";
 import type { Enrollment } from "./poller/enroll.js";
 import { WalDecisionSink } from "./wal-sink.js";
 import { createToolServer } from "./http-server.js";
@@ -61,6 +61,10 @@ export interface ControlPlaneOptions {
   pollIntervalMs?: number;
   /** Per-request deadline of control-plane calls (default 10 s). */
   timeoutMs?: number;
+  /** Allow http:// to a control plane off loopback (the token and credential in clear text); default refused (CP_PLAIN_HTTP_REFUSED). */
+  plainHttp?: boolean;
+  /** PEM of the private CA that issued the control plane's certificate. */
+  ca?: string;
   repositoryOptions?: RepositoryOptions;
   /** Jitter source (seeded in tests). */
   random?: Rng;
@@ -104,6 +108,7 @@ export async function startRuntime(opts: StartRuntimeOptions): Promise<RunningRu
       stateRoot: opts.stateRoot, server: cp.server,
       ...(cp.enrollToken !== undefined ? { enrollToken: cp.enrollToken } : {}), ...(cp.nodeId !== undefined ? { nodeId: cp.nodeId } : {}),
       ...(cp.timeoutMs !== undefined ? { timeoutMs: cp.timeoutMs } : {}), ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(cp.plainHttp === true ? { plainHttp: true } : {}), ...(cp.ca !== undefined ? { ca: cp.ca } : {}),
     })
     : undefined;
   // A listener the runtime would refuse is refused before anything is opened or logged.
@@ -231,6 +236,8 @@ async function eventsDestination(opts: StartRuntimeOptions, enrollment: Enrollme
   const url = configured ?? enrollment?.file.server;
   if (url === undefined) return undefined;
   if (file === undefined || !sameServer(url, file.server)) return { url };
+  // The credential crosses the network only as enrollment allows (https, loopback, or --server-plain-http).
+  checkTransport(new URL(url), opts.controlPlane?.plainHttp === true);
   return { url, nodeId: file.node_id, token: file.credential };
 }
 

@@ -1,10 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { mkdtemp, rename, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CpClient } from "../../src/cpapi/index.js";
-import { initStateRoot, nodeWalLocation, readControlPlane, readNodeState, setTrustRoot } from "../../src/node/index.js";
-import { ReleasePoller, ensureEnrolled, defaultNodeId } from "../../src/runtime/index.js";
+import { initStateRoot, nodeWalLocation, readControlPlane, readNodeState, setTrustRoot, writeControlPlane } from "../../src/node/index.js";
+import { MAX_REJECTED, ReleasePoller, ensureEnrolled, defaultNodeId } from "../../src/runtime/index.js";
 import type { Enrollment, PollStep } from "../../src/runtime/index.js";
 import { LiveWal, readCommitted } from "../../src/telemetry/index.js";
 import { seededRng } from "../../src/lib/index.js";
@@ -50,13 +52,13 @@ describe("release poller", () => {
   const enroll = (o: { token?: string; nodeId?: string; server?: string } = {}): Promise<Enrollment> =>
     ensureEnrolled({ stateRoot, server: o.server ?? cp.url, nodeId: o.nodeId ?? "edge-1", ...(o.token !== null ? { enrollToken: o.token ?? "enroll-1" } : {}), clock });
 
-  async function poller(o: { timeoutMs?: number; intervalMs?: number; polledEvery?: number } = {}): Promise<ReleasePoller> {
+  async function poller(o: { timeoutMs?: number; intervalMs?: number; polledEvery?: number; maxRejected?: number; repositoryOptions?: { username: string; password: string; plainHttp: boolean } } = {}): Promise<ReleasePoller> {
     const e = await enroll();
     const { dir: walDir, otherState } = nodeWalLocation(stateRoot);
     wal = await LiveWal.open(walDir, { otherState });
     const w = wal;
     const client = o.timeoutMs !== undefined ? new CpClient({ baseUrl: cp.url, token: e.file.credential, timeoutMs: o.timeoutMs }) : e.client;
-    return new ReleasePoller({ stateRoot, client, enrollment: e.file, channel: "stable", wal: w, walGeneration: () => w.current.generation, clock, random: seededRng(7), intervalMs: o.intervalMs ?? 30_000, ...(o.polledEvery !== undefined ? { polledEvery: o.polledEvery } : {}) });
+    return new ReleasePoller({ stateRoot, client, enrollment: e.file, channel: "stable", wal: w, walGeneration: () => w.current.generation, clock, random: seededRng(7), intervalMs: o.intervalMs ?? 30_000, ...(o.polledEvery !== undefined ? { polledEvery: o.polledEvery } : {}), ...(o.repositoryOptions ? { repositoryOptions: o.repositoryOptions } : {}), ...(o.maxRejected !== undefined ? { maxRejected: o.maxRejected } : {}) });
   }
 
   /** The lifecycle events in the WAL, as `phase release_id` strings. */
@@ -106,6 +108,22 @@ describe("release poller", () => {
       expect(defaultNodeId("--weird host!")).toBe("weird-host-");
       expect(defaultNodeId("x".repeat(80))).toHaveLength(63);
       expect(defaultNodeId("")).toBe("node");
+    });
+
+    it("attack clear-text credentials: a node refuses to send its enrollment token or stored credential to a non-loopback control plane over plain http, before any request (CP_PLAIN_HTTP_REFUSED)", async () => {
+      const far = "http://192.0.2.10:8888";
+      const t0 = Date.now();
+      expect(await codeOf(ensureEnrolled({ stateRoot, server: far, enrollToken: "enroll-1", nodeId: "edge-1", timeoutMs: 1500 }))).toBe("CP_PLAIN_HTTP_REFUSED/2");
+      expect(await readControlPlane(stateRoot)).toBeUndefined();
+      // A node enrolled before keeps its credential to itself too (heartbeats and acks would carry it).
+      await writeControlPlane(stateRoot, { version: 1, server: far, node_id: "edge-1", credential: "aon_secret", enrolled_at: new Date().toISOString() });
+      expect(await codeOf(ensureEnrolled({ stateRoot, server: far, timeoutMs: 1500 }))).toBe("CP_PLAIN_HTTP_REFUSED/2");
+      expect(Date.now() - t0).toBeLessThan(1000); // refused up front, not tried and timed out
+      // Loopback (any spelling), https, and an explicit --server-plain-http are allowed.
+      expect(await codeOf(ensureEnrolled({ stateRoot, server: far, plainHttp: true }))).toBe("NO_ERROR");
+      for (const ok of ["http://localhost:9", "http://[::1]:9", "http://127.0.0.2:9", "https://192.0.2.10:8888"]) {
+        expect(await codeOf(ensureEnrolled({ stateRoot: join(dir, "s-ok"), server: ok, timeoutMs: 200 }))).toBe("NODE_NOT_ENROLLED/1");
+      }
     });
   });
 
@@ -162,7 +180,7 @@ describe("release poller", () => {
     const again = await p.pollOnce();
     expect(again.candidate).toEqual({ release_id: forged.release_id, result: "rejected_before" });
     expect((await phases()).filter((e) => e.phase === "verify_started")).toHaveLength(2);
-    // A different release clears the memory: a real v3 is activated.
+    // Another release is considered on its own (the rejection stays remembered): a real v3 is activated.
     const { record: v3 } = await publish(3);
     expect((await p.pollOnce()).candidate).toEqual({ release_id: v3.release_id, result: "activated" });
     expect(good.release_id).not.toBe(v3.release_id);
@@ -181,6 +199,120 @@ describe("release poller", () => {
     expect(step.candidate?.result).toBe("verify_failed");
     expect((await phases()).at(-1)).toMatchObject({ phase: "verify_failed", error_code: "ACTIVATION_ROLLBACK_REFUSED" });
     expect((await readNodeState(stateRoot)).activation).toEqual(before.activation);
+  });
+
+  describe("attack: a control plane choosing where the node pulls from", () => {
+    it("attack credential theft: a control plane naming an image on a host of its choosing → verify_failed RELEASE_LOCATION_UNTRUSTED, acked, and that host is never contacted (the node's registry credentials stay home)", async () => {
+      const seen: (string | undefined)[] = [];
+      const evil = createServer((req, res) => {
+        seen.push(req.headers.authorization);
+        res.writeHead(401, { "www-authenticate": 'Basic realm="evil"' }).end();
+      });
+      await new Promise<void>((r) => evil.listen(0, "127.0.0.1", () => r()));
+      try {
+        const port = (evil.address() as AddressInfo).port;
+        // The operator runs the node with credentials for ITS registry (AUTONOMY_REGISTRY_USERNAME/PASSWORD → repositoryOptions).
+        const p = await poller({ repositoryOptions: { username: "node-robot", password: "registry-secret", plainHttp: true } });
+        const { record } = await publish(1);
+        cp.releases.set(record.release_id, { ...record, image: `127.0.0.1:${port}/team/agent@${record.image_digest}` });
+        const step = await p.pollOnce();
+        expect(step.candidate).toEqual({ release_id: record.release_id, result: "verify_failed" });
+        expect(seen).toEqual([]);
+        expect((await phases()).at(-1)).toMatchObject({ phase: "verify_failed", release_id: record.release_id, error_code: "RELEASE_LOCATION_UNTRUSTED" });
+        expect(cp.acks.at(-1)?.body).toMatchObject({ phase: "verify_failed", release_id: record.release_id });
+        expect(cp.acks.at(-1)?.body.detail).toMatch(/^RELEASE_LOCATION_UNTRUSTED: /);
+        expect((await readNodeState(stateRoot)).activation).toBeUndefined();
+        // Remembered as rejected, not retried.
+        expect((await p.pollOnce()).candidate?.result).toBe("rejected_before");
+        expect(seen).toEqual([]);
+      } finally {
+        await new Promise<void>((r) => evil.close(() => r()));
+      }
+    });
+
+    it("attack local path probe: a control plane naming a local oci: path → refused before the path is opened; the ack names neither that path nor its content", async () => {
+      const p = await poller();
+      const { record } = await publish(1);
+      const local = join(dir, "private");
+      await mkdir(local, { recursive: true });
+      await writeFile(join(local, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+      await writeFile(join(local, "index.json"), "db_password=hunter2-top-secret and more text");
+      cp.releases.set(record.release_id, { ...record, image: `oci:${local}:v1` });
+      expect((await p.pollOnce()).candidate?.result).toBe("verify_failed");
+      const acked = cp.acks.map((a) => JSON.stringify(a.body)).join("\n");
+      expect(acked).toContain("RELEASE_LOCATION_UNTRUSTED");
+      expect(acked).not.toContain("hunter2");
+      expect(acked).not.toContain(local);
+    });
+
+    it("takes only the digest from the control plane: a release naming the trusted repository under a bogus tag is pulled by digest from the trust root's repository and activated", async () => {
+      const p = await poller();
+      const { record } = await publish(1);
+      cp.releases.set(record.release_id, { ...record, image: `oci:${dir}/reg:no-such-tag` });
+      expect((await p.pollOnce()).candidate).toEqual({ release_id: record.release_id, result: "activated" });
+      expect((await readNodeState(stateRoot)).activation?.image_digest).toBe(record.image_digest);
+    });
+
+    it("attack two digests: a release whose image names the trusted repository at another digest than image_digest → RELEASE_LOCATION_UNTRUSTED, nothing fetched", async () => {
+      const p = await poller();
+      const { record } = await publish(1);
+      cp.releases.set(record.release_id, { ...record, image: `oci:${dir}/reg@sha256:${"0".repeat(64)}` });
+      expect((await p.pollOnce()).candidate?.result).toBe("verify_failed");
+      expect((await phases()).at(-1)).toMatchObject({ phase: "verify_failed", error_code: "RELEASE_LOCATION_UNTRUSTED" });
+      expect((await readNodeState(stateRoot)).activation).toBeUndefined();
+    });
+  });
+
+  describe("attack: a control plane alternating forged releases", () => {
+    it("attack verify flood: a control plane alternating between two forged releases makes the node verify each once, never again on later polls", async () => {
+      const p = await poller();
+      await publish(1);
+      await p.pollOnce();
+      const forgedA = (await publish(2, { signer: testKeys(), tag: "fa" })).record;
+      const forgedB = (await publish(2, { signer: testKeys(), tag: "fb" })).record;
+      const results: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const offer = i % 2 === 0 ? forgedA : forgedB;
+        cp.releases.delete(forgedA.release_id);
+        cp.releases.delete(forgedB.release_id);
+        cp.releases.set(offer.release_id, offer);
+        results.push((await p.pollOnce()).candidate?.result ?? "none");
+      }
+      expect(results).toEqual(["verify_failed", "verify_failed", "rejected_before", "rejected_before", "rejected_before", "rejected_before"]);
+      const verifies = (await phases()).filter((e) => e.phase === "verify_started" && (e.release_id === forgedA.release_id || e.release_id === forgedB.release_id));
+      expect(verifies).toHaveLength(2);
+      expect(p.status().rejected).toEqual([forgedA.release_id, forgedB.release_id]);
+    });
+
+    it("the rejected memory is bounded (newest MAX_REJECTED) and voided by a trust root change: a release refused under the old keys verifies under the new ones", async () => {
+      expect(MAX_REJECTED).toBe(64);
+      const p = await poller({ maxRejected: 2 });
+      const other = testKeys();
+      const offer = (r: { release_id: string }): void => {
+        for (const id of [...cp.releases.keys()]) if (id !== r.release_id) cp.releases.delete(id);
+      };
+      const { record: forged } = await publish(1, { signer: other });
+      expect((await p.pollOnce()).candidate?.result).toBe("verify_failed");
+      expect((await p.pollOnce()).candidate?.result).toBe("rejected_before");
+      // Two more rejections push the oldest out of a memory of 2: it costs one verification again, then is remembered.
+      const f2 = (await publish(2, { signer: testKeys(), tag: "f2" })).record;
+      offer(f2);
+      expect((await p.pollOnce()).candidate?.result).toBe("verify_failed");
+      const f3 = (await publish(3, { signer: testKeys(), tag: "f3" })).record;
+      offer(f3);
+      expect((await p.pollOnce()).candidate?.result).toBe("verify_failed");
+      expect(p.status().rejected).toEqual([f2.release_id, f3.release_id]);
+      cp.releases.set(forged.release_id, forged);
+      offer(forged);
+      expect((await p.pollOnce()).candidate?.result).toBe("verify_failed");
+      expect((await p.pollOnce()).candidate?.result).toBe("rejected_before");
+      expect(p.status().rejected).toEqual([f3.release_id, forged.release_id]);
+      // The operator now trusts that key (locally, never by a release): the release is considered again.
+      t += 1000;
+      await setTrustRoot(stateRoot, { keys: [keys.publicPem, other.publicPem], clock });
+      expect((await p.pollOnce()).candidate).toEqual({ release_id: forged.release_id, result: "activated" });
+      expect(p.status().rejected).toEqual([]);
+    });
   });
 
   describe("a control plane that is down or broken", () => {

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { initStateRoot, readControlPlane, readNodeState, setTrustRoot } from "../../src/node/index.js";
+import { initStateRoot, readControlPlane, readNodeState, setTrustRoot, writeControlPlane } from "../../src/node/index.js";
 import { DEFAULT_RUNTIME_CONFIG, startRuntime } from "../../src/runtime/index.js";
 import type { RunningRuntime } from "../../src/runtime/index.js";
 import { seededRng } from "../../src/lib/index.js";
@@ -120,6 +120,37 @@ describe("runtime start --server", () => {
     expect(r.json).toMatchObject({ ok: false, code: "NODE_ENROLLMENT_REFUSED" });
     expect(String(r.json.hint)).toMatch(/single-use/);
     expect(r.stdout + r.stderr).not.toContain("nope");
+    expect(await readControlPlane(stateRoot)).toBeUndefined();
+  });
+
+  it("attack clear-text credentials (exporter): `[telemetry] control_plane_url` naming the enrolled server over plain http off loopback does not send it the node credential: the start is refused (CP_PLAIN_HTTP_REFUSED)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rt-cp-"));
+    const stateRoot = join(dir, "node");
+    await initStateRoot(stateRoot);
+    const far = "http://192.0.2.10:8888";
+    await writeControlPlane(stateRoot, { version: 1, server: far, node_id: "edge-1", credential: "aon_secret", enrolled_at: new Date().toISOString() });
+    const config = { ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: {}, allowedDomains: [], upstreams: [], telemetry: { controlPlaneUrl: far } };
+    await expect(startRuntime({ stateRoot, config })).rejects.toMatchObject({ code: "CP_PLAIN_HTTP_REFUSED" });
+  });
+
+  it("attack clear-text credentials (CLI): `runtime start --server http://<not loopback>` is refused up front (exit 2, CP_PLAIN_HTTP_REFUSED, token never shown); --server-plain-http lets it try", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rt-cp-"));
+    const stateRoot = join(dir, "node");
+    const args = ["runtime", "start", "--state-root", stateRoot, "--server", "http://192.0.2.10:8888", "--enroll-token", "aoe-secret-token", "--node-id", "edge-9", "--no-http"];
+    const r = await runJson(args);
+    expect(r.code).toBe(2);
+    expect(r.json).toMatchObject({ ok: false, code: "CP_PLAIN_HTTP_REFUSED" });
+    expect(String(r.json.hint)).toMatch(/--server-plain-http/);
+    expect(r.stdout + r.stderr).not.toContain("aoe-secret-token");
+    // With the explicit flag it goes to the network: http://0.0.0.0 is not a loopback name (refused without the flag)
+    // but reaches this machine's loopback server, which refuses the token (exit 1).
+    cp = await startCpNodeServer();
+    const zero = cp.url.replace("127.0.0.1", "0.0.0.0");
+    const noFlag = await runJson([...args.slice(0, 5), zero, ...args.slice(6)]);
+    expect(noFlag.json).toMatchObject({ ok: false, code: "CP_PLAIN_HTTP_REFUSED" });
+    const allowed = await runJson([...args.slice(0, 5), zero, ...args.slice(6), "--server-plain-http"]);
+    expect(allowed.code).toBe(1);
+    expect(allowed.json).toMatchObject({ ok: false, code: "NODE_ENROLLMENT_REFUSED" });
     expect(await readControlPlane(stateRoot)).toBeUndefined();
   });
 });

@@ -99,6 +99,8 @@ interface StartFlags extends StateFlags {
   channel: string;
   pollInterval: number;
   plainHttp?: boolean;
+  serverPlainHttp?: boolean;
+  serverCa?: string;
   /** `--no-export-events`: false. */
   exportEvents: boolean;
 }
@@ -116,10 +118,11 @@ function parsePollInterval(v: string): number {
 }
 
 /** What `--server` asks of the runtime: follow that control plane (enroll, heartbeat, poll releases). */
-function controlPlaneOptions(flags: StartFlags): ControlPlaneOptions | undefined {
+async function controlPlaneOptions(flags: StartFlags): Promise<ControlPlaneOptions | undefined> {
   const enrollToken = flags.enrollToken ?? process.env.AUTONOMY_ENROLL_TOKEN;
   if (flags.server === undefined) {
     if (enrollToken !== undefined && flags.enrollToken !== undefined) throw new UsageError("--enroll-token needs --server", "pass the control plane's URL with --server");
+    if (flags.serverCa !== undefined) throw new UsageError("--server-ca needs --server", "pass the control plane's https URL with --server");
     return undefined;
   }
   return {
@@ -127,6 +130,8 @@ function controlPlaneOptions(flags: StartFlags): ControlPlaneOptions | undefined
     ...(flags.exportEvents === false ? { exportEvents: false } : {}),
     ...(enrollToken !== undefined && enrollToken !== "" ? { enrollToken } : {}),
     ...(flags.nodeId !== undefined ? { nodeId: flags.nodeId } : {}),
+    ...(flags.serverPlainHttp === true ? { plainHttp: true } : {}),
+    ...(flags.serverCa !== undefined ? { ca: (await readInputFile(flags.serverCa, "control plane CA (--server-ca)")).toString("utf8") } : {}),
     repositoryOptions: repositoryOptions(flags),
   };
 }
@@ -146,7 +151,7 @@ function runtimeConfig(flags: StartFlags): Promise<RuntimeConfig> {
 /** Serves until SIGINT/SIGTERM; status lines go to stderr so stdout can carry MCP (--stdio). */
 async function runtimeStart(flags: StartFlags): Promise<void> {
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
-  const cp = controlPlaneOptions(flags);
+  const cp = await controlPlaneOptions(flags);
   const rt = await startRuntime({
     stateRoot: flags.stateRoot, config: await runtimeConfig(flags),
     ...(flags.http ? { listen: "path" in flags.listen ? { ...flags.listen, ...(flags.socketMode !== undefined ? { mode: flags.socketMode } : {}) } : flags.listen } : {}),
@@ -194,7 +199,9 @@ export function registerRuntimeState(runtime: Command): void {
     .option("--channel <name>", "release channel to follow", "stable")
     .addOption(new Option("--poll-interval <duration>", "longest gap between release polls; each gap is drawn from [interval/2, interval]").argParser(parsePollInterval).default(30_000, "30s"))
     .option("--no-export-events", "with --server: do not send the WAL's events to the control plane's POST /v1/events (sent by default, with the node credential; [telemetry] control_plane_url sends them elsewhere)")
-    .option("--plain-http", "talk HTTP instead of HTTPS to the registry releases are pulled from (loopback test registries)")
+    .option("--plain-http", "talk HTTP instead of HTTPS to the registry releases are pulled from (loopback test registries); the control plane is --server-plain-http")
+    .option("--server-ca <file>", "trust this PEM CA for the control plane's https certificate (a private CA), instead of the public ones")
+    .option("--server-plain-http", "allow an http:// --server that is not loopback: the enrollment token and node credential travel in clear text (default refused; use https, with --server-ca for a private CA)")
     .option("--json", "machine-readable status line")
     .action(action(runtimeStart));
 

@@ -5,6 +5,7 @@ import type { Clock } from "../../lib/index.js";
 import { readControlPlane, writeControlPlane } from "../../node/index.js";
 import type { ControlPlaneFile } from "../../node/index.js";
 import { RuntimeError } from "../errors.js";
+import { isLoopbackHost } from "../listen.js";
 
 export interface EnrollOptions {
   stateRoot: string;
@@ -16,6 +17,10 @@ export interface EnrollOptions {
   nodeId?: string;
   timeoutMs?: number;
   clock?: Clock;
+  /** Allow `http://` to a control plane off loopback (`--server-plain-http`): the enrollment token and node credential then travel in clear text. */
+  plainHttp?: boolean;
+  /** PEM of the private CA that issued the control plane's certificate (`--server-ca`). */
+  ca?: string;
 }
 
 export interface Enrollment {
@@ -35,7 +40,8 @@ export interface Enrollment {
  */
 export async function ensureEnrolled(o: EnrollOptions): Promise<Enrollment> {
   const clock = o.clock ?? systemClock;
-  const base = new CpClient({ baseUrl: o.server, clock, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+  const base = new CpClient({ baseUrl: o.server, clock, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o.ca !== undefined ? { ca: o.ca } : {}) });
+  checkTransport(base.baseUrl, o.plainHttp === true);
   const stored = await readControlPlane(o.stateRoot);
   if (stored !== undefined) {
     if (!sameServer(stored.server, base.baseUrl.href)) {
@@ -60,6 +66,17 @@ export async function ensureEnrolled(o: EnrollOptions): Promise<Enrollment> {
   const file: ControlPlaneFile = { version: 1, server: base.baseUrl.href, node_id: nodeId, credential, enrolled_at: isoTime(clock) };
   await writeControlPlane(o.stateRoot, file);
   return { client: base.withToken(credential), nodeId, file, enrolled: true };
+}
+
+/**
+ * The runtime's listener rule, for the node as a client: bearer secrets (the
+ * enrollment token, the node credential) go over https, or http to loopback;
+ * plain http elsewhere only when the operator said so (`--server-plain-http`).
+ * Checked before any request, and before a stored credential is used.
+ */
+export function checkTransport(url: URL, plainHttp: boolean): void {
+  if (url.protocol !== "http:" || plainHttp || isLoopbackHost(url.hostname)) return;
+  throw new RuntimeError("CP_PLAIN_HTTP_REFUSED", `refusing to send the node's enrollment token or credential to ${redactUrl(url)} over plain http: it is not a loopback address`);
 }
 
 /** A wrong, expired or spent token is refused with a 4xx: one line and a hint. Transport failures stay CP_REQUEST_FAILED. */

@@ -2,16 +2,17 @@ import { CpClientError } from "../../cpapi/index.js";
 import type { CpClient, Release } from "../../cpapi/index.js";
 import { AutonomyError, ExitCodes, RUNTIME_VERSION, systemClock } from "../../lib/index.js";
 import type { Clock, Rng } from "../../lib/index.js";
-import { parseReference } from "../../oci/index.js";
 import type { RepositoryOptions } from "../../oci/index.js";
 import type { EngineCompiler } from "../../policy/index.js";
-import { readNodeState, writeControlPlane } from "../../node/index.js";
+import { readNodeState, requireTrustRoot, writeControlPlane } from "../../node/index.js";
 import type { ControlPlaneFile } from "../../node/index.js";
 import { backoffDelay, sleep } from "../../telemetry/index.js";
 import { failedPollDelay, pollBackoffCap, steadyPollDelay } from "./timing.js";
 import { activateRelease } from "../activation.js";
 import type { WalAppender } from "../wal-sink.js";
+import { RuntimeError } from "../errors.js";
 import { LifecycleReporter } from "./lifecycle.js";
+import { pullReference } from "./location.js";
 
 export interface PollerOptions {
   stateRoot: string;
@@ -36,6 +37,8 @@ export interface PollerOptions {
   random?: Rng;
   repositoryOptions?: RepositoryOptions;
   compile?: EngineCompiler;
+  /** How many rejected release ids are remembered (default {@link MAX_REJECTED}). */
+  maxRejected?: number;
 }
 
 /** What one poll did; `delayMs` is how long to wait before the next. */
@@ -52,7 +55,7 @@ export interface PollerStatus {
   consecutive_failures: number;
   last_outcome: PollStep["outcome"] | null;
   latest_release_id: string | null;
-  /** Releases that failed verification, not retried until the control plane names another. */
+  /** Releases that failed verification (newest {@link MAX_REJECTED}), not verified again while the trust root is unchanged. */
   rejected: string[];
   retrying: { release_id: string; attempts: number } | null;
   ack_failures: number;
@@ -66,6 +69,8 @@ interface Pending { release_id: string; attempts: number; notBefore: number }
 
 /** Boot epoch: 0 until the edge daemon (which owns boots) exists. */
 const BOOT_EPOCH = 0;
+/** How many rejected release ids are remembered by default: a control plane cycling through more costs one verification each, per cycle. */
+export const MAX_REJECTED = 64;
 
 /**
  * The node's release poller. Polls `GET /v1/releases/latest` with the last
@@ -93,8 +98,16 @@ export class ReleasePoller {
   #lastPolledKey: string | undefined;
   #unchangedPolls = 0;
   #nextHeartbeat = 0;
-  /** Releases that failed verification for good: not retried until the control plane names another one. */
+  /**
+   * Releases that failed verification for good, oldest first, at most
+   * MAX_REJECTED: never verified again, whatever the control plane offers in
+   * between (a control plane alternating two forged releases costs two
+   * verifications, not one per poll). Forgotten only when the trust root
+   * changes (`#rejectedUnder`): a release refused under the old keys or
+   * repository may verify under the new ones.
+   */
   readonly #rejected = new Set<string>();
+  #rejectedUnder: string | undefined;
   #detected: string | undefined;
   #pending: Pending | undefined;
   heartbeatFailures = 0;
@@ -222,12 +235,12 @@ export class ReleasePoller {
   }
 
   async #consider(r: Release, signal?: AbortSignal): Promise<NonNullable<PollStep["candidate"]>["result"]> {
+    await this.#forgetRejectedOnTrustChange();
     if (this.#rejected.has(r.release_id)) return "rejected_before";
     if (this.#pending?.release_id === r.release_id && this.#clock.now() < this.#pending.notBefore) return "retry_later";
     if (this.#detected !== r.release_id) {
       // A different release: what was remembered about the previous one no longer applies.
       this.#detected = r.release_id;
-      this.#rejected.clear();
       if (this.#pending?.release_id !== r.release_id) this.#pending = undefined;
       await this.#report.phase("candidate_detected", facts(r));
     }
@@ -238,12 +251,17 @@ export class ReleasePoller {
     let verifiedFp: string | undefined;
     await this.#report.phase("verify_started", facts(r));
     try {
-      const ref = { ...parseReference(r.image), digest: r.image_digest };
+      // Pulled from the trust root's repository at the control plane's digest, never from where the control plane says.
+      const ref = pullReference(r, await requireTrustRoot(this.#o.stateRoot));
       const result = await activateRelease({
         ref, stateRoot: this.#o.stateRoot, clock: this.#clock, runtimeVersion: RUNTIME_VERSION,
         ...(this.#o.repositoryOptions ? { repositoryOptions: this.#o.repositoryOptions } : {}),
         ...(this.#o.compile ? { compile: this.#o.compile } : {}),
         onVerified: async (report) => {
+          const subject = report.statement.predicate.image.digest;
+          if (subject !== r.image_digest) {
+            throw new RuntimeError("RELEASE_LOCATION_UNTRUSTED", `release ${r.release_id}: the verified statement is for image ${subject}, not ${r.image_digest} as the control plane said`, { details: { release_id: r.release_id, image_digest: r.image_digest, statement_image_digest: subject } });
+          }
           verifiedFp = report.statement.predicate.lock.behavioral_fingerprint;
           await this.#report.phase("verify_passed", { ...facts(r), lock_fingerprint: verifiedFp });
           await this.#report.phase("activation_started", { ...facts(r), lock_fingerprint: verifiedFp });
@@ -262,11 +280,28 @@ export class ReleasePoller {
       const phase = verifiedFp === undefined ? "verify_failed" : "activate_failed";
       const code = errorCode(e);
       const permanent = e instanceof AutonomyError && (e as AutonomyError).exitCode === ExitCodes.verification;
-      if (permanent) this.#rejected.add(r.release_id);
+      if (permanent) this.#reject(r.release_id);
       else this.#retryLater(r.release_id);
       await this.#report.phase(phase, { ...facts(r), ...(verifiedFp ? { lock_fingerprint: verifiedFp } : {}), error_code: code, detail: (e instanceof Error ? e.message : String(e)).slice(0, 512), extra: { will_retry: !permanent } });
       return phase;
     }
+  }
+
+  #reject(releaseId: string): void {
+    this.#rejected.delete(releaseId);
+    this.#rejected.add(releaseId);
+    for (const old of this.#rejected) {
+      if (this.#rejected.size <= (this.#o.maxRejected ?? MAX_REJECTED)) break;
+      this.#rejected.delete(old);
+    }
+  }
+
+  /** A changed trust root (keys, threshold, channel, repository) voids what was refused under the old one. */
+  async #forgetRejectedOnTrustChange(): Promise<void> {
+    const t = await requireTrustRoot(this.#o.stateRoot).catch(() => undefined);
+    const under = t === undefined ? "none" : t.updated_at;
+    if (this.#rejectedUnder !== undefined && under !== this.#rejectedUnder) this.#rejected.clear();
+    this.#rejectedUnder = under;
   }
 
   /** A transient failure (registry away, state locked, disk): retried with capped exponential backoff and full jitter. */
