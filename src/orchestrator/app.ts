@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, RouteOptions } f
 import swagger from "@fastify/swagger";
 import { problemDetails, systemClock } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
+import { lazyChildLoggerFactory } from "../observability/index.js";
 import type { Logger } from "../observability/index.js";
 import type { AreaDeps } from "./area.js";
 import { authHook, routeDecl } from "./auth/index.js";
@@ -20,7 +21,6 @@ import { rolloutsArea } from "./plans/routes.js";
 import type { RolloutScheduler } from "./plans/scheduler.js";
 import { releaseRoutes } from "./releases/routes.js";
 import type { PublishTrust } from "./releases/statement.js";
-import { lazyChildLoggerFactory } from "./request-logger.js";
 import { systemRoutes } from "./system-routes.js";
 import { useZodValidation } from "./validation.js";
 
@@ -129,7 +129,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     loggerInstance,
     // Per-request log lines would cost more than the poll route itself; /metrics counts requests instead.
     logController: new LogController({ disableRequestLogging: true }),
-    // req.log's pino child (redaction over its bindings) only when a request logs: see request-logger.ts.
+    // req.log's pino child (redaction over its bindings) only when a request logs: see src/observability/request-logger.ts.
     childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit,
     return503OnClosing: true,

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import { Writable } from "node:stream";
 import Fastify, { LogController } from "fastify";
 import type { FastifyBaseLogger } from "fastify";
-import { createLogger, REDACTED } from "../observability/index.js";
+import { createLogger, REDACTED } from "./index.js";
 import { lazyChildLoggerFactory } from "./request-logger.js";
 
 function sink(): { stream: Writable; lines: () => Record<string, unknown>[] } {
