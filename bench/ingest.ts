@@ -1,7 +1,7 @@
 /**
  * Event ingestion benchmark (issue 10 "bench/ingest"): our ingest path
  * (`ingestEvents`, what POST /v1/events calls) — one atomic statement or
- * transaction per batch, INSERT … ON CONFLICT (event_id) DO NOTHING, the
+ * transaction per batch, INSERT … ON CONFLICT (node_id, event_id) DO NOTHING, the
  * inserted count, PostgreSQL's ingest lock, wire → row conversion — against a raw batched
  * INSERT of the same rows through the same driver into an identical table
  * (same migration: unique event_id and the same indexes), in the same run,
@@ -11,7 +11,7 @@
  *
  * A second run per store offers batches of which half the events were already
  * stored (the dedup path: a WAL exporter resending), against the same raw
- * statement with ON CONFLICT (event_id) DO NOTHING (a plain INSERT would fail).
+ * statement with ON CONFLICT (node_id, event_id) DO NOTHING (a plain INSERT would fail).
  * Rates are events offered per second.
  *
  * Why the store function and not HTTP: the bar compares our storage path with
@@ -60,7 +60,7 @@ interface Side {
   name: string;
   /** Our ingest of one batch; answers the inserted count (checked against what the run expects). */
   ours(batch: IngestEvent[]): Promise<number>;
-  /** The raw batched insert; `dedup`: with ON CONFLICT (event_id) DO NOTHING. */
+  /** The raw batched insert; `dedup`: with ON CONFLICT (node_id, event_id) DO NOTHING. */
   raw(rows: Row[], dedup: boolean): Promise<void>;
   close(): Promise<void>;
 }
@@ -71,7 +71,7 @@ function placeholders(n: number, dollar: boolean): string {
 }
 
 function rawText(dollar: boolean, dedup: boolean): string {
-  return `INSERT INTO events (${COLUMNS.join(",")}) VALUES ${placeholders(BATCH, dollar)}${dedup ? " ON CONFLICT (event_id) DO NOTHING" : ""}`;
+  return `INSERT INTO events (${COLUMNS.join(",")}) VALUES ${placeholders(BATCH, dollar)}${dedup ? " ON CONFLICT (node_id, event_id) DO NOTHING" : ""}`;
 }
 
 async function sqliteSide(dir: string): Promise<Side> {
