@@ -9,7 +9,7 @@ import type { Node, NodePage } from "../../src/cpapi/index.js";
 import { bearer, openTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
 import type { Injected } from "../helpers/cp-fleet.js";
-import { enrollNode, expectProblem, putRelease, rowCount } from "../helpers/cp-fleet.js";
+import { enrollNode, expectProblem, pollLatest, putRelease, rowCount } from "../helpers/cp-fleet.js";
 import { describeDialects, psql } from "../helpers/databases.js";
 
 const REL = "rel-00000000000000a1";
@@ -67,6 +67,7 @@ describeDialects("nodes", (db) => {
       expectProblem(r, 400, "REQUEST_INVALID", "at");
     }
     expect(await rowCount(c.store, "node_acks")).toBe(0);
+    await pollLatest(c, cred);
     const real = await c.app.inject({ method: "POST", url: "/v1/nodes/edge-1/ack", headers: bearer(cred), payload: { release_id: REL, phase: "activate_failed", detail: "real", at: "2026-12-05T10:04:59Z" } });
     expect(real.statusCode, real.body).toBe(200);
     const node = (await c.app.inject({ url: "/v1/nodes/edge-1", headers: bearer(c.owner) })).json<Node>();
@@ -89,6 +90,7 @@ describeDialects("nodes", (db) => {
     const c = await open();
     const cred = await enrollNode(c, "edge-1");
     await putRelease(c.store, REL);
+    await pollLatest(c, cred);
     const phases = ["polled", "candidate_detected", "verify_started", "verify_passed", "activation_started", "activated"] as const;
     for (const [i, phase] of phases.entries()) {
       const r = await c.app.inject({ method: "POST", url: "/v1/nodes/edge-1/ack", headers: bearer(cred), payload: { release_id: REL, phase, lock_fingerprint: FP, at: `2026-12-05T10:00:0${i}+00:00` } });
@@ -108,6 +110,36 @@ describeDialects("nodes", (db) => {
     expectProblem(await c.app.inject({ method: "POST", url: "/v1/nodes/edge-1/ack", headers: bearer(cred), payload: { release_id: REL2, phase: "polled", at: "2026-12-05T10:00:00Z" } }), 404, "RELEASE_NOT_FOUND", REL2);
     expect(await rowCount(c.store, "node_acks")).toBe(0);
     expect((await c.app.inject({ method: "GET", url: "/v1/nodes/edge-1", headers: bearer(c.owner) })).json<Node>().last_ack).toBeNull();
+  });
+
+  it("review: a node cannot ack a release of a channel it was never offered → 409 ACK_RELEASE_NOT_OFFERED naming release_id, nothing kept; once its poll answered the release, the ack is taken", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    const other = await enrollNode(c, "edge-2");
+    await putRelease(c.store, REL);
+    await putRelease(c.store, REL2, 1, "canary-internal");
+    // edge-1 follows stable: its poll answers REL. It never polled canary-internal, yet claims it activated REL2.
+    expect(await pollLatest(c, cred)).toBe(REL);
+    const ack = (release_id: string, token = cred, node = "edge-1"): Promise<Injected> => c.app.inject({ method: "POST", url: `/v1/nodes/${node}/ack`, headers: bearer(token), payload: { release_id, phase: "activated", at: "2026-12-05T10:00:00Z" } });
+    expectProblem(await ack(REL2), 409, "ACK_RELEASE_NOT_OFFERED", "release_id");
+    // Another node's offer is not this node's: edge-2 polls canary-internal, edge-1 still may not ack REL2.
+    expect(await pollLatest(c, other, "canary-internal")).toBe(REL2);
+    expectProblem(await ack(REL2), 409, "ACK_RELEASE_NOT_OFFERED", REL2);
+    expect(await rowCount(c.store, "node_acks")).toBe(0);
+    expect((await c.app.inject({ method: "GET", url: "/v1/nodes/edge-1", headers: bearer(c.owner) })).json<Node>().last_ack).toBeNull();
+    // What the node was offered it may ack; so may edge-2 for what it polled.
+    expect((await ack(REL)).statusCode).toBe(200);
+    expect((await ack(REL2, other, "edge-2")).statusCode).toBe(200);
+    // An operator's poll offers nothing to any node.
+    await putRelease(c.store, "rel-00000000000000a3", 2);
+    c.clock.advance(2000); // past the latest-release cache (the row was put behind the releases area's back)
+    expect(await pollLatest(c, c.owner)).toBe("rel-00000000000000a3");
+    expectProblem(await ack("rel-00000000000000a3"), 409, "ACK_RELEASE_NOT_OFFERED", "release_id");
+    // A 304 names the release the node already has: recorded once, never twice.
+    const again = await c.app.inject({ method: "GET", url: "/v1/releases/latest?channel=stable", headers: { ...bearer(cred), "if-none-match": '"rel-00000000000000a3"' } });
+    expect(again.statusCode).toBe(304);
+    expect((await ack("rel-00000000000000a3")).statusCode).toBe(200);
+    expect(await rowCount(c.store, "node_offers")).toBe(3);
   });
 
   it("hostile heartbeat and ack bodies (unknown field, wrong type, bad phase) → 400 naming the field, the node unchanged", async () => {

@@ -6,6 +6,7 @@ import { parseRfc3339 } from "../../lib/index.js";
 import type { Dialect } from "../db/connect.js";
 import type { Database } from "../db/schema.js";
 import { OrchestratorError } from "../errors.js";
+import { assertOffered } from "./offers.js";
 import type { NodeAcksTable, NodesTable } from "./tables.js";
 
 /** The store side of the nodes area: plain functions over Kysely, one transaction each. */
@@ -54,11 +55,6 @@ export async function recordHeartbeat(db: Kysely<Database>, nodeId: string, hb: 
 }
 
 /**
- * Records an ack in one transaction: the release must exist (404
- * RELEASE_NOT_FOUND naming it), the ack is appended to node_acks, and the
- * node's latest ack moves forward unless this one is older (a retry).
- */
-/**
  * Called inside the ack's transaction, after the ack row is written: another
  * area (rollouts) feeds the ack to whatever it drives. Throwing refuses the
  * ack (the transaction rolls back: neither the ack nor the hook's writes are
@@ -66,6 +62,13 @@ export async function recordHeartbeat(db: Kysely<Database>, nodeId: string, hb: 
  */
 export type AckHook = (tx: Kysely<Database>, nodeId: string, ack: AckRequest) => Promise<(() => void) | undefined>;
 
+/**
+ * Records an ack in one transaction: the release must exist (404
+ * RELEASE_NOT_FOUND naming it), the ack is appended to node_acks, the node's
+ * latest ack moves forward unless this one is older (a retry), the hook runs,
+ * and the release must have been offered to the node (409
+ * ACK_RELEASE_NOT_OFFERED, see offers.ts); any refusal keeps nothing.
+ */
 export async function recordAck(db: Kysely<Database>, nodeId: string, ack: AckRequest, now: string, hook?: AckHook): Promise<void> {
   const at = utc(ack.at);
   const after = await db.transaction().execute(async (tx) => {
@@ -83,7 +86,10 @@ export async function recordAck(db: Kysely<Database>, nodeId: string, ack: AckRe
       .where("node_id", "=", nodeId)
       .where((eb) => eb.or([eb("last_ack_at", "is", null), eb("last_ack_at", "<=", at)]))
       .execute();
-    return hook ? hook(tx, nodeId, ack) : undefined;
+    const afterHook = hook ? await hook(tx, nodeId, ack) : undefined;
+    // After the plan's hook, so a plan member gets the plan's more specific refusal (ROLLOUT_ILLEGAL_TRANSITION …).
+    await assertOffered(tx, nodeId, ack.release_id);
+    return afterHook;
   });
   after?.();
 }
