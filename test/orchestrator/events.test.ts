@@ -102,9 +102,28 @@ describeDialects("events", (db) => {
       expect(r.statusCode, t).toBe(400);
       expect(r.json<{ detail: string }>().detail).toContain("events[0].timestamp");
     }
-    expect((await post(c, cred, [ev("t2", { timestamp: "9999-12-31T23:59:59+01:00" })])).statusCode).toBe(200);
+    // Inside year 9999 in UTC but far in the future: refused since the 24 h bound (the next test).
+    expect((await post(c, cred, [ev("t2", { timestamp: "9999-12-31T23:59:59+01:00" })])).statusCode).toBe(400);
     const q = (await c.app.inject({ url: "/v1/events?until=2026-12-06T00:00:00Z", headers: bearer(c.owner) })).json<EventPage>();
     expect(q.count).toBe(0);
+  });
+
+  it("review: an event timestamp far in the future (more than 24 h after the control plane's time) → 400 naming events[i].timestamp, nothing of the batch written; 23 h ahead and any past time are taken", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    const now = c.clock.now();
+    const at = (ms: number): string => new Date(ms).toISOString();
+    for (const t of [at(now + 24 * 3_600_000 + 1000), "2099-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]) {
+      const r = await post(c, cred, [ev("ok-1"), ev("far", { timestamp: t })]);
+      expectProblem(r, 400, "REQUEST_INVALID", "events[1].timestamp");
+      expect(r.json<{ detail: string }>().detail).toContain("24 hours");
+    }
+    expect(await rowCount(c.store, "events")).toBe(0);
+    const r = await post(c, cred, [ev("ok-1"), ev("soon", { timestamp: at(now + 23 * 3_600_000) }), ev("old", { timestamp: "2001-01-01T00:00:00Z" })]);
+    expect(r.json()).toEqual({ received: 3, inserted: 3, deduped: 0 });
+    // The bound moves with the control plane's clock: a day later, the same far time is nearer.
+    c.clock.advance(2 * 24 * 3_600_000);
+    expect((await post(c, cred, [ev("later", { timestamp: at(now + 25 * 3_600_000) })])).statusCode).toBe(200);
   });
 
   it("the same event_id twice in one batch counts once inserted and once deduped", async () => {

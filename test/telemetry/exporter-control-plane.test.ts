@@ -65,6 +65,8 @@ async function tmp(): Promise<string> {
 
 async function realCp(): Promise<{ cp: TestCp; url: string; operator: CpClient }> {
   const cp = await openTestCp();
+  // The WAL stamps events with real time; the control plane refuses events more than 24 h after its own clock.
+  cp.clock.set(Date.now());
   cleanup.push(() => cp.close());
   const url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
   return { cp, url, operator: new CpClient({ baseUrl: url, token: cp.owner }) };
@@ -420,6 +422,34 @@ describe("WAL exporter → the real control plane (SQLite, loopback)", () => {
     // A __proto__ key is dropped on the way (the client's schema check rebuilds the object), never polluting anything; the event itself arrives.
     expect(stored.find((e) => seqOf(e) === 5)?.attributes).toEqual({ type: "ai.policy.decision", decision: "deny", tool: "tool.shell" });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it("review: events dated far in the future (over 24 h after the control plane's time, refused with 400) are dead-lettered one by one and the WAL keeps draining", async () => {
+    const { cp, url, operator } = await realCp();
+    const credential = await cp.enroll("edge-f");
+    const walDir = join(await tmp(), "wal");
+    const wal = await Wal.open(walDir, { log: silent });
+    cleanup.push(() => wal.close());
+    const soon = new Date(Date.now() + 2 * 3_600_000).toISOString();
+    const far = new Set([7, 15]);
+    for (let i = 1; i <= 20; i++) {
+      const timestamp = far.has(i) ? "2099-01-01T00:00:00Z" : i === 10 ? soon : new Date().toISOString();
+      await wal.append({ type: "ai.policy.decision", decision: "allow", tool: "tool.echo", timestamp, i });
+    }
+    const x = new Exporter({ wal: walDir, sink: new ControlPlaneEventsSink({ url, token: credential, timeoutMs: 2_000 }), nodeId: "edge-f", batchSize: 8, retry: { baseMs: 10, maxMs: 100, jitter: 0.5 }, log: silent });
+    cleanup.push(() => x.close());
+    expect(await x.drainOnce()).toMatchObject({ caughtUp: true, pos: 20, deadLettered: 2 });
+    const rejected = await rejectedLines(walDir);
+    expect(rejected.map((l) => [l.seq, l.sink, l.status])).toEqual([[7, "control-plane", 400], [15, "control-plane", 400]]);
+    expect(rejected[0]?.reason).toContain("timestamp");
+    // Two hours ahead is a clock to tolerate: stored with the node's own time.
+    const stored = await storedEvents(operator, "edge-f");
+    expect(stored.map(seqOf).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1).filter((q) => !far.has(q)));
+    expect(stored.find((e) => seqOf(e) === 10)?.timestamp).toBe(soon);
+    // Not wedged: what is appended next drains as usual.
+    for (let i = 21; i <= 23; i++) await wal.append({ type: "ai.policy.decision", decision: "deny", tool: "tool.echo", i });
+    expect(await x.drainOnce()).toMatchObject({ caughtUp: true, pos: 23, deadLettered: 0 });
+    expect((await storedEvents(operator, "edge-f")).length).toBe(21);
   });
 });
 
