@@ -33,7 +33,7 @@ export function manualClock(start = Date.parse("2026-12-05T10:00:00Z")): TestCp[
 }
 
 /** Opens a test control plane; `location` defaults to a new SQLite file. */
-export async function openTestCp(opts: { location?: string; bodyLimit?: number; latestCacheMs?: number; releaseTrust?: BuildAppOptions["releaseTrust"] } = {}): Promise<TestCp> {
+export async function openTestCp(opts: { location?: string; bodyLimit?: number; latestCacheMs?: number; releaseTrust?: BuildAppOptions["releaseTrust"]; tls?: BuildAppOptions["tls"] } = {}): Promise<TestCp> {
   let dir: string | undefined;
   let location = opts.location;
   if (location === undefined) {
@@ -46,7 +46,7 @@ export async function openTestCp(opts: { location?: string; bodyLimit?: number; 
   // A second app on the same store (a second server) gets its own owner token.
   const boot = (await bootstrapOwnerToken(store, clock)) ?? (await createOperatorToken(store, clock, { role: "owner", name: "second-server" }));
   const log = createLogger({ name: "autonomy.cp.test", level: "silent" });
-  const app = await buildApp({ store, clock, log, ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}), ...(opts.latestCacheMs !== undefined ? { latestCacheMs: opts.latestCacheMs } : {}), releaseTrust: opts.releaseTrust });
+  const app = await buildApp({ store, clock, log, ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}), ...(opts.latestCacheMs !== undefined ? { latestCacheMs: opts.latestCacheMs } : {}), releaseTrust: opts.releaseTrust, ...(opts.tls ? { tls: opts.tls } : {}) });
   await app.ready();
   return {
     app,

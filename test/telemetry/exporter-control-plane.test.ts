@@ -453,6 +453,56 @@ describe("WAL exporter → the real control plane (SQLite, loopback)", () => {
   });
 });
 
+const openssl = needs("openssl");
+
+openssl.describe("WAL exporter → the real control plane over TLS with a private CA (--server-ca)", () => {
+  it("review: the runtime's exporter trusts --server-ca like the poller does: a node enrolled over https with a private CA delivers its events (the exporter had used the public CAs and never got through)", async () => {
+    const dir = await tmp();
+    const cert = join(dir, "cp.pem");
+    const key = join(dir, "cp.key");
+    const made = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=cp.test", "-addext", "subjectAltName=IP:127.0.0.1"], { encoding: "utf8" });
+    expect(made.status, made.stderr).toBe(0);
+    const ca = await readFile(cert, "utf8");
+    const cp = await openTestCp({ tls: { cert: await readFile(cert), key: await readFile(key) } });
+    cp.clock.set(Date.now());
+    cleanup.push(() => cp.close());
+    const url = (await cp.app.listen({ host: "127.0.0.1", port: 0 })).replace(/^http:/, "https:");
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:/);
+    const operator = new CpClient({ baseUrl: url, token: cp.owner, ca });
+    const stateRoot = join(dir, "node");
+    await initStateRoot(stateRoot);
+    const et = await operator.createEnrollmentToken({ node_id: "edge-tls" });
+    const rt: RunningRuntime = await startRuntime({
+      stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: {}, allowedDomains: [], upstreams: [], telemetry: {} },
+      pollMs: 20, exporterPollMs: 20,
+      controlPlane: { server: url, ca, enrollToken: et.token, nodeId: "edge-tls", pollIntervalMs: 60_000, timeoutMs: 2_000 },
+    });
+    cleanup.push(() => rt.close());
+    expect(rt.exporter?.status().sink).toBe("control-plane");
+    // The poller got through (it enrolled and polled over the same TLS) and so must the exporter: runtime_started and polled arrive.
+    await until(async () => {
+      const types = (await storedEvents(operator, "edge-tls")).map((e) => `${e.event_type}/${String(e.attributes?.phase)}`);
+      return types.includes("ai.agent.lifecycle/runtime_started") && types.includes("ai.deployment.lifecycle/polled");
+    }, "the node's events on the TLS control plane", 10_000);
+    await until(() => (rt.exporter?.status().backlog ?? 1) === 0, "exporter caught up", 10_000);
+    expect(rt.exporter?.status().last_error).toBeNull();
+    await rt.close();
+    // `autonomy telemetry drain --state-root` takes the same CA (--server-ca); without it, nothing gets through.
+    const { dir: walDir, otherState } = nodeWalLocation(stateRoot);
+    const wal = await LiveWal.open(walDir, { otherState });
+    for (let i = 0; i < 3; i++) await wal.append({ type: "ai.policy.decision", decision: "deny", tool: "tool.cli", i });
+    await wal.close();
+    const drain = (extra: string[]): ReturnType<typeof runJson<{ ok: boolean; status: { backlog: number } }>> =>
+      runJson<{ ok: boolean; status: { backlog: number } }>(["telemetry", "drain", "--dir", walDir, "--state-root", stateRoot, "--once", "--timeout-ms", "2000", "--retry-max-ms", "100", ...extra]);
+    const without = await drain([]);
+    expect(without.code, without.stderr).toBe(1);
+    const withCa = await drain(["--server-ca", cert]);
+    expect(withCa.code, withCa.stderr).toBe(0);
+    expect(withCa.json).toMatchObject({ ok: true, status: { backlog: 0 } });
+    expect((await storedEvents(operator, "edge-tls")).filter((e) => e.attributes?.tool === "tool.cli")).toHaveLength(3);
+  });
+});
+
 const privileged = needs("root", "util-linux");
 
 privileged.describe("WAL exporter → the real control plane whose disk fills (SQLite on a 16 MiB tmpfs; needs root)", () => {
