@@ -124,7 +124,7 @@ async function proxyTo(target: string): Promise<{ url: string; requests: number;
 }
 
 function child(args: string[], credential: string): { proc: ChildProcess; line: Promise<string>; exit: Promise<number | null> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/helpers/exporter-cp-child.ts"), ...args], {
+  const proc = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/helpers/exporter-child.ts"), "cp", ...args], {
     cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AUTONOMY_NODE_CREDENTIAL: credential },
   });
   cleanup.push(() => Promise.resolve(proc.kill("SIGKILL")));
