@@ -5,34 +5,15 @@
  * release. Reports how long it took and the simulator's memory.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CpClient } from "../../src/cpapi/index.js";
 import type { Envelope } from "../../src/cpapi/index.js";
 import { formatReference } from "../../src/oci/index.js";
-import { AUTONOMY_BIN, describeRun, runJson } from "../helpers/cli.js";
+import { describeRun, runJson } from "../helpers/cli.js";
+import { bootstrapToken, killServe, startServe } from "../helpers/cp-serve.js";
 import { makeRelease, testKeys } from "../helpers/release.js";
-
-async function startServe(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [AUTONOMY_BIN, "serve", "--listen", "127.0.0.1:0", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not become ready:\n${err}`)), 20_000);
-    child.stderr.on("data", (d: Buffer) => {
-      err += d.toString("utf8");
-      const m = /^\{"ok":true,"url":"([^"]+)"/m.exec(err);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`serve exited ${String(code)}:\n${err}`)));
-  });
-  return { child, url };
-}
 
 describe("fleet simulator at scale", () => {
   const cleanup: Array<() => Promise<void>> = [];
@@ -45,8 +26,8 @@ describe("fleet simulator at scale", () => {
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const tokenFile = join(dir, "boot.token");
     const s = await startServe(["--db", join(dir, "cp.db"), "--bootstrap-token-file", tokenFile]);
-    cleanup.push(() => Promise.resolve(void s.child.kill("SIGKILL")));
-    const owner = (await readFile(tokenFile, "utf8")).trim();
+    cleanup.push(() => killServe(s));
+    const owner = await bootstrapToken(tokenFile);
     const keys = testKeys();
     await writeFile(join(dir, "release.pub"), keys.publicPem);
     const rel = await makeRelease({ ref: `oci:${dir}/reg:v1`, keys, sequence: 1, repository: `oci:${dir}/reg` });

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { afterEach } from "vitest";
 import { MIGRATIONS, bootstrapOwnerToken, buildApp, createOperatorToken, migrateStore, openStore } from "../../src/orchestrator/index.js";
 import type { BuildAppOptions, Store } from "../../src/orchestrator/index.js";
 import type { Role } from "../../src/cpapi/index.js";
@@ -73,4 +74,26 @@ export async function openTestCp(opts: { location?: string; bodyLimit?: number; 
 /** `Authorization: Bearer …` headers. */
 export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * Inside a describeDialects block: `open()` gives each test a control plane on
+ * a fresh database of the block's dialect (`url()` is that database), closed
+ * after the test.
+ */
+export function perTestCp(db: { fresh(): Promise<string> }): { open: () => Promise<TestCp>; url: () => string } {
+  let cp: TestCp | undefined;
+  let url = "";
+  afterEach(async () => {
+    await cp?.close();
+    cp = undefined;
+  });
+  return {
+    open: async () => {
+      url = await db.fresh();
+      cp = await openTestCp({ location: url });
+      return cp;
+    },
+    url: () => url,
+  };
 }

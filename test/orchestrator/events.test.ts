@@ -5,9 +5,9 @@
  * node, type and time, newest first, with cursor paging. PostgreSQL's side is
  * read back with psql.
  */
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { EventPage } from "../../src/cpapi/index.js";
-import { bearer, openTestCp } from "../helpers/cp-app.js";
+import { bearer, perTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
 import type { Injected } from "../helpers/cp-fleet.js";
 import { enrollNode, expectProblem, rowCount } from "../helpers/cp-fleet.js";
@@ -20,17 +20,7 @@ function ev(id: string, over: Record<string, unknown> = {}): Record<string, unkn
 }
 
 describeDialects("events", (db) => {
-  let cp: TestCp | undefined;
-  let url = "";
-  const open = async (): Promise<TestCp> => {
-    url = await db.fresh();
-    cp = await openTestCp({ location: url });
-    return cp;
-  };
-  afterEach(async () => {
-    await cp?.close();
-    cp = undefined;
-  });
+  const { open, url: dbUrl } = perTestCp(db);
   const post = (c: TestCp, token: string, events: unknown): Promise<Injected> => c.app.inject({ method: "POST", url: "/v1/events", headers: bearer(token), payload: { events } as Record<string, unknown> });
 
   it("ingests a batch, answers {received, inserted, deduped}, and a resent event_id is ignored (psql sees each once)", async () => {
@@ -46,7 +36,7 @@ describeDialects("events", (db) => {
     expect(page.events.map((e) => e.event_id)).toEqual(["edge-1:g:3", "edge-1:g:2", "edge-1:g:1"]);
     expect(page.events[2]).toMatchObject({ event_type: "ai.deployment.lifecycle", lock_fingerprint: FP, release_id: "rel-0000000000000001", attributes: { phase: "polled", n: 1 }, timestamp: "2026-12-05T10:00:00.000Z" });
     if (db.dialect === "postgres") {
-      expect(psql(db.cluster(), url, "SELECT event_id, event_type FROM events ORDER BY ingest_seq")).toEqual([
+      expect(psql(db.cluster(), dbUrl(), "SELECT event_id, event_type FROM events ORDER BY ingest_seq")).toEqual([
         ["edge-1:g:1", "ai.deployment.lifecycle"],
         ["edge-1:g:2", "ai.deployment.lifecycle"],
         ["edge-1:g:3", "ai.deployment.lifecycle"],

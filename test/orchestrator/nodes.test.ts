@@ -4,10 +4,9 @@
  * the node's path; hostile bodies refused with the field named and nothing
  * written. PostgreSQL's side is read back with psql.
  */
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { Node, NodePage } from "../../src/cpapi/index.js";
-import { bearer, openTestCp } from "../helpers/cp-app.js";
-import type { TestCp } from "../helpers/cp-app.js";
+import { bearer, perTestCp } from "../helpers/cp-app.js";
 import type { Injected } from "../helpers/cp-fleet.js";
 import { enrollNode, expectProblem, pollLatest, putRelease, rowCount } from "../helpers/cp-fleet.js";
 import { describeDialects, psql } from "../helpers/databases.js";
@@ -21,17 +20,7 @@ function heartbeat(over: Record<string, unknown> = {}): Record<string, unknown> 
 }
 
 describeDialects("nodes", (db) => {
-  let cp: TestCp | undefined;
-  let url = "";
-  const open = async (): Promise<TestCp> => {
-    url = await db.fresh();
-    cp = await openTestCp({ location: url });
-    return cp;
-  };
-  afterEach(async () => {
-    await cp?.close();
-    cp = undefined;
-  });
+  const { open, url: dbUrl } = perTestCp(db);
 
   it("a heartbeat records the current activation, boot epoch and last_seen; GET shows them and psql sees the same row", async () => {
     const c = await open();
@@ -45,7 +34,7 @@ describeDialects("nodes", (db) => {
     const got = (await c.app.inject({ method: "GET", url: "/v1/nodes/edge-1", headers: bearer(c.owner) })).json<Node>();
     expect(got).toMatchObject({ node_id: "edge-1", labels: { site: "a" }, release_id: REL, activation_sequence: 3, lock_fingerprint: FP, boot_epoch: 7, wal_generation: "gen-1", runtime_version: "0.1.0", last_seen: "2026-12-05T11:00:00.000Z", last_ack: null });
     if (db.dialect === "postgres") {
-      expect(psql(db.cluster(), url, "SELECT release_id, boot_epoch, last_seen FROM nodes WHERE node_id = 'edge-1'")).toEqual([[REL, "7", "2026-12-05T11:00:00.000Z"]]);
+      expect(psql(db.cluster(), dbUrl(), "SELECT release_id, boot_epoch, last_seen FROM nodes WHERE node_id = 'edge-1'")).toEqual([[REL, "7", "2026-12-05T11:00:00.000Z"]]);
     }
   });
 
@@ -101,7 +90,7 @@ describeDialects("nodes", (db) => {
     const got = (await c.app.inject({ method: "GET", url: "/v1/nodes/edge-1", headers: bearer(c.owner) })).json<Node & { acks: { phase: string; at: string }[] }>();
     expect(got.acks.map((a) => a.phase)).toEqual([...phases, "polled"]);
     expect(got.last_ack).toEqual({ release_id: REL, phase: "activated", detail: "", at: "2026-12-05T10:00:05.000Z" });
-    if (db.dialect === "postgres") expect(psql(db.cluster(), url, "SELECT count(*) FROM node_acks WHERE node_id = 'edge-1'")).toEqual([["7"]]);
+    if (db.dialect === "postgres") expect(psql(db.cluster(), dbUrl(), "SELECT count(*) FROM node_acks WHERE node_id = 'edge-1'")).toEqual([["7"]]);
   });
 
   it("an ack for an unknown release → 404 RELEASE_NOT_FOUND naming it, nothing written", async () => {
