@@ -158,7 +158,8 @@ export async function listNodes(db: Kysely<Database>, dialect: Dialect, q: NodeQ
   let query = db.selectFrom("nodes").selectAll();
   for (const [key, value] of q.labels) {
     // Label keys are [a-z0-9./_-] (cpapi Labels), so the quoted JSON path cannot be escaped from.
-    query = dialect === "postgres" ? query.where(sql<boolean>`(labels::jsonb ->> ${key}) = ${value}`) : query.where(sql<boolean>`json_extract(labels, ${`$."${key}"`}) = ${value}`);
+    // PostgreSQL: containment, which the GIN index on labels::jsonb serves (0010); label values are strings, so it matches as ->> = would.
+    query = dialect === "postgres" ? query.where(sql<boolean>`labels::jsonb @> ${JSON.stringify({ [key]: value })}::jsonb`) : query.where(sql<boolean>`json_extract(labels, ${`$."${key}"`}) = ${value}`);
   }
   if (q.after !== undefined) query = query.where("node_id", ">", q.after);
   const rows = await query.orderBy("node_id").limit(q.limit + 1).execute();
