@@ -19,3 +19,5 @@ export { VirtualDevice } from "./device.js";
 export type { Behaviour, DeviceConfig, DeviceStage } from "./device.js";
 // The contract's names (cpapi), re-exported for the lab code that imported them from here.
 export { DECISION_EVENT_TYPE, TOOL_RESULT_EVENT_TYPE } from "../cpapi/index.js";
+export { syntheticReleaseContent } from "./content.js";
+export { Traffic } from "./stats.js";

@@ -106,7 +106,7 @@ describeDialects("nodes", (db) => {
     const cred = await enrollNode(c, "edge-1");
     const other = await enrollNode(c, "edge-2");
     await putRelease(c.store, REL);
-    await putRelease(c.store, REL2, 1, "canary-internal");
+    await putRelease(c.store, REL2, 1, { channel: "canary-internal" });
     // edge-1 follows stable: its poll answers REL. It never polled canary-internal, yet claims it activated REL2.
     expect(await pollLatest(c, cred)).toBe(REL);
     const ack = (release_id: string, token = cred, node = "edge-1"): Promise<Injected> => c.app.inject({ method: "POST", url: `/v1/nodes/${node}/ack`, headers: bearer(token), payload: { release_id, phase: "activated", at: "2026-12-05T10:00:00Z" } });
