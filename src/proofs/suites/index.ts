@@ -6,9 +6,11 @@ import { ProofError } from "../errors.js";
 import { SUITE_IDS } from "../suite.js";
 import type { Suite, SuiteId } from "../suite.js";
 import { val07 } from "./val07.js";
+import { val08 } from "./val08.js";
 
 export const SUITES: Readonly<Partial<Record<SuiteId, Suite>>> = {
   val07,
+  val08,
 };
 
 export function isSuiteId(id: string): id is SuiteId {
