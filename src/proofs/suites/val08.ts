@@ -83,7 +83,8 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
     stopFleet.abort();
     summary = await fleet;
     const nodes = allOn ?? (await nodesWithLabel(owner, selector, ctx.signal));
-    return checksOf({ n, candidateId, final, planMs, convergedMs: allOn ? convergedMs : Number.POSITIVE_INFINITY, convergeLimitS, summary, nodes });
+    const checks = checksOf({ n, candidateId, final, planMs, convergedMs: allOn ? convergedMs : Number.POSITIVE_INFINITY, convergeLimitS, summary, nodes });
+    return [...checks, ...(await createBurst(ctx, owner, candidateId, base, nodes.map((x) => x.node_id)))];
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     stopFleet.abort();
@@ -102,6 +103,49 @@ async function pinFleet(owner: CpClient, base: string, label: Record<string, str
     stages: [{ stage_id: "hold", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore", notes: "val08: pin the fleet to the base release",
   }, { signal });
   await owner.cancelRollout(hold.plan_id, "val08: fleet pinned", { signal });
+}
+
+/**
+ * The seed's VAL08 check: 500 plan creates (100 rounds of 5 at once) with no error, every one
+ * then listed by GET /v1/rollouts. Each plan names 10 of the fleet's nodes (the fleet has
+ * stopped); each round's plans are cancelled after it so the scheduler has no live plans to tick.
+ */
+async function createBurst(ctx: SuiteContext, owner: CpClient, release: string, previous: string, nodeIds: readonly string[]): Promise<Check[]> {
+  const rounds = 100;
+  const width = 5;
+  const created: string[] = [];
+  const errors: string[] = [];
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    const batch = await Promise.all(Array.from({ length: width }, async (_, k) => {
+      const at = ((r * width + k) * 10) % Math.max(1, nodeIds.length - 10);
+      try {
+        return (await owner.createRollout({
+          release_id: release, previous_release_id: previous, target: { nodes: nodeIds.slice(at, at + 10) }, max_concurrency: 10,
+          stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore",
+        }, { signal: ctx.signal })).plan_id;
+      } catch (e) {
+        errors.push(e instanceof Error ? e.message : String(e));
+        return undefined;
+      }
+    }));
+    const ids = batch.filter((x): x is string => x !== undefined);
+    created.push(...ids);
+    for (const id of ids) await owner.cancelRollout(id, "val08: create burst", { signal: ctx.signal });
+  }
+  const createMs = performance.now() - t0;
+  const listed = new Set<string>();
+  let cursor: string | undefined;
+  do {
+    const page = await owner.listRollouts({ limit: 100, ...(cursor !== undefined ? { cursor } : {}) }, { signal: ctx.signal });
+    for (const p of page.rollouts) listed.add(p.plan_id);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor !== undefined);
+  const missing = created.filter((id) => !listed.has(id));
+  return [
+    equals(`${rounds * width} plan creates (${rounds} rounds of ${width} at once) without error`, errors.length, 0, `${created.length} created in ${round1(createMs / 1000)} s (with a cancel after each round)${errors.length ? `; ${errors.slice(0, 2).join("; ")}` : ""}`),
+    equals("every created plan listed by GET /v1/rollouts", missing.length === 0 && created.length === rounds * width, true, `${created.length - missing.length} of ${rounds * width} listed`),
+  ];
 }
 
 interface Outcome {
