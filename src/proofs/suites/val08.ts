@@ -5,7 +5,8 @@
  * drives N virtual devices (default 1,000) against the real server: each
  * enrolls with its own token, converges on a signed base release (the
  * channel's latest), then one plan moves all N to a signed candidate with
- * max concurrency N, in one batch, with a failure budget of zero. Every device
+ * max concurrency N, in one batch, with a failure budget of zero and the
+ * base re-signed above the candidate as its standby rollback target. Every device
  * verifies the candidate's statement itself before it activates.
  *
  * The candidate must reach the devices only through the plan: the fleet is
@@ -20,7 +21,8 @@ import { parseFaults, runFleet } from "../../fleetsim/index.js";
 import type { FleetSummary } from "../../fleetsim/index.js";
 import { ProofError } from "../errors.js";
 import { nodesWithLabel, until } from "../fleet-view.js";
-import { releaseKit } from "../releases.js";
+import { releaseKit, releaseTrio } from "../releases.js";
+import type { SignedRelease } from "../releases.js";
 import { atMost, equals, round1, thresholdOf } from "../suite.js";
 import type { Check, Suite, SuiteContext } from "../suite.js";
 
@@ -33,12 +35,10 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
   const n = ctx.params.devices ?? VAL08_DEFAULT_DEVICES;
   const owner = new CpClient({ baseUrl: ctx.cp.url, token: ctx.cp.ownerToken });
   const kit = await releaseKit(ctx.workDir);
-  const publish = async (seq: number): Promise<string> => {
-    const r = await kit.make(seq);
-    return (await owner.publishRelease({ statement: r.statement, image: r.image, channel: r.channel }, { signal: ctx.signal })).release_id;
-  };
-  const base = await publish(1);
-  const candidate = await kit.make(2); // signed now, published once the fleet is pinned
+  const trio = await releaseTrio(kit); // all three signed now; the candidate and its rollback target are published once the fleet is pinned
+  const publish = async (r: SignedRelease, standby = false): Promise<string> =>
+    (await owner.publishRelease({ statement: r.statement, image: r.image, channel: r.channel, standby }, { signal: ctx.signal })).release_id;
+  const base = await publish(trio.base);
   const label = { proof: `val08-${ctx.seed}` };
   const selector = `proof=${label.proof}`;
 
@@ -61,13 +61,15 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
     ctx.log(`val08: ${n} devices on the base release ${base} after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
     await pinFleet(owner, base, label, ctx.signal);
-    const candidateId = (await owner.publishRelease({ statement: candidate.statement, image: candidate.image, channel: candidate.channel }, { signal: ctx.signal })).release_id;
+    const candidateId = await publish(trio.candidate);
+    const rollbackId = await publish(trio.rollback, true);
     const c0 = performance.now();
     const plan = await owner.createRollout({
-      release_id: candidateId, previous_release_id: base, target: { selector: label }, max_concurrency: n,
+      release_id: candidateId, previous_release_id: rollbackId, target: { selector: label }, max_concurrency: n,
       stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore",
     }, { signal: ctx.signal });
-    const convergeLimitS = thresholdOf(ctx, "converge_s", 180);
+    // The seed: N=100 in ≤ 30 s; ten times the devices, ten times the time.
+    const convergeLimitS = thresholdOf(ctx, "converge_s", 300);
     const final = await until(convergeLimitS * 1000 + 60_000, async () => {
       const p = await owner.getRollout(plan.plan_id, { signal: ctx.signal });
       return TERMINAL.has(p.phase) ? p : undefined;
@@ -84,7 +86,7 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
     summary = await fleet;
     const nodes = allOn ?? (await nodesWithLabel(owner, selector, ctx.signal));
     const checks = checksOf({ n, candidateId, final, planMs, convergedMs: allOn ? convergedMs : Number.POSITIVE_INFINITY, convergeLimitS, summary, nodes });
-    return [...checks, ...(await createBurst(ctx, owner, candidateId, base, nodes.map((x) => x.node_id)))];
+    return [...checks, ...(await createBurst(ctx, owner, candidateId, rollbackId, nodes.map((x) => x.node_id)))];
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     stopFleet.abort();
