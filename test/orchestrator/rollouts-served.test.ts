@@ -248,7 +248,7 @@ describeDialects("rollouts served", (db) => {
     expect(await assignments(c)).toEqual({});
   });
 
-  it("attack: a rollback target nodes could never take — a lower sequence, unknown, withdrawn, on another channel — is 422 ROLLOUT_ROLLBACK_UNREACHABLE naming previous_release_id, with the hint; nothing written", async () => {
+  it("attack: a rollback target nodes could never take — a lower sequence, issued before the plan's release, unknown, withdrawn, on another channel — is 422 ROLLOUT_ROLLBACK_UNREACHABLE naming previous_release_id, with the hint; nothing written", async () => {
     const { c } = await fleet(2);
     const REL_SAME_SEQ = "rel-00000000000000a3";
     const REL_WITHDRAWN = "rel-00000000000000a4";
@@ -257,12 +257,16 @@ describeDialects("rollouts served", (db) => {
     await putRelease(c.store, REL_WITHDRAWN, 4, { standby: true });
     await c.store.db.updateTable("releases").set({ withdrawn_at: "2026-12-05T09:30:00.000Z" }).where("release_id", "=", REL_WITHDRAWN).execute();
     await putRelease(c.store, REL_BETA, 5, { standby: true, channel: "beta" });
+    const REL_EARLY = "rel-00000000000000a6";
+    await putRelease(c.store, REL_EARLY, 6, { standby: true, issuedAt: "2026-12-05T08:00:00.000Z" });
     const cases: Array<[string, RegExp]> = [
       [REL_OLD, /sequence 1, not above the plan's release rel-00000000000000a1 \(sequence 2\)/],
       ["rel-00000000000000ee", /no published release rel-00000000000000ee/],
       [REL_WITHDRAWN, /was withdrawn/],
       [REL_BETA, /on channel beta/],
       [REL_SAME_SEQ, /on channel edge/],
+      // Above in sequence but signed before the candidate: a node refuses a statement issued before the newest it took.
+      [REL_EARLY, /issued at 2026-12-05T08:00:00.000Z, before the plan's release/],
     ];
     for (const [prev, why] of cases) {
       const r = await op(c, "POST", "/v1/rollouts", planBody({ previous_release_id: prev }));
