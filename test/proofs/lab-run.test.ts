@@ -148,3 +148,17 @@ needs("postgresql").describe("autonomy lab run --db postgres", () => {
     expect(report).toMatchObject({ pass: false, error: { code: "PROOF_INTERRUPTED" } });
   }, 120_000);
 });
+
+describe("autonomy lab run --db postgres://…", () => {
+  it("a database password never reaches the report, stdout or stderr, even when the server cannot start", async () => {
+    const dir = await outDir();
+    // Port 1 on loopback: nothing listens, so the serve child fails to open the store.
+    const r = await runCli(["lab", "run", "val07", "--out", dir, "--db", "postgres://proof:s3cr3t-pw@127.0.0.1:1/proofs", "--devices", "1", "--seed", "4"], { timeoutMs: 120_000 });
+    expect(r.code, describeRun(r)).toBe(1);
+    const text = await readFile(join(dir, "val07.json"), "utf8");
+    const report = JSON.parse(text) as Report;
+    expect(report).toMatchObject({ pass: false, backend: "postgres", error: { code: "PROOF_CP_START_FAILED" } });
+    expect(report.command).toContain("postgres://proof:");
+    for (const out of [text, r.stdout, r.stderr]) expect(out).not.toContain("s3cr3t-pw");
+  }, 120_000);
+});

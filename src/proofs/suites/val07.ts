@@ -15,7 +15,7 @@
 import { randomBytes } from "node:crypto";
 import { CpClient } from "../../cpapi/index.js";
 import type { CreateRolloutInput } from "../../cpapi/index.js";
-import { inParallel, timedJson } from "../http.js";
+import { histogramDelta, inParallel, routeHistogram, timedJson } from "../http.js";
 import { releaseKit, releaseTrio } from "../releases.js";
 import type { SignedRelease } from "../releases.js";
 import { atMost, equals, quantile, round1, thresholdOf } from "../suite.js";
@@ -74,7 +74,9 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
   const getMs: number[] = [];
   const errors: string[] = [];
   const wrongSize: string[] = [];
+  let serverBefore = await routeHistogram(ctx.cp.url, "createRollout", ctx.signal);
   for (let i = 0; i < WARMUP + SEQUENTIAL; i++) {
+    if (i === WARMUP) serverBefore = await routeHistogram(ctx.cp.url, "createRollout", ctx.signal);
     const c = await create();
     if (!c.plan) {
       errors.push(`create ${i}: HTTP ${c.status}`);
@@ -91,6 +93,7 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
     if ((i + 1) % 25 === 0) ctx.log(`val07: ${i + 1 - WARMUP} creates, p99 so far ${round1(quantile(createMs, 0.99))} ms`);
   }
 
+  const server = histogramDelta(serverBefore, await routeHistogram(ctx.cp.url, "createRollout", ctx.signal), 50);
   const p0 = performance.now();
   const parallel = await Promise.all(Array.from({ length: PARALLEL }, () => create()));
   const parallelMs = performance.now() - p0;
@@ -100,7 +103,7 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
   }
 
   const stats = (xs: number[]): string => `n=${xs.length} p50 ${round1(quantile(xs, 0.5))} p95 ${round1(quantile(xs, 0.95))} p99 ${round1(quantile(xs, 0.99))} max ${round1(Math.max(...xs))} ms`;
-  const members = `${SEQUENTIAL} sequential creates over ${n} nodes (label selector), after ${WARMUP} warm-up creates; ${stats(createMs)}`;
+  const members = `${SEQUENTIAL} sequential creates over ${n} nodes (label selector), after ${WARMUP} warm-up creates; ${stats(createMs)}; server-side (its /metrics histogram): mean ${round1(server.meanMs)} ms, ${server.within} of ${server.count} within 50 ms`;
   return [
     equals("plans created without error", errors.length === 0, true, errors.slice(0, 3).join("; ") || `${WARMUP + SEQUENTIAL + PARALLEL} creates`),
     equals("every plan froze every node", wrongSize.length === 0 ? n : Number.NaN, n, wrongSize.slice(0, 3).join("; ") || `${n} members each`),
