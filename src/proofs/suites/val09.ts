@@ -26,7 +26,7 @@ const QUERY_THRESHOLD_S = 1;
 const DEFAULT_DEVICES = 40;
 const WAIT_MS = 120_000;
 
-interface Detection {
+export interface Detection {
   listedAt: number;
   entry: StuckPlan;
 }
