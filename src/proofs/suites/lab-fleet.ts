@@ -39,6 +39,25 @@ export interface LabDevice {
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Runs before a device sends an ack (and may, e.g., kill the control plane first, so that ack is lost for real). */
+export type BeforeAck = (nodeId: string, phase: string, releaseId: string) => Promise<void>;
+
+/**
+ * A device's own client, with a hook in front of its acks: a suite can stop
+ * the control plane at an exact point of a device's activation (between two
+ * of its acks). The request itself is untouched and goes out as it would.
+ */
+class DeviceClient extends CpClient {
+  constructor(url: string, credential: string, private readonly fleet: { beforeAck: BeforeAck | null }) {
+    super({ baseUrl: url, token: credential });
+  }
+
+  override async ack(nodeId: string, req: Parameters<CpClient["ack"]>[1], o?: Parameters<CpClient["ack"]>[2]): Promise<void> {
+    await this.fleet.beforeAck?.(nodeId, req.phase, req.release_id);
+    return super.ack(nodeId, req, o);
+  }
+}
+
 export class LabFleet {
   readonly devices: LabDevice[];
   readonly traffic: Traffic;
@@ -48,12 +67,15 @@ export class LabFleet {
   readonly #busy: boolean[];
   #loops: Promise<void>[] = [];
   readonly #wake = new Set<() => void>();
+  /** The devices' clients read `beforeAck` ({@link BeforeAck}; null: none) from here. */
+  readonly hooks: { beforeAck: BeforeAck | null };
   /** Rounds that threw (a bug in a device, never a refused or failed request: those are the device's business). */
   internalErrors = 0;
   lastInternalError = "";
 
-  private constructor(devices: LabDevice[], traffic: Traffic, pollIntervalMs: number) {
+  private constructor(devices: LabDevice[], traffic: Traffic, pollIntervalMs: number, hooks: { beforeAck: BeforeAck | null }) {
     this.devices = devices;
+    this.hooks = hooks;
     this.traffic = traffic;
     this.#poll = pollIntervalMs;
     this.#busy = devices.map(() => false);
@@ -63,11 +85,12 @@ export class LabFleet {
   static async enroll(o: LabFleetOptions): Promise<LabFleet> {
     const traffic = new Traffic(o.maxInflight ?? 32);
     const operator = new CpClient({ baseUrl: o.url, token: o.ownerToken });
+    const hooks: { beforeAck: BeforeAck | null } = { beforeAck: null };
     const devices = await Promise.all(Array.from({ length: o.count }, async (_, i): Promise<LabDevice> => {
       const nodeId = `${o.prefix}-${String(i).padStart(4, "0")}`;
       const et = await traffic.call("createEnrollmentToken", () => operator.createEnrollmentToken({ node_id: nodeId, labels: o.labels, ttl_seconds: 3600 }));
       const { credential } = await traffic.call("enroll", () => operator.enroll(et.token, { node_id: nodeId, labels: o.labels }));
-      const client = operator.withToken(credential);
+      const client = new DeviceClient(o.url, credential, hooks);
       // Each device's own PRNG from the seed and its index (as runFleet): its jitter and tool calls replay.
       const random = seededRng((o.seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
       const walGeneration = Array.from({ length: 4 }, () => Math.floor(random() * 2 ** 32).toString(16).padStart(8, "0")).join("");
@@ -77,7 +100,7 @@ export class LabFleet {
       }, client, traffic);
       return { nodeId, device, client };
     }));
-    return new LabFleet(devices, traffic, o.pollIntervalMs);
+    return new LabFleet(devices, traffic, o.pollIntervalMs, hooks);
   }
 
   start(): void {

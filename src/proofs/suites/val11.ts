@@ -31,7 +31,7 @@ import type { Lab } from "./lab-session.js";
 
 const DEFAULT_DEVICES = 48;
 const DEFAULT_CYCLES = 6;
-const WAIT_MS = 180_000;
+const WAIT_MS = 120_000;
 
 export const val11: Suite = {
   id: "val11",
@@ -40,6 +40,16 @@ export const val11: Suite = {
   serveArgs: () => SCHEDULER_ARGS,
   run,
 };
+
+interface Stopped {
+  signal: "SIGTERM" | "SIGKILL";
+  /** The plans as the API answered just before the kill: what was acknowledged. */
+  before: Rollout[];
+  /** Acks each device got a 200 for before the kill. */
+  acked: Map<string, number>;
+  t0: number;
+  exit: { code: number | null; signal: string | null };
+}
 
 export interface Cycle {
   signal: "SIGTERM" | "SIGKILL";
@@ -100,43 +110,66 @@ async function scenario(ctx: SuiteContext, lab: Lab, n: number): Promise<Check[]
 
   const cycles: Cycle[] = [];
   let gateSurvived = 0;
-  // `--threshold cycles=N` sets how many kills (at least 2: one of each signal).
-  const schedule = killSchedule(ctx.seed, Math.max(2, thresholdOf(ctx, "cycles", DEFAULT_CYCLES)));
-  for (const [i, k] of schedule.entries()) {
-    await sleep(k.waitMs, ctx.signal);
+  const stopNow = async (signal: "SIGTERM" | "SIGKILL"): Promise<Stopped> => {
     const before = await plansOf(owner, planIds);
     const acked = new Map(fleet.devices.map((d) => [d.nodeId, d.device.stats.acks]));
     const t0 = Date.now();
-    const exit = await ctx.cp.stop(k.signal);
-    await sleep(k.downMs, ctx.signal);
+    return { signal, before, acked, t0, exit: await ctx.cp.stop(signal) };
+  };
+  const restartAndJudge = async (k: Stopped, downMs: number, waitedMs: number, label: string): Promise<void> => {
+    await sleep(downMs, ctx.signal);
     await ctx.cp.start();
-    const down = Date.now() - t0;
+    const down = Date.now() - k.t0;
     // Judge the restarted server before the devices move anything.
     await fleet.pause();
     const c = await consistency(owner, planIds, fleet.devices, pins);
-    const lost = lostAcks(acked, await storedAcks(owner, idsOf(fleet.devices)));
+    const lost = lostAcks(k.acked, await storedAcks(owner, idsOf(fleet.devices)));
     const after = new Map(c.plans.map((p) => [p.plan_id, p]));
-    const back = before.flatMap((b) => regressions(b, after.get(b.plan_id)));
-    const gBefore = before.find((p) => p.plan_id === gate.plan_id);
+    const back = k.before.flatMap((b) => regressions(b, after.get(b.plan_id)));
+    const gBefore = k.before.find((p) => p.plan_id === gate.plan_id);
     const gAfter = after.get(gate.plan_id);
     if (gBefore?.phase === "gate_wait" && gAfter?.phase === "gate_wait" && gAfter.stages[0]?.manual_approved === false) gateSurvived += 1;
     fleet.resume();
     const violations = [...c.violations, ...lost, ...back];
-    cycles.push({ signal: k.signal, after_s: k.waitMs / 1000, exit, down_ms: down, phases_before: Object.fromEntries(before.map((p) => [p.plan_id, p.phase])), violations, reads: c.reads });
-    ctx.log(`cycle ${i + 1}/${schedule.length}: ${k.signal} after ${(k.waitMs / 1000).toFixed(1)} s → exit ${String(exit.code ?? exit.signal)}, back in ${down} ms; ${violations.length} violation(s); phases ${before.map((p) => p.phase).join("/")}`);
+    cycles.push({ signal: k.signal, after_s: waitedMs / 1000, exit: k.exit, down_ms: down, phases_before: Object.fromEntries(k.before.map((p) => [p.plan_id, p.phase])), violations, reads: c.reads });
+    ctx.log(`${label}: ${k.signal} after ${(waitedMs / 1000).toFixed(1)} s → exit ${String(k.exit.code ?? k.exit.signal)}, back in ${down} ms; ${violations.length} violation(s); phases ${k.before.map((p) => p.phase).join("/")}`);
+  };
+
+  // First, a kill at an exact point: a device of the staged plan has activated the release and is about to ack it
+  // (the server dies between its activation_started and activated acks; that ack is lost for real).
+  const t0 = Date.now();
+  const ready = new Set(idsOf(gRoll.filter((d) => !failing.includes(d))));
+  let lostAck: { nodeId: string; stopped: Promise<Stopped> } | undefined;
+  fleet.hooks.beforeAck = (nodeId, phase, releaseId) => {
+    if (lostAck !== undefined || phase !== "activated" || releaseId !== rel || !ready.has(nodeId)) return Promise.resolve();
+    lostAck = { nodeId, stopped: stopNow("SIGKILL") };
+    return lostAck.stopped.then(() => undefined);
+  };
+  const hit = await until("a staged-plan device about to ack its activation", WAIT_MS, () => lostAck, 20, ctx.signal);
+  fleet.hooks.beforeAck = null;
+  await restartAndJudge(await hit.stopped, 300, Date.now() - t0, `kill mid-activation of ${hit.nodeId}`);
+
+  // `--threshold cycles=N` sets how many kills (at least 2: one of each signal).
+  const schedule = killSchedule(ctx.seed, Math.max(2, thresholdOf(ctx, "cycles", DEFAULT_CYCLES)));
+  for (const [i, k] of schedule.entries()) {
+    await sleep(k.waitMs, ctx.signal);
+    await restartAndJudge(await stopNow(k.signal), k.downMs, k.waitMs, `cycle ${i + 1}/${schedule.length}`);
   }
 
   // The gate is approved only now: it waited through every restart.
-  const approvedAt = Date.now();
   await owner.approveStage(gate.plan_id, "canary", "VAL11: approved after the chaos");
+  // Plans that never finish are judged as they stand (their checks fail with what they show), not lost to a timeout.
   const final = await until("every plan terminal", WAIT_MS, async () => {
     const ps = await plansOf(owner, planIds);
     return ps.every((p) => TERMINAL_PHASES.has(p.phase)) ? ps : undefined;
-  }, 200, ctx.signal);
+  }, 200, ctx.signal).catch(async (e: unknown) => {
+    ctx.log(e instanceof Error ? e.message : String(e));
+    return plansOf(owner, planIds);
+  });
   await fleet.pause();
   const end = await consistency(owner, planIds, fleet.devices, pins);
   fleet.resume();
-  return judge(ctx, { cycles, gateSurvived, final, end: end.violations, roll, gate, bad, corrupt, fleet, candidate: rel, rollback: prev, owner, approvedAt });
+  return judge(ctx, { cycles, gateSurvived, final, end: end.violations, roll, gate, bad, corrupt, fleet, candidate: rel, rollback: prev, owner, lostAckNode: hit.nodeId });
 }
 
 interface Outcome {
@@ -152,7 +185,8 @@ interface Outcome {
   candidate: string;
   rollback: string;
   owner: CpClient;
-  approvedAt: number;
+  /** The device whose `activated` ack the first kill swallowed. */
+  lostAckNode: string;
 }
 
 async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
@@ -172,6 +206,7 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
   }));
   const startedBad = bad?.nodes.filter((n) => n.attempts > 0) ?? [];
   const device = new Map(o.fleet.devices.map((d) => [d.nodeId, d]));
+  const lostNode = roll?.nodes.find((n) => n.node_id === o.lostAckNode);
   const back = startedBad.filter((n) => n.rollback === "confirmed" && o.fleet.runningOf(device.get(n.node_id) as LabDevice) === o.rollback);
   return [
     atLeast("sigkill_mid_rollout", kills.filter(midFlight).length, 1, "kills", `${kills.length} SIGKILL at seeded moments (seed ${ctx.seed}); those with the roll or corrupt plan active or rolling back`),
@@ -180,7 +215,8 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
     equals("sigkill_killed", kills.filter((c) => c.exit.signal !== "SIGKILL").length, 0, kills.map((c) => String(c.exit.signal ?? c.exit.code)).join(",") || "none"),
     equals("invariant_violations_after_restarts", violations.length, 0, violations.slice(0, 3).join("; ") || `${o.cycles.length} restarts: plans, node states, assignments, counters, acks and no regression checked through the API`),
     atLeast("gate_wait_survived_restarts", o.gateSurvived, 1, "restarts", "gate plan in gate_wait, unapproved, before and after a restart"),
-    equals("gate_completes_after_approval", gate?.phase ?? "missing", "completed", `approved at the end, ${((Date.now() - o.approvedAt) / 1000).toFixed(1)} s ago at most`),
+    equals("gate_completes_after_approval", gate?.phase ?? "missing", "completed", "approved after the last restart"),
+    equals("lost_activation_ack_recovered", lostNode?.state ?? "missing", "succeeded", `${o.lostAckNode}: its activated ack was lost to a SIGKILL; it runs ${o.fleet.runningOf(device.get(o.lostAckNode) as LabDevice) ?? "nothing"} by its own account (${lostNode?.detail ?? ""})`),
     equals("rollout_completes", roll?.phase ?? "missing", "completed", roll ? `${roll.nodes.filter((x) => x.state === "succeeded").length} succeeded, ${roll.nodes.filter((x) => x.state === "failed").length} failed (budget ${roll.counters.budget_allowed}); attempts ≤ 1 on every node: ${String(roll.nodes.every((x) => x.attempts <= 1))}` : ""),
     equals("corrupt_artifacts_refused", verifyFailed.filter(Boolean).length, o.corrupt.length, "devices with corrupt statement bytes that acked verify_failed (STATEMENT_MISSING) for the candidate"),
     equals("corrupt_plan_rolled_back", `${bad?.phase ?? "missing"}, ${back.length}/${startedBad.length} confirmed`, `rolled_back, ${startedBad.length}/${startedBad.length} confirmed`, bad?.reason.slice(0, 160) ?? ""),
@@ -191,10 +227,12 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
+    const done = (): void => {
       clearTimeout(t);
+      signal.removeEventListener("abort", done);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
   });
 }
