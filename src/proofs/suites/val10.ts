@@ -84,7 +84,6 @@ async function scenario(ctx: SuiteContext, lab: Lab, perKind: number, group: num
     runs.push(r);
   }
   ctx.log(`${runs.length} plans over groups of ${group}: ${kinds.join(", ")}`);
-  const started = Date.now();
   fleet.resume();
 
   const rollbackTimes: number[] = [];
