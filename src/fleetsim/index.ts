@@ -16,7 +16,6 @@ export { isLoopback, checkServer } from "./server.js";
 export { corruptEnvelope, verifyRelease } from "./verify.js";
 export type { FleetTrust, Verdict } from "./verify.js";
 export { VirtualDevice } from "./device.js";
-export { Traffic } from "./stats.js";
 export type { Behaviour, DeviceConfig, DeviceStage } from "./device.js";
 export { DECISION_EVENT_TYPE, TOOL_RESULT_EVENT_TYPE } from "./events.js";
 export { syntheticReleaseContent } from "./content.js";

@@ -54,8 +54,9 @@ export class LabSigner {
       image: { digest: image, mediaType: "application/vnd.oci.image.manifest.v1+json" },
       lock: { digest: sha256Digest(`${content.label}:lock`), size: 512, behavioral_fingerprint: `blake3:${sha256Digest(`${content.label}:fp`).slice(7)}` },
       policy_bundle: { digest: sha256Digest(`${content.label}:bundle`), size: 2048, name: "lab-policy", version: "1.0.0" },
-      issued_at: new Date(now - 60_000).toISOString().replace(/\.\d{3}Z$/, "Z"),
-      expires_at: new Date(now + DAY_MS).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      // Milliseconds kept: a rollback target signed after the candidate is issued after it (plan creation and nodes check it).
+      issued_at: new Date(now - 60_000).toISOString(),
+      expires_at: new Date(now + DAY_MS).toISOString(),
     };
     const { envelope } = signStatement(predicate, [this.#key]);
     // The wire schema is the same DSSE shape, open to extra fields: parse it as the client will send it.
@@ -64,8 +65,8 @@ export class LabSigner {
 
   async publish(client: CpClient, label: string, sequence: number, opts: { standby?: boolean } = {}): Promise<Release> {
     const b = this.body({ label }, sequence);
-    // `standby` (never answered as the channel's latest) comes with the rollback-release model.
-    return client.publishRelease({ ...b, ...(opts.standby === true ? standbyField() : {}) });
+    // A standby release is never answered as the channel's latest: it reaches nodes only as a plan's rollback target.
+    return client.publishRelease({ ...b, standby: opts.standby === true });
   }
 
   /** A candidate and its rollback target above `sequence` (the base already published). */
@@ -74,9 +75,4 @@ export class LabSigner {
     const rollback = await this.publish(client, baseLabel, sequence + 2, { standby: true });
     return { candidate, rollback };
   }
-}
-
-/** Set once the server takes `standby` (see docs/rollouts.md, the rollback-release model). */
-function standbyField(): Record<string, never> {
-  return {};
 }

@@ -90,6 +90,7 @@ async function scenario(ctx: SuiteContext, lab: Lab, perKind: number, group: num
   const issued = new Map<string, number>();
   const began = new Map<string, number>();
   const timed = new Set<string>();
+  let nextLog = Date.now() + 10_000;
   // Drive the operator's part: manual rollbacks at the gate, recover rollback once the hung node is stuck,
   // and the retry plans (repaired under a paused fleet, see VAL09) once their hung node is stuck.
   await until("every rollback plan terminal and every retry plan recovered", WAIT_MS, async () => {
@@ -119,8 +120,15 @@ async function scenario(ctx: SuiteContext, lab: Lab, perKind: number, group: num
         rollbackTimes.push((Date.now() - (began.get(id) ?? Date.now())) / 1000);
       }
     }
+    if (Date.now() >= nextLog) {
+      nextLog = Date.now() + 10_000;
+      ctx.log(`plans: ${runs.map((r) => `${r.kind}:${r.plan.phase}`).join(" ")}`);
+    }
     return runs.every((r) => TERMINAL_PHASES.has(r.plan.phase) || (r.kind === "retry" && issued.has(r.plan.plan_id))) ? true : undefined;
-  }, 150, ctx.signal);
+  }, 150, ctx.signal).catch((e: unknown) => {
+    // Plans that never finish are judged as they stand (their checks fail with what they show), not lost to a timeout.
+    ctx.log(`${e instanceof Error ? e.message : String(e)}; ${runs.map((r) => `${r.plan.plan_id} ${r.kind}:${r.plan.phase} ${JSON.stringify(r.plan.counters)}`).join("; ")}`);
+  });
 
   return measure(ctx, lab, runs, candidate.release_id, rollback.release_id, rollbackTimes);
 }
@@ -209,10 +217,10 @@ async function measure(ctx: SuiteContext, lab: Lab, runs: PlanRun[], candidate: 
   const { owner, fleet } = lab;
   // The retry plans complete after their recovery: wait for them too.
   for (const r of runs.filter((x) => x.kind === "retry")) {
-    r.plan = await until(`retry plan ${r.plan.plan_id} terminal`, WAIT_MS, async () => {
+    r.plan = await until(`retry plan ${r.plan.plan_id} terminal`, 60_000, async () => {
       const p = await owner.getRollout(r.plan.plan_id);
       return TERMINAL_PHASES.has(p.phase) ? p : undefined;
-    }, 200, ctx.signal);
+    }, 200, ctx.signal).catch(() => owner.getRollout(r.plan.plan_id));
   }
   const byNode = new Map(fleet.devices.map((d) => [d.nodeId, d]));
   const running = (id: string): string | null => {
