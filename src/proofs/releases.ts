@@ -36,6 +36,26 @@ export interface ReleaseKit {
   trust: FleetTrust;
   /** Builds and signs release `sequence` (its agent text differs per sequence, so each is a distinct image). */
   make(sequence: number, opts?: { channel?: string; agentText?: string }): Promise<SignedRelease>;
+  /**
+   * The rollback-release model (docs/rollouts.md): the content of release `of` (same image, same lock,
+   * same bundle) signed again at `sequence`, above the plan's release, so a node that took the plan's
+   * release can still go back. Publish it with `standby: true`.
+   */
+  resign(of: number, sequence: number): Promise<SignedRelease>;
+}
+
+/** A rollout's three releases: what the fleet runs, what the plan installs, and the base re-signed above it (publish as standby). */
+export interface ReleaseTrio {
+  base: SignedRelease;
+  candidate: SignedRelease;
+  rollback: SignedRelease;
+}
+
+/** Base at `baseSequence`, candidate one above, rollback (the base's content) two above. */
+export async function releaseTrio(kit: ReleaseKit, baseSequence = 1): Promise<ReleaseTrio> {
+  const base = await kit.make(baseSequence);
+  const candidate = await kit.make(baseSequence + 1);
+  return { base, candidate, rollback: await kit.resign(baseSequence, baseSequence + 2) };
 }
 
 /** A release key and an OCI layout in `dir`; releases are made on demand. */
@@ -46,6 +66,16 @@ export async function releaseKit(dir: string): Promise<ReleaseKit> {
   const privateKey = createPrivateKey(pair.privatePem);
   const repository = `oci:${join(dir, "reg")}`;
   const bundle = await buildBundle(EXAMPLE_POLICIES, { name: "proof-policy", version: "1.0.0", createdAt: new Date(0) });
+  const made = new Map<number, { tag: string; lock: Uint8Array }>();
+  const sign = async (tag: string, sequence: number, lock: Uint8Array, channel?: string): Promise<SignedRelease> => {
+    const ref = parseReference(`${repository}:${tag}`);
+    const repo = openRepository(ref);
+    const signed = await signRelease(repo, ref, {
+      keys: [privateKey], now: new Date(), sequence, repository, lock, bundle: { bytes: bundle.bytes, name: "proof-policy", version: "1.0.0" }, ...(channel !== undefined ? { channel } : {}),
+    });
+    const statement = JSON.parse(Buffer.from(await repo.getBlob(signed.statement.envelope)).toString("utf8")) as Envelope;
+    return { sequence, statement, image: formatReference(ref), channel: signed.statement.predicate.channel };
+  };
   return {
     repository, publicKeyFile,
     trust: { trusted: trustedKeys([createPublicKey(pair.publicPem)]), threshold: 1, repository },
@@ -55,12 +85,14 @@ export async function releaseKit(dir: string): Promise<ReleaseKit> {
       const text = opts.agentText ?? `print('proof agent, release ${sequence}')\n`;
       const image = await pushArtifact(repo, [{ name: "agent.py", data: new TextEncoder().encode(text) }], { artifactType: "application/vnd.autonomyops.agent.v1", tag: `v${sequence}` });
       const lock = await createLock({ agentImageRef: formatReference(ref), agentDigest: image.digest, policyBundleRef: "proof-policy:1.0.0", policyBundleDigest: bundle.digest });
-      const signed = await signRelease(repo, ref, {
-        keys: [privateKey], now: new Date(), sequence, repository, lock: new TextEncoder().encode(serializeLock(lock)),
-        bundle: { bytes: bundle.bytes, name: "proof-policy", version: "1.0.0" }, ...(opts.channel !== undefined ? { channel: opts.channel } : {}),
-      });
-      const statement = JSON.parse(Buffer.from(await repo.getBlob(signed.statement.envelope)).toString("utf8")) as Envelope;
-      return { sequence, statement, image: formatReference(ref), channel: signed.statement.predicate.channel };
+      const lockBytes = new TextEncoder().encode(serializeLock(lock));
+      made.set(sequence, { tag: `v${sequence}`, lock: lockBytes });
+      return sign(`v${sequence}`, sequence, lockBytes, opts.channel);
+    },
+    async resign(of, sequence) {
+      const base = made.get(of);
+      if (!base) throw new Error(`release ${of} was not made by this kit`);
+      return sign(base.tag, sequence, base.lock);
     },
   };
 }

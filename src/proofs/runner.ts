@@ -42,8 +42,8 @@ export async function runProofs(o: RunProofsOptions): Promise<ProofReport[]> {
   let cluster: PgCluster | undefined;
   try {
     if (o.db.kind === "postgres") {
-      o.log("starting a throwaway PostgreSQL cluster");
       cluster = await startPgCluster();
+      o.log(`throwaway PostgreSQL cluster at ${cluster.dir} (port ${cluster.port}), removed when the run ends`);
     }
     const reports: ProofReport[] = [];
     for (const suite of suites) {

@@ -4,7 +4,8 @@
  * N nodes (default 1,000) enroll through the API (one single-use enrollment
  * token each) and heartbeat a base release, so every plan freezes N members
  * and pins each one's assignment, the full work of a creation. Then 100
- * sequential POST /v1/rollouts, each targeting every node by label selector,
+ * sequential POST /v1/rollouts, each targeting every node by label selector
+ * (rollback target: the base re-signed above the candidate, a standby release),
  * timed client-side; each plan's status is read once (GET, timed) and then
  * cancelled (not timed) so the scheduler does not keep 100 live plans over
  * the same nodes. Plans over the same nodes are allowed by the server (it
@@ -14,8 +15,9 @@
 import { randomBytes } from "node:crypto";
 import { CpClient } from "../../cpapi/index.js";
 import type { CreateRolloutInput } from "../../cpapi/index.js";
-import { inParallel, timedJson } from "../http.js";
-import { releaseKit } from "../releases.js";
+import { histogramDelta, inParallel, routeHistogram, timedJson } from "../http.js";
+import { releaseKit, releaseTrio } from "../releases.js";
+import type { SignedRelease } from "../releases.js";
 import { atMost, equals, quantile, round1, thresholdOf } from "../suite.js";
 import type { Check, Suite, SuiteContext } from "../suite.js";
 
@@ -52,19 +54,18 @@ function planRequest(release: string, previous: string, label: string): CreateRo
 async function run(ctx: SuiteContext): Promise<Check[]> {
   const n = ctx.params.devices ?? VAL07_DEFAULT_NODES;
   const owner = new CpClient({ baseUrl: ctx.cp.url, token: ctx.cp.ownerToken });
-  const kit = await releaseKit(ctx.workDir);
-  const publish = async (seq: number): Promise<string> => {
-    const r = await kit.make(seq);
-    return (await owner.publishRelease({ statement: r.statement, image: r.image, channel: r.channel }, { signal: ctx.signal })).release_id;
-  };
-  const base = await publish(1);
-  const candidate = await publish(2);
+  const trio = await releaseTrio(await releaseKit(ctx.workDir));
+  const publish = async (r: SignedRelease, standby = false): Promise<string> =>
+    (await owner.publishRelease({ statement: r.statement, image: r.image, channel: r.channel, standby }, { signal: ctx.signal })).release_id;
+  const base = await publish(trio.base);
+  const candidate = await publish(trio.candidate);
+  const rollback = await publish(trio.rollback, true);
   const label = `val07-${ctx.seed}`;
   const t0 = performance.now();
   await enrollNodes(ctx, owner, n, label, base);
   ctx.log(`val07: ${n} nodes enrolled and on ${base} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-  const body = planRequest(candidate, base, label);
+  const body = planRequest(candidate, rollback, label);
   const create = async (): Promise<{ ms: number; plan: PlanAnswer | undefined; status: number }> => {
     const r = await timedJson<PlanAnswer>(ctx.cp.url, ctx.cp.ownerToken, "POST", "/v1/rollouts", body, ctx.signal);
     return { ms: r.ms, status: r.status, plan: r.status === 201 ? r.json : undefined };
@@ -73,7 +74,9 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
   const getMs: number[] = [];
   const errors: string[] = [];
   const wrongSize: string[] = [];
+  let serverBefore = await routeHistogram(ctx.cp.url, "createRollout", ctx.signal);
   for (let i = 0; i < WARMUP + SEQUENTIAL; i++) {
+    if (i === WARMUP) serverBefore = await routeHistogram(ctx.cp.url, "createRollout", ctx.signal);
     const c = await create();
     if (!c.plan) {
       errors.push(`create ${i}: HTTP ${c.status}`);
@@ -90,6 +93,7 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
     if ((i + 1) % 25 === 0) ctx.log(`val07: ${i + 1 - WARMUP} creates, p99 so far ${round1(quantile(createMs, 0.99))} ms`);
   }
 
+  const server = histogramDelta(serverBefore, await routeHistogram(ctx.cp.url, "createRollout", ctx.signal), 50);
   const p0 = performance.now();
   const parallel = await Promise.all(Array.from({ length: PARALLEL }, () => create()));
   const parallelMs = performance.now() - p0;
@@ -99,7 +103,7 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
   }
 
   const stats = (xs: number[]): string => `n=${xs.length} p50 ${round1(quantile(xs, 0.5))} p95 ${round1(quantile(xs, 0.95))} p99 ${round1(quantile(xs, 0.99))} max ${round1(Math.max(...xs))} ms`;
-  const members = `${SEQUENTIAL} sequential creates over ${n} nodes (label selector), after ${WARMUP} warm-up creates; ${stats(createMs)}`;
+  const members = `${SEQUENTIAL} sequential creates over ${n} nodes (label selector), after ${WARMUP} warm-up creates; ${stats(createMs)}; server-side (its /metrics histogram): mean ${round1(server.meanMs)} ms, ${server.within} of ${server.count} within 50 ms`;
   return [
     equals("plans created without error", errors.length === 0, true, errors.slice(0, 3).join("; ") || `${WARMUP + SEQUENTIAL + PARALLEL} creates`),
     equals("every plan froze every node", wrongSize.length === 0 ? n : Number.NaN, n, wrongSize.slice(0, 3).join("; ") || `${n} members each`),
