@@ -23,8 +23,8 @@ describe("VAL09 (FR-RECV-01) stuck rollouts detected and recovered", () => {
     expect(report.checks.map((c) => c.name)).toEqual(CHECKS);
     expect(written).toEqual(report);
     const latency = report.checks.find((c) => c.name === "detection_latency_s")?.measured as number;
-    // Detection is the plan's stuck timeout (3 s) plus a scheduler pass, never instant.
-    expect(latency).toBeGreaterThanOrEqual(3);
+    // Detection is the plan's stuck timeout (5 s) plus a scheduler pass, never instant.
+    expect(latency).toBeGreaterThanOrEqual(5);
   }, 120_000);
 
   const hung = [{ nodeId: "v09-0001" } as LabDevice];

@@ -205,6 +205,9 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
     return acks.some((a) => a.phase === "verify_failed" && a.release_id === o.candidate && String(a.detail).includes("STATEMENT_MISSING"));
   }));
   const startedBad = bad?.nodes.filter((n) => n.attempts > 0) ?? [];
+  const corruptStarted = o.corrupt.filter((d) => startedBad.some((n) => n.node_id === d.nodeId));
+  const refused = corruptStarted.filter((d) => d.device.rejected.has(o.candidate) && d.device.running?.release_id !== o.candidate);
+  const stored = verifyFailed.filter(Boolean).length;
   const device = new Map(o.fleet.devices.map((d) => [d.nodeId, d]));
   const lostNode = roll?.nodes.find((n) => n.node_id === o.lostAckNode);
   const back = startedBad.filter((n) => n.rollback === "confirmed" && o.fleet.runningOf(device.get(n.node_id) as LabDevice) === o.rollback);
@@ -218,7 +221,8 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
     equals("gate_completes_after_approval", gate?.phase ?? "missing", "completed", "approved after the last restart"),
     equals("lost_activation_ack_recovered", lostNode?.state ?? "missing", "succeeded", `${o.lostAckNode}: its activated ack was lost to a SIGKILL; it runs ${o.fleet.runningOf(device.get(o.lostAckNode) as LabDevice) ?? "nothing"} by its own account (${lostNode?.detail ?? ""})`),
     equals("rollout_completes", roll?.phase ?? "missing", "completed", roll ? `${roll.nodes.filter((x) => x.state === "succeeded").length} succeeded, ${roll.nodes.filter((x) => x.state === "failed").length} failed (budget ${roll.counters.budget_allowed}); attempts ≤ 1 on every node: ${String(roll.nodes.every((x) => x.attempts <= 1))}` : ""),
-    equals("corrupt_artifacts_refused", verifyFailed.filter(Boolean).length, o.corrupt.length, "devices with corrupt statement bytes that acked verify_failed (STATEMENT_MISSING) for the candidate"),
+    equals("corrupt_artifacts_refused", refused.length, corruptStarted.length, `corrupt devices the plan started that refused the candidate by their own account and never ran it; ${stored} of their refusals stored as verify_failed (STATEMENT_MISSING) acks (one sent while the server was down is lost, and the node then goes stuck)`),
+    atLeast("corrupt_refusals_recorded", stored, 1, "acks", "verify_failed acks of corrupt devices the server stored"),
     equals("corrupt_plan_rolled_back", `${bad?.phase ?? "missing"}, ${back.length}/${startedBad.length} confirmed`, `rolled_back, ${startedBad.length}/${startedBad.length} confirmed`, bad?.reason.slice(0, 160) ?? ""),
     equals("final_consistency", o.end.length, 0, o.end.slice(0, 3).join("; ") || "every plan terminal and consistent"),
     equals("device_internal_errors", o.fleet.internalErrors, 0, o.fleet.lastInternalError || "none"),
