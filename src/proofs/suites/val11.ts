@@ -31,6 +31,12 @@ import type { Lab } from "./lab-session.js";
 
 const DEFAULT_DEVICES = 48;
 const DEFAULT_CYCLES = 6;
+/**
+ * The chaos plans' stuck timeout: far above the silence a control-plane outage causes. A device whose
+ * polls failed while the server was down backs off as the real poller does (exponential, up to 5 min),
+ * so it can be quiet for tens of seconds after the server is back; stuck detection is VAL09's subject.
+ */
+const CHAOS_STUCK_S = 300;
 const WAIT_MS = 120_000;
 
 export const val11: Suite = {
@@ -62,15 +68,15 @@ export interface Cycle {
   reads: number;
 }
 
-/** The seeded kill schedule: `n` signals, at least one of each when n ≥ 2, shuffled; and a wait before each. */
+/**
+ * The seeded kill schedule: `n` kills alternating SIGTERM, SIGKILL, … (the
+ * exact mid-activation kill before them is a SIGKILL, so a SIGTERM comes
+ * next, while the rollout is surely still running), each after a seeded wait
+ * of 0.8–3.5 s, the server down for a seeded 0–1.5 s.
+ */
 export function killSchedule(seed: number, n: number): { signal: "SIGTERM" | "SIGKILL"; waitMs: number; downMs: number }[] {
   const random = seededRng(seed ^ 0x5eed11);
-  const signals = Array.from({ length: n }, (_, i): "SIGTERM" | "SIGKILL" => (i % 2 === 0 ? "SIGKILL" : "SIGTERM"));
-  for (let i = signals.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [signals[i], signals[j]] = [signals[j] as "SIGTERM" | "SIGKILL", signals[i] as "SIGTERM" | "SIGKILL"];
-  }
-  return signals.map((signal) => ({ signal, waitMs: 800 + Math.floor(random() * 2700), downMs: Math.floor(random() * 1500) }));
+  return Array.from({ length: n }, (_, i) => ({ signal: i % 2 === 0 ? "SIGTERM" : "SIGKILL", waitMs: 800 + Math.floor(random() * 2700), downMs: Math.floor(random() * 1500) }));
 }
 
 async function run(ctx: SuiteContext): Promise<Check[]> {
@@ -96,13 +102,15 @@ async function scenario(ctx: SuiteContext, lab: Lab, n: number): Promise<Check[]
   const rel = candidate.release_id;
   const prev = rollback.release_id;
   const roll = await owner.createRollout(planBody(rel, prev, idsOf(gRoll), {
-    max_concurrency: 1, failure_budget: { max_failure_fraction: 0.25 }, stuck_timeout_seconds: 30,
+    max_concurrency: 1, failure_budget: { max_failure_fraction: 0.25 }, stuck_timeout_seconds: CHAOS_STUCK_S,
     stages: [{ stage_id: "first", batch: { percent: 30 }, gates: [{ kind: "time_soak", seconds: 3 }] }, { stage_id: "second", batch: { percent: 100 } }],
   }));
   const gate = await owner.createRollout(planBody(rel, prev, idsOf(gGate), {
+    stuck_timeout_seconds: CHAOS_STUCK_S,
     stages: [{ stage_id: "canary", batch: { percent: 50 }, gates: [{ kind: "manual" }] }, { stage_id: "rest", batch: { percent: 100 } }],
   }));
-  const bad = await owner.createRollout(planBody(rel, prev, idsOf(gCorrupt), { max_concurrency: 2, failure_budget: { max_failures: 1 }, stuck_timeout_seconds: 30 }));
+  // Budget 0: the first refusal the server receives rolls the plan back (one sent while it is down is lost).
+  const bad = await owner.createRollout(planBody(rel, prev, idsOf(gCorrupt), { max_concurrency: 2, failure_budget: { max_failures: 0 }, stuck_timeout_seconds: CHAOS_STUCK_S }));
   const planIds = [roll.plan_id, gate.plan_id, bad.plan_id];
   const pins = new Map(planIds.map((id) => [id, lab.base.release_id]));
   ctx.log(`plans roll ${roll.plan_id} (${gRoll.length} nodes), gate ${gate.plan_id} (${gGate.length}), corrupt ${bad.plan_id} (${gCorrupt.length}); seed ${ctx.seed}`);
@@ -218,7 +226,7 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
     equals("sigkill_killed", kills.filter((c) => c.exit.signal !== "SIGKILL").length, 0, kills.map((c) => String(c.exit.signal ?? c.exit.code)).join(",") || "none"),
     equals("invariant_violations_after_restarts", violations.length, 0, violations.slice(0, 3).join("; ") || `${o.cycles.length} restarts: plans, node states, assignments, counters, acks and no regression checked through the API`),
     atLeast("gate_wait_survived_restarts", o.gateSurvived, 1, "restarts", "gate plan in gate_wait, unapproved, before and after a restart"),
-    equals("gate_completes_after_approval", gate?.phase ?? "missing", "completed", "approved after the last restart"),
+    equals("gate_completes_after_approval", gate?.phase ?? "missing", "completed", gate?.phase === "completed" ? "approved after the last restart" : `${gate?.reason.slice(0, 200) ?? ""}; ${gate?.nodes.filter((x) => x.state !== "succeeded").map((x) => `${x.node_id} ${x.state} ${x.last_phase ?? "-"} ${x.detail.slice(0, 60)}`).join(", ") ?? ""}`),
     equals("lost_activation_ack_recovered", lostNode?.state ?? "missing", "succeeded", `${o.lostAckNode}: its activated ack was lost to a SIGKILL; it runs ${o.fleet.runningOf(device.get(o.lostAckNode) as LabDevice) ?? "nothing"} by its own account (${lostNode?.detail ?? ""})`),
     equals("rollout_completes", roll?.phase ?? "missing", "completed", roll ? `${roll.nodes.filter((x) => x.state === "succeeded").length} succeeded, ${roll.nodes.filter((x) => x.state === "failed").length} failed (budget ${roll.counters.budget_allowed}); attempts ≤ 1 on every node: ${String(roll.nodes.every((x) => x.attempts <= 1))}` : ""),
     equals("corrupt_artifacts_refused", refused.length, corruptStarted.length, `corrupt devices the plan started that refused the candidate by their own account and never ran it; ${stored} of their refusals stored as verify_failed (STATEMENT_MISSING) acks (one sent while the server was down is lost, and the node then goes stuck)`),
