@@ -327,6 +327,22 @@ describeDialects("rollouts served", (db) => {
     expect(late.running).toBe(REL_NEW);
   });
 
+  it("a member or late joiner that runs nothing is pinned to the channel's release below the plan's, never to the rollback target above it (it would refuse the plan's release when its batch starts)", async () => {
+    const { c, via } = await fleet(2);
+    const idle = new SimNode("idle-0", await enrollNode(c, "idle-0", { site: "a" }), via, () => c.clock.now(), null);
+    await idle.heartbeat();
+    const plan = await create(c, { late_joiners: "include_next_batch" });
+    expect((await assignments(c))["idle-0"]).toBe(REL_OLD);
+    const late = new SimNode("late-idle", await enrollNode(c, "late-idle", { site: "a" }), via, () => c.clock.now(), null);
+    await late.heartbeat();
+    await c.app.rollouts.scheduler.tickAll();
+    expect((await get(c, plan.plan_id)).nodes.find((n) => n.node_id === "late-idle")).toMatchObject({ late_joiner: true, state: "pending" });
+    expect((await assignments(c))["late-idle"]).toBe(REL_OLD);
+    // What they are offered meanwhile: the base, not the candidate (channel latest) nor the standby target.
+    expect(await late.step()).toBe(REL_OLD);
+    expect(late.running).toBe(REL_OLD);
+  });
+
   it("lists plans newest first with cursor paging", async () => {
     const { c } = await fleet(1);
     const ids: string[] = [];
