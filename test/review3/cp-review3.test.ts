@@ -5,6 +5,13 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { MIGRATIONS, bootstrapOwnerToken, buildApp, migrateStore, openStore } from "../../src/orchestrator/index.js";
+import { createLogger } from "../../src/observability/index.js";
+import { systemClock } from "../../src/lib/index.js";
 import type { CreateRolloutInput } from "../../src/cpapi/index.js";
 import { signStatement } from "../../src/supplychain/index.js";
 import { metricBuckets } from "../../src/orchestrator/plans/observe.js";
@@ -117,5 +124,34 @@ describe("review3: event times vs behaviour gates", () => {
     // The batch finished 5 min ago (server time), the node denied since then by its own (slow) clock.
     const buckets = await metricBuckets(c.store.db, now - 5 * 60 * 1000, now);
     expect(buckets.reduce((s, b) => s + b.denies, 0)).toBe(1);
+  });
+});
+
+describe("review3: offers", () => {
+  it("review3: a node's first poll of a release while another writer holds the SQLite store answers 503 STORE_BUSY (as offers.ts promises), not 500, and a 200 never leaves unrecorded", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "rev3-busy-"));
+    const path = join(dir, "cp.db");
+    const store = await openStore(path, { busyTimeoutMs: 50 });
+    await migrateStore(store, MIGRATIONS);
+    const owner = (await bootstrapOwnerToken(store, systemClock))?.token ?? "";
+    const app = await buildApp({ store, log: createLogger({ name: "t", level: "silent" }) });
+    const holder = new BetterSqlite3(path);
+    try {
+      await putRelease(store, REL_OLD, 1);
+      const et = await app.inject({ method: "POST", url: "/v1/enrollment-tokens", headers: bearer(owner), payload: { node_id: "edge-0" } });
+      const en = await app.inject({ method: "POST", url: "/v1/nodes/enroll", headers: bearer(et.json<{ token: string }>().token), payload: { node_id: "edge-0" } });
+      const cred = en.json<{ credential: string }>().credential;
+      holder.prepare("begin immediate").run();
+      const res = await app.inject({ method: "GET", url: "/v1/releases/latest?channel=stable", headers: bearer(cred) });
+      holder.prepare("rollback").run();
+      const offers = await store.db.selectFrom("node_offers").selectAll().execute();
+      expect({ status: res.statusCode, code: res.statusCode >= 400 ? res.json<{ code: string }>().code : null, offers_if_200: res.statusCode === 200 ? offers.length : 1 })
+        .toEqual({ status: 503, code: "STORE_BUSY", offers_if_200: 1 });
+    } finally {
+      holder.close();
+      await app.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
