@@ -155,3 +155,18 @@ describe("review3: offers", () => {
     }
   });
 });
+
+describe("review3: withdrawn releases through assignments", () => {
+  it("review3: a plan's release withdrawn after the plan started is no longer offered to its started nodes (withdraw is the operator's stop button)", async () => {
+    const { c, cred } = await trio();
+    const created = await op(c, "POST", "/v1/rollouts", planBody());
+    expect(created.statusCode, created.body).toBe(201);
+    c.clock.advance(1000);
+    await c.app.rollouts.scheduler.tickAll();
+    const before = await op(c, "GET", "/v1/releases/latest?channel=stable", undefined, cred);
+    expect(before.json<{ release_id: string }>().release_id).toBe(REL_NEW); // started: assigned the plan's release
+    expect((await op(c, "POST", `/v1/releases/${REL_NEW}/withdraw`)).statusCode).toBe(200);
+    const after = await op(c, "GET", "/v1/releases/latest?channel=stable", undefined, cred);
+    expect(after.statusCode === 200 ? after.json<{ release_id: string }>().release_id : `status ${after.statusCode}`).not.toBe(REL_NEW);
+  });
+});
