@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import type { Rollout, RolloutNode } from "../../src/cpapi/index.js";
 import { crossPlanViolations, lostAcks, planViolations, regressions } from "../../src/proofs/suites/invariants.js";
-import { killSchedule } from "../../src/proofs/suites/val11.js";
+import { corruptPlanRolledBack, killSchedule } from "../../src/proofs/suites/val11.js";
 import { needs } from "../helpers/needs.js";
 import { failures, runSuite } from "../helpers/proof-run.js";
 
@@ -102,5 +102,15 @@ describe("VAL11 (FR-CHOS-01) control-plane chaos", () => {
   it("lostAcks fires when the server keeps fewer acks than it acknowledged", () => {
     expect(lostAcks(new Map([["a", 6]]), new Map([["a", 7]]))).toEqual([]);
     expect(lostAcks(new Map([["a", 6]]), new Map([["a", 5]]))).toEqual(["node a: 6 ack(s) acknowledged before the restart, 5 stored after it"]);
+  });
+  it("review3: corrupt_plan_rolled_back fails when no corrupt node ever started (0/0 confirmed proves nothing)", () => {
+    const none = plan("rolled_back", [node("n1", { state: "skipped", attempts: 0, last_phase: null }), node("n2", { state: "skipped", attempts: 0, last_phase: null })]);
+    const zero = corruptPlanRolledBack(none, () => BASE, PREV);
+    expect({ pass: zero.pass, measured: zero.measured }).toEqual({ pass: false, measured: "rolled_back, 0/0 confirmed" });
+    const back = plan("rolled_back", [node("n1", { state: "rolled_back", rollback: "confirmed" }), node("n2", { state: "skipped", attempts: 0, last_phase: null })]);
+    expect(corruptPlanRolledBack(back, () => PREV, PREV).pass).toBe(true);
+    // confirmed by the server but not on the target by the device's own account
+    expect(corruptPlanRolledBack(back, () => REL, PREV).pass).toBe(false);
+    expect(corruptPlanRolledBack(undefined, () => PREV, PREV).pass).toBe(false);
   });
 });

@@ -213,12 +213,10 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
   }));
   const verifyFailed = corruptAcks.map((acks) => acks.some((a) => a.phase === "verify_failed" && a.release_id === o.candidate && String(a.detail).includes("STATEMENT_MISSING")));
   const activatedCorrupt = o.corrupt.filter((d, i) => (corruptAcks[i] ?? []).some((a) => a.phase === "activated" && a.release_id === o.candidate) || d.device.running?.release_id === o.candidate).length;
-  const startedBad = bad?.nodes.filter((n) => n.attempts > 0) ?? [];
   const refused = o.corrupt.filter((d) => d.device.rejected.has(o.candidate));
   const stored = verifyFailed.filter(Boolean).length;
   const device = new Map(o.fleet.devices.map((d) => [d.nodeId, d]));
   const lostNode = roll?.nodes.find((n) => n.node_id === o.lostAckNode);
-  const back = startedBad.filter((n) => n.rollback === "confirmed" && o.fleet.runningOf(device.get(n.node_id) as LabDevice) === o.rollback);
   return [
     atLeast("sigkill_mid_rollout", kills.filter(midFlight).length, 1, "kills", `${kills.length} SIGKILL at seeded moments (seed ${ctx.seed}); those with the roll or corrupt plan active or rolling back`),
     atLeast("sigterm_mid_rollout", terms.filter(midFlight).length, 1, "kills", `${terms.length} SIGTERM; those with the roll or corrupt plan active or rolling back`),
@@ -232,10 +230,24 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
     atLeast("corrupt_artifacts_refused", refused.length, 1, "devices", `${refused.length} of ${o.corrupt.length} corrupt devices refused the candidate by their own account (verify_failed, STATEMENT_MISSING; one that never saw it was sent back first); ${stored} of the refusals stored as acks (one sent while the server was down is lost, and the node then goes stuck)`),
     equals("corrupt_never_activated", activatedCorrupt, 0, "corrupt devices with an activated ack for the candidate on the server, or running it by their own account"),
     atLeast("corrupt_refusals_recorded", stored, 1, "acks", "verify_failed acks of corrupt devices the server stored"),
-    equals("corrupt_plan_rolled_back", `${bad?.phase ?? "missing"}, ${back.length}/${startedBad.length} confirmed`, `rolled_back, ${startedBad.length}/${startedBad.length} confirmed`, bad?.reason.slice(0, 160) ?? ""),
+    corruptPlanRolledBack(bad, (id) => o.fleet.runningOf(device.get(id) as LabDevice), o.rollback),
     equals("final_consistency", o.end.length, 0, o.end.slice(0, 3).join("; ") || "every plan terminal and consistent"),
     equals("device_internal_errors", o.fleet.internalErrors, 0, o.fleet.lastInternalError || "none"),
   ];
+}
+
+/**
+ * `corrupt_plan_rolled_back`: the corrupt plan rolled back and every node it started is confirmed back by the
+ * server AND runs the rollback target by its own account. At least one node must have started: a plan whose
+ * corrupt nodes never started proved nothing, and "0/0 confirmed" must not pass.
+ */
+export function corruptPlanRolledBack(bad: Rollout | undefined, runningOf: (nodeId: string) => string | undefined, rollback: string): Check {
+  const started = bad?.nodes.filter((n) => n.attempts > 0) ?? [];
+  const back = started.filter((n) => n.rollback === "confirmed" && runningOf(n.node_id) === rollback);
+  const measured = `${bad?.phase ?? "missing"}, ${back.length}/${started.length} confirmed`;
+  const check = equals("corrupt_plan_rolled_back", measured, `rolled_back, ${started.length}/${started.length} confirmed`, bad?.reason.slice(0, 160) ?? "");
+  if (started.length > 0) return check;
+  return { ...check, pass: false, threshold: "= rolled_back, n/n confirmed with n ≥ 1", detail: `no node of the corrupt plan ever started: nothing was rolled back. ${check.detail ?? ""}`.trim() };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
