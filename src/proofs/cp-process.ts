@@ -110,9 +110,11 @@ class ServeChild implements LaunchedControlPlane {
   async start(): Promise<void> {
     if (this.running) throw new ProofError("PROOF_CP_START_FAILED", `the control plane is already running (pid ${this.pid})`, { hint: "stop() it first" });
     if (this.port === 0) this.port = await freePort();
-    const args = [AUTONOMY_BIN, "serve", "--listen", `127.0.0.1:${this.port}`, "--json", "--db", this.o.db, "--bootstrap-token-file", this.tokenFile, ...(this.o.args ?? [])];
+    // The store location goes through the environment (AUTONOMY_DB), never argv: a postgres:// URL may carry a
+    // password, and argv is readable by every local user (ps, /proc/<pid>/cmdline); /proc/<pid>/environ is not.
+    const args = [AUTONOMY_BIN, "serve", "--listen", `127.0.0.1:${this.port}`, "--json", "--bootstrap-token-file", this.tokenFile, ...(this.o.args ?? [])];
     this.tail = "";
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, AUTONOMY_DB: this.o.db } });
     track(child);
     this.child = child;
     this.pid = child.pid ?? 0;

@@ -6,6 +6,7 @@
  * quoting its output.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +14,22 @@ import { CpClient } from "../../src/cpapi/index.js";
 import { launchControlPlane, maskTokens } from "../../src/proofs/index.js";
 import type { LaunchedControlPlane } from "../../src/proofs/index.js";
 import { codeOf } from "../helpers/caught.js";
+import { messageOf } from "../../src/lib/index.js";
+
+/** Command lines of every process on the machine (other than this one) that contain `needle`. */
+function processesWith(needle: string): string[] {
+  const hits: string[] = [];
+  for (const pid of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+      if (cmd.includes(needle)) hits.push(`${pid}: ${cmd}`);
+    } catch {
+      // gone
+    }
+  }
+  return hits;
+}
 
 describe("ControlPlaneProcess", () => {
   const cleanup: Array<() => Promise<void>> = [];
@@ -64,4 +81,34 @@ describe("ControlPlaneProcess", () => {
     expect(await codeOf(launch)).toBe("PROOF_CP_START_FAILED/1");
     expect(await message).toMatch(/exited \(1\) before it was ready: .*error:/);
   }, 60_000);
+
+  it("review3: a --db URL's password never shows in a process list (`ps`), the serve log or the error", async () => {
+    const work = await mkdtemp(join(tmpdir(), "proofs-cp-"));
+    cleanup.push(() => rm(work, { recursive: true, force: true }));
+    const secret = `S3cret${process.pid}pw`;
+    const url = `postgres://proofuser:${secret}@127.0.0.1:1/proofdb`;
+    let seen: string[] = [];
+    let done = false;
+    const watch = (async () => {
+      while (!done) {
+        const hits = processesWith(secret);
+        if (hits.length > 0) seen = hits;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    let err = "";
+    try {
+      const cp = await launchControlPlane({ db: url, workDir: work, readyTimeoutMs: 4000 });
+      await cp.dispose();
+    } catch (e) {
+      err = messageOf(e);
+    }
+    done = true;
+    await watch;
+    const log = await readFile(join(work, "serve.log"), "utf8").catch(() => "");
+    expect({ in_ps: seen, in_log: log.includes(secret), in_error: err.includes(secret), failed: err !== "" }).toEqual({ in_ps: [], in_log: false, in_error: false, failed: true });
+    // …and the store location still reaches the server (through AUTONOMY_DB): it creates exactly the file it was given.
+    const { dir } = await launched();
+    expect(existsSync(join(dir, "cp.db"))).toBe(true);
+  }, 30_000);
 });

@@ -55,32 +55,6 @@ function reapCluster(clusterDir: string): number | undefined {
 }
 
 describe("review3: lab run", () => {
-  it("review3: a --db URL's password never shows in a process list (`ps`), the serve log or the error", async () => {
-    const work = await tmp();
-    const secret = `S3cret${process.pid}pw`;
-    const url = `postgres://proofuser:${secret}@127.0.0.1:1/proofdb`;
-    let seen: string[] = [];
-    let done = false;
-    const watch = (async () => {
-      while (!done) {
-        const hits = processesWith(secret);
-        if (hits.length > 0) seen = hits;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    let err = "";
-    try {
-      const cp = await launchControlPlane({ db: url, workDir: work, readyTimeoutMs: 4000 });
-      await cp.dispose();
-    } catch (e) {
-      err = messageOf(e);
-    }
-    done = true;
-    await watch;
-    const log = await readFile(join(work, "serve.log"), "utf8").catch(() => "");
-    expect({ in_ps: seen, in_log: log.includes(secret), in_error: err.includes(secret) }).toEqual({ in_ps: [], in_log: false, in_error: false });
-  }, 30_000);
-
   it("review3: a second SIGTERM while `lab run --db postgres` cleans up leaves no throwaway PostgreSQL cluster running", async () => {
     const out = await tmp();
     const child = spawn(process.execPath, [AUTONOMY_BIN, "lab", "run", "val09", "--out", out, "--db", "postgres", "--devices", "4", "--seed", "7"], { stdio: ["ignore", "ignore", "pipe"] });

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import type { Command } from "commander";
 import { ROLES } from "../../cpapi/index.js";
 import type { CpClient, Release, Role } from "../../cpapi/index.js";
@@ -79,7 +79,8 @@ export function registerServe(program: Command): void {
   program
     .command("serve")
     .description("run the control plane: the HTTP API under /v1 (releases, enrollment, nodes, events, rollouts, with the rollout scheduler), /openapi.json, /healthz, /readyz, /metrics; storage in SQLite (default) or PostgreSQL, migrated at start")
-    .option("--db <path-or-url>", "SQLite file (created on first start) or postgres://user@host:port/db", "./autonomy-cp.db")
+    // AUTONOMY_DB: a postgres:// URL with a password passed on the command line is readable by every local user (ps, /proc/<pid>/cmdline); the environment is not.
+    .addOption(new Option("--db <path-or-url>", "SQLite file (created on first start) or postgres://user:password@host:port/db; or set AUTONOMY_DB (keeps a password out of the process list; --db wins when both are given)").env("AUTONOMY_DB").default("./autonomy-cp.db"))
     .option("--listen <host:port>", "address to listen on", parseHostPort, { host: "127.0.0.1", port: 8888 })
     .option("--bootstrap-token-file <file>", "on the first start, also write the bootstrap owner token here (0600) for automation")
     .option("--release-key <file>", "release public key (SPKI PEM), repeatable: POST /v1/releases then refuses statements not signed by --release-threshold of them (422); without it the control plane is advisory and a publisher token is trusted with channel ordering", (v: string, prev: string[] = []) => [...prev, v])

@@ -241,7 +241,7 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
  * server AND runs the rollback target by its own account. At least one node must have started: a plan whose
  * corrupt nodes never started proved nothing, and "0/0 confirmed" must not pass.
  */
-export function corruptPlanRolledBack(bad: Rollout | undefined, runningOf: (nodeId: string) => string | undefined, rollback: string): Check {
+export function corruptPlanRolledBack(bad: Rollout | undefined, runningOf: (nodeId: string) => string | null | undefined, rollback: string): Check {
   const started = bad?.nodes.filter((n) => n.attempts > 0) ?? [];
   const back = started.filter((n) => n.rollback === "confirmed" && runningOf(n.node_id) === rollback);
   const measured = `${bad?.phase ?? "missing"}, ${back.length}/${started.length} confirmed`;
