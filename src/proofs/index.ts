@@ -9,7 +9,7 @@ export { launchControlPlane, maskTokens, AUTONOMY_BIN } from "./cp-process.js";
 export type { ControlPlaneProcess, LaunchOptions, LaunchedControlPlane } from "./cp-process.js";
 export { runProofs } from "./runner.js";
 export type { DbChoice, RunProofsOptions } from "./runner.js";
-export { environmentOf, renderReport, writeReport } from "./report.js";
+export { environmentOf, newRunId, removeReport, renderReport, writeReport } from "./report.js";
 export type { ProofReport, Environment } from "./report.js";
 export { SUITES, suiteOf, builtSuites, isSuiteId } from "./suites/index.js";
 export { ProofError, PROOF_ERROR_CODES } from "./errors.js";

@@ -3,10 +3,12 @@
  * fsync dir). Its shape is the proofs contract (docs/proofs.md); `params`
  * records any knob that made the run smaller or its thresholds different.
  */
+import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
 import { availableParallelism, cpus, platform, release, totalmem, arch } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { writeFileAtomic } from "../lib/index.js";
+import { fsyncDir, writeFileAtomic } from "../lib/index.js";
 import type { Backend, Check, SuiteId, SuiteParams } from "./suite.js";
 
 export interface Environment {
@@ -20,6 +22,8 @@ export interface Environment {
 }
 
 export interface ProofReport {
+  /** The `lab run` invocation that wrote it (every report of one run shares it; the summary names it). */
+  run_id: string;
   suite: SuiteId;
   claim: string;
   title: string;
@@ -63,6 +67,21 @@ export function paramsOf(p: SuiteParams): ProofReport["params"] {
   return { ...(p.devices !== undefined ? { devices: p.devices } : {}), thresholds: { ...p.thresholds } };
 }
 
+/** A run id: UTC start time and 6 random hex digits (sortable, unique enough for one output folder). */
+export function newRunId(now = new Date()): string {
+  return `${now.toISOString().replace(/[-:]|\.\d+/g, "")}-${randomBytes(3).toString("hex")}`;
+}
+
+/**
+ * Removes DIR/<suite>.json durably (unlink, fsync of the directory) before a run: a run that is
+ * interrupted, or never gets to a suite (a cluster that fails to start), must not leave an
+ * older, maybe passing, report beside its own.
+ */
+export async function removeReport(outDir: string, suite: SuiteId): Promise<void> {
+  await rm(join(outDir, `${suite}.json`), { force: true });
+  await fsyncDir(outDir);
+}
+
 /** Writes DIR/<suite>.json durably; returns its path. */
 export async function writeReport(outDir: string, report: ProofReport): Promise<string> {
   const path = join(outDir, `${report.suite}.json`);
@@ -78,7 +97,7 @@ export function renderReport(r: ProofReport): string {
   const line = (cells: string[]): string => cells.map((c, i) => (i < 4 ? c.padEnd(widths[i] ?? 0) : c)).join("  ").trimEnd();
   const verdict = r.pass ? "PASS" : "FAIL";
   return [
-    `${r.suite} (${r.claim}) ${r.title}: ${verdict} on ${r.backend}, seed ${r.seed}, ${(r.duration_ms / 1000).toFixed(1)} s`,
+    `${r.suite} (${r.claim}) ${r.title}: ${verdict} on ${r.backend}, seed ${r.seed}, ${(r.duration_ms / 1000).toFixed(1)} s, run ${r.run_id}`,
     line(head),
     ...rows.map(line),
     ...(r.error ? [`error ${r.error.code}: ${r.error.message}`] : []),

@@ -13,7 +13,7 @@ import type { PgCluster } from "../orchestrator/index.js";
 import { launchControlPlane } from "./cp-process.js";
 import type { LaunchedControlPlane } from "./cp-process.js";
 import { ProofError } from "./errors.js";
-import { environmentOf, paramsOf, writeReport } from "./report.js";
+import { environmentOf, newRunId, paramsOf, removeReport, writeReport } from "./report.js";
 import type { ProofReport } from "./report.js";
 import type { Backend, Check, Suite, SuiteId, SuiteParams } from "./suite.js";
 import { suiteOf } from "./suites/index.js";
@@ -33,12 +33,18 @@ export interface RunProofsOptions {
   signal: AbortSignal;
   /** Owner token for a --db URL whose database already bootstrapped one (AUTONOMY_TOKEN). */
   fallbackToken?: string;
+  /** The run id every report of this run carries (default: a new one). */
+  runId?: string;
 }
 
 /** Runs the suites in turn; returns their reports (each also written to outDir). */
 export async function runProofs(o: RunProofsOptions): Promise<ProofReport[]> {
   const suites = o.suites.map(suiteOf);
+  const runId = o.runId ?? newRunId();
   await mkdir(o.outDir, { recursive: true });
+  // Every selected suite's old report goes first: whatever stops this run, no report of an earlier one is left to be read as its result.
+  for (const suite of suites) await removeReport(o.outDir, suite.id);
+  o.log(`run ${runId}: ${suites.map((s) => s.id).join(", ")}`);
   let cluster: PgCluster | undefined;
   try {
     if (o.db.kind === "postgres") {
@@ -49,7 +55,7 @@ export async function runProofs(o: RunProofsOptions): Promise<ProofReport[]> {
     for (const suite of suites) {
       if (o.signal.aborted) break;
       const db = o.db.kind === "url" ? o.db.url : cluster ? await cluster.createDatabase(`proof_${suite.id}`) : undefined;
-      reports.push(await runOne(suite, db, o));
+      reports.push(await runOne(suite, db, runId, o));
     }
     return reports;
   } finally {
@@ -57,7 +63,7 @@ export async function runProofs(o: RunProofsOptions): Promise<ProofReport[]> {
   }
 }
 
-async function runOne(suite: Suite, pgUrl: string | undefined, o: RunProofsOptions): Promise<ProofReport> {
+async function runOne(suite: Suite, pgUrl: string | undefined, runId: string, o: RunProofsOptions): Promise<ProofReport> {
   const backend: Backend = pgUrl === undefined ? "sqlite" : "postgres";
   const workDir = join(o.outDir, "scratch", suite.id);
   await rm(workDir, { recursive: true, force: true });
@@ -81,7 +87,7 @@ async function runOne(suite: Suite, pgUrl: string | undefined, o: RunProofsOptio
     await cp?.dispose();
   }
   const report: ProofReport = {
-    suite: suite.id, claim: suite.claim, title: suite.title, pass: error === undefined && checks.length > 0 && checks.every((c) => c.pass), checks, backend,
+    run_id: runId, suite: suite.id, claim: suite.claim, title: suite.title, pass: error === undefined && checks.length > 0 && checks.every((c) => c.pass), checks, backend,
     environment: await environmentOf(pgUrl), seed: o.seed, command: o.command, started_at: startedAt.toISOString(), duration_ms: Math.round(performance.now() - t0),
     params: paramsOf(o.params), ...(error ? { error } : {}),
   };

@@ -9,13 +9,14 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AUTONOMY_BIN, describeRun, runCli, runJson } from "../helpers/cli.js";
 import { needs } from "../helpers/needs.js";
 
 interface Report {
+  run_id: string;
   suite: string;
   claim: string;
   pass: boolean;
@@ -160,5 +161,34 @@ describe("autonomy lab run --db postgres://…", () => {
     expect(report).toMatchObject({ pass: false, backend: "postgres", error: { code: "PROOF_CP_START_FAILED" } });
     expect(report.command).toContain("--db postgres://127.0.0.1:1/proofs");
     for (const out of [text, r.stdout, r.stderr]) expect(out).not.toContain("s3cr3t-pw");
+  }, 120_000);
+});
+
+describe("autonomy lab run: stale reports", () => {
+  it("review3: a run whose PostgreSQL cluster cannot start leaves no older (passing) report of its suites behind", async () => {
+    const dir = await outDir();
+    const old = JSON.stringify({ run_id: "old", suite: "val07", pass: true, checks: [] });
+    await writeFile(join(dir, "val07.json"), old);
+    await writeFile(join(dir, "val08.json"), old);
+    await writeFile(join(dir, "val09.json"), old);
+    const r = await runCli(["lab", "run", "val07", "--out", dir, "--db", "postgres", "--seed", "3"], { env: { AUTONOMY_PG_BINDIR: "/nonexistent-pg-bin" }, timeoutMs: 60_000 });
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stderr).toContain("does not hold all of initdb");
+    // val07's stale report is gone; another suite's (not run) stays
+    expect({ val07: existsSync(join(dir, "val07.json")), val09: existsSync(join(dir, "val09.json")) }).toEqual({ val07: false, val09: true });
+  }, 60_000);
+
+  it("review3: every report carries the run id the summary names (text and --json)", async () => {
+    const dir = await outDir();
+    const r = await runJson<{ pass: boolean; run_id: string; reports: Report[] }>(["lab", "run", "val07", "--out", dir, "--db", "postgres://proof@127.0.0.1:1/proofs", "--devices", "1", "--seed", "5", "--json"], { timeoutMs: 120_000 });
+    expect(r.code, describeRun(r)).toBe(1);
+    const runId = r.json.run_id;
+    expect(runId).toMatch(/^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$/);
+    const report = JSON.parse(await readFile(join(dir, "val07.json"), "utf8")) as Report;
+    expect({ file: report.run_id, printed: r.json.reports[0]?.run_id }).toEqual({ file: runId, printed: runId });
+    const t = await runCli(["lab", "run", "val07", "--out", dir, "--db", "postgres://proof@127.0.0.1:1/proofs", "--devices", "1", "--seed", "5"], { timeoutMs: 120_000 });
+    const again = JSON.parse(await readFile(join(dir, "val07.json"), "utf8")) as Report;
+    expect(again.run_id).not.toBe(runId);
+    expect(t.stdout).toContain(`run ${again.run_id}: FAIL`);
   }, 120_000);
 });

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { randomInt } from "node:crypto";
 import { resolve } from "node:path";
 import { redactUrl, UsageError } from "../../lib/index.js";
-import { builtSuites, renderReport, runProofs, SUITE_IDS, suiteOf } from "../../proofs/index.js";
+import { builtSuites, newRunId, renderReport, runProofs, SUITE_IDS, suiteOf } from "../../proofs/index.js";
 import type { DbChoice, ProofReport, SuiteId } from "../../proofs/index.js";
 import { action, outcome } from "../run.js";
 import { emit } from "../output.js";
@@ -57,8 +57,8 @@ function commandLine(suite: string, flags: RunFlags, seed: number): string {
   return parts.join(" ");
 }
 
-function renderAll(r: { reports: ProofReport[] }): string {
-  return r.reports.map(renderReport).join("\n\n");
+function renderAll(r: { run_id: string; pass: boolean; reports: ProofReport[] }): string {
+  return [...r.reports.map(renderReport), `run ${r.run_id}: ${r.pass ? "PASS" : "FAIL"} (${r.reports.length} report(s))`].join("\n\n");
 }
 
 export function registerLabRun(lab: Command): void {
@@ -79,7 +79,8 @@ export function registerLabRun(lab: Command): void {
       const ids: SuiteId[] = suite === "all" ? builtSuites() : [suiteOf(suite).id];
       if (ids.length === 0) throw new UsageError("no proof suite is built yet", "this build has none");
       const seed = flags.seed ?? randomInt(0, MAX_SEED);
-      process.stderr.write(`proof seed: ${seed}\n`);
+      const runId = newRunId();
+      process.stderr.write(`proof seed: ${seed}, run ${runId}\n`);
       const quiet = flags.json === true && process.stderr.isTTY !== true;
       const stop = new AbortController();
       const onSignal = (): void => stop.abort();
@@ -87,12 +88,12 @@ export function registerLabRun(lab: Command): void {
       process.once("SIGTERM", onSignal);
       try {
         const reports = await runProofs({
-          suites: ids, outDir: resolve(flags.out), db: flags.db, seed, command: commandLine(suite, flags, seed), signal: stop.signal,
+          suites: ids, runId, outDir: resolve(flags.out), db: flags.db, seed, command: commandLine(suite, flags, seed), signal: stop.signal,
           params: { ...(flags.devices !== undefined ? { devices: flags.devices } : {}), thresholds: flags.threshold },
           log: (line) => void (quiet ? undefined : process.stderr.write(`${line}\n`)),
           ...(process.env.AUTONOMY_TOKEN ? { fallbackToken: process.env.AUTONOMY_TOKEN } : {}),
         });
-        emit({ pass: reports.length === ids.length && reports.every((r) => r.pass), reports }, flags, renderAll);
+        emit({ pass: reports.length === ids.length && reports.every((r) => r.pass), run_id: runId, reports }, flags, renderAll);
         return outcome(reports.length === ids.length && reports.every((r) => r.pass));
       } finally {
         process.removeListener("SIGINT", onSignal);
