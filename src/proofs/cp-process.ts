@@ -112,9 +112,12 @@ class ServeChild implements LaunchedControlPlane {
     if (this.port === 0) this.port = await freePort();
     // The store location goes through the environment (AUTONOMY_DB), never argv: a postgres:// URL may carry a
     // password, and argv is readable by every local user (ps, /proc/<pid>/cmdline); /proc/<pid>/environ is not.
-    const args = [AUTONOMY_BIN, "serve", "--listen", `127.0.0.1:${this.port}`, "--json", "--bootstrap-token-file", this.tokenFile, ...(this.o.args ?? [])];
+    // --exit-with-stdin + a stdin pipe nobody writes to: when this process dies, even by SIGKILL (no exit hook runs),
+    // the kernel closes the pipe and the server shuts down instead of living on as an orphan.
+    const args = [AUTONOMY_BIN, "serve", "--listen", `127.0.0.1:${this.port}`, "--json", "--exit-with-stdin", "--bootstrap-token-file", this.tokenFile, ...(this.o.args ?? [])];
     this.tail = "";
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, AUTONOMY_DB: this.o.db } });
+    const child = spawn(process.execPath, args, { stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, AUTONOMY_DB: this.o.db } });
+    child.stdin?.on("error", () => undefined); // EPIPE once the child is gone: expected
     track(child);
     this.child = child;
     this.pid = child.pid ?? 0;

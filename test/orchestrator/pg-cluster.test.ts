@@ -3,7 +3,8 @@
  * real system binaries, read back with psql (an independent client), and the
  * binary search on fake installation trees.
  */
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { spawn, spawnSync } from "node:child_process";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -71,10 +72,10 @@ describe("findPgBinaries", () => {
 });
 
 needs("postgresql").describe("a throwaway cluster", () => {
-  it("starts on a free loopback port with trust auth and fsync on, psql reads it, stop() removes everything", async () => {
+  it("starts on a free loopback port with a generated scram-sha-256 password and fsync on, psql reads it, stop() removes everything", async () => {
     const pgc = await startPgCluster({ database: "probe" });
     try {
-      expect(pgc.url).toBe(`postgres://postgres@127.0.0.1:${pgc.port}/probe`);
+      expect(pgc.url).toMatch(new RegExp(`^postgres://postgres:[0-9a-f]{36}@127\\.0\\.0\\.1:${pgc.port}/probe$`));
       const settings = psql(pgc, pgc.url, "SELECT current_setting('listen_addresses'), current_setting('fsync'), current_setting('unix_socket_directories'), current_database()");
       expect(settings).toEqual([["127.0.0.1", "on", pgc.dir, "probe"]]);
       // initdb refuses root: as root the data directory belongs to the postgres user.
@@ -93,13 +94,55 @@ needs("postgresql").describe("a throwaway cluster", () => {
   });
 });
 
+needs("postgresql").describe("a throwaway cluster: review3", () => {
+  it("review3: a local user without the generated password cannot connect (no trust auth), not even as superuser over the socket", async () => {
+    const pgc = await startPgCluster({ database: "probe" });
+    try {
+      const noPassword = pgc.url.replace(/:[0-9a-f]{36}@/, "@");
+      const wrong = pgc.url.replace(/:[0-9a-f]{36}@/, ":nottherightpassword@");
+      for (const url of [noPassword, wrong]) {
+        const r = spawnSync(join(pgc.binaries.binDir, "psql"), ["-X", "-w", "-A", "-t", "-d", url, "-c", "SELECT 1"], { encoding: "utf8", env: { ...process.env, PGPASSWORD: undefined, PGCONNECT_TIMEOUT: "10" } });
+        expect({ status: r.status, refused: /password/.test(r.stderr) }).toEqual({ status: 2, refused: true });
+      }
+      const socket = spawnSync(join(pgc.binaries.binDir, "psql"), ["-X", "-w", "-h", pgc.dir, "-p", String(pgc.port), "-U", "postgres", "-d", "probe", "-c", "SELECT 1"], { encoding: "utf8", env: { ...process.env, PGPASSWORD: undefined } });
+      expect(socket.status).toBe(2);
+      expect(psql(pgc, pgc.url, "SELECT 1")).toEqual([["1"]]);
+    } finally {
+      await pgc.stop();
+    }
+  });
+
+  it("review3: a process that started a cluster and is SIGKILLed leaves no server and no directory (the watchdog stops and removes it)", async () => {
+    const script = `import { startPgCluster } from ${JSON.stringify(join(process.cwd(), "src/orchestrator/db/pg-cluster.ts"))};
+const c = await startPgCluster({ database: "orphan" });
+process.stdout.write(c.dir + "\\n");
+setInterval(() => undefined, 1000);`;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const dir = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString("utf8");
+        if (out.includes("\n")) resolve(out.trim());
+      });
+      child.once("exit", () => reject(new Error(`exited before starting a cluster: ${out}`)));
+    });
+    const port = Number((await readFile(join(dir, "data", "postmaster.pid"), "utf8")).split("\n")[3]);
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
+    const deadline = Date.now() + 15_000;
+    while (existsSync(dir) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect({ dir_left: existsSync(dir), refused: await refused(port) }).toEqual({ dir_left: false, refused: true });
+  }, 60_000);
+});
+
 describeDialects("the dual-dialect helper", (db) => {
   it("gives every test a fresh, distinct database", async () => {
     const a = await db.fresh();
     const b = await db.fresh();
     expect(a).not.toBe(b);
     if (db.dialect === "postgres") {
-      expect(a).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/t_/);
+      expect(a).toMatch(/^postgres:\/\/postgres:[0-9a-f]{36}@127\.0\.0\.1:\d+\/t_/);
       expect(psql(db.cluster(), a, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).toEqual([["0"]]);
     } else {
       expect(existsSync(a)).toBe(false);

@@ -7,8 +7,8 @@
  * give exit 1, and Ctrl-C must leave no server and no cluster behind.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -191,4 +191,83 @@ describe("autonomy lab run: stale reports", () => {
     expect(again.run_id).not.toBe(runId);
     expect(t.stdout).toContain(`run ${again.run_id}: FAIL`);
   }, 120_000);
+});
+
+const PG_BIN = "/usr/lib/postgresql/15/bin";
+
+/** The postmaster pid of a cluster dir, if one is running; stops it (it is ours) so nothing outlives the test. */
+function reapCluster(clusterDir: string): number | undefined {
+  const pidFile = join(clusterDir, "data", "postmaster.pid");
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+  let alive = false;
+  try {
+    process.kill(pid, 0);
+    alive = true;
+  } catch {
+    alive = false;
+  }
+  if (alive) spawnSync("su", ["postgres", "-s", "/bin/sh", "-c", `${PG_BIN}/pg_ctl -D '${join(clusterDir, "data")}' -m immediate stop`], { stdio: "ignore" });
+  return alive ? pid : undefined;
+}
+
+needs("postgresql").describe("autonomy lab run: nothing outlives it", () => {
+  it("review3: a second SIGTERM while `lab run --db postgres` cleans up leaves no throwaway PostgreSQL cluster running", async () => {
+    const out = await outDir();
+    const child = spawn(process.execPath, [AUTONOMY_BIN, "lab", "run", "val09", "--out", out, "--db", "postgres", "--devices", "4", "--seed", "7"], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    const clusterDir = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no cluster line: ${stderr}`)), 90_000);
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString("utf8");
+        const m = /throwaway PostgreSQL cluster at (\S+)/.exec(stderr);
+        if (m?.[1] && /autonomy serve pid/.test(stderr)) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+    });
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 50));
+    child.kill("SIGTERM"); // an impatient operator (or a supervisor's stop timeout) sends it again
+    await exited;
+    await new Promise((r) => setTimeout(r, 500));
+    const orphan = reapCluster(clusterDir);
+    const left = existsSync(clusterDir);
+    if (left) spawnSync("rm", ["-rf", clusterDir]);
+    expect({ orphaned_postmaster: orphan, cluster_dir_left: left }).toEqual({ orphaned_postmaster: undefined, cluster_dir_left: false });
+  }, 150_000);
+  it("review3: a lab run killed with SIGKILL (CI timeout, OOM killer) leaves neither its `autonomy serve` child nor its PostgreSQL cluster running", async () => {
+    const out = await outDir();
+    const child = spawn(process.execPath, [AUTONOMY_BIN, "lab", "run", "val09", "--out", out, "--db", "postgres", "--devices", "4", "--seed", "7"], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    const [clusterDir, servePid] = await new Promise<[string, number]>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no cluster line: ${stderr}`)), 90_000);
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString("utf8");
+        const m = /throwaway PostgreSQL cluster at (\S+)/.exec(stderr);
+        const s = /autonomy serve pid ([0-9]+)/.exec(stderr);
+        if (m?.[1] && s?.[1]) {
+          clearTimeout(timer);
+          resolve([m[1], Number(s[1])]);
+        }
+      });
+    });
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    child.kill("SIGKILL");
+    await exited;
+    await new Promise((r) => setTimeout(r, 3000));
+    let serveAlive = false;
+    try {
+      process.kill(servePid, 0);
+      serveAlive = true;
+      process.kill(servePid, "SIGKILL"); // ours: started by this test's lab run
+    } catch {
+      serveAlive = false;
+    }
+    const orphan = reapCluster(clusterDir);
+    if (existsSync(clusterDir)) spawnSync("rm", ["-rf", clusterDir]);
+    expect({ serve_alive: serveAlive, orphaned_postmaster: orphan }).toEqual({ serve_alive: false, orphaned_postmaster: undefined });
+  }, 150_000);
 });

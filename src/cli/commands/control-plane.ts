@@ -30,13 +30,33 @@ interface ServeFlags {
   tlsKey?: string;
   insecureListen?: boolean;
   schedulerInterval?: string;
+  exitWithStdin?: boolean;
   json?: boolean;
+}
+
+/** How long a server whose supervisor is gone (stdin EOF) may take to close before it just exits. */
+const ORPHAN_CLOSE_MS = 2000;
+
+/**
+ * Resolves when stdin reaches end of file: the supervising process that holds the other end of
+ * the pipe is gone (even by SIGKILL, which runs no handler of its own; the kernel closes its end).
+ */
+function stdinClosed(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => resolve();
+    process.stdin.once("end", done);
+    process.stdin.once("close", done);
+    process.stdin.once("error", done);
+    process.stdin.resume();
+  });
 }
 
 /** Serves until SIGINT/SIGTERM, then closes gracefully (in-flight requests finish, the store is closed). */
 async function serve(flags: ServeFlags): Promise<void> {
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
   const log = createLogger({ name: "autonomy.cp", level: "info" });
+  // Watched from the start: a supervisor that dies while the store is still opening must not leave an orphan either.
+  const orphaned = flags.exitWithStdin === true ? stdinClosed() : new Promise<void>(() => undefined);
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) throw new UsageError("--tls-cert and --tls-key come together", "pass both (a PEM certificate and its private key), or neither to serve plain HTTP on loopback");
   const cp = await startControlPlane({
     db: flags.db,
@@ -58,8 +78,14 @@ async function serve(flags: ServeFlags): Promise<void> {
   });
   const ready = { ok: true, url: cp.url, store: cp.store.dialect, db: isPostgresLocation(flags.db) ? redactUrl(flags.db) : flags.db, migrations_applied: cp.migrations.applied, bootstrapped: cp.bootstrapped };
   say(flags.json ? JSON.stringify(ready) : `control plane ready: ${cp.url} (${ready.store} ${ready.db})`);
-  await stopped;
+  const why = await Promise.race([stopped.then(() => "signal" as const), orphaned.then(() => "stdin" as const)]);
+  if (why === "stdin") {
+    say("stdin closed (the supervising process is gone): shutting down");
+    // Nobody waits for this server any more: close gracefully if that is quick, else just go.
+    setTimeout(() => process.exit(1), ORPHAN_CLOSE_MS).unref();
+  }
   await cp.close();
+  if (flags.exitWithStdin === true) process.stdin.destroy();
 }
 
 /** --scheduler-interval: a duration (500ms, 1s, 5s), at least 100 ms. */
@@ -89,6 +115,7 @@ export function registerServe(program: Command): void {
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .option("--insecure-listen", "allow a non-loopback --listen WITHOUT TLS (tokens in clear text; only behind a TLS proxy on the same host)")
     .option("--scheduler-interval <duration>", "how often the rollout scheduler ticks every live plan (e.g. 500ms, 1s)", "1s")
+    .option("--exit-with-stdin", "shut down (as on SIGTERM, at most 2 s) when stdin reaches end of file: for a supervisor that holds a pipe to it (`autonomy lab run`), so the server does not outlive the supervisor even when that is SIGKILLed")
     .option("--json", "machine-readable ready line (stderr)")
     .addHelpText("after", "\nOn a first start (no operator token in the store) an owner token is printed ONCE on stderr. Logs are JSON lines on stderr.\nSIGINT/SIGTERM stop accepting, finish in-flight requests and close the store.")
     .action(action(serve));

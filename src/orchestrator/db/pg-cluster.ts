@@ -7,14 +7,22 @@
  * - initdb refuses to run as root, so as root the data directory is chowned to
  *   the `postgres` system user (Debian's package creates it) and initdb/pg_ctl
  *   run with its uid/gid; otherwise they run as the caller.
- * - Trust authentication, listening on 127.0.0.1 only, on a free port, with the
- *   Unix socket inside the temporary directory (never /var/run/postgresql), and
- *   fsync on (the durability the stores are tested for is the real one).
+ * - scram-sha-256 authentication with a generated password (in the URL only;
+ *   any local user could otherwise connect as superuser while it runs),
+ *   listening on 127.0.0.1 only, on a free port, with the Unix socket inside
+ *   the temporary directory (never /var/run/postgresql), and fsync on (the
+ *   durability the stores are tested for is the real one).
+ * - A watchdog process holds a pipe from this one: when this process dies,
+ *   even by SIGKILL, it stops the server (`-m immediate`) and removes the
+ *   directory (pg_ctl detaches the postmaster, so nothing else would).
  */
 import { spawn, spawnSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
-import { appendFile, chown, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { appendFile, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -152,7 +160,7 @@ function run(cmd: string, args: readonly string[], as: RunAs | undefined, cwd: s
 }
 
 export interface PgCluster {
-  /** `postgres://postgres@127.0.0.1:<port>/<database>` of the database created at start. */
+  /** `postgres://postgres:<password>@127.0.0.1:<port>/<database>` of the database created at start (the password is generated per cluster). */
   readonly url: string;
   readonly port: number;
   readonly binaries: PgBinaries;
@@ -197,25 +205,74 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
   checkName(database);
   const as = runAs();
   const dir = await mkdtemp(join(opts.parentDir ?? tmpdir(), "autonomy-pg-"));
+  const watchdog = armWatchdog(binaries.binDir, dir, as);
+  const password = randomBytes(18).toString("hex");
   try {
-    const port = await initAndStart(binaries.binDir, dir, as);
-    const cluster = makeCluster(binaries, dir, port, as);
+    const port = await initAndStart(binaries.binDir, dir, as, password);
+    const cluster = makeCluster(binaries, dir, port, as, password, watchdog);
     await cluster.createDatabase(database);
     return { ...cluster, url: cluster.urlOf(database) };
   } catch (e) {
-    await stopAndRemove(binaries.binDir, dir, as);
+    await stopAndRemove(binaries.binDir, dir, as, watchdog);
     throw e;
   }
 }
 
-async function initAndStart(binDir: string, dir: string, as: RunAs | undefined): Promise<number> {
+/**
+ * The watchdog: a detached `node -e` child (its own session, so a Ctrl-C or a kill of this process group
+ * does not reach it) reading a pipe from this process. End of file without a "disarm" line first means
+ * this process is gone without stopping the cluster: it stops the server (`-m immediate`) as the user the
+ * server runs as and removes the directory. Inline source, so it runs the same from src/ (tests) and dist/.
+ */
+const WATCHDOG_JS = `
+const { spawnSync } = require("node:child_process");
+const { existsSync, rmSync } = require("node:fs");
+const [pgCtl, dir, data, uid, gid] = process.argv.slice(1);
+let input = "", done = false;
+const as = uid === "" ? {} : { uid: Number(uid), gid: Number(gid) };
+const finish = () => {
+  if (done) return;
+  done = true;
+  if (!input.includes("disarm")) {
+    if (existsSync(data + "/postmaster.pid")) spawnSync(pgCtl, ["-D", data, "-m", "immediate", "-w", "stop"], { cwd: dir, stdio: "ignore", ...as });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  process.exit(0);
+};
+process.stdin.on("data", (b) => { input += String(b); });
+process.stdin.on("end", finish);
+process.stdin.on("close", finish);
+process.stdin.on("error", finish);
+`;
+
+function armWatchdog(binDir: string, dir: string, as: RunAs | undefined): ChildProcess {
+  const args = ["-e", WATCHDOG_JS, join(binDir, "pg_ctl"), dir, join(dir, "data"), as ? String(as.uid) : "", as ? String(as.gid) : ""];
+  const child = spawn(process.execPath, args, { stdio: ["pipe", "ignore", "ignore"], detached: true });
+  child.stdin?.on("error", () => undefined);
+  // Neither the child nor its pipe may keep this process alive: the pipe closing when it exits is the point.
+  child.unref();
+  (child.stdin as Socket | null)?.unref();
+  return child;
+}
+
+/** The cluster was stopped and removed here: the watchdog exits without touching anything. */
+function disarm(watchdog: ChildProcess): void {
+  watchdog.stdin?.end("disarm\n");
+}
+
+async function initAndStart(binDir: string, dir: string, as: RunAs | undefined, password: string): Promise<number> {
   const data = join(dir, "data");
   await mkdir(data, { mode: 0o700 });
+  // The superuser's password reaches initdb through a 0600 file (never argv), removed right after.
+  const pwfile = join(dir, "pwfile");
+  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
   if (as) {
     await chown(dir, as.uid, as.gid);
     await chown(data, as.uid, as.gid);
+    await chown(pwfile, as.uid, as.gid);
   }
-  const init = await run(join(binDir, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"], as, dir);
+  const init = await run(join(binDir, "initdb"), ["-D", data, "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${pwfile}`, "-E", "UTF8", "--locale=C"], as, dir);
+  await rm(pwfile, { force: true });
   if (init.code !== 0) fail("initdb", init);
   // Loopback only: no line in pg_hba.conf matters for other addresses, since the server does not listen there.
   // A port taken between freePort() and the start is retried with another one.
@@ -225,7 +282,7 @@ async function initAndStart(binDir: string, dir: string, as: RunAs | undefined):
     const log = join(dir, "server.log");
     const start = await run(join(binDir, "pg_ctl"), ["-D", data, "-l", log, "-w", "-t", "60", "start"], as, dir);
     if (start.code === 0) {
-      await waitForConnections(dir, port);
+      await waitForConnections(dir, port, password);
       return port;
     }
     const serverLog = await readFile(log, "utf8").catch(() => "");
@@ -244,10 +301,10 @@ async function writeSettings(data: string, dir: string, port: number): Promise<v
 }
 
 /** pg_ctl -w waits for the server; this also proves a TCP client gets in. */
-async function waitForConnections(dir: string, port: number): Promise<void> {
+async function waitForConnections(dir: string, port: number, password: string): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database: "postgres" });
+    const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database: "postgres" });
     try {
       await client.connect();
       await client.query("SELECT 1");
@@ -283,12 +340,12 @@ function track(dir: string, stopNow: () => void): void {
   }
 }
 
-function makeCluster(binaries: PgBinaries, dir: string, port: number, as: RunAs | undefined): Omit<PgCluster, "url"> {
+function makeCluster(binaries: PgBinaries, dir: string, port: number, as: RunAs | undefined, password: string, watchdog: ChildProcess): Omit<PgCluster, "url"> {
   const data = join(dir, "data");
   track(dir, () => {
     spawnSync(join(binaries.binDir, "pg_ctl"), ["-D", data, "-m", "immediate", "stop"], { cwd: dir, stdio: "ignore", ...(as ?? {}) });
   });
-  const urlOf = (name: string): string => `postgres://postgres@127.0.0.1:${port}/${name}`;
+  const urlOf = (name: string): string => `postgres://postgres:${password}@127.0.0.1:${port}/${name}`;
   let stopped: Promise<void> | undefined;
   return {
     port,
@@ -307,16 +364,17 @@ function makeCluster(binaries: PgBinaries, dir: string, port: number, as: RunAs 
       return urlOf(name);
     },
     stop() {
-      stopped ??= stopAndRemove(binaries.binDir, dir, as);
+      stopped ??= stopAndRemove(binaries.binDir, dir, as, watchdog);
       return stopped;
     },
   };
 }
 
-async function stopAndRemove(binDir: string, dir: string, as: RunAs | undefined): Promise<void> {
+async function stopAndRemove(binDir: string, dir: string, as: RunAs | undefined, watchdog: ChildProcess): Promise<void> {
   const data = join(dir, "data");
   const pid = await readFile(join(data, "postmaster.pid"), "utf8").catch(() => undefined);
   if (pid !== undefined) await run(join(binDir, "pg_ctl"), ["-D", data, "-m", "fast", "-w", "stop"], as, dir);
   live.delete(dir);
   await rm(dir, { recursive: true, force: true });
+  disarm(watchdog);
 }
