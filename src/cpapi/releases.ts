@@ -25,6 +25,12 @@ export const PublishReleaseRequest = z.strictObject({
   /** Must equal the statement's channel (a mismatch is a 400, not a silent re-channel). */
   channel: Channel,
   notes: z.string().max(4096).default(""),
+  /**
+   * A standby release: stored, listed and conflict-checked like any other, but never answered as the channel's
+   * `latest` (to operators or unassigned nodes). It is a rollout's rollback target (docs/rollouts.md): the
+   * previous content re-signed above the plan's release, reaching nodes only through rollback assignments.
+   */
+  standby: z.boolean().default(false),
 });
 export type PublishReleaseRequest = z.infer<typeof PublishReleaseRequest>;
 
@@ -48,6 +54,8 @@ export const Release = z.looseObject({
   published_by: z.string(),
   /** When an owner withdrew it (POST /v1/releases/{id}/withdraw): latest skips it; null while live. */
   withdrawn_at: Timestamp.nullable().optional(),
+  /** Published with `standby: true`: never the channel's latest, a rollback target only (absent from older servers: false). */
+  standby: z.boolean().default(false),
 });
 export type Release = z.infer<typeof Release>;
 

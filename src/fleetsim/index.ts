@@ -18,3 +18,5 @@ export type { FleetTrust, Verdict } from "./verify.js";
 export { VirtualDevice } from "./device.js";
 export type { Behaviour, DeviceConfig, DeviceStage } from "./device.js";
 export { DECISION_EVENT_TYPE, TOOL_RESULT_EVENT_TYPE } from "./events.js";
+export { syntheticReleaseContent } from "./content.js";
+export { Traffic } from "./stats.js";

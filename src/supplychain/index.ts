@@ -15,3 +15,5 @@ export {
 export type { ReleasePredicate, ReleaseStatement } from "./statement.js";
 export { rollbackRelease } from "./rollback.js";
 export type { RollbackOptions, RollbackResult, RestoredRelease } from "./rollback.js";
+export { signRollbackTrio } from "./trio.js";
+export type { ReleaseContent, RollbackTrio, RollbackTrioOptions, SignedReleaseStatement } from "./trio.js";

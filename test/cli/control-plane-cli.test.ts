@@ -85,6 +85,22 @@ describeDialects("autonomy serve and its clients", (db) => {
     expect(shownRel.stdout).toContain("seq 7");
     expect(shownRel.stdout).toContain("notes: seven");
 
+    // --standby: stored and listed as standby (a rollback target), never the channel's latest; the same
+    // statement published again without it is refused naming `standby`.
+    const standbyFile = join(dir, "statement-8.json");
+    await writeFile(standbyFile, JSON.stringify(signStatement(samplePredicate(8), [key]).envelope));
+    const publishStandby = ["release", "publish", "--statement", standbyFile, "--image", "registry.example/team/agent:8", "--standby"];
+    const standby = await runJson<{ release: { release_id: string; standby: boolean } }>([...publishStandby, "--json"], { env });
+    expect(standby.code, describeRun(standby)).toBe(0);
+    expect(standby.json.release.standby).toBe(true);
+    const plain = await runCli(["release", "list"], { env });
+    expect(plain.stdout).toMatch(new RegExp(`${standby.json.release.release_id} .*STANDBY`));
+    expect(plain.stdout).not.toMatch(new RegExp(`${id} .*STANDBY`));
+    const flipped = await runCli(publishStandby.filter((a) => a !== "--standby"), { env });
+    expect(flipped.code).not.toBe(0);
+    expect(flipped.stderr).toMatch(/RELEASE_CONFLICT|standby/);
+    expect(flipped.stderr).toContain("standby");
+
     const missing = await runCli(["release", "show", "rel-0000000000000000"], { env });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/RELEASE_NOT_FOUND|no release/);

@@ -17,6 +17,8 @@ import { runCli, runJson } from "../helpers/cli.js";
 
 const REL_OLD = "rel-00000000000000c0";
 const REL_NEW = "rel-00000000000000c1";
+/** The rollback target: REL_OLD's content re-signed above REL_NEW, standby (docs/rollouts.md). */
+const REL_BACK = "rel-00000000000000c2";
 
 const flags = (over: Partial<PlanFlags> = {}): PlanFlags => ({
   release: REL_NEW, previous: REL_OLD, selector: ["site=a"], maxConcurrency: "5", batches: "10%,50%,100%", failureBudget: "2", stuckTimeout: "10m",
@@ -59,9 +61,16 @@ describe("autonomy rollout (built CLI)", () => {
     const url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
     await putRelease(cp.store, REL_OLD, 1);
     await putRelease(cp.store, REL_NEW, 2);
+    await putRelease(cp.store, REL_BACK, 3, { standby: true });
     for (let i = 0; i < 4; i++) await enrollNode(cp, `edge-${i}`, { site: "a" });
     const env = { AUTONOMY_SERVER: url, AUTONOMY_TOKEN: cp.owner };
-    const created = await runJson<{ ok: boolean; rollout: Rollout }>(["rollout", "create", "--release", REL_NEW, "--previous", REL_OLD, "--selector", "site=a", "--max-concurrency", "2", "--batches", "1,100%", "--approval", "--failure-budget", "1", "--stuck-timeout", "2m", "--json"], { env });
+    // A rollback to the lower sequence is refused with the server's code, its field and how to make one.
+    const refused = await runJson(["rollout", "create", "--release", REL_NEW, "--previous", REL_OLD, "--selector", "site=a", "--batches", "100%", "--json"], { env });
+    expect(refused.code).not.toBe(0);
+    expect(JSON.stringify(refused.json)).toContain("ROLLOUT_ROLLBACK_UNREACHABLE");
+    expect(refused.stderr).toMatch(/previous_release_id/);
+    expect(refused.stderr).toMatch(/autonomy release rollback/);
+    const created = await runJson<{ ok: boolean; rollout: Rollout }>(["rollout", "create", "--release", REL_NEW, "--previous", REL_BACK, "--selector", "site=a", "--max-concurrency", "2", "--batches", "1,100%", "--approval", "--failure-budget", "1", "--stuck-timeout", "2m", "--json"], { env });
     expect(created.code, created.stderr).toBe(0);
     const plan = created.json.rollout;
     expect(plan).toMatchObject({ phase: "active", stuck_timeout_seconds: 120, counters: { members: 4 } });
@@ -69,7 +78,7 @@ describe("autonomy rollout (built CLI)", () => {
 
     const status = await runCli(["rollout", "status", plan.plan_id], { env });
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain(`plan ${plan.plan_id}  ACTIVE  ${REL_OLD} → ${REL_NEW}`);
+    expect(status.stdout).toContain(`plan ${plan.plan_id}  ACTIVE  ${REL_BACK} → ${REL_NEW}`);
     expect(status.stdout).toMatch(/batch-1 +\[\.+\] 0\/1/);
     expect(status.stdout).toContain("nodes: 4 members  pending 4");
 
@@ -95,9 +104,10 @@ describe("autonomy rollout (built CLI)", () => {
     const url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
     await putRelease(cp.store, REL_OLD, 1);
     await putRelease(cp.store, REL_NEW, 2);
+    await putRelease(cp.store, REL_BACK, 3, { standby: true });
     await enrollNode(cp, "edge-0", { site: "a" });
     const env = { AUTONOMY_SERVER: url, AUTONOMY_TOKEN: cp.owner };
-    const plan = (await runJson<{ rollout: Rollout }>(["rollout", "create", "--release", REL_NEW, "--previous", REL_OLD, "--nodes", "edge-0", "--batches", "100%", "--json"], { env })).json.rollout;
+    const plan = (await runJson<{ rollout: Rollout }>(["rollout", "create", "--release", REL_NEW, "--previous", REL_BACK, "--nodes", "edge-0", "--batches", "100%", "--json"], { env })).json.rollout;
     const watching = runCli(["rollout", "status", plan.plan_id, "--watch", "--interval", "100ms"], { env, timeoutMs: 20_000 });
     await new Promise((r) => setTimeout(r, 1500));
     await runCli(["rollout", "abort", plan.plan_id], { env });

@@ -22,14 +22,17 @@ export async function enrollNode(cp: TestCp, nodeId: string, labels: Labels = {}
   return e.json<{ credential: string }>().credential;
 }
 
-/** A release row as the releases area stores it (the ack tests need one to exist; they do not test publishing). */
-export async function putRelease(store: Store, releaseId: string, sequence = 1): Promise<void> {
+/**
+ * A release row as the releases area stores it (the ack tests need one to exist; they do not test publishing).
+ * `standby`: a rollback target (never the channel's latest), as `POST /v1/releases {"standby": true}` stores it.
+ */
+export async function putRelease(store: Store, releaseId: string, sequence = 1, opts: { standby?: boolean; channel?: string } = {}): Promise<void> {
   const d = (c: string): string => `sha256:${c.repeat(64)}`;
   await store.db
     .insertInto("releases")
     .values({
       release_id: releaseId,
-      channel: "stable",
+      channel: opts.channel ?? "stable",
       sequence,
       statement_digest: d("a"),
       image: "oci:/x:1",
@@ -44,6 +47,8 @@ export async function putRelease(store: Store, releaseId: string, sequence = 1):
       expires_at: "2027-12-05T09:00:00.000Z",
       published_at: "2026-12-05T09:00:00.000Z",
       published_by: "test",
+      withdrawn_at: null,
+      standby: opts.standby === true ? 1 : 0,
     })
     .execute();
 }

@@ -122,6 +122,6 @@ export async function releaseRecord(rel: MadeRelease, overrides: Partial<Release
     channel: p.channel, sequence: p.sequence, image: formatReference(rel.ref), image_digest: rel.digest,
     repository: p.repository, lock_digest: p.lock.digest, lock_fingerprint: p.lock.behavioral_fingerprint, bundle_digest: p.policy_bundle.digest,
     statement: JSON.parse(Buffer.from(envelopeBytes).toString("utf8")) as Release["statement"], notes: "", issued_at: p.issued_at, expires_at: p.expires_at,
-    published_at: now, published_by: "test", ...overrides,
+    published_at: now, published_by: "test", standby: false, ...overrides,
   };
 }

@@ -115,6 +115,50 @@ describeDialects("releases", (db) => {
     });
   }
 
+  it("standby: stored, listed and shown with standby true, but never the channel's latest — for operators, for unassigned nodes, through the cache and its ETag", async () => {
+    const cp = await cpOn({ latestCacheMs: 60_000 });
+    const node = await cp.enroll("edge-standby");
+    const live = (await publish(cp, body(predicate(1)))).json<{ release_id: string; standby: boolean }>();
+    expect(live.standby).toBe(false);
+    const latest = async (token: string, etag?: string) => cp.app.inject({ url: "/v1/releases/latest?channel=stable", headers: { ...bearer(token), ...(etag ? { "if-none-match": etag } : {}) } });
+    // Both caches filled with the live release before the standby one arrives.
+    expect((await latest(cp.owner)).headers.etag).toBe(`"${live.release_id}"`);
+    expect((await latest(node)).headers.etag).toBe(`"${live.release_id}"`);
+    const sb = await publish(cp, body(predicate(5), { standby: true }));
+    expect(sb.statusCode, sb.body).toBe(201);
+    const standby = sb.json<{ release_id: string; standby: boolean; sequence: number }>();
+    expect(standby).toMatchObject({ standby: true, sequence: 5 });
+    for (const token of [cp.owner, node]) {
+      const r = await latest(token);
+      expect(r.json<{ release_id: string }>().release_id).toBe(live.release_id);
+      expect((await latest(token, `"${live.release_id}"`)).statusCode).toBe(304);
+    }
+    const page = (await cp.app.inject({ url: "/v1/releases?channel=stable", headers: bearer(cp.owner) })).json<{ releases: Array<{ release_id: string; standby: boolean }> }>();
+    expect(page.releases.map((r) => [r.release_id, r.standby])).toEqual([[standby.release_id, true], [live.release_id, false]]);
+    expect((await cp.app.inject({ url: `/v1/releases/${standby.release_id}`, headers: bearer(cp.owner) })).json()).toMatchObject({ standby: true });
+    // A later live release is the latest again (the standby one below or above it never is).
+    const next = (await publish(cp, body(predicate(6)))).json<{ release_id: string }>();
+    expect((await latest(node)).json<{ release_id: string }>().release_id).toBe(next.release_id);
+  });
+
+  it("standby is part of what was published: the same statement again with the other standby value is 409 RELEASE_CONFLICT naming standby, nothing changes; another statement at a standby's sequence is equivocation as always", async () => {
+    const cp = await cpOn();
+    const b = body(predicate(4), { standby: true });
+    expect((await publish(cp, b)).statusCode).toBe(201);
+    expect((await publish(cp, b)).statusCode).toBe(200);
+    const flipped = await publish(cp, { ...b, standby: false });
+    expect(flipped.statusCode).toBe(409);
+    expect(flipped.json()).toMatchObject({ code: "RELEASE_CONFLICT" });
+    expect(flipped.json<{ detail: string }>().detail).toMatch(/^standby: /);
+    const stored = (await cp.app.inject({ url: "/v1/releases", headers: bearer(cp.owner) })).json<{ releases: Array<{ standby: boolean }> }>();
+    expect(stored.releases.map((r) => r.standby)).toEqual([true]);
+    const other = await publish(cp, body(predicate(4, { lock: { digest: fakeDigest("9"), size: 1, behavioral_fingerprint: `blake3:${"d".repeat(64)}` } }), { standby: true }));
+    expect(other.statusCode).toBe(409);
+    expect(other.json()).toMatchObject({ code: "RELEASE_CONFLICT" });
+    expect(await countRows(cp.store, "releases")).toBe(1);
+    expect((await cp.app.inject({ url: "/v1/releases/latest?channel=stable", headers: bearer(cp.owner) })).statusCode).toBe(404);
+  });
+
   it("a node credential polls latest (release:read) and gets the 304 too", async () => {
     const cp = await cpOn();
     const cred = await cp.enroll("edge-1");

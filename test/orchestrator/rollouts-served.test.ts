@@ -15,11 +15,13 @@ import { describeDialects } from "../helpers/databases.js";
 
 const REL_OLD = "rel-00000000000000a0";
 const REL_NEW = "rel-00000000000000a1";
+/** The rollback target: REL_OLD's content re-signed at sequence 3, above REL_NEW, published standby (docs/rollouts.md). */
+const REL_BACK = "rel-00000000000000a2";
 
 function planBody(over: Partial<CreateRolloutInput> = {}): CreateRolloutInput {
   return {
     release_id: REL_NEW,
-    previous_release_id: REL_OLD,
+    previous_release_id: REL_BACK,
     target: { selector: { site: "a" } },
     max_concurrency: 2,
     stages: [
@@ -40,12 +42,13 @@ describeDialects("rollouts served", (db) => {
     cp = undefined;
   });
 
-  /** A control plane with REL_OLD (seq 1) and REL_NEW (seq 2, the channel's latest) and `n` nodes on REL_OLD. */
+  /** A control plane with REL_OLD (seq 1), REL_NEW (seq 2, the channel's latest), REL_BACK (seq 3, standby) and `n` nodes on REL_OLD. */
   async function fleet(n: number): Promise<{ c: TestCp; nodes: SimNode[]; via: Via }> {
     const c = await openTestCp({ location: await db.fresh() });
     cp = c;
     await putRelease(c.store, REL_OLD, 1);
     await putRelease(c.store, REL_NEW, 2);
+    await putRelease(c.store, REL_BACK, 3, { standby: true });
     const via: Via = async (r) => {
       const res = await c.app.inject({ method: r.method, url: r.url, headers: { ...bearer(r.token), ...(r.headers ?? {}) }, ...(r.body !== undefined ? { payload: r.body as object } : {}) });
       return { status: res.statusCode, etag: res.headers.etag, json: res.body ? (JSON.parse(res.body) as unknown) : undefined };
@@ -98,7 +101,7 @@ describeDialects("rollouts served", (db) => {
     // Pinned at creation: every member keeps REL_OLD, though the channel's latest is REL_NEW.
     expect(Object.values(await assignments(c))).toEqual(Array(5).fill(REL_OLD));
     for (const n of nodes) expect(await n.step()).toBe(REL_OLD);
-    // The operator still sees the channel's latest.
+    // The operator still sees the channel's latest: REL_NEW, not the standby REL_BACK above it.
     expect((await op(c, "GET", "/v1/releases/latest?channel=stable")).json<{ release_id: string }>().release_id).toBe(REL_NEW);
     let p = await round(c, nodes, plan.plan_id, 2);
     expect(Object.values(await assignments(c)).filter((r) => r === REL_NEW)).toHaveLength(1);
@@ -110,7 +113,7 @@ describeDialects("rollouts served", (db) => {
     expect(nodes.map((n) => n.running)).toEqual(Array(5).fill(REL_NEW));
   });
 
-  it("failures past the budget roll the plan back by itself: assignments return to the previous release and the nodes go back", async () => {
+  it("failures past the budget roll the plan back by itself: assignments move to the rollback target (standby, above the plan's release) and the nodes go there", async () => {
     const { c, nodes } = await fleet(4);
     for (const n of nodes) n.mode = "fail";
     nodes[0]!.mode = "ok";
@@ -119,10 +122,20 @@ describeDialects("rollouts served", (db) => {
     for (let i = 0; i < 6 && p.phase !== "rolling_back" && p.phase !== "rolled_back"; i++) p = await round(c, nodes, plan.plan_id, 2);
     expect(["rolling_back", "rolled_back"]).toContain(p.phase);
     expect(p.reason).toMatch(/failure budget spent/);
-    expect(Object.values(await assignments(c))).toEqual(Array(4).fill(REL_OLD));
+    // Every node the plan started is sent to the rollback target; the ones never started stay pinned where they were.
+    const sentBack = p.nodes.filter((n) => n.state === "rolled_back").map((n) => n.node_id);
+    expect(sentBack.length).toBeGreaterThanOrEqual(2);
+    const assigned = await assignments(c);
+    for (const n of nodes) expect(assigned[n.nodeId], n.nodeId).toBe(sentBack.includes(n.nodeId) ? REL_BACK : REL_OLD);
+    // The failures were the candidate's own: repaired and restarted (polling afresh), the failing nodes take the
+    // rollback target (the old content at a higher sequence), including one that already tried it in mode fail.
+    for (const n of nodes) {
+      if (n.mode === "fail") n.etag = undefined;
+      n.mode = "ok";
+    }
     for (let i = 0; i < 3 && p.phase !== "rolled_back"; i++) p = await round(c, nodes, plan.plan_id, 2);
     expect(p.phase, p.reason).toBe("rolled_back");
-    expect(nodes.map((n) => n.running)).toEqual(Array(4).fill(REL_OLD));
+    expect(nodes.map((n) => n.running)).toEqual(nodes.map((n) => (sentBack.includes(n.nodeId) ? REL_BACK : REL_OLD)));
   });
 
   it("a hanging node becomes stuck (listed by /v1/rollouts/stuck), recover retry starts it again and it completes; recover rollback sends it back", async () => {
@@ -156,7 +169,10 @@ describeDialects("rollouts served", (db) => {
     expect((await round(c2, n2, plan2.plan_id, 2)).counters.stuck).toBe(1);
     const rb = await op(c2, "POST", `/v1/rollouts/${plan2.plan_id}/recover`, { strategy: "rollback" });
     expect(rb.json<Rollout>().phase).toBe("rolling_back");
-    expect(Object.values(await assignments(c2))).toEqual([REL_OLD, REL_OLD]);
+    expect(Object.values(await assignments(c2))).toEqual([REL_BACK, REL_BACK]);
+    // The hung node is restarted (its watchdog) and takes the rollback target like the other one.
+    n2[1]!.mode = "ok";
+    n2[1]!.etag = undefined;
     let q = await get(c2, plan2.plan_id);
     for (let i = 0; i < 3 && q.phase !== "rolled_back"; i++) q = await round(c2, n2, plan2.plan_id, 2);
     expect(q.phase, q.reason).toBe("rolled_back");
@@ -232,6 +248,35 @@ describeDialects("rollouts served", (db) => {
     expect(await assignments(c)).toEqual({});
   });
 
+  it("attack: a rollback target nodes could never take — a lower sequence, unknown, withdrawn, on another channel — is 422 ROLLOUT_ROLLBACK_UNREACHABLE naming previous_release_id, with the hint; nothing written", async () => {
+    const { c } = await fleet(2);
+    const REL_SAME_SEQ = "rel-00000000000000a3";
+    const REL_WITHDRAWN = "rel-00000000000000a4";
+    const REL_BETA = "rel-00000000000000a5";
+    await putRelease(c.store, REL_SAME_SEQ, 2, { standby: true, channel: "edge" });
+    await putRelease(c.store, REL_WITHDRAWN, 4, { standby: true });
+    await c.store.db.updateTable("releases").set({ withdrawn_at: "2026-12-05T09:30:00.000Z" }).where("release_id", "=", REL_WITHDRAWN).execute();
+    await putRelease(c.store, REL_BETA, 5, { standby: true, channel: "beta" });
+    const cases: Array<[string, RegExp]> = [
+      [REL_OLD, /sequence 1, not above the plan's release rel-00000000000000a1 \(sequence 2\)/],
+      ["rel-00000000000000ee", /no published release rel-00000000000000ee/],
+      [REL_WITHDRAWN, /was withdrawn/],
+      [REL_BETA, /on channel beta/],
+      [REL_SAME_SEQ, /on channel edge/],
+    ];
+    for (const [prev, why] of cases) {
+      const r = await op(c, "POST", "/v1/rollouts", planBody({ previous_release_id: prev }));
+      expectProblem(r, 422, "ROLLOUT_ROLLBACK_UNREACHABLE", "previous_release_id");
+      expect(r.json<{ detail: string }>().detail).toMatch(why);
+      expect(r.json<{ hint: string }>().hint).toMatch(/autonomy release rollback .*--sequence N.*--standby/);
+    }
+    expect(await c.store.db.selectFrom("rollout_plans").select("plan_id").execute()).toEqual([]);
+    expect(await assignments(c)).toEqual({});
+    // The engine's own checks still come first where they apply; null stays allowed (no rollback at all).
+    expectProblem(await op(c, "POST", "/v1/rollouts", planBody({ previous_release_id: REL_NEW })), 400, "ROLLOUT_PLAN_INVALID", "previous_release_id");
+    expect((await op(c, "POST", "/v1/rollouts", planBody({ previous_release_id: null }))).statusCode).toBe(201);
+  });
+
   it("a behaviour gate fed by ingested events: a cohort denying 10x more than the rest stops the rollout and rolls it back", async () => {
     const { c, nodes } = await fleet(4);
     // Two nodes outside the plan (site b) on the old release: "the rest" of the comparison.
@@ -257,7 +302,10 @@ describeDialects("rollouts served", (db) => {
     p = await round(c, nodes, plan.plan_id, 2);
     expect(p.phase, p.reason).toMatch(/rolling_back|rolled_back/);
     expect(p.reason).toMatch(/behaviour gate failed: policy deny rate 0.5 in the cohort \(20 decisions\) vs 0.05 in the rest \(40\)/);
-    expect(Object.values(await assignments(c)).every((r) => r === REL_OLD)).toBe(true);
+    // The canary goes to the rollback target; the nodes never started stay pinned where they were.
+    const after = await assignments(c);
+    expect(canary.map((id) => after[id])).toEqual([REL_BACK, REL_BACK]);
+    expect(Object.entries(after).filter(([id]) => !canary.includes(id)).map(([, r]) => r)).toEqual([REL_OLD, REL_OLD]);
   });
 
   it("late joiners: a node enrolled after creation that matches the selector joins the next batch (include_next_batch), is assigned and rolled out", async () => {

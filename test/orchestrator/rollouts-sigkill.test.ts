@@ -24,6 +24,8 @@ import { describeDialects } from "../helpers/databases.js";
 
 const REL_OLD = "rel-00000000000000b0";
 const REL_NEW = "rel-00000000000000b1";
+/** The rollback target: REL_OLD's content re-signed above REL_NEW, standby (docs/rollouts.md). */
+const REL_BACK = "rel-00000000000000b2";
 
 interface Served {
   child: ChildProcess;
@@ -89,6 +91,7 @@ describeDialects("rollout scheduler across SIGKILL", (db) => {
     const store = await openStore(location);
     await putRelease(store, REL_OLD, 1);
     await putRelease(store, REL_NEW, 2);
+    await putRelease(store, REL_BACK, 3, { standby: true });
     const base = { url: s.url };
     const owner = new CpClient({ baseUrl: s.url, token: (await readFile(tokenFile, "utf8")).trim() });
     const nodes: SimNode[] = [];
@@ -100,7 +103,7 @@ describeDialects("rollout scheduler across SIGKILL", (db) => {
       await n.heartbeat();
       nodes.push(n);
     }
-    const plan = await owner.createRollout({ release_id: REL_NEW, previous_release_id: REL_OLD, target: { nodes: nodes.map((n) => n.nodeId) }, max_concurrency: 1, stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore" });
+    const plan = await owner.createRollout({ release_id: REL_NEW, previous_release_id: REL_BACK, target: { nodes: nodes.map((n) => n.nodeId) }, max_concurrency: 1, stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore" });
     // Run until two nodes succeeded and the scheduler has started a third (in flight: assigned, not yet acked).
     await until("two nodes done and a third in flight", async () => {
       const p = await owner.getRollout(plan.plan_id);

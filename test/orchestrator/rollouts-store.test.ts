@@ -17,6 +17,8 @@ import { describeDialects } from "../helpers/databases.js";
 
 const REL_OLD = "rel-00000000000000d0";
 const REL_NEW = "rel-00000000000000d1";
+/** The rollback target: REL_OLD's content re-signed above REL_NEW, standby (docs/rollouts.md). */
+const REL_BACK = "rel-00000000000000d2";
 
 describeDialects("rollouts store", (db) => {
   const open: TestCp[] = [];
@@ -32,6 +34,7 @@ describeDialects("rollouts store", (db) => {
     if (location === undefined) {
       await putRelease(c.store, REL_OLD, 1);
       await putRelease(c.store, REL_NEW, 2);
+      await putRelease(c.store, REL_BACK, 3, { standby: true });
       for (let i = 0; i < n; i++) creds.push(await enrollNode(c, `edge-${i}`));
     }
     return { c, location: loc, creds };
@@ -40,7 +43,7 @@ describeDialects("rollouts store", (db) => {
   const create = async (c: TestCp, n: number, max: number): Promise<Rollout> => {
     const r = await c.app.inject({
       method: "POST", url: "/v1/rollouts", headers: bearer(c.owner),
-      payload: { release_id: REL_NEW, previous_release_id: REL_OLD, target: { nodes: Array.from({ length: n }, (_, i) => `edge-${i}`) }, max_concurrency: max, stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore" },
+      payload: { release_id: REL_NEW, previous_release_id: REL_BACK, target: { nodes: Array.from({ length: n }, (_, i) => `edge-${i}`) }, max_concurrency: max, stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore" },
     });
     expect(r.statusCode, r.body).toBe(201);
     return r.json<Rollout>();
@@ -105,7 +108,7 @@ describeDialects("rollouts store", (db) => {
     const poll = async (c: TestCp): Promise<string> => (await c.app.inject({ method: "GET", url: "/v1/releases/latest?channel=stable", headers: bearer(creds[0] ?? "") })).json<{ release_id: string }>().release_id;
     expect(await poll(a)).toBe(REL_NEW);
     expect(await poll(b)).toBe(REL_NEW);
-    await create(a, 1, 1); // pins edge-0 to the previous release
+    await create(a, 1, 1); // pins edge-0 (it runs nothing yet) to the channel's release below the plan's, never to the standby rollback target
     expect(await poll(a)).toBe(REL_OLD);
     expect(await poll(b)).toBe(REL_NEW); // b's cache (TTL 60 s) has not expired
     b.clock.advance(60_001);

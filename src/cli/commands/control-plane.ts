@@ -153,7 +153,8 @@ export function registerToken(program: Command): void {
 }
 
 function releaseLine(r: Release): string {
-  return `${r.release_id}  ${r.channel}  seq ${r.sequence}  ${r.image}  published ${r.published_at} by ${r.published_by}`;
+  const marks = [r.standby ? "STANDBY" : "", r.withdrawn_at ? `WITHDRAWN ${r.withdrawn_at}` : ""].filter((m) => m !== "");
+  return `${r.release_id}  ${r.channel}  seq ${r.sequence}  ${r.image}  published ${r.published_at} by ${r.published_by}${marks.map((m) => `  ${m}`).join("")}`;
 }
 
 function releaseText(r: Release): string {
@@ -164,6 +165,7 @@ function releaseText(r: Release): string {
     `  policy bundle ${r.bundle_digest}`,
     `  valid ${r.issued_at} → ${r.expires_at}`,
     ...(r.notes ? [`  notes: ${r.notes}`] : []),
+    ...(r.standby ? ["  standby: never the channel's latest; reaches nodes only as a rollout's rollback target"] : []),
     "  advisory: nodes verify the statement, lock and bundle themselves before activating",
   ].join("\n");
 }
@@ -176,6 +178,7 @@ interface PublishFlags extends ClientFlags {
   repository?: string;
   channel?: string;
   notes: string;
+  standby?: boolean;
   plainHttp?: boolean;
 }
 
@@ -216,11 +219,12 @@ export function registerReleaseControlPlane(release: Command): void {
       .option("--repository <host/path>", "with --from-image: the signed identity (default: the image's repository; required for oci: refs)")
       .option("--channel <name>", "the statement's channel (default: read from the statement)")
       .option("--notes <text>", "release notes", "")
+      .option("--standby", "publish as a standby release: never the channel's latest, only a rollout's rollback target (the previous content re-signed above the plan's release with `autonomy release rollback`)")
       .option("--plain-http", "with --from-image: talk HTTP to the registry (loopback test registries)"),
   ).action(action(async (flags: PublishFlags) => {
     const input = await publishInput(flags);
     const channel = flags.channel ?? input.channel ?? channelOf(input.envelope) ?? DEFAULT_CHANNEL;
-    const r = await clientOf(flags).publishRelease({ statement: input.envelope as Release["statement"], image: input.image, channel, notes: flags.notes });
+    const r = await clientOf(flags).publishRelease({ statement: input.envelope as Release["statement"], image: input.image, channel, notes: flags.notes, standby: flags.standby === true });
     emit({ ok: true, release: r }, flags, (x) => `published ${releaseLine(x.release)}`);
   }));
   withClientFlags(

@@ -66,7 +66,7 @@ export function registerRollout(program: Command): void {
       .command("create")
       .description("create a rollout plan (membership frozen now from the enrolled nodes); the server's scheduler starts it at once")
       .requiredOption("--release <id>", "the release to roll out")
-      .requiredOption("--previous <id|none>", "where a rollback sends nodes (none: a spent budget fails the plan instead)")
+      .requiredOption("--previous <id|none>", "where a rollback sends nodes: the previous content re-signed ABOVE --release's sequence (`autonomy release rollback`, published with `release publish --standby`), since nodes refuse lower sequences; none: a spent budget fails the plan instead")
       .option("--selector <key=value>", "target nodes with this label; repeat for AND", collect, [])
       .option("--nodes <a,b,…>", "target exactly these node ids")
       .option("--max-concurrency <n>", "most nodes updating at once", "10")
@@ -113,7 +113,7 @@ export function registerRollout(program: Command): void {
   command("pause", "stop starting nodes (started ones go on); resume continues", (c, id, r) => c.pauseRollout(id, r));
   command("resume", "continue a paused plan", (c, id, r) => c.resumeRollout(id, r));
   command("abort", "cancel the plan (terminal): nodes not started are skipped, started ones keep what they have", (c, id, r) => c.cancelRollout(id, r));
-  command("rollback", "send every node the plan started back to the previous release", (c, id, r) => c.rollbackRollout(id, r));
+  command("rollback", "send every node the plan started to the plan's rollback target (the previous content at a higher sequence)", (c, id, r) => c.rollbackRollout(id, r));
   withClient(
     rollout
       .command("recover <plan-id>")

@@ -14,6 +14,7 @@ import type { PlanState, Transition } from "../rollouts/index.js";
 import { jsonSchemaOf } from "../validation.js";
 import { AssignmentCache } from "./assignments.js";
 import { fleetOf, observe } from "./observe.js";
+import { baseReleaseOf, checkRollbackTarget } from "./rollback-target.js";
 import { RolloutScheduler } from "./scheduler.js";
 import { insertPlan, listPlans, livePlanIds, notFound, pinOf, readPlan, stepInTx, stepPlan } from "./store.js";
 
@@ -52,16 +53,17 @@ function decodeCursor(cursor: string): { c: string; p: string } {
 
 /**
  * Pins at creation: every member keeps the release it runs now (its
- * heartbeat's release_id, else the plan's previous_release_id), so a node
- * whose batch has not started does not jump to the channel's newer latest.
+ * heartbeat's release_id, else the channel's release below the plan's), so a
+ * node whose batch has not started does not jump to the channel's newer latest.
  */
 async function pinsOf(db: Kysely<Database>, state: PlanState): Promise<Map<string, string>> {
   const members = new Set(state.nodes.map((n) => n.node_id));
   const rows = await db.selectFrom("nodes").select(["node_id", "release_id"]).execute();
+  const base = await baseReleaseOf(db, state.release_id);
   const pins = new Map<string, string>();
   for (const r of rows) {
     if (!members.has(r.node_id)) continue;
-    const pin = pinOf(r.release_id, state);
+    const pin = pinOf(r.release_id, base);
     if (pin !== null) pins.set(r.node_id, pin);
   }
   return pins;
@@ -136,6 +138,7 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
         const body = req.body;
         const ids = [body.release_id, ...(body.previous_release_id !== null ? [body.previous_release_id] : [])];
         const known = await knownReleases(store.db, ids);
+        await checkRollbackTarget(store.db, body);
         const state = createPlan({ plan_id: `plan-${randomBytes(8).toString("hex")}`, request: body, fleet: await fleetOf(store.db), releaseExists: (id) => known.has(id), now: now() });
         const pins = await pinsOf(store.db, state);
         await withStoreErrors(reply, "the plan", () => insertPlan(store, state, pins));

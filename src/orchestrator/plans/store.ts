@@ -5,6 +5,7 @@ import type { Database } from "../db/schema.js";
 import { withWriteTransaction } from "../db/write-lock.js";
 import { OrchestratorError } from "../errors.js";
 import { RolloutError, parsePlanState } from "../rollouts/index.js";
+import { baseReleaseOf } from "./rollback-target.js";
 import type { Effect, PlanState } from "../rollouts/index.js";
 
 /**
@@ -67,9 +68,15 @@ export async function assign(tx: Kysely<Database>, nodeId: string, releaseId: st
     .execute();
 }
 
-/** Where a member waits until the plan starts it: the release it runs now (heartbeat), else the plan's previous release. */
-export function pinOf(current: string | null, state: PlanState): string | null {
-  return current ?? state.previous_release_id;
+/**
+ * Where a member waits until the plan starts it: the release it runs now
+ * (heartbeat), else the channel's release below the plan's ({@link baseReleaseOf}).
+ * Never the plan's previous release: under the rollback-release model it is
+ * ABOVE the plan's release, and a node pinned there would refuse the plan's
+ * release when its batch starts.
+ */
+export function pinOf(current: string | null, base: string | null): string | null {
+  return current ?? base;
 }
 
 /**
@@ -86,7 +93,7 @@ export async function applyEffects(tx: Kysely<Database>, state: PlanState, effec
       changed = true;
     } else if (e.kind === "late_joiner" && e.action === "included") {
       const node = await tx.selectFrom("nodes").select("release_id").where("node_id", "=", e.node_id).executeTakeFirst();
-      const pin = pinOf(node?.release_id ?? null, state);
+      const pin = pinOf(node?.release_id ?? null, node?.release_id ? null : await baseReleaseOf(tx, state.release_id));
       if (pin !== null) {
         await assign(tx, e.node_id, pin, state.plan_id, now);
         changed = true;

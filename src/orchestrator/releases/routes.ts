@@ -72,10 +72,10 @@ export function releaseRoutes(deps: AreaDeps, opts: ReleaseAreaOptions): Fastify
       async (req, reply) => {
         const body = req.body as PublishReleaseRequest;
         const read = readPublishRequest(body, opts.trust);
-        const out = await publishRelease(deps.store, read, { image: body.image, notes: body.notes, published_at: isoTime(deps.clock), published_by: principalName(principalOf(req)) });
+        const out = await publishRelease(deps.store, read, { image: body.image, notes: body.notes, published_at: isoTime(deps.clock), published_by: principalName(principalOf(req)), standby: body.standby });
         if (out.created) {
           cache.invalidate(out.release.channel);
-          req.log.info({ release_id: out.release.release_id, channel: out.release.channel, sequence: out.release.sequence }, "release published");
+          req.log.info({ release_id: out.release.release_id, channel: out.release.channel, sequence: out.release.sequence, standby: body.standby }, "release published");
         }
         return reply.code(out.created ? 201 : 200).header("etag", `"${out.release.release_id}"`).send(out.release);
       },

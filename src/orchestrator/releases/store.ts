@@ -25,6 +25,7 @@ export function releaseOfRow(row: ReleasesTable): Release {
     published_at: row.published_at,
     published_by: row.published_by,
     withdrawn_at: row.withdrawn_at,
+    standby: Number(row.standby) === 1,
   };
 }
 
@@ -40,10 +41,10 @@ export interface PublishOutcome {
  * statement there is equivocation, RELEASE_CONFLICT, and is never stored. The
  * database's unique (channel, sequence) decides a race between two publishes.
  */
-export async function publishRelease(store: Store, read: ReadRelease, extra: { image: string; notes: string; published_at: string; published_by: string }): Promise<PublishOutcome> {
+export async function publishRelease(store: Store, read: ReadRelease, extra: { image: string; notes: string; published_at: string; published_by: string; standby: boolean }): Promise<PublishOutcome> {
   const p = read.predicate;
   const existing = await findBySequence(store, p.channel, p.sequence);
-  if (existing) return sameOrConflict(existing, read);
+  if (existing) return sameOrConflict(existing, read, extra.standby);
   const row: ReleasesTable = {
     release_id: read.release_id,
     channel: p.channel,
@@ -62,6 +63,7 @@ export async function publishRelease(store: Store, read: ReadRelease, extra: { i
     published_at: extra.published_at,
     published_by: extra.published_by,
     withdrawn_at: null,
+    standby: extra.standby ? 1 : 0,
   };
   try {
     await store.db.insertInto("releases").values(row).execute();
@@ -69,13 +71,28 @@ export async function publishRelease(store: Store, read: ReadRelease, extra: { i
     if (!isUniqueViolation(e)) throw e;
     const raced = await findBySequence(store, p.channel, p.sequence);
     if (!raced) throw e;
-    return sameOrConflict(raced, read);
+    return sameOrConflict(raced, read, extra.standby);
   }
   return { created: true, release: releaseOfRow(row) };
 }
 
-function sameOrConflict(existing: ReleasesTable, read: ReadRelease): PublishOutcome {
-  if (existing.statement_digest === read.statement_digest) return { created: false, release: releaseOfRow(existing) };
+/**
+ * The same statement again is a no-op; with the other `standby` value it is a 409 naming `standby`: whether a
+ * release may become the channel's latest is part of what was published, and a silent flip either way would
+ * change what unassigned nodes are offered (a standby rollback target turned latest, or the reverse).
+ */
+function sameOrConflict(existing: ReleasesTable, read: ReadRelease, standby: boolean): PublishOutcome {
+  if (existing.statement_digest === read.statement_digest) {
+    const stored = Number(existing.standby) === 1;
+    if (stored !== standby) {
+      throw new OrchestratorError(
+        "RELEASE_CONFLICT",
+        `standby: release ${existing.release_id} (channel ${existing.channel}, sequence ${existing.sequence}) was published with standby ${stored}; publishing the same statement with standby ${standby} would change whether it can be the channel's latest`,
+        { details: { existing_release_id: existing.release_id, field: "standby" } },
+      );
+    }
+    return { created: false, release: releaseOfRow(existing) };
+  }
   throw new OrchestratorError(
     "RELEASE_CONFLICT",
     `channel ${existing.channel} already has release ${existing.release_id} at sequence ${existing.sequence} with a different statement (${existing.statement_digest}, this one is ${read.statement_digest})`,
@@ -104,9 +121,9 @@ export async function getRelease(store: Store, releaseId: string): Promise<Relea
   return releaseOfRow(row);
 }
 
-/** The newest sequence on a channel that is not withdrawn, or undefined. */
+/** The newest sequence on a channel that is neither withdrawn nor standby (a standby release is a rollback target only), or undefined. */
 export async function latestRelease(store: Store, channel: string): Promise<Release | undefined> {
-  const row = await store.db.selectFrom("releases").selectAll().where("channel", "=", channel).where("withdrawn_at", "is", null).orderBy("sequence", "desc").limit(1).executeTakeFirst();
+  const row = await store.db.selectFrom("releases").selectAll().where("channel", "=", channel).where("withdrawn_at", "is", null).where("standby", "=", 0).orderBy("sequence", "desc").limit(1).executeTakeFirst();
   return row ? releaseOfRow(row) : undefined;
 }
 

@@ -22,6 +22,12 @@ export interface ReleasesTable {
   published_by: string;
   /** Set by an owner's withdraw (0007): latest skips it and its (channel, sequence) no longer blocks another statement. */
   withdrawn_at: string | null;
+  /**
+   * 1: a standby release (0008): stored, listed and conflict-checked like any other, but never a channel's
+   * `latest`; it reaches nodes only through a rollout's rollback assignments. 0 otherwise. An integer, not a
+   * boolean: SQLite has none (better-sqlite3 refuses to bind one) and both dialects read it back the same.
+   */
+  standby: number;
 }
 
 export interface ReleaseTables {
@@ -71,6 +77,15 @@ export const releaseMigrations: readonly Migration[] = [
         await sql`alter table releases_new rename to releases`.execute(db);
       }
       await sql`create unique index releases_live_channel_sequence on releases (channel, sequence) where withdrawn_at is null`.execute(db);
+    },
+  },
+  {
+    // Standby releases (the rollback-release model, docs/rollouts.md): a rollback target is the previous content
+    // re-signed ABOVE the plan's release, published in advance; it must not become the channel's latest. Existing
+    // rows are ordinary releases (0). The same statement on both dialects: ADD COLUMN with a constant default.
+    id: "0008_releases_standby",
+    async up(db) {
+      await sql`alter table releases add column standby integer not null default 0`.execute(db);
     },
   },
 ];

@@ -18,6 +18,7 @@ export const ROLLOUT_ERROR_CODES = [
   "ROLLOUT_NO_MANUAL_GATE",
   "ROLLOUT_NO_PREVIOUS_RELEASE",
   "ROLLOUT_STATE_INVALID",
+  "ROLLOUT_ROLLBACK_UNREACHABLE",
 ] as const;
 export type RolloutErrorCode = (typeof ROLLOUT_ERROR_CODES)[number];
 
@@ -38,6 +39,8 @@ const HINTS: Readonly<Record<RolloutErrorCode, string>> = {
   ROLLOUT_NO_MANUAL_GATE: "only a stage with a manual gate can be approved",
   ROLLOUT_NO_PREVIOUS_RELEASE: "the plan was created with previous_release_id null, so there is nothing to roll back to; use cancel or a new plan",
   ROLLOUT_STATE_INVALID: "the stored plan state is not one this engine wrote; restore it from a backup",
+  ROLLOUT_ROLLBACK_UNREACHABLE:
+    "nodes never activate a sequence at or below the one they run, so a rollback target must be the previous content re-signed ABOVE the plan's release: make one with `autonomy release rollback TARGET --to OLD_REF --sequence N` (N above the plan release's sequence), publish it with `autonomy release publish … --standby` (never the channel's latest), and name its release id as previous_release_id",
 };
 
 /**
@@ -61,6 +64,7 @@ export const ROLLOUT_ERROR_STATUS: Readonly<Record<RolloutErrorCode, number>> = 
   ROLLOUT_NO_MANUAL_GATE: 409,
   ROLLOUT_NO_PREVIOUS_RELEASE: 409,
   ROLLOUT_STATE_INVALID: 500,
+  ROLLOUT_ROLLBACK_UNREACHABLE: 422,
 };
 
 /** A rollout engine error; `details.field` names the request field when one is at fault. */
