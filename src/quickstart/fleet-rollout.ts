@@ -83,7 +83,7 @@ export async function misbehavingRollout(c: RolloutContext): Promise<RolloutOutc
 }
 
 async function publishStandby(cp: CpClient, r: FleetRelease, notes: string): Promise<string> {
-  const published = await cp.publishRelease({ statement: r.envelope as never, image: formatReference(r.ref), channel: "stable", notes /* STANDBY-PENDING */ });
+  const published = await cp.publishRelease({ statement: r.envelope as never, image: formatReference(r.ref), channel: "stable", notes, standby: true });
   return published.release_id;
 }
 
