@@ -117,7 +117,8 @@ async function watchPlan(c: RolloutContext, planId: string, history: string[]): 
       return p;
     }
     if (p.phase === "completed" || p.phase === "cancelled" || p.phase === "failed") {
-      throw new StepFailed("rolled back", `the plan ended ${p.phase}, not rolled_back (${p.reason || "no reason given"}): release 2 was not stopped by its behaviour gate`);
+      const where = p.nodes.map((n) => `${n.node_id} ${n.state}`).join(", ");
+      throw new StepFailed("rolled back", `the plan ended ${p.phase}, not rolled_back (${p.reason || "no reason given"}): release 2 was not stopped by its behaviour gate; its nodes: ${where}`);
     }
     if (Date.now() > end) throw new StepFailed("rolled back", `timed out after ${Math.round(c.timeoutMs / 1000)} s waiting for plan ${planId} to roll back; last seen: ${line}; ${gate ? `gate ${gate.status}: ${gate.detail}` : "no gate"}`);
     await sleep(250, c.signal);

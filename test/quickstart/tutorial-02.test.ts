@@ -80,6 +80,8 @@ describe("tutorial 02 FAILS when a step does not behave", () => {
     const bad = failed(r);
     expect(bad[0]?.step).toBe("rolled back");
     expect(bad[0]?.detail).toMatch(/the plan ended completed, not rolled_back/);
+    // Release 2 went everywhere: every member succeeded on it.
+    expect(bad[0]?.detail).toMatch(/its nodes: (node-[abc] succeeded(, )?){3}$/);
     expect(r.steps.find((s) => s.step === "behaviour gate")).toBeUndefined();
     for (const p of r.processes) expect(alive(p.pid), `${p.name} pid ${p.pid}`).toBe(false);
   }, 120_000);
