@@ -52,6 +52,7 @@ function normalise(t: string | undefined): "01" | "02" | "03" | "all" {
 
 /** 01, then 02 only if 01 passed (02 builds on what 01 teaches); one document with --json. */
 async function both(flags: Flags, log: Log): Promise<CommandOutcome> {
+  log?.("Tutorial 01 — receive, verify, activate, enforce\n");
   const r1 = await tutorial01(flags, log, flags.dir);
   if (!flags.json) process.stdout.write(`${render01(r1)}\n\n`);
   if (!r1.ok) {
