@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { TutorialAborted } from "./wait.js";
 
 /** The installed CLI launcher (bin/autonomy.js), two levels up from src/quickstart or dist/quickstart. */
 export const AUTONOMY_BIN = fileURLToPath(new URL("../../bin/autonomy.js", import.meta.url));
@@ -34,6 +35,8 @@ export interface StartChildOptions {
   timeoutMs?: number;
   /** Stderr lines (logs) as they come, e.g. to catch the bootstrap token line. */
   onLine?: (line: string) => void;
+  /** Ctrl-C while waiting for the ready line: the child is killed and the start rejects with TutorialAborted. */
+  signal?: AbortSignal | undefined;
 }
 
 const TAIL_BYTES = 4096;
@@ -90,6 +93,11 @@ export async function startAutonomyChild(o: StartChildOptions): Promise<Autonomy
         resolve();
       };
       if (ready) onReady();
+      o.signal?.addEventListener("abort", () => {
+        clearTimeout(timer);
+        reject(new TutorialAborted());
+      }, { once: true });
+      if (o.signal?.aborted) reject(new TutorialAborted());
       child.once("error", (e) => {
         clearTimeout(timer);
         reject(new Error(`${o.name} could not be started: ${e.message}`));

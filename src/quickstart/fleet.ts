@@ -25,13 +25,13 @@ export interface ControlPlane {
  * (never printed by the tutorial), and the release key, so the control plane
  * refuses statements not signed by it.
  */
-export async function startControlPlane(dir: string, releaseKeyFile: string, children: ChildSet, timeoutMs: number): Promise<ControlPlane> {
+export async function startControlPlane(dir: string, releaseKeyFile: string, children: ChildSet, timeoutMs: number, signal?: AbortSignal): Promise<ControlPlane> {
   const cpDir = join(dir, "control-plane");
   await mkdir(cpDir, { recursive: true });
   const db = join(cpDir, "autonomy-cp.db");
   const tokenFile = join(cpDir, "owner.token");
   const proc = children.add(await startAutonomyChild({
-    name: "the control plane (autonomy serve)", timeoutMs, cwd: cpDir,
+    name: "the control plane (autonomy serve)", timeoutMs, cwd: cpDir, signal,
     args: ["serve", "--db", db, "--listen", "127.0.0.1:0", "--bootstrap-token-file", tokenFile, "--release-key", releaseKeyFile, "--scheduler-interval", SCHEDULER_INTERVAL, "--json"],
   }));
   const owner = (await readFile(tokenFile, "utf8")).trim();
@@ -65,13 +65,13 @@ export interface NodeSpec {
  * child process, which enrolls, heartbeats, polls and exports its WAL.
  * The enrollment token goes in AUTONOMY_ENROLL_TOKEN (a flag would show in `ps`).
  */
-export async function startNode(dir: string, cp: ControlPlane, spec: NodeSpec, children: ChildSet, timeoutMs: number): Promise<FleetNode> {
+export async function startNode(dir: string, cp: ControlPlane, spec: NodeSpec, children: ChildSet, timeoutMs: number, signal?: AbortSignal): Promise<FleetNode> {
   const stateRoot = join(dir, "nodes", spec.nodeId);
   await setTrustRoot(stateRoot, { keys: [spec.trustedKeyPem], repository: spec.repository });
   const agent = await createToken(stateRoot, "fleet-agent");
   const enrollment = await cp.client.createEnrollmentToken({ node_id: spec.nodeId, labels: { fleet: "tutorial-02" }, ttl_seconds: 600 });
   const proc = children.add(await startAutonomyChild({
-    name: spec.nodeId, timeoutMs, env: { AUTONOMY_ENROLL_TOKEN: enrollment.token },
+    name: spec.nodeId, timeoutMs, signal, env: { AUTONOMY_ENROLL_TOKEN: enrollment.token },
     args: ["runtime", "start", "--state-root", stateRoot, "--listen", "127.0.0.1:0", "--server", cp.url, "--node-id", spec.nodeId, "--poll-interval", NODE_POLL_INTERVAL, "--json"],
   }));
   return { nodeId: spec.nodeId, stateRoot, process: proc, url: proc.url, agentToken: agent.token, enrollmentToken: enrollment.token, tally: emptyTally() };

@@ -125,7 +125,7 @@ async function play(ctx: Ctx): Promise<void> {
   const good = await publisher.release("release 1", "v1", 1, join(ctx.opts.examplesDir, "agent"), join(ctx.opts.examplesDir, "policies"), "1.0.0");
   record("release 1", `${formatReference(good.ref)} sequence 1: image ${good.imageDigest}, ${good.policy} (tool.echo allowed, tool.shell forbidden), lock ${good.lockFingerprint}; signed statement`);
 
-  const cp = await startControlPlane(dir, `${publisher.keyPrefix}.pub`, ctx.children, ctx.timeouts.startMs);
+  const cp = await startControlPlane(dir, `${publisher.keyPrefix}.pub`, ctx.children, ctx.timeouts.startMs, ctx.opts.signal);
   ctx.cp = cp;
   ctx.result.control_plane = cp.url;
   ctx.result.processes.push({ name: "control plane", pid: cp.process.pid });
@@ -152,7 +152,7 @@ async function startFleet(ctx: Ctx, publisher: Publisher): Promise<void> {
   for (const nodeId of NODE_IDS) {
     // The fault: this node trusts a key that never signed anything, so it must refuse every release.
     const trustedKeyPem = ctx.opts.fault === "node-untrusted-key" && nodeId === "node-c" ? generateKeyPair({}).publicPem : publisher.publicPem;
-    const node = await startNode(ctx.dir, cp, { nodeId, trustedKeyPem, repository: publisher.repository }, ctx.children, ctx.timeouts.startMs);
+    const node = await startNode(ctx.dir, cp, { nodeId, trustedKeyPem, repository: publisher.repository }, ctx.children, ctx.timeouts.startMs, ctx.opts.signal);
     ctx.nodes.push(node);
     ctx.result.processes.push({ name: nodeId, pid: node.process.pid });
     checkpoint(ctx);
