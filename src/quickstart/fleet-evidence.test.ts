@@ -12,11 +12,11 @@ function wal(fp = FP): WalLifecycle[] {
 }
 
 function cp(entries: readonly WalLifecycle[]): StoredEvent[] {
-  return entries.map((w, i) => ({
+  return entries.map((w, i): StoredEvent => ({
     event_id: `node-a:wal:${"0".repeat(32)}:${w.seq}`, event_type: "ai.deployment.lifecycle", node_id: "node-a", timestamp: "2026-12-06T00:00:00.000Z",
     release_id: w.release_id ?? undefined, lock_fingerprint: w.lock_fingerprint ?? undefined, attributes: { phase: w.phase },
     ingest_seq: i + 1, received_at: "2026-12-06T00:00:01.000Z",
-  } as StoredEvent));
+  }));
 }
 
 describe("matchLifecycle: a node's WAL against the control plane's events", () => {
