@@ -25,6 +25,13 @@ export function formatTally(t: AgentTally): string {
   return `${t.calls} calls (${[...t.byTool].map(([k, n]) => `${k} ×${n}`).join(", ") || "none"})${t.errors ? `, ${t.errors} errors` : ""}`;
 }
 
+/** The policy a node's tool server enforces now (`GET /v1/status`, with the agent's token): `name@version (sha256:…)`. */
+export async function livePolicy(url: string, token: string): Promise<string> {
+  const res = await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+  const body = (await res.json()) as { policy_ref?: unknown };
+  return res.status === 200 && typeof body.policy_ref === "string" ? body.policy_ref : `HTTP ${res.status}`;
+}
+
 /** One tool call over HTTP with the agent's bearer token, as the agent makes it. */
 export async function callTool(url: string, token: string, call: { kind: string; params: Record<string, unknown> }, tally: AgentTally): Promise<void> {
   tally.calls += 1;

@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { CpClientError } from "../cpapi/index.js";
 import { formatReference } from "../oci/index.js";
 import { generateKeyPair } from "../sign/index.js";
-import { agentRounds, formatTally } from "./agents.js";
+import { agentRounds, formatTally, livePolicy } from "./agents.js";
 import { ChildSet } from "./children.js";
 import { startControlPlane, startNode } from "./fleet.js";
 import type { ControlPlane, FleetNode } from "./fleet.js";
@@ -137,7 +137,7 @@ async function play(ctx: Ctx): Promise<void> {
   const goodId = await publish(ctx, good);
   await converge(ctx, good, goodId);
   await lifecycleEvidence(ctx, good, goodId);
-  await agentsOnRelease1(ctx);
+  await agentsOnRelease1(ctx, good);
   checkpoint(ctx);
   ctx.result.rollout = await misbehavingRollout({
     cp: cp.client, publisher, examplesDir: ctx.opts.examplesDir, nodes: ctx.nodes, good: { release: good, id: goodId },
@@ -241,7 +241,12 @@ async function lifecycleEvidence(ctx: Ctx, r: FleetRelease, releaseId: string): 
 }
 
 /** The agents at work on release 1: echo allowed, shell refused, on every node. */
-async function agentsOnRelease1(ctx: Ctx): Promise<void> {
+async function agentsOnRelease1(ctx: Ctx, r: FleetRelease): Promise<void> {
+  // The live policy follows an activation within 250 ms: the agents start once every node enforces release 1's.
+  await waitFor<true>("agents on release 1", `every node's tool server to enforce ${r.policy}`, async () => {
+    const refs = await Promise.all(ctx.nodes.map(async (n) => `${n.nodeId} ${await livePolicy(n.url, n.agentToken)}`));
+    return refs.every((x) => x.includes(` ${r.policy} `)) ? { done: true } : { seen: refs.join(", ") };
+  }, { timeoutMs: ctx.timeouts.startMs, signal: ctx.opts.signal });
   await Promise.all(ctx.nodes.map((n) => agentRounds(n.url, n.agentToken, ROUNDS, n.tally)));
   const ok = ctx.nodes.every((n) => n.tally.allowed === 3 * ROUNDS && n.tally.denied === ROUNDS && n.tally.errors === 0);
   ctx.record("agents on release 1", `${ctx.nodes.map((n) => `${n.nodeId}: ${formatTally(n.tally)}`).join("; ")}: each decision is in the node's WAL and on its way to the control plane`, ok);
