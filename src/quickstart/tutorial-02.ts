@@ -206,7 +206,9 @@ async function converge(ctx: Ctx, r: FleetRelease, releaseId: string): Promise<v
     }
     return done === ctx.nodes.length ? { done: true } : { seen: seen.join(", ") };
   }, { timeoutMs: ctx.timeouts.convergeMs, signal: ctx.opts.signal });
-  ctx.record("converged", `all ${ctx.nodes.length} nodes run ${releaseId} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const fleet = (await cp.listNodes({ label: ["fleet=tutorial-02"] })).nodes;
+  ctx.record("converged", `all ${ctx.nodes.length} nodes run ${releaseId} after ${((Date.now() - t0) / 1000).toFixed(1)} s; GET /v1/nodes: ${fleet.map((n) => `${n.node_id} ${n.release_id ?? "none"} (sequence ${n.activation_sequence ?? "?"}, last seen ${n.last_seen ?? "never"})`).join(", ")}`,
+    fleet.length === ctx.nodes.length && fleet.every((n) => n.release_id === releaseId));
   for (const n of ctx.nodes) {
     const v = await nodeWithAcks(cp, n.nodeId);
     const path = pathOf(v.acks, releaseId);
