@@ -26,7 +26,7 @@ export async function enrollNode(cp: TestCp, nodeId: string, labels: Labels = {}
  * A release row as the releases area stores it (the ack tests need one to exist; they do not test publishing).
  * `standby`: a rollback target (never the channel's latest), as `POST /v1/releases {"standby": true}` stores it.
  */
-export async function putRelease(store: Store, releaseId: string, sequence = 1, opts: { standby?: boolean; channel?: string } = {}): Promise<void> {
+export async function putRelease(store: Store, releaseId: string, sequence = 1, opts: { standby?: boolean; channel?: string; issuedAt?: string } = {}): Promise<void> {
   const d = (c: string): string => `sha256:${c.repeat(64)}`;
   await store.db
     .insertInto("releases")
@@ -43,7 +43,7 @@ export async function putRelease(store: Store, releaseId: string, sequence = 1, 
       bundle_digest: d("e"),
       statement: "{}",
       notes: "",
-      issued_at: "2026-12-05T09:00:00.000Z",
+      issued_at: opts.issuedAt ?? "2026-12-05T09:00:00.000Z",
       expires_at: "2027-12-05T09:00:00.000Z",
       published_at: "2026-12-05T09:00:00.000Z",
       published_by: "test",

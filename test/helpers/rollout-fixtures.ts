@@ -5,6 +5,11 @@ import { createPlan } from "../../src/orchestrator/rollouts/index.js";
 import type { FleetNode, PlanState } from "../../src/orchestrator/rollouts/index.js";
 
 export const REL_NEW = "rel-00000000000000a1";
+/**
+ * The plan's rollback target. The engine sees ids only (no sequences); on a served plan it must be the old
+ * content re-signed ABOVE REL_NEW's sequence, published standby (docs/rollouts.md, "The rollback target":
+ * checked at plan creation, test/orchestrator/rollouts-served.test.ts).
+ */
 export const REL_OLD = "rel-00000000000000a0";
 export const REL_OTHER = "rel-00000000000000ff";
 export const PLAN_ID = "plan-0123456789abcdef";

@@ -248,7 +248,7 @@ describeDialects("rollouts served", (db) => {
     expect(await assignments(c)).toEqual({});
   });
 
-  it("attack: a rollback target nodes could never take — a lower sequence, unknown, withdrawn, on another channel — is 422 ROLLOUT_ROLLBACK_UNREACHABLE naming previous_release_id, with the hint; nothing written", async () => {
+  it("attack: a rollback target nodes could never take — a lower sequence, issued before the plan's release, unknown, withdrawn, on another channel — is 422 ROLLOUT_ROLLBACK_UNREACHABLE naming previous_release_id, with the hint; nothing written", async () => {
     const { c } = await fleet(2);
     const REL_SAME_SEQ = "rel-00000000000000a3";
     const REL_WITHDRAWN = "rel-00000000000000a4";
@@ -257,12 +257,16 @@ describeDialects("rollouts served", (db) => {
     await putRelease(c.store, REL_WITHDRAWN, 4, { standby: true });
     await c.store.db.updateTable("releases").set({ withdrawn_at: "2026-12-05T09:30:00.000Z" }).where("release_id", "=", REL_WITHDRAWN).execute();
     await putRelease(c.store, REL_BETA, 5, { standby: true, channel: "beta" });
+    const REL_EARLY = "rel-00000000000000a6";
+    await putRelease(c.store, REL_EARLY, 6, { standby: true, issuedAt: "2026-12-05T08:00:00.000Z" });
     const cases: Array<[string, RegExp]> = [
       [REL_OLD, /sequence 1, not above the plan's release rel-00000000000000a1 \(sequence 2\)/],
       ["rel-00000000000000ee", /no published release rel-00000000000000ee/],
       [REL_WITHDRAWN, /was withdrawn/],
       [REL_BETA, /on channel beta/],
       [REL_SAME_SEQ, /on channel edge/],
+      // Above in sequence but signed before the candidate: a node refuses a statement issued before the newest it took.
+      [REL_EARLY, /issued at 2026-12-05T08:00:00.000Z, before the plan's release/],
     ];
     for (const [prev, why] of cases) {
       const r = await op(c, "POST", "/v1/rollouts", planBody({ previous_release_id: prev }));
@@ -321,6 +325,22 @@ describeDialects("rollouts served", (db) => {
     expect(p.counters.members).toBe(3);
     expect((await assignments(c))["late-0"]).toBe(REL_NEW);
     expect(late.running).toBe(REL_NEW);
+  });
+
+  it("a member or late joiner that runs nothing is pinned to the channel's release below the plan's, never to the rollback target above it (it would refuse the plan's release when its batch starts)", async () => {
+    const { c, via } = await fleet(2);
+    const idle = new SimNode("idle-0", await enrollNode(c, "idle-0", { site: "a" }), via, () => c.clock.now(), null);
+    await idle.heartbeat();
+    const plan = await create(c, { late_joiners: "include_next_batch" });
+    expect((await assignments(c))["idle-0"]).toBe(REL_OLD);
+    const late = new SimNode("late-idle", await enrollNode(c, "late-idle", { site: "a" }), via, () => c.clock.now(), null);
+    await late.heartbeat();
+    await c.app.rollouts.scheduler.tickAll();
+    expect((await get(c, plan.plan_id)).nodes.find((n) => n.node_id === "late-idle")).toMatchObject({ late_joiner: true, state: "pending" });
+    expect((await assignments(c))["late-idle"]).toBe(REL_OLD);
+    // What they are offered meanwhile: the base, not the candidate (channel latest) nor the standby target.
+    expect(await late.step()).toBe(REL_OLD);
+    expect(late.running).toBe(REL_OLD);
   });
 
   it("lists plans newest first with cursor paging", async () => {

@@ -211,7 +211,7 @@ export function registerReleaseControlPlane(release: Command): void {
   withClientFlags(
     release
       .command("publish")
-      .description("publish a signed release statement to a control plane (advisory: nodes still verify it); the same statement again is a no-op, another statement at the same channel and sequence is refused (409)")
+      .description("publish a signed release statement to a control plane (advisory: nodes still verify it); the same statement again is a no-op (with the other --standby value: refused, 409), another statement at the same channel and sequence is refused (409)")
       .option("--statement <file>", "the DSSE envelope (JSON) of the release statement (with --image)")
       .option("--from-image <ref>", "read the release statement attached to this image, verify it with --key (as a node would), and publish it")
       .option("--image <ref>", "where nodes pull the image (its digest, if given, must be the statement's; default with --from-image: that reference)")

@@ -8,10 +8,11 @@ interface ReleaseFacts {
   channel: string;
   sequence: number;
   withdrawn_at: string | null;
+  issued_at: string;
 }
 
 async function factsOf(db: Kysely<Database>, releaseId: string): Promise<ReleaseFacts | undefined> {
-  const row = await db.selectFrom("releases").select(["release_id", "channel", "sequence", "withdrawn_at"]).where("release_id", "=", releaseId).executeTakeFirst();
+  const row = await db.selectFrom("releases").select(["release_id", "channel", "sequence", "withdrawn_at", "issued_at"]).where("release_id", "=", releaseId).executeTakeFirst();
   return row ? { ...row, sequence: Number(row.sequence) } : undefined;
 }
 
@@ -47,6 +48,12 @@ export async function checkRollbackTarget(db: Kysely<Database>, req: Pick<Create
     throw unreachable(
       `release ${prevId} has sequence ${prev.sequence}, not above the plan's release ${plan.release_id} (sequence ${plan.sequence}): a node that activated the plan's release refuses any sequence at or below it, so this rollback could never be confirmed`,
       { release_id: prevId, sequence: prev.sequence, plan_release_sequence: plan.sequence },
+    );
+  }
+  if (Date.parse(prev.issued_at) < Date.parse(plan.issued_at)) {
+    throw unreachable(
+      `release ${prevId} was issued at ${prev.issued_at}, before the plan's release ${plan.release_id} (${plan.issued_at}): a node that activated the plan's release refuses a statement issued before it, whatever its sequence; re-sign the rollback after the plan's release`,
+      { release_id: prevId, issued_at: prev.issued_at, plan_release_issued_at: plan.issued_at },
     );
   }
 }

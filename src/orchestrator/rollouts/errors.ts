@@ -40,7 +40,7 @@ const HINTS: Readonly<Record<RolloutErrorCode, string>> = {
   ROLLOUT_NO_PREVIOUS_RELEASE: "the plan was created with previous_release_id null, so there is nothing to roll back to; use cancel or a new plan",
   ROLLOUT_STATE_INVALID: "the stored plan state is not one this engine wrote; restore it from a backup",
   ROLLOUT_ROLLBACK_UNREACHABLE:
-    "nodes never activate a sequence at or below the one they run, so a rollback target must be the previous content re-signed ABOVE the plan's release: make one with `autonomy release rollback TARGET --to OLD_REF --sequence N` (N above the plan release's sequence), publish it with `autonomy release publish … --standby` (never the channel's latest), and name its release id as previous_release_id",
+    "nodes never activate a sequence at or below the one they run, so a rollback target must be the previous content re-signed ABOVE the plan's release: make one after signing the plan's release with `autonomy release rollback TARGET --to OLD_REF --sequence N` (N above the plan release's sequence), publish it with `autonomy release publish … --standby` (never the channel's latest), and name its release id as previous_release_id",
 };
 
 /**
