@@ -114,4 +114,32 @@ describeDialects("rollouts store", (db) => {
     b.clock.advance(60_001);
     expect(await poll(b)).toBe(REL_OLD);
   });
+
+  it("1,200 members: pins, starts and rollbacks are written in multi-row chunks (several per step) and every node ends with exactly the assignment the engine decided", async () => {
+    const { c } = await setup(0);
+    const n = 1200;
+    const ids = Array.from({ length: n }, (_, i) => `bulk-${String(i).padStart(4, "0")}`);
+    for (let i = 0; i < n; i += 400) {
+      await c.store.db.insertInto("nodes").values(ids.slice(i, i + 400).map((node_id) => ({ node_id, labels: JSON.stringify({ site: "bulk" }), enrolled_at: "2026-12-05T09:00:00.000Z" }))).execute();
+    }
+    const r = await c.app.inject({
+      method: "POST", url: "/v1/rollouts", headers: bearer(c.owner),
+      payload: { release_id: REL_NEW, previous_release_id: REL_BACK, target: { selector: { site: "bulk" } }, max_concurrency: 1100, stages: [{ stage_id: "all", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore" },
+    });
+    expect(r.statusCode, r.body).toBe(201);
+    const planId = r.json<Rollout>().plan_id;
+    const byRelease = async (): Promise<Record<string, number>> => {
+      const rows = await c.store.db.selectFrom("node_assignments").select(["release_id", "plan_id"]).execute();
+      expect(rows.every((x) => x.plan_id === planId)).toBe(true);
+      return rows.reduce<Record<string, number>>((acc, x) => ({ ...acc, [x.release_id]: (acc[x.release_id] ?? 0) + 1 }), {});
+    };
+    // Nodes that run nothing are pinned to the base (three chunks of at most 500).
+    expect(await byRelease()).toEqual({ [REL_OLD]: n });
+    c.clock.advance(1000);
+    await c.app.rollouts.scheduler.tickAll();
+    expect(await byRelease()).toEqual({ [REL_NEW]: 1100, [REL_OLD]: 100 });
+    const rb = await c.app.inject({ method: "POST", url: `/v1/rollouts/${planId}/rollback`, headers: bearer(c.owner), payload: { reason: "bulk" } });
+    expect(rb.statusCode, rb.body).toBe(200);
+    expect(await byRelease()).toEqual({ [REL_BACK]: 1100, [REL_OLD]: 100 });
+  }, 120_000);
 });
