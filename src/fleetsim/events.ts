@@ -1,4 +1,4 @@
-import { LIFECYCLE_EVENT_TYPE } from "../cpapi/index.js";
+import { DECISION_EVENT_TYPE, LIFECYCLE_EVENT_TYPE, TOOL_RESULT_EVENT_TYPE } from "../cpapi/index.js";
 import type { IngestEvent, LifecyclePhase } from "../cpapi/index.js";
 import type { Rng } from "../lib/index.js";
 
@@ -12,8 +12,6 @@ import type { Rng } from "../lib/index.js";
  * events that name them (lifecycle): decisions and tool results are
  * attributed to a release by node and time, as the real ones.
  */
-export const DECISION_EVENT_TYPE = "ai.policy.decision";
-export const TOOL_RESULT_EVENT_TYPE = "ai.tool.result";
 
 /** The node's current activation, as events carry it. */
 export interface Running {
