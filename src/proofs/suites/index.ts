@@ -7,10 +7,16 @@ import { SUITE_IDS } from "../suite.js";
 import type { Suite, SuiteId } from "../suite.js";
 import { val07 } from "./val07.js";
 import { val08 } from "./val08.js";
+import { val09 } from "./val09.js";
+import { val10 } from "./val10.js";
+import { val11 } from "./val11.js";
 
 export const SUITES: Readonly<Partial<Record<SuiteId, Suite>>> = {
   val07,
   val08,
+  val09,
+  val10,
+  val11,
 };
 
 export function isSuiteId(id: string): id is SuiteId {
