@@ -51,8 +51,17 @@ function stdinClosed(): Promise<void> {
   });
 }
 
-/** Serves until SIGINT/SIGTERM, then closes gracefully (in-flight requests finish, the store is closed). */
+/** Serves until SIGINT/SIGTERM (or stdin EOF with --exit-with-stdin), then closes gracefully (in-flight requests finish, the store is closed). */
 async function serve(flags: ServeFlags): Promise<void> {
+  try {
+    await serveUntilStopped(flags);
+  } finally {
+    // A watched stdin is an open handle: released on every way out (a store that cannot open too), or the process would never exit.
+    if (flags.exitWithStdin === true) process.stdin.destroy();
+  }
+}
+
+async function serveUntilStopped(flags: ServeFlags): Promise<void> {
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
   const log = createLogger({ name: "autonomy.cp", level: "info" });
   // Watched from the start: a supervisor that dies while the store is still opening must not leave an orphan either.
@@ -85,7 +94,6 @@ async function serve(flags: ServeFlags): Promise<void> {
     setTimeout(() => process.exit(1), ORPHAN_CLOSE_MS).unref();
   }
   await cp.close();
-  if (flags.exitWithStdin === true) process.stdin.destroy();
 }
 
 /** --scheduler-interval: a duration (500ms, 1s, 5s), at least 100 ms. */
