@@ -126,7 +126,7 @@ export function resendRollback(p: PlanState, now: Ms, effects: Effect[]): void {
 export function finishRollbackIfDone(p: PlanState, now: Ms, effects: Effect[]): void {
   if (p.phase !== "rolling_back") return;
   const open = p.nodes.some((n) => n.rollback === "pending" || n.rollback === "failed");
-  if (!open) setPhase(p, "rolled_back", `${p.reason}; every node is back on ${p.previous_release_id}`, now, effects);
+  if (!open) setPhase(p, "rolled_back", `${p.reason}; every node the plan started is back on ${p.previous_release_id}`, now, effects);
 }
 
 /**
