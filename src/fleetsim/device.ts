@@ -32,6 +32,13 @@ export interface DeviceConfig {
   behaviour: Behaviour;
   random: Rng;
   walGeneration: string;
+  /**
+   * The releases the fault shows with (a bad release: the device fails,
+   * hangs, sees corrupt bytes or misbehaves only with these); absent: with
+   * every release. A lab that rolls a bad release back needs the good one to
+   * work on the same device.
+   */
+  faultReleases?: readonly string[];
 }
 
 /** Events kept for resending while the control plane refuses or is away; beyond, the oldest are dropped (counted). */
@@ -171,6 +178,12 @@ export class VirtualDevice {
     return steadyPollDelay(this.cfg.pollIntervalMs, this.cfg.random);
   }
 
+  /** The device's fault when it deals with `releaseId` (null: none, or not with that release). */
+  faultWith(releaseId: string): FaultKind | null {
+    const scope = this.cfg.faultReleases;
+    return scope === undefined || scope.includes(releaseId) ? this.cfg.fault : null;
+  }
+
   /** The real poller's rule: another release than the one running, with a higher sequence. */
   #isCandidate(r: Release): boolean {
     return r.release_id !== this.running?.release_id && r.sequence > (this.running?.sequence ?? 0);
@@ -181,7 +194,8 @@ export class VirtualDevice {
     this.hungOn = null;
     await this.#phase("candidate_detected", facts(r), signal);
     await this.#phase("verify_started", facts(r), signal);
-    const v = verifyRelease(r, this.cfg.trust, this.cfg.channel, this.running?.sequence ?? 0, this.cfg.fault === "corrupt", new Date());
+    const fault = this.faultWith(r.release_id);
+    const v = verifyRelease(r, this.cfg.trust, this.cfg.channel, this.running?.sequence ?? 0, fault === "corrupt", new Date());
     if (!v.ok) {
       this.rejected.add(r.release_id);
       await this.#phase("verify_failed", { ...facts(r), error_code: v.code, detail: v.detail.slice(0, 512), extra: { will_retry: false } }, signal);
@@ -190,11 +204,11 @@ export class VirtualDevice {
     const verified = { ...facts(r), sequence: v.sequence, lock_fingerprint: v.lock_fingerprint };
     await this.#phase("verify_passed", verified, signal);
     await this.#phase("activation_started", verified, signal);
-    if (this.cfg.fault === "hang") {
+    if (fault === "hang") {
       this.hungOn = r.release_id; // never acks again for this release
       return;
     }
-    if (this.cfg.fault === "fail") {
+    if (fault === "fail") {
       this.rejected.add(r.release_id);
       await this.#phase("activate_failed", { ...verified, error_code: "SIM_ACTIVATE_FAILED", detail: "simulated activation failure (fault: fail)", extra: { will_retry: false } }, signal);
       return;
@@ -223,11 +237,14 @@ export class VirtualDevice {
     const run = this.running;
     if (run === null) return;
     const b = this.cfg.behaviour;
-    const deny = this.cfg.fault === "misbehave" && this.updated ? b.misbehaveDenyRate : b.denyRate;
+    const deny = this.faultWith(run.release_id) === "misbehave" && this.updated ? b.misbehaveDenyRate : b.denyRate;
     const at = isoTime(systemClock);
+    // Decisions and tool results name the release the node runs, as the real exporter lifts them (docs/control-plane.md, "Event shapes"):
+    // behaviour gates attribute them to the cohort by it.
+    const names = { release_id: run.release_id, lock_fingerprint: run.lock_fingerprint };
     for (let i = 0; i < b.callsPerPoll; i++) {
-      for (const body of toolCall(this.cfg.nodeId, at, `fleetsim@${run.sequence} (${run.lock_fingerprint})`, this.cfg.random, { deny, toolError: b.toolErrorRate })) {
-        this.#queue([this.#log.event(String(body.type), at, body)]);
+      for (const body of toolCall(this.cfg.nodeId, at, `fleetsim@${run.sequence} (${run.lock_fingerprint})`, this.cfg.random, { deny, toolError: b.toolErrorRate }, names)) {
+        this.#queue([this.#log.event(String(body.type), at, body, names)]);
       }
     }
   }

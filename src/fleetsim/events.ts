@@ -8,9 +8,10 @@ import type { Rng } from "../lib/index.js";
  * `event_id` is `<node_id>:wal:<wal generation>:<seq>`, `attributes` is the
  * WAL event as a real node writes it (lifecycle: src/runtime/poller/
  * lifecycle.ts; decisions and tool results: the interceptor's), and
- * `release_id` / `lock_fingerprint` are lifted to the top level only for the
- * events that name them (lifecycle): decisions and tool results are
- * attributed to a release by node and time, as the real ones.
+ * `release_id` / `lock_fingerprint` are lifted to the top level for the
+ * events that name them: lifecycle events their release, decisions and tool
+ * results the control plane's release the device runs (as a real node
+ * following a control plane stamps them; behaviour gates count by it).
  */
 export const DECISION_EVENT_TYPE = "ai.policy.decision";
 export const TOOL_RESULT_EVENT_TYPE = "ai.tool.result";
@@ -79,18 +80,18 @@ const TOOLS = ["tool.echo", "tool.http_get"] as const;
  * 1 − denyRate) and, when allowed, its `ai.tool.result` (`ok: false`,
  * `error_code: TOOL_FAILED` with probability toolErrorRate).
  */
-export function toolCall(nodeId: string, at: string, policyRef: string, random: Rng, rates: { deny: number; toolError: number }): Record<string, unknown>[] {
+export function toolCall(nodeId: string, at: string, policyRef: string, random: Rng, rates: { deny: number; toolError: number }, names: { release_id: string; lock_fingerprint: string } | null = null): Record<string, unknown>[] {
   const tool = TOOLS[Math.floor(random() * TOOLS.length)] ?? "tool.echo";
   const deny = random() < rates.deny;
   const decision = {
-    type: DECISION_EVENT_TYPE, timestamp: at, tool, decision: deny ? "deny" : "allow", policy_ref: policyRef,
+    type: DECISION_EVENT_TYPE, timestamp: at, ...names, tool, decision: deny ? "deny" : "allow", policy_ref: policyRef,
     policies: [deny ? "forbid-sim" : "permit-sim"], reason: deny ? "forbidden by forbid-sim" : "permitted by permit-sim",
     errors: [], latency_us: 40 + Math.floor(random() * 200), transport: "http", agent_id: `${nodeId}-agent`,
   };
   if (deny) return [decision];
   const failed = random() < rates.toolError;
   const result = {
-    type: TOOL_RESULT_EVENT_TYPE, timestamp: at, tool, ok: !failed, ...(failed ? { error_code: "TOOL_FAILED" } : {}),
+    type: TOOL_RESULT_EVENT_TYPE, timestamp: at, ...names, tool, ok: !failed, ...(failed ? { error_code: "TOOL_FAILED" } : {}),
     duration_ms: 1 + Math.floor(random() * 50), transport: "http", agent_id: `${nodeId}-agent`, policy_ref: policyRef,
   };
   return [decision, result];

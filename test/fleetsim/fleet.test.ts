@@ -110,9 +110,10 @@ describe("autonomy lab fleet against the real control plane", () => {
     expect(activated).toMatchObject({ release_id: id, lock_fingerprint: fp, attributes: { type: "ai.deployment.lifecycle", phase: "activated", node_id: "sim-0001", release_id: id, sequence: 1, lock_fingerprint: fp } });
     const decisions = events.filter((e) => e.event_type === "ai.policy.decision");
     expect(decisions.length).toBeGreaterThan(0);
-    // As the real exporter: decisions and tool results name no release (attributed by node and time).
-    expect(decisions.every((e) => e.release_id === undefined && ["allow", "deny"].includes(String(e.attributes?.decision)))).toBe(true);
+    // As a real node following a control plane (src/runtime/wal-sink.ts): decisions and tool results name the release it runs.
+    expect(decisions.every((e) => e.release_id === id && e.lock_fingerprint === fp && e.attributes?.release_id === id && ["allow", "deny"].includes(String(e.attributes?.decision)))).toBe(true);
     const results = events.filter((e) => e.event_type === "ai.tool.result");
+    expect(results.every((e) => e.release_id === id)).toBe(true);
     expect(results.length).toBe(decisions.filter((e) => e.attributes?.decision === "allow").length);
     const r0 = results[0]?.attributes ?? {};
     expect([r0.type, typeof r0.ok, r0.transport, typeof r0.duration_ms, typeof r0.policy_ref]).toEqual(["ai.tool.result", "boolean", "http", "number", "string"]);
@@ -170,10 +171,11 @@ describe("autonomy lab fleet against the real control plane", () => {
     const bad = new Set(s.faults.misbehave);
     expect(bad.size).toBe(5);
     const decisions = await allEvents("ai.policy.decision");
-    // Decisions name no release: a node's decision belongs to v2 from its `activated` event for v2 on.
+    // A node's decision belongs to v2 from its `activated` event for v2 on, and names the release it runs (as the real exporter).
     const switched = new Map((await allEvents("ai.deployment.lifecycle")).filter((e) => e.attributes?.phase === "activated" && e.release_id === v2).map((e) => [e.node_id, Date.parse(e.timestamp)]));
     expect(switched.size).toBe(20);
     const onV2 = (e: StoredEvent): boolean => Date.parse(e.timestamp) >= (switched.get(e.node_id) ?? Infinity);
+    expect(decisions.filter((e) => e.release_id !== (onV2(e) ? v2 : v1))).toEqual([]);
     const rate = (pick: (e: StoredEvent) => boolean): number => {
       const d = decisions.filter(pick);
       expect(d.length).toBeGreaterThan(40);

@@ -7,6 +7,7 @@ import type { FsCellsMode, PortabilitySummary } from "../../evidence/index.js";
 import { action } from "../run.js";
 import { emit } from "../output.js";
 import { registerLabFleet } from "./lab-fleet.js";
+import { registerLabRun } from "./lab-run.js";
 
 function parseIterations(v: string): number {
   const n = Number(v);
@@ -67,8 +68,9 @@ export function renderSummary(s: PortabilitySummary): string {
 }
 
 export function registerLab(program: Command): void {
-  const lab = program.command("lab").description("evidence harnesses: the portability matrix of seed 002; the fleet simulator");
+  const lab = program.command("lab").description("evidence harnesses: the portability matrix of seed 002; the fleet simulator; the fleet proof suites");
   registerLabFleet(lab);
+  registerLabRun(lab);
 
   lab.command("portability")
     .description(

@@ -148,3 +148,31 @@ describe("tick: the scheduler step", () => {
     expect(again.state).toEqual(done);
   });
 });
+
+describe("bug: an activated ack lost to a control-plane kill left the node stuck forever (VAL11)", () => {
+  it("a started node whose heartbeat shows the plan's release is succeeded, in_progress or stuck, and its batch goes on", () => {
+    const p0 = plan({ max_concurrency: 1, failure_budget: { max_failures: 1 }, stuck_timeout_seconds: 10 }, fleetOf(2));
+    const t1 = tick(p0, sec(0));
+    const [a, b] = [p0.nodes[0]!.node_id, p0.nodes[1]!.node_id];
+    // a acked up to activation_started, then the server died; its activated ack never arrived.
+    const started = report(t1.state, a, "activation_started", 1).state;
+    // Before: nothing but its heartbeat could tell, and nothing read it (stuck after the timeout, slot held).
+    const stuck = tick(started, sec(20), { node_releases: { [a]: REL_OLD, [b]: REL_OLD } });
+    expect(stateOf(stuck.state, a)).toBe("stuck");
+    const healed = tick(stuck.state, sec(21), { node_releases: { [a]: REL_NEW, [b]: REL_OLD } });
+    expect(stateOf(healed.state, a)).toBe("succeeded");
+    expect(healed.state.nodes[0]!.detail).toMatch(/confirmed by the node's heartbeat/);
+    expect(healed.state.budget_used).toBe(1); // counted when it got stuck, not refunded
+    expect(starts(healed.effects)).toEqual([b]);
+    // in_progress (not yet stuck) is confirmed the same way, and a late activated ack is a duplicate.
+    const quick = tick(started, sec(2), { node_releases: { [a]: REL_NEW } });
+    expect(stateOf(quick.state, a)).toBe("succeeded");
+    expect(report(quick.state, a, "activated", 3).outcome).toBe("duplicate");
+  });
+
+  it("a heartbeat on another release changes nothing", () => {
+    const t1 = tick(plan({}, fleetOf(2)), sec(0));
+    const a = t1.state.nodes[0]!.node_id;
+    expect(stateOf(tick(t1.state, sec(1), { node_releases: { [a]: REL_OLD } }).state, a)).toBe("in_progress");
+  });
+});

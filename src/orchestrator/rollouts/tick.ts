@@ -45,6 +45,27 @@ function confirmRollbacks(p: PlanState, obs: Observations, now: Ms, effects: Eff
   finishRollbackIfDone(p, now, effects);
 }
 
+/**
+ * A started node whose heartbeat shows it running the plan's release has
+ * activated it, whether or not its `activated` ack arrived: a control plane
+ * killed (or stopping) in the middle of a node's activation never gets that
+ * ack, and a node does not resend acks, so without this the node stayed
+ * in_progress, then stuck, holding its batch (and its slot) forever — VAL11
+ * found it. A stuck node confirmed this way was counted against the budget
+ * when it got stuck and is not refunded (as a stuck node that reports late).
+ */
+function confirmActivations(p: PlanState, obs: Observations, now: Ms, effects: Effect[]): void {
+  if (obs.node_releases === undefined) return;
+  for (const n of p.nodes) {
+    if ((n.state !== "in_progress" && n.state !== "stuck") || n.rollback !== null) continue;
+    if (obs.node_releases[n.node_id] !== p.release_id) continue;
+    moveNode(p, n, "succeeded", now, effects);
+    n.last_progress_at = now;
+    n.detail = "activation confirmed by the node's heartbeat (its activated ack never arrived)";
+  }
+  markBatchFinished(p, now);
+}
+
 /** A started node with no progress for stuck_timeout is stuck (and counts against the budget). */
 function detectStuck(p: PlanState, now: Ms, effects: Effect[]): void {
   for (const n of p.nodes) {
@@ -130,7 +151,10 @@ export function tick(plan: PlanState, now: Ms, obs: Observations = {}): { state:
   const p = clonePlan(plan);
   const effects: Effect[] = [];
   handleLateJoiners(p, obs, effects);
-  if (p.phase === "active" || p.phase === "gate_wait" || p.phase === "paused") detectStuck(p, now, effects);
+  if (p.phase === "active" || p.phase === "gate_wait" || p.phase === "paused") {
+    confirmActivations(p, obs, now, effects);
+    detectStuck(p, now, effects);
+  }
   enforceBudget(p, now, effects);
   confirmRollbacks(p, obs, now, effects);
   if (p.phase === "active" || p.phase === "gate_wait") advance(p, now, obs, effects);

@@ -1,0 +1,101 @@
+/**
+ * Runs proof suites: for each, a fresh database (SQLite file in the suite's
+ * scratch folder, a new database in a throwaway PostgreSQL cluster, or the
+ * given URL), a real `autonomy serve` child on it, the suite, then the report
+ * DIR/<suite>.json. Everything started here is stopped and removed again, on
+ * success, on failure and on abort (Ctrl-C).
+ */
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { AutonomyError, messageOf } from "../lib/index.js";
+import { startPgCluster } from "../orchestrator/index.js";
+import type { PgCluster } from "../orchestrator/index.js";
+import { launchControlPlane } from "./cp-process.js";
+import type { LaunchedControlPlane } from "./cp-process.js";
+import { ProofError } from "./errors.js";
+import { environmentOf, paramsOf, writeReport } from "./report.js";
+import type { ProofReport } from "./report.js";
+import type { Backend, Check, Suite, SuiteId, SuiteParams } from "./suite.js";
+import { suiteOf } from "./suites/index.js";
+
+/** Where the control plane keeps its data: `sqlite` (a file per suite), `postgres` (a throwaway cluster), or a postgres:// URL. */
+export type DbChoice = { kind: "sqlite" } | { kind: "postgres" } | { kind: "url"; url: string };
+
+export interface RunProofsOptions {
+  suites: readonly SuiteId[];
+  outDir: string;
+  db: DbChoice;
+  seed: number;
+  params: SuiteParams;
+  /** The command line for the report (password already redacted). */
+  command: string;
+  log(line: string): void;
+  signal: AbortSignal;
+  /** Owner token for a --db URL whose database already bootstrapped one (AUTONOMY_TOKEN). */
+  fallbackToken?: string;
+}
+
+/** Runs the suites in turn; returns their reports (each also written to outDir). */
+export async function runProofs(o: RunProofsOptions): Promise<ProofReport[]> {
+  const suites = o.suites.map(suiteOf);
+  await mkdir(o.outDir, { recursive: true });
+  let cluster: PgCluster | undefined;
+  try {
+    if (o.db.kind === "postgres") {
+      cluster = await startPgCluster();
+      o.log(`throwaway PostgreSQL cluster at ${cluster.dir} (port ${cluster.port}), removed when the run ends`);
+    }
+    const reports: ProofReport[] = [];
+    for (const suite of suites) {
+      if (o.signal.aborted) break;
+      const db = o.db.kind === "url" ? o.db.url : cluster ? await cluster.createDatabase(`proof_${suite.id}`) : undefined;
+      reports.push(await runOne(suite, db, o));
+    }
+    return reports;
+  } finally {
+    await cluster?.stop();
+  }
+}
+
+async function runOne(suite: Suite, pgUrl: string | undefined, o: RunProofsOptions): Promise<ProofReport> {
+  const backend: Backend = pgUrl === undefined ? "sqlite" : "postgres";
+  const workDir = join(o.outDir, "scratch", suite.id);
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(workDir, { recursive: true, mode: 0o700 });
+  const startedAt = new Date();
+  const t0 = performance.now();
+  o.log(`${suite.id} (${suite.claim}) ${suite.title}: ${backend}, seed ${o.seed}`);
+  const checks: Check[] = [];
+  let error: ProofReport["error"];
+  let cp: LaunchedControlPlane | undefined;
+  try {
+    const args = suite.serveArgs ? await suite.serveArgs(workDir) : [];
+    cp = await launchControlPlane({ db: pgUrl ?? join(workDir, "cp.db"), workDir, args, ...(o.fallbackToken !== undefined ? { fallbackToken: o.fallbackToken } : {}) });
+    o.log(`${suite.id}: autonomy serve pid ${cp.pid} at ${cp.url}`);
+    checks.push(...(await untilAborted(suite.run({ cp, backend, seed: o.seed, workDir, log: (line) => o.log(line), signal: o.signal, params: o.params }), o.signal)));
+    if (checks.length === 0) throw new ProofError("PROOF_SETUP_FAILED", `suite ${suite.id} returned no checks`, { hint: "a suite must measure something; this is a bug in the suite" });
+  } catch (e) {
+    error = { code: e instanceof AutonomyError ? (e as AutonomyError).code : "INTERNAL", message: messageOf(e) };
+    o.log(`${suite.id}: ${error.code}: ${error.message}`);
+  } finally {
+    await cp?.dispose();
+  }
+  const report: ProofReport = {
+    suite: suite.id, claim: suite.claim, title: suite.title, pass: error === undefined && checks.length > 0 && checks.every((c) => c.pass), checks, backend,
+    environment: await environmentOf(pgUrl), seed: o.seed, command: o.command, started_at: startedAt.toISOString(), duration_ms: Math.round(performance.now() - t0),
+    params: paramsOf(o.params), ...(error ? { error } : {}),
+  };
+  const path = await writeReport(o.outDir, report);
+  o.log(`${suite.id}: ${report.pass ? "PASS" : "FAIL"} (${path})`);
+  return report;
+}
+
+/** The suite's result, or an error as soon as the run is aborted (the runner then kills the server; the suite's pending calls fail). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new ProofError("PROOF_INTERRUPTED", "interrupted", { hint: "the run was interrupted (Ctrl-C); run it again" }));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new ProofError("PROOF_INTERRUPTED", "interrupted", { hint: "the run was interrupted (Ctrl-C); run it again" }));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
