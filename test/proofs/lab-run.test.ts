@@ -158,7 +158,7 @@ describe("autonomy lab run --db postgres://…", () => {
     const text = await readFile(join(dir, "val07.json"), "utf8");
     const report = JSON.parse(text) as Report;
     expect(report).toMatchObject({ pass: false, backend: "postgres", error: { code: "PROOF_CP_START_FAILED" } });
-    expect(report.command).toContain("postgres://proof:");
+    expect(report.command).toContain("--db postgres://127.0.0.1:1/proofs");
     for (const out of [text, r.stdout, r.stderr]) expect(out).not.toContain("s3cr3t-pw");
   }, 120_000);
 });

@@ -9,11 +9,11 @@
  * base re-signed above the candidate as its standby rollback target. Every device
  * verifies the candidate's statement itself before it activates.
  *
- * The candidate must reach the devices only through the plan: the fleet is
- * first pinned to the base release (a plan over the fleet to the base, which
- * pins every member's assignment at creation, cancelled at once), so the
- * candidate published next is not picked up as channel latest in the moment
- * before the real plan exists. Then the real plan is created and timed.
+ * The candidate must reach the devices only through the plan: it is published
+ * as a standby release (never a channel's latest; docs/rollouts.md), so no
+ * device picks it up on its own in the moment before the plan exists, and the
+ * plan's start assignments are the only way to it. Then the plan is created
+ * and timed.
  */
 import { CpClient } from "../../cpapi/index.js";
 import type { Rollout } from "../../cpapi/index.js";
@@ -35,7 +35,7 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
   const n = ctx.params.devices ?? VAL08_DEFAULT_DEVICES;
   const owner = new CpClient({ baseUrl: ctx.cp.url, token: ctx.cp.ownerToken });
   const kit = await releaseKit(ctx.workDir);
-  const trio = await releaseTrio(kit); // all three signed now; the candidate and its rollback target are published once the fleet is pinned
+  const trio = await releaseTrio(kit); // all three signed now; the candidate and its rollback target are published (standby) once the fleet runs the base
   const publish = async (r: SignedRelease, standby = false): Promise<string> =>
     (await owner.publishRelease({ statement: r.statement, image: r.image, channel: r.channel, standby }, { signal: ctx.signal })).release_id;
   const base = await publish(trio.base);
@@ -60,8 +60,7 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
     if (onBase === undefined) throw new ProofError("PROOF_TIMEOUT", `the ${n} devices did not all report ${base} within ${BASE_TIMEOUT_MS / 1000} s`, { hint: "the machine may be overloaded; try a smaller --devices to see whether the control plane keeps up" });
     ctx.log(`val08: ${n} devices on the base release ${base} after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-    await pinFleet(owner, base, label, ctx.signal);
-    const candidateId = await publish(trio.candidate);
+    const candidateId = await publish(trio.candidate, true);
     const rollbackId = await publish(trio.rollback, true);
     const c0 = performance.now();
     const plan = await owner.createRollout({
@@ -92,19 +91,6 @@ async function run(ctx: SuiteContext): Promise<Check[]> {
     stopFleet.abort();
     if (!summary) await fleet.catch(() => undefined);
   }
-}
-
-/**
- * A plan over the fleet to the release it runs, cancelled at once: creation pins every
- * member's assignment to its current release, so no device takes a newer channel latest
- * on its own (the pins stay after the cancel; the next plan re-pins and takes over).
- */
-async function pinFleet(owner: CpClient, base: string, label: Record<string, string>, signal: AbortSignal): Promise<void> {
-  const hold = await owner.createRollout({
-    release_id: base, previous_release_id: null, target: { selector: label }, max_concurrency: 1,
-    stages: [{ stage_id: "hold", batch: { percent: 100 } }], failure_budget: { max_failures: 0 }, stuck_timeout_seconds: 600, late_joiners: "ignore", notes: "val08: pin the fleet to the base release",
-  }, { signal });
-  await owner.cancelRollout(hold.plan_id, "val08: fleet pinned", { signal });
 }
 
 /**
