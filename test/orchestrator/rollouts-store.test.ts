@@ -142,4 +142,27 @@ describeDialects("rollouts store", (db) => {
     expect(rb.statusCode, rb.body).toBe(200);
     expect(await byRelease()).toEqual({ [REL_BACK]: 1100, [REL_OLD]: 100 });
   }, 120_000);
+  it("two servers on one store: a plan state cached by one server is never used once the other server stepped the plan (version check)", async () => {
+    const { c: a, location } = await setup(2);
+    const { c: b } = await setup(0, location);
+    const plan = await create(a, 2, 1);
+    const cmd = async (c: TestCp, verb: string): Promise<Rollout> => {
+      const r = await c.app.inject({ method: "POST", url: `/v1/rollouts/${plan.plan_id}/${verb}`, headers: bearer(c.owner), payload: {} });
+      expect(r.statusCode, r.body).toBe(200);
+      return r.json<Rollout>();
+    };
+    const phaseSeenBy = async (c: TestCp): Promise<string> => {
+      const r = await c.app.inject({ method: "GET", url: `/v1/rollouts/${plan.plan_id}`, headers: bearer(c.owner) });
+      return r.json<Rollout>().phase;
+    };
+    expect((await cmd(a, "pause")).phase).toBe("paused"); // a caches version 2 (paused)
+    expect(await phaseSeenBy(a)).toBe("paused");
+    expect((await cmd(b, "resume")).phase).toBe("active"); // b writes version 3 behind a's back
+    expect(await phaseSeenBy(a)).toBe("active");
+    // a steps from version 3 (resume on a stale "paused" would have been accepted; pause from active must be too)
+    expect((await cmd(a, "pause")).phase).toBe("paused");
+    expect(await phaseSeenBy(b)).toBe("paused");
+    const row = await a.store.db.selectFrom("rollout_plans").select("version").executeTakeFirstOrThrow();
+    expect(Number(row.version)).toBe(4);
+  });
 });

@@ -42,6 +42,12 @@ export async function fleetOf(db: Kysely<Database>): Promise<FleetNode[]> {
   return rows.map((r) => ({ node_id: r.node_id, labels: JSON.parse(r.labels) as Labels }));
 }
 
+/** Every enrolled node with its labels, and the release each runs (heartbeat): what plan creation reads. */
+export async function fleetWithReleases(db: Kysely<Database>): Promise<{ nodes: FleetNode[]; releases: Map<string, string | null> }> {
+  const rows = await db.selectFrom("nodes").select(["node_id", "labels", "release_id"]).execute();
+  return { nodes: rows.map((r) => ({ node_id: r.node_id, labels: JSON.parse(r.labels) as Labels })), releases: new Map(rows.map((r) => [r.node_id, r.release_id])) };
+}
+
 type Counters = Omit<MetricBucket, "node_id" | "release_id" | "from" | "to">;
 const zero = (): Counters => ({ decisions: 0, denies: 0, tool_calls: 0, tool_errors: 0, activations_attempted: 0, activations_succeeded: 0 });
 
