@@ -8,7 +8,9 @@
 import { afterEach, expect, it } from "vitest";
 import { sql } from "kysely";
 import type { Rollout } from "../../src/cpapi/index.js";
-import { stepPlan } from "../../src/orchestrator/plans/store.js";
+import { PlanStateCache } from "../../src/orchestrator/plans/state-cache.js";
+import { stepInTx, stepPlan } from "../../src/orchestrator/plans/store.js";
+import { withWriteTransaction } from "../../src/orchestrator/db/write-lock.js";
 import { parsePlanState, pause } from "../../src/orchestrator/rollouts/index.js";
 import { bearer, openTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
@@ -164,5 +166,23 @@ describeDialects("rollouts store", (db) => {
     expect(await phaseSeenBy(b)).toBe("paused");
     const row = await a.store.db.selectFrom("rollout_plans").select("version").executeTakeFirstOrThrow();
     expect(Number(row.version)).toBe(4);
+  });
+  it("a step whose transaction rolls back never enters the plan state cache: the next step starts from the stored version", async () => {
+    const { c } = await setup(2);
+    const plan = await create(c, 2, 1);
+    const cache = new PlanStateCache();
+    const failed = withWriteTransaction(c.store, async (tx) => {
+      const out = await stepInTx(tx, c.store.dialect, plan.plan_id, c.clock.now(), (s) => ({ ...pause(s, c.clock.now()), result: undefined }), "wait", cache);
+      expect(out?.state.phase).toBe("paused");
+      throw new Error("the commit never happens");
+    });
+    await expect(failed).rejects.toThrow("the commit never happens");
+    // The stored row is still version 1 (active); a paused state at version 2 was never cached.
+    expect(cache.get(plan.plan_id, 2)).toBeUndefined();
+    const out = await stepPlan(c.store, plan.plan_id, () => c.clock.now(), (s) => ({ state: s, effects: [], result: s.phase }), { cache });
+    expect(out?.result).toBe("active");
+    const stepped = await stepPlan(c.store, plan.plan_id, () => c.clock.now(), (s) => ({ ...pause(s, c.clock.now()), result: undefined }), { cache });
+    expect(stepped?.state.phase).toBe("paused");
+    expect(cache.get(plan.plan_id, 2)?.state.phase).toBe("paused");
   });
 });

@@ -8,7 +8,7 @@ export interface CachedPlan {
 }
 
 /** Plans kept per process (live plans are few; a full cache is simply emptied). */
-const MAX_PLANS = 64;
+const MAX_PLANS = 16;
 
 /**
  * The parsed state of recently stepped plans, keyed by (plan_id, version).
