@@ -209,7 +209,7 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
         const out = await withStoreErrors(reply, "the approval", () =>
           command(req.params.plan_id, async (s, tx) => {
             const at = now();
-            const r = approveStage(s, req.params.stage_id, at, req.body?.reason ?? "", await observe(tx, s, at));
+            const r = approveStage(s, req.params.stage_id, at, req.body?.reason ?? "", await observe(tx, store.dialect, s, at));
             return { state: r.state, effects: r.effects, result: { approved: r.approved, promoted: r.promoted, message: r.message } };
           }),
         );
@@ -223,7 +223,7 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
         const row = await readPlan(store.db, store.dialect, req.params.plan_id, "none", plans);
         if (!row) throw notFound(req.params.plan_id);
         const at = now();
-        return stageGates(row.state, req.params.stage_id, at, await observe(store.db, row.state, at));
+        return stageGates(row.state, req.params.stage_id, at, await observe(store.db, store.dialect, row.state, at));
       },
     );
     app.addHook("onClose", async () => scheduler.stop());

@@ -88,7 +88,7 @@ export class RolloutScheduler {
       now,
       async (state, tx) => {
         const at = now();
-        const t = tick(state, at, await observe(tx, state, at));
+        const t = tick(state, at, await observe(tx, this.store.dialect, state, at));
         return { ...t, result: t.effects.length > 0 };
       },
       { lock: "skip", onAssignments: this.onAssignments, ...(this.cache ? { cache: this.cache } : {}) },
