@@ -53,7 +53,6 @@ export async function fleetWithReleases(db: Kysely<Database>): Promise<{ nodes: 
 }
 
 type Counters = Omit<MetricBucket, "node_id" | "release_id" | "from" | "to">;
-const zero = (): Counters => ({ decisions: 0, denies: 0, tool_calls: 0, tool_errors: 0, activations_attempted: 0, activations_succeeded: 0 });
 
 /** Adds one event to its bucket's counters (the table in the module comment). */
 export function countEvent(c: Counters, eventType: string, attributes: Record<string, unknown>): void {
