@@ -1,5 +1,7 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
+import { CpClient } from "../cpapi/index.js";
+import { UsageError } from "../lib/index.js";
 import { openRepository, parseReference, referenceTarget } from "../oci/index.js";
 import type { OciRepository, Reference, RepositoryOptions } from "../oci/index.js";
 
@@ -49,4 +51,38 @@ export function parseHttpUrl(v: string): string {
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") throw new InvalidArgumentError("must be an http:// or https:// URL");
   return v;
+}
+
+/** Flags of the commands that talk to a control plane as an operator. */
+export interface ServerFlags {
+  server?: string;
+  token?: string;
+  json?: boolean;
+}
+
+/**
+ * The control plane and operator token: flags first, then AUTONOMY_SERVER /
+ * AUTONOMY_TOKEN. `tokenWhy` ends the hint of a missing token: which token the
+ * command needs ("an operator token with fleet:read").
+ */
+export function serverAndToken(flags: ServerFlags, tokenWhy: string): { server: string; token: string } {
+  const server = flags.server ?? process.env.AUTONOMY_SERVER;
+  if (server === undefined || server === "") throw new UsageError("no control plane given", "pass --server URL or set AUTONOMY_SERVER");
+  const token = flags.token ?? process.env.AUTONOMY_TOKEN;
+  if (token === undefined || token === "") throw new UsageError("no operator token given", `pass --token T or set AUTONOMY_TOKEN (${tokenWhy})`);
+  return { server, token };
+}
+
+/** A typed control-plane client from {@link serverAndToken}. */
+export function operatorClient(flags: ServerFlags, tokenWhy: string): CpClient {
+  const { server, token } = serverAndToken(flags, tokenWhy);
+  return new CpClient({ baseUrl: server, token });
+}
+
+/** Adds --server and --token (the token flag's help names what it needs) and --json. */
+export function withServerFlags(cmd: Command, opts: { token?: string; json?: string } = {}): Command {
+  return cmd
+    .option("--server <url>", "the control plane (or AUTONOMY_SERVER)", parseHttpUrl)
+    .option("--token <token>", `${opts.token ?? "operator token"} (or AUTONOMY_TOKEN; a flag shows in \`ps\`)`)
+    .option("--json", opts.json ?? "machine-readable output");
 }

@@ -1,4 +1,4 @@
-import { LIFECYCLE_EVENT_TYPE } from "../cpapi/index.js";
+import { DECISION_EVENT_TYPE, LIFECYCLE_EVENT_TYPE, TOOL_RESULT_EVENT_TYPE } from "../cpapi/index.js";
 import type { IngestEvent, LifecyclePhase } from "../cpapi/index.js";
 import type { Rng } from "../lib/index.js";
 
@@ -13,8 +13,6 @@ import type { Rng } from "../lib/index.js";
  * results the control plane's release the device runs (as a real node
  * following a control plane stamps them; behaviour gates count by it).
  */
-export const DECISION_EVENT_TYPE = "ai.policy.decision";
-export const TOOL_RESULT_EVENT_TYPE = "ai.tool.result";
 
 /** The node's current activation, as events carry it. */
 export interface Running {

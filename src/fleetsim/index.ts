@@ -17,6 +17,7 @@ export { corruptEnvelope, verifyRelease } from "./verify.js";
 export type { FleetTrust, Verdict } from "./verify.js";
 export { VirtualDevice } from "./device.js";
 export type { Behaviour, DeviceConfig, DeviceStage } from "./device.js";
-export { DECISION_EVENT_TYPE, TOOL_RESULT_EVENT_TYPE } from "./events.js";
+// The contract's names (cpapi), re-exported for the lab code that imported them from here.
+export { DECISION_EVENT_TYPE, TOOL_RESULT_EVENT_TYPE } from "../cpapi/index.js";
 export { syntheticReleaseContent } from "./content.js";
 export { Traffic } from "./stats.js";

@@ -13,6 +13,7 @@ import { storeErrorOf } from "./db/store-errors.js";
 import { OrchestratorError, orchestratorStatusOf } from "./errors.js";
 import { identityRoutes } from "./identity/routes.js";
 import { nodesArea } from "./nodes/routes.js";
+import { offerRecorder } from "./nodes/offers.js";
 import { eventsArea } from "./events/routes.js";
 import { createMetrics, instrument } from "./metrics.js";
 import type { CpMetrics } from "./metrics.js";
@@ -150,8 +151,11 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     },
   });
   app.decorate("cpRoutes", [] as RegisteredRoute[]);
+  const recordOffer = offerRecorder(deps);
   app.addHook("onRoute", (r) => {
     app.cpRoutes.push(checkRouteDeclared(r));
+    // What the poll route answers a node is recorded as offered to it: an ack must name an offered release (nodes/offers.ts).
+    if ((r.config as { route?: string } | undefined)?.route === "latestRelease") r.onSend = [...(r.onSend === undefined ? [] : Array.isArray(r.onSend) ? r.onSend : [r.onSend]), recordOffer];
   });
   const authCache = new PrincipalCache(clock, opts.authCacheMs ?? AUTH_CACHE_MS);
   app.addHook("onRequest", authHook(opts.store, clock, { cache: authCache }));

@@ -30,6 +30,7 @@ export const ORCHESTRATOR_ERROR_CODES = [
   "STORE_FULL",
   "STORE_BUSY",
   "NODE_NOT_FOUND",
+  "ACK_RELEASE_NOT_OFFERED",
   "CP_LISTEN_FAILED",
   "CP_LISTEN_REFUSED",
   "ROLLOUT_CONFLICT",
@@ -59,6 +60,7 @@ export const ORCHESTRATOR_STATUS: Readonly<Partial<Record<OrchestratorErrorCode,
   STORE_FULL: 507,
   STORE_BUSY: 503,
   NODE_NOT_FOUND: 404,
+  ACK_RELEASE_NOT_OFFERED: 409,
   ROLLOUT_CONFLICT: 409,
 };
 
@@ -91,6 +93,7 @@ const HINTS: Readonly<Record<OrchestratorErrorCode, string>> = {
   STORE_FULL: "the control plane's disk is full and nothing of the request was kept; an operator must free space (retrying at once will not help)",
   STORE_BUSY: "another writer holds the store's lock and nothing of the request was kept; retry after the Retry-After seconds (event ingestion is idempotent)",
   NODE_NOT_FOUND: "list the fleet with `autonomy node list`; a node appears once it has enrolled",
+  ACK_RELEASE_NOT_OFFERED: "a node acks only a release this control plane offered it (GET /v1/releases/latest answered it, or a rollout assigned it); poll first, then ack",
   ROLLOUT_CONFLICT: "the plan kept changing under the request (the scheduler or another operator stepped it); GET it and retry the command",
 };
 

@@ -220,6 +220,8 @@ interface EventsDestination {
   url: string;
   nodeId?: string;
   token?: string;
+  /** `--server-ca`, when the events go to that very server (the poller's TLS settings). */
+  ca?: string;
 }
 
 /**
@@ -235,10 +237,13 @@ async function eventsDestination(opts: StartRuntimeOptions, enrollment: Enrollme
   const file = enrollment?.file ?? (configured !== undefined ? await readControlPlane(opts.stateRoot) : undefined);
   const url = configured ?? enrollment?.file.server;
   if (url === undefined) return undefined;
-  if (file === undefined || !sameServer(url, file.server)) return { url };
+  // The exporter trusts the control plane's certificate exactly as the poller does: --server-ca for --server.
+  const serverCa = opts.controlPlane?.ca;
+  const ca = serverCa !== undefined && opts.controlPlane !== undefined && sameServer(url, opts.controlPlane.server) ? { ca: serverCa } : {};
+  if (file === undefined || !sameServer(url, file.server)) return { url, ...ca };
   // The credential crosses the network only as enrollment allows (https, loopback, or --server-plain-http).
   checkTransport(new URL(url), opts.controlPlane?.plainHttp === true);
-  return { url, nodeId: file.node_id, token: file.credential };
+  return { url, nodeId: file.node_id, token: file.credential, ...ca };
 }
 
 /** The TLS certificate and key named by the config, read once at start (a bad file stops the start). */
@@ -287,7 +292,7 @@ function startExporter(opts: StartRuntimeOptions, wal: LiveWal, events: EventsDe
   const nodeId = events?.nodeId ?? t.nodeId ?? opts.config.node.node_id ?? hostname();
   const sink = sinkFor({
     nodeId, clock: opts.clock ?? systemClock, ...(t.otlpUrl ? { otlpUrl: t.otlpUrl } : {}), ...(t.otlpCompression ? { compression: t.otlpCompression } : {}),
-    ...(events ? { controlPlaneUrl: events.url, ...(events.token !== undefined ? { controlPlaneToken: events.token } : {}) } : {}),
+    ...(events ? { controlPlaneUrl: events.url, ...(events.token !== undefined ? { controlPlaneToken: events.token } : {}), ...(events.ca !== undefined ? { controlPlaneCa: events.ca } : {}) } : {}),
   });
   if (!sink) return undefined;
   const log: ExporterLogger = createLogger({ name: "autonomy.telemetry.exporter", level: "warn" });

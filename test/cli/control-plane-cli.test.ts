@@ -3,44 +3,16 @@
  * through the built binary (`npm run build` first), on SQLite and PostgreSQL.
  */
 import { afterEach, expect, it } from "vitest";
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { signStatement } from "../../src/supplychain/index.js";
-import { AUTONOMY_BIN, describeRun, runCli, runJson } from "../helpers/cli.js";
+import { describeRun, runCli, runJson } from "../helpers/cli.js";
+import { startServe } from "../helpers/cp-serve.js";
 import { describeDialects } from "../helpers/databases.js";
 import { samplePredicate } from "../helpers/statements.js";
 import { makeRelease, testKeys } from "../helpers/release.js";
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Starts `autonomy serve --json` on a free port and waits for its ready line. */
-async function startServe(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [AUTONOMY_BIN, "serve", "--listen", "127.0.0.1:0", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not become ready:\n${err}`)), 20_000);
-    child.stderr.on("data", (d: Buffer) => {
-      err += d.toString("utf8");
-      const m = /^\{"ok":true,"url":"([^"]+)"/m.exec(err);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    void exited.then((code) => reject(new Error(`serve exited ${String(code)}:\n${err}`)));
-  });
-  return { child, url, stderr: () => err, exited };
-}
 
 describeDialects("autonomy serve and its clients", (db) => {
   const cleanup: Array<() => Promise<void>> = [];

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { afterEach } from "vitest";
 import { MIGRATIONS, bootstrapOwnerToken, buildApp, createOperatorToken, migrateStore, openStore } from "../../src/orchestrator/index.js";
 import type { BuildAppOptions, Store } from "../../src/orchestrator/index.js";
 import type { Role } from "../../src/cpapi/index.js";
@@ -33,7 +34,7 @@ export function manualClock(start = Date.parse("2026-12-05T10:00:00Z")): TestCp[
 }
 
 /** Opens a test control plane; `location` defaults to a new SQLite file. */
-export async function openTestCp(opts: { location?: string; bodyLimit?: number; latestCacheMs?: number; releaseTrust?: BuildAppOptions["releaseTrust"] } = {}): Promise<TestCp> {
+export async function openTestCp(opts: { location?: string; bodyLimit?: number; latestCacheMs?: number; releaseTrust?: BuildAppOptions["releaseTrust"]; tls?: BuildAppOptions["tls"] } = {}): Promise<TestCp> {
   let dir: string | undefined;
   let location = opts.location;
   if (location === undefined) {
@@ -46,7 +47,7 @@ export async function openTestCp(opts: { location?: string; bodyLimit?: number; 
   // A second app on the same store (a second server) gets its own owner token.
   const boot = (await bootstrapOwnerToken(store, clock)) ?? (await createOperatorToken(store, clock, { role: "owner", name: "second-server" }));
   const log = createLogger({ name: "autonomy.cp.test", level: "silent" });
-  const app = await buildApp({ store, clock, log, ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}), ...(opts.latestCacheMs !== undefined ? { latestCacheMs: opts.latestCacheMs } : {}), releaseTrust: opts.releaseTrust });
+  const app = await buildApp({ store, clock, log, ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}), ...(opts.latestCacheMs !== undefined ? { latestCacheMs: opts.latestCacheMs } : {}), releaseTrust: opts.releaseTrust, ...(opts.tls ? { tls: opts.tls } : {}) });
   await app.ready();
   return {
     app,
@@ -73,4 +74,26 @@ export async function openTestCp(opts: { location?: string; bodyLimit?: number; 
 /** `Authorization: Bearer …` headers. */
 export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * Inside a describeDialects block: `open()` gives each test a control plane on
+ * a fresh database of the block's dialect (`url()` is that database), closed
+ * after the test.
+ */
+export function perTestCp(db: { fresh(): Promise<string> }): { open: () => Promise<TestCp>; url: () => string } {
+  let cp: TestCp | undefined;
+  let url = "";
+  afterEach(async () => {
+    await cp?.close();
+    cp = undefined;
+  });
+  return {
+    open: async () => {
+      url = await db.fresh();
+      cp = await openTestCp({ location: url });
+      return cp;
+    },
+    url: () => url,
+  };
 }

@@ -53,8 +53,18 @@ export async function putRelease(store: Store, releaseId: string, sequence = 1, 
     .execute();
 }
 
+/**
+ * One poll of GET /v1/releases/latest as the node (`cred`): the control plane
+ * records the answered release as offered to it, which an ack needs.
+ */
+export async function pollLatest(cp: TestCp, cred: string, channel = "stable"): Promise<string> {
+  const r = await cp.app.inject({ method: "GET", url: `/v1/releases/latest?channel=${channel}`, headers: bearer(cred) });
+  expect(r.statusCode, r.body).toBe(200);
+  return r.json<{ release_id: string }>().release_id;
+}
+
 /** Rows in a table, through the store. */
-export async function rowCount(store: Store, table: "events" | "node_acks" | "nodes"): Promise<number> {
+export async function rowCount(store: Store, table: "events" | "node_acks" | "nodes" | "node_offers"): Promise<number> {
   const r = await store.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
   return Number(r.n);
 }

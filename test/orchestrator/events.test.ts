@@ -5,9 +5,9 @@
  * node, type and time, newest first, with cursor paging. PostgreSQL's side is
  * read back with psql.
  */
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import type { EventPage } from "../../src/cpapi/index.js";
-import { bearer, openTestCp } from "../helpers/cp-app.js";
+import { bearer, perTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
 import type { Injected } from "../helpers/cp-fleet.js";
 import { enrollNode, expectProblem, rowCount } from "../helpers/cp-fleet.js";
@@ -20,17 +20,7 @@ function ev(id: string, over: Record<string, unknown> = {}): Record<string, unkn
 }
 
 describeDialects("events", (db) => {
-  let cp: TestCp | undefined;
-  let url = "";
-  const open = async (): Promise<TestCp> => {
-    url = await db.fresh();
-    cp = await openTestCp({ location: url });
-    return cp;
-  };
-  afterEach(async () => {
-    await cp?.close();
-    cp = undefined;
-  });
+  const { open, url: dbUrl } = perTestCp(db);
   const post = (c: TestCp, token: string, events: unknown): Promise<Injected> => c.app.inject({ method: "POST", url: "/v1/events", headers: bearer(token), payload: { events } as Record<string, unknown> });
 
   it("ingests a batch, answers {received, inserted, deduped}, and a resent event_id is ignored (psql sees each once)", async () => {
@@ -46,7 +36,7 @@ describeDialects("events", (db) => {
     expect(page.events.map((e) => e.event_id)).toEqual(["edge-1:g:3", "edge-1:g:2", "edge-1:g:1"]);
     expect(page.events[2]).toMatchObject({ event_type: "ai.deployment.lifecycle", lock_fingerprint: FP, release_id: "rel-0000000000000001", attributes: { phase: "polled", n: 1 }, timestamp: "2026-12-05T10:00:00.000Z" });
     if (db.dialect === "postgres") {
-      expect(psql(db.cluster(), url, "SELECT event_id, event_type FROM events ORDER BY ingest_seq")).toEqual([
+      expect(psql(db.cluster(), dbUrl(), "SELECT event_id, event_type FROM events ORDER BY ingest_seq")).toEqual([
         ["edge-1:g:1", "ai.deployment.lifecycle"],
         ["edge-1:g:2", "ai.deployment.lifecycle"],
         ["edge-1:g:3", "ai.deployment.lifecycle"],
@@ -102,9 +92,28 @@ describeDialects("events", (db) => {
       expect(r.statusCode, t).toBe(400);
       expect(r.json<{ detail: string }>().detail).toContain("events[0].timestamp");
     }
-    expect((await post(c, cred, [ev("t2", { timestamp: "9999-12-31T23:59:59+01:00" })])).statusCode).toBe(200);
+    // Inside year 9999 in UTC but far in the future: refused since the 24 h bound (the next test).
+    expect((await post(c, cred, [ev("t2", { timestamp: "9999-12-31T23:59:59+01:00" })])).statusCode).toBe(400);
     const q = (await c.app.inject({ url: "/v1/events?until=2026-12-06T00:00:00Z", headers: bearer(c.owner) })).json<EventPage>();
     expect(q.count).toBe(0);
+  });
+
+  it("review: an event timestamp far in the future (more than 24 h after the control plane's time) → 400 naming events[i].timestamp, nothing of the batch written; 23 h ahead and any past time are taken", async () => {
+    const c = await open();
+    const cred = await enrollNode(c, "edge-1");
+    const now = c.clock.now();
+    const at = (ms: number): string => new Date(ms).toISOString();
+    for (const t of [at(now + 24 * 3_600_000 + 1000), "2099-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]) {
+      const r = await post(c, cred, [ev("ok-1"), ev("far", { timestamp: t })]);
+      expectProblem(r, 400, "REQUEST_INVALID", "events[1].timestamp");
+      expect(r.json<{ detail: string }>().detail).toContain("24 hours");
+    }
+    expect(await rowCount(c.store, "events")).toBe(0);
+    const r = await post(c, cred, [ev("ok-1"), ev("soon", { timestamp: at(now + 23 * 3_600_000) }), ev("old", { timestamp: "2001-01-01T00:00:00Z" })]);
+    expect(r.json()).toEqual({ received: 3, inserted: 3, deduped: 0 });
+    // The bound moves with the control plane's clock: a day later, the same far time is nearer.
+    c.clock.advance(2 * 24 * 3_600_000);
+    expect((await post(c, cred, [ev("later", { timestamp: at(now + 25 * 3_600_000) })])).statusCode).toBe(200);
   });
 
   it("the same event_id twice in one batch counts once inserted and once deduped", async () => {

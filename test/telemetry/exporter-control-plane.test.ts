@@ -65,6 +65,8 @@ async function tmp(): Promise<string> {
 
 async function realCp(): Promise<{ cp: TestCp; url: string; operator: CpClient }> {
   const cp = await openTestCp();
+  // The WAL stamps events with real time; the control plane refuses events more than 24 h after its own clock.
+  cp.clock.set(Date.now());
   cleanup.push(() => cp.close());
   const url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
   return { cp, url, operator: new CpClient({ baseUrl: url, token: cp.owner }) };
@@ -122,7 +124,7 @@ async function proxyTo(target: string): Promise<{ url: string; requests: number;
 }
 
 function child(args: string[], credential: string): { proc: ChildProcess; line: Promise<string>; exit: Promise<number | null> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/helpers/exporter-cp-child.ts"), ...args], {
+  const proc = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/helpers/exporter-child.ts"), "cp", ...args], {
     cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, AUTONOMY_NODE_CREDENTIAL: credential },
   });
   cleanup.push(() => Promise.resolve(proc.kill("SIGKILL")));
@@ -420,6 +422,84 @@ describe("WAL exporter → the real control plane (SQLite, loopback)", () => {
     // A __proto__ key is dropped on the way (the client's schema check rebuilds the object), never polluting anything; the event itself arrives.
     expect(stored.find((e) => seqOf(e) === 5)?.attributes).toEqual({ type: "ai.policy.decision", decision: "deny", tool: "tool.shell" });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it("review: events dated far in the future (over 24 h after the control plane's time, refused with 400) are dead-lettered one by one and the WAL keeps draining", async () => {
+    const { cp, url, operator } = await realCp();
+    const credential = await cp.enroll("edge-f");
+    const walDir = join(await tmp(), "wal");
+    const wal = await Wal.open(walDir, { log: silent });
+    cleanup.push(() => wal.close());
+    const soon = new Date(Date.now() + 2 * 3_600_000).toISOString();
+    const far = new Set([7, 15]);
+    for (let i = 1; i <= 20; i++) {
+      const timestamp = far.has(i) ? "2099-01-01T00:00:00Z" : i === 10 ? soon : new Date().toISOString();
+      await wal.append({ type: "ai.policy.decision", decision: "allow", tool: "tool.echo", timestamp, i });
+    }
+    const x = new Exporter({ wal: walDir, sink: new ControlPlaneEventsSink({ url, token: credential, timeoutMs: 2_000 }), nodeId: "edge-f", batchSize: 8, retry: { baseMs: 10, maxMs: 100, jitter: 0.5 }, log: silent });
+    cleanup.push(() => x.close());
+    expect(await x.drainOnce()).toMatchObject({ caughtUp: true, pos: 20, deadLettered: 2 });
+    const rejected = await rejectedLines(walDir);
+    expect(rejected.map((l) => [l.seq, l.sink, l.status])).toEqual([[7, "control-plane", 400], [15, "control-plane", 400]]);
+    expect(rejected[0]?.reason).toContain("timestamp");
+    // Two hours ahead is a clock to tolerate: stored with the node's own time.
+    const stored = await storedEvents(operator, "edge-f");
+    expect(stored.map(seqOf).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1).filter((q) => !far.has(q)));
+    expect(stored.find((e) => seqOf(e) === 10)?.timestamp).toBe(soon);
+    // Not wedged: what is appended next drains as usual.
+    for (let i = 21; i <= 23; i++) await wal.append({ type: "ai.policy.decision", decision: "deny", tool: "tool.echo", i });
+    expect(await x.drainOnce()).toMatchObject({ caughtUp: true, pos: 23, deadLettered: 0 });
+    expect((await storedEvents(operator, "edge-f")).length).toBe(21);
+  });
+});
+
+const openssl = needs("openssl");
+
+openssl.describe("WAL exporter → the real control plane over TLS with a private CA (--server-ca)", () => {
+  it("review: the runtime's exporter trusts --server-ca like the poller does: a node enrolled over https with a private CA delivers its events (the exporter had used the public CAs and never got through)", async () => {
+    const dir = await tmp();
+    const cert = join(dir, "cp.pem");
+    const key = join(dir, "cp.key");
+    const made = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=cp.test", "-addext", "subjectAltName=IP:127.0.0.1"], { encoding: "utf8" });
+    expect(made.status, made.stderr).toBe(0);
+    const ca = await readFile(cert, "utf8");
+    const cp = await openTestCp({ tls: { cert: await readFile(cert), key: await readFile(key) } });
+    cp.clock.set(Date.now());
+    cleanup.push(() => cp.close());
+    const url = (await cp.app.listen({ host: "127.0.0.1", port: 0 })).replace(/^http:/, "https:");
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:/);
+    const operator = new CpClient({ baseUrl: url, token: cp.owner, ca });
+    const stateRoot = join(dir, "node");
+    await initStateRoot(stateRoot);
+    const et = await operator.createEnrollmentToken({ node_id: "edge-tls" });
+    const rt: RunningRuntime = await startRuntime({
+      stateRoot, config: { ...DEFAULT_RUNTIME_CONFIG, agentId: "a", node: {}, allowedDomains: [], upstreams: [], telemetry: {} },
+      pollMs: 20, exporterPollMs: 20,
+      controlPlane: { server: url, ca, enrollToken: et.token, nodeId: "edge-tls", pollIntervalMs: 60_000, timeoutMs: 2_000 },
+    });
+    cleanup.push(() => rt.close());
+    expect(rt.exporter?.status().sink).toBe("control-plane");
+    // The poller got through (it enrolled and polled over the same TLS) and so must the exporter: runtime_started and polled arrive.
+    await until(async () => {
+      const types = (await storedEvents(operator, "edge-tls")).map((e) => `${e.event_type}/${String(e.attributes?.phase)}`);
+      return types.includes("ai.agent.lifecycle/runtime_started") && types.includes("ai.deployment.lifecycle/polled");
+    }, "the node's events on the TLS control plane", 10_000);
+    await until(() => (rt.exporter?.status().backlog ?? 1) === 0, "exporter caught up", 10_000);
+    expect(rt.exporter?.status().last_error).toBeNull();
+    await rt.close();
+    // `autonomy telemetry drain --state-root` takes the same CA (--server-ca); without it, nothing gets through.
+    const { dir: walDir, otherState } = nodeWalLocation(stateRoot);
+    const wal = await LiveWal.open(walDir, { otherState });
+    for (let i = 0; i < 3; i++) await wal.append({ type: "ai.policy.decision", decision: "deny", tool: "tool.cli", i });
+    await wal.close();
+    const drain = (extra: string[]): ReturnType<typeof runJson<{ ok: boolean; status: { backlog: number } }>> =>
+      runJson<{ ok: boolean; status: { backlog: number } }>(["telemetry", "drain", "--dir", walDir, "--state-root", stateRoot, "--once", "--timeout-ms", "2000", "--retry-max-ms", "100", ...extra]);
+    const without = await drain([]);
+    expect(without.code, without.stderr).toBe(1);
+    const withCa = await drain(["--server-ca", cert]);
+    expect(withCa.code, withCa.stderr).toBe(0);
+    expect(withCa.json).toMatchObject({ ok: true, status: { backlog: 0 } });
+    expect((await storedEvents(operator, "edge-tls")).filter((e) => e.attributes?.tool === "tool.cli")).toHaveLength(3);
   });
 });
 

@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 function child(args: string[]): { proc: ChildProcess; line: Promise<string>; exit: Promise<number | null> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/helpers/exporter-child.ts"), ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  const proc = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "test/helpers/exporter-child.ts"), "otlp", ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
   const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   const line = new Promise<string>((resolve) => rl.once("line", resolve));
   const exit = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
-import { CpClient, ROLES } from "../../cpapi/index.js";
-import type { Release, Role } from "../../cpapi/index.js";
+import { ROLES } from "../../cpapi/index.js";
+import type { CpClient, Release, Role } from "../../cpapi/index.js";
 import { UsageError, readInputFile, redactUrl } from "../../lib/index.js";
 import { createLogger } from "../../observability/index.js";
 import { isPostgresLocation, startControlPlane } from "../../orchestrator/index.js";
@@ -9,7 +9,8 @@ import { loadPublicKey, parseDuration } from "../../sign/index.js";
 import { DEFAULT_CHANNEL, releaseRepository, trustedKeys, verifyRelease } from "../../supplychain/index.js";
 import { emit } from "../output.js";
 import { action } from "../run.js";
-import { openRef, parseHttpUrl } from "../common.js";
+import { openRef, operatorClient, withServerFlags } from "../common.js";
+import type { ServerFlags } from "../common.js";
 
 /** `HOST:PORT` (port 0: a free one). */
 function parseHostPort(v: string): { host: string; port: number } {
@@ -68,27 +69,11 @@ function schedulerIntervalMs(v: string): number {
   return ms;
 }
 
-interface ClientFlags {
-  server?: string;
-  token?: string;
-  json?: boolean;
-}
+type ClientFlags = ServerFlags;
 
-/** The server and operator token: flags first, then AUTONOMY_SERVER / AUTONOMY_TOKEN. */
-function clientOf(flags: ClientFlags): CpClient {
-  const server = flags.server ?? process.env.AUTONOMY_SERVER;
-  if (server === undefined || server === "") throw new UsageError("no control plane given", "pass --server URL or set AUTONOMY_SERVER");
-  const token = flags.token ?? process.env.AUTONOMY_TOKEN;
-  if (token === undefined || token === "") throw new UsageError("no operator token given", "pass --token T or set AUTONOMY_TOKEN (the bootstrap token `autonomy serve` printed, or one from `autonomy token create`)");
-  return new CpClient({ baseUrl: server, token });
-}
-
-function withClientFlags(cmd: Command): Command {
-  return cmd
-    .option("--server <url>", "the control plane (or AUTONOMY_SERVER)", parseHttpUrl)
-    .option("--token <token>", "operator token (or AUTONOMY_TOKEN; a flag shows in `ps`)")
-    .option("--json", "machine-readable output");
-}
+const TOKEN_WHY = "the bootstrap token `autonomy serve` printed, or one from `autonomy token create`";
+const clientOf = (flags: ClientFlags): CpClient => operatorClient(flags, TOKEN_WHY);
+const withClientFlags = (cmd: Command): Command => withServerFlags(cmd);
 
 export function registerServe(program: Command): void {
   program

@@ -1,10 +1,11 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
-import { CpClient, CpClientError } from "../../cpapi/index.js";
-import type { Node } from "../../cpapi/index.js";
-import { UsageError, terminalSafe } from "../../lib/index.js";
+import { CpClientError } from "../../cpapi/index.js";
+import type { CpClient, Node } from "../../cpapi/index.js";
+import { terminalSafe } from "../../lib/index.js";
 import { action } from "../run.js";
-import { parseHttpUrl } from "../common.js";
+import { operatorClient, withServerFlags } from "../common.js";
+import type { ServerFlags } from "../common.js";
 
 /** `k=v`, repeatable: every selector must match (AND). */
 function collectLabel(v: string, prev: string[]): string[] {
@@ -13,11 +14,8 @@ function collectLabel(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
-interface NodeListFlags {
-  server?: string;
-  token?: string;
+interface NodeListFlags extends ServerFlags {
   label: string[];
-  json?: boolean;
 }
 
 /** Pages the server may answer before we call it a loop (1,000 nodes a page: a million nodes). */
@@ -45,21 +43,13 @@ function nodeLine(n: Node): string {
 
 export function registerNode(program: Command): void {
   const node = program.command("node").description("the fleet's nodes, as a control plane sees them");
-  node
-    .command("list")
+  withServerFlags(node.command("list"), { token: "operator token with fleet:read", json: "print a JSON array of nodes (node_id, labels, release_id, boot_epoch, last_seen, last_ack, …)" })
     .description("list the nodes enrolled on a control plane (every page), optionally filtered by labels")
-    .option("--server <url>", "the control plane (or AUTONOMY_SERVER)", parseHttpUrl)
-    .option("--token <token>", "operator token with fleet:read (or AUTONOMY_TOKEN; a flag shows in `ps`)")
     .option("--label <key=value>", "only nodes with this label; repeat for AND", collectLabel, [])
-    .option("--json", "print a JSON array of nodes (node_id, labels, release_id, boot_epoch, last_seen, last_ack, …)")
     .addHelpText("after", "\nText columns: node_id, release_id of the current activation, boot epoch, last heartbeat, last ack (phase and release).")
     .action(
       action(async (flags: NodeListFlags) => {
-        const server = flags.server ?? process.env.AUTONOMY_SERVER;
-        if (server === undefined || server === "") throw new UsageError("no control plane given", "pass --server URL or set AUTONOMY_SERVER");
-        const token = flags.token ?? process.env.AUTONOMY_TOKEN;
-        if (token === undefined || token === "") throw new UsageError("no operator token given", "pass --token T or set AUTONOMY_TOKEN (an operator token with fleet:read)");
-        const nodes = await listAllNodes(new CpClient({ baseUrl: server, token }), flags.label);
+        const nodes = await listAllNodes(operatorClient(flags, "an operator token with fleet:read"), flags.label);
         if (flags.json) {
           // The issue's contract: a bare JSON array of nodes (not the versioned result object).
           process.stdout.write(`${JSON.stringify(nodes, null, 2)}\n`);

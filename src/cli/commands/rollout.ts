@@ -1,35 +1,20 @@
 import type { Command } from "commander";
-import { CpClient, RECOVER_STRATEGIES, TERMINAL_PLAN_PHASES } from "../../cpapi/index.js";
-import type { RecoverStrategy, Rollout } from "../../cpapi/index.js";
+import { RECOVER_STRATEGIES, TERMINAL_PLAN_PHASES } from "../../cpapi/index.js";
+import type { CpClient, RecoverStrategy, Rollout } from "../../cpapi/index.js";
 import { UsageError, terminalSafe } from "../../lib/index.js";
 import { parseDuration } from "../../sign/index.js";
 import { emit } from "../output.js";
 import { action } from "../run.js";
-import { parseHttpUrl } from "../common.js";
+import { operatorClient, withServerFlags } from "../common.js";
+import type { ServerFlags } from "../common.js";
 import { planRequestOf } from "./rollout-plan.js";
 import type { PlanFlags } from "./rollout-plan.js";
 import { renderRollout, statusLine } from "./rollout-view.js";
 
-interface ClientFlags {
-  server?: string;
-  token?: string;
-  json?: boolean;
-}
+type ClientFlags = ServerFlags;
 
-function clientOf(flags: ClientFlags): CpClient {
-  const server = flags.server ?? process.env.AUTONOMY_SERVER;
-  if (server === undefined || server === "") throw new UsageError("no control plane given", "pass --server URL or set AUTONOMY_SERVER");
-  const token = flags.token ?? process.env.AUTONOMY_TOKEN;
-  if (token === undefined || token === "") throw new UsageError("no operator token given", "pass --token T or set AUTONOMY_TOKEN (rollout:manage to change plans, rollout:read to look)");
-  return new CpClient({ baseUrl: server, token });
-}
-
-function withClient(cmd: Command): Command {
-  return cmd
-    .option("--server <url>", "the control plane (or AUTONOMY_SERVER)", parseHttpUrl)
-    .option("--token <token>", "operator token (or AUTONOMY_TOKEN; a flag shows in `ps`)")
-    .option("--json", "machine-readable output");
-}
+const clientOf = (flags: ClientFlags): CpClient => operatorClient(flags, "rollout:manage to change plans, rollout:read to look");
+const withClient = (cmd: Command): Command => withServerFlags(cmd);
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 const terminal = (p: Rollout): boolean => (TERMINAL_PLAN_PHASES as readonly string[]).includes(p.phase);

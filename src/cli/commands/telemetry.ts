@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option } from "commander";
 import { hostname } from "node:os";
 import { ExportError, Exporter, WalFileReader, eventNameOf, priorityOf, sinkFor } from "../../telemetry/index.js";
 import type { DrainResult, ExporterLogger, ExporterStatus } from "../../telemetry/index.js";
-import { UsageError } from "../../lib/index.js";
+import { UsageError, readInputFile } from "../../lib/index.js";
 import { readControlPlane } from "../../node/index.js";
 import { createLogger } from "../../observability/index.js";
 import { action } from "../run.js";
@@ -24,6 +24,7 @@ interface DrainFlags {
   otlpCompression?: "gzip" | "none";
   controlPlaneUrl?: string;
   stateRoot?: string;
+  serverCa?: string;
   nodeId: string;
   once?: boolean;
   json?: boolean;
@@ -54,9 +55,12 @@ async function enrolledDestination(flags: DrainFlags): Promise<{ url?: string; t
 
 async function drain(flags: DrainFlags): Promise<void> {
   const cp = await enrolledDestination(flags);
+  if (flags.serverCa !== undefined && cp.url === undefined) throw new UsageError("--server-ca needs a control plane (--control-plane-url or --state-root)", "drop --server-ca, or name the control plane");
+  // As `runtime start --server-ca`: the only CA trusted for the control plane's https certificate.
+  const ca = flags.serverCa !== undefined ? (await readInputFile(flags.serverCa, "control plane CA (--server-ca)")).toString("utf8") : undefined;
   const sink = sinkFor({
     nodeId: cp.nodeId, timeoutMs: flags.timeoutMs, ...(flags.otlpCompression ? { compression: flags.otlpCompression } : {}), ...(flags.otlpUrl ? { otlpUrl: flags.otlpUrl } : {}),
-    ...(cp.url ? { controlPlaneUrl: cp.url, ...(cp.token !== undefined ? { controlPlaneToken: cp.token } : {}) } : {}),
+    ...(cp.url ? { controlPlaneUrl: cp.url, ...(cp.token !== undefined ? { controlPlaneToken: cp.token } : {}), ...(ca !== undefined ? { controlPlaneCa: ca } : {}) } : {}),
   });
   if (!sink) throw new UsageError("no destination", "give --otlp-url (an OTLP/HTTP collector) and/or --control-plane-url / --state-root");
   const log: ExporterLogger = createLogger({ name: "autonomy.telemetry.exporter", level: flags.json ? "warn" : "info" });
@@ -128,6 +132,7 @@ export function registerTelemetry(program: Command): void {
     .addOption(new Option("--otlp-compression <c>", "gzip each OTLP request (default: OTEL_EXPORTER_OTLP_COMPRESSION, else none)").choices(["gzip", "none"]))
     .option("--control-plane-url <url>", "control plane base URL (events go to <url>/v1/events; no credential unless --state-root enrolled with it)", parseHttpUrl)
     .option("--state-root <dir>", "send control-plane events as the node enrolled in this state root: to its control plane (unless --control-plane-url), as its node id, with its node credential (control-plane.json)")
+    .option("--server-ca <file>", "trust this PEM CA (and only it) for the control plane's https certificate, as `runtime start --server-ca`")
     .option("--node-id <id>", "this node's id (OTLP service.name, control-plane node_id)", hostname())
     .option("--once", "drain until caught up, then exit 0; exit 1 (nothing lost) if a receiver fails")
     .option("--batch-size <n>", "records per request", parseCount(1), 512)

@@ -20,18 +20,7 @@ export async function withExclusiveTransaction<T>(store: Store, fn: (tx: Kysely<
       return fn(tx);
     });
   }
-  // Kysely's SQLite transactions begin DEFERRED; take one connection and begin IMMEDIATE ourselves.
-  return store.db.connection().execute(async (conn) => {
-    await sql`begin immediate`.execute(conn);
-    try {
-      const out = await fn(conn);
-      await sql`commit`.execute(conn);
-      return out;
-    } catch (e) {
-      await sql`rollback`.execute(conn).catch(() => undefined);
-      throw e;
-    }
-  });
+  return sqliteImmediateTransaction(store, fn);
 }
 
 /**
@@ -42,6 +31,16 @@ export async function withExclusiveTransaction<T>(store: Store, fn: (tx: Kysely<
  */
 export async function withWriteTransaction<T>(store: Store, fn: (tx: Kysely<Database>) => Promise<T>): Promise<T> {
   if (store.dialect === "postgres") return store.db.transaction().execute(fn);
+  return sqliteImmediateTransaction(store, fn);
+}
+
+/**
+ * SQLite: one connection, `BEGIN IMMEDIATE` (the file's write lock up front,
+ * waiting busy_timeout; Kysely's own transactions begin DEFERRED), commit, or
+ * a rollback that tolerates SQLite having rolled back by itself already (it
+ * does on SQLITE_FULL), so the caller sees the real error.
+ */
+export async function sqliteImmediateTransaction<T>(store: Store, fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
   return store.db.connection().execute(async (conn) => {
     await sql`begin immediate`.execute(conn);
     try {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { Cursor, EventPage, IngestRequest, IngestResult, Limit, MAX_EVENT_ATTRIBUTES_BYTES, NodeId, Timestamp } from "../../cpapi/index.js";
 import type { IngestEvent } from "../../cpapi/index.js";
-import { isoTime } from "../../lib/index.js";
+import { isoTime, parseRfc3339 } from "../../lib/index.js";
 import type { AreaDeps } from "../area.js";
 import { principalOf } from "../auth/index.js";
 import { withStoreErrors } from "../db/store-errors.js";
@@ -36,8 +36,33 @@ function beforeOf(cursor: string | undefined): number | undefined {
   return Number(m[1]);
 }
 
-/** Checks what the schema cannot, before anything is written: attribute sizes, then who may report what. */
-function checkBatch(req: FastifyRequest, events: readonly IngestEvent[]): void {
+/**
+ * How far past the control plane's time an event may be dated. A node clock a
+ * few hours off is a misconfiguration to tolerate (time zones, a device
+ * without RTC just synced); an event dated years ahead would sit at the top of
+ * every newest-first time query and inside every future gate window.
+ */
+export const EVENT_MAX_FUTURE_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A far-future timestamp refuses the whole batch (400 naming
+ * `events[i].timestamp`), like any other invalid event: the batch is one
+ * transaction, and the WAL exporter bisects a refused batch down to the one
+ * event and dead-letters it, so the rest still arrives.
+ */
+function checkTimes(events: readonly IngestEvent[], nowMs: number): void {
+  const limit = nowMs + EVENT_MAX_FUTURE_MS;
+  events.forEach((e, i) => {
+    const ms = parseRfc3339(e.timestamp) ?? NaN;
+    if (!(ms <= limit)) {
+      throw new RequestInvalid(`invalid body: events[${i}].timestamp: ${e.timestamp} is more than ${EVENT_MAX_FUTURE_MS / 3_600_000} hours after the control plane's time ${new Date(nowMs).toISOString()} (check the node's clock); nothing of the batch was stored`);
+    }
+  });
+}
+
+/** Checks what the schema cannot, before anything is written: times, attribute sizes, then who may report what. */
+function checkBatch(req: FastifyRequest, events: readonly IngestEvent[], nowMs: number): void {
+  checkTimes(events, nowMs);
   events.forEach((e, i) => {
     if (e.attributes === undefined) return;
     const bytes = Buffer.byteLength(JSON.stringify(e.attributes), "utf8");
@@ -60,7 +85,7 @@ export function eventsArea(deps: AreaDeps, opts: IngestOptions = {}): FastifyPlu
       { config: { route: "ingestEvents" }, schema: { body: jsonSchemaOf(IngestRequest), response: { 200: jsonSchemaOf(IngestResult, "output") } } },
       async (req, reply) => {
         const { events } = req.body;
-        checkBatch(req, events);
+        checkBatch(req, events, clock.now());
         const r = await withStoreErrors(reply, `the batch of ${events.length} event(s)`, () => ingestEvents(store, events, isoTime(clock), opts));
         app.metrics.eventsIngested.inc({ result: "inserted" }, r.inserted);
         app.metrics.eventsIngested.inc({ result: "deduped" }, r.deduped);

@@ -1,8 +1,9 @@
-import { CompiledQuery, sql } from "kysely";
+import { CompiledQuery } from "kysely";
 import type { Insertable, Kysely, Selectable } from "kysely";
 import type { IngestEvent, IngestResult, StoredEvent } from "../../cpapi/index.js";
 import type { Store } from "../db/connect.js";
 import type { Database } from "../db/schema.js";
+import { sqliteImmediateTransaction } from "../db/write-lock.js";
 import { utc } from "../nodes/store.js";
 import type { EventsTable } from "./tables.js";
 
@@ -82,28 +83,9 @@ function insertBatch(dialect: Store["dialect"], rows: readonly EventRow[], lockT
 export async function ingestEvents(store: Store, events: readonly IngestEvent[], now: string, opts: IngestOptions = {}): Promise<IngestResult> {
   const rows = events.map((e) => rowOf(e, now));
   const query = insertBatch(store.dialect, rows, opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
-  const r = store.dialect === "postgres" ? await store.db.executeQuery(query) : await sqliteWriteTransaction(store, (conn) => conn.executeQuery(query));
+  const r = store.dialect === "postgres" ? await store.db.executeQuery(query) : await sqliteImmediateTransaction(store, (conn) => conn.executeQuery(query));
   const inserted = Number(r.numAffectedRows ?? 0n);
   return { received: events.length, inserted, deduped: events.length - inserted };
-}
-
-/**
- * SQLite: BEGIN IMMEDIATE (the write lock up front, waiting busy_timeout),
- * and a rollback that tolerates SQLite having rolled back by itself already
- * (it does on SQLITE_FULL), so the caller sees the real error.
- */
-async function sqliteWriteTransaction<T>(store: Store, fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
-  return store.db.connection().execute(async (conn) => {
-    await sql`begin immediate`.execute(conn);
-    try {
-      const out = await fn(conn);
-      await sql`commit`.execute(conn);
-      return out;
-    } catch (e) {
-      await sql`rollback`.execute(conn).catch(() => undefined);
-      throw e;
-    }
-  });
 }
 
 export interface EventQuery {

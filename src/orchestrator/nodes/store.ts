@@ -6,6 +6,7 @@ import { parseRfc3339 } from "../../lib/index.js";
 import type { Dialect } from "../db/connect.js";
 import type { Database } from "../db/schema.js";
 import { OrchestratorError } from "../errors.js";
+import { assertOffered } from "./offers.js";
 import type { NodeAcksTable, NodesTable } from "./tables.js";
 
 /** The store side of the nodes area: plain functions over Kysely, one transaction each. */
@@ -54,11 +55,6 @@ export async function recordHeartbeat(db: Kysely<Database>, nodeId: string, hb: 
 }
 
 /**
- * Records an ack in one transaction: the release must exist (404
- * RELEASE_NOT_FOUND naming it), the ack is appended to node_acks, and the
- * node's latest ack moves forward unless this one is older (a retry).
- */
-/**
  * Called inside the ack's transaction, after the ack row is written: another
  * area (rollouts) feeds the ack to whatever it drives. Throwing refuses the
  * ack (the transaction rolls back: neither the ack nor the hook's writes are
@@ -66,6 +62,13 @@ export async function recordHeartbeat(db: Kysely<Database>, nodeId: string, hb: 
  */
 export type AckHook = (tx: Kysely<Database>, nodeId: string, ack: AckRequest) => Promise<(() => void) | undefined>;
 
+/**
+ * Records an ack in one transaction: the release must exist (404
+ * RELEASE_NOT_FOUND naming it), the ack is appended to node_acks, the node's
+ * latest ack moves forward unless this one is older (a retry), the hook runs,
+ * and the release must have been offered to the node (409
+ * ACK_RELEASE_NOT_OFFERED, see offers.ts); any refusal keeps nothing.
+ */
 export async function recordAck(db: Kysely<Database>, nodeId: string, ack: AckRequest, now: string, hook?: AckHook): Promise<void> {
   const at = utc(ack.at);
   const after = await db.transaction().execute(async (tx) => {
@@ -83,7 +86,10 @@ export async function recordAck(db: Kysely<Database>, nodeId: string, ack: AckRe
       .where("node_id", "=", nodeId)
       .where((eb) => eb.or([eb("last_ack_at", "is", null), eb("last_ack_at", "<=", at)]))
       .execute();
-    return hook ? hook(tx, nodeId, ack) : undefined;
+    const afterHook = hook ? await hook(tx, nodeId, ack) : undefined;
+    // After the plan's hook, so a plan member gets the plan's more specific refusal (ROLLOUT_ILLEGAL_TRANSITION …).
+    await assertOffered(tx, nodeId, ack.release_id);
+    return afterHook;
   });
   after?.();
 }
@@ -152,7 +158,8 @@ export async function listNodes(db: Kysely<Database>, dialect: Dialect, q: NodeQ
   let query = db.selectFrom("nodes").selectAll();
   for (const [key, value] of q.labels) {
     // Label keys are [a-z0-9./_-] (cpapi Labels), so the quoted JSON path cannot be escaped from.
-    query = dialect === "postgres" ? query.where(sql<boolean>`(labels::jsonb ->> ${key}) = ${value}`) : query.where(sql<boolean>`json_extract(labels, ${`$."${key}"`}) = ${value}`);
+    // PostgreSQL: containment, which the GIN index on labels::jsonb serves (0010); label values are strings, so it matches as ->> = would.
+    query = dialect === "postgres" ? query.where(sql<boolean>`labels::jsonb @> ${JSON.stringify({ [key]: value })}::jsonb`) : query.where(sql<boolean>`json_extract(labels, ${`$."${key}"`}) = ${value}`);
   }
   if (q.after !== undefined) query = query.where("node_id", ">", q.after);
   const rows = await query.orderBy("node_id").limit(q.limit + 1).execute();

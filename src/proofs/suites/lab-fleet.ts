@@ -37,6 +37,9 @@ export interface LabDevice {
   client: CpClient;
 }
 
+/** The failure backoff cap in poll intervals (the real poller: 5 min over a 30 s interval). */
+const BACKOFF_CAP_INTERVALS = 10;
+
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Runs before a device sends an ack (and may, e.g., kill the control plane first, so that ack is lost for real). */
@@ -124,7 +127,10 @@ export class LabFleet {
       } finally {
         this.#busy[i] = false;
       }
-      await this.#sleep(next);
+      // The lab runs the poller's clock fast (0.4 s between polls, a real node's is 30 s), so the failure
+      // backoff is capped on the same scale: 10 intervals, as the real cap (5 min) is 10 of a real node's.
+      // Unscaled, a device unlucky enough to fail polls in several outages in a row slept for minutes.
+      await this.#sleep(Math.min(next, BACKOFF_CAP_INTERVALS * this.#poll));
     }
   }
 

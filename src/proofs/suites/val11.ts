@@ -207,14 +207,14 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
   const terms = o.cycles.filter((c) => c.signal === "SIGTERM");
   // A kill proves something only while nodes are in flight: the staged or the corrupt plan active or rolling back.
   const midFlight = (c: Cycle): boolean => [o.roll.plan_id, o.bad.plan_id].some((id) => c.phases_before[id] === "active" || c.phases_before[id] === "rolling_back");
-  const verifyFailed = await Promise.all(o.corrupt.map(async (d) => {
+  const corruptAcks = await Promise.all(o.corrupt.map(async (d) => {
     const n = await o.owner.getNode(d.nodeId);
-    const acks = Array.isArray(n["acks"]) ? (n["acks"] as { phase?: unknown; release_id?: unknown; detail?: unknown }[]) : [];
-    return acks.some((a) => a.phase === "verify_failed" && a.release_id === o.candidate && String(a.detail).includes("STATEMENT_MISSING"));
+    return Array.isArray(n["acks"]) ? (n["acks"] as { phase?: unknown; release_id?: unknown; detail?: unknown }[]) : [];
   }));
+  const verifyFailed = corruptAcks.map((acks) => acks.some((a) => a.phase === "verify_failed" && a.release_id === o.candidate && String(a.detail).includes("STATEMENT_MISSING")));
+  const activatedCorrupt = o.corrupt.filter((d, i) => (corruptAcks[i] ?? []).some((a) => a.phase === "activated" && a.release_id === o.candidate) || d.device.running?.release_id === o.candidate).length;
   const startedBad = bad?.nodes.filter((n) => n.attempts > 0) ?? [];
-  const corruptStarted = o.corrupt.filter((d) => startedBad.some((n) => n.node_id === d.nodeId));
-  const refused = corruptStarted.filter((d) => d.device.rejected.has(o.candidate) && d.device.running?.release_id !== o.candidate);
+  const refused = o.corrupt.filter((d) => d.device.rejected.has(o.candidate));
   const stored = verifyFailed.filter(Boolean).length;
   const device = new Map(o.fleet.devices.map((d) => [d.nodeId, d]));
   const lostNode = roll?.nodes.find((n) => n.node_id === o.lostAckNode);
@@ -229,7 +229,8 @@ async function judge(ctx: SuiteContext, o: Outcome): Promise<Check[]> {
     equals("gate_completes_after_approval", gate?.phase ?? "missing", "completed", gate?.phase === "completed" ? "approved after the last restart" : `${gate?.reason.slice(0, 200) ?? ""}; ${gate?.nodes.filter((x) => x.state !== "succeeded").map((x) => `${x.node_id} ${x.state} ${x.last_phase ?? "-"} ${x.detail.slice(0, 60)}`).join(", ") ?? ""}`),
     equals("lost_activation_ack_recovered", lostNode?.state ?? "missing", "succeeded", `${o.lostAckNode}: its activated ack was lost to a SIGKILL; it runs ${o.fleet.runningOf(device.get(o.lostAckNode) as LabDevice) ?? "nothing"} by its own account (${lostNode?.detail ?? ""})`),
     equals("rollout_completes", roll?.phase ?? "missing", "completed", roll ? `${roll.nodes.filter((x) => x.state === "succeeded").length} succeeded, ${roll.nodes.filter((x) => x.state === "failed").length} failed (budget ${roll.counters.budget_allowed}); attempts ≤ 1 on every node: ${String(roll.nodes.every((x) => x.attempts <= 1))}` : ""),
-    equals("corrupt_artifacts_refused", refused.length, corruptStarted.length, `corrupt devices the plan started that refused the candidate by their own account and never ran it; ${stored} of their refusals stored as verify_failed (STATEMENT_MISSING) acks (one sent while the server was down is lost, and the node then goes stuck)`),
+    atLeast("corrupt_artifacts_refused", refused.length, 1, "devices", `${refused.length} of ${o.corrupt.length} corrupt devices refused the candidate by their own account (verify_failed, STATEMENT_MISSING; one that never saw it was sent back first); ${stored} of the refusals stored as acks (one sent while the server was down is lost, and the node then goes stuck)`),
+    equals("corrupt_never_activated", activatedCorrupt, 0, "corrupt devices with an activated ack for the candidate on the server, or running it by their own account"),
     atLeast("corrupt_refusals_recorded", stored, 1, "acks", "verify_failed acks of corrupt devices the server stored"),
     equals("corrupt_plan_rolled_back", `${bad?.phase ?? "missing"}, ${back.length}/${startedBad.length} confirmed`, `rolled_back, ${startedBad.length}/${startedBad.length} confirmed`, bad?.reason.slice(0, 160) ?? ""),
     equals("final_consistency", o.end.length, 0, o.end.slice(0, 3).join("; ") || "every plan terminal and consistent"),

@@ -42,6 +42,8 @@ export interface Destinations {
   controlPlaneUrl?: string;
   /** The node credential for the control plane (bearer): sent only there. */
   controlPlaneToken?: string;
+  /** PEM of the private CA of the control plane's certificate (`--server-ca`): the only CA trusted for it. */
+  controlPlaneCa?: string;
   /** OTLP service.name. */
   nodeId: string;
   timeoutMs?: number;
@@ -59,7 +61,7 @@ export function sinkFor(d: Destinations): Sink | undefined {
   const env = d.env ?? process.env;
   const compression = d.compression ?? otlpCompressionFromEnv(env) ?? "none";
   if (d.otlpUrl) sinks.push(new OtlpHttpLogsSink({ url: d.otlpUrl, headers: otlpHeadersFromEnv(env), serviceName: d.nodeId, compression, ...timeout }));
-  if (d.controlPlaneUrl) sinks.push(new ControlPlaneEventsSink({ url: d.controlPlaneUrl, ...(d.controlPlaneToken !== undefined ? { token: d.controlPlaneToken } : {}), ...timeout }));
+  if (d.controlPlaneUrl) sinks.push(new ControlPlaneEventsSink({ url: d.controlPlaneUrl, ...(d.controlPlaneToken !== undefined ? { token: d.controlPlaneToken } : {}), ...(d.controlPlaneCa !== undefined ? { ca: d.controlPlaneCa } : {}), ...timeout }));
   if (sinks.length === 0) return undefined;
   return sinks.length === 1 ? sinks[0] : new FanoutSink(sinks);
 }

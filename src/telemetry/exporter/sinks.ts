@@ -216,6 +216,8 @@ export interface ControlPlaneEventsSinkOptions {
   clock?: Clock;
   /** Most bytes of events per request (the server's body limit is 4 MiB). Default 2 MiB. */
   maxRequestBytes?: number;
+  /** PEM of the private CA that issued the control plane's certificate (`--server-ca`); https only. */
+  ca?: string | undefined;
 }
 
 /** Bytes of request a batch is cut into: well under the control plane's 4 MiB body limit. */
@@ -239,7 +241,7 @@ export class ControlPlaneEventsSink implements Sink {
 
   constructor(o: ControlPlaneEventsSinkOptions) {
     this.#clock = o.clock ?? systemClock;
-    this.#client = new CpClient({ baseUrl: o.url, token: o.token, timeoutMs: o.timeoutMs ?? 10_000, clock: this.#clock });
+    this.#client = new CpClient({ baseUrl: o.url, token: o.token, timeoutMs: o.timeoutMs ?? 10_000, clock: this.#clock, ...(o.ca !== undefined ? { ca: o.ca } : {}) });
     this.endpoint = routeUrl(this.#client.baseUrl, ROUTES.ingestEvents).href;
     this.#maxBytes = o.maxRequestBytes ?? CP_REQUEST_BYTES;
   }
