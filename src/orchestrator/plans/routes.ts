@@ -13,9 +13,10 @@ import { applyReport, approveStage, cancel, createPlan, diagnoseStuck, isTermina
 import type { PlanState, Transition } from "../rollouts/index.js";
 import { jsonSchemaOf } from "../validation.js";
 import { AssignmentCache } from "./assignments.js";
-import { fleetOf, observe } from "./observe.js";
+import { fleetWithReleases, observe } from "./observe.js";
 import { baseReleaseOf, checkRollbackTarget } from "./rollback-target.js";
 import { RolloutScheduler } from "./scheduler.js";
+import { PlanStateCache } from "./state-cache.js";
 import { insertPlan, listPlans, livePlanIds, notFound, pinOf, readPlan, stepInTx, stepPlan } from "./store.js";
 
 const PlanParams = z.strictObject({ plan_id: PlanId });
@@ -56,15 +57,12 @@ function decodeCursor(cursor: string): { c: string; p: string } {
  * heartbeat's release_id, else the channel's release below the plan's), so a
  * node whose batch has not started does not jump to the channel's newer latest.
  */
-async function pinsOf(db: Kysely<Database>, state: PlanState): Promise<Map<string, string>> {
-  const members = new Set(state.nodes.map((n) => n.node_id));
-  const rows = await db.selectFrom("nodes").select(["node_id", "release_id"]).execute();
+async function pinsOf(db: Kysely<Database>, state: PlanState, running: ReadonlyMap<string, string | null>): Promise<Map<string, string>> {
   const base = await baseReleaseOf(db, state.release_id);
   const pins = new Map<string, string>();
-  for (const r of rows) {
-    if (!members.has(r.node_id)) continue;
-    const pin = pinOf(r.release_id, base);
-    if (pin !== null) pins.set(r.node_id, pin);
+  for (const n of state.nodes) {
+    const pin = pinOf(running.get(n.node_id) ?? null, base);
+    if (pin !== null) pins.set(n.node_id, pin);
   }
   return pins;
 }
@@ -83,7 +81,7 @@ async function knownReleases(db: Kysely<Database>, ids: readonly string[]): Prom
  * and its refusals (a release the node was not assigned, a step its state
  * forbids) refuse the ack: 409, nothing of it kept.
  */
-function ackHook(deps: AreaDeps, invalidate: () => void): AckHook {
+function ackHook(deps: AreaDeps, invalidate: () => void, cache: PlanStateCache): AckHook {
   return async (tx, nodeId, ack: AckRequest) => {
     const a = await tx.selectFrom("node_assignments").select(["plan_id", "release_id"]).where("node_id", "=", nodeId).executeTakeFirst();
     if (!a) return undefined;
@@ -97,10 +95,14 @@ function ackHook(deps: AreaDeps, invalidate: () => void): AckHook {
       if (notStarted && n.rollback === null && ack.release_id === a.release_id) return same;
       const r = applyReport(state, { node_id: nodeId, release_id: ack.release_id, phase: ack.phase, detail: ack.detail, at: Date.parse(ack.at) }, now);
       return { state: r.state, effects: r.effects, result: undefined };
-    });
-    if (out?.assignmentsChanged !== true) return undefined;
-    invalidate();
-    return invalidate;
+    }, "wait", cache);
+    if (out === undefined) return undefined;
+    if (out.assignmentsChanged) invalidate();
+    // After the ack's commit: the new version enters the plan cache, and the assignment cache is emptied again.
+    return () => {
+      out.committed();
+      if (out.assignmentsChanged) invalidate();
+    };
   };
 }
 
@@ -108,12 +110,13 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
   const { store, clock } = deps;
   const cache = new AssignmentCache(store, clock, opts.assignmentCacheMs);
   const invalidate = (): void => cache.invalidateAll();
-  const scheduler = new RolloutScheduler(store, clock, deps.log, invalidate, opts.schedulerMs);
+  const plans = new PlanStateCache();
+  const scheduler = new RolloutScheduler(store, clock, deps.log, invalidate, opts.schedulerMs, plans);
   const now = (): number => clock.now();
 
   /** Runs a command in one transaction; 404 for an unknown plan. */
   const command = async <R>(planId: string, fn: (s: PlanState, tx: Kysely<Database>) => Promise<Transition & { result: R }> | (Transition & { result: R })) => {
-    const out = await stepPlan(store, planId, now, fn, { onAssignments: invalidate });
+    const out = await stepPlan(store, planId, now, fn, { onAssignments: invalidate, cache: plans });
     if (!out) throw notFound(planId);
     return out;
   };
@@ -136,15 +139,23 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
       { config: { route: "createRollout" }, schema: { tags: ["rollouts"], body: jsonSchemaOf(CreateRolloutRequest), response: { 201: jsonSchemaOf(Rollout, "output") } } },
       async (req, reply) => {
         const body = req.body;
+        const t0 = performance.now();
         const ids = [body.release_id, ...(body.previous_release_id !== null ? [body.previous_release_id] : [])];
         const known = await knownReleases(store.db, ids);
         await checkRollbackTarget(store.db, body);
-        const state = createPlan({ plan_id: `plan-${randomBytes(8).toString("hex")}`, request: body, fleet: await fleetOf(store.db), releaseExists: (id) => known.has(id), now: now() });
-        const pins = await pinsOf(store.db, state);
-        await withStoreErrors(reply, "the plan", () => insertPlan(store, state, pins));
+        // One read of the fleet serves both the membership (labels) and the pins (running releases).
+        const fleet = await fleetWithReleases(store.db);
+        const t1 = performance.now();
+        const state = createPlan({ plan_id: `plan-${randomBytes(8).toString("hex")}`, request: body, fleet: fleet.nodes, releaseExists: (id) => known.has(id), now: now() });
+        const t2 = performance.now();
+        const pins = await pinsOf(store.db, state, fleet.releases);
+        const t3 = performance.now();
+        await withStoreErrors(reply, "the plan", () => insertPlan(store, state, pins, plans));
+        const t4 = performance.now();
         invalidate();
         app.metrics.rolloutPlans.inc();
-        req.log.info({ plan_id: state.plan_id, release_id: state.release_id, members: state.nodes.length }, "rollout plan created");
+        const ms = { read: Math.round(t1 - t0), plan: Math.round(t2 - t1), pins: Math.round(t3 - t2), write: Math.round(t4 - t3) };
+        req.log.info({ plan_id: state.plan_id, release_id: state.release_id, members: state.nodes.length, ms }, "rollout plan created");
         return reply.code(201).send(toRollout(state));
       },
     );
@@ -163,7 +174,7 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
       async (req) => {
         const stuck = [];
         for (const id of await livePlanIds(store.db)) {
-          const row = await readPlan(store.db, store.dialect, id);
+          const row = await readPlan(store.db, store.dialect, id, "none", plans);
           const d = row ? diagnoseStuck(row.state, now(), req.query.threshold_seconds) : null;
           if (d) stuck.push(toStuckPlan(d));
         }
@@ -174,7 +185,7 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
       "/v1/rollouts/:plan_id",
       { config: { route: "getRollout" }, schema: { tags: ["rollouts"], params: jsonSchemaOf(PlanParams), response: { 200: jsonSchemaOf(Rollout, "output") } } },
       async (req) => {
-        const row = await readPlan(store.db, store.dialect, req.params.plan_id);
+        const row = await readPlan(store.db, store.dialect, req.params.plan_id, "none", plans);
         if (!row) throw notFound(req.params.plan_id);
         return toRollout(row.state);
       },
@@ -198,7 +209,7 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
         const out = await withStoreErrors(reply, "the approval", () =>
           command(req.params.plan_id, async (s, tx) => {
             const at = now();
-            const r = approveStage(s, req.params.stage_id, at, req.body?.reason ?? "", await observe(tx, s, at));
+            const r = approveStage(s, req.params.stage_id, at, req.body?.reason ?? "", await observe(tx, store.dialect, s, at));
             return { state: r.state, effects: r.effects, result: { approved: r.approved, promoted: r.promoted, message: r.message } };
           }),
         );
@@ -209,15 +220,15 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
       "/v1/rollouts/:plan_id/stages/:stage_id/gates",
       { config: { route: "stageGates" }, schema: { tags: ["rollouts"], params: jsonSchemaOf(StageParams), response: { 200: jsonSchemaOf(StageGates, "output") } } },
       async (req) => {
-        const row = await readPlan(store.db, store.dialect, req.params.plan_id);
+        const row = await readPlan(store.db, store.dialect, req.params.plan_id, "none", plans);
         if (!row) throw notFound(req.params.plan_id);
         const at = now();
-        return stageGates(row.state, req.params.stage_id, at, await observe(store.db, row.state, at));
+        return stageGates(row.state, req.params.stage_id, at, await observe(store.db, store.dialect, row.state, at));
       },
     );
     app.addHook("onClose", async () => scheduler.stop());
     return Promise.resolve();
   };
 
-  return { plugin, onAck: ackHook(deps, invalidate), assignedReleaseOf: (nodeId) => cache.releaseFor(nodeId), scheduler };
+  return { plugin, onAck: ackHook(deps, invalidate, plans), assignedReleaseOf: (nodeId) => cache.releaseFor(nodeId), scheduler };
 }
