@@ -111,7 +111,7 @@ describe("review3: event times vs behaviour gates", () => {
     const w = await op(c, "POST", "/v1/events", { events: [decision("d1", ahead), decision("d2", ahead)] }, cred);
     expect(w.statusCode, w.body).toBe(200);
     // A gate window [batch finished, now] as observe() builds it.
-    const buckets = await metricBuckets(c.store.db, now - 5 * 60 * 1000, now);
+    const buckets = await metricBuckets(c.store.db, c.store.dialect, now - 5 * 60 * 1000, now);
     expect(buckets.reduce((s, b) => s + b.denies, 0)).toBe(2);
   });
 
@@ -122,7 +122,7 @@ describe("review3: event times vs behaviour gates", () => {
     const w = await op(c, "POST", "/v1/events", { events: [decision("d3", behind)] }, cred);
     expect(w.statusCode, w.body).toBe(200);
     // The batch finished 5 min ago (server time), the node denied since then by its own (slow) clock.
-    const buckets = await metricBuckets(c.store.db, now - 5 * 60 * 1000, now);
+    const buckets = await metricBuckets(c.store.db, c.store.dialect, now - 5 * 60 * 1000, now);
     expect(buckets.reduce((s, b) => s + b.denies, 0)).toBe(1);
   });
 });

@@ -10,7 +10,9 @@ import type { FleetNode, MetricBucket, Observations, PlanState } from "../rollou
  * Observations), read from the store:
  *
  * - `node_releases`: each member's current release from its heartbeat
- *   (nodes.release_id): confirms rollbacks.
+ *   (nodes.release_id), only when this control plane offered it to that node
+ *   (node_offers: its poll was answered it), else null: confirms activations
+ *   whose ack was lost and rollbacks.
  * - `fleet`: every enrolled node with its labels, only for selector plans
  *   (late joiners).
  * - `metrics`: behaviour counters from ingested events, only when the open
@@ -35,8 +37,15 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 async function nodeReleases(db: Kysely<Database>, ids: readonly string[]): Promise<Record<string, string | null>> {
   const out: Record<string, string | null> = {};
   for (let i = 0; i < ids.length; i += CHUNK) {
-    const rows = await db.selectFrom("nodes").select(["node_id", "release_id"]).where("node_id", "in", ids.slice(i, i + CHUNK)).execute();
-    for (const r of rows) out[r.node_id] = r.release_id;
+    // Only a release this control plane answered to the node's own poll (node_offers) counts: a heartbeat
+    // naming a release the node never fetched from here confirms neither an activation nor a rollback.
+    const rows = await db
+      .selectFrom("nodes")
+      .leftJoin("node_offers", (j) => j.onRef("node_offers.node_id", "=", "nodes.node_id").onRef("node_offers.release_id", "=", "nodes.release_id"))
+      .select(["nodes.node_id", "nodes.release_id", "node_offers.offered_at"])
+      .where("nodes.node_id", "in", ids.slice(i, i + CHUNK))
+      .execute();
+    for (const r of rows) out[r.node_id] = r.offered_at !== null ? r.release_id : null;
   }
   return out;
 }
