@@ -119,7 +119,10 @@ interface BucketRow {
 }
 
 /**
- * The buckets of every node over [from, to] ([from, to) with `openEnd`),
+ * The buckets of every node over [from, to] ([from, to) with `openEnd`) of
+ * the control plane's clock: events are selected by `received_at`, never by
+ * the node's own `timestamp` (a node whose clock is skewed would date its
+ * denies out of the gate window; the index is migration 0011),
  * summed by the database (one row per node and release, over the events'
  * time index), not by reading every event of the window into the scheduler.
  */
@@ -132,7 +135,7 @@ export async function metricBuckets(db: Kysely<Database>, dialect: Store["dialec
   const q = sql<BucketRow>`
     with e as (
       select node_id, release_id, event_type, ${f.attributes} as a from events
-      where event_type in (${types}) and timestamp >= ${iso(from)} and timestamp ${openEnd ? sql`<` : sql`<=`} ${iso(to)}
+      where event_type in (${types}) and received_at >= ${iso(from)} and received_at ${openEnd ? sql`<` : sql`<=`} ${iso(to)}
     )
     select node_id, release_id,
       ${count(sql`${f.decision} and ${f.decisionIs("allow")} or ${f.decision} and ${f.decisionIs("deny")}`)} as decisions,
