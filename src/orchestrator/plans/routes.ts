@@ -158,6 +158,9 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
         const t0 = performance.now();
         const ids = [body.release_id, ...(body.previous_release_id !== null ? [body.previous_release_id] : [])];
         const known = await knownReleases(store.db, ids);
+        // Before the engine's checks (its ROLLOUT_RELEASE_UNKNOWN would answer an unknown target first), and
+        // again inside the insert's transaction below, so a withdraw in between cannot slip through.
+        await checkRollbackTarget(store.db, body, now());
         // One read of the fleet serves both the membership (labels) and the pins (running releases).
         const fleet = await fleetWithReleases(store.db);
         const t1 = performance.now();
