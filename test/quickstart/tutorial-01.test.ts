@@ -25,7 +25,7 @@ interface Result {
 
 describe("autonomy quickstart (tutorial 01)", () => {
   it("publishes, refuses every tamper drill (mix-and-match and rollback replay included), enforces, and accepts a rollback done as a new release", async () => {
-    const r = await runJson<Result>(["quickstart", "--dir", join(root, "t01")], { timeoutMs: 120_000 });
+    const r = await runJson<Result>(["quickstart", "--tutorial", "01", "--dir", join(root, "t01")], { timeoutMs: 120_000 });
     expect(r.code, describeRun(r)).toBe(0);
     expect(r.json.ok).toBe(true);
     expect(r.json.steps.filter((s) => !s.ok)).toEqual([]);
