@@ -122,7 +122,7 @@ interface BucketRow {
  * The buckets of every node over [from, to] ([from, to) with `openEnd`) of
  * the control plane's clock: events are selected by `received_at`, never by
  * the node's own `timestamp` (a node whose clock is skewed would date its
- * denies out of the gate window; the index is migration 0011),
+ * denies out of the gate window; the index is migration 0012),
  * summed by the database (one row per node and release, over the events'
  * time index), not by reading every event of the window into the scheduler.
  */

@@ -68,7 +68,7 @@ export const rolloutMigrations: readonly Migration[] = [
     // plan id is always written in the transaction that inserts or steps that plan, and plans are
     // never deleted, so the constraint guarded nothing the store code can produce. SQLite checks
     // foreign keys in-engine for next to nothing and cannot drop a constraint in place: kept there.
-    id: "0009_assignments_plan_fk",
+    id: "0011_assignments_plan_fk",
     async up(db, dialect) {
       if (dialect === "postgres") await sql`alter table node_assignments drop constraint if exists node_assignments_plan_id_fkey`.execute(db);
     },
