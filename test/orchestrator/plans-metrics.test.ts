@@ -9,8 +9,9 @@
 import { afterEach, expect, it } from "vitest";
 import { countEvent, metricBuckets } from "../../src/orchestrator/plans/observe.js";
 import type { MetricBucket } from "../../src/orchestrator/rollouts/index.js";
-import { openTestCp } from "../helpers/cp-app.js";
+import { bearer, openTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
+import { enrollNode, putRelease } from "../helpers/cp-fleet.js";
 import { describeDialects } from "../helpers/databases.js";
 
 const NOW = Date.parse("2026-12-05T12:00:00Z");
@@ -47,6 +48,33 @@ describeDialects("behaviour metrics in SQL", (db) => {
     cp = undefined;
   });
 
+  /** Denies of R1 sent by edge-0 through POST /v1/events, dated by the node's own (skewed) clock. */
+  async function sendDenies(c: TestCp, ids: string[], ts: string): Promise<void> {
+    const cred = await enrollNode(c, "edge-0", { site: "a" });
+    await putRelease(c.store, R1, 1);
+    const events = ids.map((id) => ({ event_id: id, event_type: "ai.policy.decision", node_id: "edge-0", timestamp: ts, release_id: R1, attributes: { decision: "deny", release_id: R1 } }));
+    const w = await c.app.inject({ method: "POST", url: "/v1/events", headers: bearer(cred), payload: { events } });
+    expect(w.statusCode, w.body).toBe(200);
+  }
+  const deniesIn = (b: MetricBucket[]): number => b.reduce((s, x) => s + x.denies, 0);
+
+  it("review3: events a node dates up to 24 h ahead are accepted, and a behaviour gate window evaluated now (server time) still counts them", async () => {
+    const c = await openTestCp({ location: await db.fresh() });
+    cp = c;
+    const now = c.clock.now();
+    await sendDenies(c, ["d1", "d2"], new Date(now + 60 * 60 * 1000).toISOString()); // node clock 1 h fast
+    expect(deniesIn(await metricBuckets(c.store.db, c.store.dialect, now - 5 * 60 * 1000, now))).toBe(2);
+  });
+
+  it("review3: events of a node whose clock is 10 min behind still count in the gate window that follows its activation", async () => {
+    const c = await openTestCp({ location: await db.fresh() });
+    cp = c;
+    const now = c.clock.now();
+    await sendDenies(c, ["d3"], new Date(now - 10 * 60 * 1000).toISOString());
+    // The batch finished 5 min ago (server time); the node denied since then, by its own slow clock 10 min ago.
+    expect(deniesIn(await metricBuckets(c.store.db, c.store.dialect, now - 5 * 60 * 1000, now))).toBe(1);
+  });
+
   it("the SQL sums equal countEvent over the same events, shape by shape, per node and release, inside the window only", async () => {
     cp = await openTestCp({ location: await db.fresh() });
     const rows = [];
@@ -59,8 +87,8 @@ describeDialects("behaviour metrics in SQL", (db) => {
         for (let k = 0; k <= (i + g) % 3; k++) {
           for (const minutesAgo of [60, 30, 10, 0, 90]) {
             rows.push({
-              event_id: `e-${++seq}`, event_type: type, node_id: node, timestamp: new Date(NOW - minutesAgo * 60_000).toISOString(), lock_fingerprint: null,
-              release_id: release, attributes: attrs === null ? null : JSON.stringify(attrs), received_at: new Date(NOW).toISOString(),
+              event_id: `e-${++seq}`, event_type: type, node_id: node, timestamp: new Date(NOW - minutesAgo * 60_000 + (seq % 2 === 0 ? 1 : -1) * 3600_000).toISOString(), lock_fingerprint: null,
+              release_id: release, attributes: attrs === null ? null : JSON.stringify(attrs), received_at: new Date(NOW - minutesAgo * 60_000).toISOString(),
             });
           }
         }
@@ -71,7 +99,7 @@ describeDialects("behaviour metrics in SQL", (db) => {
     for (const openEnd of [false, true]) {
       const expected = new Map<string, MetricBucket>();
       for (const r of rows) {
-        const t = Date.parse(r.timestamp);
+        const t = Date.parse(r.received_at); // the window is the control plane's clock (review3), never the node's timestamp
         if (t < from || (openEnd ? t >= NOW : t > NOW) || !["ai.policy.decision", "ai.tool.result", "ai.deployment.lifecycle"].includes(r.event_type)) continue;
         const key = `${r.node_id}/${r.release_id ?? ""}`;
         const b = expected.get(key) ?? { node_id: r.node_id, release_id: r.release_id, from, to: NOW, decisions: 0, denies: 0, tool_calls: 0, tool_errors: 0, activations_attempted: 0, activations_succeeded: 0 };

@@ -10,7 +10,9 @@ import type { FleetNode, MetricBucket, Observations, PlanState } from "../rollou
  * Observations), read from the store:
  *
  * - `node_releases`: each member's current release from its heartbeat
- *   (nodes.release_id): confirms rollbacks.
+ *   (nodes.release_id), only when this control plane offered it to that node
+ *   (node_offers: its poll was answered it), else null: confirms activations
+ *   whose ack was lost and rollbacks.
  * - `fleet`: every enrolled node with its labels, only for selector plans
  *   (late joiners).
  * - `metrics`: behaviour counters from ingested events, only when the open
@@ -35,8 +37,15 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 async function nodeReleases(db: Kysely<Database>, ids: readonly string[]): Promise<Record<string, string | null>> {
   const out: Record<string, string | null> = {};
   for (let i = 0; i < ids.length; i += CHUNK) {
-    const rows = await db.selectFrom("nodes").select(["node_id", "release_id"]).where("node_id", "in", ids.slice(i, i + CHUNK)).execute();
-    for (const r of rows) out[r.node_id] = r.release_id;
+    // Only a release this control plane answered to the node's own poll (node_offers) counts: a heartbeat
+    // naming a release the node never fetched from here confirms neither an activation nor a rollback.
+    const rows = await db
+      .selectFrom("nodes")
+      .leftJoin("node_offers", (j) => j.onRef("node_offers.node_id", "=", "nodes.node_id").onRef("node_offers.release_id", "=", "nodes.release_id"))
+      .select(["nodes.node_id", "nodes.release_id", "node_offers.offered_at"])
+      .where("nodes.node_id", "in", ids.slice(i, i + CHUNK))
+      .execute();
+    for (const r of rows) out[r.node_id] = r.offered_at !== null ? r.release_id : null;
   }
   return out;
 }
@@ -110,7 +119,10 @@ interface BucketRow {
 }
 
 /**
- * The buckets of every node over [from, to] ([from, to) with `openEnd`),
+ * The buckets of every node over [from, to] ([from, to) with `openEnd`) of
+ * the control plane's clock: events are selected by `received_at`, never by
+ * the node's own `timestamp` (a node whose clock is skewed would date its
+ * denies out of the gate window; the index is migration 0012),
  * summed by the database (one row per node and release, over the events'
  * time index), not by reading every event of the window into the scheduler.
  */
@@ -123,7 +135,7 @@ export async function metricBuckets(db: Kysely<Database>, dialect: Store["dialec
   const q = sql<BucketRow>`
     with e as (
       select node_id, release_id, event_type, ${f.attributes} as a from events
-      where event_type in (${types}) and timestamp >= ${iso(from)} and timestamp ${openEnd ? sql`<` : sql`<=`} ${iso(to)}
+      where event_type in (${types}) and received_at >= ${iso(from)} and received_at ${openEnd ? sql`<` : sql`<=`} ${iso(to)}
     )
     select node_id, release_id,
       ${count(sql`${f.decision} and ${f.decisionIs("allow")} or ${f.decision} and ${f.decisionIs("deny")}`)} as decisions,

@@ -10,6 +10,7 @@ import { withStoreErrors } from "../db/store-errors.js";
 import { RequestInvalid } from "../errors.js";
 import type { AckHook } from "../nodes/store.js";
 import { applyReport, approveStage, cancel, createPlan, diagnoseStuck, isTerminal, pause, recover, resume, rollback, stageGates, toRollout, toRolloutSummary, toStuckPlan } from "../rollouts/index.js";
+import { RolloutError } from "../rollouts/index.js";
 import type { PlanState, Transition } from "../rollouts/index.js";
 import { jsonSchemaOf } from "../validation.js";
 import { AssignmentCache } from "./assignments.js";
@@ -35,6 +36,8 @@ export interface RolloutsArea {
   plugin: FastifyPluginAsync;
   onAck: AckHook;
   assignedReleaseOf: (nodeId: string) => Promise<string | null>;
+  /** The releases area's withdraw hook: pauses the live plans that name the release. */
+  onReleaseWithdrawn: (releaseId: string) => Promise<void>;
   scheduler: RolloutScheduler;
 }
 
@@ -65,6 +68,19 @@ async function pinsOf(db: Kysely<Database>, state: PlanState, running: ReadonlyM
     if (pin !== null) pins.set(n.node_id, pin);
   }
   return pins;
+}
+
+/** A rollback (manual, or recover rollback) to a withdrawn target: 422 ROLLOUT_ROLLBACK_UNREACHABLE, nothing changed. */
+async function assertRollbackTargetLive(tx: Kysely<Database>, s: PlanState): Promise<void> {
+  const target = s.previous_release_id;
+  if (target === null) return; // the engine's own refusal (no previous release)
+  const row = await tx.selectFrom("releases").select("withdrawn_at").where("release_id", "=", target).executeTakeFirst();
+  if (row === undefined || row.withdrawn_at === null) return;
+  throw new RolloutError(
+    "ROLLOUT_ROLLBACK_UNREACHABLE",
+    `previous_release_id: the plan's rollback target ${target} was withdrawn at ${row.withdrawn_at}, so no node would be offered it; cancel this plan and roll back with a new plan whose release is a fresh re-signed rollback (autonomy release rollback --to … --sequence N)`,
+    { field: "previous_release_id", release_id: target, withdrawn_at: row.withdrawn_at },
+  );
 }
 
 async function knownReleases(db: Kysely<Database>, ids: readonly string[]): Promise<Set<string>> {
@@ -120,13 +136,13 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
     if (!out) throw notFound(planId);
     return out;
   };
-  const simple = (app: FastifyInstance, url: string, route: "pauseRollout" | "resumeRollout" | "cancelRollout" | "rollbackRollout", step: (s: PlanState, at: number, reason: string) => Transition): void => {
+  const simple = (app: FastifyInstance, url: string, route: "pauseRollout" | "resumeRollout" | "cancelRollout" | "rollbackRollout", step: (s: PlanState, at: number, reason: string, tx: Kysely<Database>) => Transition | Promise<Transition>): void => {
     app.post<{ Params: z.infer<typeof PlanParams>; Body: PlanCommandRequest | null | undefined }>(
       url,
       { config: { route }, schema: { tags: ["rollouts"], params: jsonSchemaOf(PlanParams), body: jsonSchemaOf(PlanCommandRequest.nullish()), response: { 200: jsonSchemaOf(Rollout, "output") } } },
       async (req, reply) => {
         const reason = req.body?.reason ?? "";
-        const out = await withStoreErrors(reply, "the command", () => command(req.params.plan_id, (s) => ({ ...step(s, now(), reason), result: undefined })));
+        const out = await withStoreErrors(reply, "the command", () => command(req.params.plan_id, async (s, tx) => ({ ...(await step(s, now(), reason, tx)), result: undefined })));
         req.log.info({ plan_id: req.params.plan_id, command: route, phase: out.state.phase }, "rollout command");
         return toRollout(out.state);
       },
@@ -142,7 +158,9 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
         const t0 = performance.now();
         const ids = [body.release_id, ...(body.previous_release_id !== null ? [body.previous_release_id] : [])];
         const known = await knownReleases(store.db, ids);
-        await checkRollbackTarget(store.db, body);
+        // Before the engine's checks (its ROLLOUT_RELEASE_UNKNOWN would answer an unknown target first), and
+        // again inside the insert's transaction below, so a withdraw in between cannot slip through.
+        await checkRollbackTarget(store.db, body, now());
         // One read of the fleet serves both the membership (labels) and the pins (running releases).
         const fleet = await fleetWithReleases(store.db);
         const t1 = performance.now();
@@ -150,7 +168,7 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
         const t2 = performance.now();
         const pins = await pinsOf(store.db, state, fleet.releases);
         const t3 = performance.now();
-        await withStoreErrors(reply, "the plan", () => insertPlan(store, state, pins, plans));
+        await withStoreErrors(reply, "the plan", () => insertPlan(store, state, pins, plans, (tx) => checkRollbackTarget(tx, body, state.created_at)));
         const t4 = performance.now();
         invalidate();
         app.metrics.rolloutPlans.inc();
@@ -193,12 +211,20 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
     simple(app, "/v1/rollouts/:plan_id/pause", "pauseRollout", pause);
     simple(app, "/v1/rollouts/:plan_id/resume", "resumeRollout", resume);
     simple(app, "/v1/rollouts/:plan_id/cancel", "cancelRollout", cancel);
-    simple(app, "/v1/rollouts/:plan_id/rollback", "rollbackRollout", rollback);
+    simple(app, "/v1/rollouts/:plan_id/rollback", "rollbackRollout", async (s, at, reason, tx) => {
+      await assertRollbackTargetLive(tx, s);
+      return rollback(s, at, reason);
+    });
     app.post<{ Params: z.infer<typeof PlanParams>; Body: RecoverRequest }>(
       "/v1/rollouts/:plan_id/recover",
       { config: { route: "recoverRollout" }, schema: { tags: ["rollouts"], params: jsonSchemaOf(PlanParams), body: jsonSchemaOf(RecoverRequest), response: { 200: jsonSchemaOf(Rollout, "output") } } },
       async (req, reply) => {
-        const out = await withStoreErrors(reply, "the recovery", () => command(req.params.plan_id, (s) => ({ ...recover(s, req.body.strategy, now(), req.body.reason), result: undefined })));
+        const out = await withStoreErrors(reply, "the recovery", () =>
+          command(req.params.plan_id, async (s, tx) => {
+            if (req.body.strategy === "rollback") await assertRollbackTargetLive(tx, s);
+            return { ...recover(s, req.body.strategy, now(), req.body.reason), result: undefined };
+          }),
+        );
         return toRollout(out.state);
       },
     );
@@ -230,5 +256,24 @@ export function rolloutsArea(deps: AreaDeps, opts: RolloutsAreaOptions): Rollout
     return Promise.resolve();
   };
 
-  return { plugin, onAck: ackHook(deps, invalidate, plans), assignedReleaseOf: (nodeId) => cache.releaseFor(nodeId), scheduler };
+  /**
+   * A withdrawn release stops the live plans that name it (withdraw is the operator's stop button): a plan
+   * whose release or rollback target it is, and that is active or waiting on a gate, is paused with the
+   * reason, so no further batch starts with it. Resume after publishing a fix, or cancel; a rollback to a
+   * withdrawn target is refused (assertRollbackTargetLive).
+   */
+  const onReleaseWithdrawn = async (releaseId: string): Promise<void> => {
+    for (const id of await livePlanIds(store.db)) {
+      const row = await readPlan(store.db, store.dialect, id);
+      if (!row) continue;
+      const role = row.state.release_id === releaseId ? "release" : row.state.previous_release_id === releaseId ? "rollback target" : undefined;
+      if (role === undefined) continue;
+      const pausable = (s: PlanState): boolean => s.phase === "active" || s.phase === "gate_wait";
+      if (!pausable(row.state)) continue;
+      await command(id, (s) => ({ ...(pausable(s) ? pause(s, now(), `${role} ${releaseId} withdrawn`) : { state: s, effects: [] }), result: undefined }));
+      deps.log.warn({ plan_id: id, release_id: releaseId, role }, "rollout paused: release withdrawn");
+    }
+  };
+
+  return { plugin, onAck: ackHook(deps, invalidate, plans), assignedReleaseOf: (nodeId) => cache.releaseFor(nodeId), onReleaseWithdrawn, scheduler };
 }

@@ -199,9 +199,11 @@ export async function stepPlan<R>(store: Store, planId: string, now: () => numbe
 }
 
 /** Stores a new plan and pins its members (see `pinMembers`), in one transaction. */
-export async function insertPlan(store: Store, state: PlanState, pins: ReadonlyMap<string, string>, cache?: PlanStateCache): Promise<void> {
+/** `guard` runs first inside the insert's transaction (the rollback-target check): throwing writes nothing. */
+export async function insertPlan(store: Store, state: PlanState, pins: ReadonlyMap<string, string>, cache?: PlanStateCache, guard?: (tx: Kysely<Database>) => Promise<void>): Promise<void> {
   const json = JSON.stringify(state);
   await withWriteTransaction(store, async (tx) => {
+    await guard?.(tx);
     await tx
       .insertInto("rollout_plans")
       .values({ plan_id: state.plan_id, release_id: state.release_id, phase: state.phase, state: json, version: 1, created_at: iso(state.created_at), updated_at: iso(state.updated_at) })
