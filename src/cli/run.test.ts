@@ -37,6 +37,19 @@ describe("when a command action ends", () => {
     }
   });
 
+  it("a mistyped option's suggestion is on the error line, not a visible \\u{a} escape (newcomer review)", async () => {
+    const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      const p = new Command("t");
+      p.command("go").option("--devices <n>").action(action(() => Promise.resolve()));
+      expect(await runProgram(p, ["node", "t", "go", "--device", "5"])).toBe(ExitCodes.usage);
+      const printed = err.mock.calls.map((c) => String(c[0])).join("");
+      expect(printed).toBe("error: unknown option '--device' (Did you mean --devices?)\nhint: run `t go --help` for usage\n");
+    } finally {
+      err.mockRestore();
+    }
+  });
+
   it("does not carry one run's failure into the next run", async () => {
     const failing = program(() => Promise.resolve(outcome(false)));
     expect(await runProgram(failing, ["node", "t", "go"])).toBe(1);

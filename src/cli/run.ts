@@ -56,7 +56,9 @@ export async function runProgram(program: Command, argv: readonly string[]): Pro
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return ExitCodes.ok;
-      const message = e.message.replace(/^error: /, "");
+      // Commander puts its suggestion on a second line ("\n(Did you mean --devices?)"); ours is one line
+      // (the terminal-safe printer would show a raw newline as a visible escape).
+      const message = e.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
       return reportError(new UsageError(message, `run \`${commandPath(program, argv)} --help\` for usage`), json);
     }
     return reportError(e, json);

@@ -167,7 +167,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   // assigned release, and every ack is fed to the plan that assigned the node (same transaction).
   const rollouts = rolloutsArea(deps, { assignmentCacheMs: latestCacheMs, ...(opts.rolloutSchedulerMs !== undefined ? { schedulerMs: opts.rolloutSchedulerMs } : {}) });
   app.decorate("rollouts", { scheduler: rollouts.scheduler });
-  await app.register(releaseRoutes(deps, { latestCacheMs, assignedReleaseOf: rollouts.assignedReleaseOf, trust: opts.releaseTrust }));
+  await app.register(releaseRoutes(deps, { latestCacheMs, assignedReleaseOf: rollouts.assignedReleaseOf, onWithdrawn: rollouts.onReleaseWithdrawn, trust: opts.releaseTrust }));
   await app.register(nodesArea(deps, { onAck: rollouts.onAck }));
   await app.register(eventsArea(deps));
   await app.register(rollouts.plugin);

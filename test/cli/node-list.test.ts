@@ -57,3 +57,46 @@ describeDialects("autonomy node list", (db) => {
     expect(bad.stderr).toMatch(/key=value/);
   });
 });
+
+describeDialects("autonomy node enroll-token and node revoke", (db) => {
+  let cp: TestCp | undefined;
+  afterEach(async () => {
+    await cp?.close();
+    cp = undefined;
+  });
+
+  it("enroll-token prints a single-use token pinned to the node id and labels; the node enrolls with it once; revoke makes its credential 401", async () => {
+    cp = await openTestCp({ location: await db.fresh() });
+    const url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
+    const made = await runCli(["node", "enroll-token", "--server", url, "--node-id", "edge-7", "--label", "site=berlin", "--label", "ring=canary", "--ttl", "1h", "--json"], { env: { AUTONOMY_TOKEN: cp.owner } });
+    expect(made.code, made.stderr).toBe(0);
+    const t = JSON.parse(made.stdout) as { ok: boolean; token: string; node_id: string | null; expires_at: string };
+    expect(t).toMatchObject({ ok: true, node_id: "edge-7" });
+    const enroll = (nodeId: string) => cp!.app.inject({ method: "POST", url: "/v1/nodes/enroll", headers: bearer(t.token), payload: { node_id: nodeId } });
+    expect((await enroll("edge-8")).statusCode).toBe(403);
+    const ok = await enroll("edge-7");
+    expect(ok.statusCode, ok.body).toBe(201);
+    const cred = (JSON.parse(ok.body) as { credential: string }).credential;
+    expect((await enroll("edge-7")).statusCode).toBe(401);
+    const listed = await runCli(["node", "list", "--server", url, "--token", cp.owner, "--label", "ring=canary", "--json"]);
+    expect((JSON.parse(listed.stdout) as { node_id: string; labels: Record<string, string> }[]).map((n) => [n.node_id, n.labels])).toEqual([["edge-7", { site: "berlin", ring: "canary" }]]);
+
+    const hb = { release_id: null, activation_sequence: null, lock_fingerprint: null, boot_epoch: 1, wal_generation: null, runtime_version: "0.1.0" };
+    expect((await cp.app.inject({ method: "POST", url: "/v1/nodes/edge-7/heartbeat", headers: bearer(cred), payload: hb })).statusCode).toBe(200);
+    const revoked = await runCli(["node", "revoke", "edge-7", "--server", url, "--token", cp.owner, "--json"]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(JSON.parse(revoked.stdout)).toMatchObject({ ok: true, node_id: "edge-7", revoked: 1 });
+    expect((await cp.app.inject({ method: "POST", url: "/v1/nodes/edge-7/heartbeat", headers: bearer(cred), payload: hb })).statusCode).toBe(401);
+  });
+
+  it("a --ttl outside 1m..30d and a label key given twice are usage errors (exit 2) before anything is made", async () => {
+    cp = await openTestCp({ location: await db.fresh() });
+    const url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
+    const short = await runCli(["node", "enroll-token", "--server", url, "--token", cp.owner, "--ttl", "10s"]);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toMatch(/1m\.\.30d/);
+    const twice = await runCli(["node", "enroll-token", "--server", url, "--token", cp.owner, "--label", "a=1", "--label", "a=2"]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/given twice/);
+  });
+});

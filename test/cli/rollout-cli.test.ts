@@ -78,7 +78,7 @@ describe("autonomy rollout (built CLI)", () => {
 
     const status = await runCli(["rollout", "status", plan.plan_id], { env });
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain(`plan ${plan.plan_id}  ACTIVE  ${REL_BACK} → ${REL_NEW}`);
+    expect(status.stdout).toContain(`plan ${plan.plan_id}  ACTIVE  release ${REL_NEW}  rollback target ${REL_BACK}`);
     expect(status.stdout).toMatch(/batch-1 +\[\.+\] 0\/1/);
     expect(status.stdout).toContain("nodes: 4 members  pending 4");
 
@@ -99,7 +99,7 @@ describe("autonomy rollout (built CLI)", () => {
     expect(recovered.code).toBe(2);
   }, 120_000);
 
-  it("status --watch on a pipe prints one line per change and ends when the plan is terminal", async () => {
+  it("status --watch on a pipe prints one line per change and ends when the plan is terminal, exit 1 and the reason when it did not complete", async () => {
     cp = await openTestCp();
     const url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
     await putRelease(cp.store, REL_OLD, 1);
@@ -112,9 +112,9 @@ describe("autonomy rollout (built CLI)", () => {
     await new Promise((r) => setTimeout(r, 1500));
     await runCli(["rollout", "abort", plan.plan_id], { env });
     const w = await watching;
-    expect(w.code, w.stderr).toBe(0);
+    expect(w.code, w.stderr).toBe(1);
     const lines = w.stdout.trim().split("\n");
     expect(lines[0]).toMatch(new RegExp(`^${plan.plan_id} active stage=all|^${plan.plan_id} active`));
-    expect(lines.at(-1)).toMatch(/ cancelled /);
+    expect(lines.at(-1)).toMatch(/ cancelled .* reason="[^"]+"$/);
   }, 60_000);
 });

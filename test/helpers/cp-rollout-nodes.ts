@@ -18,7 +18,7 @@ export class SimNode {
   mode: NodeMode = "ok";
   constructor(
     readonly nodeId: string,
-    private readonly cred: string,
+    readonly cred: string,
     private readonly via: Via,
     private readonly now: () => number,
     public running: string | null,

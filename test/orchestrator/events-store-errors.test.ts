@@ -21,7 +21,7 @@ import { EVENTS_LOCK_KEY, MIGRATIONS, bootstrapOwnerToken, ingestEvents, storeFa
 import type { PgCluster, Store } from "../../src/orchestrator/index.js";
 import { createLogger } from "../../src/observability/index.js";
 import { bearer } from "../helpers/cp-app.js";
-import { expectProblem, rowCount } from "../helpers/cp-fleet.js";
+import { expectProblem, putRelease, rowCount } from "../helpers/cp-fleet.js";
 import type { Injected } from "../helpers/cp-fleet.js";
 import { describeDialects } from "../helpers/databases.js";
 import { needs } from "../helpers/needs.js";
@@ -220,4 +220,30 @@ needs("root", "util-linux", "postgresql").describe("a full disk (PostgreSQL on a
       await cp.close();
     }
   });
+});
+
+it("review3: a node's first poll of a release while another writer holds the SQLite store answers 503 STORE_BUSY (as offers.ts promises), not 500, and a 200 never leaves unrecorded", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "rev3-busy-"));
+  const path = join(dir, "cp.db");
+  const store = await openStore(path, { busyTimeoutMs: 50 });
+  await migrateStore(store, MIGRATIONS);
+  const owner = (await bootstrapOwnerToken(store, { now: () => Date.now() }))?.token ?? "";
+  const app = await buildApp({ store, log: createLogger({ name: "t", level: "silent" }) });
+  const holder = new BetterSqlite3(path);
+  try {
+    await putRelease(store, "rel-00000000000000a0", 1);
+    const et = await app.inject({ method: "POST", url: "/v1/enrollment-tokens", headers: bearer(owner), payload: { node_id: "edge-0" } });
+    const en = await app.inject({ method: "POST", url: "/v1/nodes/enroll", headers: bearer(et.json<{ token: string }>().token), payload: { node_id: "edge-0" } });
+    const cred = en.json<{ credential: string }>().credential;
+    holder.prepare("begin immediate").run();
+    const res = await app.inject({ method: "GET", url: "/v1/releases/latest?channel=stable", headers: bearer(cred) });
+    holder.prepare("rollback").run();
+    const offers = await store.db.selectFrom("node_offers").selectAll().execute();
+    expect({ status: res.statusCode, code: res.statusCode >= 400 ? res.json<{ code: string }>().code : null, offers_if_200: res.statusCode === 200 ? offers.length : 1 }).toEqual({ status: 503, code: "STORE_BUSY", offers_if_200: 1 });
+  } finally {
+    holder.close();
+    await app.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

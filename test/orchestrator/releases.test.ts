@@ -22,6 +22,11 @@ function envelopeFor(p: ReleasePredicate): { payloadType: string; payload: strin
 const predicate = (sequence: number, over: Partial<ReleasePredicate> = {}): ReleasePredicate => ({ ...samplePredicate(sequence), ...over });
 const IMAGE = "registry.example/team/agent:1.0";
 
+function expectProblemCode(res: { statusCode: number; body: string }, status: number, code: string): void {
+  expect(res.statusCode, res.body).toBe(status);
+  expect((JSON.parse(res.body) as { code: string }).code).toBe(code);
+}
+
 describeDialects("releases", (db) => {
   const open: TestCp[] = [];
   const cpOn = async (o: { location?: string; latestCacheMs?: number } = {}): Promise<TestCp> => {
@@ -157,6 +162,20 @@ describeDialects("releases", (db) => {
     expect(other.json()).toMatchObject({ code: "RELEASE_CONFLICT" });
     expect(await countRows(cp.store, "releases")).toBe(1);
     expect((await cp.app.inject({ url: "/v1/releases/latest?channel=stable", headers: bearer(cp.owner) })).statusCode).toBe(404);
+  });
+
+  it("review3: re-publishing a withdrawn release's exact statement is 409 RELEASE_CONFLICT (re-sign at a new sequence), not a 500; the release stays withdrawn", async () => {
+    const cp = await cpOn();
+    const b = body(predicate(1));
+    const first = await publish(cp, b);
+    expect(first.statusCode, first.body).toBe(201);
+    const id = first.json<{ release_id: string }>().release_id;
+    expect((await cp.app.inject({ method: "POST", url: `/v1/releases/${id}/withdraw`, headers: bearer(cp.owner) })).statusCode).toBe(200);
+    const again = await publish(cp, b);
+    expectProblemCode(again, 409, "RELEASE_CONFLICT");
+    expect(again.json<{ detail: string }>().detail).toMatch(/was withdrawn at .*re-sign it at a new sequence/);
+    const row = await cp.store.db.selectFrom("releases").select("withdrawn_at").where("release_id", "=", id).executeTakeFirst();
+    expect(row?.withdrawn_at).not.toBeNull();
   });
 
   it("a node credential polls latest (release:read) and gets the 304 too", async () => {

@@ -355,4 +355,82 @@ describeDialects("rollouts served", (db) => {
     const p2 = (await op(c, "GET", `/v1/rollouts?limit=2&cursor=${p1.next_cursor ?? ""}`)).json<{ rollouts: Array<{ plan_id: string }>; next_cursor: string | null }>();
     expect(p2).toMatchObject({ rollouts: [{ plan_id: ids[0] }], next_cursor: null });
   });
+  it("review3: a rollback target for another repository, already expired, or expiring within the plan's stuck timeout is 422 ROLLOUT_ROLLBACK_UNREACHABLE naming previous_release_id (nodes refuse it: ACTIVATION_UNTRUSTED / ACTIVATION_EXPIRED); nothing written", async () => {
+    const { c } = await fleet(1);
+    const setBack = (v: { repository?: string; expires_at?: string }) => c.store.db.updateTable("releases").set(v).where("release_id", "=", REL_BACK).execute();
+    const soon = new Date(c.clock.now() + 30_000).toISOString(); // inside the 60 s stuck timeout
+    const cases: Array<[{ repository?: string; expires_at?: string }, RegExp]> = [
+      [{ repository: "evil.example/other/agent" }, /for repository evil\.example\/other\/agent, the plan's release rel-00000000000000a1 for x/],
+      [{ repository: "x", expires_at: "2026-12-05T09:30:00.000Z" }, /expires at 2026-12-05T09:30:00\.000Z, before the plan's stuck timeout \(60 s\)/],
+      [{ expires_at: soon }, /before the plan's stuck timeout \(60 s\) from now/],
+    ];
+    for (const [set, why] of cases) {
+      await setBack(set);
+      const r = await op(c, "POST", "/v1/rollouts", planBody());
+      expectProblem(r, 422, "ROLLOUT_ROLLBACK_UNREACHABLE", "previous_release_id");
+      expect(r.json<{ detail: string }>().detail).toMatch(why);
+    }
+    expect(await c.store.db.selectFrom("rollout_plans").select("plan_id").execute()).toEqual([]);
+    await setBack({ expires_at: "2027-12-05T09:00:00.000Z" });
+    expect((await op(c, "POST", "/v1/rollouts", planBody())).statusCode).toBe(201);
+  });
+
+  it("review3: a plan's release withdrawn after the plan started is no longer offered to its started nodes, and the plan pauses (reason: release withdrawn) so no further batch starts", async () => {
+    const { c, nodes } = await fleet(2);
+    const plan = await create(c, { max_concurrency: 1, stages: [{ stage_id: "all", batch: { percent: 100 } }] });
+    c.clock.advance(1000);
+    await c.app.rollouts.scheduler.tickAll();
+    const started = (await get(c, plan.plan_id)).nodes.find((n) => n.state === "in_progress");
+    if (started === undefined) throw new Error("no node started");
+    const cred = nodes.find((n) => n.nodeId === started.node_id);
+    const poll = async (): Promise<string> => {
+      const r = await c.app.inject({ method: "GET", url: "/v1/releases/latest?channel=stable", headers: bearer(cred?.cred ?? "") });
+      return r.json<{ release_id: string }>().release_id;
+    };
+    expect(await poll()).toBe(REL_NEW);
+    expect((await op(c, "POST", `/v1/releases/${REL_NEW}/withdraw`)).statusCode).toBe(200);
+    // No candidate: answered as if unassigned, the channel's latest live release (REL_OLD, what it ran).
+    expect(await poll()).toBe(REL_OLD);
+    const paused = await get(c, plan.plan_id);
+    expect(paused.phase).toBe("paused");
+    expect(paused.reason).toMatch(/release rel-00000000000000a1 withdrawn/);
+    c.clock.advance(120_000);
+    await c.app.rollouts.scheduler.tickAll();
+    expect((await get(c, plan.plan_id)).nodes.filter((n) => n.state === "pending")).toHaveLength(1);
+    expect(Object.values(await assignments(c)).filter((r) => r === REL_NEW)).toHaveLength(1);
+  });
+
+  it("review3: a rollback target withdrawn after creation pauses the plan, and a manual rollback or recover rollback is 422 ROLLOUT_ROLLBACK_UNREACHABLE naming previous_release_id, the plan unchanged", async () => {
+    const { c } = await fleet(1);
+    const plan = await create(c);
+    expect((await op(c, "POST", `/v1/releases/${REL_BACK}/withdraw`)).statusCode).toBe(200);
+    const paused = await get(c, plan.plan_id);
+    expect(paused.phase).toBe("paused");
+    expect(paused.reason).toMatch(/rollback target rel-00000000000000a2 withdrawn/);
+    const r = await op(c, "POST", `/v1/rollouts/${plan.plan_id}/rollback`, { reason: "try" });
+    expectProblem(r, 422, "ROLLOUT_ROLLBACK_UNREACHABLE", "previous_release_id");
+    expect(r.json<{ detail: string }>().detail).toMatch(/rollback target rel-00000000000000a2 was withdrawn/);
+    expectProblem(await op(c, "POST", `/v1/rollouts/${plan.plan_id}/recover`, { strategy: "rollback" }), 422, "ROLLOUT_ROLLBACK_UNREACHABLE", "previous_release_id");
+    expect((await get(c, plan.plan_id)).phase).toBe("paused");
+  });
+
+  it("review3: a heartbeat naming a release the control plane never offered the node confirms nothing: a started node stays in_progress until its poll was answered the release", async () => {
+    const { c, nodes } = await fleet(1);
+    const plan = await create(c, { stages: [{ stage_id: "all", batch: { percent: 100 } }] });
+    c.clock.advance(1000);
+    await c.app.rollouts.scheduler.tickAll();
+    expect((await get(c, plan.plan_id)).nodes[0]?.state).toBe("in_progress");
+    const node = nodes[0] as SimNode;
+    node.running = REL_NEW; // claims it without having polled it
+    await node.heartbeat();
+    c.clock.advance(1000);
+    await c.app.rollouts.scheduler.tickAll();
+    expect((await get(c, plan.plan_id)).nodes[0]?.state).toBe("in_progress");
+    // Once its poll was answered REL_NEW (then its activated ack was lost), the heartbeat confirms it.
+    const r = await c.app.inject({ method: "GET", url: "/v1/releases/latest?channel=stable", headers: bearer(node.cred) });
+    expect(r.json<{ release_id: string }>().release_id).toBe(REL_NEW);
+    c.clock.advance(1000);
+    await c.app.rollouts.scheduler.tickAll();
+    expect((await get(c, plan.plan_id)).nodes[0]?.state).toBe("succeeded");
+  });
 });

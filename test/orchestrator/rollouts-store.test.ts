@@ -8,7 +8,9 @@
 import { afterEach, expect, it } from "vitest";
 import { sql } from "kysely";
 import type { Rollout } from "../../src/cpapi/index.js";
-import { stepPlan } from "../../src/orchestrator/plans/store.js";
+import { PlanStateCache } from "../../src/orchestrator/plans/state-cache.js";
+import { stepInTx, stepPlan } from "../../src/orchestrator/plans/store.js";
+import { withWriteTransaction } from "../../src/orchestrator/db/write-lock.js";
 import { parsePlanState, pause } from "../../src/orchestrator/rollouts/index.js";
 import { bearer, openTestCp } from "../helpers/cp-app.js";
 import type { TestCp } from "../helpers/cp-app.js";
@@ -142,4 +144,45 @@ describeDialects("rollouts store", (db) => {
     expect(rb.statusCode, rb.body).toBe(200);
     expect(await byRelease()).toEqual({ [REL_BACK]: 1100, [REL_OLD]: 100 });
   }, 120_000);
+  it("two servers on one store: a plan state cached by one server is never used once the other server stepped the plan (version check)", async () => {
+    const { c: a, location } = await setup(2);
+    const { c: b } = await setup(0, location);
+    const plan = await create(a, 2, 1);
+    const cmd = async (c: TestCp, verb: string): Promise<Rollout> => {
+      const r = await c.app.inject({ method: "POST", url: `/v1/rollouts/${plan.plan_id}/${verb}`, headers: bearer(c.owner), payload: {} });
+      expect(r.statusCode, r.body).toBe(200);
+      return r.json<Rollout>();
+    };
+    const phaseSeenBy = async (c: TestCp): Promise<string> => {
+      const r = await c.app.inject({ method: "GET", url: `/v1/rollouts/${plan.plan_id}`, headers: bearer(c.owner) });
+      return r.json<Rollout>().phase;
+    };
+    expect((await cmd(a, "pause")).phase).toBe("paused"); // a caches version 2 (paused)
+    expect(await phaseSeenBy(a)).toBe("paused");
+    expect((await cmd(b, "resume")).phase).toBe("active"); // b writes version 3 behind a's back
+    expect(await phaseSeenBy(a)).toBe("active");
+    // a steps from version 3 (resume on a stale "paused" would have been accepted; pause from active must be too)
+    expect((await cmd(a, "pause")).phase).toBe("paused");
+    expect(await phaseSeenBy(b)).toBe("paused");
+    const row = await a.store.db.selectFrom("rollout_plans").select("version").executeTakeFirstOrThrow();
+    expect(Number(row.version)).toBe(4);
+  });
+  it("a step whose transaction rolls back never enters the plan state cache: the next step starts from the stored version", async () => {
+    const { c } = await setup(2);
+    const plan = await create(c, 2, 1);
+    const cache = new PlanStateCache();
+    const failed = withWriteTransaction(c.store, async (tx) => {
+      const out = await stepInTx(tx, c.store.dialect, plan.plan_id, c.clock.now(), (s) => ({ ...pause(s, c.clock.now()), result: undefined }), "wait", cache);
+      expect(out?.state.phase).toBe("paused");
+      throw new Error("the commit never happens");
+    });
+    await expect(failed).rejects.toThrow("the commit never happens");
+    // The stored row is still version 1 (active); a paused state at version 2 was never cached.
+    expect(cache.get(plan.plan_id, 2)).toBeUndefined();
+    const out = await stepPlan(c.store, plan.plan_id, () => c.clock.now(), (s) => ({ state: s, effects: [], result: s.phase }), { cache });
+    expect(out?.result).toBe("active");
+    const stepped = await stepPlan(c.store, plan.plan_id, () => c.clock.now(), (s) => ({ ...pause(s, c.clock.now()), result: undefined }), { cache });
+    expect(stepped?.state.phase).toBe("paused");
+    expect(cache.get(plan.plan_id, 2)?.state.phase).toBe("paused");
+  });
 });

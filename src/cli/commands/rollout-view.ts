@@ -11,7 +11,7 @@ function bar(done: number, total: number): string {
 export function renderRollout(p: Rollout): string {
   const c = p.counters;
   const lines = [
-    `plan ${p.plan_id}  ${p.phase.toUpperCase()}  ${p.previous_release_id ?? "-"} → ${p.release_id}`,
+    `plan ${p.plan_id}  ${p.phase.toUpperCase()}  release ${p.release_id}  rollback target ${p.previous_release_id ?? "none"}`,
     `reason: ${p.reason}`,
     `budget: ${c.budget_used}/${c.budget_allowed} failures used (${c.failures_total} total)  max concurrency ${p.max_concurrency}  stuck after ${p.stuck_timeout_seconds}s`,
     "",
@@ -32,8 +32,18 @@ export function renderRollout(p: Rollout): string {
   return lines.join("\n");
 }
 
+/** What a plan waits on or why it ended, for the one-line view: the current stage's unpassed gates while in gate_wait, the reason once it stopped. */
+function why(p: Rollout): string {
+  if (p.phase === "gate_wait") {
+    const stage = p.stages.find((s) => s.stage_id === p.current_stage_id);
+    const waiting = (stage?.gates ?? []).filter((g) => g.status !== "passed").map((g) => `${g.kind}: ${g.detail}`);
+    return waiting.length > 0 ? ` waiting=[${waiting.join("; ")}]` : "";
+  }
+  return p.phase === "active" ? "" : ` reason=${JSON.stringify(p.reason)}`;
+}
+
 /** One line per observed change when stdout is not a terminal (logs, CI). */
 export function statusLine(p: Rollout): string {
   const c = p.counters;
-  return `${p.plan_id} ${p.phase} stage=${p.current_stage_id ?? "-"} succeeded=${c.succeeded}/${c.members} in_progress=${c.in_progress} failed=${c.failed} stuck=${c.stuck} rolled_back=${c.rolled_back} budget=${c.budget_used}/${c.budget_allowed}`;
+  return `${p.plan_id} ${p.phase} stage=${p.current_stage_id ?? "-"} succeeded=${c.succeeded}/${c.members} in_progress=${c.in_progress} failed=${c.failed} stuck=${c.stuck} rolled_back=${c.rolled_back} budget=${c.budget_used}/${c.budget_allowed}${why(p)}`;
 }

@@ -4,7 +4,8 @@ import type { CpClient, RecoverStrategy, Rollout } from "../../cpapi/index.js";
 import { UsageError, terminalSafe } from "../../lib/index.js";
 import { parseDuration } from "../../sign/index.js";
 import { emit } from "../output.js";
-import { action } from "../run.js";
+import { action, outcome } from "../run.js";
+import type { CommandOutcome } from "../run.js";
 import { operatorClient, withServerFlags } from "../common.js";
 import type { ServerFlags } from "../common.js";
 import { planRequestOf } from "./rollout-plan.js";
@@ -25,8 +26,8 @@ interface StatusFlags extends ClientFlags {
   interval: string;
 }
 
-/** `rollout status --watch`: a redrawn view on a TTY, one line per change otherwise, one JSON line per change with --json; ends when the plan is terminal. */
-async function watch(client: CpClient, id: string, flags: StatusFlags): Promise<void> {
+/** `rollout status --watch`: a redrawn view on a TTY, one line per change otherwise, one JSON line per change with --json; ends when the plan is terminal, exit 0 if it completed and 1 if it was cancelled or rolled back. */
+async function watch(client: CpClient, id: string, flags: StatusFlags): Promise<CommandOutcome> {
   const every = parseDuration(flags.interval);
   if (every < 100) throw new UsageError(`--interval ${flags.interval}: at least 100ms`, "e.g. --interval 2s");
   const tty = process.stdout.isTTY && flags.json !== true;
@@ -39,7 +40,8 @@ async function watch(client: CpClient, id: string, flags: StatusFlags): Promise<
       else process.stdout.write(`${flags.json === true ? line : terminalSafe(line)}\n`);
       last = line;
     }
-    if (terminal(p)) return;
+    // A pipeline waiting on a rollout learns how it ended from the exit code: 0 only when it completed.
+    if (terminal(p)) return outcome(p.phase === "completed");
     await new Promise((r) => setTimeout(r, every));
   }
 }
@@ -75,7 +77,7 @@ export function registerRollout(program: Command): void {
     rollout
       .command("status <plan-id>")
       .description("show a plan: per-batch progress, node counts by state, gates; --watch follows it until it ends (live view on a terminal, a line per change otherwise)")
-      .option("--watch", "keep following until the plan is completed, cancelled or rolled back")
+      .option("--watch", "keep following until the plan is completed, cancelled or rolled back; exit 0 only when it completed, 1 when it was cancelled or rolled back")
       .option("--interval <duration>", "how often --watch asks", "2s"),
   ).action(
     action(async (id: string, flags: StatusFlags) => {

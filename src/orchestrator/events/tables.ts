@@ -72,4 +72,12 @@ export const eventsMigrations: readonly Migration[] = [
       await db.schema.createIndex("events_time").on("events").columns(["timestamp"]).execute();
     },
   },
+  {
+    // Behaviour-gate windows select events by when the control plane received them (the server's clock), not
+    // by the node's own timestamp: a node with a skewed clock could otherwise date its denies out of the window.
+    id: "0012_events_received_at",
+    async up(db) {
+      await db.schema.createIndex("events_received").on("events").columns(["received_at"]).execute();
+    },
+  },
 ];

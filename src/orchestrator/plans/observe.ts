@@ -1,5 +1,7 @@
-import type { Kysely } from "kysely";
+import { sql } from "kysely";
+import type { Kysely, RawBuilder } from "kysely";
 import type { Labels } from "../../cpapi/index.js";
+import type { Store } from "../db/connect.js";
 import type { Database } from "../db/schema.js";
 import type { FleetNode, MetricBucket, Observations, PlanState } from "../rollouts/index.js";
 
@@ -8,7 +10,9 @@ import type { FleetNode, MetricBucket, Observations, PlanState } from "../rollou
  * Observations), read from the store:
  *
  * - `node_releases`: each member's current release from its heartbeat
- *   (nodes.release_id): confirms rollbacks.
+ *   (nodes.release_id), only when this control plane offered it to that node
+ *   (node_offers: its poll was answered it), else null: confirms activations
+ *   whose ack was lost and rollbacks.
  * - `fleet`: every enrolled node with its labels, only for selector plans
  *   (late joiners).
  * - `metrics`: behaviour counters from ingested events, only when the open
@@ -20,7 +24,9 @@ import type { FleetNode, MetricBucket, Observations, PlanState } from "../rollou
  *     ai.tool.result          one tool call; attributes.ok === false → a tool error
  *     ai.deployment.lifecycle attributes.phase "activated" → attempted + succeeded;
  *                             "activate_failed" → attempted
- *   The event's top-level release_id says which side it counts for.
+ *   The event's top-level release_id says which side it counts for. The database sums
+ *   them (metricBuckets: one row per node and release); countEvent is the reference a test
+ *   holds the SQL to, on both dialects.
  */
 
 const CHUNK = 500;
@@ -31,8 +37,15 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 async function nodeReleases(db: Kysely<Database>, ids: readonly string[]): Promise<Record<string, string | null>> {
   const out: Record<string, string | null> = {};
   for (let i = 0; i < ids.length; i += CHUNK) {
-    const rows = await db.selectFrom("nodes").select(["node_id", "release_id"]).where("node_id", "in", ids.slice(i, i + CHUNK)).execute();
-    for (const r of rows) out[r.node_id] = r.release_id;
+    // Only a release this control plane answered to the node's own poll (node_offers) counts: a heartbeat
+    // naming a release the node never fetched from here confirms neither an activation nor a rollback.
+    const rows = await db
+      .selectFrom("nodes")
+      .leftJoin("node_offers", (j) => j.onRef("node_offers.node_id", "=", "nodes.node_id").onRef("node_offers.release_id", "=", "nodes.release_id"))
+      .select(["nodes.node_id", "nodes.release_id", "node_offers.offered_at"])
+      .where("nodes.node_id", "in", ids.slice(i, i + CHUNK))
+      .execute();
+    for (const r of rows) out[r.node_id] = r.offered_at !== null ? r.release_id : null;
   }
   return out;
 }
@@ -42,8 +55,13 @@ export async function fleetOf(db: Kysely<Database>): Promise<FleetNode[]> {
   return rows.map((r) => ({ node_id: r.node_id, labels: JSON.parse(r.labels) as Labels }));
 }
 
+/** Every enrolled node with its labels, and the release each runs (heartbeat): what plan creation reads. */
+export async function fleetWithReleases(db: Kysely<Database>): Promise<{ nodes: FleetNode[]; releases: Map<string, string | null> }> {
+  const rows = await db.selectFrom("nodes").select(["node_id", "labels", "release_id"]).execute();
+  return { nodes: rows.map((r) => ({ node_id: r.node_id, labels: JSON.parse(r.labels) as Labels })), releases: new Map(rows.map((r) => [r.node_id, r.release_id])) };
+}
+
 type Counters = Omit<MetricBucket, "node_id" | "release_id" | "from" | "to">;
-const zero = (): Counters => ({ decisions: 0, denies: 0, tool_calls: 0, tool_errors: 0, activations_attempted: 0, activations_succeeded: 0 });
 
 /** Adds one event to its bucket's counters (the table in the module comment). */
 export function countEvent(c: Counters, eventType: string, attributes: Record<string, unknown>): void {
@@ -65,37 +83,85 @@ export function countEvent(c: Counters, eventType: string, attributes: Record<st
   }
 }
 
-/** The buckets of every node over [from, to] ([from, to) with `openEnd`). */
-export async function metricBuckets(db: Kysely<Database>, from: number, to: number, openEnd = false): Promise<MetricBucket[]> {
-  const rows = await db
-    .selectFrom("events")
-    .select(["node_id", "release_id", "event_type", "attributes"])
-    .where("event_type", "in", [...METRIC_EVENT_TYPES])
-    .where("timestamp", ">=", iso(from))
-    .where("timestamp", openEnd ? "<" : "<=", iso(to))
-    .execute();
-  const buckets = new Map<string, MetricBucket>();
-  for (const r of rows) {
-    const key = `${r.node_id}\n${r.release_id ?? ""}`;
-    let b = buckets.get(key);
-    if (!b) {
-      b = { node_id: r.node_id, release_id: r.release_id, from, to, ...zero() };
-      buckets.set(key, b);
-    }
-    let attributes: Record<string, unknown> = {};
-    try {
-      const parsed = r.attributes === null ? {} : (JSON.parse(r.attributes) as unknown);
-      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) attributes = parsed as Record<string, unknown>;
-    } catch {
-      // stored by the ingest route from a JSON object: unreachable, counted as no attributes
-    }
-    countEvent(b, r.event_type, attributes);
-  }
-  return [...buckets.values()];
+/**
+ * The SQL twin of {@link countEvent}, per dialect: `e.a` is the event's
+ * attributes as JSON (an empty object when absent or not JSON). Kept beside
+ * countEvent on purpose: a test runs both over the same rows, on both
+ * dialects, and they must agree exactly.
+ */
+const FILTERS = {
+  sqlite: {
+    decision: sql`e.event_type = 'ai.policy.decision' and json_type(e.a, '$.follow_up') is not 'true' and json_type(e.a, '$.decision') = 'text'`,
+    decisionIs: (v: string) => sql`json_extract(e.a, '$.decision') = ${v}`,
+    toolError: sql`json_type(e.a, '$.ok') = 'false'`,
+    phaseIs: (v: string) => sql`json_type(e.a, '$.phase') = 'text' and json_extract(e.a, '$.phase') = ${v}`,
+    attributes: sql`case when json_valid(attributes) then attributes else '{}' end`,
+  },
+  postgres: {
+    decision: sql`e.event_type = 'ai.policy.decision' and (e.a -> 'follow_up') is distinct from 'true'::jsonb and jsonb_typeof(e.a -> 'decision') = 'string'`,
+    decisionIs: (v: string) => sql`(e.a ->> 'decision') = ${v}`,
+    toolError: sql`(e.a -> 'ok') = 'false'::jsonb`,
+    phaseIs: (v: string) => sql`jsonb_typeof(e.a -> 'phase') = 'string' and (e.a ->> 'phase') = ${v}`,
+    // The ingest route stores attributes as JSON.stringify of an object, so the cast cannot fail.
+    attributes: sql`coalesce(attributes::jsonb, '{}'::jsonb)`,
+  },
+} as const;
+
+interface BucketRow {
+  node_id: string;
+  release_id: string | null;
+  decisions: number | string;
+  denies: number | string;
+  tool_calls: number | string;
+  tool_errors: number | string;
+  activations_attempted: number | string;
+  activations_succeeded: number | string;
+}
+
+/**
+ * The buckets of every node over [from, to] ([from, to) with `openEnd`) of
+ * the control plane's clock: events are selected by `received_at`, never by
+ * the node's own `timestamp` (a node whose clock is skewed would date its
+ * denies out of the gate window; the index is migration 0012),
+ * summed by the database (one row per node and release, over the events'
+ * time index), not by reading every event of the window into the scheduler.
+ */
+export async function metricBuckets(db: Kysely<Database>, dialect: Store["dialect"], from: number, to: number, openEnd = false): Promise<MetricBucket[]> {
+  const f = FILTERS[dialect];
+  const types = sql.join(METRIC_EVENT_TYPES.map((t) => sql`${t}`));
+  const count = (cond: RawBuilder<unknown>): RawBuilder<unknown> => sql`sum(case when ${cond} then 1 else 0 end)`;
+  const toolResult = sql`e.event_type = 'ai.tool.result'`;
+  const lifecycle = sql`e.event_type = 'ai.deployment.lifecycle'`;
+  const q = sql<BucketRow>`
+    with e as (
+      select node_id, release_id, event_type, ${f.attributes} as a from events
+      where event_type in (${types}) and received_at >= ${iso(from)} and received_at ${openEnd ? sql`<` : sql`<=`} ${iso(to)}
+    )
+    select node_id, release_id,
+      ${count(sql`${f.decision} and ${f.decisionIs("allow")} or ${f.decision} and ${f.decisionIs("deny")}`)} as decisions,
+      ${count(sql`${f.decision} and ${f.decisionIs("deny")}`)} as denies,
+      ${count(toolResult)} as tool_calls,
+      ${count(sql`${toolResult} and ${f.toolError}`)} as tool_errors,
+      ${count(sql`${lifecycle} and (${f.phaseIs("activated")} or ${f.phaseIs("activate_failed")})`)} as activations_attempted,
+      ${count(sql`${lifecycle} and ${f.phaseIs("activated")}`)} as activations_succeeded
+    from e group by node_id, release_id`;
+  const { rows } = await q.execute(db);
+  return rows.map((r) => ({
+    node_id: r.node_id,
+    release_id: r.release_id,
+    from,
+    to,
+    decisions: Number(r.decisions),
+    denies: Number(r.denies),
+    tool_calls: Number(r.tool_calls),
+    tool_errors: Number(r.tool_errors),
+    activations_attempted: Number(r.activations_attempted),
+    activations_succeeded: Number(r.activations_succeeded),
+  }));
 }
 
 /** Everything the engine may use at this tick for `state`. */
-export async function observe(db: Kysely<Database>, state: PlanState, now: number): Promise<Observations> {
+export async function observe(db: Kysely<Database>, dialect: Store["dialect"], state: PlanState, now: number): Promise<Observations> {
   const obs: Observations = { node_releases: await nodeReleases(db, state.nodes.map((n) => n.node_id)) };
   if (state.selector !== null) obs.fleet = await fleetOf(db);
   const stage = state.stages[state.current_stage];
@@ -109,7 +175,7 @@ export async function observe(db: Kysely<Database>, state: PlanState, now: numbe
     const metrics: MetricBucket[] = [];
     for (let i = 0; i < starts.length; i++) {
       const next = starts[i + 1];
-      metrics.push(...(await metricBuckets(db, starts[i] ?? now, next ?? now, next !== undefined)));
+      metrics.push(...(await metricBuckets(db, dialect, starts[i] ?? now, next ?? now, next !== undefined)));
     }
     obs.metrics = metrics;
   }

@@ -9,10 +9,12 @@ interface ReleaseFacts {
   sequence: number;
   withdrawn_at: string | null;
   issued_at: string;
+  repository: string;
+  expires_at: string;
 }
 
 async function factsOf(db: Kysely<Database>, releaseId: string): Promise<ReleaseFacts | undefined> {
-  const row = await db.selectFrom("releases").select(["release_id", "channel", "sequence", "withdrawn_at", "issued_at"]).where("release_id", "=", releaseId).executeTakeFirst();
+  const row = await db.selectFrom("releases").select(["release_id", "channel", "sequence", "withdrawn_at", "issued_at", "repository", "expires_at"]).where("release_id", "=", releaseId).executeTakeFirst();
   return row ? { ...row, sequence: Number(row.sequence) } : undefined;
 }
 
@@ -28,12 +30,18 @@ function unreachable(message: string, details: Record<string, unknown>): Rollout
  * `previous_release_id` must therefore exist, not be withdrawn, be on the plan
  * release's channel (nodes follow one channel) and carry a sequence ABOVE the
  * plan release's: the previous content re-signed (`autonomy release
- * rollback`), usually published as standby. Checked before anything is
- * written; 422 ROLLOUT_ROLLBACK_UNREACHABLE naming the field otherwise. An
+ * rollback`), usually published as standby. It must also name the plan
+ * release's repository (a node refuses another repository's statement:
+ * ACTIVATION_UNTRUSTED) and stay valid for at least the plan's stuck timeout
+ * from now (a node refuses an expired statement: ACTIVATION_EXPIRED; one
+ * expiring sooner could expire before the nodes confirm it). The caller runs
+ * this inside the plan-insert transaction, so a withdraw cannot slip between
+ * the check and the insert; 422 ROLLOUT_ROLLBACK_UNREACHABLE naming the field
+ * otherwise. An
  * unknown plan release, or a previous release equal to it, is left to the
  * engine's own checks (ROLLOUT_RELEASE_UNKNOWN, ROLLOUT_PLAN_INVALID).
  */
-export async function checkRollbackTarget(db: Kysely<Database>, req: Pick<CreateRolloutRequest, "release_id" | "previous_release_id">): Promise<void> {
+export async function checkRollbackTarget(db: Kysely<Database>, req: Pick<CreateRolloutRequest, "release_id" | "previous_release_id" | "stuck_timeout_seconds">, now: number): Promise<void> {
   const prevId = req.previous_release_id;
   if (prevId === null || prevId === req.release_id) return;
   const plan = await factsOf(db, req.release_id);
@@ -43,6 +51,19 @@ export async function checkRollbackTarget(db: Kysely<Database>, req: Pick<Create
   if (prev.withdrawn_at !== null) throw unreachable(`release ${prevId} was withdrawn at ${prev.withdrawn_at}`, { release_id: prevId });
   if (prev.channel !== plan.channel) {
     throw unreachable(`release ${prevId} is on channel ${prev.channel}, the plan's release ${plan.release_id} on ${plan.channel}: nodes follow one channel`, { release_id: prevId, channel: prev.channel });
+  }
+  if (prev.repository !== plan.repository) {
+    throw unreachable(
+      `release ${prevId} is for repository ${prev.repository}, the plan's release ${plan.release_id} for ${plan.repository}: a node refuses a statement for another repository (ACTIVATION_UNTRUSTED); re-sign the rollback for ${plan.repository}`,
+      { release_id: prevId, repository: prev.repository, plan_release_repository: plan.repository },
+    );
+  }
+  const validUntil = now + req.stuck_timeout_seconds * 1000;
+  if (Date.parse(prev.expires_at) <= validUntil) {
+    throw unreachable(
+      `release ${prevId} expires at ${prev.expires_at}, before the plan's stuck timeout (${req.stuck_timeout_seconds} s) from now: a node refuses an expired statement (ACTIVATION_EXPIRED), so this rollback could not be confirmed; re-sign it with a later expiry`,
+      { release_id: prevId, expires_at: prev.expires_at, stuck_timeout_seconds: req.stuck_timeout_seconds },
+    );
   }
   if (prev.sequence <= plan.sequence) {
     throw unreachable(

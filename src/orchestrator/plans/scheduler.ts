@@ -4,6 +4,7 @@ import type { Logger } from "../../observability/index.js";
 import type { Store } from "../db/connect.js";
 import { tick } from "../rollouts/index.js";
 import { observe } from "./observe.js";
+import type { PlanStateCache } from "./state-cache.js";
 import { livePlanIds, stepPlan } from "./store.js";
 
 /** Default interval between two scheduler passes (ms). */
@@ -34,6 +35,8 @@ export class RolloutScheduler {
     private readonly log: Logger,
     private readonly onAssignments: () => void,
     private readonly intervalMs = SCHEDULER_INTERVAL_MS,
+    /** The area's plan cache (shared with the ack hook and the commands): a tick of an unchanged plan parses nothing. */
+    private readonly cache?: PlanStateCache,
   ) {}
 
   start(): void {
@@ -85,10 +88,10 @@ export class RolloutScheduler {
       now,
       async (state, tx) => {
         const at = now();
-        const t = tick(state, at, await observe(tx, state, at));
+        const t = tick(state, at, await observe(tx, this.store.dialect, state, at));
         return { ...t, result: t.effects.length > 0 };
       },
-      { lock: "skip", onAssignments: this.onAssignments },
+      { lock: "skip", onAssignments: this.onAssignments, ...(this.cache ? { cache: this.cache } : {}) },
     );
     for (const e of out?.effects ?? []) if (e.kind === "phase_changed") this.log.info({ plan_id: planId, from: e.from, to: e.to, reason: e.reason }, "rollout phase changed");
     return out?.result === true;

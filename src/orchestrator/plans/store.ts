@@ -6,6 +6,7 @@ import { withWriteTransaction } from "../db/write-lock.js";
 import { OrchestratorError } from "../errors.js";
 import { RolloutError, parsePlanState } from "../rollouts/index.js";
 import { baseReleaseOf } from "./rollback-target.js";
+import type { PlanStateCache } from "./state-cache.js";
 import type { Effect, PlanState } from "../rollouts/index.js";
 
 /**
@@ -21,6 +22,8 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 export interface PlanRow {
   state: PlanState;
   version: number;
+  /** The stored JSON text of `state` (a step compares against it instead of serialising twice). */
+  json: string;
 }
 
 /** A lost optimistic race: another writer stepped the plan between our read and our write. */
@@ -39,20 +42,33 @@ export function notFound(planId: string): RolloutError {
  * another server holds (FOR UPDATE SKIP LOCKED: the scheduler leaves a plan
  * another server is ticking); SQLite's BEGIN IMMEDIATE already excludes writers.
  */
-export async function readPlan(tx: Kysely<Database>, dialect: Store["dialect"], planId: string, lock: "none" | "wait" | "skip" = "none"): Promise<PlanRow | undefined> {
+export async function readPlan(tx: Kysely<Database>, dialect: Store["dialect"], planId: string, lock: "none" | "wait" | "skip" = "none", cache?: PlanStateCache): Promise<PlanRow | undefined> {
+  if (cache !== undefined) {
+    // The version alone (under the same lock) decides whether the cached state is the stored one.
+    let v = tx.selectFrom("rollout_plans").select("version").where("plan_id", "=", planId);
+    if (dialect === "postgres" && lock === "wait") v = v.forUpdate();
+    if (dialect === "postgres" && lock === "skip") v = v.forUpdate().skipLocked();
+    const head = await v.executeTakeFirst();
+    if (!head) return undefined;
+    const hit = cache.get(planId, Number(head.version));
+    if (hit) return { state: hit.state, version: hit.version, json: hit.json };
+  }
   let q = tx.selectFrom("rollout_plans").select(["state", "version"]).where("plan_id", "=", planId);
   if (dialect === "postgres" && lock === "wait") q = q.forUpdate();
   if (dialect === "postgres" && lock === "skip") q = q.forUpdate().skipLocked();
   const row = await q.executeTakeFirst();
   if (!row) return undefined;
-  return { state: parsePlanState(JSON.parse(row.state) as unknown), version: Number(row.version) };
+  const out = { state: parsePlanState(JSON.parse(row.state) as unknown), version: Number(row.version), json: row.state };
+  // A committed row (read before this transaction writes the plan): safe to cache at once.
+  cache?.put(planId, out);
+  return out;
 }
 
 /** Writes the stepped state as version v+1 where the row is still at v; throws LostRace otherwise. */
-async function writePlan(tx: Kysely<Database>, before: PlanRow, after: PlanState): Promise<void> {
+async function writePlan(tx: Kysely<Database>, before: PlanRow, after: PlanState, json: string): Promise<void> {
   const r = await tx
     .updateTable("rollout_plans")
-    .set({ state: JSON.stringify(after), version: before.version + 1, phase: after.phase, updated_at: iso(after.updated_at) })
+    .set({ state: json, version: before.version + 1, phase: after.phase, updated_at: iso(after.updated_at) })
     .where("plan_id", "=", after.plan_id)
     .where("version", "=", before.version)
     .executeTakeFirst();
@@ -70,7 +86,10 @@ const ASSIGN_CHUNK = 500;
  */
 export async function assignMany(tx: Kysely<Database>, releases: ReadonlyMap<string, string>, planId: string, now: number): Promise<void> {
   const at = iso(now);
-  const rows = [...releases].map(([node_id, release_id]) => ({ node_id, release_id, plan_id: planId, assigned_at: at }));
+  // Sorted by node id: every writer locks the rows in the same order, so two plans created at once over
+  // the same nodes queue on PostgreSQL's row locks instead of deadlocking (plan order differs per plan).
+  const sorted = [...releases].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const rows = sorted.map(([node_id, release_id]) => ({ node_id, release_id, plan_id: planId, assigned_at: at }));
   for (let i = 0; i < rows.length; i += ASSIGN_CHUNK) {
     await tx
       .insertInto("node_assignments")
@@ -136,25 +155,40 @@ export type StepFn<R> = (state: PlanState, tx: Kysely<Database>) => Promise<{ st
  * Returns undefined when the plan does not exist (or, with lock "skip",
  * another server holds it).
  */
-export async function stepInTx<R>(tx: Kysely<Database>, dialect: Store["dialect"], planId: string, now: number, fn: StepFn<R>, lock: "wait" | "skip" = "wait"): Promise<(StepOutcome<R> & { assignmentsChanged: boolean }) | undefined> {
-  const row = await readPlan(tx, dialect, planId, lock);
+export async function stepInTx<R>(
+  tx: Kysely<Database>,
+  dialect: Store["dialect"],
+  planId: string,
+  now: number,
+  fn: StepFn<R>,
+  lock: "wait" | "skip" = "wait",
+  cache?: PlanStateCache,
+): Promise<(StepOutcome<R> & { assignmentsChanged: boolean; committed: () => void }) | undefined> {
+  const row = await readPlan(tx, dialect, planId, lock, cache);
   if (!row) return undefined;
   const out = await fn(row.state, tx);
+  const unchanged = { ...out, state: row.state, assignmentsChanged: false, committed: () => undefined };
+  if (out.state === row.state) return unchanged;
+  // One serialisation per step: it is both the change test and the text written.
+  const json = JSON.stringify(out.state);
   // A step that changed nothing (most ticks) writes nothing: no version bump, no row rewrite.
-  if (out.state === row.state || (out.effects.length === 0 && JSON.stringify(out.state) === JSON.stringify(row.state))) return { ...out, state: row.state, assignmentsChanged: false };
-  await writePlan(tx, row, out.state);
+  if (out.effects.length === 0 && json === row.json) return unchanged;
+  await writePlan(tx, row, out.state, json);
   const assignmentsChanged = await applyEffects(tx, out.state, out.effects, now);
-  return { ...out, assignmentsChanged };
+  // Cached only once the transaction has committed (the caller runs this after the commit).
+  const committed = (): void => cache?.put(planId, { version: row.version + 1, state: out.state, json });
+  return { ...out, assignmentsChanged, committed };
 }
 
 /**
  * One step in its own write transaction, retried on a lost race (then 409
  * ROLLOUT_CONFLICT). `onCommit` runs after the commit (cache invalidation).
  */
-export async function stepPlan<R>(store: Store, planId: string, now: () => number, fn: StepFn<R>, opts: { lock?: "wait" | "skip"; onAssignments?: () => void } = {}): Promise<StepOutcome<R> | undefined> {
+export async function stepPlan<R>(store: Store, planId: string, now: () => number, fn: StepFn<R>, opts: { lock?: "wait" | "skip"; onAssignments?: () => void; cache?: PlanStateCache } = {}): Promise<StepOutcome<R> | undefined> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const out = await withWriteTransaction(store, (tx) => stepInTx(tx, store.dialect, planId, now(), fn, opts.lock ?? "wait"));
+      const out = await withWriteTransaction(store, (tx) => stepInTx(tx, store.dialect, planId, now(), fn, opts.lock ?? "wait", opts.cache));
+      out?.committed();
       if (out?.assignmentsChanged === true) opts.onAssignments?.();
       return out;
     } catch (e) {
@@ -165,14 +199,18 @@ export async function stepPlan<R>(store: Store, planId: string, now: () => numbe
 }
 
 /** Stores a new plan and pins its members (see `pinMembers`), in one transaction. */
-export async function insertPlan(store: Store, state: PlanState, pins: ReadonlyMap<string, string>): Promise<void> {
+/** `guard` runs first inside the insert's transaction (the rollback-target check): throwing writes nothing. */
+export async function insertPlan(store: Store, state: PlanState, pins: ReadonlyMap<string, string>, cache?: PlanStateCache, guard?: (tx: Kysely<Database>) => Promise<void>): Promise<void> {
+  const json = JSON.stringify(state);
   await withWriteTransaction(store, async (tx) => {
+    await guard?.(tx);
     await tx
       .insertInto("rollout_plans")
-      .values({ plan_id: state.plan_id, release_id: state.release_id, phase: state.phase, state: JSON.stringify(state), version: 1, created_at: iso(state.created_at), updated_at: iso(state.updated_at) })
+      .values({ plan_id: state.plan_id, release_id: state.release_id, phase: state.phase, state: json, version: 1, created_at: iso(state.created_at), updated_at: iso(state.updated_at) })
       .execute();
     await assignMany(tx, pins, state.plan_id, state.created_at);
   });
+  cache?.put(state.plan_id, { version: 1, state, json });
 }
 
 /** Plan ids the scheduler ticks: every plan not in a terminal phase. */

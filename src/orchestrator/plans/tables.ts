@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Migration } from "../db/migration.js";
 
 /**
@@ -59,6 +60,17 @@ export const rolloutMigrations: readonly Migration[] = [
         .addColumn("plan_id", "text", (c) => c.notNull().references("rollout_plans.plan_id").onDelete("cascade"))
         .addColumn("assigned_at", "text", (c) => c.notNull())
         .execute();
+    },
+  },
+  {
+    // PostgreSQL checks a foreign key with one query per written row: re-pinning 1,000 members to a
+    // new plan ran 1,000 checks of the same plan row, most of a plan creation's time (VAL07). The
+    // plan id is always written in the transaction that inserts or steps that plan, and plans are
+    // never deleted, so the constraint guarded nothing the store code can produce. SQLite checks
+    // foreign keys in-engine for next to nothing and cannot drop a constraint in place: kept there.
+    id: "0011_assignments_plan_fk",
+    async up(db, dialect) {
+      if (dialect === "postgres") await sql`alter table node_assignments drop constraint if exists node_assignments_plan_id_fkey`.execute(db);
     },
   },
 ];

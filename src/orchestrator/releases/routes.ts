@@ -27,6 +27,8 @@ export interface ReleaseAreaOptions {
    * principals; operators always get the channel's latest.
    */
   assignedReleaseOf?: (nodeId: string) => Promise<string | null>;
+  /** Told after a release is withdrawn (the rollouts area pauses the live plans that name it). */
+  onWithdrawn?: (releaseId: string) => Promise<void>;
 }
 
 /** Releases never change once published: their ready-to-send form is kept by id (bounded). */
@@ -42,14 +44,16 @@ const BY_ID_MAX = 4096;
  */
 export function releaseRoutes(deps: AreaDeps, opts: ReleaseAreaOptions): FastifyPluginAsync {
   const cache = new LatestCache(deps.clock, opts.latestCacheMs);
-  const byId = new Map<string, CachedLatest>();
+  // A release's content never changes, but its withdrawal does: an entry is re-read after latestCacheMs (the
+  // latest cache's bound on how long another server's withdraw may stay unseen); this server's own withdraw drops it.
+  const byId = new Map<string, { ready: CachedLatest; at: number }>();
   const readyById = async (releaseId: string): Promise<CachedLatest> => {
     const hit = byId.get(releaseId);
-    if (hit) return hit;
+    if (hit && deps.clock.now() - hit.at < opts.latestCacheMs) return hit.ready;
     const release = await getRelease(deps.store, releaseId);
     const ready = { release, etag: `"${release.release_id}"`, json: JSON.stringify(release) };
     if (byId.size >= BY_ID_MAX) byId.clear();
-    byId.set(releaseId, ready);
+    byId.set(releaseId, { ready, at: deps.clock.now() });
     return ready;
   };
   const latestOf = async (channel: string): Promise<CachedLatest | undefined> => {
@@ -61,7 +65,12 @@ export function releaseRoutes(deps: AreaDeps, opts: ReleaseAreaOptions): Fastify
     const p = req.principal;
     if (p?.kind === "node" && opts.assignedReleaseOf) {
       const assigned = await opts.assignedReleaseOf(p.node_id);
-      if (assigned !== null) return readyById(assigned);
+      if (assigned !== null) {
+        // A withdrawn release never reaches a node, assigned or not (withdraw is the operator's stop button):
+        // the node is answered as if it had no assignment, the channel's latest live release.
+        const ready = await readyById(assigned);
+        if ((ready.release.withdrawn_at ?? null) === null) return ready;
+      }
     }
     return latestOf(channel);
   };
@@ -111,6 +120,8 @@ export function releaseRoutes(deps: AreaDeps, opts: ReleaseAreaOptions): Fastify
       async (req, reply) => {
         const release = await withdrawRelease(deps.store, (req.params as z.infer<typeof ReleaseParams>).release_id, isoTime(deps.clock));
         cache.invalidate(release.channel);
+        byId.delete(release.release_id);
+        await opts.onWithdrawn?.(release.release_id);
         req.log.warn({ release_id: release.release_id, channel: release.channel, sequence: release.sequence, by: principalName(principalOf(req)) }, "release withdrawn");
         return reply.send(release);
       },

@@ -45,6 +45,7 @@ export async function publishRelease(store: Store, read: ReadRelease, extra: { i
   const p = read.predicate;
   const existing = await findBySequence(store, p.channel, p.sequence);
   if (existing) return sameOrConflict(existing, read, extra.standby);
+  await refuseWithdrawn(store, read.release_id);
   const row: ReleasesTable = {
     release_id: read.release_id,
     channel: p.channel,
@@ -97,6 +98,21 @@ function sameOrConflict(existing: ReleasesTable, read: ReadRelease, standby: boo
     "RELEASE_CONFLICT",
     `channel ${existing.channel} already has release ${existing.release_id} at sequence ${existing.sequence} with a different statement (${existing.statement_digest}, this one is ${read.statement_digest})`,
     { details: { existing_release_id: existing.release_id } },
+  );
+}
+
+/**
+ * The exact statement of a withdrawn release again (its release id is the
+ * statement's): 409, not a silent un-withdraw (withdraw is the operator's stop
+ * button) nor the primary key's 500. A new statement is needed.
+ */
+async function refuseWithdrawn(store: Store, releaseId: string): Promise<void> {
+  const row = await store.db.selectFrom("releases").select(["release_id", "channel", "sequence", "withdrawn_at"]).where("release_id", "=", releaseId).executeTakeFirst();
+  if (row === undefined || row.withdrawn_at === null) return;
+  throw new OrchestratorError(
+    "RELEASE_CONFLICT",
+    `release ${row.release_id} (channel ${row.channel}, sequence ${row.sequence}) was withdrawn at ${row.withdrawn_at}: the same statement cannot be published again; re-sign it at a new sequence (autonomy release rollback --to ${row.release_id} --sequence N) and publish that`,
+    { details: { existing_release_id: row.release_id, withdrawn_at: row.withdrawn_at } },
   );
 }
 
