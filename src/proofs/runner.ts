@@ -70,7 +70,9 @@ async function runOne(suite: Suite, pgUrl: string | undefined, runId: string, o:
   await mkdir(workDir, { recursive: true, mode: 0o700 });
   const startedAt = new Date();
   const t0 = performance.now();
-  o.log(`${suite.id} (${suite.claim}) ${suite.title}: ${backend}, seed ${o.seed}`);
+  // A reduced run (--devices) must not read as the claim's own size in the report or the summary.
+  const title = o.params.devices === undefined ? suite.title : `${suite.title} — REDUCED RUN, --devices ${o.params.devices}: not evidence for the claim's size`;
+  o.log(`${suite.id} (${suite.claim}) ${title}: ${backend}, seed ${o.seed}`);
   const checks: Check[] = [];
   let error: ProofReport["error"];
   let cp: LaunchedControlPlane | undefined;
@@ -87,7 +89,7 @@ async function runOne(suite: Suite, pgUrl: string | undefined, runId: string, o:
     await cp?.dispose();
   }
   const report: ProofReport = {
-    run_id: runId, suite: suite.id, claim: suite.claim, title: suite.title, pass: error === undefined && checks.length > 0 && checks.every((c) => c.pass), checks, backend,
+    run_id: runId, suite: suite.id, claim: suite.claim, title, pass: error === undefined && checks.length > 0 && checks.every((c) => c.pass), checks, backend,
     environment: await environmentOf(pgUrl), seed: o.seed, command: o.command, started_at: startedAt.toISOString(), duration_ms: Math.round(performance.now() - t0),
     params: paramsOf(o.params), ...(error ? { error } : {}),
   };

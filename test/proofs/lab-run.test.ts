@@ -19,6 +19,7 @@ interface Report {
   run_id: string;
   suite: string;
   claim: string;
+  title: string;
   pass: boolean;
   checks: Array<{ name: string; pass: boolean; threshold: string; measured: string | number | boolean; detail?: string }>;
   backend: string;
@@ -72,6 +73,7 @@ describe("autonomy lab run", () => {
     expect(byName(report, "every plan froze every node")).toMatchObject({ pass: true, measured: 100 });
     expect(byName(report, "plan create p99 (ms)")).toMatchObject({ threshold: "≤ 50 ms" });
     expect(report.params).toEqual({ devices: 100, thresholds: {} });
+    expect(report.title).toMatch(/REDUCED RUN, --devices 100/);
     expect(report.command).toBe(`autonomy lab run val07 --out ${dir} --db sqlite --seed 7 --devices 100`);
   }, 120_000);
 
