@@ -88,3 +88,12 @@ function applyRecursively(cmd: Command, f: (c: Command) => void): void {
 export async function main(program: Command): Promise<void> {
   process.exitCode = await runProgram(program, process.argv);
 }
+
+/**
+ * The last resort of a process nobody waits on any more (its supervisor is
+ * gone): exit with `code` after `ms` unless the graceful close ends first.
+ * Kept here so the exit code stays decided in this one file.
+ */
+export function exitAfter(ms: number, code: ExitCode): void {
+  setTimeout(() => process.exit(code), ms).unref();
+}

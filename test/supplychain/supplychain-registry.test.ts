@@ -296,7 +296,7 @@ withRegistry.describe("verification refuses (exit 4, stable code, no stack trace
 withRegistry.describe("quickstart against the registry", () => {
   it("plays tutorial 01 end to end and reports ok", async () => {
     const r = await runJson<{ ok: boolean; ref: string; digest: string; steps: { step: string; ok: boolean }[] }>(
-      ["quickstart", "--registry", registry.host, "--plain-http", "--dir", join(dir, "quickstart")],
+      ["quickstart", "--tutorial", "01", "--registry", registry.host, "--plain-http", "--dir", join(dir, "quickstart")],
     );
     expect(r.code, describeRun(r)).toBe(0);
     expect(r.json.ok).toBe(true);

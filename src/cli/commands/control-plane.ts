@@ -2,13 +2,13 @@ import { InvalidArgumentError, Option } from "commander";
 import type { Command } from "commander";
 import { ROLES } from "../../cpapi/index.js";
 import type { CpClient, Release, Role } from "../../cpapi/index.js";
-import { UsageError, readInputFile, redactUrl } from "../../lib/index.js";
+import { ExitCodes, UsageError, readInputFile, redactUrl } from "../../lib/index.js";
 import { createLogger } from "../../observability/index.js";
 import { isPostgresLocation, startControlPlane } from "../../orchestrator/index.js";
 import { loadPublicKey, parseDuration } from "../../sign/index.js";
 import { DEFAULT_CHANNEL, releaseRepository, trustedKeys, verifyRelease } from "../../supplychain/index.js";
 import { emit } from "../output.js";
-import { action } from "../run.js";
+import { action, exitAfter } from "../run.js";
 import { openRef, operatorClient, withServerFlags } from "../common.js";
 import type { ServerFlags } from "../common.js";
 
@@ -91,7 +91,7 @@ async function serveUntilStopped(flags: ServeFlags): Promise<void> {
   if (why === "stdin") {
     say("stdin closed (the supervising process is gone): shutting down");
     // Nobody waits for this server any more: close gracefully if that is quick, else just go.
-    setTimeout(() => process.exit(1), ORPHAN_CLOSE_MS).unref();
+    exitAfter(ORPHAN_CLOSE_MS, ExitCodes.failure);
   }
   await cp.close();
 }
