@@ -76,8 +76,6 @@ export interface Cycle {
  */
 /** How long a kill waits for a plan with nodes in flight before it goes anyway (then it is judged as it lands). */
 const IN_FLIGHT_WAIT_MS = 15_000;
-/** Once nodes are in flight, the kill comes within this many ms (the seeded part of its moment). */
-const IN_FLIGHT_MOMENT_MS = 400;
 
 export function killSchedule(seed: number, n: number): { signal: "SIGTERM" | "SIGKILL"; waitMs: number; downMs: number }[] {
   const random = seededRng(seed ^ 0x5eed11);
@@ -166,12 +164,13 @@ async function scenario(ctx: SuiteContext, lab: Lab, n: number): Promise<Check[]
   const schedule = killSchedule(ctx.seed, Math.max(2, thresholdOf(ctx, "cycles", DEFAULT_CYCLES)));
   // A kill proves the most with nodes in flight. The staged plan spends seconds soaking between its stages, and on a
   // loaded machine a seeded wait alone fell into the soak every time (CI: sigterm_mid_rollout 0), so each kill first
-  // waits (bounded) for the staged or corrupt plan to be active or rolling back, then keeps a seeded part of its moment.
+  // keeps its seeded moment and then, if that fell outside a rollout, waits (bounded) for the staged or corrupt plan
+  // to be active or rolling back.
   const inFlight = async (): Promise<true | undefined> =>
     (await plansOf(owner, [roll.plan_id, bad.plan_id])).some((p) => p.phase === "active" || p.phase === "rolling_back") ? true : undefined;
   for (const [i, k] of schedule.entries()) {
+    await sleep(k.waitMs, ctx.signal);
     await until("the staged or corrupt plan in flight", IN_FLIGHT_WAIT_MS, inFlight, 50, ctx.signal).catch(() => undefined);
-    await sleep(k.waitMs % IN_FLIGHT_MOMENT_MS, ctx.signal);
     await restartAndJudge(await stopNow(k.signal), k.downMs, k.waitMs, `cycle ${i + 1}/${schedule.length}`);
   }
 
