@@ -1,0 +1,85 @@
+import { AutonomyError, ExitCodes } from "../lib/index.js";
+
+/**
+ * Every code an {@link EdgeError} can carry; docs/errors.md lists each (a test
+ * keeps them in step). Relay failures (RELAY_*) are also the `last_error`
+ * codes `edgectl relay status` shows per delivery.
+ */
+export const EDGE_ERROR_CODES = [
+  // config
+  "EDGE_CONFIG_INVALID",
+  "EDGE_CONFIG_VERSION",
+  // state root and storage
+  "STATE_ROOT_INVALID",
+  "STORAGE_CEILING_EXCEEDED",
+  "SEGMENT_MISSING",
+  "SEGMENT_CORRUPT",
+  "SEGMENT_TOO_LARGE",
+  "LEDGER_UNAVAILABLE",
+  // relay (delivery failures)
+  "RELAY_PEER_UNREACHABLE",
+  "RELAY_TLS_REFUSED",
+  "RELAY_ACK_TIMEOUT",
+  "RELAY_PEER_REJECTED",
+  "RELAY_PEER_ERROR",
+  "RELAY_DIGEST_MISMATCH",
+  "RELAY_QUOTA_EXHAUSTED",
+  "DEADLETTER_NOT_FOUND",
+  "UNKNOWN_PEER",
+  // release relay
+  "RELAYED_RELEASE_INVALID",
+  // bootstrap
+  "CERT_UNREADABLE",
+  "CERT_EXPIRING",
+  "RECONSTRUCTION_FAILED",
+  "RUNTIME_MANIFEST_INVALID",
+  // daemon and control socket
+  "CONTROL_SOCKET_UNAVAILABLE",
+  "DAEMON_ALREADY_RUNNING",
+] as const;
+export type EdgeErrorCode = (typeof EDGE_ERROR_CODES)[number];
+
+/** Failures a delivery attempt can end with; `retryable` tells the executor whether to back off and try again. */
+export const RELAY_FAILURE_CODES = [
+  "RELAY_PEER_UNREACHABLE", "RELAY_TLS_REFUSED", "RELAY_ACK_TIMEOUT", "RELAY_PEER_REJECTED", "RELAY_PEER_ERROR", "RELAY_DIGEST_MISMATCH", "SEGMENT_MISSING",
+] as const satisfies readonly EdgeErrorCode[];
+
+const VERIFICATION: ReadonlySet<EdgeErrorCode> = new Set(["RELAYED_RELEASE_INVALID", "SEGMENT_CORRUPT"]);
+
+const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
+  EDGE_CONFIG_INVALID: "fix the named keys in edge.toml (docs/edge.md lists every key); `edged precheck --config edge.toml` checks it",
+  EDGE_CONFIG_VERSION: "upgrade the file with `autonomy config migrate --config edge.toml --write` (without --write it shows the change)",
+  STATE_ROOT_INVALID: "point [node] state_root at a writable directory on the persistent partition",
+  STORAGE_CEILING_EXCEEDED: "the segment store is full of undelivered segments; raise [storage] ceiling_bytes, or let deliveries finish (`edgectl relay status`)",
+  SEGMENT_MISSING: "the segment is no longer in the store; it cannot be relayed (see `edgectl relay deadletter inspect`)",
+  SEGMENT_CORRUPT: "a stored segment no longer matches its digest (disk corruption or tampering); it is refused and must be sent again",
+  SEGMENT_TOO_LARGE: "split the content or raise [relay] max_segment_bytes on both sides",
+  LEDGER_UNAVAILABLE: "the relay ledger under the state root cannot be opened; check disk space and permissions, and that no other edged uses this state root",
+  RELAY_PEER_UNREACHABLE: "check the peer's address in edge.toml and that its edged is running; delivery is retried with backoff",
+  RELAY_TLS_REFUSED: "the peer's certificate was refused or it refused ours; both must be issued by the fleet CA (`autonomy cert issue`), unexpired, and named as the peer id",
+  RELAY_ACK_TIMEOUT: "the peer did not acknowledge in time; raise [relay] ack_timeout_seconds on slow links",
+  RELAY_PEER_REJECTED: "the peer refused the segment (see the message); it will not be retried automatically unless the cause is temporary",
+  RELAY_PEER_ERROR: "the peer failed to store the segment; check its disk and logs; delivery is retried with backoff",
+  RELAY_DIGEST_MISMATCH: "the bytes did not match the segment id in transit; delivery is retried",
+  RELAY_QUOTA_EXHAUSTED: "the daily quota is used up; deliveries resume after the reset, or raise it with `edgectl relay config set-bandwidth`",
+  DEADLETTER_NOT_FOUND: "list dead letters with `edgectl relay deadletter list`",
+  UNKNOWN_PEER: "name a peer listed under [[peers]] in edge.toml",
+  RELAYED_RELEASE_INVALID: "the relayed release failed verification on this node; it was not activated (see the cause); re-seed a release that verifies",
+  CERT_UNREADABLE: "check [transport] cert_file, key_file and ca_file; issue new ones with `autonomy cert issue --ca DIR --name NODE`",
+  CERT_EXPIRING: "issue a fresh certificate with `autonomy cert issue --ca DIR --name NODE --days 90` before it expires",
+  RECONSTRUCTION_FAILED: "edged must not start: restore the state root from backup or re-stage the runtime (`edged runtime stage`), then run `edged precheck` again",
+  RUNTIME_MANIFEST_INVALID: "re-stage the runtime into the state root with a release key the node trusts",
+  CONTROL_SOCKET_UNAVAILABLE: "start edged (`edged run --config edge.toml`) or pass the socket it listens on with --socket",
+  DAEMON_ALREADY_RUNNING: "another edged holds this state root; stop it first",
+};
+
+export class EdgeError extends AutonomyError<EdgeErrorCode> {
+  constructor(code: EdgeErrorCode, message: string, opts: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(code, message, {
+      hint: opts.hint ?? HINTS[code],
+      exitCode: VERIFICATION.has(code) ? ExitCodes.verification : ExitCodes.failure,
+      ...(opts.cause === undefined ? {} : { cause: opts.cause }),
+      ...(opts.details === undefined ? {} : { details: opts.details }),
+    });
+  }
+}

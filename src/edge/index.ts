@@ -1,0 +1,13 @@
+// The edge daemon domain (edged): config, segment store, relay (ledger, executor, transport, bandwidth),
+// release relay, bootstrap (OS fingerprint, precheck, reconstruction), and the daemon with its control socket.
+// Above node and runtime (it builds on the node's state root and the runtime's release activation).
+export type {
+  SegmentId, SegmentKind, SegmentInfo, EvictionReason, EvictionRecord, StoreUsage, SegmentStore,
+  BandwidthConfig, BandwidthSnapshot, BandwidthLimiter, PeerConfig, PeerIdentity, PushResult, PeerTransport,
+  RefusedPeer, SegmentSink, DeliveryState, SuccessCondition,
+} from "./types.js";
+export { SEGMENT_ID_RE, DELIVERY_STATES } from "./types.js";
+export { EdgeError, EDGE_ERROR_CODES, RELAY_FAILURE_CODES } from "./errors.js";
+export type { EdgeErrorCode } from "./errors.js";
+export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.js";
+export type { EdgeFile, EdgeConfig } from "./config/schema.js";
