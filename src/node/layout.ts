@@ -31,6 +31,16 @@ export interface StateRootPaths {
   tokensLock: string;
   /** `control-plane.json` (mode 0600): the control plane this node enrolled with, its node id and node credential (src/node/control-plane.ts). */
   controlPlane: string;
+  /** `bootstrap/os_fingerprint.json`: the OS identity's fingerprint and the boot epoch (edged precheck; its commit point). */
+  osFingerprint: string;
+  /** The advisory lock held by `edged precheck` while it compares, reconstructs and commits. */
+  bootstrapLock: string;
+  /** `epoch/current`: the evidence (`evidence.json`) of the latest reconstruction. */
+  epochCurrent: string;
+  /** `epoch/previous`: the evidence of the reconstruction before it. */
+  epochPrevious: string;
+  /** `runtime/`: the staged, verified runtime (`runtime.dsse.json` + `files/`) that a reconstruction reinstalls. */
+  runtimeStaging: string;
 }
 
 export function stateRootPaths(root: string): StateRootPaths {
@@ -51,6 +61,11 @@ export function stateRootPaths(root: string): StateRootPaths {
     tokens: join(auth, "tokens.json"),
     tokensLock: join(auth, "tokens.lock"),
     controlPlane: join(root, "control-plane.json"),
+    osFingerprint: join(root, "bootstrap", "os_fingerprint.json"),
+    bootstrapLock: join(root, "bootstrap", "precheck.lock"),
+    epochCurrent: join(root, "epoch", "current"),
+    epochPrevious: join(root, "epoch", "previous"),
+    runtimeStaging: join(root, "runtime"),
   };
 }
 
@@ -65,7 +80,8 @@ export function stateRootPaths(root: string): StateRootPaths {
  * So is `auth/tokens.json`: tokens are issued before a node first runs (the
  * quickstart creates one before starting the runtime), so their presence says
  * nothing about whether the WAL ever held an entry. `control-plane.json` neither:
- * a node enrolls before its first start.
+ * a node enrolls before its first start. Nor the bootstrap files (`os_fingerprint.json`,
+ * `epoch/`, `runtime/`): `edged precheck` writes them before the runtime first runs.
  */
 export function walSteadyStateEvidence(root: string): string[] {
   const p = stateRootPaths(root);
