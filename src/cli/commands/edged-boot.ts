@@ -16,7 +16,7 @@ const EXIT: Readonly<Record<PrecheckResult["exitCode"], ExitCode>> = {
 
 /** The --config the command or the program was given (it is a program-wide flag, as in the original). */
 function configOf(cmd: Command): string {
-  const config = (cmd.optsWithGlobals() as { config?: string }).config;
+  const config = cmd.optsWithGlobals<{ config?: string }>().config;
   if (config === undefined) throw new UsageError("no edge config given", "pass --config edge.toml");
   return config;
 }
