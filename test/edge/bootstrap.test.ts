@@ -223,3 +223,21 @@ describe("edged precheck: OS fingerprint, reconstruction, boot epoch", () => {
     await expect(access(n.installDir)).rejects.toThrow();
   });
 });
+
+describe("edged precheck on a read-only state root", () => {
+  const privileged = needs("root", "util-linux", "openssl");
+  privileged.it("exit 2: a state root on a read-only mount is not writable (root bypasses mode bits, so a mount is the real test)", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const f = await makeEdgeBootFixture();
+    const n = await cloneNode(f);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", n.stateRoot]);
+    try {
+      const r = await runPrecheck({ configPath: n.config, clock });
+      expect(r.exitCode).toBe(2);
+      expect(r.checks.at(-1)).toMatchObject({ name: "state_root", code: "STATE_ROOT_INVALID" });
+      expect(r.checks.at(-1)?.detail).toMatch(/not writable \(EROFS\)/);
+    } finally {
+      execFileSync("umount", [n.stateRoot]);
+    }
+  }, 120_000);
+});

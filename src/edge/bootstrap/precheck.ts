@@ -140,7 +140,10 @@ async function checkStateRoot(root: string): Promise<void> {
   if (!st.isDirectory()) throw new EdgeError("STATE_ROOT_INVALID", `the state root ${root} is not a directory`);
   const probeDir = dirname(stateRootPaths(root).osFingerprint);
   try {
-    await mkdir(probeDir, { recursive: true });
+    // Not recursive: on a read-only mount Node's recursive mkdir reports ENOENT, hiding the EROFS.
+    await mkdir(probeDir).catch((e: unknown) => {
+      if (errnoCode(e) !== "EEXIST") throw e;
+    });
     const probe = join(probeDir, `.write-probe-${randomBytes(6).toString("hex")}`);
     await writeFile(probe, "");
     await unlink(probe);
