@@ -127,7 +127,7 @@ async function handshake(server: TlsIdentity, client: TlsIdentity, servername = 
         const peer = sock.getPeerCertificate().subject?.CN;
         resolve({ ok: data === "hello", ...(peer === undefined ? {} : { peer: String(peer) }) });
       });
-      sock.on("error", (e) => { serverSide("(the client gave up first)"); resolve({ ok: false, error: e.message }); });
+      sock.on("error", (e: Error) => { serverSide("(the client gave up first)"); resolve({ ok: false, error: e.message }); });
     });
     const serverError = await serverDone;
     const refusedBecause = clientSide.ok ? undefined : await authorizationError(server, client, servername);
