@@ -11,3 +11,6 @@ export { EdgeError, EDGE_ERROR_CODES, RELAY_FAILURE_CODES } from "./errors.js";
 export type { EdgeErrorCode } from "./errors.js";
 export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.js";
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
+// segment store (S)
+export { openSegmentStore, segmentIdOf } from "./storage/index.js";
+export type { SegmentStoreOptions } from "./storage/index.js";
