@@ -14,3 +14,6 @@ export type { EdgeFile, EdgeConfig } from "./config/schema.js";
 // segment store (S)
 export { openSegmentStore, segmentIdOf } from "./storage/index.js";
 export type { SegmentStoreOptions } from "./storage/index.js";
+// bandwidth (S)
+export { createBandwidthLimiter, checkBandwidthConfig } from "./relay/bandwidth.js";
+export type { BandwidthLimiterOptions, Sleep } from "./relay/bandwidth.js";
