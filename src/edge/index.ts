@@ -13,3 +13,9 @@ export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.j
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
 // config loader (P)
 export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config/load.js";
+// segment store (S)
+export { openSegmentStore, segmentIdOf } from "./storage/index.js";
+export type { SegmentStoreOptions } from "./storage/index.js";
+// bandwidth (S)
+export { createBandwidthLimiter, checkBandwidthConfig } from "./relay/bandwidth.js";
+export type { BandwidthLimiterOptions, Sleep } from "./relay/bandwidth.js";
