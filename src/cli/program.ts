@@ -3,6 +3,7 @@ import { VERSION } from "./version.js";
 import { registerLock } from "./commands/lock.js";
 import { registerOci } from "./commands/oci.js";
 import { registerKeys } from "./commands/keys.js";
+import { registerCert } from "./commands/cert.js";
 import { registerSupplyChain } from "./commands/supplychain.js";
 import { registerRelease } from "./commands/release.js";
 import { registerQuickstart } from "./commands/quickstart.js";
@@ -24,6 +25,7 @@ export function buildAutonomyProgram(): Command {
     .version(VERSION);
   registerQuickstart(program);
   registerKeys(program);
+  registerCert(program);
   registerLock(program);
   registerSupplyChain(program);
   registerReleaseControlPlane(registerRelease(program));

@@ -11,6 +11,14 @@ export { EdgeError, EDGE_ERROR_CODES, RELAY_FAILURE_CODES } from "./errors.js";
 export type { EdgeErrorCode } from "./errors.js";
 export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.js";
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
+// config loader (P)
+export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config/load.js";
+// segment store (S)
+export { openSegmentStore, segmentIdOf } from "./storage/index.js";
+export type { SegmentStoreOptions } from "./storage/index.js";
+// bandwidth (S)
+export { createBandwidthLimiter, checkBandwidthConfig } from "./relay/bandwidth.js";
+export type { BandwidthLimiterOptions, Sleep } from "./relay/bandwidth.js";
 // bootstrap (helper B): OS identity + fingerprint, precheck, runtime staging, reconstruction, boot epoch, evidence
 export { readOsIdentity, parseOsRelease, identityPayload, osFingerprint } from "./bootstrap/identity.js";
 export type { OsIdentity } from "./bootstrap/identity.js";
