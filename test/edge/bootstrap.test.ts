@@ -15,7 +15,9 @@ import { OS_RELEASE_B, cloneNode, makeCerts, makeEdgeBootFixture, snapshotDir } 
 import type { EdgeBootFixture } from "../helpers/edge-boot.js";
 import { needs } from "../helpers/needs.js";
 
-const clock = { now: () => Date.parse("2026-12-06T06:00:00Z") };
+// A fixed instant an hour ahead: the fixture's certificates (made now, valid 90 days) are valid at it.
+const FIXED = Math.floor(Date.now() / 1000) * 1000 + 3_600_000;
+const clock = { now: () => FIXED };
 
 describe("edged precheck: OS fingerprint, reconstruction, boot epoch", () => {
   let f: EdgeBootFixture;
@@ -69,7 +71,7 @@ describe("edged precheck: OS fingerprint, reconstruction, boot epoch", () => {
     // Evidence and epoch.
     const ev = await readEvidence(n.stateRoot);
     const state = await readNodeState(n.stateRoot);
-    expect(ev).toMatchObject({ epoch: 1, new_fingerprint: r.fingerprint, previous_fingerprint: r.previous_fingerprint, reconstructed_at: "2026-12-06T06:00:00.000Z" });
+    expect(ev).toMatchObject({ epoch: 1, new_fingerprint: r.fingerprint, previous_fingerprint: r.previous_fingerprint, reconstructed_at: new Date(FIXED).toISOString() });
     expect(ev?.restored).toEqual({ statement_digest: state.activation?.statement_digest, policy_current: state.current?.digest, policy_lkg: state.lkg?.digest ?? null });
     expect(ev?.installed?.manifest_digest).toBe(sha256Digest(await readFile(f.envelopeFile)));
     for (const file of ev?.installed?.files ?? []) expect(file.blake3).toBe(`blake3:${await blake3(src.get(file.path) ?? Buffer.alloc(0), 256)}`);
