@@ -47,7 +47,8 @@ export interface LabOptions {
  * A suite's overrides win; whatever ran is in each node's edge.toml in the scratch folder.
  */
 export const LAB_DEFAULTS: TomlOverrides = {
-  relay: { dial_timeout_seconds: 2, ack_timeout_seconds: 10, success_condition: "one_peer" },
+  // No release relaying: the labs' nodes have no activated release, and their inboxes carry only the suites' data.
+  relay: { dial_timeout_seconds: 2, ack_timeout_seconds: 10, success_condition: "one_peer", relay_activated_release: false, activate_relayed_releases: false },
   "relay.retry": { max_retry: 3, backoff_initial_ms: 50, backoff_max_ms: 400, jitter: 0.2 },
   scheduler: { schedule_interval_seconds: 0.1, max_concurrent_relays: 8, max_segments_per_scheduling_round: 1000 },
 };
@@ -121,14 +122,24 @@ export class EdgeLab {
       await issueCert({ caDir: certDir, name: n.id, outDir: certDir, sans: ["127.0.0.1", "localhost"] });
       if (n.receive) ports.set(n.id, await freeLoopbackPort());
     }
+    // A receiver accepts configured peers only: it lists every node that sends to it. A sender that does not
+    // receive gets a loopback port nothing listens on as its address there (the receiver never sends to it).
+    const senders = new Map<string, string[]>();
+    for (const n of o.nodes) for (const p of n.peers ?? []) senders.set(p, [...(senders.get(p) ?? []), n.id]);
+    for (const n of o.nodes) if (!ports.has(n.id) && (n.peers ?? []).length > 0) ports.set(`${n.id}#unused`, await freeLoopbackPort());
+    const nodesReceiving = new Set(o.nodes.filter((n) => n.receive).map((n) => n.id));
     const proxies = new Map<string, ImpairProxy>();
     const nodes = new Map<string, LabNode>();
     const lab = new EdgeLab(nodes, proxies);
     try {
       for (const n of o.nodes) {
         const peers: { id: string; address: string }[] = [];
+        for (const from of senders.get(n.id) ?? []) {
+          if ((n.peers ?? []).includes(from)) continue;
+          peers.push({ id: from, address: `127.0.0.1:${ports.get(from) ?? ports.get(`${from}#unused`) ?? 9}` });
+        }
         for (const p of n.peers ?? []) {
-          const port = ports.get(p);
+          const port = nodesReceiving.has(p) ? ports.get(p) : undefined;
           if (port === undefined) throw new Error(`lab node ${n.id} sends to ${p}, which does not receive`);
           if (o.impair) {
             const proxy = await startImpairProxy({ host: "127.0.0.1", port });
