@@ -75,7 +75,7 @@ export function pending(q: Queue): number {
  * Whether `tc netem` works here: tried in a throwaway network namespace (never on the
  * machine's own interfaces). Recorded in the report's notes with the impairment used.
  */
-export async function probeNetem(ctx: EdgeSuiteContext): Promise<void> {
+export async function probeNetem(ctx: EdgeSuiteContext, impairment: "proxy" | "none" = "proxy"): Promise<void> {
   const ns = `autonomy-netem-probe-${process.pid}`;
   let result: string;
   try {
@@ -92,8 +92,8 @@ export async function probeNetem(ctx: EdgeSuiteContext): Promise<void> {
     result = `unavailable: no network namespace (${stderrOf(e)})`;
   }
   ctx.note("netem_probe", result);
-  // The labs impair through the proxy either way: the netem path is not built (this machine's kernel has no netem).
-  ctx.note("impairment", "proxy");
+  // Impaired labs use the proxy either way: the netem path is not built (this machine's kernel has no netem).
+  ctx.note("impairment", impairment);
 }
 
 function stderrOf(e: unknown): string {

@@ -38,7 +38,7 @@ export const val21: EdgeSuite = {
 };
 
 async function run(ctx: EdgeSuiteContext): Promise<Check[]> {
-  await probeNetem(ctx);
+  await probeNetem(ctx, "none");
   const lab = await EdgeLab.open(ctx, {
     name: "lab",
     nodes: [{ id: DST, receive: true }, { id: SRC, peers: [DST], toml: { storage: { ceiling_bytes: CEILING_SEGMENTS * SEGMENT_BYTES } } }],

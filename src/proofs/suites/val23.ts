@@ -45,8 +45,7 @@ export const val23: EdgeSuite = {
 };
 
 async function run(ctx: EdgeSuiteContext): Promise<Check[]> {
-  await probeNetem(ctx);
-  ctx.note("impairment", "none: the daemon's own limiter");
+  await probeNetem(ctx, "none");
   ctx.note("daily_reset", "not run for 24 h: proven by the limiter's injected-clock unit tests (src/edge/relay/bandwidth.test.ts)");
   const lab = await EdgeLab.open(ctx, { name: "lab", nodes: [{ id: DST, receive: true }, { id: SRC, peers: [DST] }] });
   try {
