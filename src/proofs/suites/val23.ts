@@ -115,7 +115,7 @@ async function scenario(ctx: EdgeSuiteContext, lab: EdgeLab): Promise<Check[]> {
 
   // Hot reload through edgectl: lift the quota; the held segments go, same process.
   const applied = (await edgectl(src.proc.socketPath, ["relay", "config", "set-bandwidth", "--daily-quota-bytes", "0"])) as { applied?: unknown };
-  const lifted = await waitFor(ctx, WAIT_MS, () => src.ctl.status(), (s) => peerQueue(s, DST).acked - peerQueue(q.before, DST).acked >= 8);
+  const lifted = await waitFor(ctx, 15_000, () => src.ctl.status(), (s) => peerQueue(s, DST).acked - peerQueue(q.before, DST).acked >= 8);
   checks.push(equals("hot_reload_edgectl", `applied=${String(applied.applied)}, ${peerQueue(lifted.value, DST).acked - peerQueue(q.before, DST).acked}/8 delivered, pid ${src.proc.pid}`, `applied=true, 8/8 delivered, pid ${pid}`, `edgectl relay config set-bandwidth --daily-quota-bytes 0; held segments delivered ${Math.round(lifted.ms)} ms later`));
 
   // Hot reload through edge.toml + SIGHUP.
