@@ -46,7 +46,7 @@ async function run(ctx: EdgeSuiteContext): Promise<Check[]> {
   const checks: Check[] = [];
   const withDead = await liveDelivery(ctx, "with-dead", true, n, checks);
   const ratio = withDead.ms / Math.max(base.ms, FLOOR_MS);
-  for (const p of LIVE) checks.unshift(equals(`${p}_delivered`, withDead.acked[p] ?? 0, n, `with the dead peer; baseline ${base.acked[p] ?? 0}/${n}`));
+  for (const p of [...LIVE].reverse()) checks.unshift(equals(`${p}_delivered`, withDead.acked[p] ?? 0, n, `with the dead peer; baseline ${base.acked[p] ?? 0}/${n}`));
   checks.push(atMost("live_delivery_slowdown", ratio, thresholdOf(ctx, "live_delivery_slowdown", 1.5), "×", `live peers done in ${Math.round(withDead.ms)} ms with the dead peer, ${Math.round(base.ms)} ms without (same seed; baseline floored at ${FLOOR_MS} ms)`));
   ctx.note("baseline_ms", round1(base.ms));
   ctx.note("with_dead_ms", round1(withDead.ms));
