@@ -22,7 +22,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
-import { afterAll, beforeAll, describe, expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { seededRng } from "../../src/lib/index.js";
 import type { Rng } from "../../src/lib/index.js";
 import { REPO_ROOT } from "../helpers/cli.js";

@@ -108,7 +108,7 @@ export function crashAt(records: readonly LogRecord[], k: number, rng: Rng, cont
     return [d === "." ? "" : d, posix.basename(p)];
   };
   const idOf = (r: LogRecord): number => {
-    let id = inoToId.get(r.ino);
+    const id = inoToId.get(r.ino);
     if (id === undefined) throw new Error(`plshim log: record ${r.index} (${r.path}) names an inode that was never created under the watched directory`);
     return id;
   };
