@@ -16,12 +16,10 @@
  * EDGE_POWERLOSS_ITERATIONS (default 500; `npm run test:crash` runs 3000).
  * What the simulation cannot model: docs/testing.md, "Power loss under LMDB".
  */
-import { spawn, spawnSync } from "node:child_process";
-import type { ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, expect } from "vitest";
 import { seededRng } from "../../src/lib/index.js";
 import type { Rng } from "../../src/lib/index.js";
@@ -30,7 +28,7 @@ import { needs } from "../helpers/needs.js";
 import { findCommand } from "../helpers/peers.js";
 import { ledgerSteps, stateAfter } from "./power-loss/ledger-model.js";
 import { CONTENT_MODES, META_MODES, REC, crashAt, parseLog } from "./power-loss/replay.js";
-import type { LogRecord } from "./power-loss/replay.js";
+import { Checker, HERE, runUnderShim, writeImage } from "./power-loss/harness.js";
 import { buildShim, shimEnv } from "./power-loss/shim.js";
 
 const ITERATIONS = Number(process.env.EDGE_POWERLOSS_ITERATIONS ?? 500);
@@ -38,49 +36,10 @@ const SEED = process.env.EDGE_POWERLOSS_SEED !== undefined ? Number(process.env.
 /** Transactions per workload run; one run serves this many cut iterations. */
 const STEPS = 40;
 const CUTS_PER_RUN = 250;
-const HERE = join(REPO_ROOT, "test/edge/power-loss");
 
 console.log(`[edge-powerloss] seed=${SEED} iterations=${ITERATIONS} (replay: EDGE_POWERLOSS_SEED=${SEED})`);
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)] as T;
-
-/** Runs the workload under the shim; returns the parsed log and what it printed. */
-function runWorkload(shim: string, dir: string, log: string, seed: number, extraEnv: NodeJS.ProcessEnv = {}): { records: LogRecord[]; stdout: string[] } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", join(HERE, "ledger-workload.ts"), dir, String(seed), String(STEPS)], {
-    cwd: REPO_ROOT,
-    env: { ...shimEnv(shim, dir, log), ...extraEnv },
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  if (r.status !== 0) throw new Error(`workload failed (${String(r.status)} ${String(r.signal)}): ${r.stderr}`);
-  return { records: [], stdout: r.stdout.split("\n").filter((l) => l !== "") };
-}
-
-/** The checker child: one directory in, one JSON line out. */
-class Checker {
-  readonly child: ChildProcessWithoutNullStreams;
-  #waiting: ((line: string) => void)[] = [];
-  stderr = "";
-  constructor() {
-    // LMDB_RESTORE=safe: what lmdb-js does after a reboot (a new boot id), which a power cut always is.
-    this.child = spawn(process.execPath, ["--import", "tsx", join(HERE, "ledger-check.ts")], { cwd: REPO_ROOT, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LMDB_RESTORE: "safe" } });
-    createInterface({ input: this.child.stdout }).on("line", (l) => this.#waiting.shift()?.(l));
-    this.child.stderr.on("data", (c: Buffer) => void (this.stderr += c.toString()));
-    this.child.once("close", (code, signal) => {
-      for (const w of this.#waiting) w(JSON.stringify({ error: `checker exited (${String(code)} ${String(signal)}): ${this.stderr.slice(-2000)}` }));
-    });
-  }
-  check(dir: string): Promise<{ entries?: [string, string][]; error?: string }> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve({ error: `checker exited (${String(this.child.exitCode)} ${String(this.child.signalCode)}): ${this.stderr.slice(-2000)}` });
-    return new Promise((resolve) => {
-      this.#waiting.push((l) => resolve(JSON.parse(l) as { entries?: [string, string][]; error?: string }));
-      this.child.stdin.write(dir + "\n");
-    });
-  }
-  close(): void {
-    this.child.stdin.end();
-  }
-}
 
 function lastAck(acks: readonly string[]): { opened: boolean; n: number } {
   let n = 0;
@@ -164,7 +123,8 @@ gcc.describe("power loss under the relay ledger (LMDB, LD_PRELOAD write log)", (
     `a power cut at any log position keeps every acknowledged ledger transaction, applies none in part or twice (${ITERATIONS} seeded cuts)`,
     async () => {
       const rng = seededRng(SEED);
-      let checker = new Checker();
+      const newChecker = (): Checker<{ entries?: [string, string][]; error?: string }> => new Checker("ledger-check.ts");
+      let checker = newChecker();
       const violations: string[] = [];
       const stats = { iterations: 0, runs: 0, records: 0, openErrorsBeforeAck: 0, inFlightSurvived: 0, pendingWrites: 0, survivedWrites: 0, modes: {} as Record<string, number> };
       try {
@@ -174,7 +134,7 @@ gcc.describe("power loss under the relay ledger (LMDB, LD_PRELOAD write log)", (
           const dir = join(runDir, "relay");
           await mkdir(dir, { recursive: true });
           const log = join(runDir, "log");
-          const { stdout } = runWorkload(shim, dir, log, seed);
+          const stdout = runUnderShim(shim, "ledger-workload.ts", dir, log, [String(seed), String(STEPS)]);
           const records = parseLog(await readFile(log));
           stats.runs++;
           stats.records += records.length;
@@ -192,17 +152,12 @@ gcc.describe("power loss under the relay ledger (LMDB, LD_PRELOAD write log)", (
             stats.pendingWrites += image.pendingWrites;
             stats.survivedWrites += image.survivedWrites;
             const img = join(runDir, `cut-${c}`);
-            await mkdir(img);
-            for (const d of image.dirs) await mkdir(join(img, d), { recursive: true });
-            for (const [p, bytes] of image.files) {
-              await mkdir(dirname(join(img, p)), { recursive: true });
-              await writeFile(join(img, p), bytes);
-            }
+            await writeImage(image, img);
             const { opened, n } = lastAck(image.acks);
             const got = await checker.check(img);
             stats.iterations++;
             // A checker that LMDB crashed (a corrupt page can SIGSEGV it) is replaced, so every image gets its own verdict.
-            if (checker.child.exitCode !== null || checker.child.signalCode !== null) checker = new Checker();
+            if (checker.dead) checker = newChecker();
             if (got.error !== undefined && n === 0) {
               // Cut before the first acknowledged commit: nothing acknowledged is lost, but the ledger must still open.
               stats.openErrorsBeforeAck++;
