@@ -52,7 +52,8 @@ export function ledgerSteps(seed: number, count: number): Step[] {
 
 /** The database after the first `n` steps committed. */
 export function stateAfter(steps: readonly Step[], n: number): Map<string, string> {
-  const m = new Map<string, string>();
+  // "created": the commit that makes a new environment's meta pages durable before it gets its name.
+  const m = new Map<string, string>([["created", "1"]]);
   for (const s of steps.slice(0, n)) {
     for (const [k, v] of s.puts) m.set(k, v);
     for (const k of s.dels) m.delete(k);

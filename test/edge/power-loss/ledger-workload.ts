@@ -9,7 +9,7 @@
  *
  * argv: <dir> <seed> <count>
  */
-import { openSync, writeSync, fsyncSync, closeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { open } from "lmdb";
 import { ledgerSteps } from "./ledger-model.js";
@@ -23,11 +23,21 @@ const ack = (line: string): void => {
   process.stdout.write(line + "\n");
 };
 
-const db = open({ path: join(dir, LEDGER_FILE), ...LEDGER_OPTIONS });
-// LMDB never fsyncs the directory: without this, the new file's name is not durable (POSIX).
+// As the ledger creates its environment: under a temporary name, committed once (which fdatasyncs the meta
+// pages LMDB laid out with a plain pwrite), closed, renamed into place, directory fsynced. Created in place,
+// a cut before the first commit leaves zero-filled or torn meta pages that lmdb-js 3.5.6 SIGSEGVs on.
+const path = join(dir, LEDGER_FILE);
+const temp = path + ".creating";
+const init = open({ path: temp, ...LEDGER_OPTIONS });
+await init.put("created", "1");
+await init.close();
+renameSync(temp, path);
+rmSync(temp + "-lock", { force: true });
+// LMDB never fsyncs the directory: without this, the new name is not durable (POSIX).
 const d = openSync(dir, "r");
 fsyncSync(d);
 closeSync(d);
+const db = open({ path, ...LEDGER_OPTIONS });
 ack("open");
 for (let i = 0; i < steps.length; i++) {
   const s = steps[i];
