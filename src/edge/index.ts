@@ -13,3 +13,5 @@ export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.j
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
 // config loader (P)
 export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config/load.js";
+export { planMigration, migrateEdgeConfigFile } from "./config/migrate.js";
+export type { MigrationChange, MigrationPlan, MigrationResult, MigrateOptions } from "./config/migrate.js";
