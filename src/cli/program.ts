@@ -11,6 +11,7 @@ import { registerQuickstart } from "./commands/quickstart.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerPolicyTest } from "./commands/policy-test.js";
 import { registerPolicyState, registerRuntimeState } from "./commands/runtime.js";
+import { registerRuntimeManifest } from "./commands/runtime-manifest.js";
 import { registerWal } from "./commands/wal.js";
 import { registerLab } from "./commands/lab.js";
 import { registerTelemetry } from "./commands/telemetry.js";
@@ -41,7 +42,9 @@ export function buildAutonomyProgram(): Command {
   registerRollout(program);
   registerServe(program);
   registerToken(program);
-  registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));
+  const runtime = program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status");
+  registerRuntimeState(runtime);
+  registerRuntimeManifest(runtime);
   return program;
 }
 
