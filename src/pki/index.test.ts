@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -126,6 +127,12 @@ describe("reading certificates", () => {
     expect(id.key.toString()).toContain("BEGIN PRIVATE KEY");
     expect(id.ca.equals(await readFile(ca.certFile))).toBe(true);
     expect((await rejection(readTlsIdentity({ certFile: node.certFile, keyFile: ca.keyFile, caFile: ca.certFile }))).code).toBe("CERT_KEY_MISMATCH");
+    for (const type of ["rsa", "ed25519"] as const) {
+      const other = join(dir, `${type}.key`);
+      const key = type === "rsa" ? generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey : generateKeyPairSync("ed25519").privateKey;
+      await writeFile(other, key.export({ type: "pkcs8", format: "pem" }));
+      expect((await rejection(readTlsIdentity({ certFile: node.certFile, keyFile: other, caFile: ca.certFile }))).code, type).toBe("CERT_KEY_MISMATCH");
+    }
     const missing = await rejection(readTlsIdentity({ certFile: join(dir, "missing.crt"), keyFile: node.keyFile, caFile: ca.certFile }));
     expect(missing.code).toBe("CERT_UNREADABLE");
     expect(missing.message).toMatch(/missing\.crt: cannot read it \(ENOENT\)/);
