@@ -69,7 +69,12 @@ describe("issueCert", () => {
   it("gives every certificate its own serial", async () => {
     const a = await issueCert({ caDir: join(dir, "ca"), name: "serial-a", outDir: join(dir, "serials") });
     const b = await issueCert({ caDir: join(dir, "ca"), name: "serial-b", outDir: join(dir, "serials") });
-    expect(certSummary(await readFile(a.certFile, "utf8")).serial).not.toBe(certSummary(await readFile(b.certFile, "utf8")).serial);
+    const [sa, sb] = [certSummary(await readFile(a.certFile, "utf8")), certSummary(await readFile(b.certFile, "utf8"))];
+    expect(sa.serial).not.toBe(sb.serial);
+    // The CA's issued log names both (what revocation by name will read).
+    const log = (await readFile(join(dir, "ca", "issued.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(log.find((r) => r.serial === sa.serial)).toMatchObject({ subject_cn: "serial-a", cert_file: a.certFile, sha256_fingerprint: sa.sha256_fingerprint });
+    expect(log.find((r) => r.serial === sb.serial)).toMatchObject({ subject_cn: "serial-b", not_after: sb.not_after });
   });
 
   it("refuses names that could not be a node id or a file name, and bad SANs", async () => {
