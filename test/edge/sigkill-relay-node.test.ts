@@ -16,9 +16,9 @@
  * test:crash` runs 2000).
  */
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { buildSync } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSegmentStore } from "../../src/edge/index.js";
@@ -42,18 +42,18 @@ describe("SIGKILL a relay node at random moments (segment store; edged once it l
   let root = "";
   let keep = false;
   /** The child bundled into one file: node starts it in ~0.1 s instead of tsx's seconds on a loaded machine. */
-  const bundleDir = join(REPO_ROOT, "test", `.edge-sigkill-${process.pid}`);
-  const bundle = join(bundleDir, "store-node.mjs");
+  let bundle = "";
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "edge-sigkill-"));
-    // Two levels below the repository, like src/<domain>/<file>: modules that find package.json relative to themselves still do.
-    await mkdir(bundleDir, { recursive: true });
+    // Two levels below a copy of package.json, like src/<domain>/<file>: src/lib/version.ts reads ../../package.json.
+    bundle = join(root, "bundle", "child", "store-node.mjs");
+    await mkdir(dirname(bundle), { recursive: true });
+    await copyFile(join(REPO_ROOT, "package.json"), join(root, "package.json"));
     buildSync({ entryPoints: [NODE], bundle: true, platform: "node", format: "esm", target: "node20", outfile: bundle, logLevel: "error",
       // CommonJS dependencies call require(); an ES module bundle must provide it.
       banner: { js: 'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);' } });
   });
   afterAll(async () => {
-    await rm(bundleDir, { recursive: true, force: true });
     if (keep) console.log(`[edge-sigkill] state kept under ${root}`);
     else if (root) await rm(root, { recursive: true, force: true });
   });
