@@ -324,6 +324,19 @@ openssl.describe("relay transport (HTTP/2, mutual TLS, loopback)", () => {
     expect(r.sessions()).toEqual({ open: 1, total: 1 });
   });
 
+  it("4 MiB segments, eight in flight at a time on one session, all arrive (session memory and flow-control windows sized for them)", async () => {
+    const sink = new MemorySinkDouble();
+    const r = await receiver(sink, { max: 4 * 1024 * 1024 });
+    const t = transport(a, { ack: 30_000 });
+    const segments = Array.from({ length: 24 }, (_, i) => Buffer.alloc(4 * 1024 * 1024, i + 1));
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      for (let s = segments[next++]; s !== undefined; s = segments[next++]) await t.push({ id: "edge-b", address: r.address }, seg(s), s);
+    }));
+    expect(sink.stored.size).toBe(24);
+    expect(r.sessions().total).toBe(1);
+  });
+
   it("reconnects after the peer restarts on the same address", async () => {
     const sink = new MemorySinkDouble();
     const r = await receiver(sink);

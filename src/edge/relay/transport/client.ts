@@ -9,7 +9,7 @@ import type { PeerConfig, PeerTransport, PushResult, RefusedPeer, SegmentInfo } 
 import type { TlsMaterial } from "./receiver.js";
 import { RefusalLog, isTlsRefusalCode, refusalDetail, tlsRefusalReason } from "./refusals.js";
 import type { RefusalReason } from "./refusals.js";
-import { KIND_HEADER, MAX_RESPONSE_BYTES, SEGMENTS_PATH, SESSION_WINDOW_BYTES, splitHostPort } from "./wire.js";
+import { CLIENT_SESSION_MEMORY_MB, KIND_HEADER, MAX_RESPONSE_BYTES, SEGMENTS_PATH, SESSION_WINDOW_BYTES, splitHostPort } from "./wire.js";
 
 export interface PeerTransportOptions {
   tls: TlsMaterial;
@@ -108,6 +108,9 @@ function dial(ctx: ClientCtx, peer: PeerConfig): Conn {
     ...(isIP(peer.id) === 0 ? { servername: peer.id } : {}),
     checkServerIdentity: (_host: string, cert: PeerCertificate) => checkPeerName(peer.id, cert),
     settings: { enablePush: false },
+    // Node counts the bytes of pending writes against this (default 10 MB) and resets streams
+    // with INTERNAL_ERROR beyond it: several multi-MiB segments in flight need more.
+    maxSessionMemory: CLIENT_SESSION_MEMORY_MB,
   });
   session.on("error", () => undefined); // each failure is reported through `ready` or the stream
   const ready = new Promise<void>((resolve, reject) => {
@@ -204,7 +207,8 @@ function request(ctx: ClientCtx, conn: Conn, peer: PeerConfig, segment: SegmentI
       settled = true;
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
-      if (stream !== undefined && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      // A failed, timed-out or aborted push cancels its stream; the session stays for the others.
+      if (err !== undefined && stream !== undefined && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       if (err === undefined && result) resolve(result);
       else reject(err ?? new Error("push ended without a result"));
     };
@@ -238,7 +242,7 @@ function request(ctx: ClientCtx, conn: Conn, peer: PeerConfig, segment: SegmentI
       // A stream reset concerns this push only; anything else (TLS alert, socket gone) the whole session.
       if (e.code !== "ERR_HTTP2_STREAM_ERROR") conn.session.destroy();
       settle(e.code === "ERR_HTTP2_STREAM_ERROR"
-        ? fail("RELAY_PEER_ERROR", "retry", peer, `peer ${peer.id} reset the transfer of segment ${segment.id} (${e.message})`)
+        ? fail("RELAY_PEER_ERROR", "retry", peer, `the transfer of segment ${segment.id} to peer ${peer.id} was reset (${e.message})`)
         : connectionError(ctx, peer, e));
     });
     stream.on("close", () => settle(fail("RELAY_PEER_ERROR", "retry", peer, `peer ${peer.id} closed the transfer of segment ${segment.id} without an answer`)));

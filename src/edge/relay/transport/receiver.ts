@@ -10,7 +10,7 @@ import type { PeerIdentity, RefusedPeer, SegmentInfo, SegmentKind, SegmentSink }
 import { SEGMENT_ID_RE } from "../../types.js";
 import { RefusalLog, refusalDetail, tlsRefusalReason } from "./refusals.js";
 import {
-  KIND_HEADER, MAX_FRAME_BYTES, PROBLEM_CONTENT_TYPE, SEGMENTS_PATH, SEGMENT_KINDS, SESSION_WINDOW_BYTES, STREAM_WINDOW_BYTES,
+  KIND_HEADER, PROBLEM_CONTENT_TYPE, SEGMENTS_PATH, SEGMENT_KINDS, SESSION_WINDOW_BYTES, STREAM_WINDOW_BYTES,
   joinHostPort, problemBody, splitHostPort,
 } from "./wire.js";
 
@@ -69,7 +69,7 @@ export async function startRelayReceiver(opts: RelayReceiverOptions): Promise<Re
   const server = http2.createSecureServer({
     cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca,
     requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.3", allowHTTP1: false,
-    settings: { initialWindowSize: STREAM_WINDOW_BYTES, maxFrameSize: MAX_FRAME_BYTES, enablePush: false },
+    settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
     maxSessionMemory: 64,
   });
   // A refused handshake destroys the socket before tlsClientError, and with it the remote
@@ -96,7 +96,9 @@ export async function startRelayReceiver(opts: RelayReceiverOptions): Promise<Re
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     peers.set(session, sessionPeer(session));
-    session.on("connect", () => session.setLocalWindowSize(SESSION_WINDOW_BYTES));
+    // The connection-level window is not a SETTINGS value: without this every stream of the
+    // session shares the default 64 KiB per round trip (a server session never emits "connect").
+    session.setLocalWindowSize(SESSION_WINDOW_BYTES);
   });
   server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     const peer = peers.get(stream.session as ServerHttp2Session);
@@ -232,6 +234,9 @@ function tooLarge(stream: ServerHttp2Stream, max: number, size: number | undefin
 function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: number | undefined): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
     const hash = createHash("sha256");
+    // With a declared length (our client always sends one) the bytes go straight into one
+    // buffer of that size: no list of chunks to keep and concatenate at the end.
+    const into = declared === undefined ? undefined : Buffer.allocUnsafe(declared);
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -242,6 +247,7 @@ function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: 
       resolve(v);
     };
     const onData = (chunk: Buffer): void => {
+      const at = size;
       size += chunk.length;
       if (size > max) {
         chunks.length = 0;
@@ -249,8 +255,14 @@ function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: 
         finish(undefined);
         return;
       }
+      if (into !== undefined && size > into.length) {
+        reply(stream, 400, "REQUEST_INVALID", "Malformed request", `the body runs over its content-length of ${into.length} bytes`);
+        finish(undefined);
+        return;
+      }
       hash.update(chunk);
-      chunks.push(chunk);
+      if (into === undefined) chunks.push(chunk);
+      else chunk.copy(into, at);
     };
     stream.on("data", onData);
     stream.once("end", () => {
@@ -263,7 +275,7 @@ function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: 
         reply(stream, 422, "RELAY_DIGEST_MISMATCH", "EdgeError", `the body's SHA-256 is ${digest}, not the segment id ${id}: the bytes changed in transit; nothing was stored`, undefined, "the sender retries the delivery");
         finish(undefined);
       } else {
-        finish(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+        finish(into ?? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
       }
     });
     stream.once("close", () => finish(undefined));
@@ -290,7 +302,9 @@ function reply(stream: ServerHttp2Stream, status: number, code: string | undefin
   stream.respond({ ":status": status, "content-type": code === undefined ? "application/json" : PROBLEM_CONTENT_TYPE, ...(extra ?? {}) });
   // An early answer (the body was refused before it was read) resets the request
   // half with NO_ERROR once the answer is out, so the sender stops (RFC 9113 §8.1).
+  // After a complete request the stream simply ends (a reset there races the answer's DATA).
+  const early = !stream.readableEnded;
   stream.end(body, () => {
-    if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    if (early && !stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
   });
 }

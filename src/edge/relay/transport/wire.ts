@@ -18,12 +18,15 @@ export const SEGMENT_KINDS: readonly SegmentKind[] = ["data", "release"];
  * HTTP/2 flow control sized for multi-MiB segments over one session: the
  * default 64 KiB windows cap a stream at one window per round trip, so both
  * the per-stream window (SETTINGS_INITIAL_WINDOW_SIZE) and the connection
- * window are raised on the receiving side; larger DATA frames (up to 1 MiB)
- * cut per-frame overhead. Measured in bench/relay.ts (docs/benchmarks.md).
+ * window are raised on the receiving side. (A larger SETTINGS_MAX_FRAME_SIZE
+ * showed no gain: Node's nghttp2 sends 16 KiB DATA frames regardless.)
+ * Measured in bench/relay.ts (docs/benchmarks.md).
  */
 export const STREAM_WINDOW_BYTES = 16 * 1024 * 1024;
 export const SESSION_WINDOW_BYTES = 64 * 1024 * 1024;
-export const MAX_FRAME_BYTES = 1024 * 1024 - 1;
+
+/** Client session memory limit in MB (Node's maxSessionMemory): pending segment writes count against it. */
+export const CLIENT_SESSION_MEMORY_MB = 1024;
 
 /** The largest response body the client reads (an ack or a problem document). */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
