@@ -1,9 +1,10 @@
 /**
  * Relay transport throughput against its limit, in one run, on 127.0.0.1.
  *
- * For 64 B, 64 KiB and 4 MiB segments, three ways of moving the same bytes
+ * For 64 B, 64 KiB and 4 MiB segments, four ways of moving the same bytes
  * with the same number of segments in flight (BENCH_CONCURRENCY, default 8),
- * over TLS 1.3 with the same fleet certificates (ECDSA P-256, mutual auth):
+ * over TLS 1.3 with the same fleet certificates (ECDSA P-256, mutual auth),
+ * the sender in a child process (bench/relay-sender.ts), the receivers here:
  *
  *   relay        createPeerTransport → startRelayReceiver (HTTP/2), the sink
  *                a real SegmentStore (src/edge/storage: temp → fsync → rename →
@@ -12,6 +13,8 @@
  *                [u32 length][bytes] frames on one socket; a node:tls server
  *                reads each frame, writes it durably the same way (temp →
  *                fsync → rename → fsync(dir), no hashing) and acks it with 4 bytes.
+ *   relay, bare  diagnostic: the same client and receiver code with a sink that
+ *                keeps nothing (the transport's own cost).
  *   TLS discard  the network-only ceiling: the same, but the server discards the
  *                bytes and acks at once.
  *
@@ -22,18 +25,20 @@
  * TLS+fsync. Run: npm run bench:relay   (BENCH_SECONDS per row, default 4;
  * BENCH_QUICK=1: 0.5 s per row, for the smoke test)
  */
-import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { execFile, fork } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, open, rename, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { promisify } from "node:util";
-import { createPeerTransport, openSegmentStore, startRelayReceiver } from "../src/edge/index.js";
-import type { SegmentInfo, SegmentSink } from "../src/edge/index.js";
+import { fileURLToPath } from "node:url";
+import { openSegmentStore, startRelayReceiver } from "../src/edge/index.js";
+import type { SegmentSink } from "../src/edge/index.js";
 import { fsyncDir } from "../src/lib/index.js";
 import { initCa, issueCert, readTlsIdentity } from "../src/pki/index.js";
 import type { TlsIdentity } from "../src/pki/index.js";
+import type { SenderJob, SenderResult } from "./relay-sender.js";
 
 const QUICK = process.env["BENCH_QUICK"] === "1";
 const SECONDS = QUICK ? 0.5 : Number(process.env["BENCH_SECONDS"] ?? 4);
@@ -48,11 +53,6 @@ const TIERS = [
   { label: "4 MiB", size: 4 * MiB, batch: 16 },
 ] as const;
 
-interface Segment {
-  info: SegmentInfo;
-  bytes: Buffer;
-}
-
 interface Result {
   segments: number;
   bytes: number;
@@ -60,46 +60,30 @@ interface Result {
   lat: number[];
 }
 
-/** `count` unique segments of `size` bytes: a random base with a counter in front, hashed up front. */
-function makeBatch(base: Buffer, size: number, count: number, start: number): Segment[] {
-  return Array.from({ length: count }, (_, i) => {
-    const bytes = Buffer.from(base.subarray(0, size));
-    bytes.writeUInt32BE((start + i) >>> 0, 0);
-    bytes.writeUInt32BE(Math.floor((start + i) / 2 ** 32), 4);
-    return { info: { id: createHash("sha256").update(bytes).digest("hex"), size, kind: "data" as const }, bytes };
+/** The sending node: a child process (bench/relay-sender.ts) driven one job at a time over IPC. */
+async function startSender(): Promise<{ run(job: Omit<SenderJob, "concurrency">): Promise<SenderResult>; stop(): void }> {
+  const child: ChildProcess = fork(fileURLToPath(new URL("./relay-sender.ts", import.meta.url)), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  await new Promise<void>((res, rej) => {
+    child.once("message", () => res());
+    child.once("error", rej);
+    child.once("exit", (code) => rej(new Error(`the sender exited (${code ?? "signal"}) before it was ready`)));
   });
-}
-
-/** Closed loop: `CONCURRENCY` pushes in flight until the batch is done; only this is timed. */
-async function runBatch(batch: Segment[], send: (s: Segment) => Promise<void>, lat: number[]): Promise<number> {
-  let next = 0;
-  const t0 = performance.now();
-  const worker = async (): Promise<void> => {
-    while (next < batch.length) {
-      const s = batch[next++] as Segment;
-      const t = performance.now();
-      await send(s);
-      lat.push(performance.now() - t);
-    }
+  return {
+    run: (job) => new Promise<SenderResult>((res, rej) => {
+      child.once("message", (m: { ok?: SenderResult; error?: string }) => (m.ok ? res(m.ok) : rej(new Error(`sender: ${m.error ?? "no answer"}`))));
+      child.send({ ...job, concurrency: CONCURRENCY });
+    }),
+    stop: () => {
+      child.send("exit");
+    },
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return (performance.now() - t0) / 1000;
 }
 
-/** Adds `budget` seconds of timed batches to `into`, after a small untimed warm-up batch. */
-async function measure(into: Result, budget: number, size: number, batchSize: number, base: Buffer, counter: { n: number }, send: (s: Segment) => Promise<void>): Promise<void> {
-  await runBatch(makeBatch(base, size, Math.min(batchSize, CONCURRENCY * 2), counter.n), send, []);
-  counter.n += batchSize;
-  let seconds = 0;
-  while (seconds < budget) {
-    const batch = makeBatch(base, size, batchSize, counter.n);
-    counter.n += batchSize;
-    const t = await runBatch(batch, send, into.lat);
-    seconds += t;
-    into.seconds += t;
-    into.segments += batch.length;
-    into.bytes += batch.length * size;
-  }
+function add(into: Result, r: SenderResult): void {
+  into.segments += r.segments;
+  into.bytes += r.bytes;
+  into.seconds += r.seconds;
+  for (const l of r.lat) into.lat.push(l);
 }
 
 function empty(): Result {
@@ -167,40 +151,6 @@ async function writeDurably(dir: string, name: string, bytes: Buffer): Promise<v
   await fsyncDir(dir);
 }
 
-/** One TLS client socket; `send` resolves when the server acked that frame (acks come in completion order). */
-async function frameClient(port: number, id: TlsIdentity): Promise<{ send: (s: Segment) => Promise<void>; close: () => void }> {
-  const sock = tls.connect({ host: "127.0.0.1", port, cert: id.cert, key: id.key, ca: id.ca, servername: "edge-b", minVersion: "TLSv1.3" });
-  sock.setNoDelay(true);
-  await new Promise<void>((res, rej) => {
-    sock.once("secureConnect", () => res());
-    sock.once("error", rej);
-  });
-  const waiting = new Map<number, () => void>();
-  let seq = 0;
-  let buf = Buffer.alloc(0);
-  sock.on("data", (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    while (buf.length >= 4) {
-      const n = buf.readUInt32BE(0);
-      buf = buf.subarray(4);
-      waiting.get(n)?.();
-      waiting.delete(n);
-    }
-  });
-  return {
-    send: (s) => new Promise<void>((resolve) => {
-      const head = Buffer.alloc(4);
-      head.writeUInt32BE(s.bytes.length, 0);
-      waiting.set(seq++, resolve);
-      sock.cork();
-      sock.write(head);
-      sock.write(s.bytes);
-      sock.uncork();
-    }),
-    close: () => sock.destroy(),
-  };
-}
-
 // ---------------------------------------------------------------- the run
 
 function pct(sorted: number[], p: number): number {
@@ -249,34 +199,28 @@ async function main(): Promise<void> {
     // Diagnostic: the same receiver code with a sink that keeps nothing, to tell transport cost from store cost.
     const nullSink: SegmentSink = { accept: () => Promise.resolve({ duplicate: false, inbox_seq: ++seq }) };
     const bare = await startRelayReceiver({ listen: "127.0.0.1:0", tls: c, peers: [{ id: "edge-a" }], sink: nullSink, maxSegmentBytes: 8 * MiB });
-    const transport = createPeerTransport({ tls: a, dialTimeoutMs: 5000, ackTimeoutMs: 60_000 });
-    const peer = { id: "edge-b", address: receiver.address };
-    const barePeer = { id: "edge-c", address: bare.address };
     await mkdir(join(dir, "limit"));
     const durable = await frameServer(b, join(dir, "limit"));
     const discard = await frameServer(b, undefined);
-    const base = randomBytes(4 * MiB);
-    const counter = { n: 0 };
+    const sender = await startSender();
+    const pem = { cert: a.cert.toString(), key: a.key.toString(), ca: a.ca.toString() };
+    let counter = 0;
     const lines: string[] = [];
     const verdicts: string[] = [];
     let missed = false;
     for (const tier of TIERS) {
       const [relay, relayBare, limit, net] = [empty(), empty(), empty(), empty()];
-      const budget = SECONDS / ROUNDS;
+      const job = { size: tier.size, batch: tier.batch, budget: SECONDS / ROUNDS, tls: pem };
+      const once = async (into: Result, side: SenderJob["side"], target: string, peerId: string): Promise<void> => {
+        const r = await sender.run({ ...job, side, target, peerId, counter });
+        counter = r.counter;
+        add(into, r);
+      };
       for (let round = 0; round < ROUNDS; round++) {
-        await measure(relay, budget, tier.size, tier.batch, base, counter, async (s) => {
-          const r = await transport.push(peer, s.info, s.bytes);
-          if (r.duplicate) throw new Error("a unique segment came back as a duplicate: the bench would not measure storing");
-        });
-        await measure(relayBare, budget, tier.size, tier.batch, base, counter, async (s) => {
-          await transport.push(barePeer, s.info, s.bytes);
-        });
-        const c1 = await frameClient(durable.port, a);
-        await measure(limit, budget, tier.size, tier.batch, base, counter, c1.send);
-        c1.close();
-        const c2 = await frameClient(discard.port, a);
-        await measure(net, budget, tier.size, tier.batch, base, counter, c2.send);
-        c2.close();
+        await once(relay, "relay", receiver.address, "edge-b");
+        await once(relayBare, "relay", bare.address, "edge-c");
+        await once(limit, "frame", String(durable.port), "edge-b");
+        await once(net, "frame", String(discard.port), "edge-b");
       }
       lines.push(
         row(tier.label, "relay (HTTP/2 mTLS → SegmentStore)", relay), row(tier.label, "limit: TLS + same durable write", limit),
@@ -288,7 +232,7 @@ async function main(): Promise<void> {
       if (judged && ratio < BAR) missed = true;
       verdicts.push(`${tier.label}: relay = ${(ratio * 100).toFixed(1)} % of TLS+fsync, ${(ratioNet * 100).toFixed(1)} % of TLS discard${judged ? ` — bar ≥ ${BAR * 100} % of TLS+fsync: ${ratio >= BAR ? "PASS" : "FAIL"}` : ""}`);
     }
-    await transport.close();
+    sender.stop();
     await receiver.close();
     await bare.close();
     await durable.close();
@@ -296,7 +240,7 @@ async function main(): Promise<void> {
     const cpu = cpus();
     const f = (n: number | undefined): string => (n ?? 0).toFixed(2);
     process.stdout.write(`Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; temp dir ${dir} on ${await fsType(dir)}; started ${started}; load average ${f(loadBefore[0])} before, ${f(loadavg()[0])} after\n`);
-    process.stdout.write(`${CONCURRENCY} segments in flight, ${SECONDS} s per row in ${ROUNDS} interleaved rounds; TLS 1.3, ECDSA P-256 fleet certificates, mutual auth on every side\n\n`);
+    process.stdout.write(`Sender and receivers in two processes (as two nodes); ${CONCURRENCY} segments in flight, ${SECONDS} s per row in ${ROUNDS} interleaved rounds; TLS 1.3, ECDSA P-256 fleet certificates, mutual auth on every side\n\n`);
     process.stdout.write("| segment | side | segments/s | MiB/s | p50 ms | p99 ms | segments |\n|---|---|---|---|---|---|---|\n");
     process.stdout.write(`${lines.join("\n")}\n\n`);
     process.stdout.write("relay: createPeerTransport → startRelayReceiver, sink = SegmentStore.put (temp → fsync → rename → fsync dir), acked after the put.\n");
