@@ -77,6 +77,21 @@ export class EvictionLog {
     return log;
   }
 
+  /**
+   * After a failed append: cuts whatever it may have left past the last
+   * record, durably, so a line whose fsync reported failure cannot reappear
+   * after a crash and record an eviction that was rolled back.
+   */
+  async undoTail(): Promise<void> {
+    const f = await this.fs.openFile(this.path);
+    try {
+      if ((await f.size()) !== this.#length) await f.truncate(this.#length);
+      await f.sync();
+    } finally {
+      await f.close().catch(() => undefined);
+    }
+  }
+
   get records(): readonly LoggedEviction[] {
     return this.#records;
   }

@@ -5,12 +5,22 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PowerLossFs } from "../../../test/helpers/power-loss-fs.js";
 import { EdgeError } from "../errors.js";
+import type { WalFs } from "../../telemetry/index.js";
 import type { SegmentStore } from "../types.js";
 import { openSegmentStore, segmentIdOf } from "./index.js";
 
 const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
 const bytesOf = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill);
 const clock = { now: () => Date.parse("2026-01-02T03:04:05Z") };
+
+/** The file system's methods, bound (a class instance's methods do not survive a spread). */
+function bindAll(fs: PowerLossFs): WalFs {
+  return {
+    openFile: (p) => fs.openFile(p), openRead: (p) => fs.openRead(p), readFile: (p) => fs.readFile(p), writeFileSynced: (p, d) => fs.writeFileSynced(p, d),
+    rename: (a, b) => fs.rename(a, b), unlink: (p) => fs.unlink(p), exists: (p) => fs.exists(p), fileSize: (p) => fs.fileSize(p),
+    list: (d) => fs.list(d), fsyncDir: (d) => fs.fsyncDir(d), mkdirp: (d) => fs.mkdirp(d),
+  };
+}
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -205,6 +215,41 @@ describe("segment store (src/edge/storage)", () => {
 
   it("rejects a non-positive ceiling", async () => {
     await expect(openSegmentStore({ dir, ceilingBytes: 0 })).rejects.toThrow(/ceilingBytes/);
+  });
+
+  it("a failed fsync of an eviction record rolls the eviction back completely: the unsynced line cannot come back after a process death", async () => {
+    const fs = new PowerLossFs();
+    await fs.mkdirDurable("/state");
+    let failNextLogSync = false;
+    // The real file system model, except that the eviction log's next fsync reports EIO (its bytes stay in the page cache).
+    const faulty: WalFs = {
+      ...bindAll(fs),
+      openFile: async (path) => {
+        const f = await fs.openFile(path);
+        if (!path.endsWith("/evictions.log")) return f;
+        return {
+          read: (p, l) => f.read(p, l), write: (d, p) => f.write(d, p), truncate: (l) => f.truncate(l), size: () => f.size(), close: () => f.close(),
+          sync: async () => {
+            if (failNextLogSync) {
+              failNextLogSync = false;
+              throw Object.assign(new Error("EIO: simulated fsync failure"), { code: "EIO" });
+            }
+            await f.sync();
+          },
+        };
+      },
+    };
+    const store = await openSegmentStore({ dir: "/state/edge/segments", ceilingBytes: 1000, fs: faulty, clock });
+    const { info } = await store.put(bytesOf(40, 1), "data");
+    failNextLogSync = true;
+    await expect(store.remove(info.id, "purged")).rejects.toThrow(/EIO/);
+    expect(store.has(info.id)).toBe(true);
+    expect(store.evictions()).toEqual([]);
+    // The process dies; the kernel keeps whatever the failed append left in its cache.
+    const reopened = await openSegmentStore({ dir: "/state/edge/segments", ceilingBytes: 1000, fs: fs.restart(), clock });
+    expect(reopened.evictions()).toEqual([]);
+    expect(reopened.usage()).toEqual({ used_bytes: 40, ceiling_bytes: 1000, segments: 1 });
+    expect(Buffer.from(await reopened.get(info.id)).equals(Buffer.from(bytesOf(40, 1)))).toBe(true);
   });
 
   it("runs on an injected file system (the power-loss model): every put is durable once it resolves", async () => {

@@ -283,8 +283,10 @@ class FsSegmentStore implements SegmentStore {
       await this.fs.fsyncDir(this.dir);
       await this.log.append(rec);
     } catch (e) {
-      // No durable record: put the segment back (open would do the same after a crash).
-      const restored = await this.fs.rename(to, from).then(() => true, () => false);
+      // No record: undo a possibly half-written one, then put the segment back (open would do the same after a crash).
+      // If the log cannot be cut back, leave the evict name: open decides by whether the record survived.
+      const undone = await this.log.undoTail().then(() => true, () => false);
+      const restored = undone && (await this.fs.rename(to, from).then(() => true, () => false));
       if (!restored && indexed) {
         // Misplaced until the next open rolls it back: not served meanwhile.
         this.#index.delete(entry.id);
