@@ -12,6 +12,10 @@ export interface LoggedEviction extends EvictionRecord {
 
 const REASONS: ReadonlySet<string> = new Set<EvictionReason>(["lru_ceiling", "delivered_evict_on_relay", "purged", "deadletter_retention", "corrupt"]);
 
+export function isEvictionReason(r: unknown): r is EvictionReason {
+  return typeof r === "string" && REASONS.has(r);
+}
+
 /** Parses one line; undefined when it is not a well-formed record with the expected sequence number. */
 function parseLine(line: string, expectedSeq: number): LoggedEviction | undefined {
   let doc: unknown;
@@ -24,7 +28,7 @@ function parseLine(line: string, expectedSeq: number): LoggedEviction | undefine
   const r = doc as Record<string, unknown>;
   const ok =
     r.seq === expectedSeq && typeof r.id === "string" && SEGMENT_ID_RE.test(r.id) && isSegmentKind(r.kind) &&
-    Number.isSafeInteger(r.bytes) && (r.bytes as number) >= 0 && typeof r.reason === "string" && REASONS.has(r.reason) &&
+    Number.isSafeInteger(r.bytes) && (r.bytes as number) >= 0 && isEvictionReason(r.reason) &&
     typeof r.at === "string" && !Number.isNaN(Date.parse(r.at));
   if (!ok) return undefined;
   return { seq: expectedSeq, id: r.id as string, kind: r.kind as SegmentKind, bytes: r.bytes as number, reason: r.reason as EvictionReason, at: r.at as string };

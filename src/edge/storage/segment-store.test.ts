@@ -155,9 +155,16 @@ describe("segment store (src/edge/storage)", () => {
     const { info } = await store.put(bytesOf(10, 1), "data");
     expect(await store.remove(info.id, "purged")).toEqual({ id: info.id, bytes: 10, reason: "purged", at: "2026-01-02T03:04:05.000Z" });
     expect(await store.remove(info.id, "purged")).toBeUndefined();
+    // A reason the log cannot read back is refused before anything is written.
+    const other = (await store.put(bytesOf(5, 9), "data")).info;
+    await expect(store.remove(other.id, "gone" as unknown as "purged")).rejects.toThrow(/unknown eviction reason/);
+    await store.remove(other.id, "purged");
     expect(store.usage().used_bytes).toBe(0);
     const lines = (await readFile(join(dir, "evictions.log"), "utf8")).trim().split("\n");
-    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([{ seq: 1, id: info.id, kind: "data", bytes: 10, reason: "purged", at: "2026-01-02T03:04:05.000Z" }]);
+    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([
+      { seq: 1, id: info.id, kind: "data", bytes: 10, reason: "purged", at: "2026-01-02T03:04:05.000Z" },
+      { seq: 2, id: other.id, kind: "data", bytes: 5, reason: "purged", at: "2026-01-02T03:04:05.000Z" },
+    ]);
   });
 
   it("get() re-hashes: a segment whose bytes changed on disk is SEGMENT_CORRUPT, removed with a `corrupt` record, then missing", async () => {
