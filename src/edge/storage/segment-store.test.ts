@@ -204,6 +204,24 @@ describe("segment store (src/edge/storage)", () => {
     expect(third.evictions().map((r) => r.reason)).toEqual(["purged", "deadletter_retention"]);
   });
 
+  it("a damaged line in the middle of the eviction log (disk damage, not a crash) loses only that record", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) ids.push((await store.put(bytesOf(10, n), "data")).info.id);
+    for (const id of ids) await store.remove(id, "purged");
+    const path = join(dir, "evictions.log");
+    const lines = (await readFile(path, "utf8")).split("\n");
+    lines[1] = (lines[1] ?? "").replace('"seq":2', '"seq":"x"');
+    await writeFile(path, lines.join("\n"));
+    const again = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(again.evictions().map((r) => r.id)).toEqual([ids[0], ids[2]]);
+    const { info } = await again.put(bytesOf(10, 4), "data");
+    await again.remove(info.id, "purged");
+    const third = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(third.evictions().map((r) => r.id)).toEqual([ids[0], ids[2], info.id]);
+    expect((await readFile(path, "utf8")).trim().split("\n").map((l) => (JSON.parse(l) as { seq: unknown }).seq)).toEqual([1, "x", 3, 4]);
+  });
+
   it("open finishes an interrupted eviction whose record is durable, and rolls back one whose record is not", async () => {
     const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
     const a = (await store.put(bytesOf(10, 1), "data")).info;
