@@ -31,6 +31,8 @@ export interface StateRootPaths {
   tokensLock: string;
   /** `control-plane.json` (mode 0600): the control plane this node enrolled with, its node id and node credential (src/node/control-plane.ts). */
   controlPlane: string;
+  /** `edge/relay/ledger.lmdb` (+ `ledger.lmdb-lock`): the edge relay's delivery ledger and receiver inbox (src/edge/relay/ledger.ts). */
+  relayLedger: string;
 }
 
 export function stateRootPaths(root: string): StateRootPaths {
@@ -51,6 +53,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     tokens: join(auth, "tokens.json"),
     tokensLock: join(auth, "tokens.lock"),
     controlPlane: join(root, "control-plane.json"),
+    relayLedger: join(root, "edge", "relay", "ledger.lmdb"),
   };
 }
 
