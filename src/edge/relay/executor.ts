@@ -224,7 +224,7 @@ export class RelayExecutor {
     if (r.newlyDelivered) this.o.log?.info({ segment_id: segment, peer_id: peer }, "relay: segment delivered (success condition met)");
     if (!this.o.config.evictOnRelay || r.segment?.delivered_at == null) return;
     // Evict only once no other peer still waits for these bytes (a one_peer success leaves the others their copy).
-    const pending = this.o.ledger.deliveriesWhere((x) => x.segment_id === segment && (isPending(x.state) || x.state === "deadletter"));
+    const pending = this.o.ledger.deliveriesOf(segment).filter((x) => isPending(x.state) || x.state === "deadletter");
     if (pending.length === 0 && this.o.store.has(segment)) await this.o.store.remove(segment, "delivered_evict_on_relay");
   }
 

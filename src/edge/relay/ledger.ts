@@ -225,6 +225,12 @@ export class RelayLedger {
     return out;
   }
 
+  /** The deliveries of one segment (its peers' records; point reads, no scan). */
+  deliveriesOf(segment: SegmentId): DeliveryRecord[] {
+    const peers = this.segments.get(segment)?.peers ?? [];
+    return peers.map((p) => this.deliveries.get([segment, p])).filter((d): d is DeliveryRecord => d !== undefined);
+  }
+
   segmentsList(): SegmentRecord[] {
     return [...this.segments.getRange()].map((e) => e.value);
   }
@@ -321,7 +327,7 @@ export class RelayLedger {
     const goneKeys = new Set(gone.map((d) => `${d.segment_id}/${d.peer_id}`));
     const out: PurgeResult["released_segments"] = [];
     for (const id of new Set(gone.map((d) => d.segment_id))) {
-      const rest = this.deliveriesWhere((d) => d.segment_id === id && !goneKeys.has(`${d.segment_id}/${d.peer_id}`));
+      const rest = this.deliveriesOf(id).filter((d) => !goneKeys.has(`${d.segment_id}/${d.peer_id}`));
       if (rest.some((d) => isPending(d.state) || d.state === "deadletter")) continue;
       out.push({ segment_id: id, delivered: this.segments.get(id)?.delivered_at != null });
     }
@@ -343,7 +349,7 @@ export class RelayLedger {
       const released = this.released(matches);
       for (const d of matches) this.removeDelivery(d);
       for (const id of new Set(matches.map((d) => d.segment_id))) {
-        if (this.deliveriesWhere((d) => d.segment_id === id).length === 0) void this.segments.remove(id);
+        if (this.deliveriesOf(id).length === 0) void this.segments.remove(id);
       }
       const purged = matches.map(purgedView);
       if (purged.length > 0) {
