@@ -39,6 +39,6 @@ export type { InboxEntry, PurgeResult, PurgedDelivery, PurgeLogEntry, PurgeFilte
 export type { DeliveryRecord, SegmentRecord, AttemptRecord, RelayErrorInfo } from "./relay/ledger-records.js";
 export { ledgerSink } from "./relay/inbox-sink.js";
 export { RelayExecutor, classifyFailure } from "./relay/executor.js";
-export type { RelayExecutorOptions, RelayExecutorConfig, RelayStatus, PeerStatus, RelayLog } from "./relay/executor.js";
+export type { RelayExecutorOptions, RelayExecutorConfig, RelayStatus, RelayStats, PeerStatus, RelayLog } from "./relay/executor.js";
 export { backoffDelay } from "./relay/backoff.js";
 export type { BackoffConfig } from "./relay/backoff.js";

@@ -2,7 +2,8 @@ import { EdgeError } from "../../src/edge/index.js";
 import type { PeerConfig, PeerTransport, PushResult, SegmentInfo } from "../../src/edge/index.js";
 
 /** What a scripted peer does with one push. */
-export type PeerBehaviour = "ack" | "hang" | { fail: string; retryable?: boolean } | ((segment: SegmentInfo, attempt: number) => "ack" | "hang" | { fail: string; retryable?: boolean });
+type Outcome = "ack" | "hang" | { fail: string; retryable?: boolean } | { ackAfterMs: number };
+export type PeerBehaviour = Outcome | ((segment: SegmentInfo, attempt: number) => Outcome);
 
 /**
  * A test double of PeerTransport (the real one is src/edge/relay/transport,
@@ -29,11 +30,22 @@ export class PeerTransportDouble implements PeerTransport {
     const what = typeof b === "function" ? b(segment, attempt) : b;
     await Promise.resolve();
     if (what === "hang") return this.hang(signal);
-    if (what !== "ack") throw new EdgeError(what.fail as "RELAY_PEER_UNREACHABLE", `double: peer ${peer.id} fails with ${what.fail}`, { details: { retryable: what.retryable ?? true } });
+    if (typeof what === "object" && "ackAfterMs" in what) await this.slow(what.ackAfterMs, signal);
+    else if (what !== "ack") throw new EdgeError(what.fail as "RELAY_PEER_UNREACHABLE", `double: peer ${peer.id} fails with ${what.fail}`, { details: { retryable: what.retryable ?? true } });
     const got = this.received.get(peer.id) ?? [];
     const duplicate = got.includes(segment.id);
     if (!duplicate) this.received.set(peer.id, [...got, segment.id]);
     return { duplicate };
+  }
+
+  private slow(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(resolve, ms);
+      signal?.addEventListener("abort", () => {
+        clearTimeout(t);
+        reject(new EdgeError("RELAY_PEER_UNREACHABLE", "double: push aborted"));
+      }, { once: true });
+    });
   }
 
   private hang(signal?: AbortSignal): Promise<never> {

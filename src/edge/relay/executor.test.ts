@@ -67,6 +67,23 @@ describe("relay executor", () => {
     expect(st).toMatchObject({ delivered_segments: 10, segments: 10, success: "all_peers", running: true, queue: { scheduled: 0, inflight: 0, failed: 0, deadletter: 0, total: 20 } });
     expect(st.peers.map((p) => [p.id, p.queue.acked, p.last_error])).toEqual([["b", 10, null], ["c", 10, null]]);
     for (const p of ["b", "c"]) expect([...(r.transport.received.get(p) ?? [])].sort()).toEqual(infos.map((i) => i.id).sort());
+    expect(r.ex.stats()).toEqual({ delivered_total: 10, pushes_acked_total: 20, failed_attempts_total: 0, bytes_sent_total: 2 * infos.reduce((n, i) => n + i.size, 0), quota_deferrals_total: 0 });
+    expect((await r.ex.enqueue(seg(99), "data")).created).toBe(true);
+  });
+
+  it("stop(graceMs) lets a push in flight finish within the grace; without grace it is aborted back to scheduled", async () => {
+    const r = await rig({ b: { ackAfterMs: 150 } });
+    await r.ex.start();
+    const a = await r.ex.enqueue(seg(1), "data");
+    await waitFor("in flight", () => r.ex.status().queue.inflight === 1);
+    await r.ex.stop(5_000);
+    expect(r.ledger.delivery(a.id, "b")?.state).toBe("acked");
+    await r.ex.start();
+    const c = await r.ex.enqueue(seg(2), "data");
+    await waitFor("in flight", () => r.ex.status().queue.inflight === 1);
+    await r.ex.stop();
+    expect(r.ledger.delivery(c.id, "b")).toMatchObject({ state: "scheduled", attempts: 0 });
+    expect(r.ledger.delivery(c.id, "b")?.history.map((h) => h.outcome)).toEqual(["aborted"]);
   });
 
   it("a slow or dead peer never delays delivery to the others: one peer hangs forever, the other gets every segment quickly", async () => {

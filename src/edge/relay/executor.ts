@@ -57,6 +57,15 @@ export interface RelayStatus {
   queried_at: string;
 }
 
+export interface RelayStats {
+  delivered_total: number;
+  pushes_acked_total: number;
+  failed_attempts_total: number;
+  /** Segment bytes peers acknowledged. */
+  bytes_sent_total: number;
+  quota_deferrals_total: number;
+}
+
 const RETENTION_SWEEP_MS = 60_000;
 const NOT_RETRYABLE: ReadonlySet<string> = new Set(["SEGMENT_MISSING", "RELAY_PEER_REJECTED"]);
 
@@ -99,6 +108,7 @@ export class RelayExecutor {
   private roundActive: Promise<void> | undefined;
   private roundAgain = false;
   private quotaDeferrals = 0;
+  private readonly counters = { pushes_acked_total: 0, failed_attempts_total: 0, bytes_sent_total: 0 };
   private lastSweep = Number.NEGATIVE_INFINITY;
 
   constructor(opts: RelayExecutorOptions) {
@@ -124,24 +134,42 @@ export class RelayExecutor {
     this.kick();
   }
 
-  /** Stops scheduling and aborts pushes in flight; each goes back to scheduled/failed in the ledger (nothing lost). */
-  async stop(): Promise<void> {
+  /**
+   * Stops scheduling; pushes in flight may finish within `graceMs`, the rest
+   * are aborted and go back to scheduled/failed in the ledger (nothing lost).
+   */
+  async stop(graceMs = 0): Promise<void> {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.roundActive?.catch(() => undefined); // a round in progress starts no push once stopping is set
+    if (graceMs > 0 && this.running.size > 0) {
+      let t: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((res) => { t = setTimeout(res, graceMs); });
+      await Promise.race([Promise.allSettled([...this.running.values()].map((r) => r.done)), grace]);
+      clearTimeout(t);
+    }
     for (const r of this.running.values()) r.controller.abort();
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
     this.started = false;
   }
 
-  /** Stores the segment (delivered segments may be evicted to make room) and schedules it to every configured peer. */
-  async enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<SegmentInfo> {
+  /**
+   * Stores the segment (delivered segments may be evicted to make room) and
+   * schedules it to every configured peer; `created` is false when the relay
+   * already knew this content (then only peers it was not scheduled to are added).
+   */
+  async enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<SegmentInfo & { created: boolean }> {
     const put = await this.o.store.put(bytes, kind, (id) => this.o.ledger.segment(id)?.delivered_at != null);
     for (const ev of put.evicted) this.o.log?.info({ segment_id: ev.id, bytes: ev.bytes, reason: ev.reason }, "relay: segment evicted to make room");
-    await this.o.ledger.schedule(put.info, [...this.peersById.keys()], this.o.config.successCondition);
+    const { created } = await this.o.ledger.schedule(put.info, [...this.peersById.keys()], this.o.config.successCondition);
     this.kick();
-    return put.info;
+    return { ...put.info, created };
+  }
+
+  /** Monotonic counts since this executor was created (Prometheus counters); the delivered count is the ledger's durable one. */
+  stats(): RelayStats {
+    return { ...this.counters, delivered_total: this.o.ledger.summary().delivered_segments, quota_deferrals_total: this.quotaDeferrals };
   }
 
   /** Runs a scheduling round soon (coalesced: at most one runs, and one more is queued behind it). */
@@ -209,12 +237,15 @@ export class RelayExecutor {
       const bytes = await this.o.store.get(d.segment_id);
       await this.o.bandwidth.acquire(info.size, signal);
       const result = await this.o.transport.push(peer, info, bytes, signal);
+      this.counters.pushes_acked_total += 1;
+      this.counters.bytes_sent_total += info.size;
       await this.acked(d.segment_id, d.peer_id, result.duplicate);
     } catch (err) {
       if (signal.aborted) {
         await this.o.ledger.abort(d.segment_id, d.peer_id);
         return;
       }
+      this.counters.failed_attempts_total += 1;
       await this.failed(began, classifyFailure(err));
     }
   }
