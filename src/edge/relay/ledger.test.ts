@@ -1,6 +1,6 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { codeOf } from "../../../test/helpers/caught.js";
@@ -108,6 +108,20 @@ describe("relay ledger", () => {
     expect(again.inbox(0, 10).map((e) => e.segment_id)).toEqual([seg(7).id]);
     expect(again.cursor()).toBe(1);
     expect(again.due(T0 + 5000, 10)).toHaveLength(2);
+    await again.close();
+  });
+
+  it("a new ledger appears only complete: a file torn by a cut during creation is a `.creating` leftover, removed at the next open", async () => {
+    const path = await tempPath();
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path + ".creating", Buffer.alloc(8192)); // zero-filled meta pages, as a cut before the first commit leaves them
+    await writeFile(path + ".creating-lock", Buffer.alloc(16));
+    const l = await openRelayLedger(path);
+    expect((await readdir(dirname(path))).sort()).toEqual([basename(path), basename(path) + "-lock"]);
+    await l.schedule(seg(1), ["b"], "one_peer");
+    await l.close();
+    const again = await openRelayLedger(path);
+    expect(again.delivery(seg(1).id, "b")?.state).toBe("scheduled");
     await again.close();
   });
 

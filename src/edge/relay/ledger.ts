@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, open as openFile, rename, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
 import { fsyncDir, isoTime, systemClock, type Clock } from "../../lib/index.js";
@@ -78,6 +78,38 @@ export interface PurgeFilter {
   deadletteredBefore?: number;
 }
 
+/** See the durability note at the top of this file and docs/relay.md "Durability". */
+const LMDB_OPTIONS = { noSubdir: true, overlappingSync: false, noSync: false, noMetaSync: false, useWritemap: false, maxDbs: 8 } as const;
+const CREATING = ".creating";
+
+/**
+ * A new environment is built under `<path>.creating`, committed once, closed,
+ * fsync'ed, renamed into place and its directory fsync'ed: so `path` exists only
+ * complete. A power cut while LMDB lays out a fresh file can leave zero-filled
+ * or torn meta pages, which lmdb-js 3.5.6 does not reject but crashes on
+ * (SIGSEGV, found by the ledger power-loss harness); here such a leftover is
+ * only ever the `.creating` file, removed by the next open.
+ */
+async function createAtomically(path: string): Promise<void> {
+  const exists = await stat(path).then(() => true, () => false);
+  const temp = path + CREATING;
+  await rm(temp, { force: true });
+  await rm(temp + "-lock", { force: true });
+  if (exists) return;
+  const env = open({ path: temp, ...LMDB_OPTIONS });
+  await env.childTransaction(() => { void env.put("created", true); });
+  await env.close();
+  const fh = await openFile(temp, "r+");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(temp, path);
+  await fsyncDir(dirname(path));
+  await rm(temp + "-lock", { force: true });
+}
+
 type DeliveryKey = [SegmentId, string];
 type DueKey = [number, SegmentId, string];
 
@@ -124,9 +156,8 @@ export class RelayLedger {
     let root: RootDatabase;
     try {
       await mkdir(dirname(path), { recursive: true });
-      root = open({ path, noSubdir: true, overlappingSync: false, noSync: false, noMetaSync: false, useWritemap: false, maxDbs: 8 });
-      // The environment file is new on first open: make its directory entry durable too.
-      await fsyncDir(dirname(path));
+      await createAtomically(path);
+      root = open({ path, ...LMDB_OPTIONS });
     } catch (err) {
       throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path}: ${(err as Error).message}`, { cause: err });
     }
