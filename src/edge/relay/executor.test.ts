@@ -7,7 +7,7 @@ import { seededRng } from "../../lib/index.js";
 import { PeerTransportDouble, type PeerBehaviour } from "../../../test/helpers/peer-transport-double.js";
 import { EDGE_DEFAULTS } from "../config/schema.js";
 import { openSegmentStore } from "../storage/index.js";
-import type { BandwidthConfig, SegmentStore } from "../types.js";
+import type { BandwidthConfig, BandwidthLimiter, SegmentStore } from "../types.js";
 import { backoffDelay } from "./backoff.js";
 import { createBandwidthLimiter } from "./bandwidth.js";
 import { RelayExecutor, classifyFailure, type RelayExecutorConfig } from "./executor.js";
@@ -18,7 +18,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-interface Rig { ex: RelayExecutor; ledger: RelayLedger; store: SegmentStore; transport: PeerTransportDouble; ledgerPath: string; dir: string }
+interface Rig { ex: RelayExecutor; ledger: RelayLedger; store: SegmentStore; transport: PeerTransportDouble; bandwidth: BandwidthLimiter; ledgerPath: string; dir: string }
 
 function config(over: Partial<RelayExecutorConfig> & { maxRetry?: number } = {}): RelayExecutorConfig {
   const { maxRetry, ...rest } = over;
@@ -43,7 +43,7 @@ async function rig(peers: Record<string, PeerBehaviour>, cfg: RelayExecutorConfi
     peers: Object.keys(peers).map((id, i) => ({ id, address: `127.0.0.1:${7000 + i}` })),
   });
   cleanups.push(async () => { await ex.stop(); await ledger.close(); });
-  return { ex, ledger, store, transport, ledgerPath, dir: root };
+  return { ex, ledger, store, transport, bandwidth, ledgerPath, dir: root };
 }
 
 async function waitFor(what: string, pred: () => boolean, ms = 10_000): Promise<void> {
@@ -150,6 +150,10 @@ describe("relay executor", () => {
     expect(held).toMatchObject({ state: "scheduled", attempts: 0, history: [] });
     expect(Date.parse(held?.next_attempt_at ?? "")).toBe(Date.parse(r.ex.status().bandwidth.quota_resets_at));
     expect(r.ex.status().bandwidth.quota_drop_count).toBeGreaterThanOrEqual(1);
+    // The quota raised at run time (edgectl relay config set-bandwidth): the held delivery goes out now, not at the reset.
+    r.bandwidth.update({ ...r.bandwidth.snapshot(), daily_quota_bytes: 0 });
+    await r.ex.resumeQuotaDeferred();
+    await waitFor("both delivered", () => r.ex.status().queue.acked === 2);
   });
 
   it("evict_on_relay removes a delivered segment from the store once no peer still needs it", async () => {
