@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -7,6 +7,7 @@ import { seededRng } from "../../lib/index.js";
 import { PeerTransportDouble, type PeerBehaviour } from "../../../test/helpers/peer-transport-double.js";
 import { EDGE_DEFAULTS } from "../config/schema.js";
 import { openSegmentStore } from "../storage/index.js";
+import { segmentName } from "../storage/names.js";
 import type { BandwidthConfig, BandwidthLimiter, SegmentStore } from "../types.js";
 import { backoffDelay } from "./backoff.js";
 import { createBandwidthLimiter } from "./bandwidth.js";
@@ -138,6 +139,16 @@ describe("relay executor", () => {
     await r.ex.start();
     await waitFor("missing dead-lettered", () => r.ex.status().queue.deadletter === 2);
     expect(r.ex.inspect(gone.id, "b")).toMatchObject({ attempts: 0, last_error: { code: "SEGMENT_MISSING" } });
+  });
+
+  it("a segment corrupted on disk is dead-lettered at once as SEGMENT_CORRUPT, never pushed", async () => {
+    const r = await rig({ b: "ack" });
+    const a = await r.ex.enqueue(seg(1), "data");
+    await writeFile(join(r.dir, "edge", "segments", segmentName(a.id, "data")), "tampered");
+    await r.ex.start();
+    await waitFor("dead-lettered", () => r.ex.status().queue.deadletter === 1);
+    expect(r.ex.inspect(a.id, "b")).toMatchObject({ attempts: 1, last_error: { code: "SEGMENT_CORRUPT" } });
+    expect(r.transport.pushes.size).toBe(0);
   });
 
   it("the daily quota holds deliveries back until the reset without counting an attempt", async () => {

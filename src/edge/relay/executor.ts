@@ -233,8 +233,17 @@ export class RelayExecutor {
   private async attempt(d: DeliveryRecord, info: SegmentInfo, signal: AbortSignal): Promise<void> {
     const peer = this.peersById.get(d.peer_id) as PeerConfig; // due() skipped unknown peers
     const began = await this.o.ledger.begin(d.segment_id, d.peer_id);
+    let bytes: Uint8Array;
     try {
-      const bytes = await this.o.store.get(d.segment_id);
+      bytes = await this.o.store.get(d.segment_id);
+    } catch (err) {
+      // Gone or corrupt (the store drops a corrupt one): no attempt can help; recorded under the store's own code.
+      const e = err as { code?: unknown; message?: unknown };
+      const code = e.code === "SEGMENT_CORRUPT" ? "SEGMENT_CORRUPT" : "SEGMENT_MISSING";
+      await this.failed(began, { code, message: typeof e.message === "string" ? e.message : String(err), retryable: false });
+      return;
+    }
+    try {
       await this.o.bandwidth.acquire(info.size, signal);
       const result = await this.o.transport.push(peer, info, bytes, signal);
       this.counters.pushes_acked_total += 1;
