@@ -43,7 +43,10 @@ export interface PeerStatus {
 export interface RelayStatus {
   enabled: boolean;
   running: boolean;
+  /** [relay] worker_count, as configured (shown as the original's `workers`). */
   workers: number;
+  /** The concurrency actually enforced: shared out per peer (`slots` in each peer's entry). */
+  max_concurrent_relays: number;
   success: EdgeConfig["relay"]["successCondition"];
   queue: LedgerSummary["queue"];
   peers: PeerStatus[];
@@ -341,7 +344,8 @@ export class RelayExecutor {
     return {
       enabled: this.o.config.enabled,
       running: this.started && !this.stopping,
-      workers: this.o.config.scheduler.maxConcurrentRelays,
+      workers: this.o.config.workerCount,
+      max_concurrent_relays: this.o.config.scheduler.maxConcurrentRelays,
       success: this.o.config.successCondition,
       queue: s.queue,
       peers: [...this.peersById.values()].map((p) => ({
