@@ -72,6 +72,22 @@ describe("relay executor", () => {
     expect((await r.ex.enqueue(seg(99), "data")).created).toBe(true);
   });
 
+  it("queue drain: 200 × 64 B segments to two peers (one dead) — zero loss, the live peer drains them all, queue counts monotonic", async () => {
+    const r = await rig({ b: "ack", dead: "hang" });
+    await r.ex.start();
+    const ids = new Set<string>();
+    for (let i = 0; i < 200; i++) ids.add((await r.ex.enqueue(randomBytes(64), "data")).id);
+    let lastAcked = 0;
+    await waitFor("b drained", () => {
+      const acked = r.ex.status().queue.acked;
+      expect(acked).toBeGreaterThanOrEqual(lastAcked);
+      lastAcked = acked;
+      return acked === 200;
+    }, 20_000);
+    expect(new Set(r.transport.received.get("b"))).toEqual(ids);
+    expect(r.ex.status().queue).toMatchObject({ total: 400, acked: 200, inflight: r.ex.slotsPerPeer, scheduled: 200 - r.ex.slotsPerPeer });
+  });
+
   it("stop(graceMs) lets a push in flight finish within the grace; without grace it is aborted back to scheduled", async () => {
     const r = await rig({ b: { ackAfterMs: 150 } });
     await r.ex.start();
