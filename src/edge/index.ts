@@ -11,3 +11,6 @@ export { EdgeError, EDGE_ERROR_CODES, RELAY_FAILURE_CODES } from "./errors.js";
 export type { EdgeErrorCode } from "./errors.js";
 export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.js";
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
+// release relay (R)
+export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits } from "./release-relay.js";
+export type { PackedRelease, ActivateRelayedOptions } from "./release-relay.js";
