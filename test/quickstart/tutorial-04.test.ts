@@ -1,0 +1,38 @@
+/**
+ * Tutorial 04 (seed once, relay to peers without a control plane, survive an
+ * OS replacement). Not yet offered by `autonomy quickstart`: `edged run` and
+ * `edged precheck` are not in the build, so the tutorial must stop at the
+ * relay with a failed step that says so — never play it some other way.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runTutorial04 } from "../../src/quickstart/index.js";
+
+const EXAMPLES = fileURLToPath(new URL("../../examples", import.meta.url));
+let root = "";
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "tutorial-04-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("tutorial 04 (relay and OS replacement), as far as the build goes", () => {
+  it("seeds edge-a from an OCI layout, packs a deterministic release segment, then stops at the relay and says why", async () => {
+    const r = await runTutorial04({ dir: join(root, "t04"), examplesDir: EXAMPLES });
+    expect(r.steps.map((s) => [s.step, s.ok])).toEqual([
+      ["keys", true], ["release", true], ["trust roots", true], ["edge-a activates", true], ["release segment", true], ["relay through edged", false],
+    ]);
+    expect(r.ok).toBe(false);
+    expect(r.steps.at(-1)?.detail).toMatch(/edged run/);
+    expect(r.segment?.id).toMatch(/^[0-9a-f]{64}$/);
+    const [a, b, c] = r.nodes;
+    expect(a?.sequence).toBe(1);
+    expect(b?.statement_digest).toBeNull();
+    expect(c?.statement_digest).toBeNull();
+    expect(r.nodes.every((n) => !n.control_plane)).toBe(true);
+  }, 60_000);
+});
