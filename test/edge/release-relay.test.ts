@@ -107,6 +107,13 @@ describe("release relay: pack the active release, activate it on a peer", () => 
     expect(await packActiveRelease(await node())).toBeUndefined();
   });
 
+  it("a release store corrupted on disk is not relayed: packing re-reads every blob against its digest", async () => {
+    const rel = await release("v1", 1);
+    const a = await seeded(rel);
+    await writeFile(join(releaseStorePath(a.root), "blobs", "sha256", rel.bundleDigest.slice(7)), "altered at rest");
+    expect(await codeOf(packActiveRelease(a.root))).toMatch(/^OCI_(DIGEST|SIZE)_MISMATCH\//);
+  });
+
   it("re-activating the same relayed release is a no-op (idempotent)", async () => {
     const a = await seeded(await release("v1", 1));
     const b = await node();
