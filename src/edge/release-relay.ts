@@ -7,7 +7,7 @@
  * channel, repository, sequence floor, expiry, equivocation).
  */
 import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseReference } from "../oci/index.js";
 import { requireTrustRoot, stateRootPaths } from "../node/index.js";
 import { activateRelease } from "../runtime/index.js";
@@ -21,6 +21,9 @@ import { readRelayedLayout, relayedReleaseLimits, writeLayout } from "./release-
 export { packActiveRelease } from "./release-relay-pack.js";
 export type { PackedRelease } from "./release-relay-pack.js";
 export { relayedReleaseLimits } from "./release-relay-unpack.js";
+
+/** Relayed activations in progress, by scratch folder: each waits for the one before. */
+const running = new Map<string, Promise<unknown>>();
 
 export interface ActivateRelayedOptions {
   stateRoot: string;
@@ -45,15 +48,29 @@ export interface ActivateRelayedOptions {
  * and activated with the ref `oci:<dir>:<tag>`: every error activateRelease
  * throws passes through unchanged (a tampered byte gets the code and exit
  * code a registry pull gets). The scratch directory is removed afterwards,
- * on success and on failure. One relayed activation per state root at a time
- * (edged runs them in order); a directory left by a crash is replaced.
+ * on success and on failure. Calls sharing a scratch folder run one at a time
+ * (the same segment may arrive from two peers at once); a directory left by a
+ * crash is replaced.
  */
 export async function activateRelayedRelease(opts: ActivateRelayedOptions): Promise<ActivationResult> {
+  const work = resolve(opts.workDir ?? stateRootPaths(opts.stateRoot).edgeIncoming);
+  // The same segment can arrive from two peers at once: one at a time per scratch folder (in this process; edged holds the state root alone).
+  const previous = running.get(work) ?? Promise.resolve();
+  const mine = previous.catch(() => undefined).then(() => activateOne(opts, work));
+  const settled = mine.catch(() => undefined);
+  running.set(work, settled);
+  void settled.then(() => {
+    if (running.get(work) === settled) running.delete(work);
+  });
+  return mine;
+}
+
+
+async function activateOne(opts: ActivateRelayedOptions, work: string): Promise<ActivationResult> {
   const limits = opts.limits ?? relayedReleaseLimits(opts.maxBytes ?? EDGE_DEFAULTS.relay.maxSegmentBytes);
   // A node that trusts nobody refuses before anything is read or written (activateRelease's first check).
   await requireTrustRoot(opts.stateRoot);
   const layout = await readRelayedLayout(opts.bytes, limits);
-  const work = opts.workDir ?? stateRootPaths(opts.stateRoot).edgeIncoming;
   const dir = join(work, sha256Digest(opts.bytes).slice(7));
   await mkdir(work, { recursive: true, mode: 0o700 });
   await rm(dir, { recursive: true, force: true });

@@ -125,6 +125,26 @@ describe("release relay: pack the active release, activate it on a peer", () => 
     expect(await incomingLeft(b)).toEqual([]);
   });
 
+  it("the same segment arriving twice at once (two peers relaying it) activates once; both calls succeed", async () => {
+    const a = await seeded(await release("v1", 1));
+    const b = await node();
+    const results = await Promise.all([activateRelayedRelease({ stateRoot: b, bytes: a.bytes }), activateRelayedRelease({ stateRoot: b, bytes: a.bytes })]);
+    expect(results.map((r) => r.changed).sort()).toEqual([false, true]);
+    expect((await readNodeState(b)).activation?.sequence).toBe(1);
+    expect(await incomingLeft(b)).toEqual([]);
+  });
+
+  it("trust: a relayed release past its expiry on the peer's clock is refused as from the registry", async () => {
+    const rel = await release("v1", 1);
+    const a = await seeded(rel);
+    const later = { now: () => Date.now() + 400 * 24 * 3600 * 1000 };
+    const b = await node();
+    const relayed = await codeOf(activateRelayedRelease({ stateRoot: b, bytes: a.bytes, clock: later }));
+    expect(relayed).toBe(await codeOf(activateRelease({ ref: rel.ref, stateRoot: await node(), clock: later })));
+    expect(relayed).toMatch(/\/4$/);
+    expect((await readNodeState(b)).activation).toBeUndefined();
+  });
+
   describe("trust: a relayed release with a tampered byte is refused exactly as a registry pull would be", () => {
     /** The archive's files with one byte of `pick`'s file flipped. */
     const tamper = (files: ArchiveEntry[], name: string): ArchiveEntry[] =>
