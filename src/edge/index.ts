@@ -12,5 +12,5 @@ export type { EdgeErrorCode } from "./errors.js";
 export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.js";
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
 // release relay (R)
-export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits } from "./release-relay.js";
-export type { PackedRelease, ActivateRelayedOptions } from "./release-relay.js";
+export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits, watchActiveRelease } from "./release-relay.js";
+export type { PackedRelease, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";

@@ -21,6 +21,8 @@ import { readRelayedLayout, relayedReleaseLimits, writeLayout } from "./release-
 export { packActiveRelease } from "./release-relay-pack.js";
 export type { PackedRelease } from "./release-relay-pack.js";
 export { relayedReleaseLimits } from "./release-relay-unpack.js";
+export { watchActiveRelease } from "./release-relay-watch.js";
+export type { ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay-watch.js";
 
 /** Relayed activations in progress, by scratch folder: each waits for the one before. */
 const running = new Map<string, Promise<unknown>>();

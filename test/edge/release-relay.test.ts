@@ -10,7 +10,8 @@ import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { activateRelayedRelease, packActiveRelease, relayedReleaseLimits } from "../../src/edge/index.js";
+import { activateRelayedRelease, packActiveRelease, relayedReleaseLimits, watchActiveRelease } from "../../src/edge/index.js";
+import type { PackedRelease } from "../../src/edge/index.js";
 import { activateRelease } from "../../src/runtime/index.js";
 import { readNodeState, releaseStorePath, setTrustRoot, stateRootPaths } from "../../src/node/index.js";
 import { LayoutRepository, MediaTypes, listReferrers, parseManifest, parseReference } from "../../src/oci/index.js";
@@ -143,6 +144,40 @@ describe("release relay: pack the active release, activate it on a peer", () => 
     expect(relayed).toBe(await codeOf(activateRelease({ ref: rel.ref, stateRoot: await node(), clock: later })));
     expect(relayed).toMatch(/\/4$/);
     expect((await readNodeState(b)).activation).toBeUndefined();
+  });
+
+  it("relay_activated_release: the watcher hands each newly active release over once, and retries a failed hand-over", async () => {
+    const root = await node();
+    const handed: PackedRelease[] = [];
+    let failNext = false;
+    const watch = watchActiveRelease({
+      stateRoot: root, intervalMs: 3_600_000,
+      onRelease: async (p) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error("peer store full");
+        }
+        handed.push(p);
+        return Promise.resolve();
+      },
+    });
+    try {
+      expect(await watch.check()).toBeUndefined();
+      const v1 = await release("v1", 1, "one");
+      await activateRelease({ ref: v1.ref, stateRoot: root });
+      expect(await watch.check()).toBe(v1.signed.statement.digest);
+      expect(await watch.check()).toBe(v1.signed.statement.digest);
+      expect(handed.map((p) => p.sequence)).toEqual([1]);
+      const v2 = await release("v2", 2, "two");
+      await activateRelease({ ref: v2.ref, stateRoot: root });
+      failNext = true;
+      await expect(watch.check()).rejects.toThrow(/peer store full/);
+      expect(await watch.check()).toBe(v2.signed.statement.digest);
+      expect(handed.map((p) => p.sequence)).toEqual([1, 2]);
+      expect(handed[1]?.bytes.equals((await packActiveRelease(root))?.bytes ?? Buffer.alloc(0))).toBe(true);
+    } finally {
+      await watch.stop();
+    }
   });
 
   describe("trust: a relayed release with a tampered byte is refused exactly as a registry pull would be", () => {
