@@ -13,4 +13,4 @@ export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.j
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
 // release relay (R)
 export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits, watchActiveRelease } from "./release-relay.js";
-export type { PackedRelease, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";
+export type { PackedRelease, PackOptions, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";

@@ -11,6 +11,7 @@ import { decodeBase64Strict, parseEnvelope } from "../sign/index.js";
 import { tarGz } from "../archive/index.js";
 import type { TarEntry } from "../archive/index.js";
 import { sha256Digest } from "../lib/index.js";
+import { EDGE_DEFAULTS } from "./config/schema.js";
 import { EdgeError } from "./errors.js";
 
 /** What {@link packActiveRelease} returns: the archive and what it carries. */
@@ -41,12 +42,14 @@ const MAX_DEPTH = 8;
  * Deterministic: blobs sorted by digest, index entries in a fixed order,
  * tar and gzip headers pinned (src/archive).
  */
-export async function packActiveRelease(stateRoot: string): Promise<PackedRelease | undefined> {
+export async function packActiveRelease(stateRoot: string, opts: PackOptions = {}): Promise<PackedRelease | undefined> {
   const active = (await readNodeState(stateRoot)).activation;
   if (active === undefined) return undefined;
+  const maxBytes = opts.maxBytes ?? EDGE_DEFAULTS.relay.maxSegmentBytes;
   // Not openReleaseStore: packing must not create anything under the state root.
   const store = new LayoutRepository(releaseStorePath(stateRoot));
-  const blobs = new Map<string, Uint8Array>();
+  // A peer expands a segment to at most 4x max_segment_bytes (relayedReleaseLimits): more is refused here, before it is read.
+  const blobs = new Blobs(4 * maxBytes, active.statement_digest);
   const image = await store.resolve(active.image_digest);
   await collect(store, image, blobs, 0);
   const referrers = await releaseReferrers(store, active);
@@ -59,9 +62,39 @@ export async function packActiveRelease(stateRoot: string): Promise<PackedReleas
   const entries: TarEntry[] = [
     { name: LAYOUT_MARKER, content: Buffer.from(LAYOUT_MARKER_TEXT) },
     { name: LAYOUT_INDEX, content: Buffer.from(JSON.stringify(index)) },
-    ...[...blobs.keys()].sort().map((d) => ({ name: `blobs/sha256/${d.slice(7)}`, content: blobs.get(d) as Uint8Array })),
+    ...blobs.sorted().map(([d, content]) => ({ name: `blobs/sha256/${d.slice(7)}`, content })),
   ];
-  return { bytes: tarGz(entries).gz, statementDigest: active.statement_digest, sequence: active.sequence, tag };
+  const bytes = tarGz(entries).gz;
+  if (bytes.length > maxBytes) throw tooLarge(active.statement_digest, `packs to ${bytes.length} bytes`, maxBytes);
+  return { bytes, statementDigest: active.statement_digest, sequence: active.sequence, tag };
+}
+
+export interface PackOptions {
+  /** The relay's max_segment_bytes: a release that would not fit is refused (SEGMENT_TOO_LARGE) before its blobs are read. Default {@link EDGE_DEFAULTS}.relay.maxSegmentBytes. */
+  maxBytes?: number;
+}
+
+/** The blobs gathered so far, with a bound on their total size checked before each one is read. */
+class Blobs {
+  readonly #map = new Map<string, Uint8Array>();
+  #total = 0;
+  constructor(readonly limit: number, readonly statement: string) {}
+
+  /** Reserves `size` bytes for `digest` (refused past the limit), then stores what `read` returns. */
+  async add(digest: string, size: number, read: () => Promise<Uint8Array>): Promise<void> {
+    if (this.#map.has(digest)) return;
+    if (this.#total + size > this.limit) throw tooLarge(this.statement, `holds more than ${this.limit} bytes of blobs`, this.limit / 4);
+    this.#total += size;
+    this.#map.set(digest, await read());
+  }
+
+  sorted(): [string, Uint8Array][] {
+    return [...this.#map.entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+  }
+}
+
+function tooLarge(statement: string, what: string, maxBytes: number): EdgeError {
+  return new EdgeError("SEGMENT_TOO_LARGE", `the active release ${statement} ${what}; a relayed segment may be at most ${maxBytes} bytes ([relay] max_segment_bytes), so it cannot be relayed`, { details: { max_segment_bytes: maxBytes } });
 }
 
 /** The index.json entry of a manifest: media type, digest, size and (for referrers) artifactType, nothing else. */
@@ -70,14 +103,14 @@ function descriptorOf(d: Descriptor): Descriptor {
 }
 
 /** A manifest and every blob under it (recursively for an index), each read verified against its digest. */
-async function collect(store: OciRepository, d: Descriptor, blobs: Map<string, Uint8Array>, depth: number): Promise<void> {
+async function collect(store: OciRepository, d: Descriptor, blobs: Blobs, depth: number): Promise<void> {
   if (depth > MAX_DEPTH) throw new EdgeError("RELAYED_RELEASE_INVALID", `the stored release nests image indexes deeper than ${MAX_DEPTH} levels at ${d.digest}`);
   const m = await store.getManifest(d.digest);
-  blobs.set(m.digest, m.bytes);
+  await blobs.add(m.digest, m.bytes.byteLength, () => Promise.resolve(m.bytes));
   const parsed = parseManifest(m.bytes, m.mediaType);
   for (const child of childDescriptors(parsed)) {
     if (parsed.kind === "index") await collect(store, child, blobs, depth + 1);
-    else if (!blobs.has(child.digest)) blobs.set(child.digest, await store.getBlob(child.digest, { expectedSize: child.size }));
+    else await blobs.add(child.digest, child.size, () => store.getBlob(child.digest, { expectedSize: child.size }));
   }
 }
 

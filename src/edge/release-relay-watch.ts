@@ -14,6 +14,8 @@ export interface ActiveReleaseWatchOptions {
   stateRoot: string;
   /** Hands the packed release to the relay (edged: enqueue it as a `release` segment for every peer). */
   onRelease: (packed: PackedRelease) => Promise<void>;
+  /** The relay's max_segment_bytes (see packActiveRelease). */
+  maxBytes?: number;
   /** How often the node state is read. Default 1 s. */
   intervalMs?: number;
   /** A failed pack or hand-over (retried on the next tick). */
@@ -40,7 +42,7 @@ export function watchActiveRelease(opts: ActiveReleaseWatchOptions): ActiveRelea
   const once = async (): Promise<string | undefined> => {
     const active = (await readNodeState(opts.stateRoot)).activation;
     if (active === undefined || active.statement_digest === handed) return handed;
-    const packed = await packActiveRelease(opts.stateRoot);
+    const packed = await packActiveRelease(opts.stateRoot, opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {});
     // Activated again between the two reads: hand over what was packed, the next tick sees the rest.
     if (packed === undefined) return handed;
     await opts.onRelease(packed);

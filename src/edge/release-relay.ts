@@ -19,7 +19,7 @@ import { EDGE_DEFAULTS } from "./config/schema.js";
 import { readRelayedLayout, relayedReleaseLimits, writeLayout } from "./release-relay-unpack.js";
 
 export { packActiveRelease } from "./release-relay-pack.js";
-export type { PackedRelease } from "./release-relay-pack.js";
+export type { PackedRelease, PackOptions } from "./release-relay-pack.js";
 export { relayedReleaseLimits } from "./release-relay-unpack.js";
 export { watchActiveRelease } from "./release-relay-watch.js";
 export type { ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay-watch.js";

@@ -115,6 +115,16 @@ describe("release relay: pack the active release, activate it on a peer", () => 
     expect(await codeOf(packActiveRelease(a.root))).toMatch(/^OCI_(DIGEST|SIZE)_MISMATCH\//);
   });
 
+  it("a release larger than max_segment_bytes is refused (SEGMENT_TOO_LARGE) before its blobs are read", async () => {
+    const rel = await release("v1", 1);
+    const a = await seeded(rel);
+    const full = await packActiveRelease(a.root);
+    expect(await codeOf(packActiveRelease(a.root, { maxBytes: (full?.bytes.length ?? 0) - 1 }))).toBe("SEGMENT_TOO_LARGE/1");
+    // The bundle is altered on disk: had packing read it, the digest check would answer instead.
+    await writeFile(join(releaseStorePath(a.root), "blobs", "sha256", rel.bundleDigest.slice(7)), "altered at rest");
+    expect(await codeOf(packActiveRelease(a.root, { maxBytes: 64 }))).toBe("SEGMENT_TOO_LARGE/1");
+  });
+
   it("re-activating the same relayed release is a no-op (idempotent)", async () => {
     const a = await seeded(await release("v1", 1));
     const b = await node();
