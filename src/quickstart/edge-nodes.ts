@@ -1,15 +1,19 @@
 /**
- * Tutorial 04's edge nodes, driven exactly as an operator would: `autonomy
- * cert`, `edged precheck`, `edged run` and `edgectl` as child processes of the
- * built launchers, each node with its own edge.toml, state root and (for the
- * OS replacement) OS-identity files the tutorial controls.
+ * Tutorial 04's edge nodes: `edged run` and `edgectl` as child processes of
+ * the built launchers (as an operator runs them); the one-shot steps
+ * (`autonomy cert`, `edged precheck`) through the same library calls those
+ * commands make, to keep `npm start` fast. Each node has its own edge.toml,
+ * state root and OS-identity files the tutorial controls.
  */
 import { spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { AUTONOMY_BIN, EDGECTL_BIN, EDGED_BIN, startAutonomyChild } from "./children.js";
+import { initCa, issueCert } from "../pki/index.js";
+import { runPrecheck } from "../edge/index.js";
+import type { PrecheckResult } from "../edge/index.js";
+import { EDGECTL_BIN, EDGED_BIN, startAutonomyChild } from "./children.js";
 import type { AutonomyChild } from "./children.js";
-import { StepFailed } from "./wait.js";
+import { StepFailed, TutorialAborted } from "./wait.js";
 
 export interface EdgeNode {
   id: string;
@@ -75,16 +79,16 @@ export function failureOf(r: CliResult): string {
   return `exit ${r.code ?? "killed"}; ${msg || "(no output)"}`;
 }
 
-/** The fleet CA and one certificate per node (`autonomy cert ca init`, `autonomy cert issue`). */
+/** The fleet CA and one certificate per node (what `autonomy cert ca init` and `autonomy cert issue` do). */
 export async function fleetCertificates(dir: string, nodes: EdgeNode[]): Promise<{ caDir: string; certDir: string }> {
   const caDir = join(dir, "ca");
   const certDir = join(dir, "certs");
-  const init = await runCli(AUTONOMY_BIN, ["cert", "ca", "init", "--out", caDir, "--json"]);
-  if (init.code !== 0) throw new StepFailed("fleet CA", `autonomy cert ca init: ${failureOf(init)}`);
-  await Promise.all(nodes.map(async (n) => {
-    const r = await runCli(AUTONOMY_BIN, ["cert", "issue", "--ca", caDir, "--name", n.id, "--out", certDir, "--san", "127.0.0.1", "--json"]);
-    if (r.code !== 0) throw new StepFailed("fleet CA", `autonomy cert issue --name ${n.id}: ${failureOf(r)}`);
-  }));
+  try {
+    await initCa({ outDir: caDir });
+    for (const n of nodes) await issueCert({ caDir, name: n.id, outDir: certDir, sans: ["127.0.0.1"] });
+  } catch (e) {
+    throw new StepFailed("fleet CA", e instanceof Error ? e.message : String(e));
+  }
   return { caDir, certDir };
 }
 
@@ -112,26 +116,26 @@ export async function writeOsIdentity(n: EdgeNode, os: { id: string; version: st
   await writeFile(n.kernelRelease, `${os.kernel}\n`);
 }
 
-export interface PrecheckAnswer {
-  outcome: string;
-  boot_epoch: number | undefined;
-  doc: Record<string, unknown>;
-}
-
-/** `edged precheck --config edge.toml --json`; anything but exit 0 is a failed step. */
-export async function precheck(step: string, n: EdgeNode): Promise<PrecheckAnswer> {
-  const r = await runCli(EDGED_BIN, ["precheck", "--config", n.config, "--json"]);
-  if (r.code !== 0 || r.doc === undefined) throw new StepFailed(step, `edged precheck --config ${n.config}: ${failureOf(r)}`);
-  return { outcome: String(r.doc.outcome), boot_epoch: typeof r.doc.boot_epoch === "number" ? r.doc.boot_epoch : undefined, doc: r.doc };
+/** What `edged precheck --config edge.toml` does (src/edge runPrecheck); anything but exit 0 is a failed step. */
+export async function precheck(step: string, n: EdgeNode): Promise<PrecheckResult> {
+  const r = await runPrecheck({ configPath: n.config });
+  if (r.exitCode !== 0) throw new StepFailed(step, `edged precheck --config ${n.config}: exit ${r.exitCode}; ${r.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.code ?? ""} ${c.detail}`).join("; ")}`);
+  return r;
 }
 
 /** `edged run --config edge.toml --control-socket S`, ready when it logs `edged_started`. */
 export async function startEdged(n: EdgeNode, signal?: AbortSignal): Promise<AutonomyChild> {
-  return startAutonomyChild({
-    name: `${n.id}'s edged`, bin: EDGED_BIN, signal, timeoutMs: 20_000,
-    args: ["run", "--config", n.config, "--control-socket", n.socket],
-    readyWhen: (doc) => (doc.event === "edged_started" ? n.socket : undefined),
-  });
+  try {
+    return await startAutonomyChild({
+      name: `${n.id}'s edged`, bin: EDGED_BIN, signal, timeoutMs: 20_000,
+      args: ["run", "--config", n.config, "--control-socket", n.socket],
+      readyWhen: (doc) => (doc.event === "edged_started" ? n.socket : undefined),
+    });
+  } catch (e) {
+    // Ctrl-C stays what it is; a daemon that would not start is this step's failure, said with its last words.
+    if (e instanceof TutorialAborted) throw e;
+    throw new StepFailed("edged", e instanceof Error ? e.message : String(e));
+  }
 }
 
 /** `edgectl --socket S relay status --json`. */

@@ -59,8 +59,9 @@ type Node = EdgeNode;
  *   5. an OS replacement on edge-b (its os-release and kernel release change):
  *      `edged precheck` reconstructs and edge-b comes back on the same
  *      activation with its boot epoch advanced.
- * Steps 4 and 5 run `autonomy cert`, `edged precheck`, `edged run` and
- * `edgectl` as child processes, as an operator would.
+ * Steps 4 and 5 run `edged run` and `edgectl` as child processes, as an
+ * operator would; certificates and prechecks use the library calls of
+ * `autonomy cert` and `edged precheck`.
  */
 export async function runTutorial04(opts: Tutorial04Options): Promise<Tutorial04Result> {
   const started = Date.now();
@@ -174,8 +175,8 @@ async function osReplacement(n: Node, edged: AutonomyChild | undefined, children
   record(`OS replacement on ${n.id}`, `edged stopped; the OS is now ${OS_AFTER.id} ${OS_AFTER.version} with kernel ${OS_AFTER.kernel}; the state root is untouched`);
   const p = await precheck("precheck after the OS replacement", n);
   if (p.outcome !== "reconstructed" || p.boot_epoch !== 1) throw new StepFailed("precheck after the OS replacement", `outcome ${p.outcome}, boot epoch ${p.boot_epoch ?? "?"} (expected reconstructed, 1)`);
-  const ev = p.doc.evidence as { previous_fingerprint?: string; new_fingerprint?: string } | undefined;
-  record("precheck after the OS replacement", `the OS fingerprint changed (${short(ev?.previous_fingerprint)} → ${short(ev?.new_fingerprint)}): reconstructed, boot epoch 0 → 1, evidence in ${n.stateRoot}/epoch/current/evidence.json`);
+  const ev = p.evidence;
+  record("precheck after the OS replacement", `the OS fingerprint changed (${short(ev?.previous_fingerprint)} → ${short(ev?.new_fingerprint)}): reconstructed — activation ${short(ev?.restored.statement_digest ?? undefined)} and policy slots restored from the state root, WAL kept — boot epoch 0 → 1, evidence in ${n.stateRoot}/epoch/current/evidence.json`);
   const after = (await readNodeState(n.stateRoot)).activation;
   if (before === undefined || after?.statement_digest !== before.statement_digest || after.sequence !== before.sequence) {
     throw new StepFailed(`${n.id} back`, `activation before: ${before?.statement_digest ?? "none"}, after: ${after?.statement_digest ?? "none"}`);

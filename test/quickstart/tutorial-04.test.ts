@@ -1,9 +1,9 @@
 /**
  * Tutorial 04 (seed once, relay to peers without a control plane, survive an
  * OS replacement), through the built launchers (`npm test` builds first). Not
- * yet offered by `autonomy quickstart`: `autonomy cert`, `edged run` and
- * `edged precheck` are not in the build, so the tutorial must stop at the
- * first of them with a failed step that says so — never play it another way.
+ * yet offered by `autonomy quickstart`: `edged run` is not in the build, so
+ * the tutorial must stop there with a failed step that says so — never play
+ * the relay another way.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -22,13 +22,13 @@ afterAll(async () => {
 });
 
 describe("tutorial 04 (relay and OS replacement), as far as the build goes", () => {
-  it("seeds edge-a from an OCI layout, packs a deterministic release segment, then stops at the fleet CA (autonomy cert is not in the build) and says why", async () => {
+  it("seeds edge-a from an OCI layout, packs a deterministic release segment, configures and prechecks three edge nodes, then stops at edged run (not in the build) and says why", async () => {
     const r = await runTutorial04({ dir: join(root, "t04"), examplesDir: EXAMPLES });
     expect(r.steps.map((s) => [s.step, s.ok])).toEqual([
-      ["keys", true], ["release", true], ["trust roots", true], ["edge-a activates", true], ["release segment", true], ["fleet CA", false],
+      ["keys", true], ["release", true], ["trust roots", true], ["edge-a activates", true], ["release segment", true], ["fleet CA", true], ["edge.toml", true], ["first precheck", true], ["edged", false],
     ]);
     expect(r.ok).toBe(false);
-    expect(r.steps.at(-1)?.detail).toMatch(/autonomy cert ca init: exit 2; USAGE: unknown command 'cert'/);
+    expect(r.steps.at(-1)?.detail).toMatch(/edged exited \(2\) before it was ready; its last output: error: unknown command 'run'/);
     expect(r.segment?.id).toMatch(/^[0-9a-f]{64}$/);
     const [a, b, c] = r.nodes;
     expect(a?.sequence).toBe(1);
