@@ -28,7 +28,8 @@ describe("tutorial 04 (relay and OS replacement), as far as the build goes", () 
       ["keys", true], ["release", true], ["trust roots", true], ["edge-a activates", true], ["release segment", true], ["fleet CA", true], ["edge.toml", true], ["first precheck", true], ["edged", false],
     ]);
     expect(r.ok).toBe(false);
-    expect(r.steps.at(-1)?.detail).toMatch(/edged exited \(2\) before it was ready; its last output: error: unknown command 'run'/);
+    // edged's own words: "unknown command 'run'" before edged run lands, "does not include the relay" while its parts are not wired.
+    expect(r.steps.at(-1)?.detail).toMatch(/^edge-c's edged exited \(\d+\) before it was ready; its last output: .*(unknown command 'run'|does not include the relay)/s);
     expect(r.segment?.id).toMatch(/^[0-9a-f]{64}$/);
     const [a, b, c] = r.nodes;
     expect(a?.sequence).toBe(1);
