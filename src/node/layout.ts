@@ -33,6 +33,8 @@ export interface StateRootPaths {
   controlPlane: string;
   /** `edge/incoming`: relayed releases unpacked here (`<sha256 of the segment>/`) only while they are verified and activated. */
   edgeIncoming: string;
+  /** `edge/relay/ledger.lmdb` (+ `ledger.lmdb-lock`): the edge relay's delivery ledger and receiver inbox (src/edge/relay/ledger.ts). */
+  relayLedger: string;
   /** The edge daemon's content-addressed segment store (src/edge/storage): `<sha256-hex>.<kind>` files and `evictions.log`. */
   edgeSegments: string;
   /** `bootstrap/os_fingerprint.json`: the OS identity's fingerprint and the boot epoch (edged precheck; its commit point). */
@@ -66,6 +68,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     tokensLock: join(auth, "tokens.lock"),
     controlPlane: join(root, "control-plane.json"),
     edgeIncoming: join(root, "edge", "incoming"),
+    relayLedger: join(root, "edge", "relay", "ledger.lmdb"),
     edgeSegments: join(root, "edge", "segments"),
     osFingerprint: join(root, "bootstrap", "os_fingerprint.json"),
     bootstrapLock: join(root, "bootstrap", "precheck.lock"),
