@@ -47,3 +47,6 @@ export { RelayExecutor, classifyFailure } from "./relay/executor.js";
 export type { RelayExecutorOptions, RelayExecutorConfig, RelayStatus, RelayStats, PeerStatus, RelayLog } from "./relay/executor.js";
 export { backoffDelay } from "./relay/backoff.js";
 export type { BackoffConfig } from "./relay/backoff.js";
+// release relay (R)
+export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits, watchActiveRelease } from "./release-relay.js";
+export type { PackedRelease, PackOptions, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";
