@@ -24,7 +24,10 @@ export const EDGE_ERROR_CODES = [
   "RELAY_PEER_ERROR",
   "RELAY_DIGEST_MISMATCH",
   "RELAY_QUOTA_EXHAUSTED",
+  "RELAY_INTERRUPTED",
   "DEADLETTER_NOT_FOUND",
+  "DELIVERY_STATE_CONFLICT",
+  "INBOX_CURSOR_INVALID",
   "UNKNOWN_PEER",
   // release relay
   "RELAYED_RELEASE_INVALID",
@@ -48,7 +51,7 @@ export const RELAY_FAILURE_CODES = [
 const VERIFICATION: ReadonlySet<EdgeErrorCode> = new Set(["RELAYED_RELEASE_INVALID", "SEGMENT_CORRUPT"]);
 
 const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
-  EDGE_CONFIG_INVALID: "fix the named keys in edge.toml (docs/edge.md lists every key); `edged precheck --config edge.toml` checks it",
+  EDGE_CONFIG_INVALID: "fix the named keys in edge.toml (docs/edge-config.md lists every key); `edged precheck --config edge.toml` checks it",
   EDGE_CONFIG_VERSION: "upgrade the file with `autonomy config migrate --config edge.toml --write` (without --write it shows the change)",
   STATE_ROOT_INVALID: "point [node] state_root at a writable directory on the persistent partition",
   STORAGE_CEILING_EXCEEDED: "the segment store is full of undelivered segments; raise [storage] ceiling_bytes, or let deliveries finish (`edgectl relay status`)",
@@ -63,9 +66,12 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   RELAY_PEER_ERROR: "the peer failed to store the segment; check its disk and logs; delivery is retried with backoff",
   RELAY_DIGEST_MISMATCH: "the bytes did not match the segment id in transit; delivery is retried",
   RELAY_QUOTA_EXHAUSTED: "the daily quota is used up; deliveries resume after the reset, or raise it with `edgectl relay config set-bandwidth`",
+  RELAY_INTERRUPTED: "the attempt was cut short (edged stopped or crashed mid-push); nothing was lost, the delivery is retried",
   DEADLETTER_NOT_FOUND: "list dead letters with `edgectl relay deadletter list`",
+  DELIVERY_STATE_CONFLICT: "the delivery is not in a state this change applies to (another change won the race); read it again with `edgectl relay deadletter inspect`",
+  INBOX_CURSOR_INVALID: "advance the inbox cursor only to a sequence number the inbox has handed out, and never backwards",
   UNKNOWN_PEER: "name a peer listed under [[peers]] in edge.toml",
-  RELAYED_RELEASE_INVALID: "the relayed release failed verification on this node; it was not activated (see the cause); re-seed a release that verifies",
+  RELAYED_RELEASE_INVALID: "the relayed segment is not a release archive this node can read (hostile or malformed archive: see the cause); nothing was activated. A release that fails verification or the node's rules keeps its own code (as from a registry pull). Re-seed from a node whose active release verifies",
   CERT_UNREADABLE: "check [transport] cert_file, key_file and ca_file; issue new ones with `autonomy cert issue --ca DIR --name NODE`",
   CERT_EXPIRING: "issue a fresh certificate with `autonomy cert issue --ca DIR --name NODE --days 90` before it expires",
   RECONSTRUCTION_FAILED: "edged must not start: restore the state root from backup or re-stage the runtime (`edged runtime stage`), then run `edged precheck` again",

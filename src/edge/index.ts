@@ -11,8 +11,15 @@ export { EdgeError, EDGE_ERROR_CODES, RELAY_FAILURE_CODES } from "./errors.js";
 export type { EdgeErrorCode } from "./errors.js";
 export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.js";
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
+// relay transport (helper T): HTTP/2 over mutual TLS
+export { startRelayReceiver } from "./relay/transport/receiver.js";
+export type { RelayReceiver, RelayReceiverOptions, TlsMaterial, PeerList } from "./relay/transport/receiver.js";
+export { createPeerTransport } from "./relay/transport/client.js";
+export type { PeerTransportOptions, RelayPeerTransport } from "./relay/transport/client.js";
 // config loader (P)
 export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config/load.js";
+export { planMigration, migrateEdgeConfigFile } from "./config/migrate.js";
+export type { MigrationChange, MigrationPlan, MigrationResult, MigrateOptions } from "./config/migrate.js";
 // segment store (S)
 export { openSegmentStore, segmentIdOf } from "./storage/index.js";
 export type { SegmentStoreOptions } from "./storage/index.js";
@@ -31,3 +38,15 @@ export type { RuntimeManifest, VerifiedRuntime } from "./bootstrap/manifest.js";
 export { stageRuntime, stagedRuntimePaths } from "./bootstrap/stage.js";
 export type { StageResult } from "./bootstrap/stage.js";
 export type { ReconstructionHooks } from "./bootstrap/reconstruct.js";
+// relay ledger + executor (L)
+export { openRelayLedger, RelayLedger } from "./relay/ledger.js";
+export type { InboxEntry, PurgeResult, PurgedDelivery, PurgeLogEntry, PurgeFilter, LedgerSummary } from "./relay/ledger.js";
+export type { DeliveryRecord, SegmentRecord, AttemptRecord, RelayErrorInfo } from "./relay/ledger-records.js";
+export { ledgerSink } from "./relay/inbox-sink.js";
+export { RelayExecutor, classifyFailure } from "./relay/executor.js";
+export type { RelayExecutorOptions, RelayExecutorConfig, RelayStatus, RelayStats, PeerStatus, RelayLog } from "./relay/executor.js";
+export { backoffDelay } from "./relay/backoff.js";
+export type { BackoffConfig } from "./relay/backoff.js";
+// release relay (R)
+export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits, watchActiveRelease } from "./release-relay.js";
+export type { PackedRelease, PackOptions, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";
