@@ -4,9 +4,8 @@
  * segments reached the application, each once, and how many further pushes
  * of the same segment the receiver acknowledged again without delivering.
  */
-import { join } from "node:path";
-import * as edge from "../../edge/index.js";
-import { ProofError } from "../errors.js";
+import { openRelayLedger } from "../../edge/index.js";
+import { stateRootPaths } from "../../node/index.js";
 
 export interface LabInboxEntry {
   seq: number;
@@ -15,20 +14,9 @@ export interface LabInboxEntry {
   duplicates: number;
 }
 
-interface LedgerLike {
-  inbox(afterSeq: number, limit: number): LabInboxEntry[];
-  close(): Promise<void>;
-}
-type OpenLedger = (path: string) => Promise<LedgerLike>;
-
 /** Every inbox entry, in sequence order. */
 export async function readInbox(stateRoot: string): Promise<LabInboxEntry[]> {
-  // The ledger (helper L's part of issue 11) is looked up at run time: until it is on main, a lab says so here instead of guessing.
-  const open = (edge as Record<string, unknown>)["openRelayLedger"] as OpenLedger | undefined;
-  if (typeof open !== "function") {
-    throw new ProofError("PROOF_SETUP_FAILED", "this build has no relay ledger (openRelayLedger): the receiver's inbox cannot be read", { hint: "build with the relay ledger (src/edge/relay/ledger.ts)" });
-  }
-  const ledger = await open(join(stateRoot, "edge", "relay", "ledger.lmdb"));
+  const ledger = await openRelayLedger(stateRootPaths(stateRoot).relayLedger);
   try {
     const out: LabInboxEntry[] = [];
     for (let after = 0; ; ) {
