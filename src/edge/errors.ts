@@ -36,6 +36,8 @@ export const EDGE_ERROR_CODES = [
   // daemon and control socket
   "CONTROL_SOCKET_UNAVAILABLE",
   "DAEMON_ALREADY_RUNNING",
+  "CONTROL_SOCKET_IN_USE",
+  "CONTROL_REQUEST_FAILED",
 ] as const;
 export type EdgeErrorCode = (typeof EDGE_ERROR_CODES)[number];
 
@@ -71,6 +73,8 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   RUNTIME_MANIFEST_INVALID: "re-stage the runtime into the state root with a release key the node trusts",
   CONTROL_SOCKET_UNAVAILABLE: "start edged (`edged run --config edge.toml`) or pass the socket it listens on with --socket",
   DAEMON_ALREADY_RUNNING: "another edged holds this state root; stop it first",
+  CONTROL_SOCKET_IN_USE: "another edged (or another program) serves on this control socket: stop it, or pass another --control-socket",
+  CONTROL_REQUEST_FAILED: "edged refused or failed the request (see the message); its log has the details",
 };
 
 export class EdgeError extends AutonomyError<EdgeErrorCode> {
