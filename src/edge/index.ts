@@ -11,3 +11,12 @@ export { EdgeError, EDGE_ERROR_CODES, RELAY_FAILURE_CODES } from "./errors.js";
 export type { EdgeErrorCode } from "./errors.js";
 export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.js";
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
+// daemon (helper D): control socket, its client, the composition root
+export { ControlClient } from "./daemon/ctl-client.js";
+export type { ControlClientOptions } from "./daemon/ctl-client.js";
+export { createControlServer } from "./daemon/control-server.js";
+export { listenControlSocket, DEFAULT_CONTROL_SOCKET } from "./daemon/control-socket.js";
+export type {
+  RelayControl, RelayStatus, RelayConfigView, QueueCounts, PeerStatus, RelayErrorView, StoreStatus, ConfigState, BandwidthChange, BandwidthApplied,
+  DeadLetterEntry, DeadLetterDetail, DeadLetterRetried, DeliveryAttempt, PurgeRequest, PurgeResult,
+} from "./daemon/control-types.js";

@@ -5,61 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EdgeError } from "../errors.js";
-import type { BandwidthConfig, SegmentKind } from "../types.js";
 import { createControlServer } from "./control-server.js";
 import { listenControlSocket } from "./control-socket.js";
-import type { BandwidthChange, DeadLetterEntry, PurgeRequest, RelayControl, RelayStatus } from "./control-types.js";
+import { ControlDouble, SEG } from "../../../test/helpers/relay-control-double.js";
 import { ControlClient } from "./ctl-client.js";
-
-const SEG = "a".repeat(64);
-const EMPTY_QUEUE = { scheduled: 0, inflight: 0, acked: 0, failed: 0, deadletter: 0, total: 0 };
-
-/** A RelayControl double: in-memory state the assertions can look at (the real one is the daemon's). */
-class ControlDouble implements RelayControl {
-  bandwidth: BandwidthConfig = { bytes_per_second: 0, daily_quota_bytes: 0, quota_reset_utc: "00:00" };
-  deadletters: DeadLetterEntry[] = [{ segment_id: SEG, peer_id: "edge-b", kind: "data", size: 3, attempts: 5, first_queued_at: "2026-01-01T00:00:00Z", last_updated_at: "2026-01-01T00:01:00Z", last_error: { code: "RELAY_PEER_UNREACHABLE", message: "refused" } }];
-  enqueued: { bytes: Uint8Array; kind: SegmentKind }[] = [];
-  status(): Promise<RelayStatus> {
-    return Promise.resolve({
-      enabled: true, node_id: "edge-a", success_condition: "one_peer", workers: 4, queue: { ...EMPTY_QUEUE, deadletter: this.deadletters.length, total: this.deadletters.length }, peers: [],
-      bandwidth: { ...this.bandwidth, unlimited: true, available_tokens: 0, daily_used_bytes: 0, quota_resets_at: "2026-01-02T00:00:00Z", throttle_count: 0, quota_drop_count: 0 },
-      last_error: null, refused_peers: [], store: { used_bytes: 0, ceiling_bytes: 1, segments: 0, evictions: { count: 0, bytes: 0, by_reason: { lru_ceiling: 0, delivered_evict_on_relay: 0, purged: 0, deadletter_retention: 0 } } },
-      config: { source: "/x/edge.toml", loaded_at: "2026-01-01T00:00:00Z", config_reload_error: null, restart_required: [] }, queried_at: "2026-01-01T00:00:00Z",
-    });
-  }
-  config(): never {
-    throw new Error("not used here");
-  }
-  setBandwidth(change: BandwidthChange) {
-    this.bandwidth = { ...this.bandwidth, ...change };
-    return Promise.resolve({ applied: true as const, bandwidth: this.bandwidth, persisted: false as const });
-  }
-  deadletterList(limit: number) {
-    return Promise.resolve(this.deadletters.slice(0, limit));
-  }
-  #find(seg: string, peer: string): DeadLetterEntry {
-    const d = this.deadletters.find((x) => x.segment_id === seg && x.peer_id === peer);
-    if (!d) throw new EdgeError("DEADLETTER_NOT_FOUND", `no dead letter for segment ${seg} and peer ${peer}`);
-    return d;
-  }
-  deadletterInspect(seg: string, peer: string) {
-    return Promise.resolve({ ...this.#find(seg, peer), state: "deadletter" as const, history: [], segment_present: true });
-  }
-  deadletterRetry(seg: string, peer: string) {
-    this.#find(seg, peer);
-    this.deadletters = this.deadletters.filter((x) => x.segment_id !== seg || x.peer_id !== peer);
-    return Promise.resolve({ segment_id: seg, peer_id: peer, state: "scheduled" as const });
-  }
-  deadletterPurge(req: PurgeRequest) {
-    const matched = this.deadletters.filter((d) => (req.segment_id === undefined || d.segment_id === req.segment_id) && (req.peer_id === undefined || d.peer_id === req.peer_id));
-    if (req.force) this.deadletters = this.deadletters.filter((d) => !matched.includes(d));
-    return Promise.resolve({ dry_run: !req.force, matched: matched.map((d) => ({ segment_id: d.segment_id, peer_id: d.peer_id })), purged: req.force ? matched.length : 0 });
-  }
-  enqueue(bytes: Uint8Array, kind: SegmentKind) {
-    this.enqueued.push({ bytes, kind });
-    return Promise.resolve({ id: createHash("sha256").update(bytes).digest("hex"), size: bytes.byteLength, kind, created: true });
-  }
-}
 
 describe("edged control socket", () => {
   let dir: string;
