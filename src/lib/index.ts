@@ -24,3 +24,4 @@ export { quote, printable, terminalSafe } from "./quote.js";
 export { redactUrl, redactUrlsIn } from "./redact-url.js";
 export { parseFaithfulJson } from "./faithful-json.js";
 export type { FaithfulJson, FaithfulJsonOptions, JsonRefusal } from "./faithful-json.js";
+export { freeLoopbackPort } from "./free-port.js";

@@ -11,10 +11,9 @@ import type { ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import type { WriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { messageOf } from "../lib/index.js";
+import { freeLoopbackPort, messageOf } from "../lib/index.js";
 import { ProofError } from "./errors.js";
 
 /** The CLI launcher the package installs as `autonomy` (src/proofs/ and dist/proofs/ both sit two levels down). */
@@ -71,17 +70,6 @@ export function maskTokens(text: string): string {
   return text.replace(/\b(ao[pne]_[A-Za-z0-9]+_)[A-Za-z0-9_-]+/g, "$1<masked>");
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -109,7 +97,7 @@ class ServeChild implements LaunchedControlPlane {
 
   async start(): Promise<void> {
     if (this.running) throw new ProofError("PROOF_CP_START_FAILED", `the control plane is already running (pid ${this.pid})`, { hint: "stop() it first" });
-    if (this.port === 0) this.port = await freePort();
+    if (this.port === 0) this.port = await freeLoopbackPort();
     // The store location goes through the environment (AUTONOMY_DB), never argv: a postgres:// URL may carry a
     // password, and argv is readable by every local user (ps, /proc/<pid>/cmdline); /proc/<pid>/environ is not.
     // --exit-with-stdin + a stdin pipe nobody writes to: when this process dies, even by SIGKILL (no exit hook runs),

@@ -4,7 +4,7 @@
  * with measured checks (`autonomy lab run`, docs/proofs.md).
  */
 export { SUITE_IDS, thresholdOf, atMost, atLeast, equals, quantile, round1 } from "./suite.js";
-export type { SuiteId, Backend, Check, SuiteContext, Suite, SuiteParams } from "./suite.js";
+export type { SuiteId, Backend, Check, SuiteContext, EdgeSuiteContext, EdgeSuite, FleetSuite, Suite, SuiteParams } from "./suite.js";
 export { launchControlPlane, maskTokens, AUTONOMY_BIN } from "./cp-process.js";
 export type { ControlPlaneProcess, LaunchOptions, LaunchedControlPlane } from "./cp-process.js";
 export { runProofs } from "./runner.js";
@@ -14,3 +14,5 @@ export type { ProofReport, Environment } from "./report.js";
 export { SUITES, suiteOf, builtSuites, isSuiteId } from "./suites/index.js";
 export { ProofError, PROOF_ERROR_CODES } from "./errors.js";
 export type { ProofErrorCode } from "./errors.js";
+export { startImpairProxy, NO_IMPAIRMENT } from "./impair-proxy.js";
+export type { ImpairProxy, Impairment, ProxyStats } from "./impair-proxy.js";

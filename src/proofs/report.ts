@@ -37,6 +37,8 @@ export interface ProofReport {
   started_at: string;
   duration_ms: number;
   params: { devices?: number; thresholds: Record<string, number> };
+  /** How the suite ran where it had a choice (relay suites: `impairment` = "netem" or "proxy"). */
+  notes?: Record<string, string | number | boolean>;
   /** Set when the suite could not finish (the checks it reached are kept, and pass is false). */
   error?: { code: string; message: string };
 }

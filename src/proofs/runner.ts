@@ -47,13 +47,17 @@ export async function runProofs(o: RunProofsOptions): Promise<ProofReport[]> {
   o.log(`run ${runId}: ${suites.map((s) => s.id).join(", ")}`);
   let cluster: PgCluster | undefined;
   try {
-    if (o.db.kind === "postgres") {
+    if (o.db.kind === "postgres" && suites.some((s) => s.kind !== "edge")) {
       cluster = await startPgCluster();
       o.log(`throwaway PostgreSQL cluster at ${cluster.dir} (port ${cluster.port}), removed when the run ends`);
     }
     const reports: ProofReport[] = [];
     for (const suite of suites) {
       if (o.signal.aborted) break;
+      if (suite.kind === "edge") {
+        reports.push(await runOne(suite, undefined, runId, o));
+        continue;
+      }
       const db = o.db.kind === "url" ? o.db.url : cluster ? await cluster.createDatabase(`proof_${suite.id}`) : undefined;
       reports.push(await runOne(suite, db, runId, o));
     }
@@ -64,7 +68,7 @@ export async function runProofs(o: RunProofsOptions): Promise<ProofReport[]> {
 }
 
 async function runOne(suite: Suite, pgUrl: string | undefined, runId: string, o: RunProofsOptions): Promise<ProofReport> {
-  const backend: Backend = pgUrl === undefined ? "sqlite" : "postgres";
+  const backend: Backend = suite.kind === "edge" ? "none" : pgUrl === undefined ? "sqlite" : "postgres";
   const workDir = join(o.outDir, "scratch", suite.id);
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true, mode: 0o700 });
@@ -76,11 +80,18 @@ async function runOne(suite: Suite, pgUrl: string | undefined, runId: string, o:
   const checks: Check[] = [];
   let error: ProofReport["error"];
   let cp: LaunchedControlPlane | undefined;
+  const notes: Record<string, string | number | boolean> = {};
+  const base = { backend, seed: o.seed, workDir, log: (line: string) => o.log(line), signal: o.signal, params: o.params, note: (k: string, v: string | number | boolean) => void (notes[k] = v) };
   try {
+    if (suite.kind === "edge") {
+      checks.push(...(await untilAborted(suite.run(base), o.signal)));
+      if (checks.length === 0) throw new ProofError("PROOF_SETUP_FAILED", `suite ${suite.id} returned no checks`, { hint: "a suite must measure something; this is a bug in the suite" });
+      return await finish(suite, { runId, title, checks, backend, pgUrl, startedAt, t0, notes }, o);
+    }
     const args = suite.serveArgs ? await suite.serveArgs(workDir) : [];
     cp = await launchControlPlane({ db: pgUrl ?? join(workDir, "cp.db"), workDir, args, ...(o.fallbackToken !== undefined ? { fallbackToken: o.fallbackToken } : {}) });
     o.log(`${suite.id}: autonomy serve pid ${cp.pid} at ${cp.url}`);
-    checks.push(...(await untilAborted(suite.run({ cp, backend, seed: o.seed, workDir, log: (line) => o.log(line), signal: o.signal, params: o.params }), o.signal)));
+    checks.push(...(await untilAborted(suite.run({ ...base, cp }), o.signal)));
     if (checks.length === 0) throw new ProofError("PROOF_SETUP_FAILED", `suite ${suite.id} returned no checks`, { hint: "a suite must measure something; this is a bug in the suite" });
   } catch (e) {
     error = { code: e instanceof AutonomyError ? (e as AutonomyError).code : "INTERNAL", message: messageOf(e) };
@@ -88,10 +99,27 @@ async function runOne(suite: Suite, pgUrl: string | undefined, runId: string, o:
   } finally {
     await cp?.dispose();
   }
+  return finish(suite, { runId, title, checks, backend, pgUrl, startedAt, t0, notes, ...(error ? { error } : {}) }, o);
+}
+
+interface Outcome {
+  runId: string;
+  title: string;
+  checks: Check[];
+  backend: Backend;
+  pgUrl: string | undefined;
+  startedAt: Date;
+  t0: number;
+  notes: Record<string, string | number | boolean>;
+  error?: ProofReport["error"];
+}
+
+async function finish(suite: Suite, r: Outcome, o: RunProofsOptions): Promise<ProofReport> {
+  const { runId, title, checks, backend, error } = r;
   const report: ProofReport = {
     run_id: runId, suite: suite.id, claim: suite.claim, title, pass: error === undefined && checks.length > 0 && checks.every((c) => c.pass), checks, backend,
-    environment: await environmentOf(pgUrl), seed: o.seed, command: o.command, started_at: startedAt.toISOString(), duration_ms: Math.round(performance.now() - t0),
-    params: paramsOf(o.params), ...(error ? { error } : {}),
+    environment: await environmentOf(r.pgUrl), seed: o.seed, command: o.command, started_at: r.startedAt.toISOString(), duration_ms: Math.round(performance.now() - r.t0),
+    params: paramsOf(o.params), ...(Object.keys(r.notes).length > 0 ? { notes: r.notes } : {}), ...(error ? { error } : {}),
   };
   const path = await writeReport(o.outDir, report);
   o.log(`${suite.id}: ${report.pass ? "PASS" : "FAIL"} (${path})`);

@@ -9,9 +9,11 @@ import type { ControlPlaneProcess } from "./cp-process.js";
 
 export type { ControlPlaneProcess } from "./cp-process.js";
 
-export const SUITE_IDS = ["val07", "val08", "val09", "val10", "val11"] as const;
+/** Fleet suites (VAL07–VAL11) run against a control plane; relay suites (VAL19–VAL23, relay-mult) against edged processes. */
+export const SUITE_IDS = ["val07", "val08", "val09", "val10", "val11", "val19", "val20", "val21", "val22", "val23", "relay-mult"] as const;
 export type SuiteId = (typeof SUITE_IDS)[number];
-export type Backend = "sqlite" | "postgres";
+/** The control plane's store; `none` for relay suites, which run no control plane. */
+export type Backend = "sqlite" | "postgres" | "none";
 
 /** One measured claim: `pass` is computed by the suite from `measured` and `threshold` (a human-readable bound, e.g. "≤ 50 ms"). */
 export interface Check {
@@ -33,9 +35,7 @@ export interface SuiteParams {
   thresholds: Readonly<Record<string, number>>;
 }
 
-export interface SuiteContext {
-  /** A real `autonomy serve` child process on loopback, already up. */
-  cp: ControlPlaneProcess;
+interface BaseContext {
   backend: Backend;
   /** Printed; every random choice of a suite derives from it. */
   seed: number;
@@ -46,9 +46,33 @@ export interface SuiteContext {
   /** Aborted on Ctrl-C / SIGTERM: stop soon, the runner tears everything down. */
   signal: AbortSignal;
   params: SuiteParams;
+  /** Records a fact about how the suite ran (e.g. `impairment: "proxy"`) in the report's `notes`. */
+  note(key: string, value: string | number | boolean): void;
 }
 
-export interface Suite {
+/** What a fleet suite runs against. */
+export interface SuiteContext extends BaseContext {
+  /** A real `autonomy serve` child process on loopback, already up. */
+  cp: ControlPlaneProcess;
+}
+
+/** What a relay suite runs with: no control plane; it starts its own edged processes in workDir. */
+export type EdgeSuiteContext = BaseContext;
+
+/** A relay suite (VAL19–VAL23, relay-mult): starts and stops its own edged processes. */
+export interface EdgeSuite {
+  kind: "edge";
+  id: SuiteId;
+  claim: string;
+  title: string;
+  run(ctx: EdgeSuiteContext): Promise<Check[]>;
+}
+
+export type Suite = FleetSuite | EdgeSuite;
+
+/** A fleet suite (VAL07–VAL11): the runner gives it a running control plane. */
+export interface FleetSuite {
+  kind?: "fleet";
   id: SuiteId;
   /** The seed-000 claim it proves, e.g. "FR-PERF-01". */
   claim: string;

@@ -21,12 +21,11 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
 import { appendFile, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { AutonomyError, messageOf } from "../../lib/index.js";
+import { AutonomyError, freeLoopbackPort, messageOf } from "../../lib/index.js";
 
 export const PG_CLUSTER_ERROR_CODES = ["PG_BINARIES_MISSING", "PG_CLUSTER_FAILED"] as const;
 export type PgClusterErrorCode = (typeof PG_CLUSTER_ERROR_CODES)[number];
@@ -129,18 +128,6 @@ export function pgClusterProblem(env: NodeJS.ProcessEnv = process.env): string |
   }
 }
 
-/** A port on 127.0.0.1 nobody listens on right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface RunResult {
   code: number | null;
@@ -275,9 +262,9 @@ async function initAndStart(binDir: string, dir: string, as: RunAs | undefined, 
   await rm(pwfile, { force: true });
   if (init.code !== 0) fail("initdb", init);
   // Loopback only: no line in pg_hba.conf matters for other addresses, since the server does not listen there.
-  // A port taken between freePort() and the start is retried with another one.
+  // A port taken between freeLoopbackPort() and the start is retried with another one.
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     await writeSettings(data, dir, port);
     const log = join(dir, "server.log");
     const start = await run(join(binDir, "pg_ctl"), ["-D", data, "-l", log, "-w", "-t", "60", "start"], as, dir);
