@@ -38,6 +38,7 @@ export const EDGE_ERROR_CODES = [
   "DAEMON_ALREADY_RUNNING",
   "CONTROL_SOCKET_IN_USE",
   "CONTROL_REQUEST_FAILED",
+  "RELAY_DISABLED",
 ] as const;
 export type EdgeErrorCode = (typeof EDGE_ERROR_CODES)[number];
 
@@ -75,6 +76,7 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   DAEMON_ALREADY_RUNNING: "another edged holds this state root; stop it first",
   CONTROL_SOCKET_IN_USE: "another edged (or another program) serves on this control socket: stop it, or pass another --control-socket",
   CONTROL_REQUEST_FAILED: "edged refused or failed the request (see the message); its log has the details",
+  RELAY_DISABLED: "set [relay] enabled = true in edge.toml and restart edged",
 };
 
 export class EdgeError extends AutonomyError<EdgeErrorCode> {

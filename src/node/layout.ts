@@ -31,6 +31,8 @@ export interface StateRootPaths {
   tokensLock: string;
   /** `control-plane.json` (mode 0600): the control plane this node enrolled with, its node id and node credential (src/node/control-plane.ts). */
   controlPlane: string;
+  /** `edge/edged.lock`: held by the one edged that runs on this state root (src/edge/daemon). */
+  edgeDaemonLock: string;
 }
 
 export function stateRootPaths(root: string): StateRootPaths {
@@ -51,6 +53,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     tokens: join(auth, "tokens.json"),
     tokensLock: join(auth, "tokens.lock"),
     controlPlane: join(root, "control-plane.json"),
+    edgeDaemonLock: join(root, "edge", "edged.lock"),
   };
 }
 

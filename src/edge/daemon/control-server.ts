@@ -25,6 +25,7 @@ const STATUS: Partial<Record<EdgeErrorCode, number>> = {
   SEGMENT_TOO_LARGE: 413,
   STORAGE_CEILING_EXCEEDED: 507,
   EDGE_CONFIG_INVALID: 400,
+  RELAY_DISABLED: 409,
 };
 const statusOf = (e: AutonomyError): number | undefined => (e instanceof EdgeError ? STATUS[e.code] : undefined);
 
