@@ -20,3 +20,7 @@ export type {
   RelayControl, RelayStatus, RelayConfigView, QueueCounts, PeerStatus, RelayErrorView, StoreStatus, ConfigState, BandwidthChange, BandwidthApplied,
   DeadLetterEntry, DeadLetterDetail, DeadLetterRetried, DeliveryAttempt, PurgeRequest, PurgeResult,
 } from "./daemon/control-types.js";
+export { startEdgeDaemon } from "./daemon/daemon.js";
+export type { EdgeDaemon, EdgeDaemonOptions } from "./daemon/daemon.js";
+export { untilStopped } from "./daemon/signals.js";
+export type { RelayEngine, RelayParts, RelayPartsFactory, EdgeConfigLoader, EngineQueue, EngineStats, PartsContext } from "./daemon/ports.js";
