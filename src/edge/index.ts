@@ -24,3 +24,5 @@ export { startEdgeDaemon } from "./daemon/daemon.js";
 export type { EdgeDaemon, EdgeDaemonOptions } from "./daemon/daemon.js";
 export { untilStopped } from "./daemon/signals.js";
 export type { RelayEngine, RelayParts, RelayPartsFactory, EdgeConfigLoader, EngineQueue, EngineStats, PartsContext } from "./daemon/ports.js";
+export { startReleaseHooks } from "./daemon/release-hooks.js";
+export type { InboxEntry, RelayInbox, ReleaseRelay, ReleaseHooksOptions } from "./daemon/release-hooks.js";

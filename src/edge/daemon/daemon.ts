@@ -14,6 +14,8 @@ import { listenControlSocket } from "./control-socket.js";
 import { createEdgeMetrics, serveMetrics } from "./metrics.js";
 import type { EdgeConfigLoader, RelayParts, RelayPartsFactory } from "./ports.js";
 import { DaemonRelayControl } from "./relay-control.js";
+import { startReleaseHooks } from "./release-hooks.js";
+import type { ReleaseRelay } from "./release-hooks.js";
 import { RunningConfig } from "./running-config.js";
 import type { ReloadOutcome } from "./running-config.js";
 
@@ -29,6 +31,8 @@ export interface EdgeDaemonOptions {
   parts: RelayPartsFactory;
   /** Re-reads edge.toml on reload (`loadEdgeConfig`). */
   loadConfig: EdgeConfigLoader;
+  /** The release relay (src/edge/release-relay.ts); without it no release is relayed or activated. */
+  release?: ReleaseRelay;
   /** Reload when edge.toml changes on disk (besides SIGHUP). Default true. */
   watchConfig?: boolean;
   /** How long in-flight pushes may finish on stop before they are aborted (back to scheduled). Default 5 s. */
@@ -99,6 +103,12 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
       parts.engine.start();
       cleanup.push(() => stopEngine(parts, opts.stopGraceMs ?? 5_000, log));
       log.info({ event: "relay_started", peers: config.peers.map((p) => p.id), receiver: parts.receiverAddress ?? null }, "relay started");
+      if (opts.release && parts.inbox) {
+        const hooks = startReleaseHooks({ config, engine: parts.engine, inbox: parts.inbox, store: parts.store, release: opts.release, log });
+        // Stopped before the engine: no release is enqueued into a stopping relay.
+        cleanup.push(() => hooks.stop());
+        log.info({ event: "release_relay_started", relay_activated_release: config.relay.relayActivatedRelease, activate_relayed_releases: config.relay.activateRelayedReleases }, "release relay started");
+      }
     } else {
       log.info({ event: "relay_disabled" }, "relay disabled ([relay] enabled = false)");
     }

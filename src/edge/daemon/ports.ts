@@ -2,6 +2,7 @@ import type { Clock } from "../../lib/index.js";
 import type { Logger } from "../../observability/index.js";
 import type { EdgeConfig } from "../config/schema.js";
 import type { BandwidthLimiter, RefusedPeer, SegmentInfo, SegmentKind, SegmentStore } from "../types.js";
+import type { RelayInbox } from "./release-hooks.js";
 import type { DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, PurgeResult, QueueCounts, RelayErrorView } from "./control-types.js";
 
 /**
@@ -48,6 +49,8 @@ export interface RelayParts {
   engine: RelayEngine;
   /** TLS refusals in both directions (the receiver's and the transport's). */
   refused(): RefusedPeer[];
+  /** The receiver's inbox and application cursor (relayed releases are applied from it). */
+  inbox?: RelayInbox;
   /** Where the receiver listens (host:port), when this node receives. */
   receiverAddress?: string;
   /** Closes the receiver, the transport and the ledger; called after `engine.stop`. */
