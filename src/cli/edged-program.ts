@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { EdgeError } from "../edge/index.js";
+import { registerEdgedBootstrap } from "./commands/edged-boot.js";
 import { registerEdgedRun } from "./commands/edged-run.js";
 import type { EdgedRunDeps } from "./commands/edged-run.js";
 import { VERSION } from "./version.js";
@@ -24,5 +25,6 @@ export function buildEdgedProgram(deps: () => Promise<EdgedRunDeps> = defaultEdg
     .version(VERSION)
     .option("--config <edge.toml>", "edge configuration file");
   registerEdgedRun(program, deps);
+  registerEdgedBootstrap(program);
   return program;
 }

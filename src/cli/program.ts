@@ -3,12 +3,14 @@ import { VERSION } from "./version.js";
 import { registerLock } from "./commands/lock.js";
 import { registerOci } from "./commands/oci.js";
 import { registerKeys } from "./commands/keys.js";
+import { registerCert } from "./commands/cert.js";
 import { registerSupplyChain } from "./commands/supplychain.js";
 import { registerRelease } from "./commands/release.js";
 import { registerQuickstart } from "./commands/quickstart.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerPolicyTest } from "./commands/policy-test.js";
 import { registerPolicyState, registerRuntimeState } from "./commands/runtime.js";
+import { registerRuntimeManifest } from "./commands/runtime-manifest.js";
 import { registerWal } from "./commands/wal.js";
 import { registerLab } from "./commands/lab.js";
 import { registerTelemetry } from "./commands/telemetry.js";
@@ -23,6 +25,7 @@ export function buildAutonomyProgram(): Command {
     .version(VERSION);
   registerQuickstart(program);
   registerKeys(program);
+  registerCert(program);
   registerLock(program);
   registerSupplyChain(program);
   registerReleaseControlPlane(registerRelease(program));
@@ -37,7 +40,9 @@ export function buildAutonomyProgram(): Command {
   registerRollout(program);
   registerServe(program);
   registerToken(program);
-  registerRuntimeState(program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status"));
+  const runtime = program.command("runtime").description("the node runtime: serve tools under policy, activate releases, show status");
+  registerRuntimeState(runtime);
+  registerRuntimeManifest(runtime);
   return program;
 }
 

@@ -4,11 +4,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { ExitCodes, UsageError } from "../lib/index.js";
+import type { ExitCode } from "../lib/index.js";
 import { action, outcome, runProgram } from "./run.js";
 
 const CLI_DIR = fileURLToPath(new URL(".", import.meta.url));
 
-function program(fn: () => Promise<{ exitCode: 0 | 1 | 2 | 4 | 5 } | void>): Command {
+function program(fn: () => Promise<{ exitCode: ExitCode } | void>): Command {
   const p = new Command("t");
   p.command("go").option("--json").action(action(fn));
   return p;

@@ -33,6 +33,7 @@ export const EDGE_ERROR_CODES = [
   "CERT_EXPIRING",
   "RECONSTRUCTION_FAILED",
   "RUNTIME_MANIFEST_INVALID",
+  "OS_IDENTITY_UNREADABLE",
   // daemon and control socket
   "CONTROL_SOCKET_UNAVAILABLE",
   "DAEMON_ALREADY_RUNNING",
@@ -72,6 +73,7 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   CERT_EXPIRING: "issue a fresh certificate with `autonomy cert issue --ca DIR --name NODE --days 90` before it expires",
   RECONSTRUCTION_FAILED: "edged must not start: restore the state root from backup or re-stage the runtime (`edged runtime stage`), then run `edged precheck` again",
   RUNTIME_MANIFEST_INVALID: "re-stage the runtime into the state root with a release key the node trusts",
+  OS_IDENTITY_UNREADABLE: "check [bootstrap] os_release_file and kernel_release_file (defaults /etc/os-release and /proc/sys/kernel/osrelease); edged must not start without knowing which OS it runs on",
   CONTROL_SOCKET_UNAVAILABLE: "start edged (`edged run --config edge.toml`) or pass the socket it listens on with --socket",
   DAEMON_ALREADY_RUNNING: "another edged holds this state root; stop it first",
   CONTROL_SOCKET_IN_USE: "another edged (or another program) serves on this control socket: stop it, or pass another --control-socket",

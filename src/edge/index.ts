@@ -11,6 +11,28 @@ export { EdgeError, EDGE_ERROR_CODES, RELAY_FAILURE_CODES } from "./errors.js";
 export type { EdgeErrorCode } from "./errors.js";
 export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.js";
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
+// config loader (P)
+export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config/load.js";
+// segment store (S)
+export { openSegmentStore, segmentIdOf } from "./storage/index.js";
+export type { SegmentStoreOptions } from "./storage/index.js";
+// bandwidth (S)
+export { createBandwidthLimiter, checkBandwidthConfig } from "./relay/bandwidth.js";
+export type { BandwidthLimiterOptions, Sleep } from "./relay/bandwidth.js";
+// bootstrap (helper B): OS identity + fingerprint, precheck, runtime staging, reconstruction, boot epoch, evidence
+export { readOsIdentity, parseOsRelease, identityPayload, osFingerprint } from "./bootstrap/identity.js";
+export type { OsIdentity } from "./bootstrap/identity.js";
+export { readBootState, readBootFile, readEvidence } from "./bootstrap/boot-state.js";
+export type { BootState, BootFile, EpochEvidence } from "./bootstrap/boot-state.js";
+export { runPrecheck, PRECHECK_EXIT } from "./bootstrap/precheck.js";
+export { loadBootstrapConfig } from "./bootstrap/config.js";
+export type { BootstrapConfig } from "./bootstrap/config.js";
+export type { PrecheckResult, PrecheckCheck, PrecheckOptions, PrecheckOutcome, PrecheckExitCode } from "./bootstrap/precheck.js";
+export { RUNTIME_MANIFEST_TYPE, signRuntimeManifest, verifyRuntimeEnvelope, isSafeRelativePath } from "./bootstrap/manifest.js";
+export type { RuntimeManifest, VerifiedRuntime } from "./bootstrap/manifest.js";
+export { stageRuntime, stagedRuntimePaths } from "./bootstrap/stage.js";
+export type { StageResult } from "./bootstrap/stage.js";
+export type { ReconstructionHooks } from "./bootstrap/reconstruct.js";
 // daemon (helper D): control socket, its client, the composition root
 export { ControlClient } from "./daemon/ctl-client.js";
 export type { ControlClientOptions } from "./daemon/ctl-client.js";

@@ -23,8 +23,11 @@ export const SEGMENT_ID_RE = /^[0-9a-f]{64}$/;
 
 // ---------------------------------------------------------------- storage
 
-/** Why a segment left the store; every eviction is recorded with its reason (exact accounting). */
-export type EvictionReason = "lru_ceiling" | "delivered_evict_on_relay" | "purged" | "deadletter_retention";
+/**
+ * Why a segment left the store; every eviction is recorded with its reason (exact accounting).
+ * `corrupt`: the store itself removed a segment whose bytes no longer hashed to its id (found by `get` or at open).
+ */
+export type EvictionReason = "lru_ceiling" | "delivered_evict_on_relay" | "purged" | "deadletter_retention" | "corrupt";
 
 export interface EvictionRecord {
   id: SegmentId;

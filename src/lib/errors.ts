@@ -8,6 +8,8 @@ export const ExitCodes = {
   ok: 0,
   failure: 1,
   usage: 2,
+  /** `edged precheck` only (the original's code): the mTLS certificate or CA is unreadable or expires within 7 days. */
+  certificates: 3,
   verification: 4,
   walFailHard: 5,
 } as const;

@@ -31,6 +31,18 @@ export interface StateRootPaths {
   tokensLock: string;
   /** `control-plane.json` (mode 0600): the control plane this node enrolled with, its node id and node credential (src/node/control-plane.ts). */
   controlPlane: string;
+  /** The edge daemon's content-addressed segment store (src/edge/storage): `<sha256-hex>.<kind>` files and `evictions.log`. */
+  edgeSegments: string;
+  /** `bootstrap/os_fingerprint.json`: the OS identity's fingerprint and the boot epoch (edged precheck; its commit point). */
+  osFingerprint: string;
+  /** The advisory lock held by `edged precheck` while it compares, reconstructs and commits. */
+  bootstrapLock: string;
+  /** `epoch/current`: the evidence (`evidence.json`) of the latest reconstruction. */
+  epochCurrent: string;
+  /** `epoch/previous`: the evidence of the reconstruction before it. */
+  epochPrevious: string;
+  /** `runtime/`: the staged, verified runtime (`runtime.dsse.json` + `files/`) that a reconstruction reinstalls. */
+  runtimeStaging: string;
   /** `edge/edged.lock`: held by the one edged that runs on this state root (src/edge/daemon). */
   edgeDaemonLock: string;
 }
@@ -53,6 +65,12 @@ export function stateRootPaths(root: string): StateRootPaths {
     tokens: join(auth, "tokens.json"),
     tokensLock: join(auth, "tokens.lock"),
     controlPlane: join(root, "control-plane.json"),
+    edgeSegments: join(root, "edge", "segments"),
+    osFingerprint: join(root, "bootstrap", "os_fingerprint.json"),
+    bootstrapLock: join(root, "bootstrap", "precheck.lock"),
+    epochCurrent: join(root, "epoch", "current"),
+    epochPrevious: join(root, "epoch", "previous"),
+    runtimeStaging: join(root, "runtime"),
     edgeDaemonLock: join(root, "edge", "edged.lock"),
   };
 }
@@ -68,7 +86,11 @@ export function stateRootPaths(root: string): StateRootPaths {
  * So is `auth/tokens.json`: tokens are issued before a node first runs (the
  * quickstart creates one before starting the runtime), so their presence says
  * nothing about whether the WAL ever held an entry. `control-plane.json` neither:
- * a node enrolls before its first start.
+ * a node enrolls before its first start. Nor `edge/segments/`: a peer's relay
+ * may store segments on a node whose runtime never ran (the edge daemon and the
+ * runtime start independently), so segments say nothing about the WAL. Nor the
+ * bootstrap files (`os_fingerprint.json`, `epoch/`, `runtime/`): `edged precheck`
+ * writes them before the runtime first runs.
  */
 export function walSteadyStateEvidence(root: string): string[] {
   const p = stateRootPaths(root);

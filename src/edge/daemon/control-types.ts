@@ -155,3 +155,8 @@ export interface RelayControl {
   /** Stores the bytes as a segment and schedules it for every peer. */
   enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<SegmentInfo & { created: boolean }>;
 }
+
+/** A zero count per eviction reason (a `satisfies` check: a new reason fails to compile until it is listed here). */
+export function zeroEvictionCounts(): Record<EvictionReason, number> {
+  return { lru_ceiling: 0, delivered_evict_on_relay: 0, purged: 0, deadletter_retention: 0, corrupt: 0 } satisfies Record<EvictionReason, number>;
+}

@@ -2,12 +2,10 @@ import { createServer } from "node:http";
 import type { Server } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
 import { DELIVERY_STATES } from "../types.js";
-import type { EvictionReason } from "../types.js";
+import { zeroEvictionCounts } from "./control-types.js";
 import { EdgeError } from "../errors.js";
 import type { RelayParts } from "./ports.js";
 import type { RunningConfig } from "./running-config.js";
-
-const REASONS: readonly EvictionReason[] = ["lru_ceiling", "delivered_evict_on_relay", "purged", "deadletter_retention"];
 
 /** Sets a counter to a monotonic total read from its owner (prom-client counters only go up through inc). */
 function setTotal(c: Counter<string>, value: number, labels?: Record<string, string>): void {
@@ -66,9 +64,9 @@ export function createEdgeMetrics(parts: RelayParts, config: RunningConfig): Reg
   new Counter({
     name: "edged_store_evictions_total", help: "Segments evicted from the store, by reason", labelNames: ["reason"], registers: r,
     collect() {
-      const counts = new Map<string, number>(REASONS.map((x) => [x, 0]));
-      for (const e of parts.store.evictions()) counts.set(e.reason, (counts.get(e.reason) ?? 0) + 1);
-      for (const [reason, n] of counts) setTotal(this, n, { reason });
+      const counts = zeroEvictionCounts();
+      for (const e of parts.store.evictions()) counts[e.reason] += 1;
+      for (const [reason, n] of Object.entries(counts)) setTotal(this, n, { reason });
     },
   });
   new Gauge({ name: "edged_config_reload_failed", help: "1 when the last edge.toml reload failed (the running config was kept)", registers: r, collect() { this.set(config.state().config_reload_error === null ? 0 : 1); } });

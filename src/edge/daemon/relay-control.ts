@@ -1,14 +1,13 @@
 import type { Clock } from "../../lib/index.js";
 import { isoTime } from "../../lib/index.js";
-import type { EvictionReason, SegmentKind } from "../types.js";
+import type { SegmentKind } from "../types.js";
 import { EdgeError } from "../errors.js";
 import type {
   BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, PurgeResult, RelayConfigView, RelayControl, RelayStatus, StoreStatus,
 } from "./control-types.js";
+import { zeroEvictionCounts } from "./control-types.js";
 import type { RelayParts } from "./ports.js";
 import type { RunningConfig } from "./running-config.js";
-
-const REASONS: readonly EvictionReason[] = ["lru_ceiling", "delivered_evict_on_relay", "purged", "deadletter_retention"];
 
 /** The daemon's {@link RelayControl}: the control socket's view of the running relay. */
 export class DaemonRelayControl implements RelayControl {
@@ -43,7 +42,7 @@ export class DaemonRelayControl implements RelayControl {
   }
 
   #store(): StoreStatus {
-    const by_reason = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
+    const by_reason = zeroEvictionCounts();
     let bytes = 0;
     const ev = this.#parts.store.evictions();
     for (const e of ev) {

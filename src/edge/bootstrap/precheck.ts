@@ -1,0 +1,155 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { AutonomyError, dateOf, errnoCode, messageOf, systemClock, withFileLock } from "../../lib/index.js";
+import type { Clock } from "../../lib/index.js";
+import { readNodeState, stateRootPaths } from "../../node/index.js";
+import { EdgeError } from "../errors.js";
+import { readBootFile, writeBootFile } from "./boot-state.js";
+import type { EpochEvidence } from "./boot-state.js";
+import { checkTransportCerts } from "./certs.js";
+import { loadBootstrapConfig } from "./config.js";
+import type { BootstrapConfig } from "./config.js";
+import { osFingerprint, readOsIdentity } from "./identity.js";
+import { reconstruct } from "./reconstruct.js";
+import type { ReconstructionHooks } from "./reconstruct.js";
+
+/** The original's exit codes: 0 clean, 1 config invalid, 2 state root invalid, 3 mTLS certificate/CA, 5 reconstruction failed (edged must not start). */
+export const PRECHECK_EXIT = { ok: 0, config: 1, stateRoot: 2, certs: 3, reconstruction: 5 } as const;
+export type PrecheckExitCode = (typeof PRECHECK_EXIT)[keyof typeof PRECHECK_EXIT];
+export type PrecheckOutcome = "first_run" | "match" | "reconstructed" | "failed";
+
+export interface PrecheckCheck {
+  name: "config" | "state_root" | "certificates" | "os_fingerprint" | "reconstruction";
+  ok: boolean;
+  detail: string;
+  /** The error code when it failed. */
+  code?: string;
+}
+
+export interface PrecheckResult {
+  exitCode: PrecheckExitCode;
+  outcome: PrecheckOutcome;
+  checks: PrecheckCheck[];
+  boot_epoch?: number;
+  fingerprint?: string;
+  previous_fingerprint?: string;
+  evidence?: EpochEvidence;
+}
+
+export interface PrecheckOptions {
+  configPath: string;
+  clock?: Clock;
+  /** The instant certificate expiry is judged at (default: the clock, now). */
+  now?: Date;
+  hooks?: ReconstructionHooks;
+}
+
+class Failed extends Error {
+  constructor(readonly exitCode: PrecheckExitCode) {
+    super("precheck failed");
+  }
+}
+
+/**
+ * `edged precheck`: runs before edged starts (systemd: edged-precheck.service).
+ * Validates the config, the state root and the mTLS identity, then compares
+ * the OS fingerprint with the one recorded in the state root: none recorded
+ * is a first run (epoch 0), equal is a match, different is an OS replacement
+ * and runs the reconstruction. Never throws for a failed check: the result
+ * carries the exit code and every check's detail.
+ */
+export async function runPrecheck(opts: PrecheckOptions): Promise<PrecheckResult> {
+  const checks: PrecheckCheck[] = [];
+  const clock = opts.clock ?? systemClock;
+  const run = async <T>(name: PrecheckCheck["name"], exitCode: PrecheckExitCode, f: () => Promise<{ value: T; detail: string }>): Promise<T> => {
+    try {
+      const { value, detail } = await f();
+      checks.push({ name, ok: true, detail });
+      return value;
+    } catch (e) {
+      checks.push(failedCheck(name, e));
+      throw new Failed(exitCode);
+    }
+  };
+  try {
+    const cfg = await run("config", PRECHECK_EXIT.config, async () => ({ value: await loadBootstrapConfig(opts.configPath), detail: `${opts.configPath} is valid` }));
+    const root = cfg.node.stateRoot;
+    await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await checkStateRoot(root), detail: `${root} is a writable directory with a readable node state` }));
+    const now = (opts.now ?? dateOf(clock)).getTime();
+    await run("certificates", PRECHECK_EXIT.certs, async () => {
+      const c = await checkTransportCerts(cfg.transport, now);
+      return { value: c, detail: `certificate valid until ${c.cert_not_after}, CA until ${c.ca_not_after} (more than 7 days)` };
+    });
+    return await withFileLock(stateRootPaths(root).bootstrapLock, () => compareAndReconstruct(cfg, checks, run, clock, opts.hooks), {
+      onTimeout: (pid) => new EdgeError("STATE_ROOT_INVALID", `another edged precheck (process ${pid ?? "unknown"}) is running on ${root}`),
+    }).catch((e: unknown) => {
+      if (e instanceof Failed) throw e;
+      checks.push(failedCheck("state_root", e));
+      throw new Failed(PRECHECK_EXIT.stateRoot);
+    });
+  } catch (e) {
+    if (e instanceof Failed) return { exitCode: e.exitCode, outcome: "failed", checks };
+    throw e;
+  }
+}
+
+function failedCheck(name: PrecheckCheck["name"], e: unknown): PrecheckCheck {
+  // AutonomyError's code is generic over each domain's code union: a string either way.
+  const code: string | undefined = e instanceof AutonomyError ? String(e.code) : undefined;
+  return { name, ok: false, detail: messageOf(e), ...(code !== undefined ? { code } : {}) };
+}
+
+type Runner = <T>(name: PrecheckCheck["name"], exitCode: PrecheckExitCode, f: () => Promise<{ value: T; detail: string }>) => Promise<T>;
+
+async function compareAndReconstruct(cfg: BootstrapConfig, checks: PrecheckCheck[], run: Runner, clock: Clock, hooks: ReconstructionHooks | undefined): Promise<PrecheckResult> {
+  const root = cfg.node.stateRoot;
+  const previous = await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await readBootFile(root), detail: "the recorded OS fingerprint is readable" }));
+  // An unreadable identity leaves edged unable to tell whether the OS changed: it must not start.
+  const { identity, fingerprint } = await run("os_fingerprint", PRECHECK_EXIT.reconstruction, async () => {
+    const id = await readOsIdentity(cfg.bootstrap);
+    const fp = await osFingerprint(id);
+    return { value: { identity: id, fingerprint: fp }, detail: `OS fingerprint ${fp}` };
+  });
+  const at = dateOf(clock).toISOString();
+  if (previous === undefined) {
+    await run("os_fingerprint", PRECHECK_EXIT.stateRoot, async () => ({ value: await writeBootFile(root, { composite_hash: fingerprint, boot_epoch: 0, captured_at: at, identity: { ...identity } }), detail: "first run: fingerprint recorded, boot epoch 0" }));
+    return { exitCode: PRECHECK_EXIT.ok, outcome: "first_run", checks, boot_epoch: 0, fingerprint };
+  }
+  if (previous.composite_hash === fingerprint) {
+    checks.push({ name: "os_fingerprint", ok: true, detail: `matches the recorded fingerprint (boot epoch ${previous.boot_epoch})` });
+    return { exitCode: PRECHECK_EXIT.ok, outcome: "match", checks, boot_epoch: previous.boot_epoch, fingerprint };
+  }
+  checks.push({ name: "os_fingerprint", ok: true, detail: `changed from ${previous.composite_hash}: the OS was replaced, reconstructing` });
+  const evidence = await run("reconstruction", PRECHECK_EXIT.reconstruction, async () => {
+    const ev = await reconstruct({ stateRoot: root, installDir: cfg.bootstrap.runtimeInstallDir, previous, identity, fingerprint, clock, ...(hooks ? { hooks } : {}) });
+    const what = ev.installed ? `runtime reinstalled into ${ev.installed.install_dir} (${ev.installed.files.length} files)` : "no runtime install directory configured";
+    return { value: ev, detail: `boot epoch ${ev.epoch}; ${what}; activation and policy slots intact` };
+  });
+  return { exitCode: PRECHECK_EXIT.ok, outcome: "reconstructed", checks, boot_epoch: evidence.epoch, fingerprint, previous_fingerprint: previous.composite_hash, evidence };
+}
+
+/** Missing, not a directory, not writable (a probe file is created and removed), or its state.json unreadable: exit 2. */
+async function checkStateRoot(root: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(root);
+  } catch (e) {
+    throw new EdgeError("STATE_ROOT_INVALID", `the state root ${root} does not exist (${errnoCode(e) ?? String(e)})`, { cause: e });
+  }
+  if (!st.isDirectory()) throw new EdgeError("STATE_ROOT_INVALID", `the state root ${root} is not a directory`);
+  const probeDir = dirname(stateRootPaths(root).osFingerprint);
+  try {
+    await mkdir(probeDir, { recursive: true });
+    const probe = join(probeDir, `.write-probe-${randomBytes(6).toString("hex")}`);
+    await writeFile(probe, "");
+    await unlink(probe);
+  } catch (e) {
+    throw new EdgeError("STATE_ROOT_INVALID", `the state root ${root} is not writable (${errnoCode(e) ?? String(e)})`, { cause: e });
+  }
+  try {
+    await readNodeState(root);
+  } catch (e) {
+    throw new EdgeError("STATE_ROOT_INVALID", `the node state in ${root} is unreadable: ${messageOf(e)}`, { cause: e });
+  }
+}

@@ -1,0 +1,89 @@
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { crashPoint, errnoCode, fsyncDir, writeFileSynced } from "../../lib/index.js";
+import { EdgeError } from "../errors.js";
+
+/** One file of a tree to install: a safe relative path (checked by the manifest), its bytes and mode. */
+export interface TreeFile {
+  path: string;
+  bytes: Uint8Array;
+  mode: number;
+}
+
+/**
+ * Installs exactly `files` as the directory `target`, durably: a sibling temp
+ * directory is written (each file fsynced, each directory fsynced), then
+ * swapped in by rename and the parent fsynced. Readers see the old tree or the
+ * new one; a crash leaves at most a stray `.<name>.*` sibling, which the next
+ * install removes. The bytes come from the caller, never from a re-read.
+ */
+export async function installTree(target: string, files: readonly TreeFile[]): Promise<void> {
+  const parent = dirname(target);
+  const name = basename(target);
+  await mkdir(parent, { recursive: true });
+  await removeStrays(parent, name);
+  const tmp = join(parent, `.${name}.new-${randomBytes(6).toString("hex")}`);
+  await mkdir(tmp, { mode: 0o755 });
+  const dirs = new Set<string>([tmp]);
+  for (const f of files) {
+    const path = join(tmp, f.path);
+    await mkdir(dirname(path), { recursive: true });
+    for (let d = dirname(path); d.startsWith(tmp); d = dirname(d)) dirs.add(d);
+    await writeFileSynced(path, f.bytes, f.mode);
+    // open(…, mode) is filtered by the umask: set the signed mode exactly.
+    const fh = await open(path, "r");
+    try {
+      await fh.chmod(f.mode);
+    } finally {
+      await fh.close();
+    }
+  }
+  for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(d);
+  crashPoint("tree-before-swap");
+  const old = join(parent, `.${name}.old-${randomBytes(6).toString("hex")}`);
+  const hadOld = await rename(target, old).then(() => true, (e: unknown) => {
+    if (errnoCode(e) === "ENOENT") return false;
+    throw e;
+  });
+  await rename(tmp, target);
+  await fsyncDir(parent);
+  if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+/** Leftovers of an install killed mid-way (`.<name>.new-*` / `.<name>.old-*`). */
+async function removeStrays(parent: string, name: string): Promise<void> {
+  for (const entry of await readdir(parent)) {
+    if (entry.startsWith(`.${name}.new-`) || entry.startsWith(`.${name}.old-`)) await rm(join(parent, entry), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Reads a staged file once, refusing anything but a regular file of exactly
+ * `size` bytes (checked on the open descriptor before reading: a symlink, a
+ * FIFO or a grown file is refused, not followed or read without bound).
+ */
+export async function readExact(path: string, size: number, code: "RUNTIME_MANIFEST_INVALID" | "RECONSTRUCTION_FAILED"): Promise<Buffer> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new EdgeError(code, `cannot open ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new EdgeError(code, `${path} is not a regular file`);
+    if (st.size !== size) throw new EdgeError(code, `${path} is ${st.size} bytes, the signed manifest says ${size}`);
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await fh.read(buf, off, size - off, off);
+      if (bytesRead === 0) throw new EdgeError(code, `${path} shrank while being read`);
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}

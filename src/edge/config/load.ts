@@ -1,0 +1,173 @@
+import { open } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { z } from "zod";
+import { configKeyPath, errnoCode, parseConfigText } from "../../lib/index.js";
+import type { ConfigErrorFactory, FieldProblem } from "../../lib/index.js";
+import { EdgeError } from "../errors.js";
+import { CONFIG_VERSION, EDGE_DEFAULTS, edgeFileSchema } from "./schema.js";
+import type { EdgeConfig, EdgeFile } from "./schema.js";
+
+/** An edge.toml is a few KiB; anything near this is not one, and is refused before parsing. */
+export const MAX_EDGE_CONFIG_BYTES = 1024 * 1024;
+const WHAT = "edge config";
+
+const fail: ConfigErrorFactory = (message, o) =>
+  new EdgeError("EDGE_CONFIG_INVALID", message, {
+    ...(o.cause === undefined ? {} : { cause: o.cause }),
+    ...(o.fields === undefined ? {} : { details: { fields: o.fields } }),
+  });
+
+/**
+ * Reads, validates and resolves an edge.toml (or edge.json): EDGE_CONFIG_INVALID
+ * naming the file and every bad key, or EDGE_CONFIG_VERSION when the file is of
+ * another config version (`autonomy config migrate` upgrades it).
+ */
+export async function loadEdgeConfig(path: string): Promise<EdgeConfig> {
+  return parseEdgeConfig(path, await readBounded(path));
+}
+
+/**
+ * {@link loadEdgeConfig} without the read: `path` names the source in messages,
+ * picks the syntax (`.json` or TOML) and is the base of relative paths.
+ * Defaults come from EDGE_DEFAULTS; paths are made absolute.
+ */
+export function parseEdgeConfig(path: string, text: string): EdgeConfig {
+  if (text.length > MAX_EDGE_CONFIG_BYTES) throw fail(`${path} is over ${MAX_EDGE_CONFIG_BYTES} bytes: not an edge config`, {});
+  checkVersion(path, parseConfigText(path, text, z.unknown(), { what: WHAT, fail }));
+  const file = parseConfigText(path, text, edgeFileSchema, { what: WHAT, fail });
+  const config = resolveEdgeFile(path, file);
+  const problems = semanticProblems(file, config);
+  if (problems.length > 0) {
+    throw fail(`${path}: ${problems.map((f) => `${f.field}: ${f.problem}`).join("; ")}`, { fields: problems });
+  }
+  return config;
+}
+
+/** A file of another version is EDGE_CONFIG_VERSION (with the migrate hint), not a list of unknown keys. */
+function checkVersion(path: string, doc: unknown): void {
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return;
+  const v = (doc as Record<string, unknown>).config_version;
+  if (v === undefined) {
+    throw new EdgeError("EDGE_CONFIG_VERSION", `${path} has no config_version: it is a version-0 edge config (the original product's spelling); this edged reads version ${CONFIG_VERSION}`, {
+      details: { found_version: 0, expected_version: CONFIG_VERSION },
+    });
+  }
+  if (typeof v === "number" && Number.isInteger(v) && v !== CONFIG_VERSION) {
+    const newer = v > CONFIG_VERSION;
+    throw new EdgeError("EDGE_CONFIG_VERSION", `${path} is edge config version ${v}; this edged reads version ${CONFIG_VERSION}`, {
+      details: { found_version: v, expected_version: CONFIG_VERSION },
+      ...(newer ? { hint: "the file was written for a newer edged: upgrade edged, or rewrite the file for this version (docs/edge-config.md)" } : {}),
+    });
+  }
+  // Any other value (a string, a float) is a plain schema error, reported with the rest.
+}
+
+/** The validated file with defaults applied and paths absolute (relative ones are relative to the file's directory). */
+export function resolveEdgeFile(path: string, f: EdgeFile): EdgeConfig {
+  const source = resolve(path);
+  const base = dirname(source);
+  const abs = (p: string): string => resolve(base, p);
+  const D = EDGE_DEFAULTS;
+  const r = f.relay ?? {};
+  const retry = r.retry ?? {};
+  const s = f.scheduler ?? {};
+  const st = f.storage ?? {};
+  const bw = f.bandwidth ?? {};
+  const b = f.bootstrap ?? {};
+  return {
+    source,
+    node: { id: f.node.id, stateRoot: abs(f.node.state_root) },
+    transport: {
+      certFile: abs(f.transport.cert_file),
+      keyFile: abs(f.transport.key_file),
+      caFile: abs(f.transport.ca_file),
+      ...(f.transport.listen === undefined ? {} : { listen: f.transport.listen }),
+    },
+    relay: {
+      enabled: r.enabled ?? D.relay.enabled,
+      successCondition: r.success_condition ?? D.relay.successCondition,
+      workerCount: r.worker_count ?? D.relay.workerCount,
+      dialTimeoutMs: ms(r.dial_timeout_seconds) ?? D.relay.dialTimeoutMs,
+      ackTimeoutMs: ms(r.ack_timeout_seconds) ?? D.relay.ackTimeoutMs,
+      maxSegmentBytes: r.max_segment_bytes ?? D.relay.maxSegmentBytes,
+      evictOnRelay: r.evict_on_relay ?? D.relay.evictOnRelay,
+      relayActivatedRelease: r.relay_activated_release ?? D.relay.relayActivatedRelease,
+      activateRelayedReleases: r.activate_relayed_releases ?? D.relay.activateRelayedReleases,
+      retry: {
+        maxRetry: retry.max_retry ?? D.relay.retry.maxRetry,
+        backoffInitialMs: retry.backoff_initial_ms ?? D.relay.retry.backoffInitialMs,
+        backoffMaxMs: retry.backoff_max_ms ?? D.relay.retry.backoffMaxMs,
+        jitter: retry.jitter ?? D.relay.retry.jitter,
+      },
+    },
+    scheduler: {
+      intervalMs: ms(s.schedule_interval_seconds) ?? D.scheduler.intervalMs,
+      maxConcurrentRelays: s.max_concurrent_relays ?? D.scheduler.maxConcurrentRelays,
+      maxSegmentsPerRound: s.max_segments_per_scheduling_round ?? D.scheduler.maxSegmentsPerRound,
+    },
+    storage: {
+      ceilingBytes: st.ceiling_bytes ?? D.storage.ceilingBytes,
+      deadletterRetentionMs: st.deadletter_retention_hours === undefined ? D.storage.deadletterRetentionMs : Math.round(st.deadletter_retention_hours * 3600 * 1000),
+    },
+    bandwidth: {
+      bytes_per_second: bw.bytes_per_second ?? D.bandwidth.bytes_per_second,
+      daily_quota_bytes: bw.daily_quota_bytes ?? D.bandwidth.daily_quota_bytes,
+      quota_reset_utc: bw.quota_reset_utc ?? D.bandwidth.quota_reset_utc,
+    },
+    peers: (f.peers ?? []).map((p) => ({ id: p.id, address: p.address })),
+    bootstrap: {
+      ...(b.runtime_install_dir === undefined ? {} : { runtimeInstallDir: abs(b.runtime_install_dir) }),
+      osReleaseFile: abs(b.os_release_file ?? D.bootstrap.osReleaseFile),
+      kernelReleaseFile: abs(b.kernel_release_file ?? D.bootstrap.kernelReleaseFile),
+      ...(b.machine_arch === undefined ? {} : { machineArch: b.machine_arch }),
+    },
+  };
+}
+
+/** Rules across keys, which the per-key schema cannot state; each names the key to fix. */
+function semanticProblems(f: EdgeFile, c: EdgeConfig): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  const seen = new Map<string, number>();
+  (f.peers ?? []).forEach((p, i) => {
+    const first = seen.get(p.id);
+    if (first !== undefined) out.push({ field: configKeyPath(["peers", i, "id"]), problem: `duplicate peer id (also peers[${first}])` });
+    else seen.set(p.id, i);
+    if (p.id === f.node.id) out.push({ field: configKeyPath(["peers", i, "id"]), problem: "a peer cannot be this node ([node] id)" });
+  });
+  const { backoffInitialMs, backoffMaxMs } = c.relay.retry;
+  if (backoffInitialMs > backoffMaxMs) {
+    const which = f.relay?.retry?.backoff_initial_ms === undefined ? "backoff_max_ms" : "backoff_initial_ms";
+    out.push({ field: configKeyPath(["relay", "retry", which]), problem: `backoff_initial_ms (${backoffInitialMs}) must not exceed backoff_max_ms (${backoffMaxMs})` });
+  }
+  return out;
+}
+
+function ms(seconds: number | undefined): number | undefined {
+  return seconds === undefined ? undefined : Math.round(seconds * 1000);
+}
+
+/** Reads at most MAX_EDGE_CONFIG_BYTES + 1 bytes, so a huge (or endless, /dev/zero) file is refused without reading it all. */
+async function readBounded(path: string): Promise<string> {
+  let fh;
+  try {
+    fh = await open(path, "r");
+  } catch (e) {
+    throw fail(`cannot read ${WHAT} ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+  }
+  try {
+    const buf = Buffer.alloc(MAX_EDGE_CONFIG_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > MAX_EDGE_CONFIG_BYTES) throw fail(`${path} is over ${MAX_EDGE_CONFIG_BYTES} bytes: not an edge config`, {});
+    }
+    return buf.subarray(0, n).toString("utf8");
+  } catch (e) {
+    if (e instanceof EdgeError) throw e;
+    throw fail(`cannot read ${WHAT} ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,251 @@
+import { setTimeout as delay } from "node:timers/promises";
+import { systemClock } from "../../lib/index.js";
+import type { Clock } from "../../lib/index.js";
+import { EdgeError } from "../errors.js";
+import type { BandwidthConfig, BandwidthLimiter, BandwidthSnapshot } from "../types.js";
+import { DAY_MS, lastResetAt, resetMinute } from "./quota-window.js";
+
+/** Waits `ms` milliseconds; rejects when `signal` aborts. Tests pass a fake that advances a fake clock. */
+export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
+
+export interface BandwidthLimiterOptions {
+  clock?: Clock;
+  sleep?: Sleep;
+}
+
+const realSleep: Sleep = async (ms, signal) => {
+  await delay(ms, undefined, { signal });
+};
+
+interface Waiter {
+  bytes: number;
+  /** Its bytes were taken from the bucket (it is, or was, the head of the queue). */
+  charged: boolean;
+  /** Counted in throttle_count. */
+  waited: boolean;
+  resolve: () => void;
+  reject: (e: Error) => void;
+  signal: AbortSignal | undefined;
+  onAbort: () => void;
+}
+
+/**
+ * One node's uplink limiter (docs/segment-store.md "Bandwidth").
+ *
+ * Rate: a token bucket of `bytes_per_second`, holding at most one second's
+ * worth (the burst). Acquires are served first come, first served; the head of
+ * the queue takes all its bytes at once, which may drive the bucket into debt,
+ * and resolves once the debt is repaid (balance ≥ 0). So a segment larger than
+ * the burst is still sent at exactly the average rate, and the bytes released
+ * in any window of t seconds never exceed rate × t + burst. Tokens are kept in
+ * byte-milliseconds (integers), so the arithmetic is exact to the byte.
+ *
+ * Quota: `daily_quota_bytes` per day, the day running from one
+ * `quota_reset_utc` to the next, computed from the clock on every call (no
+ * timer decides a reset). A clock that jumps backwards never grants a fresh
+ * quota (the day ends only when the clock passes the reset it was waiting
+ * for), and a new reset time only moves the day's end, keeping today's use.
+ *
+ * `update` applies at once, also to a waiting acquire: the bucket is settled
+ * at the old rate up to now and refilled at the new one from now.
+ */
+export function createBandwidthLimiter(cfg: BandwidthConfig, opts: BandwidthLimiterOptions = {}): BandwidthLimiter {
+  return new TokenBucketLimiter(cfg, opts.clock ?? systemClock, opts.sleep ?? realSleep);
+}
+
+/** Throws EDGE_CONFIG_INVALID naming the key when `cfg` is not a valid bandwidth configuration. */
+export function checkBandwidthConfig(cfg: BandwidthConfig): BandwidthConfig {
+  const bad = (key: string, why: string): never => {
+    throw new EdgeError("EDGE_CONFIG_INVALID", `bandwidth.${key}: ${why}`);
+  };
+  if (!Number.isSafeInteger(cfg.bytes_per_second) || cfg.bytes_per_second < 0) bad("bytes_per_second", `must be a non-negative integer (0 = unlimited), got ${String(cfg.bytes_per_second)}`);
+  // Byte-milliseconds must stay exact integers.
+  if (cfg.bytes_per_second > 2 ** 40) bad("bytes_per_second", `must be at most ${2 ** 40}`);
+  if (!Number.isSafeInteger(cfg.daily_quota_bytes) || cfg.daily_quota_bytes < 0) bad("daily_quota_bytes", `must be a non-negative integer (0 = unlimited), got ${String(cfg.daily_quota_bytes)}`);
+  if (typeof cfg.quota_reset_utc !== "string" || resetMinute(cfg.quota_reset_utc) === undefined) bad("quota_reset_utc", `must be HH:MM (UTC), got ${JSON.stringify(cfg.quota_reset_utc)}`);
+  return { bytes_per_second: cfg.bytes_per_second, daily_quota_bytes: cfg.daily_quota_bytes, quota_reset_utc: cfg.quota_reset_utc };
+}
+
+function checkBytes(bytes: number, what: string): void {
+  if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > 2 ** 42) throw new RangeError(`bandwidth ${what}: bytes must be an integer in [0, 2^42], got ${bytes}`);
+}
+
+class TokenBucketLimiter implements BandwidthLimiter {
+  #cfg: BandwidthConfig;
+  #minute: number;
+  /** Bucket balance in byte-milliseconds (bytes × 1000); negative = debt. */
+  #balance: number;
+  #refilledAt: number;
+  readonly #queue: Waiter[] = [];
+  #sleeping: AbortController | undefined;
+  #throttles = 0;
+  #quotaDrops = 0;
+  #used = 0;
+  #windowStart: number;
+
+  constructor(
+    cfg: BandwidthConfig,
+    private readonly clock: Clock,
+    private readonly sleep: Sleep,
+  ) {
+    this.#cfg = checkBandwidthConfig(cfg);
+    this.#minute = resetMinute(this.#cfg.quota_reset_utc) ?? 0;
+    this.#balance = this.#burstMilli();
+    this.#refilledAt = clock.now();
+    this.#windowStart = lastResetAt(this.#refilledAt, this.#minute);
+  }
+
+  // ---------------------------------------------------------------- quota
+
+  reserveQuota(bytes: number): boolean {
+    checkBytes(bytes, "reserveQuota");
+    this.#rollWindow();
+    const quota = this.#cfg.daily_quota_bytes;
+    if (quota > 0 && this.#used + bytes > quota) {
+      this.#quotaDrops++;
+      return false;
+    }
+    this.#used += bytes;
+    return true;
+  }
+
+  /**
+   * Starts a new day once the clock passes the current day's end. The day
+   * never moves backwards: after a backward jump the use is kept until the
+   * clock passes the same reset it was waiting for (no quota twice for one day).
+   */
+  #rollWindow(): void {
+    const start = lastResetAt(this.clock.now(), this.#minute);
+    if (start > this.#windowStart) {
+      this.#used = 0;
+      this.#windowStart = start;
+    }
+  }
+
+  // ---------------------------------------------------------------- rate
+
+  acquire(bytes: number, signal?: AbortSignal): Promise<void> {
+    checkBytes(bytes, "acquire");
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = { bytes, charged: false, waited: false, resolve, reject, signal, onAbort: () => this.#abort(w) };
+      signal?.addEventListener("abort", w.onAbort, { once: true });
+      this.#queue.push(w);
+      this.#pump();
+    });
+  }
+
+  update(cfg: BandwidthConfig): void {
+    const next = checkBandwidthConfig(cfg);
+    this.#refill();
+    const wasUnlimited = this.#cfg.bytes_per_second === 0;
+    this.#rollWindow(); // a reset due under the old schedule still happens
+    this.#cfg = next;
+    const minute = resetMinute(next.quota_reset_utc) ?? 0;
+    if (minute !== this.#minute) {
+      // A new reset time moves the day's end; it does not reset today's use.
+      this.#minute = minute;
+      this.#windowStart = lastResetAt(this.clock.now(), minute);
+    }
+    // From unlimited, start with a full bucket; otherwise keep the balance (debt included), capped at the new burst.
+    this.#balance = wasUnlimited ? this.#burstMilli() : Math.min(this.#balance, this.#burstMilli());
+    this.#pump();
+  }
+
+  snapshot(): BandwidthSnapshot {
+    this.#refill();
+    this.#rollWindow();
+    return {
+      ...this.#cfg,
+      unlimited: this.#cfg.bytes_per_second === 0 && this.#cfg.daily_quota_bytes === 0,
+      available_tokens: this.#cfg.bytes_per_second === 0 ? 0 : Math.floor(this.#balance / 1000),
+      daily_used_bytes: this.#used,
+      quota_resets_at: new Date(this.#windowStart + DAY_MS).toISOString(),
+      throttle_count: this.#throttles,
+      quota_drop_count: this.#quotaDrops,
+    };
+  }
+
+  #burstMilli(): number {
+    return this.#cfg.bytes_per_second * 1000;
+  }
+
+  #refill(): void {
+    const now = this.clock.now();
+    // A clock that jumps backwards adds nothing (and takes nothing away).
+    const dt = Math.max(0, now - this.#refilledAt);
+    this.#refilledAt = now;
+    const rate = this.#cfg.bytes_per_second;
+    if (rate > 0) this.#balance = Math.min(this.#burstMilli(), this.#balance + rate * dt);
+  }
+
+  /** Releases every waiter the bucket allows, in order; arms one sleep for the head's remaining debt. */
+  #pump(): void {
+    this.#refill();
+    const rate = this.#cfg.bytes_per_second;
+    for (;;) {
+      const head = this.#queue[0];
+      if (!head) break;
+      if (rate > 0 && !head.charged) {
+        head.charged = true;
+        this.#balance -= head.bytes * 1000;
+      }
+      if (rate > 0 && this.#balance < 0) {
+        for (const w of this.#queue) {
+          if (!w.waited) {
+            w.waited = true;
+            this.#throttles++;
+          }
+        }
+        this.#arm(Math.ceil(-this.#balance / rate));
+        return;
+      }
+      this.#queue.shift();
+      this.#settle(head);
+      head.resolve();
+    }
+    this.#disarm();
+  }
+
+  #arm(ms: number): void {
+    this.#disarm();
+    const ctl = new AbortController();
+    this.#sleeping = ctl;
+    this.sleep(ms, ctl.signal).then(
+      () => {
+        if (this.#sleeping !== ctl) return;
+        this.#sleeping = undefined;
+        this.#pump();
+      },
+      () => undefined, // superseded by a newer sleep (update, abort, a new pump)
+    );
+  }
+
+  #disarm(): void {
+    this.#sleeping?.abort();
+    this.#sleeping = undefined;
+  }
+
+  #settle(w: Waiter): void {
+    w.signal?.removeEventListener("abort", w.onAbort);
+  }
+
+  #abort(w: Waiter): void {
+    const i = this.#queue.indexOf(w);
+    if (i < 0) return;
+    this.#queue.splice(i, 1);
+    this.#settle(w);
+    this.#refill();
+    // Its bytes were never sent: give back what it took.
+    if (w.charged && this.#cfg.bytes_per_second > 0) this.#balance = Math.min(this.#burstMilli(), this.#balance + w.bytes * 1000);
+    w.reject(abortReason(w.signal));
+    this.#pump();
+  }
+}
+
+/** The signal's reason when it is an Error (as `AbortController.abort(err)` passes it), else an AbortError. */
+function abortReason(signal: AbortSignal | undefined): Error {
+  const r: unknown = signal?.reason;
+  if (r instanceof Error) return r;
+  return Object.assign(new Error("bandwidth acquire aborted"), { name: "AbortError", cause: r });
+}

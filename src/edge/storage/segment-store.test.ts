@@ -1,0 +1,219 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile, appendFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PowerLossFs } from "../../../test/helpers/power-loss-fs.js";
+import { EdgeError } from "../errors.js";
+import type { SegmentStore } from "../types.js";
+import { openSegmentStore, segmentIdOf } from "./index.js";
+
+const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
+const bytesOf = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill);
+const clock = { now: () => Date.parse("2026-01-02T03:04:05Z") };
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof EdgeError) return e.code;
+    throw e;
+  }
+  return "NO_ERROR";
+}
+
+/** Bytes of the segment files actually on disk, by our own reading of the directory. */
+async function diskBytes(dir: string): Promise<{ bytes: number; files: string[] }> {
+  const files = (await readdir(dir)).filter((n) => /^[0-9a-f]{64}\.(data|release)$/.test(n)).sort();
+  let bytes = 0;
+  for (const f of files) bytes += (await stat(join(dir, f))).size;
+  return { bytes, files };
+}
+
+function reconcile(store: SegmentStore, putBytes: number, disk: { bytes: number; files: string[] }): void {
+  const evicted = store.evictions().reduce((s, r) => s + r.bytes, 0);
+  expect(store.usage().used_bytes).toBe(disk.bytes);
+  expect(putBytes - evicted).toBe(disk.bytes);
+  expect(store.usage().segments).toBe(disk.files.length);
+}
+
+describe("segment store (src/edge/storage)", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = join(await mkdtemp(join(tmpdir(), "segstore-")), "edge", "segments");
+  });
+  afterEach(async () => {
+    await rm(join(dir, "..", ".."), { recursive: true, force: true });
+  });
+
+  it("stores a segment under the SHA-256 of its bytes, with its kind, and returns the exact bytes", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const b = new TextEncoder().encode("hello segment");
+    const r = await store.put(b, "release");
+    expect(r).toEqual({ info: { id: sha(b), size: b.byteLength, kind: "release" }, created: true, evicted: [] });
+    expect(segmentIdOf(b)).toBe(sha(b));
+    expect(await readdir(dir)).toContain(`${sha(b)}.release`);
+    expect(Buffer.from(await store.get(sha(b))).equals(Buffer.from(b))).toBe(true);
+    expect(store.has(sha(b))).toBe(true);
+    expect(store.info(sha(b))).toEqual({ id: sha(b), size: b.byteLength, kind: "release" });
+    const again = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(again.info(sha(b))).toEqual({ id: sha(b), size: b.byteLength, kind: "release" });
+    expect(again.list()).toEqual([{ id: sha(b), size: b.byteLength, kind: "release" }]);
+  });
+
+  it("is idempotent: the same bytes again are not written twice (created: false)", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const b = bytesOf(100, 7);
+    expect((await store.put(b, "data")).created).toBe(true);
+    expect((await store.put(b, "data")).created).toBe(false);
+    expect(store.usage()).toEqual({ used_bytes: 100, ceiling_bytes: 1000, segments: 1 });
+  });
+
+  it("copies the caller's bytes: mutating the buffer after put does not change what is stored", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const b = bytesOf(64, 1);
+    const p = store.put(b, "data");
+    b.fill(2);
+    const { info } = await p;
+    expect(info.id).toBe(sha(bytesOf(64, 1)));
+    expect(Buffer.from(await store.get(info.id)).equals(Buffer.from(bytesOf(64, 1)))).toBe(true);
+  });
+
+  it("answers SEGMENT_MISSING for an absent segment and for anything that is not a segment id (no path is ever built from it)", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(await codeOf(store.get("a".repeat(64)))).toBe("SEGMENT_MISSING");
+    for (const bad of ["../../etc/passwd", "A".repeat(64), "a".repeat(63), `${"a".repeat(64)}/x`, `${"a".repeat(64)}.data`, ""]) {
+      expect(await codeOf(store.get(bad)), bad).toBe("SEGMENT_MISSING");
+      expect(store.has(bad)).toBe(false);
+    }
+  });
+
+  it("enforces the ceiling before writing: evicts least-recently-used evictable segments, records each eviction durably", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 300, clock });
+    const a = bytesOf(100, 1), b = bytesOf(100, 2), c = bytesOf(100, 3), d = bytesOf(150, 4);
+    for (const x of [a, b, c]) await store.put(x, "data");
+    await store.get(sha(a)); // a is now the most recently used; b the least
+    const r = await store.put(d, "data", () => true);
+    expect(r.evicted.map((e) => e.id)).toEqual([sha(b), sha(c)]);
+    expect(r.evicted[0]).toEqual({ id: sha(b), bytes: 100, reason: "lru_ceiling", at: "2026-01-02T03:04:05.000Z" });
+    expect(store.has(sha(a)) && store.has(sha(d)) && !store.has(sha(b)) && !store.has(sha(c))).toBe(true);
+    expect(await codeOf(store.get(sha(b)))).toBe("SEGMENT_MISSING");
+    reconcile(store, 450, await diskBytes(dir));
+    const reopened = await openSegmentStore({ dir, ceilingBytes: 300, clock });
+    expect(reopened.evictions()).toEqual(store.evictions());
+    reconcile(reopened, 450, await diskBytes(dir));
+  });
+
+  it("a put also counts as use: the segment put last is evicted last", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 200, clock });
+    const a = bytesOf(100, 1), b = bytesOf(100, 2);
+    await store.put(a, "data");
+    await store.put(b, "data");
+    await store.put(a, "data"); // touches a
+    const r = await store.put(bytesOf(100, 3), "data", () => true);
+    expect(r.evicted.map((e) => e.id)).toEqual([sha(b)]);
+  });
+
+  it("never evicts a segment the caller did not allow, and evicts nothing when the whole need cannot be met", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 300, clock });
+    const a = bytesOf(100, 1), b = bytesOf(100, 2), c = bytesOf(100, 3);
+    for (const x of [a, b, c]) await store.put(x, "data");
+    const allowed = new Set([sha(a)]);
+    const err = await store.put(bytesOf(250, 9), "data", (id) => allowed.has(id)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EdgeError);
+    expect((err as EdgeError).code).toBe("STORAGE_CEILING_EXCEEDED");
+    expect((err as EdgeError).details).toMatchObject({ used_bytes: 300, ceiling_bytes: 300, evictable_bytes: 100, size: 250 });
+    expect(store.evictions()).toEqual([]);
+    expect(store.list().map((s) => s.id).sort()).toEqual([sha(a), sha(b), sha(c)].sort());
+    // Only allowed ones go, even when others are older.
+    const r = await store.put(bytesOf(50, 8), "data", (id) => id === sha(c));
+    expect(r.evicted.map((e) => e.id)).toEqual([sha(c)]);
+    reconcile(store, 350, await diskBytes(dir));
+    expect((await readdir(dir)).filter((n) => n.startsWith("."))).toEqual([]);
+  });
+
+  it("refuses a segment larger than the ceiling without evicting anything", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 100, clock });
+    await store.put(bytesOf(10, 1), "data");
+    expect(await codeOf(store.put(bytesOf(101, 2), "data", () => true))).toBe("STORAGE_CEILING_EXCEEDED");
+    expect(store.evictions()).toEqual([]);
+    expect(store.usage().segments).toBe(1);
+  });
+
+  it("remove() records the caller's reason; undefined when absent", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const { info } = await store.put(bytesOf(10, 1), "data");
+    expect(await store.remove(info.id, "purged")).toEqual({ id: info.id, bytes: 10, reason: "purged", at: "2026-01-02T03:04:05.000Z" });
+    expect(await store.remove(info.id, "purged")).toBeUndefined();
+    expect(store.usage().used_bytes).toBe(0);
+    const lines = (await readFile(join(dir, "evictions.log"), "utf8")).trim().split("\n");
+    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([{ seq: 1, id: info.id, kind: "data", bytes: 10, reason: "purged", at: "2026-01-02T03:04:05.000Z" }]);
+  });
+
+  it("get() re-hashes: a segment whose bytes changed on disk is SEGMENT_CORRUPT, removed with a `corrupt` record, then missing", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const { info } = await store.put(bytesOf(10, 1), "data");
+    await writeFile(join(dir, `${info.id}.data`), bytesOf(10, 2));
+    expect(await codeOf(store.get(info.id))).toBe("SEGMENT_CORRUPT");
+    expect(await codeOf(store.get(info.id))).toBe("SEGMENT_MISSING");
+    expect(store.evictions()).toEqual([{ id: info.id, bytes: 10, reason: "corrupt", at: "2026-01-02T03:04:05.000Z" }]);
+    reconcile(store, 10, await diskBytes(dir));
+  });
+
+  it("open recovers: removes put temps, removes files that no longer match their name (with a record), recomputes usage from disk", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const good = (await store.put(bytesOf(30, 1), "data")).info;
+    const bad = (await store.put(bytesOf(20, 2), "release")).info;
+    await writeFile(join(dir, `${bad.id}.release`), bytesOf(25, 3)); // tampered, and longer
+    await writeFile(join(dir, `.tmp-${"b".repeat(64)}.data`), bytesOf(5, 5));
+    await writeFile(join(dir, "unrelated.txt"), "left alone");
+    const again = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(again.list()).toEqual([good]);
+    expect(again.usage()).toEqual({ used_bytes: 30, ceiling_bytes: 1000, segments: 1 });
+    expect(again.evictions()).toEqual([{ id: bad.id, bytes: 25, reason: "corrupt", at: "2026-01-02T03:04:05.000Z" }]);
+    expect((await readdir(dir)).sort()).toEqual([`${good.id}.data`, "evictions.log", "unrelated.txt"].sort());
+  });
+
+  it("open cuts a torn tail off the eviction log and keeps every complete record", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const { info } = await store.put(bytesOf(10, 1), "data");
+    await store.remove(info.id, "purged");
+    await appendFile(join(dir, "evictions.log"), '{"seq":2,"id":"');
+    const again = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(again.evictions()).toHaveLength(1);
+    const { info: i2 } = await again.put(bytesOf(10, 2), "data");
+    await again.remove(i2.id, "deadletter_retention");
+    const third = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(third.evictions().map((r) => r.reason)).toEqual(["purged", "deadletter_retention"]);
+  });
+
+  it("open finishes an interrupted eviction whose record is durable, and rolls back one whose record is not", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const a = (await store.put(bytesOf(10, 1), "data")).info;
+    const b = (await store.put(bytesOf(10, 2), "data")).info;
+    await store.remove(a.id, "purged"); // record seq 1
+    // Simulate: a's eviction stopped after its record (file still under its evict name) …
+    await writeFile(join(dir, `.evict-1.${a.id}.data`), bytesOf(10, 1));
+    // … and b's stopped before its record (seq 2 was never written).
+    const { rename } = await import("node:fs/promises");
+    await rename(join(dir, `${b.id}.data`), join(dir, `.evict-2.${b.id}.data`));
+    const again = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(again.list()).toEqual([b]);
+    expect(again.evictions().map((r) => r.id)).toEqual([a.id]);
+    expect((await readdir(dir)).sort()).toEqual([`${b.id}.data`, "evictions.log"].sort());
+  });
+
+  it("rejects a non-positive ceiling", async () => {
+    await expect(openSegmentStore({ dir, ceilingBytes: 0 })).rejects.toThrow(/ceilingBytes/);
+  });
+
+  it("runs on an injected file system (the power-loss model): every put is durable once it resolves", async () => {
+    const fs = new PowerLossFs();
+    await fs.mkdirDurable("/state");
+    const store = await openSegmentStore({ dir: "/state/edge/segments", ceilingBytes: 1000, fs, clock });
+    const { info } = await store.put(bytesOf(40, 1), "data");
+    const after = fs.crash();
+    const reopened = await openSegmentStore({ dir: "/state/edge/segments", ceilingBytes: 1000, fs: after, clock });
+    expect(Buffer.from(await reopened.get(info.id)).equals(Buffer.from(bytesOf(40, 1)))).toBe(true);
+  });
+});

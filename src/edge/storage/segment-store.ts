@@ -1,0 +1,327 @@
+import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
+import { errnoCode, isoTime, systemClock } from "../../lib/index.js";
+import type { Clock } from "../../lib/index.js";
+import { nodeWalFs } from "../../telemetry/index.js";
+import type { WalFs } from "../../telemetry/index.js";
+import { EdgeError } from "../errors.js";
+import type { EvictionReason, EvictionRecord, SegmentId, SegmentInfo, SegmentKind, SegmentStore, StoreUsage } from "../types.js";
+import { EvictionLog } from "./eviction-log.js";
+import type { LoggedEviction } from "./eviction-log.js";
+import { EVICTION_LOG, checkSegmentId, evictName, isSegmentKind, parseName, segmentName, tempName } from "./names.js";
+
+export interface SegmentStoreOptions {
+  /** `{state_root}/edge/segments` (src/node stateRootPaths().edgeSegments). */
+  dir: string;
+  /** The most segment bytes the store holds (the eviction log is not counted). */
+  ceilingBytes: number;
+  /** The file system; tests pass a power-loss model (test/helpers/power-loss-fs.ts). */
+  fs?: WalFs;
+  clock?: Clock;
+}
+
+/** Lowercase hex SHA-256: a segment's id. */
+export function segmentIdOf(bytes: Uint8Array): SegmentId {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * Opens (creating if needed) the segment store in `dir` and recovers it: put
+ * temp files are removed, interrupted evictions are finished (their record was
+ * written) or rolled back (it was not), every segment is re-hashed and one that
+ * no longer matches its name is removed with a `corrupt` record, and usage is
+ * recomputed from the files on disk.
+ */
+export async function openSegmentStore(opts: SegmentStoreOptions): Promise<SegmentStore> {
+  if (!Number.isSafeInteger(opts.ceilingBytes) || opts.ceilingBytes <= 0) {
+    throw new RangeError(`segment store: ceilingBytes must be a positive integer, got ${opts.ceilingBytes}`);
+  }
+  const fs = opts.fs ?? nodeWalFs;
+  await makeDirDurable(fs, opts.dir);
+  const log = await EvictionLog.open(fs, join(opts.dir, EVICTION_LOG));
+  const store = new FsSegmentStore(fs, opts.dir, opts.ceilingBytes, opts.clock ?? systemClock, log);
+  await store.recover();
+  return store;
+}
+
+/** mkdir -p, then fsync every directory whose entry was created, so the store's directory survives power loss. */
+async function makeDirDurable(fs: WalFs, dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; !(await fs.exists(d)); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  if (missing.length === 0) return;
+  await fs.mkdirp(dir);
+  for (const d of missing) await fs.fsyncDir(dirname(d));
+}
+
+interface Entry {
+  id: SegmentId;
+  kind: SegmentKind;
+  size: number;
+}
+
+const info = (e: Entry): SegmentInfo => ({ id: e.id, size: e.size, kind: e.kind });
+const publicRecord = (r: LoggedEviction): EvictionRecord => ({ id: r.id, bytes: r.bytes, reason: r.reason, at: r.at });
+
+/**
+ * The store. Mutations (put, remove, the removal of a corrupt segment) run one
+ * at a time, so the ceiling check and the evictions it plans see a stable
+ * state. Reads run beside them: a segment's file never changes once named, and
+ * an eviction renames it away atomically, so a read sees the exact bytes or
+ * nothing (SEGMENT_MISSING).
+ *
+ * An eviction is: rename `<id>.<kind>` → `.evict-<seq>.<id>.<kind>`, fsync the
+ * directory, append record `seq` (fsynced), unlink, fsync the directory. Open
+ * finishes an eviction whose record is in the log and rolls back one whose
+ * record is not, so the log and the files always agree after a power cut.
+ */
+class FsSegmentStore implements SegmentStore {
+  /** Insertion order is recency: the first entry is the least recently used. */
+  readonly #index = new Map<SegmentId, Entry>();
+  #used = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+  /** A segment was renamed into place but the directory fsync after it failed: sync before acknowledging it again. */
+  #dirDirty = false;
+  /** Evicted files whose unlink failed after their record was written; retried before the next mutation, and at open. */
+  readonly #leftovers = new Set<string>();
+
+  constructor(
+    private readonly fs: WalFs,
+    private readonly dir: string,
+    private readonly ceiling: number,
+    private readonly clock: Clock,
+    private readonly log: EvictionLog,
+  ) {}
+
+  // ---------------------------------------------------------------- SegmentStore
+
+  async put(bytes: Uint8Array, kind: SegmentKind, evictable: (id: SegmentId) => boolean = () => false): Promise<{ info: SegmentInfo; created: boolean; evicted: EvictionRecord[] }> {
+    if (!isSegmentKind(kind)) throw new TypeError(`segment store: unknown segment kind ${JSON.stringify(kind)}`);
+    // Our own copy: the id must name exactly the bytes written, whatever the caller does with its buffer meanwhile.
+    const data = Buffer.from(bytes);
+    const id = segmentIdOf(data);
+    return this.#exclusive(async () => {
+      const existing = this.#index.get(id);
+      if (existing) {
+        // Idempotent: same bytes, same segment (its kind is the one first stored).
+        if (this.#dirDirty) await this.#syncDir();
+        this.#touch(existing);
+        return { info: info(existing), created: false, evicted: [] };
+      }
+      const victims = this.#plan(id, data.byteLength, evictable);
+      const evicted: EvictionRecord[] = [];
+      for (const v of victims) evicted.push(publicRecord(await this.#evict(v, "lru_ceiling")));
+      const entry = await this.#write(id, kind, data);
+      return { info: info(entry), created: true, evicted };
+    });
+  }
+
+  async get(id: SegmentId): Promise<Uint8Array> {
+    checkSegmentId(id);
+    const entry = this.#index.get(id);
+    if (!entry) throw missing(id);
+    const bytes = await this.fs.readFile(join(this.dir, segmentName(id, entry.kind)));
+    if (bytes === undefined) throw missing(id);
+    if (segmentIdOf(bytes) !== id) {
+      await this.#exclusive(async () => {
+        if (this.#index.get(id) === entry) await this.#evict(entry, "corrupt");
+      });
+      throw new EdgeError("SEGMENT_CORRUPT", `segment ${id} no longer matches its digest (${bytes.byteLength} bytes on disk); it was removed from the store`, { details: { segment_id: id } });
+    }
+    if (this.#index.get(id) === entry) this.#touch(entry);
+    return bytes;
+  }
+
+  has(id: SegmentId): boolean {
+    return this.#index.has(id);
+  }
+
+  info(id: SegmentId): SegmentInfo | undefined {
+    const e = this.#index.get(id);
+    return e ? info(e) : undefined;
+  }
+
+  remove(id: SegmentId, reason: EvictionReason): Promise<EvictionRecord | undefined> {
+    return this.#exclusive(async () => {
+      const entry = this.#index.get(id);
+      return entry ? publicRecord(await this.#evict(entry, reason)) : undefined;
+    });
+  }
+
+  usage(): StoreUsage {
+    return { used_bytes: this.#used, ceiling_bytes: this.ceiling, segments: this.#index.size };
+  }
+
+  evictions(): readonly EvictionRecord[] {
+    return this.log.records.map(publicRecord);
+  }
+
+  list(): SegmentInfo[] {
+    return [...this.#index.values()].map(info);
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  async recover(): Promise<void> {
+    const names = (await this.fs.list(this.dir)).sort();
+    const present = new Set(names);
+    const candidates: { id: SegmentId; kind: SegmentKind }[] = [];
+    let changed = false;
+    for (const name of names) {
+      const p = parseName(name);
+      if (p.type === "temp") {
+        // A put that never completed: it was never acknowledged.
+        await this.fs.unlink(join(this.dir, name));
+        changed = true;
+      } else if (p.type === "evict") {
+        const back = segmentName(p.id, p.kind);
+        if (this.log.has(p.seq, p.id) || present.has(back)) {
+          await this.fs.unlink(join(this.dir, name));
+        } else {
+          // Its record never became durable: the eviction did not happen.
+          await this.fs.rename(join(this.dir, name), join(this.dir, back));
+          present.add(back);
+          candidates.push({ id: p.id, kind: p.kind });
+        }
+        changed = true;
+      } else if (p.type === "segment") {
+        candidates.push({ id: p.id, kind: p.kind });
+      }
+    }
+    // Rolled-back names must be durable before a new record can reuse their sequence number.
+    if (changed) await this.#syncDir();
+    for (const c of candidates) await this.#admit(c.id, c.kind);
+  }
+
+  /** Re-hashes one segment file found at open; a mismatch (or a second copy of an id) leaves with a `corrupt` record. */
+  async #admit(id: SegmentId, kind: SegmentKind): Promise<void> {
+    const bytes = await this.fs.readFile(join(this.dir, segmentName(id, kind)));
+    if (bytes === undefined) return;
+    const entry: Entry = { id, kind, size: bytes.byteLength };
+    if (this.#index.has(id) || segmentIdOf(bytes) !== id) {
+      await this.#evict(entry, "corrupt", false);
+      return;
+    }
+    this.#index.set(id, entry);
+    this.#used += entry.size;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(async () => {
+      await this.#retryLeftovers();
+      return fn();
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #touch(e: Entry): void {
+    this.#index.delete(e.id);
+    this.#index.set(e.id, e);
+  }
+
+  /**
+   * The least-recently-used segments `evictable` allows whose removal makes
+   * `size` more bytes fit under the ceiling. All or nothing: when even every
+   * allowed segment would not make room, nothing is evicted and the put fails —
+   * evicting delivered segments for a write that cannot happen anyway would
+   * only destroy data (a later retry to a slow peer may still need them).
+   */
+  #plan(id: SegmentId, size: number, evictable: (id: SegmentId) => boolean): Entry[] {
+    const need = this.#used + size - this.ceiling;
+    if (need <= 0) return [];
+    const victims: Entry[] = [];
+    let freed = 0;
+    if (size <= this.ceiling) {
+      for (const e of this.#index.values()) {
+        if (freed >= need) break;
+        if (!evictable(e.id)) continue;
+        victims.push(e);
+        freed += e.size;
+      }
+    }
+    if (freed >= need) return victims;
+    throw new EdgeError(
+      "STORAGE_CEILING_EXCEEDED",
+      `segment ${id} (${size} bytes) does not fit under the storage ceiling of ${this.ceiling} bytes: ${this.#used} bytes in use, ` +
+        `${freed} bytes of them evictable (delivered); nothing was evicted or written`,
+      { details: { segment_id: id, size, used_bytes: this.#used, ceiling_bytes: this.ceiling, evictable_bytes: freed } },
+    );
+  }
+
+  /** temp → fsync → rename → fsync(dir). */
+  async #write(id: SegmentId, kind: SegmentKind, data: Buffer): Promise<Entry> {
+    const tmp = join(this.dir, tempName(id, kind));
+    try {
+      await this.fs.writeFileSynced(tmp, data);
+      await this.fs.rename(tmp, join(this.dir, segmentName(id, kind)));
+    } catch (e) {
+      await this.fs.unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+    // Named and complete (fsynced before the rename): it is in the store, acknowledged or not.
+    const entry: Entry = { id, kind, size: data.byteLength };
+    this.#index.set(id, entry);
+    this.#used += entry.size;
+    this.#dirDirty = true;
+    await this.#syncDir();
+    return entry;
+  }
+
+  /** Removes one segment with a durable record (the protocol in the class comment). `indexed`: it is in the index (not at open). */
+  async #evict(entry: Entry, reason: EvictionReason, indexed = true): Promise<LoggedEviction> {
+    const seq = this.log.nextSeq;
+    const from = join(this.dir, segmentName(entry.id, entry.kind));
+    const to = join(this.dir, evictName(seq, entry.id, entry.kind));
+    await this.fs.rename(from, to);
+    const rec: LoggedEviction = { seq, id: entry.id, kind: entry.kind, bytes: entry.size, reason, at: isoTime(this.clock) };
+    try {
+      await this.fs.fsyncDir(this.dir);
+      await this.log.append(rec);
+    } catch (e) {
+      // No durable record: put the segment back (open would do the same after a crash).
+      const restored = await this.fs.rename(to, from).then(() => true, () => false);
+      if (!restored && indexed) {
+        // Misplaced until the next open rolls it back: not served meanwhile.
+        this.#index.delete(entry.id);
+        this.#used -= entry.size;
+      }
+      throw e;
+    }
+    if (indexed) {
+      this.#index.delete(entry.id);
+      this.#used -= entry.size;
+    }
+    try {
+      await this.fs.unlink(to);
+      await this.fs.fsyncDir(this.dir);
+    } catch (e) {
+      if (errnoCode(e) !== "ENOENT") this.#leftovers.add(to);
+    }
+    return rec;
+  }
+
+  async #retryLeftovers(): Promise<void> {
+    if (this.#leftovers.size === 0) return;
+    for (const path of [...this.#leftovers]) {
+      await this.fs.unlink(path).catch((e: unknown) => {
+        if (errnoCode(e) !== "ENOENT") throw e;
+      });
+      this.#leftovers.delete(path);
+    }
+    await this.#syncDir();
+  }
+
+  async #syncDir(): Promise<void> {
+    await this.fs.fsyncDir(this.dir);
+    this.#dirDirty = false;
+  }
+}
+
+function missing(id: SegmentId): EdgeError {
+  return new EdgeError("SEGMENT_MISSING", `segment ${id} is not in the store`, { details: { segment_id: id } });
+}

@@ -1,0 +1,82 @@
+import { X509Certificate as NodeCertificate } from "node:crypto";
+import { AutonomyError } from "../lib/index.js";
+import { keyMatches, parseCertificates, parsePrivateKey, readPemFile } from "./read.js";
+import type { TlsIdentityFiles } from "./read.js";
+import type { x509 } from "./x509.js";
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** What can be wrong with an endpoint's mTLS files (`edged precheck` exits 3 on any of them). */
+export type CertProblemCode =
+  | "CERT_UNREADABLE" | "CERT_KEY_MISMATCH" | "CERT_NOT_ISSUED_BY_CA"
+  | "CERT_EXPIRED" | "CERT_NOT_YET_VALID" | "CERT_EXPIRING";
+
+export interface CertProblem {
+  code: CertProblemCode;
+  /** The file the problem is in (cert_file, key_file or ca_file). */
+  file: string;
+  message: string;
+}
+
+export interface CheckCertificatesOptions extends TlsIdentityFiles {
+  /** The instant judged (default: now). */
+  now?: Date | number;
+  /** A certificate (or CA) ending within this many days is a problem (default 7, the original's precheck). */
+  minValidDays?: number;
+}
+
+/**
+ * Every problem with an endpoint's certificate, key and CA bundle at `now`;
+ * an empty list means a relay link can be built with them. Reports rather than
+ * throws, so a precheck shows all problems at once.
+ */
+export async function checkCertificates(opts: CheckCertificatesOptions): Promise<CertProblem[]> {
+  const now = typeof opts.now === "number" ? opts.now : (opts.now ?? new Date()).getTime();
+  const minValidMs = (opts.minValidDays ?? 7) * DAY_MS;
+  const problems: CertProblem[] = [];
+  const leaf = await attempt(problems, opts.certFile, async () => parseCertificates((await readPemFile(opts.certFile)).toString("utf8"), opts.certFile)[0]);
+  const key = await attempt(problems, opts.keyFile, async () => parsePrivateKey((await readPemFile(opts.keyFile)).toString("utf8"), opts.keyFile));
+  const cas = await attempt(problems, opts.caFile, async () => parseCertificates((await readPemFile(opts.caFile)).toString("utf8"), opts.caFile));
+  if (leaf !== undefined && key !== undefined && !keyMatches(leaf, key)) {
+    problems.push({ code: "CERT_KEY_MISMATCH", file: opts.keyFile, message: `${opts.keyFile} is not the private key of ${opts.certFile}` });
+  }
+  if (leaf !== undefined && cas !== undefined && !cas.some((ca) => issuedBy(leaf, ca))) {
+    problems.push({ code: "CERT_NOT_ISSUED_BY_CA", file: opts.certFile, message: `${opts.certFile} (CN=${cn(leaf)}) is not signed by any CA in ${opts.caFile}` });
+  }
+  if (leaf !== undefined) problems.push(...validity(leaf, opts.certFile, "certificate", now, minValidMs));
+  for (const ca of cas ?? []) problems.push(...validity(ca, opts.caFile, "CA certificate", now, minValidMs));
+  return problems;
+}
+
+/** True when `ca` names and signed `cert` (issuer DN = CA subject DN, and the signature verifies with its key). */
+export function issuedBy(cert: x509.X509Certificate, ca: x509.X509Certificate): boolean {
+  const leaf = new NodeCertificate(Buffer.from(cert.rawData));
+  const issuer = new NodeCertificate(Buffer.from(ca.rawData));
+  return leaf.checkIssued(issuer) && leaf.verify(issuer.publicKey);
+}
+
+function validity(cert: x509.X509Certificate, file: string, what: string, now: number, minValidMs: number): CertProblem[] {
+  const end = cert.notAfter.getTime();
+  const name = `${what} CN=${cn(cert)} in ${file}`;
+  if (now < cert.notBefore.getTime()) return [{ code: "CERT_NOT_YET_VALID", file, message: `${name} is not valid before ${cert.notBefore.toISOString()}` }];
+  if (now >= end) return [{ code: "CERT_EXPIRED", file, message: `${name} expired ${cert.notAfter.toISOString()}` }];
+  if (end - now < minValidMs) {
+    const days = Math.floor((end - now) / DAY_MS);
+    return [{ code: "CERT_EXPIRING", file, message: `${name} expires ${cert.notAfter.toISOString()} (in ${days} day${days === 1 ? "" : "s"}, under ${minValidMs / DAY_MS})` }];
+  }
+  return [];
+}
+
+function cn(cert: x509.X509Certificate): string {
+  return cert.subjectName.getField("CN")[0] ?? "?";
+}
+
+async function attempt<T>(problems: CertProblem[], file: string, read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (e) {
+    if (!(e instanceof AutonomyError)) throw e;
+    problems.push({ code: "CERT_UNREADABLE", file, message: e.message });
+    return undefined;
+  }
+}

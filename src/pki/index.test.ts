@@ -1,0 +1,173 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PkiError, certSummary, checkCertificates, initCa, issueCert, readTlsIdentity } from "./index.js";
+import type { WrittenIdentity } from "./index.js";
+
+const DAY = 24 * 3600 * 1000;
+let dir: string;
+let ca: WrittenIdentity;
+let node: WrittenIdentity;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pki-"));
+  ca = await initCa({ outDir: join(dir, "ca") });
+  node = await issueCert({ caDir: join(dir, "ca"), name: "edge-a", sans: ["127.0.0.1", "localhost"], outDir: join(dir, "nodes") });
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function rejection(p: Promise<unknown>): Promise<PkiError> {
+  const e: unknown = await p.then(() => undefined, (err: unknown) => err);
+  if (!(e instanceof PkiError)) throw new Error(`expected a PkiError, got ${String(e)}`);
+  return e;
+}
+
+describe("initCa", () => {
+  it("writes a P-256 CA: ca.key PKCS#8 mode 0600, ca.crt a CA certificate", async () => {
+    expect(ca.certFile).toBe(join(dir, "ca", "ca.crt"));
+    expect((await stat(ca.keyFile)).mode & 0o777).toBe(0o600);
+    expect(await readFile(ca.keyFile, "utf8")).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    const s = certSummary(await readFile(ca.certFile, "utf8"));
+    expect(s).toMatchObject({ subject_cn: "AutonomyOps fleet CA", issuer_cn: "AutonomyOps fleet CA", is_ca: true, sans: [] });
+    expect(Date.parse(s.not_after) - Date.now()).toBeGreaterThan(3649 * DAY);
+  });
+
+  it("refuses to replace an existing CA without force, and replaces it with force", async () => {
+    const before = await readFile(ca.certFile, "utf8");
+    const e = await rejection(initCa({ outDir: join(dir, "ca") }));
+    expect(e.code).toBe("CA_EXISTS");
+    expect(e.message).toContain("ca.crt already exists");
+    expect(await readFile(ca.certFile, "utf8")).toBe(before);
+    const other = join(dir, "ca-forced");
+    await initCa({ outDir: other });
+    const first = await readFile(join(other, "ca.crt"), "utf8");
+    await initCa({ outDir: other, force: true, name: "second" });
+    expect(await readFile(join(other, "ca.crt"), "utf8")).not.toBe(first);
+    expect(certSummary(await readFile(join(other, "ca.crt"), "utf8")).subject_cn).toBe("second");
+  });
+});
+
+describe("issueCert", () => {
+  it("issues CN = DNS SAN = name, the asked SANs, serverAuth + clientAuth, 90 days, a 16-byte positive serial", async () => {
+    expect(node).toEqual({ certFile: join(dir, "nodes", "edge-a.crt"), keyFile: join(dir, "nodes", "edge-a.key") });
+    expect((await stat(node.keyFile)).mode & 0o777).toBe(0o600);
+    const s = certSummary(await readFile(node.certFile, "utf8"));
+    expect(s).toMatchObject({
+      subject_cn: "edge-a", issuer_cn: "AutonomyOps fleet CA", is_ca: false,
+      sans: ["DNS:edge-a", "IP:127.0.0.1", "DNS:localhost"], extended_key_usage: ["serverAuth", "clientAuth"],
+    });
+    expect(s.serial).toMatch(/^[4-7][0-9a-f]{31}$/);
+    const days = (Date.parse(s.not_after) - Date.parse(s.not_before)) / DAY;
+    expect(days).toBeGreaterThan(90);
+    expect(days).toBeLessThan(90.01);
+  });
+
+  it("gives every certificate its own serial", async () => {
+    const a = await issueCert({ caDir: join(dir, "ca"), name: "serial-a", outDir: join(dir, "serials") });
+    const b = await issueCert({ caDir: join(dir, "ca"), name: "serial-b", outDir: join(dir, "serials") });
+    expect(certSummary(await readFile(a.certFile, "utf8")).serial).not.toBe(certSummary(await readFile(b.certFile, "utf8")).serial);
+  });
+
+  it("refuses names that could not be a node id or a file name, and bad SANs", async () => {
+    for (const name of ["../evil", "a/b", "", "-x", "a b", "x".repeat(129)]) {
+      expect((await rejection(issueCert({ caDir: join(dir, "ca"), name }))).code, name).toBe("CERT_NAME_INVALID");
+    }
+    expect((await rejection(issueCert({ caDir: join(dir, "ca"), name: "ok", sans: ["not a name!"] }))).code).toBe("CERT_NAME_INVALID");
+  });
+
+  it("refuses a validity beyond the CA's, zero days, or an empty window", async () => {
+    const caDir = join(dir, "ca");
+    expect((await rejection(issueCert({ caDir, name: "n", days: 3700 }))).code).toBe("CERT_VALIDITY_INVALID");
+    expect((await rejection(issueCert({ caDir, name: "n", days: 0 }))).code).toBe("CERT_VALIDITY_INVALID");
+    const t = new Date();
+    expect((await rejection(issueCert({ caDir, name: "n", notBefore: t, notAfter: t }))).code).toBe("CERT_VALIDITY_INVALID");
+  });
+
+  it("refuses a CA directory without a CA, or whose key is not the CA's", async () => {
+    expect((await rejection(issueCert({ caDir: join(dir, "nowhere"), name: "n" }))).code).toBe("CA_UNREADABLE");
+    const mixed = join(dir, "mixed");
+    await initCa({ outDir: mixed });
+    await writeFile(join(mixed, "ca.key"), await readFile(ca.keyFile));
+    expect((await rejection(issueCert({ caDir: mixed, name: "n" }))).code).toBe("CERT_KEY_MISMATCH");
+    const notCa = join(dir, "not-ca");
+    await issueCert({ caDir: join(dir, "ca"), name: "leaf", outDir: notCa });
+    await writeFile(join(notCa, "ca.crt"), await readFile(join(notCa, "leaf.crt")));
+    await writeFile(join(notCa, "ca.key"), await readFile(join(notCa, "leaf.key")));
+    const e = await rejection(issueCert({ caDir: notCa, name: "n" }));
+    expect(e.code).toBe("CA_UNREADABLE");
+    expect(e.message).toContain("basicConstraints");
+  });
+});
+
+describe("reading certificates", () => {
+  it("garbage or truncated PEM is CERT_UNREADABLE naming the file and what is wrong", async () => {
+    const pem = await readFile(node.certFile, "utf8");
+    const cases: [string, string, RegExp][] = [
+      ["garbage.crt", "hello world\n", /garbage\.crt: it has no PEM certificate/],
+      ["truncated.crt", pem.slice(0, pem.length - 40), /truncated\.crt: its certificate block is truncated/],
+      ["cut-der.crt", `-----BEGIN CERTIFICATE-----\n${pem.split("\n")[1] ?? ""}\n-----END CERTIFICATE-----\n`, /cut-der\.crt: certificate 1 is not a valid X\.509 certificate/],
+      ["bad-b64.crt", "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", /bad-b64\.crt: certificate 1 is not valid base64/],
+      ["empty.crt", "", /empty\.crt: it has no PEM certificate/],
+    ];
+    for (const [name, text, message] of cases) {
+      const e = (() => { try { certSummary(text, name); } catch (err) { return err; } return undefined; })();
+      expect(e, name).toBeInstanceOf(PkiError);
+      expect((e as PkiError).code, name).toBe("CERT_UNREADABLE");
+      expect((e as PkiError).message, name).toMatch(message);
+    }
+  });
+
+  it("readTlsIdentity returns the three PEM buffers, and refuses a key that is not the certificate's", async () => {
+    const id = await readTlsIdentity({ certFile: node.certFile, keyFile: node.keyFile, caFile: ca.certFile });
+    expect(id.cert.toString()).toContain("BEGIN CERTIFICATE");
+    expect(id.key.toString()).toContain("BEGIN PRIVATE KEY");
+    expect(id.ca.equals(await readFile(ca.certFile))).toBe(true);
+    expect((await rejection(readTlsIdentity({ certFile: node.certFile, keyFile: ca.keyFile, caFile: ca.certFile }))).code).toBe("CERT_KEY_MISMATCH");
+    const missing = await rejection(readTlsIdentity({ certFile: join(dir, "missing.crt"), keyFile: node.keyFile, caFile: ca.certFile }));
+    expect(missing.code).toBe("CERT_UNREADABLE");
+    expect(missing.message).toMatch(/missing\.crt: cannot read it \(ENOENT\)/);
+  });
+});
+
+describe("checkCertificates", () => {
+  const files = () => ({ certFile: node.certFile, keyFile: node.keyFile, caFile: ca.certFile });
+
+  it("finds nothing wrong with a fresh certificate", async () => {
+    expect(await checkCertificates(files())).toEqual([]);
+  });
+
+  it("reports expiring within minValidDays, expired, and not yet valid", async () => {
+    const now = Date.now();
+    const soon = await issueCert({ caDir: join(dir, "ca"), name: "soon", outDir: join(dir, "t"), notBefore: new Date(now - DAY), notAfter: new Date(now + 3 * DAY) });
+    const f = { ...soon, caFile: ca.certFile };
+    expect((await checkCertificates({ ...f, now })).map((p) => p.code)).toEqual(["CERT_EXPIRING"]);
+    expect(await checkCertificates({ ...f, now, minValidDays: 2 })).toEqual([]);
+    expect((await checkCertificates({ ...f, now: now + 4 * DAY })).map((p) => p.code)).toEqual(["CERT_EXPIRED"]);
+    const later = await issueCert({ caDir: join(dir, "ca"), name: "later", outDir: join(dir, "t"), notBefore: new Date(now + DAY), notAfter: new Date(now + 30 * DAY) });
+    expect((await checkCertificates({ ...later, caFile: ca.certFile, now })).map((p) => p.code)).toEqual(["CERT_NOT_YET_VALID"]);
+    expect((await checkCertificates({ ...f, now })).map((p) => p.message)[0]).toMatch(/certificate CN=soon in .*soon\.crt expires .* \(in 2 days, under 7\)/);
+  });
+
+  it("reports a certificate of another CA, a mismatched key, and every unreadable file at once", async () => {
+    const other = join(dir, "other-ca");
+    const otherCa = await initCa({ outDir: other });
+    expect((await checkCertificates({ ...files(), caFile: otherCa.certFile })).map((p) => p.code)).toEqual(["CERT_NOT_ISSUED_BY_CA"]);
+    expect((await checkCertificates({ ...files(), keyFile: otherCa.keyFile })).map((p) => p.code)).toEqual(["CERT_KEY_MISMATCH"]);
+    const bad = join(dir, "bad.pem");
+    await writeFile(bad, "-----BEGIN CERTIFICATE-----\nAAAA\n");
+    const problems = await checkCertificates({ certFile: bad, keyFile: join(dir, "none.key"), caFile: bad });
+    expect(problems.map((p) => [p.code, p.file])).toEqual([["CERT_UNREADABLE", bad], ["CERT_UNREADABLE", join(dir, "none.key")], ["CERT_UNREADABLE", bad]]);
+  });
+
+  it("accepts a CA bundle (old and new CA during a rotation) and checks the CA's own expiry", async () => {
+    const other = await initCa({ outDir: join(dir, "bundle-ca"), days: 5 });
+    const bundle = join(dir, "bundle.crt");
+    await writeFile(bundle, (await readFile(other.certFile, "utf8")) + (await readFile(ca.certFile, "utf8")));
+    const problems = await checkCertificates({ ...files(), caFile: bundle });
+    expect(problems.map((p) => p.code)).toEqual(["CERT_EXPIRING"]);
+    expect(problems[0]?.message).toContain("CA certificate CN=AutonomyOps fleet CA");
+  });
+});
