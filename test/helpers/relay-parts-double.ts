@@ -70,7 +70,7 @@ export class EngineRecorder implements RelayEngine {
     return { overall: { ...q, scheduled: n * this.peers.length, total: n * this.peers.length }, peers: Object.fromEntries(this.peers.map((p) => [p, { queue: { ...q }, last_error: null }])), last_error: null };
   }
   stats() {
-    return { delivered_total: this.delivered, failed_attempts_total: 0, deadlettered_total: 0, bytes_sent_total: 0 };
+    return { delivered_total: this.delivered, pushes_acked_total: 0, failed_attempts_total: 0, bytes_sent_total: 0 };
   }
   deadletterList() {
     return Promise.resolve([]);

@@ -4,7 +4,7 @@ import { Counter, Gauge, Registry } from "prom-client";
 import { DELIVERY_STATES } from "../types.js";
 import { zeroEvictionCounts } from "./control-types.js";
 import { EdgeError } from "../errors.js";
-import type { RelayParts } from "./ports.js";
+import type { EngineStats, RelayParts } from "./ports.js";
 import type { RunningConfig } from "./running-config.js";
 
 /** Sets a counter to a monotonic total read from its owner (prom-client counters only go up through inc). */
@@ -39,13 +39,13 @@ export function createEdgeMetrics(parts: RelayParts, config: RunningConfig): Reg
       }
     },
   });
-  const stats = (name: string, help: string, key: "delivered_total" | "failed_attempts_total" | "deadlettered_total" | "bytes_sent_total"): void => {
+  const stats = (name: string, help: string, key: keyof EngineStats): void => {
     new Counter({ name, help, registers: r, collect() { setTotal(this, parts.engine.stats()[key]); } });
   };
-  stats("edged_relay_delivered_total", "Deliveries acknowledged by a peer since edged started", "delivered_total");
-  stats("edged_relay_failed_attempts_total", "Delivery attempts that failed (retried with backoff) since edged started", "failed_attempts_total");
-  stats("edged_relay_deadlettered_total", "Deliveries moved to DEADLETTER since edged started", "deadlettered_total");
-  stats("edged_relay_sent_bytes_total", "Segment bytes pushed to peers since edged started", "bytes_sent_total");
+  stats("edged_relay_delivered_total", "Segments whose success condition was met (durable, across restarts)", "delivered_total");
+  stats("edged_relay_pushes_acked_total", "Pushes a peer acknowledged since edged started", "pushes_acked_total");
+  stats("edged_relay_failed_attempts_total", "Pushes that failed (retried with backoff or dead-lettered) since edged started", "failed_attempts_total");
+  stats("edged_relay_sent_bytes_total", "Segment bytes peers acknowledged since edged started", "bytes_sent_total");
   new Counter({ name: "edged_bandwidth_throttled_total", help: "Sends that waited for bandwidth tokens", registers: r, collect() { setTotal(this, parts.bandwidth.snapshot().throttle_count); } });
   new Counter({ name: "edged_bandwidth_quota_drops_total", help: "Sends refused because the daily quota was used up (retried after the reset)", registers: r, collect() { setTotal(this, parts.bandwidth.snapshot().quota_drop_count); } });
   new Gauge({ name: "edged_bandwidth_daily_used_bytes", help: "Bytes counted against today's quota", registers: r, collect() { this.set(parts.bandwidth.snapshot().daily_used_bytes); } });

@@ -36,9 +36,13 @@ export interface EngineQueue {
 }
 
 export interface EngineStats {
+  /** Segments whose success condition was met (the ledger's durable count). */
   delivered_total: number;
+  /** Pushes a peer acknowledged, since edged started. */
+  pushes_acked_total: number;
+  /** Pushes that failed (retried with backoff or dead-lettered), since edged started. */
   failed_attempts_total: number;
-  deadlettered_total: number;
+  /** Segment bytes peers acknowledged, since edged started. */
   bytes_sent_total: number;
 }
 
