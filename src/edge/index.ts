@@ -39,12 +39,12 @@ export type { ControlClientOptions } from "./daemon/ctl-client.js";
 export { createControlServer } from "./daemon/control-server.js";
 export { listenControlSocket, DEFAULT_CONTROL_SOCKET } from "./daemon/control-socket.js";
 export type {
-  RelayControl, RelayStatus, RelayConfigView, QueueCounts, PeerStatus, RelayErrorView, StoreStatus, ConfigState, BandwidthChange, BandwidthApplied,
-  DeadLetterEntry, DeadLetterDetail, DeadLetterRetried, DeliveryAttempt, PurgeRequest, PurgeResult,
+  RelayControl, RelayStatusView, RelayConfigView, QueueCounts, PeerStatusView, RelayErrorView, StoreStatus, ConfigState, BandwidthChange, BandwidthApplied,
+  DeadLetterEntry, DeadLetterDetail, DeadLetterRetried, DeliveryAttempt, PurgeRequest, DeadLetterPurgeResult,
 } from "./daemon/control-types.js";
 export { startEdgeDaemon } from "./daemon/daemon.js";
 export type { EdgeDaemon, EdgeDaemonOptions } from "./daemon/daemon.js";
 export { untilStopped } from "./daemon/signals.js";
 export type { RelayEngine, RelayParts, RelayPartsFactory, EdgeConfigLoader, EngineQueue, EngineStats, PartsContext } from "./daemon/ports.js";
 export { startReleaseHooks } from "./daemon/release-hooks.js";
-export type { InboxEntry, RelayInbox, ReleaseRelay, ReleaseHooksOptions } from "./daemon/release-hooks.js";
+export type { InboxArrival, RelayInbox, ReleaseRelay, ReleaseHooksOptions } from "./daemon/release-hooks.js";

@@ -1,4 +1,4 @@
-import type { DeadLetterDetail, DeadLetterEntry, PurgeResult, QueueCounts, RelayConfigView, RelayStatus } from "../../edge/index.js";
+import type { DeadLetterDetail, DeadLetterEntry, DeadLetterPurgeResult, QueueCounts, RelayConfigView, RelayStatusView } from "../../edge/index.js";
 
 /** Text renderings of edgectl's results (the --json document is the result itself). */
 
@@ -10,7 +10,7 @@ function rate(n: number, unit: string): string {
   return n === 0 ? "unlimited" : `${n} ${unit}`;
 }
 
-export function statusText(s: RelayStatus): string {
+export function statusText(s: RelayStatusView): string {
   if (!s.enabled) return `relay: disabled\nqueried_at: ${s.queried_at}`;
   const b = s.bandwidth;
   const lines = [
@@ -63,7 +63,7 @@ export function deadletterDetailText(d: DeadLetterDetail): string {
   ].join("\n");
 }
 
-export function purgeText(p: PurgeResult): string {
+export function purgeText(p: DeadLetterPurgeResult): string {
   const what = p.matched.map((m) => `  ${m.segment_id} ${m.peer_id}`);
   if (p.dry_run) return [`dry run: ${p.matched.length} dead letter(s) would be purged (pass --force to purge)`, ...what].join("\n");
   return [`purged ${p.purged} dead letter(s)`, ...what].join("\n");

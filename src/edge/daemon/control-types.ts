@@ -12,7 +12,7 @@ import type { BandwidthConfig, BandwidthSnapshot, DeliveryState, EvictionReason,
 /** Deliveries per ledger state, plus their total. */
 export type QueueCounts = Record<DeliveryState, number> & { total: number };
 
-export interface PeerStatus {
+export interface PeerStatusView {
   peer_id: string;
   address: string;
   queue: QueueCounts;
@@ -46,13 +46,13 @@ export interface ConfigState {
 }
 
 /** `GET /v1/relay/status`: everything `edgectl relay status` shows. */
-export interface RelayStatus {
+export interface RelayStatusView {
   enabled: boolean;
   node_id: string;
   success_condition: SuccessCondition;
   workers: number;
   queue: QueueCounts;
-  peers: PeerStatus[];
+  peers: PeerStatusView[];
   bandwidth: BandwidthSnapshot;
   last_error: RelayErrorView | null;
   refused_peers: RefusedPeer[];
@@ -132,7 +132,7 @@ export interface PurgeRequest {
   force: boolean;
 }
 
-export interface PurgeResult {
+export interface DeadLetterPurgeResult {
   /** True when nothing was removed (no --force): `matched` is what a forced purge would remove. */
   dry_run: boolean;
   matched: { segment_id: string; peer_id: string }[];
@@ -145,13 +145,13 @@ export interface PurgeResult {
  * it into problem details with the same code.
  */
 export interface RelayControl {
-  status(): Promise<RelayStatus>;
+  status(): Promise<RelayStatusView>;
   config(): Promise<RelayConfigView>;
   setBandwidth(change: BandwidthChange): Promise<BandwidthApplied>;
   deadletterList(limit: number): Promise<DeadLetterEntry[]>;
   deadletterInspect(segmentId: string, peerId: string): Promise<DeadLetterDetail>;
   deadletterRetry(segmentId: string, peerId: string): Promise<DeadLetterRetried>;
-  deadletterPurge(req: PurgeRequest): Promise<PurgeResult>;
+  deadletterPurge(req: PurgeRequest): Promise<DeadLetterPurgeResult>;
   /** Stores the bytes as a segment and schedules it for every peer. */
   enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<SegmentInfo & { created: boolean }>;
 }

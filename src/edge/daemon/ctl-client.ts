@@ -4,7 +4,7 @@ import { EDGE_ERROR_CODES, EdgeError } from "../errors.js";
 import type { EdgeErrorCode } from "../errors.js";
 import type { SegmentInfo, SegmentKind } from "../types.js";
 import type {
-  BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, PurgeResult, RelayConfigView, RelayStatus,
+  BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayStatusView,
 } from "./control-types.js";
 import { DEFAULT_CONTROL_SOCKET } from "./control-socket.js";
 
@@ -44,7 +44,7 @@ export class ControlClient {
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
-  status(): Promise<RelayStatus> {
+  status(): Promise<RelayStatusView> {
     return this.#json("GET", "/v1/relay/status");
   }
 
@@ -69,7 +69,7 @@ export class ControlClient {
     return this.#json("POST", `/v1/relay/deadletter/${encodeURIComponent(segmentId)}/${encodeURIComponent(peerId)}/retry`, {});
   }
 
-  deadletterPurge(req: PurgeRequest): Promise<PurgeResult> {
+  deadletterPurge(req: PurgeRequest): Promise<DeadLetterPurgeResult> {
     return this.#json("POST", "/v1/relay/deadletter/purge", req);
   }
 

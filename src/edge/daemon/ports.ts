@@ -3,7 +3,7 @@ import type { Logger } from "../../observability/index.js";
 import type { EdgeConfig } from "../config/schema.js";
 import type { BandwidthLimiter, RefusedPeer, SegmentInfo, SegmentKind, SegmentStore } from "../types.js";
 import type { RelayInbox } from "./release-hooks.js";
-import type { DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, PurgeResult, QueueCounts, RelayErrorView } from "./control-types.js";
+import type { DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, DeadLetterPurgeResult, QueueCounts, RelayErrorView } from "./control-types.js";
 
 /**
  * What the daemon needs from the relay (the ledger and executor of
@@ -26,7 +26,7 @@ export interface RelayEngine {
   deadletterList(limit: number): Promise<DeadLetterEntry[]>;
   deadletterInspect(segmentId: string, peerId: string): Promise<DeadLetterDetail>;
   deadletterRetry(segmentId: string, peerId: string): Promise<DeadLetterRetried>;
-  deadletterPurge(req: PurgeRequest): Promise<PurgeResult>;
+  deadletterPurge(req: PurgeRequest): Promise<DeadLetterPurgeResult>;
 }
 
 export interface EngineQueue {

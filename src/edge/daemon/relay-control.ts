@@ -3,7 +3,7 @@ import { isoTime } from "../../lib/index.js";
 import type { SegmentKind } from "../types.js";
 import { EdgeError } from "../errors.js";
 import type {
-  BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, PurgeResult, RelayConfigView, RelayControl, RelayStatus, StoreStatus,
+  BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayControl, RelayStatusView, StoreStatus,
 } from "./control-types.js";
 import { zeroEvictionCounts } from "./control-types.js";
 import type { RelayParts } from "./ports.js";
@@ -21,7 +21,7 @@ export class DaemonRelayControl implements RelayControl {
     this.#clock = clock;
   }
 
-  status(): Promise<RelayStatus> {
+  status(): Promise<RelayStatusView> {
     const c = this.#config.current;
     const q = this.#parts.engine.queue();
     return Promise.resolve({
@@ -84,7 +84,7 @@ export class DaemonRelayControl implements RelayControl {
     return this.#parts.engine.deadletterRetry(segmentId, peerId);
   }
 
-  deadletterPurge(req: PurgeRequest): Promise<PurgeResult> {
+  deadletterPurge(req: PurgeRequest): Promise<DeadLetterPurgeResult> {
     return this.#parts.engine.deadletterPurge(req);
   }
 

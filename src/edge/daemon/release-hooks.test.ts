@@ -5,7 +5,7 @@ import { testEdgeConfig } from "../../../test/helpers/relay-parts-double.js";
 import { EdgeError } from "../errors.js";
 import type { SegmentKind } from "../types.js";
 import { startReleaseHooks } from "./release-hooks.js";
-import type { InboxEntry, RelayInbox, ReleaseRelay } from "./release-hooks.js";
+import type { InboxArrival, RelayInbox, ReleaseRelay } from "./release-hooks.js";
 
 const log = createLogger({ name: "test.release-hooks", level: "silent" });
 const id = (s: string): string => createHash("sha256").update(s).digest("hex");
@@ -13,7 +13,7 @@ const id = (s: string): string => createHash("sha256").update(s).digest("hex");
 /** An inbox over an array, with a cursor the assertions read. */
 class ArrayInbox implements RelayInbox {
   cursor = 0;
-  constructor(readonly entries: InboxEntry[]) {}
+  constructor(readonly entries: InboxArrival[]) {}
   inbox(after: number, limit: number) {
     return Promise.resolve(this.entries.filter((e) => e.seq > after).slice(0, limit));
   }
@@ -26,7 +26,7 @@ class ArrayInbox implements RelayInbox {
   }
 }
 
-function entry(seq: number, content: string, kind: SegmentKind): InboxEntry {
+function entry(seq: number, content: string, kind: SegmentKind): InboxArrival {
   return { seq, segment: { id: id(content), size: content.length, kind }, from: "edge-b" };
 }
 

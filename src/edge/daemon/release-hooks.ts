@@ -5,7 +5,7 @@ import type { SegmentInfo, SegmentStore } from "../types.js";
 import type { RelayEngine } from "./ports.js";
 
 /** One arrival in the receiver's inbox (exactly once per segment; `seq` increases). */
-export interface InboxEntry {
+export interface InboxArrival {
   seq: number;
   segment: SegmentInfo;
   from: string;
@@ -14,7 +14,7 @@ export interface InboxEntry {
 /** The inbox side of the ledger the daemon applies, with its durable application cursor. */
 export interface RelayInbox {
   /** Arrivals after `afterSeq`, oldest first. */
-  inbox(afterSeq: number, limit: number): Promise<InboxEntry[]>;
+  inbox(afterSeq: number, limit: number): Promise<InboxArrival[]>;
   /** The last seq the application finished with (0 before the first). */
   applicationCursor(): Promise<number>;
   /** Durably records that everything up to `seq` was applied. */
@@ -76,7 +76,7 @@ export function startReleaseHooks(opts: ReleaseHooksOptions): { stop(): Promise<
     }
   };
   /** True when the entry is done with (activated or refused for good). */
-  const apply = async (entry: InboxEntry): Promise<boolean> => {
+  const apply = async (entry: InboxArrival): Promise<boolean> => {
     try {
       const bytes = await opts.store.get(entry.segment.id);
       await opts.release.activateRelayedRelease({ stateRoot: config.node.stateRoot, bytes, maxBytes: config.relay.maxSegmentBytes });
