@@ -25,8 +25,6 @@ export type { OsIdentity } from "./bootstrap/identity.js";
 export { readBootState, readBootFile, readEvidence } from "./bootstrap/boot-state.js";
 export type { BootState, BootFile, EpochEvidence } from "./bootstrap/boot-state.js";
 export { runPrecheck, PRECHECK_EXIT } from "./bootstrap/precheck.js";
-export { loadBootstrapConfig } from "./bootstrap/config.js";
-export type { BootstrapConfig } from "./bootstrap/config.js";
 export type { PrecheckResult, PrecheckCheck, PrecheckOptions, PrecheckOutcome, PrecheckExitCode } from "./bootstrap/precheck.js";
 export { RUNTIME_MANIFEST_TYPE, signRuntimeManifest, verifyRuntimeEnvelope, isSafeRelativePath } from "./bootstrap/manifest.js";
 export type { RuntimeManifest, VerifiedRuntime } from "./bootstrap/manifest.js";

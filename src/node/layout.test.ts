@@ -38,6 +38,12 @@ describe("the state root (src/node)", () => {
     }
   });
 
+  it("puts the bootstrap files where the original does (bootstrap/os_fingerprint.json, epoch/current|previous, runtime/)", () => {
+    const p = stateRootPaths(root);
+    expect([p.osFingerprint, p.epochCurrent, p.epochPrevious, p.runtimeStaging].map((x) => relative(root, x)))
+      .toEqual([join("bootstrap", "os_fingerprint.json"), join("epoch", "current"), join("epoch", "previous"), "runtime"]);
+  });
+
   it("creates the WAL with its safe point before the first node state is committed", async () => {
     const built = await buildBundle(EXAMPLE_POLICY_DIR, { name: "demo", version: "1.0.0", createdAt: new Date(0) });
     (await loadPolicy(root, built.bytes)).loaded.engine.dispose();

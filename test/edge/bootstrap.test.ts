@@ -15,7 +15,9 @@ import { OS_RELEASE_B, cloneNode, makeCerts, makeEdgeBootFixture, snapshotDir } 
 import type { EdgeBootFixture } from "../helpers/edge-boot.js";
 import { needs } from "../helpers/needs.js";
 
-const clock = { now: () => Date.parse("2026-12-06T06:00:00Z") };
+// A fixed instant an hour ahead: the fixture's certificates (made now, valid 90 days) are valid at it.
+const FIXED = Math.floor(Date.now() / 1000) * 1000 + 3_600_000;
+const clock = { now: () => FIXED };
 
 describe("edged precheck: OS fingerprint, reconstruction, boot epoch", () => {
   let f: EdgeBootFixture;
@@ -69,7 +71,7 @@ describe("edged precheck: OS fingerprint, reconstruction, boot epoch", () => {
     // Evidence and epoch.
     const ev = await readEvidence(n.stateRoot);
     const state = await readNodeState(n.stateRoot);
-    expect(ev).toMatchObject({ epoch: 1, new_fingerprint: r.fingerprint, previous_fingerprint: r.previous_fingerprint, reconstructed_at: "2026-12-06T06:00:00.000Z" });
+    expect(ev).toMatchObject({ epoch: 1, new_fingerprint: r.fingerprint, previous_fingerprint: r.previous_fingerprint, reconstructed_at: new Date(FIXED).toISOString() });
     expect(ev?.restored).toEqual({ statement_digest: state.activation?.statement_digest, policy_current: state.current?.digest, policy_lkg: state.lkg?.digest ?? null });
     expect(ev?.installed?.manifest_digest).toBe(sha256Digest(await readFile(f.envelopeFile)));
     for (const file of ev?.installed?.files ?? []) expect(file.blake3).toBe(`blake3:${await blake3(src.get(file.path) ?? Buffer.alloc(0), 256)}`);
@@ -222,4 +224,22 @@ describe("edged precheck: OS fingerprint, reconstruction, boot epoch", () => {
     expect(r.checks.at(-1)?.detail).toMatch(/cannot open .*policy-engine\.wasm: ENOENT/);
     await expect(access(n.installDir)).rejects.toThrow();
   });
+});
+
+describe("edged precheck on a read-only state root", () => {
+  const privileged = needs("root", "util-linux", "openssl");
+  privileged.it("exit 2: a state root on a read-only mount is not writable (root bypasses mode bits, so a mount is the real test)", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const f = await makeEdgeBootFixture();
+    const n = await cloneNode(f);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", n.stateRoot]);
+    try {
+      const r = await runPrecheck({ configPath: n.config, clock });
+      expect(r.exitCode).toBe(2);
+      expect(r.checks.at(-1)).toMatchObject({ name: "state_root", code: "STATE_ROOT_INVALID" });
+      expect(r.checks.at(-1)?.detail).toMatch(/not writable \(EROFS\)/);
+    } finally {
+      execFileSync("umount", [n.stateRoot]);
+    }
+  }, 120_000);
 });

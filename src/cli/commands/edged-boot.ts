@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { PRECHECK_EXIT, loadBootstrapConfig, runPrecheck, stageRuntime } from "../../edge/index.js";
+import { PRECHECK_EXIT, loadEdgeConfig, runPrecheck, stageRuntime } from "../../edge/index.js";
 import type { PrecheckResult } from "../../edge/index.js";
 import { ExitCodes, UsageError } from "../../lib/index.js";
 import type { ExitCode } from "../../lib/index.js";
@@ -44,7 +44,7 @@ export function registerEdgedBootstrap(program: Command): void {
     .requiredOption("--manifest <file>", "the signed manifest (a DSSE envelope)")
     .option("--json", "machine-readable output")
     .action(action(async (flags: { from: string; manifest: string; json?: boolean }, cmd: Command) => {
-      const cfg = await loadBootstrapConfig(configOf(cmd));
+      const cfg = await loadEdgeConfig(configOf(cmd));
       const r = await stageRuntime({ stateRoot: cfg.node.stateRoot, fromDir: flags.from, envelopeFile: flags.manifest });
       emit({ ok: true, ...r }, flags, (x) => `staged ${x.files.length} file(s) into ${x.dir} (manifest ${x.manifestDigest})`);
     }));

@@ -8,8 +8,8 @@ import { EdgeError } from "../errors.js";
 import { readBootFile, writeBootFile } from "./boot-state.js";
 import type { EpochEvidence } from "./boot-state.js";
 import { checkTransportCerts } from "./certs.js";
-import { loadBootstrapConfig } from "./config.js";
-import type { BootstrapConfig } from "./config.js";
+import { loadEdgeConfig } from "../config/load.js";
+import type { EdgeConfig } from "../config/schema.js";
 import { osFingerprint, readOsIdentity } from "./identity.js";
 import { reconstruct } from "./reconstruct.js";
 import type { ReconstructionHooks } from "./reconstruct.js";
@@ -73,13 +73,13 @@ export async function runPrecheck(opts: PrecheckOptions): Promise<PrecheckResult
     }
   };
   try {
-    const cfg = await run("config", PRECHECK_EXIT.config, async () => ({ value: await loadBootstrapConfig(opts.configPath), detail: `${opts.configPath} is valid` }));
+    const cfg = await run("config", PRECHECK_EXIT.config, async () => ({ value: await loadEdgeConfig(opts.configPath), detail: `${opts.configPath} is valid` }));
     const root = cfg.node.stateRoot;
     await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await checkStateRoot(root), detail: `${root} is a writable directory with a readable node state` }));
     const now = (opts.now ?? dateOf(clock)).getTime();
     await run("certificates", PRECHECK_EXIT.certs, async () => {
-      const c = await checkTransportCerts(cfg.transport, now);
-      return { value: c, detail: `certificate valid until ${c.cert_not_after}, CA until ${c.ca_not_after} (more than 7 days)` };
+      await checkTransportCerts(cfg.transport, now);
+      return { value: undefined, detail: "certificate, key and CA readable, matching, and valid for more than 7 days" };
     });
     return await withFileLock(stateRootPaths(root).bootstrapLock, () => compareAndReconstruct(cfg, checks, run, clock, opts.hooks), {
       onTimeout: (pid) => new EdgeError("STATE_ROOT_INVALID", `another edged precheck (process ${pid ?? "unknown"}) is running on ${root}`),
@@ -102,7 +102,7 @@ function failedCheck(name: PrecheckCheck["name"], e: unknown): PrecheckCheck {
 
 type Runner = <T>(name: PrecheckCheck["name"], exitCode: PrecheckExitCode, f: () => Promise<{ value: T; detail: string }>) => Promise<T>;
 
-async function compareAndReconstruct(cfg: BootstrapConfig, checks: PrecheckCheck[], run: Runner, clock: Clock, hooks: ReconstructionHooks | undefined): Promise<PrecheckResult> {
+async function compareAndReconstruct(cfg: EdgeConfig, checks: PrecheckCheck[], run: Runner, clock: Clock, hooks: ReconstructionHooks | undefined): Promise<PrecheckResult> {
   const root = cfg.node.stateRoot;
   const previous = await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await readBootFile(root), detail: "the recorded OS fingerprint is readable" }));
   // An unreadable identity leaves edged unable to tell whether the OS changed: it must not start.
@@ -140,7 +140,10 @@ async function checkStateRoot(root: string): Promise<void> {
   if (!st.isDirectory()) throw new EdgeError("STATE_ROOT_INVALID", `the state root ${root} is not a directory`);
   const probeDir = dirname(stateRootPaths(root).osFingerprint);
   try {
-    await mkdir(probeDir, { recursive: true });
+    // Not recursive: on a read-only mount Node's recursive mkdir reports ENOENT, hiding the EROFS.
+    await mkdir(probeDir).catch((e: unknown) => {
+      if (errnoCode(e) !== "EEXIST") throw e;
+    });
     const probe = join(probeDir, `.write-probe-${randomBytes(6).toString("hex")}`);
     await writeFile(probe, "");
     await unlink(probe);
