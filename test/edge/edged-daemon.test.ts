@@ -6,13 +6,14 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ControlClient } from "../../src/edge/index.js";
-import type { EdgeConfig } from "../../src/edge/index.js";
+import { ControlClient, createBandwidthLimiter, loadEdgeConfig, openSegmentStore } from "../../src/edge/index.js";
+import type { EdgeConfig, RelayParts } from "../../src/edge/index.js";
+import { stateRootPaths } from "../../src/node/index.js";
 import { startEdgeDaemon } from "../../src/edge/daemon/daemon.js";
 import type { EdgeDaemon } from "../../src/edge/daemon/daemon.js";
 import { createLogger } from "../../src/observability/index.js";
 import { needs } from "../helpers/needs.js";
-import { loadJsonEdgeConfig, recordingParts, testEdgeConfig } from "../helpers/relay-parts-double.js";
+import { EngineRecorder, MemoryStore, loadJsonEdgeConfig, recordingParts, testEdgeConfig } from "../helpers/relay-parts-double.js";
 
 const silent = createLogger({ name: "test.edged", level: "silent" });
 
@@ -147,5 +148,37 @@ describe("edged composition root", () => {
     expect(body).toContain('edged_relay_refused_peers{direction="outbound",reason="CERT_EXPIRED"} 1');
     const check = spawnSync("promtool", ["check", "metrics"], { input: body, encoding: "utf8" });
     expect(check.status, check.stdout + check.stderr).toBe(0);
+  });
+});
+
+describe("edged composition root with the real edge.toml loader, segment store and bandwidth limiter", () => {
+  it("an edit of edge.toml changes the real limiter's rate at once; an invalid edit names the key and keeps the rate", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "edged-real-"));
+    const cfg = join(dir, "edge.toml");
+    const file = (rate: number | string): string =>
+      `config_version = 1\n[node]\nid = "edge-a"\nstate_root = "state"\n[transport]\ncert_file = "a.crt"\nkey_file = "a.key"\nca_file = "ca.crt"\n[bandwidth]\nbytes_per_second = ${rate}\n[[peers]]\nid = "edge-b"\naddress = "127.0.0.1:7444"\n`;
+    await writeFile(cfg, file(1000));
+    const config = await loadEdgeConfig(cfg);
+    const parts = async (c: EdgeConfig): Promise<RelayParts> => {
+      const store = await openSegmentStore({ dir: stateRootPaths(c.node.stateRoot).edgeSegments, ceilingBytes: c.storage.ceilingBytes });
+      const engine = new EngineRecorder(new MemoryStore(), c.peers.map((p) => p.id));
+      return { store, bandwidth: createBandwidthLimiter({ ...c.bandwidth }), engine, refused: () => [], close: () => Promise.resolve() };
+    };
+    const d = await startEdgeDaemon(config, { controlSocket: join(dir, "ctl.sock"), parts, loadConfig: loadEdgeConfig, log: silent, watchConfig: false });
+    const c = new ControlClient({ socketPath: join(dir, "ctl.sock") });
+    try {
+      expect((await c.status()).bandwidth).toMatchObject({ bytes_per_second: 1000, unlimited: false });
+      await writeFile(cfg, file(250_000));
+      expect(await d.reload()).toMatchObject({ ok: true, bandwidth_applied: true, restart_required: [] });
+      expect((await c.status()).bandwidth.bytes_per_second).toBe(250_000);
+      await writeFile(cfg, file('"fast"'));
+      expect((await d.reload()).ok).toBe(false);
+      const s = await c.status();
+      expect(s.config.config_reload_error).toMatch(/bytes_per_second/);
+      expect(s.bandwidth.bytes_per_second).toBe(250_000);
+    } finally {
+      await d.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
