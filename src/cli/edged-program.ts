@@ -13,7 +13,7 @@ import { VERSION } from "./version.js";
 export function defaultEdgedDeps(): Promise<EdgedRunDeps> {
   return Promise.reject(
     new EdgeError("RELAY_DISABLED", "this build of edged does not include the relay's ledger, executor and transport yet; `edged run` cannot start", {
-      hint: "use a build where `edged run --help` does not say this; edgectl and the control socket are ready",
+      hint: "the relay ledger, executor and transport land with the rest of issue 11 (branch e-daemon-wiring wires them); `edged precheck` works now",
     }),
   );
 }
