@@ -13,6 +13,8 @@ export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.j
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
 // config loader (P)
 export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config/load.js";
+export { planMigration, migrateEdgeConfigFile } from "./config/migrate.js";
+export type { MigrationChange, MigrationPlan, MigrationResult, MigrateOptions } from "./config/migrate.js";
 // segment store (S)
 export { openSegmentStore, segmentIdOf } from "./storage/index.js";
 export type { SegmentStoreOptions } from "./storage/index.js";
