@@ -46,3 +46,12 @@ export { untilStopped } from "./daemon/signals.js";
 export type { RelayEngine, RelayParts, RelayPartsFactory, EdgeConfigLoader, EngineQueue, EngineStats, PartsContext } from "./daemon/ports.js";
 export { startReleaseHooks } from "./daemon/release-hooks.js";
 export type { InboxArrival, RelayInbox, ReleaseRelay, ReleaseHooksOptions } from "./daemon/release-hooks.js";
+// relay ledger + executor (L)
+export { openRelayLedger, RelayLedger } from "./relay/ledger.js";
+export type { InboxEntry, PurgeResult, PurgedDelivery, PurgeLogEntry, PurgeFilter, LedgerSummary } from "./relay/ledger.js";
+export type { DeliveryRecord, SegmentRecord, AttemptRecord, RelayErrorInfo } from "./relay/ledger-records.js";
+export { ledgerSink } from "./relay/inbox-sink.js";
+export { RelayExecutor, classifyFailure } from "./relay/executor.js";
+export type { RelayExecutorOptions, RelayExecutorConfig, RelayStatus, RelayStats, PeerStatus, RelayLog } from "./relay/executor.js";
+export { backoffDelay } from "./relay/backoff.js";
+export type { BackoffConfig } from "./relay/backoff.js";
