@@ -11,6 +11,11 @@ export { EdgeError, EDGE_ERROR_CODES, RELAY_FAILURE_CODES } from "./errors.js";
 export type { EdgeErrorCode } from "./errors.js";
 export { edgeFileSchema, CONFIG_VERSION, EDGE_DEFAULTS } from "./config/schema.js";
 export type { EdgeFile, EdgeConfig } from "./config/schema.js";
+// relay transport (helper T): HTTP/2 over mutual TLS
+export { startRelayReceiver } from "./relay/transport/receiver.js";
+export type { RelayReceiver, RelayReceiverOptions, TlsMaterial, PeerList } from "./relay/transport/receiver.js";
+export { createPeerTransport } from "./relay/transport/client.js";
+export type { PeerTransportOptions, RelayPeerTransport } from "./relay/transport/client.js";
 // config loader (P)
 export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config/load.js";
 // segment store (S)

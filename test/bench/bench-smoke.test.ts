@@ -60,6 +60,20 @@ describe("bench smoke (BENCH_QUICK=1)", () => {
     expect(r.stdout).toMatch(/^mean: ours \d+ requests\/s, bare fastify \d+ requests\/s, ratio [\d.]+ %/m);
   }, 160_000);
 
+  needs("openssl").it("bench:relay measures the relay, its limit (TLS + the same durable write), the bare transport and the TLS ceiling for 64 B, 64 KiB and 4 MiB, and judges 4 MiB", async () => {
+    const r = await runBench("bench/relay.ts");
+    expectFinished(r);
+    expect(r.stdout).toMatch(/temp dir .+ on \S+/);
+    const table = rows(r.stdout);
+    expect(table.map((c) => c[0])).toEqual(["64 B", "64 B", "64 B", "64 B", "64 KiB", "64 KiB", "64 KiB", "64 KiB", "4 MiB", "4 MiB", "4 MiB", "4 MiB"]);
+    for (const [, , perSecond, mib, p50, p99, segments] of table) {
+      expect(Number(perSecond)).toBeGreaterThan(0);
+      expect(Number(segments)).toBeGreaterThan(0);
+      expect(Number.isFinite(Number(mib)) && Number.isFinite(Number(p50)) && Number.isFinite(Number(p99))).toBe(true);
+    }
+    expect(r.stdout).toMatch(/^4 MiB: relay = [\d.]+ % of TLS\+fsync, [\d.]+ % of TLS discard — bar ≥ 70 % of TLS\+fsync: (PASS|FAIL)$/m);
+  }, 160_000);
+
   needs("postgresql").it("bench:ingest measures ours and the raw insert on SQLite and PostgreSQL, new and 50 % duplicate events", async () => {
     const r = await runBench("bench/ingest.ts");
     expectFinished(r);

@@ -1,0 +1,260 @@
+/**
+ * Relay transport throughput against its limit, in one run, on 127.0.0.1.
+ *
+ * For 64 B, 64 KiB and 4 MiB segments, four ways of moving the same bytes
+ * with the same number of segments in flight (BENCH_CONCURRENCY, default 8),
+ * over TLS 1.3 with the same fleet certificates (ECDSA P-256, mutual auth),
+ * the sender in a child process (bench/relay-sender.ts), the receivers here:
+ *
+ *   relay        createPeerTransport → startRelayReceiver (HTTP/2), the sink
+ *                a real SegmentStore (src/edge/storage: temp → fsync → rename →
+ *                fsync(dir), re-hash on put); acked once stored.
+ *   TLS+fsync    the limit the bar is judged against: a node:tls client writes
+ *                [u32 length][bytes] frames on one socket; a node:tls server
+ *                reads each frame, writes it durably the same way (temp →
+ *                fsync → rename → fsync(dir), no hashing) and acks it with 4 bytes.
+ *   relay, bare  diagnostic: the same client and receiver code with a sink that
+ *                keeps nothing (the transport's own cost).
+ *   TLS discard  the network-only ceiling: the same, but the server discards the
+ *                bytes and acks at once.
+ *
+ * segments/s and MiB/s are over the timed pushes only (the unique segments of
+ * each batch are made and hashed before its clock starts, as the executor reads
+ * them from the store with their ids known). Latency is per push, from the
+ * call to the ack. The bar (issue 11): at 4 MiB the relay reaches ≥ 70 % of
+ * TLS+fsync. Run: npm run bench:relay   (BENCH_SECONDS per row, default 4;
+ * BENCH_QUICK=1: 0.5 s per row, for the smoke test)
+ */
+import { execFile, fork } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, open, rename, rm } from "node:fs/promises";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import tls from "node:tls";
+import { promisify } from "node:util";
+import { fileURLToPath } from "node:url";
+import { openSegmentStore, startRelayReceiver } from "../src/edge/index.js";
+import type { SegmentSink } from "../src/edge/index.js";
+import { fsyncDir } from "../src/lib/index.js";
+import { initCa, issueCert, readTlsIdentity } from "../src/pki/index.js";
+import type { TlsIdentity } from "../src/pki/index.js";
+import type { SenderJob, SenderResult } from "./relay-sender.js";
+
+const QUICK = process.env["BENCH_QUICK"] === "1";
+const SECONDS = QUICK ? 0.5 : Number(process.env["BENCH_SECONDS"] ?? 4);
+const CONCURRENCY = Number(process.env["BENCH_CONCURRENCY"] ?? 8);
+/** Each row's time is split over this many rounds, the sides interleaved, so a load change on a shared machine hits all sides alike. */
+const ROUNDS = QUICK ? 1 : Number(process.env["BENCH_ROUNDS"] ?? 4);
+const BAR = 0.7;
+const MiB = 1024 * 1024;
+const TIERS = [
+  { label: "64 B", size: 64, batch: 512 },
+  { label: "64 KiB", size: 64 * 1024, batch: 256 },
+  { label: "4 MiB", size: 4 * MiB, batch: 16 },
+] as const;
+
+interface Result {
+  segments: number;
+  bytes: number;
+  seconds: number;
+  lat: number[];
+}
+
+/** The sending node: a child process (bench/relay-sender.ts) driven one job at a time over IPC. */
+async function startSender(): Promise<{ run(job: Omit<SenderJob, "concurrency">): Promise<SenderResult>; stop(): void }> {
+  const child: ChildProcess = fork(fileURLToPath(new URL("./relay-sender.ts", import.meta.url)), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  await new Promise<void>((res, rej) => {
+    child.once("message", () => res());
+    child.once("error", rej);
+    child.once("exit", (code) => rej(new Error(`the sender exited (${code ?? "signal"}) before it was ready`)));
+  });
+  return {
+    run: (job) => new Promise<SenderResult>((res, rej) => {
+      child.once("message", (m: { ok?: SenderResult; error?: string }) => (m.ok ? res(m.ok) : rej(new Error(`sender: ${m.error ?? "no answer"}`))));
+      child.send({ ...job, concurrency: CONCURRENCY });
+    }),
+    stop: () => {
+      child.send("exit");
+    },
+  };
+}
+
+function add(into: Result, r: SenderResult): void {
+  into.segments += r.segments;
+  into.bytes += r.bytes;
+  into.seconds += r.seconds;
+  for (const l of r.lat) into.lat.push(l);
+}
+
+function empty(): Result {
+  return { segments: 0, bytes: 0, seconds: 0, lat: [] };
+}
+
+// ---------------------------------------------------------------- the limit: plain TLS frames
+
+interface FrameServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A node:tls server reading [u32 len][bytes] frames; each is written durably (or discarded) and then acked with its sequence. */
+async function frameServer(id: TlsIdentity, durableDir: string | undefined): Promise<FrameServer> {
+  let files = 0;
+  const server = tls.createServer({ cert: id.cert, key: id.key, ca: id.ca, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.3" }, (sock) => {
+    sock.setNoDelay(true); // a 4-byte ack must not wait for Nagle (HTTP/2 in Node sets this too)
+    let pending: Buffer[] = [];
+    let have = 0;
+    let need = -1;
+    let seq = 0;
+    sock.on("data", (chunk: Buffer) => {
+      pending.push(chunk);
+      have += chunk.length;
+      for (;;) {
+        if (need < 0) {
+          if (have < 4) return;
+          const head = Buffer.concat(pending, have);
+          need = head.readUInt32BE(0);
+          pending = [head.subarray(4)];
+          have -= 4;
+        }
+        if (have < need) return;
+        const all = Buffer.concat(pending, have);
+        const frame = all.subarray(0, need);
+        pending = [all.subarray(need)];
+        have -= need;
+        need = -1;
+        const n = seq++;
+        const ack = Buffer.alloc(4);
+        ack.writeUInt32BE(n, 0);
+        if (durableDir === undefined) sock.write(ack);
+        else void writeDurably(durableDir, `f${files++}`, frame).then(() => sock.write(ack));
+      }
+    });
+    sock.on("error", () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  return { port, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+/** temp → fsync → rename → fsync(dir): what the segment store does for each put. */
+async function writeDurably(dir: string, name: string, bytes: Buffer): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`);
+  const fh = await open(tmp, "w");
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, join(dir, name));
+  await fsyncDir(dir);
+}
+
+// ---------------------------------------------------------------- the run
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+function row(tier: string, side: string, r: Result): string {
+  const lat = [...r.lat].sort((x, y) => x - y);
+  const f = (n: number, d = 1): string => n.toFixed(d);
+  return `| ${tier} | ${side} | ${Math.round(r.segments / r.seconds)} | ${f(r.bytes / MiB / r.seconds)} | ${f(pct(lat, 50), 2)} | ${f(pct(lat, 99), 2)} | ${r.segments} |`;
+}
+
+async function fsType(dir: string): Promise<string> {
+  try {
+    return (await promisify(execFile)("stat", ["-f", "-c", "%T", dir])).stdout.trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+async function certificates(dir: string): Promise<{ a: TlsIdentity; b: TlsIdentity; c: TlsIdentity }> {
+  const caDir = join(dir, "ca");
+  await initCa({ outDir: caDir });
+  const out = async (name: string): Promise<TlsIdentity> => {
+    const w = await issueCert({ caDir, name });
+    return readTlsIdentity({ certFile: w.certFile, keyFile: w.keyFile, caFile: join(caDir, "ca.crt") });
+  };
+  return { a: await out("edge-a"), b: await out("edge-b"), c: await out("edge-c") };
+}
+
+async function main(): Promise<void> {
+  const started = new Date().toISOString();
+  const loadBefore = loadavg();
+  const dir = await mkdtemp(join(tmpdir(), "bench-relay-"));
+  try {
+    const { a, b, c } = await certificates(dir);
+    const store = await openSegmentStore({ dir: join(dir, "segments"), ceilingBytes: 64 * 1024 * MiB });
+    let seq = 0;
+    const sink: SegmentSink = {
+      accept: async (info, bytes) => {
+        const r = await store.put(bytes, info.kind);
+        return { duplicate: !r.created, inbox_seq: ++seq };
+      },
+    };
+    const receiver = await startRelayReceiver({ listen: "127.0.0.1:0", tls: b, peers: [{ id: "edge-a" }], sink, maxSegmentBytes: 8 * MiB });
+    // Diagnostic: the same receiver code with a sink that keeps nothing, to tell transport cost from store cost.
+    const nullSink: SegmentSink = { accept: () => Promise.resolve({ duplicate: false, inbox_seq: ++seq }) };
+    const bare = await startRelayReceiver({ listen: "127.0.0.1:0", tls: c, peers: [{ id: "edge-a" }], sink: nullSink, maxSegmentBytes: 8 * MiB });
+    await mkdir(join(dir, "limit"));
+    const durable = await frameServer(b, join(dir, "limit"));
+    const discard = await frameServer(b, undefined);
+    const sender = await startSender();
+    const pem = { cert: a.cert.toString(), key: a.key.toString(), ca: a.ca.toString() };
+    let counter = 0;
+    const lines: string[] = [];
+    const verdicts: string[] = [];
+    let missed = false;
+    for (const tier of TIERS) {
+      const [relay, relayBare, limit, net] = [empty(), empty(), empty(), empty()];
+      const job = { size: tier.size, batch: tier.batch, budget: SECONDS / ROUNDS, tls: pem };
+      const once = async (into: Result, side: SenderJob["side"], target: string, peerId: string): Promise<void> => {
+        const r = await sender.run({ ...job, side, target, peerId, counter });
+        counter = r.counter;
+        add(into, r);
+      };
+      for (let round = 0; round < ROUNDS; round++) {
+        await once(relay, "relay", receiver.address, "edge-b");
+        await once(relayBare, "relay", bare.address, "edge-c");
+        await once(limit, "frame", String(durable.port), "edge-b");
+        await once(net, "frame", String(discard.port), "edge-b");
+      }
+      lines.push(
+        row(tier.label, "relay (HTTP/2 mTLS → SegmentStore)", relay), row(tier.label, "limit: TLS + same durable write", limit),
+        row(tier.label, "diagnostic: relay, sink keeps nothing", relayBare), row(tier.label, "ceiling: TLS, server discards", net),
+      );
+      const ratio = relay.bytes / relay.seconds / (limit.bytes / limit.seconds);
+      const ratioNet = relay.bytes / relay.seconds / (net.bytes / net.seconds);
+      const judged = tier.size === 4 * MiB;
+      if (judged && ratio < BAR) missed = true;
+      verdicts.push(`${tier.label}: relay = ${(ratio * 100).toFixed(1)} % of TLS+fsync, ${(ratioNet * 100).toFixed(1)} % of TLS discard${judged ? ` — bar ≥ ${BAR * 100} % of TLS+fsync: ${ratio >= BAR ? "PASS" : "FAIL"}` : ""}`);
+    }
+    sender.stop();
+    await receiver.close();
+    await bare.close();
+    await durable.close();
+    await discard.close();
+    const cpu = cpus();
+    const f = (n: number | undefined): string => (n ?? 0).toFixed(2);
+    process.stdout.write(`Machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; temp dir ${dir} on ${await fsType(dir)}; started ${started}; load average ${f(loadBefore[0])} before, ${f(loadavg()[0])} after\n`);
+    process.stdout.write(`Sender and receivers in two processes (as two nodes); ${CONCURRENCY} segments in flight, ${SECONDS} s per row in ${ROUNDS} interleaved rounds; TLS 1.3, ECDSA P-256 fleet certificates, mutual auth on every side\n\n`);
+    process.stdout.write("| segment | side | segments/s | MiB/s | p50 ms | p99 ms | segments |\n|---|---|---|---|---|---|---|\n");
+    process.stdout.write(`${lines.join("\n")}\n\n`);
+    process.stdout.write("relay: createPeerTransport → startRelayReceiver, sink = SegmentStore.put (temp → fsync → rename → fsync dir), acked after the put.\n");
+    process.stdout.write("limit: node:tls socket, [u32 len][bytes] frames, the server writes each frame temp → fsync → rename → fsync dir, then acks; no HTTP/2, no hashing.\n");
+    process.stdout.write("diagnostic: the relay (same client, same receiver code) with a sink that stores nothing: the transport's own cost.\n");
+    process.stdout.write("ceiling: the same TLS socket, the server discards and acks at once (the network and TLS alone).\n\n");
+    process.stdout.write(`${verdicts.join("\n")}\n`);
+    if (missed) {
+      process.stderr.write("bench:relay: a bar was missed (see above)\n");
+      process.exitCode = 1;
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
