@@ -50,6 +50,7 @@ export type { EdgeDaemon, EdgeDaemonOptions } from "./daemon/daemon.js";
 export { untilStopped } from "./daemon/signals.js";
 export type { RelayEngine, RelayParts, RelayPartsFactory, EdgeConfigLoader, EngineQueue, EngineStats, PartsContext } from "./daemon/ports.js";
 export { startReleaseHooks } from "./daemon/release-hooks.js";
+export { openRelayParts } from "./daemon/relay-parts.js";
 export type { InboxArrival, RelayInbox, ReleaseRelay, ReleaseHooksOptions } from "./daemon/release-hooks.js";
 // relay ledger + executor (L)
 export { openRelayLedger, RelayLedger } from "./relay/ledger.js";
