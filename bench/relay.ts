@@ -164,11 +164,16 @@ function row(tier: string, side: string, r: Result): string {
 }
 
 async function fsType(dir: string): Promise<string> {
-  try {
-    return (await promisify(execFile)("stat", ["-f", "-c", "%T", dir])).stdout.trim();
-  } catch {
-    return "unknown";
+  // findmnt names ext4 as ext4 (stat -f only knows the shared ext2/ext3 magic).
+  for (const [cmd, args] of [["findmnt", ["-no", "FSTYPE", "-T", dir]], ["stat", ["-f", "-c", "%T", dir]]] as const) {
+    try {
+      const out = (await promisify(execFile)(cmd, [...args])).stdout.trim();
+      if (out !== "") return out;
+    } catch {
+      // next way
+    }
   }
+  return "unknown";
 }
 
 async function certificates(dir: string): Promise<{ a: TlsIdentity; b: TlsIdentity; c: TlsIdentity }> {

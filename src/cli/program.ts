@@ -4,6 +4,7 @@ import { registerLock } from "./commands/lock.js";
 import { registerOci } from "./commands/oci.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerCert } from "./commands/cert.js";
+import { registerConfig } from "./commands/config.js";
 import { registerSupplyChain } from "./commands/supplychain.js";
 import { registerRelease } from "./commands/release.js";
 import { registerQuickstart } from "./commands/quickstart.js";
@@ -26,6 +27,7 @@ export function buildAutonomyProgram(): Command {
   registerQuickstart(program);
   registerKeys(program);
   registerCert(program);
+  registerConfig(program);
   registerLock(program);
   registerSupplyChain(program);
   registerReleaseControlPlane(registerRelease(program));

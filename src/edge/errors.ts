@@ -54,7 +54,7 @@ export const RELAY_FAILURE_CODES = [
 const VERIFICATION: ReadonlySet<EdgeErrorCode> = new Set(["RELAYED_RELEASE_INVALID", "SEGMENT_CORRUPT"]);
 
 const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
-  EDGE_CONFIG_INVALID: "fix the named keys in edge.toml (docs/edge.md lists every key); `edged precheck --config edge.toml` checks it",
+  EDGE_CONFIG_INVALID: "fix the named keys in edge.toml (docs/edge-config.md lists every key); `edged precheck --config edge.toml` checks it",
   EDGE_CONFIG_VERSION: "upgrade the file with `autonomy config migrate --config edge.toml --write` (without --write it shows the change)",
   STATE_ROOT_INVALID: "point [node] state_root at a writable directory on the persistent partition",
   STORAGE_CEILING_EXCEEDED: "the segment store is full of undelivered segments; raise [storage] ceiling_bytes, or let deliveries finish (`edgectl relay status`)",

@@ -18,6 +18,8 @@ export { createPeerTransport } from "./relay/transport/client.js";
 export type { PeerTransportOptions, RelayPeerTransport } from "./relay/transport/client.js";
 // config loader (P)
 export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config/load.js";
+export { planMigration, migrateEdgeConfigFile } from "./config/migrate.js";
+export type { MigrationChange, MigrationPlan, MigrationResult, MigrateOptions } from "./config/migrate.js";
 // segment store (S)
 export { openSegmentStore, segmentIdOf } from "./storage/index.js";
 export type { SegmentStoreOptions } from "./storage/index.js";

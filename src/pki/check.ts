@@ -50,9 +50,13 @@ export async function checkCertificates(opts: CheckCertificatesOptions): Promise
 
 /** True when `ca` names and signed `cert` (issuer DN = CA subject DN, and the signature verifies with its key). */
 export function issuedBy(cert: x509.X509Certificate, ca: x509.X509Certificate): boolean {
-  const leaf = new NodeCertificate(Buffer.from(cert.rawData));
-  const issuer = new NodeCertificate(Buffer.from(ca.rawData));
-  return leaf.checkIssued(issuer) && leaf.verify(issuer.publicKey);
+  try {
+    const leaf = new NodeCertificate(Buffer.from(cert.rawData));
+    const issuer = new NodeCertificate(Buffer.from(ca.rawData));
+    return leaf.checkIssued(issuer) && leaf.verify(issuer.publicKey);
+  } catch {
+    return false; // a key OpenSSL cannot verify with: not the issuer
+  }
 }
 
 function validity(cert: x509.X509Certificate, file: string, what: string, now: number, minValidMs: number): CertProblem[] {

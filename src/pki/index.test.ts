@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -68,7 +69,12 @@ describe("issueCert", () => {
   it("gives every certificate its own serial", async () => {
     const a = await issueCert({ caDir: join(dir, "ca"), name: "serial-a", outDir: join(dir, "serials") });
     const b = await issueCert({ caDir: join(dir, "ca"), name: "serial-b", outDir: join(dir, "serials") });
-    expect(certSummary(await readFile(a.certFile, "utf8")).serial).not.toBe(certSummary(await readFile(b.certFile, "utf8")).serial);
+    const [sa, sb] = [certSummary(await readFile(a.certFile, "utf8")), certSummary(await readFile(b.certFile, "utf8"))];
+    expect(sa.serial).not.toBe(sb.serial);
+    // The CA's issued log names both (what revocation by name will read).
+    const log = (await readFile(join(dir, "ca", "issued.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(log.find((r) => r.serial === sa.serial)).toMatchObject({ subject_cn: "serial-a", cert_file: a.certFile, sha256_fingerprint: sa.sha256_fingerprint });
+    expect(log.find((r) => r.serial === sb.serial)).toMatchObject({ subject_cn: "serial-b", not_after: sb.not_after });
   });
 
   it("refuses names that could not be a node id or a file name, and bad SANs", async () => {
@@ -126,6 +132,12 @@ describe("reading certificates", () => {
     expect(id.key.toString()).toContain("BEGIN PRIVATE KEY");
     expect(id.ca.equals(await readFile(ca.certFile))).toBe(true);
     expect((await rejection(readTlsIdentity({ certFile: node.certFile, keyFile: ca.keyFile, caFile: ca.certFile }))).code).toBe("CERT_KEY_MISMATCH");
+    for (const type of ["rsa", "ed25519"] as const) {
+      const other = join(dir, `${type}.key`);
+      const key = type === "rsa" ? generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey : generateKeyPairSync("ed25519").privateKey;
+      await writeFile(other, key.export({ type: "pkcs8", format: "pem" }));
+      expect((await rejection(readTlsIdentity({ certFile: node.certFile, keyFile: other, caFile: ca.certFile }))).code, type).toBe("CERT_KEY_MISMATCH");
+    }
     const missing = await rejection(readTlsIdentity({ certFile: join(dir, "missing.crt"), keyFile: node.keyFile, caFile: ca.certFile }));
     expect(missing.code).toBe("CERT_UNREADABLE");
     expect(missing.message).toMatch(/missing\.crt: cannot read it \(ENOENT\)/);

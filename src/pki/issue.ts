@@ -1,11 +1,12 @@
 import { createPrivateKey } from "node:crypto";
-import { access, readFile } from "node:fs/promises";
+import { access, open, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { errnoCode, systemClock, writeFileAtomic } from "../lib/index.js";
+import { errnoCode, fsyncDir, systemClock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import { PkiError } from "./errors.js";
 import { checkNodeName, sanList } from "./names.js";
-import { keyMatches, parseCertificates } from "./read.js";
+import { keyMatches, parseCertificates, summarize } from "./read.js";
+import type { CertSummary } from "./read.js";
 import type { CryptoKey } from "./x509.js";
 import { SIGNING_ALGORITHM, generateP256, importSigningKey, privateKeyPem, randomSerial, reason, x509 } from "./x509.js";
 
@@ -14,6 +15,8 @@ const DAY_MS = 24 * 3600 * 1000;
 const BACKDATE_MS = 5 * 60 * 1000;
 export const CA_CERT_FILE = "ca.crt";
 export const CA_KEY_FILE = "ca.key";
+/** One JSON line per certificate the CA issued: what a later `cert revoke --name` and `cert list` read. */
+export const ISSUED_LOG_FILE = "issued.jsonl";
 const MAX_DAYS = 100 * 365;
 
 /** Where a certificate and its private key were written. */
@@ -134,6 +137,9 @@ export async function issueCert(opts: IssueCertOptions): Promise<WrittenIdentity
   const outDir = resolve(opts.outDir ?? caDir);
   const certFile = join(outDir, `${name}.crt`);
   const keyFile = join(outDir, `${name}.key`);
+  // Logged before the files exist: a crash in between leaves a logged serial that was never used
+  // (harmless to revoke), never a certificate in use that the CA cannot name.
+  await appendIssued(caDir, { ...summarize(cert), cert_file: certFile, issued_at: new Date(now).toISOString() });
   await writeFileAtomic(keyFile, await privateKeyPem(keys.privateKey), 0o600);
   await writeFileAtomic(certFile, cert.toString("pem") + "\n", 0o644);
   return { certFile, keyFile };
@@ -159,6 +165,26 @@ async function loadCa(caDir: string): Promise<{ cert: x509.X509Certificate; key:
     throw new PkiError("CERT_KEY_MISMATCH", `${keyFile} is not the private key of ${certFile}`);
   }
   return { cert, key };
+}
+
+/** One line of the CA's issued-certificate log. */
+export interface IssuedRecord extends CertSummary {
+  cert_file: string;
+  issued_at: string;
+}
+
+/** Appends one line durably (fsync of the file, and of the directory when the log is new). */
+async function appendIssued(caDir: string, record: IssuedRecord): Promise<void> {
+  const file = join(caDir, ISSUED_LOG_FILE);
+  const created = !(await exists(file));
+  const fh = await open(file, "a", 0o644);
+  try {
+    await fh.appendFile(`${JSON.stringify(record)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  if (created) await fsyncDir(caDir);
 }
 
 async function readCaFile(file: string): Promise<string> {

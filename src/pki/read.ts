@@ -55,7 +55,13 @@ export function parseCertificates(pem: string, file: string): x509.X509Certifica
     const der = Buffer.from(b64, "base64");
     try {
       new NodeCertificate(der);
-      out.push(new x509.X509Certificate(der));
+      const cert = new x509.X509Certificate(der);
+      // Extensions and names decode lazily: decode them now, so a broken one fails here, not in a later getter.
+      void cert.extensions.length;
+      void cert.subjectName.toString();
+      void cert.issuerName.toString();
+      summarize(cert);
+      out.push(cert);
     } catch (e) {
       throw unreadable(file, `certificate ${out.length + 1} is not a valid X.509 certificate (${reason(e)})`, e);
     }
@@ -98,7 +104,11 @@ export async function readTlsIdentity(files: TlsIdentityFiles): Promise<TlsIdent
 }
 
 export function keyMatches(cert: x509.X509Certificate, key: KeyObject): boolean {
-  return new NodeCertificate(Buffer.from(cert.rawData)).checkPrivateKey(key);
+  try {
+    return new NodeCertificate(Buffer.from(cert.rawData)).checkPrivateKey(key);
+  } catch {
+    return false; // a key of another type or curve than the certificate's
+  }
 }
 
 /** A summary of the first certificate in `pem` (throws CERT_UNREADABLE; `file` names it in messages). */

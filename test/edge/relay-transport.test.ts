@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { EdgeError, createPeerTransport, startRelayReceiver } from "../../src/edge/index.js";
 import type { PeerIdentity, RelayPeerTransport, RelayReceiver, SegmentInfo, SegmentSink } from "../../src/edge/index.js";
 import { freeLoopbackPort } from "../../src/lib/index.js";
+import { initCa, issueCert, readTlsIdentity } from "../../src/pki/index.js";
 import { makeCa, opensslTime } from "../helpers/fleet-certs.js";
 import type { TestCa, TlsIdentity } from "../helpers/fleet-certs.js";
 import { needs } from "../helpers/needs.js";
@@ -123,6 +124,25 @@ openssl.describe("relay transport (HTTP/2, mutual TLS, loopback)", () => {
     expect(got?.from).toEqual({ id: "edge-a", cert_fingerprint: fp });
     await expect(t.push({ id: "edge-b", address: r.address }, seg(bytes), bytes)).resolves.toEqual({ duplicate: true });
     expect(r.refused()).toEqual([]);
+  });
+
+  it("certificates from src/pki (autonomy cert ca init / issue) work end to end, and a second pki CA's are refused", async () => {
+    const own = join(dir, "pki-fleet");
+    const foreign = join(dir, "pki-other");
+    await initCa({ outDir: own });
+    await initCa({ outDir: foreign });
+    const identity = async (caDir: string, name: string): Promise<TlsIdentity> => {
+      const w = await issueCert({ caDir, name, outDir: join(caDir, "issued") });
+      return readTlsIdentity({ certFile: w.certFile, keyFile: w.keyFile, caFile: join(caDir, "ca.crt") });
+    };
+    const sink = new MemorySinkDouble();
+    const r = await receiver(sink, { identity: await identity(own, "edge-b") });
+    const bytes = Buffer.from("issued by our own pki");
+    await expect(transport(await identity(own, "edge-a")).push({ id: "edge-b", address: r.address }, seg(bytes), bytes)).resolves.toEqual({ duplicate: false });
+    const stranger = await identity(foreign, "edge-a");
+    const e = await failure(transport({ ...stranger, ca: (await identity(own, "edge-x")).ca }).push({ id: "edge-b", address: r.address }, seg(bytes), bytes));
+    expect(e.code).toBe("RELAY_TLS_REFUSED");
+    expect(r.refused()).toMatchObject([{ direction: "inbound", reason: "UNKNOWN_CA" }]);
   });
 
   it("trust: a peer with a certificate from another CA is refused and recorded", async () => {

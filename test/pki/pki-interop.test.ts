@@ -171,26 +171,33 @@ describe("mutual TLS with issued certificates (node:tls)", () => {
     expect((await handshake(await id(b), await id(a), "edge-b")).ok).toBe(true);
   });
 
-  it("a client certificate from another CA is refused by the server", async () => {
+  it("attack trust (another CA): a client certificate from another CA is refused by the server", async () => {
     // readTlsIdentity does not judge the issuer (checkCertificates does): the TLS stack must refuse it.
     const r = await handshake(await id(a), await readTlsIdentity({ ...rogue, caFile: ca.certFile }));
     expect(r.ok).toBe(false);
     expect(r.refusedBecause).toBe("UNABLE_TO_VERIFY_LEAF_SIGNATURE");
   });
 
-  it("a server certificate from another CA is refused by the client", async () => {
+  it("attack trust (another CA): a server certificate from another CA is refused by the client", async () => {
     const rogueServer = await issueCert({ caDir: join(dir, "rogue-ca"), name: "edge-a", outDir: join(dir, "rogue-srv") });
     const r = await handshake({ cert: await readFile(rogueServer.certFile), key: await readFile(rogueServer.keyFile), ca: await readFile(ca.certFile) }, await id(b));
     expect(r.ok).toBe(false);
     expect(r.error).toMatch(/unable to verify|self.signed|certificate/i);
   });
 
-  it("an expired client certificate is refused, and a server named otherwise than the peer expected is refused", async () => {
+  it("attack trust (expired): an expired client certificate is refused, and a server named otherwise than the peer expected is refused", async () => {
     const old = await handshake(await id(a), await id(expired));
     expect(old.ok).toBe(false);
     expect(old.refusedBecause).toBe("CERT_HAS_EXPIRED");
     const misnamed = await handshake(await id(a), await id(b), "edge-z");
     expect(misnamed.ok).toBe(false);
     expect(misnamed.error).toMatch(/Hostname\/IP does not match|altnames/i);
+  });
+
+  it("attack trust (none): a client without a certificate is refused", async () => {
+    const ca0 = await readFile(ca.certFile);
+    const r = await handshake(await id(a), { ca: ca0 } as TlsIdentity);
+    expect(r.ok).toBe(false);
+    expect(r.refusedBecause).toBe("UNABLE_TO_GET_ISSUER_CERT");
   });
 });

@@ -33,6 +33,8 @@ export interface RelayReceiverOptions {
   maxSegmentBytes: number;
   onRefused?: (r: RefusedPeer) => void;
   clock?: Clock;
+  /** Called with a sink failure answered as 5xx (the answer never carries its message): the daemon logs it. */
+  onError?: (err: unknown) => void;
   /** A session with no activity for this long is closed (the sender reconnects); default 120 s. */
   idleTimeoutMs?: number;
 }
@@ -150,6 +152,7 @@ interface HandleDeps {
   sink: SegmentSink;
   maxSegmentBytes: number;
   refusals: RefusalLog;
+  onError?: (err: unknown) => void;
 }
 
 async function handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: SessionPeer | undefined, deps: HandleDeps): Promise<void> {
@@ -165,6 +168,7 @@ async function handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHead
   try {
     ack = await deps.sink.accept(info, bytes, from);
   } catch (e) {
+    deps.onError?.(e);
     replyError(stream, e);
     return;
   }
