@@ -46,7 +46,10 @@ export async function openRelayParts(config: EdgeConfig, ctx: PartsContext): Pro
     });
     let receiver: RelayReceiver | undefined;
     if (config.transport.listen !== undefined) {
-      receiver = await startRelayReceiver({ listen: config.transport.listen, tls, peers: config.peers, sink: ledgerSink(ledger, store), maxSegmentBytes: config.relay.maxSegmentBytes, clock: ctx.clock });
+      receiver = await startRelayReceiver({ listen: config.transport.listen, tls, peers: config.peers, sink: ledgerSink(ledger, store), maxSegmentBytes: config.relay.maxSegmentBytes, clock: ctx.clock,
+        // A sink failure is answered with a bare 5xx; its cause belongs in edged's log.
+        onError: (err) => ctx.log.error({ event: "receiver_sink_failed", err }, "storing a received segment failed"),
+      });
       const r = receiver;
       opened.push(() => r.close());
     }
