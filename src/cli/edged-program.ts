@@ -1,21 +1,13 @@
 import { Command } from "commander";
-import { EdgeError } from "../edge/index.js";
+import { loadEdgeConfig, openRelayParts } from "../edge/index.js";
 import { registerEdgedBootstrap } from "./commands/edged-boot.js";
 import { registerEdgedRun } from "./commands/edged-run.js";
 import type { EdgedRunDeps } from "./commands/edged-run.js";
 import { VERSION } from "./version.js";
 
-/**
- * The relay's parts `edged run` composes by default. The ledger + executor,
- * the transport and the config loader land on main in parallel (issue 11);
- * until they are wired here, `edged run` says so instead of pretending.
- */
+/** What `edged run` composes by default: edge.toml's loader and the relay's real parts. */
 export function defaultEdgedDeps(): Promise<EdgedRunDeps> {
-  return Promise.reject(
-    new EdgeError("RELAY_DISABLED", "this build of edged does not include the relay's ledger, executor and transport yet; `edged run` cannot start", {
-      hint: "the relay ledger, executor and transport land with the rest of issue 11 (branch e-daemon-wiring wires them); `edged precheck` works now",
-    }),
-  );
+  return Promise.resolve({ loadConfig: loadEdgeConfig, parts: openRelayParts });
 }
 
 /** The `edged` command tree (the binary builds it with the real parts; tests with their own). */

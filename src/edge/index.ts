@@ -61,4 +61,5 @@ export type { EdgeDaemon, EdgeDaemonOptions } from "./daemon/daemon.js";
 export { untilStopped } from "./daemon/signals.js";
 export type { RelayEngine, RelayParts, RelayPartsFactory, EdgeConfigLoader, EngineQueue, EngineStats, PartsContext } from "./daemon/ports.js";
 export { startReleaseHooks } from "./daemon/release-hooks.js";
+export { openRelayParts } from "./daemon/relay-parts.js";
 export type { InboxArrival, RelayInbox, ReleaseRelay, ReleaseHooksOptions } from "./daemon/release-hooks.js";
