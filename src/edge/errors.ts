@@ -74,7 +74,7 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   DELIVERY_STATE_CONFLICT: "the delivery is not in a state this change applies to (another change won the race); read it again with `edgectl relay deadletter inspect`",
   INBOX_CURSOR_INVALID: "advance the inbox cursor only to a sequence number the inbox has handed out, and never backwards",
   UNKNOWN_PEER: "name a peer listed under [[peers]] in edge.toml",
-  RELAYED_RELEASE_INVALID: "the relayed release failed verification on this node; it was not activated (see the cause); re-seed a release that verifies",
+  RELAYED_RELEASE_INVALID: "the relayed segment is not a release archive this node can read (hostile or malformed archive: see the cause); nothing was activated. A release that fails verification or the node's rules keeps its own code (as from a registry pull). Re-seed from a node whose active release verifies",
   CERT_UNREADABLE: "check [transport] cert_file, key_file and ca_file; issue new ones with `autonomy cert issue --ca DIR --name NODE`",
   CERT_EXPIRING: "issue a fresh certificate with `autonomy cert issue --ca DIR --name NODE --days 90` before it expires",
   RECONSTRUCTION_FAILED: "edged must not start: restore the state root from backup or re-stage the runtime (`edged runtime stage`), then run `edged precheck` again",

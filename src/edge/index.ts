@@ -63,3 +63,6 @@ export type { RelayEngine, RelayParts, RelayPartsFactory, EdgeConfigLoader, Engi
 export { startReleaseHooks } from "./daemon/release-hooks.js";
 export { openRelayParts } from "./daemon/relay-parts.js";
 export type { InboxArrival, RelayInbox, ReleaseRelay, ReleaseHooksOptions } from "./daemon/release-hooks.js";
+// release relay (R)
+export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits, watchActiveRelease } from "./release-relay.js";
+export type { PackedRelease, PackOptions, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";
