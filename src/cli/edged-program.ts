@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { loadEdgeConfig, openRelayParts } from "../edge/index.js";
+import { activateRelayedRelease, loadEdgeConfig, openRelayParts, watchActiveRelease } from "../edge/index.js";
 import { registerEdgedBootstrap } from "./commands/edged-boot.js";
 import { registerEdgedRun } from "./commands/edged-run.js";
 import type { EdgedRunDeps } from "./commands/edged-run.js";
@@ -7,7 +7,7 @@ import { VERSION } from "./version.js";
 
 /** What `edged run` composes by default: edge.toml's loader and the relay's real parts. */
 export function defaultEdgedDeps(): Promise<EdgedRunDeps> {
-  return Promise.resolve({ loadConfig: loadEdgeConfig, parts: openRelayParts });
+  return Promise.resolve({ loadConfig: loadEdgeConfig, parts: openRelayParts, release: { watchActiveRelease, activateRelayedRelease } });
 }
 
 /** The `edged` command tree (the binary builds it with the real parts; tests with their own). */

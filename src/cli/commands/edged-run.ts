@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { resolve } from "node:path";
 import { DEFAULT_CONTROL_SOCKET, startEdgeDaemon, untilStopped } from "../../edge/index.js";
-import type { EdgeConfigLoader, RelayPartsFactory } from "../../edge/index.js";
+import type { EdgeConfigLoader, RelayPartsFactory, ReleaseRelay } from "../../edge/index.js";
 import { UsageError } from "../../lib/index.js";
 import { createLogger } from "../../observability/index.js";
 import { action } from "../run.js";
@@ -11,6 +11,8 @@ import { action } from "../run.js";
 export interface EdgedRunDeps {
   loadConfig: EdgeConfigLoader;
   parts: RelayPartsFactory;
+  /** The release relay ("seed once, update everywhere"); absent = no release is relayed or activated. */
+  release?: ReleaseRelay;
 }
 
 interface RunFlags {
@@ -31,13 +33,13 @@ export function registerEdgedRun(program: Command, deps: () => Promise<EdgedRunD
     .action(action(async (flags: RunFlags, cmd: Command) => {
       const configPath = cmd.optsWithGlobals<{ config?: string }>().config;
       if (configPath === undefined) throw new UsageError("edged run needs --config edge.toml", "pass --config PATH (before or after `run`)");
-      const { loadConfig, parts } = await deps();
+      const { loadConfig, parts, release } = await deps();
       const config = await loadConfig(resolve(configPath));
       const log = createLogger({ name: "autonomy.edged", level: flags.logLevel });
       const daemon = await startEdgeDaemon(config, {
         controlSocket: resolve(flags.controlSocket),
         ...(flags.prometheusAddr === undefined ? {} : { prometheusAddr: flags.prometheusAddr }),
-        log, parts, loadConfig,
+        log, parts, loadConfig, ...(release ? { release } : {}),
       });
       await untilStopped(daemon, log);
     }));
