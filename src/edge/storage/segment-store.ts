@@ -8,6 +8,7 @@ import { EdgeError } from "../errors.js";
 import type { EvictionReason, EvictionRecord, SegmentId, SegmentInfo, SegmentKind, SegmentStore, StoreUsage } from "../types.js";
 import { EvictionLog, isEvictionReason } from "./eviction-log.js";
 import type { LoggedEviction } from "./eviction-log.js";
+import { verifiedIdOf } from "./verified.js";
 import { EVICTION_LOG, checkSegmentId, evictName, isSegmentKind, parseName, segmentName, tempName } from "./names.js";
 
 export interface SegmentStoreOptions {
@@ -112,6 +113,9 @@ class FsSegmentStore implements SegmentStore {
 
   async put(bytes: Uint8Array, kind: SegmentKind, evictable: (id: SegmentId) => boolean = () => false): Promise<PutResult> {
     if (!isSegmentKind(kind)) throw new TypeError(`segment store: unknown segment kind ${JSON.stringify(kind)}`);
+    // A buffer a SegmentAssembler verified (the relay receiver's) is written as it is: copied and hashed once already.
+    const known = verifiedIdOf(bytes);
+    if (known !== undefined) return this.#put(known, kind, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), evictable);
     // Our own copy: the id must name exactly the bytes written, whatever the caller does with its buffer meanwhile.
     const data = Buffer.from(bytes);
     return this.#put(segmentIdOf(data), kind, data, evictable);
