@@ -64,9 +64,15 @@ interface Result {
   lat: number[];
 }
 
+/** BENCH_SENDER_PROF=DIR: the sender writes a V8 CPU profile there (the receivers' side: run this with node --cpu-prof). */
+function senderProfile(): string[] {
+  const dir = process.env["BENCH_SENDER_PROF"];
+  return dir === undefined || dir === "" ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+}
+
 /** The sending node: a child process (bench/relay-sender.ts) driven one job at a time over IPC. */
 async function startSender(): Promise<{ run(job: Omit<SenderJob, "concurrency">): Promise<SenderResult>; stop(): void }> {
-  const child: ChildProcess = fork(fileURLToPath(new URL("./relay-sender.ts", import.meta.url)), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child: ChildProcess = fork(fileURLToPath(new URL("./relay-sender.ts", import.meta.url)), [], { execArgv: ["--import", "tsx", ...senderProfile()], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   await new Promise<void>((res, rej) => {
     child.once("message", () => res());
     child.once("error", rej);
