@@ -38,3 +38,15 @@ export type { RuntimeManifest, VerifiedRuntime } from "./bootstrap/manifest.js";
 export { stageRuntime, stagedRuntimePaths } from "./bootstrap/stage.js";
 export type { StageResult } from "./bootstrap/stage.js";
 export type { ReconstructionHooks } from "./bootstrap/reconstruct.js";
+// relay ledger + executor (L)
+export { openRelayLedger, RelayLedger } from "./relay/ledger.js";
+export type { InboxEntry, PurgeResult, PurgedDelivery, PurgeLogEntry, PurgeFilter, LedgerSummary } from "./relay/ledger.js";
+export type { DeliveryRecord, SegmentRecord, AttemptRecord, RelayErrorInfo } from "./relay/ledger-records.js";
+export { ledgerSink } from "./relay/inbox-sink.js";
+export { RelayExecutor, classifyFailure } from "./relay/executor.js";
+export type { RelayExecutorOptions, RelayExecutorConfig, RelayStatus, RelayStats, PeerStatus, RelayLog } from "./relay/executor.js";
+export { backoffDelay } from "./relay/backoff.js";
+export type { BackoffConfig } from "./relay/backoff.js";
+// release relay (R)
+export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits, watchActiveRelease } from "./release-relay.js";
+export type { PackedRelease, PackOptions, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";

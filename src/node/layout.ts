@@ -31,6 +31,10 @@ export interface StateRootPaths {
   tokensLock: string;
   /** `control-plane.json` (mode 0600): the control plane this node enrolled with, its node id and node credential (src/node/control-plane.ts). */
   controlPlane: string;
+  /** `edge/incoming`: relayed releases unpacked here (`<sha256 of the segment>/`) only while they are verified and activated. */
+  edgeIncoming: string;
+  /** `edge/relay/ledger.lmdb` (+ `ledger.lmdb-lock`): the edge relay's delivery ledger and receiver inbox (src/edge/relay/ledger.ts). */
+  relayLedger: string;
   /** The edge daemon's content-addressed segment store (src/edge/storage): `<sha256-hex>.<kind>` files and `evictions.log`. */
   edgeSegments: string;
   /** `bootstrap/os_fingerprint.json`: the OS identity's fingerprint and the boot epoch (edged precheck; its commit point). */
@@ -63,6 +67,8 @@ export function stateRootPaths(root: string): StateRootPaths {
     tokens: join(auth, "tokens.json"),
     tokensLock: join(auth, "tokens.lock"),
     controlPlane: join(root, "control-plane.json"),
+    edgeIncoming: join(root, "edge", "incoming"),
+    relayLedger: join(root, "edge", "relay", "ledger.lmdb"),
     edgeSegments: join(root, "edge", "segments"),
     osFingerprint: join(root, "bootstrap", "os_fingerprint.json"),
     bootstrapLock: join(root, "bootstrap", "precheck.lock"),

@@ -113,6 +113,7 @@ const PEER_TABLE = {
   openssl: commands(["openssl"], ["openssl"], "test/sign/sign-openssl, interop-skopeo, the registry token server and the runtime's TLS listener (runtime-auth)"),
   git: commands(["git"], ["git"], "cloning and working on the repository"),
   strace: commands(["strace"], ["strace"], "the system-call test of `autonomy wal append` (seed 001 fsync order)"),
+  gcc: commands(["gcc"], ["gcc", "libc6-dev"], "test/edge/power-loss-ledger (compiles the LD_PRELOAD power-loss shim under LMDB)"),
   python3: commands(["python3"], ["python3"], "scripts/wal_verify.py, the independent WAL verifier of the portability lab"),
   securesystemslib: {
     usedBy: "test/supplychain/statement-independent (Debian's securesystemslib verifies our DSSE release statements)",

@@ -1,0 +1,480 @@
+import { mkdir, open as openFile, rename, rm, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { open, type Database, type RootDatabase } from "lmdb";
+import { fsyncDir, isoTime, systemClock, type Clock } from "../../lib/index.js";
+import { EdgeError } from "../errors.js";
+import type { DeliveryState, PeerIdentity, SegmentId, SegmentInfo, SuccessCondition } from "../types.js";
+import { DELIVERY_STATES } from "../types.js";
+import {
+  abortAttempt, ackAttempt, beginAttempt, deadletterWaiting, deferWaiting, failAttempt, isPending, newDelivery,
+  recoverInflight, retryDeadletter, successMet,
+  type DeliveryRecord, type RelayErrorInfo, type SegmentRecord,
+} from "./ledger-records.js";
+
+/**
+ * The relay ledger: per (segment, peer) delivery records, per-segment records,
+ * the receiver's inbox and its application cursor, in one LMDB environment at
+ * `{state_root}/edge/relay/ledger.lmdb` (src/node stateRootPaths().relayLedger).
+ *
+ * Durability (docs/relay.md "Durability"). lmdb-js on Linux defaults to
+ * `overlappingSync: true`, under which a write promise resolves when the
+ * transaction is COMMITTED (visible) and only `db.flushed` says when it is on
+ * disk: an awaited write could be lost on power failure. We open with
+ * `overlappingSync: false` (and never `noSync`, `noMetaSync`, `useWritemap`,
+ * `mapAsync`), so LMDB commits the classic way inside the commit: data pages
+ * written, fdatasync(data file), then the meta page through an O_DSYNC
+ * descriptor — and only then does the promise resolve (checked with strace:
+ * writev → fdatasync → pwrite on the O_DSYNC fd → resolution). Every state
+ * change runs in `childTransaction`, which is atomic on its own (a throw rolls
+ * back its writes; a plain `transaction` callback that throws would leave its
+ * earlier puts in the batch) and is committed with the batch it joins.
+ */
+
+export interface InboxEntry {
+  seq: number;
+  segment_id: SegmentId;
+  size: number;
+  kind: SegmentInfo["kind"];
+  from: PeerIdentity;
+  received_at: string;
+  /** Further pushes of the same segment (acknowledged again, never delivered twice). */
+  duplicates: number;
+}
+
+export interface PurgedDelivery {
+  segment_id: SegmentId;
+  peer_id: string;
+  deadlettered_at: string | null;
+  last_error: RelayErrorInfo | null;
+}
+
+export interface PurgeResult {
+  dry_run: boolean;
+  purged: PurgedDelivery[];
+  /** Segments no delivery needs any more once these dead letters are gone (the executor may drop their bytes). */
+  released_segments: { segment_id: SegmentId; delivered: boolean }[];
+}
+
+export interface PurgeLogEntry {
+  at: string;
+  reason: "operator" | "retention";
+  count: number;
+  /** The first {@link PURGE_LOG_ITEMS} purged deliveries. */
+  items: PurgedDelivery[];
+}
+
+export interface LedgerSummary {
+  queue: Record<DeliveryState, number> & { total: number };
+  peers: Record<string, { queue: Record<DeliveryState, number>; last_error: (RelayErrorInfo & { at: string; segment_id: SegmentId }) | null }>;
+  segments: number;
+  delivered_segments: number;
+}
+
+export interface PurgeFilter {
+  segment_id?: SegmentId;
+  peer_id?: string;
+  force: boolean;
+  /** Only dead letters dead-lettered at or before this instant (ms); the retention sweep uses it. */
+  deadletteredBefore?: number;
+}
+
+/** See the durability note at the top of this file and docs/relay.md "Durability". */
+const LMDB_OPTIONS = { noSubdir: true, overlappingSync: false, noSync: false, noMetaSync: false, useWritemap: false, maxDbs: 8 } as const;
+const CREATING = ".creating";
+
+/**
+ * A new environment is built under `<path>.creating`, committed once, closed,
+ * fsync'ed, renamed into place and its directory fsync'ed: so `path` exists only
+ * complete. A power cut while LMDB lays out a fresh file can leave zero-filled
+ * or torn meta pages, which lmdb-js 3.5.6 does not reject but crashes on
+ * (SIGSEGV, found by the ledger power-loss harness); here such a leftover is
+ * only ever the `.creating` file, removed by the next open.
+ */
+async function createAtomically(path: string): Promise<void> {
+  const exists = await stat(path).then(() => true, () => false);
+  const temp = path + CREATING;
+  await rm(temp, { force: true });
+  await rm(temp + "-lock", { force: true });
+  if (exists) return;
+  const env = open({ path: temp, ...LMDB_OPTIONS });
+  await env.childTransaction(() => { void env.put("created", true); });
+  await env.close();
+  const fh = await openFile(temp, "r+");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(temp, path);
+  await fsyncDir(dirname(path));
+  await rm(temp + "-lock", { force: true });
+}
+
+type DeliveryKey = [SegmentId, string];
+type DueKey = [number, SegmentId, string];
+
+const PURGE_LOG_LIMIT = 50;
+const PURGE_LOG_ITEMS = 100;
+const META = { inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log" } as const;
+
+function zeroQueue(): Record<DeliveryState, number> {
+  return Object.fromEntries(DELIVERY_STATES.map((s) => [s, 0])) as Record<DeliveryState, number>;
+}
+
+function isWaiting(state: DeliveryState): boolean {
+  return state === "scheduled" || state === "failed";
+}
+
+export class RelayLedger {
+  readonly path: string;
+  private readonly root: RootDatabase;
+  private readonly segments: Database<SegmentRecord, SegmentId>;
+  private readonly deliveries: Database<DeliveryRecord, DeliveryKey>;
+  private readonly dueIndex: Database<true, DueKey>;
+  private readonly inboxDb: Database<InboxEntry, number>;
+  private readonly inboxIds: Database<number, SegmentId>;
+  private readonly meta: Database<unknown, string>;
+  private readonly clock: Clock;
+  private closed = false;
+  private recoveredOnOpen: readonly DeliveryRecord[] = [];
+
+  private constructor(path: string, root: RootDatabase, clock: Clock) {
+    this.path = path;
+    this.root = root;
+    this.clock = clock;
+    this.segments = root.openDB({ name: "segments" });
+    this.deliveries = root.openDB({ name: "deliveries" });
+    this.dueIndex = root.openDB({ name: "due" });
+    this.inboxDb = root.openDB({ name: "inbox" });
+    this.inboxIds = root.openDB({ name: "inbox_ids" });
+    this.meta = root.openDB({ name: "meta" });
+  }
+
+  /** Opens (creating) the ledger and returns interrupted `inflight` deliveries to `failed`, counting the attempt. */
+  static async open(path: string, opts: { clock?: Clock } = {}): Promise<RelayLedger> {
+    const clock = opts.clock ?? systemClock;
+    let root: RootDatabase;
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      await createAtomically(path);
+      root = open({ path, ...LMDB_OPTIONS });
+    } catch (err) {
+      throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    const ledger = new RelayLedger(path, root, clock);
+    ledger.recoveredOnOpen = await ledger.recoverInflight();
+    return ledger;
+  }
+
+  /** Deliveries found `inflight` when the ledger was opened (a crash cut their attempt short); now `failed`. */
+  get recovered(): readonly DeliveryRecord[] {
+    return this.recoveredOnOpen;
+  }
+
+  private now(): string {
+    return isoTime(this.clock);
+  }
+
+  private change<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new EdgeError("LEDGER_UNAVAILABLE", `the relay ledger at ${this.path} is closed`));
+    return this.root.childTransaction(fn);
+  }
+
+  /** Writes a delivery and keeps the due index (scheduled and failed, by next attempt) in step. */
+  private putDelivery(prev: DeliveryRecord | undefined, next: DeliveryRecord): void {
+    if (prev !== undefined && isWaiting(prev.state) && prev.next_attempt_at !== null) {
+      void this.dueIndex.remove([Date.parse(prev.next_attempt_at), prev.segment_id, prev.peer_id]);
+    }
+    if (isWaiting(next.state) && next.next_attempt_at !== null) {
+      void this.dueIndex.put([Date.parse(next.next_attempt_at), next.segment_id, next.peer_id], true);
+    }
+    void this.deliveries.put([next.segment_id, next.peer_id], next);
+  }
+
+  private removeDelivery(prev: DeliveryRecord): void {
+    if (isWaiting(prev.state) && prev.next_attempt_at !== null) void this.dueIndex.remove([Date.parse(prev.next_attempt_at), prev.segment_id, prev.peer_id]);
+    void this.deliveries.remove([prev.segment_id, prev.peer_id]);
+  }
+
+  private mustGet(segment: SegmentId, peer: string): DeliveryRecord {
+    const d = this.deliveries.get([segment, peer]);
+    if (d === undefined) throw new EdgeError("DELIVERY_STATE_CONFLICT", `no delivery of segment ${segment} to peer ${peer} in the ledger`, { details: { segment_id: segment, peer_id: peer } });
+    return d;
+  }
+
+  private transition(segment: SegmentId, peer: string, step: (d: DeliveryRecord, now: string) => DeliveryRecord): Promise<DeliveryRecord> {
+    return this.change(() => {
+      const prev = this.mustGet(segment, peer);
+      const next = step(prev, this.now());
+      this.putDelivery(prev, next);
+      return next;
+    });
+  }
+
+  private async recoverInflight(): Promise<DeliveryRecord[]> {
+    const stuck = this.deliveriesWhere((d) => d.state === "inflight");
+    if (stuck.length === 0) return [];
+    return this.change(() => stuck.map((d) => {
+      const prev = this.mustGet(d.segment_id, d.peer_id);
+      const next = recoverInflight(prev, this.now());
+      this.putDelivery(prev, next);
+      return next;
+    }));
+  }
+
+  // ------------------------------------------------------------ sender side
+
+  /**
+   * Records a segment and schedules it to each peer (one transaction). Idempotent:
+   * enqueuing the same content again adds only peers it was not yet scheduled to.
+   */
+  schedule(info: SegmentInfo, peers: readonly string[], condition: SuccessCondition): Promise<{ segment: SegmentRecord; created: boolean; added: string[] }> {
+    return this.change(() => {
+      const now = this.now();
+      const existing = this.segments.get(info.id);
+      const added = peers.filter((p) => this.deliveries.get([info.id, p]) === undefined);
+      for (const p of added) this.putDelivery(undefined, newDelivery(info.id, p, now));
+      const segment: SegmentRecord = existing === undefined
+        ? { info, peers: [...peers], success_condition: condition, enqueued_at: now, delivered_at: null }
+        : { ...existing, peers: [...new Set([...existing.peers, ...peers])] };
+      void this.segments.put(info.id, segment);
+      return { segment, created: existing === undefined, added };
+    });
+  }
+
+  segment(id: SegmentId): SegmentRecord | undefined {
+    return this.segments.get(id);
+  }
+
+  delivery(segment: SegmentId, peer: string): DeliveryRecord | undefined {
+    return this.deliveries.get([segment, peer]);
+  }
+
+  deliveriesWhere(pred: (d: DeliveryRecord) => boolean = () => true): DeliveryRecord[] {
+    const out: DeliveryRecord[] = [];
+    for (const { value } of this.deliveries.getRange()) if (pred(value)) out.push(value);
+    return out;
+  }
+
+  /** The deliveries of one segment (its peers' records; point reads, no scan). */
+  deliveriesOf(segment: SegmentId): DeliveryRecord[] {
+    const peers = this.segments.get(segment)?.peers ?? [];
+    return peers.map((p) => this.deliveries.get([segment, p])).filter((d): d is DeliveryRecord => d !== undefined);
+  }
+
+  segmentsList(): SegmentRecord[] {
+    return [...this.segments.getRange()].map((e) => e.value);
+  }
+
+  /** Deliveries due at `nowMs` (scheduled or failed, next attempt reached), earliest first; `skip` filters (busy peers). */
+  due(nowMs: number, limit: number, skip: (d: { segment_id: SegmentId; peer_id: string }) => boolean = () => false): DeliveryRecord[] {
+    const out: DeliveryRecord[] = [];
+    for (const { key } of this.dueIndex.getRange()) {
+      if (out.length >= limit || key[0] > nowMs) break;
+      const ref = { segment_id: key[1], peer_id: key[2] };
+      if (skip(ref)) continue;
+      const d = this.deliveries.get([key[1], key[2]]);
+      if (d !== undefined && isWaiting(d.state)) out.push(d);
+    }
+    return out;
+  }
+
+  /** The earliest next attempt among waiting deliveries (ms), if any. */
+  nextDueAt(): number | undefined {
+    for (const { key } of this.dueIndex.getRange({ limit: 1 })) return key[0];
+    return undefined;
+  }
+
+  begin(segment: SegmentId, peer: string): Promise<DeliveryRecord> {
+    return this.transition(segment, peer, beginAttempt);
+  }
+
+  /** The peer acknowledged: acked, and the segment delivered when this meets its success condition. */
+  ack(segment: SegmentId, peer: string, duplicate: boolean): Promise<{ delivery: DeliveryRecord; segment: SegmentRecord | undefined; newlyDelivered: boolean }> {
+    return this.change(() => {
+      const now = this.now();
+      const prev = this.mustGet(segment, peer);
+      const delivery = ackAttempt(prev, now, duplicate);
+      this.putDelivery(prev, delivery);
+      const seg = this.segments.get(segment);
+      if (seg === undefined || seg.delivered_at !== null) return { delivery, segment: seg, newlyDelivered: false };
+      const states = seg.peers.map((p) => (p === peer ? delivery.state : this.deliveries.get([segment, p])?.state));
+      if (!successMet(seg.success_condition, states)) return { delivery, segment: seg, newlyDelivered: false };
+      const delivered = { ...seg, delivered_at: now };
+      void this.segments.put(segment, delivered);
+      void this.meta.put(META.delivered, ((this.meta.get(META.delivered) as number | undefined) ?? 0) + 1);
+      return { delivery, segment: delivered, newlyDelivered: true };
+    });
+  }
+
+  /** A failed attempt: `retryAt` (ms) schedules the next, `null` dead-letters. */
+  fail(segment: SegmentId, peer: string, error: RelayErrorInfo, retryAt: number | null): Promise<DeliveryRecord> {
+    return this.transition(segment, peer, (d, now) => failAttempt(d, now, error, retryAt));
+  }
+
+  abort(segment: SegmentId, peer: string): Promise<DeliveryRecord> {
+    return this.transition(segment, peer, abortAttempt);
+  }
+
+  defer(segment: SegmentId, peer: string, untilMs: number): Promise<DeliveryRecord> {
+    return this.transition(segment, peer, (d, now) => deferWaiting(d, now, untilMs));
+  }
+
+  deadletter(segment: SegmentId, peer: string, error: RelayErrorInfo): Promise<DeliveryRecord> {
+    return this.transition(segment, peer, (d, now) => deadletterWaiting(d, now, error));
+  }
+
+  // ------------------------------------------------------------ dead letters
+
+  deadletters(limit: number): DeliveryRecord[] {
+    return this.deliveriesWhere((d) => d.state === "deadletter")
+      .sort((a, b) => (a.deadlettered_at ?? "").localeCompare(b.deadlettered_at ?? ""))
+      .slice(0, limit);
+  }
+
+  inspect(segment: SegmentId, peer: string): DeliveryRecord {
+    const d = this.deliveries.get([segment, peer]);
+    if (d === undefined || d.state !== "deadletter") {
+      throw new EdgeError("DEADLETTER_NOT_FOUND", `no dead letter for segment ${segment} to peer ${peer}${d ? ` (the delivery is ${d.state})` : ""}`, { details: { segment_id: segment, peer_id: peer } });
+    }
+    return d;
+  }
+
+  /** Sends a dead letter back to `scheduled` with fresh attempts; its history stays. */
+  async retry(segment: SegmentId, peer: string): Promise<DeliveryRecord> {
+    this.inspect(segment, peer);
+    return this.transition(segment, peer, retryDeadletter);
+  }
+
+  private purgeMatches(f: PurgeFilter): DeliveryRecord[] {
+    return this.deliveriesWhere((d) => d.state === "deadletter"
+      && (f.segment_id === undefined || d.segment_id === f.segment_id)
+      && (f.peer_id === undefined || d.peer_id === f.peer_id)
+      && (f.deadletteredBefore === undefined || (d.deadlettered_at !== null && Date.parse(d.deadlettered_at) <= f.deadletteredBefore)));
+  }
+
+  /** Segments none of whose remaining deliveries (after removing `gone`) is pending or dead-lettered. */
+  private released(gone: readonly DeliveryRecord[]): PurgeResult["released_segments"] {
+    const goneKeys = new Set(gone.map((d) => `${d.segment_id}/${d.peer_id}`));
+    const out: PurgeResult["released_segments"] = [];
+    for (const id of new Set(gone.map((d) => d.segment_id))) {
+      const rest = this.deliveriesOf(id).filter((d) => !goneKeys.has(`${d.segment_id}/${d.peer_id}`));
+      if (rest.some((d) => isPending(d.state) || d.state === "deadletter")) continue;
+      out.push({ segment_id: id, delivered: this.segments.get(id)?.delivered_at != null });
+    }
+    return out;
+  }
+
+  /**
+   * Purges dead letters matching the filter. Without `force` it is a dry run:
+   * it returns what would be purged and changes nothing. A purge is logged
+   * (`purgeLog()`); a segment left with no delivery at all loses its record.
+   */
+  async purge(f: PurgeFilter, reason: PurgeLogEntry["reason"] = "operator"): Promise<PurgeResult> {
+    if (!f.force) {
+      const matches = this.purgeMatches(f);
+      return { dry_run: true, purged: matches.map(purgedView), released_segments: this.released(matches) };
+    }
+    return this.change(() => {
+      const matches = this.purgeMatches(f);
+      const released = this.released(matches);
+      for (const d of matches) this.removeDelivery(d);
+      for (const id of new Set(matches.map((d) => d.segment_id))) {
+        if (this.deliveriesOf(id).length === 0) void this.segments.remove(id);
+      }
+      const purged = matches.map(purgedView);
+      if (purged.length > 0) {
+        const log = (this.meta.get(META.purgeLog) as PurgeLogEntry[] | undefined) ?? [];
+        const entry: PurgeLogEntry = { at: this.now(), reason, count: purged.length, items: purged.slice(0, PURGE_LOG_ITEMS) };
+        void this.meta.put(META.purgeLog, [...log, entry].slice(-PURGE_LOG_LIMIT));
+      }
+      return { dry_run: false, purged, released_segments: released };
+    });
+  }
+
+  /** Dead letters older than the retention period are purged (and logged with reason `retention`). */
+  purgeExpired(retentionMs: number): Promise<PurgeResult> {
+    return this.purge({ force: true, deadletteredBefore: this.clock.now() - retentionMs }, "retention");
+  }
+
+  purgeLog(): PurgeLogEntry[] {
+    return (this.meta.get(META.purgeLog) as PurgeLogEntry[] | undefined) ?? [];
+  }
+
+  summary(): LedgerSummary {
+    const queue = { ...zeroQueue(), total: 0 };
+    const peers: LedgerSummary["peers"] = {};
+    for (const d of this.deliveriesWhere()) {
+      queue[d.state] += 1;
+      queue.total += 1;
+      const p = (peers[d.peer_id] ??= { queue: zeroQueue(), last_error: null });
+      p.queue[d.state] += 1;
+      if (d.last_error !== null && (p.last_error === null || p.last_error.at < d.updated_at)) {
+        p.last_error = { ...d.last_error, at: d.updated_at, segment_id: d.segment_id };
+      }
+    }
+    let segments = 0;
+    for (const _ of this.segments.getKeys()) segments += 1;
+    return { queue, peers, segments, delivered_segments: (this.meta.get(META.delivered) as number | undefined) ?? 0 };
+  }
+
+  // ------------------------------------------------------------ receiver side
+
+  /**
+   * Records an arriving segment in the inbox: the first push of a segment id
+   * gets the next sequence number, every later push of it is a duplicate that
+   * keeps that number (acknowledged again, never handed to the application twice).
+   */
+  receive(info: SegmentInfo, from: PeerIdentity): Promise<{ duplicate: boolean; inbox_seq: number }> {
+    return this.change(() => {
+      const seen = this.inboxIds.get(info.id);
+      if (seen !== undefined) {
+        const entry = this.inboxDb.get(seen);
+        if (entry !== undefined) void this.inboxDb.put(seen, { ...entry, duplicates: entry.duplicates + 1 });
+        return { duplicate: true, inbox_seq: seen };
+      }
+      const seq = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1);
+      void this.meta.put(META.inboxNext, seq + 1);
+      void this.inboxIds.put(info.id, seq);
+      void this.inboxDb.put(seq, { seq, segment_id: info.id, size: info.size, kind: info.kind, from, received_at: this.now(), duplicates: 0 });
+      return { duplicate: false, inbox_seq: seq };
+    });
+  }
+
+  /** Inbox entries with a sequence number above `afterSeq`, in order. */
+  inbox(afterSeq: number, limit: number): InboxEntry[] {
+    return [...this.inboxDb.getRange({ start: afterSeq + 1, limit })].map((e) => e.value);
+  }
+
+  /** The application's durable cursor: the highest inbox sequence it has consumed (0 = none). */
+  cursor(): number {
+    return (this.meta.get(META.cursor) as number | undefined) ?? 0;
+  }
+
+  /** Moves the cursor forward (durably); never backwards, never past the last sequence handed out. */
+  advanceCursor(seq: number): Promise<number> {
+    return this.change(() => {
+      const current = (this.meta.get(META.cursor) as number | undefined) ?? 0;
+      const last = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1) - 1;
+      if (!Number.isInteger(seq) || seq < current || seq > last) {
+        throw new EdgeError("INBOX_CURSOR_INVALID", `cannot move the inbox cursor from ${current} to ${seq}: it must be an integer from ${current} to ${last}`);
+      }
+      void this.meta.put(META.cursor, seq);
+      return seq;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.root.close();
+  }
+}
+
+function purgedView(d: DeliveryRecord): PurgedDelivery {
+  return { segment_id: d.segment_id, peer_id: d.peer_id, deadlettered_at: d.deadlettered_at, last_error: d.last_error };
+}
+
+export function openRelayLedger(path: string, opts: { clock?: Clock } = {}): Promise<RelayLedger> {
+  return RelayLedger.open(path, opts);
+}
