@@ -40,6 +40,9 @@ export const EDGE_ERROR_CODES = [
   // daemon and control socket
   "CONTROL_SOCKET_UNAVAILABLE",
   "DAEMON_ALREADY_RUNNING",
+  "CONTROL_SOCKET_IN_USE",
+  "CONTROL_REQUEST_FAILED",
+  "RELAY_DISABLED",
 ] as const;
 export type EdgeErrorCode = (typeof EDGE_ERROR_CODES)[number];
 
@@ -79,6 +82,9 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   OS_IDENTITY_UNREADABLE: "check [bootstrap] os_release_file and kernel_release_file (defaults /etc/os-release and /proc/sys/kernel/osrelease); edged must not start without knowing which OS it runs on",
   CONTROL_SOCKET_UNAVAILABLE: "start edged (`edged run --config edge.toml`) or pass the socket it listens on with --socket",
   DAEMON_ALREADY_RUNNING: "another edged holds this state root; stop it first",
+  CONTROL_SOCKET_IN_USE: "another edged (or another program) serves on this control socket: stop it, or pass another --control-socket",
+  CONTROL_REQUEST_FAILED: "edged refused or failed the request (see the message); its log has the details",
+  RELAY_DISABLED: "set [relay] enabled = true in edge.toml and restart edged",
 };
 
 export class EdgeError extends AutonomyError<EdgeErrorCode> {

@@ -47,6 +47,8 @@ export interface StateRootPaths {
   epochPrevious: string;
   /** `runtime/`: the staged, verified runtime (`runtime.dsse.json` + `files/`) that a reconstruction reinstalls. */
   runtimeStaging: string;
+  /** `edge/edged.lock`: held by the one edged that runs on this state root (src/edge/daemon). */
+  edgeDaemonLock: string;
 }
 
 export function stateRootPaths(root: string): StateRootPaths {
@@ -75,6 +77,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     epochCurrent: join(root, "epoch", "current"),
     epochPrevious: join(root, "epoch", "previous"),
     runtimeStaging: join(root, "runtime"),
+    edgeDaemonLock: join(root, "edge", "edged.lock"),
   };
 }
 

@@ -138,6 +138,7 @@ const PEER_TABLE = {
   },
   systemd: commands(["systemd-analyze"], ["systemd"], "test/edge/systemd-units (`systemd-analyze verify` of the packaged units)"),
   procps: commands(["ps"], ["procps"], "test/runtime/runtime-upstream (no upstream child left behind)"),
+  promtool: commands(["promtool"], ["prometheus"], "test/edge/edged-daemon (promtool check metrics on edged's /metrics scrape)"),
   root: { usedBy: "test/telemetry/wal-disk-full (mounts a tmpfs) and the portability loop cells (mkfs, losetup, mount)", probe: isRoot, debian: [], remedy: "run `npm test` as root, outside a container or in one started with --privileged" },
   "loop-devices": {
     usedBy: "the ext4 and xfs portability cells",
