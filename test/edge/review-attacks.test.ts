@@ -131,3 +131,33 @@ describe("adversarial review: autonomy cert", () => {
     await expect(issueCert({ caDir: dir, name: "edge-a" })).rejects.toMatchObject({ message: expect.stringMatching(/ca\.key/) });
   });
 });
+
+describe("adversarial review: the precheck under its own systemd unit's sandbox", () => {
+  const privileged = needs("root", "util-linux", "openssl");
+  privileged.it("attack: an OS replacement under edged-precheck.service (ProtectSystem=strict, ReadWritePaths= the install dir only) reconstructs instead of failing exit 5 on every boot", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const f = await makeEdgeBootFixture();
+    const n = await cloneNode(f);
+    await runPrecheck({ configPath: n.config, clock });
+    // What the unit's mount namespace looks like: the install dir's parent is read-only
+    // (ProtectSystem=strict), the install dir itself a writable bind mount (ReadWritePaths=@RUNTIME_DIR@).
+    const parent = join(n.dir, "opt");
+    await mkdir(parent, { recursive: true });
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", parent]);
+    try {
+      await mkdir(n.installDir);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", n.installDir]);
+      try {
+        execFileSync("mount", ["-o", "remount,ro", parent]);
+        await writeFile(n.kernel, "6.11.0-1-amd64\n");
+        const r = await runPrecheck({ configPath: n.config, clock });
+        expect(r.exitCode, r.checks.at(-1)?.detail).toBe(0);
+        expect(await readFile(join(n.installDir, "autonomy-runtime"), "utf8")).toContain("runtime v1");
+      } finally {
+        execFileSync("umount", ["-l", n.installDir]);
+      }
+    } finally {
+      execFileSync("umount", ["-l", parent]);
+    }
+  }, 120_000);
+});
