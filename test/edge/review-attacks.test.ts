@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { loadEdgeConfig, readBootState, readEvidence, runPrecheck, signRuntimeManifest, stageRuntime, stagedRuntimePaths } from "../../src/edge/index.js";
+import { loadEdgeConfig, planMigration, readBootState, readEvidence, runPrecheck, signRuntimeManifest, stageRuntime, stagedRuntimePaths } from "../../src/edge/index.js";
 import { nodeWalLocation, stateRootPaths } from "../../src/node/index.js";
 import { initCa, issueCert } from "../../src/pki/index.js";
 import { cloneNode, makeEdgeBootFixture, snapshotDir } from "../helpers/edge-boot.js";
@@ -129,6 +129,25 @@ describe("adversarial review: autonomy cert", () => {
     await initCa({ outDir: dir });
     await chmod(join(dir, "ca.key"), 0o644);
     await expect(issueCert({ caDir: dir, name: "edge-a" })).rejects.toMatchObject({ message: expect.stringMatching(/ca\.key/) });
+  });
+
+  it("attack: `cert issue --name ca` into the CA directory does not overwrite the fleet CA's own ca.key and ca.crt", async () => {
+    const { mkdtemp } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const dir = await mkdtemp(join(tmpdir(), "rev-ca-"));
+    await initCa({ outDir: dir });
+    const caKey = await readFile(join(dir, "ca.key"));
+    const caCrt = await readFile(join(dir, "ca.crt"));
+    await issueCert({ caDir: dir, name: "ca" }).catch(() => undefined); // refusing is fine; destroying the CA is not
+    expect((await readFile(join(dir, "ca.key"))).equals(caKey)).toBe(true);
+    expect((await readFile(join(dir, "ca.crt"))).equals(caCrt)).toBe(true);
+  });
+});
+
+describe("adversarial review: autonomy config migrate", () => {
+  it("attack: a deeply nested edge.json under the size bound is EDGE_CONFIG_INVALID, not a raw stack overflow", () => {
+    const deep = `{"x":${"[".repeat(400_000)}${"]".repeat(400_000)}}`;
+    expect(() => planMigration("/tmp/edge.json", deep)).toThrow(expect.objectContaining({ code: "EDGE_CONFIG_INVALID" }));
   });
 });
 
