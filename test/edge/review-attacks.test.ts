@@ -112,6 +112,14 @@ describe("adversarial review: edged precheck and runtime staging", () => {
     expect(ev === undefined || ev.epoch <= 0).toBe(true);
   });
 
+  it("attack: a node whose clock is behind (RTC reset after an OS replacement) is told its clock is wrong, not that its certificate is unreadable", async () => {
+    const n = await cloneNode(f);
+    const r = await runPrecheck({ configPath: n.config, clock, now: new Date(Date.now() - 2 * 86_400_000) });
+    expect(r.exitCode).toBe(3);
+    expect(r.checks.at(-1)?.code).not.toBe("CERT_UNREADABLE");
+    expect(r.checks.at(-1)?.detail).toMatch(/clock/i);
+  });
+
   it("attack: a node private key readable by every user fails the precheck (exit 3)", async () => {
     const n = await cloneNode(f);
     await chmod(join(n.dir, "certs", "node.key"), 0o644);
