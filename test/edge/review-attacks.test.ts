@@ -188,3 +188,27 @@ describe("adversarial review: the precheck under its own systemd unit's sandbox"
     }
   }, 120_000);
 });
+
+describe("adversarial review: segment store eviction accounting", () => {
+  it("attack: one corrupt byte in an early eviction record does not silently truncate every later record of the eviction log", async () => {
+    const { mkdtemp } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { openSegmentStore } = await import("../../src/edge/index.js");
+    const dir = await mkdtemp(join(tmpdir(), "rev-seg-"));
+    const store = await openSegmentStore({ dir, ceilingBytes: 1 << 20 });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await store.put(Buffer.from(`segment ${i}`), "data")).info.id);
+    for (const id of ids) await store.remove(id, "purged");
+    expect(store.evictions()).toHaveLength(4);
+    // A single flipped byte inside the FIRST record (not a torn tail).
+    const logPath = join(dir, "evictions.log");
+    const log = await readFile(logPath);
+    log[2] = 0x7e; // `{"seq"` → `{"~eq"`
+    await writeFile(logPath, log);
+    const reopened = await openSegmentStore({ dir, ceilingBytes: 1 << 20 }).then((s) => s.evictions(), (e: unknown) => e);
+    // Either open refuses loudly, or the intact records 2..4 are still accounted for: never a silent loss of three records.
+    if (Array.isArray(reopened)) expect(reopened.length).toBeGreaterThanOrEqual(3);
+    else expect(reopened).toBeInstanceOf(Error);
+    expect((await readFile(logPath)).length).toBe(log.length);
+  });
+});
