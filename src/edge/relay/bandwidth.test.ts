@@ -196,6 +196,21 @@ describe("bandwidth limiter (src/edge/relay/bandwidth)", () => {
     expect(bw.snapshot().daily_used_bytes).toBe(0);
   });
 
+  it("with the real clock and timers: waits about as long as the rate says, and an abort ends the wait", async () => {
+    const bw = createBandwidthLimiter(cfg({ bytes_per_second: 20_000 }));
+    await bw.acquire(20_000); // the burst
+    const t0 = performance.now();
+    await bw.acquire(2_000); // 100 ms at 20 000 B/s
+    const waited = performance.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(95);
+    expect(waited).toBeLessThan(2_000);
+    const ctl = new AbortController();
+    const p = bw.acquire(1_000_000, ctl.signal);
+    setTimeout(() => ctl.abort(new Error("shutdown")), 20);
+    await expect(p).rejects.toThrow("shutdown");
+    expect(bw.snapshot().throttle_count).toBe(2);
+  });
+
   it("refuses an invalid configuration, naming the key (EDGE_CONFIG_INVALID)", () => {
     for (const [bad, key] of [
       [cfg({ bytes_per_second: -1 }), "bandwidth.bytes_per_second"],

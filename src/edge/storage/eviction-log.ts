@@ -12,8 +12,12 @@ export interface LoggedEviction extends EvictionRecord {
 
 const REASONS: ReadonlySet<string> = new Set<EvictionReason>(["lru_ceiling", "delivered_evict_on_relay", "purged", "deadletter_retention", "corrupt"]);
 
-/** Parses one line; undefined when it is not a well-formed record with the expected sequence number. */
-function parseLine(line: string, expectedSeq: number): LoggedEviction | undefined {
+export function isEvictionReason(r: unknown): r is EvictionReason {
+  return typeof r === "string" && REASONS.has(r);
+}
+
+/** Parses one line; undefined when it is not a well-formed record. */
+function parseLine(line: string): LoggedEviction | undefined {
   let doc: unknown;
   try {
     doc = JSON.parse(line);
@@ -23,22 +27,24 @@ function parseLine(line: string, expectedSeq: number): LoggedEviction | undefine
   if (typeof doc !== "object" || doc === null) return undefined;
   const r = doc as Record<string, unknown>;
   const ok =
-    r.seq === expectedSeq && typeof r.id === "string" && SEGMENT_ID_RE.test(r.id) && isSegmentKind(r.kind) &&
-    Number.isSafeInteger(r.bytes) && (r.bytes as number) >= 0 && typeof r.reason === "string" && REASONS.has(r.reason) &&
+    Number.isSafeInteger(r.seq) && (r.seq as number) > 0 && typeof r.id === "string" && SEGMENT_ID_RE.test(r.id) && isSegmentKind(r.kind) &&
+    Number.isSafeInteger(r.bytes) && (r.bytes as number) >= 0 && isEvictionReason(r.reason) &&
     typeof r.at === "string" && !Number.isNaN(Date.parse(r.at));
   if (!ok) return undefined;
-  return { seq: expectedSeq, id: r.id as string, kind: r.kind as SegmentKind, bytes: r.bytes as number, reason: r.reason as EvictionReason, at: r.at as string };
+  return { seq: r.seq as number, id: r.id as string, kind: r.kind as SegmentKind, bytes: r.bytes as number, reason: r.reason as EvictionReason, at: r.at as string };
 }
 
 /**
  * An append-only log of eviction records, one JSON line each, every append
  * fsynced before the eviction it records goes ahead. Only the tail can be torn
- * (a power cut during an append that was never acknowledged): reading stops at
- * the first line that is unterminated, unparseable or out of sequence, and
- * `open` cuts the file back to what was read.
+ * (a power cut during an append that was never acknowledged): `open` keeps
+ * every record up to the last valid one (sequence numbers increasing) and cuts
+ * the file after it.
  */
 export class EvictionLog {
   #records: LoggedEviction[] = [];
+  readonly #bySeq = new Map<number, LoggedEviction>();
+  #lastSeq = 0;
   #length = 0;
   /** Whether the log's directory entry is known durable (it was there at open, or an append fsynced the directory). */
   #entryDurable = false;
@@ -54,21 +60,26 @@ export class EvictionLog {
     if (raw === undefined) return log;
     log.#entryDurable = true;
     const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    // Every line up to the last valid record is kept; a line that does not parse BEFORE a valid record is damage
+    // (not a crash: each append is fsynced before the next), skipped so the records after it are not lost.
     let pos = 0;
     for (;;) {
       const nl = buf.indexOf(0x0a, pos);
       if (nl < 0) break;
-      const rec = parseLine(buf.subarray(pos, nl).toString("utf8"), log.#records.length + 1);
-      if (!rec) break;
-      log.#records.push(rec);
+      const rec = parseLine(buf.subarray(pos, nl).toString("utf8"));
+      if (rec && rec.seq > log.#lastSeq) {
+        log.#records.push(rec);
+        log.#bySeq.set(rec.seq, rec);
+        log.#lastSeq = rec.seq;
+        log.#length = nl + 1;
+      }
       pos = nl + 1;
     }
-    log.#length = pos;
-    if (pos < buf.length) {
+    if (log.#length < buf.length) {
       // A torn tail from an append that never completed: no eviction went ahead on it (see SegmentStore).
       const f = await fs.openFile(path);
       try {
-        await f.truncate(pos);
+        await f.truncate(log.#length);
         await f.sync();
       } finally {
         await f.close();
@@ -77,17 +88,31 @@ export class EvictionLog {
     return log;
   }
 
+  /**
+   * After a failed append: cuts whatever it may have left past the last
+   * record, durably, so a line whose fsync reported failure cannot reappear
+   * after a crash and record an eviction that was rolled back.
+   */
+  async undoTail(): Promise<void> {
+    const f = await this.fs.openFile(this.path);
+    try {
+      if ((await f.size()) !== this.#length) await f.truncate(this.#length);
+      await f.sync();
+    } finally {
+      await f.close().catch(() => undefined);
+    }
+  }
+
   get records(): readonly LoggedEviction[] {
     return this.#records;
   }
 
   get nextSeq(): number {
-    return this.#records.length + 1;
+    return this.#lastSeq + 1;
   }
 
   has(seq: number, id: string): boolean {
-    const r = this.#records[seq - 1];
-    return r !== undefined && r.id === id;
+    return this.#bySeq.get(seq)?.id === id;
   }
 
   /** Appends `rec` (its seq must be `nextSeq`) and fsyncs; resolves once the record is durable. */
@@ -110,5 +135,7 @@ export class EvictionLog {
     }
     this.#length += line.byteLength;
     this.#records.push(rec);
+    this.#bySeq.set(rec.seq, rec);
+    this.#lastSeq = rec.seq;
   }
 }

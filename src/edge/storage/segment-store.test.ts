@@ -5,12 +5,22 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PowerLossFs } from "../../../test/helpers/power-loss-fs.js";
 import { EdgeError } from "../errors.js";
+import type { WalFs } from "../../telemetry/index.js";
 import type { SegmentStore } from "../types.js";
 import { openSegmentStore, segmentIdOf } from "./index.js";
 
 const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
 const bytesOf = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill);
 const clock = { now: () => Date.parse("2026-01-02T03:04:05Z") };
+
+/** The file system's methods, bound (a class instance's methods do not survive a spread). */
+function bindAll(fs: PowerLossFs): WalFs {
+  return {
+    openFile: (p) => fs.openFile(p), openRead: (p) => fs.openRead(p), readFile: (p) => fs.readFile(p), writeFileSynced: (p, d) => fs.writeFileSynced(p, d),
+    rename: (a, b) => fs.rename(a, b), unlink: (p) => fs.unlink(p), exists: (p) => fs.exists(p), fileSize: (p) => fs.fileSize(p),
+    list: (d) => fs.list(d), fsyncDir: (d) => fs.fsyncDir(d), mkdirp: (d) => fs.mkdirp(d),
+  };
+}
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -145,9 +155,16 @@ describe("segment store (src/edge/storage)", () => {
     const { info } = await store.put(bytesOf(10, 1), "data");
     expect(await store.remove(info.id, "purged")).toEqual({ id: info.id, bytes: 10, reason: "purged", at: "2026-01-02T03:04:05.000Z" });
     expect(await store.remove(info.id, "purged")).toBeUndefined();
+    // A reason the log cannot read back is refused before anything is written.
+    const other = (await store.put(bytesOf(5, 9), "data")).info;
+    await expect(store.remove(other.id, "gone" as unknown as "purged")).rejects.toThrow(/unknown eviction reason/);
+    await store.remove(other.id, "purged");
     expect(store.usage().used_bytes).toBe(0);
     const lines = (await readFile(join(dir, "evictions.log"), "utf8")).trim().split("\n");
-    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([{ seq: 1, id: info.id, kind: "data", bytes: 10, reason: "purged", at: "2026-01-02T03:04:05.000Z" }]);
+    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([
+      { seq: 1, id: info.id, kind: "data", bytes: 10, reason: "purged", at: "2026-01-02T03:04:05.000Z" },
+      { seq: 2, id: other.id, kind: "data", bytes: 5, reason: "purged", at: "2026-01-02T03:04:05.000Z" },
+    ]);
   });
 
   it("get() re-hashes: a segment whose bytes changed on disk is SEGMENT_CORRUPT, removed with a `corrupt` record, then missing", async () => {
@@ -187,6 +204,24 @@ describe("segment store (src/edge/storage)", () => {
     expect(third.evictions().map((r) => r.reason)).toEqual(["purged", "deadletter_retention"]);
   });
 
+  it("a damaged line in the middle of the eviction log (disk damage, not a crash) loses only that record", async () => {
+    const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) ids.push((await store.put(bytesOf(10, n), "data")).info.id);
+    for (const id of ids) await store.remove(id, "purged");
+    const path = join(dir, "evictions.log");
+    const lines = (await readFile(path, "utf8")).split("\n");
+    lines[1] = (lines[1] ?? "").replace('"seq":2', '"seq":"x"');
+    await writeFile(path, lines.join("\n"));
+    const again = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(again.evictions().map((r) => r.id)).toEqual([ids[0], ids[2]]);
+    const { info } = await again.put(bytesOf(10, 4), "data");
+    await again.remove(info.id, "purged");
+    const third = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
+    expect(third.evictions().map((r) => r.id)).toEqual([ids[0], ids[2], info.id]);
+    expect((await readFile(path, "utf8")).trim().split("\n").map((l) => (JSON.parse(l) as { seq: unknown }).seq)).toEqual([1, "x", 3, 4]);
+  });
+
   it("open finishes an interrupted eviction whose record is durable, and rolls back one whose record is not", async () => {
     const store = await openSegmentStore({ dir, ceilingBytes: 1000, clock });
     const a = (await store.put(bytesOf(10, 1), "data")).info;
@@ -205,6 +240,41 @@ describe("segment store (src/edge/storage)", () => {
 
   it("rejects a non-positive ceiling", async () => {
     await expect(openSegmentStore({ dir, ceilingBytes: 0 })).rejects.toThrow(/ceilingBytes/);
+  });
+
+  it("a failed fsync of an eviction record rolls the eviction back completely: the unsynced line cannot come back after a process death", async () => {
+    const fs = new PowerLossFs();
+    await fs.mkdirDurable("/state");
+    let failNextLogSync = false;
+    // The real file system model, except that the eviction log's next fsync reports EIO (its bytes stay in the page cache).
+    const faulty: WalFs = {
+      ...bindAll(fs),
+      openFile: async (path) => {
+        const f = await fs.openFile(path);
+        if (!path.endsWith("/evictions.log")) return f;
+        return {
+          read: (p, l) => f.read(p, l), write: (d, p) => f.write(d, p), truncate: (l) => f.truncate(l), size: () => f.size(), close: () => f.close(),
+          sync: async () => {
+            if (failNextLogSync) {
+              failNextLogSync = false;
+              throw Object.assign(new Error("EIO: simulated fsync failure"), { code: "EIO" });
+            }
+            await f.sync();
+          },
+        };
+      },
+    };
+    const store = await openSegmentStore({ dir: "/state/edge/segments", ceilingBytes: 1000, fs: faulty, clock });
+    const { info } = await store.put(bytesOf(40, 1), "data");
+    failNextLogSync = true;
+    await expect(store.remove(info.id, "purged")).rejects.toThrow(/EIO/);
+    expect(store.has(info.id)).toBe(true);
+    expect(store.evictions()).toEqual([]);
+    // The process dies; the kernel keeps whatever the failed append left in its cache.
+    const reopened = await openSegmentStore({ dir: "/state/edge/segments", ceilingBytes: 1000, fs: fs.restart(), clock });
+    expect(reopened.evictions()).toEqual([]);
+    expect(reopened.usage()).toEqual({ used_bytes: 40, ceiling_bytes: 1000, segments: 1 });
+    expect(Buffer.from(await reopened.get(info.id)).equals(Buffer.from(bytesOf(40, 1)))).toBe(true);
   });
 
   it("runs on an injected file system (the power-loss model): every put is durable once it resolves", async () => {

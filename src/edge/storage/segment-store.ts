@@ -6,7 +6,7 @@ import { nodeWalFs } from "../../telemetry/index.js";
 import type { WalFs } from "../../telemetry/index.js";
 import { EdgeError } from "../errors.js";
 import type { EvictionReason, EvictionRecord, SegmentId, SegmentInfo, SegmentKind, SegmentStore, StoreUsage } from "../types.js";
-import { EvictionLog } from "./eviction-log.js";
+import { EvictionLog, isEvictionReason } from "./eviction-log.js";
 import type { LoggedEviction } from "./eviction-log.js";
 import { EVICTION_LOG, checkSegmentId, evictName, isSegmentKind, parseName, segmentName, tempName } from "./names.js";
 
@@ -125,10 +125,11 @@ class FsSegmentStore implements SegmentStore {
     const bytes = await this.fs.readFile(join(this.dir, segmentName(id, entry.kind)));
     if (bytes === undefined) throw missing(id);
     if (segmentIdOf(bytes) !== id) {
-      await this.#exclusive(async () => {
+      // Removing it is housekeeping: if that fails too, the answer is still SEGMENT_CORRUPT (open re-checks it).
+      const removed = await this.#exclusive(async () => {
         if (this.#index.get(id) === entry) await this.#evict(entry, "corrupt");
-      });
-      throw new EdgeError("SEGMENT_CORRUPT", `segment ${id} no longer matches its digest (${bytes.byteLength} bytes on disk); it was removed from the store`, { details: { segment_id: id } });
+      }).then(() => true, () => false);
+      throw new EdgeError("SEGMENT_CORRUPT", `segment ${id} no longer matches its digest (${bytes.byteLength} bytes on disk); ${removed ? "it was removed from the store" : "removing it failed; the next open will"}`, { details: { segment_id: id } });
     }
     if (this.#index.get(id) === entry) this.#touch(entry);
     return bytes;
@@ -144,6 +145,8 @@ class FsSegmentStore implements SegmentStore {
   }
 
   remove(id: SegmentId, reason: EvictionReason): Promise<EvictionRecord | undefined> {
+    // An unknown reason would write a record that open cannot read back (it would cut the log there).
+    if (!isEvictionReason(reason)) return Promise.reject(new TypeError(`segment store: unknown eviction reason ${JSON.stringify(reason)}`));
     return this.#exclusive(async () => {
       const entry = this.#index.get(id);
       return entry ? publicRecord(await this.#evict(entry, reason)) : undefined;
@@ -283,8 +286,10 @@ class FsSegmentStore implements SegmentStore {
       await this.fs.fsyncDir(this.dir);
       await this.log.append(rec);
     } catch (e) {
-      // No durable record: put the segment back (open would do the same after a crash).
-      const restored = await this.fs.rename(to, from).then(() => true, () => false);
+      // No record: undo a possibly half-written one, then put the segment back (open would do the same after a crash).
+      // If the log cannot be cut back, leave the evict name: open decides by whether the record survived.
+      const undone = await this.log.undoTail().then(() => true, () => false);
+      const restored = undone && (await this.fs.rename(to, from).then(() => true, () => false));
       if (!restored && indexed) {
         // Misplaced until the next open rolls it back: not served meanwhile.
         this.#index.delete(entry.id);
