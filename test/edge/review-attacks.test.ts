@@ -120,6 +120,20 @@ describe("adversarial review: edged precheck and runtime staging", () => {
     expect(r.checks.at(-1)?.detail).toMatch(/clock/i);
   });
 
+  it("attack: a lost os_fingerprint.json on a node with reconstruction evidence does not restart the boot epoch at 0 (\"never goes back\")", async () => {
+    const n = await cloneNode(f);
+    await runPrecheck({ configPath: n.config, clock });
+    await writeFile(n.kernel, "6.10.0-1-amd64\n");
+    expect((await runPrecheck({ configPath: n.config, clock })).boot_epoch).toBe(1);
+    // The fingerprint file is lost (file-system damage, an operator cleaning bootstrap/), the evidence of epoch 1 is not.
+    const { rm } = await import("node:fs/promises");
+    await rm(stateRootPaths(n.stateRoot).osFingerprint);
+    const r = await runPrecheck({ configPath: n.config, clock });
+    // Refusing (exit 2) or resuming at the evidence's epoch are both honest; "first run, epoch 0" is not.
+    if (r.exitCode === 0) expect(r.boot_epoch).toBeGreaterThanOrEqual(1);
+    else expect(r.exitCode).toBe(2);
+  });
+
   it("attack: a node private key readable by every user fails the precheck (exit 3)", async () => {
     const n = await cloneNode(f);
     await chmod(join(n.dir, "certs", "node.key"), 0o644);
