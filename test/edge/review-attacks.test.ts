@@ -73,6 +73,26 @@ describe("adversarial review: edged precheck and runtime staging", () => {
     expect(await readFile(join(stagedRuntimePaths(n.stateRoot).files, "autonomy-runtime"), "utf8")).toContain("runtime v2");
   });
 
+  it("attack: a runtime signed from a directory with world-writable files is never installed group- or world-writable (a local user could swap the executable root runs)", async () => {
+    const n = await cloneNode(f);
+    await runPrecheck({ configPath: n.config, clock });
+    const src = join(n.dir, "runtime-777");
+    await mkdir(src, { recursive: true });
+    await writeFile(join(src, "autonomy-runtime"), "#!/bin/sh\necho runtime 777\n");
+    await chmod(join(src, "autonomy-runtime"), 0o777); // e.g. unpacked from a zip or a network share
+    const { envelope } = await signRuntimeManifest(src, [f.keys.privateKey]);
+    const env = join(n.dir, "runtime-777.dsse.json");
+    await writeFile(env, JSON.stringify(envelope));
+    await stageRuntime({ stateRoot: n.stateRoot, fromDir: src, envelopeFile: env }).catch(() => undefined); // refusing is fine too
+    await writeFile(n.kernel, "6.12.0-1-amd64\n");
+    await runPrecheck({ configPath: n.config, clock });
+    const { stat } = await import("node:fs/promises");
+    for (const p of [join(stagedRuntimePaths(n.stateRoot).files, "autonomy-runtime"), join(n.installDir, "autonomy-runtime")]) {
+      const mode = await stat(p).then((st) => st.mode & 0o777, () => 0);
+      expect(mode & 0o022, `${p} mode ${mode.toString(8)}`).toBe(0);
+    }
+  });
+
   it("attack: a certificate issued by the fleet CA for another node name fails the precheck (exit 3)", async () => {
     const n = await cloneNode(f);
     // The fixture's certificate is CN=edge-a; this node calls itself edge-b.
