@@ -194,6 +194,21 @@ describe("adversarial review: autonomy config migrate", () => {
   });
 });
 
+describe("adversarial review: autonomy config migrate --write as root", () => {
+  needs("root").it("attack: `sudo autonomy config migrate --write` keeps the owner of an edge.toml owned by edged's account (else edged can no longer read its config: precheck exit 1)", async () => {
+    const { chown, mkdtemp, stat } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { migrateEdgeConfigFile } = await import("../../src/edge/index.js");
+    const dir = await mkdtemp(join(tmpdir(), "rev-mig-"));
+    const file = join(dir, "edge.toml");
+    await writeFile(file, '[node]\nid = "edge-a"\nstate_root = "/s"\n[transport]\ncert_file = "c"\nkey_file = "k"\nca_file = "a"\n', { mode: 0o600 });
+    await chown(file, 4242, 4242); // the dedicated edged account the docs recommend
+    await migrateEdgeConfigFile(file, { write: true });
+    const st = await stat(file);
+    expect([st.uid, st.gid, st.mode & 0o777]).toEqual([4242, 4242, 0o600]);
+  });
+});
+
 describe("adversarial review: the precheck under its own systemd unit's sandbox", () => {
   const privileged = needs("root", "util-linux", "openssl");
   privileged.it("attack: an OS replacement under edged-precheck.service (ProtectSystem=strict, ReadWritePaths= the install dir only) reconstructs instead of failing exit 5 on every boot", async () => {
