@@ -137,6 +137,8 @@ export async function issueCert(opts: IssueCertOptions): Promise<WrittenIdentity
   const outDir = resolve(opts.outDir ?? caDir);
   const certFile = join(outDir, `${name}.crt`);
   const keyFile = join(outDir, `${name}.key`);
+  // `--name ca` in the CA directory would replace the fleet CA's own key and certificate: unrecoverable.
+  if ([certFile, keyFile].some((f) => f === join(caDir, CA_CERT_FILE) || f === join(caDir, CA_KEY_FILE))) throw new PkiError("CERT_NAME_INVALID", `node name ${JSON.stringify(name)} would overwrite the fleet CA's ${CA_CERT_FILE} and ${CA_KEY_FILE} in ${caDir}: choose another name, or write elsewhere with --out`);
   // Logged before the files exist: a crash in between leaves a logged serial that was never used
   // (harmless to revoke), never a certificate in use that the CA cannot name.
   await appendIssued(caDir, { ...summarize(cert), cert_file: certFile, issued_at: new Date(now).toISOString() });
