@@ -28,7 +28,9 @@ describe("adversarial review: edged precheck and runtime staging", () => {
     await runPrecheck({ configPath: n.config, clock });
     // A precheck killed by a power cut leaves bootstrap/precheck.lock behind, on the persistent state root.
     // After the reboot its pid belongs to another, live process (pid 1 is always alive).
-    await writeFile(stateRootPaths(n.stateRoot).bootstrapLock, "1");
+    // The lock holds the pid and the boot id it was taken in (fix: file-lock records /proc/sys/kernel/random/boot_id);
+    // a lock from before that fix (pid only) cannot be told apart from a live one and is still waited for.
+    await writeFile(stateRootPaths(n.stateRoot).bootstrapLock, "1\n00000000-0000-4000-8000-000000000000\n");
     const r = await runPrecheck({ configPath: n.config, clock });
     expect(r.checks.at(-1)?.detail).not.toMatch(/another edged precheck/);
     expect(r.exitCode).toBe(0);
