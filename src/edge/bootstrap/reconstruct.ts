@@ -53,7 +53,7 @@ export async function reconstruct(opts: ReconstructOptions): Promise<EpochEviden
       return verifyRuntime(opts.stateRoot, await readEnvelope(paths.envelope), paths.files);
     });
     await opts.hooks?.afterVerify?.(v);
-    await step(`installing the runtime into ${dir}`, () => installTree(dir, v.files.map((f) => ({ path: f.entry.path, bytes: f.bytes, mode: f.entry.mode }))));
+    await step(`installing the runtime into ${dir}`, () => installTree(dir, v.files.map((f) => ({ path: f.entry.path, bytes: f.bytes, mode: f.entry.mode })), { outside: opts.stateRoot }));
     crashPoint("reconstruct-after-install");
     const files = await Promise.all(v.files.map(async (f) => ({ path: f.entry.path, blake3: `blake3:${await blake3(f.bytes, 256)}` })));
     installed = { manifest_digest: v.manifestDigest, install_dir: dir, files };

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { crashPoint, errnoCode, fsyncDir, writeFileSynced } from "../../lib/index.js";
+import { crashPoint, errnoCode, fsyncDir, pathOverlap, writeFileSynced } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
 
 /** One file of a tree to install: a safe relative path (checked by the manifest), its bytes and mode. */
@@ -19,7 +19,8 @@ export interface TreeFile {
  * new one; a crash leaves at most a stray `.<name>.*` sibling, which the next
  * install removes. The bytes come from the caller, never from a re-read.
  */
-export async function installTree(target: string, files: readonly TreeFile[]): Promise<void> {
+export async function installTree(target: string, files: readonly TreeFile[], opts: { outside?: string } = {}): Promise<void> {
+  if (opts.outside !== undefined) refuseOverlap(target, opts.outside);
   const parent = dirname(target);
   const name = basename(target);
   await mkdir(parent, { recursive: true });
@@ -50,6 +51,12 @@ export async function installTree(target: string, files: readonly TreeFile[]): P
   await rename(tmp, target);
   await fsyncDir(parent);
   if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+/** Backstop of the config rule: an install that would replace (or sit in) a directory it does not own is refused before anything is written. */
+export function refuseOverlap(target: string, root: string): void {
+  const overlap = pathOverlap(target, root);
+  if (overlap !== undefined) throw new EdgeError("RECONSTRUCTION_FAILED", `refusing to install into ${target}: it ${{ same: "is", inside: "is inside", above: "contains" }[overlap]} the state root ${root}`);
 }
 
 /** Leftovers of an install killed mid-way (`.<name>.new-*` / `.<name>.old-*`). */
