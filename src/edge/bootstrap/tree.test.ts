@@ -17,3 +17,29 @@ describe("installTree", () => {
     expect((await readdir(dir)).sort()).toEqual(["state"]);
   });
 });
+
+describe("installRuntimeDir", () => {
+  const file = (path: string, text: string, mode = 0o644) => ({ path, bytes: Buffer.from(text), mode });
+
+  it("installs inside the install dir only: a tree, a `current` symlink, top-level links; a reinstall replaces names and the earlier layout", async () => {
+    const { installRuntimeDir, INSTALL_INTERNAL } = await import("./install-dir.js");
+    const { lstat, readFile: rf, mkdir: mk } = await import("node:fs/promises");
+    const dir = await mkdtemp(join(tmpdir(), "instdir-"));
+    const target = join(dir, "opt");
+    // An install of the earlier layout (plain files and directories) is replaced.
+    await mk(join(target, "lib"), { recursive: true });
+    await writeFile(join(target, "lib", "stale"), "old");
+    await writeFile(join(target, "gone"), "old");
+    await installRuntimeDir(target, [file("bin", "v1", 0o755), file("lib/a", "a1")], { outside: join(dir, "state") });
+    expect((await readdir(target)).sort()).toEqual([INSTALL_INTERNAL, "bin", "lib"].sort());
+    expect((await lstat(join(target, "bin"))).isSymbolicLink()).toBe(true);
+    expect(await rf(join(target, "bin"), "utf8")).toBe("v1");
+    expect(await readdir(join(target, "lib"))).toEqual(["a"]);
+    await installRuntimeDir(target, [file("bin", "v2", 0o755), file("share/x", "x")], { outside: join(dir, "state") });
+    expect((await readdir(target)).sort()).toEqual([INSTALL_INTERNAL, "bin", "share"].sort());
+    expect(await rf(join(target, "bin"), "utf8")).toBe("v2");
+    expect(await rf(join(target, "share", "x"), "utf8")).toBe("x");
+    // One tree and the `current` link: the old tree and the moved-aside directory are gone.
+    expect((await readdir(join(target, INSTALL_INTERNAL))).length).toBe(2);
+  });
+});

@@ -26,12 +26,29 @@ export async function installTree(target: string, files: readonly TreeFile[], op
   await mkdir(parent, { recursive: true });
   await removeStrays(parent, name);
   const tmp = join(parent, `.${name}.new-${randomBytes(6).toString("hex")}`);
-  await mkdir(tmp, { mode: 0o755 });
-  const dirs = new Set<string>([tmp]);
+  await writeTreeDir(tmp, files);
+  crashPoint("tree-before-swap");
+  const old = join(parent, `.${name}.old-${randomBytes(6).toString("hex")}`);
+  const hadOld = await rename(target, old).then(() => true, (e: unknown) => {
+    if (errnoCode(e) === "ENOENT") return false;
+    throw e;
+  });
+  await rename(tmp, target);
+  await fsyncDir(parent);
+  if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * Writes `files` into the NEW directory `dir` (created 0755): each file
+ * fsynced with exactly its mode, each directory fsynced.
+ */
+export async function writeTreeDir(dir: string, files: readonly TreeFile[]): Promise<void> {
+  await mkdir(dir, { mode: 0o755 });
+  const dirs = new Set<string>([dir]);
   for (const f of files) {
-    const path = join(tmp, f.path);
+    const path = join(dir, f.path);
     await mkdir(dirname(path), { recursive: true });
-    for (let d = dirname(path); d.startsWith(tmp); d = dirname(d)) dirs.add(d);
+    for (let d = dirname(path); d.startsWith(dir); d = dirname(d)) dirs.add(d);
     await writeFileSynced(path, f.bytes, f.mode);
     // open(…, mode) is filtered by the umask: set the signed mode exactly.
     const fh = await open(path, "r");
@@ -42,15 +59,6 @@ export async function installTree(target: string, files: readonly TreeFile[], op
     }
   }
   for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(d);
-  crashPoint("tree-before-swap");
-  const old = join(parent, `.${name}.old-${randomBytes(6).toString("hex")}`);
-  const hadOld = await rename(target, old).then(() => true, (e: unknown) => {
-    if (errnoCode(e) === "ENOENT") return false;
-    throw e;
-  });
-  await rename(tmp, target);
-  await fsyncDir(parent);
-  if (hadOld) await rm(old, { recursive: true, force: true });
 }
 
 /** Backstop of the config rule: an install that would replace (or sit in) a directory it does not own is refused before anything is written. */
