@@ -45,6 +45,8 @@ export interface StateRootPaths {
   epochPrevious: string;
   /** `runtime/`: the staged, verified runtime (`runtime.dsse.json` + `files/`) that a reconstruction reinstalls. */
   runtimeStaging: string;
+  /** `bootstrap/runtime_sequence.json`: the highest runtime manifest sequence ever staged (a lower one is a rollback, refused). */
+  runtimeSequence: string;
 }
 
 export function stateRootPaths(root: string): StateRootPaths {
@@ -72,6 +74,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     epochCurrent: join(root, "epoch", "current"),
     epochPrevious: join(root, "epoch", "previous"),
     runtimeStaging: join(root, "runtime"),
+    runtimeSequence: join(root, "bootstrap", "runtime_sequence.json"),
   };
 }
 

@@ -73,6 +73,15 @@ describe("adversarial review: edged precheck and runtime staging", () => {
     // Someone with the old (vulnerable) runtime and its still-valid envelope stages it again.
     await expect(stageRuntime({ stateRoot: n.stateRoot, fromDir: f.runtimeSrc, envelopeFile: f.envelopeFile })).rejects.toMatchObject({ code: "RUNTIME_MANIFEST_INVALID" });
     expect(await readFile(join(stagedRuntimePaths(n.stateRoot).files, "autonomy-runtime"), "utf8")).toContain("runtime v2");
+    // The same sequence with other content is refused too; re-staging v2 itself is fine.
+    const v2manifest = JSON.parse(Buffer.from(envelope.payload, "base64").toString("utf8")) as { sequence: number };
+    await writeFile(join(v2, "autonomy-runtime"), "#!/bin/sh\necho runtime v2-other\n", { mode: 0o755 });
+    const other = await signRuntimeManifest(v2, [f.keys.privateKey], { sequence: v2manifest.sequence });
+    const otherEnvelope = join(n.dir, "runtime-v2-other.dsse.json");
+    await writeFile(otherEnvelope, JSON.stringify(other.envelope));
+    await expect(stageRuntime({ stateRoot: n.stateRoot, fromDir: v2, envelopeFile: otherEnvelope })).rejects.toThrow(/same as the runtime already staged/);
+    await writeFile(join(v2, "autonomy-runtime"), "#!/bin/sh\necho runtime v2\n", { mode: 0o755 });
+    await expect(stageRuntime({ stateRoot: n.stateRoot, fromDir: v2, envelopeFile: v2Envelope })).resolves.toBeDefined();
   });
 
   it("attack: a runtime signed from a directory with world-writable files is never installed group- or world-writable (a local user could swap the executable root runs)", async () => {

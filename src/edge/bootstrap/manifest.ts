@@ -32,6 +32,12 @@ const fileSchema = z.strictObject({
 
 export const runtimeManifestSchema = z.strictObject({
   version: z.literal(1),
+  /**
+   * Orders the operator's runtimes: a node never stages one lower than the
+   * highest it staged (a replayed old, still validly signed runtime would roll
+   * it back). Default when signing: the signing time in ms.
+   */
+  sequence: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   files: z.array(fileSchema).min(1).max(RUNTIME_LIMITS.maxFiles),
 });
 export type RuntimeManifest = z.output<typeof runtimeManifestSchema>;
@@ -109,9 +115,11 @@ export async function collectRuntimeFiles(dir: string): Promise<{ entry: Runtime
 }
 
 /** Operator side: the signed manifest (a DSSE envelope) of every file under `dir`. */
-export async function signRuntimeManifest(dir: string, keys: readonly KeyObject[]): Promise<{ envelope: DsseEnvelope; manifest: RuntimeManifest }> {
+export async function signRuntimeManifest(dir: string, keys: readonly KeyObject[], opts: { sequence?: number } = {}): Promise<{ envelope: DsseEnvelope; manifest: RuntimeManifest }> {
   const files = await collectRuntimeFiles(dir);
-  const manifest: RuntimeManifest = { version: 1, files: files.map((f) => f.entry) };
+  const sequence = opts.sequence ?? Date.now();
+  if (!Number.isSafeInteger(sequence) || sequence < 1) throw invalid(`the runtime manifest sequence must be a positive integer, got ${sequence}`);
+  const manifest: RuntimeManifest = { version: 1, sequence, files: files.map((f) => f.entry) };
   return { envelope: signEnvelope(RUNTIME_MANIFEST_TYPE, Buffer.from(JSON.stringify(manifest), "utf8"), keys), manifest };
 }
 
