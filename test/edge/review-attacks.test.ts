@@ -6,9 +6,11 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { loadEdgeConfig, planMigration, readBootState, readEvidence, runPrecheck, signRuntimeManifest, stageRuntime, stagedRuntimePaths } from "../../src/edge/index.js";
+import { RUNTIME_MANIFEST_TYPE, loadEdgeConfig, planMigration, readBootState, readEvidence, runPrecheck, signRuntimeManifest, stageRuntime, stagedRuntimePaths } from "../../src/edge/index.js";
 import { nodeWalLocation, stateRootPaths } from "../../src/node/index.js";
 import { initCa, issueCert } from "../../src/pki/index.js";
+import { sha256Digest } from "../../src/lib/index.js";
+import { signEnvelope } from "../../src/sign/index.js";
 import { cloneNode, makeEdgeBootFixture, snapshotDir } from "../helpers/edge-boot.js";
 import type { EdgeBootFixture } from "../helpers/edge-boot.js";
 import { needs } from "../helpers/needs.js";
@@ -91,10 +93,14 @@ describe("adversarial review: edged precheck and runtime staging", () => {
     await mkdir(src, { recursive: true });
     await writeFile(join(src, "autonomy-runtime"), "#!/bin/sh\necho runtime 777\n");
     await chmod(join(src, "autonomy-runtime"), 0o777); // e.g. unpacked from a zip or a network share
-    const { envelope } = await signRuntimeManifest(src, [f.keys.privateKey]);
+    // Fix: signing refuses it (the operator is told to chmod go-w) …
+    await expect(signRuntimeManifest(src, [f.keys.privateKey])).rejects.toThrow(/group- or world-writable/);
+    // … and a manifest signed with such a mode anyway (another signer) is refused at stage time.
+    const bytes = await readFile(join(src, "autonomy-runtime"));
+    const payload = { version: 1, sequence: Date.now(), files: [{ path: "autonomy-runtime", size: bytes.length, sha256: sha256Digest(bytes), mode: 0o777 }] };
     const env = join(n.dir, "runtime-777.dsse.json");
-    await writeFile(env, JSON.stringify(envelope));
-    await stageRuntime({ stateRoot: n.stateRoot, fromDir: src, envelopeFile: env }).catch(() => undefined); // refusing is fine too
+    await writeFile(env, JSON.stringify(signEnvelope(RUNTIME_MANIFEST_TYPE, Buffer.from(JSON.stringify(payload)), [f.keys.privateKey])));
+    await expect(stageRuntime({ stateRoot: n.stateRoot, fromDir: src, envelopeFile: env })).rejects.toThrow(/group- or world-writable/);
     await writeFile(n.kernel, "6.12.0-1-amd64\n");
     await runPrecheck({ configPath: n.config, clock });
     const { stat } = await import("node:fs/promises");

@@ -27,7 +27,8 @@ const fileSchema = z.strictObject({
   path: z.string().refine(isSafeRelativePath, "must be a relative path of plain segments (no '..', no absolute path)"),
   size: z.number().int().min(0).max(RUNTIME_LIMITS.maxFileBytes),
   sha256: z.string().regex(/^sha256:[a-f0-9]{64}$/),
-  mode: z.number().int().min(0).max(0o777),
+  // Group- or world-writable files would let any local user swap what root runs: refused when signing and when staging.
+  mode: z.number().int().min(0).max(0o777).refine((m) => (m & 0o022) === 0, "must not be group- or world-writable (mode & 022)"),
 });
 
 export const runtimeManifestSchema = z.strictObject({
@@ -52,8 +53,8 @@ export interface VerifiedRuntime {
   files: { entry: RuntimeFileEntry; bytes: Buffer }[];
 }
 
-function invalid(message: string, cause?: unknown): EdgeError {
-  return new EdgeError("RUNTIME_MANIFEST_INVALID", message, cause === undefined ? {} : { cause });
+function invalid(message: string, cause?: unknown, hint?: string): EdgeError {
+  return new EdgeError("RUNTIME_MANIFEST_INVALID", message, { ...(cause === undefined ? {} : { cause }), ...(hint === undefined ? {} : { hint }) });
 }
 
 /** Refuses duplicate paths and a path that is also another file's directory (`a` and `a/b`): the install would be ambiguous. */
@@ -98,6 +99,7 @@ export async function collectRuntimeFiles(dir: string): Promise<{ entry: Runtime
       if (st.isDirectory()) await walk(path);
       else if (st.isFile()) {
         if (out.length >= RUNTIME_LIMITS.maxFiles) throw invalid(`${dir} holds more than ${RUNTIME_LIMITS.maxFiles} files`);
+        if ((st.mode & 0o022) !== 0) throw invalid(`${join(dir, path)} is group- or world-writable (mode ${(st.mode & 0o777).toString(8)}): a runtime is never installed writable by others`, undefined, `chmod go-w ${join(dir, path)}`);
         const bytes = await readFile(join(dir, path));
         out.push({ entry: { path, size: bytes.length, sha256: sha256Digest(bytes), mode: st.mode & 0o777 }, bytes });
       } else throw invalid(`${join(dir, path)} is not a regular file or directory (symlinks and devices are refused)`);
