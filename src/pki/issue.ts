@@ -5,7 +5,7 @@ import { errnoCode, fsyncDir, systemClock, writeFileAtomic } from "../lib/index.
 import type { Clock } from "../lib/index.js";
 import { PkiError } from "./errors.js";
 import { checkNodeName, sanList } from "./names.js";
-import { keyMatches, parseCertificates, summarize } from "./read.js";
+import { insecureKeyMode, keyMatches, parseCertificates, readPemFileWithMode, summarize } from "./read.js";
 import type { CertSummary } from "./read.js";
 import type { CryptoKey } from "./x509.js";
 import { SIGNING_ALGORITHM, generateP256, importSigningKey, privateKeyPem, randomSerial, reason, x509 } from "./x509.js";
@@ -150,7 +150,7 @@ export async function issueCert(opts: IssueCertOptions): Promise<WrittenIdentity
 async function loadCa(caDir: string): Promise<{ cert: x509.X509Certificate; key: CryptoKey }> {
   const certFile = join(caDir, CA_CERT_FILE);
   const keyFile = join(caDir, CA_KEY_FILE);
-  const [certPem, keyPem] = await Promise.all([readCaFile(certFile), readCaFile(keyFile)]);
+  const [certPem, { text: keyPem, mode: keyMode }] = await Promise.all([readCaFile(certFile).then((r) => r.text), readCaFile(keyFile)]);
   let cert: x509.X509Certificate;
   try {
     const first = parseCertificates(certPem, certFile)[0];
@@ -161,6 +161,8 @@ async function loadCa(caDir: string): Promise<{ cert: x509.X509Certificate; key:
   }
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
   if (bc?.ca !== true) throw new PkiError("CA_UNREADABLE", `${certFile} is not a CA certificate (basicConstraints CA:true missing)`);
+  const insecure = insecureKeyMode(keyFile, keyMode);
+  if (insecure !== undefined) throw new PkiError("CERT_KEY_INSECURE", `${insecure}: the fleet CA key signs every node's certificate`);
   const key = await importSigningKey(keyPem, keyFile);
   // The key must be the one the certificate names, or every certificate we issue would fail to verify.
   if (!keyMatches(cert, createPrivateKey(keyPem))) {
@@ -189,11 +191,13 @@ async function appendIssued(caDir: string, record: IssuedRecord): Promise<void> 
   if (created) await fsyncDir(caDir);
 }
 
-async function readCaFile(file: string): Promise<string> {
+/** A CA file, bounded (readPemFileWithMode), with its mode (ca.key must be its owner's only). */
+async function readCaFile(file: string): Promise<{ text: string; mode: number }> {
   try {
-    return await readFile(file, "utf8");
+    const r = await readPemFileWithMode(file);
+    return { text: r.bytes.toString("utf8"), mode: r.mode };
   } catch (e) {
-    throw new PkiError("CA_UNREADABLE", `cannot read ${file}: ${errnoCode(e) ?? reason(e)}`, { cause: e });
+    throw new PkiError("CA_UNREADABLE", `cannot read ${file}: ${e instanceof PkiError ? e.message : reason(e)}`, { cause: e });
   }
 }
 

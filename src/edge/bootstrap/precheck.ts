@@ -78,8 +78,8 @@ export async function runPrecheck(opts: PrecheckOptions): Promise<PrecheckResult
     await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await checkStateRoot(root), detail: `${root} is a writable directory with a readable node state` }));
     const now = (opts.now ?? dateOf(clock)).getTime();
     await run("certificates", PRECHECK_EXIT.certs, async () => {
-      await checkTransportCerts(cfg.transport, now);
-      return { value: undefined, detail: "certificate, key and CA readable, matching, and valid for more than 7 days" };
+      await checkTransportCerts(cfg.transport, now, cfg.node.id);
+      return { value: undefined, detail: `certificate, key and CA readable, matching, issued to ${cfg.node.id}, the key private to its owner, and valid for more than 7 days` };
     });
     return await withFileLock(stateRootPaths(root).bootstrapLock, () => compareAndReconstruct(cfg, checks, run, clock, opts.hooks), {
       onTimeout: (pid) => new EdgeError("STATE_ROOT_INVALID", `another edged precheck (process ${pid ?? "unknown"}) is running on ${root}`),
