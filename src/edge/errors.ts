@@ -43,6 +43,9 @@ export const EDGE_ERROR_CODES = [
   // daemon and control socket
   "CONTROL_SOCKET_UNAVAILABLE",
   "DAEMON_ALREADY_RUNNING",
+  "CONTROL_SOCKET_IN_USE",
+  "CONTROL_REQUEST_FAILED",
+  "RELAY_DISABLED",
 ] as const;
 export type EdgeErrorCode = (typeof EDGE_ERROR_CODES)[number];
 
@@ -74,7 +77,7 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   DELIVERY_STATE_CONFLICT: "the delivery is not in a state this change applies to (another change won the race); read it again with `edgectl relay deadletter inspect`",
   INBOX_CURSOR_INVALID: "advance the inbox cursor only to a sequence number the inbox has handed out, and never backwards",
   UNKNOWN_PEER: "name a peer listed under [[peers]] in edge.toml",
-  RELAYED_RELEASE_INVALID: "the relayed release failed verification on this node; it was not activated (see the cause); re-seed a release that verifies",
+  RELAYED_RELEASE_INVALID: "the relayed segment is not a release archive this node can read (hostile or malformed archive: see the cause); nothing was activated. A release that fails verification or the node's rules keeps its own code (as from a registry pull). Re-seed from a node whose active release verifies",
   CERT_UNREADABLE: "check [transport] cert_file, key_file and ca_file; issue new ones with `autonomy cert issue --ca DIR --name NODE`",
   CERT_EXPIRING: "issue a fresh certificate with `autonomy cert issue --ca DIR --name NODE --days 90` before it expires",
   CERT_NOT_YET_VALID: "the certificate's validity starts after this node's clock: check the system clock first (timedatectl, NTP; an RTC reset after an OS replacement is the usual cause), not the certificate",
@@ -85,6 +88,9 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   OS_IDENTITY_UNREADABLE: "check [bootstrap] os_release_file and kernel_release_file (defaults /etc/os-release and /proc/sys/kernel/osrelease); edged must not start without knowing which OS it runs on",
   CONTROL_SOCKET_UNAVAILABLE: "start edged (`edged run --config edge.toml`) or pass the socket it listens on with --socket",
   DAEMON_ALREADY_RUNNING: "another edged holds this state root; stop it first",
+  CONTROL_SOCKET_IN_USE: "another edged (or another program) serves on this control socket: stop it, or pass another --control-socket",
+  CONTROL_REQUEST_FAILED: "edged refused or failed the request (see the message); its log has the details",
+  RELAY_DISABLED: "set [relay] enabled = true in edge.toml and restart edged",
 };
 
 export class EdgeError extends AutonomyError<EdgeErrorCode> {

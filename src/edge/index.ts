@@ -47,3 +47,22 @@ export { RelayExecutor, classifyFailure } from "./relay/executor.js";
 export type { RelayExecutorOptions, RelayExecutorConfig, RelayStatus, RelayStats, PeerStatus, RelayLog } from "./relay/executor.js";
 export { backoffDelay } from "./relay/backoff.js";
 export type { BackoffConfig } from "./relay/backoff.js";
+// daemon (helper D): control socket, its client, the composition root
+export { ControlClient } from "./daemon/ctl-client.js";
+export type { ControlClientOptions } from "./daemon/ctl-client.js";
+export { createControlServer } from "./daemon/control-server.js";
+export { listenControlSocket, DEFAULT_CONTROL_SOCKET } from "./daemon/control-socket.js";
+export type {
+  RelayControl, RelayStatusView, RelayConfigView, QueueCounts, PeerStatusView, RelayErrorView, StoreStatus, ConfigState, BandwidthChange, BandwidthApplied,
+  DeadLetterEntry, DeadLetterDetail, DeadLetterRetried, DeliveryAttempt, PurgeRequest, DeadLetterPurgeResult,
+} from "./daemon/control-types.js";
+export { startEdgeDaemon } from "./daemon/daemon.js";
+export type { EdgeDaemon, EdgeDaemonOptions } from "./daemon/daemon.js";
+export { untilStopped } from "./daemon/signals.js";
+export type { RelayEngine, RelayParts, RelayPartsFactory, EdgeConfigLoader, EngineQueue, EngineStats, PartsContext } from "./daemon/ports.js";
+export { startReleaseHooks } from "./daemon/release-hooks.js";
+export { openRelayParts } from "./daemon/relay-parts.js";
+export type { InboxArrival, RelayInbox, ReleaseRelay, ReleaseHooksOptions } from "./daemon/release-hooks.js";
+// release relay (R)
+export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits, watchActiveRelease } from "./release-relay.js";
+export type { PackedRelease, PackOptions, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";

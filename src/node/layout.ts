@@ -31,6 +31,8 @@ export interface StateRootPaths {
   tokensLock: string;
   /** `control-plane.json` (mode 0600): the control plane this node enrolled with, its node id and node credential (src/node/control-plane.ts). */
   controlPlane: string;
+  /** `edge/incoming`: relayed releases unpacked here (`<sha256 of the segment>/`) only while they are verified and activated. */
+  edgeIncoming: string;
   /** `edge/relay/ledger.lmdb` (+ `ledger.lmdb-lock`): the edge relay's delivery ledger and receiver inbox (src/edge/relay/ledger.ts). */
   relayLedger: string;
   /** The edge daemon's content-addressed segment store (src/edge/storage): `<sha256-hex>.<kind>` files and `evictions.log`. */
@@ -47,6 +49,8 @@ export interface StateRootPaths {
   runtimeStaging: string;
   /** `bootstrap/runtime_sequence.json`: the highest runtime manifest sequence ever staged (a lower one is a rollback, refused). */
   runtimeSequence: string;
+  /** `edge/edged.lock`: held by the one edged that runs on this state root (src/edge/daemon). */
+  edgeDaemonLock: string;
 }
 
 export function stateRootPaths(root: string): StateRootPaths {
@@ -67,6 +71,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     tokens: join(auth, "tokens.json"),
     tokensLock: join(auth, "tokens.lock"),
     controlPlane: join(root, "control-plane.json"),
+    edgeIncoming: join(root, "edge", "incoming"),
     relayLedger: join(root, "edge", "relay", "ledger.lmdb"),
     edgeSegments: join(root, "edge", "segments"),
     osFingerprint: join(root, "bootstrap", "os_fingerprint.json"),
@@ -75,6 +80,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     epochPrevious: join(root, "epoch", "previous"),
     runtimeStaging: join(root, "runtime"),
     runtimeSequence: join(root, "bootstrap", "runtime_sequence.json"),
+    edgeDaemonLock: join(root, "edge", "edged.lock"),
   };
 }
 

@@ -5,6 +5,9 @@ import { TutorialAborted } from "./wait.js";
 
 /** The installed CLI launcher (bin/autonomy.js), two levels up from src/quickstart or dist/quickstart. */
 export const AUTONOMY_BIN = fileURLToPath(new URL("../../bin/autonomy.js", import.meta.url));
+/** The edge daemon's launchers (bin/edged.js, bin/edgectl.js). */
+export const EDGED_BIN = fileURLToPath(new URL("../../bin/edged.js", import.meta.url));
+export const EDGECTL_BIN = fileURLToPath(new URL("../../bin/edgectl.js", import.meta.url));
 
 export interface ExitStatus {
   code: number | null;
@@ -37,6 +40,10 @@ export interface StartChildOptions {
   onLine?: (line: string) => void;
   /** Ctrl-C while waiting for the ready line: the child is killed and the start rejects with TutorialAborted. */
   signal?: AbortSignal | undefined;
+  /** The launcher to run (default {@link AUTONOMY_BIN}). */
+  bin?: string;
+  /** Which stderr JSON line means ready, and the address it names (default: `ok: true` with a `url`). */
+  readyWhen?: (doc: Record<string, unknown>) => string | undefined;
 }
 
 const TAIL_BYTES = 4096;
@@ -49,7 +56,7 @@ const TAIL_BYTES = 4096;
  */
 export async function startAutonomyChild(o: StartChildOptions): Promise<AutonomyChild> {
   const timeoutMs = o.timeoutMs ?? 30_000;
-  const child = spawn(process.execPath, [AUTONOMY_BIN, ...o.args], {
+  const child = spawn(process.execPath, [o.bin ?? AUTONOMY_BIN, ...o.args], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...(o.env ?? {}) },
     ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
@@ -66,7 +73,7 @@ export async function startAutonomyChild(o: StartChildOptions): Promise<Autonomy
     partial = lines.pop() ?? "";
     for (const line of lines) {
       o.onLine?.(line);
-      const doc = ready === undefined ? readyDoc(line) : undefined;
+      const doc = ready === undefined ? readyDoc(line, o.readyWhen ?? urlOf) : undefined;
       if (doc) {
         ready = doc;
         onReady?.();
@@ -115,14 +122,20 @@ export async function startAutonomyChild(o: StartChildOptions): Promise<Autonomy
   return { name: o.name, child, pid: child.pid ?? -1, url: r.url, ready: r.doc, exited, tail: () => tail, stop };
 }
 
-function readyDoc(line: string): { url: string; doc: Record<string, unknown> } | undefined {
+function readyDoc(line: string, readyWhen: (doc: Record<string, unknown>) => string | undefined): { url: string; doc: Record<string, unknown> } | undefined {
   if (!line.startsWith("{")) return undefined;
   try {
     const doc = JSON.parse(line) as Record<string, unknown>;
-    return doc.ok === true && typeof doc.url === "string" ? { url: doc.url, doc } : undefined;
+    const url = readyWhen(doc);
+    return url === undefined ? undefined : { url, doc };
   } catch {
     return undefined;
   }
+}
+
+/** The ready line of `autonomy serve` / `runtime start --json`: `{"ok":true,"url":…}`. */
+function urlOf(doc: Record<string, unknown>): string | undefined {
+  return doc.ok === true && typeof doc.url === "string" ? doc.url : undefined;
 }
 
 /**

@@ -17,7 +17,8 @@ import type { EdgeBootFixture } from "../helpers/edge-boot.js";
 import { needs } from "../helpers/needs.js";
 
 const tsx = (main: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> =>
-  runProcess(process.execPath, ["--import", "tsx", join(REPO_ROOT, "src", "cli", main), ...args], { env, timeoutMs: 60_000 });
+  // The built CLI (npm test builds first): a tsx child spends seconds compiling before it does anything.
+  runProcess(process.execPath, [join(REPO_ROOT, "bin", main === "edged-main.ts" ? "edged.js" : "autonomy.js"), ...args], { env, timeoutMs: 60_000 });
 const edged = (args: string[], env?: Record<string, string>): Promise<RunResult> => tsx("edged-main.ts", args, env);
 const autonomy = (args: string[]): Promise<RunResult> => tsx("autonomy-main.ts", args);
 

@@ -22,7 +22,7 @@ const ITERATIONS = Number(process.env.PRECHECK_SIGKILL_ITERATIONS ?? 8);
 
 function precheckChild(config: string, killAfterMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
   const started = Date.now();
-  const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "src", "cli", "edged-main.ts"), "--config", config, "precheck"], { cwd: REPO_ROOT, stdio: "ignore" });
+  const child = spawn(process.execPath, [join(REPO_ROOT, "bin", "edged.js"), "--config", config, "precheck"], { cwd: REPO_ROOT, stdio: "ignore" });
   const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), killAfterMs);
   return new Promise((resolve, reject) => {
     child.once("error", reject);

@@ -113,6 +113,7 @@ const PEER_TABLE = {
   openssl: commands(["openssl"], ["openssl"], "test/sign/sign-openssl, interop-skopeo, the registry token server and the runtime's TLS listener (runtime-auth)"),
   git: commands(["git"], ["git"], "cloning and working on the repository"),
   strace: commands(["strace"], ["strace"], "the system-call test of `autonomy wal append` (seed 001 fsync order)"),
+  gcc: commands(["gcc"], ["gcc", "libc6-dev"], "test/edge/power-loss-ledger (compiles the LD_PRELOAD power-loss shim under LMDB)"),
   python3: commands(["python3"], ["python3"], "scripts/wal_verify.py, the independent WAL verifier of the portability lab"),
   securesystemslib: {
     usedBy: "test/supplychain/statement-independent (Debian's securesystemslib verifies our DSSE release statements)",
@@ -137,6 +138,7 @@ const PEER_TABLE = {
   },
   systemd: commands(["systemd-analyze"], ["systemd"], "test/edge/systemd-units (`systemd-analyze verify` of the packaged units)"),
   procps: commands(["ps"], ["procps"], "test/runtime/runtime-upstream (no upstream child left behind)"),
+  promtool: commands(["promtool"], ["prometheus"], "test/edge/edged-daemon (promtool check metrics on edged's /metrics scrape)"),
   root: { usedBy: "test/telemetry/wal-disk-full (mounts a tmpfs) and the portability loop cells (mkfs, losetup, mount)", probe: isRoot, debian: [], remedy: "run `npm test` as root, outside a container or in one started with --privileged" },
   "loop-devices": {
     usedBy: "the ext4 and xfs portability cells",

@@ -117,7 +117,7 @@ describe("AUTONOMY_TEST_SKIP", () => {
 });
 
 // The real script on a PATH of links to every program a capability needs, without apt-get.
-const PROGRAMS = ["skopeo", "docker-registry", "b3sum", "openssl", "git", "strace", "python3", "tar", "mount", "umount", "losetup", "mkfs.ext4", "mkfs.xfs", "ps", "systemd-analyze"];
+const PROGRAMS = ["skopeo", "docker-registry", "b3sum", "openssl", "git", "strace", "gcc", "python3", "tar", "mount", "umount", "losetup", "mkfs.ext4", "mkfs.xfs", "ps", "systemd-analyze", "promtool"];
 
 describe("scripts/ensure-peers.ts (real runs)", () => {
   let bin = "";

@@ -1,0 +1,46 @@
+import type { Command } from "commander";
+import { Option } from "commander";
+import { resolve } from "node:path";
+import { DEFAULT_CONTROL_SOCKET, startEdgeDaemon, untilStopped } from "../../edge/index.js";
+import type { EdgeConfigLoader, RelayPartsFactory, ReleaseRelay } from "../../edge/index.js";
+import { UsageError } from "../../lib/index.js";
+import { createLogger } from "../../observability/index.js";
+import { action } from "../run.js";
+
+/** What `edged run` composes: the config loader and the relay's parts (tests pass their own). */
+export interface EdgedRunDeps {
+  loadConfig: EdgeConfigLoader;
+  parts: RelayPartsFactory;
+  /** The release relay ("seed once, update everywhere"); absent = no release is relayed or activated. */
+  release?: ReleaseRelay;
+}
+
+interface RunFlags {
+  config?: string;
+  controlSocket: string;
+  prometheusAddr?: string;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+/** `edged run`: the relay and the control socket, until SIGTERM/SIGINT (exit 0); SIGHUP reloads edge.toml. */
+export function registerEdgedRun(program: Command, deps: () => Promise<EdgedRunDeps>): void {
+  program.command("run")
+    .description("run the relay (receiver, executor, bandwidth) and serve the control socket until SIGTERM; SIGHUP or an edit of edge.toml reloads it")
+    .option("--control-socket <path>", "the control socket edgectl talks to (mode 0600)", DEFAULT_CONTROL_SOCKET)
+    .option("--prometheus-addr <host:port>", "serve Prometheus metrics at http://host:port/metrics (off when absent)")
+    .option("--json", "a failure to start is printed as a JSON document on stdout (the log is JSON lines on stderr either way)")
+    .addOption(new Option("--log-level <level>", "lowest level logged (JSON lines on stderr)").choices(["debug", "info", "warn", "error"]).default("info"))
+    .action(action(async (flags: RunFlags, cmd: Command) => {
+      const configPath = cmd.optsWithGlobals<{ config?: string }>().config;
+      if (configPath === undefined) throw new UsageError("edged run needs --config edge.toml", "pass --config PATH (before or after `run`)");
+      const { loadConfig, parts, release } = await deps();
+      const config = await loadConfig(resolve(configPath));
+      const log = createLogger({ name: "autonomy.edged", level: flags.logLevel });
+      const daemon = await startEdgeDaemon(config, {
+        controlSocket: resolve(flags.controlSocket),
+        ...(flags.prometheusAddr === undefined ? {} : { prometheusAddr: flags.prometheusAddr }),
+        log, parts, loadConfig, ...(release ? { release } : {}),
+      });
+      await untilStopped(daemon, log);
+    }));
+}

@@ -1,0 +1,172 @@
+import { watch } from "node:fs";
+import type { FSWatcher } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import { acquireFileLock, systemClock } from "../../lib/index.js";
+import type { Clock } from "../../lib/index.js";
+import { createLogger } from "../../observability/index.js";
+import type { Logger } from "../../observability/index.js";
+import { stateRootPaths } from "../../node/index.js";
+import type { EdgeConfig } from "../config/schema.js";
+import { EdgeError } from "../errors.js";
+import { createControlServer } from "./control-server.js";
+import { listenControlSocket } from "./control-socket.js";
+import { createEdgeMetrics, serveMetrics } from "./metrics.js";
+import type { EdgeConfigLoader, RelayParts, RelayPartsFactory } from "./ports.js";
+import { DaemonRelayControl } from "./relay-control.js";
+import { startReleaseHooks } from "./release-hooks.js";
+import type { ReleaseRelay } from "./release-hooks.js";
+import { RunningConfig } from "./running-config.js";
+import type { ReloadOutcome } from "./running-config.js";
+
+/** Options of {@link startEdgeDaemon}. */
+export interface EdgeDaemonOptions {
+  /** The control socket to serve (`--control-socket`). */
+  controlSocket: string;
+  /** host:port of the Prometheus endpoint (`--prometheus-addr`); off when absent. */
+  prometheusAddr?: string;
+  clock?: Clock;
+  log?: Logger;
+  /** Opens the relay's parts (store, bandwidth, ledger + executor, receiver + transport). */
+  parts: RelayPartsFactory;
+  /** Re-reads edge.toml on reload (`loadEdgeConfig`). */
+  loadConfig: EdgeConfigLoader;
+  /** The release relay (src/edge/release-relay.ts); without it no release is relayed or activated. */
+  release?: ReleaseRelay;
+  /** Reload when edge.toml changes on disk (besides SIGHUP). Default true. */
+  watchConfig?: boolean;
+  /** How long in-flight pushes may finish on stop before they are aborted (back to scheduled). Default 5 s. */
+  stopGraceMs?: number;
+}
+
+/** A running edged. */
+export interface EdgeDaemon {
+  readonly controlSocket: string;
+  /** The bound Prometheus address, when served. */
+  readonly metricsAddress: string | undefined;
+  readonly receiverAddress: string | undefined;
+  /** What SIGHUP does: re-read edge.toml (bandwidth at once; other changes reported as needing a restart). */
+  reload(): Promise<ReloadOutcome>;
+  /** Stops accepting, finishes or aborts in-flight pushes (nothing lost), closes the ledger, frees the state root. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Debounce of file-watch events: editors write a file in several steps (truncate, write, rename). */
+const WATCH_DEBOUNCE_MS = 150;
+
+/**
+ * The composition root of edged: takes the state root's daemon lock
+ * (DAEMON_ALREADY_RUNNING when another edged holds it), opens the relay's
+ * parts, serves the control socket and the Prometheus endpoint, starts the
+ * relay and watches edge.toml. Every lifecycle step is one log line.
+ *
+ * ### Examples
+ * ```ts
+ * const d = await startEdgeDaemon(config, { controlSocket: "/run/edged/ctl.sock", parts, loadConfig: loadEdgeConfig });
+ * process.on("SIGHUP", () => void d.reload());
+ * ```
+ */
+export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOptions): Promise<EdgeDaemon> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? createLogger({ name: "autonomy.edged" });
+  const paths = stateRootPaths(config.node.stateRoot);
+  await mkdir(dirname(paths.edgeDaemonLock), { recursive: true, mode: 0o700 });
+  const unlock = await acquireFileLock(paths.edgeDaemonLock, {
+    timeoutMs: 0,
+    clock,
+    onTimeout: (pid) => new EdgeError("DAEMON_ALREADY_RUNNING", `another edged${pid === undefined ? "" : ` (pid ${pid})`} holds the state root ${config.node.stateRoot}`),
+  });
+  const cleanup: (() => Promise<void>)[] = [unlock];
+  const unwind = async (): Promise<void> => {
+    for (const f of cleanup.reverse()) await f().catch((e: unknown) => log.error({ err: e }, "edged shutdown step failed"));
+    cleanup.length = 0;
+  };
+  try {
+    log.info({ event: "edged_starting", node_id: config.node.id, state_root: config.node.stateRoot, config: config.source }, "edged starting");
+    const parts = await opts.parts(config, { clock, log });
+    cleanup.push(() => parts.close());
+    const running = new RunningConfig(config, { bandwidth: parts.bandwidth, load: opts.loadConfig, clock, log });
+    const app = await createControlServer({ control: new DaemonRelayControl(parts, running, clock), maxSegmentBytes: config.relay.maxSegmentBytes, log });
+    const unlinkSocket = await listenControlSocket(app, opts.controlSocket);
+    // Stops accepting first: no enqueue can race the engine's stop.
+    cleanup.push(async () => {
+      await app.close();
+      await unlinkSocket();
+    });
+    log.info({ event: "control_socket_listening", socket: opts.controlSocket }, "control socket listening");
+    const metrics = opts.prometheusAddr === undefined ? undefined : await serveMetrics(createEdgeMetrics(parts, running), opts.prometheusAddr);
+    if (metrics) {
+      cleanup.push(metrics.close);
+      log.info({ event: "metrics_listening", address: metrics.address }, "Prometheus metrics listening");
+    }
+    if (config.relay.enabled) {
+      parts.engine.start();
+      cleanup.push(() => stopEngine(parts, opts.stopGraceMs ?? 5_000, log));
+      log.info({ event: "relay_started", peers: config.peers.map((p) => p.id), receiver: parts.receiverAddress ?? null }, "relay started");
+      if (opts.release && parts.inbox) {
+        const hooks = startReleaseHooks({ config, engine: parts.engine, inbox: parts.inbox, store: parts.store, release: opts.release, log });
+        // Stopped before the engine: no release is enqueued into a stopping relay.
+        cleanup.push(() => hooks.stop());
+        log.info({ event: "release_relay_started", relay_activated_release: config.relay.relayActivatedRelease, activate_relayed_releases: config.relay.activateRelayedReleases }, "release relay started");
+      }
+    } else {
+      log.info({ event: "relay_disabled" }, "relay disabled ([relay] enabled = false)");
+    }
+    const reload = serialized((reason: "sighup" | "file_watch") => running.reload(reason));
+    if (opts.watchConfig !== false) {
+      const w = watchFile(config.source, () => void reload("file_watch"));
+      cleanup.push(() => Promise.resolve(w.close()));
+    }
+    log.info({ event: "edged_started" }, "edged started");
+    let stopping: Promise<void> | undefined;
+    return {
+      controlSocket: opts.controlSocket,
+      metricsAddress: metrics?.address,
+      receiverAddress: parts.receiverAddress,
+      reload: () => reload("sighup"),
+      stop: () => {
+        stopping ??= (async () => {
+          log.info({ event: "edged_stopping" }, "edged stopping");
+          await unwind();
+          log.info({ event: "edged_stopped" }, "edged stopped");
+        })();
+        return stopping;
+      },
+    };
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
+}
+
+async function stopEngine(parts: RelayParts, graceMs: number, log: Logger): Promise<void> {
+  await parts.engine.stop(graceMs);
+  log.info({ event: "relay_stopped" }, "relay stopped; in-flight deliveries finished or rescheduled");
+}
+
+/** Runs one reload at a time; a request during a reload runs once after it (the latest file wins). */
+function serialized<A, R>(fn: (a: A) => Promise<R>): (a: A) => Promise<R> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (a: A) => {
+    const next = tail.then(() => fn(a));
+    tail = next.catch(() => undefined);
+    return next;
+  };
+}
+
+/**
+ * Watches the file's DIRECTORY (an editor or `mv` replaces the file, which
+ * ends a watch on the file itself) and calls `onChange` once per burst of
+ * events naming it.
+ */
+function watchFile(path: string, onChange: () => void): FSWatcher {
+  const name = basename(path);
+  let timer: NodeJS.Timeout | undefined;
+  const w = watch(dirname(path), { persistent: false }, (_event, filename) => {
+    if (filename !== null && filename.toString() !== name) return;
+    clearTimeout(timer);
+    timer = setTimeout(onChange, WATCH_DEBOUNCE_MS);
+  });
+  w.on("close", () => clearTimeout(timer));
+  return w;
+}
