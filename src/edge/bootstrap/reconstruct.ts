@@ -10,6 +10,7 @@ import type { OsIdentity } from "./identity.js";
 import type { VerifiedRuntime } from "./manifest.js";
 import { readEnvelope, stagedRuntimePaths, verifyRuntime } from "./stage.js";
 import { installRuntimeDir } from "./install-dir.js";
+import { recoverInterruptedSwap } from "./tree.js";
 
 /** Test seams: called between steps, so a test can act at the exact moment the seed's TOCTOU rule is about. */
 export interface ReconstructionHooks {
@@ -51,6 +52,8 @@ export async function reconstruct(opts: ReconstructOptions): Promise<EpochEviden
     const dir = opts.installDir;
     const v = await step("verifying the staged runtime", async () => {
       const paths = stagedRuntimePaths(opts.stateRoot);
+      // `edged runtime stage` killed between its two renames left the staged runtime under its old-* name.
+      await recoverInterruptedSwap(paths.dir);
       return verifyRuntime(opts.stateRoot, await readEnvelope(paths.envelope), paths.files);
     });
     await opts.hooks?.afterVerify?.(v);

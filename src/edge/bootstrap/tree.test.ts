@@ -43,3 +43,18 @@ describe("installRuntimeDir", () => {
     expect((await readdir(join(target, INSTALL_INTERNAL))).length).toBe(2);
   });
 });
+
+describe("installTree after a kill between its two renames", () => {
+  it("puts the complete old tree back instead of deleting it, then installs", async () => {
+    const { rename: mv, readFile: rf } = await import("node:fs/promises");
+    const dir = await mkdtemp(join(tmpdir(), "tree-"));
+    const target = join(dir, "runtime");
+    await installTree(target, [{ path: "a", bytes: Buffer.from("old"), mode: 0o644 }]);
+    await mv(target, join(dir, ".runtime.old-0123456789ab"));
+    const { recoverInterruptedSwap } = await import("./tree.js");
+    expect(await recoverInterruptedSwap(target)).toBe(true);
+    expect(await rf(join(target, "a"), "utf8")).toBe("old");
+    expect(await readdir(dir)).toEqual(["runtime"]);
+    expect(await recoverInterruptedSwap(target)).toBe(false);
+  });
+});

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { crashPoint, errnoCode, fsyncDir, pathOverlap, writeFileSynced } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
@@ -24,6 +24,7 @@ export async function installTree(target: string, files: readonly TreeFile[], op
   const parent = dirname(target);
   const name = basename(target);
   await mkdir(parent, { recursive: true });
+  await recoverInterruptedSwap(target);
   await removeStrays(parent, name);
   const tmp = join(parent, `.${name}.new-${randomBytes(6).toString("hex")}`);
   await writeTreeDir(tmp, files);
@@ -65,6 +66,33 @@ export async function writeTreeDir(dir: string, files: readonly TreeFile[]): Pro
 export function refuseOverlap(target: string, root: string): void {
   const overlap = pathOverlap(target, root);
   if (overlap !== undefined) throw new EdgeError("RECONSTRUCTION_FAILED", `refusing to install into ${target}: it ${{ same: "is", inside: "is inside", above: "contains" }[overlap]} the state root ${root}`);
+}
+
+/**
+ * A kill between installTree's two renames leaves no `target` but the
+ * complete previous tree as `.<name>.old-*` (renamed whole, so complete): put
+ * it back, rather than deleting the only copy (the staged runtime a later
+ * reconstruction needs). Called before an install and before reading `target`.
+ */
+export async function recoverInterruptedSwap(target: string): Promise<boolean> {
+  const parent = dirname(target);
+  const name = basename(target);
+  const exists = await lstat(target).then(() => true, (e: unknown) => {
+    if (errnoCode(e) === "ENOENT") return false;
+    throw e;
+  });
+  if (exists) return false;
+  const olds = await readdir(parent).then((es) => es.filter((e) => e.startsWith(`.${name}.old-`)), (e: unknown) => {
+    if (errnoCode(e) === "ENOENT") return [];
+    throw e;
+  });
+  // One swap at a time (callers hold their lock), so at most one; if several, the newest.
+  const dated = await Promise.all(olds.map(async (e) => ({ e, t: (await lstat(join(parent, e))).mtimeMs })));
+  const newest = dated.sort((a, b) => b.t - a.t)[0];
+  if (newest === undefined) return false;
+  await rename(join(parent, newest.e), target);
+  await fsyncDir(parent);
+  return true;
 }
 
 /** Leftovers of an install killed mid-way (`.<name>.new-*` / `.<name>.old-*`). */
