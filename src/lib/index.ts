@@ -3,7 +3,7 @@ export type { ExitCode, AutonomyErrorOptions } from "./errors.js";
 export { readInput, readInputFile } from "./input-file.js";
 export type { InputFile } from "./input-file.js";
 export { writeFileAtomic, writeStreamAtomic, replaceFileDurably, writeFileSynced, fsyncDir } from "./atomic-file.js";
-export type { ReplaceFs } from "./atomic-file.js";
+export type { ReplaceFs, FileOwner } from "./atomic-file.js";
 export { sha256Digest, isSha256Digest, safeEqual } from "./digest.js";
 export { fieldProblems, formatFieldPath, formatProblems } from "./field-problems.js";
 export type { FieldProblem } from "./field-problems.js";

@@ -220,9 +220,12 @@ describe("adversarial review: autonomy config migrate --write as root", () => {
     const file = join(dir, "edge.toml");
     await writeFile(file, '[node]\nid = "edge-a"\nstate_root = "/s"\n[transport]\ncert_file = "c"\nkey_file = "k"\nca_file = "a"\n', { mode: 0o600 });
     await chown(file, 4242, 4242); // the dedicated edged account the docs recommend
-    await migrateEdgeConfigFile(file, { write: true });
+    const r = await migrateEdgeConfigFile(file, { write: true });
     const st = await stat(file);
     expect([st.uid, st.gid, st.mode & 0o777]).toEqual([4242, 4242, 0o600]);
+    // The backup (the original's bytes, including anything secret in it) keeps owner and mode too.
+    const bak = await stat(r.backup_file ?? "");
+    expect([bak.uid, bak.gid, bak.mode & 0o777]).toEqual([4242, 4242, 0o600]);
   });
 });
 

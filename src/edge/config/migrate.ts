@@ -173,15 +173,19 @@ export async function migrateEdgeConfigFile(path: string, opts: MigrateOptions =
   const plan = planMigration(path, original.toString("utf8"));
   if (plan.current || opts.write !== true) return { ...plan, written: false };
   const target = await realpath(path);
-  const mode = (await stat(target)).mode & 0o777;
+  const st = await stat(target);
+  const mode = st.mode & 0o777;
+  // Run with sudo, the replacement would be root's: keep the original's owner (edged's account must still read it).
+  // (Only root can give a file away; anyone else's new file is theirs, as the original was.)
+  const owner = process.getuid?.() === 0 ? { uid: st.uid, gid: st.gid } : undefined;
   const backup = await freeBackupName(target, (opts.clock ?? systemClock).now());
-  await writeFileAtomic(backup, original, mode);
+  await writeFileAtomic(backup, original, mode, owner);
   if (!(await readConfig(path)).equals(original)) {
     throw new EdgeError("EDGE_CONFIG_INVALID", `${path} changed while it was being migrated; it was not replaced (the backup ${backup} holds what was read)`, {
       hint: "run the migration again once nothing else is editing the file",
     });
   }
-  await writeFileAtomic(target, plan.text, mode);
+  await writeFileAtomic(target, plan.text, mode, owner);
   return { ...plan, written: true, backup_file: backup };
 }
 
