@@ -45,6 +45,8 @@ export interface StateRootPaths {
   epochCurrent: string;
   /** `epoch/previous`: the evidence of the reconstruction before it. */
   epochPrevious: string;
+  /** `epoch/abandoned`: evidence of a reconstruction that never committed (moved out of `epoch/current` when the node came back on its old OS). */
+  epochAbandoned: string;
   /** `runtime/`: the staged, verified runtime (`runtime.dsse.json` + `files/`) that a reconstruction reinstalls. */
   runtimeStaging: string;
   /** `bootstrap/runtime_sequence.json`: the highest runtime manifest sequence ever staged (a lower one is a rollback, refused). */
@@ -78,6 +80,7 @@ export function stateRootPaths(root: string): StateRootPaths {
     bootstrapLock: join(root, "bootstrap", "precheck.lock"),
     epochCurrent: join(root, "epoch", "current"),
     epochPrevious: join(root, "epoch", "previous"),
+    epochAbandoned: join(root, "epoch", "abandoned"),
     runtimeStaging: join(root, "runtime"),
     runtimeSequence: join(root, "bootstrap", "runtime_sequence.json"),
     edgeDaemonLock: join(root, "edge", "edged.lock"),

@@ -170,6 +170,13 @@ describe("adversarial review: edged precheck and runtime staging", () => {
     // Refusing (exit 2) or resuming at the evidence's epoch are both honest; "first run, epoch 0" is not.
     if (r.exitCode === 0) expect(r.boot_epoch).toBeGreaterThanOrEqual(1);
     else expect(r.exitCode).toBe(2);
+    // Chosen fix: resume at the evidence's epoch (same OS: match, file rewritten) …
+    expect(r).toMatchObject({ exitCode: 0, outcome: "match", boot_epoch: 1 });
+    expect((await readBootState(n.stateRoot))?.boot_epoch).toBe(1);
+    // … and lost again on a replaced OS: reconstruct from the evidence's epoch to the next.
+    await rm(stateRootPaths(n.stateRoot).osFingerprint);
+    await writeFile(n.kernel, "6.10.1-1-amd64\n");
+    expect(await runPrecheck({ configPath: n.config, clock })).toMatchObject({ exitCode: 0, outcome: "reconstructed", boot_epoch: 2 });
   });
 
   it("attack: a node private key readable by every user fails the precheck (exit 3)", async () => {
