@@ -19,13 +19,13 @@ describe("withFileLock", () => {
     if (!existsSync(BOOT_ID)) throw new Error("needs /proc/sys/kernel/random/boot_id (Linux)");
     const path = join(await mkdtemp(join(tmpdir(), "flock-")), "x.lock");
     await writeFile(path, `1\n00000000-0000-4000-8000-000000000000\n`);
-    await expect(withFileLock(path, async () => "ran", { timeoutMs: 200, onTimeout: () => new Error("timeout") })).resolves.toBe("ran");
+    await expect(withFileLock(path, () => Promise.resolve("ran"), { timeoutMs: 200, onTimeout: () => new Error("timeout") })).resolves.toBe("ran");
   });
 
   it("waits for a lock held by a live process in this boot", async () => {
     const path = join(await mkdtemp(join(tmpdir(), "flock-")), "x.lock");
     const boot = existsSync(BOOT_ID) ? (await readFile(BOOT_ID, "utf8")).trim() : "";
     await writeFile(path, `1\n${boot}\n`);
-    await expect(withFileLock(path, async () => "ran", { timeoutMs: 200, onTimeout: (pid) => new Error(`held by ${pid}`) })).rejects.toThrow("held by 1");
+    await expect(withFileLock(path, () => Promise.resolve("ran"), { timeoutMs: 200, onTimeout: (pid) => new Error(`held by ${pid}`) })).rejects.toThrow("held by 1");
   });
 });

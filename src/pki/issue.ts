@@ -1,7 +1,7 @@
 import { createPrivateKey } from "node:crypto";
-import { access, open, readFile } from "node:fs/promises";
+import { access, open } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { errnoCode, fsyncDir, systemClock, writeFileAtomic } from "../lib/index.js";
+import { fsyncDir, systemClock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import { PkiError } from "./errors.js";
 import { checkNodeName, sanList } from "./names.js";
