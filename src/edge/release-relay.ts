@@ -8,14 +8,16 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { parseReference } from "../oci/index.js";
+import { OciError, parseReference } from "../oci/index.js";
+import { ArchiveError } from "../archive/index.js";
 import { requireTrustRoot, stateRootPaths } from "../node/index.js";
 import { activateRelease } from "../runtime/index.js";
 import type { ActivationResult } from "../runtime/index.js";
 import type { ArchiveLimits } from "../archive/index.js";
-import { sha256Digest } from "../lib/index.js";
+import { ExitCodes, sha256Digest } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import { EDGE_DEFAULTS } from "./config/schema.js";
+import { EdgeError } from "./errors.js";
 import { readRelayedLayout, relayedReleaseLimits, writeLayout } from "./release-relay-unpack.js";
 
 export { packActiveRelease } from "./release-relay-pack.js";
@@ -47,9 +49,10 @@ export interface ActivateRelayedOptions {
  * Activates a relayed release on this node. The archive is read as hostile
  * input (size, bomb, traversal, links, devices: RELAYED_RELEASE_INVALID,
  * exit 4, nothing written), unpacked into `{workDir}/<sha256 of the bytes>/`,
- * and activated with the ref `oci:<dir>:<tag>`: every error activateRelease
- * throws passes through unchanged (a tampered byte gets the code and exit
- * code a registry pull gets). The scratch directory is removed afterwards,
+ * and activated with the ref `oci:<dir>:<tag>`: a verification error (exit 4)
+ * passes through unchanged (a tampered byte gets the code a registry pull
+ * gets); an OCI or archive error from the segment's own layout becomes
+ * RELAYED_RELEASE_INVALID (exit 4, cause kept), so it is final, never retried. The scratch directory is removed afterwards,
  * on success and on failure. Calls sharing a scratch folder run one at a time
  * (the same segment may arrive from two peers at once); a directory left by a
  * crash is replaced.
@@ -84,7 +87,25 @@ async function activateOne(opts: ActivateRelayedOptions, work: string): Promise<
       ...(opts.compile ? { compile: opts.compile } : {}),
       ...(opts.runtimeVersion ? { runtimeVersion: opts.runtimeVersion } : {}),
     });
+  } catch (e) {
+    throw fromContent(e);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The layout activateRelease reads is our own scratch copy of the segment's
+ * bytes, so an OCI or archive error from it (a blob index.json names but the
+ * archive lacks, a manifest that does not parse, a layer that is not a tar)
+ * is the segment's fault and will never heal: RELAYED_RELEASE_INVALID (exit
+ * 4, final), the original error kept as the cause. Errors already exit 4
+ * (a digest mismatch, a signature) keep their own code, as from a registry pull.
+ */
+function fromContent(e: unknown): unknown {
+  const content = e instanceof OciError || e instanceof ArchiveError;
+  if (!content || e.exitCode === ExitCodes.verification) return e;
+  return new EdgeError("RELAYED_RELEASE_INVALID", `the relayed segment is not a release this node can read: ${e.code}: ${e.message}; nothing was activated`, {
+    cause: e, details: { content_code: e.code },
+  });
 }

@@ -4,7 +4,7 @@ import { createLogger } from "../../observability/index.js";
 import { testEdgeConfig } from "../../../test/helpers/relay-parts-double.js";
 import { EdgeError } from "../errors.js";
 import type { SegmentKind } from "../types.js";
-import { startReleaseHooks } from "./release-hooks.js";
+import { MAX_RELEASE_ATTEMPTS, startReleaseHooks } from "./release-hooks.js";
 import type { InboxArrival, RelayInbox, ReleaseRelay } from "./release-hooks.js";
 
 const log = createLogger({ name: "test.release-hooks", level: "silent" });
@@ -70,6 +70,18 @@ describe("release hooks", () => {
     const s = setup((b) => (Buffer.from(b).toString() === "rel-bad" ? Promise.reject(new EdgeError("RELAYED_RELEASE_INVALID", "tampered")) : Promise.resolve()));
     const inbox = new ArrayInbox([entry(1, "rel-bad", "release"), entry(2, "rel-ok", "release")]);
     const hooks = startReleaseHooks({ ...s, inbox, log, intervalMs: 60_000 });
+    await hooks.drain();
+    expect(s.activated).toEqual(["rel-ok"]);
+    expect(inbox.cursor).toBe(2);
+    await hooks.stop();
+  });
+
+  it("a release that keeps failing (not a verdict) is passed after MAX_RELEASE_ATTEMPTS drains, so later arrivals apply", async () => {
+    const s = setup((b) => (Buffer.from(b).toString() === "rel-bad" ? Promise.reject(new Error("EIO")) : Promise.resolve()));
+    const inbox = new ArrayInbox([entry(1, "rel-bad", "release"), entry(2, "rel-ok", "release")]);
+    const hooks = startReleaseHooks({ ...s, inbox, log, intervalMs: 60_000 });
+    for (let i = 1; i < MAX_RELEASE_ATTEMPTS; i++) await hooks.drain();
+    expect(inbox.cursor).toBe(0);
     await hooks.drain();
     expect(s.activated).toEqual(["rel-ok"]);
     expect(inbox.cursor).toBe(2);

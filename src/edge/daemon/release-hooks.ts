@@ -46,8 +46,13 @@ export interface ReleaseHooksOptions {
  * (verified under this node's own trust root, as a registry pull is) and the
  * application cursor advances past it. A release the node refuses
  * (verification, exit code 4) is final: logged and passed; any other failure
- * (disk, a busy state lock) leaves the cursor where it was, to try again.
+ * (disk, a busy state lock) leaves the cursor where it was, to try again, at
+ * most {@link MAX_RELEASE_ATTEMPTS} times: then it is logged as abandoned and
+ * passed, so one poison entry cannot block every later arrival.
  */
+/** Drains a relayed release that keeps failing (not exit 4) is tried in before it is passed. */
+export const MAX_RELEASE_ATTEMPTS = 5;
+
 export function startReleaseHooks(opts: ReleaseHooksOptions): { stop(): Promise<void>; drain(): Promise<void> } {
   const { config, log } = opts;
   const watch = config.relay.relayActivatedRelease
@@ -63,6 +68,8 @@ export function startReleaseHooks(opts: ReleaseHooksOptions): { stop(): Promise<
     : undefined;
 
   let running: Promise<void> | undefined;
+  /** Failed attempts of the entry at the cursor (only that one can be retried). */
+  const attempts = new Map<number, number>();
   const drainOnce = async (): Promise<void> => {
     let cursor = await opts.inbox.applicationCursor();
     for (;;) {
@@ -84,10 +91,20 @@ export function startReleaseHooks(opts: ReleaseHooksOptions): { stop(): Promise<
       return true;
     } catch (e) {
       const final = e instanceof AutonomyError && e.exitCode === ExitCodes.verification;
-      const fields = { segment_id: entry.segment.id, from: entry.from, code: e instanceof AutonomyError ? String((e as AutonomyError).code) : "INTERNAL", error: messageOf(e) };
-      if (final) log.warn({ event: "relayed_release_refused", ...fields }, "relayed release refused by this node's release rules");
-      else log.warn({ event: "relayed_release_retry", ...fields }, "relayed release not activated yet (retried)");
-      return final;
+      const tries = (attempts.get(entry.seq) ?? 0) + 1;
+      const fields = { segment_id: entry.segment.id, from: entry.from, code: e instanceof AutonomyError ? String((e as AutonomyError).code) : "INTERNAL", error: messageOf(e), attempts: tries };
+      if (final) {
+        log.warn({ event: "relayed_release_refused", ...fields }, "relayed release refused by this node's release rules");
+      } else if (tries >= MAX_RELEASE_ATTEMPTS) {
+        log.error({ event: "relayed_release_abandoned", ...fields }, `relayed release still failing after ${tries} attempts; passed so later arrivals apply (re-seed the release to try again)`);
+      } else {
+        attempts.clear();
+        attempts.set(entry.seq, tries);
+        log.warn({ event: "relayed_release_retry", ...fields }, "relayed release not activated yet (retried)");
+        return false;
+      }
+      attempts.delete(entry.seq);
+      return true;
     }
   };
   const drain = (): Promise<void> => {
