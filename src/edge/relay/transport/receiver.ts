@@ -50,6 +50,33 @@ export interface RelayReceiver {
   sessions(): { open: number; total: number };
 }
 
+/** SETTINGS_MAX_CONCURRENT_STREAMS advertised to every sender. */
+export const MAX_CONCURRENT_STREAMS = 32;
+
+/**
+ * Bytes the receiver holds for bodies in flight, across all sessions:
+ * 8 × max_segment_bytes (a sender's default max_concurrent_relays, so one
+ * peer's full window of max-size segments fits) or 256 MiB, whichever is
+ * smaller, but never less than one segment (the largest allowed always fits).
+ */
+export function inFlightBudget(maxSegmentBytes: number): number {
+  return Math.max(maxSegmentBytes, Math.min(8 * maxSegmentBytes, 256 * 1024 * 1024));
+}
+
+/** The receiver-wide reservation counter for bodies being read and stored. */
+class ByteBudget {
+  private used = 0;
+  constructor(readonly limit: number) {}
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.used -= n;
+  }
+}
+
 /** Who is on the other end of a session, from its verified client certificate. */
 interface SessionPeer {
   cn: string | undefined;
@@ -68,11 +95,13 @@ interface SessionPeer {
 export async function startRelayReceiver(opts: RelayReceiverOptions): Promise<RelayReceiver> {
   const listen = splitHostPort(opts.listen);
   if (listen === undefined) throw new EdgeError("EDGE_CONFIG_INVALID", `relay listen address ${JSON.stringify(opts.listen)} is not host:port`);
+  const budget = new ByteBudget(inFlightBudget(opts.maxSegmentBytes));
   const refusals = new RefusalLog({ ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.onRefused ? { onRefused: opts.onRefused } : {}) });
   const server = http2.createSecureServer({
     cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca,
     requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.3", allowHTTP1: false,
-    settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
+    // Node's default is 2^32 - 1 concurrent streams: a bounded number, plus the byte budget below, bounds memory per peer.
+    settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false, maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
     maxSessionMemory: 64,
   });
   // A refused handshake destroys the socket before tlsClientError, and with it the remote
@@ -105,7 +134,7 @@ export async function startRelayReceiver(opts: RelayReceiverOptions): Promise<Re
   });
   server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     const peer = peers.get(stream.session as ServerHttp2Session);
-    void handleStream(stream, headers, peer, { ...opts, refusals }).catch(() => {
+    void handleStream(stream, headers, peer, { ...opts, refusals, budget }).catch(() => {
       reply(stream, 500, "INTERNAL", "Internal error", "internal error; nothing was acknowledged");
     });
   });
@@ -153,6 +182,7 @@ interface HandleDeps {
   sink: SegmentSink;
   maxSegmentBytes: number;
   refusals: RefusalLog;
+  budget: ByteBudget;
   onError?: (err: unknown) => void;
 }
 
@@ -162,6 +192,21 @@ async function handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHead
   if (from === undefined) return;
   const req = route(stream, headers, deps.maxSegmentBytes);
   if (req === undefined) return;
+  // Reserve the body's size (the cap when none is declared) BEFORE a buffer is allocated:
+  // a peer declaring many large bodies it never sends gets 503 (the sender retries later).
+  const reserved = req.declared ?? deps.maxSegmentBytes;
+  if (!deps.budget.take(reserved)) {
+    reply(stream, 503, "RECEIVER_BUSY", "EdgeError", "this node is already receiving as many bytes as it holds in memory; nothing was read", { "retry-after": "1" }, "the sender retries the delivery");
+    return;
+  }
+  try {
+    await receive(stream, req, from, deps);
+  } finally {
+    deps.budget.give(reserved);
+  }
+}
+
+async function receive(stream: ServerHttp2Stream, req: Route, from: PeerIdentity, deps: HandleDeps): Promise<void> {
   const bytes = await readBody(stream, req.id, deps.maxSegmentBytes, req.declared);
   if (bytes === undefined) return;
   const info: SegmentInfo = { id: req.id, size: bytes.length, kind: req.kind };
