@@ -217,7 +217,7 @@ openssl.describe("relay transport (HTTP/2, mutual TLS, loopback)", () => {
     const bytes = Buffer.from("from an unlisted node");
     const e = await failure(t.push({ id: "edge-b", address: r.address }, seg(bytes), bytes));
     expect(e.code).toBe("RELAY_PEER_REJECTED");
-    expect(e.details).toMatchObject({ retryable: false, status: 403, peer_code: "UNKNOWN_PEER" });
+    expect(e.details).toMatchObject({ retryable: true, status: 403, peer_code: "UNKNOWN_PEER" });
     expect(sink.stored.size).toBe(0);
     expect(r.refused()).toMatchObject([{ direction: "inbound", reason: "UNKNOWN_PEER" }]);
     expect(r.refused()[0]?.detail).toContain("edge-z");

@@ -269,6 +269,8 @@ function answer(ctx: ClientCtx, peer: PeerConfig, segment: SegmentInfo, status: 
   if (status === 403 && code === "UNKNOWN_PEER") {
     ctx.refusals.record("outbound", peer.id, "UNKNOWN_PEER", `peer ${peer.id} does not list this node as a peer: ${detail}`);
   }
+  // A receiver learns its peers only on restart: 403 UNKNOWN_PEER may mean "not yet", so it is retried (413 stays final).
+  if (status === 403 && code === "UNKNOWN_PEER") return [fail("RELAY_PEER_REJECTED", "retry", peer, said, details)];
   if (status >= 500) return [fail("RELAY_PEER_ERROR", "retry", peer, `peer ${peer.id} failed to store segment ${segment.id}: ${detail}${code === undefined ? "" : ` (${code})`}`, details)];
   return [fail("RELAY_PEER_REJECTED", status === 429 ? "retry" : "final", peer, said, details)];
 }
