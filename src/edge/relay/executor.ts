@@ -158,12 +158,12 @@ export class RelayExecutor {
   }
 
   /**
-   * Stores the segment (delivered segments may be evicted to make room) and
+   * Stores the segment (delivered segments no peer still waits for may be evicted to make room) and
    * schedules it to every configured peer; `created` is false when the relay
    * already knew this content (then only peers it was not scheduled to are added).
    */
   async enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<SegmentInfo & { created: boolean }> {
-    const put = await this.o.store.put(bytes, kind, (id) => this.o.ledger.segment(id)?.delivered_at != null);
+    const put = await this.o.store.put(bytes, kind, (id) => this.evictable(id));
     for (const ev of put.evicted) this.o.log?.info({ segment_id: ev.id, bytes: ev.bytes, reason: ev.reason }, "relay: segment evicted to make room");
     const { created } = await this.o.ledger.schedule(put.info, [...this.peersById.keys()], this.o.config.successCondition);
     this.kick();
@@ -265,10 +265,18 @@ export class RelayExecutor {
   private async acked(segment: SegmentId, peer: string, duplicate: boolean): Promise<void> {
     const r = await this.o.ledger.ack(segment, peer, duplicate);
     if (r.newlyDelivered) this.o.log?.info({ segment_id: segment, peer_id: peer }, "relay: segment delivered (success condition met)");
-    if (!this.o.config.evictOnRelay || r.segment?.delivered_at == null) return;
-    // Evict only once no other peer still waits for these bytes (a one_peer success leaves the others their copy).
-    const pending = this.o.ledger.deliveriesOf(segment).filter((x) => isPending(x.state) || x.state === "deadletter");
-    if (pending.length === 0 && this.o.store.has(segment)) await this.o.store.remove(segment, "delivered_evict_on_relay");
+    if (!this.o.config.evictOnRelay) return;
+    if (this.evictable(segment) && this.o.store.has(segment)) await this.o.store.remove(segment, "delivered_evict_on_relay");
+  }
+
+  /**
+   * A segment's bytes may go (evict_on_relay, or LRU at the ceiling) once it is
+   * delivered AND no other peer still waits for them: a one_peer success leaves
+   * the others their copy (a dead letter counts as waiting: it can be requeued).
+   */
+  private evictable(segment: SegmentId): boolean {
+    if (this.o.ledger.segment(segment)?.delivered_at == null) return false;
+    return !this.o.ledger.deliveriesOf(segment).some((x) => isPending(x.state) || x.state === "deadletter");
   }
 
   private async failed(d: DeliveryRecord, f: RelayErrorInfo & { retryable: boolean }): Promise<void> {
