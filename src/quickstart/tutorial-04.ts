@@ -70,7 +70,7 @@ export async function runTutorial04(opts: Tutorial04Options): Promise<Tutorial04
   await mkdir(dir, { recursive: true });
   const steps: QuickstartStep[] = [];
   const record = recorder(steps, opts.log);
-  const nodes = [edgeNode(dir, "edge-a"), edgeNode(dir, "edge-b", await freeLoopbackPort()), edgeNode(dir, "edge-c", await freeLoopbackPort())] as const;
+  const nodes = [edgeNode(dir, "edge-a", await freeLoopbackPort()), edgeNode(dir, "edge-b", await freeLoopbackPort()), edgeNode(dir, "edge-c", await freeLoopbackPort())] as const;
   const children = new ChildSet();
   let segment: PackedRelease | undefined;
   try {
@@ -131,7 +131,7 @@ async function configure(dir: string, a: Node, peers: Node[], record: Record_): 
   record("fleet CA", `autonomy cert ca init → ${certs.caDir}/ca.crt; autonomy cert issue → ${all.map((n) => `${n.id}.crt`).join(", ")} (mutual TLS between the nodes, nothing else trusted)`);
   for (const n of all) {
     await writeOsIdentity(n, OS_BEFORE);
-    await writeFile(n.config, edgeToml(n, certs, n === a ? peers : []));
+    await writeFile(n.config, n === a ? edgeToml(n, certs, peers, { forward: true }) : edgeToml(n, certs, [a], { forward: false }));
   }
   record("edge.toml", `${all.map((n) => n.config).join(", ")}: ${a.id} relays to ${peers.map((p) => `${p.id} (127.0.0.1:${p.port ?? "?"})`).join(" and ")}; each reads its OS identity from files this tutorial controls (${OS_BEFORE.id} ${OS_BEFORE.version}, kernel ${OS_BEFORE.kernel})`);
   const first = await Promise.all(all.map((n) => precheck("first precheck", n)));
