@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { formatReference } from "../oci/index.js";
 import { readControlPlane, readNodeState, setTrustRoot } from "../node/index.js";
 import { activateRelease } from "../runtime/index.js";
-import { packActiveRelease } from "../edge/index.js";
+import { packActiveRelease, readBootState } from "../edge/index.js";
 import type { PackedRelease } from "../edge/index.js";
 import { freeLoopbackPort, sha256Digest } from "../lib/index.js";
 import { Publisher } from "./fleet-releases.js";
@@ -34,6 +34,8 @@ export interface Tutorial04Node {
   sequence: number | null;
   /** Whether the node has a control plane configured (it must not: the release reaches B and C only through the relay). */
   control_plane: boolean;
+  /** The node's boot epoch ({state_root}/bootstrap): 0 after its first precheck, +1 per OS replacement it survived. */
+  boot_epoch: number | null;
 }
 
 export interface Tutorial04Result {
@@ -192,5 +194,9 @@ function short(fp: string | undefined): string {
 async function summary(n: Node): Promise<Tutorial04Node> {
   const s = await readNodeState(n.stateRoot).catch(() => undefined);
   const cp = await readControlPlane(n.stateRoot).catch(() => undefined);
-  return { id: n.id, stateRoot: n.stateRoot, statement_digest: s?.activation?.statement_digest ?? null, sequence: s?.activation?.sequence ?? null, control_plane: cp !== undefined };
+  const boot = await readBootState(n.stateRoot).catch(() => undefined);
+  return {
+    id: n.id, stateRoot: n.stateRoot, statement_digest: s?.activation?.statement_digest ?? null, sequence: s?.activation?.sequence ?? null,
+    control_plane: cp !== undefined, boot_epoch: boot?.boot_epoch ?? null,
+  };
 }

@@ -36,11 +36,28 @@ export function registerEdgedRun(program: Command, deps: () => Promise<EdgedRunD
       const { loadConfig, parts, release } = await deps();
       const config = await loadConfig(resolve(configPath));
       const log = createLogger({ name: "autonomy.edged", level: flags.logLevel });
-      const daemon = await startEdgeDaemon(config, {
-        controlSocket: resolve(flags.controlSocket),
-        ...(flags.prometheusAddr === undefined ? {} : { prometheusAddr: flags.prometheusAddr }),
-        log, parts, loadConfig, ...(release ? { release } : {}),
-      });
+      // edged logs `edged_started` before untilStopped installs its handlers: a SIGTERM in that window (a
+      // supervisor reacting to the line on a loaded machine) would kill it by the default disposition, skipping
+      // the graceful stop. Hold SIGTERM/SIGINT from before the start and honour one that came early.
+      const early: NodeJS.Signals[] = [];
+      const onTerm = (): void => void early.push("SIGTERM");
+      const onInt = (): void => void early.push("SIGINT");
+      process.on("SIGTERM", onTerm).on("SIGINT", onInt);
+      let daemon: Awaited<ReturnType<typeof startEdgeDaemon>>;
+      try {
+        daemon = await startEdgeDaemon(config, {
+          controlSocket: resolve(flags.controlSocket),
+          ...(flags.prometheusAddr === undefined ? {} : { prometheusAddr: flags.prometheusAddr }),
+          log, parts, loadConfig, ...(release ? { release } : {}),
+        });
+      } finally {
+        process.off("SIGTERM", onTerm).off("SIGINT", onInt);
+      }
+      if (early[0] !== undefined) {
+        log.info({ event: "signal", signal: early[0] }, `${early[0]} while starting: stopping`);
+        await daemon.stop();
+        return;
+      }
       await untilStopped(daemon, log);
     }));
 }
