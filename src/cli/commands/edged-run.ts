@@ -38,11 +38,14 @@ export function registerEdgedRun(program: Command, deps: () => Promise<EdgedRunD
       const log = createLogger({ name: "autonomy.edged", level: flags.logLevel });
       // edged logs `edged_started` before untilStopped installs its handlers: a SIGTERM in that window (a
       // supervisor reacting to the line on a loaded machine) would kill it by the default disposition, skipping
-      // the graceful stop. Hold SIGTERM/SIGINT from before the start and honour one that came early.
+      // the graceful stop. Hold SIGTERM/SIGINT from before the start; the holders are removed only once
+      // untilStopped's handlers are in place (removing the last listener drops a signal still queued for it),
+      // and a signal that came early is sent again to them.
       const early: NodeJS.Signals[] = [];
       const onTerm = (): void => void early.push("SIGTERM");
       const onInt = (): void => void early.push("SIGINT");
       process.on("SIGTERM", onTerm).on("SIGINT", onInt);
+      const unhold = (): void => void process.off("SIGTERM", onTerm).off("SIGINT", onInt);
       let daemon: Awaited<ReturnType<typeof startEdgeDaemon>>;
       try {
         daemon = await startEdgeDaemon(config, {
@@ -50,14 +53,13 @@ export function registerEdgedRun(program: Command, deps: () => Promise<EdgedRunD
           ...(flags.prometheusAddr === undefined ? {} : { prometheusAddr: flags.prometheusAddr }),
           log, parts, loadConfig, ...(release ? { release } : {}),
         });
-      } finally {
-        process.off("SIGTERM", onTerm).off("SIGINT", onInt);
+      } catch (e) {
+        unhold();
+        throw e;
       }
-      if (early[0] !== undefined) {
-        log.info({ event: "signal", signal: early[0] }, `${early[0]} while starting: stopping`);
-        await daemon.stop();
-        return;
-      }
-      await untilStopped(daemon, log);
+      const stopped = untilStopped(daemon, log);
+      unhold();
+      if (early[0] !== undefined) process.kill(process.pid, early[0]);
+      await stopped;
     }));
 }
