@@ -146,6 +146,7 @@ describe("SIGKILL edged at random moments during relay (sender and receiver, rea
       console.log(`[edged-sigkill] seed=${SEED} ${JSON.stringify({ ...stats, seconds })}`);
       if (violations.length > 0) {
         keep = true;
+        console.log(`[edged-sigkill] violations:\n  ${violations.slice(0, 20).join("\n  ")}`);
         console.log(`[edged-sigkill] sender log: ${sender.log.slice(-1500)}\n[edged-sigkill] receiver log: ${receiver.log.slice(-1500)}`);
       }
       expect(violations.slice(0, 10), `seed=${SEED} (replay: EDGED_SIGKILL_SEED=${SEED} EDGED_SIGKILL_KILLS=${KILLS})`).toEqual([]);
