@@ -21,7 +21,7 @@ export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config
 export { planMigration, migrateEdgeConfigFile } from "./config/migrate.js";
 export type { MigrationChange, MigrationPlan, MigrationResult, MigrateOptions } from "./config/migrate.js";
 // segment store (S)
-export { openSegmentStore, segmentIdOf } from "./storage/index.js";
+export { SegmentAssembler, openSegmentStore, segmentIdOf } from "./storage/index.js";
 export type { SegmentStoreOptions } from "./storage/index.js";
 // bandwidth (S)
 export { createBandwidthLimiter, checkBandwidthConfig } from "./relay/bandwidth.js";

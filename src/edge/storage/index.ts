@@ -1,3 +1,4 @@
 // The edge daemon's content-addressed segment store (docs/segment-store.md).
 export { openSegmentStore, segmentIdOf } from "./segment-store.js";
 export type { SegmentStoreOptions } from "./segment-store.js";
+export { SegmentAssembler } from "./verified.js";

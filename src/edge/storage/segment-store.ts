@@ -8,6 +8,7 @@ import { EdgeError } from "../errors.js";
 import type { EvictionReason, EvictionRecord, SegmentId, SegmentInfo, SegmentKind, SegmentStore, StoreUsage } from "../types.js";
 import { EvictionLog, isEvictionReason } from "./eviction-log.js";
 import type { LoggedEviction } from "./eviction-log.js";
+import { verifiedIdOf } from "./verified.js";
 import { EVICTION_LOG, checkSegmentId, evictName, isSegmentKind, parseName, segmentName, tempName } from "./names.js";
 
 export interface SegmentStoreOptions {
@@ -62,13 +63,17 @@ interface Entry {
   size: number;
 }
 
+type PutResult = { info: SegmentInfo; created: boolean; evicted: EvictionRecord[] };
+
 const info = (e: Entry): SegmentInfo => ({ id: e.id, size: e.size, kind: e.kind });
 const publicRecord = (r: LoggedEviction): EvictionRecord => ({ id: r.id, bytes: r.bytes, reason: r.reason, at: r.at });
 
 /**
- * The store. Mutations (put, remove, the removal of a corrupt segment) run one
- * at a time, so the ceiling check and the evictions it plans see a stable
- * state. Reads run beside them: a segment's file never changes once named, and
+ * The store. Mutations (a put's admission, remove, the removal of a corrupt
+ * segment) run one at a time, so the ceiling check and the evictions it plans
+ * see a stable state; the bytes an admitted put will write are reserved under
+ * the ceiling, and its write runs beside other puts' writes (each to its own
+ * temp file), so their fsyncs overlap. Reads run beside them: a segment's file never changes once named, and
  * an eviction renames it away atomically, so a read sees the exact bytes or
  * nothing (SEGMENT_MISSING).
  *
@@ -82,8 +87,17 @@ class FsSegmentStore implements SegmentStore {
   readonly #index = new Map<SegmentId, Entry>();
   #used = 0;
   #queue: Promise<unknown> = Promise.resolve();
-  /** A segment was renamed into place but the directory fsync after it failed: sync before acknowledging it again. */
-  #dirDirty = false;
+  /** Bytes of puts admitted under the ceiling whose write is still in progress. */
+  #reserved = 0;
+  /** The write in progress per id (admitted, not yet named and synced). */
+  readonly #writing = new Map<SegmentId, Promise<Entry>>();
+  /**
+   * Renames into place, and how many of them a completed directory fsync
+   * covers: a segment renamed but not yet covered (its own sync failed, or is
+   * still running) is synced before it is acknowledged again.
+   */
+  #renames = 0;
+  #syncedRenames = 0;
   /** Evicted files whose unlink failed after their record was written; retried before the next mutation, and at open. */
   readonly #leftovers = new Set<string>();
 
@@ -97,25 +111,51 @@ class FsSegmentStore implements SegmentStore {
 
   // ---------------------------------------------------------------- SegmentStore
 
-  async put(bytes: Uint8Array, kind: SegmentKind, evictable: (id: SegmentId) => boolean = () => false): Promise<{ info: SegmentInfo; created: boolean; evicted: EvictionRecord[] }> {
+  async put(bytes: Uint8Array, kind: SegmentKind, evictable: (id: SegmentId) => boolean = () => false): Promise<PutResult> {
     if (!isSegmentKind(kind)) throw new TypeError(`segment store: unknown segment kind ${JSON.stringify(kind)}`);
+    // A buffer a SegmentAssembler verified (the relay receiver's) is written as it is: copied and hashed once already.
+    const known = verifiedIdOf(bytes);
+    if (known !== undefined) return this.#put(known, kind, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), evictable);
     // Our own copy: the id must name exactly the bytes written, whatever the caller does with its buffer meanwhile.
     const data = Buffer.from(bytes);
-    const id = segmentIdOf(data);
-    return this.#exclusive(async () => {
-      const existing = this.#index.get(id);
-      if (existing) {
-        // Idempotent: same bytes, same segment (its kind is the one first stored).
-        if (this.#dirDirty) await this.#syncDir();
-        this.#touch(existing);
-        return { info: info(existing), created: false, evicted: [] };
-      }
-      const victims = this.#plan(id, data.byteLength, evictable);
-      const evicted: EvictionRecord[] = [];
-      for (const v of victims) evicted.push(publicRecord(await this.#evict(v, "lru_ceiling")));
-      const entry = await this.#write(id, kind, data);
-      return { info: info(entry), created: true, evicted };
-    });
+    return this.#put(segmentIdOf(data), kind, data, evictable);
+  }
+
+  /**
+   * Admission (dedupe, ceiling plan, evictions, reserving the bytes) runs one
+   * mutation at a time; the write itself (temp → fsync → rename → fsync dir)
+   * runs beside other puts' writes, so their fsyncs overlap. One write per id
+   * at a time: a put of bytes already being written waits for that write.
+   */
+  async #put(id: SegmentId, kind: SegmentKind, data: Buffer, evictable: (id: SegmentId) => boolean): Promise<PutResult> {
+    for (;;) {
+      const writing = this.#writing.get(id);
+      if (writing !== undefined) await writing.catch(() => undefined);
+      const admitted = await this.#exclusive(async (): Promise<PutResult | EvictionRecord[] | undefined> => {
+        const existing = this.#index.get(id);
+        if (existing) {
+          // Idempotent: same bytes, same segment (its kind is the one first stored).
+          if (this.#syncedRenames < this.#renames) await this.#syncDir();
+          this.#touch(existing);
+          return { info: info(existing), created: false, evicted: [] };
+        }
+        if (this.#writing.has(id)) return undefined; // another put of these bytes got in first: wait for it
+        const victims = this.#plan(id, data.byteLength, evictable);
+        const evicted: EvictionRecord[] = [];
+        for (const v of victims) evicted.push(publicRecord(await this.#evict(v, "lru_ceiling")));
+        this.#reserved += data.byteLength;
+        return evicted;
+      });
+      if (admitted === undefined) continue;
+      if (!Array.isArray(admitted)) return admitted;
+      const write = this.#write(id, kind, data).finally(() => {
+        this.#reserved -= data.byteLength;
+        this.#writing.delete(id);
+      });
+      this.#writing.set(id, write);
+      const entry = await write;
+      return { info: info(entry), created: true, evicted: admitted };
+    }
   }
 
   async get(id: SegmentId): Promise<Uint8Array> {
@@ -235,7 +275,8 @@ class FsSegmentStore implements SegmentStore {
    * only destroy data (a later retry to a slow peer may still need them).
    */
   #plan(id: SegmentId, size: number, evictable: (id: SegmentId) => boolean): Entry[] {
-    const need = this.#used + size - this.ceiling;
+    // Admitted writes still in progress count: concurrent puts never overshoot the ceiling together.
+    const need = this.#used + this.#reserved + size - this.ceiling;
     if (need <= 0) return [];
     const victims: Entry[] = [];
     let freed = 0;
@@ -270,7 +311,7 @@ class FsSegmentStore implements SegmentStore {
     const entry: Entry = { id, kind, size: data.byteLength };
     this.#index.set(id, entry);
     this.#used += entry.size;
-    this.#dirDirty = true;
+    this.#renames++;
     await this.#syncDir();
     return entry;
   }
@@ -322,8 +363,10 @@ class FsSegmentStore implements SegmentStore {
   }
 
   async #syncDir(): Promise<void> {
+    // Only the renames done before this fsync started are covered by it.
+    const covers = this.#renames;
     await this.fs.fsyncDir(this.dir);
-    this.#dirDirty = false;
+    this.#syncedRenames = Math.max(this.#syncedRenames, covers);
   }
 }
 

@@ -6,6 +6,7 @@ import type { TLSSocket } from "node:tls";
 import type { Clock } from "../../../lib/index.js";
 import { AutonomyError } from "../../../lib/index.js";
 import { EdgeError } from "../../errors.js";
+import { SegmentAssembler } from "../../storage/index.js";
 import type { PeerIdentity, RefusedPeer, SegmentInfo, SegmentKind, SegmentSink } from "../../types.js";
 import { SEGMENT_ID_RE } from "../../types.js";
 import { RefusalLog, refusalDetail, tlsRefusalReason } from "./refusals.js";
@@ -234,13 +235,15 @@ function tooLarge(stream: ServerHttp2Stream, max: number, size: number | undefin
 /**
  * Reads the body with a hard cap, hashing as it arrives. Undefined (after
  * answering) when it runs over the cap, was cut short or does not match its id.
+ * With a declared length (our client always sends one) a SegmentAssembler
+ * copies the bytes into one buffer of that size while hashing them (one pass),
+ * and marks the result verified, so the segment store neither copies nor
+ * hashes it again; without one, the chunks are kept and joined at the end.
  */
 function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: number | undefined): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
-    const hash = createHash("sha256");
-    // With a declared length (our client always sends one) the bytes go straight into one
-    // buffer of that size: no list of chunks to keep and concatenate at the end.
-    const into = declared === undefined ? undefined : Buffer.allocUnsafe(declared);
+    const asm = declared === undefined ? undefined : new SegmentAssembler(declared);
+    const hash = asm === undefined ? createHash("sha256") : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -251,7 +254,6 @@ function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: 
       resolve(v);
     };
     const onData = (chunk: Buffer): void => {
-      const at = size;
       size += chunk.length;
       if (size > max) {
         chunks.length = 0;
@@ -259,27 +261,30 @@ function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: 
         finish(undefined);
         return;
       }
-      if (into !== undefined && size > into.length) {
-        reply(stream, 400, "REQUEST_INVALID", "Malformed request", `the body runs over its content-length of ${into.length} bytes`);
-        finish(undefined);
+      if (asm !== undefined) {
+        if (!asm.append(chunk)) {
+          reply(stream, 400, "REQUEST_INVALID", "Malformed request", `the body runs over its content-length of ${asm.size} bytes`);
+          finish(undefined);
+        }
         return;
       }
-      hash.update(chunk);
-      if (into === undefined) chunks.push(chunk);
-      else chunk.copy(into, at);
+      hash?.update(chunk);
+      chunks.push(chunk);
     };
     stream.on("data", onData);
     stream.once("end", () => {
       if (done) return;
-      const digest = hash.digest("hex");
       if (declared !== undefined && declared !== size) {
         reply(stream, 400, "REQUEST_INVALID", "Malformed request", `content-length said ${declared} bytes, the body had ${size}`);
         finish(undefined);
-      } else if (digest !== id) {
-        reply(stream, 422, "RELAY_DIGEST_MISMATCH", "EdgeError", `the body's SHA-256 is ${digest}, not the segment id ${id}: the bytes changed in transit; nothing was stored`, undefined, "the sender retries the delivery");
+        return;
+      }
+      const got = asm !== undefined ? asm.finish(id) : { digest: hash?.digest("hex") ?? "", bytes: undefined };
+      if (got.digest !== id) {
+        reply(stream, 422, "RELAY_DIGEST_MISMATCH", "EdgeError", `the body's SHA-256 is ${got.digest}, not the segment id ${id}: the bytes changed in transit; nothing was stored`, undefined, "the sender retries the delivery");
         finish(undefined);
       } else {
-        finish(into ?? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
+        finish(got.bytes ?? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
       }
     });
     stream.once("close", () => finish(undefined));
