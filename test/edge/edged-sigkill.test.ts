@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seededRng } from "../../src/lib/index.js";
 import { checkPair } from "./sigkill/edged-check.js";
-import type { Sent } from "./sigkill/edged-check.js";
+import type { Observed, Sent } from "./sigkill/edged-check.js";
 import { bundleEdged, client, killEdged, setUpPair, startEdged } from "./sigkill/edged-pair.js";
 import type { EdgedNode } from "./sigkill/edged-pair.js";
 import { segmentBytes } from "./sigkill/segments.js";
@@ -90,7 +90,10 @@ describe("SIGKILL edged at random moments during relay (sender and receiver, rea
             const r = await ctl.enqueue(bytes).catch(() => undefined);
             if (r === undefined) stats.sendsCutShort++;
             else if (r.id !== sha256(bytes)) violations.push(`round ${stats.rounds}: relay send answered id ${r.id} for content ${sha256(bytes)}`);
-            else (callerAcked.add(r.id), stats.callerAcks++);
+            else {
+              callerAcked.add(r.id);
+              stats.callerAcks++;
+            }
             await sleep(p.gap);
           }
         })();
@@ -113,13 +116,17 @@ describe("SIGKILL edged at random moments during relay (sender and receiver, rea
         const o = await checkPair(sender, receiver, sent, callerAcked, `round ${stats.rounds} (kills ${stats.kills})`, violations);
         stats.midPush += o.midPush;
         stats.storedNotRecorded += o.storedNotRecorded > 0 ? 1 : 0;
-        for (const id of awaitingRetry) if (!o.recordedNotAcked.has(id)) (awaitingRetry.delete(id), stats.retriedAfterRecord++);
+        for (const id of awaitingRetry) {
+          if (o.recordedNotAcked.has(id)) continue;
+          awaitingRetry.delete(id);
+          stats.retriedAfterRecord++;
+        }
         for (const id of o.recordedNotAcked) awaitingRetry.add(id);
         stats.duplicatePushes = o.duplicatePushes;
         stats.acked = o.ackedForPeer;
       }
       // No more kills: both run until the sender's ledger has every delivery acked, then stop and check once more.
-      let final = { delivered: false, ackedForPeer: 0 };
+      let final: Pick<Observed, "delivered" | "ackedForPeer" | "recordedNotAcked"> = { delivered: false, ackedForPeer: 0, recordedNotAcked: new Set() };
       if (violations.length === 0) {
         await Promise.all([startEdged(sender, bundle), startEdged(receiver, bundle)]);
         const end = Date.now() + 120_000;
