@@ -14,7 +14,7 @@
  *     ledger, acked or still on its way with its bytes (never DEADLETTER);
  * and at the end, with no more kills, that everything is delivered.
  * Seed printed; replay with EDGED_SIGKILL_SEED=<seed>. Kills: EDGED_SIGKILL_KILLS
- * (default 24, a reduced run for `npm test`; `npm run test:crash` runs 500).
+ * (default 20, a reduced run for `npm test`; `npm run test:crash` runs 500).
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -28,7 +28,7 @@ import { bundleEdged, client, killEdged, setUpPair, startEdged } from "./sigkill
 import type { EdgedNode } from "./sigkill/edged-pair.js";
 import { segmentBytes } from "./sigkill/segments.js";
 
-const DEFAULT_KILLS = 24;
+const DEFAULT_KILLS = 20;
 const KILLS = Number(process.env.EDGED_SIGKILL_KILLS ?? DEFAULT_KILLS);
 const REDUCED = KILLS < 500;
 const SEED = process.env.EDGED_SIGKILL_SEED !== undefined ? Number(process.env.EDGED_SIGKILL_SEED) >>> 0 : (Date.now() ^ (process.pid << 8)) >>> 0;
