@@ -124,6 +124,8 @@ describe("SIGKILL edged at random moments during relay (sender and receiver, rea
         for (const id of o.recordedNotAcked) awaitingRetry.add(id);
         stats.duplicatePushes = o.duplicatePushes;
         stats.acked = o.ackedForPeer;
+        // A long run (test:crash) shows its progress: a killed or timed-out run still tells how far it got.
+        if (stats.rounds % 25 === 0) console.log(`[edged-sigkill] progress seed=${SEED} ${JSON.stringify({ ...stats, seconds: Math.round((Date.now() - started) / 1000) })}`);
       }
       // No more kills: both run until the sender's ledger has every delivery acked, then stop and check once more.
       let final: Pick<Observed, "delivered" | "ackedForPeer" | "recordedNotAcked"> = { delivered: false, ackedForPeer: 0, recordedNotAcked: new Set() };
