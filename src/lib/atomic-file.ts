@@ -8,9 +8,19 @@ import { dirname, basename, join } from "node:path";
  * survives power loss; before it, readers see the old content or none, never a
  * torn file.
  */
-export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644, owner?: FileOwner): Promise<void> {
   const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-  await writeStreamAtomic(path, [bytes], mode);
+  await writeStreamAtomic(path, [bytes], mode, owner);
+}
+
+/**
+ * The owner a replacement must keep: a file created by root (sudo) would
+ * otherwise become root's, and the service account that reads it locked out.
+ * With an owner, the mode is also set exactly (not filtered by the umask).
+ */
+export interface FileOwner {
+  uid: number;
+  gid: number;
 }
 
 /**
@@ -71,7 +81,7 @@ export async function fsyncDir(dir: string): Promise<void> {
  * verifies its content as it goes (and throws at the end on a mismatch) never
  * leaves unverified bytes under `path`. Memory: one chunk.
  */
-export async function writeStreamAtomic(path: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, mode = 0o644): Promise<number> {
+export async function writeStreamAtomic(path: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, mode = 0o644, owner?: FileOwner): Promise<number> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
@@ -82,6 +92,11 @@ export async function writeStreamAtomic(path: string, chunks: AsyncIterable<Uint
       let off = 0;
       while (off < chunk.byteLength) off += (await fh.write(chunk, off, chunk.byteLength - off, size + off)).bytesWritten;
       size += chunk.byteLength;
+    }
+    if (owner !== undefined) {
+      // On the temp file, before it is published: the file never appears with the wrong owner. chown may clear mode bits: chmod after.
+      await fh.chown(owner.uid, owner.gid);
+      await fh.chmod(mode);
     }
     await fh.sync();
   } catch (e) {

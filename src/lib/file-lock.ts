@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { link, open, readFile, stat, unlink } from "node:fs/promises";
 import { errnoCode } from "./errors.js";
 import { systemClock } from "./clock.js";
@@ -13,11 +14,13 @@ export interface FileLockOptions {
 }
 
 /**
- * Runs `fn` holding an exclusive lock file (`O_CREAT|O_EXCL`, holding our pid).
- * A lock left by a process that no longer exists (SIGKILL, power loss) is
- * broken, so a crash never wedges the node. PID reuse could make a stale lock
- * look live; then the caller times out with a clear message instead of
- * corrupting state.
+ * Runs `fn` holding an exclusive lock file (`O_CREAT|O_EXCL`, holding our pid
+ * and the kernel's boot id). A lock left by a process that no longer exists
+ * (SIGKILL) or written during another boot (power loss: the lock sits on a
+ * persistent disk, and after the reboot its pid may well belong to some live
+ * process) is broken, so a crash never wedges the node. PID reuse within one
+ * boot could still make a stale lock look live; then the caller times out
+ * with a clear message instead of corrupting state.
  */
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: FileLockOptions): Promise<T> {
   const release = await acquireFileLock(path, opts);
@@ -38,8 +41,9 @@ export async function acquireFileLock(path: string, opts: FileLockOptions): Prom
       return () => unlink(path).catch(() => undefined);
     } catch (e) {
       if (errnoCode(e) !== "EEXIST") throw e;
-      const holder = await lockHolder(path);
-      if ((holder !== undefined && !isAlive(holder)) || (holder === undefined && (await olderThan(path, EMPTY_LOCK_GRACE_MS, clock)))) {
+      const { pid: holder, bootId } = await lockHolder(path);
+      const otherBoot = bootId !== undefined && CURRENT_BOOT_ID !== undefined && bootId !== CURRENT_BOOT_ID;
+      if ((holder !== undefined && (otherBoot || !isAlive(holder))) || (holder === undefined && (await olderThan(path, EMPTY_LOCK_GRACE_MS, clock)))) {
         await unlink(path).catch(() => undefined);
         continue;
       }
@@ -61,7 +65,7 @@ async function createWithPid(path: string): Promise<void> {
   const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const fh = await open(tmp, "wx", 0o600);
   try {
-    await fh.writeFile(String(process.pid));
+    await fh.writeFile(CURRENT_BOOT_ID === undefined ? String(process.pid) : `${process.pid}\n${CURRENT_BOOT_ID}\n`);
   } finally {
     await fh.close();
   }
@@ -80,12 +84,32 @@ async function olderThan(path: string, ms: number, clock: Clock): Promise<boolea
   }
 }
 
-async function lockHolder(path: string): Promise<number | undefined> {
+/**
+ * The kernel's id of this boot (Linux: a fresh random UUID at every boot), or
+ * undefined where there is none; then only the pid is checked, as before.
+ */
+const CURRENT_BOOT_ID: string | undefined = readBootId();
+
+function readBootId(): string | undefined {
   try {
-    const pid = Number((await readFile(path, "utf8")).trim());
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+    const id = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    return /^[0-9a-f-]{8,64}$/i.test(id) ? id : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** The lock's content: `pid` (older writers) or `pid\nboot_id`. */
+async function lockHolder(path: string): Promise<{ pid?: number; bootId?: string }> {
+  try {
+    const [first = "", second = ""] = (await readFile(path, "utf8")).split("\n").map((l) => l.trim());
+    const pid = Number(first);
+    return {
+      ...(Number.isSafeInteger(pid) && pid > 0 ? { pid } : {}),
+      ...(second !== "" ? { bootId: second } : {}),
+    };
+  } catch {
+    return {};
   }
 }
 

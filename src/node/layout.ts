@@ -45,8 +45,12 @@ export interface StateRootPaths {
   epochCurrent: string;
   /** `epoch/previous`: the evidence of the reconstruction before it. */
   epochPrevious: string;
+  /** `epoch/abandoned`: evidence of a reconstruction that never committed (moved out of `epoch/current` when the node came back on its old OS). */
+  epochAbandoned: string;
   /** `runtime/`: the staged, verified runtime (`runtime.dsse.json` + `files/`) that a reconstruction reinstalls. */
   runtimeStaging: string;
+  /** `bootstrap/runtime_sequence.json`: the highest runtime manifest sequence ever staged (a lower one is a rollback, refused). */
+  runtimeSequence: string;
   /** `edge/edged.lock`: held by the one edged that runs on this state root (src/edge/daemon). */
   edgeDaemonLock: string;
 }
@@ -76,7 +80,9 @@ export function stateRootPaths(root: string): StateRootPaths {
     bootstrapLock: join(root, "bootstrap", "precheck.lock"),
     epochCurrent: join(root, "epoch", "current"),
     epochPrevious: join(root, "epoch", "previous"),
+    epochAbandoned: join(root, "epoch", "abandoned"),
     runtimeStaging: join(root, "runtime"),
+    runtimeSequence: join(root, "bootstrap", "runtime_sequence.json"),
     edgeDaemonLock: join(root, "edge", "edged.lock"),
   };
 }

@@ -1,15 +1,16 @@
 import { X509Certificate as NodeCertificate } from "node:crypto";
 import { AutonomyError } from "../lib/index.js";
-import { keyMatches, parseCertificates, parsePrivateKey, readPemFile } from "./read.js";
+import { insecureKeyMode, keyMatches, parseCertificates, parsePrivateKey, readPemFile, readPemFileWithMode } from "./read.js";
 import type { TlsIdentityFiles } from "./read.js";
-import type { x509 } from "./x509.js";
+import { x509 } from "./x509.js";
 
 const DAY_MS = 24 * 3600 * 1000;
 
 /** What can be wrong with an endpoint's mTLS files (`edged precheck` exits 3 on any of them). */
 export type CertProblemCode =
   | "CERT_UNREADABLE" | "CERT_KEY_MISMATCH" | "CERT_NOT_ISSUED_BY_CA"
-  | "CERT_EXPIRED" | "CERT_NOT_YET_VALID" | "CERT_EXPIRING";
+  | "CERT_EXPIRED" | "CERT_NOT_YET_VALID" | "CERT_EXPIRING"
+  | "CERT_KEY_INSECURE" | "CERT_NAME_MISMATCH";
 
 export interface CertProblem {
   code: CertProblemCode;
@@ -23,6 +24,8 @@ export interface CheckCertificatesOptions extends TlsIdentityFiles {
   now?: Date | number;
   /** A certificate (or CA) ending within this many days is a problem (default 7, the original's precheck). */
   minValidDays?: number;
+  /** The name this endpoint must be (a node's [node] id): the certificate's CN or one of its DNS SANs. */
+  expectedName?: string;
 }
 
 /**
@@ -35,13 +38,21 @@ export async function checkCertificates(opts: CheckCertificatesOptions): Promise
   const minValidMs = (opts.minValidDays ?? 7) * DAY_MS;
   const problems: CertProblem[] = [];
   const leaf = await attempt(problems, opts.certFile, async () => parseCertificates((await readPemFile(opts.certFile)).toString("utf8"), opts.certFile)[0]);
-  const key = await attempt(problems, opts.keyFile, async () => parsePrivateKey((await readPemFile(opts.keyFile)).toString("utf8"), opts.keyFile));
+  const key = await attempt(problems, opts.keyFile, async () => {
+    const { bytes, mode } = await readPemFileWithMode(opts.keyFile);
+    const insecure = insecureKeyMode(opts.keyFile, mode);
+    if (insecure !== undefined) problems.push({ code: "CERT_KEY_INSECURE", file: opts.keyFile, message: insecure });
+    return parsePrivateKey(bytes.toString("utf8"), opts.keyFile);
+  });
   const cas = await attempt(problems, opts.caFile, async () => parseCertificates((await readPemFile(opts.caFile)).toString("utf8"), opts.caFile));
   if (leaf !== undefined && key !== undefined && !keyMatches(leaf, key)) {
     problems.push({ code: "CERT_KEY_MISMATCH", file: opts.keyFile, message: `${opts.keyFile} is not the private key of ${opts.certFile}` });
   }
   if (leaf !== undefined && cas !== undefined && !cas.some((ca) => issuedBy(leaf, ca))) {
     problems.push({ code: "CERT_NOT_ISSUED_BY_CA", file: opts.certFile, message: `${opts.certFile} (CN=${cn(leaf)}) is not signed by any CA in ${opts.caFile}` });
+  }
+  if (leaf !== undefined && opts.expectedName !== undefined && !namesOf(leaf).includes(opts.expectedName)) {
+    problems.push({ code: "CERT_NAME_MISMATCH", file: opts.certFile, message: `${opts.certFile} is issued to ${namesOf(leaf).map((n) => JSON.stringify(n)).join(", ") || "no name"}, not to this node ${JSON.stringify(opts.expectedName)}` });
   }
   if (leaf !== undefined) problems.push(...validity(leaf, opts.certFile, "certificate", now, minValidMs));
   for (const ca of cas ?? []) problems.push(...validity(ca, opts.caFile, "CA certificate", now, minValidMs));
@@ -62,13 +73,21 @@ export function issuedBy(cert: x509.X509Certificate, ca: x509.X509Certificate): 
 function validity(cert: x509.X509Certificate, file: string, what: string, now: number, minValidMs: number): CertProblem[] {
   const end = cert.notAfter.getTime();
   const name = `${what} CN=${cn(cert)} in ${file}`;
-  if (now < cert.notBefore.getTime()) return [{ code: "CERT_NOT_YET_VALID", file, message: `${name} is not valid before ${cert.notBefore.toISOString()}` }];
+  // Almost always this node's clock, not the certificate (an RTC reset after an OS replacement): say so.
+  if (now < cert.notBefore.getTime()) return [{ code: "CERT_NOT_YET_VALID", file, message: `${name} is not valid before ${cert.notBefore.toISOString()}, and this node's clock says ${new Date(now).toISOString()}: if the clock is wrong, fix the system clock (NTP, timedatectl) rather than the certificate` }];
   if (now >= end) return [{ code: "CERT_EXPIRED", file, message: `${name} expired ${cert.notAfter.toISOString()}` }];
   if (end - now < minValidMs) {
     const days = Math.floor((end - now) / DAY_MS);
     return [{ code: "CERT_EXPIRING", file, message: `${name} expires ${cert.notAfter.toISOString()} (in ${days} day${days === 1 ? "" : "s"}, under ${minValidMs / DAY_MS})` }];
   }
   return [];
+}
+
+/** The names a certificate is issued to: its CN and its DNS SANs. */
+function namesOf(cert: x509.X509Certificate): string[] {
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const dns = (san?.names.items ?? []).filter((n) => n.type === "dns").map((n) => n.value);
+  return [...new Set([...cert.subjectName.getField("CN"), ...dns])];
 }
 
 function cn(cert: x509.X509Certificate): string {

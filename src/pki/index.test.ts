@@ -183,3 +183,41 @@ describe("checkCertificates", () => {
     expect(problems[0]?.message).toContain("CA certificate CN=AutonomyOps fleet CA");
   });
 });
+
+describe("checkCertificates: name, key mode and bounded reads", () => {
+  const files = () => ({ certFile: node.certFile, keyFile: node.keyFile, caFile: ca.certFile });
+
+  it("reports a certificate issued to another name than the expected one (CN or DNS SAN)", async () => {
+    expect(await checkCertificates({ ...files(), expectedName: "edge-a" })).toEqual([]);
+    expect(await checkCertificates({ ...files(), expectedName: "localhost" })).toEqual([]);
+    const p = await checkCertificates({ ...files(), expectedName: "edge-b" });
+    expect(p.map((x) => x.code)).toEqual(["CERT_NAME_MISMATCH"]);
+    expect(p[0]?.message).toMatch(/"edge-a".*not to this node "edge-b"/);
+  });
+
+  it("reports a private key readable by group or others, with the chmod to run", async () => {
+    const { chmod, copyFile } = await import("node:fs/promises");
+    const key = join(dir, "loose.key");
+    await copyFile(node.keyFile, key);
+    for (const mode of [0o640, 0o604, 0o644]) {
+      await chmod(key, mode);
+      const p = await checkCertificates({ ...files(), keyFile: key });
+      expect(p.map((x) => x.code), mode.toString(8)).toEqual(["CERT_KEY_INSECURE"]);
+      expect(p[0]?.message).toContain(`chmod 600 ${key}`);
+    }
+    await chmod(key, 0o600);
+    expect(await checkCertificates({ ...files(), keyFile: key })).toEqual([]);
+  });
+
+  it("refuses a PEM path that is not a regular file, or over 1 MiB, before reading it", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const fifo = join(dir, "fifo.crt");
+    execFileSync("mkfifo", [fifo]);
+    const big = join(dir, "big.crt");
+    await writeFile(big, Buffer.alloc(1024 * 1024 + 1, 0x41));
+    const p = await checkCertificates({ certFile: fifo, keyFile: node.keyFile, caFile: big });
+    expect(p.map((x) => [x.code, x.file])).toEqual([["CERT_UNREADABLE", fifo], ["CERT_UNREADABLE", big]]);
+    expect(p[0]?.message).toMatch(/not a regular file/);
+    expect(p[1]?.message).toMatch(/over 1048576 bytes/);
+  });
+});

@@ -1,11 +1,11 @@
 import { createPrivateKey } from "node:crypto";
-import { access, open, readFile } from "node:fs/promises";
+import { access, open } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { errnoCode, fsyncDir, systemClock, writeFileAtomic } from "../lib/index.js";
+import { fsyncDir, systemClock, writeFileAtomic } from "../lib/index.js";
 import type { Clock } from "../lib/index.js";
 import { PkiError } from "./errors.js";
 import { checkNodeName, sanList } from "./names.js";
-import { keyMatches, parseCertificates, summarize } from "./read.js";
+import { insecureKeyMode, keyMatches, parseCertificates, readPemFileWithMode, summarize } from "./read.js";
 import type { CertSummary } from "./read.js";
 import type { CryptoKey } from "./x509.js";
 import { SIGNING_ALGORITHM, generateP256, importSigningKey, privateKeyPem, randomSerial, reason, x509 } from "./x509.js";
@@ -137,6 +137,8 @@ export async function issueCert(opts: IssueCertOptions): Promise<WrittenIdentity
   const outDir = resolve(opts.outDir ?? caDir);
   const certFile = join(outDir, `${name}.crt`);
   const keyFile = join(outDir, `${name}.key`);
+  // `--name ca` in the CA directory would replace the fleet CA's own key and certificate: unrecoverable.
+  if ([certFile, keyFile].some((f) => f === join(caDir, CA_CERT_FILE) || f === join(caDir, CA_KEY_FILE))) throw new PkiError("CERT_NAME_INVALID", `node name ${JSON.stringify(name)} would overwrite the fleet CA's ${CA_CERT_FILE} and ${CA_KEY_FILE} in ${caDir}: choose another name, or write elsewhere with --out`);
   // Logged before the files exist: a crash in between leaves a logged serial that was never used
   // (harmless to revoke), never a certificate in use that the CA cannot name.
   await appendIssued(caDir, { ...summarize(cert), cert_file: certFile, issued_at: new Date(now).toISOString() });
@@ -148,7 +150,7 @@ export async function issueCert(opts: IssueCertOptions): Promise<WrittenIdentity
 async function loadCa(caDir: string): Promise<{ cert: x509.X509Certificate; key: CryptoKey }> {
   const certFile = join(caDir, CA_CERT_FILE);
   const keyFile = join(caDir, CA_KEY_FILE);
-  const [certPem, keyPem] = await Promise.all([readCaFile(certFile), readCaFile(keyFile)]);
+  const [certPem, { text: keyPem, mode: keyMode }] = await Promise.all([readCaFile(certFile).then((r) => r.text), readCaFile(keyFile)]);
   let cert: x509.X509Certificate;
   try {
     const first = parseCertificates(certPem, certFile)[0];
@@ -159,6 +161,8 @@ async function loadCa(caDir: string): Promise<{ cert: x509.X509Certificate; key:
   }
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
   if (bc?.ca !== true) throw new PkiError("CA_UNREADABLE", `${certFile} is not a CA certificate (basicConstraints CA:true missing)`);
+  const insecure = insecureKeyMode(keyFile, keyMode);
+  if (insecure !== undefined) throw new PkiError("CERT_KEY_INSECURE", `${insecure}: the fleet CA key signs every node's certificate`);
   const key = await importSigningKey(keyPem, keyFile);
   // The key must be the one the certificate names, or every certificate we issue would fail to verify.
   if (!keyMatches(cert, createPrivateKey(keyPem))) {
@@ -187,11 +191,13 @@ async function appendIssued(caDir: string, record: IssuedRecord): Promise<void> 
   if (created) await fsyncDir(caDir);
 }
 
-async function readCaFile(file: string): Promise<string> {
+/** A CA file, bounded (readPemFileWithMode), with its mode (ca.key must be its owner's only). */
+async function readCaFile(file: string): Promise<{ text: string; mode: number }> {
   try {
-    return await readFile(file, "utf8");
+    const r = await readPemFileWithMode(file);
+    return { text: r.bytes.toString("utf8"), mode: r.mode };
   } catch (e) {
-    throw new PkiError("CA_UNREADABLE", `cannot read ${file}: ${errnoCode(e) ?? reason(e)}`, { cause: e });
+    throw new PkiError("CA_UNREADABLE", `cannot read ${file}: ${e instanceof PkiError ? e.message : reason(e)}`, { cause: e });
   }
 }
 

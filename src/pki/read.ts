@@ -1,6 +1,7 @@
 import { X509Certificate as NodeCertificate, createPrivateKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import { errnoCode } from "../lib/index.js";
 import { PkiError } from "./errors.js";
 import { reason, x509 } from "./x509.js";
@@ -148,16 +149,52 @@ const EKU_NAMES: Readonly<Record<string, string>> = {
   [x509.ExtendedKeyUsage.ocspSigning]: "OCSPSigning",
 };
 
-/** A PEM file's bytes; a missing, unreadable or oversized file is CERT_UNREADABLE naming it. */
+/**
+ * A PEM file's bytes; a missing, unreadable, non-regular (a FIFO or a device
+ * would block or never end) or oversized file is CERT_UNREADABLE naming it.
+ * Type and size are checked on the open descriptor BEFORE reading, and the
+ * read itself is bounded (a file growing meanwhile is refused, not slurped).
+ */
 export async function readPemFile(file: string): Promise<Buffer> {
-  let bytes: Buffer;
+  return (await readPemFileWithMode(file)).bytes;
+}
+
+/** {@link readPemFile} plus the file's permission bits (a private key must not be readable by others). */
+export async function readPemFileWithMode(file: string): Promise<{ bytes: Buffer; mode: number }> {
+  let fh;
   try {
-    bytes = await readFile(file);
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw unreadable(file, `cannot read it (${errnoCode(e) ?? reason(e)})`, e);
   }
-  if (bytes.length > MAX_PEM_BYTES) throw unreadable(file, `it is over ${MAX_PEM_BYTES} bytes, not a PEM file`);
-  return bytes;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw unreadable(file, "it is not a regular file");
+    if (st.size > MAX_PEM_BYTES) throw unreadable(file, `it is over ${MAX_PEM_BYTES} bytes, not a PEM file`);
+    const buf = Buffer.alloc(MAX_PEM_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > MAX_PEM_BYTES) throw unreadable(file, `it is over ${MAX_PEM_BYTES} bytes, not a PEM file`);
+    }
+    return { bytes: Buffer.from(buf.subarray(0, n)), mode: st.mode & 0o7777 };
+  } catch (e) {
+    if (e instanceof PkiError) throw e;
+    throw unreadable(file, `cannot read it (${errnoCode(e) ?? reason(e)})`, e);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Permission bits a private key file must not have: any access by group or others. */
+export const KEY_MODE_FORBIDDEN = 0o077;
+
+/** The problem with a key file's mode, or undefined when only its owner can use it. */
+export function insecureKeyMode(file: string, mode: number): string | undefined {
+  if ((mode & KEY_MODE_FORBIDDEN) === 0) return undefined;
+  return `${file}: the private key is accessible to group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run \`chmod 600 ${file}\``;
 }
 
 function unreadable(file: string, why: string, cause?: unknown): PkiError {

@@ -53,7 +53,7 @@ export interface ImpairProxy {
 export const NO_IMPAIRMENT: Readonly<Impairment> = { down: false, dialDelayMs: 0, latencyMs: 0, bytesPerSecond: 0, cutAfterBytes: 0 };
 
 export async function startImpairProxy(target: { host: string; port: number }, initial: Partial<Impairment> = {}): Promise<ImpairProxy> {
-  const state: ProxyState = { cfg: { ...NO_IMPAIRMENT, ...initial }, stats: { connections: 0, refused: 0, cuts: 0, bytes_up: 0, bytes_down: 0, last_conn_bytes: 0, last_conn_ms: 0 }, open: new Set() };
+  const state: ProxyState = { closing: new AbortController(), cfg: { ...NO_IMPAIRMENT, ...initial }, stats: { connections: 0, refused: 0, cuts: 0, bytes_up: 0, bytes_down: 0, last_conn_bytes: 0, last_conn_ms: 0 }, open: new Set() };
   const server: Server = createServer({ allowHalfOpen: true }, (client) => {
     state.open.add(client);
     client.once("close", () => state.open.delete(client));
@@ -83,6 +83,8 @@ export async function startImpairProxy(target: { host: string; port: number }, i
       for (const s of state.open) s.resetAndDestroy();
     },
     close: async () => {
+      // A pending dial delay (up to an hour for a black-hole peer) must not keep the process alive.
+      state.closing.abort();
       for (const s of state.open) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -90,6 +92,7 @@ export async function startImpairProxy(target: { host: string; port: number }, i
 }
 
 interface ProxyState {
+  closing: AbortController;
   cfg: Impairment;
   stats: ProxyStats;
   open: Set<Socket>;
@@ -99,7 +102,14 @@ async function pipeConnection(client: Socket, target: { host: string; port: numb
   const started = performance.now();
   // Bytes the client sends before the upstream exists wait, paused, in the socket.
   client.pause();
-  if (state.cfg.dialDelayMs > 0) await sleep(state.cfg.dialDelayMs);
+  if (state.cfg.dialDelayMs > 0) {
+    try {
+      await sleep(state.cfg.dialDelayMs, undefined, { signal: state.closing.signal });
+    } catch {
+      client.destroy();
+      return;
+    }
+  }
   if (client.destroyed) return;
   const upstream = connect({ port: target.port, host: target.host, allowHalfOpen: true });
   state.open.add(upstream);

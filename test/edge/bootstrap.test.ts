@@ -11,7 +11,7 @@ import { blake3 } from "hash-wasm";
 import { readBootState, readEvidence, runPrecheck, stagedRuntimePaths } from "../../src/edge/index.js";
 import { nodeWalLocation, readNodeState, stateRootPaths } from "../../src/node/index.js";
 import { sha256Digest } from "../../src/lib/index.js";
-import { OS_RELEASE_B, cloneNode, makeCerts, makeEdgeBootFixture, snapshotDir } from "../helpers/edge-boot.js";
+import { OS_RELEASE_B, cloneNode, makeCerts, makeEdgeBootFixture, snapshotDir, snapshotInstall } from "../helpers/edge-boot.js";
 import type { EdgeBootFixture } from "../helpers/edge-boot.js";
 import { needs } from "../helpers/needs.js";
 
@@ -59,7 +59,7 @@ describe("edged precheck: OS fingerprint, reconstruction, boot epoch", () => {
     expect(r.outcome).toBe("reconstructed");
     // Exactly the operator's runtime, with its modes.
     const src = await snapshotDir(f.runtimeSrc);
-    const installed = await snapshotDir(n.installDir);
+    const installed = await snapshotInstall(n.installDir);
     expect([...installed.keys()].sort()).toEqual([...src.keys()].sort());
     for (const [p, b] of src) expect(installed.get(p)?.equals(b)).toBe(true);
     expect((await stat(join(n.installDir, "autonomy-runtime"))).mode & 0o777).toBe(0o755);

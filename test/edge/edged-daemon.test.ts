@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ControlClient, createBandwidthLimiter, loadEdgeConfig, openSegmentStore } from "../../src/edge/index.js";
 import type { EdgeConfig, RelayParts } from "../../src/edge/index.js";
 import { stateRootPaths } from "../../src/node/index.js";
@@ -77,6 +77,8 @@ describe("edged composition root", () => {
     const r = await client.setBandwidth({ bytes_per_second: 1234 });
     expect(r.applied).toBe(true);
     expect(parts.last().bandwidth.updates.at(-1)).toMatchObject({ bytes_per_second: 1234 });
+    // VAL23's finding: a raised quota must release the deliveries the quota was holding, now, not at the reset.
+    await vi.waitFor(() => expect(parts.last().engine.bandwidthChangedCalls).toBe(1));
     expect((await client.status()).bandwidth.bytes_per_second).toBe(1234);
     expect((await client.config()).bandwidth.bytes_per_second).toBe(1234);
   });
@@ -87,6 +89,7 @@ describe("edged composition root", () => {
     const out = await daemon.reload();
     expect(out).toEqual({ ok: true, bandwidth_applied: true, restart_required: ["peers"] });
     expect(parts.last().bandwidth.cfg).toMatchObject({ bytes_per_second: 5000, daily_quota_bytes: 10_000 });
+    await vi.waitFor(() => expect(parts.last().engine.bandwidthChangedCalls).toBe(1));
     const s = await client.status();
     expect(s.bandwidth.bytes_per_second).toBe(5000);
     expect(s.config.restart_required).toEqual(["peers"]);

@@ -12,7 +12,7 @@ import { readBootState, readEvidence, stagedRuntimePaths } from "../../src/edge/
 import { nodeWalLocation } from "../../src/node/index.js";
 import { REPO_ROOT, runProcess } from "../helpers/cli.js";
 import type { RunResult } from "../helpers/cli.js";
-import { cloneNode, makeCerts, makeEdgeBootFixture, snapshotDir } from "../helpers/edge-boot.js";
+import { cloneNode, makeCerts, makeEdgeBootFixture, snapshotDir, snapshotInstall } from "../helpers/edge-boot.js";
 import type { EdgeBootFixture } from "../helpers/edge-boot.js";
 import { needs } from "../helpers/needs.js";
 
@@ -96,7 +96,7 @@ describe("edged precheck and runtime staging (child processes)", () => {
     expect(JSON.parse(rerun.stdout)).toMatchObject({ outcome: "reconstructed", boot_epoch: 2 });
     expect((await readEvidence(n.stateRoot))?.epoch).toBe(2);
     expect((await readEvidence(n.stateRoot, "previous"))?.epoch).toBe(1);
-    const installed = await snapshotDir(n.installDir);
+    const installed = await snapshotInstall(n.installDir);
     for (const [p, b] of await snapshotDir(f.runtimeSrc)) expect(installed.get(p)?.equals(b), p).toBe(true);
     const after = await snapshotDir(nodeWalLocation(n.stateRoot).dir);
     for (const [p, b] of wal) expect(after.get(p)?.equals(b), p).toBe(true);

@@ -14,7 +14,7 @@ import { readBootState, readEvidence, runPrecheck } from "../../src/edge/index.j
 import { nodeWalLocation } from "../../src/node/index.js";
 import { seededRng } from "../../src/lib/index.js";
 import { REPO_ROOT } from "../helpers/cli.js";
-import { cloneNode, makeEdgeBootFixture, snapshotDir } from "../helpers/edge-boot.js";
+import { cloneNode, makeEdgeBootFixture, snapshotDir, snapshotInstall } from "../helpers/edge-boot.js";
 import type { EdgeBootFixture } from "../helpers/edge-boot.js";
 import { needs } from "../helpers/needs.js";
 
@@ -65,7 +65,7 @@ describe("SIGKILL of edged precheck at random moments of a reconstruction", () =
       expect(r).toMatchObject({ exitCode: 0, outcome: epoch === 0 ? "reconstructed" : "match", boot_epoch: 1 });
       expect((await readEvidence(n.stateRoot))?.epoch).toBe(1);
       expect(await readEvidence(n.stateRoot, "previous")).toBeUndefined();
-      const installed = await snapshotDir(n.installDir);
+      const installed = await snapshotInstall(n.installDir);
       for (const [p, b] of await snapshotDir(f.runtimeSrc)) expect(installed.get(p)?.equals(b), p).toBe(true);
       const after = await snapshotDir(nodeWalLocation(n.stateRoot).dir);
       for (const [p, b] of wal) expect(after.get(p)?.equals(b), p).toBe(true);

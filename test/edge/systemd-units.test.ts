@@ -90,7 +90,7 @@ describe("packaging/systemd units", () => {
       expect(d.get("ProtectHome"), name).toBe("yes");
       expect(d.get("CapabilityBoundingSet"), name).toBe("");
       expect(d.get("SystemCallFilter"), name).toBe("@system-service");
-      expect(d.get("ReadWritePaths"), name).toBe(name === "edged-precheck.service" ? `${r.stateRoot} ${r.runtimeDir}` : r.stateRoot);
+      expect(d.get("ReadWritePaths"), name).toBe(name === "edged-precheck.service" ? `${r.stateRoot} -${r.runtimeDir}` : r.stateRoot);
       expect(d.get("RestrictAddressFamilies"), name).toBe(name === "edged-precheck.service" ? "AF_UNIX" : "AF_UNIX AF_INET AF_INET6");
     }
   });
@@ -101,6 +101,8 @@ describe("packaging/systemd units", () => {
     expect(pre.get("Type")).toBe("oneshot");
     expect(pre.get("RemainAfterExit")).toBe("yes");
     expect(pre.get("ExecStart")).toBe(`${r.prefix}/bin/edged --config ${r.stateRoot}/bootstrap/edge.toml precheck`);
+    // After an OS replacement the install dir is gone: created unsandboxed before the sandboxed precheck runs.
+    expect(pre.get("ExecStartPre")).toBe(`+/bin/mkdir -p -m 0755 ${r.runtimeDir}`);
     for (const name of ["edged.service", "autonomy-runtime.service"]) {
       const d = directives(await readFile(join(r.dir, name), "utf8"));
       expect(d.get("Requires"), name).toBe("edged-precheck.service");

@@ -6,7 +6,7 @@
  * Nothing is faked: the precheck sees what a node would.
  */
 import { execFileSync } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { signRuntimeManifest, stageRuntime } from "../../src/edge/index.js";
@@ -98,6 +98,26 @@ export async function cloneNode(f: EdgeBootFixture, opts: { install?: boolean } 
 }
 
 /** Every file under `dir` with its bytes (relative path → bytes), for byte-identical comparisons. */
+/**
+ * What a runtime install dir serves: its files through the top-level links
+ * (installRuntimeDir's layout), by path, without the private
+ * `.autonomy-install` trees behind them.
+ */
+export async function snapshotInstall(dir: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of await readdir(join(dir, rel))) {
+      if (rel === "" && name === ".autonomy-install") continue;
+      const p = rel === "" ? name : `${rel}/${name}`;
+      const st = await stat(join(dir, p));
+      if (st.isDirectory()) await walk(p);
+      else if (st.isFile()) out.set(p, await readFile(join(dir, p)));
+    }
+  };
+  await walk("");
+  return out;
+}
+
 export async function snapshotDir(dir: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {

@@ -84,6 +84,11 @@ export class EngineRecorder implements RelayEngine {
   deadletterPurge() {
     return Promise.resolve({ dry_run: true, matched: [], purged: 0 });
   }
+  bandwidthChangedCalls = 0;
+  bandwidthChanged(): Promise<void> {
+    this.bandwidthChangedCalls += 1;
+    return Promise.resolve();
+  }
 }
 
 export interface RecordedParts extends RelayParts {

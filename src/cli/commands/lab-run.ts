@@ -72,7 +72,7 @@ export function registerLabRun(lab: Command): void {
     .requiredOption("--out <dir>", "where the reports go (DIR/<suite>.json) and the scratch folders (DIR/scratch/<suite>)")
     .option("--db <where>", "sqlite (a fresh file per suite), postgres (a throwaway cluster from the system binaries, removed afterwards) or a postgres://user@host:port/db URL", parseDb, { kind: "sqlite" } as DbChoice)
     .option("--seed <n>", "seed of every random choice (default random; printed and in the report)", intIn(0, MAX_SEED))
-    .option("--devices <n>", "fleet size instead of the suite's default (1,000 for val07/val08); recorded in the report", intIn(1, 10_000))
+    .option("--devices <n>", "fleet size instead of the suite's default (1,000 for val07/val08); for the relay suites, the segment count (docs/proofs.md); recorded in the report", intIn(1, 10_000))
     .option("--threshold <name=value>", "override one numeric threshold (recorded in the report), e.g. plan_create_p99_ms=50; repeatable", parseThreshold, {} as Record<string, number>)
     .option("--json", "print the reports as JSON instead of the table")
     .action(action(async (suite: string, flags: RunFlags) => {

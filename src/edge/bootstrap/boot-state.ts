@@ -111,3 +111,27 @@ export async function writeEvidence(stateRoot: string, ev: EpochEvidence): Promi
   await writeFileAtomic(join(p.epochCurrent, EVIDENCE_FILE), `${JSON.stringify(evidenceSchema.parse(ev), null, 2)}\n`);
   await fsyncDir(epochDir);
 }
+
+/**
+ * On a fingerprint match at `bootEpoch`: evidence in `epoch/current` of a
+ * higher epoch is of a reconstruction killed before its commit point (the
+ * node then booted its old OS again). It must not stand as the current
+ * epoch's evidence: it moves to `epoch/abandoned`, and the evidence it had
+ * rotated to `epoch/previous` (of an epoch <= bootEpoch) comes back to
+ * current. Returns the abandoned epoch, if any.
+ */
+export async function abandonUncommittedEvidence(stateRoot: string, bootEpoch: number): Promise<number | undefined> {
+  const p = stateRootPaths(stateRoot);
+  const current = await readEvidence(stateRoot);
+  if (current === undefined || current.epoch <= bootEpoch) return undefined;
+  const epochDir = dirname(p.epochCurrent);
+  await rm(p.epochAbandoned, { recursive: true, force: true });
+  await rename(p.epochCurrent, p.epochAbandoned);
+  await fsyncDir(epochDir);
+  const previous = await readEvidence(stateRoot, "previous").catch(() => undefined);
+  if (previous !== undefined && previous.epoch <= bootEpoch) {
+    await rename(p.epochPrevious, p.epochCurrent);
+    await fsyncDir(epochDir);
+  }
+  return current.epoch;
+}

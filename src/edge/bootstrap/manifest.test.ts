@@ -4,7 +4,7 @@ import { createPrivateKey, createPublicKey } from "node:crypto";
 import { RUNTIME_MANIFEST_TYPE, isSafeRelativePath, parseRuntimeManifest, verifyRuntimeEnvelope } from "./manifest.js";
 
 const file = (path: string) => ({ path, size: 1, sha256: `sha256:${"a".repeat(64)}`, mode: 0o644 });
-const payload = (files: unknown[]) => Buffer.from(JSON.stringify({ version: 1, files }));
+const payload = (files: unknown[]) => Buffer.from(JSON.stringify({ version: 1, sequence: 1, files }));
 
 describe("runtime manifest", () => {
   it("accepts only safe relative paths", () => {
@@ -17,6 +17,8 @@ describe("runtime manifest", () => {
     expect(() => parseRuntimeManifest(payload([file("a"), file("a")]))).toThrow(/twice/);
     expect(() => parseRuntimeManifest(payload([file("a"), file("a/b")]))).toThrow(/which is a file/);
     expect(parseRuntimeManifest(payload([file("a/b"), file("a/c")])).files).toHaveLength(2);
+    // The sequence orders runtimes (rollback refusal at stage time): a manifest without one is malformed.
+    expect(() => parseRuntimeManifest(Buffer.from(JSON.stringify({ version: 1, files: [file("a")] })))).toThrow(/sequence/);
   });
 
   it("verifies only under the trust root's keys and threshold, and only as a runtime manifest", () => {

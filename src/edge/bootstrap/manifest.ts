@@ -27,11 +27,18 @@ const fileSchema = z.strictObject({
   path: z.string().refine(isSafeRelativePath, "must be a relative path of plain segments (no '..', no absolute path)"),
   size: z.number().int().min(0).max(RUNTIME_LIMITS.maxFileBytes),
   sha256: z.string().regex(/^sha256:[a-f0-9]{64}$/),
-  mode: z.number().int().min(0).max(0o777),
+  // Group- or world-writable files would let any local user swap what root runs: refused when signing and when staging.
+  mode: z.number().int().min(0).max(0o777).refine((m) => (m & 0o022) === 0, "must not be group- or world-writable (mode & 022)"),
 });
 
 export const runtimeManifestSchema = z.strictObject({
   version: z.literal(1),
+  /**
+   * Orders the operator's runtimes: a node never stages one lower than the
+   * highest it staged (a replayed old, still validly signed runtime would roll
+   * it back). Default when signing: the signing time in ms.
+   */
+  sequence: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   files: z.array(fileSchema).min(1).max(RUNTIME_LIMITS.maxFiles),
 });
 export type RuntimeManifest = z.output<typeof runtimeManifestSchema>;
@@ -46,8 +53,8 @@ export interface VerifiedRuntime {
   files: { entry: RuntimeFileEntry; bytes: Buffer }[];
 }
 
-function invalid(message: string, cause?: unknown): EdgeError {
-  return new EdgeError("RUNTIME_MANIFEST_INVALID", message, cause === undefined ? {} : { cause });
+function invalid(message: string, cause?: unknown, hint?: string): EdgeError {
+  return new EdgeError("RUNTIME_MANIFEST_INVALID", message, { ...(cause === undefined ? {} : { cause }), ...(hint === undefined ? {} : { hint }) });
 }
 
 /** Refuses duplicate paths and a path that is also another file's directory (`a` and `a/b`): the install would be ambiguous. */
@@ -92,6 +99,7 @@ export async function collectRuntimeFiles(dir: string): Promise<{ entry: Runtime
       if (st.isDirectory()) await walk(path);
       else if (st.isFile()) {
         if (out.length >= RUNTIME_LIMITS.maxFiles) throw invalid(`${dir} holds more than ${RUNTIME_LIMITS.maxFiles} files`);
+        if ((st.mode & 0o022) !== 0) throw invalid(`${join(dir, path)} is group- or world-writable (mode ${(st.mode & 0o777).toString(8)}): a runtime is never installed writable by others`, undefined, `chmod go-w ${join(dir, path)}`);
         const bytes = await readFile(join(dir, path));
         out.push({ entry: { path, size: bytes.length, sha256: sha256Digest(bytes), mode: st.mode & 0o777 }, bytes });
       } else throw invalid(`${join(dir, path)} is not a regular file or directory (symlinks and devices are refused)`);
@@ -109,9 +117,11 @@ export async function collectRuntimeFiles(dir: string): Promise<{ entry: Runtime
 }
 
 /** Operator side: the signed manifest (a DSSE envelope) of every file under `dir`. */
-export async function signRuntimeManifest(dir: string, keys: readonly KeyObject[]): Promise<{ envelope: DsseEnvelope; manifest: RuntimeManifest }> {
+export async function signRuntimeManifest(dir: string, keys: readonly KeyObject[], opts: { sequence?: number } = {}): Promise<{ envelope: DsseEnvelope; manifest: RuntimeManifest }> {
   const files = await collectRuntimeFiles(dir);
-  const manifest: RuntimeManifest = { version: 1, files: files.map((f) => f.entry) };
+  const sequence = opts.sequence ?? Date.now();
+  if (!Number.isSafeInteger(sequence) || sequence < 1) throw invalid(`the runtime manifest sequence must be a positive integer, got ${sequence}`);
+  const manifest: RuntimeManifest = { version: 1, sequence, files: files.map((f) => f.entry) };
   return { envelope: signEnvelope(RUNTIME_MANIFEST_TYPE, Buffer.from(JSON.stringify(manifest), "utf8"), keys), manifest };
 }
 

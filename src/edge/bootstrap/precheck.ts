@@ -5,12 +5,13 @@ import { AutonomyError, dateOf, errnoCode, messageOf, systemClock, withFileLock 
 import type { Clock } from "../../lib/index.js";
 import { readNodeState, stateRootPaths } from "../../node/index.js";
 import { EdgeError } from "../errors.js";
-import { readBootFile, writeBootFile } from "./boot-state.js";
-import type { EpochEvidence } from "./boot-state.js";
+import { abandonUncommittedEvidence, readBootFile, readEvidence, writeBootFile } from "./boot-state.js";
+import type { BootFile, EpochEvidence } from "./boot-state.js";
 import { checkTransportCerts } from "./certs.js";
 import { loadEdgeConfig } from "../config/load.js";
 import type { EdgeConfig } from "../config/schema.js";
 import { osFingerprint, readOsIdentity } from "./identity.js";
+import type { OsIdentity } from "./identity.js";
 import { reconstruct } from "./reconstruct.js";
 import type { ReconstructionHooks } from "./reconstruct.js";
 
@@ -78,8 +79,8 @@ export async function runPrecheck(opts: PrecheckOptions): Promise<PrecheckResult
     await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await checkStateRoot(root), detail: `${root} is a writable directory with a readable node state` }));
     const now = (opts.now ?? dateOf(clock)).getTime();
     await run("certificates", PRECHECK_EXIT.certs, async () => {
-      await checkTransportCerts(cfg.transport, now);
-      return { value: undefined, detail: "certificate, key and CA readable, matching, and valid for more than 7 days" };
+      await checkTransportCerts(cfg.transport, now, cfg.node.id);
+      return { value: undefined, detail: `certificate, key and CA readable, matching, issued to ${cfg.node.id}, the key private to its owner, and valid for more than 7 days` };
     });
     return await withFileLock(stateRootPaths(root).bootstrapLock, () => compareAndReconstruct(cfg, checks, run, clock, opts.hooks), {
       onTimeout: (pid) => new EdgeError("STATE_ROOT_INVALID", `another edged precheck (process ${pid ?? "unknown"}) is running on ${root}`),
@@ -113,13 +114,43 @@ async function compareAndReconstruct(cfg: EdgeConfig, checks: PrecheckCheck[], r
   });
   const at = dateOf(clock).toISOString();
   if (previous === undefined) {
+    // A lost fingerprint file on a node that has reconstructed: resume at the evidence's epoch, never back at 0.
+    const ev = await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await readEvidence(root), detail: "the epoch evidence is readable" }));
+    if (ev !== undefined) return resumeFromEvidence(cfg, checks, run, clock, hooks, ev, { identity, fingerprint });
     await run("os_fingerprint", PRECHECK_EXIT.stateRoot, async () => ({ value: await writeBootFile(root, { composite_hash: fingerprint, boot_epoch: 0, captured_at: at, identity: { ...identity } }), detail: "first run: fingerprint recorded, boot epoch 0" }));
     return { exitCode: PRECHECK_EXIT.ok, outcome: "first_run", checks, boot_epoch: 0, fingerprint };
   }
   if (previous.composite_hash === fingerprint) {
-    checks.push({ name: "os_fingerprint", ok: true, detail: `matches the recorded fingerprint (boot epoch ${previous.boot_epoch})` });
+    const abandoned = await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await abandonUncommittedEvidence(root, previous.boot_epoch), detail: "the epoch evidence is consistent with the boot epoch" }));
+    const note = abandoned === undefined ? "" : `; the evidence of an uncommitted reconstruction (epoch ${abandoned}) was moved to epoch/abandoned`;
+    checks.push({ name: "os_fingerprint", ok: true, detail: `matches the recorded fingerprint (boot epoch ${previous.boot_epoch})${note}` });
     return { exitCode: PRECHECK_EXIT.ok, outcome: "match", checks, boot_epoch: previous.boot_epoch, fingerprint };
   }
+  return reconstructFrom(cfg, checks, run, clock, hooks, previous, { identity, fingerprint });
+}
+
+/**
+ * bootstrap/os_fingerprint.json is gone but epoch/current holds the evidence
+ * of epoch N: the node resumes at N (same OS as that evidence: the file is
+ * rewritten, outcome match) or reconstructs to N + 1 (another OS).
+ */
+async function resumeFromEvidence(cfg: EdgeConfig, checks: PrecheckCheck[], run: Runner, clock: Clock, hooks: ReconstructionHooks | undefined, ev: EpochEvidence, now: { identity: OsIdentity; fingerprint: string }): Promise<PrecheckResult> {
+  const root = cfg.node.stateRoot;
+  const at = dateOf(clock).toISOString();
+  if (ev.new_fingerprint === now.fingerprint) {
+    await run("os_fingerprint", PRECHECK_EXIT.stateRoot, async () => ({
+      value: await writeBootFile(root, { composite_hash: now.fingerprint, boot_epoch: ev.epoch, captured_at: at, identity: { ...now.identity } }),
+      detail: `the fingerprint file was missing; epoch/current shows boot epoch ${ev.epoch} on this OS: fingerprint file rewritten, resuming at boot epoch ${ev.epoch}`,
+    }));
+    return { exitCode: PRECHECK_EXIT.ok, outcome: "match", checks, boot_epoch: ev.epoch, fingerprint: now.fingerprint };
+  }
+  checks.push({ name: "os_fingerprint", ok: true, detail: `the fingerprint file was missing; epoch/current shows boot epoch ${ev.epoch} on another OS: resuming from it` });
+  return reconstructFrom(cfg, checks, run, clock, hooks, { composite_hash: ev.new_fingerprint, boot_epoch: ev.epoch, captured_at: ev.reconstructed_at, identity: {} }, now);
+}
+
+async function reconstructFrom(cfg: EdgeConfig, checks: PrecheckCheck[], run: Runner, clock: Clock, hooks: ReconstructionHooks | undefined, previous: BootFile, now: { identity: OsIdentity; fingerprint: string }): Promise<PrecheckResult> {
+  const root = cfg.node.stateRoot;
+  const { identity, fingerprint } = now;
   checks.push({ name: "os_fingerprint", ok: true, detail: `changed from ${previous.composite_hash}: the OS was replaced, reconstructing` });
   const evidence = await run("reconstruction", PRECHECK_EXIT.reconstruction, async () => {
     const ev = await reconstruct({ stateRoot: root, installDir: cfg.bootstrap.runtimeInstallDir, previous, identity, fingerprint, clock, ...(hooks ? { hooks } : {}) });

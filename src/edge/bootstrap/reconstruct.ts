@@ -9,7 +9,8 @@ import type { BootFile, EpochEvidence } from "./boot-state.js";
 import type { OsIdentity } from "./identity.js";
 import type { VerifiedRuntime } from "./manifest.js";
 import { readEnvelope, stagedRuntimePaths, verifyRuntime } from "./stage.js";
-import { installTree } from "./tree.js";
+import { installRuntimeDir } from "./install-dir.js";
+import { recoverInterruptedSwap } from "./tree.js";
 
 /** Test seams: called between steps, so a test can act at the exact moment the seed's TOCTOU rule is about. */
 export interface ReconstructionHooks {
@@ -37,7 +38,8 @@ export interface ReconstructOptions {
  *     intact in the release store): the node must come back on them;
  *  2. the staged runtime is read ONCE into memory and verified (signature
  *     under the node's trust root, every file's digest);
- *  3. exactly those in-memory bytes are installed (temp dir → fsync → rename);
+ *  3. exactly those in-memory bytes are installed (a new tree inside the
+ *     install dir → fsync → its `current` symlink renamed: install-dir.ts);
  *  4. the evidence of the new epoch is written (the old moves to previous);
  *  5. the fingerprint file with boot_epoch + 1.
  * The telemetry WAL is never opened: it is the runtime's, and survives as it is.
@@ -50,10 +52,12 @@ export async function reconstruct(opts: ReconstructOptions): Promise<EpochEviden
     const dir = opts.installDir;
     const v = await step("verifying the staged runtime", async () => {
       const paths = stagedRuntimePaths(opts.stateRoot);
+      // `edged runtime stage` killed between its two renames left the staged runtime under its old-* name.
+      await recoverInterruptedSwap(paths.dir);
       return verifyRuntime(opts.stateRoot, await readEnvelope(paths.envelope), paths.files);
     });
     await opts.hooks?.afterVerify?.(v);
-    await step(`installing the runtime into ${dir}`, () => installTree(dir, v.files.map((f) => ({ path: f.entry.path, bytes: f.bytes, mode: f.entry.mode }))));
+    await step(`installing the runtime into ${dir}`, () => installRuntimeDir(dir, v.files.map((f) => ({ path: f.entry.path, bytes: f.bytes, mode: f.entry.mode })), { outside: opts.stateRoot }));
     crashPoint("reconstruct-after-install");
     const files = await Promise.all(v.files.map(async (f) => ({ path: f.entry.path, blake3: `blake3:${await blake3(f.bytes, 256)}` })));
     installed = { manifest_digest: v.manifestDigest, install_dir: dir, files };

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { crashPoint, errnoCode, fsyncDir, writeFileSynced } from "../../lib/index.js";
+import { crashPoint, errnoCode, fsyncDir, pathOverlap, writeFileSynced } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
 
 /** One file of a tree to install: a safe relative path (checked by the manifest), its bytes and mode. */
@@ -19,18 +19,37 @@ export interface TreeFile {
  * new one; a crash leaves at most a stray `.<name>.*` sibling, which the next
  * install removes. The bytes come from the caller, never from a re-read.
  */
-export async function installTree(target: string, files: readonly TreeFile[]): Promise<void> {
+export async function installTree(target: string, files: readonly TreeFile[], opts: { outside?: string } = {}): Promise<void> {
+  if (opts.outside !== undefined) refuseOverlap(target, opts.outside);
   const parent = dirname(target);
   const name = basename(target);
   await mkdir(parent, { recursive: true });
+  await recoverInterruptedSwap(target);
   await removeStrays(parent, name);
   const tmp = join(parent, `.${name}.new-${randomBytes(6).toString("hex")}`);
-  await mkdir(tmp, { mode: 0o755 });
-  const dirs = new Set<string>([tmp]);
+  await writeTreeDir(tmp, files);
+  crashPoint("tree-before-swap");
+  const old = join(parent, `.${name}.old-${randomBytes(6).toString("hex")}`);
+  const hadOld = await rename(target, old).then(() => true, (e: unknown) => {
+    if (errnoCode(e) === "ENOENT") return false;
+    throw e;
+  });
+  await rename(tmp, target);
+  await fsyncDir(parent);
+  if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * Writes `files` into the NEW directory `dir` (created 0755): each file
+ * fsynced with exactly its mode, each directory fsynced.
+ */
+export async function writeTreeDir(dir: string, files: readonly TreeFile[]): Promise<void> {
+  await mkdir(dir, { mode: 0o755 });
+  const dirs = new Set<string>([dir]);
   for (const f of files) {
-    const path = join(tmp, f.path);
+    const path = join(dir, f.path);
     await mkdir(dirname(path), { recursive: true });
-    for (let d = dirname(path); d.startsWith(tmp); d = dirname(d)) dirs.add(d);
+    for (let d = dirname(path); d.startsWith(dir); d = dirname(d)) dirs.add(d);
     await writeFileSynced(path, f.bytes, f.mode);
     // open(…, mode) is filtered by the umask: set the signed mode exactly.
     const fh = await open(path, "r");
@@ -41,15 +60,39 @@ export async function installTree(target: string, files: readonly TreeFile[]): P
     }
   }
   for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(d);
-  crashPoint("tree-before-swap");
-  const old = join(parent, `.${name}.old-${randomBytes(6).toString("hex")}`);
-  const hadOld = await rename(target, old).then(() => true, (e: unknown) => {
+}
+
+/** Backstop of the config rule: an install that would replace (or sit in) a directory it does not own is refused before anything is written. */
+export function refuseOverlap(target: string, root: string): void {
+  const overlap = pathOverlap(target, root);
+  if (overlap !== undefined) throw new EdgeError("RECONSTRUCTION_FAILED", `refusing to install into ${target}: it ${{ same: "is", inside: "is inside", above: "contains" }[overlap]} the state root ${root}`);
+}
+
+/**
+ * A kill between installTree's two renames leaves no `target` but the
+ * complete previous tree as `.<name>.old-*` (renamed whole, so complete): put
+ * it back, rather than deleting the only copy (the staged runtime a later
+ * reconstruction needs). Called before an install and before reading `target`.
+ */
+export async function recoverInterruptedSwap(target: string): Promise<boolean> {
+  const parent = dirname(target);
+  const name = basename(target);
+  const exists = await lstat(target).then(() => true, (e: unknown) => {
     if (errnoCode(e) === "ENOENT") return false;
     throw e;
   });
-  await rename(tmp, target);
+  if (exists) return false;
+  const olds = await readdir(parent).then((es) => es.filter((e) => e.startsWith(`.${name}.old-`)), (e: unknown) => {
+    if (errnoCode(e) === "ENOENT") return [];
+    throw e;
+  });
+  // One swap at a time (callers hold their lock), so at most one; if several, the newest.
+  const dated = await Promise.all(olds.map(async (e) => ({ e, t: (await lstat(join(parent, e))).mtimeMs })));
+  const newest = dated.sort((a, b) => b.t - a.t)[0];
+  if (newest === undefined) return false;
+  await rename(join(parent, newest.e), target);
   await fsyncDir(parent);
-  if (hadOld) await rm(old, { recursive: true, force: true });
+  return true;
 }
 
 /** Leftovers of an install killed mid-way (`.<name>.new-*` / `.<name>.old-*`). */

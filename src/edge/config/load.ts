@@ -1,7 +1,7 @@
 import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import { configKeyPath, errnoCode, parseConfigText } from "../../lib/index.js";
+import { configKeyPath, errnoCode, parseConfigText, pathOverlap } from "../../lib/index.js";
 import type { ConfigErrorFactory, FieldProblem } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
 import { CONFIG_VERSION, EDGE_DEFAULTS, edgeFileSchema } from "./schema.js";
@@ -138,6 +138,13 @@ function semanticProblems(f: EdgeFile, c: EdgeConfig): FieldProblem[] {
   if (backoffInitialMs > backoffMaxMs) {
     const which = f.relay?.retry?.backoff_initial_ms === undefined ? "backoff_max_ms" : "backoff_initial_ms";
     out.push({ field: configKeyPath(["relay", "retry", which]), problem: `backoff_initial_ms (${backoffInitialMs}) must not exceed backoff_max_ms (${backoffMaxMs})` });
+  }
+  // A reconstruction replaces the install dir's content wholesale: sharing it with the state root would swap the WAL and node state away.
+  const install = c.bootstrap.runtimeInstallDir;
+  const overlap = install === undefined ? undefined : pathOverlap(install, c.node.stateRoot);
+  if (overlap !== undefined) {
+    const how = { same: "is", inside: "is inside", above: "contains" }[overlap];
+    out.push({ field: configKeyPath(["bootstrap", "runtime_install_dir"]), problem: `${install} ${how} the state root ${c.node.stateRoot}: the runtime must be installed in a directory of its own, outside the state root` });
   }
   return out;
 }

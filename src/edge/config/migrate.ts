@@ -63,6 +63,7 @@ export function planMigration(path: string, text: string): MigrationPlan {
       details: { found_version: version, expected_version: CONFIG_VERSION },
     });
   }
+  refuseDeepNesting(path, doc);
   const next = structuredClone(doc);
   const changes = migrateV0(path, next);
   const out = ordered(next);
@@ -78,6 +79,20 @@ export function planMigration(path: string, text: string): MigrationPlan {
     });
   }
   return { file: path, from_version: 0, to_version: CONFIG_VERSION, current: false, changes, comments_lost: hasComments(text), text: newText, diff: lineDiff(text, newText), config };
+}
+
+/** An edge config nests 3 levels ([[peers]] tables); far deeper is not one, and would overflow the stack of a recursive walk (structuredClone, stringify). */
+export const MAX_EDGE_CONFIG_DEPTH = 32;
+
+/** Iterative (the check itself must not recurse): EDGE_CONFIG_INVALID past MAX_EDGE_CONFIG_DEPTH. */
+function refuseDeepNesting(path: string, doc: unknown): void {
+  const stack: { v: unknown; d: number }[] = [{ v: doc, d: 0 }];
+  while (stack.length > 0) {
+    const { v, d } = stack.pop() ?? { v: undefined, d: 0 };
+    if (typeof v !== "object" || v === null || v instanceof Date) continue;
+    if (d > MAX_EDGE_CONFIG_DEPTH) throw fail(`${path} nests values deeper than ${MAX_EDGE_CONFIG_DEPTH} levels: not an edge config`, {});
+    for (const c of Object.values(v)) stack.push({ v: c, d: d + 1 });
+  }
 }
 
 /** Version 0 → 1, in place on `doc`; every edit is returned (docs/edge-config.md, "Version 0"). */
@@ -173,15 +188,19 @@ export async function migrateEdgeConfigFile(path: string, opts: MigrateOptions =
   const plan = planMigration(path, original.toString("utf8"));
   if (plan.current || opts.write !== true) return { ...plan, written: false };
   const target = await realpath(path);
-  const mode = (await stat(target)).mode & 0o777;
+  const st = await stat(target);
+  const mode = st.mode & 0o777;
+  // Run with sudo, the replacement would be root's: keep the original's owner (edged's account must still read it).
+  // (Only root can give a file away; anyone else's new file is theirs, as the original was.)
+  const owner = process.getuid?.() === 0 ? { uid: st.uid, gid: st.gid } : undefined;
   const backup = await freeBackupName(target, (opts.clock ?? systemClock).now());
-  await writeFileAtomic(backup, original, mode);
+  await writeFileAtomic(backup, original, mode, owner);
   if (!(await readConfig(path)).equals(original)) {
     throw new EdgeError("EDGE_CONFIG_INVALID", `${path} changed while it was being migrated; it was not replaced (the backup ${backup} holds what was read)`, {
       hint: "run the migration again once nothing else is editing the file",
     });
   }
-  await writeFileAtomic(target, plan.text, mode);
+  await writeFileAtomic(target, plan.text, mode, owner);
   return { ...plan, written: true, backup_file: backup };
 }
 

@@ -85,7 +85,7 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
     log.info({ event: "edged_starting", node_id: config.node.id, state_root: config.node.stateRoot, config: config.source }, "edged starting");
     const parts = await opts.parts(config, { clock, log });
     cleanup.push(() => parts.close());
-    const running = new RunningConfig(config, { bandwidth: parts.bandwidth, load: opts.loadConfig, clock, log });
+    const running = new RunningConfig(config, { bandwidth: parts.bandwidth, load: opts.loadConfig, clock, log, changed: () => parts.engine.bandwidthChanged() });
     const app = await createControlServer({ control: new DaemonRelayControl(parts, running, clock), maxSegmentBytes: config.relay.maxSegmentBytes, log });
     const unlinkSocket = await listenControlSocket(app, opts.controlSocket);
     // Stops accepting first: no enqueue can race the engine's stop.

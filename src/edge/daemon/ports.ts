@@ -27,6 +27,12 @@ export interface RelayEngine {
   deadletterInspect(segmentId: string, peerId: string): Promise<DeadLetterDetail>;
   deadletterRetry(segmentId: string, peerId: string): Promise<DeadLetterRetried>;
   deadletterPurge(req: PurgeRequest): Promise<DeadLetterPurgeResult>;
+  /**
+   * The bandwidth settings changed (reload or `edgectl relay config
+   * set-bandwidth`): deliveries held for the daily quota's reset are due again
+   * now, so a raised or lifted quota releases them at once, not at the reset.
+   */
+  bandwidthChanged(): Promise<void>;
 }
 
 export interface EngineQueue {

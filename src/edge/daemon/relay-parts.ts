@@ -136,6 +136,7 @@ function executorEngine(executor: RelayExecutor, ledger: RelayLedger, store: Seg
       const d = await executor.retry(seg, peer);
       return { segment_id: d.segment_id, peer_id: d.peer_id, state: d.state };
     },
+    bandwidthChanged: () => executor.resumeQuotaDeferred(),
     async deadletterPurge(req) {
       const r = await executor.purge({ force: req.force, ...(req.segment_id ? { segment_id: req.segment_id } : {}), ...(req.peer_id ? { peer_id: req.peer_id } : {}) });
       return { dry_run: r.dry_run, matched: r.purged.map((p) => ({ segment_id: p.segment_id, peer_id: p.peer_id })), purged: r.dry_run ? 0 : r.purged.length };

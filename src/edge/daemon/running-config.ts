@@ -35,7 +35,11 @@ export class RunningConfig {
   readonly #clock: Clock;
   readonly #log: Logger;
 
-  constructor(config: EdgeConfig, deps: { bandwidth: BandwidthLimiter; load: EdgeConfigLoader; clock: Clock; log: Logger }) {
+  readonly #changed: () => Promise<void>;
+
+  /** `changed` runs after every applied bandwidth change (the relay re-checks deliveries the quota held). */
+  constructor(config: EdgeConfig, deps: { bandwidth: BandwidthLimiter; load: EdgeConfigLoader; clock: Clock; log: Logger; changed?: () => Promise<void> }) {
+    this.#changed = deps.changed ?? (() => Promise.resolve());
     this.#config = config;
     this.#fileBandwidth = { ...config.bandwidth };
     this.#bandwidth = deps.bandwidth;
@@ -87,5 +91,6 @@ export class RunningConfig {
   #applyBandwidth(b: BandwidthConfig): void {
     this.#bandwidth.update({ ...b });
     this.#config = { ...this.#config, bandwidth: { ...b } };
+    void this.#changed().catch((e: unknown) => this.#log.error({ err: e, event: "quota_resume_failed" }, "releasing deliveries held for the quota failed; they go at the next reset"));
   }
 }

@@ -10,6 +10,12 @@ import { val08 } from "./val08.js";
 import { val09 } from "./val09.js";
 import { val10 } from "./val10.js";
 import { val11 } from "./val11.js";
+import { val19 } from "./val19.js";
+import { val20 } from "./val20.js";
+import { val21 } from "./val21.js";
+import { val22 } from "./val22.js";
+import { val23 } from "./val23.js";
+import { relayMult } from "./relay-mult.js";
 
 export const SUITES: Readonly<Partial<Record<SuiteId, Suite>>> = {
   val07,
@@ -17,6 +23,12 @@ export const SUITES: Readonly<Partial<Record<SuiteId, Suite>>> = {
   val09,
   val10,
   val11,
+  val19,
+  val20,
+  val21,
+  val22,
+  val23,
+  "relay-mult": relayMult,
 };
 
 export function isSuiteId(id: string): id is SuiteId {
