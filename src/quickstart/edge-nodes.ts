@@ -92,15 +92,22 @@ export async function fleetCertificates(dir: string, nodes: EdgeNode[]): Promise
   return { caDir, certDir };
 }
 
-/** The node's edge.toml: its identity, certificates, receiver, peers, a quick relay schedule, and OS-identity files the tutorial controls. */
-export function edgeToml(n: EdgeNode, certs: { caDir: string; certDir: string }, peers: EdgeNode[]): string {
+/**
+ * The node's edge.toml: its identity, certificates, receiver, peers, a quick
+ * relay schedule, and OS-identity files the tutorial controls. A receiver
+ * lists its sender under [[peers]] too: it accepts segments only from
+ * configured peers (403 UNKNOWN_PEER otherwise). `forward: false` turns off
+ * `relay_activated_release`, so a receiver does not relay the release it
+ * activated back to its sender.
+ */
+export function edgeToml(n: EdgeNode, certs: { caDir: string; certDir: string }, peers: EdgeNode[], opts: { forward: boolean }): string {
   const q = (s: string): string => JSON.stringify(s);
   const lines = [
     "config_version = 1",
     "[node]", `id = ${q(n.id)}`, `state_root = ${q(n.stateRoot)}`,
     "[transport]", `cert_file = ${q(join(certs.certDir, `${n.id}.crt`))}`, `key_file = ${q(join(certs.certDir, `${n.id}.key`))}`, `ca_file = ${q(join(certs.caDir, "ca.crt"))}`,
     ...(n.port !== undefined ? [`listen = "127.0.0.1:${n.port}"`] : []),
-    "[relay]", `success_condition = "all_peers"`,
+    "[relay]", `success_condition = "all_peers"`, `relay_activated_release = ${opts.forward}`,
     "[relay.retry]", "max_retry = 20", "backoff_initial_ms = 100", "backoff_max_ms = 1000",
     "[scheduler]", "schedule_interval_seconds = 0.2",
     "[bootstrap]", `os_release_file = ${q(n.osRelease)}`, `kernel_release_file = ${q(n.kernelRelease)}`,

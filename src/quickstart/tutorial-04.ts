@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { formatReference } from "../oci/index.js";
 import { readControlPlane, readNodeState, setTrustRoot } from "../node/index.js";
 import { activateRelease } from "../runtime/index.js";
-import { packActiveRelease } from "../edge/index.js";
+import { packActiveRelease, readBootState } from "../edge/index.js";
 import type { PackedRelease } from "../edge/index.js";
 import { freeLoopbackPort, sha256Digest } from "../lib/index.js";
 import { Publisher } from "./fleet-releases.js";
@@ -34,6 +34,8 @@ export interface Tutorial04Node {
   sequence: number | null;
   /** Whether the node has a control plane configured (it must not: the release reaches B and C only through the relay). */
   control_plane: boolean;
+  /** The node's boot epoch ({state_root}/bootstrap): 0 after its first precheck, +1 per OS replacement it survived. */
+  boot_epoch: number | null;
 }
 
 export interface Tutorial04Result {
@@ -70,7 +72,7 @@ export async function runTutorial04(opts: Tutorial04Options): Promise<Tutorial04
   await mkdir(dir, { recursive: true });
   const steps: QuickstartStep[] = [];
   const record = recorder(steps, opts.log);
-  const nodes = [edgeNode(dir, "edge-a"), edgeNode(dir, "edge-b", await freeLoopbackPort()), edgeNode(dir, "edge-c", await freeLoopbackPort())] as const;
+  const nodes = [edgeNode(dir, "edge-a", await freeLoopbackPort()), edgeNode(dir, "edge-b", await freeLoopbackPort()), edgeNode(dir, "edge-c", await freeLoopbackPort())] as const;
   const children = new ChildSet();
   let segment: PackedRelease | undefined;
   try {
@@ -131,7 +133,7 @@ async function configure(dir: string, a: Node, peers: Node[], record: Record_): 
   record("fleet CA", `autonomy cert ca init → ${certs.caDir}/ca.crt; autonomy cert issue → ${all.map((n) => `${n.id}.crt`).join(", ")} (mutual TLS between the nodes, nothing else trusted)`);
   for (const n of all) {
     await writeOsIdentity(n, OS_BEFORE);
-    await writeFile(n.config, edgeToml(n, certs, n === a ? peers : []));
+    await writeFile(n.config, n === a ? edgeToml(n, certs, peers, { forward: true }) : edgeToml(n, certs, [a], { forward: false }));
   }
   record("edge.toml", `${all.map((n) => n.config).join(", ")}: ${a.id} relays to ${peers.map((p) => `${p.id} (127.0.0.1:${p.port ?? "?"})`).join(" and ")}; each reads its OS identity from files this tutorial controls (${OS_BEFORE.id} ${OS_BEFORE.version}, kernel ${OS_BEFORE.kernel})`);
   const first = await Promise.all(all.map((n) => precheck("first precheck", n)));
@@ -192,5 +194,9 @@ function short(fp: string | undefined): string {
 async function summary(n: Node): Promise<Tutorial04Node> {
   const s = await readNodeState(n.stateRoot).catch(() => undefined);
   const cp = await readControlPlane(n.stateRoot).catch(() => undefined);
-  return { id: n.id, stateRoot: n.stateRoot, statement_digest: s?.activation?.statement_digest ?? null, sequence: s?.activation?.sequence ?? null, control_plane: cp !== undefined };
+  const boot = await readBootState(n.stateRoot).catch(() => undefined);
+  return {
+    id: n.id, stateRoot: n.stateRoot, statement_digest: s?.activation?.statement_digest ?? null, sequence: s?.activation?.sequence ?? null,
+    control_plane: cp !== undefined, boot_epoch: boot?.boot_epoch ?? null,
+  };
 }

@@ -36,11 +36,30 @@ export function registerEdgedRun(program: Command, deps: () => Promise<EdgedRunD
       const { loadConfig, parts, release } = await deps();
       const config = await loadConfig(resolve(configPath));
       const log = createLogger({ name: "autonomy.edged", level: flags.logLevel });
-      const daemon = await startEdgeDaemon(config, {
-        controlSocket: resolve(flags.controlSocket),
-        ...(flags.prometheusAddr === undefined ? {} : { prometheusAddr: flags.prometheusAddr }),
-        log, parts, loadConfig, ...(release ? { release } : {}),
-      });
-      await untilStopped(daemon, log);
+      // edged logs `edged_started` before untilStopped installs its handlers: a SIGTERM in that window (a
+      // supervisor reacting to the line on a loaded machine) would kill it by the default disposition, skipping
+      // the graceful stop. Hold SIGTERM/SIGINT from before the start; the holders are removed only once
+      // untilStopped's handlers are in place (removing the last listener drops a signal still queued for it),
+      // and a signal that came early is sent again to them.
+      const early: NodeJS.Signals[] = [];
+      const onTerm = (): void => void early.push("SIGTERM");
+      const onInt = (): void => void early.push("SIGINT");
+      process.on("SIGTERM", onTerm).on("SIGINT", onInt);
+      const unhold = (): void => void process.off("SIGTERM", onTerm).off("SIGINT", onInt);
+      let daemon: Awaited<ReturnType<typeof startEdgeDaemon>>;
+      try {
+        daemon = await startEdgeDaemon(config, {
+          controlSocket: resolve(flags.controlSocket),
+          ...(flags.prometheusAddr === undefined ? {} : { prometheusAddr: flags.prometheusAddr }),
+          log, parts, loadConfig, ...(release ? { release } : {}),
+        });
+      } catch (e) {
+        unhold();
+        throw e;
+      }
+      const stopped = untilStopped(daemon, log);
+      unhold();
+      if (early[0] !== undefined) process.kill(process.pid, early[0]);
+      await stopped;
     }));
 }

@@ -23,7 +23,7 @@ export interface RelayInbox {
 
 /** The release relay (src/edge/release-relay.ts): watch this node's activation; activate a relayed release. */
 export interface ReleaseRelay {
-  watchActiveRelease(opts: { stateRoot: string; onRelease: (packed: { bytes: Uint8Array; statementDigest: string; sequence: number }) => Promise<void>; intervalMs?: number; onError?: (e: unknown, message: string) => void }): { stop(): Promise<void> };
+  watchActiveRelease(opts: { stateRoot: string; onRelease: (packed: { bytes: Uint8Array; statementDigest: string; sequence: number }) => Promise<void>; intervalMs?: number; maxBytes?: number; onError?: (e: unknown, message: string) => void }): { stop(): Promise<void> };
   activateRelayedRelease(opts: { stateRoot: string; bytes: Uint8Array; maxBytes?: number }): Promise<unknown>;
 }
 
@@ -54,6 +54,8 @@ export function startReleaseHooks(opts: ReleaseHooksOptions): { stop(): Promise<
     ? opts.release.watchActiveRelease({
       stateRoot: config.node.stateRoot,
       intervalMs: config.scheduler.intervalMs,
+      // A release packing larger than a segment may be is refused here, with SEGMENT_TOO_LARGE, not by every peer.
+      maxBytes: config.relay.maxSegmentBytes,
       onRelease: async (p) => {
         const info = await opts.engine.enqueue(p.bytes, "release");
         log.info({ event: "release_relayed", segment_id: info.id, statement_digest: p.statementDigest, sequence: p.sequence, created: info.created }, "active release queued for every peer");
