@@ -254,6 +254,9 @@ type Settled = [Error | undefined, PushResult?];
 
 /** Maps the peer's answer: 200 → the ack; a problem document → its code, retryable or not. */
 function answer(ctx: ClientCtx, peer: PeerConfig, segment: SegmentInfo, status: number, headers: IncomingHttpHeaders, body: Buffer): Settled {
+  // No response headers at all: the peer went away mid-transfer (a crashed or killed edged ends the
+  // stream without an answer). Nothing was refused; retry, never dead-letter it as a rejection.
+  if (status === 0) return [fail("RELAY_PEER_ERROR", "retry", peer, `peer ${peer.id} ended the transfer of segment ${segment.id} without an answer (it may have stopped)`)];
   const json = parseJson(body);
   if (status === 200) {
     const ack = json as { segment_id?: unknown; duplicate?: unknown } | undefined;
