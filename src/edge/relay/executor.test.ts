@@ -223,6 +223,16 @@ describe("relay executor", () => {
     expect(r.store.evictions()).toMatchObject([{ id: a.id, reason: "deadletter_retention" }]);
   });
 
+  it("retention sweeps dead letters that expire while running, not only at start (short retention: within ~1 s)", async () => {
+    const r = await rig({ b: { fail: "RELAY_PEER_REJECTED", retryable: false } }, config({ deadletterRetentionMs: 300 }));
+    await r.ex.start();
+    const a = await r.ex.enqueue(seg(1), "data");
+    await waitFor("dead-lettered", () => r.ledger.delivery(a.id, "b")?.state === "deadletter");
+    // No restart: the start's sweep came before the dead letter existed; a later sweep must find it.
+    await waitFor("purged by retention", () => r.ex.status().deadletter_purges.length === 1, 5_000);
+    expect(r.ex.deadletters()).toEqual([]);
+  });
+
   it("after a crash, an interrupted attempt counts: one that used the last attempt is dead-lettered, others are retried", async () => {
     const dir = await mkdtemp(join(tmpdir(), "relay-ex-"));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));

@@ -69,7 +69,14 @@ export interface RelayStats {
   quota_deferrals_total: number;
 }
 
-const RETENTION_SWEEP_MS = 60_000;
+/**
+ * How often dead letters are checked against the retention: half the retention, between 1 s and 1 min, so a
+ * dead letter outlives its retention by at most half of it (a fixed minute would keep a short retention's
+ * dead letters for up to 60 s after a start that came just before they expired).
+ */
+function sweepEveryMs(retentionMs: number): number {
+  return Math.min(60_000, Math.max(1_000, Math.floor(retentionMs / 2)));
+}
 const NOT_RETRYABLE: ReadonlySet<string> = new Set(["SEGMENT_MISSING", "RELAY_PEER_REJECTED"]);
 
 interface Running {
@@ -308,7 +315,7 @@ export class RelayExecutor {
 
   private async sweepRetention(): Promise<void> {
     const retention = this.o.config.deadletterRetentionMs;
-    if (retention === undefined || this.clock.now() - this.lastSweep < RETENTION_SWEEP_MS) return;
+    if (retention === undefined || this.clock.now() - this.lastSweep < sweepEveryMs(retention)) return;
     this.lastSweep = this.clock.now();
     const r = await this.o.ledger.purgeExpired(retention);
     if (r.purged.length > 0) this.o.log?.info({ purged: r.purged.length }, "relay: dead letters past retention purged");
