@@ -53,7 +53,7 @@ const json = (c: Command): Command => c.option("--json", "machine-readable outpu
 export function registerEdgectlRelay(program: Command): void {
   const relay = program.command("relay").description("the segment relay of the edged behind --socket");
 
-  json(relay.command("status").description("queue per state and per peer, bandwidth, last error, refused peers, store usage (\"relay: disabled\" when off)"))
+  json(relay.command("status").description("queue per state and per peer, bandwidth, last error, refused peers, store usage, the boot epoch and last OS reconstruction (\"relay: disabled\" when off)"))
     .addOption(new Option("--output <format>", "text or json (as the original spells it; same as --json)").choices(["text", "json"]).default("text"))
     // --output json is --json, also for a failure (the error document on stdout).
     .hook("preAction", (c) => {

@@ -1,3 +1,4 @@
+import type { BootStatusView } from "./boot-status.js";
 import type { BandwidthConfig, BandwidthSnapshot, DeliveryState, EvictionReason, RefusedPeer, SegmentInfo, SegmentKind, StoreUsage, SuccessCondition } from "../types.js";
 
 /**
@@ -58,6 +59,8 @@ export interface RelayStatusView {
   refused_peers: RefusedPeer[];
   store: StoreStatus;
   config: ConfigState;
+  /** The node's boot epoch and last OS reconstruction (read from the state root at each query). */
+  boot: BootStatusView;
   /** RFC 3339 UTC. */
   queried_at: string;
 }

@@ -11,7 +11,9 @@ import type { EdgeConfig } from "../config/schema.js";
 import { EdgeError } from "../errors.js";
 import { createControlServer } from "./control-server.js";
 import { listenControlSocket } from "./control-socket.js";
-import { createEdgeMetrics, serveMetrics } from "./metrics.js";
+import { registerBootMetrics } from "./boot-status.js";
+import { createEdgeMetrics } from "./metrics.js";
+import { parseMetricsAddress, serveMetrics } from "./prometheus.js";
 import type { EdgeConfigLoader, RelayParts, RelayPartsFactory } from "./ports.js";
 import { DaemonRelayControl } from "./relay-control.js";
 import { startReleaseHooks } from "./release-hooks.js";
@@ -23,7 +25,10 @@ import type { ReloadOutcome } from "./running-config.js";
 export interface EdgeDaemonOptions {
   /** The control socket to serve (`--control-socket`). */
   controlSocket: string;
-  /** host:port of the Prometheus endpoint (`--prometheus-addr`); off when absent. */
+  /**
+   * The Prometheus endpoint (`--prometheus-addr`, parsed by parseMetricsAddress): a bare PORT binds
+   * loopback; another interface must be an explicit IP and is logged as a warning. Off when absent or "".
+   */
   prometheusAddr?: string;
   clock?: Clock;
   log?: Logger;
@@ -69,6 +74,8 @@ const WATCH_DEBOUNCE_MS = 150;
 export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOptions): Promise<EdgeDaemon> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? createLogger({ name: "autonomy.edged" });
+  // Before anything is opened: an address that does not parse fails the start at once.
+  const metricsAt = opts.prometheusAddr === undefined ? undefined : parseMetricsAddress(opts.prometheusAddr);
   const paths = stateRootPaths(config.node.stateRoot);
   await mkdir(dirname(paths.edgeDaemonLock), { recursive: true, mode: 0o700 });
   const unlock = await acquireFileLock(paths.edgeDaemonLock, {
@@ -94,10 +101,17 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
       await unlinkSocket();
     });
     log.info({ event: "control_socket_listening", socket: opts.controlSocket }, "control socket listening");
-    const metrics = opts.prometheusAddr === undefined ? undefined : await serveMetrics(createEdgeMetrics(parts, running), opts.prometheusAddr);
-    if (metrics) {
+    let metricsAddress: string | undefined;
+    if (metricsAt !== undefined) {
+      const registry = createEdgeMetrics(parts, running);
+      registerBootMetrics(registry, () => running.current.node.stateRoot);
+      const metrics = await serveMetrics(registry, metricsAt);
+      metricsAddress = metrics.address;
       cleanup.push(metrics.close);
-      log.info({ event: "metrics_listening", address: metrics.address }, "Prometheus metrics listening");
+      log.info({ event: "metrics_listening", address: metrics.address, loopback: metricsAt.loopback }, "Prometheus metrics listening");
+      if (!metricsAt.loopback) {
+        log.warn({ event: "metrics_exposed", address: metrics.address }, "Prometheus metrics are served WITHOUT authentication on a non-loopback address: anyone who can reach it reads the relay's peers and counters; restrict it with a firewall, or bind 127.0.0.1");
+      }
     }
     if (config.relay.enabled) {
       parts.engine.start();
@@ -121,7 +135,7 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
     let stopping: Promise<void> | undefined;
     return {
       controlSocket: opts.controlSocket,
-      metricsAddress: metrics?.address,
+      metricsAddress,
       receiverAddress: parts.receiverAddress,
       reload: () => reload("sighup"),
       stop: () => {

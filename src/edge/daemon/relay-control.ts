@@ -6,6 +6,7 @@ import type {
   BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayControl, RelayStatusView, StoreStatus,
 } from "./control-types.js";
 import { zeroEvictionCounts } from "./control-types.js";
+import { readBootStatus } from "./boot-status.js";
 import type { RelayParts } from "./ports.js";
 import type { RunningConfig } from "./running-config.js";
 
@@ -21,10 +22,11 @@ export class DaemonRelayControl implements RelayControl {
     this.#clock = clock;
   }
 
-  status(): Promise<RelayStatusView> {
+  async status(): Promise<RelayStatusView> {
     const c = this.#config.current;
     const q = this.#parts.engine.queue();
-    return Promise.resolve({
+    const boot = await readBootStatus(c.node.stateRoot);
+    return {
       enabled: c.relay.enabled,
       node_id: c.node.id,
       success_condition: c.relay.successCondition,
@@ -37,8 +39,9 @@ export class DaemonRelayControl implements RelayControl {
       refused_peers: this.#parts.refused(),
       store: this.#store(),
       config: this.#config.state(),
+      boot,
       queried_at: isoTime(this.#clock),
-    });
+    };
   }
 
   #store(): StoreStatus {
