@@ -148,6 +148,9 @@ describe("edgectl: the control socket's owner and directory are checked before c
       // /var/run → /run: a symlinked directory resolves once, then every directory on the real path is checked.
       await symlink(join(dir, "edged-own", "run"), join(dir, "run-link"));
       expect((await new ControlClient({ socketPath: join(dir, "run-link", "ctl.sock") }).status()).enabled).toBe(true);
+      // A group-writable directory ABOVE it (umask 002) is tolerated; only the socket's own directory must not be.
+      await chmod(join(dir, "edged-own"), 0o775);
+      expect((await new ControlClient({ socketPath: sock }).status()).enabled).toBe(true);
     } finally {
       await app.close();
       await unlink();

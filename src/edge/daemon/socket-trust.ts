@@ -16,6 +16,7 @@ export interface SocketTrust {
 }
 
 const GROUP_OTHER_WRITE = 0o022;
+const OTHER_WRITE = 0o002;
 const STICKY = 0o1000;
 
 /**
@@ -28,9 +29,9 @@ const STICKY = 0o1000;
  * - the socket or its directory is owned by neither the current user, root,
  *   nor a uid named with `--socket-owner`;
  * - its directory is writable by group or others (even sticky: anyone could
- *   have created the name first), or an ancestor directory is (unless
- *   sticky, like /tmp), or an ancestor is owned by another user (it could
- *   move the directory away and put its own in place).
+ *   have created the name first), or an ancestor directory is writable by
+ *   others (unless sticky, like /tmp), or an ancestor is owned by another
+ *   user (it could move the directory away and put its own in place).
  *
  * The directory is resolved once (realpath) and the returned path, inside the
  * checked directory, is the one to connect to: a symlink swapped into the path
@@ -73,9 +74,11 @@ async function checkAncestors(path: string, dir: string, owners: ReadonlySet<num
     const st = await lstat(d);
     const own = d === dir;
     if (!owners.has(st.uid)) throw untrusted(path, `${own ? "its directory" : "the directory above it"} ${d} is owned by uid ${st.uid}, who could put another socket in its place`);
-    const writable = (st.mode & GROUP_OTHER_WRITE) !== 0;
+    // The socket's own directory: no group or other write at all. Above it, no other write unless sticky
+    // (/tmp); group write is tolerated there (umask 002 with per-user groups would refuse most homes).
+    const writable = (st.mode & (own ? GROUP_OTHER_WRITE : OTHER_WRITE)) !== 0;
     if (writable && (own || (st.mode & STICKY) === 0)) {
-      throw untrusted(path, `${own ? "its directory" : "the directory above it"} ${d} is writable by group or others (mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}), so anyone could have put a socket there`);
+      throw untrusted(path, `${own ? "its directory" : "the directory above it"} ${d} is writable by ${own ? "group or others" : "others"} (mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}), so anyone could have put a socket there`);
     }
   }
 }
