@@ -7,7 +7,11 @@ import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Writable } from "node:stream";
 import { ControlClient, createControlServer, listenControlSocket, resolveSocketOwner } from "../../src/edge/index.js";
+import { startEdgeDaemon } from "../../src/edge/daemon/daemon.js";
+import { createLogger } from "../../src/observability/index.js";
+import { loadJsonEdgeConfig, recordingParts, testEdgeConfig } from "../helpers/relay-parts-double.js";
 import { REPO_ROOT, runProcess } from "../helpers/cli.js";
 import type { RunResult } from "../helpers/cli.js";
 import { needs } from "../helpers/needs.js";
@@ -168,5 +172,22 @@ describe("edgectl: the control socket's owner and directory are checked before c
     const r = await edgectl(join(dir, "x.sock"), "--socket-owner", "no-such-user-xyz");
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("no such user");
+  });
+
+  it("edged warns at start (control_socket_untrusted) when it serves in a directory edgectl would refuse, and not in its own 0700 directory", async () => {
+    const lines: string[] = [];
+    const log = createLogger({ name: "test.edged", level: "info", destination: new Writable({ write(c: Buffer, _e, cb) { lines.push(c.toString("utf8")); cb(); } }) });
+    const run = async (sock: string, stateRoot: string): Promise<Record<string, unknown>[]> => {
+      lines.length = 0;
+      const config = testEdgeConfig(join(dir, "edge.json"), stateRoot);
+      const d = await startEdgeDaemon(config, { controlSocket: sock, parts: recordingParts().factory, loadConfig: loadJsonEdgeConfig, log, watchConfig: false });
+      await d.stop();
+      return lines.join("").split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l) as Record<string, unknown>);
+    };
+    const shared = await privateDir("shared-run");
+    await chmod(shared, 0o1777);
+    const warned = (await run(join(shared, "ctl.sock"), join(dir, "state-1"))).find((l) => l.event === "control_socket_untrusted");
+    expect(warned).toMatchObject({ level: 40, reason: expect.stringContaining("writable by group or others") as unknown });
+    expect((await run(join(dir, "own-run", "ctl.sock"), join(dir, "state-2"))).some((l) => l.event === "control_socket_untrusted")).toBe(false);
   });
 });

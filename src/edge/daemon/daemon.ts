@@ -2,7 +2,7 @@ import { watch } from "node:fs";
 import type { FSWatcher } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { acquireFileLock, systemClock } from "../../lib/index.js";
+import { acquireFileLock, messageOf, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import { createLogger } from "../../observability/index.js";
 import type { Logger } from "../../observability/index.js";
@@ -11,6 +11,7 @@ import type { EdgeConfig } from "../config/schema.js";
 import { EdgeError } from "../errors.js";
 import { createControlServer } from "./control-server.js";
 import { listenControlSocket } from "./control-socket.js";
+import { trustedSocketPath } from "./socket-trust.js";
 import { registerBootMetrics } from "./boot-status.js";
 import { createEdgeMetrics } from "./metrics.js";
 import { parseMetricsAddress, serveMetrics } from "./prometheus.js";
@@ -101,6 +102,9 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
       await unlinkSocket();
     });
     log.info({ event: "control_socket_listening", socket: opts.controlSocket }, "control socket listening");
+    // The check edgectl makes before it connects (as this user): say now, not at the operator's first command.
+    await trustedSocketPath(opts.controlSocket).catch((e: unknown) =>
+      log.warn({ event: "control_socket_untrusted", socket: opts.controlSocket, reason: messageOf(e) }, "edgectl will refuse this control socket (CONTROL_SOCKET_UNTRUSTED): put it in a directory only edged's user can write, e.g. the default /run/edged"));
     let metricsAddress: string | undefined;
     if (metricsAt !== undefined) {
       const registry = createEdgeMetrics(parts, running);
