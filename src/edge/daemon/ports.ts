@@ -2,7 +2,8 @@ import type { Clock } from "../../lib/index.js";
 import type { Logger } from "../../observability/index.js";
 import type { EdgeConfig } from "../config/schema.js";
 import type { BandwidthLimiter, RefusedPeer, SegmentInfo, SegmentKind, SegmentStore } from "../types.js";
-import type { RelayInbox } from "./release-hooks.js";
+import type { SettleLogEntry } from "../relay/ledger.js";
+import type { RelayInbox } from "./relay-inbox.js";
 import type { DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, DeadLetterPurgeResult, QueueCounts, RelayErrorView } from "./control-types.js";
 
 /**
@@ -39,6 +40,8 @@ export interface EngineQueue {
   overall: QueueCounts;
   peers: Record<string, { queue: QueueCounts; last_error: RelayErrorView | null }>;
   last_error: RelayErrorView | null;
+  /** Deliveries settled because their peer left edge.toml (outcome `peer_removed`), oldest first. */
+  peer_settlements?: SettleLogEntry[];
 }
 
 export interface EngineStats {
