@@ -104,8 +104,9 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
       log.info({ event: "metrics_listening", address: metrics.address }, "Prometheus metrics listening");
     }
     if (config.relay.enabled) {
-      parts.engine.start();
       cleanup.push(() => stopEngine(parts, opts.stopGraceMs ?? 5_000, log));
+      // Awaited: deliveries owed to peers no longer configured are settled before edged reports started.
+      await parts.engine.start();
       log.info({ event: "relay_started", peers: config.peers.map((p) => p.id), receiver: parts.receiverAddress ?? null }, "relay started");
       if (opts.release && parts.inbox) {
         const hooks = startReleaseHooks({ config, engine: parts.engine, inbox: parts.inbox, store: parts.store, release: opts.release, log });

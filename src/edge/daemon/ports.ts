@@ -12,8 +12,11 @@ import type { DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest
  * the control socket, status, metrics and shutdown are written once against it.
  */
 export interface RelayEngine {
-  /** Starts scheduling deliveries (pending ones from the ledger first). */
-  start(): void;
+  /**
+   * Starts scheduling deliveries (pending ones from the ledger first); resolves once the start-up
+   * bookkeeping (exhausted attempts, deliveries to removed peers) is done and scheduling runs.
+   */
+  start(): Promise<void> | void;
   /**
    * Stops scheduling; in-flight pushes finish, or are aborted after
    * `graceMs` and go back to `scheduled` in the ledger (nothing is lost).

@@ -108,7 +108,7 @@ function executorEngine(executor: RelayExecutor, ledger: RelayLedger, store: Seg
     };
   };
   return {
-    start: () => void executor.start(),
+    start: () => executor.start(),
     stop: () => executor.stop(),
     async enqueue(bytes, kind) {
       const had = store.has(segmentIdOf(bytes));
