@@ -144,7 +144,8 @@ function executorEngine(executor: RelayExecutor, ledger: RelayLedger, store: Seg
   };
 }
 
-function ledgerInbox(ledger: RelayLedger): RelayInbox {
+/** The ledger's inbox as the daemon applies it (cursor, and the durable record of entries passed without being applied). */
+export function ledgerInbox(ledger: RelayLedger): RelayInbox {
   return {
     inbox: (after, limit) => Promise.resolve(ledger.inbox(after, limit).map((e) => ({ seq: e.seq, segment: { id: e.segment_id, size: e.size, kind: e.kind }, from: e.from.id }))),
     applicationCursor: () => Promise.resolve(ledger.cursor()),
