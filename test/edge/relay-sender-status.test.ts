@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ControlClient, loadEdgeConfig, openRelayLedger, openRelayParts } from "../../src/edge/index.js";
 import type { RelayStatusView } from "../../src/edge/index.js";
+import { statusText } from "../../src/cli/commands/edgectl-render.js";
 import { startEdgeDaemon } from "../../src/edge/daemon/daemon.js";
 import type { EdgeDaemon } from "../../src/edge/daemon/daemon.js";
 import { freeLoopbackPort } from "../../src/lib/index.js";
@@ -144,6 +145,7 @@ describe("the sender's view of refusals and removed peers", () => {
     const sum = s.peers.reduce((n, p) => n + p.queue.total, 0);
     expect({ overall: s.queue.total, sum, acked: s.queue.acked }).toEqual({ overall: 1, sum: 1, acked: 1 });
     expect(s.peer_settlements).toMatchObject([{ outcome: "peer_removed", peer_id: "edge-c", count: 1, unacked: 1, items: [{ segment_id: shared.id, peer_id: "edge-c", state: "failed" }] }]);
+    expect(statusText(s)).toContain("removed peer edge-c: 1 deliveries settled (peer_removed; 1 never acknowledged)");
     expect(c.daemon).toBeUndefined();
     await stop(a);
     const ledger = await openRelayLedger(stateRootPaths(a.root).relayLedger);

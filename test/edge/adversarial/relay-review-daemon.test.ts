@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it, vi } from "vitest";
 import { ControlClient } from "../../../src/edge/index.js";
+import { statusText } from "../../../src/cli/commands/edgectl-render.js";
 import type { RelayParts } from "../../../src/edge/index.js";
 import { startEdgeDaemon } from "../../../src/edge/daemon/daemon.js";
 import type { EdgeDaemon } from "../../../src/edge/daemon/daemon.js";
@@ -98,6 +99,8 @@ it("attack: a peer keeps relaying refused releases — Prometheus counts them by
     [1, "refused", "ACTIVATION_ROLLBACK_REFUSED", "edge-b"], [2, "refused", "ACTIVATION_ROLLBACK_REFUSED", "edge-b"], [3, "refused", "STATEMENT_EXPIRED", "edge-c"],
   ]);
   expect(status.inbox.rejected.every((r) => !Number.isNaN(Date.parse(r.at)))).toBe(true);
+  expect(statusText(status)).toContain("inbox: 3 received segment(s) not applied: release refused ACTIVATION_ROLLBACK_REFUSED ×2, release refused STATEMENT_EXPIRED ×1");
+  expect(statusText(status)).toContain(`#3 release ${"3".repeat(64)} from edge-c: refused STATEMENT_EXPIRED`);
   const scrape = await (await fetch(`http://${daemon.metricsAddress ?? ""}/metrics`)).text();
   expect(scrape).toContain('edged_relay_releases_refused_total{code="ACTIVATION_ROLLBACK_REFUSED"} 2');
   expect(scrape).toContain('edged_relay_releases_refused_total{code="STATEMENT_EXPIRED"} 1');
