@@ -73,6 +73,11 @@ function isVerdict(e: unknown): boolean {
   return e instanceof AutonomyError && e.exitCode === ExitCodes.verification;
 }
 
+/** Log event names: a release keeps its documented `relayed_release_*` names, other kinds `inbox_entry_*`. */
+function eventOf(kind: SegmentKind, what: "retry" | "refused" | "abandoned"): string {
+  return kind === "release" ? `relayed_release_${what}` : `inbox_entry_${what}`;
+}
+
 function codeOf(e: unknown): string {
   return e instanceof AutonomyError ? String((e as AutonomyError).code) : "INTERNAL";
 }
@@ -125,7 +130,7 @@ export function startInboxConsumer(opts: InboxConsumerOptions): InboxConsumer {
       if (!final && tries < maxAttempts) {
         attempts.clear();
         attempts.set(entry.seq, tries);
-        log.warn({ event: "inbox_entry_retry", ...fields }, "inbox entry not applied yet (tried again at the next drain)");
+        log.warn({ event: eventOf(entry.segment.kind, "retry"), ...fields }, "inbox entry not applied yet (tried again at the next drain)");
         return false;
       }
       attempts.delete(entry.seq);
@@ -136,8 +141,8 @@ export function startInboxConsumer(opts: InboxConsumerOptions): InboxConsumer {
         ...(final ? {} : { cause_code: fields.code }), message: fields.error, attempts: tries, at: isoTime(clock), ...described,
       };
       await pass(record);
-      if (final) log.warn({ event: "inbox_entry_refused", ...fields, ...described }, `relayed ${entry.segment.kind} segment refused by this node's rules; passed and recorded`);
-      else log.error({ event: "inbox_entry_abandoned", ...fields }, `inbox entry still failing after ${tries} attempts; passed so later arrivals apply (send it again to retry)`);
+      if (final) log.warn({ event: eventOf(entry.segment.kind, "refused"), ...fields, ...described }, `relayed ${entry.segment.kind} segment refused by this node's rules; passed and recorded`);
+      else log.error({ event: eventOf(entry.segment.kind, "abandoned"), ...fields }, `inbox entry still failing after ${tries} attempts; passed so later arrivals apply (send it again to retry)`);
       return true;
     }
     attempts.delete(entry.seq);
