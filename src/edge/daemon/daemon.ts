@@ -16,7 +16,8 @@ import { registerBootMetrics } from "./boot-status.js";
 import { createEdgeMetrics } from "./metrics.js";
 import { parseMetricsAddress, serveMetrics } from "./prometheus.js";
 import type { EdgeConfigLoader, RelayParts, RelayPartsFactory } from "./ports.js";
-import { DaemonRelayControl } from "./relay-control.js";
+import type { InboxStatus } from "./control-types.js";
+import { DaemonRelayControl, inboxStatusOf } from "./relay-control.js";
 import { startReleaseHooks } from "./release-hooks.js";
 import type { ReleaseRelay } from "./release-hooks.js";
 import { RunningConfig } from "./running-config.js";
@@ -94,7 +95,10 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
     const parts = await opts.parts(config, { clock, log });
     cleanup.push(() => parts.close());
     const running = new RunningConfig(config, { bandwidth: parts.bandwidth, load: opts.loadConfig, clock, log, changed: () => parts.engine.bandwidthChanged() });
-    const app = await createControlServer({ control: new DaemonRelayControl(parts, running, clock), maxSegmentBytes: config.relay.maxSegmentBytes, log });
+    // The inbox consumer starts with the relay, after the control socket: until then the ledger's own record is shown.
+    let inboxStatus = (): InboxStatus => inboxStatusOf(parts);
+    const inboxView = (): InboxStatus => inboxStatus();
+    const app = await createControlServer({ control: new DaemonRelayControl(parts, running, clock, inboxView), maxSegmentBytes: config.relay.maxSegmentBytes, log });
     const unlinkSocket = await listenControlSocket(app, opts.controlSocket);
     // Stops accepting first: no enqueue can race the engine's stop.
     cleanup.push(async () => {
@@ -107,7 +111,7 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
       log.warn({ event: "control_socket_untrusted", socket: opts.controlSocket, reason: messageOf(e) }, "edgectl will refuse this control socket (CONTROL_SOCKET_UNTRUSTED): put it in a directory only edged's user can write, e.g. the default /run/edged"));
     let metricsAddress: string | undefined;
     if (metricsAt !== undefined) {
-      const registry = createEdgeMetrics(parts, running);
+      const registry = createEdgeMetrics(parts, running, inboxView);
       registerBootMetrics(registry, () => running.current.node.stateRoot);
       const metrics = await serveMetrics(registry, metricsAt);
       metricsAddress = metrics.address;
@@ -118,11 +122,16 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
       }
     }
     if (config.relay.enabled) {
-      parts.engine.start();
       cleanup.push(() => stopEngine(parts, opts.stopGraceMs ?? 5_000, log));
+      // Awaited: deliveries owed to peers no longer configured are settled before edged reports started.
+      await parts.engine.start();
       log.info({ event: "relay_started", peers: config.peers.map((p) => p.id), receiver: parts.receiverAddress ?? null }, "relay started");
       if (opts.release && parts.inbox) {
         const hooks = startReleaseHooks({ config, engine: parts.engine, inbox: parts.inbox, store: parts.store, release: opts.release, log });
+        inboxStatus = () => {
+          const r = hooks.rejections();
+          return { rejected: r.entries, rejected_counts: r.counts };
+        };
         // Stopped before the engine: no release is enqueued into a stopping relay.
         cleanup.push(() => hooks.stop());
         log.info({ event: "release_relay_started", relay_activated_release: config.relay.relayActivatedRelease, activate_relayed_releases: config.relay.activateRelayedReleases }, "release relay started");
