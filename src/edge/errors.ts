@@ -48,6 +48,8 @@ export const EDGE_ERROR_CODES = [
   "CONTROL_SOCKET_IN_USE",
   "CONTROL_REQUEST_FAILED",
   "RELAY_DISABLED",
+  "CONTROL_SOCKET_PATH_INVALID",
+  "LISTEN_ADDRESS_IN_USE",
 ] as const;
 export type EdgeErrorCode = (typeof EDGE_ERROR_CODES)[number];
 
@@ -95,6 +97,8 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   CONTROL_SOCKET_IN_USE: "another edged (or another program) serves on this control socket: stop it, or pass another --control-socket",
   CONTROL_REQUEST_FAILED: "edged refused or failed the request (see the message); its log has the details",
   RELAY_DISABLED: "set [relay] enabled = true in edge.toml and restart edged",
+  CONTROL_SOCKET_PATH_INVALID: "pass --control-socket PATH under a directory you own (the default /run/edged needs root or a systemd RuntimeDirectory=edged), with a path of at most 97 bytes",
+  LISTEN_ADDRESS_IN_USE: "another process listens on that address (often another edged): stop it, or pick another port in the flag or key the message names",
 };
 
 export class EdgeError extends AutonomyError<EdgeErrorCode> {

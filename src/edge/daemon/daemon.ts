@@ -14,6 +14,7 @@ import { listenControlSocket } from "./control-socket.js";
 import { trustedSocketPath } from "./socket-trust.js";
 import { registerBootMetrics } from "./boot-status.js";
 import { createEdgeMetrics } from "./metrics.js";
+import { listenFailure } from "./listen-errors.js";
 import { parseMetricsAddress, serveMetrics } from "./prometheus.js";
 import type { EdgeConfigLoader, RelayParts, RelayPartsFactory } from "./ports.js";
 import type { InboxStatus } from "./control-types.js";
@@ -113,7 +114,9 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
     if (metricsAt !== undefined) {
       const registry = createEdgeMetrics(parts, running, inboxView);
       registerBootMetrics(registry, () => running.current.node.stateRoot);
-      const metrics = await serveMetrics(registry, metricsAt);
+      const metrics = await serveMetrics(registry, metricsAt).catch((e: unknown) => {
+        throw listenFailure(e, "--prometheus-addr", opts.prometheusAddr ?? "");
+      });
       metricsAddress = metrics.address;
       cleanup.push(metrics.close);
       log.info({ event: "metrics_listening", address: metrics.address, loopback: metricsAt.loopback }, "Prometheus metrics listening");

@@ -15,6 +15,7 @@ import type { PeerTransport, RefusedPeer, SegmentStore } from "../types.js";
 import type { DeadLetterDetail, DeadLetterEntry, QueueCounts, RelayErrorView } from "./control-types.js";
 import type { EngineQueue, EngineStats, PartsContext, RelayEngine, RelayParts } from "./ports.js";
 import type { RelayInbox } from "./relay-inbox.js";
+import { listenFailure } from "./listen-errors.js";
 
 /**
  * The real relay parts of one edged run: the segment store and the ledger
@@ -49,6 +50,8 @@ export async function openRelayParts(config: EdgeConfig, ctx: PartsContext): Pro
       receiver = await startRelayReceiver({ listen: config.transport.listen, tls, peers: config.peers, sink: ledgerSink(ledger, store), maxSegmentBytes: config.relay.maxSegmentBytes, clock: ctx.clock,
         // A sink failure is answered with a bare 5xx; its cause belongs in edged's log.
         onError: (err) => ctx.log.error({ event: "receiver_sink_failed", err }, "storing a received segment failed"),
+      }).catch((e: unknown) => {
+        throw listenFailure(e, "[transport] listen", String(config.transport.listen));
       });
       const r = receiver;
       opened.push(() => r.close());
