@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { ExitCodes, UsageError } from "../lib/index.js";
+import { ExitCodes, UsageError, hasCode } from "../lib/index.js";
 import type { ExitCode } from "../lib/index.js";
 import { reportError } from "./output.js";
 
@@ -19,6 +19,23 @@ export function outcome(ok: boolean, failure: ExitCode = ExitCodes.failure): Com
   return { exitCode: ok ? ExitCodes.ok : failure };
 }
 
+/** Commands whose usage errors exit with another code than 2 (see {@link usageExitCode}). */
+const usageExits = new WeakMap<Command, ExitCode>();
+
+/**
+ * Makes `cmd`'s usage errors (a missing or unknown flag, a bad value) exit
+ * with `code` instead of 2: for a command whose 2 means something else to
+ * systemd and scripts (`edged precheck`: 2 = state root invalid).
+ */
+export function usageExitCode(cmd: Command, code: ExitCode): Command {
+  usageExits.set(cmd, code);
+  return cmd;
+}
+
+function usageExitOf(cmd: Command, e: unknown, code: ExitCode): ExitCode {
+  return hasCode(e, "USAGE") ? (usageExits.get(cmd) ?? code) : code;
+}
+
 /** Set when an action ends (its outcome, or a thrown error's code), so the one exit point can use it. */
 let actionExit: ExitCode | undefined;
 
@@ -36,7 +53,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<CommandO
     } catch (e) {
       const cmd = args[args.length - 1];
       const json = cmd instanceof Command ? Boolean(cmd.optsWithGlobals().json) : false;
-      actionExit = reportError(e, json);
+      actionExit = cmd instanceof Command ? usageExitOf(cmd, e, reportError(e, json)) : reportError(e, json);
     }
   };
 }
@@ -59,15 +76,17 @@ export async function runProgram(program: Command, argv: readonly string[]): Pro
       // Commander puts its suggestion on a second line ("\n(Did you mean --devices?)"); ours is one line
       // (the terminal-safe printer would show a raw newline as a visible escape).
       const message = e.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
-      return reportError(new UsageError(message, `run \`${commandPath(program, argv)} --help\` for usage`), json);
+      const { path, cmd } = commandAt(program, argv);
+      const usage = new UsageError(message, `run \`${path} --help\` for usage`);
+      return usageExitOf(cmd, usage, reportError(usage, json));
     }
     return reportError(e, json);
   }
   return actionExit ?? ExitCodes.ok;
 }
 
-/** The deepest known command named in argv, e.g. "autonomy oci pull", for the usage hint. */
-function commandPath(program: Command, argv: readonly string[]): string {
+/** The deepest known command named in argv, and its path, e.g. "autonomy oci pull", for the usage hint. */
+function commandAt(program: Command, argv: readonly string[]): { path: string; cmd: Command } {
   const path = [program.name()];
   let cmd = program;
   for (const arg of argv.slice(2)) {
@@ -76,7 +95,7 @@ function commandPath(program: Command, argv: readonly string[]): string {
     path.push(sub.name());
     cmd = sub;
   }
-  return path.join(" ");
+  return { path: path.join(" "), cmd };
 }
 
 function applyRecursively(cmd: Command, f: (c: Command) => void): void {

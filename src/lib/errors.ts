@@ -12,6 +12,11 @@ export const ExitCodes = {
   certificates: 3,
   verification: 4,
   walFailHard: 5,
+  /**
+   * A usage error of a command whose 1/2/3/5 already mean something else to its callers
+   * (`edged precheck`: config, state root, certificates, reconstruction): EX_USAGE of sysexits.h.
+   */
+  usageSysexits: 64,
 } as const;
 export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
 
