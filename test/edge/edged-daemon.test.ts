@@ -2,7 +2,7 @@
 // shutdown, Prometheus. The relay's parts are recording doubles (test/helpers/relay-parts-double.ts).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -161,6 +161,7 @@ describe("edged composition root with the real edge.toml loader, segment store a
     const file = (rate: number | string): string =>
       `config_version = 1\n[node]\nid = "edge-a"\nstate_root = "state"\n[transport]\ncert_file = "a.crt"\nkey_file = "a.key"\nca_file = "ca.crt"\n[bandwidth]\nbytes_per_second = ${rate}\n[[peers]]\nid = "edge-b"\naddress = "127.0.0.1:7444"\n`;
     await writeFile(cfg, file(1000));
+    await mkdir(join(dir, "state")); // edged refuses a missing state root
     const config = await loadEdgeConfig(cfg);
     const parts = async (c: EdgeConfig): Promise<RelayParts> => {
       const store = await openSegmentStore({ dir: stateRootPaths(c.node.stateRoot).edgeSegments, ceilingBytes: c.storage.ceilingBytes });

@@ -2,7 +2,7 @@
 // errors naming the flag or key and what to do, never "unexpected failure … this is a bug" (newcomer review).
 import { createServer } from "node:net";
 import type { Server } from "node:net";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -47,6 +47,13 @@ describe("edged run: ordinary start-up failures are typed errors", () => {
     servers = [];
     await rm(dir, { recursive: true, force: true });
   });
+
+  it("a missing state root (a typo in [node] state_root) is refused, not created as an empty node", async () => {
+    await rm(a.root, { recursive: true });
+    const r = await run("--control-socket", a.sock);
+    expectTyped(r, "STATE_ROOT_INVALID", /state_root .* does not exist[\s\S]*edged precheck/);
+    await expect(stat(a.root)).rejects.toThrow(/ENOENT/);
+  }, 30_000);
 
   it("relay listen port in use is LISTEN_ADDRESS_IN_USE naming [transport] listen", async () => {
     servers.push(await occupy(a.port));

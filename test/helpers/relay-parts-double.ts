@@ -1,3 +1,4 @@
+import { mkdirSync } from "node:fs";
 /**
  * Relay parts for the daemon's own tests (lock, control socket, reload,
  * metrics, shutdown): an engine, store and uplink that keep their state in
@@ -128,6 +129,8 @@ export function recordingParts(): { factory: (c: EdgeConfig) => Promise<RelayPar
 
 /** An EdgeConfig with defaults, for tests that build one without a file. */
 export function testEdgeConfig(source: string, stateRoot: string, over: Partial<Pick<EdgeConfig, "bandwidth" | "peers">> = {}): EdgeConfig {
+  // edged refuses a missing state root (a typo must not start an empty node): a node's root exists before it runs.
+  mkdirSync(stateRoot, { recursive: true });
   return {
     source,
     node: { id: "edge-a", stateRoot },

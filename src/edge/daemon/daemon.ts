@@ -1,8 +1,8 @@
 import { watch } from "node:fs";
 import type { FSWatcher } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { acquireFileLock, messageOf, systemClock } from "../../lib/index.js";
+import { acquireFileLock, errnoCode, messageOf, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import { createLogger } from "../../observability/index.js";
 import type { Logger } from "../../observability/index.js";
@@ -79,6 +79,7 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
   const log = opts.log ?? createLogger({ name: "autonomy.edged" });
   // Before anything is opened: an address that does not parse fails the start at once.
   const metricsAt = opts.prometheusAddr === undefined ? undefined : parseMetricsAddress(opts.prometheusAddr);
+  await requireStateRoot(config.node.stateRoot);
   const paths = stateRootPaths(config.node.stateRoot);
   await mkdir(dirname(paths.edgeDaemonLock), { recursive: true, mode: 0o700 });
   const unlock = await acquireFileLock(paths.edgeDaemonLock, {
@@ -167,6 +168,23 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
     await unwind();
     throw e;
   }
+}
+
+/**
+ * The state root must already exist: creating it would turn a typo in
+ * [node] state_root into an empty node that relays nothing it owed (precheck
+ * refuses a missing one the same way). Its subdirectories are edged's to create.
+ */
+async function requireStateRoot(root: string): Promise<void> {
+  const st = await stat(root).catch((e: unknown) => {
+    if (errnoCode(e) === "ENOENT") {
+      throw new EdgeError("STATE_ROOT_INVALID", `[node] state_root ${root} does not exist; edged does not create it (a typo would start an empty node)`, {
+        hint: "check [node] state_root in edge.toml; on a new node create it (mkdir -p, owned by edged's user) and run `edged precheck --config edge.toml` first",
+      });
+    }
+    throw new EdgeError("STATE_ROOT_INVALID", `[node] state_root ${root} cannot be read: ${messageOf(e)}`, { cause: e });
+  });
+  if (!st.isDirectory()) throw new EdgeError("STATE_ROOT_INVALID", `[node] state_root ${root} is not a directory`);
 }
 
 async function stopEngine(parts: RelayParts, graceMs: number, log: Logger): Promise<void> {
