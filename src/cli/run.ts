@@ -110,9 +110,15 @@ export async function main(program: Command): Promise<void> {
 
 /**
  * The last resort of a process nobody waits on any more (its supervisor is
- * gone): exit with `code` after `ms` unless the graceful close ends first.
+ * gone): exit with `code` after `ms` unless the graceful close ends first
+ * (`before` runs first, e.g. to say why). Returns the cancel function.
  * Kept here so the exit code stays decided in this one file.
  */
-export function exitAfter(ms: number, code: ExitCode): void {
-  setTimeout(() => process.exit(code), ms).unref();
+export function exitAfter(ms: number, code: ExitCode, before?: () => void): () => void {
+  const t = setTimeout(() => {
+    before?.();
+    process.exit(code);
+  }, ms);
+  t.unref();
+  return () => clearTimeout(t);
 }

@@ -50,6 +50,7 @@ export const EDGE_ERROR_CODES = [
   "RELAY_DISABLED",
   "CONTROL_SOCKET_PATH_INVALID",
   "LISTEN_ADDRESS_IN_USE",
+  "STARTUP_INTERRUPTED",
 ] as const;
 export type EdgeErrorCode = (typeof EDGE_ERROR_CODES)[number];
 
@@ -98,6 +99,7 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   CONTROL_REQUEST_FAILED: "edged refused or failed the request (see the message); its log has the details",
   RELAY_DISABLED: "set [relay] enabled = true in edge.toml and restart edged",
   CONTROL_SOCKET_PATH_INVALID: "pass --control-socket PATH under a directory you own (the default /run/edged needs root or a systemd RuntimeDirectory=edged), with a path of at most 97 bytes",
+  STARTUP_INTERRUPTED: "edged was told to stop (SIGTERM/SIGINT) before it had started; it served nothing and stopped. Start it again when wanted; if start-up hangs, check the paths in the log's last line (e.g. --control-socket)",
   LISTEN_ADDRESS_IN_USE: "another process listens on that address (often another edged): stop it, or pick another port in the flag or key the message names",
 };
 

@@ -80,4 +80,16 @@ describe("edged run (child process)", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--config");
   });
+
+  it("SIGTERM during a start-up that hangs stops edged (exit 1, STARTUP_INTERRUPTED), it does not hang", async () => {
+    stderr = "";
+    child = spawn(process.execPath, ["--import", "tsx", CHILD, "run", "--config", cfgPath, "--control-socket", sock], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, EDGED_CHILD_HANG_START: "1" } });
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = exitOf(child);
+    await until(() => Promise.resolve(stderr), (s) => s.includes("edged_starting"));
+    child.kill("SIGTERM");
+    expect(await exited, stderr).toEqual({ code: 1, signal: null });
+    expect(stderr).toContain("signal_during_startup");
+    expect(stderr).toMatch(/error: SIGTERM during start-up/);
+  }, 60_000);
 });

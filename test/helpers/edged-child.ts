@@ -9,4 +9,6 @@ import { main } from "../../src/cli/run.js";
 import { loadJsonEdgeConfig, recordingParts } from "./relay-parts-double.js";
 
 const parts = recordingParts();
-await main(buildEdgedProgram(() => Promise.resolve({ loadConfig: loadJsonEdgeConfig, parts: parts.factory })));
+// EDGED_CHILD_HANG_START=1: opening the relay's parts never ends (a start-up stuck on a path), for the signal tests.
+const factory: typeof parts.factory = process.env.EDGED_CHILD_HANG_START === "1" ? () => new Promise(() => void setInterval(() => undefined, 1000)) : parts.factory;
+await main(buildEdgedProgram(() => Promise.resolve({ loadConfig: loadJsonEdgeConfig, parts: factory })));

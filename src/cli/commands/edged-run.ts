@@ -1,11 +1,14 @@
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import { resolve } from "node:path";
-import { DEFAULT_CONTROL_SOCKET, parseMetricsAddress, startEdgeDaemon, untilStopped } from "../../edge/index.js";
+import { DEFAULT_CONTROL_SOCKET, EdgeError, parseMetricsAddress, startEdgeDaemon, untilStopped } from "../../edge/index.js";
 import type { EdgeConfigLoader, RelayPartsFactory, ReleaseRelay } from "../../edge/index.js";
-import { UsageError } from "../../lib/index.js";
+import { ExitCodes, UsageError } from "../../lib/index.js";
 import { createLogger } from "../../observability/index.js";
-import { action } from "../run.js";
+import { action, exitAfter } from "../run.js";
+
+/** How long a start interrupted by SIGTERM/SIGINT may still take before edged leaves without it. */
+const STARTUP_STOP_MS = 3_000;
 
 /** What `edged run` composes: the config loader and the relay's parts (tests pass their own). */
 export interface EdgedRunDeps {
@@ -49,11 +52,23 @@ export function registerEdgedRun(program: Command, deps: () => Promise<EdgedRunD
       // edged logs `edged_started` before untilStopped installs its handlers: a SIGTERM in that window (a
       // supervisor reacting to the line on a loaded machine) would kill it by the default disposition, skipping
       // the graceful stop. Hold SIGTERM/SIGINT from before the start; the holders are removed only once
-      // untilStopped's handlers are in place (removing the last listener drops a signal still queued for it),
-      // and a signal that came early is sent again to them.
-      const early: NodeJS.Signals[] = [];
-      const onTerm = (): void => void early.push("SIGTERM");
-      const onInt = (): void => void early.push("SIGINT");
+      // untilStopped's handlers are in place (removing the last listener drops a signal still queued for it).
+      // A signal during the start means "do not run": once the start ends edged stops again (STARTUP_INTERRUPTED);
+      // a start that does not end within STARTUP_STOP_MS (a hung path) is left, with the same message, exit 1.
+      let early: NodeJS.Signals | undefined;
+      let cancelExit: (() => void) | undefined;
+      const interrupted = (sig: NodeJS.Signals): EdgeError => new EdgeError("STARTUP_INTERRUPTED", `${sig} during start-up: edged stopped before it served anything`);
+      const hold = (sig: NodeJS.Signals) => (): void => {
+        if (early !== undefined) return;
+        early = sig;
+        log.warn({ event: "signal_during_startup", signal: sig }, `${sig} during start-up: stopping once the start ends`);
+        cancelExit = exitAfter(STARTUP_STOP_MS, ExitCodes.failure, () => {
+          const e = interrupted(sig);
+          process.stderr.write(`error: ${e.message}; the start did not end within ${STARTUP_STOP_MS} ms\nhint: ${e.hint}\n`);
+        });
+      };
+      const onTerm = hold("SIGTERM");
+      const onInt = hold("SIGINT");
       process.on("SIGTERM", onTerm).on("SIGINT", onInt);
       const unhold = (): void => void process.off("SIGTERM", onTerm).off("SIGINT", onInt);
       let daemon: Awaited<ReturnType<typeof startEdgeDaemon>>;
@@ -65,11 +80,17 @@ export function registerEdgedRun(program: Command, deps: () => Promise<EdgedRunD
         });
       } catch (e) {
         unhold();
+        cancelExit?.();
         throw e;
+      }
+      if (early !== undefined) {
+        await daemon.stop();
+        unhold();
+        cancelExit?.();
+        throw interrupted(early);
       }
       const stopped = untilStopped(daemon, log);
       unhold();
-      if (early[0] !== undefined) process.kill(process.pid, early[0]);
       await stopped;
     }));
 }
