@@ -158,5 +158,5 @@ export interface RelayControl {
 
 /** A zero count per eviction reason (a `satisfies` check: a new reason fails to compile until it is listed here). */
 export function zeroEvictionCounts(): Record<EvictionReason, number> {
-  return { lru_ceiling: 0, delivered_evict_on_relay: 0, purged: 0, deadletter_retention: 0, corrupt: 0 } satisfies Record<EvictionReason, number>;
+  return { lru_ceiling: 0, lru_consumed: 0, delivered_evict_on_relay: 0, purged: 0, deadletter_retention: 0, corrupt: 0, orphan: 0 } satisfies Record<EvictionReason, number>;
 }

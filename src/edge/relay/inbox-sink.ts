@@ -7,14 +7,16 @@ import type { RelayLedger } from "./ledger.js";
  * and only then does it resolve — so the receiver acknowledges a segment only
  * once both would survive a power loss. A crash between the two leaves stored
  * bytes without an inbox record; the sender got no ack and pushes again, and
- * that push records it (content-addressed, so the bytes are simply there).
- * To make room it lets the store evict only segments this node already relayed
- * and delivered (never unconsumed arrivals, which have no delivered record).
+ * that push records it (content-addressed, so the bytes are simply there) —
+ * and if it never comes, the next start removes the orphan (removeOrphans).
+ * To make room the store may evict what no one on this node needs any more
+ * (RelayLedger.releasable): segments this node relayed and delivered, and
+ * arrivals the application already consumed; never an unconsumed arrival.
  */
 export function ledgerSink(ledger: RelayLedger, store: SegmentStore): SegmentSink {
   return {
     async accept(segment, bytes, from) {
-      await store.put(bytes, segment.kind, (id) => ledger.segment(id)?.delivered_at != null);
+      await store.put(bytes, segment.kind, (id) => ledger.releasable(id));
       return ledger.receive(segment, from);
     },
   };

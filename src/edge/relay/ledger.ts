@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
 import { fsyncDir, isoTime, systemClock, type Clock } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
-import type { DeliveryState, PeerIdentity, SegmentId, SegmentInfo, SuccessCondition } from "../types.js";
+import type { DeliveryState, EvictionReason, PeerIdentity, SegmentId, SegmentInfo, SuccessCondition } from "../types.js";
 import { DELIVERY_STATES } from "../types.js";
 import {
   abortAttempt, ackAttempt, beginAttempt, deadletterWaiting, deferWaiting, failAttempt, isPending, newDelivery,
@@ -449,6 +449,38 @@ export class RelayLedger {
   /** The application's durable cursor: the highest inbox sequence it has consumed (0 = none). */
   cursor(): number {
     return (this.meta.get(META.cursor) as number | undefined) ?? 0;
+  }
+
+  /** The inbox sequence number a segment got on arrival; undefined when it never arrived. */
+  inboxSeqOf(id: SegmentId): number | undefined {
+    return this.inboxIds.get(id);
+  }
+
+  /** Whether any record names this segment (sent: a segment record; received: an inbox entry). Bytes nobody names are orphans. */
+  references(id: SegmentId): boolean {
+    return this.segments.get(id) !== undefined || this.inboxIds.get(id) !== undefined;
+  }
+
+  /**
+   * Whether the segment store may drop a segment's bytes at its ceiling, and
+   * the reason to record (docs/segment-store.md "Ceiling"): every role the
+   * segment has on this node must be finished.
+   *   - Sent (a segment record): delivered, and no delivery still pending or
+   *     dead-lettered (a one_peer success leaves the other peers their copy; a
+   *     dead letter can be retried) — `lru_ceiling`.
+   *   - Received (an inbox entry): the application's durable cursor is at or
+   *     past its sequence number — `lru_consumed`. A re-push after the eviction
+   *     is still a duplicate (the inbox keeps its id), never a second delivery.
+   * A segment the ledger knows neither way is kept: it is a put whose record
+   * is still being written (orphans are handled at start, removeOrphans).
+   */
+  releasable(id: SegmentId): EvictionReason | false {
+    const seg = this.segments.get(id);
+    const seq = this.inboxIds.get(id);
+    if (seg === undefined && seq === undefined) return false;
+    if (seg !== undefined && (seg.delivered_at === null || this.deliveriesOf(id).some((d) => isPending(d.state) || d.state === "deadletter"))) return false;
+    if (seq !== undefined && seq > this.cursor()) return false;
+    return seg !== undefined ? "lru_ceiling" : "lru_consumed";
   }
 
   /** Moves the cursor forward (durably); never backwards, never past the last sequence handed out. */

@@ -1,43 +1,86 @@
 /**
  * Adversarial review (issue 11, relay half): a configured peer pushing
- * segments nobody asked for. The receiver keeps every arrival and lets the
+ * segments nobody asked for. The receiver kept every arrival and let the
  * store evict only segments THIS node relayed and delivered, so arrivals the
- * application already consumed (cursor past them) stay forever: any peer's
- * traffic fills the store to its ceiling for good, after which the node can
+ * application already consumed (cursor past them) stayed forever: any peer's
+ * traffic filled the store to its ceiling for good, after which the node could
  * neither receive (507 to every sender) nor enqueue its own segments.
+ *
+ * Fixed (RelayLedger.releasable): an arrival at or below the durable
+ * application cursor that no outbound delivery still needs is an LRU
+ * eviction candidate, recorded as `lru_consumed`. An arrival the application
+ * has not consumed yet is never evicted.
+ *
+ * The segments are one block (4096 bytes) each, so the store is full at ten
+ * under both the old byte count and the disk-cost count (relay-review-tiny).
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
-import { ledgerSink, openRelayLedger } from "../../../src/edge/index.js";
-import { openSegmentStore } from "../../../src/edge/storage/index.js";
+import { EDGE_DEFAULTS, RelayExecutor, createBandwidthLimiter, ledgerSink, openRelayLedger } from "../../../src/edge/index.js";
+import type { RelayLedger } from "../../../src/edge/index.js";
+import { STORE_BLOCK_BYTES, openSegmentStore } from "../../../src/edge/storage/index.js";
+import type { SegmentStore } from "../../../src/edge/types.js";
 import { codeOf } from "../../helpers/caught.js";
+import { PeerTransportDouble } from "../../helpers/peer-transport-double.js";
 
-const dirs: string[] = [];
+const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 const from = { id: "edge-a", cert_fingerprint: "sha256:" + "cd".repeat(32) };
 const seg = (i: number) => {
-  const bytes = Buffer.alloc(100, i);
-  return { info: { id: createHash("sha256").update(bytes).digest("hex"), size: 100, kind: "data" as const }, bytes };
+  const bytes = Buffer.alloc(STORE_BLOCK_BYTES, i);
+  return { info: { id: createHash("sha256").update(bytes).digest("hex"), size: bytes.byteLength, kind: "data" as const }, bytes };
 };
 
-it("attack: a peer fills the receiver's store with unsolicited segments — once the application consumed them they make room, so the store is not full for good", async () => {
+async function receiver(): Promise<{ ledger: RelayLedger; store: SegmentStore; sink: ReturnType<typeof ledgerSink> }> {
   const root = await mkdtemp(join(tmpdir(), "rev2-store-"));
-  dirs.push(root);
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
   const ledger = await openRelayLedger(join(root, "ledger.lmdb"));
-  const store = await openSegmentStore({ dir: join(root, "segments"), ceilingBytes: 1000 });
-  const sink = ledgerSink(ledger, store);
-  try {
-    for (let i = 0; i < 10; i++) await sink.accept(seg(i).info, seg(i).bytes, from);
-    // The application applied every arrival (the daemon advances the cursor past data at once).
-    await ledger.advanceCursor(10);
-    expect(await codeOf(sink.accept(seg(10).info, seg(10).bytes, from))).toBe("NO_ERROR");
-  } finally {
-    await ledger.close();
-  }
+  cleanups.push(() => ledger.close());
+  const store = await openSegmentStore({ dir: join(root, "segments"), ceilingBytes: 10 * STORE_BLOCK_BYTES });
+  return { ledger, store, sink: ledgerSink(ledger, store) };
+}
+
+it("attack: a peer fills the receiver's store with unsolicited segments — once the application consumed them they make room, so the store is not full for good", async () => {
+  const { ledger, store, sink } = await receiver();
+  for (let i = 0; i < 10; i++) await sink.accept(seg(i).info, seg(i).bytes, from);
+  // The application applied every arrival (the daemon advances the cursor past data at once).
+  await ledger.advanceCursor(10);
+  expect(await codeOf(sink.accept(seg(10).info, seg(10).bytes, from))).toBe("NO_ERROR");
+  // The least recently used consumed arrival went, with its own reason in the eviction log.
+  expect(store.evictions().map((e) => [e.id, e.reason])).toEqual([[seg(0).info.id, "lru_consumed"]]);
+  // A re-push of the evicted one is still a duplicate: never handed to the application twice.
+  expect(await sink.accept(seg(0).info, seg(0).bytes, from)).toEqual({ duplicate: true, inbox_seq: 1 });
+});
+
+it("attack: a peer fills the receiver's store — arrivals the application has NOT consumed are never evicted (507 to the sender instead)", async () => {
+  const { ledger, store, sink } = await receiver();
+  for (let i = 0; i < 10; i++) await sink.accept(seg(i).info, seg(i).bytes, from);
+  await ledger.advanceCursor(3); // 1..3 consumed, 4..10 still owed to the application
+  for (let i = 10; i < 13; i++) expect(await codeOf(sink.accept(seg(i).info, seg(i).bytes, from))).toBe("NO_ERROR");
+  expect(await codeOf(sink.accept(seg(13).info, seg(13).bytes, from))).toBe("STORAGE_CEILING_EXCEEDED/1");
+  expect(store.evictions().map((e) => e.id)).toEqual([0, 1, 2].map((i) => seg(i).info.id));
+  for (let i = 3; i < 13; i++) expect(store.has(seg(i).info.id), `arrival ${i}`).toBe(true);
+});
+
+it("attack: a peer fills the receiver's store — the node's own enqueue still gets room from the consumed arrivals", async () => {
+  const { ledger, store, sink } = await receiver();
+  for (let i = 0; i < 10; i++) await sink.accept(seg(i).info, seg(i).bytes, from);
+  await ledger.advanceCursor(10);
+  const ex = new RelayExecutor({
+    ledger, store, transport: new PeerTransportDouble({ b: "ack" }), peers: [{ id: "b", address: "127.0.0.1:7000" }],
+    bandwidth: createBandwidthLimiter({ bytes_per_second: 0, daily_quota_bytes: 0, quota_reset_utc: "00:00" }),
+    config: { ...EDGE_DEFAULTS.relay, scheduler: EDGE_DEFAULTS.scheduler, deadletterRetentionMs: EDGE_DEFAULTS.storage.deadletterRetentionMs },
+  });
+  const own = Buffer.alloc(STORE_BLOCK_BYTES, 0xee);
+  expect(await codeOf(ex.enqueue(own, "data"))).toBe("NO_ERROR");
+  expect(store.evictions().map((e) => e.reason)).toEqual(["lru_consumed"]);
+  // The node's own segment is not delivered yet: the next arrival may evict a consumed one, never it.
+  expect(await codeOf(sink.accept(seg(20).info, seg(20).bytes, from))).toBe("NO_ERROR");
+  expect(store.has(createHash("sha256").update(own).digest("hex"))).toBe(true);
 });
