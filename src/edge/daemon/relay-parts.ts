@@ -3,7 +3,7 @@ import { stateRootPaths } from "../../node/index.js";
 import type { EdgeConfig } from "../config/schema.js";
 import { createBandwidthLimiter } from "../relay/bandwidth.js";
 import { RelayExecutor } from "../relay/executor.js";
-import { ledgerSink } from "../relay/inbox-sink.js";
+import { ledgerSink, peerShareOf } from "../relay/inbox-sink.js";
 import { removeOrphans } from "../relay/store-orphans.js";
 import { openRelayLedger } from "../relay/ledger.js";
 import type { RelayLedger } from "../relay/ledger.js";
@@ -49,7 +49,7 @@ export async function openRelayParts(config: EdgeConfig, ctx: PartsContext): Pro
     });
     let receiver: RelayReceiver | undefined;
     if (config.transport.listen !== undefined) {
-      receiver = await startRelayReceiver({ listen: config.transport.listen, tls, peers: config.peers, sink: ledgerSink(ledger, store), maxSegmentBytes: config.relay.maxSegmentBytes, clock: ctx.clock,
+      receiver = await startRelayReceiver({ listen: config.transport.listen, tls, peers: config.peers, sink: ledgerSink(ledger, store, { peerShareBytes: peerShareOf(config.storage.ceilingBytes, config.peers.length, config.relay.maxSegmentBytes) }), maxSegmentBytes: config.relay.maxSegmentBytes, clock: ctx.clock,
         // A sink failure is answered with a bare 5xx; its cause belongs in edged's log.
         onError: (err) => ctx.log.error({ event: "receiver_sink_failed", err }, "storing a received segment failed"),
       });

@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
 import { fsyncDir, isoTime, systemClock, type Clock } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
+import { diskCost } from "../storage/index.js";
 import type { DeliveryState, EvictionReason, PeerIdentity, SegmentId, SegmentInfo, SuccessCondition } from "../types.js";
 import { DELIVERY_STATES } from "../types.js";
 import {
@@ -136,6 +137,8 @@ export class RelayLedger {
   private readonly meta: Database<unknown, string>;
   private readonly clock: Clock;
   private closed = false;
+  /** Per sending peer, the disk cost of its arrivals above the application cursor (in memory; rebuilt at open). */
+  private readonly unconsumed = new Map<string, number>();
   private recoveredOnOpen: readonly DeliveryRecord[] = [];
 
   private constructor(path: string, root: RootDatabase, clock: Clock) {
@@ -163,6 +166,7 @@ export class RelayLedger {
     }
     const ledger = new RelayLedger(path, root, clock);
     ledger.recoveredOnOpen = await ledger.recoverInflight();
+    for (const e of ledger.inbox(ledger.cursor(), Number.MAX_SAFE_INTEGER)) ledger.countUnconsumed(e, 1);
     return ledger;
   }
 
@@ -425,8 +429,8 @@ export class RelayLedger {
    * gets the next sequence number, every later push of it is a duplicate that
    * keeps that number (acknowledged again, never handed to the application twice).
    */
-  receive(info: SegmentInfo, from: PeerIdentity): Promise<{ duplicate: boolean; inbox_seq: number }> {
-    return this.change(() => {
+  async receive(info: SegmentInfo, from: PeerIdentity): Promise<{ duplicate: boolean; inbox_seq: number }> {
+    const r = await this.change(() => {
       const seen = this.inboxIds.get(info.id);
       if (seen !== undefined) {
         const entry = this.inboxDb.get(seen);
@@ -439,6 +443,25 @@ export class RelayLedger {
       void this.inboxDb.put(seq, { seq, segment_id: info.id, size: info.size, kind: info.kind, from, received_at: this.now(), duplicates: 0 });
       return { duplicate: false, inbox_seq: seq };
     });
+    // Counted once committed (a rolled-back transaction adds nothing). The cursor cannot pass a seq before it exists.
+    if (!r.duplicate) this.countUnconsumed({ size: info.size, from }, 1);
+    return r;
+  }
+
+  private countUnconsumed(e: { size: number; from: PeerIdentity }, sign: 1 | -1): void {
+    const next = (this.unconsumed.get(e.from.id) ?? 0) + sign * diskCost(e.size);
+    if (next > 0) this.unconsumed.set(e.from.id, next);
+    else this.unconsumed.delete(e.from.id);
+  }
+
+  /**
+   * The disk cost (docs/segment-store.md) of `peer`'s arrivals the application
+   * has not consumed yet: bytes the store must keep for it. The receiver's
+   * sink bounds it per peer, so one peer's unconsumed traffic cannot take the
+   * whole store from the others (RelayLedger.releasable never evicts them).
+   */
+  unconsumedBytesFrom(peer: string): number {
+    return this.unconsumed.get(peer) ?? 0;
   }
 
   /** Inbox entries with a sequence number above `afterSeq`, in order. */
@@ -484,16 +507,18 @@ export class RelayLedger {
   }
 
   /** Moves the cursor forward (durably); never backwards, never past the last sequence handed out. */
-  advanceCursor(seq: number): Promise<number> {
-    return this.change(() => {
+  async advanceCursor(seq: number): Promise<number> {
+    const from = await this.change(() => {
       const current = (this.meta.get(META.cursor) as number | undefined) ?? 0;
       const last = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1) - 1;
       if (!Number.isInteger(seq) || seq < current || seq > last) {
         throw new EdgeError("INBOX_CURSOR_INVALID", `cannot move the inbox cursor from ${current} to ${seq}: it must be an integer from ${current} to ${last}`);
       }
       void this.meta.put(META.cursor, seq);
-      return seq;
+      return current;
     });
+    if (seq > from) for (const e of this.inbox(from, seq - from)) this.countUnconsumed(e, -1);
+    return seq;
   }
 
   async close(): Promise<void> {

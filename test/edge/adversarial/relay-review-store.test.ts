@@ -19,7 +19,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
-import { EDGE_DEFAULTS, RelayExecutor, createBandwidthLimiter, ledgerSink, openRelayLedger } from "../../../src/edge/index.js";
+import { EDGE_DEFAULTS, RelayExecutor, createBandwidthLimiter, ledgerSink, openRelayLedger, peerShareOf } from "../../../src/edge/index.js";
 import type { RelayLedger } from "../../../src/edge/index.js";
 import { STORE_BLOCK_BYTES, openSegmentStore } from "../../../src/edge/storage/index.js";
 import type { SegmentStore } from "../../../src/edge/types.js";
@@ -83,4 +83,38 @@ it("attack: a peer fills the receiver's store — the node's own enqueue still g
   // The node's own segment is not delivered yet: the next arrival may evict a consumed one, never it.
   expect(await codeOf(sink.accept(seg(20).info, seg(20).bytes, from))).toBe("NO_ERROR");
   expect(store.has(createHash("sha256").update(own).digest("hex"))).toBe(true);
+});
+
+it("attack: one peer floods arrivals the application has not consumed yet — it is refused at its share of the store; another peer and this node's own segments keep their room", async () => {
+  const root = await mkdtemp(join(tmpdir(), "rev2-share-"));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  const open = () => openRelayLedger(join(root, "ledger.lmdb"));
+  let ledger = await open();
+  const store = await openSegmentStore({ dir: join(root, "segments"), ceilingBytes: 10 * STORE_BLOCK_BYTES });
+  const share = peerShareOf(10 * STORE_BLOCK_BYTES, 2, STORE_BLOCK_BYTES); // two peers and this node: a third each
+  expect(share).toBe(Math.floor((10 * STORE_BLOCK_BYTES) / 3));
+  let sink = ledgerSink(ledger, store, { peerShareBytes: share });
+  const mallory = { id: "edge-m", cert_fingerprint: "sha256:" + "ee".repeat(32) };
+  // Mallory's flood (nothing consumed: say releases that take long to activate), five pushes at once: three blocks
+  // fit its share, the others are refused (507) — concurrent pushes cannot slip past the share together.
+  const burst = await Promise.all([0, 1, 2, 4, 5].map((i) => codeOf(sink.accept(seg(i).info, seg(i).bytes, mallory))));
+  expect(burst).toEqual(["NO_ERROR", "NO_ERROR", "NO_ERROR", "STORAGE_CEILING_EXCEEDED/1", "STORAGE_CEILING_EXCEEDED/1"]);
+  expect(await codeOf(sink.accept(seg(3).info, seg(3).bytes, mallory))).toBe("STORAGE_CEILING_EXCEEDED/1");
+  expect(store.has(seg(3).info.id)).toBe(false);
+  // A re-push of what Mallory already sent is still acknowledged (a lost ack), never counted twice.
+  expect(await sink.accept(seg(0).info, seg(0).bytes, mallory)).toMatchObject({ duplicate: true });
+  // The honest peer still gets its share.
+  for (let i = 10; i < 13; i++) expect(await codeOf(sink.accept(seg(i).info, seg(i).bytes, from))).toBe("NO_ERROR");
+  expect(ledger.unconsumedBytesFrom("edge-m")).toBe(3 * STORE_BLOCK_BYTES);
+  // The share survives a restart (rebuilt from the inbox above the cursor) …
+  await ledger.close();
+  ledger = await open();
+  sink = ledgerSink(ledger, store, { peerShareBytes: share });
+  expect(ledger.unconsumedBytesFrom("edge-m")).toBe(3 * STORE_BLOCK_BYTES);
+  expect(await codeOf(sink.accept(seg(3).info, seg(3).bytes, mallory))).toBe("STORAGE_CEILING_EXCEEDED/1");
+  // … and is given back as the application consumes.
+  await ledger.advanceCursor(1);
+  expect(ledger.unconsumedBytesFrom("edge-m")).toBe(2 * STORE_BLOCK_BYTES);
+  expect(await codeOf(sink.accept(seg(3).info, seg(3).bytes, mallory))).toBe("NO_ERROR");
+  await ledger.close();
 });
