@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { DEFAULT_CONTROL_SOCKET } from "../edge/index.js";
 import { registerEdgectlRelay } from "./commands/edgectl-relay.js";
+import { registerEdgectlStorage } from "./commands/edgectl-storage.js";
 import { VERSION } from "./version.js";
 
 /** The `edgectl` command tree (the binary and docs/edge.md's reference use it). */
@@ -10,5 +11,6 @@ export function buildEdgectlProgram(): Command {
     .version(VERSION)
     .option("--socket <path>", "edged's control socket", DEFAULT_CONTROL_SOCKET);
   registerEdgectlRelay(program);
+  registerEdgectlStorage(program);
   return program;
 }

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { EdgeError } from "../../src/edge/index.js";
 import { zeroEvictionCounts } from "../../src/edge/daemon/control-types.js";
-import type { BandwidthChange, BandwidthConfig, DeadLetterEntry, PurgeRequest, RelayConfigView, RelayControl, RelayStatusView, SegmentKind } from "../../src/edge/index.js";
+import type { BandwidthChange, BandwidthConfig, DeadLetterEntry, PurgeRequest, RelayConfigView, RelayControl, RelayStatusView, SegmentKind, StoreVerifyReport } from "../../src/edge/index.js";
 
 export const SEG = "a".repeat(64);
 const EMPTY_QUEUE = { scheduled: 0, inflight: 0, acked: 0, failed: 0, deadletter: 0, total: 0 };
@@ -61,6 +61,9 @@ export class ControlDouble implements RelayControl {
   enqueue(bytes: Uint8Array, kind: SegmentKind) {
     this.enqueued.push({ bytes, kind });
     return Promise.resolve({ id: createHash("sha256").update(bytes).digest("hex"), size: bytes.byteLength, kind, created: true });
+  }
+  storageVerify(): Promise<StoreVerifyReport> {
+    return Promise.resolve({ checked: 0, bytes: 0, removed: [] });
   }
 }
 

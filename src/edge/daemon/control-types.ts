@@ -1,4 +1,4 @@
-import type { BandwidthConfig, BandwidthSnapshot, DeliveryState, EvictionReason, RefusedPeer, SegmentInfo, SegmentKind, StoreUsage, SuccessCondition } from "../types.js";
+import type { BandwidthConfig, BandwidthSnapshot, DeliveryState, EvictionReason, RefusedPeer, SegmentInfo, SegmentKind, StoreUsage, StoreVerifyReport, SuccessCondition } from "../types.js";
 
 /**
  * The control socket's documents (snake_case, as they travel) and the
@@ -154,6 +154,8 @@ export interface RelayControl {
   deadletterPurge(req: PurgeRequest): Promise<DeadLetterPurgeResult>;
   /** Stores the bytes as a segment and schedules it for every peer. */
   enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<SegmentInfo & { created: boolean }>;
+  /** Scrub: re-hashes every stored segment, removing (with a `corrupt` record) any that no longer matches. */
+  storageVerify(): Promise<StoreVerifyReport>;
 }
 
 /** A zero count per eviction reason (a `satisfies` check: a new reason fails to compile until it is listed here). */
