@@ -116,5 +116,9 @@ it("attack: one peer floods arrivals the application has not consumed yet — it
   await ledger.advanceCursor(1);
   expect(ledger.unconsumedBytesFrom("edge-m")).toBe(2 * STORE_BLOCK_BYTES);
   expect(await codeOf(sink.accept(seg(3).info, seg(3).bytes, mallory))).toBe("NO_ERROR");
+  // An entry the application passed without applying it (refused, abandoned) is done with too.
+  const second = ledger.inbox(1, 1)[0];
+  await ledger.passInboxEntry({ seq: 2, segment_id: second?.segment_id ?? "", kind: "data", from: "edge-m", outcome: "refused", code: "TEST_REFUSED", message: "refused", attempts: 1, at: new Date().toISOString() });
+  expect(ledger.unconsumedBytesFrom("edge-m")).toBe(2 * STORE_BLOCK_BYTES);
   await ledger.close();
 });
