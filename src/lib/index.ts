@@ -25,4 +25,4 @@ export { redactUrl, redactUrlsIn } from "./redact-url.js";
 export { parseFaithfulJson } from "./faithful-json.js";
 export type { FaithfulJson, FaithfulJsonOptions, JsonRefusal } from "./faithful-json.js";
 export { freeLoopbackPort } from "./free-port.js";
-export { pathOverlap } from "./path-overlap.js";
+export { pathOverlap, realPathOfPrefix, realPathOverlap } from "./path-overlap.js";

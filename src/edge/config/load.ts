@@ -1,7 +1,7 @@
 import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import { configKeyPath, errnoCode, parseConfigText, pathOverlap } from "../../lib/index.js";
+import { configKeyPath, errnoCode, parseConfigText, pathOverlap, realPathOverlap } from "../../lib/index.js";
 import type { ConfigErrorFactory, FieldProblem } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
 import { CONFIG_VERSION, EDGE_DEFAULTS, edgeFileSchema } from "./schema.js";
@@ -23,7 +23,31 @@ const fail: ConfigErrorFactory = (message, o) =>
  * another config version (`autonomy config migrate` upgrades it).
  */
 export async function loadEdgeConfig(path: string): Promise<EdgeConfig> {
-  return parseEdgeConfig(path, await readBounded(path));
+  const config = parseEdgeConfig(path, await readBounded(path));
+  await refuseRealOverlap(path, config);
+  return config;
+}
+
+/**
+ * The install-dir rule again over real paths (parseEdgeConfig's check is
+ * lexical): `/opt/autonomy → /data` with the state root at `/data/state`
+ * overlaps although the strings do not. Fails closed: a path whose real
+ * location cannot be determined is refused too.
+ */
+async function refuseRealOverlap(path: string, c: EdgeConfig): Promise<void> {
+  const install = c.bootstrap.runtimeInstallDir;
+  if (install === undefined) return;
+  const field = configKeyPath(["bootstrap", "runtime_install_dir"]);
+  let overlap;
+  try {
+    overlap = await realPathOverlap(install, c.node.stateRoot);
+  } catch (e) {
+    throw fail(`${path}: ${field}: cannot resolve the real location of ${install} or of the state root (${errnoCode(e) ?? String(e)}): refusing, as it might overlap the state root`, { cause: e, fields: [{ field, problem: "real path unresolvable" }] });
+  }
+  if (overlap === undefined) return;
+  const how = { same: "is", inside: "is inside", above: "contains" }[overlap];
+  const problem = `${install} (through a symbolic link) ${how} the state root ${c.node.stateRoot}: the runtime must be installed in a directory of its own, outside the state root`;
+  throw fail(`${path}: ${field}: ${problem}`, { fields: [{ field, problem }] });
 }
 
 /**
