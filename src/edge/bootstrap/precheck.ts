@@ -5,7 +5,7 @@ import { AutonomyError, dateOf, errnoCode, messageOf, systemClock, withFileLock 
 import type { Clock } from "../../lib/index.js";
 import { readNodeState, stateRootPaths } from "../../node/index.js";
 import { EdgeError } from "../errors.js";
-import { abandonUncommittedEvidence, readBootFile, readEvidence, writeBootFile } from "./boot-state.js";
+import { abandonUncommittedEvidence, readBootFile, readEvidence, refuseEpochRollback, writeBootFile } from "./boot-state.js";
 import type { BootFile, EpochEvidence } from "./boot-state.js";
 import { checkTransportCerts } from "./certs.js";
 import { loadEdgeConfig } from "../config/load.js";
@@ -106,6 +106,9 @@ type Runner = <T>(name: PrecheckCheck["name"], exitCode: PrecheckExitCode, f: ()
 async function compareAndReconstruct(cfg: EdgeConfig, checks: PrecheckCheck[], run: Runner, clock: Clock, hooks: ReconstructionHooks | undefined): Promise<PrecheckResult> {
   const root = cfg.node.stateRoot;
   const previous = await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await readBootFile(root), detail: "the recorded OS fingerprint is readable" }));
+  if (previous !== undefined) {
+    await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await refuseEpochRollback(root, previous), detail: `boot epoch ${previous.boot_epoch} is not below any recorded epoch evidence` }));
+  }
   // An unreadable identity leaves edged unable to tell whether the OS changed: it must not start.
   const { identity, fingerprint } = await run("os_fingerprint", PRECHECK_EXIT.reconstruction, async () => {
     const id = await readOsIdentity(cfg.bootstrap);
