@@ -26,3 +26,5 @@ export { parseFaithfulJson } from "./faithful-json.js";
 export type { FaithfulJson, FaithfulJsonOptions, JsonRefusal } from "./faithful-json.js";
 export { freeLoopbackPort } from "./free-port.js";
 export { pathOverlap, realPathOfPrefix, realPathOverlap } from "./path-overlap.js";
+export { describeBoundedReadProblem, readRegularFileBounded } from "./bounded-read.js";
+export type { BoundedReadProblem } from "./bounded-read.js";
