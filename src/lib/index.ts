@@ -28,3 +28,5 @@ export { freeLoopbackPort } from "./free-port.js";
 export { pathOverlap, realPathOfPrefix, realPathOverlap } from "./path-overlap.js";
 export { describeBoundedReadProblem, readRegularFileBounded } from "./bounded-read.js";
 export type { BoundedReadProblem } from "./bounded-read.js";
+export { listenUnixSocket, unixSocketAnswers } from "./unix-socket.js";
+export type { UnixListener, UnixSocketOptions, SocketRefusal } from "./unix-socket.js";
