@@ -1,7 +1,7 @@
 import { access, realpath, stat } from "node:fs/promises";
 import { stringify } from "smol-toml";
 import { z } from "zod";
-import { errnoCode, parseConfigText, systemClock, writeFileAtomic } from "../../lib/index.js";
+import { parseConfigText, systemClock, writeFileAtomic } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
 import { MAX_EDGE_CONFIG_BYTES, parseEdgeConfig, readEdgeConfigBytes } from "./load.js";
