@@ -35,7 +35,8 @@ export async function openRelayParts(config: EdgeConfig, ctx: PartsContext): Pro
     const store = await openSegmentStore({ dir: paths.edgeSegments, ceilingBytes: config.storage.ceilingBytes, clock: ctx.clock });
     const ledger = await openRelayLedger(paths.relayLedger, { clock: ctx.clock });
     opened.push(() => ledger.close());
-    const bandwidth = createBandwidthLimiter({ ...config.bandwidth }, { clock: ctx.clock });
+    // The day's quota use lives in the ledger, so a restart (or a crash loop) never grants a fresh quota.
+    const bandwidth = createBandwidthLimiter({ ...config.bandwidth }, { clock: ctx.clock, quotaStore: { load: () => ledger.quotaDay(), save: (d) => ledger.saveQuotaDay(d) } });
     const transport = createPeerTransport({ tls, dialTimeoutMs: config.relay.dialTimeoutMs, ackTimeoutMs: config.relay.ackTimeoutMs, clock: ctx.clock });
     opened.push(() => transport.close());
     const counted = countingTransport(transport);

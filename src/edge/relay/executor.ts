@@ -227,6 +227,8 @@ export class RelayExecutor {
       this.quotaDeferrals += 1;
       return;
     }
+    // The reservation is durable before a byte is sent: a crash never hands out the day's quota again.
+    await this.o.bandwidth.flushQuota();
     const controller = new AbortController();
     this.activePerPeer.set(d.peer_id, (this.activePerPeer.get(d.peer_id) ?? 0) + 1);
     const entry: Running = { controller, done: Promise.resolve() };

@@ -115,7 +115,13 @@ type DueKey = [number, SegmentId, string];
 
 const PURGE_LOG_LIMIT = 50;
 const PURGE_LOG_ITEMS = 100;
-const META = { inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log" } as const;
+const META = { inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log", quotaDay: "quota_day" } as const;
+
+/** The bandwidth limiter's daily quota use (src/edge/relay/bandwidth.ts QuotaDay), kept here so a restart keeps it. */
+export interface QuotaDayRecord {
+  window_start: number;
+  used_bytes: number;
+}
 
 function zeroQueue(): Record<DeliveryState, number> {
   return Object.fromEntries(DELIVERY_STATES.map((s) => [s, 0])) as Record<DeliveryState, number>;
@@ -416,6 +422,18 @@ export class RelayLedger {
     let segments = 0;
     for (const _ of this.segments.getKeys()) segments += 1;
     return { queue, peers, segments, delivered_segments: (this.meta.get(META.delivered) as number | undefined) ?? 0 };
+  }
+
+  // ------------------------------------------------------------ daily quota
+
+  /** The quota day last saved (one record: a new day replaces the old one). */
+  quotaDay(): QuotaDayRecord | undefined {
+    return this.meta.get(META.quotaDay) as QuotaDayRecord | undefined;
+  }
+
+  /** Durably records the day's quota use (resolves after the commit's fsync, like every change). */
+  async saveQuotaDay(day: QuotaDayRecord): Promise<void> {
+    await this.change(() => { void this.meta.put(META.quotaDay, { window_start: day.window_start, used_bytes: day.used_bytes }); });
   }
 
   // ------------------------------------------------------------ receiver side
