@@ -229,11 +229,12 @@ export class RelayExecutor {
     }
     // The reservation is durable before a byte is sent: a crash never hands out the day's quota again.
     await this.o.bandwidth.flushQuota();
+    const quotaDay = this.o.bandwidth.snapshot().quota_resets_at;
     const controller = new AbortController();
     this.activePerPeer.set(d.peer_id, (this.activePerPeer.get(d.peer_id) ?? 0) + 1);
     const entry: Running = { controller, done: Promise.resolve() };
     this.running.set(key(d), entry);
-    entry.done = this.attempt(d, info, controller.signal).catch((err: unknown) => {
+    entry.done = this.attempt(d, info, controller.signal, quotaDay).catch((err: unknown) => {
       this.o.log?.warn({ err, segment_id: d.segment_id, peer_id: d.peer_id }, "relay: could not record a delivery attempt");
     }).finally(() => {
       this.running.delete(key(d));
@@ -242,13 +243,20 @@ export class RelayExecutor {
     });
   }
 
-  private async attempt(d: DeliveryRecord, info: SegmentInfo, signal: AbortSignal): Promise<void> {
+  private async attempt(d: DeliveryRecord, info: SegmentInfo, signal: AbortSignal, quotaDay: string): Promise<void> {
     const peer = this.peersById.get(d.peer_id) as PeerConfig; // due() skipped unknown peers
-    const began = await this.o.ledger.begin(d.segment_id, d.peer_id);
+    let began: DeliveryRecord;
+    try {
+      began = await this.o.ledger.begin(d.segment_id, d.peer_id);
+    } catch (err) {
+      this.o.bandwidth.refundQuota(info.size, quotaDay);
+      throw err;
+    }
     let bytes: Uint8Array;
     try {
       bytes = await this.o.store.get(d.segment_id);
     } catch (err) {
+      this.o.bandwidth.refundQuota(info.size, quotaDay);
       // Gone or corrupt (the store drops a corrupt one): no attempt can help; recorded under the store's own code.
       const e = err as { code?: unknown; message?: unknown };
       const code = e.code === "SEGMENT_CORRUPT" ? "SEGMENT_CORRUPT" : "SEGMENT_MISSING";
@@ -262,6 +270,8 @@ export class RelayExecutor {
       this.counters.bytes_sent_total += info.size;
       await this.acked(d.segment_id, d.peer_id, result.duplicate);
     } catch (err) {
+      // Quota pays for the body bytes that left this node, not for an attempt (docs/relay.md "Executor").
+      this.o.bandwidth.refundQuota(info.size - bodyBytesSent(err, info.size), quotaDay);
       if (signal.aborted) {
         await this.o.ledger.abort(d.segment_id, d.peer_id);
         return;
@@ -378,6 +388,13 @@ export class RelayExecutor {
       queried_at: isoTime(this.clock),
     };
   }
+}
+
+/** Body bytes a failed push put on the wire, as the transport reports it (`body_bytes_sent`); unknown = all of them. */
+export function bodyBytesSent(err: unknown, size: number): number {
+  const e = err as { details?: { body_bytes_sent?: unknown }; body_bytes_sent?: unknown } | null;
+  const sent = e?.details?.body_bytes_sent ?? e?.body_bytes_sent;
+  return typeof sent === "number" && Number.isSafeInteger(sent) && sent >= 0 ? Math.min(sent, size) : size;
 }
 
 function key(d: { segment_id: SegmentId; peer_id: string }): string {
