@@ -98,6 +98,8 @@ function socketBytesWritten(conn: Conn): number {
  * Records on a failed push how many body bytes may have left this node (`body_bytes_sent`, never fewer
  * than did), so the daily quota is charged only for those (docs/relay.md "Executor").
  */
+function withBytesSent(err: Error, sent: number): Error;
+function withBytesSent(err: unknown, sent: number): unknown;
 function withBytesSent(err: unknown, sent: number): unknown {
   if (err instanceof EdgeError) {
     const details = (err.details ?? {}) as Record<string, unknown>;
