@@ -7,8 +7,8 @@ import type { DeliveryState, PeerIdentity, SegmentId, SegmentInfo, SuccessCondit
 import { DELIVERY_STATES } from "../types.js";
 import {
   abortAttempt, ackAttempt, beginAttempt, deadletterWaiting, deferWaiting, failAttempt, isPending, newDelivery,
-  recoverInflight, retryDeadletter, successMet,
-  type DeliveryRecord, type RelayErrorInfo, type SegmentRecord,
+  recoverInflight, reofferDeadletter, retryDeadletter, successMet,
+  type DeliveryRecord, type RelayErrorInfo, type ReofferReason, type SegmentRecord,
 } from "./ledger-records.js";
 
 /**
@@ -350,6 +350,29 @@ export class RelayLedger {
   async retry(segment: SegmentId, peer: string): Promise<DeliveryRecord> {
     this.inspect(segment, peer);
     return this.transition(segment, peer, retryDeadletter);
+  }
+
+  /**
+   * edged's own retry of dead-lettered `release` deliveries (docs/relay.md "Re-offering a release"): those
+   * matching `filter` go back to `scheduled` with fresh attempts, a `reoffered` history entry saying why.
+   */
+  reofferReleases(filter: { peer_id?: string; segment_id?: SegmentId; when?: (d: DeliveryRecord) => boolean }, reason: ReofferReason): Promise<DeliveryRecord[]> {
+    return this.change(() => {
+      const out: DeliveryRecord[] = [];
+      const ids = filter.segment_id !== undefined ? [filter.segment_id] : [...this.segments.getKeys()];
+      for (const id of ids) {
+        const seg = this.segments.get(id);
+        if (seg?.info.kind !== "release") continue;
+        for (const peer of filter.peer_id !== undefined ? [filter.peer_id] : seg.peers) {
+          const prev = this.deliveries.get([id, peer]);
+          if (prev?.state !== "deadletter" || (filter.when !== undefined && !filter.when(prev))) continue;
+          const next = reofferDeadletter(prev, this.now(), reason);
+          this.putDelivery(prev, next);
+          out.push(next);
+        }
+      }
+      return out;
+    });
   }
 
   private purgeMatches(f: PurgeFilter): DeliveryRecord[] {
