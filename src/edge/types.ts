@@ -112,6 +112,13 @@ export interface BandwidthSnapshot extends BandwidthConfig {
 export interface BandwidthLimiter {
   /** Reserves `bytes` of today's quota; false (and counts a quota drop) when it would exceed the quota. */
   reserveQuota(bytes: number): boolean;
+  /**
+   * Gives back `bytes` of a reservation that were never sent (a failed push). `dayEndsAt` is the
+   * `quota_resets_at` the reservation was made under: a refund for a day already over is ignored.
+   */
+  refundQuota(bytes: number, dayEndsAt: string): void;
+  /** Resolves once today's use, as of this call, is durable (at once when nothing persists it). */
+  flushQuota(): Promise<void>;
   /** Waits until `bytes` may be sent at the configured rate (counts a throttle when it had to wait). Rejects when `signal` aborts. */
   acquire(bytes: number, signal?: AbortSignal): Promise<void>;
   update(cfg: BandwidthConfig): void;

@@ -18,6 +18,12 @@ export class BandwidthRecorder implements BandwidthLimiter {
   reserveQuota(): boolean {
     return true;
   }
+  refundQuota(): void {
+    // nothing is counted here
+  }
+  flushQuota(): Promise<void> {
+    return Promise.resolve();
+  }
   acquire(): Promise<void> {
     return Promise.resolve();
   }

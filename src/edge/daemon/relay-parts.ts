@@ -38,7 +38,8 @@ export async function openRelayParts(config: EdgeConfig, ctx: PartsContext): Pro
     opened.push(() => ledger.close());
     // Before anything writes: bytes a kill left between the store's put and the ledger's record.
     for (const o of await removeOrphans(store, ledger)) ctx.log.warn({ event: "store_orphan_removed", segment_id: o.id, bytes: o.bytes }, "segment store: removed bytes no ledger record names (a crash between store and record)");
-    const bandwidth = createBandwidthLimiter({ ...config.bandwidth }, { clock: ctx.clock });
+    // The day's quota use lives in the ledger, so a restart (or a crash loop) never grants a fresh quota.
+    const bandwidth = createBandwidthLimiter({ ...config.bandwidth }, { clock: ctx.clock, quotaStore: { load: () => ledger.quotaDay(), save: (d) => ledger.saveQuotaDay(d) } });
     const transport = createPeerTransport({ tls, dialTimeoutMs: config.relay.dialTimeoutMs, ackTimeoutMs: config.relay.ackTimeoutMs, clock: ctx.clock });
     opened.push(() => transport.close());
     const counted = countingTransport(transport);

@@ -8,8 +8,8 @@ import type { DeliveryState, EvictionReason, PeerIdentity, SegmentId, SegmentInf
 import { DELIVERY_STATES } from "../types.js";
 import {
   abortAttempt, ackAttempt, beginAttempt, deadletterWaiting, deferWaiting, failAttempt, isPending, newDelivery,
-  recoverInflight, retryDeadletter, successMet,
-  type DeliveryRecord, type RelayErrorInfo, type SegmentRecord,
+  recoverInflight, reofferDeadletter, retryDeadletter, successMet,
+  type DeliveryRecord, type RelayErrorInfo, type ReofferReason, type SegmentRecord,
 } from "./ledger-records.js";
 
 /**
@@ -182,11 +182,18 @@ const PURGE_LOG_ITEMS = 100;
 const META = {
   inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log",
   settleLog: "peer_settle_log", inboxRejected: "inbox_rejected", inboxRejectedCounts: "inbox_rejected_counts",
+  quotaDay: "quota_day",
 } as const;
 /** Settlements kept (each names one removed peer); a settlement lists its first {@link PURGE_LOG_ITEMS} deliveries. */
 const SETTLE_LOG_LIMIT = 50;
 /** Inbox entries not applied that status lists (the newest); the counts by code are kept in full. */
 export const INBOX_REJECTED_LIMIT = 50;
+
+/** The bandwidth limiter's daily quota use (src/edge/relay/bandwidth.ts QuotaDay), kept here so a restart keeps it. */
+export interface QuotaDayRecord {
+  window_start: number;
+  used_bytes: number;
+}
 
 function zeroQueue(): Record<DeliveryState, number> {
   return Object.fromEntries(DELIVERY_STATES.map((s) => [s, 0])) as Record<DeliveryState, number>;
@@ -474,6 +481,29 @@ export class RelayLedger {
     return this.transition(segment, peer, retryDeadletter);
   }
 
+  /**
+   * edged's own retry of dead-lettered `release` deliveries (docs/relay.md "Re-offering a release"): those
+   * matching `filter` go back to `scheduled` with fresh attempts, a `reoffered` history entry saying why.
+   */
+  reofferReleases(filter: { peer_id?: string; segment_id?: SegmentId; when?: (d: DeliveryRecord) => boolean }, reason: ReofferReason): Promise<DeliveryRecord[]> {
+    return this.change(() => {
+      const out: DeliveryRecord[] = [];
+      const ids = filter.segment_id !== undefined ? [filter.segment_id] : [...this.segments.getKeys()];
+      for (const id of ids) {
+        const seg = this.segments.get(id);
+        if (seg?.info.kind !== "release") continue;
+        for (const peer of filter.peer_id !== undefined ? [filter.peer_id] : seg.peers) {
+          const prev = this.deliveries.get([id, peer]);
+          if (prev?.state !== "deadletter" || (filter.when !== undefined && !filter.when(prev))) continue;
+          const next = reofferDeadletter(prev, this.now(), reason);
+          this.putDelivery(prev, next);
+          out.push(next);
+        }
+      }
+      return out;
+    });
+  }
+
   private purgeMatches(f: PurgeFilter): DeliveryRecord[] {
     return this.deliveriesWhere((d) => d.state === "deadletter"
       && (f.segment_id === undefined || d.segment_id === f.segment_id)
@@ -544,6 +574,18 @@ export class RelayLedger {
     let segments = 0;
     for (const _ of this.segments.getKeys()) segments += 1;
     return { queue, peers, segments, delivered_segments: (this.meta.get(META.delivered) as number | undefined) ?? 0 };
+  }
+
+  // ------------------------------------------------------------ daily quota
+
+  /** The quota day last saved (one record: a new day replaces the old one). */
+  quotaDay(): QuotaDayRecord | undefined {
+    return this.meta.get(META.quotaDay) as QuotaDayRecord | undefined;
+  }
+
+  /** Durably records the day's quota use (resolves after the commit's fsync, like every change). */
+  async saveQuotaDay(day: QuotaDayRecord): Promise<void> {
+    await this.change(() => { void this.meta.put(META.quotaDay, { window_start: day.window_start, used_bytes: day.used_bytes }); });
   }
 
   // ------------------------------------------------------------ receiver side

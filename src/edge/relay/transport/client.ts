@@ -74,13 +74,39 @@ function closeSession(session: ClientHttp2Session): Promise<void> {
 }
 
 async function push(ctx: ClientCtx, peer: PeerConfig, segment: SegmentInfo, bytes: Uint8Array, signal?: AbortSignal): Promise<PushResult> {
-  signal?.throwIfAborted();
-  if (splitHostPort(peer.address) === undefined) {
-    throw fail("RELAY_PEER_UNREACHABLE", "final", peer, `peer ${peer.id}'s address ${JSON.stringify(peer.address)} is not host:port`);
+  let conn: Conn;
+  try {
+    signal?.throwIfAborted();
+    if (splitHostPort(peer.address) === undefined) {
+      throw fail("RELAY_PEER_UNREACHABLE", "final", peer, `peer ${peer.id}'s address ${JSON.stringify(peer.address)} is not host:port`);
+    }
+    conn = session(ctx, peer);
+    await raceAbort(conn.ready, signal);
+  } catch (e) {
+    throw withBytesSent(e, 0); // no stream was opened: not one body byte left this node
   }
-  const conn = session(ctx, peer);
-  await raceAbort(conn.ready, signal);
   return request(ctx, conn, peer, segment, bytes, signal);
+}
+
+/** Bytes the session's socket has written (a stream's own write callback fires only once all of it is sent). */
+function socketBytesWritten(conn: Conn): number {
+  const n = (conn.session.socket as { bytesWritten?: unknown } | undefined)?.bytesWritten;
+  return typeof n === "number" ? n : Number.POSITIVE_INFINITY; // unknown: count the whole body as sent
+}
+
+/**
+ * Records on a failed push how many body bytes may have left this node (`body_bytes_sent`, never fewer
+ * than did), so the daily quota is charged only for those (docs/relay.md "Executor").
+ */
+function withBytesSent(err: Error, sent: number): Error;
+function withBytesSent(err: unknown, sent: number): unknown;
+function withBytesSent(err: unknown, sent: number): unknown {
+  if (err instanceof EdgeError) {
+    const details = (err.details ?? {}) as Record<string, unknown>;
+    return new EdgeError(err.code, err.message, { cause: err.cause, details: { ...details, body_bytes_sent: sent } });
+  }
+  if (err instanceof Error) return Object.assign(err, { body_bytes_sent: sent });
+  return err;
 }
 
 /** The peer's session, reused while it is healthy and its address unchanged. */
@@ -208,10 +234,15 @@ function request(ctx: ClientCtx, conn: Conn, peer: PeerConfig, segment: SegmentI
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
       // A failed, timed-out or aborted push cancels its stream; the session stays for the others.
+      // An upper bound on this push's body bytes on the wire: what the connection wrote since the request
+      // began (other pushes' bytes and framing included). Charging more than was sent is safe; less is not.
+      const wrote = socketBytesWritten(conn) - wroteBefore;
+      const sent = stream === undefined ? 0 : Number.isFinite(wrote) ? Math.min(bytes.length, Math.max(0, wrote)) : bytes.length;
       if (err !== undefined && stream !== undefined && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       if (err === undefined && result) resolve(result);
-      else reject(err ?? new Error("push ended without a result"));
+      else reject(withBytesSent(err ?? new Error("push ended without a result"), sent));
     };
+    const wroteBefore = socketBytesWritten(conn);
     const timer = setTimeout(() => settle(fail("RELAY_ACK_TIMEOUT", "retry", peer, `peer ${peer.id} did not acknowledge segment ${segment.id} within ${ctx.opts.ackTimeoutMs} ms`)), ctx.opts.ackTimeoutMs);
     const onAbort = (): void => settle(abortReason(signal as AbortSignal));
     signal?.addEventListener("abort", onAbort, { once: true });
