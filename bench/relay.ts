@@ -56,6 +56,11 @@ const TIERS = [
   { label: "64 KiB", size: 64 * 1024, batch: 256 },
   { label: "4 MiB", size: 4 * MiB, batch: 16 },
 ] as const;
+/** BENCH_TIERS=4MiB (comma-separated labels without spaces): only those rows, for profiling one size. */
+const ONLY = (process.env["BENCH_TIERS"] ?? "").split(",").filter((t) => t !== "");
+/** BENCH_SIDES=relay,limit,bare,ceiling: only those sides (for profiling one; a skipped side's rows read NaN). */
+const SIDES = (process.env["BENCH_SIDES"] ?? "relay,limit,bare,ceiling").split(",");
+const RUN_TIERS = ONLY.length === 0 ? TIERS : TIERS.filter((t) => ONLY.includes(t.label.replace(" ", "")));
 
 interface Result {
   segments: number;
@@ -229,12 +234,13 @@ async function main(): Promise<void> {
     const lines: string[] = [];
     const verdicts: string[] = [];
     let missed = false;
-    for (const tier of TIERS) {
+    for (const tier of RUN_TIERS) {
       const [relay, relayBare, limit, net] = [empty(), empty(), empty(), empty()];
       // Per round: relay ÷ limit measured back to back; the verdict is their median (a load spike hits one round, not the verdict).
       const roundRatios: number[] = [];
       const job = { size: tier.size, batch: tier.batch, budget: SECONDS / ROUNDS, tls: pem };
-      const once = async (into: Result, side: SenderJob["side"], target: string, peerId: string): Promise<void> => {
+      const once = async (into: Result, side: SenderJob["side"], target: string, peerId: string, name: string): Promise<void> => {
+        if (!SIDES.includes(name)) return;
         const r = await sender.run({ ...job, side, target, peerId, counter });
         counter = r.counter;
         add(into, r);
@@ -242,11 +248,11 @@ async function main(): Promise<void> {
       for (let round = 0; round < ROUNDS; round++) {
         const [r0, l0] = [{ ...relay }, { ...limit }];
         // Alternate which side goes first, so neither always gets the page cache or the CPU in the same state.
-        const pair = [() => once(relay, "relay", receiver.address, "edge-b"), () => once(limit, "frame", String(durable.port), "edge-b")];
+        const pair = [() => once(relay, "relay", receiver.address, "edge-b", "relay"), () => once(limit, "frame", String(durable.port), "edge-b", "limit")];
         for (const side of round % 2 === 0 ? pair : [...pair].reverse()) await side();
         roundRatios.push(((relay.bytes - r0.bytes) / (relay.seconds - r0.seconds)) / ((limit.bytes - l0.bytes) / (limit.seconds - l0.seconds)));
-        await once(relayBare, "relay", bare.address, "edge-c");
-        await once(net, "frame", String(discard.port), "edge-b");
+        await once(relayBare, "relay", bare.address, "edge-c", "bare");
+        await once(net, "frame", String(discard.port), "edge-b", "ceiling");
       }
       lines.push(
         row(tier.label, "relay (HTTP/2 mTLS → SegmentStore)", relay), row(tier.label, "limit: TLS + same durable write", limit),
