@@ -5,6 +5,10 @@
  * - large bodies are written one after another on a session (SERIAL_BODY_BYTES),
  *   so the receiver stores one while the next arrives, and small ones never
  *   wait behind them; a stuck large body does not hold the others for good.
+ * - large bodies are hashed on the receiver's worker thread
+ *   (OFF_THREAD_HASH_BYTES): a tampered byte is still refused, a good body is
+ *   handed to the sink as a verified buffer, and several at once each get
+ *   their own verdict.
  */
 import { createHash } from "node:crypto";
 import http2 from "node:http2";
@@ -13,9 +17,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { createPeerTransport } from "../../src/edge/index.js";
-import type { RelayPeerTransport, SegmentInfo } from "../../src/edge/index.js";
+import { createPeerTransport, startRelayReceiver } from "../../src/edge/index.js";
+import type { RelayPeerTransport, SegmentInfo, SegmentSink , EdgeError} from "../../src/edge/index.js";
 import { SERIAL_BODY_BYTES } from "../../src/edge/relay/transport/client.js";
+import { OFF_THREAD_HASH_BYTES } from "../../src/edge/relay/transport/receiver.js";
+import { verifiedIdOf } from "../../src/edge/storage/verified.js";
 import { makeCa } from "../helpers/fleet-certs.js";
 import type { TlsIdentity } from "../helpers/fleet-certs.js";
 import { needs } from "../helpers/needs.js";
@@ -133,5 +139,34 @@ openssl.describe("relay transport: how bodies share a session", () => {
     ac.abort(new Error("stop"));
     expect(String(await failed)).toContain("stop");
     await expect(second).resolves.toEqual({ duplicate: false });
+  });
+
+  it("a large body hashed on the receiver's worker: a tampered byte is refused with 422 RELAY_DIGEST_MISMATCH and nothing reaches the sink; good ones arrive verified", async () => {
+    const stored = new Map<string, Uint8Array>();
+    const sink: SegmentSink = {
+      accept: (info, bytes) => {
+        stored.set(info.id, bytes);
+        return Promise.resolve({ duplicate: false, inbox_seq: stored.size });
+      },
+    };
+    const r = await startRelayReceiver({ listen: "127.0.0.1:0", tls: b, peers: [{ id: "edge-a" }], sink, maxSegmentBytes: 8 * 1024 * 1024 });
+    transport = createPeerTransport({ tls: a, dialTimeoutMs: 3000, ackTimeoutMs: 10_000 });
+    cleanups.push(() => r.close(), () => transport.close());
+    const peer = { id: "edge-b", address: r.address };
+    const good = Array.from({ length: 5 }, (_, i) => Buffer.alloc(OFF_THREAD_HASH_BYTES * (i + 1) + i, i + 1));
+    const tampered = Buffer.from(good[4] as Buffer);
+    tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 1; // the very last byte: hashed after the body ended
+    const [refused, ...oks] = await Promise.allSettled([transport.push(peer, seg(good[4] as Buffer), tampered), ...good.map((g) => transport.push(peer, seg(g), g))]);
+    expect(refused?.status).toBe("rejected");
+    const e = (refused as PromiseRejectedResult).reason as EdgeError;
+    expect(e.code).toBe("RELAY_DIGEST_MISMATCH");
+    expect(e.details).toMatchObject({ status: 422 });
+    expect(oks.map((o) => o.status)).toEqual(good.map(() => "fulfilled"));
+    expect(stored.size).toBe(5);
+    for (const g of good) {
+      const got = stored.get(sha(g));
+      expect(got !== undefined && Buffer.from(got).equals(g)).toBe(true);
+      expect(verifiedIdOf(got as Uint8Array)).toBe(sha(g)); // the store writes it without a second hash
+    }
   });
 });
