@@ -49,6 +49,12 @@ export { backoffDelay } from "./relay/backoff.js";
 export type { BackoffConfig } from "./relay/backoff.js";
 // daemon (helper D): control socket, its client, the composition root
 export { ControlClient } from "./daemon/ctl-client.js";
+export { readBootStatus } from "./daemon/boot-status.js";
+export type { BootStatusView, ReconstructionView } from "./daemon/boot-status.js";
+export { parseMetricsAddress } from "./daemon/prometheus.js";
+export type { MetricsAddress } from "./daemon/prometheus.js";
+export { trustedSocketPath, resolveSocketOwner } from "./daemon/socket-trust.js";
+export type { SocketTrust } from "./daemon/socket-trust.js";
 export type { ControlClientOptions } from "./daemon/ctl-client.js";
 export { createControlServer } from "./daemon/control-server.js";
 export { listenControlSocket, DEFAULT_CONTROL_SOCKET } from "./daemon/control-socket.js";

@@ -83,10 +83,11 @@ export async function writeBootFile(stateRoot: string, file: BootFile): Promise<
 
 export const EVIDENCE_FILE = "evidence.json";
 
-/** The evidence of the latest reconstruction, if any. */
-export function readEvidence(stateRoot: string, which: "current" | "previous" = "current"): Promise<EpochEvidence | undefined> {
+/** The evidence of the latest reconstruction (or the one before, or the last one that never committed), if any. */
+export function readEvidence(stateRoot: string, which: "current" | "previous" | "abandoned" = "current"): Promise<EpochEvidence | undefined> {
   const p = stateRootPaths(stateRoot);
-  return readJson(join(which === "current" ? p.epochCurrent : p.epochPrevious, EVIDENCE_FILE), evidenceSchema, "epoch evidence");
+  const dir = which === "current" ? p.epochCurrent : which === "previous" ? p.epochPrevious : p.epochAbandoned;
+  return readJson(join(dir, EVIDENCE_FILE), evidenceSchema, "epoch evidence");
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { InboxRejection, InboxRejectionCount, SettleLogEntry } from "../relay/ledger.js";
+import type { BootStatusView } from "./boot-status.js";
 import type { BandwidthConfig, BandwidthSnapshot, DeliveryState, EvictionReason, RefusedPeer, SegmentInfo, SegmentKind, StoreUsage, SuccessCondition } from "../types.js";
 
 /**
@@ -71,6 +72,8 @@ export interface RelayStatusView {
   peer_settlements: SettleLogEntry[];
   store: StoreStatus;
   config: ConfigState;
+  /** The node's boot epoch and last OS reconstruction (read from the state root at each query). */
+  boot: BootStatusView;
   /** RFC 3339 UTC. */
   queried_at: string;
 }

@@ -6,6 +6,7 @@ import type {
   BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, InboxStatus, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayControl, RelayStatusView, StoreStatus,
 } from "./control-types.js";
 import { zeroEvictionCounts } from "./control-types.js";
+import { readBootStatus } from "./boot-status.js";
 import type { RelayParts } from "./ports.js";
 import type { RunningConfig } from "./running-config.js";
 
@@ -24,10 +25,11 @@ export class DaemonRelayControl implements RelayControl {
     this.#inbox = inbox;
   }
 
-  status(): Promise<RelayStatusView> {
+  async status(): Promise<RelayStatusView> {
     const c = this.#config.current;
     const q = this.#parts.engine.queue();
-    return Promise.resolve({
+    const boot = await readBootStatus(c.node.stateRoot);
+    return {
       enabled: c.relay.enabled,
       node_id: c.node.id,
       success_condition: c.relay.successCondition,
@@ -42,8 +44,9 @@ export class DaemonRelayControl implements RelayControl {
       peer_settlements: q.peer_settlements ?? [],
       store: this.#store(),
       config: this.#config.state(),
+      boot,
       queried_at: isoTime(this.#clock),
-    });
+    };
   }
 
   #store(): StoreStatus {
