@@ -2,3 +2,4 @@
 export { STORE_BLOCK_BYTES, diskCost, openSegmentStore, segmentIdOf } from "./segment-store.js";
 export type { SegmentStoreOptions } from "./segment-store.js";
 export { SegmentAssembler } from "./verified.js";
+export type { RangeHasher } from "./verified.js";

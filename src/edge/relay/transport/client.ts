@@ -30,7 +30,20 @@ interface Conn {
   address: string;
   session: ClientHttp2Session;
   ready: Promise<void>;
+  /** Settles when the last large body queued on this session has been written out (see {@link SERIAL_BODY_BYTES}). */
+  sending: Promise<void>;
 }
+
+/**
+ * Bodies of at least this many bytes are written one after another on a
+ * session, each starting once the previous one has been handed to the socket.
+ * HTTP/2 would otherwise interleave the DATA frames of every stream in flight,
+ * so all of them finish arriving together and the receiver's durable writes
+ * all start at once while the link sits idle; one at a time, segment k is
+ * stored while k+1 is still arriving (as on a plain socket). Smaller bodies
+ * never wait behind a large one.
+ */
+export const SERIAL_BODY_BYTES = 256 * 1024;
 
 type Retryable = "retry" | "final";
 
@@ -170,7 +183,7 @@ function dial(ctx: ClientCtx, peer: PeerConfig): Conn {
     session.once("error", onError);
     session.once("close", onClose);
   });
-  return { address: peer.address, session, ready };
+  return { address: peer.address, session, ready, sending: Promise.resolve() };
 }
 
 /** The server's certificate must name exactly the peer id, as its CN or a DNS SAN (no wildcards). */
@@ -228,10 +241,12 @@ function request(ctx: ClientCtx, conn: Conn, peer: PeerConfig, segment: SegmentI
   return new Promise<PushResult>((resolve, reject) => {
     let stream: ClientHttp2Stream | undefined;
     let settled = false;
+    const turn = bodyTurn(conn, bytes.length);
     const settle = (err: Error | undefined, result?: PushResult): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      turn.done();
       signal?.removeEventListener("abort", onAbort);
       // A failed, timed-out or aborted push cancels its stream; the session stays for the others.
       // An upper bound on this push's body bytes on the wire: what the connection wrote since the request
@@ -243,42 +258,65 @@ function request(ctx: ClientCtx, conn: Conn, peer: PeerConfig, segment: SegmentI
       else reject(withBytesSent(err ?? new Error("push ended without a result"), sent));
     };
     const wroteBefore = socketBytesWritten(conn);
+    // The ack timeout covers the wait for this body's turn too.
     const timer = setTimeout(() => settle(fail("RELAY_ACK_TIMEOUT", "retry", peer, `peer ${peer.id} did not acknowledge segment ${segment.id} within ${ctx.opts.ackTimeoutMs} ms`)), ctx.opts.ackTimeoutMs);
     const onAbort = (): void => settle(abortReason(signal as AbortSignal));
     signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      stream = conn.session.request({
-        ":method": "PUT", ":path": `${SEGMENTS_PATH}${segment.id}`,
-        "content-type": "application/octet-stream", "content-length": String(bytes.length), [KIND_HEADER]: segment.kind,
-      });
-    } catch (e) {
-      conn.session.destroy();
-      settle(connectionError(ctx, peer, e as Error & { code?: string }));
-      return;
-    }
-    let status = 0;
-    let headers: IncomingHttpHeaders = {};
-    const body: Buffer[] = [];
-    let size = 0;
-    stream.on("response", (h) => {
-      headers = h;
-      status = Number(h[":status"]);
+    void turn.ready.then(() => {
+      if (settled) return;
+      stream = send(ctx, conn, peer, segment, bytes, settle, turn.done);
     });
-    stream.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size <= MAX_RESPONSE_BYTES) body.push(c);
-    });
-    stream.on("end", () => settle(...answer(ctx, peer, segment, status, headers, Buffer.concat(body))));
-    stream.on("error", (e: Error & { code?: string }) => {
-      // A stream reset concerns this push only; anything else (TLS alert, socket gone) the whole session.
-      if (e.code !== "ERR_HTTP2_STREAM_ERROR") conn.session.destroy();
-      settle(e.code === "ERR_HTTP2_STREAM_ERROR"
-        ? fail("RELAY_PEER_ERROR", "retry", peer, `the transfer of segment ${segment.id} to peer ${peer.id} was reset (${e.message})`)
-        : connectionError(ctx, peer, e));
-    });
-    stream.on("close", () => settle(fail("RELAY_PEER_ERROR", "retry", peer, `peer ${peer.id} closed the transfer of segment ${segment.id} without an answer`)));
-    stream.end(bytes);
   });
+}
+
+/** This body's turn on the session: `ready` when it may be written, `done` (idempotent) once it was written or its push settled. */
+function bodyTurn(conn: Conn, size: number): { ready: Promise<void>; done: () => void } {
+  if (size < SERIAL_BODY_BYTES) return { ready: Promise.resolve(), done: () => undefined };
+  const ready = conn.sending;
+  let done = (): void => undefined;
+  conn.sending = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  return { ready, done: () => done() };
+}
+
+/** Opens the stream and writes the body; `written` is called once the body has been handed to the socket. */
+function send(ctx: ClientCtx, conn: Conn, peer: PeerConfig, segment: SegmentInfo, bytes: Uint8Array, settle: (err: Error | undefined, result?: PushResult) => void, written: () => void): ClientHttp2Stream | undefined {
+  let stream: ClientHttp2Stream;
+  try {
+    stream = conn.session.request({
+      ":method": "PUT", ":path": `${SEGMENTS_PATH}${segment.id}`,
+      "content-type": "application/octet-stream", "content-length": String(bytes.length), [KIND_HEADER]: segment.kind,
+    });
+  } catch (e) {
+    conn.session.destroy();
+    settle(connectionError(ctx, peer, e as Error & { code?: string }));
+    return undefined;
+  }
+  let status = 0;
+  let headers: IncomingHttpHeaders = {};
+  const body: Buffer[] = [];
+  let size = 0;
+  stream.on("response", (h) => {
+    headers = h;
+    status = Number(h[":status"]);
+  });
+  stream.on("data", (c: Buffer) => {
+    size += c.length;
+    if (size <= MAX_RESPONSE_BYTES) body.push(c);
+  });
+  stream.on("end", () => settle(...answer(ctx, peer, segment, status, headers, Buffer.concat(body))));
+  stream.on("error", (e: Error & { code?: string }) => {
+    // A stream reset concerns this push only; anything else (TLS alert, socket gone) the whole session.
+    if (e.code !== "ERR_HTTP2_STREAM_ERROR") conn.session.destroy();
+    settle(e.code === "ERR_HTTP2_STREAM_ERROR"
+      ? fail("RELAY_PEER_ERROR", "retry", peer, `the transfer of segment ${segment.id} to peer ${peer.id} was reset (${e.message})`)
+      : connectionError(ctx, peer, e));
+  });
+  stream.on("close", () => settle(fail("RELAY_PEER_ERROR", "retry", peer, `peer ${peer.id} closed the transfer of segment ${segment.id} without an answer`)));
+  // The callback runs once the body is out (or the stream failed): the next large body's turn.
+  stream.end(bytes, written);
+  return stream;
 }
 
 type Settled = [Error | undefined, PushResult?];
