@@ -166,6 +166,21 @@ export class RelayLedger {
     return ledger;
   }
 
+  /**
+   * Opens an existing ledger read-only and recovers nothing: for inspecting it
+   * beside a running edged (LMDB serves readers in other processes a
+   * consistent snapshot). Every change through this handle fails.
+   */
+  static openReadOnly(path: string): RelayLedger {
+    let root: RootDatabase;
+    try {
+      root = open({ path, ...LMDB_OPTIONS, readOnly: true });
+    } catch (err) {
+      throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path} read-only: ${(err as Error).message}`, { cause: err });
+    }
+    return new RelayLedger(path, root, systemClock);
+  }
+
   /** Deliveries found `inflight` when the ledger was opened (a crash cut their attempt short); now `failed`. */
   get recovered(): readonly DeliveryRecord[] {
     return this.recoveredOnOpen;
