@@ -5,7 +5,9 @@
  * transport. Each round enqueues seeded segments on the sender through its
  * control socket (what `edgectl relay send` does) and SIGKILLs the sender, the
  * receiver or both at a seeded moment — mid-enqueue, mid-push, mid-store on
- * the receiver, between its store and its ack — prints the kill point, and
+ * the receiver, between its store and its ack; half the rounds aim the kill
+ * at the receiver's store through inotify (sigkill/kill-moment.ts) — prints
+ * the kill point, and
  * checks both state roots (sigkill/edged-check.ts): a killed node while it is
  * dead, a node that was not killed while it keeps running (read-only):
  *   - every segment the sender's ledger marks acked for the receiver is in the
@@ -25,10 +27,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seededRng } from "../../src/lib/index.js";
+import { stateRootPaths } from "../../src/node/index.js";
 import { checkPair } from "./sigkill/edged-check.js";
 import type { Observed, Sent, Verified } from "./sigkill/edged-check.js";
 import { bundleEdged, client, killEdged, setUpPair, startEdged } from "./sigkill/edged-pair.js";
 import type { EdgedNode } from "./sigkill/edged-pair.js";
+import { awaitMoment, drawMoment } from "./sigkill/kill-moment.js";
 import { segmentBytes } from "./sigkill/segments.js";
 
 const DEFAULT_KILLS = 20;
@@ -82,11 +86,12 @@ describe("SIGKILL edged at random moments during relay (sender and receiver, rea
         // The seeded schedule: a few sends (each its own caller) and a kill at a seeded moment.
         const sends = 1 + Math.floor(rng() * 5);
         const plan = Array.from({ length: sends }, () => ({ n: n++, size: pick(SIZES), gap: Math.floor(rng() * 60) }));
-        const killAfter = Math.floor(rng() * 700);
+        const moment = drawMoment(rng);
         const victim = rng();
         const second = Math.floor(rng() * 150);
         let stop = false;
         let answered = 0;
+        const due = awaitMoment(moment, stateRootPaths(receiver.root).edgeSegments);
         const sending = (async () => {
           for (const p of plan) {
             if (stop) return;
@@ -104,11 +109,11 @@ describe("SIGKILL edged at random moments during relay (sender and receiver, rea
             await sleep(p.gap);
           }
         })();
-        await sleep(killAfter);
+        const landed = await due;
         // Who dies: the sender (40 %) or the receiver (40 %) while the other keeps running, both at once (10 %),
         // or both, the second `second` ms after the first (10 %).
         const victims = victim < 0.4 ? [sender] : victim < 0.8 ? [receiver] : second % 2 === 0 ? [sender, receiver] : [receiver, sender];
-        const point = `+${killAfter}ms, ${answered}/${sends} sends answered`;
+        const point = `${landed}, ${answered}/${sends} sends answered`;
         const killed = victim < 0.9 ? await Promise.all(victims.map((x) => killEdged(x))) : [await killEdged(victims[0] as EdgedNode), await sleep(second).then(() => killEdged(victims[1] as EdgedNode))];
         stop = true;
         await sending;
