@@ -26,3 +26,5 @@ export { parseFaithfulJson } from "./faithful-json.js";
 export type { FaithfulJson, FaithfulJsonOptions, JsonRefusal } from "./faithful-json.js";
 export { freeLoopbackPort } from "./free-port.js";
 export { pathOverlap } from "./path-overlap.js";
+export { listenUnixSocket, unixSocketAnswers } from "./unix-socket.js";
+export type { UnixListener, UnixSocketOptions, SocketRefusal } from "./unix-socket.js";

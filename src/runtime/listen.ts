@@ -1,9 +1,6 @@
 import { isIP } from "node:net";
-import { connect } from "node:net";
-import { chmod, lstat, mkdtemp, rename, rm, stat, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { errnoCode } from "../lib/index.js";
+import { errnoCode, listenUnixSocket } from "../lib/index.js";
 import { RuntimeError } from "./errors.js";
 
 /** Where the tool server listens: a TCP address, or a unix socket file with its mode. */
@@ -55,53 +52,15 @@ export async function listenTcp(app: FastifyInstance, host: string, port: number
 }
 
 /**
- * Listens on a unix socket with its final mode from the first moment: the
- * socket is bound inside a fresh 0700 directory next to `path`, chmod-ed, then
- * renamed over `path` (so no other user can connect in between). A socket
- * file already at `path` is replaced only when nothing answers on it (left by
- * a crash); a live one, or anything that is not a socket, is refused.
+ * Listens on a unix socket with its final mode from the first moment (see
+ * {@link listenUnixSocket}): a stale socket left by a crash is replaced, a
+ * live one or anything that is not a socket is RUNTIME_LISTEN_IN_USE.
  * Returns the function that removes the socket file when the server closes
  * (only if it is still ours).
  */
-export async function listenUnix(app: FastifyInstance, path: string, mode = DEFAULT_SOCKET_MODE): Promise<() => Promise<void>> {
-  await refuseLiveOrForeign(path);
-  const tmpDir = await mkdtemp(join(dirname(path), `.${basename(path)}.`));
-  try {
-    const tmp = join(tmpDir, "s");
-    await app.listen({ path: tmp });
-    await chmod(tmp, mode);
-    await rename(tmp, path);
-  } finally {
-    await rm(tmpDir, { recursive: true, force: true });
-  }
-  const ino = (await stat(path)).ino;
-  return async () => {
-    // Another runtime may have replaced a socket we left: remove only our own.
-    const now = await stat(path).catch(() => undefined);
-    if (now?.ino === ino) await unlink(path).catch(() => undefined);
-  };
-}
-
-async function refuseLiveOrForeign(path: string): Promise<void> {
-  let st;
-  try {
-    st = await lstat(path);
-  } catch (e) {
-    if (errnoCode(e) === "ENOENT") return;
-    throw e;
-  }
-  if (!st.isSocket()) throw new RuntimeError("RUNTIME_LISTEN_IN_USE", `${path} exists and is not a socket; refusing to replace it`, { hint: "remove it yourself if it is not needed, or choose another socket path" });
-  if (await answers(path)) throw new RuntimeError("RUNTIME_LISTEN_IN_USE", `a process is already serving on ${path}`);
-  await unlink(path); // a stale socket left by a crash: nobody is listening
-}
-
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ path });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", (e) => resolve(errnoCode(e) !== "ECONNREFUSED" && errnoCode(e) !== "ENOENT"));
+export function listenUnix(app: FastifyInstance, path: string, mode = DEFAULT_SOCKET_MODE): Promise<() => Promise<void>> {
+  return listenUnixSocket(app, path, {
+    mode,
+    inUse: (message, why) => new RuntimeError("RUNTIME_LISTEN_IN_USE", message, why === "not-a-socket" ? { hint: "remove it yourself if it is not needed, or choose another socket path" } : {}),
   });
 }

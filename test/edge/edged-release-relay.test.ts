@@ -3,10 +3,8 @@
 // (no control plane). Then a peer with a valid fleet certificate pushes release segments edge-b must refuse:
 // one with a tampered byte and one with a stale statement (an older sequence). Each refusal shows in edge-b's
 // log (relayed_release_refused, with its code) and edge-b's activation is unchanged.
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { join } from "node:path";
@@ -14,55 +12,19 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ControlClient, createPeerTransport, packActiveRelease } from "../../src/edge/index.js";
 import type { PackedRelease } from "../../src/edge/index.js";
-import { freeLoopbackPort } from "../../src/lib/index.js";
 import { readNodeState, setTrustRoot } from "../../src/node/index.js";
-import { initCa, issueCert, readTlsIdentity } from "../../src/pki/index.js";
+import { readTlsIdentity } from "../../src/pki/index.js";
 import { Publisher } from "../../src/quickstart/fleet-releases.js";
 import { activateRelease } from "../../src/runtime/index.js";
 import { REPO_ROOT } from "../helpers/cli.js";
+import { edgedNodes, edgedToml, killEdged, spawnEdged, until } from "../helpers/edged-loopback.js";
+import type { EdgedNode as Node } from "../helpers/edged-loopback.js";
 
 const EDGED = join(REPO_ROOT, "bin", "edged.js");
 const EXAMPLES = fileURLToPath(new URL("../../examples", import.meta.url));
 
-interface Node {
-  id: string;
-  cfg: string;
-  sock: string;
-  root: string;
-  port: number;
-  child?: ChildProcess;
-  log: string;
-  exited?: Promise<number | null>;
-}
-
-async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T | undefined;
-  for (;;) {
-    try {
-      last = await f();
-      if (ok(last)) return last;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > end) throw new Error(`condition not reached; last: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
 /** edge-a relays its active release; edge-b only receives (it lists edge-a, whose segments it accepts, and forwards nothing). */
-function toml(n: Node, peer: Node, certs: string, forward: boolean): string {
-  return [
-    "config_version = 1",
-    "[node]", `id = "${n.id}"`, `state_root = "${n.root}"`,
-    "[transport]", `cert_file = "${join(certs, `${n.id}.crt`)}"`, `key_file = "${join(certs, `${n.id}.key`)}"`, `ca_file = "${join(certs, "ca.crt")}"`, `listen = "127.0.0.1:${n.port}"`,
-    "[relay]", 'success_condition = "all_peers"', `relay_activated_release = ${forward}`,
-    "[relay.retry]", "max_retry = 5", "backoff_initial_ms = 100", "backoff_max_ms = 500",
-    "[scheduler]", "schedule_interval_seconds = 0.2",
-    "[[peers]]", `id = "${peer.id}"`, `address = "127.0.0.1:${peer.port}"`,
-    "",
-  ].join("\n");
-}
+const tomlOf = (n: Node, peer: Node, certs: string, forward: boolean): string => edgedToml(n, peer, certs, { successCondition: "all_peers", relayActivatedRelease: forward, maxRetry: 5 });
 
 function events(n: Node, event: string): Record<string, unknown>[] {
   return n.log.split("\n").filter((l) => l.includes(`"${event}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -85,19 +47,12 @@ function largestEntryMiddle(tar: Buffer): number {
 describe("a real release relayed between two edged", () => {
   let dir: string;
   let certs: string;
-  const nodes: Node[] = [];
+  let nodes: Node[] = [];
   let stale: PackedRelease | undefined;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "edged-release-"));
-    certs = join(dir, "certs");
-    await initCa({ outDir: certs });
-    for (const id of ["edge-a", "edge-b"]) {
-      await issueCert({ caDir: certs, name: id, sans: ["127.0.0.1"] });
-      const root = join(dir, id);
-      await mkdir(root, { recursive: true });
-      nodes.push({ id, cfg: join(dir, `${id}.toml`), sock: join(dir, `${id}.sock`), root, port: await freeLoopbackPort(), log: "" });
-    }
+    ({ certs, nodes } = await edgedNodes(dir, ["edge-a", "edge-b"], { sans: ["127.0.0.1"] }));
     const [a, b] = nodes as [Node, Node];
     // One publisher; each node trusts its key in its own state root. edge-a activates release 1, then release 2.
     const pub = await Publisher.create(join(dir, "publisher"));
@@ -107,19 +62,16 @@ describe("a real release relayed between two edged", () => {
     stale = await packActiveRelease(a.root);
     const r2 = await pub.release("release 2", "v2", 2, join(EXAMPLES, "agent"), join(EXAMPLES, "policies"), "1.0.1");
     await activateRelease({ ref: r2.ref, stateRoot: a.root });
-    await writeFile(a.cfg, toml(a, b, certs, true));
-    await writeFile(b.cfg, toml(b, a, certs, false));
+    await writeFile(a.cfg, tomlOf(a, b, certs, true));
+    await writeFile(b.cfg, tomlOf(b, a, certs, false));
     for (const n of [b, a]) {
-      const child = spawn(process.execPath, [EDGED, "run", "--config", n.cfg, "--control-socket", n.sock], { stdio: ["ignore", "ignore", "pipe"] });
-      child.stderr.on("data", (d: Buffer) => (n.log += d.toString()));
-      n.child = child;
-      n.exited = new Promise((r) => child.once("exit", (code) => r(code)));
+      spawnEdged(n, [EDGED]);
       await until(() => new ControlClient({ socketPath: n.sock }).status(), (s) => s.node_id === n.id);
     }
   }, 90_000);
 
   afterAll(async () => {
-    for (const n of nodes) if (n.child && n.child.exitCode === null) n.child.kill("SIGKILL");
+    killEdged(nodes);
     await rm(dir, { recursive: true, force: true });
   });
 
