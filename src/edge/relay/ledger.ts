@@ -136,6 +136,7 @@ export class RelayLedger {
   private readonly meta: Database<unknown, string>;
   private readonly clock: Clock;
   private closed = false;
+  private readOnly = false;
   private recoveredOnOpen: readonly DeliveryRecord[] = [];
 
   private constructor(path: string, root: RootDatabase, clock: Clock) {
@@ -178,7 +179,9 @@ export class RelayLedger {
     } catch (err) {
       throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path} read-only: ${(err as Error).message}`, { cause: err });
     }
-    return new RelayLedger(path, root, systemClock);
+    const ledger = new RelayLedger(path, root, systemClock);
+    ledger.readOnly = true;
+    return ledger;
   }
 
   /** Deliveries found `inflight` when the ledger was opened (a crash cut their attempt short); now `failed`. */
@@ -192,6 +195,7 @@ export class RelayLedger {
 
   private change<T>(fn: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new EdgeError("LEDGER_UNAVAILABLE", `the relay ledger at ${this.path} is closed`));
+    if (this.readOnly) return Promise.reject(new EdgeError("LEDGER_UNAVAILABLE", `the relay ledger at ${this.path} is open read-only`));
     return this.root.childTransaction(fn);
   }
 
