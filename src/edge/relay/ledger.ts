@@ -214,6 +214,7 @@ export class RelayLedger {
   private readonly meta: Database<unknown, string>;
   private readonly clock: Clock;
   private closed = false;
+  private readOnly = false;
   /** Per sending peer, the disk cost of its arrivals above the application cursor (in memory; rebuilt at open). */
   private readonly unconsumed = new Map<string, number>();
   private recoveredOnOpen: readonly DeliveryRecord[] = [];
@@ -247,6 +248,23 @@ export class RelayLedger {
     return ledger;
   }
 
+  /**
+   * Opens an existing ledger read-only and recovers nothing: for inspecting it
+   * beside a running edged (LMDB serves readers in other processes a
+   * consistent snapshot). Every change through this handle fails.
+   */
+  static openReadOnly(path: string): RelayLedger {
+    let root: RootDatabase;
+    try {
+      root = open({ path, ...LMDB_OPTIONS, readOnly: true });
+    } catch (err) {
+      throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path} read-only: ${(err as Error).message}`, { cause: err });
+    }
+    const ledger = new RelayLedger(path, root, systemClock);
+    ledger.readOnly = true;
+    return ledger;
+  }
+
   /** Deliveries found `inflight` when the ledger was opened (a crash cut their attempt short); now `failed`. */
   get recovered(): readonly DeliveryRecord[] {
     return this.recoveredOnOpen;
@@ -258,6 +276,7 @@ export class RelayLedger {
 
   private change<T>(fn: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new EdgeError("LEDGER_UNAVAILABLE", `the relay ledger at ${this.path} is closed`));
+    if (this.readOnly) return Promise.reject(new EdgeError("LEDGER_UNAVAILABLE", `the relay ledger at ${this.path} is open read-only`));
     return this.root.childTransaction(fn);
   }
 
