@@ -144,6 +144,20 @@ describe("relay ledger", () => {
     }), { numRuns: 15 });
   });
 
+  it("a release push of a segment first pushed as data gets its own entry once; later pushes of either kind are duplicates", async () => {
+    const l = await openRelayLedger(await tempPath(), { clock: fakeClock() });
+    const s = seg(3);
+    expect(await l.receive({ ...s, kind: "data" }, from)).toEqual({ duplicate: false, inbox_seq: 1 });
+    expect(await l.receive({ ...s, kind: "release" }, from)).toEqual({ duplicate: false, inbox_seq: 2 });
+    expect(await l.receive({ ...s, kind: "release" }, from)).toEqual({ duplicate: true, inbox_seq: 2 });
+    expect(await l.receive({ ...s, kind: "data" }, from)).toEqual({ duplicate: true, inbox_seq: 1 });
+    const r = seg(4);
+    expect(await l.receive({ ...r, kind: "release" }, from)).toEqual({ duplicate: false, inbox_seq: 3 });
+    expect(await l.receive({ ...r, kind: "data" }, from)).toEqual({ duplicate: true, inbox_seq: 3 });
+    expect(l.inbox(0, 10).map((e) => [e.seq, e.kind])).toEqual([[1, "data"], [2, "release"], [3, "release"]]);
+    await l.close();
+  });
+
   it("the application cursor only moves forward and never past what the inbox handed out", async () => {
     const l = await openRelayLedger(await tempPath());
     await l.receive(seg(1), from);

@@ -115,6 +115,9 @@ type DueKey = [number, SegmentId, string];
 
 const PURGE_LOG_LIMIT = 50;
 const PURGE_LOG_ITEMS = 100;
+/** The inbox_ids key of an id's `release` entry when its first entry has another kind (never a segment id: those are 64 hex digits). */
+const releaseEntryKey = (id: SegmentId): string => `release-entry:${id}`;
+
 const META = { inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log" } as const;
 
 function zeroQueue(): Record<DeliveryState, number> {
@@ -424,10 +427,17 @@ export class RelayLedger {
    * Records an arriving segment in the inbox: the first push of a segment id
    * gets the next sequence number, every later push of it is a duplicate that
    * keeps that number (acknowledged again, never handed to the application twice).
+   * One exception, so that the first push's kind header does not decide for
+   * the others: a `release` push of an id whose entry has another kind gets its
+   * own entry (once), since a peer racing the seed with the release's bytes
+   * labelled `data` would otherwise keep the release hook from ever seeing it.
    */
   receive(info: SegmentInfo, from: PeerIdentity): Promise<{ duplicate: boolean; inbox_seq: number }> {
     return this.change(() => {
-      const seen = this.inboxIds.get(info.id);
+      const first = this.inboxIds.get(info.id);
+      const firstKind = first === undefined ? undefined : this.inboxDb.get(first)?.kind;
+      const key = info.kind === "release" && firstKind !== undefined && firstKind !== "release" ? releaseEntryKey(info.id) : info.id;
+      const seen = key === info.id ? first : this.inboxIds.get(key);
       if (seen !== undefined) {
         const entry = this.inboxDb.get(seen);
         if (entry !== undefined) void this.inboxDb.put(seen, { ...entry, duplicates: entry.duplicates + 1 });
@@ -435,7 +445,7 @@ export class RelayLedger {
       }
       const seq = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1);
       void this.meta.put(META.inboxNext, seq + 1);
-      void this.inboxIds.put(info.id, seq);
+      void this.inboxIds.put(key, seq);
       void this.inboxDb.put(seq, { seq, segment_id: info.id, size: info.size, kind: info.kind, from, received_at: this.now(), duplicates: 0 });
       return { duplicate: false, inbox_seq: seq };
     });
