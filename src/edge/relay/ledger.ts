@@ -53,6 +53,8 @@ export interface PurgeResult {
   purged: PurgedDelivery[];
   /** Segments no delivery needs any more once these dead letters are gone (the executor may drop their bytes). */
   released_segments: { segment_id: SegmentId; delivered: boolean }[];
+  /** A retention sweep that purged nothing because the wall clock jumped ahead of the monotonic one. */
+  skipped?: { reason: "clock_jump"; clock_jump_ms: number };
 }
 
 export interface PurgeLogEntry {
@@ -118,6 +120,9 @@ const PURGE_LOG_ITEMS = 100;
 /** The inbox_ids key of an id's `release` entry when its first entry has another kind (never a segment id: those are 64 hex digits). */
 const releaseEntryKey = (id: SegmentId): string => `release-entry:${id}`;
 
+/** A retention sweep refuses to purge when the wall clock ran this much ahead of the monotonic clock since the last one. */
+export const MAX_SWEEP_CLOCK_JUMP_MS = 3_600_000;
+
 const META = { inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log" } as const;
 
 function zeroQueue(): Record<DeliveryState, number> {
@@ -138,13 +143,16 @@ export class RelayLedger {
   private readonly inboxIds: Database<number, SegmentId>;
   private readonly meta: Database<unknown, string>;
   private readonly clock: Clock;
+  /** Wall clock and monotonic clock at open or at the last retention sweep (purgeExpired's sanity bound). */
+  private sweepAnchor: { wall: number; mono: number };
   private closed = false;
   private recoveredOnOpen: readonly DeliveryRecord[] = [];
 
-  private constructor(path: string, root: RootDatabase, clock: Clock) {
+  private constructor(path: string, root: RootDatabase, clock: Clock, private readonly monotonic: () => number) {
     this.path = path;
     this.root = root;
     this.clock = clock;
+    this.sweepAnchor = { wall: clock.now(), mono: monotonic() };
     this.segments = root.openDB({ name: "segments" });
     this.deliveries = root.openDB({ name: "deliveries" });
     this.dueIndex = root.openDB({ name: "due" });
@@ -154,7 +162,7 @@ export class RelayLedger {
   }
 
   /** Opens (creating) the ledger and returns interrupted `inflight` deliveries to `failed`, counting the attempt. */
-  static async open(path: string, opts: { clock?: Clock } = {}): Promise<RelayLedger> {
+  static async open(path: string, opts: LedgerOptions = {}): Promise<RelayLedger> {
     const clock = opts.clock ?? systemClock;
     let root: RootDatabase;
     try {
@@ -164,7 +172,7 @@ export class RelayLedger {
     } catch (err) {
       throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path}: ${(err as Error).message}`, { cause: err });
     }
-    const ledger = new RelayLedger(path, root, clock);
+    const ledger = new RelayLedger(path, root, clock, opts.monotonic ?? (() => performance.now()));
     ledger.recoveredOnOpen = await ledger.recoverInflight();
     return ledger;
   }
@@ -395,9 +403,24 @@ export class RelayLedger {
     });
   }
 
-  /** Dead letters older than the retention period are purged (and logged with reason `retention`). */
+  /**
+   * Dead letters older than the retention period are purged (and logged with
+   * reason `retention`). Purging is final, so a wall clock that jumped
+   * forward must not decide it: when the wall clock advanced more than
+   * MAX_SWEEP_CLOCK_JUMP_MS beyond the monotonic clock since the last sweep
+   * (or open), this sweep purges nothing and says so (`skipped`); the next
+   * sweep measures from here, so a clock that really moved on purges then.
+   * A wrong NTP server for a minute, then corrected, purges nothing.
+   */
   purgeExpired(retentionMs: number): Promise<PurgeResult> {
-    return this.purge({ force: true, deadletteredBefore: this.clock.now() - retentionMs }, "retention");
+    const wall = this.clock.now();
+    const mono = this.monotonic();
+    const jump = wall - this.sweepAnchor.wall - (mono - this.sweepAnchor.mono);
+    this.sweepAnchor = { wall, mono };
+    if (jump > MAX_SWEEP_CLOCK_JUMP_MS) {
+      return Promise.resolve({ dry_run: false, purged: [], released_segments: [], skipped: { reason: "clock_jump", clock_jump_ms: Math.round(jump) } });
+    }
+    return this.purge({ force: true, deadletteredBefore: wall - retentionMs }, "retention");
   }
 
   purgeLog(): PurgeLogEntry[] {
@@ -485,6 +508,12 @@ function purgedView(d: DeliveryRecord): PurgedDelivery {
   return { segment_id: d.segment_id, peer_id: d.peer_id, deadlettered_at: d.deadlettered_at, last_error: d.last_error };
 }
 
-export function openRelayLedger(path: string, opts: { clock?: Clock } = {}): Promise<RelayLedger> {
+export interface LedgerOptions {
+  clock?: Clock;
+  /** A monotonic clock in ms (default performance.now): retention's sanity bound against a wall clock that jumps. */
+  monotonic?: () => number;
+}
+
+export function openRelayLedger(path: string, opts: LedgerOptions = {}): Promise<RelayLedger> {
   return RelayLedger.open(path, opts);
 }
