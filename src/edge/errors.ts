@@ -28,6 +28,7 @@ export const EDGE_ERROR_CODES = [
   "DEADLETTER_NOT_FOUND",
   "DELIVERY_STATE_CONFLICT",
   "INBOX_CURSOR_INVALID",
+  "INBOX_ENTRY_ABANDONED",
   "UNKNOWN_PEER",
   // release relay
   "RELAYED_RELEASE_INVALID",
@@ -76,6 +77,7 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   DEADLETTER_NOT_FOUND: "list dead letters with `edgectl relay deadletter list`",
   DELIVERY_STATE_CONFLICT: "the delivery is not in a state this change applies to (another change won the race); read it again with `edgectl relay deadletter inspect`",
   INBOX_CURSOR_INVALID: "advance the inbox cursor only to a sequence number the inbox has handed out, and never backwards",
+  INBOX_ENTRY_ABANDONED: "applying a received segment kept failing (see the cause code and edged's log); it was passed so later arrivals apply. Fix the cause, then have the peer send it again",
   UNKNOWN_PEER: "name a peer listed under [[peers]] in edge.toml",
   RELAYED_RELEASE_INVALID: "the relayed segment is not a release archive this node can read (hostile or malformed archive: see the cause); nothing was activated. A release that fails verification or the node's rules keeps its own code (as from a registry pull). Re-seed from a node whose active release verifies",
   CERT_UNREADABLE: "check [transport] cert_file, key_file and ca_file; issue new ones with `autonomy cert issue --ca DIR --name NODE`",

@@ -63,6 +63,9 @@ export type { RelayEngine, RelayParts, RelayPartsFactory, EdgeConfigLoader, Engi
 export { startReleaseHooks } from "./daemon/release-hooks.js";
 export { openRelayParts } from "./daemon/relay-parts.js";
 export type { InboxArrival, RelayInbox, ReleaseRelay, ReleaseHooksOptions } from "./daemon/release-hooks.js";
+export { startInboxConsumer, MAX_APPLY_ATTEMPTS } from "./daemon/relay-inbox.js";
+export type { InboxApplier, InboxConsumer, InboxConsumerOptions, InboxRejectionLog } from "./daemon/relay-inbox.js";
+export type { InboxRejection, InboxRejectionCount, SettleLogEntry, SettledDelivery } from "./relay/ledger.js";
 // release relay (R)
-export { packActiveRelease, activateRelayedRelease, relayedReleaseLimits, watchActiveRelease } from "./release-relay.js";
-export type { PackedRelease, PackOptions, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";
+export { packActiveRelease, activateRelayedRelease, describeRelayedRelease, relayedReleaseLimits, watchActiveRelease } from "./release-relay.js";
+export type { RelayedReleaseClaim, PackedRelease, PackOptions, ActivateRelayedOptions, ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay.js";

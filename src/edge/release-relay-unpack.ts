@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { ArchiveError, readTarGz } from "../archive/index.js";
 import type { ArchiveEntry, ArchiveLimits } from "../archive/index.js";
 import { MediaTypes, OciError, parseManifest } from "../oci/index.js";
+import { decodeBase64Strict, parseEnvelope } from "../sign/index.js";
+import { sha256Digest } from "../lib/index.js";
 import { EdgeError } from "./errors.js";
 import { LAYOUT_INDEX, LAYOUT_MARKER, LAYOUT_MARKER_TEXT } from "./release-relay-pack.js";
 
@@ -90,4 +92,41 @@ function invalid(why: string, cause?: unknown, details?: Record<string, unknown>
   return new EdgeError("RELAYED_RELEASE_INVALID", `the relayed segment is not a release this node can read: ${why}; nothing was activated`, {
     ...(cause !== undefined ? { cause } : {}), ...(details !== undefined ? { details } : {}),
   });
+}
+
+/** What a relayed release claims to carry; null where it cannot be read. */
+export interface RelayedReleaseClaim {
+  statementDigest: string | null;
+  sequence: number | null;
+}
+
+/**
+ * The statement digest and sequence a relayed release CLAIMS (its statement
+ * referrer's envelope payload), read under the same hostile-input limits and
+ * NOT verified: only for the record of a refusal, so an operator can tell
+ * which release a peer pushed. Never throws.
+ */
+export async function describeRelayedRelease(bytes: Uint8Array, maxBytes: number): Promise<RelayedReleaseClaim> {
+  const none: RelayedReleaseClaim = { statementDigest: null, sequence: null };
+  try {
+    const { files } = await readRelayedLayout(bytes, relayedReleaseLimits(maxBytes));
+    const blob = (digest: string): Buffer | undefined => files.find((f) => f.name === `blobs/sha256/${digest.replace(/^sha256:/, "")}`)?.data;
+    const index = parseManifest(files.find((f) => f.name === LAYOUT_INDEX)?.data ?? Buffer.alloc(0));
+    if (index.kind !== "index") return none;
+    const referrer = index.value.manifests.find((d) => d.artifactType === MediaTypes.releaseStatement);
+    const manifest = referrer === undefined ? undefined : blob(referrer.digest);
+    if (manifest === undefined) return none;
+    const parsed = parseManifest(manifest);
+    const layer = parsed.kind === "manifest" ? parsed.value.layers[0] : undefined;
+    const envelope = layer === undefined ? undefined : blob(layer.digest);
+    const env = envelope === undefined ? undefined : parseEnvelope(envelope);
+    if (env === undefined || typeof env === "string") return none;
+    const payload = decodeBase64Strict(env.payload);
+    if (payload === undefined) return none;
+    const statement = JSON.parse(Buffer.from(payload).toString("utf8")) as { predicate?: { sequence?: unknown } };
+    const seq = statement.predicate?.sequence;
+    return { statementDigest: sha256Digest(payload), sequence: typeof seq === "number" && Number.isSafeInteger(seq) ? seq : null };
+  } catch {
+    return none;
+  }
 }

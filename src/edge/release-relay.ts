@@ -22,7 +22,8 @@ import { readRelayedLayout, relayedReleaseLimits, writeLayout } from "./release-
 
 export { packActiveRelease } from "./release-relay-pack.js";
 export type { PackedRelease, PackOptions } from "./release-relay-pack.js";
-export { relayedReleaseLimits } from "./release-relay-unpack.js";
+export { describeRelayedRelease, relayedReleaseLimits } from "./release-relay-unpack.js";
+export type { RelayedReleaseClaim } from "./release-relay-unpack.js";
 export { watchActiveRelease } from "./release-relay-watch.js";
 export type { ActiveReleaseWatch, ActiveReleaseWatchOptions } from "./release-relay-watch.js";
 

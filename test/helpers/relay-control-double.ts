@@ -21,7 +21,7 @@ export class ControlDouble implements RelayControl {
     return Promise.resolve({
       enabled: true, node_id: "edge-a", success_condition: "one_peer", workers: 4, queue: { ...EMPTY_QUEUE, deadletter: this.deadletters.length, total: this.deadletters.length }, peers: [],
       bandwidth: { ...this.bandwidth, unlimited: true, available_tokens: 0, daily_used_bytes: 0, quota_resets_at: "2026-01-02T00:00:00Z", throttle_count: 0, quota_drop_count: 0 },
-      last_error: null, refused_peers: [], store: { used_bytes: 0, ceiling_bytes: 1, segments: 0, evictions: { count: 0, bytes: 0, by_reason: zeroEvictionCounts() } },
+      last_error: null, refused_peers: [], inbox: { rejected: [], rejected_counts: [] }, peer_settlements: [], store: { used_bytes: 0, ceiling_bytes: 1, segments: 0, evictions: { count: 0, bytes: 0, by_reason: zeroEvictionCounts() } },
       config: { source: "/x/edge.toml", loaded_at: "2026-01-01T00:00:00Z", config_reload_error: null, restart_required: [] }, queried_at: "2026-01-01T00:00:00Z",
     });
   }

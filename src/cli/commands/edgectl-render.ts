@@ -22,6 +22,8 @@ export function statusText(s: RelayStatusView): string {
     `last error: ${s.last_error ? `${s.last_error.code}: ${s.last_error.message}${s.last_error.peer_id ? ` (peer ${s.last_error.peer_id})` : ""} at ${s.last_error.at}` : "none"}`,
     `refused peers: ${s.refused_peers.length === 0 ? "none" : ""}`,
     ...s.refused_peers.map((r) => `  ${r.direction} ${r.peer}: ${r.reason} ×${r.count}, last ${r.at}: ${r.detail}`),
+    ...inboxLines(s),
+    ...s.peer_settlements.map((p) => `removed peer ${p.peer_id}: ${p.count} deliveries settled (peer_removed; ${p.unacked} never acknowledged) at ${p.at}`),
     `store: ${s.store.used_bytes} of ${s.store.ceiling_bytes} bytes in ${s.store.segments} segments; evicted ${s.store.evictions.count} (${s.store.evictions.bytes} bytes)` +
       Object.entries(s.store.evictions.by_reason).filter(([, n]) => n > 0).map(([k, n]) => ` ${k} ${n}`).join(""),
     `config: ${s.config.source} loaded ${s.config.loaded_at}`,
@@ -30,6 +32,17 @@ export function statusText(s: RelayStatusView): string {
     `queried_at: ${s.queried_at}`,
   ];
   return lines.join("\n");
+}
+
+/** Received segments this node did not apply: refused (exit 4) or abandoned after repeated failures. */
+function inboxLines(s: RelayStatusView): string[] {
+  const total = s.inbox.rejected_counts.reduce((n, c) => n + c.count, 0);
+  if (total === 0) return ["inbox: every received segment applied"];
+  return [
+    `inbox: ${total} received segment(s) not applied: ${s.inbox.rejected_counts.map((c) => `${c.kind} ${c.outcome} ${c.code} ×${c.count}`).join(", ")}`,
+    ...s.inbox.rejected.map((r) => `  #${r.seq} ${r.kind} ${r.segment_id} from ${r.from}: ${r.outcome} ${r.code}${r.cause_code ? ` (${r.cause_code})` : ""}` +
+      `${r.sequence != null ? ` sequence ${r.sequence}` : ""}${r.statement_digest ? ` statement ${r.statement_digest}` : ""} at ${r.at}`),
+  ];
 }
 
 export function configText(c: RelayConfigView): string {

@@ -1,3 +1,4 @@
+import type { InboxRejection, InboxRejectionCount, SettleLogEntry } from "../relay/ledger.js";
 import type { BandwidthConfig, BandwidthSnapshot, DeliveryState, EvictionReason, RefusedPeer, SegmentInfo, SegmentKind, StoreUsage, SuccessCondition } from "../types.js";
 
 /**
@@ -34,6 +35,14 @@ export interface StoreStatus extends StoreUsage {
   evictions: { count: number; bytes: number; by_reason: Record<EvictionReason, number> };
 }
 
+/** The receiver's inbox as the application left it. */
+export interface InboxStatus {
+  /** The newest entries passed without being applied, oldest first (bounded). */
+  rejected: InboxRejection[];
+  /** All passed entries by kind, outcome (`refused` | `abandoned`) and code (durable, monotonic). */
+  rejected_counts: InboxRejectionCount[];
+}
+
 /** Where the running configuration came from and whether the last reload worked. */
 export interface ConfigState {
   source: string;
@@ -56,6 +65,10 @@ export interface RelayStatusView {
   bandwidth: BandwidthSnapshot;
   last_error: RelayErrorView | null;
   refused_peers: RefusedPeer[];
+  /** Received segments the application did not apply (a relayed release refused by this node's rules, a poison entry passed). */
+  inbox: InboxStatus;
+  /** Deliveries settled because their peer left edge.toml (outcome `peer_removed`; never counted as acked), oldest first. */
+  peer_settlements: SettleLogEntry[];
   store: StoreStatus;
   config: ConfigState;
   /** RFC 3339 UTC. */

@@ -13,7 +13,8 @@ import { createControlServer } from "./control-server.js";
 import { listenControlSocket } from "./control-socket.js";
 import { createEdgeMetrics, serveMetrics } from "./metrics.js";
 import type { EdgeConfigLoader, RelayParts, RelayPartsFactory } from "./ports.js";
-import { DaemonRelayControl } from "./relay-control.js";
+import type { InboxStatus } from "./control-types.js";
+import { DaemonRelayControl, inboxStatusOf } from "./relay-control.js";
 import { startReleaseHooks } from "./release-hooks.js";
 import type { ReleaseRelay } from "./release-hooks.js";
 import { RunningConfig } from "./running-config.js";
@@ -86,7 +87,10 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
     const parts = await opts.parts(config, { clock, log });
     cleanup.push(() => parts.close());
     const running = new RunningConfig(config, { bandwidth: parts.bandwidth, load: opts.loadConfig, clock, log, changed: () => parts.engine.bandwidthChanged() });
-    const app = await createControlServer({ control: new DaemonRelayControl(parts, running, clock), maxSegmentBytes: config.relay.maxSegmentBytes, log });
+    // The inbox consumer starts with the relay, after the control socket: until then the ledger's own record is shown.
+    let inboxStatus = (): InboxStatus => inboxStatusOf(parts);
+    const inboxView = (): InboxStatus => inboxStatus();
+    const app = await createControlServer({ control: new DaemonRelayControl(parts, running, clock, inboxView), maxSegmentBytes: config.relay.maxSegmentBytes, log });
     const unlinkSocket = await listenControlSocket(app, opts.controlSocket);
     // Stops accepting first: no enqueue can race the engine's stop.
     cleanup.push(async () => {
@@ -94,17 +98,22 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
       await unlinkSocket();
     });
     log.info({ event: "control_socket_listening", socket: opts.controlSocket }, "control socket listening");
-    const metrics = opts.prometheusAddr === undefined ? undefined : await serveMetrics(createEdgeMetrics(parts, running), opts.prometheusAddr);
+    const metrics = opts.prometheusAddr === undefined ? undefined : await serveMetrics(createEdgeMetrics(parts, running, inboxView), opts.prometheusAddr);
     if (metrics) {
       cleanup.push(metrics.close);
       log.info({ event: "metrics_listening", address: metrics.address }, "Prometheus metrics listening");
     }
     if (config.relay.enabled) {
-      parts.engine.start();
       cleanup.push(() => stopEngine(parts, opts.stopGraceMs ?? 5_000, log));
+      // Awaited: deliveries owed to peers no longer configured are settled before edged reports started.
+      await parts.engine.start();
       log.info({ event: "relay_started", peers: config.peers.map((p) => p.id), receiver: parts.receiverAddress ?? null }, "relay started");
       if (opts.release && parts.inbox) {
         const hooks = startReleaseHooks({ config, engine: parts.engine, inbox: parts.inbox, store: parts.store, release: opts.release, log });
+        inboxStatus = () => {
+          const r = hooks.rejections();
+          return { rejected: r.entries, rejected_counts: r.counts };
+        };
         // Stopped before the engine: no release is enqueued into a stopping relay.
         cleanup.push(() => hooks.stop());
         log.info({ event: "release_relay_started", relay_activated_release: config.relay.relayActivatedRelease, activate_relayed_releases: config.relay.activateRelayedReleases }, "release relay started");

@@ -6,6 +6,7 @@ import { zeroEvictionCounts } from "./control-types.js";
 import { EdgeError } from "../errors.js";
 import type { EngineStats, RelayParts } from "./ports.js";
 import type { RunningConfig } from "./running-config.js";
+import type { InboxStatus } from "./control-types.js";
 
 /** Sets a counter to a monotonic total read from its owner (prom-client counters only go up through inc). */
 function setTotal(c: Counter<string>, value: number, labels?: Record<string, string>): void {
@@ -25,7 +26,7 @@ function setTotal(c: Counter<string>, value: number, labels?: Record<string, str
  * quota drops, refused peers, store usage and evictions, and whether the last
  * config reload failed.
  */
-export function createEdgeMetrics(parts: RelayParts, config: RunningConfig): Registry {
+export function createEdgeMetrics(parts: RelayParts, config: RunningConfig, inbox: () => InboxStatus = () => ({ rejected: [], rejected_counts: [] })): Registry {
   const registry = new Registry();
   const r = [registry];
   new Gauge({
@@ -67,6 +68,20 @@ export function createEdgeMetrics(parts: RelayParts, config: RunningConfig): Reg
       const counts = zeroEvictionCounts();
       for (const e of parts.store.evictions()) counts[e.reason] += 1;
       for (const [reason, n] of Object.entries(counts)) setTotal(this, n, { reason });
+    },
+  });
+  new Counter({
+    name: "edged_relay_releases_refused_total", help: "Relayed releases this node did not activate, by code (refused by its release rules, or abandoned: INBOX_ENTRY_ABANDONED)", labelNames: ["code"], registers: r,
+    collect() {
+      const byCode = new Map<string, number>();
+      for (const c of inbox().rejected_counts) if (c.kind === "release") byCode.set(c.code, (byCode.get(c.code) ?? 0) + c.count);
+      for (const [code, n] of byCode) setTotal(this, n, { code });
+    },
+  });
+  new Counter({
+    name: "edged_relay_inbox_passed_total", help: "Received segments the application did not apply and passed, by kind, outcome (refused | abandoned) and code", labelNames: ["kind", "outcome", "code"], registers: r,
+    collect() {
+      for (const c of inbox().rejected_counts) setTotal(this, c.count, { kind: c.kind, outcome: c.outcome, code: c.code });
     },
   });
   new Gauge({ name: "edged_config_reload_failed", help: "1 when the last edge.toml reload failed (the running config was kept)", registers: r, collect() { this.set(config.state().config_reload_error === null ? 0 : 1); } });

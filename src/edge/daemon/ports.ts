@@ -2,7 +2,8 @@ import type { Clock } from "../../lib/index.js";
 import type { Logger } from "../../observability/index.js";
 import type { EdgeConfig } from "../config/schema.js";
 import type { BandwidthLimiter, RefusedPeer, SegmentInfo, SegmentKind, SegmentStore } from "../types.js";
-import type { RelayInbox } from "./release-hooks.js";
+import type { SettleLogEntry } from "../relay/ledger.js";
+import type { RelayInbox } from "./relay-inbox.js";
 import type { DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, DeadLetterPurgeResult, QueueCounts, RelayErrorView } from "./control-types.js";
 
 /**
@@ -11,8 +12,11 @@ import type { DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest
  * the control socket, status, metrics and shutdown are written once against it.
  */
 export interface RelayEngine {
-  /** Starts scheduling deliveries (pending ones from the ledger first). */
-  start(): void;
+  /**
+   * Starts scheduling deliveries (pending ones from the ledger first); resolves once the start-up
+   * bookkeeping (exhausted attempts, deliveries to removed peers) is done and scheduling runs.
+   */
+  start(): Promise<void> | void;
   /**
    * Stops scheduling; in-flight pushes finish, or are aborted after
    * `graceMs` and go back to `scheduled` in the ledger (nothing is lost).
@@ -39,6 +43,8 @@ export interface EngineQueue {
   overall: QueueCounts;
   peers: Record<string, { queue: QueueCounts; last_error: RelayErrorView | null }>;
   last_error: RelayErrorView | null;
+  /** Deliveries settled because their peer left edge.toml (outcome `peer_removed`), oldest first. */
+  peer_settlements?: SettleLogEntry[];
 }
 
 export interface EngineStats {

@@ -3,7 +3,7 @@ import { isoTime } from "../../lib/index.js";
 import type { SegmentKind } from "../types.js";
 import { EdgeError } from "../errors.js";
 import type {
-  BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayControl, RelayStatusView, StoreStatus,
+  BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, InboxStatus, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayControl, RelayStatusView, StoreStatus,
 } from "./control-types.js";
 import { zeroEvictionCounts } from "./control-types.js";
 import type { RelayParts } from "./ports.js";
@@ -14,11 +14,14 @@ export class DaemonRelayControl implements RelayControl {
   readonly #parts: RelayParts;
   readonly #config: RunningConfig;
   readonly #clock: Clock;
+  readonly #inbox: () => InboxStatus;
 
-  constructor(parts: RelayParts, config: RunningConfig, clock: Clock) {
+  /** `inbox`: what the inbox consumer passed without applying (the daemon's {@link inboxStatusOf}). */
+  constructor(parts: RelayParts, config: RunningConfig, clock: Clock, inbox: () => InboxStatus = () => inboxStatusOf(parts)) {
     this.#parts = parts;
     this.#config = config;
     this.#clock = clock;
+    this.#inbox = inbox;
   }
 
   status(): Promise<RelayStatusView> {
@@ -35,6 +38,8 @@ export class DaemonRelayControl implements RelayControl {
       bandwidth: this.#parts.bandwidth.snapshot(),
       last_error: q.last_error,
       refused_peers: this.#parts.refused(),
+      inbox: this.#inbox(),
+      peer_settlements: q.peer_settlements ?? [],
       store: this.#store(),
       config: this.#config.state(),
       queried_at: isoTime(this.#clock),
@@ -97,4 +102,10 @@ export class DaemonRelayControl implements RelayControl {
   #knownPeer(peerId: string): void {
     if (!this.#config.current.peers.some((p) => p.id === peerId)) throw new EdgeError("UNKNOWN_PEER", `peer ${peerId} is not configured in ${this.#config.current.source}`);
   }
+}
+
+/** The inbox's durable record of entries passed without being applied (empty when the parts keep none). */
+export function inboxStatusOf(parts: Pick<RelayParts, "inbox">): InboxStatus {
+  const r = parts.inbox?.rejections?.();
+  return { rejected: r?.entries ?? [], rejected_counts: r?.counts ?? [] };
 }

@@ -14,7 +14,7 @@ import { openSegmentStore, segmentIdOf } from "../storage/index.js";
 import type { PeerTransport, RefusedPeer, SegmentStore } from "../types.js";
 import type { DeadLetterDetail, DeadLetterEntry, QueueCounts, RelayErrorView } from "./control-types.js";
 import type { EngineQueue, EngineStats, PartsContext, RelayEngine, RelayParts } from "./ports.js";
-import type { RelayInbox } from "./release-hooks.js";
+import type { RelayInbox } from "./relay-inbox.js";
 
 /**
  * The real relay parts of one edged run: the segment store and the ledger
@@ -108,7 +108,7 @@ function executorEngine(executor: RelayExecutor, ledger: RelayLedger, store: Seg
     };
   };
   return {
-    start: () => void executor.start(),
+    start: () => executor.start(),
     stop: () => executor.stop(),
     async enqueue(bytes, kind) {
       const had = store.has(segmentIdOf(bytes));
@@ -124,7 +124,7 @@ function executorEngine(executor: RelayExecutor, ledger: RelayLedger, store: Seg
         peers[p.id] = { queue: withTotal(p.queue), last_error: err };
         if (err && (last === null || err.at > last.at)) last = err;
       }
-      return { overall: withTotal(s.queue), peers, last_error: last };
+      return { overall: withTotal(s.queue), peers, last_error: last, peer_settlements: s.peer_settlements };
     },
     stats: () => ({ delivered_total: executor.status().delivered_segments, ...wire }),
     deadletterList: (limit) => Promise.resolve(executor.deadletters(limit).map(entry)),
@@ -144,12 +144,15 @@ function executorEngine(executor: RelayExecutor, ledger: RelayLedger, store: Seg
   };
 }
 
-function ledgerInbox(ledger: RelayLedger): RelayInbox {
+/** The ledger's inbox as the daemon applies it (cursor, and the durable record of entries passed without being applied). */
+export function ledgerInbox(ledger: RelayLedger): RelayInbox {
   return {
     inbox: (after, limit) => Promise.resolve(ledger.inbox(after, limit).map((e) => ({ seq: e.seq, segment: { id: e.segment_id, size: e.size, kind: e.kind }, from: e.from.id }))),
     applicationCursor: () => Promise.resolve(ledger.cursor()),
     advanceApplicationCursor: async (seq) => {
       await ledger.advanceCursor(seq);
     },
+    passEntry: (r) => ledger.passInboxEntry(r),
+    rejections: () => ledger.inboxRejections(),
   };
 }

@@ -1,30 +1,20 @@
-import { AutonomyError, ExitCodes, messageOf } from "../../lib/index.js";
+import { messageOf } from "../../lib/index.js";
 import type { Logger } from "../../observability/index.js";
 import type { EdgeConfig } from "../config/schema.js";
-import type { SegmentInfo, SegmentStore } from "../types.js";
+import type { SegmentStore } from "../types.js";
+import { describeRelayedRelease } from "../release-relay-unpack.js";
 import type { RelayEngine } from "./ports.js";
+import { MAX_APPLY_ATTEMPTS, startInboxConsumer } from "./relay-inbox.js";
+import type { InboxApplier, InboxConsumer, InboxRejectionLog, RelayInbox } from "./relay-inbox.js";
 
-/** One arrival in the receiver's inbox (exactly once per segment; `seq` increases). */
-export interface InboxArrival {
-  seq: number;
-  segment: SegmentInfo;
-  from: string;
-}
-
-/** The inbox side of the ledger the daemon applies, with its durable application cursor. */
-export interface RelayInbox {
-  /** Arrivals after `afterSeq`, oldest first. */
-  inbox(afterSeq: number, limit: number): Promise<InboxArrival[]>;
-  /** The last seq the application finished with (0 before the first). */
-  applicationCursor(): Promise<number>;
-  /** Durably records that everything up to `seq` was applied. */
-  advanceApplicationCursor(seq: number): Promise<void>;
-}
+export type { InboxArrival, RelayInbox } from "./relay-inbox.js";
 
 /** The release relay (src/edge/release-relay.ts): watch this node's activation; activate a relayed release. */
 export interface ReleaseRelay {
   watchActiveRelease(opts: { stateRoot: string; onRelease: (packed: { bytes: Uint8Array; statementDigest: string; sequence: number }) => Promise<void>; intervalMs?: number; maxBytes?: number; onError?: (e: unknown, message: string) => void }): { stop(): Promise<void> };
   activateRelayedRelease(opts: { stateRoot: string; bytes: Uint8Array; maxBytes?: number }): Promise<unknown>;
+  /** What a relayed release claims to carry, read from its bytes WITHOUT verifying them (for the record of a refusal). */
+  describeRelayedRelease?(bytes: Uint8Array, maxBytes: number): Promise<{ statementDigest: string | null; sequence: number | null }>;
 }
 
 export interface ReleaseHooksOptions {
@@ -38,22 +28,23 @@ export interface ReleaseHooksOptions {
   intervalMs?: number;
 }
 
+/** Drains a relayed release that keeps failing (not exit 4) is tried in before it is passed (the inbox's general rule). */
+export const MAX_RELEASE_ATTEMPTS = MAX_APPLY_ATTEMPTS;
+
 /**
  * "Seed once, update everywhere" inside edged: when the node's activation
  * changes and `[relay] relay_activated_release` is on, the active release is
  * enqueued as a `release` segment for every peer; when the inbox receives a
  * `release` segment and `activate_relayed_releases` is on, it is activated
- * (verified under this node's own trust root, as a registry pull is) and the
- * application cursor advances past it. A release the node refuses
- * (verification, exit code 4) is final: logged and passed; any other failure
- * (disk, a busy state lock) leaves the cursor where it was, to try again, at
- * most {@link MAX_RELEASE_ATTEMPTS} times: then it is logged as abandoned and
- * passed, so one poison entry cannot block every later arrival.
+ * (verified under this node's own trust root, as a registry pull is). The
+ * inbox is applied by the general consumer (relay-inbox.ts): a release the
+ * node refuses (exit 4: rollback, another channel, expired, tampered) is
+ * passed and recorded — with the statement digest and sequence it claims,
+ * the peer it came from and when — in `edgectl relay status` and the
+ * `edged_relay_releases_refused_total{code}` counter; one that keeps failing
+ * otherwise is abandoned after {@link MAX_RELEASE_ATTEMPTS} drains.
  */
-/** Drains a relayed release that keeps failing (not exit 4) is tried in before it is passed. */
-export const MAX_RELEASE_ATTEMPTS = 5;
-
-export function startReleaseHooks(opts: ReleaseHooksOptions): { stop(): Promise<void>; drain(): Promise<void> } {
+export function startReleaseHooks(opts: ReleaseHooksOptions): { stop(): Promise<void>; drain(): Promise<void>; rejections(): InboxRejectionLog } {
   const { config, log } = opts;
   const watch = config.relay.relayActivatedRelease
     ? opts.release.watchActiveRelease({
@@ -68,60 +59,28 @@ export function startReleaseHooks(opts: ReleaseHooksOptions): { stop(): Promise<
       onError: (e, message) => log.warn({ event: "release_relay_failed", error: messageOf(e) }, message),
     })
     : undefined;
-
-  let running: Promise<void> | undefined;
-  /** Failed attempts of the entry at the cursor (only that one can be retried). */
-  const attempts = new Map<number, number>();
-  const drainOnce = async (): Promise<void> => {
-    let cursor = await opts.inbox.applicationCursor();
-    for (;;) {
-      const batch = await opts.inbox.inbox(cursor, 16);
-      if (batch.length === 0) return;
-      for (const entry of batch) {
-        if (entry.segment.kind === "release" && config.relay.activateRelayedReleases && !(await apply(entry))) return;
-        await opts.inbox.advanceApplicationCursor(entry.seq);
-        cursor = entry.seq;
-      }
-    }
-  };
-  /** True when the entry is done with (activated or refused for good). */
-  const apply = async (entry: InboxArrival): Promise<boolean> => {
-    try {
+  const release: InboxApplier = {
+    apply: async (entry) => {
       const bytes = await opts.store.get(entry.segment.id);
       await opts.release.activateRelayedRelease({ stateRoot: config.node.stateRoot, bytes, maxBytes: config.relay.maxSegmentBytes });
       log.info({ event: "relayed_release_activated", segment_id: entry.segment.id, from: entry.from }, "relayed release activated");
-      return true;
-    } catch (e) {
-      const final = e instanceof AutonomyError && e.exitCode === ExitCodes.verification;
-      const tries = (attempts.get(entry.seq) ?? 0) + 1;
-      const fields = { segment_id: entry.segment.id, from: entry.from, code: e instanceof AutonomyError ? String((e as AutonomyError).code) : "INTERNAL", error: messageOf(e), attempts: tries };
-      if (final) {
-        log.warn({ event: "relayed_release_refused", ...fields }, "relayed release refused by this node's release rules");
-      } else if (tries >= MAX_RELEASE_ATTEMPTS) {
-        log.error({ event: "relayed_release_abandoned", ...fields }, `relayed release still failing after ${tries} attempts; passed so later arrivals apply (re-seed the release to try again)`);
-      } else {
-        attempts.clear();
-        attempts.set(entry.seq, tries);
-        log.warn({ event: "relayed_release_retry", ...fields }, "relayed release not activated yet (retried)");
-        return false;
-      }
-      attempts.delete(entry.seq);
-      return true;
-    }
+    },
+    describe: async (entry) => {
+      // The port may bring its own reader (tests); the default only reads the bytes, under the hostile-input limits.
+      const bytes = await opts.store.get(entry.segment.id);
+      const d = await (opts.release.describeRelayedRelease ? opts.release.describeRelayedRelease(bytes, config.relay.maxSegmentBytes) : describeRelayedRelease(bytes, config.relay.maxSegmentBytes));
+      return { statement_digest: d.statementDigest, sequence: d.sequence };
+    },
   };
-  const drain = (): Promise<void> => {
-    running ??= drainOnce().catch((e: unknown) => log.warn({ event: "inbox_read_failed", error: messageOf(e) }, "reading the relay inbox failed (retried)")).finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  const timer = setInterval(() => void drain(), opts.intervalMs ?? config.scheduler.intervalMs);
-  timer.unref();
+  const consumer: InboxConsumer = startInboxConsumer({
+    inbox: opts.inbox, log, intervalMs: opts.intervalMs ?? config.scheduler.intervalMs,
+    appliers: config.relay.activateRelayedReleases ? { release } : {},
+  });
   return {
-    drain,
+    drain: () => consumer.drain(),
+    rejections: () => consumer.rejections(),
     stop: async () => {
-      clearInterval(timer);
-      await running;
+      await consumer.stop();
       await watch?.stop();
     },
   };

@@ -269,3 +269,31 @@ describe("relay executor", () => {
     }
   });
 });
+
+describe("relay executor: a peer removed from edge.toml (settled on start)", () => {
+  it("attack (config change): a segment owed only to the removed peer loses its record and bytes (purged); one only the removed peer acked stays delivered and LRU-evictable; nothing settled counts as acked", async () => {
+    const first = await rig({ b: { fail: "RELAY_PEER_UNREACHABLE", retryable: true }, c: "ack" }, config({ maxRetry: 1000, successCondition: "one_peer" }));
+    await first.ex.start();
+    const ackedByC = await first.ex.enqueue(seg(1), "data");
+    await waitFor("c acked", () => first.ledger.delivery(ackedByC.id, "c")?.state === "acked");
+    await first.ex.stop();
+    await first.ledger.close();
+
+    // edge.toml now lists only d (b and c are gone); an undelivered segment owed to b and c only was enqueued before.
+    const second = await rig({ d: "ack" }, config({ successCondition: "all_peers" }), {}, first.dir);
+    const onlyOld = await second.store.put(seg(2), "data");
+    await second.ledger.schedule(onlyOld.info, ["b", "c"], "all_peers");
+    await second.ex.start();
+    const st = second.ex.status();
+    expect(st.queue.total).toBe(0);
+    expect(st.peer_settlements.map((s) => [s.peer_id, s.count, s.unacked])).toEqual([["b", 2, 2], ["c", 2, 1]]);
+    expect(second.ledger.segment(onlyOld.info.id)).toBeUndefined();
+    expect(second.store.has(onlyOld.info.id)).toBe(false);
+    expect(second.store.evictions().filter((e) => e.id === onlyOld.info.id).map((e) => e.reason)).toEqual(["purged"]);
+    expect(second.ledger.segment(ackedByC.id)).toMatchObject({ peers: [], delivered_at: expect.any(String) as string });
+    expect(second.ledger.summary().delivered_segments).toBe(1); // the one c acked before; the settlement delivered nothing
+    // LRU may take the delivered segment's bytes (no configured peer is owed it).
+    const big = await second.store.put(randomBytes(10 * 1024 * 1024), "data", (id) => id === ackedByC.id && second.ledger.deliveriesOf(id).length === 0);
+    expect(big.evicted.map((e) => e.id)).toEqual([ackedByC.id]);
+  });
+});

@@ -4,7 +4,7 @@ import { RELAY_FAILURE_CODES } from "../errors.js";
 import type { BandwidthLimiter, BandwidthSnapshot, DeliveryState, PeerConfig, PeerTransport, SegmentId, SegmentInfo, SegmentKind, SegmentStore, StoreUsage } from "../types.js";
 import { backoffDelay } from "./backoff.js";
 import { isPending, type DeliveryRecord, type RelayErrorInfo } from "./ledger-records.js";
-import type { LedgerSummary, PurgeFilter, PurgeLogEntry, PurgeResult, RelayLedger } from "./ledger.js";
+import type { LedgerSummary, PurgeFilter, PurgeLogEntry, PurgeResult, RelayLedger, SettleLogEntry } from "./ledger.js";
 
 /** The part of pino the executor uses (structural, so tests can pass a recorder). */
 export interface RelayLog {
@@ -57,6 +57,8 @@ export interface RelayStatus {
   bandwidth: BandwidthSnapshot;
   storage: StoreUsage & { evictions: number };
   deadletter_purges: PurgeLogEntry[];
+  /** Deliveries settled because their peer left edge.toml (outcome `peer_removed`), oldest first. */
+  peer_settlements: SettleLogEntry[];
   queried_at: string;
 }
 
@@ -139,6 +141,7 @@ export class RelayExecutor {
     this.stopping = false;
     this.lastSweep = Number.NEGATIVE_INFINITY; // the first round of a start sweeps retention at once
     await this.deadletterExhausted();
+    await this.settleRemovedPeers();
     this.timer = setInterval(() => this.kick(), this.o.config.scheduler.intervalMs);
     this.timer.unref();
     this.kick();
@@ -301,6 +304,25 @@ export class RelayExecutor {
     }
   }
 
+  /**
+   * Deliveries to a peer no longer in edge.toml can never be made: they are
+   * settled (outcome `peer_removed`, logged and shown in status), so the
+   * success condition is judged over the current peers and the queue adds up.
+   * [[peers]] changes need a restart, so this runs on start only.
+   */
+  private async settleRemovedPeers(): Promise<void> {
+    const r = await this.o.ledger.settleRemovedPeers([...this.peersById.keys()]);
+    for (const s of r.settled) {
+      this.o.log?.warn({ event: "relay_peer_removed_settled", peer_id: s.peer_id, deliveries: s.count, unacked: s.unacked }, "relay: deliveries to a peer no longer in edge.toml settled (peer_removed)");
+    }
+    for (const id of r.newly_delivered) {
+      this.o.log?.info({ segment_id: id }, "relay: segment delivered (success condition met by the remaining peers)");
+      if (this.o.config.evictOnRelay && this.evictable(id) && this.o.store.has(id)) await this.o.store.remove(id, "delivered_evict_on_relay");
+    }
+    // Bytes no current peer needs: accounted as `purged` (the settlement log names the peer).
+    for (const s of r.released_segments) if (this.o.store.has(s.segment_id)) await this.o.store.remove(s.segment_id, "purged");
+  }
+
   /** The quota was raised or reset early (edgectl set-bandwidth): deliveries held for the reset are due again now. */
   async resumeQuotaDeferred(): Promise<void> {
     const now = this.clock.now();
@@ -376,6 +398,7 @@ export class RelayExecutor {
       bandwidth: this.o.bandwidth.snapshot(),
       storage: { ...this.o.store.usage(), evictions: this.o.store.evictions().length },
       deadletter_purges: this.o.ledger.purgeLog(),
+      peer_settlements: this.o.ledger.settleLog(),
       queried_at: isoTime(this.clock),
     };
   }

@@ -65,6 +65,69 @@ export interface PurgeLogEntry {
   items: PurgedDelivery[];
 }
 
+/** A delivery settled because its peer left edge.toml: its state when settled (never counted as acked). */
+export interface SettledDelivery {
+  segment_id: SegmentId;
+  peer_id: string;
+  state: DeliveryState;
+  attempts: number;
+  last_error: RelayErrorInfo | null;
+}
+
+/**
+ * One settlement: the deliveries owed to (or made to) a peer that is no longer
+ * configured, taken out of the queue on start with outcome `peer_removed`.
+ */
+export interface SettleLogEntry {
+  at: string;
+  outcome: "peer_removed";
+  peer_id: string;
+  count: number;
+  /** Of these, how many had not been acknowledged (they never will be). */
+  unacked: number;
+  /** The first {@link PURGE_LOG_ITEMS} settled deliveries. */
+  items: SettledDelivery[];
+}
+
+export interface SettleResult {
+  settled: SettleLogEntry[];
+  /** Segments whose success condition the remaining peers now meet. */
+  newly_delivered: SegmentId[];
+  /** Undelivered segments no remaining peer is owed: their bytes are no longer needed. */
+  released_segments: PurgeResult["released_segments"];
+}
+
+/**
+ * An inbox entry the application did not apply and the cursor passed:
+ * `refused` — the application refused it for good (a relayed release failing
+ * this node's rules, exit 4); `abandoned` — applying it kept failing
+ * (MAX_APPLY_ATTEMPTS), so it was passed rather than block every later arrival.
+ */
+export interface InboxRejection {
+  seq: number;
+  segment_id: SegmentId;
+  kind: SegmentInfo["kind"];
+  from: string;
+  outcome: "refused" | "abandoned";
+  /** The refusal's code (abandoned: INBOX_ENTRY_ABANDONED, the last failure's code in `cause_code`). */
+  code: string;
+  cause_code?: string;
+  message: string;
+  attempts: number;
+  at: string;
+  /** What a release entry claims to carry (read from its bytes, NOT verified): null when unreadable. */
+  statement_digest?: string | null;
+  sequence?: number | null;
+}
+
+/** Counts of passed inbox entries by kind, outcome and code (monotonic, durable). */
+export interface InboxRejectionCount {
+  kind: SegmentInfo["kind"];
+  outcome: InboxRejection["outcome"];
+  code: string;
+  count: number;
+}
+
 export interface LedgerSummary {
   queue: Record<DeliveryState, number> & { total: number };
   peers: Record<string, { queue: Record<DeliveryState, number>; last_error: (RelayErrorInfo & { at: string; segment_id: SegmentId }) | null }>;
@@ -123,7 +186,14 @@ const releaseEntryKey = (id: SegmentId): string => `release-entry:${id}`;
 /** A retention sweep refuses to purge when the wall clock ran this much ahead of the monotonic clock since the last one. */
 export const MAX_SWEEP_CLOCK_JUMP_MS = 3_600_000;
 
-const META = { inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log" } as const;
+const META = {
+  inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log",
+  settleLog: "peer_settle_log", inboxRejected: "inbox_rejected", inboxRejectedCounts: "inbox_rejected_counts",
+} as const;
+/** Settlements kept (each names one removed peer); a settlement lists its first {@link PURGE_LOG_ITEMS} deliveries. */
+const SETTLE_LOG_LIMIT = 50;
+/** Inbox entries not applied that status lists (the newest); the counts by code are kept in full. */
+export const INBOX_REJECTED_LIMIT = 50;
 
 function zeroQueue(): Record<DeliveryState, number> {
   return Object.fromEntries(DELIVERY_STATES.map((s) => [s, 0])) as Record<DeliveryState, number>;
@@ -335,6 +405,60 @@ export class RelayLedger {
     return this.transition(segment, peer, (d, now) => deadletterWaiting(d, now, error));
   }
 
+  /**
+   * Settles every delivery to a peer not in `peers` (dropped from edge.toml),
+   * in one transaction: the delivery leaves the queue (so status totals are
+   * the current peers' sum), the peer leaves its segments' peer lists (so the
+   * success condition is judged over the current peers: an `all_peers`
+   * segment the others acknowledged becomes delivered), and the settlement is
+   * logged per peer with outcome `peer_removed` (an unacknowledged delivery is
+   * never counted as acked). An undelivered segment no current peer is owed
+   * loses its record (its bytes are released); a delivered one keeps it, so
+   * LRU can still evict its bytes.
+   */
+  settleRemovedPeers(peers: readonly string[]): Promise<SettleResult> {
+    const current = new Set(peers);
+    const gone = this.deliveriesWhere((d) => !current.has(d.peer_id));
+    if (gone.length === 0) return Promise.resolve({ settled: [], newly_delivered: [], released_segments: [] });
+    return this.change(() => {
+      const now = this.now();
+      const settled: SettleLogEntry[] = [];
+      for (const peer of [...new Set(gone.map((d) => d.peer_id))].sort()) {
+        const mine = gone.filter((d) => d.peer_id === peer);
+        const items = mine.map((d) => ({ segment_id: d.segment_id, peer_id: d.peer_id, state: d.state, attempts: d.attempts, last_error: d.last_error }));
+        settled.push({ at: now, outcome: "peer_removed", peer_id: peer, count: mine.length, unacked: mine.filter((d) => d.state !== "acked").length, items: items.slice(0, PURGE_LOG_ITEMS) });
+      }
+      for (const d of gone) this.removeDelivery(this.mustGet(d.segment_id, d.peer_id));
+      const newly: SegmentId[] = [];
+      const released: PurgeResult["released_segments"] = [];
+      for (const id of new Set(gone.map((d) => d.segment_id))) {
+        const seg = this.segments.get(id);
+        if (seg === undefined) continue;
+        const rest = seg.peers.filter((p) => current.has(p));
+        let next: SegmentRecord = { ...seg, peers: rest };
+        if (seg.delivered_at === null && successMet(seg.success_condition, rest.map((p) => this.deliveries.get([id, p])?.state))) {
+          next = { ...next, delivered_at: now };
+          void this.meta.put(META.delivered, ((this.meta.get(META.delivered) as number | undefined) ?? 0) + 1);
+          newly.push(id);
+        }
+        if (next.delivered_at === null && rest.length === 0) {
+          void this.segments.remove(id);
+          released.push({ segment_id: id, delivered: false });
+        } else {
+          void this.segments.put(id, next);
+        }
+      }
+      const log = (this.meta.get(META.settleLog) as SettleLogEntry[] | undefined) ?? [];
+      void this.meta.put(META.settleLog, [...log, ...settled].slice(-SETTLE_LOG_LIMIT));
+      return { settled, newly_delivered: newly, released_segments: released };
+    });
+  }
+
+  /** Settlements of deliveries to removed peers, oldest first (bounded). */
+  settleLog(): SettleLogEntry[] {
+    return (this.meta.get(META.settleLog) as SettleLogEntry[] | undefined) ?? [];
+  }
+
   // ------------------------------------------------------------ dead letters
 
   deadletters(limit: number): DeliveryRecord[] {
@@ -495,6 +619,36 @@ export class RelayLedger {
       void this.meta.put(META.cursor, seq);
       return seq;
     });
+  }
+
+  /**
+   * Moves the cursor past an entry the application did not apply and records
+   * why, in one transaction: a crash leaves either both or neither, so an
+   * entry is counted once. The list keeps the newest {@link INBOX_REJECTED_LIMIT}.
+   */
+  passInboxEntry(r: InboxRejection): Promise<void> {
+    return this.change(() => {
+      const current = (this.meta.get(META.cursor) as number | undefined) ?? 0;
+      const last = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1) - 1;
+      if (!Number.isInteger(r.seq) || r.seq < current || r.seq > last) {
+        throw new EdgeError("INBOX_CURSOR_INVALID", `cannot pass inbox entry ${r.seq}: the cursor is at ${current} and the last sequence is ${last}`);
+      }
+      void this.meta.put(META.cursor, r.seq);
+      const list = (this.meta.get(META.inboxRejected) as InboxRejection[] | undefined) ?? [];
+      void this.meta.put(META.inboxRejected, [...list, r].slice(-INBOX_REJECTED_LIMIT));
+      const counts = (this.meta.get(META.inboxRejectedCounts) as InboxRejectionCount[] | undefined) ?? [];
+      const hit = counts.find((c) => c.kind === r.kind && c.outcome === r.outcome && c.code === r.code);
+      const next = hit ? counts.map((c) => (c === hit ? { ...c, count: c.count + 1 } : c)) : [...counts, { kind: r.kind, outcome: r.outcome, code: r.code, count: 1 }];
+      void this.meta.put(META.inboxRejectedCounts, next);
+    });
+  }
+
+  /** Inbox entries passed without being applied (newest {@link INBOX_REJECTED_LIMIT}, oldest first) and the durable counts. */
+  inboxRejections(): { entries: InboxRejection[]; counts: InboxRejectionCount[] } {
+    return {
+      entries: (this.meta.get(META.inboxRejected) as InboxRejection[] | undefined) ?? [],
+      counts: (this.meta.get(META.inboxRejectedCounts) as InboxRejectionCount[] | undefined) ?? [],
+    };
   }
 
   async close(): Promise<void> {
