@@ -3,7 +3,7 @@ import { AutonomyError } from "../lib/index.js";
 import { insecureKeyMode, keyMatches, parseCertificates, parsePrivateKey, readPemFile, readPemFileWithMode } from "./read.js";
 import type { TlsIdentityFiles } from "./read.js";
 import { certIdentity } from "./identity.js";
-import { x509 } from "./x509.js";
+import type { x509 } from "./x509.js";
 
 const DAY_MS = 24 * 3600 * 1000;
 
