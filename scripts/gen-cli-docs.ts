@@ -1,5 +1,6 @@
-// Regenerates docs/cli.md from the live command tree: `npm run docs:cli`.
+// Regenerates docs/cli.md from the live command trees (autonomy, edged, edgectl): `npm run docs:cli`.
 import { writeFileSync } from "node:fs";
-import { buildAutonomyProgram, renderCliReference } from "../src/cli/program.js";
+import { renderCliReference } from "../src/cli/program.js";
+import { cliPrograms } from "../src/cli/reference.js";
 
-writeFileSync(new URL("../docs/cli.md", import.meta.url), renderCliReference(buildAutonomyProgram()));
+writeFileSync(new URL("../docs/cli.md", import.meta.url), renderCliReference(...cliPrograms()));

@@ -58,10 +58,11 @@ export function helpPages(cmd: Command, prefix: string[] = []): { path: string; 
   return pages;
 }
 
-/** Renders docs/cli.md from the live command tree. */
-export function renderCliReference(program: Command): string {
-  const pages = helpPages(program);
+/** Renders docs/cli.md from the live command trees (autonomy, then edged and edgectl: `npm run docs:cli`). */
+export function renderCliReference(...programs: Command[]): string {
+  const pages = programs.flatMap((p) => helpPages(p));
   const toc = pages.map((p) => `- [\`${p.path}\`](#${p.path.replace(/ /g, "-")})`).join("\n");
   const body = pages.map((p) => `## ${p.path}\n\n\`\`\`text\n${p.help.trimEnd()}\n\`\`\``).join("\n\n");
-  return `# CLI reference\n\nGenerated from the command tree by \`npm run docs:cli\`; \`test/docs/docs-cli.test.ts\` fails when it is stale.\n\n${toc}\n\n${body}\n`;
+  const names = programs.map((p) => `\`${p.name()}\``).join(", ");
+  return `# CLI reference\n\nThe programs ${names}, generated from their command trees by \`npm run docs:cli\`; \`test/docs/docs-cli.test.ts\` fails when it is stale.\n\n${toc}\n\n${body}\n`;
 }

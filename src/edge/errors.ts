@@ -43,6 +43,7 @@ export const EDGE_ERROR_CODES = [
   "OS_IDENTITY_UNREADABLE",
   // daemon and control socket
   "CONTROL_SOCKET_UNAVAILABLE",
+  "CONTROL_SOCKET_UNTRUSTED",
   "DAEMON_ALREADY_RUNNING",
   "CONTROL_SOCKET_IN_USE",
   "CONTROL_REQUEST_FAILED",
@@ -55,13 +56,13 @@ export const RELAY_FAILURE_CODES = [
   "RELAY_PEER_UNREACHABLE", "RELAY_TLS_REFUSED", "RELAY_ACK_TIMEOUT", "RELAY_PEER_REJECTED", "RELAY_PEER_ERROR", "RELAY_DIGEST_MISMATCH", "SEGMENT_MISSING",
 ] as const satisfies readonly EdgeErrorCode[];
 
-const VERIFICATION: ReadonlySet<EdgeErrorCode> = new Set(["RELAYED_RELEASE_INVALID", "SEGMENT_CORRUPT"]);
+const VERIFICATION: ReadonlySet<EdgeErrorCode> = new Set(["RELAYED_RELEASE_INVALID", "SEGMENT_CORRUPT", "CONTROL_SOCKET_UNTRUSTED"]);
 
 const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   EDGE_CONFIG_INVALID: "fix the named keys in edge.toml (docs/edge-config.md lists every key); `edged precheck --config edge.toml` checks it",
   EDGE_CONFIG_VERSION: "upgrade the file with `autonomy config migrate --config edge.toml --write` (without --write it shows the change)",
   STATE_ROOT_INVALID: "point [node] state_root at a writable directory on the persistent partition",
-  STORAGE_CEILING_EXCEEDED: "the segment store is full of undelivered segments; raise [storage] ceiling_bytes, or let deliveries finish (`edgectl relay status`)",
+  STORAGE_CEILING_EXCEEDED: "the segment store is full of segments still needed (undelivered, or arrivals the application has not consumed), or the sending peer used its share of it; raise [storage] ceiling_bytes, or let deliveries and the application catch up (`edgectl relay status`)",
   SEGMENT_MISSING: "the segment is no longer in the store; it cannot be relayed (see `edgectl relay deadletter inspect`)",
   SEGMENT_CORRUPT: "a stored segment no longer matches its digest (disk corruption or tampering); it is refused and must be sent again",
   SEGMENT_TOO_LARGE: "split the content or raise [relay] max_segment_bytes on both sides",
@@ -89,6 +90,7 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   RUNTIME_MANIFEST_INVALID: "re-stage the runtime into the state root with a release key the node trusts",
   OS_IDENTITY_UNREADABLE: "check [bootstrap] os_release_file and kernel_release_file (defaults /etc/os-release and /proc/sys/kernel/osrelease); edged must not start without knowing which OS it runs on",
   CONTROL_SOCKET_UNAVAILABLE: "start edged (`edged run --config edge.toml`) or pass the socket it listens on with --socket",
+  CONTROL_SOCKET_UNTRUSTED: "nothing was sent: the socket may have been planted by another local user. Check who created it (ls -la on the socket and its directory); edged's own socket is 0600 in a directory only its owner can write. If edged runs under a dedicated account, pass --socket-owner <that user>",
   DAEMON_ALREADY_RUNNING: "another edged holds this state root; stop it first",
   CONTROL_SOCKET_IN_USE: "another edged (or another program) serves on this control socket: stop it, or pass another --control-socket",
   CONTROL_REQUEST_FAILED: "edged refused or failed the request (see the message); its log has the details",

@@ -30,7 +30,7 @@ export interface EdgeNode {
 export function edgeNode(dir: string, id: string, port?: number): EdgeNode {
   const home = join(dir, id);
   return {
-    id, dir: home, stateRoot: join(home, "state"), config: join(home, "edge.toml"), socket: join(home, "edged.sock"),
+    id, dir: home, stateRoot: join(home, "state"), config: join(home, "edge.toml"), socket: join(home, "run", "edged.sock"),
     osRelease: join(home, "os", "os-release"), kernelRelease: join(home, "os", "kernel-release"),
     ...(port !== undefined ? { port } : {}),
   };

@@ -41,11 +41,15 @@ describe("edgectl", () => {
     expect(text.stdout).toMatch(/queue: scheduled 0 {2}inflight 0 {2}acked 0 {2}failed 0 {2}deadletter 1 {2}total 1/);
     expect(text.stdout).toContain("throttled 0  quota drops 0");
     expect(text.stdout).toContain("refused peers: none");
+    // The boot epoch and the last OS reconstruction (what an operator checks after an OS replacement).
+    expect(text.stdout).toContain(`boot: epoch 2  OS fingerprint blake3:${"c".repeat(64)}`);
+    expect(text.stdout).toContain("last reconstruction: completed at 2026-01-01T00:00:00Z, to epoch 2");
     for (const flag of [["--output", "json"], ["--json"]]) {
       const r = await edgectl("relay", "status", ...flag);
       expect(r.code, r.stderr).toBe(0);
-      const doc = JSON.parse(r.stdout) as { version: number; queue: { deadletter: number }; queried_at: string };
+      const doc = JSON.parse(r.stdout) as { version: number; queue: { deadletter: number }; boot: { boot_epoch: number; last_reconstruction: { outcome: string } }; queried_at: string };
       expect(doc.version).toBe(1);
+      expect(doc.boot).toMatchObject({ boot_epoch: 2, last_reconstruction: { outcome: "completed" } });
       expect(doc.queue.deadletter).toBe(1);
       expect(doc.queried_at).toBeTypeOf("string");
     }

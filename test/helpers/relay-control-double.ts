@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { EdgeError } from "../../src/edge/index.js";
 import { zeroEvictionCounts } from "../../src/edge/daemon/control-types.js";
-import type { BandwidthChange, BandwidthConfig, DeadLetterEntry, PurgeRequest, RelayConfigView, RelayControl, RelayStatusView, SegmentKind } from "../../src/edge/index.js";
+import type { BandwidthChange, BandwidthConfig, BootStatusView, DeadLetterEntry, PurgeRequest, RelayConfigView, RelayControl, RelayStatusView, SegmentKind, StoreVerifyReport } from "../../src/edge/index.js";
 
 export const SEG = "a".repeat(64);
 const EMPTY_QUEUE = { scheduled: 0, inflight: 0, acked: 0, failed: 0, deadletter: 0, total: 0 };
@@ -17,12 +17,17 @@ export class ControlDouble implements RelayControl {
   bandwidth: BandwidthConfig = { bytes_per_second: 0, daily_quota_bytes: 0, quota_reset_utc: "00:00" };
   deadletters: DeadLetterEntry[] = [{ segment_id: SEG, peer_id: "edge-b", kind: "data", size: 3, attempts: 5, first_queued_at: "2026-01-01T00:00:00Z", last_updated_at: "2026-01-01T00:01:00Z", last_error: { code: "RELAY_PEER_UNREACHABLE", message: "refused" } }];
   enqueued: { bytes: Uint8Array; kind: SegmentKind }[] = [];
+  /** What the daemon reads from the state root's boot files (src/edge/daemon/boot-status.ts). */
+  boot: BootStatusView = {
+    boot_epoch: 2, os_fingerprint: `blake3:${"c".repeat(64)}`, captured_at: "2026-01-01T00:00:00Z", error: null,
+    last_reconstruction: { outcome: "completed", epoch: 2, at: "2026-01-01T00:00:00Z", previous_fingerprint: `blake3:${"b".repeat(64)}`, new_fingerprint: `blake3:${"c".repeat(64)}`, runtime_manifest_digest: null },
+  };
   status(): Promise<RelayStatusView> {
     return Promise.resolve({
       enabled: true, node_id: "edge-a", success_condition: "one_peer", workers: 4, queue: { ...EMPTY_QUEUE, deadletter: this.deadletters.length, total: this.deadletters.length }, peers: [],
       bandwidth: { ...this.bandwidth, unlimited: true, available_tokens: 0, daily_used_bytes: 0, quota_resets_at: "2026-01-02T00:00:00Z", throttle_count: 0, quota_drop_count: 0 },
-      last_error: null, refused_peers: [], inbox: { rejected: [], rejected_counts: [] }, peer_settlements: [], store: { used_bytes: 0, ceiling_bytes: 1, segments: 0, evictions: { count: 0, bytes: 0, by_reason: zeroEvictionCounts() } },
-      config: { source: "/x/edge.toml", loaded_at: "2026-01-01T00:00:00Z", config_reload_error: null, restart_required: [] }, queried_at: "2026-01-01T00:00:00Z",
+      last_error: null, refused_peers: [], inbox: { rejected: [], rejected_counts: [] }, peer_settlements: [], store: { used_bytes: 0, disk_bytes: 0, ceiling_bytes: 1, segments: 0, evictions: { count: 0, bytes: 0, by_reason: zeroEvictionCounts() } },
+      config: { source: "/x/edge.toml", loaded_at: "2026-01-01T00:00:00Z", config_reload_error: null, restart_required: [] }, boot: this.boot, queried_at: "2026-01-01T00:00:00Z",
     });
   }
   config(): Promise<RelayConfigView> {
@@ -61,6 +66,9 @@ export class ControlDouble implements RelayControl {
   enqueue(bytes: Uint8Array, kind: SegmentKind) {
     this.enqueued.push({ bytes, kind });
     return Promise.resolve({ id: createHash("sha256").update(bytes).digest("hex"), size: bytes.byteLength, kind, created: true });
+  }
+  storageVerify(): Promise<StoreVerifyReport> {
+    return Promise.resolve({ checked: 0, bytes: 0, removed: [] });
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
-import { ControlClient, DEFAULT_CONTROL_SOCKET } from "../../edge/index.js";
+import { ControlClient, DEFAULT_CONTROL_SOCKET, resolveSocketOwner } from "../../edge/index.js";
 import type { BandwidthChange, PurgeRequest } from "../../edge/index.js";
 import { UsageError, readInputFile } from "../../lib/index.js";
 import { emit } from "../output.js";
@@ -9,6 +9,7 @@ import { configText, deadletterDetailText, deadletterListText, purgeText, status
 
 interface Flags {
   socket?: string;
+  socketOwner?: string;
   json?: boolean;
 }
 
@@ -34,10 +35,16 @@ function segmentId(v: string): string {
   return v;
 }
 
-/** The client for the socket named by the persistent --socket flag. */
-function client(cmd: Command): { ctl: ControlClient; flags: Flags } {
+/** The client for the socket named by the persistent --socket flag (trusting --socket-owner besides you and root). */
+async function client(cmd: Command): Promise<{ ctl: ControlClient; flags: Flags }> {
   const flags = cmd.optsWithGlobals<Flags>();
-  return { ctl: new ControlClient({ socketPath: flags.socket ?? DEFAULT_CONTROL_SOCKET }), flags };
+  const owners: number[] = [];
+  if (flags.socketOwner !== undefined) {
+    const uid = await resolveSocketOwner(flags.socketOwner);
+    if (uid === undefined) throw new UsageError(`--socket-owner ${flags.socketOwner}: no such user`, "pass a user name from /etc/passwd or a numeric uid");
+    owners.push(uid);
+  }
+  return { ctl: new ControlClient({ socketPath: flags.socket ?? DEFAULT_CONTROL_SOCKET, socketOwners: owners }), flags };
 }
 
 const json = (c: Command): Command => c.option("--json", "machine-readable output");
@@ -46,17 +53,21 @@ const json = (c: Command): Command => c.option("--json", "machine-readable outpu
 export function registerEdgectlRelay(program: Command): void {
   const relay = program.command("relay").description("the segment relay of the edged behind --socket");
 
-  json(relay.command("status").description("queue per state and per peer, bandwidth, last error, refused peers, store usage (\"relay: disabled\" when off)"))
+  json(relay.command("status").description("queue per state and per peer, bandwidth, last error, refused peers, store usage, the boot epoch and last OS reconstruction (\"relay: disabled\" when off)"))
     .addOption(new Option("--output <format>", "text or json (as the original spells it; same as --json)").choices(["text", "json"]).default("text"))
+    // --output json is --json, also for a failure (the error document on stdout).
+    .hook("preAction", (c) => {
+      if (c.opts<{ output?: string }>().output === "json") c.setOptionValue("json", true);
+    })
     .action(action(async (opts: { output: string; json?: boolean }, cmd: Command) => {
-      const { ctl } = client(cmd);
-      emit(await ctl.status(), { json: opts.json === true || opts.output === "json" }, statusText);
+      const { ctl } = await client(cmd);
+      emit(await ctl.status(), { json: opts.json === true }, statusText);
     }));
 
   const config = relay.command("config").description("the running relay configuration");
   json(config.command("get").description("print the running relay configuration (and a failed reload's error)"))
     .action(action(async (_opts: Flags, cmd: Command) => {
-      const { ctl, flags } = client(cmd);
+      const { ctl, flags } = await client(cmd);
       emit(await ctl.config(), flags, configText);
     }));
   json(config.command("set-bandwidth").description("change the rate and/or the daily quota at once, without restart (edge.toml is not rewritten)"))
@@ -70,7 +81,7 @@ export function registerEdgectlRelay(program: Command): void {
         ...(opts.quotaResetUtc === undefined ? {} : { quota_reset_utc: opts.quotaResetUtc }),
       };
       if (Object.keys(change).length === 0) throw new UsageError("nothing to change", "pass --bytes-per-second, --daily-quota-bytes and/or --quota-reset-utc");
-      const { ctl, flags } = client(cmd);
+      const { ctl, flags } = await client(cmd);
       emit(await ctl.setBandwidth(change), flags, (r) =>
         `applied=${String(r.applied)}  rate ${r.bandwidth.bytes_per_second} B/s  daily quota ${r.bandwidth.daily_quota_bytes} B  reset ${r.bandwidth.quota_reset_utc} UTC (not written to edge.toml)`);
     }));
@@ -79,17 +90,17 @@ export function registerEdgectlRelay(program: Command): void {
   json(dl.command("list").description("list dead letters (segment, peer, attempts, last error)"))
     .option("--limit <n>", "at most this many", posInt, 50)
     .action(action(async (opts: { limit: number }, cmd: Command) => {
-      const { ctl, flags } = client(cmd);
+      const { ctl, flags } = await client(cmd);
       emit({ deadletters: await ctl.deadletterList(opts.limit) }, flags, (r) => deadletterListText(r.deadletters));
     }));
   json(dl.command("inspect").description("one delivery's state, attempts and their errors").argument("<seg>", "segment id", segmentId).argument("<peer>", "peer id"))
     .action(action(async (seg: string, peer: string, _opts: Flags, cmd: Command) => {
-      const { ctl, flags } = client(cmd);
+      const { ctl, flags } = await client(cmd);
       emit(await ctl.deadletterInspect(seg, peer), flags, deadletterDetailText);
     }));
   json(dl.command("retry").description("schedule a dead letter for delivery again").argument("<seg>", "segment id", segmentId).argument("<peer>", "peer id"))
     .action(action(async (seg: string, peer: string, _opts: Flags, cmd: Command) => {
-      const { ctl, flags } = client(cmd);
+      const { ctl, flags } = await client(cmd);
       emit(await ctl.deadletterRetry(seg, peer), flags, (r) => `segment ${r.segment_id} → peer ${r.peer_id}: ${r.state}`);
     }));
   json(dl.command("purge").description("remove dead letters (all, or those of one segment and/or peer); a dry run without --force"))
@@ -98,7 +109,7 @@ export function registerEdgectlRelay(program: Command): void {
     .option("--force", "really purge (otherwise only show what would be purged)")
     .action(action(async (opts: { segmentId?: string; peerId?: string; force?: boolean }, cmd: Command) => {
       const req: PurgeRequest = { force: opts.force === true, ...(opts.segmentId ? { segment_id: opts.segmentId } : {}), ...(opts.peerId ? { peer_id: opts.peerId } : {}) };
-      const { ctl, flags } = client(cmd);
+      const { ctl, flags } = await client(cmd);
       emit(await ctl.deadletterPurge(req), flags, purgeText);
     }));
 
@@ -106,7 +117,7 @@ export function registerEdgectlRelay(program: Command): void {
     .addOption(new Option("--kind <kind>", "what the segment carries").choices(["data", "release"]).default("data"))
     .action(action(async (file: string, opts: { kind: "data" | "release" }, cmd: Command) => {
       const bytes = await readInputFile(file, "the segment to send");
-      const { ctl, flags } = client(cmd);
+      const { ctl, flags } = await client(cmd);
       emit(await ctl.enqueue(bytes, opts.kind), flags, (r) => `${r.created ? "queued" : "already stored"} segment ${r.id} (${r.kind}, ${r.size} bytes)`);
     }));
 }

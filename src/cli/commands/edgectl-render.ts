@@ -1,4 +1,4 @@
-import type { DeadLetterDetail, DeadLetterEntry, DeadLetterPurgeResult, QueueCounts, RelayConfigView, RelayStatusView } from "../../edge/index.js";
+import type { BootStatusView, DeadLetterDetail, DeadLetterEntry, DeadLetterPurgeResult, QueueCounts, RelayConfigView, RelayStatusView } from "../../edge/index.js";
 
 /** Text renderings of edgectl's results (the --json document is the result itself). */
 
@@ -10,8 +10,19 @@ function rate(n: number, unit: string): string {
   return n === 0 ? "unlimited" : `${n} ${unit}`;
 }
 
+/** The boot epoch and the last OS reconstruction (what an operator checks after an OS replacement). */
+export function bootText(b: BootStatusView): string[] {
+  if (b.error !== null) return [`boot: unreadable: ${b.error}`];
+  const head = b.boot_epoch === null ? "boot: no boot epoch recorded yet (edged precheck has not run on this state root)" : `boot: epoch ${b.boot_epoch}  OS fingerprint ${b.os_fingerprint ?? "?"}  since ${b.captured_at ?? "?"}`;
+  const r = b.last_reconstruction;
+  const last = r === null
+    ? "  last reconstruction: none"
+    : `  last reconstruction: ${r.outcome} at ${r.at}, to epoch ${r.epoch} (OS ${r.previous_fingerprint} → ${r.new_fingerprint})${r.runtime_manifest_digest ? `, runtime ${r.runtime_manifest_digest}` : ""}`;
+  return [head, last];
+}
+
 export function statusText(s: RelayStatusView): string {
-  if (!s.enabled) return `relay: disabled\nqueried_at: ${s.queried_at}`;
+  if (!s.enabled) return ["relay: disabled", ...bootText(s.boot), `queried_at: ${s.queried_at}`].join("\n");
   const b = s.bandwidth;
   const lines = [
     `relay: enabled  node ${s.node_id}  success ${s.success_condition}  workers ${s.workers}`,
@@ -29,6 +40,7 @@ export function statusText(s: RelayStatusView): string {
     `config: ${s.config.source} loaded ${s.config.loaded_at}`,
     ...(s.config.config_reload_error ? [`  config_reload_error: ${s.config.config_reload_error} (the running config was kept)`] : []),
     ...(s.config.restart_required.length > 0 ? [`  restart required for: ${s.config.restart_required.join(", ")}`] : []),
+    ...bootText(s.boot),
     `queried_at: ${s.queried_at}`,
   ];
   return lines.join("\n");

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { resolve } from "node:path";
-import { DEFAULT_CONTROL_SOCKET, startEdgeDaemon, untilStopped } from "../../edge/index.js";
+import { DEFAULT_CONTROL_SOCKET, parseMetricsAddress, startEdgeDaemon, untilStopped } from "../../edge/index.js";
 import type { EdgeConfigLoader, RelayPartsFactory, ReleaseRelay } from "../../edge/index.js";
 import { UsageError } from "../../lib/index.js";
 import { createLogger } from "../../observability/index.js";
@@ -22,12 +22,22 @@ interface RunFlags {
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
+/** `--prometheus-addr`: refused at parse time (usage, exit 2) when it does not parse; the daemon parses it again. */
+function metricsAddr(v: string): string {
+  try {
+    parseMetricsAddress(v);
+  } catch (e) {
+    throw new InvalidArgumentError(e instanceof Error ? e.message.replace(/^--prometheus-addr \S+: /, "") : String(e));
+  }
+  return v;
+}
+
 /** `edged run`: the relay and the control socket, until SIGTERM/SIGINT (exit 0); SIGHUP reloads edge.toml. */
 export function registerEdgedRun(program: Command, deps: () => Promise<EdgedRunDeps>): void {
   program.command("run")
     .description("run the relay (receiver, executor, bandwidth) and serve the control socket until SIGTERM; SIGHUP or an edit of edge.toml reloads it")
     .option("--control-socket <path>", "the control socket edgectl talks to (mode 0600)", DEFAULT_CONTROL_SOCKET)
-    .option("--prometheus-addr <host:port>", "serve Prometheus metrics at http://host:port/metrics (off when absent)")
+    .option("--prometheus-addr <addr>", "serve Prometheus metrics (unauthenticated) at http://ADDR/metrics, off when absent or empty: PORT or :PORT binds 127.0.0.1 only; another interface must be explicit (0.0.0.0:PORT, IP:PORT, [IPv6]:PORT) and is logged as a warning", metricsAddr)
     .option("--json", "a failure to start is printed as a JSON document on stdout (the log is JSON lines on stderr either way)")
     .addOption(new Option("--log-level <level>", "lowest level logged (JSON lines on stderr)").choices(["debug", "info", "warn", "error"]).default("info"))
     .action(action(async (flags: RunFlags, cmd: Command) => {

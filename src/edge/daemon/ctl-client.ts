@@ -2,17 +2,24 @@ import { request } from "node:http";
 import { errnoCode } from "../../lib/index.js";
 import { EDGE_ERROR_CODES, EdgeError } from "../errors.js";
 import type { EdgeErrorCode } from "../errors.js";
-import type { SegmentInfo, SegmentKind } from "../types.js";
+import type { SegmentInfo, SegmentKind, StoreVerifyReport } from "../types.js";
 import type {
   BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayStatusView,
 } from "./control-types.js";
 import { DEFAULT_CONTROL_SOCKET } from "./control-socket.js";
+import { trustedSocketPath } from "./socket-trust.js";
 
 export interface ControlClientOptions {
   /** The control socket edged listens on. Default {@link DEFAULT_CONTROL_SOCKET}. */
   socketPath?: string;
   /** Per-request timeout (ms). Default 30 s (an enqueue of a large segment writes it durably first). */
   timeoutMs?: number;
+  /**
+   * Uids besides the current user and root that may own the socket and its
+   * directory (edged under a dedicated account). Every request first checks
+   * the socket's owner, type and directory (CONTROL_SOCKET_UNTRUSTED).
+   */
+  socketOwners?: readonly number[];
 }
 
 interface Reply {
@@ -28,6 +35,9 @@ const EDGE_CODES: ReadonlySet<string> = new Set(EDGE_ERROR_CODES);
  * that is not there is CONTROL_SOCKET_UNAVAILABLE; an error answer becomes an
  * EdgeError with the server's code (CONTROL_REQUEST_FAILED, carrying
  * `remote_code`, when the code is not an edge one, like REQUEST_INVALID).
+ * Before each request the socket is checked with {@link trustedSocketPath}:
+ * a socket planted by another local user is CONTROL_SOCKET_UNTRUSTED (exit 4)
+ * and receives nothing.
  *
  * ### Examples
  * ```ts
@@ -38,10 +48,12 @@ const EDGE_CODES: ReadonlySet<string> = new Set(EDGE_ERROR_CODES);
 export class ControlClient {
   readonly socketPath: string;
   readonly #timeoutMs: number;
+  readonly #owners: readonly number[];
 
   constructor(opts: ControlClientOptions = {}) {
     this.socketPath = opts.socketPath ?? DEFAULT_CONTROL_SOCKET;
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
+    this.#owners = opts.socketOwners ?? [];
   }
 
   status(): Promise<RelayStatusView> {
@@ -78,6 +90,11 @@ export class ControlClient {
     return this.#decode(r);
   }
 
+  /** Scrubs the segment store (reads every segment: can take a while on a big store). */
+  storageVerify(): Promise<StoreVerifyReport> {
+    return this.#json("POST", "/v1/storage/verify", {});
+  }
+
   async #json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return this.#decode<T>(await this.#send(method, path, "application/json", payload));
@@ -94,14 +111,16 @@ export class ControlClient {
     return doc as T;
   }
 
-  #send(method: string, path: string, contentType: string, body: Uint8Array | undefined): Promise<Reply> {
+  async #send(method: string, path: string, contentType: string, body: Uint8Array | undefined): Promise<Reply> {
+    // Checked on every request, not once: edged may have restarted (a new socket) between two calls.
+    const socketPath = await trustedSocketPath(this.socketPath, { owners: this.#owners });
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = { accept: "application/json" };
       if (body !== undefined) {
         headers["content-type"] = contentType;
         headers["content-length"] = body.byteLength;
       }
-      const req = request({ socketPath: this.socketPath, method, path, headers, timeout: this.#timeoutMs }, (res) => {
+      const req = request({ socketPath, method, path, headers, timeout: this.#timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers["content-type"] ?? ""), body: Buffer.concat(chunks) }));

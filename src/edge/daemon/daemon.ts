@@ -2,7 +2,7 @@ import { watch } from "node:fs";
 import type { FSWatcher } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { acquireFileLock, systemClock } from "../../lib/index.js";
+import { acquireFileLock, messageOf, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import { createLogger } from "../../observability/index.js";
 import type { Logger } from "../../observability/index.js";
@@ -11,7 +11,10 @@ import type { EdgeConfig } from "../config/schema.js";
 import { EdgeError } from "../errors.js";
 import { createControlServer } from "./control-server.js";
 import { listenControlSocket } from "./control-socket.js";
-import { createEdgeMetrics, serveMetrics } from "./metrics.js";
+import { trustedSocketPath } from "./socket-trust.js";
+import { registerBootMetrics } from "./boot-status.js";
+import { createEdgeMetrics } from "./metrics.js";
+import { parseMetricsAddress, serveMetrics } from "./prometheus.js";
 import type { EdgeConfigLoader, RelayParts, RelayPartsFactory } from "./ports.js";
 import type { InboxStatus } from "./control-types.js";
 import { DaemonRelayControl, inboxStatusOf } from "./relay-control.js";
@@ -24,7 +27,10 @@ import type { ReloadOutcome } from "./running-config.js";
 export interface EdgeDaemonOptions {
   /** The control socket to serve (`--control-socket`). */
   controlSocket: string;
-  /** host:port of the Prometheus endpoint (`--prometheus-addr`); off when absent. */
+  /**
+   * The Prometheus endpoint (`--prometheus-addr`, parsed by parseMetricsAddress): a bare PORT binds
+   * loopback; another interface must be an explicit IP and is logged as a warning. Off when absent or "".
+   */
   prometheusAddr?: string;
   clock?: Clock;
   log?: Logger;
@@ -70,6 +76,8 @@ const WATCH_DEBOUNCE_MS = 150;
 export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOptions): Promise<EdgeDaemon> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? createLogger({ name: "autonomy.edged" });
+  // Before anything is opened: an address that does not parse fails the start at once.
+  const metricsAt = opts.prometheusAddr === undefined ? undefined : parseMetricsAddress(opts.prometheusAddr);
   const paths = stateRootPaths(config.node.stateRoot);
   await mkdir(dirname(paths.edgeDaemonLock), { recursive: true, mode: 0o700 });
   const unlock = await acquireFileLock(paths.edgeDaemonLock, {
@@ -98,10 +106,20 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
       await unlinkSocket();
     });
     log.info({ event: "control_socket_listening", socket: opts.controlSocket }, "control socket listening");
-    const metrics = opts.prometheusAddr === undefined ? undefined : await serveMetrics(createEdgeMetrics(parts, running, inboxView), opts.prometheusAddr);
-    if (metrics) {
+    // The check edgectl makes before it connects (as this user): say now, not at the operator's first command.
+    await trustedSocketPath(opts.controlSocket).catch((e: unknown) =>
+      log.warn({ event: "control_socket_untrusted", socket: opts.controlSocket, reason: messageOf(e) }, "edgectl will refuse this control socket (CONTROL_SOCKET_UNTRUSTED): put it in a directory only edged's user can write, e.g. the default /run/edged"));
+    let metricsAddress: string | undefined;
+    if (metricsAt !== undefined) {
+      const registry = createEdgeMetrics(parts, running, inboxView);
+      registerBootMetrics(registry, () => running.current.node.stateRoot);
+      const metrics = await serveMetrics(registry, metricsAt);
+      metricsAddress = metrics.address;
       cleanup.push(metrics.close);
-      log.info({ event: "metrics_listening", address: metrics.address }, "Prometheus metrics listening");
+      log.info({ event: "metrics_listening", address: metrics.address, loopback: metricsAt.loopback }, "Prometheus metrics listening");
+      if (!metricsAt.loopback) {
+        log.warn({ event: "metrics_exposed", address: metrics.address }, "Prometheus metrics are served WITHOUT authentication on a non-loopback address: anyone who can reach it reads the relay's peers and counters; restrict it with a firewall, or bind 127.0.0.1");
+      }
     }
     if (config.relay.enabled) {
       cleanup.push(() => stopEngine(parts, opts.stopGraceMs ?? 5_000, log));
@@ -130,7 +148,7 @@ export async function startEdgeDaemon(config: EdgeConfig, opts: EdgeDaemonOption
     let stopping: Promise<void> | undefined;
     return {
       controlSocket: opts.controlSocket,
-      metricsAddress: metrics?.address,
+      metricsAddress,
       receiverAddress: parts.receiverAddress,
       reload: () => reload("sighup"),
       stop: () => {

@@ -1,9 +1,6 @@
-import { createServer } from "node:http";
-import type { Server } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
 import { DELIVERY_STATES } from "../types.js";
 import { zeroEvictionCounts } from "./control-types.js";
-import { EdgeError } from "../errors.js";
 import type { EngineStats, RelayParts } from "./ports.js";
 import type { RunningConfig } from "./running-config.js";
 import type { InboxStatus } from "./control-types.js";
@@ -60,6 +57,7 @@ export function createEdgeMetrics(parts: RelayParts, config: RunningConfig, inbo
     },
   });
   new Gauge({ name: "edged_store_used_bytes", help: "Bytes held by the segment store", registers: r, collect() { this.set(parts.store.usage().used_bytes); } });
+  new Gauge({ name: "edged_store_disk_bytes", help: "Disk the segment store's files take as the ceiling counts it (whole blocks, one at least per segment)", registers: r, collect() { this.set(parts.store.usage().disk_bytes); } });
   new Gauge({ name: "edged_store_ceiling_bytes", help: "The segment store's disk ceiling", registers: r, collect() { this.set(parts.store.usage().ceiling_bytes); } });
   new Gauge({ name: "edged_store_segments", help: "Segments in the store", registers: r, collect() { this.set(parts.store.usage().segments); } });
   new Counter({
@@ -86,29 +84,4 @@ export function createEdgeMetrics(parts: RelayParts, config: RunningConfig, inbo
   });
   new Gauge({ name: "edged_config_reload_failed", help: "1 when the last edge.toml reload failed (the running config was kept)", registers: r, collect() { this.set(config.state().config_reload_error === null ? 0 : 1); } });
   return registry;
-}
-
-/** Serves `GET /metrics` on host:port; returns the bound address and the close function. */
-export async function serveMetrics(registry: Registry, addr: string): Promise<{ address: string; close: () => Promise<void> }> {
-  const i = addr.lastIndexOf(":");
-  const host = addr.slice(0, i).replace(/^\[|\]$/g, "");
-  const port = Number(addr.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new EdgeError("EDGE_CONFIG_INVALID", `--prometheus-addr ${addr}: expected host:port, e.g. 127.0.0.1:9464`);
-  const server: Server = createServer((req, res) => {
-    if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found; scrape /metrics\n");
-      return;
-    }
-    registry.metrics().then(
-      (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
-      () => res.writeHead(500, { "content-type": "text/plain" }).end("metrics collection failed\n"),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve());
-  });
-  const a = server.address();
-  const bound = typeof a === "object" && a !== null ? `${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}` : addr;
-  return { address: bound, close: () => new Promise<void>((res) => server.close(() => res())) };
 }

@@ -1,11 +1,12 @@
 import type { Clock } from "../../lib/index.js";
 import { isoTime } from "../../lib/index.js";
-import type { SegmentKind } from "../types.js";
+import type { SegmentKind, StoreVerifyReport } from "../types.js";
 import { EdgeError } from "../errors.js";
 import type {
   BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, InboxStatus, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayControl, RelayStatusView, StoreStatus,
 } from "./control-types.js";
 import { zeroEvictionCounts } from "./control-types.js";
+import { readBootStatus } from "./boot-status.js";
 import type { RelayParts } from "./ports.js";
 import type { RunningConfig } from "./running-config.js";
 
@@ -24,10 +25,11 @@ export class DaemonRelayControl implements RelayControl {
     this.#inbox = inbox;
   }
 
-  status(): Promise<RelayStatusView> {
+  async status(): Promise<RelayStatusView> {
     const c = this.#config.current;
     const q = this.#parts.engine.queue();
-    return Promise.resolve({
+    const boot = await readBootStatus(c.node.stateRoot);
+    return {
       enabled: c.relay.enabled,
       node_id: c.node.id,
       success_condition: c.relay.successCondition,
@@ -42,8 +44,9 @@ export class DaemonRelayControl implements RelayControl {
       peer_settlements: q.peer_settlements ?? [],
       store: this.#store(),
       config: this.#config.state(),
+      boot,
       queried_at: isoTime(this.#clock),
-    });
+    };
   }
 
   #store(): StoreStatus {
@@ -96,6 +99,11 @@ export class DaemonRelayControl implements RelayControl {
   enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<{ id: string; size: number; kind: SegmentKind; created: boolean }> {
     if (!this.#config.current.relay.enabled) throw new EdgeError("RELAY_DISABLED", "the relay is disabled on this node ([relay] enabled = false); nothing can be sent");
     return this.#parts.engine.enqueue(bytes, kind);
+  }
+
+  /** Scrub: reads and re-hashes every segment (the start of edged reads names and sizes only). Works with the relay disabled too. */
+  storageVerify(): Promise<StoreVerifyReport> {
+    return this.#parts.store.verify();
   }
 
   /** A retry to a peer no longer in edge.toml could never be delivered. */

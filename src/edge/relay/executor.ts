@@ -3,7 +3,7 @@ import type { EdgeConfig } from "../config/schema.js";
 import { RELAY_FAILURE_CODES } from "../errors.js";
 import type { BandwidthLimiter, BandwidthSnapshot, DeliveryState, PeerConfig, PeerTransport, SegmentId, SegmentInfo, SegmentKind, SegmentStore, StoreUsage } from "../types.js";
 import { backoffDelay } from "./backoff.js";
-import { isPending, type DeliveryRecord, type RelayErrorInfo } from "./ledger-records.js";
+import type { DeliveryRecord, RelayErrorInfo } from "./ledger-records.js";
 import type { LedgerSummary, PurgeFilter, PurgeLogEntry, PurgeResult, RelayLedger, SettleLogEntry } from "./ledger.js";
 
 /** The part of pino the executor uses (structural, so tests can pass a recorder). */
@@ -173,7 +173,8 @@ export class RelayExecutor {
    * already knew this content (then only peers it was not scheduled to are added).
    */
   async enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<SegmentInfo & { created: boolean }> {
-    const put = await this.o.store.put(bytes, kind, (id) => this.evictable(id));
+    // What may go to make room: delivered segments no peer waits for, and arrivals the application consumed.
+    const put = await this.o.store.put(bytes, kind, (id) => this.o.ledger.releasable(id));
     for (const ev of put.evicted) this.o.log?.info({ segment_id: ev.id, bytes: ev.bytes, reason: ev.reason }, "relay: segment evicted to make room");
     const { created } = await this.o.ledger.schedule(put.info, [...this.peersById.keys()], this.o.config.successCondition);
     this.kick();
@@ -285,8 +286,8 @@ export class RelayExecutor {
    * the others their copy (a dead letter counts as waiting: it can be requeued).
    */
   private evictable(segment: SegmentId): boolean {
-    if (this.o.ledger.segment(segment)?.delivered_at == null) return false;
-    return !this.o.ledger.deliveriesOf(segment).some((x) => isPending(x.state) || x.state === "deadletter");
+    // The ledger's rule (RelayLedger.releasable), which also keeps an arrival of the same bytes the application has not consumed yet.
+    return this.o.ledger.releasable(segment) !== false;
   }
 
   private async failed(d: DeliveryRecord, f: RelayErrorInfo & { retryable: boolean }): Promise<void> {

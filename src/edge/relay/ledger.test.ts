@@ -169,6 +169,40 @@ describe("relay ledger", () => {
     await l.close();
   });
 
+  it("releasable: the store may drop a segment only once every role it has here is finished (sent: delivered, nothing pending; received: consumed)", async () => {
+    const l = await openRelayLedger(await tempPath());
+    expect(l.releasable(seg(9).id)).toBe(false); // unknown: a put whose record is still being written
+    expect(l.references(seg(9).id)).toBe(false);
+    // Only received: evictable once the cursor is at or past it.
+    await l.receive(seg(1), from);
+    expect(l.releasable(seg(1).id)).toBe(false);
+    await l.advanceCursor(1);
+    expect(l.releasable(seg(1).id)).toBe("lru_consumed");
+    // Only sent: once delivered and no other peer waits (one_peer leaves c its copy).
+    await l.schedule(seg(2), ["b", "c"], "one_peer");
+    await l.begin(seg(2).id, "b");
+    await l.ack(seg(2).id, "b", false);
+    expect(l.releasable(seg(2).id)).toBe(false);
+    await l.begin(seg(2).id, "c");
+    await l.ack(seg(2).id, "c", false);
+    expect(l.releasable(seg(2).id)).toBe("lru_ceiling");
+    // Both (an arrival this node relays on): delivered is not enough while the application has not consumed it.
+    await l.receive(seg(3), from);
+    await l.schedule(seg(3), ["b"], "one_peer");
+    await l.begin(seg(3).id, "b");
+    await l.ack(seg(3).id, "b", false);
+    expect(l.releasable(seg(3).id)).toBe(false);
+    await l.advanceCursor(2);
+    expect(l.releasable(seg(3).id)).toBe("lru_ceiling");
+    // Consumed but still owed to a peer: kept.
+    await l.receive(seg(4), from);
+    await l.advanceCursor(3);
+    await l.schedule(seg(4), ["b"], "one_peer");
+    expect(l.releasable(seg(4).id)).toBe(false);
+    expect([1, 2, 3, 4].every((n) => l.references(seg(n).id))).toBe(true);
+    await l.close();
+  });
+
   it("purge without force is a dry run; with force it removes the dead letters, logs it, and releases orphaned segments", async () => {
     const l = await openRelayLedger(await tempPath(), { clock: fakeClock() });
     await l.schedule(seg(1), ["b", "c"], "one_peer");

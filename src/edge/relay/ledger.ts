@@ -3,7 +3,8 @@ import { dirname } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
 import { fsyncDir, isoTime, systemClock, type Clock } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
-import type { DeliveryState, PeerIdentity, SegmentId, SegmentInfo, SuccessCondition } from "../types.js";
+import { diskCost } from "../storage/index.js";
+import type { DeliveryState, EvictionReason, PeerIdentity, SegmentId, SegmentInfo, SuccessCondition } from "../types.js";
 import { DELIVERY_STATES } from "../types.js";
 import {
   abortAttempt, ackAttempt, beginAttempt, deadletterWaiting, deferWaiting, failAttempt, isPending, newDelivery,
@@ -216,6 +217,8 @@ export class RelayLedger {
   /** Wall clock and monotonic clock at open or at the last retention sweep (purgeExpired's sanity bound). */
   private sweepAnchor: { wall: number; mono: number };
   private closed = false;
+  /** Per sending peer, the disk cost of its arrivals above the application cursor (in memory; rebuilt at open). */
+  private readonly unconsumed = new Map<string, number>();
   private recoveredOnOpen: readonly DeliveryRecord[] = [];
 
   private constructor(path: string, root: RootDatabase, clock: Clock, private readonly monotonic: () => number) {
@@ -244,6 +247,7 @@ export class RelayLedger {
     }
     const ledger = new RelayLedger(path, root, clock, opts.monotonic ?? (() => performance.now()));
     ledger.recoveredOnOpen = await ledger.recoverInflight();
+    for (const e of ledger.inbox(ledger.cursor(), Number.MAX_SAFE_INTEGER)) ledger.countUnconsumed(e, 1);
     return ledger;
   }
 
@@ -579,8 +583,8 @@ export class RelayLedger {
    * own entry (once), since a peer racing the seed with the release's bytes
    * labelled `data` would otherwise keep the release hook from ever seeing it.
    */
-  receive(info: SegmentInfo, from: PeerIdentity): Promise<{ duplicate: boolean; inbox_seq: number }> {
-    return this.change(() => {
+  async receive(info: SegmentInfo, from: PeerIdentity): Promise<{ duplicate: boolean; inbox_seq: number }> {
+    const r = await this.change(() => {
       const first = this.inboxIds.get(info.id);
       const firstKind = first === undefined ? undefined : this.inboxDb.get(first)?.kind;
       const key = info.kind === "release" && firstKind !== undefined && firstKind !== "release" ? releaseEntryKey(info.id) : info.id;
@@ -596,6 +600,25 @@ export class RelayLedger {
       void this.inboxDb.put(seq, { seq, segment_id: info.id, size: info.size, kind: info.kind, from, received_at: this.now(), duplicates: 0 });
       return { duplicate: false, inbox_seq: seq };
     });
+    // Counted once committed (a rolled-back transaction adds nothing). The cursor cannot pass a seq before it exists.
+    if (!r.duplicate) this.countUnconsumed({ size: info.size, from }, 1);
+    return r;
+  }
+
+  private countUnconsumed(e: { size: number; from: PeerIdentity }, sign: 1 | -1): void {
+    const next = (this.unconsumed.get(e.from.id) ?? 0) + sign * diskCost(e.size);
+    if (next > 0) this.unconsumed.set(e.from.id, next);
+    else this.unconsumed.delete(e.from.id);
+  }
+
+  /**
+   * The disk cost (docs/segment-store.md) of `peer`'s arrivals the application
+   * has not consumed yet: bytes the store must keep for it. The receiver's
+   * sink bounds it per peer, so one peer's unconsumed traffic cannot take the
+   * whole store from the others (RelayLedger.releasable never evicts them).
+   */
+  unconsumedBytesFrom(peer: string): number {
+    return this.unconsumed.get(peer) ?? 0;
   }
 
   /** Inbox entries with a sequence number above `afterSeq`, in order. */
@@ -608,17 +631,56 @@ export class RelayLedger {
     return (this.meta.get(META.cursor) as number | undefined) ?? 0;
   }
 
+  /** The inbox sequence number a segment got on arrival; undefined when it never arrived. */
+  inboxSeqOf(id: SegmentId): number | undefined {
+    return this.inboxIds.get(id);
+  }
+
+  /** Whether any record names this segment (sent: a segment record; received: an inbox entry). Bytes nobody names are orphans. */
+  references(id: SegmentId): boolean {
+    return this.segments.get(id) !== undefined || this.inboxIds.get(id) !== undefined;
+  }
+
+  /**
+   * Whether the segment store may drop a segment's bytes at its ceiling, and
+   * the reason to record (docs/segment-store.md "Ceiling"): every role the
+   * segment has on this node must be finished.
+   *   - Sent (a segment record): delivered, and no delivery still pending or
+   *     dead-lettered (a one_peer success leaves the other peers their copy; a
+   *     dead letter can be retried) — `lru_ceiling`.
+   *   - Received (an inbox entry): the application's durable cursor is at or
+   *     past its sequence number — `lru_consumed`. A re-push after the eviction
+   *     is still a duplicate (the inbox keeps its id), never a second delivery.
+   * A segment the ledger knows neither way is kept: it is a put whose record
+   * is still being written (orphans are handled at start, removeOrphans).
+   */
+  releasable(id: SegmentId): EvictionReason | false {
+    const seg = this.segments.get(id);
+    const seq = this.inboxIds.get(id);
+    if (seg === undefined && seq === undefined) return false;
+    if (seg !== undefined && (seg.delivered_at === null || this.deliveriesOf(id).some((d) => isPending(d.state) || d.state === "deadletter"))) return false;
+    if (seq !== undefined && seq > this.cursor()) return false;
+    return seg !== undefined ? "lru_ceiling" : "lru_consumed";
+  }
+
   /** Moves the cursor forward (durably); never backwards, never past the last sequence handed out. */
-  advanceCursor(seq: number): Promise<number> {
-    return this.change(() => {
+  async advanceCursor(seq: number): Promise<number> {
+    const from = await this.change(() => {
       const current = (this.meta.get(META.cursor) as number | undefined) ?? 0;
       const last = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1) - 1;
       if (!Number.isInteger(seq) || seq < current || seq > last) {
         throw new EdgeError("INBOX_CURSOR_INVALID", `cannot move the inbox cursor from ${current} to ${seq}: it must be an integer from ${current} to ${last}`);
       }
       void this.meta.put(META.cursor, seq);
-      return seq;
+      return current;
     });
+    this.consumed(from, seq);
+    return seq;
+  }
+
+  /** After the cursor moved from `from` to `to` (committed): those arrivals no longer count against their peers' shares. */
+  private consumed(from: number, to: number): void {
+    if (to > from) for (const e of this.inbox(from, to - from)) this.countUnconsumed(e, -1);
   }
 
   /**
@@ -626,8 +688,8 @@ export class RelayLedger {
    * why, in one transaction: a crash leaves either both or neither, so an
    * entry is counted once. The list keeps the newest {@link INBOX_REJECTED_LIMIT}.
    */
-  passInboxEntry(r: InboxRejection): Promise<void> {
-    return this.change(() => {
+  async passInboxEntry(r: InboxRejection): Promise<void> {
+    const from = await this.change(() => {
       const current = (this.meta.get(META.cursor) as number | undefined) ?? 0;
       const last = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1) - 1;
       if (!Number.isInteger(r.seq) || r.seq < current || r.seq > last) {
@@ -640,7 +702,9 @@ export class RelayLedger {
       const hit = counts.find((c) => c.kind === r.kind && c.outcome === r.outcome && c.code === r.code);
       const next = hit ? counts.map((c) => (c === hit ? { ...c, count: c.count + 1 } : c)) : [...counts, { kind: r.kind, outcome: r.outcome, code: r.code, count: 1 }];
       void this.meta.put(META.inboxRejectedCounts, next);
+      return current;
     });
+    this.consumed(from, r.seq);
   }
 
   /** Inbox entries passed without being applied (newest {@link INBOX_REJECTED_LIMIT}, oldest first) and the durable counts. */
