@@ -40,7 +40,7 @@ export type { StageResult } from "./bootstrap/stage.js";
 export type { ReconstructionHooks } from "./bootstrap/reconstruct.js";
 // relay ledger + executor (L)
 export { openRelayLedger, RelayLedger } from "./relay/ledger.js";
-export type { InboxEntry, PurgeResult, PurgedDelivery, PurgeLogEntry, PurgeFilter, LedgerSummary } from "./relay/ledger.js";
+export type { InboxEntry, PurgeResult, PurgedDelivery, PurgeLogEntry, PurgeFilter, LedgerSummary, LedgerOptions } from "./relay/ledger.js";
 export type { DeliveryRecord, SegmentRecord, AttemptRecord, RelayErrorInfo } from "./relay/ledger-records.js";
 export { ledgerSink, peerShareOf } from "./relay/inbox-sink.js";
 export type { LedgerSinkOptions } from "./relay/inbox-sink.js";

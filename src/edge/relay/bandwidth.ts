@@ -102,6 +102,8 @@ class TokenBucketLimiter implements BandwidthLimiter {
   /** The last save (chained, so records reach the store in order); `#saved` is what it wrote. */
   #saving: Promise<void> = Promise.resolve();
   #saved: QuotaDay | undefined;
+  /** The day the clock jumped from when it last skipped more than a day forward (see #rollWindow). */
+  #jumpedFrom: number | undefined;
 
   constructor(
     cfg: BandwidthConfig,
@@ -183,12 +185,25 @@ class TokenBucketLimiter implements BandwidthLimiter {
    * Starts a new day once the clock passes the current day's end. The day
    * never moves backwards: after a backward jump the use is kept until the
    * clock passes the same reset it was waiting for (no quota twice for one day).
+   * One exception bounds a forward clock step: when the clock skipped more than
+   * a day ahead and then comes back to (or after) the day it jumped from, the
+   * day moves back to the clock's day. The use spent in the jumped-to day is
+   * charged to the day the clock jumped from (when the bytes were really
+   * sent): kept when the clock comes back to that day, reset when it comes
+   * back on a later one. Without it a clock stepped a year ahead for a minute left
+   * the quota spent in that minute blocking the node for a year.
    */
   #rollWindow(): void {
     const start = lastResetAt(this.clock.now(), this.#minute);
     if (start > this.#windowStart) {
+      this.#jumpedFrom = start - this.#windowStart > DAY_MS ? this.#windowStart : undefined;
       this.#used = 0;
       this.#windowStart = start;
+      this.#persist();
+    } else if (start < this.#windowStart && this.#jumpedFrom !== undefined && start >= this.#jumpedFrom) {
+      if (start > this.#jumpedFrom) this.#used = 0;
+      this.#windowStart = start;
+      this.#jumpedFrom = undefined;
       this.#persist();
     }
   }

@@ -371,9 +371,12 @@ export class RelayExecutor {
 
   private async sweepRetention(): Promise<void> {
     const retention = this.o.config.deadletterRetentionMs;
+    // A clock set back (after a forward step) must not stop sweeps until it passes the step again.
+    if (this.clock.now() < this.lastSweep) this.lastSweep = this.clock.now();
     if (retention === undefined || this.clock.now() - this.lastSweep < sweepEveryMs(retention)) return;
     this.lastSweep = this.clock.now();
     const r = await this.o.ledger.purgeExpired(retention);
+    if (r.skipped) this.o.log?.warn({ clock_jump_ms: r.skipped.clock_jump_ms }, "relay: dead-letter retention sweep skipped: the wall clock jumped ahead of the monotonic clock");
     if (r.purged.length > 0) this.o.log?.info({ purged: r.purged.length }, "relay: dead letters past retention purged");
     await this.dropReleased(r, "deadletter_retention");
   }

@@ -144,6 +144,20 @@ describe("relay ledger", () => {
     }), { numRuns: 15 });
   });
 
+  it("a release push of a segment first pushed as data gets its own entry once; later pushes of either kind are duplicates", async () => {
+    const l = await openRelayLedger(await tempPath(), { clock: fakeClock() });
+    const s = seg(3);
+    expect(await l.receive({ ...s, kind: "data" }, from)).toEqual({ duplicate: false, inbox_seq: 1 });
+    expect(await l.receive({ ...s, kind: "release" }, from)).toEqual({ duplicate: false, inbox_seq: 2 });
+    expect(await l.receive({ ...s, kind: "release" }, from)).toEqual({ duplicate: true, inbox_seq: 2 });
+    expect(await l.receive({ ...s, kind: "data" }, from)).toEqual({ duplicate: true, inbox_seq: 1 });
+    const r = seg(4);
+    expect(await l.receive({ ...r, kind: "release" }, from)).toEqual({ duplicate: false, inbox_seq: 3 });
+    expect(await l.receive({ ...r, kind: "data" }, from)).toEqual({ duplicate: true, inbox_seq: 3 });
+    expect(l.inbox(0, 10).map((e) => [e.seq, e.kind])).toEqual([[1, "data"], [2, "release"], [3, "release"]]);
+    await l.close();
+  });
+
   it("the application cursor only moves forward and never past what the inbox handed out", async () => {
     const l = await openRelayLedger(await tempPath());
     await l.receive(seg(1), from);
@@ -211,7 +225,8 @@ describe("relay ledger", () => {
 
   it("retention purges only dead letters older than the period, and records it", async () => {
     const clock = fakeClock();
-    const l = await openRelayLedger(await tempPath(), { clock });
+    // Time really passes here: the monotonic clock moves with the wall clock (no jump).
+    const l = await openRelayLedger(await tempPath(), { clock, monotonic: () => clock.now() });
     await l.schedule(seg(1), ["b"], "one_peer");
     await l.schedule(seg(2), ["b"], "one_peer");
     await l.deadletter(seg(1).id, "b", ERR);
@@ -224,6 +239,20 @@ describe("relay ledger", () => {
     expect(l.purgeLog()).toMatchObject([{ reason: "retention", count: 1, items: [{ segment_id: seg(1).id, peer_id: "b" }] }]);
     expect((await l.purgeExpired(3_600_000)).purged).toEqual([]);
     expect(l.purgeLog()).toHaveLength(1);
+    await l.close();
+  });
+  it("retention purges nothing in a sweep after the wall clock jumped ahead of the monotonic clock; the next sweep measures from there", async () => {
+    const clock = fakeClock();
+    let mono = 0;
+    const l = await openRelayLedger(await tempPath(), { clock, monotonic: () => mono });
+    await l.schedule(seg(1), ["b"], "one_peer");
+    await l.deadletter(seg(1).id, "b", ERR);
+    clock.advance(30 * 86_400_000); // the wall clock steps a month; the monotonic one does not
+    expect(await l.purgeExpired(86_400_000)).toMatchObject({ purged: [], skipped: { reason: "clock_jump" } });
+    expect(l.deadletters(10)).toHaveLength(1);
+    mono += 60_000; // a real minute later the clock still says a month on: it moved for real
+    clock.advance(60_000);
+    expect((await l.purgeExpired(86_400_000)).purged.map((d) => d.segment_id)).toEqual([seg(1).id]);
     await l.close();
   });
 });

@@ -54,6 +54,8 @@ export interface PurgeResult {
   purged: PurgedDelivery[];
   /** Segments no delivery needs any more once these dead letters are gone (the executor may drop their bytes). */
   released_segments: { segment_id: SegmentId; delivered: boolean }[];
+  /** A retention sweep that purged nothing because the wall clock jumped ahead of the monotonic one. */
+  skipped?: { reason: "clock_jump"; clock_jump_ms: number };
 }
 
 export interface PurgeLogEntry {
@@ -179,6 +181,12 @@ type DueKey = [number, SegmentId, string];
 
 const PURGE_LOG_LIMIT = 50;
 const PURGE_LOG_ITEMS = 100;
+/** The inbox_ids key of an id's `release` entry when its first entry has another kind (never a segment id: those are 64 hex digits). */
+const releaseEntryKey = (id: SegmentId): string => `release-entry:${id}`;
+
+/** A retention sweep refuses to purge when the wall clock ran this much ahead of the monotonic clock since the last one. */
+export const MAX_SWEEP_CLOCK_JUMP_MS = 3_600_000;
+
 const META = {
   inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log",
   settleLog: "peer_settle_log", inboxRejected: "inbox_rejected", inboxRejectedCounts: "inbox_rejected_counts",
@@ -213,16 +221,19 @@ export class RelayLedger {
   private readonly inboxIds: Database<number, SegmentId>;
   private readonly meta: Database<unknown, string>;
   private readonly clock: Clock;
+  /** Wall clock and monotonic clock at open or at the last retention sweep (purgeExpired's sanity bound). */
+  private sweepAnchor: { wall: number; mono: number };
   private closed = false;
   private readOnly = false;
   /** Per sending peer, the disk cost of its arrivals above the application cursor (in memory; rebuilt at open). */
   private readonly unconsumed = new Map<string, number>();
   private recoveredOnOpen: readonly DeliveryRecord[] = [];
 
-  private constructor(path: string, root: RootDatabase, clock: Clock) {
+  private constructor(path: string, root: RootDatabase, clock: Clock, private readonly monotonic: () => number) {
     this.path = path;
     this.root = root;
     this.clock = clock;
+    this.sweepAnchor = { wall: clock.now(), mono: monotonic() };
     this.segments = root.openDB({ name: "segments" });
     this.deliveries = root.openDB({ name: "deliveries" });
     this.dueIndex = root.openDB({ name: "due" });
@@ -232,7 +243,7 @@ export class RelayLedger {
   }
 
   /** Opens (creating) the ledger and returns interrupted `inflight` deliveries to `failed`, counting the attempt. */
-  static async open(path: string, opts: { clock?: Clock } = {}): Promise<RelayLedger> {
+  static async open(path: string, opts: LedgerOptions = {}): Promise<RelayLedger> {
     const clock = opts.clock ?? systemClock;
     let root: RootDatabase;
     try {
@@ -242,7 +253,7 @@ export class RelayLedger {
     } catch (err) {
       throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path}: ${(err as Error).message}`, { cause: err });
     }
-    const ledger = new RelayLedger(path, root, clock);
+    const ledger = new RelayLedger(path, root, clock, opts.monotonic ?? (() => performance.now()));
     ledger.recoveredOnOpen = await ledger.recoverInflight();
     for (const e of ledger.inbox(ledger.cursor(), Number.MAX_SAFE_INTEGER)) ledger.countUnconsumed(e, 1);
     return ledger;
@@ -260,7 +271,7 @@ export class RelayLedger {
     } catch (err) {
       throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path} read-only: ${(err as Error).message}`, { cause: err });
     }
-    const ledger = new RelayLedger(path, root, systemClock);
+    const ledger = new RelayLedger(path, root, systemClock, () => performance.now());
     ledger.readOnly = true;
     return ledger;
   }
@@ -569,9 +580,24 @@ export class RelayLedger {
     });
   }
 
-  /** Dead letters older than the retention period are purged (and logged with reason `retention`). */
+  /**
+   * Dead letters older than the retention period are purged (and logged with
+   * reason `retention`). Purging is final, so a wall clock that jumped
+   * forward must not decide it: when the wall clock advanced more than
+   * MAX_SWEEP_CLOCK_JUMP_MS beyond the monotonic clock since the last sweep
+   * (or open), this sweep purges nothing and says so (`skipped`); the next
+   * sweep measures from here, so a clock that really moved on purges then.
+   * A wrong NTP server for a minute, then corrected, purges nothing.
+   */
   purgeExpired(retentionMs: number): Promise<PurgeResult> {
-    return this.purge({ force: true, deadletteredBefore: this.clock.now() - retentionMs }, "retention");
+    const wall = this.clock.now();
+    const mono = this.monotonic();
+    const jump = wall - this.sweepAnchor.wall - (mono - this.sweepAnchor.mono);
+    this.sweepAnchor = { wall, mono };
+    if (jump > MAX_SWEEP_CLOCK_JUMP_MS) {
+      return Promise.resolve({ dry_run: false, purged: [], released_segments: [], skipped: { reason: "clock_jump", clock_jump_ms: Math.round(jump) } });
+    }
+    return this.purge({ force: true, deadletteredBefore: wall - retentionMs }, "retention");
   }
 
   purgeLog(): PurgeLogEntry[] {
@@ -613,10 +639,17 @@ export class RelayLedger {
    * Records an arriving segment in the inbox: the first push of a segment id
    * gets the next sequence number, every later push of it is a duplicate that
    * keeps that number (acknowledged again, never handed to the application twice).
+   * One exception, so that the first push's kind header does not decide for
+   * the others: a `release` push of an id whose entry has another kind gets its
+   * own entry (once), since a peer racing the seed with the release's bytes
+   * labelled `data` would otherwise keep the release hook from ever seeing it.
    */
   async receive(info: SegmentInfo, from: PeerIdentity): Promise<{ duplicate: boolean; inbox_seq: number }> {
     const r = await this.change(() => {
-      const seen = this.inboxIds.get(info.id);
+      const first = this.inboxIds.get(info.id);
+      const firstKind = first === undefined ? undefined : this.inboxDb.get(first)?.kind;
+      const key = info.kind === "release" && firstKind !== undefined && firstKind !== "release" ? releaseEntryKey(info.id) : info.id;
+      const seen = key === info.id ? first : this.inboxIds.get(key);
       if (seen !== undefined) {
         const entry = this.inboxDb.get(seen);
         if (entry !== undefined) void this.inboxDb.put(seen, { ...entry, duplicates: entry.duplicates + 1 });
@@ -624,7 +657,7 @@ export class RelayLedger {
       }
       const seq = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1);
       void this.meta.put(META.inboxNext, seq + 1);
-      void this.inboxIds.put(info.id, seq);
+      void this.inboxIds.put(key, seq);
       void this.inboxDb.put(seq, { seq, segment_id: info.id, size: info.size, kind: info.kind, from, received_at: this.now(), duplicates: 0 });
       return { duplicate: false, inbox_seq: seq };
     });
@@ -754,6 +787,12 @@ function purgedView(d: DeliveryRecord): PurgedDelivery {
   return { segment_id: d.segment_id, peer_id: d.peer_id, deadlettered_at: d.deadlettered_at, last_error: d.last_error };
 }
 
-export function openRelayLedger(path: string, opts: { clock?: Clock } = {}): Promise<RelayLedger> {
+export interface LedgerOptions {
+  clock?: Clock;
+  /** A monotonic clock in ms (default performance.now): retention's sanity bound against a wall clock that jumps. */
+  monotonic?: () => number;
+}
+
+export function openRelayLedger(path: string, opts: LedgerOptions = {}): Promise<RelayLedger> {
   return RelayLedger.open(path, opts);
 }

@@ -3,6 +3,7 @@ import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders } from 
 import { isIP } from "node:net";
 import type { PeerCertificate } from "node:tls";
 import type { Clock } from "../../../lib/index.js";
+import { peerCertIdentity } from "../../../pki/index.js";
 import { EdgeError } from "../../errors.js";
 import type { EdgeErrorCode } from "../../errors.js";
 import type { PeerConfig, PeerTransport, PushResult, RefusedPeer, SegmentInfo } from "../../types.js";
@@ -186,12 +187,11 @@ function dial(ctx: ClientCtx, peer: PeerConfig): Conn {
   return { address: peer.address, session, ready, sending: Promise.resolve() };
 }
 
-/** The server's certificate must name exactly the peer id, as its CN or a DNS SAN (no wildcards). */
+/** The server's certificate identity (src/pki certIdentity: its one CN; SANs never name a peer) must be the peer id. */
 export function checkPeerName(id: string, cert: PeerCertificate): Error | undefined {
-  const cn = cert.subject?.CN;
-  const sans = (cert.subjectaltname ?? "").split(", ").filter((s) => s.startsWith("DNS:")).map((s) => s.slice(4));
-  if (cn === id || sans.includes(id)) return undefined;
-  const err = new Error(`the certificate is for CN=${JSON.stringify(cn ?? "")}${sans.length > 0 ? ` (DNS ${sans.join(", ")})` : ""}, not the peer id ${JSON.stringify(id)}`);
+  const identity = peerCertIdentity(cert);
+  if (identity.ok && identity.id === id) return undefined;
+  const err = new Error(identity.ok ? `the certificate is for ${JSON.stringify(identity.id)} (its CN), not the peer id ${JSON.stringify(id)}` : `${identity.reason}; expected peer id ${JSON.stringify(id)}`);
   return Object.assign(err, { code: "ERR_TLS_CERT_ALTNAME_INVALID" });
 }
 

@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Clock } from "../../../lib/index.js";
 import { AutonomyError } from "../../../lib/index.js";
+import { x509Identity } from "../../../pki/index.js";
 import { EdgeError } from "../../errors.js";
 import { SegmentAssembler } from "../../storage/index.js";
 import type { PeerIdentity, RefusedPeer, SegmentInfo, SegmentKind, SegmentSink } from "../../types.js";
@@ -80,9 +81,12 @@ class ByteBudget {
 
 /** Who is on the other end of a session, from its verified client certificate. */
 interface SessionPeer {
+  /** The certificate's identity (its CN by the pki rule); undefined when there is none or it is ambiguous. */
   cn: string | undefined;
   fingerprint: string;
   remote: string;
+  /** Why the certificate names no single node (no CN, or several). */
+  ambiguous?: string;
 }
 
 /**
@@ -171,15 +175,11 @@ function closeServer(server: http2.Http2SecureServer, sessions: Set<ServerHttp2S
 function sessionPeer(session: ServerHttp2Session): SessionPeer {
   const socket = session.socket as TLSSocket;
   const cert = socket.getPeerX509Certificate();
-  const cn = cert === undefined ? undefined : singleCn(cert.subject);
+  // The one identity rule (src/pki certIdentity): the one CN, the same as the sender's checkServerIdentity.
+  const identity = cert === undefined ? undefined : x509Identity(cert);
+  const cn = identity?.ok === true ? identity.id : undefined;
   const fingerprint = cert === undefined ? "" : `sha256:${createHash("sha256").update(cert.raw).digest("hex")}`;
-  return { cn, fingerprint, remote: socket.remoteAddress ?? "unknown" };
-}
-
-/** The subject's CN when there is exactly one (a subject with two CNs names no one). */
-function singleCn(subject: string): string | undefined {
-  const cns = subject.split("\n").filter((l) => l.startsWith("CN=")).map((l) => l.slice(3));
-  return cns.length === 1 ? cns[0] : undefined;
+  return { cn, fingerprint, remote: socket.remoteAddress ?? "unknown", ...(identity?.ok === false ? { ambiguous: identity.reason } : {}) };
 }
 
 interface HandleDeps {
@@ -231,7 +231,7 @@ async function receive(stream: ServerHttp2Stream, req: Route, from: PeerIdentity
 function authorise(stream: ServerHttp2Stream, peer: SessionPeer | undefined, deps: HandleDeps): PeerIdentity | undefined {
   const list = typeof deps.peers === "function" ? deps.peers() : deps.peers;
   if (peer?.cn !== undefined && list.some((p) => p.id === peer.cn)) return { id: peer.cn, cert_fingerprint: peer.fingerprint };
-  const named = peer?.cn === undefined ? "a certificate without a single CN" : `certificate CN=${JSON.stringify(peer.cn)}`;
+  const named = peer?.cn !== undefined ? `certificate CN=${JSON.stringify(peer.cn)}` : peer?.ambiguous !== undefined ? `a certificate naming no single node (${peer.ambiguous})` : "a certificate without a single CN";
   deps.refusals.record("inbound", peer?.remote ?? "unknown", "UNKNOWN_PEER", refusalDetail("UNKNOWN_PEER", undefined, `${named} (${peer?.fingerprint ?? "no fingerprint"})`));
   reply(stream, 403, "UNKNOWN_PEER", "EdgeError", `${named} is not a configured peer of this node`, undefined, "add the sender under [[peers]] in this node's edge.toml");
   return undefined;
