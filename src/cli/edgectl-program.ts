@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { DEFAULT_CONTROL_SOCKET } from "../edge/index.js";
 import { registerEdgectlRelay } from "./commands/edgectl-relay.js";
+import { registerEdgectlStorage } from "./commands/edgectl-storage.js";
 import { VERSION } from "./version.js";
 
 /** The `edgectl` command tree (the binary and docs/edge.md's reference use it). */
@@ -11,5 +12,6 @@ export function buildEdgectlProgram(): Command {
     .option("--socket <path>", "edged's control socket", DEFAULT_CONTROL_SOCKET)
     .option("--socket-owner <user>", "also trust a socket (and directory) owned by this user or uid: edged's dedicated account; by default only you and root");
   registerEdgectlRelay(program);
+  registerEdgectlStorage(program);
   return program;
 }

@@ -65,7 +65,7 @@ const HINTS: Readonly<Record<EdgeErrorCode, string>> = {
   EDGE_CONFIG_INVALID: "fix the named keys in edge.toml (docs/edge-config.md lists every key); `edged precheck --config edge.toml` checks it",
   EDGE_CONFIG_VERSION: "upgrade the file with `autonomy config migrate --config edge.toml --write` (without --write it shows the change)",
   STATE_ROOT_INVALID: "point [node] state_root at a writable directory on the persistent partition",
-  STORAGE_CEILING_EXCEEDED: "the segment store is full of undelivered segments; raise [storage] ceiling_bytes, or let deliveries finish (`edgectl relay status`)",
+  STORAGE_CEILING_EXCEEDED: "the segment store is full of segments still needed (undelivered, or arrivals the application has not consumed), or the sending peer used its share of it; raise [storage] ceiling_bytes, or let deliveries and the application catch up (`edgectl relay status`)",
   SEGMENT_MISSING: "the segment is no longer in the store; it cannot be relayed (see `edgectl relay deadletter inspect`)",
   SEGMENT_CORRUPT: "a stored segment no longer matches its digest (disk corruption or tampering); it is refused and must be sent again",
   SEGMENT_TOO_LARGE: "split the content or raise [relay] max_segment_bytes on both sides",

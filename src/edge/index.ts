@@ -2,7 +2,7 @@
 // release relay, bootstrap (OS fingerprint, precheck, reconstruction), and the daemon with its control socket.
 // Above node and runtime (it builds on the node's state root and the runtime's release activation).
 export type {
-  SegmentId, SegmentKind, SegmentInfo, EvictionReason, EvictionRecord, StoreUsage, SegmentStore,
+  SegmentId, SegmentKind, SegmentInfo, EvictionReason, EvictionRecord, StoreUsage, StoreVerifyReport, SegmentStore,
   BandwidthConfig, BandwidthSnapshot, BandwidthLimiter, PeerConfig, PeerIdentity, PushResult, PeerTransport,
   RefusedPeer, SegmentSink, DeliveryState, SuccessCondition,
 } from "./types.js";
@@ -21,7 +21,7 @@ export { loadEdgeConfig, parseEdgeConfig, MAX_EDGE_CONFIG_BYTES } from "./config
 export { planMigration, migrateEdgeConfigFile } from "./config/migrate.js";
 export type { MigrationChange, MigrationPlan, MigrationResult, MigrateOptions } from "./config/migrate.js";
 // segment store (S)
-export { SegmentAssembler, openSegmentStore, segmentIdOf } from "./storage/index.js";
+export { STORE_BLOCK_BYTES, SegmentAssembler, diskCost, openSegmentStore, segmentIdOf } from "./storage/index.js";
 export type { SegmentStoreOptions } from "./storage/index.js";
 // bandwidth (S)
 export { createBandwidthLimiter, checkBandwidthConfig } from "./relay/bandwidth.js";
@@ -40,9 +40,10 @@ export type { StageResult } from "./bootstrap/stage.js";
 export type { ReconstructionHooks } from "./bootstrap/reconstruct.js";
 // relay ledger + executor (L)
 export { openRelayLedger, RelayLedger } from "./relay/ledger.js";
-export type { InboxEntry, PurgeResult, PurgedDelivery, PurgeLogEntry, PurgeFilter, LedgerSummary } from "./relay/ledger.js";
+export type { InboxEntry, PurgeResult, PurgedDelivery, PurgeLogEntry, PurgeFilter, LedgerSummary, LedgerOptions } from "./relay/ledger.js";
 export type { DeliveryRecord, SegmentRecord, AttemptRecord, RelayErrorInfo } from "./relay/ledger-records.js";
-export { ledgerSink } from "./relay/inbox-sink.js";
+export { ledgerSink, peerShareOf } from "./relay/inbox-sink.js";
+export type { LedgerSinkOptions } from "./relay/inbox-sink.js";
 export { RelayExecutor, classifyFailure } from "./relay/executor.js";
 export type { RelayExecutorOptions, RelayExecutorConfig, RelayStatus, RelayStats, PeerStatus, RelayLog } from "./relay/executor.js";
 export { backoffDelay } from "./relay/backoff.js";

@@ -25,9 +25,12 @@ export const SEGMENT_ID_RE = /^[0-9a-f]{64}$/;
 
 /**
  * Why a segment left the store; every eviction is recorded with its reason (exact accounting).
- * `corrupt`: the store itself removed a segment whose bytes no longer hashed to its id (found by `get` or at open).
+ * `lru_ceiling`: a delivered segment this node relayed, evicted least-recently-used to make room.
+ * `lru_consumed`: an arrival the application already consumed (inbox seq at or below the cursor), evicted the same way.
+ * `corrupt`: the store itself removed a segment whose bytes no longer hashed to its id (found by `get` or `verify`).
+ * `orphan`: bytes no ledger record references (a crash between the store's put and the ledger's record), removed at start.
  */
-export type EvictionReason = "lru_ceiling" | "delivered_evict_on_relay" | "purged" | "deadletter_retention" | "corrupt";
+export type EvictionReason = "lru_ceiling" | "lru_consumed" | "delivered_evict_on_relay" | "purged" | "deadletter_retention" | "corrupt" | "orphan";
 
 export interface EvictionRecord {
   id: SegmentId;
@@ -38,21 +41,36 @@ export interface EvictionRecord {
 }
 
 export interface StoreUsage {
+  /** The segments' byte lengths, summed. */
   used_bytes: number;
+  /** What the ceiling counts: each segment's disk cost, its size rounded up to whole 4 KiB blocks, at least one block. */
+  disk_bytes: number;
   ceiling_bytes: number;
   segments: number;
+}
+
+/** What a full scrub (`SegmentStore.verify`) found. */
+export interface StoreVerifyReport {
+  /** Segments read and re-hashed. */
+  checked: number;
+  /** Their bytes. */
+  bytes: number;
+  /** Segments that no longer matched their id (or whose file had vanished), removed with a `corrupt` record. */
+  removed: EvictionRecord[];
 }
 
 /**
  * Content-addressed segments under `{state_root}/edge/segments/`, each written
  * temp → fsync → rename → fsync(dir). `put` checks the disk ceiling BEFORE it
  * writes: when the new bytes do not fit, it first evicts least-recently-used
- * segments that `evictable` allows (delivered ones), and fails with
+ * segments that `evictable` allows (delivered ones, consumed arrivals), and fails with
  * STORAGE_CEILING_EXCEEDED when that is not enough — it never evicts a segment
- * the caller did not allow.
+ * the caller did not allow. `evictable` answers false (keep), true (evict as
+ * `lru_ceiling`) or the reason to record. Open reads names and sizes only;
+ * contents are checked by every `get` and by `verify`.
  */
 export interface SegmentStore {
-  put(bytes: Uint8Array, kind: SegmentKind, evictable?: (id: SegmentId) => boolean): Promise<{ info: SegmentInfo; created: boolean; evicted: EvictionRecord[] }>;
+  put(bytes: Uint8Array, kind: SegmentKind, evictable?: (id: SegmentId) => boolean | EvictionReason): Promise<{ info: SegmentInfo; created: boolean; evicted: EvictionRecord[] }>;
   /** The bytes, re-hashed on read: SEGMENT_MISSING when absent, SEGMENT_CORRUPT when they no longer match the id. */
   get(id: SegmentId): Promise<Uint8Array>;
   has(id: SegmentId): boolean;
@@ -63,6 +81,8 @@ export interface SegmentStore {
   /** Every eviction since the store was created (persisted), newest last. */
   evictions(): readonly EvictionRecord[];
   list(): SegmentInfo[];
+  /** Scrub: re-hashes every segment; one that no longer matches is removed with a `corrupt` record. */
+  verify(): Promise<StoreVerifyReport>;
 }
 
 // ---------------------------------------------------------------- bandwidth
@@ -92,6 +112,13 @@ export interface BandwidthSnapshot extends BandwidthConfig {
 export interface BandwidthLimiter {
   /** Reserves `bytes` of today's quota; false (and counts a quota drop) when it would exceed the quota. */
   reserveQuota(bytes: number): boolean;
+  /**
+   * Gives back `bytes` of a reservation that were never sent (a failed push). `dayEndsAt` is the
+   * `quota_resets_at` the reservation was made under: a refund for a day already over is ignored.
+   */
+  refundQuota(bytes: number, dayEndsAt: string): void;
+  /** Resolves once today's use, as of this call, is durable (at once when nothing persists it). */
+  flushQuota(): Promise<void>;
   /** Waits until `bytes` may be sent at the configured rate (counts a throttle when it had to wait). Rejects when `signal` aborts. */
   acquire(bytes: number, signal?: AbortSignal): Promise<void>;
   update(cfg: BandwidthConfig): void;

@@ -2,7 +2,8 @@ import { X509Certificate as NodeCertificate } from "node:crypto";
 import { AutonomyError } from "../lib/index.js";
 import { insecureKeyMode, keyMatches, parseCertificates, parsePrivateKey, readPemFile, readPemFileWithMode } from "./read.js";
 import type { TlsIdentityFiles } from "./read.js";
-import { x509 } from "./x509.js";
+import { certIdentity } from "./identity.js";
+import type { x509 } from "./x509.js";
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -24,7 +25,7 @@ export interface CheckCertificatesOptions extends TlsIdentityFiles {
   now?: Date | number;
   /** A certificate (or CA) ending within this many days is a problem (default 7, the original's precheck). */
   minValidDays?: number;
-  /** The name this endpoint must be (a node's [node] id): the certificate's CN or one of its DNS SANs. */
+  /** The name this endpoint must be (a node's [node] id): the certificate's identity (its CN, see identity.ts). */
   expectedName?: string;
 }
 
@@ -51,9 +52,7 @@ export async function checkCertificates(opts: CheckCertificatesOptions): Promise
   if (leaf !== undefined && cas !== undefined && !cas.some((ca) => issuedBy(leaf, ca))) {
     problems.push({ code: "CERT_NOT_ISSUED_BY_CA", file: opts.certFile, message: `${opts.certFile} (CN=${cn(leaf)}) is not signed by any CA in ${opts.caFile}` });
   }
-  if (leaf !== undefined && opts.expectedName !== undefined && !namesOf(leaf).includes(opts.expectedName)) {
-    problems.push({ code: "CERT_NAME_MISMATCH", file: opts.certFile, message: `${opts.certFile} is issued to ${namesOf(leaf).map((n) => JSON.stringify(n)).join(", ") || "no name"}, not to this node ${JSON.stringify(opts.expectedName)}` });
-  }
+  if (leaf !== undefined && opts.expectedName !== undefined) problems.push(...nameProblems(leaf, opts.certFile, opts.expectedName));
   if (leaf !== undefined) problems.push(...validity(leaf, opts.certFile, "certificate", now, minValidMs));
   for (const ca of cas ?? []) problems.push(...validity(ca, opts.caFile, "CA certificate", now, minValidMs));
   return problems;
@@ -83,11 +82,12 @@ function validity(cert: x509.X509Certificate, file: string, what: string, now: n
   return [];
 }
 
-/** The names a certificate is issued to: its CN and its DNS SANs. */
-function namesOf(cert: x509.X509Certificate): string[] {
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const dns = (san?.names.items ?? []).filter((n) => n.type === "dns").map((n) => n.value);
-  return [...new Set([...cert.subjectName.getField("CN"), ...dns])];
+/** The certificate must be this node's by the one identity rule peers apply (identity.ts): its CN is the id; SANs do not count. */
+function nameProblems(cert: x509.X509Certificate, file: string, expected: string): CertProblem[] {
+  const identity = certIdentity(cert.subjectName.getField("CN"));
+  if (!identity.ok) return [{ code: "CERT_NAME_MISMATCH", file, message: `${file}: ${identity.reason}; this node is ${JSON.stringify(expected)}` }];
+  if (identity.id === expected) return [];
+  return [{ code: "CERT_NAME_MISMATCH", file, message: `${file} is issued to ${JSON.stringify(identity.id)} (its CN), not to this node ${JSON.stringify(expected)}` }];
 }
 
 function cn(cert: x509.X509Certificate): string {

@@ -9,3 +9,5 @@ export type { TlsIdentity, TlsIdentityFiles, CertSummary } from "./read.js";
 export { checkCertificates } from "./check.js";
 export type { CertProblem, CertProblemCode, CheckCertificatesOptions } from "./check.js";
 export { NODE_NAME_RE } from "./names.js";
+export { certIdentity, x509Identity, peerCertIdentity } from "./identity.js";
+export type { CertIdentity } from "./identity.js";

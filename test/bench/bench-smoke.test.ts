@@ -66,9 +66,10 @@ describe("bench smoke (BENCH_QUICK=1)", () => {
     expect(r.stdout).toMatch(/temp dir .+ on \S+/);
     const table = rows(r.stdout);
     expect(table.map((c) => c[0])).toEqual(["64 B", "64 B", "64 B", "64 B", "64 KiB", "64 KiB", "64 KiB", "64 KiB", "4 MiB", "4 MiB", "4 MiB", "4 MiB"]);
-    for (const [, , perSecond, mib, p50, p99, segments] of table) {
+    for (const [, , mib, spread, perSecond, p50, p99, segments] of table) {
       expect(Number(perSecond)).toBeGreaterThan(0);
       expect(Number(segments)).toBeGreaterThan(0);
+      expect(spread).toMatch(/^[\d.]+–[\d.]+$/);
       expect(Number.isFinite(Number(mib)) && Number.isFinite(Number(p50)) && Number.isFinite(Number(p99))).toBe(true);
     }
     expect(r.stdout).toMatch(/^4 MiB: relay = [\d.]+ % of TLS\+fsync \(median of \d+ rounds: [\d.]+ %; over all rounds [\d.]+ %\), [\d.]+ % of TLS discard — bar ≥ 70 % of TLS\+fsync: (PASS|FAIL)$/m);

@@ -232,7 +232,7 @@ describe("edged precheck on a read-only state root", () => {
     const { execFileSync } = await import("node:child_process");
     const f = await makeEdgeBootFixture();
     const n = await cloneNode(f);
-    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", n.stateRoot]);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m,mode=0755", "tmpfs", n.stateRoot]);
     try {
       const r = await runPrecheck({ configPath: n.config, clock });
       expect(r.exitCode).toBe(2);

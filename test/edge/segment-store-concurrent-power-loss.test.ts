@@ -16,7 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { EdgeError, openSegmentStore } from "../../src/edge/index.js";
+import { EdgeError, STORE_BLOCK_BYTES, diskCost, openSegmentStore } from "../../src/edge/index.js";
 import type { SegmentStore } from "../../src/edge/index.js";
 import { seededRng } from "../../src/lib/index.js";
 import type { Rng } from "../../src/lib/index.js";
@@ -25,7 +25,8 @@ import { PowerLossFs, isPowerCut } from "../helpers/power-loss-fs.js";
 const ITERATIONS = Number(process.env.SEGSTORE_HARNESS_ITERATIONS ?? 500);
 const SEED = process.env.SEGSTORE_CONCURRENT_SEED !== undefined ? Number(process.env.SEGSTORE_CONCURRENT_SEED) >>> 0 : (Date.now() ^ (process.pid << 12)) >>> 0;
 const DIR = "/state/edge/segments";
-const CEILING = 5000;
+/** Room for five segments: each (1..1500 bytes) costs one block under the ceiling. */
+const CEILING = 5 * STORE_BLOCK_BYTES;
 const clock = { now: () => Date.parse("2026-06-01T00:00:00Z") };
 const int = (rng: Rng, n: number): number => Math.floor(rng() * n);
 const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
@@ -58,7 +59,7 @@ async function batch(store: SegmentStore, rng: Rng, content: Map<string, Uint8Ar
     } else if (isPowerCut(r.reason)) cut = true;
     else if (!ceilingRefusal(r.reason)) throw r.reason;
   });
-  if (!cut) expect(store.usage().used_bytes).toBeLessThanOrEqual(CEILING);
+  if (!cut) expect(store.usage().disk_bytes).toBeLessThanOrEqual(CEILING);
   if (!cut && !evictAll) {
     // (with evictions allowed, a later put of the batch may evict a segment and a repeat re-create it)
     for (const [id, n] of created) expect(n, `segment ${id} created once by concurrent puts of the same bytes`).toBe(1);
@@ -91,13 +92,16 @@ async function iteration(i: number): Promise<boolean> {
     expect(after.has(id), `${where}: acknowledged segment ${id} lost`).toBe(true);
   }
   let sum = 0;
+  let disk = 0;
   for (const s of after.list()) {
     const bytes = await after.get(s.id);
     expect(Buffer.from(bytes).equals(Buffer.from(content.get(s.id) ?? new Uint8Array())), `${where}: ${s.id} reads back exactly`).toBe(true);
     sum += s.size;
+    disk += diskCost(s.size);
   }
   expect(after.usage().used_bytes, `${where}: usage = listed bytes`).toBe(sum);
-  expect(sum, `${where}: within the ceiling`).toBeLessThanOrEqual(CEILING);
+  expect(after.usage().disk_bytes, `${where}: disk usage = listed costs`).toBe(disk);
+  expect(disk, `${where}: within the ceiling`).toBeLessThanOrEqual(CEILING);
   const left = (await fs.list(DIR)).filter((n) => n.startsWith(".tmp-") || n.startsWith(".evict-"));
   expect(left, `${where}: no temp or eviction file left`).toEqual([]);
   return cut;
@@ -107,13 +111,13 @@ describe("segment store: concurrent puts", () => {
   it("puts run concurrently: N puts under a ceiling that fits 3 admit exactly 3, the rest are refused, usage never passes the ceiling", async () => {
     const fs = new PowerLossFs();
     await fs.mkdirDurable("/state");
-    const store = await openSegmentStore({ dir: DIR, ceilingBytes: 3000, fs, clock });
+    const store = await openSegmentStore({ dir: DIR, ceilingBytes: 3 * STORE_BLOCK_BYTES, fs, clock });
     const rng = seededRng(7);
     const bytes = Array.from({ length: 8 }, () => randomBytes(rng, 1000));
     const r = await Promise.allSettled(bytes.map((b) => store.put(b, "data")));
     expect(r.filter((x) => x.status === "fulfilled")).toHaveLength(3);
     expect(r.filter((x) => x.status === "rejected" && ceilingRefusal(x.reason))).toHaveLength(5);
-    expect(store.usage()).toEqual({ used_bytes: 3000, ceiling_bytes: 3000, segments: 3 });
+    expect(store.usage()).toEqual({ used_bytes: 3000, disk_bytes: 3 * STORE_BLOCK_BYTES, ceiling_bytes: 3 * STORE_BLOCK_BYTES, segments: 3 });
   });
 
   it("the same bytes put 6 times at once are written once: one created, five duplicates", async () => {

@@ -13,7 +13,7 @@
  *   - the accounting matches: usage equals the sum of the listed sizes.
  * Seed printed; replay with EDGE_SIGKILL_SEED=<seed>. Kills: EDGE_SIGKILL_KILLS
  * (default 250 to stay within ~3 minutes on a loaded 2-core machine; `npm run
- * test:crash` runs 2000).
+ * test:crash` runs 1000).
  */
 import { createHash } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";

@@ -2,7 +2,7 @@ import { EdgeError } from "../../src/edge/index.js";
 import type { PeerConfig, PeerTransport, PushResult, SegmentInfo } from "../../src/edge/index.js";
 
 /** What a scripted peer does with one push. */
-type Outcome = "ack" | "hang" | { fail: string; retryable?: boolean } | { ackAfterMs: number };
+type Outcome = "ack" | "hang" | { fail: string; retryable?: boolean; sent?: number } | { ackAfterMs: number };
 export type PeerBehaviour = Outcome | ((segment: SegmentInfo, attempt: number) => Outcome);
 
 /**
@@ -31,7 +31,7 @@ export class PeerTransportDouble implements PeerTransport {
     await Promise.resolve();
     if (what === "hang") return this.hang(signal);
     if (typeof what === "object" && "ackAfterMs" in what) await this.slow(what.ackAfterMs, signal);
-    else if (what !== "ack") throw new EdgeError(what.fail as "RELAY_PEER_UNREACHABLE", `double: peer ${peer.id} fails with ${what.fail}`, { details: { retryable: what.retryable ?? true } });
+    else if (what !== "ack") throw new EdgeError(what.fail as "RELAY_PEER_UNREACHABLE", `double: peer ${peer.id} fails with ${what.fail}`, { details: { retryable: what.retryable ?? true, ...(what.sent === undefined ? {} : { body_bytes_sent: what.sent }) } });
     const got = this.received.get(peer.id) ?? [];
     const duplicate = got.includes(segment.id);
     if (!duplicate) this.received.set(peer.id, [...got, segment.id]);

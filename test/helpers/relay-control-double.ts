@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { EdgeError } from "../../src/edge/index.js";
 import { zeroEvictionCounts } from "../../src/edge/daemon/control-types.js";
-import type { BandwidthChange, BandwidthConfig, BootStatusView, DeadLetterEntry, PurgeRequest, RelayConfigView, RelayControl, RelayStatusView, SegmentKind } from "../../src/edge/index.js";
+import type { BandwidthChange, BandwidthConfig, BootStatusView, DeadLetterEntry, PurgeRequest, RelayConfigView, RelayControl, RelayStatusView, SegmentKind, StoreVerifyReport } from "../../src/edge/index.js";
 
 export const SEG = "a".repeat(64);
 const EMPTY_QUEUE = { scheduled: 0, inflight: 0, acked: 0, failed: 0, deadletter: 0, total: 0 };
@@ -26,7 +26,7 @@ export class ControlDouble implements RelayControl {
     return Promise.resolve({
       enabled: true, node_id: "edge-a", success_condition: "one_peer", workers: 4, queue: { ...EMPTY_QUEUE, deadletter: this.deadletters.length, total: this.deadletters.length }, peers: [],
       bandwidth: { ...this.bandwidth, unlimited: true, available_tokens: 0, daily_used_bytes: 0, quota_resets_at: "2026-01-02T00:00:00Z", throttle_count: 0, quota_drop_count: 0 },
-      last_error: null, refused_peers: [], inbox: { rejected: [], rejected_counts: [] }, peer_settlements: [], store: { used_bytes: 0, ceiling_bytes: 1, segments: 0, evictions: { count: 0, bytes: 0, by_reason: zeroEvictionCounts() } },
+      last_error: null, refused_peers: [], inbox: { rejected: [], rejected_counts: [] }, peer_settlements: [], store: { used_bytes: 0, disk_bytes: 0, ceiling_bytes: 1, segments: 0, evictions: { count: 0, bytes: 0, by_reason: zeroEvictionCounts() } },
       config: { source: "/x/edge.toml", loaded_at: "2026-01-01T00:00:00Z", config_reload_error: null, restart_required: [] }, boot: this.boot, queried_at: "2026-01-01T00:00:00Z",
     });
   }
@@ -66,6 +66,9 @@ export class ControlDouble implements RelayControl {
   enqueue(bytes: Uint8Array, kind: SegmentKind) {
     this.enqueued.push({ bytes, kind });
     return Promise.resolve({ id: createHash("sha256").update(bytes).digest("hex"), size: bytes.byteLength, kind, created: true });
+  }
+  storageVerify(): Promise<StoreVerifyReport> {
+    return Promise.resolve({ checked: 0, bytes: 0, removed: [] });
   }
 }
 

@@ -19,6 +19,12 @@ export class BandwidthRecorder implements BandwidthLimiter {
   reserveQuota(): boolean {
     return true;
   }
+  refundQuota(): void {
+    // nothing is counted here
+  }
+  flushQuota(): Promise<void> {
+    return Promise.resolve();
+  }
   acquire(): Promise<void> {
     return Promise.resolve();
   }
@@ -36,8 +42,12 @@ export class MemoryStore implements Pick<SegmentStore, "usage" | "evictions" | "
   evicted: EvictionRecord[] = [];
   usage() {
     let used = 0;
-    for (const s of this.segments.values()) used += s.info.size;
-    return { used_bytes: used, ceiling_bytes: 1 << 20, segments: this.segments.size };
+    let disk = 0;
+    for (const s of this.segments.values()) {
+      used += s.info.size;
+      disk += Math.max(4096, Math.ceil(s.info.size / 4096) * 4096);
+    }
+    return { used_bytes: used, disk_bytes: disk, ceiling_bytes: 1 << 20, segments: this.segments.size };
   }
   evictions(): readonly EvictionRecord[] {
     return this.evicted;

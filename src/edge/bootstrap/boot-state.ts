@@ -114,6 +114,28 @@ export async function writeEvidence(stateRoot: string, ev: EpochEvidence): Promi
 }
 
 /**
+ * The boot epoch never goes back: the fingerprint file's epoch must be at
+ * least every committed evidence's epoch (epoch/current, epoch/previous). The
+ * one evidence allowed above it is a reconstruction killed before its commit
+ * point: epoch/current at exactly boot_epoch + 1, reconstructed FROM the
+ * file's fingerprint. Anything else means the file was restored from a
+ * backup or edited (3 → 0): STATE_ROOT_INVALID, the evidence left as it is.
+ * (epoch/abandoned is never committed, so its number may be used again.)
+ */
+export async function refuseEpochRollback(stateRoot: string, file: BootFile): Promise<void> {
+  const current = await readEvidence(stateRoot);
+  const previous = await readEvidence(stateRoot, "previous");
+  const uncommitted = current !== undefined && current.epoch === file.boot_epoch + 1 && current.previous_fingerprint === file.composite_hash;
+  const committed = [uncommitted ? undefined : current, previous].filter((e): e is EpochEvidence => e !== undefined);
+  const top = committed.reduce<EpochEvidence | undefined>((a, e) => (a === undefined || e.epoch > a.epoch ? e : a), undefined);
+  if (top === undefined || top.epoch <= file.boot_epoch) return;
+  const p = stateRootPaths(stateRoot);
+  throw new EdgeError("STATE_ROOT_INVALID", `${p.osFingerprint} records boot epoch ${file.boot_epoch}, but the evidence in ${top === current ? p.epochCurrent : p.epochPrevious} shows this node reached boot epoch ${top.epoch}: the fingerprint file was restored from an older backup or edited, and the boot epoch must never go back`, {
+    hint: `if nothing else in the state root was rolled back, remove ${p.osFingerprint}: the next precheck resumes from epoch/current's evidence (at its epoch, or reconstructs to the next one)`,
+  });
+}
+
+/**
  * On a fingerprint match at `bootEpoch`: evidence in `epoch/current` of a
  * higher epoch is of a reconstruction killed before its commit point (the
  * node then booted its old OS again). It must not stand as the current

@@ -1,6 +1,5 @@
-import { readFile } from "node:fs/promises";
 import { blake3 } from "hash-wasm";
-import { errnoCode } from "../../lib/index.js";
+import { describeBoundedReadProblem, readRegularFileBounded } from "../../lib/index.js";
 import { canonicalJson } from "../../lock/index.js";
 import type { EdgeConfig } from "../config/schema.js";
 import { EdgeError } from "../errors.js";
@@ -17,6 +16,13 @@ export interface OsIdentity {
   os_release: Record<string, string>;
   kernel_release: string;
   machine_arch: string;
+  /**
+   * Only when a source is not valid UTF-8: its exact bytes, base64. The
+   * decoded text replaces invalid bytes with U+FFFD, so two different files
+   * would otherwise get one fingerprint. Absent for UTF-8 sources, so their
+   * fingerprints are unchanged.
+   */
+  raw_sources?: { os_release?: string; kernel_release?: string };
 }
 
 /** Bounds on the identity sources: they are small text files; anything larger is not one. */
@@ -30,7 +36,8 @@ const KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * refused: the identity must be exactly what the file says, not a guess.
  */
 export function parseOsRelease(text: string, source: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a `__proto__=` line is a key like any other (on `{}` the assignment set the prototype and the key vanished).
+  const out = Object.create(null) as Record<string, string>;
   text.split("\n").forEach((raw, i) => {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) return;
@@ -54,23 +61,30 @@ function identityError(message: string, cause?: unknown): EdgeError {
   return new EdgeError("OS_IDENTITY_UNREADABLE", message, cause === undefined ? {} : { cause });
 }
 
-async function readSource(path: string, what: string): Promise<string> {
-  let bytes: Buffer;
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** A source's text, and its raw bytes (base64) when they are not valid UTF-8. Read with a bound: a FIFO or /dev/zero is refused, not drained. */
+async function readSource(path: string, what: string): Promise<{ text: string; raw?: string }> {
+  const bytes = await readRegularFileBounded(path, MAX_SOURCE_BYTES, (p, cause) =>
+    identityError(p.kind === "too_big" ? `the ${what} (${path}) is over the ${MAX_SOURCE_BYTES} bytes an identity source may be` : `cannot read the ${what} (${path}): ${p.kind === "unreadable" ? p.errno : describeBoundedReadProblem(p)}`, cause));
+  const text = bytes.toString("utf8");
   try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw identityError(`cannot read the ${what} (${path}): ${errnoCode(e) ?? String(e)}`, e);
+    utf8.decode(bytes);
+    return { text };
+  } catch {
+    return { text, raw: bytes.toString("base64") };
   }
-  if (bytes.length > MAX_SOURCE_BYTES) throw identityError(`the ${what} (${path}) is ${bytes.length} bytes, over the ${MAX_SOURCE_BYTES} an identity source may be`);
-  return bytes.toString("utf8");
 }
 
 /** Reads the OS identity from the sources named in [bootstrap] (tests point them at files they control). */
 export async function readOsIdentity(sources: EdgeConfig["bootstrap"]): Promise<OsIdentity> {
-  const os_release = parseOsRelease(await readSource(sources.osReleaseFile, "os-release file"), sources.osReleaseFile);
-  const kernel_release = (await readSource(sources.kernelReleaseFile, "kernel release file")).trim();
+  const osr = await readSource(sources.osReleaseFile, "os-release file");
+  const os_release = parseOsRelease(osr.text, sources.osReleaseFile);
+  const kr = await readSource(sources.kernelReleaseFile, "kernel release file");
+  const kernel_release = kr.text.trim();
   if (kernel_release === "") throw identityError(`the kernel release file (${sources.kernelReleaseFile}) is empty`);
-  return { identity_version: 1, os_release, kernel_release, machine_arch: sources.machineArch ?? process.arch };
+  const raw = { ...(osr.raw === undefined ? {} : { os_release: osr.raw }), ...(kr.raw === undefined ? {} : { kernel_release: kr.raw }) };
+  return { identity_version: 1, os_release, kernel_release, machine_arch: sources.machineArch ?? process.arch, ...(Object.keys(raw).length > 0 ? { raw_sources: raw } : {}) };
 }
 
 /** The exact bytes the fingerprint is computed over: RFC 8785 canonical JSON of the identity (pipe to `b3sum` to check). */

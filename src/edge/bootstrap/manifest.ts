@@ -15,7 +15,7 @@ export const RUNTIME_MANIFEST_TYPE = "application/vnd.autonomyops.runtime-manife
 export const RUNTIME_LIMITS = { maxFiles: 4096, maxFileBytes: 512 * 1024 * 1024, maxTotalBytes: 1024 * 1024 * 1024, maxEnvelopeBytes: 4 * 1024 * 1024 } as const;
 
 /** A path segment we accept: no `.`/`..`, no separators, no control characters, no leading dash (a file named like a flag). */
-const SEGMENT_RE = /^(?!\.{1,2}$)[A-Za-z0-9._+@-]{1,255}$/;
+const SEGMENT_RE = /^(?!\.{1,2}$)(?!-)[A-Za-z0-9._+@-]{1,255}$/;
 
 /** A safe relative path: `/`-separated segments, each {@link SEGMENT_RE}; never absolute, never climbing out. */
 export function isSafeRelativePath(p: string): boolean {

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
+import type { Stats } from "node:fs";
 import { mkdir, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AutonomyError, dateOf, errnoCode, messageOf, systemClock, withFileLock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import { readNodeState, stateRootPaths } from "../../node/index.js";
 import { EdgeError } from "../errors.js";
-import { abandonUncommittedEvidence, readBootFile, readEvidence, writeBootFile } from "./boot-state.js";
+import { abandonUncommittedEvidence, readBootFile, readEvidence, refuseEpochRollback, writeBootFile } from "./boot-state.js";
 import type { BootFile, EpochEvidence } from "./boot-state.js";
 import { checkTransportCerts } from "./certs.js";
 import { loadEdgeConfig } from "../config/load.js";
@@ -76,7 +77,7 @@ export async function runPrecheck(opts: PrecheckOptions): Promise<PrecheckResult
   try {
     const cfg = await run("config", PRECHECK_EXIT.config, async () => ({ value: await loadEdgeConfig(opts.configPath), detail: `${opts.configPath} is valid` }));
     const root = cfg.node.stateRoot;
-    await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await checkStateRoot(root), detail: `${root} is a writable directory with a readable node state` }));
+    await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await checkStateRoot(root), detail: `${root} is a writable directory, writable by its owner only, with a readable node state` }));
     const now = (opts.now ?? dateOf(clock)).getTime();
     await run("certificates", PRECHECK_EXIT.certs, async () => {
       await checkTransportCerts(cfg.transport, now, cfg.node.id);
@@ -106,6 +107,9 @@ type Runner = <T>(name: PrecheckCheck["name"], exitCode: PrecheckExitCode, f: ()
 async function compareAndReconstruct(cfg: EdgeConfig, checks: PrecheckCheck[], run: Runner, clock: Clock, hooks: ReconstructionHooks | undefined): Promise<PrecheckResult> {
   const root = cfg.node.stateRoot;
   const previous = await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await readBootFile(root), detail: "the recorded OS fingerprint is readable" }));
+  if (previous !== undefined) {
+    await run("state_root", PRECHECK_EXIT.stateRoot, async () => ({ value: await refuseEpochRollback(root, previous), detail: `boot epoch ${previous.boot_epoch} is not below any recorded epoch evidence` }));
+  }
   // An unreadable identity leaves edged unable to tell whether the OS changed: it must not start.
   const { identity, fingerprint } = await run("os_fingerprint", PRECHECK_EXIT.reconstruction, async () => {
     const id = await readOsIdentity(cfg.bootstrap);
@@ -160,7 +164,22 @@ async function reconstructFrom(cfg: EdgeConfig, checks: PrecheckCheck[], run: Ru
   return { exitCode: PRECHECK_EXIT.ok, outcome: "reconstructed", checks, boot_epoch: evidence.epoch, fingerprint, previous_fingerprint: previous.composite_hash, evidence };
 }
 
-/** Missing, not a directory, not writable (a probe file is created and removed), or its state.json unreadable: exit 2. */
+/**
+ * Whoever can write the state root can lower the boot epoch, swap the staged
+ * runtime's sequence or plant symlinks the reconstruction follows: it must be
+ * writable by its owner only, and owned by us or by root.
+ */
+function refuseForeignAccess(root: string, st: Stats): void {
+  if ((st.mode & 0o022) !== 0) {
+    throw new EdgeError("STATE_ROOT_INVALID", `the state root ${root} is ${(st.mode & 0o020) !== 0 ? "group" : "world"}-writable (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}): any user who can write it could rewrite the boot epoch or the staged runtime`, { hint: `chmod go-w ${root}` });
+  }
+  const uid = process.geteuid?.();
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new EdgeError("STATE_ROOT_INVALID", `the state root ${root} is owned by uid ${st.uid}, not by this user (uid ${uid}) or root: that user could rewrite the boot epoch or the staged runtime`, { hint: `chown the state root to the account edged runs as (chown -R <edged user> ${root})` });
+  }
+}
+
+/** Missing, not a directory, group- or world-writable, owned by someone else, not writable (a probe file is created and removed), or its state.json unreadable: exit 2. */
 async function checkStateRoot(root: string): Promise<void> {
   let st;
   try {
@@ -169,6 +188,7 @@ async function checkStateRoot(root: string): Promise<void> {
     throw new EdgeError("STATE_ROOT_INVALID", `the state root ${root} does not exist (${errnoCode(e) ?? String(e)})`, { cause: e });
   }
   if (!st.isDirectory()) throw new EdgeError("STATE_ROOT_INVALID", `the state root ${root} is not a directory`);
+  refuseForeignAccess(root, st);
   const probeDir = dirname(stateRootPaths(root).osFingerprint);
   try {
     // Not recursive: on a read-only mount Node's recursive mkdir reports ENOENT, hiding the EROFS.

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { crashPoint, errnoCode, fsyncDir, pathOverlap, writeFileSynced } from "../../lib/index.js";
+import { crashPoint, errnoCode, fsyncDir, pathOverlap, realPathOverlap, writeFileSynced } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
 
 /** One file of a tree to install: a safe relative path (checked by the manifest), its bytes and mode. */
@@ -20,7 +20,7 @@ export interface TreeFile {
  * install removes. The bytes come from the caller, never from a re-read.
  */
 export async function installTree(target: string, files: readonly TreeFile[], opts: { outside?: string } = {}): Promise<void> {
-  if (opts.outside !== undefined) refuseOverlap(target, opts.outside);
+  if (opts.outside !== undefined) await refuseRealOverlap(target, opts.outside);
   const parent = dirname(target);
   const name = basename(target);
   await mkdir(parent, { recursive: true });
@@ -60,6 +60,22 @@ export async function writeTreeDir(dir: string, files: readonly TreeFile[]): Pro
     }
   }
   for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(d);
+}
+
+/**
+ * The config rule again at install time, over real paths (symlinks of the
+ * existing prefix resolved): the config may have been checked before a link
+ * was planted. Fails closed: an unresolvable path is refused.
+ */
+export async function refuseRealOverlap(target: string, root: string): Promise<void> {
+  refuseOverlap(target, root);
+  let overlap;
+  try {
+    overlap = await realPathOverlap(target, root);
+  } catch (e) {
+    throw new EdgeError("RECONSTRUCTION_FAILED", `refusing to install into ${target}: its real location (or the state root's) cannot be resolved (${errnoCode(e) ?? String(e)})`, { cause: e });
+  }
+  if (overlap !== undefined) throw new EdgeError("RECONSTRUCTION_FAILED", `refusing to install into ${target}: through a symbolic link it ${{ same: "is", inside: "is inside", above: "contains" }[overlap]} the state root ${root}`);
 }
 
 /** Backstop of the config rule: an install that would replace (or sit in) a directory it does not own is refused before anything is written. */

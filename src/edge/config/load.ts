@@ -1,7 +1,6 @@
-import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import { configKeyPath, errnoCode, parseConfigText, pathOverlap } from "../../lib/index.js";
+import { configKeyPath, describeBoundedReadProblem, errnoCode, parseConfigText, pathOverlap, readRegularFileBounded, realPathOverlap } from "../../lib/index.js";
 import type { ConfigErrorFactory, FieldProblem } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
 import { CONFIG_VERSION, EDGE_DEFAULTS, edgeFileSchema } from "./schema.js";
@@ -23,7 +22,31 @@ const fail: ConfigErrorFactory = (message, o) =>
  * another config version (`autonomy config migrate` upgrades it).
  */
 export async function loadEdgeConfig(path: string): Promise<EdgeConfig> {
-  return parseEdgeConfig(path, await readBounded(path));
+  const config = parseEdgeConfig(path, await readBounded(path));
+  await refuseRealOverlap(path, config);
+  return config;
+}
+
+/**
+ * The install-dir rule again over real paths (parseEdgeConfig's check is
+ * lexical): `/opt/autonomy → /data` with the state root at `/data/state`
+ * overlaps although the strings do not. Fails closed: a path whose real
+ * location cannot be determined is refused too.
+ */
+async function refuseRealOverlap(path: string, c: EdgeConfig): Promise<void> {
+  const install = c.bootstrap.runtimeInstallDir;
+  if (install === undefined) return;
+  const field = configKeyPath(["bootstrap", "runtime_install_dir"]);
+  let overlap;
+  try {
+    overlap = await realPathOverlap(install, c.node.stateRoot);
+  } catch (e) {
+    throw fail(`${path}: ${field}: cannot resolve the real location of ${install} or of the state root (${errnoCode(e) ?? String(e)}): refusing, as it might overlap the state root`, { cause: e, fields: [{ field, problem: "real path unresolvable" }] });
+  }
+  if (overlap === undefined) return;
+  const how = { same: "is", inside: "is inside", above: "contains" }[overlap];
+  const problem = `${install} (through a symbolic link) ${how} the state root ${c.node.stateRoot}: the runtime must be installed in a directory of its own, outside the state root`;
+  throw fail(`${path}: ${field}: ${problem}`, { fields: [{ field, problem }] });
 }
 
 /**
@@ -153,28 +176,21 @@ function ms(seconds: number | undefined): number | undefined {
   return seconds === undefined ? undefined : Math.round(seconds * 1000);
 }
 
-/** Reads at most MAX_EDGE_CONFIG_BYTES + 1 bytes, so a huge (or endless, /dev/zero) file is refused without reading it all. */
+/**
+ * Reads at most MAX_EDGE_CONFIG_BYTES + 1 bytes of a regular file, so a huge
+ * file is refused without reading it all, and an endless one (a FIFO,
+ * /dev/zero behind a symlink) without reading it at all. Also
+ * `autonomy config migrate`'s reader.
+ */
+export async function readEdgeConfigBytes(path: string): Promise<Buffer> {
+  return readRegularFileBounded(path, MAX_EDGE_CONFIG_BYTES, (p, cause) => {
+    const o = cause === undefined ? {} : { cause };
+    if (p.kind === "too_big") return fail(`${path} is over ${MAX_EDGE_CONFIG_BYTES} bytes: not an edge config`, o);
+    if (p.kind === "unreadable") return fail(`cannot read ${WHAT} ${path}: ${p.errno}`, o);
+    return fail(`cannot read ${WHAT} ${path}: ${describeBoundedReadProblem(p)}`, o);
+  });
+}
+
 async function readBounded(path: string): Promise<string> {
-  let fh;
-  try {
-    fh = await open(path, "r");
-  } catch (e) {
-    throw fail(`cannot read ${WHAT} ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-  }
-  try {
-    const buf = Buffer.alloc(MAX_EDGE_CONFIG_BYTES + 1);
-    let n = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-      if (n > MAX_EDGE_CONFIG_BYTES) throw fail(`${path} is over ${MAX_EDGE_CONFIG_BYTES} bytes: not an edge config`, {});
-    }
-    return buf.subarray(0, n).toString("utf8");
-  } catch (e) {
-    if (e instanceof EdgeError) throw e;
-    throw fail(`cannot read ${WHAT} ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-  } finally {
-    await fh.close();
-  }
+  return (await readEdgeConfigBytes(path)).toString("utf8");
 }

@@ -1,10 +1,10 @@
-import { access, readFile, realpath, stat } from "node:fs/promises";
+import { access, realpath, stat } from "node:fs/promises";
 import { stringify } from "smol-toml";
 import { z } from "zod";
-import { errnoCode, parseConfigText, systemClock, writeFileAtomic } from "../../lib/index.js";
+import { parseConfigText, systemClock, writeFileAtomic } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
-import { MAX_EDGE_CONFIG_BYTES, parseEdgeConfig } from "./load.js";
+import { MAX_EDGE_CONFIG_BYTES, parseEdgeConfig, readEdgeConfigBytes } from "./load.js";
 import { CONFIG_VERSION } from "./schema.js";
 import type { EdgeConfig } from "./schema.js";
 
@@ -204,16 +204,8 @@ export async function migrateEdgeConfigFile(path: string, opts: MigrateOptions =
   return { ...plan, written: true, backup_file: backup };
 }
 
-async function readConfig(path: string): Promise<Buffer> {
-  try {
-    const bytes = await readFile(path);
-    if (bytes.length > MAX_EDGE_CONFIG_BYTES) throw fail(`${path} is over ${MAX_EDGE_CONFIG_BYTES} bytes: not an edge config`, {});
-    return bytes;
-  } catch (e) {
-    if (e instanceof EdgeError) throw e;
-    throw fail(`cannot read edge config ${path}: ${errnoCode(e) ?? String(e)}`, { cause: e });
-  }
-}
+/** At most MAX_EDGE_CONFIG_BYTES + 1 bytes of a regular file (edged's reader): an endless FIFO or /dev/zero behind a symlink is refused, not drained. */
+const readConfig = readEdgeConfigBytes;
 
 /** `edge.toml.bak-20261206T055500Z`, or with `-2`, `-3`, … when that name is taken (a backup is never overwritten). */
 async function freeBackupName(target: string, now: number): Promise<string> {

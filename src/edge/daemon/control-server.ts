@@ -100,6 +100,7 @@ export async function createControlServer(opts: ControlServerOptions): Promise<F
   app.get<{ Params: { seg: string; peer: string } }>("/v1/relay/deadletter/:seg/:peer", { schema: { params: pairParams } }, async (req) => c.deadletterInspect(req.params.seg, req.params.peer));
   app.post<{ Params: { seg: string; peer: string } }>("/v1/relay/deadletter/:seg/:peer/retry", { schema: { params: pairParams } }, async (req) => c.deadletterRetry(req.params.seg, req.params.peer));
   app.post<{ Body: PurgeRequest }>("/v1/relay/deadletter/purge", { schema: { body: purgeBody } }, async (req) => c.deadletterPurge(req.body));
+  app.post("/v1/storage/verify", async () => c.storageVerify());
 
   app.post<{ Body: Buffer; Querystring: { kind: SegmentKind } }>(
     "/v1/relay/segments",

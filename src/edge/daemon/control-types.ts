@@ -1,6 +1,6 @@
 import type { InboxRejection, InboxRejectionCount, SettleLogEntry } from "../relay/ledger.js";
 import type { BootStatusView } from "./boot-status.js";
-import type { BandwidthConfig, BandwidthSnapshot, DeliveryState, EvictionReason, RefusedPeer, SegmentInfo, SegmentKind, StoreUsage, SuccessCondition } from "../types.js";
+import type { BandwidthConfig, BandwidthSnapshot, DeliveryState, EvictionReason, RefusedPeer, SegmentInfo, SegmentKind, StoreUsage, StoreVerifyReport, SuccessCondition } from "../types.js";
 
 /**
  * The control socket's documents (snake_case, as they travel) and the
@@ -170,9 +170,11 @@ export interface RelayControl {
   deadletterPurge(req: PurgeRequest): Promise<DeadLetterPurgeResult>;
   /** Stores the bytes as a segment and schedules it for every peer. */
   enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<SegmentInfo & { created: boolean }>;
+  /** Scrub: re-hashes every stored segment, removing (with a `corrupt` record) any that no longer matches. */
+  storageVerify(): Promise<StoreVerifyReport>;
 }
 
 /** A zero count per eviction reason (a `satisfies` check: a new reason fails to compile until it is listed here). */
 export function zeroEvictionCounts(): Record<EvictionReason, number> {
-  return { lru_ceiling: 0, delivered_evict_on_relay: 0, purged: 0, deadletter_retention: 0, corrupt: 0 } satisfies Record<EvictionReason, number>;
+  return { lru_ceiling: 0, lru_consumed: 0, delivered_evict_on_relay: 0, purged: 0, deadletter_retention: 0, corrupt: 0, orphan: 0 } satisfies Record<EvictionReason, number>;
 }

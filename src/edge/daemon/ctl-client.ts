@@ -2,7 +2,7 @@ import { request } from "node:http";
 import { errnoCode } from "../../lib/index.js";
 import { EDGE_ERROR_CODES, EdgeError } from "../errors.js";
 import type { EdgeErrorCode } from "../errors.js";
-import type { SegmentInfo, SegmentKind } from "../types.js";
+import type { SegmentInfo, SegmentKind, StoreVerifyReport } from "../types.js";
 import type {
   BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayStatusView,
 } from "./control-types.js";
@@ -88,6 +88,11 @@ export class ControlClient {
   async enqueue(bytes: Uint8Array, kind: SegmentKind = "data"): Promise<SegmentInfo & { created: boolean }> {
     const r = await this.#send("POST", `/v1/relay/segments?kind=${encodeURIComponent(kind)}`, "application/octet-stream", bytes);
     return this.#decode(r);
+  }
+
+  /** Scrubs the segment store (reads every segment: can take a while on a big store). */
+  storageVerify(): Promise<StoreVerifyReport> {
+    return this.#json("POST", "/v1/storage/verify", {});
   }
 
   async #json<T>(method: string, path: string, body?: unknown): Promise<T> {

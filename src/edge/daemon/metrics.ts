@@ -57,6 +57,7 @@ export function createEdgeMetrics(parts: RelayParts, config: RunningConfig, inbo
     },
   });
   new Gauge({ name: "edged_store_used_bytes", help: "Bytes held by the segment store", registers: r, collect() { this.set(parts.store.usage().used_bytes); } });
+  new Gauge({ name: "edged_store_disk_bytes", help: "Disk the segment store's files take as the ceiling counts it (whole blocks, one at least per segment)", registers: r, collect() { this.set(parts.store.usage().disk_bytes); } });
   new Gauge({ name: "edged_store_ceiling_bytes", help: "The segment store's disk ceiling", registers: r, collect() { this.set(parts.store.usage().ceiling_bytes); } });
   new Gauge({ name: "edged_store_segments", help: "Segments in the store", registers: r, collect() { this.set(parts.store.usage().segments); } });
   new Counter({

@@ -1,6 +1,6 @@
 import type { Clock } from "../../lib/index.js";
 import { isoTime } from "../../lib/index.js";
-import type { SegmentKind } from "../types.js";
+import type { SegmentKind, StoreVerifyReport } from "../types.js";
 import { EdgeError } from "../errors.js";
 import type {
   BandwidthApplied, BandwidthChange, DeadLetterDetail, DeadLetterEntry, DeadLetterRetried, InboxStatus, PurgeRequest, DeadLetterPurgeResult, RelayConfigView, RelayControl, RelayStatusView, StoreStatus,
@@ -99,6 +99,11 @@ export class DaemonRelayControl implements RelayControl {
   enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<{ id: string; size: number; kind: SegmentKind; created: boolean }> {
     if (!this.#config.current.relay.enabled) throw new EdgeError("RELAY_DISABLED", "the relay is disabled on this node ([relay] enabled = false); nothing can be sent");
     return this.#parts.engine.enqueue(bytes, kind);
+  }
+
+  /** Scrub: reads and re-hashes every segment (the start of edged reads names and sizes only). Works with the relay disabled too. */
+  storageVerify(): Promise<StoreVerifyReport> {
+    return this.#parts.store.verify();
   }
 
   /** A retry to a peer no longer in edge.toml could never be delivered. */

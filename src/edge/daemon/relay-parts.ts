@@ -3,7 +3,8 @@ import { stateRootPaths } from "../../node/index.js";
 import type { EdgeConfig } from "../config/schema.js";
 import { createBandwidthLimiter } from "../relay/bandwidth.js";
 import { RelayExecutor } from "../relay/executor.js";
-import { ledgerSink } from "../relay/inbox-sink.js";
+import { ledgerSink, peerShareOf } from "../relay/inbox-sink.js";
+import { removeOrphans } from "../relay/store-orphans.js";
 import { openRelayLedger } from "../relay/ledger.js";
 import type { RelayLedger } from "../relay/ledger.js";
 import type { DeliveryRecord, RelayErrorInfo } from "../relay/ledger-records.js";
@@ -36,7 +37,10 @@ export async function openRelayParts(config: EdgeConfig, ctx: PartsContext): Pro
     const store = await openSegmentStore({ dir: paths.edgeSegments, ceilingBytes: config.storage.ceilingBytes, clock: ctx.clock });
     const ledger = await openRelayLedger(paths.relayLedger, { clock: ctx.clock });
     opened.push(() => ledger.close());
-    const bandwidth = createBandwidthLimiter({ ...config.bandwidth }, { clock: ctx.clock });
+    // Before anything writes: bytes a kill left between the store's put and the ledger's record.
+    for (const o of await removeOrphans(store, ledger)) ctx.log.warn({ event: "store_orphan_removed", segment_id: o.id, bytes: o.bytes }, "segment store: removed bytes no ledger record names (a crash between store and record)");
+    // The day's quota use lives in the ledger, so a restart (or a crash loop) never grants a fresh quota.
+    const bandwidth = createBandwidthLimiter({ ...config.bandwidth }, { clock: ctx.clock, quotaStore: { load: () => ledger.quotaDay(), save: (d) => ledger.saveQuotaDay(d) } });
     const transport = createPeerTransport({ tls, dialTimeoutMs: config.relay.dialTimeoutMs, ackTimeoutMs: config.relay.ackTimeoutMs, clock: ctx.clock });
     opened.push(() => transport.close());
     const counted = countingTransport(transport);
@@ -47,7 +51,7 @@ export async function openRelayParts(config: EdgeConfig, ctx: PartsContext): Pro
     });
     let receiver: RelayReceiver | undefined;
     if (config.transport.listen !== undefined) {
-      receiver = await startRelayReceiver({ listen: config.transport.listen, tls, peers: config.peers, sink: ledgerSink(ledger, store), maxSegmentBytes: config.relay.maxSegmentBytes, clock: ctx.clock,
+      receiver = await startRelayReceiver({ listen: config.transport.listen, tls, peers: config.peers, sink: ledgerSink(ledger, store, { peerShareBytes: peerShareOf(config.storage.ceilingBytes, config.peers.length, config.relay.maxSegmentBytes) }), maxSegmentBytes: config.relay.maxSegmentBytes, clock: ctx.clock,
         // A sink failure is answered with a bare 5xx; its cause belongs in edged's log.
         onError: (err) => ctx.log.error({ event: "receiver_sink_failed", err }, "storing a received segment failed"),
       }).catch((e: unknown) => {

@@ -183,6 +183,18 @@ describe("bandwidth limiter (src/edge/relay/bandwidth)", () => {
     expect(bw.snapshot().daily_used_bytes).toBe(100);
   });
 
+  it("daily quota: a forward clock step, then corrected, charges its use to the day it jumped from and ends with that day", () => {
+    const { time, bw } = setup(cfg({ daily_quota_bytes: 100, quota_reset_utc: "00:00" }), Date.parse("2026-12-06T12:00:00.000Z"));
+    expect(bw.reserveQuota(40)).toBe(true);
+    time.jump(365 * 86_400_000); // a wrong NTP server
+    expect(bw.reserveQuota(100)).toBe(true); // that (future) day's quota, spent for real today
+    time.jump(-365 * 86_400_000 + 60_000); // corrected, the same real day
+    expect(bw.reserveQuota(1)).toBe(false); // no second quota for the real day
+    expect(bw.snapshot().quota_resets_at).toBe("2026-12-07T00:00:00.000Z"); // not 2027-12-07
+    time.jump(12 * 3600_000); // the next real day
+    expect(bw.reserveQuota(100)).toBe(true);
+  });
+
   it("daily quota: hot update raises or lowers it at once; a new reset time moves the next reset without resetting today", () => {
     const { time, bw } = setup(cfg({ daily_quota_bytes: 100, quota_reset_utc: "00:00" }));
     expect(bw.reserveQuota(100)).toBe(true);

@@ -8,9 +8,26 @@ import { DAY_MS, lastResetAt, resetMinute } from "./quota-window.js";
 /** Waits `ms` milliseconds; rejects when `signal` aborts. Tests pass a fake that advances a fake clock. */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
 
+/** Today's quota use as persisted: the day (its start, ms since the epoch) and the bytes charged in it. */
+export interface QuotaDay {
+  window_start: number;
+  used_bytes: number;
+}
+
+/**
+ * Where the daily quota's use survives a restart (edged: the relay ledger). `load` is read once, when
+ * the limiter is created; `save` must resolve only once the record is durable.
+ */
+export interface QuotaDayStore {
+  load(): QuotaDay | undefined;
+  save(day: QuotaDay): Promise<void>;
+}
+
 export interface BandwidthLimiterOptions {
   clock?: Clock;
   sleep?: Sleep;
+  /** Without one the day's use is in memory only (a restart grants a fresh quota). */
+  quotaStore?: QuotaDayStore;
 }
 
 const realSleep: Sleep = async (ms, signal) => {
@@ -50,7 +67,7 @@ interface Waiter {
  * at the old rate up to now and refilled at the new one from now.
  */
 export function createBandwidthLimiter(cfg: BandwidthConfig, opts: BandwidthLimiterOptions = {}): BandwidthLimiter {
-  return new TokenBucketLimiter(cfg, opts.clock ?? systemClock, opts.sleep ?? realSleep);
+  return new TokenBucketLimiter(cfg, opts.clock ?? systemClock, opts.sleep ?? realSleep, opts.quotaStore);
 }
 
 /** Throws EDGE_CONFIG_INVALID naming the key when `cfg` is not a valid bandwidth configuration. */
@@ -82,17 +99,43 @@ class TokenBucketLimiter implements BandwidthLimiter {
   #quotaDrops = 0;
   #used = 0;
   #windowStart: number;
+  /** The last save (chained, so records reach the store in order); `#saved` is what it wrote. */
+  #saving: Promise<void> = Promise.resolve();
+  #saved: QuotaDay | undefined;
+  /** The day the clock jumped from when it last skipped more than a day forward (see #rollWindow). */
+  #jumpedFrom: number | undefined;
 
   constructor(
     cfg: BandwidthConfig,
     private readonly clock: Clock,
     private readonly sleep: Sleep,
+    private readonly store: QuotaDayStore | undefined,
   ) {
     this.#cfg = checkBandwidthConfig(cfg);
     this.#minute = resetMinute(this.#cfg.quota_reset_utc) ?? 0;
     this.#balance = this.#burstMilli();
     this.#refilledAt = clock.now();
     this.#windowStart = lastResetAt(this.#refilledAt, this.#minute);
+    this.#restore(store?.load());
+  }
+
+  /**
+   * Resumes the persisted day. Its use counts while that day has not ended (so a
+   * restart, or a crash loop, never grants a fresh quota); a day stored ahead of
+   * the clock (the clock was set back) is kept as the current day, so the rule
+   * "no quota twice for one day" holds across restarts too.
+   */
+  #restore(day: QuotaDay | undefined): void {
+    if (day === undefined || !Number.isSafeInteger(day.window_start) || !Number.isSafeInteger(day.used_bytes) || day.used_bytes < 0) return;
+    if (this.#nextReset(day.window_start) <= this.clock.now()) return; // that day is over
+    this.#windowStart = Math.max(this.#windowStart, day.window_start);
+    this.#used = day.used_bytes;
+    this.#saved = { window_start: this.#windowStart, used_bytes: this.#used };
+  }
+
+  /** The first reset (at the current reset minute) after `windowStart`: when that day ends. */
+  #nextReset(windowStart: number): number {
+    return lastResetAt(windowStart, this.#minute) + DAY_MS;
   }
 
   // ---------------------------------------------------------------- quota
@@ -106,19 +149,62 @@ class TokenBucketLimiter implements BandwidthLimiter {
       return false;
     }
     this.#used += bytes;
+    this.#persist();
     return true;
+  }
+
+  refundQuota(bytes: number, dayEndsAt: string): void {
+    checkBytes(bytes, "refundQuota");
+    this.#rollWindow();
+    // A reservation made in an earlier day was already forgotten by the reset.
+    if (bytes === 0 || new Date(this.#nextReset(this.#windowStart)).toISOString() !== dayEndsAt) return;
+    this.#used = Math.max(0, this.#used - bytes);
+    this.#persist();
+  }
+
+  flushQuota(): Promise<void> {
+    return this.#saving;
+  }
+
+  /** Queues a save of today's use behind the previous one (a failed save is retried by the next). */
+  #persist(): void {
+    const store = this.store;
+    if (store === undefined) return;
+    this.#saving = this.#saving.catch(() => undefined).then(async () => {
+      const day = { window_start: this.#windowStart, used_bytes: this.#used };
+      // Reservations made while the previous save ran are written together by this one.
+      if (this.#saved?.window_start === day.window_start && this.#saved.used_bytes === day.used_bytes) return;
+      await store.save(day);
+      this.#saved = day;
+    });
+    // Whoever awaits flushQuota sees a failed save; nobody else must crash on it.
+    this.#saving.catch(() => undefined);
   }
 
   /**
    * Starts a new day once the clock passes the current day's end. The day
    * never moves backwards: after a backward jump the use is kept until the
    * clock passes the same reset it was waiting for (no quota twice for one day).
+   * One exception bounds a forward clock step: when the clock skipped more than
+   * a day ahead and then comes back to (or after) the day it jumped from, the
+   * day moves back to the clock's day. The use spent in the jumped-to day is
+   * charged to the day the clock jumped from (when the bytes were really
+   * sent): kept when the clock comes back to that day, reset when it comes
+   * back on a later one. Without it a clock stepped a year ahead for a minute left
+   * the quota spent in that minute blocking the node for a year.
    */
   #rollWindow(): void {
     const start = lastResetAt(this.clock.now(), this.#minute);
     if (start > this.#windowStart) {
+      this.#jumpedFrom = start - this.#windowStart > DAY_MS ? this.#windowStart : undefined;
       this.#used = 0;
       this.#windowStart = start;
+      this.#persist();
+    } else if (start < this.#windowStart && this.#jumpedFrom !== undefined && start >= this.#jumpedFrom) {
+      if (start > this.#jumpedFrom) this.#used = 0;
+      this.#windowStart = start;
+      this.#jumpedFrom = undefined;
+      this.#persist();
     }
   }
 
@@ -146,6 +232,7 @@ class TokenBucketLimiter implements BandwidthLimiter {
       // A new reset time moves the day's end; it does not reset today's use.
       this.#minute = minute;
       this.#windowStart = lastResetAt(this.clock.now(), minute);
+      this.#persist();
     }
     // From unlimited, start with a full bucket; otherwise keep the balance (debt included), capped at the new burst.
     this.#balance = wasUnlimited ? this.#burstMilli() : Math.min(this.#balance, this.#burstMilli());
@@ -160,7 +247,7 @@ class TokenBucketLimiter implements BandwidthLimiter {
       unlimited: this.#cfg.bytes_per_second === 0 && this.#cfg.daily_quota_bytes === 0,
       available_tokens: this.#cfg.bytes_per_second === 0 ? 0 : Math.floor(this.#balance / 1000),
       daily_used_bytes: this.#used,
-      quota_resets_at: new Date(this.#windowStart + DAY_MS).toISOString(),
+      quota_resets_at: new Date(this.#nextReset(this.#windowStart)).toISOString(),
       throttle_count: this.#throttles,
       quota_drop_count: this.#quotaDrops,
     };

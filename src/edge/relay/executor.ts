@@ -3,7 +3,7 @@ import type { EdgeConfig } from "../config/schema.js";
 import { RELAY_FAILURE_CODES } from "../errors.js";
 import type { BandwidthLimiter, BandwidthSnapshot, DeliveryState, PeerConfig, PeerTransport, SegmentId, SegmentInfo, SegmentKind, SegmentStore, StoreUsage } from "../types.js";
 import { backoffDelay } from "./backoff.js";
-import { isPending, type DeliveryRecord, type RelayErrorInfo } from "./ledger-records.js";
+import type { DeliveryRecord, RelayErrorInfo, ReofferReason } from "./ledger-records.js";
 import type { LedgerSummary, PurgeFilter, PurgeLogEntry, PurgeResult, RelayLedger, SettleLogEntry } from "./ledger.js";
 
 /** The part of pino the executor uses (structural, so tests can pass a recorder). */
@@ -80,6 +80,8 @@ function sweepEveryMs(retentionMs: number): number {
   return Math.min(60_000, Math.max(1_000, Math.floor(retentionMs / 2)));
 }
 const NOT_RETRYABLE: ReadonlySet<string> = new Set(["SEGMENT_MISSING", "RELAY_PEER_REJECTED"]);
+/** A dead letter with one of these last errors failed because the peer was away, not because it refused the bytes: worth re-offering. */
+const PEER_AWAY: ReadonlySet<string> = new Set(["RELAY_PEER_UNREACHABLE", "RELAY_TLS_REFUSED", "RELAY_ACK_TIMEOUT", "RELAY_PEER_ERROR", "RELAY_INTERRUPTED"]);
 
 interface Running {
   controller: AbortController;
@@ -114,6 +116,8 @@ export class RelayExecutor {
   private readonly running = new Map<string, Running>();
   private readonly activePerPeer = new Map<string, number>();
   private readonly quotaDeferred = new Set<string>();
+  /** Peers whose last push failed: their next ack means they came back (and get their dead-lettered releases again). */
+  private readonly peersAway = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private started = false;
   private stopping = false;
@@ -142,6 +146,7 @@ export class RelayExecutor {
     this.lastSweep = Number.NEGATIVE_INFINITY; // the first round of a start sweeps retention at once
     await this.deadletterExhausted();
     await this.settleRemovedPeers();
+    await this.reoffer({}, "edged_start");
     this.timer = setInterval(() => this.kick(), this.o.config.scheduler.intervalMs);
     this.timer.unref();
     this.kick();
@@ -173,9 +178,11 @@ export class RelayExecutor {
    * already knew this content (then only peers it was not scheduled to are added).
    */
   async enqueue(bytes: Uint8Array, kind: SegmentKind): Promise<SegmentInfo & { created: boolean }> {
-    const put = await this.o.store.put(bytes, kind, (id) => this.evictable(id));
+    // What may go to make room: delivered segments no peer waits for, and arrivals the application consumed.
+    const put = await this.o.store.put(bytes, kind, (id) => this.o.ledger.releasable(id));
     for (const ev of put.evicted) this.o.log?.info({ segment_id: ev.id, bytes: ev.bytes, reason: ev.reason }, "relay: segment evicted to make room");
     const { created } = await this.o.ledger.schedule(put.info, [...this.peersById.keys()], this.o.config.successCondition);
+    if (!created && kind === "release") await this.reoffer({ segment_id: put.info.id }, "release_reenqueued");
     this.kick();
     return { ...put.info, created };
   }
@@ -230,11 +237,14 @@ export class RelayExecutor {
       this.quotaDeferrals += 1;
       return;
     }
+    // The reservation is durable before a byte is sent: a crash never hands out the day's quota again.
+    await this.o.bandwidth.flushQuota();
+    const quotaDay = this.o.bandwidth.snapshot().quota_resets_at;
     const controller = new AbortController();
     this.activePerPeer.set(d.peer_id, (this.activePerPeer.get(d.peer_id) ?? 0) + 1);
     const entry: Running = { controller, done: Promise.resolve() };
     this.running.set(key(d), entry);
-    entry.done = this.attempt(d, info, controller.signal).catch((err: unknown) => {
+    entry.done = this.attempt(d, info, controller.signal, quotaDay).catch((err: unknown) => {
       this.o.log?.warn({ err, segment_id: d.segment_id, peer_id: d.peer_id }, "relay: could not record a delivery attempt");
     }).finally(() => {
       this.running.delete(key(d));
@@ -243,13 +253,20 @@ export class RelayExecutor {
     });
   }
 
-  private async attempt(d: DeliveryRecord, info: SegmentInfo, signal: AbortSignal): Promise<void> {
+  private async attempt(d: DeliveryRecord, info: SegmentInfo, signal: AbortSignal, quotaDay: string): Promise<void> {
     const peer = this.peersById.get(d.peer_id) as PeerConfig; // due() skipped unknown peers
-    const began = await this.o.ledger.begin(d.segment_id, d.peer_id);
+    let began: DeliveryRecord;
+    try {
+      began = await this.o.ledger.begin(d.segment_id, d.peer_id);
+    } catch (err) {
+      this.o.bandwidth.refundQuota(info.size, quotaDay);
+      throw err;
+    }
     let bytes: Uint8Array;
     try {
       bytes = await this.o.store.get(d.segment_id);
     } catch (err) {
+      this.o.bandwidth.refundQuota(info.size, quotaDay);
       // Gone or corrupt (the store drops a corrupt one): no attempt can help; recorded under the store's own code.
       const e = err as { code?: unknown; message?: unknown };
       const code = e.code === "SEGMENT_CORRUPT" ? "SEGMENT_CORRUPT" : "SEGMENT_MISSING";
@@ -262,12 +279,16 @@ export class RelayExecutor {
       this.counters.pushes_acked_total += 1;
       this.counters.bytes_sent_total += info.size;
       await this.acked(d.segment_id, d.peer_id, result.duplicate);
+      if (this.peersAway.delete(d.peer_id)) await this.reoffer({ peer_id: d.peer_id }, "peer_back");
     } catch (err) {
+      // Quota pays for the body bytes that left this node, not for an attempt (docs/relay.md "Executor").
+      this.o.bandwidth.refundQuota(info.size - bodyBytesSent(err, info.size), quotaDay);
       if (signal.aborted) {
         await this.o.ledger.abort(d.segment_id, d.peer_id);
         return;
       }
       this.counters.failed_attempts_total += 1;
+      this.peersAway.add(d.peer_id);
       await this.failed(began, classifyFailure(err));
     }
   }
@@ -285,8 +306,8 @@ export class RelayExecutor {
    * the others their copy (a dead letter counts as waiting: it can be requeued).
    */
   private evictable(segment: SegmentId): boolean {
-    if (this.o.ledger.segment(segment)?.delivered_at == null) return false;
-    return !this.o.ledger.deliveriesOf(segment).some((x) => isPending(x.state) || x.state === "deadletter");
+    // The ledger's rule (RelayLedger.releasable), which also keeps an arrival of the same bytes the application has not consumed yet.
+    return this.o.ledger.releasable(segment) !== false;
   }
 
   private async failed(d: DeliveryRecord, f: RelayErrorInfo & { retryable: boolean }): Promise<void> {
@@ -302,6 +323,19 @@ export class RelayExecutor {
     for (const d of this.o.ledger.deliveriesWhere((x) => x.state === "failed" && x.attempts >= this.o.config.retry.maxRetry)) {
       await this.o.ledger.deadletter(d.segment_id, d.peer_id, d.last_error ?? { code: "RELAY_INTERRUPTED", message: "attempts used up" });
     }
+  }
+
+  /**
+   * Sends dead-lettered `release` deliveries back to `scheduled` (docs/relay.md "Re-offering a release"):
+   * a node that is often offline must still get the release once it is back, without an operator. Only
+   * dead letters of a peer that was away (PEER_AWAY) whose bytes are still here; a peer that refused
+   * the release keeps its dead letter.
+   */
+  private async reoffer(filter: { peer_id?: string; segment_id?: SegmentId }, reason: ReofferReason): Promise<void> {
+    const when = (d: DeliveryRecord): boolean => this.peersById.has(d.peer_id) && PEER_AWAY.has(d.last_error?.code ?? "") && this.o.store.has(d.segment_id);
+    const back = await this.o.ledger.reofferReleases({ ...filter, when }, reason);
+    for (const d of back) this.o.log?.info({ segment_id: d.segment_id, peer_id: d.peer_id, reason }, "relay: dead-lettered release re-offered");
+    if (back.length > 0) this.kick();
   }
 
   /**
@@ -337,9 +371,12 @@ export class RelayExecutor {
 
   private async sweepRetention(): Promise<void> {
     const retention = this.o.config.deadletterRetentionMs;
+    // A clock set back (after a forward step) must not stop sweeps until it passes the step again.
+    if (this.clock.now() < this.lastSweep) this.lastSweep = this.clock.now();
     if (retention === undefined || this.clock.now() - this.lastSweep < sweepEveryMs(retention)) return;
     this.lastSweep = this.clock.now();
     const r = await this.o.ledger.purgeExpired(retention);
+    if (r.skipped) this.o.log?.warn({ clock_jump_ms: r.skipped.clock_jump_ms }, "relay: dead-letter retention sweep skipped: the wall clock jumped ahead of the monotonic clock");
     if (r.purged.length > 0) this.o.log?.info({ purged: r.purged.length }, "relay: dead letters past retention purged");
     await this.dropReleased(r, "deadletter_retention");
   }
@@ -399,6 +436,13 @@ export class RelayExecutor {
       queried_at: isoTime(this.clock),
     };
   }
+}
+
+/** Body bytes a failed push put on the wire, as the transport reports it (`body_bytes_sent`); unknown = all of them. */
+export function bodyBytesSent(err: unknown, size: number): number {
+  const e = err as { details?: { body_bytes_sent?: unknown }; body_bytes_sent?: unknown } | null;
+  const sent = e?.details?.body_bytes_sent ?? e?.body_bytes_sent;
+  return typeof sent === "number" && Number.isSafeInteger(sent) && sent >= 0 ? Math.min(sent, size) : size;
 }
 
 function key(d: { segment_id: SegmentId; peer_id: string }): string {

@@ -25,9 +25,18 @@ export interface AttemptRecord {
   started: string;
   completed: string | null;
   /** null while the attempt is in flight. */
-  outcome: "acked" | "failed" | "deadletter" | "interrupted" | "aborted" | null;
+  /** `reoffered`: not an attempt but a dead letter sent back to `scheduled` by edged itself (see {@link reofferDeadletter}). */
+  outcome: "acked" | "failed" | "deadletter" | "interrupted" | "aborted" | "reoffered" | null;
   error: RelayErrorInfo | null;
+  /** Why a `reoffered` entry was made. */
+  reason?: ReofferReason;
 }
+
+/**
+ * Why edged re-offered a dead-lettered release to a peer: a push to that peer succeeded again
+ * (`peer_back`), edged started (`edged_start`), or the same release was enqueued again (`release_reenqueued`).
+ */
+export type ReofferReason = "peer_back" | "edged_start" | "release_reenqueued";
 
 export interface DeliveryRecord {
   segment_id: SegmentId;
@@ -131,6 +140,15 @@ export function deadletterWaiting(d: DeliveryRecord, now: string, error: RelayEr
 export function deferWaiting(d: DeliveryRecord, now: string, until: number): DeliveryRecord {
   expect(d, "deferring", ["scheduled", "failed"]);
   return { ...d, updated_at: now, next_attempt_at: new Date(until).toISOString() };
+}
+
+/** edged re-offers a dead letter (a release to a peer that came back): scheduled with fresh attempts, recorded in the history. */
+export function reofferDeadletter(d: DeliveryRecord, now: string, reason: ReofferReason): DeliveryRecord {
+  expect(d, "re-offering", ["deadletter"]);
+  return {
+    ...d, state: "scheduled", attempts: 0, updated_at: now, next_attempt_at: now, deadlettered_at: null,
+    history: withHistory(d.history, { started: now, completed: now, outcome: "reoffered", error: null, reason }),
+  };
 }
 
 /** Operator retry of a dead letter: scheduled again with fresh attempts; the history stays. */

@@ -144,6 +144,20 @@ describe("relay ledger", () => {
     }), { numRuns: 15 });
   });
 
+  it("a release push of a segment first pushed as data gets its own entry once; later pushes of either kind are duplicates", async () => {
+    const l = await openRelayLedger(await tempPath(), { clock: fakeClock() });
+    const s = seg(3);
+    expect(await l.receive({ ...s, kind: "data" }, from)).toEqual({ duplicate: false, inbox_seq: 1 });
+    expect(await l.receive({ ...s, kind: "release" }, from)).toEqual({ duplicate: false, inbox_seq: 2 });
+    expect(await l.receive({ ...s, kind: "release" }, from)).toEqual({ duplicate: true, inbox_seq: 2 });
+    expect(await l.receive({ ...s, kind: "data" }, from)).toEqual({ duplicate: true, inbox_seq: 1 });
+    const r = seg(4);
+    expect(await l.receive({ ...r, kind: "release" }, from)).toEqual({ duplicate: false, inbox_seq: 3 });
+    expect(await l.receive({ ...r, kind: "data" }, from)).toEqual({ duplicate: true, inbox_seq: 3 });
+    expect(l.inbox(0, 10).map((e) => [e.seq, e.kind])).toEqual([[1, "data"], [2, "release"], [3, "release"]]);
+    await l.close();
+  });
+
   it("the application cursor only moves forward and never past what the inbox handed out", async () => {
     const l = await openRelayLedger(await tempPath());
     await l.receive(seg(1), from);
@@ -152,6 +166,40 @@ describe("relay ledger", () => {
     expect(await l.advanceCursor(2)).toBe(2);
     expect(await codeOf(l.advanceCursor(1))).toBe("INBOX_CURSOR_INVALID/1");
     expect(l.inbox(l.cursor(), 10)).toEqual([]);
+    await l.close();
+  });
+
+  it("releasable: the store may drop a segment only once every role it has here is finished (sent: delivered, nothing pending; received: consumed)", async () => {
+    const l = await openRelayLedger(await tempPath());
+    expect(l.releasable(seg(9).id)).toBe(false); // unknown: a put whose record is still being written
+    expect(l.references(seg(9).id)).toBe(false);
+    // Only received: evictable once the cursor is at or past it.
+    await l.receive(seg(1), from);
+    expect(l.releasable(seg(1).id)).toBe(false);
+    await l.advanceCursor(1);
+    expect(l.releasable(seg(1).id)).toBe("lru_consumed");
+    // Only sent: once delivered and no other peer waits (one_peer leaves c its copy).
+    await l.schedule(seg(2), ["b", "c"], "one_peer");
+    await l.begin(seg(2).id, "b");
+    await l.ack(seg(2).id, "b", false);
+    expect(l.releasable(seg(2).id)).toBe(false);
+    await l.begin(seg(2).id, "c");
+    await l.ack(seg(2).id, "c", false);
+    expect(l.releasable(seg(2).id)).toBe("lru_ceiling");
+    // Both (an arrival this node relays on): delivered is not enough while the application has not consumed it.
+    await l.receive(seg(3), from);
+    await l.schedule(seg(3), ["b"], "one_peer");
+    await l.begin(seg(3).id, "b");
+    await l.ack(seg(3).id, "b", false);
+    expect(l.releasable(seg(3).id)).toBe(false);
+    await l.advanceCursor(2);
+    expect(l.releasable(seg(3).id)).toBe("lru_ceiling");
+    // Consumed but still owed to a peer: kept.
+    await l.receive(seg(4), from);
+    await l.advanceCursor(3);
+    await l.schedule(seg(4), ["b"], "one_peer");
+    expect(l.releasable(seg(4).id)).toBe(false);
+    expect([1, 2, 3, 4].every((n) => l.references(seg(n).id))).toBe(true);
     await l.close();
   });
 
@@ -177,7 +225,8 @@ describe("relay ledger", () => {
 
   it("retention purges only dead letters older than the period, and records it", async () => {
     const clock = fakeClock();
-    const l = await openRelayLedger(await tempPath(), { clock });
+    // Time really passes here: the monotonic clock moves with the wall clock (no jump).
+    const l = await openRelayLedger(await tempPath(), { clock, monotonic: () => clock.now() });
     await l.schedule(seg(1), ["b"], "one_peer");
     await l.schedule(seg(2), ["b"], "one_peer");
     await l.deadletter(seg(1).id, "b", ERR);
@@ -190,6 +239,20 @@ describe("relay ledger", () => {
     expect(l.purgeLog()).toMatchObject([{ reason: "retention", count: 1, items: [{ segment_id: seg(1).id, peer_id: "b" }] }]);
     expect((await l.purgeExpired(3_600_000)).purged).toEqual([]);
     expect(l.purgeLog()).toHaveLength(1);
+    await l.close();
+  });
+  it("retention purges nothing in a sweep after the wall clock jumped ahead of the monotonic clock; the next sweep measures from there", async () => {
+    const clock = fakeClock();
+    let mono = 0;
+    const l = await openRelayLedger(await tempPath(), { clock, monotonic: () => mono });
+    await l.schedule(seg(1), ["b"], "one_peer");
+    await l.deadletter(seg(1).id, "b", ERR);
+    clock.advance(30 * 86_400_000); // the wall clock steps a month; the monotonic one does not
+    expect(await l.purgeExpired(86_400_000)).toMatchObject({ purged: [], skipped: { reason: "clock_jump" } });
+    expect(l.deadletters(10)).toHaveLength(1);
+    mono += 60_000; // a real minute later the clock still says a month on: it moved for real
+    clock.advance(60_000);
+    expect((await l.purgeExpired(86_400_000)).purged.map((d) => d.segment_id)).toEqual([seg(1).id]);
     await l.close();
   });
 });

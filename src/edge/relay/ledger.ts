@@ -3,12 +3,13 @@ import { dirname } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
 import { fsyncDir, isoTime, systemClock, type Clock } from "../../lib/index.js";
 import { EdgeError } from "../errors.js";
-import type { DeliveryState, PeerIdentity, SegmentId, SegmentInfo, SuccessCondition } from "../types.js";
+import { diskCost } from "../storage/index.js";
+import type { DeliveryState, EvictionReason, PeerIdentity, SegmentId, SegmentInfo, SuccessCondition } from "../types.js";
 import { DELIVERY_STATES } from "../types.js";
 import {
   abortAttempt, ackAttempt, beginAttempt, deadletterWaiting, deferWaiting, failAttempt, isPending, newDelivery,
-  recoverInflight, retryDeadletter, successMet,
-  type DeliveryRecord, type RelayErrorInfo, type SegmentRecord,
+  recoverInflight, reofferDeadletter, retryDeadletter, successMet,
+  type DeliveryRecord, type RelayErrorInfo, type ReofferReason, type SegmentRecord,
 } from "./ledger-records.js";
 
 /**
@@ -53,6 +54,8 @@ export interface PurgeResult {
   purged: PurgedDelivery[];
   /** Segments no delivery needs any more once these dead letters are gone (the executor may drop their bytes). */
   released_segments: { segment_id: SegmentId; delivered: boolean }[];
+  /** A retention sweep that purged nothing because the wall clock jumped ahead of the monotonic one. */
+  skipped?: { reason: "clock_jump"; clock_jump_ms: number };
 }
 
 export interface PurgeLogEntry {
@@ -178,14 +181,27 @@ type DueKey = [number, SegmentId, string];
 
 const PURGE_LOG_LIMIT = 50;
 const PURGE_LOG_ITEMS = 100;
+/** The inbox_ids key of an id's `release` entry when its first entry has another kind (never a segment id: those are 64 hex digits). */
+const releaseEntryKey = (id: SegmentId): string => `release-entry:${id}`;
+
+/** A retention sweep refuses to purge when the wall clock ran this much ahead of the monotonic clock since the last one. */
+export const MAX_SWEEP_CLOCK_JUMP_MS = 3_600_000;
+
 const META = {
   inboxNext: "inbox_next_seq", cursor: "inbox_cursor", delivered: "delivered_count", purgeLog: "purge_log",
   settleLog: "peer_settle_log", inboxRejected: "inbox_rejected", inboxRejectedCounts: "inbox_rejected_counts",
+  quotaDay: "quota_day",
 } as const;
 /** Settlements kept (each names one removed peer); a settlement lists its first {@link PURGE_LOG_ITEMS} deliveries. */
 const SETTLE_LOG_LIMIT = 50;
 /** Inbox entries not applied that status lists (the newest); the counts by code are kept in full. */
 export const INBOX_REJECTED_LIMIT = 50;
+
+/** The bandwidth limiter's daily quota use (src/edge/relay/bandwidth.ts QuotaDay), kept here so a restart keeps it. */
+export interface QuotaDayRecord {
+  window_start: number;
+  used_bytes: number;
+}
 
 function zeroQueue(): Record<DeliveryState, number> {
   return Object.fromEntries(DELIVERY_STATES.map((s) => [s, 0])) as Record<DeliveryState, number>;
@@ -205,13 +221,19 @@ export class RelayLedger {
   private readonly inboxIds: Database<number, SegmentId>;
   private readonly meta: Database<unknown, string>;
   private readonly clock: Clock;
+  /** Wall clock and monotonic clock at open or at the last retention sweep (purgeExpired's sanity bound). */
+  private sweepAnchor: { wall: number; mono: number };
   private closed = false;
+  private readOnly = false;
+  /** Per sending peer, the disk cost of its arrivals above the application cursor (in memory; rebuilt at open). */
+  private readonly unconsumed = new Map<string, number>();
   private recoveredOnOpen: readonly DeliveryRecord[] = [];
 
-  private constructor(path: string, root: RootDatabase, clock: Clock) {
+  private constructor(path: string, root: RootDatabase, clock: Clock, private readonly monotonic: () => number) {
     this.path = path;
     this.root = root;
     this.clock = clock;
+    this.sweepAnchor = { wall: clock.now(), mono: monotonic() };
     this.segments = root.openDB({ name: "segments" });
     this.deliveries = root.openDB({ name: "deliveries" });
     this.dueIndex = root.openDB({ name: "due" });
@@ -221,7 +243,7 @@ export class RelayLedger {
   }
 
   /** Opens (creating) the ledger and returns interrupted `inflight` deliveries to `failed`, counting the attempt. */
-  static async open(path: string, opts: { clock?: Clock } = {}): Promise<RelayLedger> {
+  static async open(path: string, opts: LedgerOptions = {}): Promise<RelayLedger> {
     const clock = opts.clock ?? systemClock;
     let root: RootDatabase;
     try {
@@ -231,8 +253,26 @@ export class RelayLedger {
     } catch (err) {
       throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path}: ${(err as Error).message}`, { cause: err });
     }
-    const ledger = new RelayLedger(path, root, clock);
+    const ledger = new RelayLedger(path, root, clock, opts.monotonic ?? (() => performance.now()));
     ledger.recoveredOnOpen = await ledger.recoverInflight();
+    for (const e of ledger.inbox(ledger.cursor(), Number.MAX_SAFE_INTEGER)) ledger.countUnconsumed(e, 1);
+    return ledger;
+  }
+
+  /**
+   * Opens an existing ledger read-only and recovers nothing: for inspecting it
+   * beside a running edged (LMDB serves readers in other processes a
+   * consistent snapshot). Every change through this handle fails.
+   */
+  static openReadOnly(path: string): RelayLedger {
+    let root: RootDatabase;
+    try {
+      root = open({ path, ...LMDB_OPTIONS, readOnly: true });
+    } catch (err) {
+      throw new EdgeError("LEDGER_UNAVAILABLE", `cannot open the relay ledger at ${path} read-only: ${(err as Error).message}`, { cause: err });
+    }
+    const ledger = new RelayLedger(path, root, systemClock, () => performance.now());
+    ledger.readOnly = true;
     return ledger;
   }
 
@@ -247,6 +287,7 @@ export class RelayLedger {
 
   private change<T>(fn: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new EdgeError("LEDGER_UNAVAILABLE", `the relay ledger at ${this.path} is closed`));
+    if (this.readOnly) return Promise.reject(new EdgeError("LEDGER_UNAVAILABLE", `the relay ledger at ${this.path} is open read-only`));
     return this.root.childTransaction(fn);
   }
 
@@ -470,6 +511,29 @@ export class RelayLedger {
     return this.transition(segment, peer, retryDeadletter);
   }
 
+  /**
+   * edged's own retry of dead-lettered `release` deliveries (docs/relay.md "Re-offering a release"): those
+   * matching `filter` go back to `scheduled` with fresh attempts, a `reoffered` history entry saying why.
+   */
+  reofferReleases(filter: { peer_id?: string; segment_id?: SegmentId; when?: (d: DeliveryRecord) => boolean }, reason: ReofferReason): Promise<DeliveryRecord[]> {
+    return this.change(() => {
+      const out: DeliveryRecord[] = [];
+      const ids = filter.segment_id !== undefined ? [filter.segment_id] : [...this.segments.getKeys()];
+      for (const id of ids) {
+        const seg = this.segments.get(id);
+        if (seg?.info.kind !== "release") continue;
+        for (const peer of filter.peer_id !== undefined ? [filter.peer_id] : seg.peers) {
+          const prev = this.deliveries.get([id, peer]);
+          if (prev?.state !== "deadletter" || (filter.when !== undefined && !filter.when(prev))) continue;
+          const next = reofferDeadletter(prev, this.now(), reason);
+          this.putDelivery(prev, next);
+          out.push(next);
+        }
+      }
+      return out;
+    });
+  }
+
   private purgeMatches(f: PurgeFilter): DeliveryRecord[] {
     return this.deliveriesWhere((d) => d.state === "deadletter"
       && (f.segment_id === undefined || d.segment_id === f.segment_id)
@@ -516,9 +580,24 @@ export class RelayLedger {
     });
   }
 
-  /** Dead letters older than the retention period are purged (and logged with reason `retention`). */
+  /**
+   * Dead letters older than the retention period are purged (and logged with
+   * reason `retention`). Purging is final, so a wall clock that jumped
+   * forward must not decide it: when the wall clock advanced more than
+   * MAX_SWEEP_CLOCK_JUMP_MS beyond the monotonic clock since the last sweep
+   * (or open), this sweep purges nothing and says so (`skipped`); the next
+   * sweep measures from here, so a clock that really moved on purges then.
+   * A wrong NTP server for a minute, then corrected, purges nothing.
+   */
   purgeExpired(retentionMs: number): Promise<PurgeResult> {
-    return this.purge({ force: true, deadletteredBefore: this.clock.now() - retentionMs }, "retention");
+    const wall = this.clock.now();
+    const mono = this.monotonic();
+    const jump = wall - this.sweepAnchor.wall - (mono - this.sweepAnchor.mono);
+    this.sweepAnchor = { wall, mono };
+    if (jump > MAX_SWEEP_CLOCK_JUMP_MS) {
+      return Promise.resolve({ dry_run: false, purged: [], released_segments: [], skipped: { reason: "clock_jump", clock_jump_ms: Math.round(jump) } });
+    }
+    return this.purge({ force: true, deadletteredBefore: wall - retentionMs }, "retention");
   }
 
   purgeLog(): PurgeLogEntry[] {
@@ -542,16 +621,35 @@ export class RelayLedger {
     return { queue, peers, segments, delivered_segments: (this.meta.get(META.delivered) as number | undefined) ?? 0 };
   }
 
+  // ------------------------------------------------------------ daily quota
+
+  /** The quota day last saved (one record: a new day replaces the old one). */
+  quotaDay(): QuotaDayRecord | undefined {
+    return this.meta.get(META.quotaDay) as QuotaDayRecord | undefined;
+  }
+
+  /** Durably records the day's quota use (resolves after the commit's fsync, like every change). */
+  async saveQuotaDay(day: QuotaDayRecord): Promise<void> {
+    await this.change(() => { void this.meta.put(META.quotaDay, { window_start: day.window_start, used_bytes: day.used_bytes }); });
+  }
+
   // ------------------------------------------------------------ receiver side
 
   /**
    * Records an arriving segment in the inbox: the first push of a segment id
    * gets the next sequence number, every later push of it is a duplicate that
    * keeps that number (acknowledged again, never handed to the application twice).
+   * One exception, so that the first push's kind header does not decide for
+   * the others: a `release` push of an id whose entry has another kind gets its
+   * own entry (once), since a peer racing the seed with the release's bytes
+   * labelled `data` would otherwise keep the release hook from ever seeing it.
    */
-  receive(info: SegmentInfo, from: PeerIdentity): Promise<{ duplicate: boolean; inbox_seq: number }> {
-    return this.change(() => {
-      const seen = this.inboxIds.get(info.id);
+  async receive(info: SegmentInfo, from: PeerIdentity): Promise<{ duplicate: boolean; inbox_seq: number }> {
+    const r = await this.change(() => {
+      const first = this.inboxIds.get(info.id);
+      const firstKind = first === undefined ? undefined : this.inboxDb.get(first)?.kind;
+      const key = info.kind === "release" && firstKind !== undefined && firstKind !== "release" ? releaseEntryKey(info.id) : info.id;
+      const seen = key === info.id ? first : this.inboxIds.get(key);
       if (seen !== undefined) {
         const entry = this.inboxDb.get(seen);
         if (entry !== undefined) void this.inboxDb.put(seen, { ...entry, duplicates: entry.duplicates + 1 });
@@ -559,10 +657,29 @@ export class RelayLedger {
       }
       const seq = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1);
       void this.meta.put(META.inboxNext, seq + 1);
-      void this.inboxIds.put(info.id, seq);
+      void this.inboxIds.put(key, seq);
       void this.inboxDb.put(seq, { seq, segment_id: info.id, size: info.size, kind: info.kind, from, received_at: this.now(), duplicates: 0 });
       return { duplicate: false, inbox_seq: seq };
     });
+    // Counted once committed (a rolled-back transaction adds nothing). The cursor cannot pass a seq before it exists.
+    if (!r.duplicate) this.countUnconsumed({ size: info.size, from }, 1);
+    return r;
+  }
+
+  private countUnconsumed(e: { size: number; from: PeerIdentity }, sign: 1 | -1): void {
+    const next = (this.unconsumed.get(e.from.id) ?? 0) + sign * diskCost(e.size);
+    if (next > 0) this.unconsumed.set(e.from.id, next);
+    else this.unconsumed.delete(e.from.id);
+  }
+
+  /**
+   * The disk cost (docs/segment-store.md) of `peer`'s arrivals the application
+   * has not consumed yet: bytes the store must keep for it. The receiver's
+   * sink bounds it per peer, so one peer's unconsumed traffic cannot take the
+   * whole store from the others (RelayLedger.releasable never evicts them).
+   */
+  unconsumedBytesFrom(peer: string): number {
+    return this.unconsumed.get(peer) ?? 0;
   }
 
   /** Inbox entries with a sequence number above `afterSeq`, in order. */
@@ -575,17 +692,56 @@ export class RelayLedger {
     return (this.meta.get(META.cursor) as number | undefined) ?? 0;
   }
 
+  /** The inbox sequence number a segment got on arrival; undefined when it never arrived. */
+  inboxSeqOf(id: SegmentId): number | undefined {
+    return this.inboxIds.get(id);
+  }
+
+  /** Whether any record names this segment (sent: a segment record; received: an inbox entry). Bytes nobody names are orphans. */
+  references(id: SegmentId): boolean {
+    return this.segments.get(id) !== undefined || this.inboxIds.get(id) !== undefined;
+  }
+
+  /**
+   * Whether the segment store may drop a segment's bytes at its ceiling, and
+   * the reason to record (docs/segment-store.md "Ceiling"): every role the
+   * segment has on this node must be finished.
+   *   - Sent (a segment record): delivered, and no delivery still pending or
+   *     dead-lettered (a one_peer success leaves the other peers their copy; a
+   *     dead letter can be retried) — `lru_ceiling`.
+   *   - Received (an inbox entry): the application's durable cursor is at or
+   *     past its sequence number — `lru_consumed`. A re-push after the eviction
+   *     is still a duplicate (the inbox keeps its id), never a second delivery.
+   * A segment the ledger knows neither way is kept: it is a put whose record
+   * is still being written (orphans are handled at start, removeOrphans).
+   */
+  releasable(id: SegmentId): EvictionReason | false {
+    const seg = this.segments.get(id);
+    const seq = this.inboxIds.get(id);
+    if (seg === undefined && seq === undefined) return false;
+    if (seg !== undefined && (seg.delivered_at === null || this.deliveriesOf(id).some((d) => isPending(d.state) || d.state === "deadletter"))) return false;
+    if (seq !== undefined && seq > this.cursor()) return false;
+    return seg !== undefined ? "lru_ceiling" : "lru_consumed";
+  }
+
   /** Moves the cursor forward (durably); never backwards, never past the last sequence handed out. */
-  advanceCursor(seq: number): Promise<number> {
-    return this.change(() => {
+  async advanceCursor(seq: number): Promise<number> {
+    const from = await this.change(() => {
       const current = (this.meta.get(META.cursor) as number | undefined) ?? 0;
       const last = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1) - 1;
       if (!Number.isInteger(seq) || seq < current || seq > last) {
         throw new EdgeError("INBOX_CURSOR_INVALID", `cannot move the inbox cursor from ${current} to ${seq}: it must be an integer from ${current} to ${last}`);
       }
       void this.meta.put(META.cursor, seq);
-      return seq;
+      return current;
     });
+    this.consumed(from, seq);
+    return seq;
+  }
+
+  /** After the cursor moved from `from` to `to` (committed): those arrivals no longer count against their peers' shares. */
+  private consumed(from: number, to: number): void {
+    if (to > from) for (const e of this.inbox(from, to - from)) this.countUnconsumed(e, -1);
   }
 
   /**
@@ -593,8 +749,8 @@ export class RelayLedger {
    * why, in one transaction: a crash leaves either both or neither, so an
    * entry is counted once. The list keeps the newest {@link INBOX_REJECTED_LIMIT}.
    */
-  passInboxEntry(r: InboxRejection): Promise<void> {
-    return this.change(() => {
+  async passInboxEntry(r: InboxRejection): Promise<void> {
+    const from = await this.change(() => {
       const current = (this.meta.get(META.cursor) as number | undefined) ?? 0;
       const last = ((this.meta.get(META.inboxNext) as number | undefined) ?? 1) - 1;
       if (!Number.isInteger(r.seq) || r.seq < current || r.seq > last) {
@@ -607,7 +763,9 @@ export class RelayLedger {
       const hit = counts.find((c) => c.kind === r.kind && c.outcome === r.outcome && c.code === r.code);
       const next = hit ? counts.map((c) => (c === hit ? { ...c, count: c.count + 1 } : c)) : [...counts, { kind: r.kind, outcome: r.outcome, code: r.code, count: 1 }];
       void this.meta.put(META.inboxRejectedCounts, next);
+      return current;
     });
+    this.consumed(from, r.seq);
   }
 
   /** Inbox entries passed without being applied (newest {@link INBOX_REJECTED_LIMIT}, oldest first) and the durable counts. */
@@ -629,6 +787,12 @@ function purgedView(d: DeliveryRecord): PurgedDelivery {
   return { segment_id: d.segment_id, peer_id: d.peer_id, deadlettered_at: d.deadlettered_at, last_error: d.last_error };
 }
 
-export function openRelayLedger(path: string, opts: { clock?: Clock } = {}): Promise<RelayLedger> {
+export interface LedgerOptions {
+  clock?: Clock;
+  /** A monotonic clock in ms (default performance.now): retention's sanity bound against a wall clock that jumps. */
+  monotonic?: () => number;
+}
+
+export function openRelayLedger(path: string, opts: LedgerOptions = {}): Promise<RelayLedger> {
   return RelayLedger.open(path, opts);
 }

@@ -10,7 +10,7 @@ export interface LoggedEviction extends EvictionRecord {
   kind: SegmentKind;
 }
 
-const REASONS: ReadonlySet<string> = new Set<EvictionReason>(["lru_ceiling", "delivered_evict_on_relay", "purged", "deadletter_retention", "corrupt"]);
+const REASONS: ReadonlySet<string> = new Set<EvictionReason>(["lru_ceiling", "lru_consumed", "delivered_evict_on_relay", "purged", "deadletter_retention", "corrupt", "orphan"]);
 
 export function isEvictionReason(r: unknown): r is EvictionReason {
   return typeof r === "string" && REASONS.has(r);

@@ -1,4 +1,5 @@
 // The edge daemon's content-addressed segment store (docs/segment-store.md).
-export { openSegmentStore, segmentIdOf } from "./segment-store.js";
+export { STORE_BLOCK_BYTES, diskCost, openSegmentStore, segmentIdOf } from "./segment-store.js";
 export type { SegmentStoreOptions } from "./segment-store.js";
 export { SegmentAssembler } from "./verified.js";
+export type { RangeHasher } from "./verified.js";

@@ -3,12 +3,15 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PowerLossFs } from "../../../test/helpers/power-loss-fs.js";
 import { EdgeError } from "../errors.js";
-import { openSegmentStore } from "./index.js";
+import { STORE_BLOCK_BYTES, openSegmentStore } from "./index.js";
 
 const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
+const B = STORE_BLOCK_BYTES;
+/** The model's own statement of the charge: whole blocks, at least one. */
+const cost = (size: number): number => Math.max(B, Math.ceil(size / B) * B);
 
 const op = fc.oneof(
-  fc.record({ t: fc.constant("put" as const), seed: fc.integer({ min: 0, max: 30 }), size: fc.integer({ min: 0, max: 400 }), allow: fc.integer({ min: 0, max: 3 }) }),
+  fc.record({ t: fc.constant("put" as const), seed: fc.integer({ min: 0, max: 30 }), size: fc.integer({ min: 0, max: 3 * B }), allow: fc.integer({ min: 0, max: 3 }) }),
   fc.record({ t: fc.constant("get" as const), pick: fc.nat() }),
   fc.record({ t: fc.constant("remove" as const), pick: fc.nat() }),
 );
@@ -22,7 +25,7 @@ const op = fc.oneof(
 describe("segment store: LRU and ceiling against a reference model", () => {
   it("property: same contents, same evictions, usage ≤ ceiling, every eviction allowed", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 1200 }), fc.array(op, { maxLength: 40 }), async (ceiling, ops) => {
+      fc.asyncProperty(fc.integer({ min: 1, max: 8 * B }), fc.array(op, { maxLength: 40 }), async (ceiling, ops) => {
         const fs = new PowerLossFs();
         await fs.mkdirDurable("/s");
         const store = await openSegmentStore({ dir: "/s/seg", ceilingBytes: ceiling, fs, clock: { now: () => 0 } });
@@ -40,14 +43,14 @@ describe("segment store: LRU and ceiling against a reference model", () => {
             let expected: { ok: boolean; evicted: string[] };
             if (model.some((m) => m.id === id)) expected = { ok: true, evicted: [] };
             else {
-              const need = model.reduce((s, m) => s + m.size, 0) + o.size - ceiling;
+              const need = model.reduce((s, m) => s + cost(m.size), 0) + cost(o.size) - ceiling;
               const evicted: string[] = [];
               let freed = 0;
-              for (const m of o.size <= ceiling ? model : []) {
+              for (const m of cost(o.size) <= ceiling ? model : []) {
                 if (freed >= need) break;
                 if (!allowed(m.id)) continue;
                 evicted.push(m.id);
-                freed += m.size;
+                freed += cost(m.size);
               }
               expected = freed >= need ? { ok: true, evicted } : { ok: false, evicted: [] };
             }
@@ -74,8 +77,9 @@ describe("segment store: LRU and ceiling against a reference model", () => {
           }
           expect(store.list().map((s) => s.id)).toEqual(model.map((m) => m.id));
           const used = model.reduce((s, m) => s + m.size, 0);
-          expect(store.usage()).toEqual({ used_bytes: used, ceiling_bytes: ceiling, segments: model.length });
-          expect(used).toBeLessThanOrEqual(ceiling);
+          const disk = model.reduce((s, m) => s + cost(m.size), 0);
+          expect(store.usage()).toEqual({ used_bytes: used, disk_bytes: disk, ceiling_bytes: ceiling, segments: model.length });
+          expect(disk).toBeLessThanOrEqual(ceiling);
         }
       }),
       { numRuns: 200 },
@@ -85,13 +89,13 @@ describe("segment store: LRU and ceiling against a reference model", () => {
   it("serialises concurrent puts: the ceiling holds and the same bytes are created once", async () => {
     const fs = new PowerLossFs();
     await fs.mkdirDurable("/s");
-    const store = await openSegmentStore({ dir: "/s/seg", ceilingBytes: 1000, fs });
+    const store = await openSegmentStore({ dir: "/s/seg", ceilingBytes: 10 * B, fs });
     const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => store.put(new Uint8Array(100).fill(i % 15), "data")));
     const created = results.filter((r) => r.status === "fulfilled" && r.value.created).length;
     const refused = results.filter((r) => r.status === "rejected" && r.reason instanceof EdgeError && r.reason.code === "STORAGE_CEILING_EXCEEDED").length;
     expect(created).toBe(10);
     expect(refused).toBe(10); // segments 10..14, each twice
     expect(results.length - created - refused).toBe(10); // the repeats of 0..9: created: false
-    expect(store.usage()).toEqual({ used_bytes: 1000, ceiling_bytes: 1000, segments: 10 });
+    expect(store.usage()).toEqual({ used_bytes: 1000, disk_bytes: 10 * B, ceiling_bytes: 10 * B, segments: 10 });
   });
 });

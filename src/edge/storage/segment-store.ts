@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
+import { statfs } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { errnoCode, isoTime, systemClock } from "../../lib/index.js";
 import type { Clock } from "../../lib/index.js";
 import { nodeWalFs } from "../../telemetry/index.js";
 import type { WalFs } from "../../telemetry/index.js";
 import { EdgeError } from "../errors.js";
-import type { EvictionReason, EvictionRecord, SegmentId, SegmentInfo, SegmentKind, SegmentStore, StoreUsage } from "../types.js";
+import type { EvictionReason, EvictionRecord, SegmentId, SegmentInfo, SegmentKind, SegmentStore, StoreUsage, StoreVerifyReport } from "../types.js";
 import { EvictionLog, isEvictionReason } from "./eviction-log.js";
 import type { LoggedEviction } from "./eviction-log.js";
 import { verifiedIdOf } from "./verified.js";
@@ -14,11 +15,30 @@ import { EVICTION_LOG, checkSegmentId, evictName, isSegmentKind, parseName, segm
 export interface SegmentStoreOptions {
   /** `{state_root}/edge/segments` (src/node stateRootPaths().edgeSegments). */
   dir: string;
-  /** The most segment bytes the store holds (the eviction log is not counted). */
+  /** The most disk the segments may take, each charged {@link diskCost} (the eviction log is not counted). */
   ceilingBytes: number;
   /** The file system; tests pass a power-loss model (test/helpers/power-loss-fs.ts). */
   fs?: WalFs;
   clock?: Clock;
+}
+
+/** The allocation unit the ceiling charges by, at least: a 1-byte file still takes a 4 KiB block (and an inode). */
+export const STORE_BLOCK_BYTES = 4096;
+
+/**
+ * What one segment of `size` bytes costs under the ceiling: its size rounded up
+ * to whole blocks, and at least one block (also for 0 bytes: the inode and the
+ * directory entry are not free). So the ceiling bounds the disk the files take,
+ * and the number of files too: at most ceiling / block.
+ */
+export function diskCost(size: number, block = STORE_BLOCK_BYTES): number {
+  return Math.max(block, Math.ceil(size / block) * block);
+}
+
+/** The real file system's block size when it is larger than {@link STORE_BLOCK_BYTES} (some use 16 or 64 KiB). */
+async function blockOf(dir: string): Promise<number> {
+  const s = await statfs(dir).catch(() => undefined);
+  return Math.max(STORE_BLOCK_BYTES, s?.bsize ?? 0);
 }
 
 /** Lowercase hex SHA-256: a segment's id. */
@@ -29,9 +49,10 @@ export function segmentIdOf(bytes: Uint8Array): SegmentId {
 /**
  * Opens (creating if needed) the segment store in `dir` and recovers it: put
  * temp files are removed, interrupted evictions are finished (their record was
- * written) or rolled back (it was not), every segment is re-hashed and one that
- * no longer matches its name is removed with a `corrupt` record, and usage is
- * recomputed from the files on disk.
+ * written) or rolled back (it was not), and usage is recomputed from the names
+ * and sizes of the files on disk. Open does not read the segments' contents
+ * (that took a second per few hundred MiB on every start): every `get` re-hashes
+ * what it serves, and `verify()` scrubs the whole store on demand.
  */
 export async function openSegmentStore(opts: SegmentStoreOptions): Promise<SegmentStore> {
   if (!Number.isSafeInteger(opts.ceilingBytes) || opts.ceilingBytes <= 0) {
@@ -40,7 +61,9 @@ export async function openSegmentStore(opts: SegmentStoreOptions): Promise<Segme
   const fs = opts.fs ?? nodeWalFs;
   await makeDirDurable(fs, opts.dir);
   const log = await EvictionLog.open(fs, join(opts.dir, EVICTION_LOG));
-  const store = new FsSegmentStore(fs, opts.dir, opts.ceilingBytes, opts.clock ?? systemClock, log);
+  // The injected (model) file systems have no blocks: they are charged the default.
+  const block = opts.fs === undefined ? await blockOf(opts.dir) : STORE_BLOCK_BYTES;
+  const store = new FsSegmentStore(fs, opts.dir, opts.ceilingBytes, block, opts.clock ?? systemClock, log);
   await store.recover();
   return store;
 }
@@ -61,7 +84,12 @@ interface Entry {
   id: SegmentId;
   kind: SegmentKind;
   size: number;
+  /** diskCost(size): what it counts under the ceiling. */
+  cost: number;
 }
+
+/** The store's `evictable` callback: false keeps a segment, true evicts it as `lru_ceiling`, a reason evicts it as that. */
+type Evictable = (id: SegmentId) => boolean | EvictionReason;
 
 type PutResult = { info: SegmentInfo; created: boolean; evicted: EvictionRecord[] };
 
@@ -85,9 +113,12 @@ const publicRecord = (r: LoggedEviction): EvictionRecord => ({ id: r.id, bytes: 
 class FsSegmentStore implements SegmentStore {
   /** Insertion order is recency: the first entry is the least recently used. */
   readonly #index = new Map<SegmentId, Entry>();
+  /** Byte lengths, summed (usage().used_bytes). */
   #used = 0;
+  /** Disk costs, summed: what the ceiling counts. */
+  #disk = 0;
   #queue: Promise<unknown> = Promise.resolve();
-  /** Bytes of puts admitted under the ceiling whose write is still in progress. */
+  /** Disk cost of puts admitted under the ceiling whose write is still in progress. */
   #reserved = 0;
   /** The write in progress per id (admitted, not yet named and synced). */
   readonly #writing = new Map<SegmentId, Promise<Entry>>();
@@ -105,13 +136,14 @@ class FsSegmentStore implements SegmentStore {
     private readonly fs: WalFs,
     private readonly dir: string,
     private readonly ceiling: number,
+    private readonly block: number,
     private readonly clock: Clock,
     private readonly log: EvictionLog,
   ) {}
 
   // ---------------------------------------------------------------- SegmentStore
 
-  async put(bytes: Uint8Array, kind: SegmentKind, evictable: (id: SegmentId) => boolean = () => false): Promise<PutResult> {
+  async put(bytes: Uint8Array, kind: SegmentKind, evictable: Evictable = () => false): Promise<PutResult> {
     if (!isSegmentKind(kind)) throw new TypeError(`segment store: unknown segment kind ${JSON.stringify(kind)}`);
     // A buffer a SegmentAssembler verified (the relay receiver's) is written as it is: copied and hashed once already.
     const known = verifiedIdOf(bytes);
@@ -127,7 +159,7 @@ class FsSegmentStore implements SegmentStore {
    * runs beside other puts' writes, so their fsyncs overlap. One write per id
    * at a time: a put of bytes already being written waits for that write.
    */
-  async #put(id: SegmentId, kind: SegmentKind, data: Buffer, evictable: (id: SegmentId) => boolean): Promise<PutResult> {
+  async #put(id: SegmentId, kind: SegmentKind, data: Buffer, evictable: Evictable): Promise<PutResult> {
     for (;;) {
       const writing = this.#writing.get(id);
       if (writing !== undefined) await writing.catch(() => undefined);
@@ -142,14 +174,14 @@ class FsSegmentStore implements SegmentStore {
         if (this.#writing.has(id)) return undefined; // another put of these bytes got in first: wait for it
         const victims = this.#plan(id, data.byteLength, evictable);
         const evicted: EvictionRecord[] = [];
-        for (const v of victims) evicted.push(publicRecord(await this.#evict(v, "lru_ceiling")));
-        this.#reserved += data.byteLength;
+        for (const v of victims) evicted.push(publicRecord(await this.#evict(v.entry, v.reason)));
+        this.#reserved += this.#cost(data.byteLength);
         return evicted;
       });
       if (admitted === undefined) continue;
       if (!Array.isArray(admitted)) return admitted;
       const write = this.#write(id, kind, data).finally(() => {
-        this.#reserved -= data.byteLength;
+        this.#reserved -= this.#cost(data.byteLength);
         this.#writing.delete(id);
       });
       this.#writing.set(id, write);
@@ -194,7 +226,7 @@ class FsSegmentStore implements SegmentStore {
   }
 
   usage(): StoreUsage {
-    return { used_bytes: this.#used, ceiling_bytes: this.ceiling, segments: this.#index.size };
+    return { used_bytes: this.#used, disk_bytes: this.#disk, ceiling_bytes: this.ceiling, segments: this.#index.size };
   }
 
   evictions(): readonly EvictionRecord[] {
@@ -203,6 +235,26 @@ class FsSegmentStore implements SegmentStore {
 
   list(): SegmentInfo[] {
     return [...this.#index.values()].map(info);
+  }
+
+  /**
+   * Scrub: reads and re-hashes every segment, one at a time, beside normal
+   * work (a read never blocks a put). A segment whose bytes no longer match
+   * its id — or whose file vanished under the store — is removed with a
+   * `corrupt` record, exactly as a `get` that found it would.
+   */
+  async verify(): Promise<StoreVerifyReport> {
+    const report: StoreVerifyReport = { checked: 0, bytes: 0, removed: [] };
+    for (const entry of [...this.#index.values()]) {
+      const bytes = await this.fs.readFile(join(this.dir, segmentName(entry.id, entry.kind)));
+      if (this.#index.get(entry.id) !== entry) continue; // evicted meanwhile: nothing to check
+      report.checked += 1;
+      report.bytes += bytes?.byteLength ?? 0;
+      if (bytes !== undefined && segmentIdOf(bytes) === entry.id) continue;
+      const rec = await this.#exclusive(async () => (this.#index.get(entry.id) === entry ? this.#evict(entry, "corrupt") : undefined));
+      if (rec !== undefined) report.removed.push(publicRecord(rec));
+    }
+    return report;
   }
 
   // ---------------------------------------------------------------- recovery
@@ -238,17 +290,20 @@ class FsSegmentStore implements SegmentStore {
     for (const c of candidates) await this.#admit(c.id, c.kind);
   }
 
-  /** Re-hashes one segment file found at open; a mismatch (or a second copy of an id) leaves with a `corrupt` record. */
+  /**
+   * Counts one segment file found at open by its name and size (its contents
+   * are checked when read, and by `verify`). A second file for the same id
+   * (another kind) leaves with a `corrupt` record: one id, one segment.
+   */
   async #admit(id: SegmentId, kind: SegmentKind): Promise<void> {
-    const bytes = await this.fs.readFile(join(this.dir, segmentName(id, kind)));
-    if (bytes === undefined) return;
-    const entry: Entry = { id, kind, size: bytes.byteLength };
-    if (this.#index.has(id) || segmentIdOf(bytes) !== id) {
+    const size = await this.fs.fileSize(join(this.dir, segmentName(id, kind)));
+    if (size === undefined) return;
+    const entry = this.#entry(id, kind, size);
+    if (this.#index.has(id)) {
       await this.#evict(entry, "corrupt", false);
       return;
     }
-    this.#index.set(id, entry);
-    this.#used += entry.size;
+    this.#add(entry);
   }
 
   // ---------------------------------------------------------------- internals
@@ -262,38 +317,64 @@ class FsSegmentStore implements SegmentStore {
     return run;
   }
 
+  #cost(size: number): number {
+    return diskCost(size, this.block);
+  }
+
+  #entry(id: SegmentId, kind: SegmentKind, size: number): Entry {
+    return { id, kind, size, cost: this.#cost(size) };
+  }
+
+  #add(e: Entry): void {
+    this.#index.set(e.id, e);
+    this.#used += e.size;
+    this.#disk += e.cost;
+  }
+
+  #drop(e: Entry): void {
+    this.#index.delete(e.id);
+    this.#used -= e.size;
+    this.#disk -= e.cost;
+  }
+
   #touch(e: Entry): void {
     this.#index.delete(e.id);
     this.#index.set(e.id, e);
   }
 
   /**
-   * The least-recently-used segments `evictable` allows whose removal makes
-   * `size` more bytes fit under the ceiling. All or nothing: when even every
-   * allowed segment would not make room, nothing is evicted and the put fails —
-   * evicting delivered segments for a write that cannot happen anyway would
-   * only destroy data (a later retry to a slow peer may still need them).
+   * The least-recently-used segments `evictable` allows whose removal makes a
+   * segment of `size` bytes (its disk cost) fit under the ceiling. All or
+   * nothing: when even every allowed segment would not make room, nothing is
+   * evicted and the put fails — evicting delivered segments for a write that
+   * cannot happen anyway would only destroy data (a later retry to a slow peer
+   * may still need them).
    */
-  #plan(id: SegmentId, size: number, evictable: (id: SegmentId) => boolean): Entry[] {
+  #plan(id: SegmentId, size: number, evictable: Evictable): { entry: Entry; reason: EvictionReason }[] {
+    const cost = this.#cost(size);
     // Admitted writes still in progress count: concurrent puts never overshoot the ceiling together.
-    const need = this.#used + this.#reserved + size - this.ceiling;
+    const need = this.#disk + this.#reserved + cost - this.ceiling;
     if (need <= 0) return [];
-    const victims: Entry[] = [];
+    const victims: { entry: Entry; reason: EvictionReason }[] = [];
     let freed = 0;
-    if (size <= this.ceiling) {
+    if (cost <= this.ceiling) {
       for (const e of this.#index.values()) {
         if (freed >= need) break;
-        if (!evictable(e.id)) continue;
-        victims.push(e);
-        freed += e.size;
+        const allowed = evictable(e.id);
+        if (allowed === false) continue;
+        const reason = allowed === true ? "lru_ceiling" : allowed;
+        // An unknown reason would write a record open cannot read back: refuse before anything changes.
+        if (!isEvictionReason(reason)) throw new TypeError(`segment store: unknown eviction reason ${JSON.stringify(reason)}`);
+        victims.push({ entry: e, reason });
+        freed += e.cost;
       }
     }
     if (freed >= need) return victims;
     throw new EdgeError(
       "STORAGE_CEILING_EXCEEDED",
-      `segment ${id} (${size} bytes) does not fit under the storage ceiling of ${this.ceiling} bytes: ${this.#used} bytes in use, ` +
-        `${freed} bytes of them evictable (delivered); nothing was evicted or written`,
-      { details: { segment_id: id, size, used_bytes: this.#used, ceiling_bytes: this.ceiling, evictable_bytes: freed } },
+      `segment ${id} (${size} bytes, ${cost} on disk) does not fit under the storage ceiling of ${this.ceiling} bytes: ${this.#disk} bytes in use on disk ` +
+        `(${this.#index.size} segments, ${this.#reserved} reserved by writes in progress), ${freed} of them evictable (delivered, or arrivals the application consumed); nothing was evicted or written`,
+      { details: { segment_id: id, size, disk_cost: cost, used_bytes: this.#used, disk_bytes: this.#disk, reserved_bytes: this.#reserved, ceiling_bytes: this.ceiling, evictable_bytes: freed } },
     );
   }
 
@@ -308,9 +389,8 @@ class FsSegmentStore implements SegmentStore {
       throw e;
     }
     // Named and complete (fsynced before the rename): it is in the store, acknowledged or not.
-    const entry: Entry = { id, kind, size: data.byteLength };
-    this.#index.set(id, entry);
-    this.#used += entry.size;
+    const entry = this.#entry(id, kind, data.byteLength);
+    this.#add(entry);
     this.#renames++;
     await this.#syncDir();
     return entry;
@@ -321,7 +401,11 @@ class FsSegmentStore implements SegmentStore {
     const seq = this.log.nextSeq;
     const from = join(this.dir, segmentName(entry.id, entry.kind));
     const to = join(this.dir, evictName(seq, entry.id, entry.kind));
-    await this.fs.rename(from, to);
+    // A file that vanished under the store (found by get or verify) is recorded all the same: the log and the disk agree.
+    const renamed = await this.fs.rename(from, to).then(() => true, (e: unknown) => {
+      if (errnoCode(e) === "ENOENT" && indexed) return false;
+      throw e;
+    });
     const rec: LoggedEviction = { seq, id: entry.id, kind: entry.kind, bytes: entry.size, reason, at: isoTime(this.clock) };
     try {
       await this.fs.fsyncDir(this.dir);
@@ -330,18 +414,13 @@ class FsSegmentStore implements SegmentStore {
       // No record: undo a possibly half-written one, then put the segment back (open would do the same after a crash).
       // If the log cannot be cut back, leave the evict name: open decides by whether the record survived.
       const undone = await this.log.undoTail().then(() => true, () => false);
-      const restored = undone && (await this.fs.rename(to, from).then(() => true, () => false));
-      if (!restored && indexed) {
-        // Misplaced until the next open rolls it back: not served meanwhile.
-        this.#index.delete(entry.id);
-        this.#used -= entry.size;
-      }
+      const restored = undone && (!renamed || (await this.fs.rename(to, from).then(() => true, () => false)));
+      // Misplaced until the next open rolls it back: not served meanwhile.
+      if (!restored && indexed) this.#drop(entry);
       throw e;
     }
-    if (indexed) {
-      this.#index.delete(entry.id);
-      this.#used -= entry.size;
-    }
+    if (indexed) this.#drop(entry);
+    if (!renamed) return rec;
     try {
       await this.fs.unlink(to);
       await this.fs.fsyncDir(this.dir);

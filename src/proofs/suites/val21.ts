@@ -21,10 +21,13 @@ import type { Queue } from "../edge/ctl.js";
 import { LabCtlError } from "../edge/ctl.js";
 import { inboxProblems, monotonicityViolations, peerQueue, probeNetem, seededSegments, waitFor } from "../edge/common.js";
 import { EdgeLab } from "../edge/lab.js";
+import { STORE_BLOCK_BYTES } from "../../edge/index.js";
 
 const DEFAULT_SEGMENTS = 200;
 const SEGMENT_BYTES = 64;
 const CEILING_SEGMENTS = 40;
+/** The ceiling counts disk cost, one 4 KiB block per 64 B segment (docs/segment-store.md), so it holds CEILING_SEGMENTS of them. */
+const CEILING_BYTES = CEILING_SEGMENTS * STORE_BLOCK_BYTES;
 const WAIT_MS = 120_000;
 const SRC = "v21-src";
 const DST = "v21-dst";
@@ -41,7 +44,7 @@ async function run(ctx: EdgeSuiteContext): Promise<Check[]> {
   await probeNetem(ctx, "none");
   const lab = await EdgeLab.open(ctx, {
     name: "lab",
-    nodes: [{ id: DST, receive: true }, { id: SRC, peers: [DST], toml: { storage: { ceiling_bytes: CEILING_SEGMENTS * SEGMENT_BYTES } } }],
+    nodes: [{ id: DST, receive: true }, { id: SRC, peers: [DST], toml: { storage: { ceiling_bytes: CEILING_BYTES } } }],
   });
   try {
     return await scenario(ctx, lab);
@@ -55,7 +58,7 @@ async function scenario(ctx: EdgeSuiteContext, lab: EdgeLab): Promise<Check[]> {
   const dst = lab.node(DST);
   const n = ctx.params.devices ?? DEFAULT_SEGMENTS;
   ctx.note("segments", n);
-  ctx.note("storage_ceiling_bytes", CEILING_SEGMENTS * SEGMENT_BYTES);
+  ctx.note("storage_ceiling_bytes", CEILING_BYTES);
   const checks: Check[] = [];
   const segs = seededSegments(ctx.seed, n, SEGMENT_BYTES, 21);
   const ids: string[] = [];

@@ -32,6 +32,13 @@ export const EDGECTL_BIN = fileURLToPath(new URL("../../../bin/edgectl.js", impo
 const SIZE = 16 * 1024;
 const RATE = 32 * 1024;
 const HUP_RATE = 48 * 1024;
+/**
+ * The SIGHUP phase's segment: larger than the reloaded rate's whole bucket
+ * (one second's worth, HUP_RATE), so each push must wait for tokens at the new
+ * rate however the pushes are spaced. 4 × 16 KiB was not enough under load:
+ * pushes spaced > 1/3 s apart were refilled in between and never waited.
+ */
+const HUP_SIZE = 64 * 1024;
 const WAIT_MS = 60_000;
 const SRC = "v23-src";
 const DST = "v23-dst";
@@ -64,10 +71,10 @@ interface Phase {
 }
 
 /** Sends `count` segments and waits until `done` says the phase is over (all acked by default). */
-async function phase(ctx: EdgeSuiteContext, src: LabNode, count: number, salt: number, done?: (s: LabStatus, before: LabStatus) => boolean): Promise<Phase> {
+async function phase(ctx: EdgeSuiteContext, src: LabNode, count: number, salt: number, done?: (s: LabStatus, before: LabStatus) => boolean, size = SIZE): Promise<Phase> {
   const before = await src.ctl.status();
   const t0 = performance.now();
-  const ids = await enqueueAll(src, seededSegments(ctx.seed, count, SIZE, salt));
+  const ids = await enqueueAll(src, seededSegments(ctx.seed, count, size, salt));
   const w = await waitFor(ctx, WAIT_MS, () => src.ctl.status(), (s) => (done ? done(s, before) : peerQueue(s, DST).acked - peerQueue(before, DST).acked >= count));
   return { before, after: w.value, delivered: peerQueue(w.value, DST).acked - peerQueue(before, DST).acked, ms: performance.now() - t0, ids };
 }
@@ -122,9 +129,9 @@ async function scenario(ctx: EdgeSuiteContext, lab: EdgeLab): Promise<Check[]> {
   await src.rewrite({ bandwidth: { bytes_per_second: HUP_RATE, daily_quota_bytes: 0 } });
   src.proc.hup();
   const hup = await waitFor(ctx, 10_000, () => src.ctl.config(), (c) => c.bandwidth.bytes_per_second === HUP_RATE);
-  const h = await phase(ctx, src, 4, 4);
+  const h = await phase(ctx, src, 2, 4, undefined, HUP_SIZE);
   const hs = h.after;
   checks.push(equals("hot_reload_sighup", `${hup.value.bandwidth.bytes_per_second} B/s, pid ${src.proc.pid}, reload error ${String(hs.config.config_reload_error)}`, `${HUP_RATE} B/s, pid ${pid}, reload error null`, `applied ${Math.round(hup.ms)} ms after SIGHUP`));
-  checks.push(atLeast("hot_reload_sighup_throttles", h.after.bandwidth.throttle_count - h.before.bandwidth.throttle_count, 1, "", `4 × 16 KiB at the reloaded ${HUP_RATE} B/s: the new rate limits sends`));
+  checks.push(atLeast("hot_reload_sighup_throttles", h.after.bandwidth.throttle_count - h.before.bandwidth.throttle_count, 1, "", `2 × ${HUP_SIZE / 1024} KiB, each larger than the reloaded ${HUP_RATE} B/s bucket (1 s): the new rate limits sends whatever their spacing`));
   return checks;
 }

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { seededRng } from "../../../src/lib/index.js";
 import { EDGE_DEFAULTS, RelayExecutor, createBandwidthLimiter, openRelayLedger } from "../../../src/edge/index.js";
-import { openSegmentStore } from "../../../src/edge/storage/index.js";
+import { STORE_BLOCK_BYTES, openSegmentStore } from "../../../src/edge/storage/index.js";
 import { PeerTransportDouble } from "../../helpers/peer-transport-double.js";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -35,7 +35,8 @@ it("attack: under one_peer, LRU eviction at the ceiling never removes a segment 
   const root = await mkdtemp(join(tmpdir(), "rev2-evict-"));
   cleanups.push(() => rm(root, { recursive: true, force: true }));
   const ledger = await openRelayLedger(join(root, "ledger.lmdb"));
-  const store = await openSegmentStore({ dir: join(root, "segments"), ceilingBytes: 1000 });
+  // Room for two segments: each 400-byte segment costs one 4 KiB block under the ceiling (disk cost, docs/segment-store.md).
+  const store = await openSegmentStore({ dir: join(root, "segments"), ceilingBytes: 2 * STORE_BLOCK_BYTES + 1000 });
   let cUp = false;
   const transport = new PeerTransportDouble({ b: "ack", c: () => (cUp ? "ack" : { fail: "RELAY_PEER_UNREACHABLE", retryable: true }) });
   const ex = new RelayExecutor({
@@ -47,7 +48,7 @@ it("attack: under one_peer, LRU eviction at the ceiling never removes a segment 
   await ex.start();
   const first = await ex.enqueue(randomBytes(400), "data");
   await waitFor("b acked the first segment", () => (transport.received.get("b") ?? []).includes(first.id));
-  // Two more segments: the ceiling (1000 B) has room for two of 400 B. A refusal here is acceptable; a silent eviction of `first` is not.
+  // Two more segments: the ceiling has room for two. A refusal here is acceptable; a silent eviction of `first` is not.
   for (let i = 0; i < 2; i++) await ex.enqueue(randomBytes(400), "data").catch(() => undefined);
   cUp = true;
   await waitFor("c's queue settled", () => {

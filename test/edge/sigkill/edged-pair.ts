@@ -46,6 +46,8 @@ function toml(n: EdgedNode, peer: EdgedNode, certs: string): string {
     "[relay]", 'success_condition = "one_peer"', "dial_timeout_seconds = 2", "ack_timeout_seconds = 10",
     // Kills fail attempts; the budget is far above what a chaos run can use, so a DEADLETTER is a finding, not noise.
     "[relay.retry]", "max_retry = 1000", "backoff_initial_ms = 50", "backoff_max_ms = 300",
+    // Far above what a run stores: an evicted acked segment would read as lost.
+    "[storage]", "ceiling_bytes = 8589934592",
     "[scheduler]", "schedule_interval_seconds = 0.05",
     "[[peers]]", `id = "${peer.id}"`, `address = "127.0.0.1:${peer.port}"`,
     "",

@@ -3,6 +3,7 @@ import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders } from 
 import { isIP } from "node:net";
 import type { PeerCertificate } from "node:tls";
 import type { Clock } from "../../../lib/index.js";
+import { peerCertIdentity } from "../../../pki/index.js";
 import { EdgeError } from "../../errors.js";
 import type { EdgeErrorCode } from "../../errors.js";
 import type { PeerConfig, PeerTransport, PushResult, RefusedPeer, SegmentInfo } from "../../types.js";
@@ -30,7 +31,20 @@ interface Conn {
   address: string;
   session: ClientHttp2Session;
   ready: Promise<void>;
+  /** Settles when the last large body queued on this session has been written out (see {@link SERIAL_BODY_BYTES}). */
+  sending: Promise<void>;
 }
+
+/**
+ * Bodies of at least this many bytes are written one after another on a
+ * session, each starting once the previous one has been handed to the socket.
+ * HTTP/2 would otherwise interleave the DATA frames of every stream in flight,
+ * so all of them finish arriving together and the receiver's durable writes
+ * all start at once while the link sits idle; one at a time, segment k is
+ * stored while k+1 is still arriving (as on a plain socket). Smaller bodies
+ * never wait behind a large one.
+ */
+export const SERIAL_BODY_BYTES = 256 * 1024;
 
 type Retryable = "retry" | "final";
 
@@ -74,13 +88,39 @@ function closeSession(session: ClientHttp2Session): Promise<void> {
 }
 
 async function push(ctx: ClientCtx, peer: PeerConfig, segment: SegmentInfo, bytes: Uint8Array, signal?: AbortSignal): Promise<PushResult> {
-  signal?.throwIfAborted();
-  if (splitHostPort(peer.address) === undefined) {
-    throw fail("RELAY_PEER_UNREACHABLE", "final", peer, `peer ${peer.id}'s address ${JSON.stringify(peer.address)} is not host:port`);
+  let conn: Conn;
+  try {
+    signal?.throwIfAborted();
+    if (splitHostPort(peer.address) === undefined) {
+      throw fail("RELAY_PEER_UNREACHABLE", "final", peer, `peer ${peer.id}'s address ${JSON.stringify(peer.address)} is not host:port`);
+    }
+    conn = session(ctx, peer);
+    await raceAbort(conn.ready, signal);
+  } catch (e) {
+    throw withBytesSent(e, 0); // no stream was opened: not one body byte left this node
   }
-  const conn = session(ctx, peer);
-  await raceAbort(conn.ready, signal);
   return request(ctx, conn, peer, segment, bytes, signal);
+}
+
+/** Bytes the session's socket has written (a stream's own write callback fires only once all of it is sent). */
+function socketBytesWritten(conn: Conn): number {
+  const n = (conn.session.socket as { bytesWritten?: unknown } | undefined)?.bytesWritten;
+  return typeof n === "number" ? n : Number.POSITIVE_INFINITY; // unknown: count the whole body as sent
+}
+
+/**
+ * Records on a failed push how many body bytes may have left this node (`body_bytes_sent`, never fewer
+ * than did), so the daily quota is charged only for those (docs/relay.md "Executor").
+ */
+function withBytesSent(err: Error, sent: number): Error;
+function withBytesSent(err: unknown, sent: number): unknown;
+function withBytesSent(err: unknown, sent: number): unknown {
+  if (err instanceof EdgeError) {
+    const details = (err.details ?? {}) as Record<string, unknown>;
+    return new EdgeError(err.code, err.message, { cause: err.cause, details: { ...details, body_bytes_sent: sent } });
+  }
+  if (err instanceof Error) return Object.assign(err, { body_bytes_sent: sent });
+  return err;
 }
 
 /** The peer's session, reused while it is healthy and its address unchanged. */
@@ -144,15 +184,14 @@ function dial(ctx: ClientCtx, peer: PeerConfig): Conn {
     session.once("error", onError);
     session.once("close", onClose);
   });
-  return { address: peer.address, session, ready };
+  return { address: peer.address, session, ready, sending: Promise.resolve() };
 }
 
-/** The server's certificate must name exactly the peer id, as its CN or a DNS SAN (no wildcards). */
+/** The server's certificate identity (src/pki certIdentity: its one CN; SANs never name a peer) must be the peer id. */
 export function checkPeerName(id: string, cert: PeerCertificate): Error | undefined {
-  const cn = cert.subject?.CN;
-  const sans = (cert.subjectaltname ?? "").split(", ").filter((s) => s.startsWith("DNS:")).map((s) => s.slice(4));
-  if (cn === id || sans.includes(id)) return undefined;
-  const err = new Error(`the certificate is for CN=${JSON.stringify(cn ?? "")}${sans.length > 0 ? ` (DNS ${sans.join(", ")})` : ""}, not the peer id ${JSON.stringify(id)}`);
+  const identity = peerCertIdentity(cert);
+  if (identity.ok && identity.id === id) return undefined;
+  const err = new Error(identity.ok ? `the certificate is for ${JSON.stringify(identity.id)} (its CN), not the peer id ${JSON.stringify(id)}` : `${identity.reason}; expected peer id ${JSON.stringify(id)}`);
   return Object.assign(err, { code: "ERR_TLS_CERT_ALTNAME_INVALID" });
 }
 
@@ -202,52 +241,82 @@ function request(ctx: ClientCtx, conn: Conn, peer: PeerConfig, segment: SegmentI
   return new Promise<PushResult>((resolve, reject) => {
     let stream: ClientHttp2Stream | undefined;
     let settled = false;
+    const turn = bodyTurn(conn, bytes.length);
     const settle = (err: Error | undefined, result?: PushResult): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      turn.done();
       signal?.removeEventListener("abort", onAbort);
       // A failed, timed-out or aborted push cancels its stream; the session stays for the others.
+      // An upper bound on this push's body bytes on the wire: what the connection wrote since the request
+      // began (other pushes' bytes and framing included). Charging more than was sent is safe; less is not.
+      const wrote = socketBytesWritten(conn) - wroteBefore;
+      const sent = stream === undefined ? 0 : Number.isFinite(wrote) ? Math.min(bytes.length, Math.max(0, wrote)) : bytes.length;
       if (err !== undefined && stream !== undefined && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       if (err === undefined && result) resolve(result);
-      else reject(err ?? new Error("push ended without a result"));
+      else reject(withBytesSent(err ?? new Error("push ended without a result"), sent));
     };
+    const wroteBefore = socketBytesWritten(conn);
+    // The ack timeout covers the wait for this body's turn too.
     const timer = setTimeout(() => settle(fail("RELAY_ACK_TIMEOUT", "retry", peer, `peer ${peer.id} did not acknowledge segment ${segment.id} within ${ctx.opts.ackTimeoutMs} ms`)), ctx.opts.ackTimeoutMs);
     const onAbort = (): void => settle(abortReason(signal as AbortSignal));
     signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      stream = conn.session.request({
-        ":method": "PUT", ":path": `${SEGMENTS_PATH}${segment.id}`,
-        "content-type": "application/octet-stream", "content-length": String(bytes.length), [KIND_HEADER]: segment.kind,
-      });
-    } catch (e) {
-      conn.session.destroy();
-      settle(connectionError(ctx, peer, e as Error & { code?: string }));
-      return;
-    }
-    let status = 0;
-    let headers: IncomingHttpHeaders = {};
-    const body: Buffer[] = [];
-    let size = 0;
-    stream.on("response", (h) => {
-      headers = h;
-      status = Number(h[":status"]);
+    void turn.ready.then(() => {
+      if (settled) return;
+      stream = send(ctx, conn, peer, segment, bytes, settle, turn.done);
     });
-    stream.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size <= MAX_RESPONSE_BYTES) body.push(c);
-    });
-    stream.on("end", () => settle(...answer(ctx, peer, segment, status, headers, Buffer.concat(body))));
-    stream.on("error", (e: Error & { code?: string }) => {
-      // A stream reset concerns this push only; anything else (TLS alert, socket gone) the whole session.
-      if (e.code !== "ERR_HTTP2_STREAM_ERROR") conn.session.destroy();
-      settle(e.code === "ERR_HTTP2_STREAM_ERROR"
-        ? fail("RELAY_PEER_ERROR", "retry", peer, `the transfer of segment ${segment.id} to peer ${peer.id} was reset (${e.message})`)
-        : connectionError(ctx, peer, e));
-    });
-    stream.on("close", () => settle(fail("RELAY_PEER_ERROR", "retry", peer, `peer ${peer.id} closed the transfer of segment ${segment.id} without an answer`)));
-    stream.end(bytes);
   });
+}
+
+/** This body's turn on the session: `ready` when it may be written, `done` (idempotent) once it was written or its push settled. */
+function bodyTurn(conn: Conn, size: number): { ready: Promise<void>; done: () => void } {
+  if (size < SERIAL_BODY_BYTES) return { ready: Promise.resolve(), done: () => undefined };
+  const ready = conn.sending;
+  let done = (): void => undefined;
+  conn.sending = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  return { ready, done: () => done() };
+}
+
+/** Opens the stream and writes the body; `written` is called once the body has been handed to the socket. */
+function send(ctx: ClientCtx, conn: Conn, peer: PeerConfig, segment: SegmentInfo, bytes: Uint8Array, settle: (err: Error | undefined, result?: PushResult) => void, written: () => void): ClientHttp2Stream | undefined {
+  let stream: ClientHttp2Stream;
+  try {
+    stream = conn.session.request({
+      ":method": "PUT", ":path": `${SEGMENTS_PATH}${segment.id}`,
+      "content-type": "application/octet-stream", "content-length": String(bytes.length), [KIND_HEADER]: segment.kind,
+    });
+  } catch (e) {
+    conn.session.destroy();
+    settle(connectionError(ctx, peer, e as Error & { code?: string }));
+    return undefined;
+  }
+  let status = 0;
+  let headers: IncomingHttpHeaders = {};
+  const body: Buffer[] = [];
+  let size = 0;
+  stream.on("response", (h) => {
+    headers = h;
+    status = Number(h[":status"]);
+  });
+  stream.on("data", (c: Buffer) => {
+    size += c.length;
+    if (size <= MAX_RESPONSE_BYTES) body.push(c);
+  });
+  stream.on("end", () => settle(...answer(ctx, peer, segment, status, headers, Buffer.concat(body))));
+  stream.on("error", (e: Error & { code?: string }) => {
+    // A stream reset concerns this push only; anything else (TLS alert, socket gone) the whole session.
+    if (e.code !== "ERR_HTTP2_STREAM_ERROR") conn.session.destroy();
+    settle(e.code === "ERR_HTTP2_STREAM_ERROR"
+      ? fail("RELAY_PEER_ERROR", "retry", peer, `the transfer of segment ${segment.id} to peer ${peer.id} was reset (${e.message})`)
+      : connectionError(ctx, peer, e));
+  });
+  stream.on("close", () => settle(fail("RELAY_PEER_ERROR", "retry", peer, `peer ${peer.id} closed the transfer of segment ${segment.id} without an answer`)));
+  // The callback runs once the body is out (or the stream failed): the next large body's turn.
+  stream.end(bytes, written);
+  return stream;
 }
 
 type Settled = [Error | undefined, PushResult?];

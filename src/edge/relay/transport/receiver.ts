@@ -5,10 +5,12 @@ import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Clock } from "../../../lib/index.js";
 import { AutonomyError } from "../../../lib/index.js";
+import { x509Identity } from "../../../pki/index.js";
 import { EdgeError } from "../../errors.js";
 import { SegmentAssembler } from "../../storage/index.js";
 import type { PeerIdentity, RefusedPeer, SegmentInfo, SegmentKind, SegmentSink } from "../../types.js";
 import { SEGMENT_ID_RE } from "../../types.js";
+import { HashWorker } from "./hash-worker.js";
 import { RefusalLog, refusalDetail, tlsRefusalReason } from "./refusals.js";
 import {
   KIND_HEADER, PROBLEM_CONTENT_TYPE, SEGMENTS_PATH, SEGMENT_KINDS, SESSION_WINDOW_BYTES, STREAM_WINDOW_BYTES,
@@ -79,9 +81,12 @@ class ByteBudget {
 
 /** Who is on the other end of a session, from its verified client certificate. */
 interface SessionPeer {
+  /** The certificate's identity (its CN by the pki rule); undefined when there is none or it is ambiguous. */
   cn: string | undefined;
   fingerprint: string;
   remote: string;
+  /** Why the certificate names no single node (no CN, or several). */
+  ambiguous?: string;
 }
 
 /**
@@ -96,6 +101,7 @@ export async function startRelayReceiver(opts: RelayReceiverOptions): Promise<Re
   const listen = splitHostPort(opts.listen);
   if (listen === undefined) throw new EdgeError("EDGE_CONFIG_INVALID", `relay listen address ${JSON.stringify(opts.listen)} is not host:port`);
   const budget = new ByteBudget(inFlightBudget(opts.maxSegmentBytes));
+  const hasher = new HashWorker();
   const refusals = new RefusalLog({ ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.onRefused ? { onRefused: opts.onRefused } : {}) });
   const server = http2.createSecureServer({
     cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca,
@@ -134,7 +140,7 @@ export async function startRelayReceiver(opts: RelayReceiverOptions): Promise<Re
   });
   server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     const peer = peers.get(stream.session as ServerHttp2Session);
-    void handleStream(stream, headers, peer, { ...opts, refusals, budget }).catch(() => {
+    void handleStream(stream, headers, peer, { ...opts, refusals, budget, hasher }).catch(() => {
       reply(stream, 500, "INTERNAL", "Internal error", "internal error; nothing was acknowledged");
     });
   });
@@ -151,7 +157,10 @@ export async function startRelayReceiver(opts: RelayReceiverOptions): Promise<Re
     address: joinHostPort(bound.address, bound.port),
     refused: () => refusals.list(),
     sessions: () => ({ open: sessions.size, total }),
-    close: () => closeServer(server, sessions),
+    close: async () => {
+      await closeServer(server, sessions);
+      await hasher.close();
+    },
   };
 }
 
@@ -166,15 +175,11 @@ function closeServer(server: http2.Http2SecureServer, sessions: Set<ServerHttp2S
 function sessionPeer(session: ServerHttp2Session): SessionPeer {
   const socket = session.socket as TLSSocket;
   const cert = socket.getPeerX509Certificate();
-  const cn = cert === undefined ? undefined : singleCn(cert.subject);
+  // The one identity rule (src/pki certIdentity): the one CN, the same as the sender's checkServerIdentity.
+  const identity = cert === undefined ? undefined : x509Identity(cert);
+  const cn = identity?.ok === true ? identity.id : undefined;
   const fingerprint = cert === undefined ? "" : `sha256:${createHash("sha256").update(cert.raw).digest("hex")}`;
-  return { cn, fingerprint, remote: socket.remoteAddress ?? "unknown" };
-}
-
-/** The subject's CN when there is exactly one (a subject with two CNs names no one). */
-function singleCn(subject: string): string | undefined {
-  const cns = subject.split("\n").filter((l) => l.startsWith("CN=")).map((l) => l.slice(3));
-  return cns.length === 1 ? cns[0] : undefined;
+  return { cn, fingerprint, remote: socket.remoteAddress ?? "unknown", ...(identity?.ok === false ? { ambiguous: identity.reason } : {}) };
 }
 
 interface HandleDeps {
@@ -183,6 +188,7 @@ interface HandleDeps {
   maxSegmentBytes: number;
   refusals: RefusalLog;
   budget: ByteBudget;
+  hasher: HashWorker;
   onError?: (err: unknown) => void;
 }
 
@@ -207,7 +213,7 @@ async function handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHead
 }
 
 async function receive(stream: ServerHttp2Stream, req: Route, from: PeerIdentity, deps: HandleDeps): Promise<void> {
-  const bytes = await readBody(stream, req.id, deps.maxSegmentBytes, req.declared);
+  const bytes = await readBody(stream, req.id, deps.maxSegmentBytes, req.declared, deps.hasher);
   if (bytes === undefined) return;
   const info: SegmentInfo = { id: req.id, size: bytes.length, kind: req.kind };
   let ack: { duplicate: boolean; inbox_seq: number };
@@ -225,7 +231,7 @@ async function receive(stream: ServerHttp2Stream, req: Route, from: PeerIdentity
 function authorise(stream: ServerHttp2Stream, peer: SessionPeer | undefined, deps: HandleDeps): PeerIdentity | undefined {
   const list = typeof deps.peers === "function" ? deps.peers() : deps.peers;
   if (peer?.cn !== undefined && list.some((p) => p.id === peer.cn)) return { id: peer.cn, cert_fingerprint: peer.fingerprint };
-  const named = peer?.cn === undefined ? "a certificate without a single CN" : `certificate CN=${JSON.stringify(peer.cn)}`;
+  const named = peer?.cn !== undefined ? `certificate CN=${JSON.stringify(peer.cn)}` : peer?.ambiguous !== undefined ? `a certificate naming no single node (${peer.ambiguous})` : "a certificate without a single CN";
   deps.refusals.record("inbound", peer?.remote ?? "unknown", "UNKNOWN_PEER", refusalDetail("UNKNOWN_PEER", undefined, `${named} (${peer?.fingerprint ?? "no fingerprint"})`));
   reply(stream, 403, "UNKNOWN_PEER", "EdgeError", `${named} is not a configured peer of this node`, undefined, "add the sender under [[peers]] in this node's edge.toml");
   return undefined;
@@ -277,17 +283,22 @@ function tooLarge(stream: ServerHttp2Stream, max: number, size: number | undefin
   reply(stream, 413, "SEGMENT_TOO_LARGE", "EdgeError", `${what} this node's limit of ${max} bytes`, undefined, "split the content or raise [relay] max_segment_bytes on both sides");
 }
 
+/** Declared bodies of at least this size are hashed on the worker thread; below it a message round trip costs more than the hash. */
+export const OFF_THREAD_HASH_BYTES = 256 * 1024;
+
 /**
  * Reads the body with a hard cap, hashing as it arrives. Undefined (after
  * answering) when it runs over the cap, was cut short or does not match its id.
  * With a declared length (our client always sends one) a SegmentAssembler
- * copies the bytes into one buffer of that size while hashing them (one pass),
- * and marks the result verified, so the segment store neither copies nor
- * hashes it again; without one, the chunks are kept and joined at the end.
+ * copies the bytes into one buffer of that size while they are hashed (on the
+ * worker thread for large bodies), and marks the result verified, so the
+ * segment store neither copies nor hashes it again; without one, the chunks
+ * are kept and joined at the end.
  */
-function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: number | undefined): Promise<Buffer | undefined> {
+function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: number | undefined, hasher: HashWorker): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
-    const asm = declared === undefined ? undefined : new SegmentAssembler(declared);
+    const ranges = declared !== undefined && declared >= OFF_THREAD_HASH_BYTES ? hasher.open(declared) : undefined;
+    const asm = declared === undefined ? undefined : new SegmentAssembler(declared, ranges);
     const hash = asm === undefined ? createHash("sha256") : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
@@ -296,6 +307,7 @@ function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: 
       if (done) return;
       done = true;
       stream.off("data", onData);
+      if (v === undefined) ranges?.drop();
       resolve(v);
     };
     const onData = (chunk: Buffer): void => {
@@ -316,21 +328,28 @@ function readBody(stream: ServerHttp2Stream, id: string, max: number, declared: 
       hash?.update(chunk);
       chunks.push(chunk);
     };
-    stream.on("data", onData);
-    stream.once("end", () => {
+    const onEnd = async (): Promise<void> => {
       if (done) return;
       if (declared !== undefined && declared !== size) {
         reply(stream, 400, "REQUEST_INVALID", "Malformed request", `content-length said ${declared} bytes, the body had ${size}`);
         finish(undefined);
         return;
       }
-      const got = asm !== undefined ? asm.finish(id) : { digest: hash?.digest("hex") ?? "", bytes: undefined };
+      const got = asm !== undefined ? await asm.settle(id) : { digest: hash?.digest("hex") ?? "", bytes: undefined };
       if (got.digest !== id) {
         reply(stream, 422, "RELAY_DIGEST_MISMATCH", "EdgeError", `the body's SHA-256 is ${got.digest}, not the segment id ${id}: the bytes changed in transit; nothing was stored`, undefined, "the sender retries the delivery");
         finish(undefined);
       } else {
         finish(got.bytes ?? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
       }
+    };
+    stream.on("data", onData);
+    stream.once("end", () => {
+      onEnd().catch(() => {
+        // The hashing worker failed: nothing was verified, so nothing is stored or acknowledged (the sender retries).
+        reply(stream, 500, "INTERNAL", "Internal error", "the segment could not be verified; nothing was acknowledged");
+        finish(undefined);
+      });
     });
     stream.once("close", () => finish(undefined));
   });
