@@ -185,6 +185,21 @@ describe("hostile edge configs", () => {
     }
   });
 
+  it("a missing config file says the file is missing, not 'fix the named keys'", async () => {
+    const e = await loadEdgeConfig(join(dir, "missing.toml")).then(() => undefined, (err: unknown) => err);
+    expect((e as EdgeError).hint).toMatch(/does not exist/);
+    expect((e as EdgeError).hint).not.toMatch(/named keys/);
+  });
+
+  it("an empty edge.toml is called empty, not a version-0 edge config", () => {
+    for (const text of ["", "# only a comment\n\n"]) {
+      const e = failure(() => parseEdgeConfig("edge.toml", text));
+      expect(e.code).toBe("EDGE_CONFIG_INVALID");
+      expect(e.message).toContain("edge.toml is empty");
+      expect(e.message).not.toContain("version-0");
+    }
+  });
+
   it("a missing or unreadable file names the file", async () => {
     const e = await loadEdgeConfig(join(dir, "none.toml")).then(() => undefined, (err: unknown) => err);
     expect((e as EdgeError).code).toBe("EDGE_CONFIG_INVALID");

@@ -69,6 +69,13 @@ export function parseEdgeConfig(path: string, text: string): EdgeConfig {
 /** A file of another version is EDGE_CONFIG_VERSION (with the migrate hint), not a list of unknown keys. */
 function checkVersion(path: string, doc: unknown): void {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return;
+  if (Object.keys(doc).length === 0) {
+    const problem = { field: "config_version", problem: "required (an empty file is not an edge config)" };
+    throw new EdgeError("EDGE_CONFIG_INVALID", `${path} is empty (no keys): ${problem.field}: ${problem.problem}`, {
+      details: { fields: [problem] },
+      hint: "write at least config_version = 1 and a [node] table with id and state_root (docs/edge-config.md lists every key)",
+    });
+  }
   const v = (doc as Record<string, unknown>).config_version;
   if (v === undefined) {
     throw new EdgeError("EDGE_CONFIG_VERSION", `${path} has no config_version: it is a version-0 edge config (the original product's spelling); this edged reads version ${CONFIG_VERSION}`, {
@@ -186,7 +193,11 @@ export async function readEdgeConfigBytes(path: string): Promise<Buffer> {
   return readRegularFileBounded(path, MAX_EDGE_CONFIG_BYTES, (p, cause) => {
     const o = cause === undefined ? {} : { cause };
     if (p.kind === "too_big") return fail(`${path} is over ${MAX_EDGE_CONFIG_BYTES} bytes: not an edge config`, o);
-    if (p.kind === "unreadable") return fail(`cannot read ${WHAT} ${path}: ${p.errno}`, o);
+    if (p.kind === "unreadable") {
+      // "fix the named keys" is no help for a file that is not there or not readable.
+      const hint = p.errno === "ENOENT" ? "the file does not exist: check the --config path (a typo?), or write edge.toml first (docs/edge-config.md)" : "edged cannot read the file: check its permissions and that it is a file";
+      return new EdgeError("EDGE_CONFIG_INVALID", `cannot read ${WHAT} ${path}: ${p.errno}`, { ...o, hint });
+    }
     return fail(`cannot read ${WHAT} ${path}: ${describeBoundedReadProblem(p)}`, o);
   });
 }
