@@ -92,4 +92,16 @@ describe("edged run (child process)", () => {
     expect(stderr).toContain("signal_during_startup");
     expect(stderr).toMatch(/error: SIGTERM during start-up/);
   }, 60_000);
+
+  it("no untagged Fastify 'Server listening at' line on start: edged's own control_socket_listening event says it", async () => {
+    stderr = "";
+    child = spawn(process.execPath, ["--import", "tsx", CHILD, "run", "--config", cfgPath, "--control-socket", sock], { stdio: ["ignore", "ignore", "pipe"] });
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = exitOf(child);
+    await until(() => Promise.resolve(stderr), (s) => s.includes("edged_started"));
+    child.kill("SIGTERM");
+    expect(await exited, stderr).toEqual({ code: 0, signal: null });
+    expect(stderr).toContain("control_socket_listening");
+    expect(stderr).not.toContain("Server listening");
+  }, 60_000);
 });

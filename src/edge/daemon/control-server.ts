@@ -73,7 +73,9 @@ const purgeBody = {
  */
 export async function createControlServer(opts: ControlServerOptions): Promise<FastifyInstance> {
   // Typed as Fastify's base logger so the app is a plain FastifyInstance.
-  const loggerInstance: FastifyBaseLogger | undefined = opts.log;
+  // At warn at least: Fastify's own info line ("Server listening at …", untagged) is noise beside edged's
+  // control_socket_listening event; failures (error) still reach edged's log.
+  const loggerInstance: FastifyBaseLogger | undefined = opts.log?.child({ component: "control_server" }, { level: opts.log.levelVal > 40 ? opts.log.level : "warn" });
   const app = Fastify({
     bodyLimit: JSON_BODY_LIMIT,
     ...(loggerInstance ? { loggerInstance } : { logger: false }),
