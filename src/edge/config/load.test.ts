@@ -191,6 +191,14 @@ describe("hostile edge configs", () => {
     expect((e as EdgeError).hint).not.toMatch(/named keys/);
   });
 
+  it("a peer address without a port reports one problem ('must be host:port'), not also 'port must be at most 65535'", () => {
+    const e = failure(() => parseEdgeConfig("edge.toml", `${MINIMAL}[[peers]]\nid = "edge-b"\naddress = "127.0.0.1"\n`));
+    expect(e.message).toContain("must be host:port");
+    expect(e.message).not.toContain("65535");
+    const big = failure(() => parseEdgeConfig("edge.toml", `${MINIMAL}[[peers]]\nid = "edge-b"\naddress = "127.0.0.1:70000"\n`));
+    expect(big.message).toContain("port must be at most 65535");
+  });
+
   it("an empty edge.toml is called empty, not a version-0 edge config", () => {
     for (const text of ["", "# only a comment\n\n"]) {
       const e = failure(() => parseEdgeConfig("edge.toml", text));

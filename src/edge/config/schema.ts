@@ -35,7 +35,8 @@ const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
 const HHMM = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
 
 const nodeId = z.string().regex(NODE_ID, "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit");
-const hostPort = z.string().regex(HOST_PORT, "must be host:port").refine((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");
+// The port bound is checked only on a host:port (one problem per value, not "must be host:port" and a port complaint).
+const hostPort = z.string().regex(HOST_PORT, "must be host:port").refine((s) => !HOST_PORT.test(s) || Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, "port must be at most 65535");
 const path = z.string().min(1, "must be a path");
 const nonNegInt = z.number().int().min(0);
 const posInt = z.number().int().min(1);
