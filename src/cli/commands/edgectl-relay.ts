@@ -5,7 +5,7 @@ import type { BandwidthChange, PurgeRequest } from "../../edge/index.js";
 import { UsageError, readInputFile } from "../../lib/index.js";
 import { emit } from "../output.js";
 import { action } from "../run.js";
-import { configText, deadletterDetailText, deadletterListText, purgeText, statusText } from "./edgectl-render.js";
+import { bandwidthText, configText, deadletterDetailText, deadletterListText, purgeText, statusText } from "./edgectl-render.js";
 
 interface Flags {
   socket?: string;
@@ -83,7 +83,7 @@ export function registerEdgectlRelay(program: Command): void {
       if (Object.keys(change).length === 0) throw new UsageError("nothing to change", "pass --bytes-per-second, --daily-quota-bytes and/or --quota-reset-utc");
       const { ctl, flags } = await client(cmd);
       emit(await ctl.setBandwidth(change), flags, (r) =>
-        `applied=${String(r.applied)}  rate ${r.bandwidth.bytes_per_second} B/s  daily quota ${r.bandwidth.daily_quota_bytes} B  reset ${r.bandwidth.quota_reset_utc} UTC (not written to edge.toml)`);
+        `applied=${String(r.applied)}  ${bandwidthText(r.bandwidth)} (not written to edge.toml)`);
     }));
 
   const dl = relay.command("deadletter").description("deliveries that exhausted their retries: list, inspect, retry, purge");
@@ -116,7 +116,7 @@ export function registerEdgectlRelay(program: Command): void {
   json(relay.command("send").description("store a file as a segment and relay it to every peer").argument("<file>", "the bytes to relay"))
     .addOption(new Option("--kind <kind>", "what the segment carries").choices(["data", "release"]).default("data"))
     .action(action(async (file: string, opts: { kind: "data" | "release" }, cmd: Command) => {
-      const bytes = await readInputFile(file, "the segment to send");
+      const bytes = await readInputFile(file, "segment to send");
       const { ctl, flags } = await client(cmd);
       emit(await ctl.enqueue(bytes, opts.kind), flags, (r) => `${r.created ? "queued" : "already stored"} segment ${r.id} (${r.kind}, ${r.size} bytes)`);
     }));

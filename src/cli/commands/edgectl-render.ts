@@ -10,6 +10,17 @@ function rate(n: number, unit: string): string {
   return n === 0 ? "unlimited" : `${n} ${unit}`;
 }
 
+/** A duration in the unit edge.toml most likely gave it (deadletter_retention_hours): whole hours, else ms. */
+export function durationText(ms: number): string {
+  const h = ms / 3_600_000;
+  return Number.isInteger(h) ? `${h} h` : `${ms} ms`;
+}
+
+/** One bandwidth line, as `config get` and `set-bandwidth` print it (0 = unlimited in both). */
+export function bandwidthText(b: { bytes_per_second: number; daily_quota_bytes: number; quota_reset_utc: string }): string {
+  return `rate ${rate(b.bytes_per_second, "B/s")}  daily quota ${rate(b.daily_quota_bytes, "B")}  reset ${b.quota_reset_utc} UTC`;
+}
+
 /** The boot epoch and the last OS reconstruction (what an operator checks after an OS replacement). */
 export function bootText(b: BootStatusView): string[] {
   if (b.error !== null) return [`boot: unreadable: ${b.error}`];
@@ -65,8 +76,8 @@ export function configText(c: RelayConfigView): string {
     `  timeouts: dial ${c.dial_timeout_ms} ms  ack ${c.ack_timeout_ms} ms`,
     `  retry: max ${c.retry.max_retry}  backoff ${c.retry.backoff_initial_ms}..${c.retry.backoff_max_ms} ms  jitter ${c.retry.jitter}`,
     `  releases: relay activated ${c.relay_activated_release}  activate relayed ${c.activate_relayed_releases}`,
-    `storage: ceiling ${c.storage.ceiling_bytes} B  dead-letter retention ${c.storage.deadletter_retention_ms} ms`,
-    `bandwidth: rate ${rate(c.bandwidth.bytes_per_second, "B/s")}  daily quota ${rate(c.bandwidth.daily_quota_bytes, "B")}  reset ${c.bandwidth.quota_reset_utc} UTC`,
+    `storage: ceiling ${c.storage.ceiling_bytes} B  dead-letter retention ${durationText(c.storage.deadletter_retention_ms)}`,
+    `bandwidth: ${bandwidthText(c.bandwidth)}`,
     `peers: ${c.peers.length === 0 ? "none" : c.peers.map((p) => `${p.id} (${p.address})`).join(", ")}`,
     ...(c.config_reload_error ? [`config_reload_error: ${c.config_reload_error}`] : []),
     ...(c.restart_required.length > 0 ? [`restart required for: ${c.restart_required.join(", ")}`] : []),
