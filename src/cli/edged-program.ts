@@ -13,6 +13,8 @@ export function defaultEdgedDeps(): Promise<EdgedRunDeps> {
 /** The `edged` command tree (the binary builds it with the real parts; tests with their own). */
 export function buildEdgedProgram(deps: () => Promise<EdgedRunDeps> = defaultEdgedDeps): Command {
   const program = new Command("edged")
+    // Each subcommand's --help lists the program-wide options too (--config): they may be given after it.
+    .configureHelp({ showGlobalOptions: true })
     .description("AutonomyOps edge daemon: run (relay, control socket, metrics), precheck (config, certificates, OS fingerprint, reconstruction).\nExit codes: 0 ok (run: stopped by SIGTERM/SIGINT), 1 failure, 2 usage (precheck: 64, see its --help).")
     .version(VERSION)
     .option("--config <edge.toml>", "edge configuration file");

@@ -11,3 +11,16 @@ describe("edgectl relay send: the unreadable-file hint", () => {
     expect(r.stderr).not.toMatch(/the the/);
   }, 30_000);
 });
+
+describe("subcommand --help shows the program-wide options", () => {
+  const bin = (name: string): string => join(REPO_ROOT, "bin", `${name}.js`);
+  it("edged run --help and edged precheck --help show --config; edgectl relay status --help shows --socket", async () => {
+    for (const sub of ["run", "precheck"]) {
+      const r = await runProcess(process.execPath, [bin("edged"), sub, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("--config <edge.toml>");
+    }
+    const ctl = await runProcess(process.execPath, [bin("edgectl"), "relay", "status", "--help"]);
+    expect(ctl.stdout).toContain("--socket <path>");
+  }, 30_000);
+});
