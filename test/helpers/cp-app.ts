@@ -34,7 +34,7 @@ export function manualClock(start = Date.parse("2026-12-05T10:00:00Z")): TestCp[
 }
 
 /** Opens a test control plane; `location` defaults to a new SQLite file. */
-export async function openTestCp(opts: { location?: string; bodyLimit?: number; latestCacheMs?: number; releaseTrust?: BuildAppOptions["releaseTrust"]; tls?: BuildAppOptions["tls"] } = {}): Promise<TestCp> {
+export async function openTestCp(opts: { location?: string; clockStart?: number; bodyLimit?: number; latestCacheMs?: number; releaseTrust?: BuildAppOptions["releaseTrust"]; tls?: BuildAppOptions["tls"] } = {}): Promise<TestCp> {
   let dir: string | undefined;
   let location = opts.location;
   if (location === undefined) {
@@ -42,7 +42,9 @@ export async function openTestCp(opts: { location?: string; bodyLimit?: number; 
     location = join(dir, "cp.db");
   }
   const store = await openStore(location);
-  const clock = manualClock();
+  // A fixed start keeps tests repeatable; a test that sends real-time data (events the server checks against
+  // its own time) passes `clockStart: Date.now()`.
+  const clock = manualClock(opts.clockStart);
   await migrateStore(store, MIGRATIONS, clock);
   // A second app on the same store (a second server) gets its own owner token.
   const boot = (await bootstrapOwnerToken(store, clock)) ?? (await createOperatorToken(store, clock, { role: "owner", name: "second-server" }));

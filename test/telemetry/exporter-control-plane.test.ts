@@ -512,7 +512,8 @@ privileged.describe("WAL exporter → the real control plane whose disk fills (S
     const r = spawnSync("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`mount tmpfs failed: ${r.stderr}`);
     cleanup.push(() => Promise.resolve(spawnSync("umount", ["-l", mnt])));
-    const cp = await openTestCp({ location: join(mnt, "cp.db") });
+    // The WAL stamps events with the real time, which the server checks against its own (at most 24 h ahead).
+    const cp = await openTestCp({ location: join(mnt, "cp.db"), clockStart: Date.now() });
     cleanup.push(() => cp.close());
     const url = await cp.app.listen({ host: "127.0.0.1", port: 0 });
     const operator = new CpClient({ baseUrl: url, token: cp.owner });
